@@ -1,0 +1,234 @@
+//! A node's configuration: the cluster list, timing, fsync policy and the
+//! testing aids, validated once at start.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::replication::Timing;
+
+/// Default `--max-message-bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Default size at which a log segment is closed and a new one started.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// When the log calls `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FsyncPolicy {
+    /// Acknowledge only after `fdatasync`; one sync covers every entry that
+    /// arrived while the previous one ran (group commit).
+    #[default]
+    Always,
+    /// Acknowledge once written; sync every few milliseconds.
+    Batch,
+    /// Acknowledge once written; leave syncing to the operating system.
+    Never,
+}
+
+/// The members of a cluster, as given to `--cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// `(id, address)` of every node, in the order given.
+    pub nodes: Vec<(String, String)>,
+    /// Id of the master.
+    pub master: String,
+}
+
+impl Cluster {
+    /// Parses `ID=HOST:PORT[,ID=HOST:PORT...]`; the master defaults to the
+    /// first node.
+    pub fn parse(list: &str, master: Option<&str>) -> Result<Cluster, String> {
+        let mut nodes: Vec<(String, String)> = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((id, addr)) = item.split_once('=') else {
+                return Err(format!(
+                    "--cluster: '{item}' is not ID=HOST:PORT (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
+                ));
+            };
+            let (id, addr) = (id.trim(), addr.trim());
+            if id.is_empty() || !addr.contains(':') {
+                return Err(format!("--cluster: '{item}' is not ID=HOST:PORT"));
+            }
+            if nodes.iter().any(|(i, _)| i == id) {
+                return Err(format!("--cluster: node id '{id}' appears twice"));
+            }
+            if nodes.iter().any(|(_, a)| a == addr) {
+                return Err(format!("--cluster: address '{addr}' appears twice"));
+            }
+            nodes.push((id.to_string(), addr.to_string()));
+        }
+        if nodes.is_empty() {
+            return Err("--cluster: the list is empty; give at least this node as ID=HOST:PORT".into());
+        }
+        let master = match master {
+            Some(m) => {
+                if !nodes.iter().any(|(i, _)| i == m) {
+                    return Err(format!("--master: '{m}' is not a node of --cluster"));
+                }
+                m.to_string()
+            }
+            None => nodes[0].0.clone(),
+        };
+        Ok(Cluster { nodes, master })
+    }
+
+    /// Address of node `id`.
+    pub fn addr(&self, id: &str) -> Option<&str> {
+        self.nodes.iter().find(|(i, _)| i == id).map(|(_, a)| a.as_str())
+    }
+
+    /// Address of the master.
+    pub fn master_addr(&self) -> &str {
+        self.addr(&self.master).expect("master is validated to be a member")
+    }
+
+    /// The secondaries, in cluster order.
+    pub fn secondaries(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .filter(|(i, _)| *i != self.master)
+            .cloned()
+            .collect()
+    }
+
+    /// A fingerprint of the membership, exchanged in the hello so that nodes
+    /// started with different lists refuse each other.
+    pub fn fingerprint(&self) -> u64 {
+        let mut text = format!("master={};", self.master);
+        for (id, addr) in &self.nodes {
+            text.push_str(&format!("{id}={addr};"));
+        }
+        let lo = crc32c::crc32c(text.as_bytes()) as u64;
+        let hi = crc32c::crc32c_append(0x5eed, text.as_bytes()) as u64;
+        (hi << 32) | lo
+    }
+}
+
+/// Everything one node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id (a member of `cluster`).
+    pub id: String,
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Where the log lives; `None` keeps it in memory.
+    pub data_dir: Option<PathBuf>,
+    /// When the log syncs.
+    pub fsync: FsyncPolicy,
+    /// Heartbeats, health deadlines and retry backoff.
+    pub timing: Timing,
+    /// Largest message accepted.
+    pub max_message_bytes: usize,
+    /// Log segment size.
+    pub segment_bytes: u64,
+    /// Testing aid: delay every apply on a secondary.
+    pub replicate_delay: Duration,
+    /// Testing aid: probability of answering the master with an error after
+    /// storing.
+    pub fail_rate: f64,
+    /// Seed for jitter and fail-rate draws; random if `None`.
+    pub seed: Option<u64>,
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for node `id` of `cluster`.
+    pub fn new(id: &str, cluster: Cluster) -> Self {
+        NodeConfig {
+            id: id.to_string(),
+            cluster,
+            data_dir: None,
+            fsync: FsyncPolicy::Always,
+            timing: Timing::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            replicate_delay: Duration::ZERO,
+            fail_rate: 0.0,
+            seed: None,
+        }
+    }
+
+    /// Checks what clap cannot: membership and the order of the deadlines.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster.addr(&self.id).is_none() {
+            let ids: Vec<&str> = self.cluster.nodes.iter().map(|(i, _)| i.as_str()).collect();
+            return Err(format!(
+                "--id: '{}' is not in --cluster (its ids are {}); give this node's own id",
+                self.id,
+                ids.join(", ")
+            ));
+        }
+        let t = &self.timing;
+        if t.heartbeat_interval.is_zero() {
+            return Err("--heartbeat-interval: must be more than 0".into());
+        }
+        if t.suspect_after <= t.heartbeat_interval {
+            return Err(format!(
+                "--suspect-after ({}) must be longer than --heartbeat-interval ({})",
+                humantime::format_duration(t.suspect_after),
+                humantime::format_duration(t.heartbeat_interval)
+            ));
+        }
+        if t.unhealthy_after < t.suspect_after {
+            return Err(format!(
+                "--unhealthy-after ({}) must not be shorter than --suspect-after ({})",
+                humantime::format_duration(t.unhealthy_after),
+                humantime::format_duration(t.suspect_after)
+            ));
+        }
+        if t.retry_max < t.retry_base {
+            return Err(format!(
+                "--retry-max ({}) must not be shorter than --retry-base ({})",
+                humantime::format_duration(t.retry_max),
+                humantime::format_duration(t.retry_base)
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.fail_rate) {
+            return Err(format!("--fail-rate: {} is not a probability between 0 and 1", self.fail_rate));
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > 256 * 1024 * 1024 {
+            return Err(format!(
+                "--max-message-bytes: {} is out of range; use 1 to 268435456",
+                self.max_message_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The frame limit that follows from the message limit.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_message_bytes + 64 * 1024
+    }
+
+    /// Whether this node is the master.
+    pub fn is_master(&self) -> bool {
+        self.id == self.cluster.master
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_parses_and_defaults_master_to_first() {
+        let c = Cluster::parse("a=127.0.0.1:1, b=127.0.0.1:2", None).unwrap();
+        assert_eq!(c.master, "a");
+        assert_eq!(c.master_addr(), "127.0.0.1:1");
+        assert_eq!(c.secondaries(), vec![("b".to_string(), "127.0.0.1:2".to_string())]);
+    }
+
+    #[test]
+    fn cluster_errors_name_the_problem() {
+        assert!(Cluster::parse("a=1.2.3.4:5,a=1.2.3.4:6", None).unwrap_err().contains("twice"));
+        assert!(Cluster::parse("nonsense", None).unwrap_err().contains("ID=HOST:PORT"));
+        assert!(Cluster::parse("a=h:1", Some("z")).unwrap_err().contains("--master"));
+    }
+
+    #[test]
+    fn fingerprint_differs_with_membership() {
+        let a = Cluster::parse("a=h:1,b=h:2", None).unwrap();
+        let b = Cluster::parse("a=h:1,b=h:3", None).unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+}

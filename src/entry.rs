@@ -1,0 +1,33 @@
+//! Log entries and positions: the values every other module passes around.
+
+use serde::{Deserialize, Serialize};
+
+/// A sequence number. The first entry is 1; 0 means "nothing yet".
+pub type Seq = u64;
+
+/// A master epoch. The master starts a new one every time it starts, so an
+/// entry's `(epoch, seq)` names it uniquely across master restarts.
+pub type Epoch = u64;
+
+/// One message in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Epoch of the master that assigned `seq`.
+    pub epoch: Epoch,
+    /// Position in the log, from 1, without gaps.
+    pub seq: Seq,
+    /// The client's request key, kept so that a retried append is answered
+    /// with this entry instead of creating a second one.
+    pub key: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+/// Where a log ends: the epoch and sequence number of its last entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    /// Epoch of the last entry (0 for an empty log).
+    pub epoch: Epoch,
+    /// Sequence number of the last entry (0 for an empty log).
+    pub seq: Seq,
+}

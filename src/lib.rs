@@ -1,0 +1,14 @@
+//! replog: a replicated, append-only log with a write concern chosen per
+//! append.
+//!
+//! - [`entry`]: entries, sequence numbers, epochs and positions.
+//! - [`wire`]: the frames and the length-delimited bincode codec.
+//! - [`replication`]: master and secondary state machines, without I/O.
+
+pub mod entry;
+pub mod replication;
+pub mod wire;
+pub mod config;
+pub mod net;
+pub mod node;
+pub mod storage;

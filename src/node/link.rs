@@ -1,0 +1,185 @@
+//! The master's side of replication to one secondary: dial it, say hello,
+//! keep exactly one connection open, redial with backoff when it fails or
+//! goes silent. What to send is decided by the core; this only carries it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, info, warn};
+
+use super::{Input, Shared};
+use crate::net::Net;
+use crate::replication::master::MasterEvent;
+use crate::replication::{backoff, ConnId};
+use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
+
+/// What the node loop asks of a link.
+#[derive(Debug)]
+pub(crate) enum LinkCmd {
+    /// Send this frame if connection `ConnId` is still the live one.
+    Send(ConnId, Frame),
+    /// Connection `ConnId` went silent: drop it and dial again.
+    Reconnect(ConnId),
+}
+
+/// Runs the link to secondary `peer` until shutdown.
+pub(crate) async fn run<N: Net>(
+    peer: usize,
+    id: String,
+    addr: String,
+    shared: Arc<Shared>,
+    mut cmds: mpsc::UnboundedReceiver<LinkCmd>,
+    seed: u64,
+) {
+    let cfg = &shared.cfg;
+    let timing = cfg.timing;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut attempt: u32 = 0;
+    let mut last_error = String::new();
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        match connect::<N>(&shared, &addr, timing.unhealthy_after).await {
+            Ok((stream, welcome)) => {
+                attempt = 0;
+                last_error.clear();
+                let conn = shared.next_id();
+                info!(node = %cfg.id, peer = %id, %addr, conn, their_last = welcome.last.seq,
+                      "replication connection open");
+                let _ = shared.inputs.send(Input::Link(MasterEvent::PeerConnected {
+                    peer,
+                    conn,
+                    last: welcome.last,
+                    stored: welcome.stored,
+                }));
+                let reason = serve::<N>(peer, conn, stream, &shared, &mut cmds).await;
+                info!(node = %cfg.id, peer = %id, conn, %reason, "replication connection closed");
+                let _ = shared
+                    .inputs
+                    .send(Input::Link(MasterEvent::PeerDisconnected { peer, conn }));
+            }
+            Err(e) => {
+                // Say it once per streak, not at every retry.
+                if e != last_error {
+                    warn!(node = %cfg.id, peer = %id, %addr, error = %e, "cannot reach secondary; retrying with backoff");
+                    last_error = e;
+                } else {
+                    debug!(peer = %id, "still cannot reach secondary");
+                }
+            }
+        }
+        let delay = backoff(timing.retry_base, timing.retry_max, attempt, &mut rng);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        // Commands for connections that no longer exist are stale.
+        while cmds.try_recv().is_ok() {}
+    }
+}
+
+type Reader<N> = FramedRead<tokio::io::ReadHalf<<N as Net>::Stream>, FrameCodec>;
+type Writer<N> = FramedWrite<tokio::io::WriteHalf<<N as Net>::Stream>, FrameCodec>;
+
+/// Dials, says hello, waits for the welcome.
+async fn connect<N: Net>(
+    shared: &Shared,
+    addr: &str,
+    deadline: Duration,
+) -> Result<((Reader<N>, Writer<N>), crate::wire::Welcome), String> {
+    let cfg = &shared.cfg;
+    let stream = tokio::time::timeout(deadline, N::connect(addr.to_string()))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
+    let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
+    let hello = Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        cluster: Some(cfg.cluster.fingerprint()),
+        role: Role::Master {
+            id: cfg.id.clone(),
+            epoch: shared.epoch,
+        },
+    });
+    writer.send(hello).await.map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(deadline, reader.next())
+        .await
+        .map_err(|_| "no answer to hello".to_string())?;
+    match answer {
+        Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome)),
+        Some(Ok(Frame::Refused { reason })) => Err(format!("refused: {reason}")),
+        Some(Ok(other)) => Err(format!("unexpected answer to hello: {other:?}")),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("closed during hello".into()),
+    }
+}
+
+/// Carries frames both ways until the connection fails, goes silent (the
+/// core says so) or the node stops. Returns why it ended.
+async fn serve<N: Net>(
+    peer: usize,
+    conn: ConnId,
+    (mut reader, mut writer): (Reader<N>, Writer<N>),
+    shared: &Shared,
+    cmds: &mut mpsc::UnboundedReceiver<LinkCmd>,
+) -> String {
+    // Writing goes through its own task so that a full socket (a paused
+    // secondary) never stops acks and commands from being read here.
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Frame>();
+    let writer_task = tokio::spawn(async move {
+        while let Some(frame) = wrx.recv().await {
+            if writer.feed(frame).await.is_err() {
+                return;
+            }
+            while let Ok(frame) = wrx.try_recv() {
+                if writer.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            if writer.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => break "shutdown".to_string(),
+            cmd = cmds.recv() => match cmd {
+                Some(LinkCmd::Send(c, frame)) if c == conn => {
+                    if wtx.send(frame).is_err() {
+                        break "write failed".to_string();
+                    }
+                }
+                Some(LinkCmd::Reconnect(c)) if c == conn => break "silent past --unhealthy-after".to_string(),
+                Some(_) => {}
+                None => break "node stopping".to_string(),
+            },
+            frame = reader.next() => {
+                let event = match frame {
+                    Some(Ok(Frame::Ack { stored })) => MasterEvent::Ack { peer, conn, stored },
+                    Some(Ok(Frame::Nack { stored, reason })) => {
+                        debug!(peer, %reason, stored, "secondary failed to take entries; will resend");
+                        MasterEvent::Nack { peer, conn, stored, reason }
+                    }
+                    Some(Ok(Frame::HeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored },
+                    Some(Ok(other)) => break format!("unexpected frame from secondary: {other:?}"),
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "closed by the secondary".to_string(),
+                };
+                let _ = shared.inputs.send(Input::Link(event));
+            }
+        }
+    };
+    writer_task.abort();
+    reason
+}

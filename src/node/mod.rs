@@ -1,0 +1,656 @@
+//! The runtime around the replication core: one node's sockets, log and
+//! timers.
+//!
+//! One task, the *node loop*, owns the core and is the only writer of the
+//! log. Everything else talks to it through one channel of [`Input`]s:
+//!
+//! - `connection`: every accepted connection (clients, and on a secondary
+//!   the master's replication connection); where a frame is decoded.
+//! - `link`: on the master, one task per secondary that dials it, keeps one
+//!   connection open and redials with backoff.
+//! - `syncer`: calls `fdatasync` off the loop; one sync covers every entry
+//!   written while the previous one ran (group commit).
+//!
+//! Reads (`list`) do not go through the loop: they take the log's read lock
+//! and stop at the *visible* sequence number the loop publishes.
+
+mod connection;
+mod link;
+mod syncer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{FsyncPolicy, NodeConfig};
+use crate::entry::{Entry, Seq};
+use crate::net::Net;
+use crate::replication::master::{LogState, Master, MasterAction, MasterConfig, MasterEvent};
+use crate::replication::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
+use crate::replication::{ClientId, ConnId};
+use crate::storage::Log;
+use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, PeerStatus, Welcome, WriteConcern};
+
+/// How often the core is ticked: the resolution of every deadline.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Most entries sent to one secondary and not yet acknowledged.
+const WINDOW: u64 = 8192;
+
+/// Most entries in one replication frame.
+const BATCH: u64 = 512;
+
+/// Most inputs handled before the loop writes, syncs and sends: the batch
+/// that turns many concurrent appends into one write and one frame.
+const MAX_INPUTS_PER_ROUND: usize = 1024;
+
+/// Frames queued for one connection's writer task.
+pub(crate) type Outbox = mpsc::UnboundedSender<Frame>;
+
+/// What the node loop is told.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A client connection opened; answers go to `tx`.
+    ClientOpened { client: ClientId, tx: Outbox },
+    /// A client connection closed.
+    ClientClosed { client: ClientId },
+    /// A client asks for an append (master only).
+    Append {
+        client: ClientId,
+        req: u64,
+        key: Option<String>,
+        w: WriteConcern,
+        timeout: Option<Duration>,
+        message: String,
+    },
+    /// A client asks for the health report.
+    Health { tx: oneshot::Sender<HealthReport> },
+    /// Something a link reported (master only).
+    Link(MasterEvent),
+    /// The master opened a replication connection (secondary only); the
+    /// welcome and everything after it goes to `tx`.
+    MasterOpened { conn: ConnId, tx: Outbox },
+    /// Something the master sent (secondary only).
+    FromMaster(SecondaryEvent),
+    /// The syncer made everything up to here durable.
+    Stored(Seq),
+    /// The syncer failed.
+    StorageFailed(String),
+}
+
+/// What every task of a node shares.
+pub(crate) struct Shared {
+    /// The configuration.
+    pub cfg: NodeConfig,
+    /// The log: written by the loop only, read by `list` handlers.
+    pub log: RwLock<Log>,
+    /// To the node loop.
+    pub inputs: mpsc::UnboundedSender<Input>,
+    /// Last sequence number visible to readers.
+    pub visible: watch::Receiver<Seq>,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+    /// Connection and client ids.
+    pub next_id: AtomicU64,
+    /// The master's epoch (0 on a secondary until synced).
+    pub epoch: u64,
+    /// Connection tasks, waited for at shutdown.
+    pub tracker: TaskTracker,
+}
+
+impl Shared {
+    /// A fresh id for a connection or client.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Runs one node on `listener` until `shutdown` is cancelled, then answers
+/// or fails what is in flight, syncs the log and returns.
+///
+/// `on_ready` is called once the listener is bound (it is, being passed in)
+/// and the log is open: the moment to tell systemd `READY=1`.
+pub async fn run<N: Net>(
+    cfg: NodeConfig,
+    listener: N::Listener,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce() + Send,
+) -> anyhow::Result<()> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let mut log = match &cfg.data_dir {
+        Some(dir) => Log::open(dir, cfg.segment_bytes).map_err(|e| {
+            anyhow::anyhow!("cannot open the log in {}: {e}", dir.display())
+        })?,
+        None => Log::memory(),
+    };
+    let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
+    let last = log.last();
+    let epoch = if cfg.is_master() {
+        // A new epoch per start, recorded before any entry of it is written,
+        // so that entries of an earlier run that never became durable can be
+        // told apart from this run's.
+        let epoch = log.epoch() + 1;
+        log.set_epoch(epoch)
+            .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
+        epoch
+    } else {
+        0
+    };
+    info!(node = %cfg.id, role = if cfg.is_master() { "master" } else { "secondary" },
+          last = last.seq, epoch, "log open");
+
+    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
+    let (visible_tx, visible_rx) = watch::channel(last.seq);
+    let tracker = TaskTracker::new();
+    let role = if cfg.is_master() {
+        let core = Master::new(
+            MasterConfig {
+                me: (cfg.id.clone(), cfg.cluster.master_addr().to_string()),
+                secondaries: cfg.cluster.secondaries(),
+                timing: cfg.timing,
+                max_message_bytes: cfg.max_message_bytes,
+                window: WINDOW,
+                batch: BATCH,
+                seed,
+            },
+            LogState {
+                epoch,
+                last,
+                epochs: log.epochs(),
+                keys: log.keys()?,
+            },
+        );
+        RoleState::Master {
+            core,
+            links: Vec::new(),
+        }
+    } else {
+        let core = Secondary::new(
+            SecondaryConfig {
+                replicate_delay: cfg.replicate_delay,
+                fail_rate: cfg.fail_rate,
+                seed,
+            },
+            last.seq,
+        );
+        RoleState::Secondary { core, master: None }
+    };
+    let sync_point = log.sync_point();
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        log: RwLock::new(log),
+        inputs: inputs_tx.clone(),
+        visible: visible_rx,
+        shutdown: shutdown.clone(),
+        next_id: AtomicU64::new(1),
+        epoch,
+        tracker: tracker.clone(),
+    });
+
+    let sync_tx = match (sync_point, cfg.fsync) {
+        (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let report = cfg.fsync == FsyncPolicy::Always;
+            tokio::spawn(syncer::run(rx, inputs_tx.clone(), report));
+            Some(tx)
+        }
+        _ => None,
+    };
+
+    let mut node = NodeLoop {
+        shared: shared.clone(),
+        role,
+        clients: HashMap::new(),
+        visible_tx,
+        sync_tx,
+        fsync: cfg.fsync,
+        pending: Vec::new(),
+        actions_m: Vec::new(),
+        actions_s: Vec::new(),
+        requeue: VecDeque::new(),
+    };
+    if let RoleState::Master { links, .. } = &mut node.role {
+        for (peer, (id, addr)) in cfg.cluster.secondaries().into_iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            links.push(tx);
+            tokio::spawn(link::run::<N>(peer, id, addr, shared.clone(), rx, seed ^ peer as u64));
+        }
+    }
+
+    let acceptor = tokio::spawn(connection::accept_loop::<N>(listener, shared.clone()));
+    on_ready();
+    node.run(inputs_rx).await;
+    acceptor.abort();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not close within 3s of shutdown");
+    }
+    info!(node = %cfg.id, "stopped");
+    Ok(())
+}
+
+/// The core of this node and the channels only the loop uses.
+enum RoleState {
+    Master {
+        core: Master,
+        /// One command channel per secondary link.
+        links: Vec<mpsc::UnboundedSender<link::LinkCmd>>,
+    },
+    Secondary {
+        core: Secondary,
+        /// The master's current replication connection.
+        master: Option<(ConnId, Outbox)>,
+    },
+}
+
+struct NodeLoop {
+    shared: Arc<Shared>,
+    role: RoleState,
+    /// Where each client's answers go.
+    clients: HashMap<ClientId, Outbox>,
+    /// Publishes the visible sequence number to readers.
+    visible_tx: watch::Sender<Seq>,
+    /// To the syncer, when the log has something to sync.
+    sync_tx: Option<mpsc::UnboundedSender<(Seq, Arc<std::fs::File>)>>,
+    /// The fsync policy.
+    fsync: FsyncPolicy,
+    /// Entries assigned this round and not yet written (master).
+    pending: Vec<Entry>,
+    /// Scratch action buffers, reused.
+    actions_m: Vec<MasterAction>,
+    actions_s: Vec<SecondaryAction>,
+    /// Inputs the loop generated for itself (stored without a syncer).
+    requeue: VecDeque<Input>,
+}
+
+impl NodeLoop {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(input) = rx.recv() => Some(input),
+                _ = ticker.tick() => None,
+            };
+            let now = Instant::now().into_std();
+            match first {
+                Some(input) => self.handle(now, input),
+                None => self.tick(now),
+            }
+            let mut n = 1;
+            while n < MAX_INPUTS_PER_ROUND {
+                match rx.try_recv() {
+                    Ok(input) => self.handle(now, input),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            self.end_round(now);
+        }
+        self.stop(rx).await;
+    }
+
+    fn handle(&mut self, now: std::time::Instant, input: Input) {
+        self.requeue.push_back(input);
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+    }
+
+    fn handle_one(&mut self, now: std::time::Instant, input: Input) {
+        match input {
+            Input::ClientOpened { client, tx } => {
+                self.clients.insert(client, tx);
+            }
+            Input::ClientClosed { client } => {
+                self.clients.remove(&client);
+            }
+            Input::Health { tx } => {
+                let _ = tx.send(self.health(now));
+            }
+            Input::Append {
+                client,
+                req,
+                key,
+                w,
+                timeout,
+                message,
+            } => self.master_step(
+                now,
+                MasterEvent::Append {
+                    client,
+                    req,
+                    key,
+                    w,
+                    timeout,
+                    message,
+                },
+            ),
+            Input::Link(event) => self.master_step(now, event),
+            Input::MasterOpened { conn, tx } => {
+                if let RoleState::Secondary { core, master } = &mut self.role {
+                    let log = self.shared.log.read().expect("log lock");
+                    let welcome = Welcome {
+                        node: self.shared.cfg.id.clone(),
+                        role: NodeRole::Secondary,
+                        master_addr: self.shared.cfg.cluster.master_addr().to_string(),
+                        last: log.last(),
+                        stored: core.stored(),
+                    };
+                    drop(log);
+                    if tx.send(Frame::Welcome(welcome)).is_ok() {
+                        *master = Some((conn, tx));
+                        self.secondary_step(now, SecondaryEvent::MasterConnected { conn });
+                    }
+                }
+            }
+            Input::FromMaster(event) => {
+                if let SecondaryEvent::MasterDisconnected { conn } = &event {
+                    if let RoleState::Secondary { master, .. } = &mut self.role {
+                        if master.as_ref().is_some_and(|(c, _)| c == conn) {
+                            *master = None;
+                        }
+                    }
+                }
+                self.secondary_step(now, event)
+            }
+            Input::Stored(upto) => self.stored(now, upto),
+            Input::StorageFailed(reason) => self.storage_failed(now, reason),
+        }
+    }
+
+    fn tick(&mut self, now: std::time::Instant) {
+        match &self.role {
+            RoleState::Master { .. } => self.master_step(now, MasterEvent::Tick),
+            RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Tick),
+        }
+    }
+
+    fn stored(&mut self, now: std::time::Instant, upto: Seq) {
+        match &self.role {
+            RoleState::Master { .. } => self.master_step(now, MasterEvent::Stored { upto }),
+            RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Stored { upto }),
+        }
+    }
+
+    fn storage_failed(&mut self, now: std::time::Instant, reason: String) {
+        error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
+        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
+        match &self.role {
+            RoleState::Master { .. } => self.master_step(now, MasterEvent::StorageFailed { reason }),
+            RoleState::Secondary { .. } => {
+                self.secondary_step(now, SecondaryEvent::StorageFailed { reason })
+            }
+        }
+    }
+
+    /// Writes what was assigned this round, hands it to the syncer (or
+    /// reports it stored at once when there is nothing to wait for).
+    fn write_pending(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let upto = entries.last().expect("not empty").seq;
+        let result = self.shared.log.write().expect("log lock").append(&entries);
+        if let Err(e) = result {
+            self.requeue.push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
+            return;
+        }
+        self.after_write(upto);
+    }
+
+    fn after_write(&mut self, upto: Seq) {
+        let point = self.shared.log.read().expect("log lock").sync_point();
+        match (&self.sync_tx, point) {
+            (Some(tx), Some(point)) => {
+                let _ = tx.send((upto, point));
+                if self.fsync == FsyncPolicy::Always {
+                    return; // the syncer reports Stored
+                }
+            }
+            _ => {}
+        }
+        self.requeue.push_back(Input::Stored(upto));
+    }
+
+    fn master_step(&mut self, now: std::time::Instant, event: MasterEvent) {
+        let RoleState::Master { core, .. } = &mut self.role else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.actions_m);
+        core.step(now, event, &mut actions);
+        self.run_master_actions(&mut actions);
+        self.actions_m = actions;
+    }
+
+    fn run_master_actions(&mut self, actions: &mut Vec<MasterAction>) {
+        for action in actions.drain(..) {
+            match action {
+                MasterAction::Persist(entry) => self.pending.push(entry),
+                MasterAction::SendEntries {
+                    peer,
+                    conn,
+                    from,
+                    to,
+                } => {
+                    // Entries are read from the log: write this round's first.
+                    let pending = std::mem::take(&mut self.pending);
+                    self.write_pending(pending);
+                    self.send_entries(peer, conn, from, to);
+                }
+                MasterAction::Send { peer, conn, frame } => {
+                    if let RoleState::Master { links, .. } = &self.role {
+                        let _ = links[peer].send(link::LinkCmd::Send(conn, frame));
+                    }
+                }
+                MasterAction::Reconnect { peer, conn } => {
+                    if let RoleState::Master { links, .. } = &self.role {
+                        warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
+                        let _ = links[peer].send(link::LinkCmd::Reconnect(conn));
+                    }
+                }
+                MasterAction::Reply {
+                    client,
+                    req,
+                    result,
+                } => {
+                    if let Some(tx) = self.clients.get(&client) {
+                        let frame = match result {
+                            Ok(seq) => Frame::Appended { req, seq },
+                            Err(error) => Frame::AppendFailed { req, error },
+                        };
+                        let _ = tx.send(frame);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
+        let RoleState::Master { links, .. } = &self.role else {
+            return;
+        };
+        let max_bytes = self.shared.cfg.max_message_bytes;
+        let mut next = from;
+        while next <= to {
+            let read = self.shared.log.read().expect("log lock").read(next, to, BATCH as usize, max_bytes);
+            match read {
+                Ok(entries) if !entries.is_empty() => {
+                    next = entries.last().expect("not empty").seq + 1;
+                    let _ = links[peer].send(link::LinkCmd::Send(conn, Frame::Entries { entries }));
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    error!(peer, %e, "cannot read the log to replicate");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn secondary_step(&mut self, now: std::time::Instant, event: SecondaryEvent) {
+        let RoleState::Secondary { core, .. } = &mut self.role else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.actions_s);
+        core.step(now, event, &mut actions);
+        for action in actions.drain(..) {
+            match action {
+                SecondaryAction::Persist(entries) => self.write_pending(entries),
+                SecondaryAction::Truncate { after } => {
+                    warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored");
+                    let result = self.shared.log.write().expect("log lock").truncate_after(after);
+                    match result {
+                        Ok(()) => {
+                            // The cut must be durable before anything newer is.
+                            self.visible_tx.send_if_modified(|v| {
+                                let changed = *v > after;
+                                *v = (*v).min(after);
+                                changed
+                            });
+                        }
+                        Err(e) => self
+                            .requeue
+                            .push_back(Input::StorageFailed(format!("cutting the log failed: {e}"))),
+                    }
+                }
+                SecondaryAction::Send { conn, frame } => {
+                    if let RoleState::Secondary {
+                        master: Some((c, tx)),
+                        ..
+                    } = &self.role
+                    {
+                        if *c == conn {
+                            let _ = tx.send(frame);
+                        }
+                    }
+                }
+            }
+        }
+        self.actions_s = actions;
+    }
+
+    /// After a round of inputs: write, let the core send what secondaries
+    /// miss, publish what readers may see.
+    fn end_round(&mut self, now: std::time::Instant) {
+        let pending = std::mem::take(&mut self.pending);
+        self.write_pending(pending);
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        if let RoleState::Master { core, .. } = &mut self.role {
+            let mut actions = std::mem::take(&mut self.actions_m);
+            core.flush(now, &mut actions);
+            self.run_master_actions(&mut actions);
+            self.actions_m = actions;
+        }
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        let visible = match &self.role {
+            RoleState::Master { core, .. } => core.stored(),
+            RoleState::Secondary { core, .. } => core.stored(),
+        };
+        self.visible_tx.send_if_modified(|v| {
+            let changed = *v != visible;
+            *v = visible;
+            changed
+        });
+    }
+
+    fn health(&self, now: std::time::Instant) -> HealthReport {
+        let cfg = &self.shared.cfg;
+        match &self.role {
+            RoleState::Master { core, .. } => {
+                let reachable = core.reachable(now);
+                HealthReport {
+                    node: cfg.id.clone(),
+                    role: NodeRole::Master,
+                    epoch: core.epoch(),
+                    stored: core.stored(),
+                    master_addr: cfg.cluster.master_addr().to_string(),
+                    read_only: reachable < core.needed(),
+                    reachable,
+                    needed: core.needed(),
+                    nodes: core.health(now),
+                }
+            }
+            RoleState::Secondary { core, .. } => HealthReport {
+                node: cfg.id.clone(),
+                role: NodeRole::Secondary,
+                epoch: 0,
+                stored: core.stored(),
+                master_addr: cfg.cluster.master_addr().to_string(),
+                read_only: false,
+                reachable: 0,
+                needed: (cfg.cluster.nodes.len() / 2 + 1) as u32,
+                nodes: vec![NodeHealth {
+                    id: cfg.id.clone(),
+                    addr: cfg.cluster.addr(&cfg.id).unwrap_or_default().to_string(),
+                    role: NodeRole::Secondary,
+                    // A secondary reports whether its master is connected.
+                    status: if core.connected() {
+                        PeerStatus::Healthy
+                    } else {
+                        PeerStatus::Unhealthy
+                    },
+                    acked: core.stored(),
+                    lag: core.received() - core.stored(),
+                    last_heard_ms: None,
+                }],
+            },
+        }
+    }
+
+    /// Shutdown: stop taking appends, fail what still waits, make the log
+    /// durable.
+    async fn stop(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        rx.close();
+        let pending = std::mem::take(&mut self.pending);
+        self.write_pending(pending);
+        let point = self.shared.log.read().expect("log lock").sync_point();
+        if let Some(point) = point {
+            let synced = tokio::task::spawn_blocking(move || point.sync_data()).await;
+            match synced {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!(%e, "final sync of the log failed"),
+                Err(e) => error!(%e, "final sync of the log panicked"),
+            }
+        }
+        let now = Instant::now().into_std();
+        if let RoleState::Master { core, .. } = &self.role {
+            // Everything written is durable now: answer whoever that satisfies.
+            let upto = core.last();
+            self.master_step(now, MasterEvent::Stored { upto });
+        }
+        if let RoleState::Master { core, .. } = &mut self.role {
+            let mut actions = Vec::new();
+            core.shutdown(&mut actions);
+            self.run_master_actions(&mut actions);
+        }
+        // Dropping the outboxes lets every writer finish and close.
+        self.clients.clear();
+        if let RoleState::Master { links, .. } = &mut self.role {
+            links.clear();
+        }
+    }
+}
+
+/// Milliseconds from a client's timeout field.
+pub(crate) fn timeout_from_ms(ms: Option<u64>) -> Option<Duration> {
+    ms.map(Duration::from_millis)
+}

@@ -1,0 +1,694 @@
+//! The master's replication logic: where sequence numbers are assigned,
+//! where acks are counted and where an append learns it has reached `w`.
+//!
+//! Counting rule: an append with write concern `w` completes once the master
+//! itself has stored the entry *and* `w - 1` secondaries have acknowledged
+//! it. The master always counts among the `w` (SPEC 2.4: "w=2 once the
+//! master and one secondary have"). This is what makes the master's log the
+//! truth: every acknowledged entry is in it, so cutting a secondary's suffix
+//! the master never stored can never cut an acknowledged entry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::{backoff, ClientId, ConnId, Timing};
+use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus, WriteConcern};
+
+/// Fixed facts the master core is built with.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// The master's own id and address.
+    pub me: (String, String),
+    /// Every secondary's id and address, in cluster order.
+    pub secondaries: Vec<(String, String)>,
+    /// Deadlines and backoff.
+    pub timing: Timing,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most entries sent to one secondary and not yet acknowledged.
+    pub window: u64,
+    /// Most entries in one `SendEntries` action.
+    pub batch: u64,
+    /// Seed of the jitter; fixed in tests, random in production.
+    pub seed: u64,
+}
+
+/// What the master's log held when the core was built.
+#[derive(Debug, Clone, Default)]
+pub struct LogState {
+    /// The epoch this master runs in (a new one per start).
+    pub epoch: Epoch,
+    /// Last entry in the log.
+    pub last: Position,
+    /// First sequence number of each epoch present in the log, in order.
+    pub epochs: Vec<(Epoch, Seq)>,
+    /// Request keys of the entries in the log.
+    pub keys: HashMap<String, Seq>,
+}
+
+/// Something that happened, fed to [`Master::step`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MasterEvent {
+    /// A client wants a message appended.
+    Append {
+        /// Connection to answer on.
+        client: ClientId,
+        /// Request id to answer with.
+        req: u64,
+        /// Idempotency key.
+        key: Option<String>,
+        /// Write concern.
+        w: WriteConcern,
+        /// Give up waiting after this long.
+        timeout: Option<Duration>,
+        /// The message.
+        message: String,
+    },
+    /// The local log has stored everything up to `upto` under its policy.
+    Stored {
+        /// Last sequence number stored.
+        upto: Seq,
+    },
+    /// The local log failed to write or sync.
+    StorageFailed {
+        /// The error, for clients and the log.
+        reason: String,
+    },
+    /// A replication connection finished its handshake.
+    PeerConnected {
+        /// Index of the secondary in the cluster's secondaries.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// The secondary's last entry (written, maybe not synced).
+        last: Position,
+        /// The secondary's last stored sequence number.
+        stored: Seq,
+    },
+    /// A replication connection closed or failed.
+    PeerDisconnected {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+    },
+    /// A cumulative acknowledgement.
+    Ack {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+    },
+    /// The secondary failed to take entries after `stored`.
+    Nack {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Answer to a heartbeat.
+    HeartbeatReply {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// Something the runtime must do, returned by [`Master::step`] and
+/// [`Master::flush`], in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MasterAction {
+    /// Write this entry to the local log (then report `Stored`).
+    Persist(Entry),
+    /// Send entries `from..=to`, read from the local log, to a secondary.
+    SendEntries {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// First sequence number.
+        from: Seq,
+        /// Last sequence number.
+        to: Seq,
+    },
+    /// Send a frame to a secondary.
+    Send {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Answer a client's append.
+    Reply {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The sequence number, or why not.
+        result: Result<Seq, AppendError>,
+    },
+    /// Drop this replication connection and dial again: it went silent.
+    Reconnect {
+        /// Which secondary.
+        peer: usize,
+        /// The silent connection.
+        conn: ConnId,
+    },
+}
+
+/// One secondary as the master tracks it.
+#[derive(Debug, Clone)]
+struct Peer {
+    /// Node id.
+    id: String,
+    /// Address from the cluster list.
+    addr: String,
+    /// The live replication connection, if any.
+    conn: Option<ConnId>,
+    /// When that connection was established.
+    connected_at: Option<Instant>,
+    /// Highest sequence number it acknowledged as stored.
+    acked: Seq,
+    /// Highest sequence number sent on the current connection.
+    sent: Seq,
+    /// Last time anything arrived from it.
+    last_heard: Option<Instant>,
+    /// Last time a heartbeat was sent to it.
+    last_ping: Option<Instant>,
+    /// Delivery is paused until then after a failure.
+    retry_at: Option<Instant>,
+    /// Consecutive failures, for the backoff.
+    attempt: u32,
+}
+
+/// A client waiting for its entry to reach `w` nodes.
+#[derive(Debug, Clone)]
+struct Waiter {
+    client: ClientId,
+    req: u64,
+    seq: Seq,
+}
+
+/// The master's state machine.
+#[derive(Debug)]
+pub struct Master {
+    /// Fixed configuration.
+    cfg: MasterConfig,
+    /// This master's epoch.
+    epoch: Epoch,
+    /// Last sequence number assigned.
+    last: Seq,
+    /// Last sequence number stored locally under the fsync policy.
+    stored: Seq,
+    /// First sequence number of every epoch in the log, in order.
+    epochs: Vec<(Epoch, Seq)>,
+    /// Request key -> sequence number, for exactly-once appends.
+    keys: HashMap<String, Seq>,
+    /// The secondaries.
+    peers: Vec<Peer>,
+    /// Waiting appends by id.
+    waiters: HashMap<u64, Waiter>,
+    /// Waiter ids by write concern (index w-1) and sequence number.
+    by_w: Vec<BTreeMap<Seq, Vec<u64>>>,
+    /// Waiter ids by deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Next waiter id.
+    next_waiter: u64,
+    /// Set once the local log failed: nothing more is acknowledged.
+    broken: Option<String>,
+    /// Jitter source, seeded.
+    rng: SmallRng,
+}
+
+impl Master {
+    /// A master over a log in the given state.
+    pub fn new(cfg: MasterConfig, log: LogState) -> Self {
+        let peers = cfg
+            .secondaries
+            .iter()
+            .map(|(id, addr)| Peer {
+                id: id.clone(),
+                addr: addr.clone(),
+                conn: None,
+                connected_at: None,
+                acked: 0,
+                sent: 0,
+                last_heard: None,
+                last_ping: None,
+                retry_at: None,
+                attempt: 0,
+            })
+            .collect();
+        let n = cfg.secondaries.len() + 1;
+        Master {
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            epoch: log.epoch,
+            last: log.last.seq,
+            // Whatever the log held at start has been recovered from disk and
+            // synced again by the runtime before the core is built.
+            stored: log.last.seq,
+            epochs: log.epochs,
+            keys: log.keys,
+            peers,
+            waiters: HashMap::new(),
+            by_w: vec![BTreeMap::new(); n],
+            deadlines: BTreeSet::new(),
+            next_waiter: 0,
+            broken: None,
+            cfg,
+        }
+    }
+
+    /// Number of nodes in the cluster, master included.
+    pub fn nodes(&self) -> usize {
+        self.peers.len() + 1
+    }
+
+    /// Nodes needed for a quorum.
+    pub fn needed(&self) -> u32 {
+        (self.nodes() / 2 + 1) as u32
+    }
+
+    /// The master's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Last sequence number assigned.
+    pub fn last(&self) -> Seq {
+        self.last
+    }
+
+    /// Last sequence number stored locally.
+    pub fn stored(&self) -> Seq {
+        self.stored
+    }
+
+    /// Status of one secondary at `now`. A secondary without a live
+    /// connection is Unhealthy: a closed connection is proof enough, and
+    /// waiting for the deadline would keep the master writable on a
+    /// minority for seconds.
+    fn status(&self, peer: &Peer, now: Instant) -> PeerStatus {
+        match (peer.conn, peer.last_heard) {
+            (Some(_), Some(heard)) => {
+                let silent = now.saturating_duration_since(heard);
+                if silent > self.cfg.timing.unhealthy_after {
+                    PeerStatus::Unhealthy
+                } else if silent > self.cfg.timing.suspect_after {
+                    PeerStatus::Suspected
+                } else {
+                    PeerStatus::Healthy
+                }
+            }
+            _ => PeerStatus::Unhealthy,
+        }
+    }
+
+    /// Nodes (master included) that are not Unhealthy.
+    pub fn reachable(&self, now: Instant) -> u32 {
+        1 + self
+            .peers
+            .iter()
+            .filter(|p| self.status(p, now) != PeerStatus::Unhealthy)
+            .count() as u32
+    }
+
+    /// Every node as the master sees it, itself first.
+    pub fn health(&self, now: Instant) -> Vec<NodeHealth> {
+        let mut nodes = vec![NodeHealth {
+            id: self.cfg.me.0.clone(),
+            addr: self.cfg.me.1.clone(),
+            role: NodeRole::Master,
+            status: if self.broken.is_some() {
+                PeerStatus::Unhealthy
+            } else {
+                PeerStatus::Healthy
+            },
+            acked: self.stored,
+            lag: self.last - self.stored,
+            last_heard_ms: Some(0),
+        }];
+        for p in &self.peers {
+            nodes.push(NodeHealth {
+                id: p.id.clone(),
+                addr: p.addr.clone(),
+                role: NodeRole::Secondary,
+                status: self.status(p, now),
+                acked: p.acked,
+                lag: self.last.saturating_sub(p.acked),
+                last_heard_ms: p
+                    .last_heard
+                    .map(|h| now.saturating_duration_since(h).as_millis() as u64),
+            });
+        }
+        nodes
+    }
+
+    /// Last sequence number of the log whose epoch is at most `epoch`: where
+    /// a secondary whose log ends in `epoch` agrees with this log at most.
+    fn last_seq_of_epoch_at_most(&self, epoch: Epoch) -> Seq {
+        match self.epochs.iter().find(|(e, _)| *e > epoch) {
+            Some((_, first)) => first - 1,
+            None => self.last,
+        }
+    }
+
+    /// Feeds one event; the actions it causes are pushed to `out`.
+    pub fn step(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
+        match event {
+            MasterEvent::Append {
+                client,
+                req,
+                key,
+                w,
+                timeout,
+                message,
+            } => self.append(now, client, req, key, w, timeout, message, out),
+            MasterEvent::Stored { upto } => {
+                if self.broken.is_none() {
+                    self.stored = self.stored.max(upto.min(self.last));
+                    self.release(out);
+                }
+            }
+            MasterEvent::StorageFailed { reason } => {
+                self.broken = Some(reason.clone());
+                // Nothing past what is already stored will ever count: fail
+                // everyone still waiting on it.
+                let ids: Vec<u64> = self.waiters.keys().copied().collect();
+                for id in ids {
+                    let waiter = &self.waiters[&id];
+                    if waiter.seq > self.stored {
+                        let w = self.waiters.remove(&id).expect("present");
+                        out.push(MasterAction::Reply {
+                            client: w.client,
+                            req: w.req,
+                            result: Err(AppendError::Storage(reason.clone())),
+                        });
+                    }
+                }
+            }
+            MasterEvent::PeerConnected {
+                peer,
+                conn,
+                last,
+                stored,
+            } => {
+                let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
+                let truncate_after = (agree < last.seq).then_some(agree);
+                let p = &mut self.peers[peer];
+                p.conn = Some(conn);
+                p.connected_at = Some(now);
+                p.last_heard = Some(now);
+                p.last_ping = Some(now);
+                p.acked = stored.min(agree);
+                p.sent = agree;
+                p.retry_at = None;
+                p.attempt = 0;
+                out.push(MasterAction::Send {
+                    peer,
+                    conn,
+                    frame: Frame::Sync { truncate_after },
+                });
+            }
+            MasterEvent::PeerDisconnected { peer, conn } => {
+                let p = &mut self.peers[peer];
+                if p.conn == Some(conn) {
+                    p.conn = None;
+                    p.connected_at = None;
+                }
+            }
+            MasterEvent::Ack { peer, conn, stored } => {
+                if self.heard(peer, conn, now, stored) {
+                    self.peers[peer].attempt = 0;
+                    self.release(out);
+                }
+            }
+            MasterEvent::Nack {
+                peer, conn, stored, ..
+            } => {
+                if self.heard(peer, conn, now, stored) {
+                    // Rewind to what it holds and pause; `flush` resends once
+                    // the backoff has passed.
+                    let delay = backoff(
+                        self.cfg.timing.retry_base,
+                        self.cfg.timing.retry_max,
+                        self.peers[peer].attempt,
+                        &mut self.rng,
+                    );
+                    let p = &mut self.peers[peer];
+                    p.sent = p.acked;
+                    p.attempt = p.attempt.saturating_add(1);
+                    p.retry_at = Some(now + delay);
+                    self.release(out);
+                }
+            }
+            MasterEvent::HeartbeatReply { peer, conn, stored } => {
+                if self.heard(peer, conn, now, stored) {
+                    // A live secondary: resume delivery now rather than at
+                    // the end of the backoff.
+                    self.peers[peer].retry_at = None;
+                    self.release(out);
+                }
+            }
+            MasterEvent::Tick => self.tick(now, out),
+        }
+    }
+
+    /// Records that `peer` spoke on `conn` and holds `stored`. Returns false
+    /// for a stale connection.
+    fn heard(&mut self, peer: usize, conn: ConnId, now: Instant, stored: Seq) -> bool {
+        let p = &mut self.peers[peer];
+        if p.conn != Some(conn) {
+            return false;
+        }
+        p.last_heard = Some(now);
+        p.acked = p.acked.max(stored.min(self.last));
+        // Cumulative acks can overtake a rewind after a nack.
+        p.sent = p.sent.max(p.acked);
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        req: u64,
+        key: Option<String>,
+        w: WriteConcern,
+        timeout: Option<Duration>,
+        message: String,
+        out: &mut Vec<MasterAction>,
+    ) {
+        let reply = |out: &mut Vec<MasterAction>, result| {
+            out.push(MasterAction::Reply {
+                client,
+                req,
+                result,
+            })
+        };
+        let n = self.nodes();
+        let w = w.resolve(n);
+        if w < 1 || w as usize > n {
+            let msg = format!(
+                "write concern w={w} is impossible in a cluster of {n} node(s); use 1 to {n}, 'majority' or 'all'"
+            );
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if message.len() > self.cfg.max_message_bytes {
+            let msg = format!(
+                "the message is {} bytes, over the {} byte limit (--max-message-bytes)",
+                message.len(),
+                self.cfg.max_message_bytes
+            );
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if let Some(reason) = &self.broken {
+            return reply(out, Err(AppendError::Storage(reason.clone())));
+        }
+        let known = key.as_ref().and_then(|k| self.keys.get(k).copied());
+        let seq = match known {
+            // A retry: answer with the original entry once it reaches `w`.
+            Some(seq) => seq,
+            None => {
+                let reachable = self.reachable(now);
+                if reachable < self.needed() {
+                    let needed = self.needed();
+                    return reply(out, Err(AppendError::Refused { reachable, needed }));
+                }
+                self.last += 1;
+                let seq = self.last;
+                if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
+                    self.epochs.push((self.epoch, seq));
+                }
+                if let Some(k) = &key {
+                    self.keys.insert(k.clone(), seq);
+                }
+                out.push(MasterAction::Persist(Entry {
+                    epoch: self.epoch,
+                    seq,
+                    key,
+                    message,
+                }));
+                seq
+            }
+        };
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters.insert(
+            id,
+            Waiter { client, req, seq },
+        );
+        self.by_w[w as usize - 1].entry(seq).or_default().push(id);
+        if let Some(t) = timeout {
+            self.deadlines.insert((now + t, id));
+        }
+        if known.is_some() {
+            self.release(out);
+        }
+    }
+
+    /// How many nodes hold `seq`, master included (0 if the master does not).
+    fn stored_on(&self, seq: Seq) -> u32 {
+        let master = u32::from(self.stored >= seq);
+        master + self.peers.iter().filter(|p| p.acked >= seq).count() as u32
+    }
+
+    /// Answers every waiter whose entry has reached its write concern.
+    fn release(&mut self, out: &mut Vec<MasterAction>) {
+        if self.broken.is_some() {
+            return;
+        }
+        let mut acked: Vec<Seq> = self.peers.iter().map(|p| p.acked).collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        for w in 1..=self.nodes() {
+            // The master must hold it, and w-1 secondaries.
+            let done_upto = if w == 1 {
+                self.stored
+            } else {
+                self.stored.min(acked[w - 2])
+            };
+            let queue = &mut self.by_w[w - 1];
+            while let Some(entry) = queue.first_entry() {
+                if *entry.key() > done_upto {
+                    break;
+                }
+                let (seq, ids) = entry.remove_entry();
+                for id in ids {
+                    if let Some(waiter) = self.waiters.remove(&id) {
+                        out.push(MasterAction::Reply {
+                            client: waiter.client,
+                            req: waiter.req,
+                            result: Ok(seq),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        let timing = self.cfg.timing;
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let Some(conn) = p.conn else { continue };
+            let heard = p.last_heard.or(p.connected_at).unwrap_or(now);
+            if now.saturating_duration_since(heard) > timing.unhealthy_after {
+                // Silent: no error, no bytes. Do not trust this connection.
+                p.conn = None;
+                p.connected_at = None;
+                out.push(MasterAction::Reconnect { peer: i, conn });
+                continue;
+            }
+            let due = p
+                .last_ping
+                .is_none_or(|t| now.saturating_duration_since(t) >= timing.heartbeat_interval);
+            if due {
+                p.last_ping = Some(now);
+                out.push(MasterAction::Send {
+                    peer: i,
+                    conn,
+                    frame: Frame::Heartbeat,
+                });
+            }
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+            }
+        }
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(waiter) = self.waiters.remove(&id) {
+                let stored_on = self.stored_on(waiter.seq);
+                out.push(MasterAction::Reply {
+                    client: waiter.client,
+                    req: waiter.req,
+                    result: Err(AppendError::TimedOut {
+                        seq: waiter.seq,
+                        stored_on,
+                    }),
+                });
+            }
+        }
+    }
+
+    /// The node is stopping: every waiting append is answered with
+    /// `ShuttingDown` and its sequence number (it is in the log).
+    pub fn shutdown(&mut self, out: &mut Vec<MasterAction>) {
+        let mut waiters: Vec<Waiter> = self.waiters.drain().map(|(_, w)| w).collect();
+        waiters.sort_by_key(|w| w.seq);
+        for w in waiters {
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::ShuttingDown { seq: Some(w.seq) }),
+            });
+        }
+        for q in &mut self.by_w {
+            q.clear();
+        }
+        self.deadlines.clear();
+    }
+
+    /// Sends whatever each connected secondary is missing, up to the window.
+    /// The runtime calls this after each batch of events, so entries that
+    /// arrived together travel together.
+    pub fn flush(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let Some(conn) = p.conn else { continue };
+            if p.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            p.retry_at = None;
+            while p.sent < self.last && p.sent - p.acked < self.cfg.window {
+                let room = self.cfg.window - (p.sent - p.acked);
+                let to = self.last.min(p.sent + self.cfg.batch.min(room));
+                out.push(MasterAction::SendEntries {
+                    peer: i,
+                    conn,
+                    from: p.sent + 1,
+                    to,
+                });
+                p.sent = to;
+            }
+        }
+    }
+}

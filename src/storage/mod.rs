@@ -1,0 +1,176 @@
+//! Where entries hit the disk: the log every node keeps.
+//!
+//! [`Log`] is the one type the runtime stores through. It is either kept in
+//! memory (`--data-dir` not given: tests and quick trials) or on disk as
+//! segment files of checksummed records (see [`disk`]). Writing and syncing
+//! are separate steps so that one `fdatasync` can cover every entry written
+//! while the previous one ran (group commit, done by the runtime's syncer).
+
+pub mod disk;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::entry::{Entry, Epoch, Position, Seq};
+
+/// The node's log: memory or disk.
+#[derive(Debug)]
+pub enum Log {
+    /// Everything in a vector; lost when the process ends.
+    Memory(MemoryLog),
+    /// Segment files under a data directory.
+    Disk(disk::DiskLog),
+}
+
+/// A log kept in memory only.
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    /// Entries; `entries[i].seq == i + 1`.
+    entries: Vec<Entry>,
+    /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
+    epoch: Epoch,
+}
+
+impl Log {
+    /// A log in memory.
+    pub fn memory() -> Self {
+        Log::Memory(MemoryLog::default())
+    }
+
+    /// Opens (or creates) the log in `dir`, recovering from a crash.
+    pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Self> {
+        Ok(Log::Disk(disk::DiskLog::open(dir, segment_bytes)?))
+    }
+
+    /// Appends consecutive entries; they are readable at once but not yet
+    /// durable (see [`Log::sync_point`]).
+    pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+        let next = self.last().seq + 1;
+        if let Some(first) = entries.first() {
+            if first.seq != next {
+                return Err(io::Error::other(format!(
+                    "log append out of order: expected seq {next}, got {}",
+                    first.seq
+                )));
+            }
+        }
+        match self {
+            Log::Memory(m) => {
+                m.entries.extend_from_slice(entries);
+                Ok(())
+            }
+            Log::Disk(d) => d.append(entries),
+        }
+    }
+
+    /// Removes every entry after `seq`.
+    pub fn truncate_after(&mut self, seq: Seq) -> io::Result<()> {
+        match self {
+            Log::Memory(m) => {
+                m.entries.truncate(seq as usize);
+                Ok(())
+            }
+            Log::Disk(d) => d.truncate_after(seq),
+        }
+    }
+
+    /// The last entry's position.
+    pub fn last(&self) -> Position {
+        match self {
+            Log::Memory(m) => m
+                .entries
+                .last()
+                .map(|e| Position {
+                    epoch: e.epoch,
+                    seq: e.seq,
+                })
+                .unwrap_or_default(),
+            Log::Disk(d) => d.last(),
+        }
+    }
+
+    /// Up to `max` entries from `from`, stopping before `upto` is passed or
+    /// the answer would exceed `max_bytes` of messages (at least one entry is
+    /// returned if there is one).
+    pub fn read(&self, from: Seq, upto: Seq, max: usize, max_bytes: usize) -> io::Result<Vec<Entry>> {
+        let from = from.max(1);
+        let upto = upto.min(self.last().seq);
+        if from > upto {
+            return Ok(Vec::new());
+        }
+        match self {
+            Log::Memory(m) => {
+                let mut out = Vec::new();
+                let mut bytes = 0;
+                for e in &m.entries[(from - 1) as usize..upto as usize] {
+                    if out.len() >= max || (!out.is_empty() && bytes + e.message.len() > max_bytes) {
+                        break;
+                    }
+                    bytes += e.message.len();
+                    out.push(e.clone());
+                }
+                Ok(out)
+            }
+            Log::Disk(d) => d.read(from, upto, max, max_bytes),
+        }
+    }
+
+    /// First sequence number of every epoch in the log, in order.
+    pub fn epochs(&self) -> Vec<(Epoch, Seq)> {
+        match self {
+            Log::Memory(m) => {
+                let mut out: Vec<(Epoch, Seq)> = Vec::new();
+                for e in &m.entries {
+                    if out.last().map(|(ep, _)| *ep) != Some(e.epoch) {
+                        out.push((e.epoch, e.seq));
+                    }
+                }
+                out
+            }
+            Log::Disk(d) => d.epochs(),
+        }
+    }
+
+    /// Request keys of every entry that has one.
+    pub fn keys(&self) -> io::Result<HashMap<String, Seq>> {
+        match self {
+            Log::Memory(m) => Ok(m
+                .entries
+                .iter()
+                .filter_map(|e| e.key.clone().map(|k| (k, e.seq)))
+                .collect()),
+            Log::Disk(d) => d.keys(),
+        }
+    }
+
+    /// The epoch last recorded with [`Log::set_epoch`].
+    pub fn epoch(&self) -> Epoch {
+        match self {
+            Log::Memory(m) => m.epoch,
+            Log::Disk(d) => d.epoch(),
+        }
+    }
+
+    /// Records the master's epoch durably (before any entry of it is written).
+    pub fn set_epoch(&mut self, epoch: Epoch) -> io::Result<()> {
+        match self {
+            Log::Memory(m) => {
+                m.epoch = epoch;
+                Ok(())
+            }
+            Log::Disk(d) => d.set_epoch(epoch),
+        }
+    }
+
+    /// The file a sync must cover to make everything written so far durable,
+    /// or `None` if this log has nothing to sync (memory).
+    pub fn sync_point(&self) -> Option<Arc<File>> {
+        match self {
+            Log::Memory(_) => None,
+            Log::Disk(d) => Some(d.sync_point()),
+        }
+    }
+}

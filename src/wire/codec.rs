@@ -1,0 +1,170 @@
+//! The frame codec: a 4-byte big-endian length prefix (tokio-util's
+//! `LengthDelimitedCodec`) around a bincode 2 payload.
+//!
+//! A length over the limit is refused before any byte of the payload is
+//! buffered, so a garbage or hostile length prefix (say 4 GiB) costs nothing
+//! but the connection it came on.
+
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use super::Frame;
+
+/// Default maximum frame length: 1 MiB of message plus room for the rest.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
+
+/// Why a frame could not be read or written. Any of these closes the
+/// connection it happened on, and only that one.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The socket failed, or the length prefix was over the limit.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The payload is not a frame this version understands.
+    #[error("malformed frame: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// A frame could not be encoded (too large for the limit).
+    #[error("cannot encode frame: {0}")]
+    Encode(String),
+}
+
+/// Encodes and decodes [`Frame`]s with a hard limit on their length.
+#[derive(Debug)]
+pub struct FrameCodec {
+    /// Does the length prefix and enforces the limit.
+    inner: LengthDelimitedCodec,
+    /// Limit on one frame's payload, in bytes.
+    max: usize,
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+impl FrameCodec {
+    /// A codec that refuses frames longer than `max_frame_bytes`.
+    pub fn new(max_frame_bytes: usize) -> Self {
+        let inner = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .big_endian()
+            .max_frame_length(max_frame_bytes)
+            .new_codec();
+        FrameCodec {
+            inner,
+            max: max_frame_bytes,
+        }
+    }
+
+    /// Encodes one frame to its payload bytes (without the length prefix).
+    pub fn to_payload(frame: &Frame) -> Result<Vec<u8>, FrameError> {
+        bincode::serde::encode_to_vec(frame, config()).map_err(|e| FrameError::Encode(e.to_string()))
+    }
+
+    /// Decodes a payload (without the length prefix). Trailing bytes are an
+    /// error: a frame is exactly one message.
+    pub fn from_payload(payload: &[u8]) -> Result<Frame, FrameError> {
+        let (frame, used) = bincode::serde::decode_from_slice(payload, config())?;
+        if used != payload.len() {
+            return Err(FrameError::Encode(format!(
+                "{} trailing bytes after the frame",
+                payload.len() - used
+            )));
+        }
+        Ok(frame)
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        // `Ok(None)` is "not enough bytes yet", an expected state.
+        match self.inner.decode(src)? {
+            Some(payload) => Ok(Some(Self::from_payload(&payload)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let payload = Self::to_payload(&frame)?;
+        if payload.len() > self.max {
+            return Err(FrameError::Encode(format!(
+                "frame of {} bytes is over the {} byte limit",
+                payload.len(),
+                self.max
+            )));
+        }
+        // The same framing `LengthDelimitedCodec` reads: u32 big-endian length.
+        dst.reserve(4 + payload.len());
+        dst.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        dst.extend_from_slice(&payload);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Entry;
+
+    fn roundtrip(frame: Frame) {
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut buf = BytesMut::new();
+        codec.encode(frame.clone(), &mut buf).unwrap();
+        // Feed it a byte at a time: every prefix is "not enough yet".
+        let bytes = buf.to_vec();
+        let mut partial = BytesMut::new();
+        for (i, b) in bytes.iter().enumerate() {
+            partial.extend_from_slice(&[*b]);
+            let got = codec.decode(&mut partial).unwrap();
+            if i + 1 < bytes.len() {
+                assert!(got.is_none(), "decoded early at byte {i}");
+            } else {
+                assert_eq!(got, Some(frame.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn frames_roundtrip_byte_by_byte() {
+        roundtrip(Frame::Heartbeat);
+        roundtrip(Frame::Entries {
+            entries: vec![Entry {
+                epoch: 1,
+                seq: 7,
+                key: Some("k".into()),
+                message: "héllo".into(),
+            }],
+        });
+        roundtrip(Frame::Ack { stored: u64::MAX });
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_refused_without_buffering() {
+        let mut codec = FrameCodec::new(1024);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3][..]);
+        assert!(codec.decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn garbage_payload_is_a_decode_error() {
+        let mut codec = FrameCodec::new(1024);
+        let mut buf = BytesMut::from(&[0, 0, 0, 3, 0xfe, 0xfe, 0xfe][..]);
+        assert!(matches!(codec.decode(&mut buf), Err(FrameError::Decode(_))));
+    }
+
+    #[test]
+    fn encoding_over_the_limit_fails() {
+        let mut codec = FrameCodec::new(16);
+        let mut buf = BytesMut::new();
+        let frame = Frame::Refused {
+            reason: "x".repeat(100),
+        };
+        assert!(codec.encode(frame, &mut buf).is_err());
+    }
+}

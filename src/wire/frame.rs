@@ -1,0 +1,316 @@
+//! The frame enum: handshake, client requests and answers, replication.
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{Entry, Position, Seq};
+
+/// Version of the protocol spoken by this build. A peer announcing another
+/// version is refused during the hello, with both versions in the reason.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything that can be sent on a replog connection, in either direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    // ---- handshake (first frame of every connection, then its answer) ----
+    /// Opens a connection: protocol version, cluster and who is calling.
+    Hello(Hello),
+    /// The node accepted the hello.
+    Welcome(Welcome),
+    /// The node refused the hello; the connection is closed after this frame.
+    Refused {
+        /// One sentence: what did not match.
+        reason: String,
+    },
+
+    // ---- client requests ----
+    /// Append one message with write concern `w`.
+    Append {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// Idempotency key: a retried append with the same key gets the
+        /// original sequence number back instead of a second entry.
+        key: Option<String>,
+        /// How many nodes (master included) must store it before the answer.
+        w: WriteConcern,
+        /// Give up waiting after this many milliseconds (the entry stays).
+        timeout_ms: Option<u64>,
+        /// The message itself.
+        message: String,
+    },
+    /// Read visible entries starting at `from`.
+    List {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// First sequence number wanted (1 = from the start).
+        from: Seq,
+        /// At most this many entries in the answer.
+        max: u32,
+        /// If nothing at `from` is visible yet, wait until something is
+        /// (used by `replog list --follow`).
+        wait: bool,
+    },
+    /// Ask for the node's health report.
+    Health {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+    },
+
+    // ---- answers to clients ----
+    /// The append reached its write concern.
+    Appended {
+        /// The request this answers.
+        req: u64,
+        /// Sequence number of the entry.
+        seq: Seq,
+    },
+    /// The append did not (or not yet) reach its write concern.
+    AppendFailed {
+        /// The request this answers.
+        req: u64,
+        /// Why.
+        error: AppendError,
+    },
+    /// Entries answering a `List`, in order, without gaps.
+    Listed {
+        /// The request this answers.
+        req: u64,
+        /// `(seq, message)` pairs.
+        entries: Vec<(Seq, String)>,
+        /// Last sequence number visible on the node when answering.
+        visible: Seq,
+    },
+    /// Health answering a `Health`.
+    HealthReport {
+        /// The request this answers.
+        req: u64,
+        /// The report.
+        report: HealthReport,
+    },
+
+    // ---- replication: master -> secondary ----
+    /// First frame after the welcome: where replication resumes. If
+    /// `truncate_after` is set, the secondary holds a suffix the master
+    /// never stored and must cut its log after that sequence number.
+    Sync {
+        /// Cut everything after this sequence number.
+        truncate_after: Option<Seq>,
+    },
+    /// A batch of consecutive entries.
+    Entries {
+        /// The entries, in sequence order.
+        entries: Vec<Entry>,
+    },
+    /// Liveness probe; answered with `HeartbeatReply`.
+    Heartbeat,
+
+    // ---- replication: secondary -> master ----
+    /// Cumulative acknowledgement: "I have stored everything up to `stored`".
+    Ack {
+        /// Last contiguous sequence number stored under the fsync policy.
+        stored: Seq,
+    },
+    /// The secondary could not take the last entries; the master resends
+    /// from `stored + 1` after a backoff.
+    Nack {
+        /// Last contiguous sequence number stored.
+        stored: Seq,
+        /// Why, for the master's log.
+        reason: String,
+    },
+    /// Answer to a heartbeat, with the secondary's position.
+    HeartbeatReply {
+        /// Last contiguous sequence number stored.
+        stored: Seq,
+    },
+}
+
+/// The first frame of every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the caller.
+    pub version: u32,
+    /// Fingerprint of the caller's `--cluster` list; `None` for clients,
+    /// which work with any cluster.
+    pub cluster: Option<u64>,
+    /// Who is calling.
+    pub role: Role,
+}
+
+/// Who opened a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Role {
+    /// A `replog` client or any program using the client library.
+    Client,
+    /// The master, opening its replication connection to a secondary.
+    Master {
+        /// The master's node id.
+        id: String,
+        /// The master's current epoch.
+        epoch: u64,
+    },
+}
+
+/// The node's answer to an accepted hello.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Id of the answering node.
+    pub node: String,
+    /// Its role.
+    pub role: NodeRole,
+    /// Address of the cluster's master, for redirecting appends.
+    pub master_addr: String,
+    /// Last entry in the node's log (written, maybe not yet synced).
+    pub last: Position,
+    /// Last sequence number stored under the node's fsync policy.
+    pub stored: Seq,
+}
+
+/// The role of a node in its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeRole {
+    /// Assigns sequence numbers and accepts appends.
+    Master,
+    /// Stores what the master sends.
+    Secondary,
+}
+
+impl std::fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeRole::Master => "master",
+            NodeRole::Secondary => "secondary",
+        })
+    }
+}
+
+/// How many nodes must store an entry before its append is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteConcern {
+    /// Exactly this many nodes, master included.
+    Nodes(u32),
+    /// ⌊N/2⌋+1 nodes.
+    Majority,
+    /// Every node of the cluster.
+    All,
+}
+
+impl WriteConcern {
+    /// The number of nodes this concern asks for in a cluster of `n` nodes.
+    pub fn resolve(self, n: usize) -> u32 {
+        match self {
+            WriteConcern::Nodes(w) => w,
+            WriteConcern::Majority => (n / 2 + 1) as u32,
+            WriteConcern::All => n as u32,
+        }
+    }
+}
+
+impl std::str::FromStr for WriteConcern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "majority" => Ok(WriteConcern::Majority),
+            "all" => Ok(WriteConcern::All),
+            n => n.parse::<u32>().map(WriteConcern::Nodes).map_err(|_| {
+                format!("'{n}' is not a write concern: use a number of nodes, 'majority' or 'all'")
+            }),
+        }
+    }
+}
+
+/// Why an append was not answered with a sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AppendError {
+    /// Definite: not appended (w out of range, message too large...).
+    BadRequest(String),
+    /// Indefinite for the client, but known here: the entry is in the
+    /// master's log with this sequence number and will still be replicated.
+    TimedOut {
+        /// Sequence number of the entry.
+        seq: Seq,
+        /// How many nodes had stored it when the time ran out.
+        stored_on: u32,
+    },
+    /// Definite: not appended, the master lacks a quorum and is read-only.
+    Refused {
+        /// Nodes (master included) that are not unhealthy.
+        reachable: u32,
+        /// Nodes needed for a quorum.
+        needed: u32,
+    },
+    /// Appends go to the master; here is its address.
+    NotMaster {
+        /// The master's address from the cluster list.
+        master_addr: String,
+    },
+    /// The master could not store the entry (disk full, I/O error...).
+    Storage(String),
+    /// The node is shutting down; the entry may or may not have been stored.
+    ShuttingDown {
+        /// Sequence number, if one had been assigned.
+        seq: Option<Seq>,
+    },
+}
+
+/// What `replog health` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Id of the answering node.
+    pub node: String,
+    /// Its role.
+    pub role: NodeRole,
+    /// Its epoch (the master's epoch for a secondary that has been synced).
+    pub epoch: u64,
+    /// Last sequence number visible (stored) on this node.
+    pub stored: Seq,
+    /// Address of the master.
+    pub master_addr: String,
+    /// On the master: whether it refuses appends for lack of quorum.
+    pub read_only: bool,
+    /// Nodes not unhealthy, master included (master only; 0 elsewhere).
+    pub reachable: u32,
+    /// Nodes needed for a quorum.
+    pub needed: u32,
+    /// On the master: every node of the cluster, itself first.
+    pub nodes: Vec<NodeHealth>,
+}
+
+/// One node as the master sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    /// Node id.
+    pub id: String,
+    /// Address from the cluster list.
+    pub addr: String,
+    /// Role.
+    pub role: NodeRole,
+    /// Status as the master sees it.
+    pub status: PeerStatus,
+    /// Last sequence number the node acknowledged as stored.
+    pub acked: Seq,
+    /// Entries it is behind the master's last entry.
+    pub lag: u64,
+    /// Milliseconds since the master last heard from it (None = never).
+    pub last_heard_ms: Option<u64>,
+}
+
+/// Health of a secondary as seen by the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerStatus {
+    /// Heard within the suspect period.
+    Healthy,
+    /// Silent longer than the suspect period.
+    Suspected,
+    /// Silent longer than the unhealthy period, or never heard since start.
+    Unhealthy,
+}
+
+impl std::fmt::Display for PeerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerStatus::Healthy => "healthy",
+            PeerStatus::Suspected => "suspected",
+            PeerStatus::Unhealthy => "unhealthy",
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! The wire: every frame that crosses a replog connection and the codec that
+//! turns them into bytes and back.
+//!
+//! A connection is a stream of frames, each a 4-byte big-endian length
+//! followed by a bincode 2 (serde, standard config) payload encoding one
+//! [`Frame`]. This module is the only place that knows about bincode, so the
+//! encoding can be swapped here without touching the rest of the crate.
+//! `docs/protocol.md` describes every frame for people.
+
+mod codec;
+mod frame;
+
+pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
+pub use frame::{
+    AppendError, Frame, Hello, HealthReport, NodeHealth, NodeRole, PeerStatus, Role, Welcome,
+    WriteConcern, PROTOCOL_VERSION,
+};
