@@ -12,3 +12,7 @@ pub mod config;
 pub mod net;
 pub mod node;
 pub mod storage;
+pub mod client;
+pub mod cli;
+pub mod daemon;
+pub mod systemd;

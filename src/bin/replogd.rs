@@ -1,1 +1,10 @@
-fn main(){}
+//! `replogd`: parse arguments, set up logging, run the daemon.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let args = replog::daemon::DaemonArgs::parse();
+    replog::daemon::init_logging();
+    std::process::exit(replog::daemon::run(args).await);
+}

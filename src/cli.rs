@@ -1,0 +1,316 @@
+//! The `replog` command line: its clap definition (also used for the man
+//! page and completions) and what each subcommand does.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+
+use crate::client::{connect_master, AppendOptions, Client, ClientError};
+use crate::wire::{AppendError, HealthReport, WriteConcern};
+
+/// Most appends in flight at once for `append -`.
+const PIPELINE: usize = 256;
+
+/// The replog client: append to, read from and check a replog cluster.
+#[derive(Debug, Parser)]
+#[command(name = "replog", version, about, long_about = None,
+          after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended).")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append a message (or, with "-", one message per line of standard input).
+    Append {
+        /// Node to send to; a secondary redirects to the master.
+        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
+        node: String,
+        /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all".
+        #[arg(short = 'w', long = "write-concern", default_value = "1")]
+        w: WriteConcern,
+        /// Stop waiting after this long (e.g. 500ms, 5s); the message stays in the log and exit code is 3.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Request key: an append retried with the same key returns the original sequence number.
+        #[arg(long)]
+        key: Option<String>,
+        /// The message, or "-" to read one message per line from standard input.
+        message: String,
+    },
+    /// Print the messages of a node, in order.
+    List {
+        /// Node to read from.
+        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
+        node: String,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Print a JSON array of {"seq": N, "message": "..."}.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing messages as they become visible, like tail -f.
+        #[arg(long, conflicts_with = "json")]
+        follow: bool,
+    },
+    /// Show the health of a node and, on the master, of every secondary.
+    Health {
+        /// Node to ask.
+        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
+        node: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Append {
+            node,
+            w,
+            timeout,
+            key,
+            message,
+        } => {
+            let opts = AppendOptions { w, key, timeout };
+            if message == "-" {
+                append_stdin(&node, opts).await
+            } else {
+                append_one(&node, &message, &opts).await
+            }
+        }
+        Command::List {
+            node,
+            from,
+            json,
+            follow,
+        } => list(&node, from, json, follow).await,
+        Command::Health { node, json } => health(&node, json).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "replog", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("replog: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Appends one message, following a redirect to the master once.
+pub async fn append_one(node: &str, message: &str, opts: &AppendOptions) -> Result<(), ClientError> {
+    let client = Client::connect(node).await?;
+    // One key for both tries, so the redirect cannot append twice.
+    let opts = AppendOptions {
+        key: Some(opts.key.clone().unwrap_or_else(crate::client::new_key)),
+        ..opts.clone()
+    };
+    let seq = match client.append(message, &opts).await {
+        Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
+            Client::connect(&master_addr).await?.append(message, &opts).await?
+        }
+        other => other?,
+    };
+    println!("{seq}");
+    Ok(())
+}
+
+/// Appends every line of standard input, pipelined, printing sequence
+/// numbers in input order.
+async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError> {
+    let client = connect_master(node).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(PIPELINE);
+    // Standard input is read on a blocking thread: lines flow as they come.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} appended ({per_sec})")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let mut in_flight = FuturesOrdered::new();
+    let mut stdout = std::io::stdout().lock();
+    let mut first_error: Option<ClientError> = None;
+    let mut input_open = true;
+    let mut line_no: u64 = 0;
+    loop {
+        tokio::select! {
+            line = rx.recv(), if input_open && in_flight.len() < PIPELINE && first_error.is_none() => {
+                match line {
+                    Some(line) => {
+                        let client = client.clone();
+                        let mut opts = opts.clone();
+                        // Each line is its own message with its own key: a
+                        // given --key becomes KEY-1, KEY-2, ... by line.
+                        line_no += 1;
+                        opts.key = opts.key.as_ref().map(|k| format!("{k}-{line_no}"));
+                        in_flight.push_back(async move { client.append(&line, &opts).await });
+                    }
+                    None => input_open = false,
+                }
+            }
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                match result {
+                    Ok(seq) => {
+                        let _ = writeln!(stdout, "{seq}");
+                        if let Some(bar) = &progress { bar.inc(1); }
+                    }
+                    Err(e) => {
+                        if first_error.is_none() { first_error = Some(e); }
+                    }
+                }
+            }
+            else => break,
+        }
+        if (!input_open || first_error.is_some()) && in_flight.is_empty() {
+            break;
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let _ = stdout.flush();
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), ClientError> {
+    let client = Client::connect(node).await?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let entries = client.list_all(from).await?;
+        let items: Vec<serde_json::Value> = entries
+            .into_iter()
+            .map(|(seq, message)| serde_json::json!({"seq": seq, "message": message}))
+            .collect();
+        let _ = writeln!(stdout, "{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    let mut next = from.max(1);
+    loop {
+        let (entries, _visible) = client.list(next, 1000, follow).await?;
+        if entries.is_empty() && !follow {
+            return Ok(());
+        }
+        for (seq, message) in entries {
+            if writeln!(stdout, "{message}").is_err() {
+                return Ok(()); // a closed pipe (| head) is not an error
+            }
+            next = seq + 1;
+        }
+        let _ = stdout.flush();
+    }
+}
+
+async fn health(node: &str, json: bool) -> Result<(), ClientError> {
+    let client = Client::connect(node).await?;
+    let report = client.health().await?;
+    if json {
+        println!("{}", health_json(&report));
+    } else {
+        print!("{}", health_table(&report));
+    }
+    Ok(())
+}
+
+/// The health report as the JSON object `health --json` prints.
+pub fn health_json(r: &HealthReport) -> serde_json::Value {
+    serde_json::json!({
+        "node": r.node,
+        "role": r.role.to_string(),
+        "epoch": r.epoch,
+        "stored": r.stored,
+        "master": r.master_addr,
+        "read_only": r.read_only,
+        "reachable": r.reachable,
+        "needed": r.needed,
+        "nodes": r.nodes.iter().map(|n| serde_json::json!({
+            "id": n.id,
+            "addr": n.addr,
+            "role": n.role.to_string(),
+            "status": n.status.to_string(),
+            "acked": n.acked,
+            "lag": n.lag,
+            "last_heard_ms": n.last_heard_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The health report as an aligned table for people.
+pub fn health_table(r: &HealthReport) -> String {
+    let mut out = format!("node {} ({}), stored up to {}", r.node, r.role, r.stored);
+    if r.role == crate::wire::NodeRole::Master {
+        out.push_str(&format!(
+            ", epoch {}, {} node(s) reachable, {} needed{}\n",
+            r.epoch,
+            r.reachable,
+            r.needed,
+            if r.read_only { ": READ-ONLY (appends refused)" } else { ": accepting appends" }
+        ));
+    } else {
+        out.push_str(&format!(", master at {}\n", r.master_addr));
+    }
+    let rows: Vec<[String; 7]> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.id.clone(),
+                n.addr.clone(),
+                n.role.to_string(),
+                n.status.to_string(),
+                n.acked.to_string(),
+                n.lag.to_string(),
+                n.last_heard_ms.map_or("never".into(), |ms| format!("{ms}ms ago")),
+            ]
+        })
+        .collect();
+    let header = ["ID", "ADDRESS", "ROLE", "STATUS", "ACKED", "LAG", "HEARD"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    out.push_str(&line(header.to_vec()));
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,352 @@
+//! The client library the `replog` CLI is built on: one connection, many
+//! requests in flight on it, answers matched by request id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::entry::Seq;
+use crate::wire::{AppendError, Frame, FrameCodec, HealthReport, Hello, Role, Welcome, WriteConcern, PROTOCOL_VERSION};
+
+/// Largest frame a client accepts: generous, since a node's limit is set by
+/// its own `--max-message-bytes`.
+const CLIENT_MAX_FRAME: usize = 512 * 1024 * 1024;
+
+/// How long connecting and the hello may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything that can go wrong for a client, each with its CLI exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing was sent: the node could not be reached.
+    #[error("cannot reach {addr}: {reason}; check that replogd runs there and that --node (or REPLOG_NODE) is right")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connection broke while a request was in flight: it may or may
+    /// not have been carried out.
+    #[error("the connection to {addr} broke before an answer came; the append may or may not have been stored: list the log or retry with the same --key")]
+    Lost {
+        /// The node.
+        addr: String,
+    },
+    /// The node refused the hello.
+    #[error("{addr} refused the connection: {reason}")]
+    Refused {
+        /// The node.
+        addr: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The append was answered with an error.
+    #[error("{}", describe(.0))]
+    Append(AppendError),
+    /// The node answered something that makes no sense.
+    #[error("protocol error talking to {addr}: {what}")]
+    Protocol {
+        /// The node.
+        addr: String,
+        /// What was wrong.
+        what: String,
+    },
+}
+
+fn describe(e: &AppendError) -> String {
+    match e {
+        AppendError::BadRequest(why) => format!("bad request: {why}; nothing was appended"),
+        AppendError::TimedOut { seq, stored_on } => format!(
+            "timed out: the message is in the master's log as sequence number {seq} and {stored_on} node(s) had stored it; it will still be replicated, so do not append it again (or retry with the same --key)"
+        ),
+        AppendError::Refused { reachable, needed } => format!(
+            "refused: only {reachable} of the cluster's nodes are reachable and {needed} are needed for a quorum, so the master is read-only and nothing was appended; bring a secondary back and retry"
+        ),
+        AppendError::NotMaster { master_addr } => format!(
+            "this node is not the master (the master is {master_addr}); send appends there with --node {master_addr}"
+        ),
+        AppendError::Storage(why) => format!(
+            "the master cannot store entries ({why}); nothing more will be acknowledged until its disk is fixed and it is restarted"
+        ),
+        AppendError::ShuttingDown { seq: Some(seq) } => format!(
+            "the master is shutting down; the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list' after the restart"
+        ),
+        AppendError::ShuttingDown { seq: None } => {
+            "the master is shutting down; the message may or may not have been stored: retry with the same --key".into()
+        }
+    }
+}
+
+impl ClientError {
+    /// The exit code of SPEC section 3.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Append(AppendError::BadRequest(_)) => 2,
+            ClientError::Append(AppendError::TimedOut { .. }) => 3,
+            ClientError::Append(AppendError::Refused { .. }) => 4,
+            ClientError::Unreachable { .. } | ClientError::Lost { .. } => 5,
+            ClientError::Append(AppendError::ShuttingDown { .. }) => 5,
+            _ => 1,
+        }
+    }
+}
+
+/// Options of one append.
+#[derive(Debug, Clone)]
+pub struct AppendOptions {
+    /// Write concern.
+    pub w: WriteConcern,
+    /// Idempotency key; `None` lets the client make one up.
+    pub key: Option<String>,
+    /// Stop waiting after this long (the entry stays in the log).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for AppendOptions {
+    fn default() -> Self {
+        AppendOptions {
+            w: WriteConcern::Nodes(1),
+            key: None,
+            timeout: None,
+        }
+    }
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
+
+/// A connection to one node.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The node's address.
+    addr: String,
+    /// What the node said in its welcome.
+    welcome: Welcome,
+    /// Frames to the writer task.
+    tx: mpsc::UnboundedSender<Frame>,
+    /// Requests waiting for an answer; `None` once the connection is gone.
+    pending: Pending,
+    /// Next request id.
+    next_req: Arc<AtomicU64>,
+}
+
+impl Client {
+    /// Connects and says hello.
+    pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let mut reader = FramedRead::new(r, FrameCodec::new(CLIENT_MAX_FRAME));
+        let mut writer = FramedWrite::new(w, FrameCodec::new(CLIENT_MAX_FRAME));
+        let hello = Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            cluster: None,
+            role: Role::Client,
+        });
+        writer.send(hello).await.map_err(|e| unreachable(e.to_string()))?;
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, reader.next())
+            .await
+            .map_err(|_| unreachable("no answer to hello".into()))?;
+        let welcome = match answer {
+            Some(Ok(Frame::Welcome(w))) => w,
+            Some(Ok(Frame::Refused { reason })) => {
+                return Err(ClientError::Refused {
+                    addr: addr.to_string(),
+                    reason,
+                })
+            }
+            Some(Ok(other)) => {
+                return Err(ClientError::Protocol {
+                    addr: addr.to_string(),
+                    what: format!("unexpected answer to hello: {other:?}"),
+                })
+            }
+            Some(Err(e)) => return Err(unreachable(e.to_string())),
+            None => return Err(unreachable("closed during hello".into())),
+        };
+
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if writer.feed(frame).await.is_err() {
+                    return;
+                }
+                while let Ok(frame) = rx.try_recv() {
+                    if writer.feed(frame).await.is_err() {
+                        return;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let pending2 = pending.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = reader.next().await {
+                let req = match &frame {
+                    Frame::Appended { req, .. }
+                    | Frame::AppendFailed { req, .. }
+                    | Frame::Listed { req, .. }
+                    | Frame::HealthReport { req, .. } => *req,
+                    _ => continue,
+                };
+                let waiter = pending2
+                    .lock()
+                    .expect("pending lock")
+                    .as_mut()
+                    .and_then(|p| p.remove(&req));
+                if let Some(w) = waiter {
+                    let _ = w.send(frame);
+                }
+            }
+            // Gone: every waiter learns it by its sender being dropped.
+            pending2.lock().expect("pending lock").take();
+        });
+        Ok(Client {
+            addr: addr.to_string(),
+            welcome,
+            tx,
+            pending,
+            next_req: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// What the node said when the connection opened.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    async fn request(&self, make: impl FnOnce(u64) -> Frame) -> Result<Frame, ClientError> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (otx, orx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().expect("pending lock");
+            match pending.as_mut() {
+                Some(p) => {
+                    p.insert(req, otx);
+                }
+                None => {
+                    return Err(ClientError::Lost {
+                        addr: self.addr.clone(),
+                    })
+                }
+            }
+        }
+        if self.tx.send(make(req)).is_err() {
+            return Err(ClientError::Lost {
+                addr: self.addr.clone(),
+            });
+        }
+        orx.await.map_err(|_| ClientError::Lost {
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Appends one message on this node. A secondary answers with
+    /// `AppendError::NotMaster`; see [`append`] for the redirecting version.
+    pub async fn append(&self, message: &str, opts: &AppendOptions) -> Result<Seq, ClientError> {
+        let key = opts.key.clone().unwrap_or_else(new_key);
+        let answer = self
+            .request(|req| Frame::Append {
+                req,
+                key: Some(key),
+                w: opts.w,
+                timeout_ms: opts.timeout.map(|t| t.as_millis() as u64),
+                message: message.to_string(),
+            })
+            .await?;
+        match answer {
+            Frame::Appended { seq, .. } => Ok(seq),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Up to `max` visible entries from `from`, and the node's last visible
+    /// sequence number. With `wait`, the answer comes once there is at least
+    /// one entry at `from`.
+    pub async fn list(&self, from: Seq, max: u32, wait: bool) -> Result<(Vec<(Seq, String)>, Seq), ClientError> {
+        let answer = self
+            .request(|req| Frame::List {
+                req,
+                from,
+                max,
+                wait,
+            })
+            .await?;
+        match answer {
+            Frame::Listed {
+                entries, visible, ..
+            } => Ok((entries, visible)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Every visible entry from `from` on.
+    pub async fn list_all(&self, from: Seq) -> Result<Vec<(Seq, String)>, ClientError> {
+        let mut out = Vec::new();
+        let mut next = from.max(1);
+        loop {
+            let (entries, visible) = self.list(next, 1000, false).await?;
+            let Some(last) = entries.last() else {
+                return Ok(out);
+            };
+            next = last.0 + 1;
+            out.extend(entries);
+            if next > visible {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The node's health report.
+    pub async fn health(&self) -> Result<HealthReport, ClientError> {
+        match self.request(|req| Frame::Health { req }).await? {
+            Frame::HealthReport { report, .. } => Ok(report),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    fn protocol(&self, frame: Frame) -> ClientError {
+        ClientError::Protocol {
+            addr: self.addr.clone(),
+            what: format!("unexpected answer {frame:?}"),
+        }
+    }
+}
+
+/// Connects to `addr` and, if it is a secondary, to the master it names
+/// (once). Returns a client connected to the master.
+pub async fn connect_master(addr: &str) -> Result<Client, ClientError> {
+    let client = Client::connect(addr).await?;
+    if client.welcome().role == crate::wire::NodeRole::Master {
+        return Ok(client);
+    }
+    let master = client.welcome().master_addr.clone();
+    Client::connect(&master).await
+}
+
+/// A random request key: 128 bits, hex.
+pub fn new_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

@@ -1,0 +1,232 @@
+//! The `replogd` command line: its clap definition (also used for the man
+//! page), logging, systemd notification, signals, and `--dev`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::config::{Cluster, FsyncPolicy, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::net::Tcp;
+use crate::replication::Timing;
+
+/// The replog daemon: one node of a replicated log cluster.
+#[derive(Debug, Parser)]
+#[command(name = "replogd", version, about, long_about = None,
+          after_help = "Every flag can also be set through the environment variable shown with it.\nExample: replogd --id 1 --cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --data-dir /var/lib/replog")]
+pub struct DaemonArgs {
+    /// Run a whole local cluster in this process, for trying replog out.
+    #[arg(long, env = "REPLOG_DEV")]
+    pub dev: bool,
+    /// With --dev: how many nodes.
+    #[arg(long, env = "REPLOG_NODES", default_value_t = 3, requires = "dev")]
+    pub nodes: usize,
+    /// With --dev: port of the first node; the others follow.
+    #[arg(long, env = "REPLOG_BASE_PORT", default_value_t = 7001, requires = "dev")]
+    pub base_port: u16,
+    /// This node's id, as it appears in --cluster.
+    #[arg(long, env = "REPLOG_ID", required_unless_present = "dev")]
+    pub id: Option<String>,
+    /// Every node of the cluster: ID=HOST:PORT[,ID=HOST:PORT...], the same on every node.
+    #[arg(long, env = "REPLOG_CLUSTER", required_unless_present = "dev")]
+    pub cluster: Option<String>,
+    /// Directory of the log (with --dev: one subdirectory per node). Without it the log is kept in memory only.
+    #[arg(long, env = "REPLOG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Id of the master; defaults to the first node of --cluster.
+    #[arg(long, env = "REPLOG_MASTER")]
+    pub master: Option<String>,
+    /// Address to listen on; defaults to this node's address in --cluster.
+    #[arg(long, env = "REPLOG_LISTEN")]
+    pub listen: Option<String>,
+    /// When the log is synced to disk before an entry counts as stored.
+    #[arg(long, env = "REPLOG_FSYNC", value_enum, default_value_t = FsyncPolicy::Always)]
+    pub fsync: FsyncPolicy,
+    /// How often the master sends a heartbeat to each secondary.
+    #[arg(long, env = "REPLOG_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, default_value = "200ms")]
+    pub heartbeat_interval: Duration,
+    /// A secondary silent this long is Suspected.
+    #[arg(long, env = "REPLOG_SUSPECT_AFTER", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub suspect_after: Duration,
+    /// A secondary silent this long is Unhealthy (and its connection is redialled).
+    #[arg(long, env = "REPLOG_UNHEALTHY_AFTER", value_parser = humantime::parse_duration, default_value = "3s")]
+    pub unhealthy_after: Duration,
+    /// First delay before retrying a failed delivery.
+    #[arg(long, env = "REPLOG_RETRY_BASE", value_parser = humantime::parse_duration, default_value = "50ms")]
+    pub retry_base: Duration,
+    /// Largest delay between retries.
+    #[arg(long, env = "REPLOG_RETRY_MAX", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub retry_max: Duration,
+    /// Largest message accepted, in bytes.
+    #[arg(long, env = "REPLOG_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// Testing aid (secondaries): delay every apply by this long.
+    #[arg(long, env = "REPLOG_REPLICATE_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub replicate_delay: Duration,
+    /// Testing aid (secondaries): after storing, answer the master with an error with this probability.
+    #[arg(long, env = "REPLOG_FAIL_RATE", default_value_t = 0.0)]
+    pub fail_rate: f64,
+}
+
+impl DaemonArgs {
+    fn timing(&self) -> Timing {
+        Timing {
+            heartbeat_interval: self.heartbeat_interval,
+            suspect_after: self.suspect_after,
+            unhealthy_after: self.unhealthy_after,
+            retry_base: self.retry_base,
+            retry_max: self.retry_max,
+        }
+    }
+
+    fn node_config(&self, id: &str, cluster: Cluster, data_dir: Option<PathBuf>) -> NodeConfig {
+        let mut cfg = NodeConfig::new(id, cluster);
+        cfg.data_dir = data_dir;
+        cfg.fsync = self.fsync;
+        cfg.timing = self.timing();
+        cfg.max_message_bytes = self.max_message_bytes;
+        cfg.replicate_delay = self.replicate_delay;
+        cfg.fail_rate = self.fail_rate;
+        cfg
+    }
+}
+
+/// Sets up logging: journald when started by systemd, stderr otherwise;
+/// `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
+    if under_systemd {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry().with(filter).with(journald).init();
+            return;
+        }
+    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
+        .init();
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
+                _ = term.recv() => info!("SIGTERM received, stopping"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
+    });
+}
+
+/// Runs the daemon; returns the process exit code.
+pub async fn run(args: DaemonArgs) -> i32 {
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+    let result = if args.dev {
+        run_dev(&args, shutdown).await
+    } else {
+        run_node(&args, shutdown).await
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("replogd: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let id = args.id.clone().expect("clap requires --id");
+    let cluster = Cluster::parse(args.cluster.as_deref().expect("clap requires --cluster"), args.master.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let cfg = args.node_config(&id, cluster, args.data_dir.clone());
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| cfg.cluster.addr(&id).expect("validated").to_string());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another replogd running there?)"))?;
+    info!(node = %id, %listen, "listening");
+    let watchdog = crate::systemd::Watchdog::from_env();
+    let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move || {
+        crate::systemd::ready();
+        if let Some(w) = watchdog {
+            w.spawn(shutdown);
+        }
+    })
+    .await;
+    crate::systemd::stopping();
+    result
+}
+
+async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if args.nodes == 0 || args.nodes > 64 {
+        anyhow::bail!("--nodes: {} is out of range; use 1 to 64", args.nodes);
+    }
+    let list: Vec<String> = (0..args.nodes)
+        .map(|i| format!("{}=127.0.0.1:{}", i + 1, args.base_port as usize + i))
+        .collect();
+    let cluster = Cluster::parse(&list.join(","), None).map_err(anyhow::Error::msg)?;
+    let mut listeners = Vec::new();
+    for (id, addr) in &cluster.nodes {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for node {id}: {e}; pick free ports with --base-port"))?;
+        listeners.push(l);
+    }
+    let mut tasks = Vec::new();
+    for ((id, _), listener) in cluster.nodes.iter().zip(listeners) {
+        let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
+        let cfg = args.node_config(id, cluster.clone(), dir);
+        tasks.push(tokio::spawn(crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), || {})));
+    }
+    let first = &cluster.nodes[0].1;
+    let storage = match &args.data_dir {
+        Some(d) => format!("logs under {}", d.display()),
+        None => "logs in memory (add --data-dir DIR to keep them)".into(),
+    };
+    println!("replog dev cluster: {} nodes on 127.0.0.1:{}..{}, node 1 is the master, {storage}.", args.nodes, args.base_port, args.base_port as usize + args.nodes - 1);
+    println!("Try, in another terminal:");
+    println!("  replog append -w {} \"hello\"          # stored on every node", args.nodes);
+    println!("  replog list --node 127.0.0.1:{}", args.base_port as usize + args.nodes - 1);
+    println!("  replog health --node {first}");
+    println!("Ctrl-C stops the cluster.");
+    crate::systemd::ready();
+    let mut result = Ok(());
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shutdown.cancel();
+                result = Err(e);
+            }
+            Err(e) => {
+                shutdown.cancel();
+                result = Err(anyhow::anyhow!("a node panicked: {e}"));
+            }
+        }
+    }
+    result
+}
