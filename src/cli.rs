@@ -114,7 +114,11 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 /// Appends one message, following a redirect to the master once.
-pub async fn append_one(node: &str, message: &str, opts: &AppendOptions) -> Result<(), ClientError> {
+pub async fn append_one(
+    node: &str,
+    message: &str,
+    opts: &AppendOptions,
+) -> Result<(), ClientError> {
     let client = Client::connect(node).await?;
     // One key for both tries, so the redirect cannot append twice.
     let opts = AppendOptions {
@@ -123,7 +127,10 @@ pub async fn append_one(node: &str, message: &str, opts: &AppendOptions) -> Resu
     };
     let seq = match client.append(message, &opts).await {
         Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-            Client::connect(&master_addr).await?.append(message, &opts).await?
+            Client::connect(&master_addr)
+                .await?
+                .append(message, &opts)
+                .await?
         }
         other => other?,
     };
@@ -269,7 +276,11 @@ pub fn health_table(r: &HealthReport) -> String {
             r.epoch,
             r.reachable,
             r.needed,
-            if r.read_only { ": READ-ONLY (appends refused)" } else { ": accepting appends" }
+            if r.read_only {
+                ": READ-ONLY (appends refused)"
+            } else {
+                ": accepting appends"
+            }
         ));
     } else {
         out.push_str(&format!(", master at {}\n", r.master_addr));
@@ -285,7 +296,8 @@ pub fn health_table(r: &HealthReport) -> String {
                 n.status.to_string(),
                 n.acked.to_string(),
                 n.lag.to_string(),
-                n.last_heard_ms.map_or("never".into(), |ms| format!("{ms}ms ago")),
+                n.last_heard_ms
+                    .map_or("never".into(), |ms| format!("{ms}ms ago")),
             ]
         })
         .collect();

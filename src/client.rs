@@ -12,7 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::entry::Seq;
-use crate::wire::{AppendError, Frame, FrameCodec, HealthReport, Hello, Role, Welcome, WriteConcern, PROTOCOL_VERSION};
+use crate::wire::{
+    AppendError, Frame, FrameCodec, HealthReport, Hello, Role, Welcome, WriteConcern,
+    PROTOCOL_VERSION,
+};
 
 /// Largest frame a client accepts: generous, since a node's limit is set by
 /// its own `--max-message-bytes`.
@@ -156,7 +159,10 @@ impl Client {
             cluster: None,
             role: Role::Client,
         });
-        writer.send(hello).await.map_err(|e| unreachable(e.to_string()))?;
+        writer
+            .send(hello)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, reader.next())
             .await
             .map_err(|_| unreachable("no answer to hello".into()))?;
@@ -285,7 +291,12 @@ impl Client {
     /// Up to `max` visible entries from `from`, and the node's last visible
     /// sequence number. With `wait`, the answer comes once there is at least
     /// one entry at `from`.
-    pub async fn list(&self, from: Seq, max: u32, wait: bool) -> Result<(Vec<(Seq, String)>, Seq), ClientError> {
+    pub async fn list(
+        &self,
+        from: Seq,
+        max: u32,
+        wait: bool,
+    ) -> Result<(Vec<(Seq, String)>, Seq), ClientError> {
         let answer = self
             .request(|req| Frame::List {
                 req,

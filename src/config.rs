@@ -58,7 +58,9 @@ impl Cluster {
             nodes.push((id.to_string(), addr.to_string()));
         }
         if nodes.is_empty() {
-            return Err("--cluster: the list is empty; give at least this node as ID=HOST:PORT".into());
+            return Err(
+                "--cluster: the list is empty; give at least this node as ID=HOST:PORT".into(),
+            );
         }
         let master = match master {
             Some(m) => {
@@ -74,12 +76,16 @@ impl Cluster {
 
     /// Address of node `id`.
     pub fn addr(&self, id: &str) -> Option<&str> {
-        self.nodes.iter().find(|(i, _)| i == id).map(|(_, a)| a.as_str())
+        self.nodes
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, a)| a.as_str())
     }
 
     /// Address of the master.
     pub fn master_addr(&self) -> &str {
-        self.addr(&self.master).expect("master is validated to be a member")
+        self.addr(&self.master)
+            .expect("master is validated to be a member")
     }
 
     /// The secondaries, in cluster order.
@@ -183,7 +189,10 @@ impl NodeConfig {
             ));
         }
         if !(0.0..=1.0).contains(&self.fail_rate) {
-            return Err(format!("--fail-rate: {} is not a probability between 0 and 1", self.fail_rate));
+            return Err(format!(
+                "--fail-rate: {} is not a probability between 0 and 1",
+                self.fail_rate
+            ));
         }
         if self.max_message_bytes == 0 || self.max_message_bytes > 256 * 1024 * 1024 {
             return Err(format!(
@@ -214,14 +223,23 @@ mod tests {
         let c = Cluster::parse("a=127.0.0.1:1, b=127.0.0.1:2", None).unwrap();
         assert_eq!(c.master, "a");
         assert_eq!(c.master_addr(), "127.0.0.1:1");
-        assert_eq!(c.secondaries(), vec![("b".to_string(), "127.0.0.1:2".to_string())]);
+        assert_eq!(
+            c.secondaries(),
+            vec![("b".to_string(), "127.0.0.1:2".to_string())]
+        );
     }
 
     #[test]
     fn cluster_errors_name_the_problem() {
-        assert!(Cluster::parse("a=1.2.3.4:5,a=1.2.3.4:6", None).unwrap_err().contains("twice"));
-        assert!(Cluster::parse("nonsense", None).unwrap_err().contains("ID=HOST:PORT"));
-        assert!(Cluster::parse("a=h:1", Some("z")).unwrap_err().contains("--master"));
+        assert!(Cluster::parse("a=1.2.3.4:5,a=1.2.3.4:6", None)
+            .unwrap_err()
+            .contains("twice"));
+        assert!(Cluster::parse("nonsense", None)
+            .unwrap_err()
+            .contains("ID=HOST:PORT"));
+        assert!(Cluster::parse("a=h:1", Some("z"))
+            .unwrap_err()
+            .contains("--master"));
     }
 
     #[test]

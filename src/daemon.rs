@@ -24,7 +24,12 @@ pub struct DaemonArgs {
     #[arg(long, env = "REPLOG_NODES", default_value_t = 3, requires = "dev")]
     pub nodes: usize,
     /// With --dev: port of the first node; the others follow.
-    #[arg(long, env = "REPLOG_BASE_PORT", default_value_t = 7001, requires = "dev")]
+    #[arg(
+        long,
+        env = "REPLOG_BASE_PORT",
+        default_value_t = 7001,
+        requires = "dev"
+    )]
     pub base_port: u16,
     /// This node's id, as it appears in --cluster.
     #[arg(long, env = "REPLOG_ID", required_unless_present = "dev")]
@@ -99,10 +104,14 @@ pub fn init_logging() {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
+    let under_systemd =
+        std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
     if under_systemd {
         if let Ok(journald) = tracing_journald::layer() {
-            tracing_subscriber::registry().with(filter).with(journald).init();
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .init();
             return;
         }
     }
@@ -157,17 +166,20 @@ pub async fn run(args: DaemonArgs) -> i32 {
 
 async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let id = args.id.clone().expect("clap requires --id");
-    let cluster = Cluster::parse(args.cluster.as_deref().expect("clap requires --cluster"), args.master.as_deref())
-        .map_err(anyhow::Error::msg)?;
+    let cluster = Cluster::parse(
+        args.cluster.as_deref().expect("clap requires --cluster"),
+        args.master.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let cfg = args.node_config(&id, cluster, args.data_dir.clone());
     cfg.validate().map_err(anyhow::Error::msg)?;
     let listen = args
         .listen
         .clone()
         .unwrap_or_else(|| cfg.cluster.addr(&id).expect("validated").to_string());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another replogd running there?)"))?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen}: {e} (is another replogd running there?)")
+    })?;
     info!(node = %id, %listen, "listening");
     let watchdog = crate::systemd::Watchdog::from_env();
     let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move || {
@@ -191,26 +203,44 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
     let cluster = Cluster::parse(&list.join(","), None).map_err(anyhow::Error::msg)?;
     let mut listeners = Vec::new();
     for (id, addr) in &cluster.nodes {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for node {id}: {e}; pick free ports with --base-port"))?;
+        let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} for node {id}: {e}; pick free ports with --base-port"
+            )
+        })?;
         listeners.push(l);
     }
     let mut tasks = Vec::new();
     for ((id, _), listener) in cluster.nodes.iter().zip(listeners) {
         let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
         let cfg = args.node_config(id, cluster.clone(), dir);
-        tasks.push(tokio::spawn(crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), || {})));
+        tasks.push(tokio::spawn(crate::node::run::<Tcp>(
+            cfg,
+            listener,
+            shutdown.clone(),
+            || {},
+        )));
     }
     let first = &cluster.nodes[0].1;
     let storage = match &args.data_dir {
         Some(d) => format!("logs under {}", d.display()),
         None => "logs in memory (add --data-dir DIR to keep them)".into(),
     };
-    println!("replog dev cluster: {} nodes on 127.0.0.1:{}..{}, node 1 is the master, {storage}.", args.nodes, args.base_port, args.base_port as usize + args.nodes - 1);
+    println!(
+        "replog dev cluster: {} nodes on 127.0.0.1:{}..{}, node 1 is the master, {storage}.",
+        args.nodes,
+        args.base_port,
+        args.base_port as usize + args.nodes - 1
+    );
     println!("Try, in another terminal:");
-    println!("  replog append -w {} \"hello\"          # stored on every node", args.nodes);
-    println!("  replog list --node 127.0.0.1:{}", args.base_port as usize + args.nodes - 1);
+    println!(
+        "  replog append -w {} \"hello\"          # stored on every node",
+        args.nodes
+    );
+    println!(
+        "  replog list --node 127.0.0.1:{}",
+        args.base_port as usize + args.nodes - 1
+    );
     println!("  replog health --node {first}");
     println!("Ctrl-C stops the cluster.");
     crate::systemd::ready();

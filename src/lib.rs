@@ -5,14 +5,14 @@
 //! - [`wire`]: the frames and the length-delimited bincode codec.
 //! - [`replication`]: master and secondary state machines, without I/O.
 
-pub mod entry;
-pub mod replication;
-pub mod wire;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod entry;
 pub mod net;
 pub mod node;
+pub mod replication;
 pub mod storage;
-pub mod client;
-pub mod cli;
-pub mod daemon;
 pub mod systemd;
+pub mod wire;

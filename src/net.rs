@@ -15,7 +15,9 @@ pub trait Net: Send + Sync + 'static {
     type Listener: Send + Sync + 'static;
 
     /// Waits for the next incoming connection.
-    fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    fn accept(
+        listener: &Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
 
     /// Opens a connection to `addr` (`HOST:PORT`).
     fn connect(addr: String) -> impl Future<Output = io::Result<Self::Stream>> + Send;

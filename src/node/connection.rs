@@ -18,7 +18,9 @@ use tracing::{debug, info, warn};
 use super::{timeout_from_ms, Input, Shared};
 use crate::net::Net;
 use crate::replication::secondary::SecondaryEvent;
-use crate::wire::{AppendError, Frame, FrameCodec, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION};
+use crate::wire::{
+    AppendError, Frame, FrameCodec, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
+};
 
 /// A connection that has not said hello by then is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,7 +137,10 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
             return Err("a master must name its cluster".into());
         }
         if cfg.is_master() {
-            return Err(format!("node {} is itself the master of this cluster", cfg.id));
+            return Err(format!(
+                "node {} is itself the master of this cluster",
+                cfg.id
+            ));
         }
         if *id != cfg.cluster.master {
             return Err(format!(
@@ -258,11 +263,12 @@ async fn list(shared: &Shared, req: u64, from: u64, max: u32, wait: bool) -> Opt
         let visible = *visible_rx.borrow_and_update();
         if visible >= from || !wait {
             let max = max.clamp(1, LIST_PAGE) as usize;
-            let read = shared
-                .log
-                .read()
-                .expect("log lock")
-                .read(from, visible, max, shared.cfg.max_message_bytes);
+            let read = shared.log.read().expect("log lock").read(
+                from,
+                visible,
+                max,
+                shared.cfg.max_message_bytes,
+            );
             return match read {
                 Ok(entries) => Some(Frame::Listed {
                     req,
@@ -282,7 +288,11 @@ async fn list(shared: &Shared, req: u64, from: u64, max: u32, wait: bool) -> Opt
     }
 }
 
-async fn serve_master<N: Net>(mut reader: Reader<N>, tx: mpsc::UnboundedSender<Frame>, shared: &Arc<Shared>) {
+async fn serve_master<N: Net>(
+    mut reader: Reader<N>,
+    tx: mpsc::UnboundedSender<Frame>,
+    shared: &Arc<Shared>,
+) {
     let conn = shared.next_id();
     let _ = shared.inputs.send(Input::MasterOpened { conn, tx });
     loop {
@@ -314,7 +324,9 @@ async fn serve_master<N: Net>(mut reader: Reader<N>, tx: mpsc::UnboundedSender<F
     }
     let _ = shared
         .inputs
-        .send(Input::FromMaster(SecondaryEvent::MasterDisconnected { conn }));
+        .send(Input::FromMaster(SecondaryEvent::MasterDisconnected {
+            conn,
+        }));
 }
 
 /// A frame's kind, for log lines (never its content, which may be large).

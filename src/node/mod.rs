@@ -126,9 +126,8 @@ pub async fn run<N: Net>(
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let mut log = match &cfg.data_dir {
-        Some(dir) => Log::open(dir, cfg.segment_bytes).map_err(|e| {
-            anyhow::anyhow!("cannot open the log in {}: {e}", dir.display())
-        })?,
+        Some(dir) => Log::open(dir, cfg.segment_bytes)
+            .map_err(|e| anyhow::anyhow!("cannot open the log in {}: {e}", dir.display()))?,
         None => Log::memory(),
     };
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
@@ -221,7 +220,14 @@ pub async fn run<N: Net>(
         for (peer, (id, addr)) in cfg.cluster.secondaries().into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             links.push(tx);
-            tokio::spawn(link::run::<N>(peer, id, addr, shared.clone(), rx, seed ^ peer as u64));
+            tokio::spawn(link::run::<N>(
+                peer,
+                id,
+                addr,
+                shared.clone(),
+                rx,
+                seed ^ peer as u64,
+            ));
         }
     }
 
@@ -383,7 +389,9 @@ impl NodeLoop {
     fn stored(&mut self, now: std::time::Instant, upto: Seq) {
         match &self.role {
             RoleState::Master { .. } => self.master_step(now, MasterEvent::Stored { upto }),
-            RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Stored { upto }),
+            RoleState::Secondary { .. } => {
+                self.secondary_step(now, SecondaryEvent::Stored { upto })
+            }
         }
     }
 
@@ -391,7 +399,9 @@ impl NodeLoop {
         error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
         let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
         match &self.role {
-            RoleState::Master { .. } => self.master_step(now, MasterEvent::StorageFailed { reason }),
+            RoleState::Master { .. } => {
+                self.master_step(now, MasterEvent::StorageFailed { reason })
+            }
             RoleState::Secondary { .. } => {
                 self.secondary_step(now, SecondaryEvent::StorageFailed { reason })
             }
@@ -407,7 +417,8 @@ impl NodeLoop {
         let upto = entries.last().expect("not empty").seq;
         let result = self.shared.log.write().expect("log lock").append(&entries);
         if let Err(e) = result {
-            self.requeue.push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
+            self.requeue
+                .push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
             return;
         }
         self.after_write(upto);
@@ -487,7 +498,12 @@ impl NodeLoop {
         let max_bytes = self.shared.cfg.max_message_bytes;
         let mut next = from;
         while next <= to {
-            let read = self.shared.log.read().expect("log lock").read(next, to, BATCH as usize, max_bytes);
+            let read =
+                self.shared
+                    .log
+                    .read()
+                    .expect("log lock")
+                    .read(next, to, BATCH as usize, max_bytes);
             match read {
                 Ok(entries) if !entries.is_empty() => {
                     next = entries.last().expect("not empty").seq + 1;
@@ -513,7 +529,12 @@ impl NodeLoop {
                 SecondaryAction::Persist(entries) => self.write_pending(entries),
                 SecondaryAction::Truncate { after } => {
                     warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored");
-                    let result = self.shared.log.write().expect("log lock").truncate_after(after);
+                    let result = self
+                        .shared
+                        .log
+                        .write()
+                        .expect("log lock")
+                        .truncate_after(after);
                     match result {
                         Ok(()) => {
                             // The cut must be durable before anything newer is.
@@ -523,9 +544,9 @@ impl NodeLoop {
                                 changed
                             });
                         }
-                        Err(e) => self
-                            .requeue
-                            .push_back(Input::StorageFailed(format!("cutting the log failed: {e}"))),
+                        Err(e) => self.requeue.push_back(Input::StorageFailed(format!(
+                            "cutting the log failed: {e}"
+                        ))),
                     }
                 }
                 SecondaryAction::Send { conn, frame } => {

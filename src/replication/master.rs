@@ -552,10 +552,7 @@ impl Master {
         };
         let id = self.next_waiter;
         self.next_waiter += 1;
-        self.waiters.insert(
-            id,
-            Waiter { client, req, seq },
-        );
+        self.waiters.insert(id, Waiter { client, req, seq });
         self.by_w[w as usize - 1].entry(seq).or_default().push(id);
         if let Some(t) = timeout {
             self.deadlines.insert((now + t, id));
@@ -690,5 +687,636 @@ impl Master {
                 p.sent = to;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MasterAction as A;
+    use MasterEvent as E;
+
+    fn master(secondaries: usize) -> (Master, Instant) {
+        let cfg = MasterConfig {
+            me: ("m".into(), "m:1".into()),
+            secondaries: (0..secondaries)
+                .map(|i| (format!("s{i}"), format!("s{i}:1")))
+                .collect(),
+            timing: Timing::default(),
+            max_message_bytes: 100,
+            window: 1000,
+            batch: 100,
+            seed: 1,
+        };
+        let state = LogState {
+            epoch: 1,
+            ..LogState::default()
+        };
+        (Master::new(cfg, state), Instant::now())
+    }
+
+    fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
+        let mut out = Vec::new();
+        m.step(now, e, &mut out);
+        out
+    }
+
+    fn flush(m: &mut Master, now: Instant) -> Vec<MasterAction> {
+        let mut out = Vec::new();
+        m.flush(now, &mut out);
+        out
+    }
+
+    fn connect_all(m: &mut Master, now: Instant) {
+        for peer in 0..m.peers.len() {
+            let out = step(
+                m,
+                now,
+                E::PeerConnected {
+                    peer,
+                    conn: peer as u64 + 10,
+                    last: Position::default(),
+                    stored: 0,
+                },
+            );
+            assert_eq!(
+                out,
+                vec![A::Send {
+                    peer,
+                    conn: peer as u64 + 10,
+                    frame: Frame::Sync {
+                        truncate_after: None
+                    }
+                }]
+            );
+        }
+    }
+
+    fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
+        E::Append {
+            client,
+            req,
+            key: None,
+            w,
+            timeout: None,
+            message: msg.into(),
+        }
+    }
+
+    fn entry(seq: Seq, msg: &str) -> Entry {
+        Entry {
+            epoch: 1,
+            seq,
+            key: None,
+            message: msg.into(),
+        }
+    }
+
+    fn ok(client: u64, req: u64, seq: Seq) -> MasterAction {
+        A::Reply {
+            client,
+            req,
+            result: Ok(seq),
+        }
+    }
+
+    #[test]
+    fn append_completes_at_exactly_the_wth_ack() {
+        let (mut m, now) = master(2);
+        connect_all(&mut m, now);
+        assert_eq!(
+            step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a")),
+            vec![A::Persist(entry(1, "a"))]
+        );
+        // Pipelined to both secondaries before any ack.
+        assert_eq!(
+            flush(&mut m, now),
+            vec![
+                A::SendEntries {
+                    peer: 0,
+                    conn: 10,
+                    from: 1,
+                    to: 1
+                },
+                A::SendEntries {
+                    peer: 1,
+                    conn: 11,
+                    from: 1,
+                    to: 1
+                },
+            ]
+        );
+        assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 1,
+                    conn: 11,
+                    stored: 1
+                }
+            ),
+            vec![ok(7, 1, 1)]
+        );
+    }
+
+    #[test]
+    fn master_always_counts_among_w() {
+        let (mut m, now) = master(2);
+        connect_all(&mut m, now);
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+        // Two secondaries hold it but the master has not stored it yet.
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 1,
+                    conn: 11,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+    }
+
+    #[test]
+    fn acks_out_of_order_across_secondaries_release_the_right_waiters() {
+        let (mut m, now) = master(2);
+        connect_all(&mut m, now);
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
+        step(&mut m, now, append(1, 3, WriteConcern::Nodes(2), "c"));
+        assert_eq!(
+            flush(&mut m, now),
+            vec![
+                A::SendEntries {
+                    peer: 0,
+                    conn: 10,
+                    from: 1,
+                    to: 3
+                },
+                A::SendEntries {
+                    peer: 1,
+                    conn: 11,
+                    from: 1,
+                    to: 3
+                },
+            ]
+        );
+        step(&mut m, now, E::Stored { upto: 3 });
+        // Secondary 1 is ahead of secondary 0.
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 1,
+                    conn: 11,
+                    stored: 3
+                }
+            ),
+            vec![ok(1, 1, 1), ok(1, 3, 3)]
+        );
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 2
+                }
+            ),
+            vec![ok(1, 2, 2)]
+        );
+        // A stale ack (lower) changes nothing.
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn impossible_w_and_oversized_messages_are_bad_requests() {
+        let (mut m, now) = master(2);
+        connect_all(&mut m, now);
+        for w in [WriteConcern::Nodes(4), WriteConcern::Nodes(0)] {
+            let out = step(&mut m, now, append(1, 9, w, "a"));
+            assert!(
+                matches!(
+                    &out[..],
+                    [A::Reply {
+                        result: Err(AppendError::BadRequest(_)),
+                        ..
+                    }]
+                ),
+                "{out:?}"
+            );
+        }
+        let out = step(
+            &mut m,
+            now,
+            append(1, 9, WriteConcern::All, &"x".repeat(101)),
+        );
+        assert!(matches!(
+            &out[..],
+            [A::Reply {
+                result: Err(AppendError::BadRequest(_)),
+                ..
+            }]
+        ));
+        assert_eq!(m.last(), 0, "nothing was appended");
+    }
+
+    #[test]
+    fn without_quorum_appends_are_refused_and_nothing_is_assigned() {
+        let (mut m, now) = master(2);
+        let out = step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+        assert_eq!(
+            out,
+            vec![A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::Refused {
+                    reachable: 1,
+                    needed: 2
+                })
+            }]
+        );
+        assert_eq!(m.last(), 0);
+        // One secondary back is a majority of three.
+        step(
+            &mut m,
+            now,
+            E::PeerConnected {
+                peer: 0,
+                conn: 1,
+                last: Position::default(),
+                stored: 0,
+            },
+        );
+        assert_eq!(
+            step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "a")),
+            vec![A::Persist(entry(1, "a"))]
+        );
+    }
+
+    #[test]
+    fn a_retried_key_gets_the_original_sequence_number() {
+        let (mut m, now) = master(0);
+        let keyed = |req| E::Append {
+            client: 1,
+            req,
+            key: Some("k".into()),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: "a".into(),
+        };
+        assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
+        assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+        assert_eq!(step(&mut m, now, keyed(2)), vec![ok(1, 2, 1)]);
+        assert_eq!(m.last(), 1);
+    }
+
+    #[test]
+    fn timeout_reports_the_sequence_number_and_the_entry_stays() {
+        let (mut m, now) = master(1);
+        connect_all(&mut m, now);
+        let ev = E::Append {
+            client: 1,
+            req: 1,
+            key: None,
+            w: WriteConcern::Nodes(2),
+            timeout: Some(Duration::from_millis(100)),
+            message: "a".into(),
+        };
+        step(&mut m, now, ev);
+        step(&mut m, now, E::Stored { upto: 1 });
+        assert_eq!(
+            step(&mut m, now + Duration::from_millis(50), E::Tick),
+            vec![]
+        );
+        let out = step(&mut m, now + Duration::from_millis(101), E::Tick);
+        assert!(out.contains(&A::Reply {
+            client: 1,
+            req: 1,
+            result: Err(AppendError::TimedOut {
+                seq: 1,
+                stored_on: 1
+            })
+        }));
+        assert_eq!(m.last(), 1);
+        // A late ack answers nobody twice.
+        assert_eq!(
+            step(
+                &mut m,
+                now,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 1
+                }
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn nack_rewinds_and_resends_after_backoff_or_at_once_on_heartbeat_reply() {
+        let (mut m, now) = master(1);
+        connect_all(&mut m, now);
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+        flush(&mut m, now);
+        step(
+            &mut m,
+            now,
+            E::Nack {
+                peer: 0,
+                conn: 10,
+                stored: 1,
+                reason: "x".into(),
+            },
+        );
+        // Paused by the backoff: nothing to send yet.
+        assert_eq!(flush(&mut m, now), vec![]);
+        let later = now + Timing::default().retry_base * 2;
+        step(&mut m, later, E::Tick);
+        assert_eq!(
+            flush(&mut m, later),
+            vec![A::SendEntries {
+                peer: 0,
+                conn: 10,
+                from: 2,
+                to: 2
+            }]
+        );
+        // Another failure, then a heartbeat reply resumes at once.
+        step(
+            &mut m,
+            later,
+            E::Nack {
+                peer: 0,
+                conn: 10,
+                stored: 1,
+                reason: "x".into(),
+            },
+        );
+        assert_eq!(flush(&mut m, later), vec![]);
+        step(
+            &mut m,
+            later,
+            E::HeartbeatReply {
+                peer: 0,
+                conn: 10,
+                stored: 1,
+            },
+        );
+        assert_eq!(
+            flush(&mut m, later),
+            vec![A::SendEntries {
+                peer: 0,
+                conn: 10,
+                from: 2,
+                to: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_silent_secondary_becomes_unhealthy_and_is_redialled() {
+        let (mut m, now) = master(2);
+        connect_all(&mut m, now);
+        let t = Timing::default();
+        let h = |m: &Master, at| m.health(at).iter().map(|n| n.status).collect::<Vec<_>>();
+        assert_eq!(h(&m, now)[1], PeerStatus::Healthy);
+        step(
+            &mut m,
+            now + t.suspect_after,
+            E::HeartbeatReply {
+                peer: 1,
+                conn: 11,
+                stored: 0,
+            },
+        );
+        let suspect = now + t.suspect_after + Duration::from_millis(1);
+        assert_eq!(h(&m, suspect)[1], PeerStatus::Suspected);
+        assert_eq!(h(&m, suspect)[2], PeerStatus::Healthy);
+        let dead = now + t.unhealthy_after + Duration::from_millis(1);
+        let out = step(&mut m, dead, E::Tick);
+        assert!(out.contains(&A::Reconnect { peer: 0, conn: 10 }), "{out:?}");
+        assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
+        // Stale events from the dropped connection are ignored.
+        assert_eq!(
+            step(
+                &mut m,
+                dead,
+                E::Ack {
+                    peer: 0,
+                    conn: 10,
+                    stored: 0
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
+    }
+
+    #[test]
+    fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
+        let cfg = MasterConfig {
+            me: ("m".into(), "m:1".into()),
+            secondaries: vec![("s".into(), "s:1".into())],
+            timing: Timing::default(),
+            max_message_bytes: 100,
+            window: 1000,
+            batch: 100,
+            seed: 1,
+        };
+        // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
+        let state = LogState {
+            epoch: 3,
+            last: Position { epoch: 2, seq: 7 },
+            epochs: vec![(1, 1), (2, 6)],
+            keys: HashMap::new(),
+        };
+        let mut m = Master::new(cfg, state);
+        let now = Instant::now();
+        // The secondary got 1..=8 of epoch 1: 6..=8 never made it to the master's disk.
+        let out = step(
+            &mut m,
+            now,
+            E::PeerConnected {
+                peer: 0,
+                conn: 1,
+                last: Position { epoch: 1, seq: 8 },
+                stored: 8,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Send {
+                peer: 0,
+                conn: 1,
+                frame: Frame::Sync {
+                    truncate_after: Some(5)
+                }
+            }]
+        );
+        assert_eq!(
+            flush(&mut m, now),
+            vec![A::SendEntries {
+                peer: 0,
+                conn: 1,
+                from: 6,
+                to: 7
+            }]
+        );
+        // A secondary that agrees is not cut.
+        let out = step(
+            &mut m,
+            now,
+            E::PeerConnected {
+                peer: 0,
+                conn: 2,
+                last: Position { epoch: 2, seq: 7 },
+                stored: 7,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Send {
+                peer: 0,
+                conn: 2,
+                frame: Frame::Sync {
+                    truncate_after: None
+                }
+            }]
+        );
+        assert_eq!(flush(&mut m, now), vec![]);
+    }
+
+    #[test]
+    fn storage_failure_fails_waiters_and_refuses_new_appends() {
+        let (mut m, now) = master(0);
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+        let out = step(
+            &mut m,
+            now,
+            E::StorageFailed {
+                reason: "disk full".into(),
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::Storage("disk full".into()))
+            }]
+        );
+        // A late Stored must not acknowledge anything now.
+        assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+        let out = step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
+        assert!(matches!(
+            &out[..],
+            [A::Reply {
+                result: Err(AppendError::Storage(_)),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn window_limits_what_is_in_flight() {
+        let (mut m, now) = master(1);
+        m.cfg.window = 3;
+        m.cfg.batch = 2;
+        connect_all(&mut m, now);
+        for i in 0..5 {
+            step(&mut m, now, append(1, i, WriteConcern::Nodes(1), "x"));
+        }
+        assert_eq!(
+            flush(&mut m, now),
+            vec![
+                A::SendEntries {
+                    peer: 0,
+                    conn: 10,
+                    from: 1,
+                    to: 2
+                },
+                A::SendEntries {
+                    peer: 0,
+                    conn: 10,
+                    from: 3,
+                    to: 3
+                },
+            ]
+        );
+        step(
+            &mut m,
+            now,
+            E::Ack {
+                peer: 0,
+                conn: 10,
+                stored: 2,
+            },
+        );
+        assert_eq!(
+            flush(&mut m, now),
+            vec![A::SendEntries {
+                peer: 0,
+                conn: 10,
+                from: 4,
+                to: 5
+            }]
+        );
     }
 }

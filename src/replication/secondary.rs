@@ -218,7 +218,9 @@ impl Secondary {
                 }
                 self.stored = upto;
                 if let Some(conn) = self.conn {
-                    let frame = if self.cfg.fail_rate > 0.0 && self.rng.gen_bool(self.cfg.fail_rate.min(1.0)) {
+                    let frame = if self.cfg.fail_rate > 0.0
+                        && self.rng.gen_bool(self.cfg.fail_rate.min(1.0))
+                    {
                         Frame::Nack {
                             stored: self.stored,
                             reason: "simulated failure (--fail-rate)".into(),
@@ -282,5 +284,281 @@ impl Secondary {
                 },
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SecondaryAction as A;
+    use SecondaryEvent as E;
+
+    fn e(seq: Seq) -> Entry {
+        Entry {
+            epoch: 1,
+            seq,
+            key: None,
+            message: format!("m{seq}"),
+        }
+    }
+
+    fn step(s: &mut Secondary, now: Instant, ev: SecondaryEvent) -> Vec<SecondaryAction> {
+        let mut out = Vec::new();
+        s.step(now, ev, &mut out);
+        out
+    }
+
+    fn connected(cfg: SecondaryConfig, last: Seq) -> (Secondary, Instant) {
+        let mut s = Secondary::new(cfg, last);
+        let now = Instant::now();
+        assert_eq!(step(&mut s, now, E::MasterConnected { conn: 1 }), vec![]);
+        (s, now)
+    }
+
+    fn ack(stored: Seq) -> SecondaryAction {
+        A::Send {
+            conn: 1,
+            frame: Frame::Ack { stored },
+        }
+    }
+
+    #[test]
+    fn in_order_entries_are_persisted_and_acked_once_stored() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1), e(2)]
+                }
+            ),
+            vec![A::Persist(vec![e(1), e(2)])]
+        );
+        assert_eq!(step(&mut s, now, E::Stored { upto: 2 }), vec![ack(2)]);
+        assert_eq!(s.stored(), 2);
+    }
+
+    #[test]
+    fn duplicates_are_ignored_and_reacked() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(
+            &mut s,
+            now,
+            E::Entries {
+                conn: 1,
+                entries: vec![e(1), e(2)],
+            },
+        );
+        step(&mut s, now, E::Stored { upto: 2 });
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1), e(2)]
+                }
+            ),
+            vec![ack(2)]
+        );
+        // A batch overlapping the end persists only what is new.
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(2), e(3)]
+                }
+            ),
+            vec![A::Persist(vec![e(3)])]
+        );
+    }
+
+    #[test]
+    fn out_of_order_entries_wait_for_the_gap() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1)]
+                }
+            ),
+            vec![A::Persist(vec![e(1)])]
+        );
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(4)]
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(3)]
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(s.received(), 1, "only the contiguous prefix counts");
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(2)]
+                }
+            ),
+            vec![A::Persist(vec![e(2), e(3), e(4)])]
+        );
+        // Stored beyond what was received is clamped.
+        assert_eq!(step(&mut s, now, E::Stored { upto: 9 }), vec![ack(4)]);
+    }
+
+    #[test]
+    fn entries_from_a_replaced_connection_are_ignored() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1)]
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
+        assert_eq!(
+            step(&mut s, now, E::Heartbeat { conn: 2 }),
+            vec![A::Send {
+                conn: 2,
+                frame: Frame::HeartbeatReply { stored: 0 }
+            }]
+        );
+    }
+
+    #[test]
+    fn sync_cuts_a_suffix_the_master_never_stored() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 8);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Sync {
+                    conn: 1,
+                    truncate_after: Some(5)
+                }
+            ),
+            vec![A::Truncate { after: 5 }]
+        );
+        assert_eq!((s.received(), s.stored()), (5, 5));
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(6)]
+                }
+            ),
+            vec![A::Persist(vec![e(6)])]
+        );
+    }
+
+    #[test]
+    fn replicate_delay_holds_batches_in_order() {
+        let cfg = SecondaryConfig {
+            replicate_delay: Duration::from_secs(1),
+            ..SecondaryConfig::default()
+        };
+        let (mut s, now) = connected(cfg, 0);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1)]
+                }
+            ),
+            vec![]
+        );
+        let t1 = now + Duration::from_millis(500);
+        assert_eq!(
+            step(
+                &mut s,
+                t1,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(2)]
+                }
+            ),
+            vec![]
+        );
+        // Heartbeats are answered at once, with what is stored.
+        assert_eq!(
+            step(&mut s, t1, E::Heartbeat { conn: 1 }),
+            vec![A::Send {
+                conn: 1,
+                frame: Frame::HeartbeatReply { stored: 0 }
+            }]
+        );
+        assert_eq!(
+            step(&mut s, now + Duration::from_millis(999), E::Tick),
+            vec![]
+        );
+        assert_eq!(
+            step(&mut s, now + Duration::from_secs(1), E::Tick),
+            vec![A::Persist(vec![e(1)])]
+        );
+        assert_eq!(
+            step(&mut s, t1 + Duration::from_secs(1), E::Tick),
+            vec![A::Persist(vec![e(2)])]
+        );
+    }
+
+    #[test]
+    fn fail_rate_one_always_nacks_after_storing() {
+        let cfg = SecondaryConfig {
+            fail_rate: 1.0,
+            ..SecondaryConfig::default()
+        };
+        let (mut s, now) = connected(cfg, 0);
+        step(
+            &mut s,
+            now,
+            E::Entries {
+                conn: 1,
+                entries: vec![e(1)],
+            },
+        );
+        let out = step(&mut s, now, E::Stored { upto: 1 });
+        assert!(
+            matches!(
+                &out[..],
+                [A::Send {
+                    frame: Frame::Nack { stored: 1, .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
     }
 }

@@ -26,7 +26,13 @@ impl DiskLog {
     pub(super) fn last(&self) -> Position {
         unreachable!()
     }
-    pub(super) fn read(&self, _from: Seq, _upto: Seq, _max: usize, _max_bytes: usize) -> io::Result<Vec<Entry>> {
+    pub(super) fn read(
+        &self,
+        _from: Seq,
+        _upto: Seq,
+        _max: usize,
+        _max_bytes: usize,
+    ) -> io::Result<Vec<Entry>> {
         unreachable!()
     }
     pub(super) fn epochs(&self) -> Vec<(Epoch, Seq)> {

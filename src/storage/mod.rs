@@ -95,7 +95,13 @@ impl Log {
     /// Up to `max` entries from `from`, stopping before `upto` is passed or
     /// the answer would exceed `max_bytes` of messages (at least one entry is
     /// returned if there is one).
-    pub fn read(&self, from: Seq, upto: Seq, max: usize, max_bytes: usize) -> io::Result<Vec<Entry>> {
+    pub fn read(
+        &self,
+        from: Seq,
+        upto: Seq,
+        max: usize,
+        max_bytes: usize,
+    ) -> io::Result<Vec<Entry>> {
         let from = from.max(1);
         let upto = upto.min(self.last().seq);
         if from > upto {
@@ -106,7 +112,8 @@ impl Log {
                 let mut out = Vec::new();
                 let mut bytes = 0;
                 for e in &m.entries[(from - 1) as usize..upto as usize] {
-                    if out.len() >= max || (!out.is_empty() && bytes + e.message.len() > max_bytes) {
+                    if out.len() >= max || (!out.is_empty() && bytes + e.message.len() > max_bytes)
+                    {
                         break;
                     }
                     bytes += e.message.len();

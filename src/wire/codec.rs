@@ -57,7 +57,8 @@ impl FrameCodec {
 
     /// Encodes one frame to its payload bytes (without the length prefix).
     pub fn to_payload(frame: &Frame) -> Result<Vec<u8>, FrameError> {
-        bincode::serde::encode_to_vec(frame, config()).map_err(|e| FrameError::Encode(e.to_string()))
+        bincode::serde::encode_to_vec(frame, config())
+            .map_err(|e| FrameError::Encode(e.to_string()))
     }
 
     /// Decodes a payload (without the length prefix). Trailing bytes are an

@@ -12,6 +12,6 @@ mod frame;
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use frame::{
-    AppendError, Frame, Hello, HealthReport, NodeHealth, NodeRole, PeerStatus, Role, Welcome,
+    AppendError, Frame, HealthReport, Hello, NodeHealth, NodeRole, PeerStatus, Role, Welcome,
     WriteConcern, PROTOCOL_VERSION,
 };
