@@ -1,0 +1,267 @@
+//! Test harness: real `replogd` processes on free loopback ports, talked to
+//! with the client library or the `replog` binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use replog::client::{AppendOptions, Client, ClientError};
+use replog::wire::{HealthReport, PeerStatus, WriteConcern};
+
+/// Short deadlines so fault tests run in seconds.
+pub const FAST: &[&str] = &[
+    "--heartbeat-interval",
+    "50ms",
+    "--suspect-after",
+    "200ms",
+    "--unhealthy-after",
+    "600ms",
+    "--retry-base",
+    "10ms",
+    "--retry-max",
+    "200ms",
+];
+
+/// A free loopback port: bound, read, released.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A cluster of `replogd` processes.
+pub struct Cluster {
+    /// Node addresses; node 0 is the master.
+    pub addrs: Vec<String>,
+    cluster_arg: String,
+    /// Per-node extra flags.
+    extra: Vec<Vec<String>>,
+    /// Keeps the data directories.
+    pub dir: tempfile::TempDir,
+    /// Whether nodes keep their logs on disk.
+    disk: bool,
+    procs: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// A cluster of `n` nodes, not started. `extra(i)` gives node i's flags.
+    pub fn new(n: usize, disk: bool, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
+        let addrs: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let cluster_arg = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("n{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        Cluster {
+            addrs,
+            cluster_arg,
+            extra: (0..n).map(extra).collect(),
+            dir: tempfile::tempdir().unwrap(),
+            disk,
+            procs: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Starts every node.
+    pub fn start_all(&mut self) {
+        for i in 0..self.addrs.len() {
+            self.start(i);
+        }
+    }
+
+    /// Where node i writes its stderr.
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{}.log", i + 1))
+    }
+
+    /// Node i's data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{}", i + 1))
+    }
+
+    /// Starts node i (again).
+    pub fn start(&mut self, i: usize) {
+        assert!(self.procs[i].is_none(), "node {i} already runs");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replogd"));
+        cmd.args([
+            "--id",
+            &format!("n{}", i + 1),
+            "--cluster",
+            &self.cluster_arg,
+        ])
+        .args(&self.extra[i])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+        if self.disk {
+            cmd.arg("--data-dir").arg(self.data_dir(i));
+        }
+        self.procs[i] = Some(cmd.spawn().unwrap());
+    }
+
+    /// Sends a signal to node i.
+    pub fn signal(&self, i: usize, sig: &str) {
+        let pid = self.procs[i].as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    /// kill -9 node i and reap it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.procs[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM node i and wait for its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        self.signal(i, "TERM");
+        let mut child = self.procs[i].take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The master's address.
+    pub fn master(&self) -> &str {
+        &self.addrs[0]
+    }
+
+    /// Node i's stderr so far (for failure messages).
+    pub fn logs(&self, i: usize) -> String {
+        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
+    }
+
+    /// Waits until node i answers a health query, and returns it.
+    pub async fn wait_up(&self, i: usize) -> HealthReport {
+        wait_for(&format!("node {i} to answer"), || async {
+            let c = Client::connect(&self.addrs[i]).await.ok()?;
+            c.health().await.ok()
+        })
+        .await
+    }
+
+    /// Waits until the master sees every listed secondary Healthy.
+    pub async fn wait_healthy(&self, secondaries: &[usize]) {
+        wait_for("secondaries to be healthy", || async {
+            let c = Client::connect(self.master()).await.ok()?;
+            let h = c.health().await.ok()?;
+            secondaries
+                .iter()
+                .all(|&i| h.nodes[i].status == PeerStatus::Healthy)
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Waits until every running node in `nodes` lists exactly `n` entries,
+    /// and returns their lists.
+    pub async fn wait_converged(&self, nodes: &[usize], n: usize) -> Vec<Vec<(u64, String)>> {
+        wait_for(&format!("nodes {nodes:?} to hold {n} entries"), || async {
+            let mut lists = Vec::new();
+            for &i in nodes {
+                let c = Client::connect(&self.addrs[i]).await.ok()?;
+                let l = c.list_all(1).await.ok()?;
+                if l.len() != n {
+                    return None;
+                }
+                lists.push(l);
+            }
+            Some(lists)
+        })
+        .await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            if let Some(child) = self.procs[i].as_mut() {
+                // A stopped process must be continued to die cleanly.
+                let _ = Command::new("kill")
+                    .args(["-CONT", &child.id().to_string()])
+                    .status();
+            }
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            for i in 0..self.addrs.len() {
+                eprintln!("---- node {i} log ----\n{}", self.logs(i));
+            }
+        }
+    }
+}
+
+/// Polls `probe` every 20 ms until it yields, for at most 30 s. This waits
+/// on a condition, never on a guess of how long something takes.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Appends with write concern `w` through a fresh connection.
+pub async fn append(addr: &str, msg: &str, w: u32) -> Result<u64, ClientError> {
+    let c = Client::connect(addr).await?;
+    c.append(
+        msg,
+        &AppendOptions {
+            w: WriteConcern::Nodes(w),
+            ..AppendOptions::default()
+        },
+    )
+    .await
+}
+
+/// Runs the `replog` binary; returns (exit code, stdout, stderr).
+pub fn replog(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(args)
+        .env_remove("REPLOG_NODE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Flags as owned strings.
+pub fn flags(f: &[&str]) -> Vec<String> {
+    f.iter().map(|s| s.to_string()).collect()
+}

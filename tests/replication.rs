@@ -1,0 +1,313 @@
+//! Issue 2: a cluster with every node up — write concern, total order,
+//! exactly-once, and bad input that must not hurt a daemon.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use replog::client::{AppendOptions, Client, ClientError};
+use replog::wire::{AppendError, WriteConcern};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3_waits_for_a_delayed_secondary_while_w1_does_not() {
+    let mut c = Cluster::new(3, false, |i| {
+        let mut f = flags(FAST);
+        if i == 2 {
+            f.extend(flags(&["--replicate-delay", "1s"]));
+        }
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+
+    let master = c.master().to_string();
+    let started = Instant::now();
+    let slow = tokio::spawn({
+        let m = master.clone();
+        async move { append(&m, "slow", 3).await }
+    });
+    // While the w=3 append waits on the delayed secondary, w=1 appends go
+    // through.
+    let fast = append(&master, "fast", 1).await.unwrap();
+    assert!(
+        !slow.is_finished(),
+        "w=3 must still wait for the delayed secondary"
+    );
+    let seq_slow = slow.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "w=3 answered before the delayed secondary could have stored it"
+    );
+    let mut expected = vec![(seq_slow, "slow".to_string()), (fast, "fast".to_string())];
+    expected.sort();
+    let lists = c.wait_converged(&[0, 1, 2], 2).await;
+    for l in &lists {
+        assert_eq!(l, &expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_parallel_clients_leave_identical_logs() {
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let mut tasks = Vec::new();
+    for client in 0..30 {
+        let m = c.master().to_string();
+        tasks.push(tokio::spawn(async move {
+            let conn = Client::connect(&m).await.unwrap();
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                let w = WriteConcern::Nodes(1 + (i % 3));
+                let opts = AppendOptions {
+                    w,
+                    ..AppendOptions::default()
+                };
+                seqs.push(conn.append(&format!("c{client}-{i}"), &opts).await.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        // One client's appends are ordered as it made them.
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=300).collect::<Vec<u64>>(),
+        "every seq once, no gaps"
+    );
+    let lists = c.wait_converged(&[0, 1, 2], 300).await;
+    assert_eq!(lists[0], lists[1]);
+    assert_eq!(lists[0], lists[2]);
+    let mut msgs: Vec<&String> = lists[0].iter().map(|(_, m)| m).collect();
+    msgs.sort();
+    msgs.dedup();
+    assert_eq!(msgs.len(), 300, "every message exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_w_is_refused_at_once_with_exit_2() {
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let (code, out, err) = replog(&["append", "--node", c.master(), "-w", "4", "x"]);
+    assert_eq!(code, 2, "stdout {out} stderr {err}");
+    assert!(err.contains("w=4") && err.contains("3 node"), "{err}");
+    let (code, _, _) = replog(&["append", "--node", c.master(), "-w", "0", "x"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = replog(&["append", "--node", c.master(), "-w", "lots", "x"]);
+    assert_eq!(code, 2, "clap usage errors are exit 2 too: {err}");
+    // Nothing was appended.
+    let (code, out, _) = replog(&["list", "--node", c.master()]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_appends_lists_and_follows_a_redirect_from_a_secondary() {
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let (code, out, err) = replog(&[
+        "append",
+        "--node",
+        &c.addrs[1],
+        "-w",
+        "all",
+        "via secondary",
+    ]);
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+    let (code, out, _) = replog(&["append", "--node", c.master(), "-w", "majority", "second"]);
+    assert_eq!((code, out.trim()), (0, "2"));
+    c.wait_converged(&[2], 2).await;
+    let (code, out, _) = replog(&["list", "--node", &c.addrs[2]]);
+    assert_eq!((code, out.as_str()), (0, "via secondary\nsecond\n"));
+    let (code, out, _) = replog(&["list", "--node", &c.addrs[2], "--json", "--from", "2"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, serde_json::json!([{"seq": 2, "message": "second"}]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_appends_are_pipelined_and_printed_in_order() {
+    let mut c = Cluster::new(2, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1]).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["append", "--node", c.master(), "-w", "2", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = (1..=500).map(|i| format!("line {i}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let printed: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(printed, (1..=500).collect::<Vec<u64>>());
+    let lists = c.wait_converged(&[1], 500).await;
+    assert_eq!(lists[0][499], (500, "line 500".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_key_returns_the_original_sequence_number() {
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let (_, out1, _) = replog(&[
+        "append",
+        "--node",
+        c.master(),
+        "--key",
+        "order-17",
+        "-w",
+        "3",
+        "pay",
+    ]);
+    let (_, _, _) = replog(&["append", "--node", c.master(), "other"]);
+    let (code, out2, _) = replog(&[
+        "append",
+        "--node",
+        &c.addrs[1],
+        "--key",
+        "order-17",
+        "-w",
+        "3",
+        "pay",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out1, out2, "the retry gets the original sequence number");
+    let lists = c.wait_converged(&[0, 1, 2], 2).await;
+    assert_eq!(
+        lists[1],
+        vec![(1, "pay".to_string()), (2, "other".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_bad_requests() {
+    let mut c = Cluster::new(1, false, |_| flags(&["--max-message-bytes", "100"]));
+    c.start_all();
+    c.wait_up(0).await;
+    let err = append(c.master(), &"x".repeat(101), 1).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Append(AppendError::BadRequest(_))),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    // A frame over the node's frame limit closes only that connection.
+    let err = append(c.master(), &"x".repeat(200_000), 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 5, "{err}");
+    assert_eq!(append(c.master(), "fits", 1).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_a_4gib_length_prefix_do_no_harm() {
+    let mut c = Cluster::new(2, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1]).await;
+    assert_eq!(append(c.master(), "before", 2).await.unwrap(), 1);
+    for target in [0, 1] {
+        let addr = c.addrs[target].clone();
+        // Raw garbage.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\x02\xff\xfe")
+            .unwrap();
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut buf = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let _ = s.read_to_end(&mut buf); // the node closes it
+                                         // A 4 GiB length prefix: refused before anything is buffered.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(buf.is_empty(), "nothing is answered to garbage");
+        // A well-formed frame that is not a hello.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let payload =
+            replog::wire::FrameCodec::to_payload(&replog::wire::Frame::Heartbeat).unwrap();
+        s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(&payload).unwrap();
+        let _ = s.read_to_end(&mut buf);
+    }
+    // A client of another protocol version is refused with a reason.
+    let mut s = std::net::TcpStream::connect(c.master()).unwrap();
+    let hello = replog::wire::Frame::Hello(replog::wire::Hello {
+        version: 99,
+        cluster: None,
+        role: replog::wire::Role::Client,
+    });
+    let payload = replog::wire::FrameCodec::to_payload(&hello).unwrap();
+    s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&payload).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let answer = replog::wire::FrameCodec::from_payload(&buf[4..]).unwrap();
+    assert!(
+        matches!(&answer, replog::wire::Frame::Refused { reason } if reason.contains("99")),
+        "{answer:?}"
+    );
+    // Both daemons still serve, and replication still works.
+    assert_eq!(append(c.master(), "after", 2).await.unwrap(), 2);
+    let lists = c.wait_converged(&[0, 1], 2).await;
+    assert_eq!(lists[1][1].1, "after");
+    assert!(
+        c.logs(0).contains("closing connection"),
+        "the node logs why"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_is_refused() {
+    // Secondary started with a different --cluster list than the master.
+    let mut c = Cluster::new(2, false, |_| flags(FAST));
+    c.start(0);
+    let other = format!("n1={},n2={},n3=127.0.0.1:1", c.addrs[0], c.addrs[1]);
+    let mut stray = std::process::Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n2", "--cluster", &other])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = scopeguard(move || {
+        let _ = stray.kill();
+        let _ = stray.wait();
+    });
+    wait_for("the master to log the refusal", || async {
+        c.logs(0).contains("different --cluster").then_some(())
+    })
+    .await;
+    let h = c.wait_up(0).await;
+    assert!(h.read_only, "the stray node does not count toward quorum");
+}
+
+/// Runs `f` on drop.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct G<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for G<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f()
+            }
+        }
+    }
+    G(Some(f))
+}
