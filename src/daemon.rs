@@ -182,7 +182,7 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     })?;
     info!(node = %id, %listen, "listening");
     let watchdog = crate::systemd::Watchdog::from_env();
-    let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move || {
+    let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move |_| {
         crate::systemd::ready();
         if let Some(w) = watchdog {
             w.spawn(shutdown);
@@ -218,7 +218,7 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
             cfg,
             listener,
             shutdown.clone(),
-            || {},
+            |_| {},
         )));
     }
     let first = &cluster.nodes[0].1;

@@ -117,12 +117,13 @@ impl Shared {
 /// or fails what is in flight, syncs the log and returns.
 ///
 /// `on_ready` is called once the listener is bound (it is, being passed in)
-/// and the log is open: the moment to tell systemd `READY=1`.
+/// and the log is open: the moment to tell systemd `READY=1`. It is handed
+/// a [`Probe`] through which tests can watch the node's log.
 pub async fn run<N: Net>(
     cfg: NodeConfig,
     listener: N::Listener,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce() + Send,
+    on_ready: impl FnOnce(Probe) + Send,
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let mut log = match &cfg.data_dir {
@@ -232,7 +233,9 @@ pub async fn run<N: Net>(
     }
 
     let acceptor = tokio::spawn(connection::accept_loop::<N>(listener, shared.clone()));
-    on_ready();
+    on_ready(Probe {
+        shared: shared.clone(),
+    });
     node.run(inputs_rx).await;
     acceptor.abort();
     tracker.close();
@@ -244,6 +247,35 @@ pub async fn run<N: Net>(
     }
     info!(node = %cfg.id, "stopped");
     Ok(())
+}
+
+/// A read-only view of a running node, for tests and tools.
+#[derive(Clone)]
+pub struct Probe {
+    shared: Arc<Shared>,
+}
+
+impl Probe {
+    /// Last sequence number visible to readers.
+    pub fn visible(&self) -> Seq {
+        *self.shared.visible.borrow()
+    }
+
+    /// Every visible entry, in order.
+    pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
+        let visible = self.visible();
+        let log = self.shared.log.read().expect("log lock");
+        let mut out = Vec::new();
+        while (out.len() as u64) < visible {
+            let next = out.len() as u64 + 1;
+            let batch = log.read(next, visible, 10_000, usize::MAX)?;
+            if batch.is_empty() {
+                break;
+            }
+            out.extend(batch);
+        }
+        Ok(out)
+    }
 }
 
 /// The core of this node and the channels only the loop uses.
