@@ -53,6 +53,15 @@ pub enum ClientError {
     /// The append was answered with an error.
     #[error("{}", describe(.0))]
     Append(AppendError),
+    /// The node refused a request it could not read (too large, say) and
+    /// closed the connection: definite, nothing was appended.
+    #[error("{addr} rejected the request: {reason}")]
+    Rejected {
+        /// The node.
+        addr: String,
+        /// Its reason.
+        reason: String,
+    },
     /// The node answered something that makes no sense.
     #[error("protocol error talking to {addr}: {what}")]
     Protocol {
@@ -91,7 +100,7 @@ impl ClientError {
     /// The exit code of SPEC section 3.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Append(AppendError::BadRequest(_)) => 2,
+            ClientError::Append(AppendError::BadRequest(_)) | ClientError::Rejected { .. } => 2,
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::Refused { .. }) => 4,
             ClientError::Unreachable { .. } | ClientError::Lost { .. } => 5,
@@ -204,6 +213,15 @@ impl Client {
         let pending2 = pending.clone();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = reader.next().await {
+                if let Frame::Refused { .. } = &frame {
+                    // Said just before the node closes: every request in
+                    // flight gets the reason.
+                    let waiters = pending2.lock().expect("pending lock").take();
+                    for (_, w) in waiters.into_iter().flatten() {
+                        let _ = w.send(frame.clone());
+                    }
+                    return;
+                }
                 let req = match &frame {
                     Frame::Appended { req, .. }
                     | Frame::AppendFailed { req, .. }
@@ -263,9 +281,16 @@ impl Client {
                 addr: self.addr.clone(),
             });
         }
-        orx.await.map_err(|_| ClientError::Lost {
-            addr: self.addr.clone(),
-        })
+        match orx.await {
+            Ok(Frame::Refused { reason }) => Err(ClientError::Rejected {
+                addr: self.addr.clone(),
+                reason,
+            }),
+            Ok(frame) => Ok(frame),
+            Err(_) => Err(ClientError::Lost {
+                addr: self.addr.clone(),
+            }),
+        }
     }
 
     /// Appends one message on this node. A secondary answers with

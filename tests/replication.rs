@@ -210,11 +210,13 @@ async fn oversized_messages_are_bad_requests() {
         "{err}"
     );
     assert_eq!(err.exit_code(), 2);
-    // A frame over the node's frame limit closes only that connection.
+    // A frame over the node's frame limit is refused with the reason, and
+    // closes only that connection.
     let err = append(c.master(), &"x".repeat(200_000), 1)
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), 5, "{err}");
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("up to 100 bytes"), "{err}");
     assert_eq!(append(c.master(), "fits", 1).await.unwrap(), 1);
 }
 

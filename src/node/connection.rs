@@ -19,7 +19,7 @@ use super::{timeout_from_ms, Input, Shared};
 use crate::net::Net;
 use crate::replication::secondary::SecondaryEvent;
 use crate::wire::{
-    AppendError, Frame, FrameCodec, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
+    AppendError, Frame, FrameCodec, FrameError, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
 };
 
 /// A connection that has not said hello by then is closed.
@@ -86,22 +86,8 @@ async fn serve<N: Net>(stream: N::Stream, addr: SocketAddr, shared: Arc<Shared>)
     // From here on everything is written by one task fed through a channel,
     // so answers produced anywhere (the node loop, list handlers) queue in
     // order without holding up this reader.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if writer.feed(frame).await.is_err() {
-                return;
-            }
-            while let Ok(frame) = rx.try_recv() {
-                if writer.feed(frame).await.is_err() {
-                    return;
-                }
-            }
-            if writer.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (tx, rx) = mpsc::unbounded_channel::<Frame>();
+    let writer_task = tokio::spawn(crate::node::write_frames(writer, rx, addr.to_string()));
 
     match hello.role {
         Role::Client => serve_client::<N>(reader, tx, addr, &shared).await,
@@ -189,6 +175,16 @@ async fn serve_client<N: Net>(
             Some(Ok(frame)) => frame,
             Some(Err(e)) => {
                 warn!(node = %cfg.id, peer = %addr, error = %e, "closing client connection");
+                // Say why before closing, so the client can tell a bad
+                // request from a broken connection.
+                let reason = match e {
+                    FrameError::TooLarge { .. } => format!(
+                        "{e}: this node accepts messages of up to {} bytes (--max-message-bytes)",
+                        cfg.max_message_bytes
+                    ),
+                    other => format!("unreadable request: {other}"),
+                };
+                let _ = tx.send(Frame::Refused { reason });
                 break;
             }
             None => break,
@@ -277,7 +273,9 @@ async fn list(shared: &Shared, req: u64, from: u64, max: u32, wait: bool) -> Opt
                 }),
                 Err(e) => {
                     warn!(error = %e, "cannot read the log for a list");
-                    None
+                    Some(Frame::Refused {
+                        reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+                    })
                 }
             };
         }

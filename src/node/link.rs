@@ -128,28 +128,18 @@ async fn connect<N: Net>(
 async fn serve<N: Net>(
     peer: usize,
     conn: ConnId,
-    (mut reader, mut writer): (Reader<N>, Writer<N>),
+    (mut reader, writer): (Reader<N>, Writer<N>),
     shared: &Shared,
     cmds: &mut mpsc::UnboundedReceiver<LinkCmd>,
 ) -> String {
     // Writing goes through its own task so that a full socket (a paused
     // secondary) never stops acks and commands from being read here.
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task = tokio::spawn(async move {
-        while let Some(frame) = wrx.recv().await {
-            if writer.feed(frame).await.is_err() {
-                return;
-            }
-            while let Ok(frame) = wrx.try_recv() {
-                if writer.feed(frame).await.is_err() {
-                    return;
-                }
-            }
-            if writer.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (wtx, wrx) = mpsc::unbounded_channel::<Frame>();
+    let writer_task = tokio::spawn(super::write_frames(
+        writer,
+        wrx,
+        format!("secondary {peer}"),
+    ));
     let reason = loop {
         tokio::select! {
             biased;

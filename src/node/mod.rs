@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Connection and client ids.
     pub next_id: AtomicU64,
-    /// The master's epoch (0 on a secondary until synced).
+    /// The master's epoch (0 on a secondary).
     pub epoch: u64,
     /// Connection tasks, waited for at shutdown.
     pub tracker: TaskTracker,
@@ -645,7 +645,8 @@ impl NodeLoop {
             RoleState::Secondary { core, .. } => HealthReport {
                 node: cfg.id.clone(),
                 role: NodeRole::Secondary,
-                epoch: 0,
+                // The epoch of the newest entry this secondary holds.
+                epoch: self.shared.log.read().expect("log lock").last().epoch,
                 stored: core.stored(),
                 master_addr: cfg.cluster.master_addr().to_string(),
                 read_only: false,
@@ -699,6 +700,38 @@ impl NodeLoop {
         self.clients.clear();
         if let RoleState::Master { links, .. } = &mut self.role {
             links.clear();
+        }
+    }
+}
+
+/// Writes queued frames to one connection, batching whatever is queued into
+/// one flush. Ends when the queue closes or a write fails (logged: a frame
+/// that cannot be encoded is a bug worth seeing, not a silent stall).
+pub(crate) async fn write_frames<W>(
+    mut writer: tokio_util::codec::FramedWrite<W, crate::wire::FrameCodec>,
+    mut rx: mpsc::UnboundedReceiver<Frame>,
+    peer: String,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    let result: Result<(), crate::wire::FrameError> = async {
+        while let Some(frame) = rx.recv().await {
+            writer.feed(frame).await?;
+            while let Ok(frame) = rx.try_recv() {
+                writer.feed(frame).await?;
+            }
+            writer.flush().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        match e {
+            crate::wire::FrameError::Io(_) => {
+                tracing::debug!(%peer, error = %e, "connection write failed")
+            }
+            other => error!(%peer, error = %other, "cannot send a frame; closing the connection"),
         }
     }
 }

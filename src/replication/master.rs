@@ -18,6 +18,10 @@ use super::{backoff, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus, WriteConcern};
 
+/// Longest request key accepted. Keys are stored with every entry and
+/// counted in replication batches, so they must stay small.
+pub const MAX_KEY_BYTES: usize = 256;
+
 /// Fixed facts the master core is built with.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
@@ -518,6 +522,10 @@ impl Master {
                 message.len(),
                 self.cfg.max_message_bytes
             );
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
+            let msg = format!("the request key is over {MAX_KEY_BYTES} bytes");
             return reply(out, Err(AppendError::BadRequest(msg)));
         }
         if let Some(reason) = &self.broken {

@@ -13,8 +13,10 @@ use super::ConnId;
 use crate::entry::{Entry, Seq};
 use crate::wire::Frame;
 
-/// Most entries held ahead of a gap. Past this, early entries are dropped:
-/// the master resends them after the gap is filled.
+/// Most entries held ahead of a gap. Past this, early entries are dropped.
+/// Within one TCP connection entries arrive in order and the master's window
+/// (8192) is far below this, so it bounds memory against a misbehaving peer;
+/// dropped entries come again after the next reconnection.
 const MAX_EARLY: usize = 100_000;
 
 /// Fixed facts the secondary core is built with.
@@ -216,13 +218,17 @@ impl Secondary {
                 if upto <= self.stored {
                     return;
                 }
+                let before = self.stored;
                 self.stored = upto;
                 if let Some(conn) = self.conn {
-                    let frame = if self.cfg.fail_rate > 0.0
-                        && self.rng.gen_bool(self.cfg.fail_rate.min(1.0))
-                    {
+                    let fail =
+                        self.cfg.fail_rate > 0.0 && self.rng.gen_bool(self.cfg.fail_rate.min(1.0));
+                    let frame = if fail {
+                        // Stored, but answered as if it had failed: the master
+                        // resends from `before + 1`, and those duplicates
+                        // exercise deduplication and ordering.
                         Frame::Nack {
-                            stored: self.stored,
+                            stored: before,
                             reason: "simulated failure (--fail-rate)".into(),
                         }
                     } else {
@@ -554,11 +560,26 @@ mod tests {
             matches!(
                 &out[..],
                 [A::Send {
-                    frame: Frame::Nack { stored: 1, .. },
+                    frame: Frame::Nack { stored: 0, .. },
                     ..
                 }]
             ),
-            "{out:?}"
+            "reported as not stored, so that the master sends it again: {out:?}"
+        );
+        // The resend is a duplicate, acknowledged without a second copy.
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Entries {
+                    conn: 1,
+                    entries: vec![e(1)]
+                }
+            ),
+            vec![A::Send {
+                conn: 1,
+                frame: Frame::Ack { stored: 1 }
+            }]
         );
     }
 }

@@ -16,6 +16,12 @@ use std::sync::Arc;
 
 use crate::entry::{Entry, Epoch, Position, Seq};
 
+/// What an entry costs in a frame, generously: message, key and 32 bytes for
+/// the numbers and lengths around them.
+pub fn entry_cost(e: &Entry) -> usize {
+    e.message.len() + e.key.as_ref().map_or(0, String::len) + 32
+}
+
 /// The node's log: memory or disk.
 #[derive(Debug)]
 pub enum Log {
@@ -93,8 +99,8 @@ impl Log {
     }
 
     /// Up to `max` entries from `from`, stopping before `upto` is passed or
-    /// the answer would exceed `max_bytes` of messages (at least one entry is
-    /// returned if there is one).
+    /// the answer would exceed `max_bytes` as counted by [`entry_cost`] (at
+    /// least one entry is returned if there is one).
     pub fn read(
         &self,
         from: Seq,
@@ -112,11 +118,10 @@ impl Log {
                 let mut out = Vec::new();
                 let mut bytes = 0;
                 for e in &m.entries[(from - 1) as usize..upto as usize] {
-                    if out.len() >= max || (!out.is_empty() && bytes + e.message.len() > max_bytes)
-                    {
+                    if out.len() >= max || (!out.is_empty() && bytes + entry_cost(e) > max_bytes) {
                         break;
                     }
-                    bytes += e.message.len();
+                    bytes += entry_cost(e);
                     out.push(e.clone());
                 }
                 Ok(out)

@@ -26,6 +26,17 @@ pub enum FrameError {
     /// A frame could not be encoded (too large for the limit).
     #[error("cannot encode frame: {0}")]
     Encode(String),
+    /// The length prefix announces more than the limit.
+    #[error("a frame of {len} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload decoded but left bytes over.
+    #[error("malformed frame: {0} trailing bytes")]
+    Trailing(usize),
 }
 
 /// Encodes and decodes [`Frame`]s with a hard limit on their length.
@@ -35,6 +46,8 @@ pub struct FrameCodec {
     inner: LengthDelimitedCodec,
     /// Limit on one frame's payload, in bytes.
     max: usize,
+    /// The inner codec has consumed a length prefix and waits for the rest.
+    in_frame: bool,
 }
 
 fn config() -> impl bincode::config::Config {
@@ -52,6 +65,7 @@ impl FrameCodec {
         FrameCodec {
             inner,
             max: max_frame_bytes,
+            in_frame: false,
         }
     }
 
@@ -66,10 +80,7 @@ impl FrameCodec {
     pub fn from_payload(payload: &[u8]) -> Result<Frame, FrameError> {
         let (frame, used) = bincode::serde::decode_from_slice(payload, config())?;
         if used != payload.len() {
-            return Err(FrameError::Encode(format!(
-                "{} trailing bytes after the frame",
-                payload.len() - used
-            )));
+            return Err(FrameError::Trailing(payload.len() - used));
         }
         Ok(frame)
     }
@@ -80,10 +91,29 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        // Check the announced length ourselves (while `src` still starts
+        // with it) to report it; `LengthDelimitedCodec` would refuse it too,
+        // but without saying how large it was.
+        if !self.in_frame && src.len() >= 4 {
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            if len > self.max {
+                return Err(FrameError::TooLarge { len, max: self.max });
+            }
+        }
+        let before = src.len();
         // `Ok(None)` is "not enough bytes yet", an expected state.
         match self.inner.decode(src)? {
-            Some(payload) => Ok(Some(Self::from_payload(&payload)?)),
-            None => Ok(None),
+            Some(payload) => {
+                self.in_frame = false;
+                Ok(Some(Self::from_payload(&payload)?))
+            }
+            None => {
+                // The inner codec consumes the head once it has it.
+                if src.len() < before {
+                    self.in_frame = true;
+                }
+                Ok(None)
+            }
         }
     }
 }
@@ -149,7 +179,13 @@ mod tests {
     fn oversized_length_prefix_is_refused_without_buffering() {
         let mut codec = FrameCodec::new(1024);
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3][..]);
-        assert!(codec.decode(&mut buf).is_err());
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 1024
+            })
+        ));
     }
 
     #[test]
