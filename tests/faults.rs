@@ -70,10 +70,15 @@ async fn a_paused_secondary_is_unhealthy_and_w3_waits_until_it_resumes() {
     assert!(!report.read_only, "two of three nodes are a quorum");
     let m = c.master().to_string();
     let w3 = tokio::spawn(async move { append(&m, "needs S2", 3).await });
-    assert_eq!(append(c.master(), "w2 goes through", 2).await.unwrap(), 2);
+    // (Which of the two is sequenced first depends on the spawn; either way
+    // w=2 completes while w=3 waits.)
+    let w2 = append(c.master(), "w2 goes through", 2).await.unwrap();
     assert!(!w3.is_finished());
     c.signal(2, "CONT");
-    assert_eq!(w3.await.unwrap().unwrap(), 1);
+    let w3 = w3.await.unwrap().unwrap();
+    let mut seqs = [w2, w3];
+    seqs.sort();
+    assert_eq!(seqs, [1, 2]);
     c.wait_healthy(&[1, 2]).await;
     let lists = c.wait_converged(&[0, 1, 2], 2).await;
     assert_eq!(lists[0], lists[2]);
