@@ -40,6 +40,15 @@ impl Net for Tcp {
 
     async fn connect(addr: String) -> io::Result<Self::Stream> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
+        // Dialling a port nobody listens on, in the ephemeral range, can
+        // connect a socket to itself (TCP simultaneous open). It would then
+        // hold the port the peer needs to bind when it comes back.
+        if stream.local_addr()? == stream.peer_addr()? {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "connection refused (connected to itself)",
+            ));
+        }
         stream.set_nodelay(true)?;
         Ok(stream)
     }
