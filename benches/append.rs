@@ -21,7 +21,12 @@ async fn case(policy: FsyncPolicy, writers: usize, secs: u64) -> (f64, u64, u64)
     cfg.data_dir = Some(dir.path().to_path_buf());
     cfg.fsync = policy;
     let shutdown = CancellationToken::new();
-    let node = tokio::spawn(replog::node::run::<replog::net::Tcp>(cfg, listener, shutdown.clone(), |_| {}));
+    let node = tokio::spawn(replog::node::run::<replog::net::Tcp>(
+        cfg,
+        listener,
+        shutdown.clone(),
+        |_| {},
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let message = "x".repeat(100);
@@ -54,13 +59,23 @@ async fn case(policy: FsyncPolicy, writers: usize, secs: u64) -> (f64, u64, u64)
     let elapsed = started.elapsed().as_secs_f64();
     shutdown.cancel();
     node.await.unwrap().unwrap();
-    (all.len() as f64 / elapsed, all.value_at_quantile(0.5), all.value_at_quantile(0.99))
+    (
+        all.len() as f64 / elapsed,
+        all.value_at_quantile(0.5),
+        all.value_at_quantile(0.99),
+    )
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
-    let secs: u64 = std::env::var("REPLOG_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let secs: u64 = std::env::var("REPLOG_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!("| fsync | writers | appends/s | p50 latency | p99 latency |");
     println!("|---|---:|---:|---:|---:|");
     for policy in [FsyncPolicy::Always, FsyncPolicy::Batch, FsyncPolicy::Never] {

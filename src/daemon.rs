@@ -182,10 +182,10 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     })?;
     info!(node = %id, %listen, "listening");
     let watchdog = crate::systemd::Watchdog::from_env();
-    let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move |_| {
+    let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move |probe| {
         crate::systemd::ready();
         if let Some(w) = watchdog {
-            w.spawn(shutdown);
+            w.spawn(probe, shutdown);
         }
     })
     .await;

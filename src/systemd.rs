@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
+
+use crate::node::Probe;
 use tracing::warn;
 
 /// Tells systemd the node is ready: listener bound, log open.
@@ -41,16 +43,27 @@ impl Watchdog {
             .map(|period| Watchdog { every: period / 2 })
     }
 
-    /// Pings from a tokio task: if the runtime stalls, pings stop and
-    /// systemd restarts the daemon.
-    pub fn spawn(self, shutdown: CancellationToken) {
+    /// Pings while the node loop makes progress: if the loop (or the whole
+    /// runtime) stalls, pings stop and systemd restarts the daemon.
+    pub fn spawn(self, probe: Probe, shutdown: CancellationToken) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(self.every);
+            let mut last = probe.rounds();
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => notify(&[NotifyState::Watchdog]),
+                    _ = tick.tick() => {}
                 }
+                let now = probe.rounds();
+                if now != last {
+                    notify(&[NotifyState::Watchdog]);
+                } else {
+                    warn!(
+                        "the node loop made no progress for {:?}; not pinging the watchdog",
+                        self.every
+                    );
+                }
+                last = now;
             }
         });
     }

@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub epoch: u64,
     /// Connection tasks, waited for at shutdown.
     pub tracker: TaskTracker,
+    /// Rounds the node loop has completed: proof of life for the watchdog.
+    pub rounds: AtomicU64,
 }
 
 impl Shared {
@@ -193,6 +195,7 @@ pub async fn run<N: Net>(
         next_id: AtomicU64::new(1),
         epoch,
         tracker: tracker.clone(),
+        rounds: AtomicU64::new(0),
     });
 
     let sync_tx = match (sync_point, cfg.fsync) {
@@ -259,6 +262,12 @@ impl Probe {
     /// Last sequence number visible to readers.
     pub fn visible(&self) -> Seq {
         *self.shared.visible.borrow()
+    }
+
+    /// Rounds the node loop has completed; it ticks every 10ms, so a
+    /// number that stops growing means the loop is stuck.
+    pub fn rounds(&self) -> u64 {
+        self.shared.rounds.load(Ordering::Relaxed)
     }
 
     /// Every visible entry, in order.
@@ -338,6 +347,7 @@ impl NodeLoop {
                 n += 1;
             }
             self.end_round(now);
+            self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         }
         self.stop(rx).await;
     }

@@ -29,7 +29,12 @@ pub const FAST: &[&str] = &[
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 500) as u16 * 20, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 500) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
         assert!(port < 32000, "ran out of test ports");
@@ -140,16 +145,18 @@ impl Cluster {
     /// SIGTERM node i and wait for its exit status.
     pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
         self.signal(i, "TERM");
+        self.terminate_wait(i)
+    }
+
+    /// Waits for node i, already signalled, to exit; returns its status.
+    pub fn terminate_wait(&mut self, i: usize) -> std::process::ExitStatus {
         let mut child = self.procs[i].take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "node {i} did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "node {i} did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
