@@ -1,0 +1,138 @@
+//! The man pages in `man/` are generated from the same clap definitions the
+//! binaries use. This test fails when they are stale; regenerate them with
+//!
+//! ```sh
+//! REPLOG_UPDATE_MAN=1 cargo test --test man
+//! ```
+
+use std::io::Write;
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+ok: the message was stored on \fIw\fR nodes; its sequence number is printed.
+.TP
+\fB1\fR
+other error; the message on standard error says what happened.
+.TP
+\fB2\fR
+bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, or malformed arguments.
+.TP
+\fB3\fR
+timed out: \-\-timeout passed before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated.
+.TP
+\fB4\fR
+refused, nothing appended: fewer than a majority of nodes are reachable and the master is read\-only.
+.TP
+\fB5\fR
+unreachable: no node could be reached, or the connection broke before an answer; if the request was sent it may or may not have been appended (retry with the same \-\-key).
+"#;
+
+const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
+.TP
+\fBappend\fR [\-\-node ADDR] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] MESSAGE|\-
+Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). \fB\-w\fR defaults to 1 and counts the master. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODE\fR); a secondary redirects to the master once.
+.TP
+\fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow]
+Prints the node's messages in order, one per line; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}; \fB\-\-follow\fR keeps printing new messages as they become visible.
+.TP
+\fBhealth\fR [\-\-node ADDR] [\-\-json]
+Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy), acknowledged sequence and lag, and whether the master is read\-only.
+.TP
+\fBcompletions\fR bash|zsh|fish
+Prints a completion script.
+.SH EXAMPLES
+.nf
+replog append \-w 3 "hello"
+printf 'a\\nb\\n' | replog append \-w majority \-
+replog list \-\-node 127.0.0.1:7003 \-\-json
+replog health
+.fi
+.SH "SEE ALSO"
+\fBreplogd\fR(8)
+"#;
+
+const REPLOGD_EXTRA: &str = r#".SH SIGNALS
+SIGTERM or SIGINT: stop accepting, answer waiting appends ("shutting down", with their sequence numbers), sync the log and exit 0.
+.SH ENVIRONMENT
+Every flag can be set by the environment variable shown with it, so that one \fBEnvironmentFile=\fR serves the systemd template unit \fBreplogd@.service\fR. \fBRUST_LOG\fR filters the log (default info). Under systemd (\fBNOTIFY_SOCKET\fR), replogd sends READY=1 once its listener is bound and its log open, pings the watchdog (\fBWATCHDOG_USEC\fR) while its event loop runs, and sends STOPPING=1 on shutdown; logs go to journald.
+.SH "EXIT STATUS"
+0 after a clean shutdown; 1 when the node cannot start (a bad value, a port in use, a damaged log: the message names the file and offset); 2 for a command line clap cannot parse.
+.SH FILES
+.TP
+\fIDATA_DIR\fR/epoch
+the master's current epoch.
+.TP
+\fIDATA_DIR\fR/NNNNNNNNNNNNNNNNNNNN.log
+log segments, named by their first sequence number; records carry a length and a CRC32C.
+.SH EXAMPLES
+.nf
+replogd \-\-dev
+replogd \-\-id 1 \-\-cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \-\-data\-dir /var/lib/replog/1
+systemctl enable \-\-now replogd@1
+.fi
+.SH "SEE ALSO"
+\fBreplog\fR(1), \fBsystemd.service\fR(5)
+"#;
+
+fn render(cmd: clap::Command, section: &str, extra: &[&str]) -> String {
+    let man = Man::new(cmd)
+        .section(section)
+        .manual("replog")
+        .source(format!("replog {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+    man.render_options_section(&mut out).unwrap();
+    man.render_subcommands_section(&mut out).unwrap();
+    for section in extra {
+        out.write_all(section.as_bytes()).unwrap();
+    }
+    man.render_version_section(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn check(path: &str, page: String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("REPLOG_UPDATE_MAN").is_some() {
+        std::fs::write(&path, &page).unwrap();
+        return;
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == page,
+        "{} is stale: regenerate it with REPLOG_UPDATE_MAN=1 cargo test --test man",
+        path.display()
+    );
+}
+
+#[test]
+fn replog_1_is_current() {
+    let page = render(replog::cli::Cli::command(), "1", &[REPLOG_EXTRA, EXIT_STATUS]);
+    for needle in ["REPLOG_NODE", "append", "EXIT STATUS", "EXAMPLES"] {
+        assert!(page.contains(needle), "replog.1 lacks {needle}");
+    }
+    check("man/replog.1", page);
+}
+
+#[test]
+fn replogd_8_is_current() {
+    let page = render(replog::daemon::DaemonArgs::command(), "8", &[REPLOGD_EXTRA]);
+    // Every flag with its environment variable and default.
+    let cmd = replog::daemon::DaemonArgs::command();
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            assert!(page.contains(&long.replace('-', "\\-")), "replogd.8 lacks --{long}");
+        }
+        if let Some(env) = arg.get_env() {
+            assert!(page.contains(env.to_str().unwrap()), "replogd.8 lacks {env:?}");
+        }
+    }
+    assert!(page.contains("[default: 200ms]"));
+    check("man/replogd.8", page);
+}
