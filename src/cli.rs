@@ -15,8 +15,11 @@ const PIPELINE: usize = 256;
 
 /// The replog client: append to, read from and check a replog cluster.
 #[derive(Debug, Parser)]
-#[command(name = "replog", version,
-          after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended).")]
+#[command(
+    name = "replog",
+    version,
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -14,8 +14,11 @@ use crate::replication::Timing;
 
 /// The replog daemon: one node of a replicated log cluster.
 #[derive(Debug, Parser)]
-#[command(name = "replogd", version,
-          after_help = "Every flag can also be set through the environment variable shown with it.\nExample: replogd --id 1 --cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --data-dir /var/lib/replog")]
+#[command(
+    name = "replogd",
+    version,
+    after_help = "Every flag can also be set through the environment variable shown with it.\nExample: replogd --id 1 --cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --data-dir /var/lib/replog"
+)]
 pub struct DaemonArgs {
     /// Run a whole local cluster in this process, for trying replog out.
     #[arg(long, env = "REPLOG_DEV")]

@@ -113,7 +113,11 @@ fn check(path: &str, page: String) {
 
 #[test]
 fn replog_1_is_current() {
-    let page = render(replog::cli::Cli::command(), "1", &[REPLOG_EXTRA, EXIT_STATUS]);
+    let page = render(
+        replog::cli::Cli::command(),
+        "1",
+        &[REPLOG_EXTRA, EXIT_STATUS],
+    );
     for needle in ["REPLOG_NODE", "append", "EXIT STATUS", "EXAMPLES"] {
         assert!(page.contains(needle), "replog.1 lacks {needle}");
     }
@@ -127,10 +131,16 @@ fn replogd_8_is_current() {
     let cmd = replog::daemon::DaemonArgs::command();
     for arg in cmd.get_arguments() {
         if let Some(long) = arg.get_long() {
-            assert!(page.contains(&long.replace('-', "\\-")), "replogd.8 lacks --{long}");
+            assert!(
+                page.contains(&long.replace('-', "\\-")),
+                "replogd.8 lacks --{long}"
+            );
         }
         if let Some(env) = arg.get_env() {
-            assert!(page.contains(env.to_str().unwrap()), "replogd.8 lacks {env:?}");
+            assert!(
+                page.contains(env.to_str().unwrap()),
+                "replogd.8 lacks {env:?}"
+            );
         }
     }
     assert!(page.contains("[default: 200ms]"));

@@ -171,7 +171,7 @@ pub async fn run<N: Net>(
             },
         );
         RoleState::Master {
-            core,
+            core: Box::new(core),
             links: Vec::new(),
         }
     } else {
@@ -290,7 +290,8 @@ impl Probe {
 /// The core of this node and the channels only the loop uses.
 enum RoleState {
     Master {
-        core: Master,
+        /// Boxed: the master's core is much larger than the secondary's.
+        core: Box<Master>,
         /// One command channel per secondary link.
         links: Vec<mpsc::UnboundedSender<link::LinkCmd>>,
     },
@@ -468,14 +469,11 @@ impl NodeLoop {
 
     fn after_write(&mut self, upto: Seq) {
         let point = self.shared.log.read().expect("log lock").sync_point();
-        match (&self.sync_tx, point) {
-            (Some(tx), Some(point)) => {
-                let _ = tx.send((upto, point));
-                if self.fsync == FsyncPolicy::Always {
-                    return; // the syncer reports Stored
-                }
+        if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
+            let _ = tx.send((upto, point));
+            if self.fsync == FsyncPolicy::Always {
+                return; // the syncer reports Stored
             }
-            _ => {}
         }
         self.requeue.push_back(Input::Stored(upto));
     }
