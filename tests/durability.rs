@@ -238,3 +238,69 @@ async fn a_damaged_log_stops_the_daemon_naming_file_and_offset() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_is_never_acknowledged_and_corrupts_nothing() {
+    // A file size limit makes the log's writes fail with EFBIG once the
+    // segment reaches 16 KiB (SIGXFSZ ignored, so the write just fails, as
+    // on a full disk).
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let start = |limited: bool| {
+        let limit = if limited {
+            "trap '' XFSZ; ulimit -f 32; "
+        } else {
+            ""
+        };
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{limit}exec \"$0\" --id a --cluster a={addr} --data-dir \"$1\"",
+            ))
+            .arg(env!("CARGO_BIN_EXE_replogd"))
+            .arg(&data)
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut node = start(true);
+    let client = wait_for("the node", || async { Client::connect(&addr).await.ok() }).await;
+    let mut acked = Vec::new();
+    let err = loop {
+        let msg = format!("{:0100}", acked.len());
+        match client.append(&msg, &AppendOptions::default()).await {
+            Ok(seq) => acked.push((seq, msg)),
+            Err(e) => break e,
+        }
+        assert!(acked.len() < 10_000, "the size limit never bit");
+    };
+    assert!(err.to_string().contains("cannot store entries"), "{err}");
+    assert!(!acked.is_empty());
+    // Still up: reads and health answer; appends keep being refused clearly.
+    let listed = client.list_all(1).await.unwrap();
+    assert_eq!(listed, acked);
+    let again = client
+        .append("more", &AppendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        again.to_string().contains("cannot store entries"),
+        "{again}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(log.contains("THE LOG FAILED"), "{log}");
+    node.kill().unwrap();
+    node.wait().unwrap();
+    // Restarted without the limit: everything acknowledged is there, intact.
+    let mut node = start(false);
+    let client = wait_for("the node", || async { Client::connect(&addr).await.ok() }).await;
+    assert_eq!(client.list_all(1).await.unwrap(), acked);
+    let seq = client
+        .append("after", &AppendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(seq, acked.len() as u64 + 1);
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
