@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::{timeout_from_ms, Input, Shared};
 use crate::net::Net;
@@ -38,7 +38,9 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
         match accepted {
             Ok((stream, addr)) => {
                 let shared2 = shared.clone();
-                shared.tracker.spawn(serve::<N>(stream, addr, shared2));
+                shared
+                    .tracker
+                    .spawn(serve::<N>(stream, addr, shared2).in_current_span());
             }
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -87,7 +89,8 @@ async fn serve<N: Net>(stream: N::Stream, addr: SocketAddr, shared: Arc<Shared>)
     // so answers produced anywhere (the node loop, list handlers) queue in
     // order without holding up this reader.
     let (tx, rx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task = tokio::spawn(crate::node::write_frames(writer, rx, addr.to_string()));
+    let writer_task =
+        tokio::spawn(crate::node::write_frames(writer, rx, addr.to_string()).in_current_span());
 
     match hello.role {
         Role::Client => serve_client::<N>(reader, tx, addr, &shared).await,

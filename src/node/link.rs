@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
 use crate::net::Net;
@@ -135,11 +135,9 @@ async fn serve<N: Net>(
     // Writing goes through its own task so that a full socket (a paused
     // secondary) never stops acks and commands from being read here.
     let (wtx, wrx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task = tokio::spawn(super::write_frames(
-        writer,
-        wrx,
-        format!("secondary {peer}"),
-    ));
+    let writer_task = tokio::spawn(
+        super::write_frames(writer, wrx, format!("secondary {peer}")).in_current_span(),
+    );
     let reason = loop {
         tokio::select! {
             biased;

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::{FsyncPolicy, NodeConfig};
 use crate::entry::{Entry, Seq};
@@ -128,6 +128,9 @@ pub async fn run<N: Net>(
     on_ready: impl FnOnce(Probe) + Send,
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
+    // Every line this node logs, from any of its tasks, names it: several
+    // nodes share one process under --dev and in tests.
+    let span = tracing::info_span!("node", id = %cfg.id);
     let mut log = match &cfg.data_dir {
         Some(dir) => Log::open(dir, cfg.segment_bytes)
             .map_err(|e| anyhow::anyhow!("cannot open the log in {}: {e}", dir.display()))?,
@@ -202,7 +205,7 @@ pub async fn run<N: Net>(
         (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
             let (tx, rx) = mpsc::unbounded_channel();
             let report = cfg.fsync == FsyncPolicy::Always;
-            tokio::spawn(syncer::run(rx, inputs_tx.clone(), report));
+            tokio::spawn(syncer::run(rx, inputs_tx.clone(), report).instrument(span.clone()));
             Some(tx)
         }
         _ => None,
@@ -224,22 +227,20 @@ pub async fn run<N: Net>(
         for (peer, (id, addr)) in cfg.cluster.secondaries().into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             links.push(tx);
-            tokio::spawn(link::run::<N>(
-                peer,
-                id,
-                addr,
-                shared.clone(),
-                rx,
-                seed ^ peer as u64,
-            ));
+            tokio::spawn(
+                link::run::<N>(peer, id, addr, shared.clone(), rx, seed ^ peer as u64)
+                    .instrument(span.clone()),
+            );
         }
     }
 
-    let acceptor = tokio::spawn(connection::accept_loop::<N>(listener, shared.clone()));
+    let acceptor = tokio::spawn(
+        connection::accept_loop::<N>(listener, shared.clone()).instrument(span.clone()),
+    );
     on_ready(Probe {
         shared: shared.clone(),
     });
-    node.run(inputs_rx).await;
+    node.run(inputs_rx).instrument(span.clone()).await;
     acceptor.abort();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
