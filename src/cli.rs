@@ -179,20 +179,28 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
                         // given --key becomes KEY-1, KEY-2, ... by line.
                         line_no += 1;
                         opts.key = opts.key.as_ref().map(|k| format!("{k}-{line_no}"));
-                        in_flight.push_back(async move { client.append(&line, &opts).await });
+                        let n = line_no;
+                        in_flight.push_back(async move { (n, client.append(&line, &opts).await) });
                     }
                     None => input_open = false,
                 }
             }
-            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                match result {
-                    Ok(seq) => {
+            Some((line, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                // Standard output holds the sequence numbers of the lines
+                // before the first failure, one per line, so that it still
+                // lines up with the input. What was in flight behind the
+                // failure is reported on standard error, line by line.
+                match (result, first_error.is_some()) {
+                    (Ok(seq), false) => {
                         let _ = writeln!(stdout, "{seq}");
                         if let Some(bar) = &progress { bar.inc(1); }
                     }
-                    Err(e) => {
-                        if first_error.is_none() { first_error = Some(e); }
+                    (Ok(seq), true) => eprintln!("replog: line {line} was appended as sequence number {seq}"),
+                    (Err(e), false) => {
+                        eprintln!("replog: line {line} failed");
+                        first_error = Some(e);
                     }
+                    (Err(e), true) => eprintln!("replog: line {line}: {e}"),
                 }
             }
             else => break,

@@ -53,9 +53,10 @@ pub enum ClientError {
     /// The append was answered with an error.
     #[error("{}", describe(.0))]
     Append(AppendError),
-    /// The node refused a request it could not read (too large, say) and
-    /// closed the connection: definite, nothing was appended.
-    #[error("{addr} rejected the request: {reason}")]
+    /// The node could not read a request on this connection (this library
+    /// never sends one it should refuse) and closed it. Requests in flight
+    /// may or may not have been carried out.
+    #[error("{addr} closed the connection: {reason}; requests in flight may or may not have been stored: list the log or retry with the same --key")]
     Rejected {
         /// The node.
         addr: String,
@@ -100,11 +101,15 @@ impl ClientError {
     /// The exit code of SPEC section 3.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Append(AppendError::BadRequest(_)) | ClientError::Rejected { .. } => 2,
+            ClientError::Append(AppendError::BadRequest(_)) => 2,
+            // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
+            ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
             ClientError::Append(AppendError::Refused { .. }) => 4,
-            ClientError::Unreachable { .. } | ClientError::Lost { .. } => 5,
-            ClientError::Append(AppendError::ShuttingDown { .. }) => 5,
+            ClientError::Unreachable { .. }
+            | ClientError::Lost { .. }
+            | ClientError::Rejected { .. } => 5,
+            ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
             _ => 1,
         }
     }
@@ -296,6 +301,16 @@ impl Client {
     /// Appends one message on this node. A secondary answers with
     /// `AppendError::NotMaster`; see [`append`] for the redirecting version.
     pub async fn append(&self, message: &str, opts: &AppendOptions) -> Result<Seq, ClientError> {
+        // Refused here, as the node would: sent, it would not fit a frame
+        // and the node would have to close the connection.
+        let max = self.welcome.max_message_bytes;
+        if message.len() as u64 > max {
+            return Err(ClientError::Append(AppendError::BadRequest(format!(
+                "the message is {} bytes, over the {max} byte limit of {} (--max-message-bytes)",
+                message.len(),
+                self.addr
+            ))));
+        }
         let key = opts.key.clone().unwrap_or_else(new_key);
         let answer = self
             .request(|req| Frame::Append {

@@ -210,13 +210,30 @@ async fn oversized_messages_are_bad_requests() {
         "{err}"
     );
     assert_eq!(err.exit_code(), 2);
-    // A frame over the node's frame limit is refused with the reason, and
-    // closes only that connection.
+    // Far over the limit: the client refuses it itself (the node told it
+    // the limit in its welcome)...
     let err = append(c.master(), &"x".repeat(200_000), 1)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
-    assert!(err.to_string().contains("up to 100 bytes"), "{err}");
+    assert!(err.to_string().contains("100 byte limit"), "{err}");
+    // ...and a raw frame over the node's frame limit is answered with the
+    // reason and closes only that connection.
+    let mut s = std::net::TcpStream::connect(c.master()).unwrap();
+    let hello = replog::wire::Frame::Hello(replog::wire::Hello {
+        version: replog::wire::PROTOCOL_VERSION,
+        cluster: None,
+        role: replog::wire::Role::Client,
+    });
+    let payload = replog::wire::FrameCodec::to_payload(&hello).unwrap();
+    s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&payload).unwrap();
+    s.write_all(&(10_000_000u32).to_be_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.contains("up to 100 bytes"), "{text}");
     assert_eq!(append(c.master(), "fits", 1).await.unwrap(), 1);
 }
 

@@ -159,6 +159,7 @@ async fn serve_client<N: Net>(
         master_addr: cfg.cluster.master_addr().to_string(),
         last: shared.log.read().expect("log lock").last(),
         stored: *shared.visible.borrow(),
+        max_message_bytes: cfg.max_message_bytes as u64,
     };
     if tx.send(Frame::Welcome(welcome)).is_err() {
         return;
@@ -259,15 +260,18 @@ async fn list(shared: &Shared, req: u64, from: u64, max: u32, wait: bool) -> Opt
     let from = from.max(1);
     let mut visible_rx = shared.visible.clone();
     loop {
-        let visible = *visible_rx.borrow_and_update();
-        if visible >= from || !wait {
-            let max = max.clamp(1, LIST_PAGE) as usize;
-            let read = shared.log.read().expect("log lock").read(
-                from,
-                visible,
-                max,
-                shared.cfg.max_message_bytes,
-            );
+        // `visible` is read under the log's lock: the loop changes both
+        // under the write lock (a truncation lowers it), so they agree here.
+        let (visible, read) = {
+            let log = shared.log.read().expect("log lock");
+            let visible = *visible_rx.borrow_and_update();
+            let read = (visible >= from || !wait).then(|| {
+                let max = max.clamp(1, LIST_PAGE) as usize;
+                log.read(from, visible, max, shared.cfg.max_message_bytes)
+            });
+            (visible, read)
+        };
+        if let Some(read) = read {
             return match read {
                 Ok(entries) => Some(Frame::Listed {
                     req,

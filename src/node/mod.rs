@@ -80,8 +80,10 @@ pub(crate) enum Input {
     MasterOpened { conn: ConnId, tx: Outbox },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),
-    /// The syncer made everything up to here durable.
-    Stored(Seq),
+    /// The syncer made everything up to `upto` durable. `gen` is the log
+    /// generation the write belonged to: a truncation starts a new one, and
+    /// a report from before it says nothing about what was written after.
+    Stored { gen: u64, upto: Seq },
     /// The syncer failed.
     StorageFailed(String),
 }
@@ -201,14 +203,15 @@ pub async fn run<N: Net>(
         rounds: AtomicU64::new(0),
     });
 
-    let sync_tx = match (sync_point, cfg.fsync) {
+    let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
         (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
             let (tx, rx) = mpsc::unbounded_channel();
             let report = cfg.fsync == FsyncPolicy::Always;
-            tokio::spawn(syncer::run(rx, inputs_tx.clone(), report).instrument(span.clone()));
-            Some(tx)
+            let task =
+                tokio::spawn(syncer::run(rx, inputs_tx.clone(), report).instrument(span.clone()));
+            (Some(tx), Some(task))
         }
-        _ => None,
+        _ => (None, None),
     };
 
     let mut node = NodeLoop {
@@ -217,6 +220,9 @@ pub async fn run<N: Net>(
         clients: HashMap::new(),
         visible_tx,
         sync_tx,
+        syncer,
+        log_gen: 0,
+        last_tick: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
         actions_m: Vec::new(),
@@ -311,7 +317,13 @@ struct NodeLoop {
     /// Publishes the visible sequence number to readers.
     visible_tx: watch::Sender<Seq>,
     /// To the syncer, when the log has something to sync.
-    sync_tx: Option<mpsc::UnboundedSender<(Seq, Arc<std::fs::File>)>>,
+    sync_tx: Option<mpsc::UnboundedSender<syncer::Job>>,
+    /// The syncer task, awaited at shutdown so that no result is lost.
+    syncer: Option<tokio::task::JoinHandle<()>>,
+    /// Bumped by every truncation; see [`Input::Stored`].
+    log_gen: u64,
+    /// When the core was last ticked.
+    last_tick: std::time::Instant,
     /// The fsync policy.
     fsync: FsyncPolicy,
     /// Entries assigned this round and not yet written (master).
@@ -347,6 +359,12 @@ impl NodeLoop {
                     Err(_) => break,
                 }
                 n += 1;
+            }
+            // Inputs win the select above; under steady load the ticker
+            // branch would never be taken, and timeouts, heartbeats and
+            // silence detection with it. Tick here when one is due.
+            if now.saturating_duration_since(self.last_tick) >= TICK {
+                self.tick(now);
             }
             self.end_round(now);
             self.shared.rounds.fetch_add(1, Ordering::Relaxed);
@@ -400,6 +418,7 @@ impl NodeLoop {
                         master_addr: self.shared.cfg.cluster.master_addr().to_string(),
                         last: log.last(),
                         stored: core.stored(),
+                        max_message_bytes: self.shared.cfg.max_message_bytes as u64,
                     };
                     drop(log);
                     if tx.send(Frame::Welcome(welcome)).is_ok() {
@@ -418,12 +437,17 @@ impl NodeLoop {
                 }
                 self.secondary_step(now, event)
             }
-            Input::Stored(upto) => self.stored(now, upto),
+            Input::Stored { gen, upto } => {
+                if gen == self.log_gen {
+                    self.stored(now, upto)
+                }
+            }
             Input::StorageFailed(reason) => self.storage_failed(now, reason),
         }
     }
 
     fn tick(&mut self, now: std::time::Instant) {
+        self.last_tick = now;
         match &self.role {
             RoleState::Master { .. } => self.master_step(now, MasterEvent::Tick),
             RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Tick),
@@ -471,12 +495,19 @@ impl NodeLoop {
     fn after_write(&mut self, upto: Seq) {
         let point = self.shared.log.read().expect("log lock").sync_point();
         if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
-            let _ = tx.send((upto, point));
+            let _ = tx.send(syncer::Job {
+                gen: self.log_gen,
+                upto,
+                file: point,
+            });
             if self.fsync == FsyncPolicy::Always {
                 return; // the syncer reports Stored
             }
         }
-        self.requeue.push_back(Input::Stored(upto));
+        self.requeue.push_back(Input::Stored {
+            gen: self.log_gen,
+            upto,
+        });
     }
 
     fn master_step(&mut self, now: std::time::Instant, event: MasterEvent) {
@@ -507,6 +538,12 @@ impl NodeLoop {
                 MasterAction::Send { peer, conn, frame } => {
                     if let RoleState::Master { links, .. } = &self.role {
                         let _ = links[peer].send(link::LinkCmd::Send(conn, frame));
+                    }
+                }
+                MasterAction::Diverged { peer, conn, reason } => {
+                    error!(peer, "{reason}");
+                    if let RoleState::Master { links, .. } = &self.role {
+                        let _ = links[peer].send(link::LinkCmd::Reconnect(conn));
                     }
                 }
                 MasterAction::Reconnect { peer, conn } => {
@@ -552,7 +589,9 @@ impl NodeLoop {
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    error!(peer, %e, "cannot read the log to replicate");
+                    self.requeue.push_back(Input::StorageFailed(format!(
+                        "reading the log to replicate failed: {e}"
+                    )));
                     break;
                 }
             }
@@ -570,24 +609,24 @@ impl NodeLoop {
                 SecondaryAction::Persist(entries) => self.write_pending(entries),
                 SecondaryAction::Truncate { after } => {
                     warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored");
-                    let result = self
-                        .shared
-                        .log
-                        .write()
-                        .expect("log lock")
-                        .truncate_after(after);
-                    match result {
-                        Ok(()) => {
-                            // The cut must be durable before anything newer is.
-                            self.visible_tx.send_if_modified(|v| {
-                                let changed = *v > after;
-                                *v = (*v).min(after);
-                                changed
-                            });
-                        }
-                        Err(e) => self.requeue.push_back(Input::StorageFailed(format!(
+                    // The log is cut and the visible position lowered under
+                    // one write lock, so a reader never sees one without the
+                    // other. (`truncate_after` syncs the cut itself.)
+                    let mut log = self.shared.log.write().expect("log lock");
+                    let result = log.truncate_after(after);
+                    self.visible_tx.send_if_modified(|v| {
+                        let changed = *v > after;
+                        *v = (*v).min(after);
+                        changed
+                    });
+                    drop(log);
+                    // Syncs reported from now on must be of writes made after
+                    // the cut.
+                    self.log_gen += 1;
+                    if let Err(e) = result {
+                        self.requeue.push_back(Input::StorageFailed(format!(
                             "cutting the log failed: {e}"
-                        ))),
+                        )));
                     }
                 }
                 SecondaryAction::Send { conn, frame } => {
@@ -682,23 +721,44 @@ impl NodeLoop {
     /// Shutdown: stop taking appends, fail what still waits, make the log
     /// durable.
     async fn stop(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
-        rx.close();
+        let now = Instant::now().into_std();
         let pending = std::mem::take(&mut self.pending);
         self.write_pending(pending);
-        let point = self.shared.log.read().expect("log lock").sync_point();
-        if let Some(point) = point {
-            let synced = tokio::task::spawn_blocking(move || point.sync_data()).await;
-            match synced {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => error!(%e, "final sync of the log failed"),
-                Err(e) => error!(%e, "final sync of the log panicked"),
+        // Let the syncer finish, and take what it reported: a failed sync
+        // must be known before anything is declared durable (Linux reports
+        // a writeback error once, so the final sync below may not see it).
+        self.sync_tx = None;
+        if let Some(task) = self.syncer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        rx.close();
+        while let Ok(input) = rx.try_recv() {
+            if matches!(input, Input::Stored { .. } | Input::StorageFailed(_)) {
+                self.handle(now, input);
             }
         }
-        let now = Instant::now().into_std();
-        if let RoleState::Master { core, .. } = &self.role {
-            // Everything written is durable now: answer whoever that satisfies.
-            let upto = core.last();
-            self.master_step(now, MasterEvent::Stored { upto });
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        let point = self.shared.log.read().expect("log lock").sync_point();
+        let synced = match point {
+            Some(point) => match tokio::task::spawn_blocking(move || point.sync_data()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("final sync of the log failed: {e}")),
+                Err(e) => Err(format!("final sync of the log panicked: {e}")),
+            },
+            None => Ok(()),
+        };
+        match synced {
+            Ok(()) => {
+                // Everything written is durable now: answer whoever that
+                // satisfies (a broken core ignores this).
+                if let RoleState::Master { core, .. } = &self.role {
+                    let upto = core.last();
+                    self.master_step(now, MasterEvent::Stored { upto });
+                }
+            }
+            Err(reason) => self.storage_failed(now, reason),
         }
         if let RoleState::Master { core, .. } = &mut self.role {
             let mut actions = Vec::new();

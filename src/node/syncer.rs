@@ -18,23 +18,42 @@ use crate::entry::Seq;
 /// Shortest time between two syncs under `--fsync batch`.
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
 
+/// One write to make durable.
+#[derive(Debug)]
+pub(super) struct Job {
+    /// Log generation of the write (see `Input::Stored`).
+    pub gen: u64,
+    /// Last sequence number written.
+    pub upto: Seq,
+    /// The file it was written to.
+    pub file: Arc<File>,
+}
+
 /// Runs until the loop drops its sender. With `report`, tells the loop what
 /// became durable (`--fsync always`); without, only syncs (`batch`, where the
 /// loop acknowledges after the write and this bounds what a power cut loses).
 pub(super) async fn run(
-    mut rx: mpsc::UnboundedReceiver<(Seq, Arc<File>)>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
     inputs: mpsc::UnboundedSender<Input>,
     report: bool,
 ) {
-    while let Some((mut upto, file)) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
         if !report {
             tokio::time::sleep(BATCH_INTERVAL).await;
         }
-        let mut files = vec![file];
-        while let Ok((seq, file)) = rx.try_recv() {
-            upto = upto.max(seq);
-            if !files.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                files.push(file);
+        let (mut gen, mut upto) = (first.gen, first.upto);
+        let mut files = vec![first.file];
+        while let Ok(job) = rx.try_recv() {
+            // Only the newest generation's position is reported; a sync of
+            // everything also covers what older generations wrote.
+            if job.gen != gen {
+                gen = job.gen;
+                upto = job.upto;
+            } else {
+                upto = upto.max(job.upto);
+            }
+            if !files.iter().any(|f| Arc::ptr_eq(f, &job.file)) {
+                files.push(job.file);
             }
         }
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -45,7 +64,7 @@ pub(super) async fn run(
         })
         .await;
         let input = match result {
-            Ok(Ok(())) if report => Input::Stored(upto),
+            Ok(Ok(())) if report => Input::Stored { gen, upto },
             Ok(Ok(())) => continue,
             Ok(Err(e)) => Input::StorageFailed(format!("fdatasync failed: {e}")),
             Err(e) => Input::StorageFailed(format!("fdatasync panicked: {e}")),

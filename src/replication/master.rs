@@ -18,6 +18,10 @@ use super::{backoff, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus, WriteConcern};
 
+/// A heartbeat reply resumes a paused delivery at once only while the
+/// secondary has failed fewer times than this in a row.
+const RESUME_ON_HEARTBEAT_MAX_ATTEMPTS: u32 = 3;
+
 /// Longest request key accepted. Keys are stored with every entry and
 /// counted in replication batches, so they must stay small.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -175,6 +179,16 @@ pub enum MasterAction {
         /// The silent connection.
         conn: ConnId,
     },
+    /// The secondary's log cannot be reconciled with this master's without
+    /// destroying data: log the reason loudly and drop the connection.
+    Diverged {
+        /// Which secondary.
+        peer: usize,
+        /// The connection.
+        conn: ConnId,
+        /// What was found and what to do.
+        reason: String,
+    },
 }
 
 /// One secondary as the master tracks it.
@@ -190,8 +204,12 @@ struct Peer {
     connected_at: Option<Instant>,
     /// Highest sequence number it acknowledged as stored.
     acked: Seq,
-    /// Highest sequence number sent on the current connection.
+    /// Next sequence number to send is `sent + 1` (rewound after a nack).
     sent: Seq,
+    /// Highest sequence number ever sent on the current connection (or
+    /// agreed at its start): an ack above it is impossible and ignored, so
+    /// a stale ack can never count copies a secondary does not hold.
+    max_sent: Seq,
     /// Last time anything arrived from it.
     last_heard: Option<Instant>,
     /// Last time a heartbeat was sent to it.
@@ -254,6 +272,7 @@ impl Master {
                 connected_at: None,
                 acked: 0,
                 sent: 0,
+                max_sent: 0,
                 last_heard: None,
                 last_ping: None,
                 retry_at: None,
@@ -414,6 +433,18 @@ impl Master {
                 last,
                 stored,
             } => {
+                // Entries of this master's epoch (or a later one) that this
+                // master does not have cannot exist unless its own data
+                // directory was lost or replaced. Cutting the secondary back
+                // would destroy data, and keeping it would let the logs
+                // diverge: refuse to replicate to it and say so.
+                if last.epoch > self.epoch || (last.epoch == self.epoch && last.seq > self.last) {
+                    let reason = format!(
+                        "secondary {} holds entries up to seq {} of epoch {}, which this master (epoch {}, last seq {}) never wrote: this master's data directory was lost or replaced. Refusing to replicate to it so that nothing is cut; restore the master's data directory (for example from this secondary) and restart it",
+                        self.peers[peer].id, last.seq, last.epoch, self.epoch, self.last
+                    );
+                    return out.push(MasterAction::Diverged { peer, conn, reason });
+                }
                 let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
                 let truncate_after = (agree < last.seq).then_some(agree);
                 let p = &mut self.peers[peer];
@@ -423,6 +454,7 @@ impl Master {
                 p.last_ping = Some(now);
                 p.acked = stored.min(agree);
                 p.sent = agree;
+                p.max_sent = agree;
                 p.retry_at = None;
                 p.attempt = 0;
                 out.push(MasterAction::Send {
@@ -430,6 +462,7 @@ impl Master {
                     conn,
                     frame: Frame::Sync { truncate_after },
                 });
+                self.release(out);
             }
             MasterEvent::PeerDisconnected { peer, conn } => {
                 let p = &mut self.peers[peer];
@@ -466,8 +499,14 @@ impl Master {
             MasterEvent::HeartbeatReply { peer, conn, stored } => {
                 if self.heard(peer, conn, now, stored) {
                     // A live secondary: resume delivery now rather than at
-                    // the end of the backoff.
-                    self.peers[peer].retry_at = None;
+                    // the end of the backoff. Not after repeated failures,
+                    // though: a secondary that keeps failing (a broken disk)
+                    // still answers heartbeats, and resending everything at
+                    // every heartbeat would defeat the backoff.
+                    let p = &mut self.peers[peer];
+                    if p.attempt < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
+                        p.retry_at = None;
+                    }
                     self.release(out);
                 }
             }
@@ -483,7 +522,7 @@ impl Master {
             return false;
         }
         p.last_heard = Some(now);
-        p.acked = p.acked.max(stored.min(self.last));
+        p.acked = p.acked.max(stored.min(p.max_sent));
         // Cumulative acks can overtake a rewind after a nack.
         p.sent = p.sent.max(p.acked);
         true
@@ -578,9 +617,8 @@ impl Master {
 
     /// Answers every waiter whose entry has reached its write concern.
     fn release(&mut self, out: &mut Vec<MasterAction>) {
-        if self.broken.is_some() {
-            return;
-        }
+        // Still runs once the log is broken: `stored` no longer moves then,
+        // so what completes is only what was stored before the failure.
         let mut acked: Vec<Seq> = self.peers.iter().map(|p| p.acked).collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
         for w in 1..=self.nodes() {
@@ -699,6 +737,7 @@ impl Master {
                     to,
                 });
                 p.sent = to;
+                p.max_sent = p.max_sent.max(to);
             }
         }
     }
@@ -850,36 +889,21 @@ mod tests {
     }
 
     #[test]
-    fn master_always_counts_among_w() {
+    fn acks_for_entries_never_sent_on_this_connection_do_not_count() {
         let (mut m, now) = master(2);
         connect_all(&mut m, now);
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-        // Two secondaries hold it but the master has not stored it yet.
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 1,
-                    conn: 11,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
-        assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+        step(&mut m, now, E::Stored { upto: 1 });
+        // A stale ack (from before a reconnection, say) claims seq 1, which
+        // was not sent on this connection yet: it must not count.
+        let stale = E::Ack {
+            peer: 0,
+            conn: 10,
+            stored: 1,
+        };
+        assert_eq!(step(&mut m, now, stale.clone()), vec![]);
+        assert_eq!(flush(&mut m, now).len(), 2);
+        assert_eq!(step(&mut m, now, stale), vec![ok(1, 1, 1)]);
     }
 
     #[test]
@@ -1258,6 +1282,36 @@ mod tests {
             }]
         );
         assert_eq!(flush(&mut m, now), vec![]);
+    }
+
+    #[test]
+    fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
+        // A fresh master (epoch 1, empty log) meets a secondary holding 9
+        // entries of epoch 3: cutting it would destroy them.
+        let (mut m, now) = master(1);
+        let ahead = E::PeerConnected {
+            peer: 0,
+            conn: 5,
+            last: Position { epoch: 3, seq: 9 },
+            stored: 9,
+        };
+        let out = step(&mut m, now, ahead);
+        assert!(
+            matches!(&out[..], [A::Diverged { peer: 0, conn: 5, reason }] if reason.contains("lost or replaced")),
+            "{out:?}"
+        );
+        assert_eq!(m.health(now)[1].status, PeerStatus::Unhealthy);
+        // Same epoch, longer log than the master's: also impossible.
+        let longer = E::PeerConnected {
+            peer: 0,
+            conn: 6,
+            last: Position { epoch: 1, seq: 2 },
+            stored: 2,
+        };
+        assert!(matches!(
+            &step(&mut m, now, longer)[..],
+            [A::Diverged { .. }]
+        ));
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub struct Secondary {
     delayed: VecDeque<(Instant, Vec<Entry>)>,
     /// The master's current connection.
     conn: Option<ConnId>,
+    /// Whether that connection's Sync has been handled: nothing is
+    /// acknowledged on a connection before it, since the Sync may cut
+    /// entries the node holds.
+    synced: bool,
     /// Set once the local log failed.
     broken: Option<String>,
     /// Source of the fail-rate draws.
@@ -130,6 +134,7 @@ impl Secondary {
             early: BTreeMap::new(),
             delayed: VecDeque::new(),
             conn: None,
+            synced: false,
             broken: None,
         }
     }
@@ -154,6 +159,7 @@ impl Secondary {
         match event {
             SecondaryEvent::MasterConnected { conn } => {
                 self.conn = Some(conn);
+                self.synced = false;
                 // Whatever was in flight on the old connection is resent
                 // after the Sync; drop it so nothing older than the Sync is
                 // applied after it.
@@ -174,6 +180,7 @@ impl Secondary {
                 }
                 self.early.clear();
                 self.delayed.clear();
+                self.synced = true;
                 if let Some(after) = truncate_after {
                     if after < self.received {
                         self.received = after;
@@ -183,7 +190,7 @@ impl Secondary {
                 }
             }
             SecondaryEvent::Entries { conn, entries } => {
-                if self.conn != Some(conn) {
+                if self.conn != Some(conn) || !self.synced {
                     return;
                 }
                 if let Some(reason) = &self.broken {
@@ -201,7 +208,7 @@ impl Secondary {
                 }
             }
             SecondaryEvent::Heartbeat { conn } => {
-                if self.conn == Some(conn) {
+                if self.conn == Some(conn) && self.synced {
                     out.push(SecondaryAction::Send {
                         conn,
                         frame: Frame::HeartbeatReply {
@@ -220,7 +227,7 @@ impl Secondary {
                 }
                 let before = self.stored;
                 self.stored = upto;
-                if let Some(conn) = self.conn {
+                if let (Some(conn), true) = (self.conn, self.synced) {
                     let fail =
                         self.cfg.fail_rate > 0.0 && self.rng.gen_bool(self.cfg.fail_rate.min(1.0));
                     let frame = if fail {
@@ -265,6 +272,7 @@ impl Secondary {
     fn apply(&mut self, conn: ConnId, entries: Vec<Entry>, out: &mut Vec<SecondaryAction>) {
         let mut accepted = Vec::new();
         let mut duplicate = false;
+        let mut gap = false;
         for entry in entries {
             if entry.seq <= self.received {
                 duplicate = true;
@@ -276,12 +284,25 @@ impl Secondary {
                     self.received = next.seq;
                     accepted.push(next);
                 }
-            } else if self.early.len() < MAX_EARLY {
-                self.early.insert(entry.seq, entry);
+            } else {
+                gap = true;
+                if self.early.len() < MAX_EARLY {
+                    self.early.insert(entry.seq, entry);
+                }
             }
         }
         if !accepted.is_empty() {
             out.push(SecondaryAction::Persist(accepted));
+        } else if gap {
+            // Something before these never arrived: ask for it, or the
+            // master would wait for acks that cannot come.
+            out.push(SecondaryAction::Send {
+                conn,
+                frame: Frame::Nack {
+                    stored: self.stored,
+                    reason: format!("missing entries after seq {}", self.received),
+                },
+            });
         } else if duplicate {
             out.push(SecondaryAction::Send {
                 conn,
@@ -318,6 +339,13 @@ mod tests {
         let mut s = Secondary::new(cfg, last);
         let now = Instant::now();
         assert_eq!(step(&mut s, now, E::MasterConnected { conn: 1 }), vec![]);
+        // Nothing is acknowledged on a connection before its Sync.
+        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
+        let sync = E::Sync {
+            conn: 1,
+            truncate_after: None,
+        };
+        assert_eq!(step(&mut s, now, sync), vec![]);
         (s, now)
     }
 
@@ -386,6 +414,14 @@ mod tests {
     #[test]
     fn out_of_order_entries_wait_for_the_gap() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        // Held, and the gap reported so that the master resends it.
+        let gap_nack = A::Send {
+            conn: 1,
+            frame: Frame::Nack {
+                stored: 0,
+                reason: "missing entries after seq 1".into(),
+            },
+        };
         assert_eq!(
             step(
                 &mut s,
@@ -406,7 +442,7 @@ mod tests {
                     entries: vec![e(4)]
                 }
             ),
-            vec![]
+            vec![gap_nack.clone()]
         );
         assert_eq!(
             step(
@@ -417,7 +453,7 @@ mod tests {
                     entries: vec![e(3)]
                 }
             ),
-            vec![]
+            vec![gap_nack.clone()]
         );
         assert_eq!(s.received(), 1, "only the contiguous prefix counts");
         assert_eq!(
@@ -439,6 +475,14 @@ mod tests {
     fn entries_from_a_replaced_connection_are_ignored() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, E::MasterConnected { conn: 2 });
+        step(
+            &mut s,
+            now,
+            E::Sync {
+                conn: 2,
+                truncate_after: None,
+            },
+        );
         assert_eq!(
             step(
                 &mut s,

@@ -253,12 +253,22 @@ impl DiskLog {
                     self.index(&e, off as u64);
                     off += used;
                 }
-                // Running out of bytes can only happen to the last write.
-                Decoded::Incomplete if is_last => {
-                    cut_tail(&file, &path, off, data.len())?;
-                    break;
-                }
-                Decoded::Bad(_) if is_last && torn_tail(&data[off..]) => {
+                // A torn last write: the bad record is the end of the log.
+                // If an intact record of a later seq follows it, this is
+                // damage in the middle (a flipped length, say), and cutting
+                // would drop good records: refuse instead.
+                ref bad @ (Decoded::Incomplete | Decoded::Bad(_))
+                    if is_last
+                        && (matches!(bad, Decoded::Incomplete) || torn_tail(&data[off..])) =>
+                {
+                    let expected = self.offsets.len() as u64 + 1;
+                    if let Some(at) = later_record(&data, off + 1, expected) {
+                        return Err(corrupt(
+                            &path,
+                            off as u64,
+                            &format!("the record there is unreadable but an intact record follows at offset {at}"),
+                        ));
+                    }
                     cut_tail(&file, &path, off, data.len())?;
                     break;
                 }
@@ -490,6 +500,22 @@ fn torn_tail(rest: &[u8]) -> bool {
     }
 }
 
+/// Offset of the first intact record at or after `from` whose sequence
+/// number is at least `seq`, if any. The sequence number is checked before
+/// the checksum, so random bytes are passed over cheaply.
+fn later_record(data: &[u8], from: usize, seq: Seq) -> Option<usize> {
+    (from..data.len().saturating_sub(HEADER + 16)).find(|&at| {
+        let found = u64::from_le_bytes(
+            data[at + HEADER + 8..at + HEADER + 16]
+                .try_into()
+                .expect("8 bytes"),
+        );
+        found >= seq
+            && found < seq + (1 << 32)
+            && matches!(decode_record(&data[at..]), Decoded::Entry(e, _) if e.seq == found)
+    })
+}
+
 fn decode_len(buf: &[u8]) -> Option<usize> {
     (buf.len() >= 4).then(|| u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize)
 }
@@ -648,5 +674,23 @@ mod tests {
         log.set_epoch(7).unwrap();
         drop(log);
         assert_eq!(DiskLog::open(dir.path(), 1 << 20).unwrap().epoch(), 7);
+    }
+
+    #[test]
+    fn a_damaged_length_in_the_last_segment_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 5, 1 << 20));
+        let path = dir.path().join(segment_name(1));
+        let mut data = fs::read(&path).unwrap();
+        let mut first = Vec::new();
+        encode_record(&entry(1), &mut first);
+        // Record 2's length now claims more than the file holds: it looks
+        // like a torn write, but records 3..=5 follow intact.
+        data[first.len() + 2] = 0x7f;
+        fs::write(&path, &data).unwrap();
+        let err = DiskLog::open(dir.path(), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains(&format!("offset {}", first.len())), "{err}");
+        assert!(err.contains("intact record follows"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), data, "nothing was cut");
     }
 }

@@ -163,6 +163,9 @@ pub struct Welcome {
     pub last: Position,
     /// Last sequence number stored under the node's fsync policy.
     pub stored: Seq,
+    /// The node's `--max-message-bytes`, so that a client can refuse an
+    /// oversized message itself instead of having its connection closed.
+    pub max_message_bytes: u64,
 }
 
 /// The role of a node in its cluster.
