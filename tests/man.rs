@@ -22,7 +22,7 @@ other error; the message on standard error says what happened.
 bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, or malformed arguments.
 .TP
 \fB3\fR
-timed out: \-\-timeout passed before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated.
+timed out: \-\-timeout passed (or the master shut down) before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated.
 .TP
 \fB4\fR
 refused, nothing appended: fewer than a majority of nodes are reachable and the master is read\-only.
