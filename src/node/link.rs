@@ -47,8 +47,8 @@ pub(crate) async fn run<N: Net>(
         }
         match connect::<N>(&shared, &addr, timing.unhealthy_after).await {
             Ok((stream, welcome)) => {
-                attempt = 0;
                 last_error.clear();
+                let opened = tokio::time::Instant::now();
                 let conn = shared.next_id();
                 info!(node = %cfg.id, peer = %id, %addr, conn, their_last = welcome.last.seq,
                       "replication connection open");
@@ -59,6 +59,13 @@ pub(crate) async fn run<N: Net>(
                     stored: welcome.stored,
                 }));
                 let reason = serve::<N>(peer, conn, stream, &shared, &mut cmds).await;
+                // The backoff starts over only after a connection that
+                // lasted: one dropped at once (a secondary the master refuses
+                // to replicate to, a flapping link) keeps backing off
+                // instead of being redialled many times a second.
+                if opened.elapsed() >= timing.unhealthy_after {
+                    attempt = 0;
+                }
                 info!(node = %cfg.id, peer = %id, conn, %reason, "replication connection closed");
                 let _ = shared
                     .inputs
