@@ -231,3 +231,47 @@ async fn health_lists_every_node_as_json_and_as_a_table() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_fire_while_the_master_is_busy() {
+    // Deadlines live in the node loop's tick; a steady stream of appends
+    // must not starve it.
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start(0);
+    c.start(1); // the third node stays down: w=3 cannot complete
+    c.wait_healthy(&[1]).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..16 {
+        let (m, stop) = (c.master().to_string(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let client = Client::connect(&m).await.unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client
+                    .append("load", &AppendOptions::default())
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let client = Client::connect(c.master()).await.unwrap();
+    let opts = AppendOptions {
+        w: WriteConcern::Nodes(3),
+        timeout: Some(Duration::from_millis(300)),
+        ..AppendOptions::default()
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(20), client.append("w3", &opts)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for t in load {
+        total += t.await.unwrap();
+    }
+    let err = answer
+        .expect("the timeout must fire under load")
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(total > 0, "the load ran");
+}
