@@ -234,24 +234,32 @@ async fn health_lists_every_node_as_json_and_as_a_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_fire_while_the_master_is_busy() {
-    // Deadlines live in the node loop's tick; a steady stream of appends
-    // must not starve it.
+    // Deadlines live in the node loop's tick, and a steady stream of
+    // appends must not starve it. (On this 2-core machine the input queue
+    // drains between rounds often enough that the loop also ticked before
+    // the fix that ticks after busy rounds; this checks the behaviour, it
+    // does not reproduce that starvation.)
     let mut c = Cluster::new(3, false, |_| flags(FAST));
     c.start(0);
     c.start(1); // the third node stays down: w=3 cannot complete
     c.wait_healthy(&[1]).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..4 {
         let (m, stop) = (c.master().to_string(), stop.clone());
         load.push(tokio::spawn(async move {
+            // 64 appends in flight per connection keep the master busy.
             let client = Client::connect(&m).await.unwrap();
+            let mut set = tokio::task::JoinSet::new();
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                client
-                    .append("load", &AppendOptions::default())
-                    .await
-                    .unwrap();
+                while set.len() < 64 {
+                    let client = client.clone();
+                    set.spawn(
+                        async move { client.append("load", &AppendOptions::default()).await },
+                    );
+                }
+                set.join_next().await.unwrap().unwrap().unwrap();
                 n += 1;
             }
             n
