@@ -103,8 +103,13 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Health { node, json } => health(&node, json).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "replog", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "replog", &mut script);
+            let script = String::from_utf8_lossy(&script);
+            emit(&mut std::io::stdout().lock(), &script, || {
+                "the completion script was generated".into()
+            })
+            .map(|_| ())
         }
     };
     match result {
@@ -113,6 +118,25 @@ pub async fn run(cli: Cli) -> i32 {
             eprintln!("replog: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// Writes `text` (lines, each ending in a newline) and flushes. `Ok(false)` means the reader went away (a
+/// closed pipe, as with `| head`): stop quietly. Any other failure is an
+/// error that says what had happened (`what`), since for an append that is
+/// worth knowing even when its sequence number cannot be printed.
+fn emit(
+    out: &mut impl Write,
+    text: &str,
+    what: impl FnOnce() -> String,
+) -> Result<bool, ClientError> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(source) => Err(ClientError::Output {
+            what: what(),
+            source,
+        }),
     }
 }
 
@@ -137,7 +161,9 @@ pub async fn append_one(
         }
         other => other?,
     };
-    println!("{seq}");
+    emit(&mut std::io::stdout().lock(), &format!("{seq}\n"), || {
+        format!("the message was appended as sequence number {seq}")
+    })?;
     Ok(())
 }
 
@@ -192,13 +218,20 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
                 // failure is reported on standard error, line by line.
                 match (result, first_error.is_some()) {
                     (Ok(seq), false) => {
-                        let _ = writeln!(stdout, "{seq}");
+                        let written = emit(&mut stdout, &format!("{seq}\n"), || {
+                            format!("line {line} was appended as sequence number {seq}")
+                        });
+                        match written {
+                            Ok(true) => {}
+                            // Nobody reads the numbers any more: stop taking lines.
+                            Ok(false) => input_open = false,
+                            Err(e) => first_error = Some(e),
+                        }
                         if let Some(bar) = &progress { bar.inc(1); }
                     }
                     (Ok(seq), true) => eprintln!("replog: line {line} was appended as sequence number {seq}"),
                     (Err(e), false) => {
-                        eprintln!("replog: line {line} failed");
-                        first_error = Some(e);
+                        first_error = Some(ClientError::Line { line, source: Box::new(e) });
                     }
                     (Err(e), true) => eprintln!("replog: line {line}: {e}"),
                 }
@@ -225,7 +258,11 @@ async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), Cli
             .into_iter()
             .map(|(seq, message)| serde_json::json!({"seq": seq, "message": message}))
             .collect();
-        let _ = writeln!(stdout, "{}", serde_json::Value::Array(items));
+        emit(
+            &mut stdout,
+            &format!("{}\n", serde_json::Value::Array(items)),
+            || "the messages were read".into(),
+        )?;
         return Ok(());
     }
     let mut next = from.max(1);
@@ -234,24 +271,30 @@ async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), Cli
         if entries.is_empty() && !follow {
             return Ok(());
         }
+        // One flush per page, not per line.
+        let mut page = String::new();
         for (seq, message) in entries {
-            if writeln!(stdout, "{message}").is_err() {
-                return Ok(()); // a closed pipe (| head) is not an error
-            }
+            page.push_str(&message);
+            page.push('\n');
             next = seq + 1;
         }
-        let _ = stdout.flush();
+        if !emit(&mut stdout, &page, || "the messages were read".into())? {
+            return Ok(()); // a closed pipe (| head) is not an error
+        }
     }
 }
 
 async fn health(node: &str, json: bool) -> Result<(), ClientError> {
     let client = Client::connect(node).await?;
     let report = client.health().await?;
-    if json {
-        println!("{}", health_json(&report));
+    let text = if json {
+        format!("{}\n", health_json(&report))
     } else {
-        print!("{}", health_table(&report));
-    }
+        health_table(&report)
+    };
+    emit(&mut std::io::stdout().lock(), &text, || {
+        "the health report was read".into()
+    })?;
     Ok(())
 }
 

@@ -63,6 +63,28 @@ pub enum ClientError {
         /// Its reason.
         reason: String,
     },
+    /// `--node` is not `HOST:PORT`.
+    #[error("'{addr}' is not an address: give HOST:PORT, for example 127.0.0.1:7001")]
+    BadAddress {
+        /// What was given.
+        addr: String,
+    },
+    /// The answer could not be written to standard output.
+    #[error("{what}, but writing it to standard output failed: {source}")]
+    Output {
+        /// What had happened (for an append: that it was stored, and as what).
+        what: String,
+        /// The write error.
+        source: std::io::Error,
+    },
+    /// One line of `append -` failed.
+    #[error("line {line}: {source}")]
+    Line {
+        /// Line number, from 1.
+        line: u64,
+        /// What went wrong with it.
+        source: Box<ClientError>,
+    },
     /// The node answered something that makes no sense.
     #[error("protocol error talking to {addr}: {what}")]
     Protocol {
@@ -101,7 +123,8 @@ impl ClientError {
     /// The exit code of SPEC section 3.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Append(AppendError::BadRequest(_)) => 2,
+            ClientError::Append(AppendError::BadRequest(_)) | ClientError::BadAddress { .. } => 2,
+            ClientError::Line { source, .. } => source.exit_code(),
             // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
@@ -156,6 +179,14 @@ pub struct Client {
 impl Client {
     /// Connects and says hello.
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(ClientError::BadAddress {
+                addr: addr.to_string(),
+            });
+        }
         let unreachable = |reason: String| ClientError::Unreachable {
             addr: addr.to_string(),
             reason,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::config::{Cluster, FsyncPolicy, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::net::Tcp;
@@ -160,7 +160,8 @@ pub async fn run(args: DaemonArgs) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            error!("{e:#}");
+            // Once, on stderr (the journal under systemd): this is for the
+            // person starting the daemon, not a log line.
             eprintln!("replogd: {e:#}");
             1
         }
@@ -235,16 +236,22 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         args.base_port,
         args.base_port as usize + args.nodes - 1
     );
+    // `replog` talks to 127.0.0.1:7001 unless told otherwise.
+    let node = if args.base_port == 7001 {
+        String::new()
+    } else {
+        format!(" --node {first}")
+    };
     println!("Try, in another terminal:");
     println!(
-        "  replog append -w {} \"hello\"          # stored on every node",
+        "  replog append{node} -w {} \"hello\"          # stored on every node",
         args.nodes
     );
     println!(
         "  replog list --node 127.0.0.1:{}",
         args.base_port as usize + args.nodes - 1
     );
-    println!("  replog health --node {first}");
+    println!("  replog health{node}");
     println!("Ctrl-C stops the cluster.");
     crate::systemd::ready();
     let mut result = Ok(());

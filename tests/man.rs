@@ -89,7 +89,8 @@ fn render(cmd: clap::Command, section: &str, extra: &[&str]) -> String {
     man.render_synopsis_section(&mut out).unwrap();
     man.render_description_section(&mut out).unwrap();
     man.render_options_section(&mut out).unwrap();
-    man.render_subcommands_section(&mut out).unwrap();
+    // Not clap_mangen's subcommand section: it points at replog-append(1)
+    // and the like, which do not exist; SUBCOMMAND OPTIONS covers them.
     for section in extra {
         out.write_all(section.as_bytes()).unwrap();
     }

@@ -330,3 +330,39 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     }
     G(Some(f))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_failures_and_bad_addresses_get_clear_exit_codes() {
+    let mut c = Cluster::new(1, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    let (code, _, err) = replog(&["list", "--node", "nonsense"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'nonsense' is not an address"), "{err}");
+    // Standard output on a full device: exit 1, saying what had happened.
+    let to_full = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = to_full(&["append", "--node", c.master(), "kept"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("appended as sequence number 1") && err.contains("standard output"),
+        "{err}"
+    );
+    for args in [["list", "--node"], ["health", "--node"]] {
+        let (code, err) = to_full(&[args[0], args[1], c.master()]);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // The append did happen.
+    let (code, out, _) = replog(&["list", "--node", c.master()]);
+    assert_eq!((code, out.as_str()), (0, "kept\n"));
+}

@@ -684,7 +684,9 @@ impl NodeLoop {
                     epoch: core.epoch(),
                     stored: core.stored(),
                     master_addr: cfg.cluster.master_addr().to_string(),
-                    read_only: reachable < core.needed(),
+                    // Appends are refused without a quorum, and after the
+                    // master's own disk failed.
+                    read_only: reachable < core.needed() || core.broken(),
                     reachable,
                     needed: core.needed(),
                     nodes: core.health(now),
@@ -767,8 +769,9 @@ impl NodeLoop {
         }
         // Dropping the outboxes lets every writer finish and close.
         self.clients.clear();
-        if let RoleState::Master { links, .. } = &mut self.role {
-            links.clear();
+        match &mut self.role {
+            RoleState::Master { links, .. } => links.clear(),
+            RoleState::Secondary { master, .. } => *master = None,
         }
     }
 }

@@ -319,6 +319,11 @@ impl Master {
         self.last
     }
 
+    /// Whether the local log failed: nothing more is acknowledged.
+    pub fn broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
     /// Last sequence number stored locally.
     pub fn stored(&self) -> Seq {
         self.stored
