@@ -262,6 +262,7 @@ async fn a_failing_disk_is_never_acknowledged_and_corrupts_nothing() {
             .arg(&data)
             .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
             .spawn()
+            .map(Reaped)
             .unwrap()
     };
     let mut node = start(true);

@@ -43,6 +43,7 @@ async fn configured_only_by_environment_it_sends_ready_once_serving_then_stoppin
         .env("NOTIFY_SOCKET", &sock_path)
         .stderr(Stdio::null())
         .spawn()
+        .map(Reaped)
         .unwrap();
     recv_until(&sock, "READY=1");
     // Ready means serving: the listener is bound and the log open.
@@ -212,6 +213,7 @@ async fn list_follow_prints_messages_appended_after_it_started() {
         .args(["list", "--follow", "--node", &c.addrs[1]])
         .stdout(Stdio::piped())
         .spawn()
+        .map(Reaped)
         .unwrap();
     let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "before");

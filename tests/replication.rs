@@ -301,34 +301,18 @@ async fn a_node_of_another_cluster_is_refused() {
     let mut c = Cluster::new(2, false, |_| flags(FAST));
     c.start(0);
     let other = format!("n1={},n2={},n3=127.0.0.1:1", c.addrs[0], c.addrs[1]);
-    let mut stray = std::process::Command::new(env!("CARGO_BIN_EXE_replogd"))
+    let _stray = std::process::Command::new(env!("CARGO_BIN_EXE_replogd"))
         .args(["--id", "n2", "--cluster", &other])
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(Reaped)
         .unwrap();
-    let _guard = scopeguard(move || {
-        let _ = stray.kill();
-        let _ = stray.wait();
-    });
     wait_for("the master to log the refusal", || async {
         c.logs(0).contains("different --cluster").then_some(())
     })
     .await;
     let h = c.wait_up(0).await;
     assert!(h.read_only, "the stray node does not count toward quorum");
-}
-
-/// Runs `f` on drop.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct G<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for G<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f()
-            }
-        }
-    }
-    G(Some(f))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -279,3 +279,27 @@ pub fn replog(args: &[&str]) -> (i32, String, String) {
 pub fn flags(f: &[&str]) -> Vec<String> {
     f.iter().map(|s| s.to_string()).collect()
 }
+
+/// A child process killed and reaped when dropped, so that a failing test
+/// never leaves a daemon behind.
+pub struct Reaped(pub Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
