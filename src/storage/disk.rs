@@ -67,6 +67,8 @@ pub struct DiskLog {
     epoch: Epoch,
     /// Roll to a new segment past this size.
     segment_bytes: u64,
+    /// Held (locked) for as long as the log is open.
+    _lock: File,
 }
 
 fn segment_name(first: Seq) -> String {
@@ -180,6 +182,23 @@ impl DiskLog {
     /// Opens the log in `dir` (creating it), recovering from a crash.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        // One process per data directory: a second daemon writing the same
+        // segments would corrupt them. The lock goes with the process, so a
+        // crash never leaves it behind.
+        let lock = File::create(dir.join("lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} is in use by another process (another replogd?); give each node its own --data-dir",
+                        dir.display()
+                    ),
+                ))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
         let epoch = match fs::read_to_string(dir.join("epoch")) {
             Ok(s) => s.trim().parse().map_err(|_| {
                 io::Error::new(
@@ -210,6 +229,7 @@ impl DiskLog {
             keys: HashMap::new(),
             epoch,
             segment_bytes: segment_bytes.max(1),
+            _lock: lock,
         };
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
@@ -664,6 +684,16 @@ mod tests {
         assert_eq!(log.last().seq, 0);
         drop(log);
         assert_eq!(DiskLog::open(dir.path(), 300).unwrap().last().seq, 0);
+    }
+
+    #[test]
+    fn a_data_directory_is_opened_by_one_log_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskLog::open(dir.path(), 1 << 20).unwrap();
+        let err = DiskLog::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+        drop(first);
+        DiskLog::open(dir.path(), 1 << 20).unwrap();
     }
 
     #[test]
