@@ -548,7 +548,7 @@ mod tests {
         Entry {
             epoch: 1 + seq / 10,
             seq,
-            key: (seq % 2 == 0).then(|| format!("key-{seq}")),
+            key: seq.is_multiple_of(2).then(|| format!("key-{seq}")),
             message: format!("message {seq} {}", "x".repeat(seq as usize % 7)),
         }
     }
