@@ -691,7 +691,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = DiskLog::open(dir.path(), 1 << 20).unwrap();
         let err = DiskLog::open(dir.path(), 1 << 20).unwrap_err();
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
         drop(first);
         DiskLog::open(dir.path(), 1 << 20).unwrap();
     }
