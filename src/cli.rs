@@ -184,7 +184,7 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} appended ({per_sec})")
+            indicatif::ProgressStyle::with_template("{spinner} {human_pos} appended in {elapsed}")
                 .expect("valid template"),
         );
         bar
