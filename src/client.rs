@@ -230,22 +230,8 @@ impl Client {
         };
 
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-        tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if writer.feed(frame).await.is_err() {
-                    return;
-                }
-                while let Ok(frame) = rx.try_recv() {
-                    if writer.feed(frame).await.is_err() {
-                        return;
-                    }
-                }
-                if writer.flush().await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (tx, rx) = mpsc::unbounded_channel::<Frame>();
+        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string()));
         let pending2 = pending.clone();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = reader.next().await {

@@ -1,5 +1,6 @@
 //! The transport the runtime runs on: real tokio TCP in production, or any
-//! other stream type (turmoil's simulated TCP in the simulation tests).
+//! other stream type (turmoil's simulated TCP in the simulation tests); and
+//! the writer task every connection (node or client) sends frames through.
 
 use std::future::Future;
 use std::io;
@@ -51,5 +52,39 @@ impl Net for Tcp {
         }
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+}
+
+/// Writes queued frames to one connection, batching whatever is queued into
+/// one flush. Ends when the queue closes or a write fails (logged: a frame
+/// that cannot be encoded is a bug worth seeing, not a silent stall).
+pub async fn write_frames<W>(
+    mut writer: tokio_util::codec::FramedWrite<W, crate::wire::FrameCodec>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::wire::Frame>,
+    peer: String,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    let result: Result<(), crate::wire::FrameError> = async {
+        while let Some(frame) = rx.recv().await {
+            writer.feed(frame).await?;
+            while let Ok(frame) = rx.try_recv() {
+                writer.feed(frame).await?;
+            }
+            writer.flush().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        match e {
+            crate::wire::FrameError::Io(_) => {
+                tracing::debug!(%peer, error = %e, "connection write failed")
+            }
+            other => {
+                tracing::error!(%peer, error = %other, "cannot send a frame; closing the connection")
+            }
+        }
     }
 }

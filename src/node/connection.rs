@@ -90,7 +90,7 @@ async fn serve<N: Net>(stream: N::Stream, addr: SocketAddr, shared: Arc<Shared>)
     // order without holding up this reader.
     let (tx, rx) = mpsc::unbounded_channel::<Frame>();
     let writer_task =
-        tokio::spawn(crate::node::write_frames(writer, rx, addr.to_string()).in_current_span());
+        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string()).in_current_span());
 
     match hello.role {
         Role::Client => serve_client::<N>(reader, tx, addr, &shared).await,

@@ -143,7 +143,7 @@ async fn serve<N: Net>(
     // secondary) never stops acks and commands from being read here.
     let (wtx, wrx) = mpsc::unbounded_channel::<Frame>();
     let writer_task = tokio::spawn(
-        super::write_frames(writer, wrx, format!("secondary {peer}")).in_current_span(),
+        crate::net::write_frames(writer, wrx, format!("secondary {peer}")).in_current_span(),
     );
     let reason = loop {
         tokio::select! {

@@ -776,38 +776,6 @@ impl NodeLoop {
     }
 }
 
-/// Writes queued frames to one connection, batching whatever is queued into
-/// one flush. Ends when the queue closes or a write fails (logged: a frame
-/// that cannot be encoded is a bug worth seeing, not a silent stall).
-pub(crate) async fn write_frames<W>(
-    mut writer: tokio_util::codec::FramedWrite<W, crate::wire::FrameCodec>,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-    peer: String,
-) where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    use futures_util::SinkExt;
-    let result: Result<(), crate::wire::FrameError> = async {
-        while let Some(frame) = rx.recv().await {
-            writer.feed(frame).await?;
-            while let Ok(frame) = rx.try_recv() {
-                writer.feed(frame).await?;
-            }
-            writer.flush().await?;
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        match e {
-            crate::wire::FrameError::Io(_) => {
-                tracing::debug!(%peer, error = %e, "connection write failed")
-            }
-            other => error!(%peer, error = %other, "cannot send a frame; closing the connection"),
-        }
-    }
-}
-
 /// Milliseconds from a client's timeout field.
 pub(crate) fn timeout_from_ms(ms: Option<u64>) -> Option<Duration> {
     ms.map(Duration::from_millis)
