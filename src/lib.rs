@@ -1,9 +1,24 @@
 //! replog: a replicated, append-only log with a write concern chosen per
 //! append.
 //!
+//! The heart, without I/O:
 //! - [`entry`]: entries, sequence numbers, epochs and positions.
-//! - [`wire`]: the frames and the length-delimited bincode codec.
-//! - [`replication`]: master and secondary state machines, without I/O.
+//! - [`wire`]: the frames and the length-delimited bincode codec (the only
+//!   module that knows bincode).
+//! - [`replication`]: master and secondary state machines: events in,
+//!   actions out, time passed in.
+//!
+//! Around it:
+//! - [`storage`]: the log, in memory or on disk (segments, checksums,
+//!   recovery).
+//! - [`node`]: the tokio runtime of one node: the node loop, connections,
+//!   the master's links to secondaries, group commit.
+//! - [`net`]: the transport the runtime is generic over, and the frame
+//!   writer task.
+//! - [`config`]: cluster list and node configuration, validated.
+//! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
+//!   command lines (clap definitions shared with the man pages);
+//!   [`systemd`]: readiness, watchdog and stopping notifications.
 
 pub mod cli;
 pub mod client;
