@@ -316,7 +316,7 @@ impl Client {
     }
 
     /// Appends one message on this node. A secondary answers with
-    /// `AppendError::NotMaster`; see [`append`] for the redirecting version.
+    /// `AppendError::NotMaster`; [`connect_master`] and `cli::append_one` follow it.
     pub async fn append(&self, message: &str, opts: &AppendOptions) -> Result<Seq, ClientError> {
         // Refused here, as the node would: sent, it would not fit a frame
         // and the node would have to close the connection.

@@ -2,7 +2,7 @@
 //! timers.
 //!
 //! One task, the *node loop*, owns the core and is the only writer of the
-//! log. Everything else talks to it through one channel of [`Input`]s:
+//! log. Everything else talks to it through one channel of `Input`s:
 //!
 //! - `connection`: every accepted connection (clients, and on a secondary
 //!   the master's replication connection); where a frame is decoded.
