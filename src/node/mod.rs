@@ -483,17 +483,19 @@ impl NodeLoop {
             return;
         }
         let upto = entries.last().expect("not empty").seq;
-        let result = self.shared.log.write().expect("log lock").append(&entries);
-        if let Err(e) = result {
-            self.requeue
-                .push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
-            return;
-        }
-        self.after_write(upto);
-    }
-
-    fn after_write(&mut self, upto: Seq) {
-        let point = self.shared.log.read().expect("log lock").sync_point();
+        // One lock for the write and for the file the sync must cover.
+        let written = {
+            let mut log = self.shared.log.write().expect("log lock");
+            log.append(&entries).map(|()| log.sync_point())
+        };
+        let point = match written {
+            Ok(point) => point,
+            Err(e) => {
+                self.requeue
+                    .push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
+                return;
+            }
+        };
         if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
             let _ = tx.send(syncer::Job {
                 gen: self.log_gen,
