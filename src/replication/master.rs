@@ -810,6 +810,33 @@ mod tests {
         }
     }
 
+    // Events and actions on the connections `connect_all` opens (peer i on
+    // connection i + 10).
+    fn ack_from(peer: usize, stored: Seq) -> MasterEvent {
+        E::Ack {
+            peer,
+            conn: peer as u64 + 10,
+            stored,
+        }
+    }
+
+    fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
+        E::HeartbeatReply {
+            peer,
+            conn: peer as u64 + 10,
+            stored,
+        }
+    }
+
+    fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
+        A::SendEntries {
+            peer,
+            conn: peer as u64 + 10,
+            from,
+            to,
+        }
+    }
+
     fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
         E::Append {
             client,
@@ -850,47 +877,9 @@ mod tests {
         assert_eq!(flush(&mut m, now), vec![]);
         assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
         // ...then it goes to both secondaries, before any ack.
-        assert_eq!(
-            flush(&mut m, now),
-            vec![
-                A::SendEntries {
-                    peer: 0,
-                    conn: 10,
-                    from: 1,
-                    to: 1
-                },
-                A::SendEntries {
-                    peer: 1,
-                    conn: 11,
-                    from: 1,
-                    to: 1
-                },
-            ]
-        );
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 1,
-                    conn: 11,
-                    stored: 1
-                }
-            ),
-            vec![ok(7, 1, 1)]
-        );
+        assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
+        assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+        assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
     }
 
     #[test]
@@ -901,11 +890,7 @@ mod tests {
         step(&mut m, now, E::Stored { upto: 1 });
         // A stale ack (from before a reconnection, say) claims seq 1, which
         // was not sent on this connection yet: it must not count.
-        let stale = E::Ack {
-            peer: 0,
-            conn: 10,
-            stored: 1,
-        };
+        let stale = ack_from(0, 1);
         assert_eq!(step(&mut m, now, stale.clone()), vec![]);
         assert_eq!(flush(&mut m, now).len(), 2);
         assert_eq!(step(&mut m, now, stale), vec![ok(1, 1, 1)]);
@@ -919,73 +904,16 @@ mod tests {
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
         step(&mut m, now, append(1, 3, WriteConcern::Nodes(2), "c"));
         step(&mut m, now, E::Stored { upto: 3 });
-        assert_eq!(
-            flush(&mut m, now),
-            vec![
-                A::SendEntries {
-                    peer: 0,
-                    conn: 10,
-                    from: 1,
-                    to: 3
-                },
-                A::SendEntries {
-                    peer: 1,
-                    conn: 11,
-                    from: 1,
-                    to: 3
-                },
-            ]
-        );
+        assert_eq!(flush(&mut m, now), vec![sent(0, 1, 3), sent(1, 1, 3)]);
         // Secondary 1 is ahead of secondary 0.
         assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 1,
-                    conn: 11,
-                    stored: 3
-                }
-            ),
+            step(&mut m, now, ack_from(1, 3)),
             vec![ok(1, 1, 1), ok(1, 3, 3)]
         );
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 2
-                }
-            ),
-            vec![ok(1, 2, 2)]
-        );
+        assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+        assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![ok(1, 2, 2)]);
         // A stale ack (lower) changes nothing.
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
     }
 
     #[test]
@@ -1099,18 +1027,7 @@ mod tests {
         }));
         assert_eq!(m.last(), 1);
         // A late ack answers nobody twice.
-        assert_eq!(
-            step(
-                &mut m,
-                now,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 1
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
     }
 
     #[test]
@@ -1135,15 +1052,7 @@ mod tests {
         assert_eq!(flush(&mut m, now), vec![]);
         let later = now + Timing::default().retry_base * 2;
         step(&mut m, later, E::Tick);
-        assert_eq!(
-            flush(&mut m, later),
-            vec![A::SendEntries {
-                peer: 0,
-                conn: 10,
-                from: 2,
-                to: 2
-            }]
-        );
+        assert_eq!(flush(&mut m, later), vec![sent(0, 2, 2)]);
         // Another failure, then a heartbeat reply resumes at once.
         step(
             &mut m,
@@ -1156,24 +1065,8 @@ mod tests {
             },
         );
         assert_eq!(flush(&mut m, later), vec![]);
-        step(
-            &mut m,
-            later,
-            E::HeartbeatReply {
-                peer: 0,
-                conn: 10,
-                stored: 1,
-            },
-        );
-        assert_eq!(
-            flush(&mut m, later),
-            vec![A::SendEntries {
-                peer: 0,
-                conn: 10,
-                from: 2,
-                to: 2
-            }]
-        );
+        step(&mut m, later, heartbeat_reply(0, 1));
+        assert_eq!(flush(&mut m, later), vec![sent(0, 2, 2)]);
     }
 
     #[test]
@@ -1183,15 +1076,7 @@ mod tests {
         let t = Timing::default();
         let h = |m: &Master, at| m.health(at).iter().map(|n| n.status).collect::<Vec<_>>();
         assert_eq!(h(&m, now)[1], PeerStatus::Healthy);
-        step(
-            &mut m,
-            now + t.suspect_after,
-            E::HeartbeatReply {
-                peer: 1,
-                conn: 11,
-                stored: 0,
-            },
-        );
+        step(&mut m, now + t.suspect_after, heartbeat_reply(1, 0));
         let suspect = now + t.suspect_after + Duration::from_millis(1);
         assert_eq!(h(&m, suspect)[1], PeerStatus::Suspected);
         assert_eq!(h(&m, suspect)[2], PeerStatus::Healthy);
@@ -1200,18 +1085,7 @@ mod tests {
         assert!(out.contains(&A::Reconnect { peer: 0, conn: 10 }), "{out:?}");
         assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
         // Stale events from the dropped connection are ignored.
-        assert_eq!(
-            step(
-                &mut m,
-                dead,
-                E::Ack {
-                    peer: 0,
-                    conn: 10,
-                    stored: 0
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut m, dead, ack_from(0, 0)), vec![]);
         assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
     }
 
@@ -1360,40 +1234,8 @@ mod tests {
             step(&mut m, now, append(1, i, WriteConcern::Nodes(1), "x"));
         }
         step(&mut m, now, E::Stored { upto: 5 });
-        assert_eq!(
-            flush(&mut m, now),
-            vec![
-                A::SendEntries {
-                    peer: 0,
-                    conn: 10,
-                    from: 1,
-                    to: 2
-                },
-                A::SendEntries {
-                    peer: 0,
-                    conn: 10,
-                    from: 3,
-                    to: 3
-                },
-            ]
-        );
-        step(
-            &mut m,
-            now,
-            E::Ack {
-                peer: 0,
-                conn: 10,
-                stored: 2,
-            },
-        );
-        assert_eq!(
-            flush(&mut m, now),
-            vec![A::SendEntries {
-                peer: 0,
-                conn: 10,
-                from: 4,
-                to: 5
-            }]
-        );
+        assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2), sent(0, 3, 3)]);
+        step(&mut m, now, ack_from(0, 2));
+        assert_eq!(flush(&mut m, now), vec![sent(0, 4, 5)]);
     }
 }

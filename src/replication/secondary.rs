@@ -329,6 +329,10 @@ mod tests {
         }
     }
 
+    fn batch(conn: ConnId, entries: Vec<Entry>) -> SecondaryEvent {
+        E::Entries { conn, entries }
+    }
+
     fn step(s: &mut Secondary, now: Instant, ev: SecondaryEvent) -> Vec<SecondaryAction> {
         let mut out = Vec::new();
         s.step(now, ev, &mut out);
@@ -360,14 +364,7 @@ mod tests {
     fn in_order_entries_are_persisted_and_acked_once_stored() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1), e(2)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(1), e(2)])),
             vec![A::Persist(vec![e(1), e(2)])]
         );
         assert_eq!(step(&mut s, now, E::Stored { upto: 2 }), vec![ack(2)]);
@@ -377,36 +374,12 @@ mod tests {
     #[test]
     fn duplicates_are_ignored_and_reacked() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
-        step(
-            &mut s,
-            now,
-            E::Entries {
-                conn: 1,
-                entries: vec![e(1), e(2)],
-            },
-        );
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
         step(&mut s, now, E::Stored { upto: 2 });
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1), e(2)]
-                }
-            ),
-            vec![ack(2)]
-        );
+        assert_eq!(step(&mut s, now, batch(1, vec![e(1), e(2)])), vec![ack(2)]);
         // A batch overlapping the end persists only what is new.
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(2), e(3)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(2), e(3)])),
             vec![A::Persist(vec![e(3)])]
         );
     }
@@ -423,48 +396,20 @@ mod tests {
             },
         };
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(1)])),
             vec![A::Persist(vec![e(1)])]
         );
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(4)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(4)])),
             vec![gap_nack.clone()]
         );
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(3)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(3)])),
             vec![gap_nack.clone()]
         );
         assert_eq!(s.received(), 1, "only the contiguous prefix counts");
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(2)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(2)])),
             vec![A::Persist(vec![e(2), e(3), e(4)])]
         );
         // Stored beyond what was received is clamped.
@@ -483,17 +428,7 @@ mod tests {
                 truncate_after: None,
             },
         );
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1)]
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
         assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
         assert_eq!(
             step(&mut s, now, E::Heartbeat { conn: 2 }),
@@ -520,14 +455,7 @@ mod tests {
         );
         assert_eq!((s.received(), s.stored()), (5, 5));
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(6)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(6)])),
             vec![A::Persist(vec![e(6)])]
         );
     }
@@ -539,29 +467,9 @@ mod tests {
             ..SecondaryConfig::default()
         };
         let (mut s, now) = connected(cfg, 0);
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1)]
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
         let t1 = now + Duration::from_millis(500);
-        assert_eq!(
-            step(
-                &mut s,
-                t1,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(2)]
-                }
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut s, t1, batch(1, vec![e(2)])), vec![]);
         // Heartbeats are answered at once, with what is stored.
         assert_eq!(
             step(&mut s, t1, E::Heartbeat { conn: 1 }),
@@ -591,14 +499,7 @@ mod tests {
             ..SecondaryConfig::default()
         };
         let (mut s, now) = connected(cfg, 0);
-        step(
-            &mut s,
-            now,
-            E::Entries {
-                conn: 1,
-                entries: vec![e(1)],
-            },
-        );
+        step(&mut s, now, batch(1, vec![e(1)]));
         let out = step(&mut s, now, E::Stored { upto: 1 });
         assert!(
             matches!(
@@ -612,14 +513,7 @@ mod tests {
         );
         // The resend is a duplicate, acknowledged without a second copy.
         assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Entries {
-                    conn: 1,
-                    entries: vec![e(1)]
-                }
-            ),
+            step(&mut s, now, batch(1, vec![e(1)])),
             vec![A::Send {
                 conn: 1,
                 frame: Frame::Ack { stored: 1 }
