@@ -1,7 +1,9 @@
 //! The `replog` command line: its clap definition (also used for the man
 //! page and completions) and what each subcommand does.
 
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -43,8 +45,11 @@ pub enum Command {
         /// Request key: an append retried with the same key returns the original sequence number.
         #[arg(long)]
         key: Option<String>,
-        /// The message, or "-" to read one message per line from standard input.
-        message: String,
+        /// With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines.
+        #[arg(short = '0', long = "null-data")]
+        null_data: bool,
+        /// The message (stored byte for byte), or "-" to read one message per line of standard input.
+        message: OsString,
     },
     /// Print the messages of a node, in order.
     List {
@@ -54,7 +59,7 @@ pub enum Command {
         /// First sequence number to print.
         #[arg(long, default_value_t = 1)]
         from: u64,
-        /// Print a JSON array of {"seq": N, "message": "..."}.
+        /// Print a JSON array of {"seq": N, "message": "..."}; a message that is not UTF-8 comes as "message_base64".
         #[arg(long)]
         json: bool,
         /// Keep printing messages as they become visible, like tail -f.
@@ -85,13 +90,20 @@ pub async fn run(cli: Cli) -> i32 {
             w,
             timeout,
             key,
+            null_data,
             message,
         } => {
             let opts = AppendOptions { w, key, timeout };
-            if message == "-" {
-                append_stdin(&node, opts).await
+            let message = message.as_bytes();
+            if message == b"-" {
+                let separator = if null_data { b'\0' } else { b'\n' };
+                append_stdin(&node, opts, separator).await
+            } else if null_data {
+                Err(ClientError::Usage(
+                    "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
+                ))
             } else {
-                append_one(&node, &message, &opts).await
+                append_one(&node, message, &opts).await
             }
         }
         Command::List {
@@ -105,7 +117,6 @@ pub async fn run(cli: Cli) -> i32 {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cmd, "replog", &mut script);
-            let script = String::from_utf8_lossy(&script);
             emit(&mut std::io::stdout().lock(), &script, || {
                 "the completion script was generated".into()
             })
@@ -127,10 +138,10 @@ pub async fn run(cli: Cli) -> i32 {
 /// worth knowing even when its sequence number cannot be printed.
 fn emit(
     out: &mut impl Write,
-    text: &str,
+    text: impl AsRef<[u8]>,
     what: impl FnOnce() -> String,
 ) -> Result<bool, ClientError> {
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(source) => Err(ClientError::Output {
@@ -143,7 +154,7 @@ fn emit(
 /// Appends one message, following a redirect to the master once.
 pub async fn append_one(
     node: &str,
-    message: &str,
+    message: &[u8],
     opts: &AppendOptions,
 ) -> Result<(), ClientError> {
     let client = Client::connect(node).await?;
@@ -161,22 +172,36 @@ pub async fn append_one(
         }
         other => other?,
     };
-    emit(&mut std::io::stdout().lock(), &format!("{seq}\n"), || {
+    emit(&mut std::io::stdout().lock(), format!("{seq}\n"), || {
         format!("the message was appended as sequence number {seq}")
     })?;
     Ok(())
 }
 
-/// Appends every line of standard input, pipelined, printing sequence
-/// numbers in input order.
-async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError> {
+/// Appends every message of standard input (each ended by `separator`,
+/// the last one possibly not), pipelined, printing sequence numbers in input
+/// order. Messages are bytes: nothing is decoded or altered.
+async fn append_stdin(node: &str, opts: AppendOptions, separator: u8) -> Result<(), ClientError> {
     let client = connect_master(node).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(PIPELINE);
-    // Standard input is read on a blocking thread: lines flow as they come.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
+    // Standard input is read on a blocking thread: messages flow as they come.
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.blocking_send(line).is_err() {
+        let mut input = std::io::stdin().lock();
+        loop {
+            let mut message = Vec::new();
+            let read = match input.read_until(separator, &mut message) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if message.last() == Some(&separator) {
+                        message.pop();
+                    }
+                    Ok(message)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = read.is_err();
+            if tx.blocking_send(read).is_err() || failed {
                 break;
             }
         }
@@ -194,11 +219,17 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
     let mut first_error: Option<ClientError> = None;
     let mut input_open = true;
     let mut line_no: u64 = 0;
+    let mut appended: u64 = 0;
+    let mut read_error: Option<std::io::Error> = None;
     loop {
         tokio::select! {
             line = rx.recv(), if input_open && in_flight.len() < PIPELINE && first_error.is_none() => {
                 match line {
-                    Some(line) => {
+                    Some(Err(e)) => {
+                        input_open = false;
+                        read_error = Some(e);
+                    }
+                    Some(Ok(line)) => {
                         let client = client.clone();
                         let mut opts = opts.clone();
                         // Each line is its own message with its own key: a
@@ -218,7 +249,8 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
                 // failure is reported on standard error, line by line.
                 match (result, first_error.is_some()) {
                     (Ok(seq), false) => {
-                        let written = emit(&mut stdout, &format!("{seq}\n"), || {
+                        appended += 1;
+                        let written = emit(&mut stdout, format!("{seq}\n"), || {
                             format!("line {line} was appended as sequence number {seq}")
                         });
                         match written {
@@ -246,7 +278,11 @@ async fn append_stdin(node: &str, opts: AppendOptions) -> Result<(), ClientError
         bar.finish_and_clear();
     }
     let _ = stdout.flush();
-    first_error.map_or(Ok(()), Err)
+    match (first_error, read_error) {
+        (Some(e), _) => Err(e),
+        (None, Some(source)) => Err(ClientError::Input { appended, source }),
+        (None, None) => Ok(()),
+    }
 }
 
 async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), ClientError> {
@@ -256,11 +292,11 @@ async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), Cli
         let entries = client.list_all(from).await?;
         let items: Vec<serde_json::Value> = entries
             .into_iter()
-            .map(|(seq, message)| serde_json::json!({"seq": seq, "message": message}))
+            .map(|(seq, message)| entry_json(seq, &message))
             .collect();
         emit(
             &mut stdout,
-            &format!("{}\n", serde_json::Value::Array(items)),
+            format!("{}\n", serde_json::Value::Array(items)),
             || "the messages were read".into(),
         )?;
         return Ok(());
@@ -272,10 +308,10 @@ async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), Cli
             return Ok(());
         }
         // One flush per page, not per line.
-        let mut page = String::new();
+        let mut page = Vec::new();
         for (seq, message) in entries {
-            page.push_str(&message);
-            page.push('\n');
+            page.extend_from_slice(&message);
+            page.push(b'\n');
             next = seq + 1;
         }
         if !emit(&mut stdout, &page, || "the messages were read".into())? {
@@ -296,6 +332,19 @@ async fn health(node: &str, json: bool) -> Result<(), ClientError> {
         "the health report was read".into()
     })?;
     Ok(())
+}
+
+/// One entry as `list --json` prints it: `message` when the bytes are UTF-8,
+/// `message_base64` (standard alphabet, padded) when they are not.
+pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(message) {
+        Ok(text) => serde_json::json!({"seq": seq, "message": text}),
+        Err(_) => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(message);
+            serde_json::json!({"seq": seq, "message_base64": b64})
+        }
+    }
 }
 
 /// The health report as the JSON object `health --json` prints.

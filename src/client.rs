@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -85,6 +86,17 @@ pub enum ClientError {
         /// What went wrong with it.
         source: Box<ClientError>,
     },
+    /// Reading standard input failed part way (`append -`).
+    #[error("reading standard input failed after {appended} message(s) had been appended (their sequence numbers are printed above): {source}; nothing after that point was read or appended")]
+    Input {
+        /// Messages appended (and printed) before the failure.
+        appended: u64,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The command line is inconsistent in a way clap cannot see.
+    #[error("{0}")]
+    Usage(String),
     /// The node answered something that makes no sense.
     #[error("protocol error talking to {addr}: {what}")]
     Protocol {
@@ -123,7 +135,9 @@ impl ClientError {
     /// The exit code of SPEC section 3.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Append(AppendError::BadRequest(_)) | ClientError::BadAddress { .. } => 2,
+            ClientError::Append(AppendError::BadRequest(_))
+            | ClientError::BadAddress { .. }
+            | ClientError::Usage(_) => 2,
             ClientError::Line { source, .. } => source.exit_code(),
             // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
@@ -317,7 +331,12 @@ impl Client {
 
     /// Appends one message on this node. A secondary answers with
     /// `AppendError::NotMaster`; [`connect_master`] and `cli::append_one` follow it.
-    pub async fn append(&self, message: &str, opts: &AppendOptions) -> Result<Seq, ClientError> {
+    pub async fn append(
+        &self,
+        message: impl AsRef<[u8]>,
+        opts: &AppendOptions,
+    ) -> Result<Seq, ClientError> {
+        let message = message.as_ref();
         // Refused here, as the node would: sent, it would not fit a frame
         // and the node would have to close the connection.
         let max = self.welcome.max_message_bytes;
@@ -335,7 +354,7 @@ impl Client {
                 key: Some(key),
                 w: opts.w,
                 timeout_ms: opts.timeout.map(|t| t.as_millis() as u64),
-                message: message.to_string(),
+                message: bytes::Bytes::copy_from_slice(message),
             })
             .await?;
         match answer {
@@ -353,7 +372,7 @@ impl Client {
         from: Seq,
         max: u32,
         wait: bool,
-    ) -> Result<(Vec<(Seq, String)>, Seq), ClientError> {
+    ) -> Result<(Vec<(Seq, Bytes)>, Seq), ClientError> {
         let answer = self
             .request(|req| Frame::List {
                 req,
@@ -371,7 +390,7 @@ impl Client {
     }
 
     /// Every visible entry from `from` on.
-    pub async fn list_all(&self, from: Seq) -> Result<Vec<(Seq, String)>, ClientError> {
+    pub async fn list_all(&self, from: Seq) -> Result<Vec<(Seq, Bytes)>, ClientError> {
         let mut out = Vec::new();
         let mut next = from.max(1);
         loop {

@@ -1,5 +1,6 @@
 //! Log entries and positions: the values every other module passes around.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A sequence number. The first entry is 1; 0 means "nothing yet".
@@ -18,9 +19,11 @@ pub struct Entry {
     pub seq: Seq,
     /// The client's request key, kept so that a retried append is answered
     /// with this entry instead of creating a second one.
+    #[serde(deserialize_with = "crate::wire::bounded::opt_string::deserialize")]
     pub key: Option<String>,
-    /// The message.
-    pub message: String,
+    /// The message: arbitrary bytes.
+    #[serde(with = "crate::wire::bounded::bytes_field")]
+    pub message: Bytes,
 }
 
 /// Where a log ends: the epoch and sequence number of its last entry.

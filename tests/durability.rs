@@ -279,7 +279,7 @@ async fn a_failing_disk_is_never_acknowledged_and_corrupts_nothing() {
     assert!(err.to_string().contains("cannot store entries"), "{err}");
     assert!(!acked.is_empty());
     // Still up: reads and health answer; appends keep being refused clearly.
-    let listed = client.list_all(1).await.unwrap();
+    let listed = text(client.list_all(1).await.unwrap());
     assert_eq!(listed, acked);
     let again = client
         .append("more", &AppendOptions::default())
@@ -296,7 +296,7 @@ async fn a_failing_disk_is_never_acknowledged_and_corrupts_nothing() {
     // Restarted without the limit: everything acknowledged is there, intact.
     let mut node = start(false);
     let client = wait_for("the node", || async { Client::connect(&addr).await.ok() }).await;
-    assert_eq!(client.list_all(1).await.unwrap(), acked);
+    assert_eq!(text(client.list_all(1).await.unwrap()), acked);
     let seq = client
         .append("after", &AppendOptions::default())
         .await

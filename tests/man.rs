@@ -33,11 +33,11 @@ unreachable: no node could be reached, or the connection broke before an answer;
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
 .TP
-\fBappend\fR [\-\-node ADDR] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] MESSAGE|\-
-Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). \fB\-w\fR defaults to 1 and counts the master. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODE\fR); a secondary redirects to the master once.
+\fBappend\fR [\-\-node ADDR] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] [\-0] MESSAGE|\-
+Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODE\fR); a secondary redirects to the master once.
 .TP
 \fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow]
-Prints the node's messages in order, one per line; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}; \fB\-\-follow\fR keeps printing new messages as they become visible.
+Prints the node's messages in order, each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible.
 .TP
 \fBhealth\fR [\-\-node ADDR] [\-\-json]
 Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy), acknowledged sequence and lag, and whether the master is read\-only.

@@ -191,12 +191,14 @@ async fn sigterm_during_appends_exits_0_and_keeps_every_acknowledged_append() {
     );
     c.start(0);
     c.wait_up(0).await;
-    let list = Client::connect(c.master())
-        .await
-        .unwrap()
-        .list_all(1)
-        .await
-        .unwrap();
+    let list = text(
+        Client::connect(c.master())
+            .await
+            .unwrap()
+            .list_all(1)
+            .await
+            .unwrap(),
+    );
     for (seq, msg) in &acked {
         assert_eq!(list.get(*seq as usize - 1).map(|(_, m)| m), Some(msg));
     }

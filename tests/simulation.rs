@@ -204,7 +204,7 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
             );
             assert!(
                 seen.insert(e.message.clone()),
-                "node {} shows {} twice",
+                "node {} shows {:?} twice",
                 NODES[i],
                 e.message
             );
@@ -226,7 +226,7 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
             .iter()
             .filter(|l| {
                 l.get(ack.seq as usize - 1)
-                    .is_some_and(|e| e.message == ack.message)
+                    .is_some_and(|e| e.message == ack.message.as_bytes())
             })
             .count() as u32;
         let needed = ack.w.saturating_sub(disk_losses).max(1);
@@ -283,7 +283,7 @@ async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32) {
             key: Some(format!("key-{i}")),
             w: WriteConcern::Nodes(w),
             timeout_ms: Some(1500),
-            message: message.clone(),
+            message: message.clone().into(),
         };
         if wr.send(append).await.is_err() {
             conn = None;

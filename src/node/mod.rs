@@ -69,7 +69,7 @@ pub(crate) enum Input {
         key: Option<String>,
         w: WriteConcern,
         timeout: Option<Duration>,
-        message: String,
+        message: bytes::Bytes,
     },
     /// A client asks for the health report.
     Health { tx: oneshot::Sender<HealthReport> },

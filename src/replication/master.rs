@@ -74,7 +74,7 @@ pub enum MasterEvent {
         /// Give up waiting after this long.
         timeout: Option<Duration>,
         /// The message.
-        message: String,
+        message: bytes::Bytes,
     },
     /// The local log has stored everything up to `upto` under its policy.
     Stored {
@@ -542,7 +542,7 @@ impl Master {
         key: Option<String>,
         w: WriteConcern,
         timeout: Option<Duration>,
-        message: String,
+        message: bytes::Bytes,
         out: &mut Vec<MasterAction>,
     ) {
         let reply = |out: &mut Vec<MasterAction>, result| {
@@ -844,7 +844,7 @@ mod tests {
             key: None,
             w,
             timeout: None,
-            message: msg.into(),
+            message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
         }
     }
 
@@ -853,7 +853,7 @@ mod tests {
             epoch: 1,
             seq,
             key: None,
-            message: msg.into(),
+            message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
         }
     }
 

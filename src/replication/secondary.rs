@@ -325,7 +325,7 @@ mod tests {
             epoch: 1,
             seq,
             key: None,
-            message: format!("m{seq}"),
+            message: format!("m{seq}").into(),
         }
     }
 

@@ -13,7 +13,10 @@
 //! checksum covering the length bytes and the payload. The payload is
 //! `epoch u64 | seq u64 | key_len u32 (u32::MAX = no key) | key | msg_len u32
 //! | msg`, all little-endian: a fixed format of its own, independent of the
-//! wire encoding, so the protocol can change without rewriting logs.
+//! wire encoding, so the protocol can change without rewriting logs. The
+//! message is arbitrary bytes; the key is UTF-8. (Logs written before
+//! messages became bytes used the same layout with UTF-8 messages, so they
+//! open unchanged.)
 //!
 //! Recovery: a record that is incomplete, or fails its checksum, *and* has
 //! nothing but zeros or nothing at all after it in the last segment is a torn
@@ -99,7 +102,7 @@ pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
         None => buf.extend_from_slice(&NO_KEY.to_le_bytes()),
     }
     buf.extend_from_slice(&(e.message.len() as u32).to_le_bytes());
-    buf.extend_from_slice(e.message.as_bytes());
+    buf.extend_from_slice(&e.message);
     let len = (buf.len() - start - HEADER) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &buf[start + HEADER..]);
@@ -151,7 +154,7 @@ fn decode_record(buf: &[u8]) -> Decoded {
             Some(String::from_utf8(take(key_len as usize)?.to_vec()).ok()?)
         };
         let msg_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let message = String::from_utf8(take(msg_len as usize)?.to_vec()).ok()?;
+        let message = bytes::Bytes::copy_from_slice(take(msg_len as usize)?);
         Some(Entry {
             epoch,
             seq,
@@ -549,7 +552,7 @@ mod tests {
             epoch: 1 + seq / 10,
             seq,
             key: seq.is_multiple_of(2).then(|| format!("key-{seq}")),
-            message: format!("message {seq} {}", "x".repeat(seq as usize % 7)),
+            message: format!("message {seq} {}", "x".repeat(seq as usize % 7)).into(),
         }
     }
 

@@ -4,6 +4,14 @@
 //! A length over the limit is refused before any byte of the payload is
 //! buffered, so a garbage or hostile length prefix (say 4 GiB) costs nothing
 //! but the connection it came on.
+//!
+//! Inside the payload, lengths are claims too. The payload is decoded
+//! *borrowed*: strings and messages are checked against the bytes actually
+//! left before they are copied, and sequences grow only as their elements
+//! decode (see [`super::bounded`]), so no claimed length makes the decoder
+//! reserve anything. On top of that, bincode's limit caps what one frame can
+//! decode to at most 32 times its own size (bincode counts every integer at
+//! its size in memory, so a one-byte varint counts 8).
 
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
@@ -54,6 +62,34 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
+/// What a frame may decode to in memory, as a multiple of its size:
+/// integers count at their size in memory (a one-byte varint decodes to a
+/// `u64`), so the decoded form is legitimately several times larger.
+const DECODED_PER_BYTE: usize = 16;
+
+/// Decodes with the smallest bincode limit (a power of two, as bincode's
+/// limit is a constant) at or above `DECODED_PER_BYTE` times the payload:
+/// every length and integer the payload claims is counted against it before
+/// anything is reserved.
+fn decode_limited(payload: &[u8]) -> Result<(Frame, usize), bincode::error::DecodeError> {
+    let budget = payload.len().saturating_mul(DECODED_PER_BYTE);
+    macro_rules! ladder {
+        ($($bits:literal)*) => {
+            $(
+                if budget <= 1usize << $bits {
+                    return bincode::serde::borrow_decode_from_slice(
+                        payload,
+                        bincode::config::standard().with_limit::<{ 1usize << $bits }>(),
+                    );
+                }
+            )*
+        };
+    }
+    ladder!(10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36);
+    // No frame can be this large (the codec caps frames far lower).
+    Err(bincode::error::DecodeError::LimitExceeded)
+}
+
 impl FrameCodec {
     /// A codec that refuses frames longer than `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
@@ -78,7 +114,7 @@ impl FrameCodec {
     /// Decodes a payload (without the length prefix). Trailing bytes are an
     /// error: a frame is exactly one message.
     pub fn from_payload(payload: &[u8]) -> Result<Frame, FrameError> {
-        let (frame, used) = bincode::serde::decode_from_slice(payload, config())?;
+        let (frame, used) = decode_limited(payload)?;
         if used != payload.len() {
             return Err(FrameError::Trailing(payload.len() - used));
         }
@@ -169,7 +205,7 @@ mod tests {
                 epoch: 1,
                 seq: 7,
                 key: Some("k".into()),
-                message: "héllo".into(),
+                message: bytes::Bytes::from_static(b"h\xffllo\n\0"),
             }],
         });
         roundtrip(Frame::Ack { stored: u64::MAX });

@@ -1,12 +1,13 @@
 //! The frame enum: handshake, client requests and answers, replication.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Position, Seq};
 
 /// Version of the protocol spoken by this build. A peer announcing another
 /// version is refused during the hello, with both versions in the reason.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,7 @@ pub enum Frame {
     /// The node refused the hello; the connection is closed after this frame.
     Refused {
         /// One sentence: what did not match.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
         reason: String,
     },
 
@@ -29,13 +31,15 @@ pub enum Frame {
         req: u64,
         /// Idempotency key: a retried append with the same key gets the
         /// original sequence number back instead of a second entry.
+        #[serde(deserialize_with = "super::bounded::opt_string::deserialize")]
         key: Option<String>,
         /// How many nodes (master included) must store it before the answer.
         w: WriteConcern,
         /// Give up waiting after this many milliseconds (the entry stays).
         timeout_ms: Option<u64>,
-        /// The message itself.
-        message: String,
+        /// The message itself: arbitrary bytes.
+        #[serde(with = "super::bounded::bytes_field")]
+        message: Bytes,
     },
     /// Read visible entries starting at `from`.
     List {
@@ -75,7 +79,8 @@ pub enum Frame {
         /// The request this answers.
         req: u64,
         /// `(seq, message)` pairs.
-        entries: Vec<(Seq, String)>,
+        #[serde(with = "super::bounded::listed")]
+        entries: Vec<(Seq, Bytes)>,
         /// Last sequence number visible on the node when answering.
         visible: Seq,
     },
@@ -98,6 +103,7 @@ pub enum Frame {
     /// A batch of consecutive entries.
     Entries {
         /// The entries, in sequence order.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         entries: Vec<Entry>,
     },
     /// Liveness probe; answered with `HeartbeatReply`.
@@ -115,6 +121,7 @@ pub enum Frame {
         /// Last contiguous sequence number stored.
         stored: Seq,
         /// Why, for the master's log.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
         reason: String,
     },
     /// Answer to a heartbeat, with the secondary's position.
@@ -144,6 +151,7 @@ pub enum Role {
     /// The master, opening its replication connection to a secondary.
     Master {
         /// The master's node id.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
         id: String,
         /// The master's current epoch.
         epoch: u64,
@@ -154,10 +162,12 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Welcome {
     /// Id of the answering node.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub node: String,
     /// Its role.
     pub role: NodeRole,
     /// Address of the cluster's master, for redirecting appends.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub master_addr: String,
     /// Last entry in the node's log (written, maybe not yet synced).
     pub last: Position,
@@ -225,7 +235,7 @@ impl std::str::FromStr for WriteConcern {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AppendError {
     /// Definite: not appended (w out of range, message too large...).
-    BadRequest(String),
+    BadRequest(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
     /// Indefinite for the client, but known here: the entry is in the
     /// master's log with this sequence number and will still be replicated.
     TimedOut {
@@ -244,10 +254,11 @@ pub enum AppendError {
     /// Appends go to the master; here is its address.
     NotMaster {
         /// The master's address from the cluster list.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
         master_addr: String,
     },
     /// The master could not store the entry (disk full, I/O error...).
-    Storage(String),
+    Storage(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
     /// The node is shutting down; the entry may or may not have been stored.
     ShuttingDown {
         /// Sequence number, if one had been assigned.
@@ -259,6 +270,7 @@ pub enum AppendError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// Id of the answering node.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub node: String,
     /// Its role.
     pub role: NodeRole,
@@ -267,6 +279,7 @@ pub struct HealthReport {
     /// Last sequence number visible (stored) on this node.
     pub stored: Seq,
     /// Address of the master.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub master_addr: String,
     /// On the master: whether it refuses appends for lack of quorum.
     pub read_only: bool,
@@ -275,6 +288,7 @@ pub struct HealthReport {
     /// Nodes needed for a quorum.
     pub needed: u32,
     /// On the master: every node of the cluster, itself first.
+    #[serde(deserialize_with = "super::bounded::vec::deserialize")]
     pub nodes: Vec<NodeHealth>,
 }
 
@@ -282,8 +296,10 @@ pub struct HealthReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeHealth {
     /// Node id.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub id: String,
     /// Address from the cluster list.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub addr: String,
     /// Role.
     pub role: NodeRole,

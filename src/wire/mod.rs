@@ -6,7 +6,13 @@
 //! [`Frame`]. This module is the only place that knows about bincode, so the
 //! encoding can be swapped here without touching the rest of the crate.
 //! `docs/protocol.md` describes every frame for people.
+//!
+//! - `frame.rs`: the frame enum and the types inside it.
+//! - `codec.rs`: length prefix, size limit, bincode; where a frame is decoded.
+//! - [`bounded`]: the field decoders that keep a lying length from costing
+//!   more memory than the bytes that came.
 
+pub mod bounded;
 mod codec;
 mod frame;
 

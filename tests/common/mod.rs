@@ -204,7 +204,7 @@ impl Cluster {
                 if l.len() != n {
                     return None;
                 }
-                lists.push(l);
+                lists.push(text(l));
             }
             Some(lists)
         })
@@ -246,6 +246,14 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Listed entries with their messages as text (the tests append UTF-8).
+pub fn text(entries: Vec<(u64, bytes::Bytes)>) -> Vec<(u64, String)> {
+    entries
+        .into_iter()
+        .map(|(s, m)| (s, String::from_utf8(m.to_vec()).expect("UTF-8 message")))
+        .collect()
 }
 
 /// Appends with write concern `w` through a fresh connection.

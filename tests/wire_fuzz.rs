@@ -1,0 +1,354 @@
+//! Decoding cannot be made to panic or to allocate what the bytes do not
+//! hold. Every frame type is generated, encoded, then mutated (flipped,
+//! cut, spliced, lengths replaced by huge claims) or replaced by noise, and
+//! fed to the codec; the allocator of this test binary counts what each
+//! decode allocates on its thread.
+//!
+//! `REPLOG_FUZZ_CASES=N cargo test --release --test wire_fuzz` runs N cases
+//! instead of the default (see the README); `REPLOG_FUZZ_SEED` picks the
+//! seed. A failure prints the seed, the case number and the input in hex.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use replog::entry::{Entry, Position};
+use replog::wire::{
+    AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole, PeerStatus, Role,
+    Welcome, WriteConcern,
+};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Counts the bytes each thread asks the allocator for.
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATED.try_with(|a| a.set(a.get().saturating_add(layout.size())));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATED.try_with(|a| a.set(a.get().saturating_add(new_size)));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocated() -> usize {
+    ALLOCATED.with(Cell::get)
+}
+
+/// What decoding `len` bytes may allocate at most: the decoded form of a
+/// frame (integers widened to 8 bytes, vectors doubling as they grow) is a
+/// bounded multiple of its size, and never depends on a claimed length.
+fn allowance(len: usize) -> usize {
+    64 * len + 4096
+}
+
+const MAX_FRAME: usize = 64 * 1024;
+
+fn cases() -> u64 {
+    std::env::var("REPLOG_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn seed() -> u64 {
+    std::env::var("REPLOG_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().next_u64())
+}
+
+fn text(rng: &mut SmallRng) -> String {
+    let n = rng.gen_range(0..12);
+    (0..n).map(|_| rng.gen_range('a'..='z')).collect()
+}
+
+fn blob(rng: &mut SmallRng) -> Bytes {
+    let n = rng.gen_range(0..40);
+    (0..n).map(|_| rng.gen::<u8>()).collect::<Vec<u8>>().into()
+}
+
+fn entry(rng: &mut SmallRng) -> Entry {
+    Entry {
+        epoch: rng.gen_range(0..4),
+        seq: rng.gen_range(0..1 << 20),
+        key: rng.gen_bool(0.5).then(|| text(rng)),
+        message: blob(rng),
+    }
+}
+
+/// A random frame of any kind.
+fn frame(rng: &mut SmallRng) -> Frame {
+    match rng.gen_range(0..16) {
+        0 => Frame::Hello(Hello {
+            version: rng.gen_range(0..4),
+            cluster: rng.gen_bool(0.5).then(|| rng.gen()),
+            role: if rng.gen_bool(0.5) {
+                Role::Client
+            } else {
+                Role::Master {
+                    id: text(rng),
+                    epoch: rng.gen(),
+                }
+            },
+        }),
+        1 => Frame::Welcome(Welcome {
+            node: text(rng),
+            role: NodeRole::Secondary,
+            master_addr: text(rng),
+            last: Position {
+                epoch: rng.gen(),
+                seq: rng.gen(),
+            },
+            stored: rng.gen(),
+            max_message_bytes: rng.gen(),
+        }),
+        2 => Frame::Refused { reason: text(rng) },
+        3 => Frame::Append {
+            req: rng.gen(),
+            key: rng.gen_bool(0.5).then(|| text(rng)),
+            w: match rng.gen_range(0..3) {
+                0 => WriteConcern::Nodes(rng.gen_range(0..5)),
+                1 => WriteConcern::Majority,
+                _ => WriteConcern::All,
+            },
+            timeout_ms: rng.gen_bool(0.5).then(|| rng.gen()),
+            message: blob(rng),
+        },
+        4 => Frame::List {
+            req: rng.gen(),
+            from: rng.gen(),
+            max: rng.gen(),
+            wait: rng.gen(),
+        },
+        5 => Frame::Health { req: rng.gen() },
+        6 => Frame::Appended {
+            req: rng.gen(),
+            seq: rng.gen(),
+        },
+        7 => Frame::AppendFailed {
+            req: rng.gen(),
+            error: match rng.gen_range(0..6) {
+                0 => AppendError::BadRequest(text(rng)),
+                1 => AppendError::TimedOut {
+                    seq: rng.gen(),
+                    stored_on: rng.gen(),
+                },
+                2 => AppendError::Refused {
+                    reachable: rng.gen(),
+                    needed: rng.gen(),
+                },
+                3 => AppendError::NotMaster {
+                    master_addr: text(rng),
+                },
+                4 => AppendError::Storage(text(rng)),
+                _ => AppendError::ShuttingDown {
+                    seq: rng.gen_bool(0.5).then(|| rng.gen()),
+                },
+            },
+        },
+        8 => Frame::Listed {
+            req: rng.gen(),
+            entries: (0..rng.gen_range(0..5))
+                .map(|_| (rng.gen(), blob(rng)))
+                .collect(),
+            visible: rng.gen(),
+        },
+        9 => Frame::HealthReport {
+            req: rng.gen(),
+            report: HealthReport {
+                node: text(rng),
+                role: NodeRole::Master,
+                epoch: rng.gen(),
+                stored: rng.gen(),
+                master_addr: text(rng),
+                read_only: rng.gen(),
+                reachable: rng.gen(),
+                needed: rng.gen(),
+                nodes: (0..rng.gen_range(0..4))
+                    .map(|_| NodeHealth {
+                        id: text(rng),
+                        addr: text(rng),
+                        role: NodeRole::Secondary,
+                        status: PeerStatus::Suspected,
+                        acked: rng.gen(),
+                        lag: rng.gen(),
+                        last_heard_ms: rng.gen_bool(0.5).then(|| rng.gen()),
+                    })
+                    .collect(),
+            },
+        },
+        10 => Frame::Sync {
+            truncate_after: rng.gen_bool(0.5).then(|| rng.gen()),
+        },
+        11 => Frame::Entries {
+            entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
+        },
+        12 => Frame::Heartbeat,
+        13 => Frame::Ack { stored: rng.gen() },
+        14 => Frame::Nack {
+            stored: rng.gen(),
+            reason: text(rng),
+        },
+        _ => Frame::HeartbeatReply { stored: rng.gen() },
+    }
+}
+
+/// A bincode varint claiming an absurd length (2^60 or more).
+fn huge_claim(rng: &mut SmallRng) -> Vec<u8> {
+    let mut v = vec![253u8]; // u64 follows
+    v.extend_from_slice(&(rng.gen_range(1u64 << 60..u64::MAX)).to_le_bytes());
+    v
+}
+
+/// The payload of a valid frame, damaged in one of several ways.
+fn mutated(rng: &mut SmallRng) -> Vec<u8> {
+    let mut p = FrameCodec::to_payload(&frame(rng)).unwrap();
+    for _ in 0..rng.gen_range(1..4) {
+        let at = rng.gen_range(0..=p.len());
+        match rng.gen_range(0..6) {
+            0 if !p.is_empty() => {
+                let i = rng.gen_range(0..p.len());
+                p[i] ^= 1 << rng.gen_range(0..8);
+            }
+            1 => p.truncate(at),
+            2 => {
+                let claim = huge_claim(rng);
+                let end = (at + rng.gen_range(0..3)).min(p.len());
+                p.splice(at..end, claim);
+            }
+            3 => p.insert(at, rng.gen()),
+            4 if at < p.len() => {
+                p.remove(at);
+            }
+            _ => {
+                let noise: Vec<u8> = (0..rng.gen_range(1..8)).map(|_| rng.gen()).collect();
+                p.splice(at..at, noise);
+            }
+        }
+    }
+    p
+}
+
+fn noise(rng: &mut SmallRng) -> Vec<u8> {
+    (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
+}
+
+/// Feeds one payload, framed, to a fresh codec; returns what it decoded to.
+fn decode(payload: &[u8]) -> Result<Option<Frame>, String> {
+    let mut codec = FrameCodec::new(MAX_FRAME);
+    let mut buf = BytesMut::with_capacity(payload.len() + 4);
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    let before = allocated();
+    let result = codec.decode(&mut buf);
+    let used = allocated() - before;
+    if used > allowance(payload.len()) {
+        return Err(format!(
+            "decoding {} bytes allocated {used} bytes (allowed {})",
+            payload.len(),
+            allowance(payload.len())
+        ));
+    }
+    Ok(result.ok().flatten())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn crafted_lengths_inside_a_frame_are_refused_without_allocating() {
+    // One frame of each kind that holds a length, with that length replaced
+    // by a claim of 2^60 and nothing behind it: about 20 bytes each.
+    let claims: Vec<Vec<u8>> = vec![
+        // Refused { reason: <2^60 bytes> }
+        [vec![2], huge_claim(&mut SmallRng::seed_from_u64(1))].concat(),
+        // Append { req 1, key None, w Nodes(1), timeout None, message <2^60> }
+        [
+            vec![3, 1, 0, 0, 1, 0],
+            huge_claim(&mut SmallRng::seed_from_u64(2)),
+        ]
+        .concat(),
+        // Entries { entries: <2^60 entries> }
+        [vec![11], huge_claim(&mut SmallRng::seed_from_u64(3))].concat(),
+        // Listed { req 1, entries: <2^60 pairs> }
+        [vec![8, 1], huge_claim(&mut SmallRng::seed_from_u64(4))].concat(),
+        // Hello { version 2, cluster Some(1), role Master { id: <2^60> } }
+        [
+            vec![0, 2, 1, 1, 1],
+            huge_claim(&mut SmallRng::seed_from_u64(5)),
+        ]
+        .concat(),
+    ];
+    for payload in claims {
+        assert!(payload.len() < 32);
+        let mut codec = FrameCodec::new(MAX_FRAME);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&payload);
+        let before = allocated();
+        let result = codec.decode(&mut buf);
+        let used = allocated() - before;
+        assert!(result.is_err(), "{} decoded: {result:?}", hex(&payload));
+        assert!(
+            used <= allowance(payload.len()),
+            "{}: {used} bytes allocated",
+            hex(&payload)
+        );
+    }
+}
+
+#[test]
+fn every_frame_kind_survives_encoding_unchanged() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut codec = FrameCodec::new(MAX_FRAME);
+    for _ in 0..2000 {
+        let f = frame(&mut rng);
+        let mut buf = BytesMut::new();
+        codec.encode(f.clone(), &mut buf).unwrap();
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(f));
+    }
+}
+
+#[test]
+fn a_million_mutated_and_random_frames_never_panic_or_overallocate() {
+    let seed = seed();
+    let n = cases();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut decoded = 0u64;
+    for case in 0..n {
+        let payload = match case % 4 {
+            0 => noise(&mut rng),
+            _ => mutated(&mut rng),
+        };
+        let outcome = std::panic::catch_unwind(|| decode(&payload));
+        match outcome {
+            Ok(Ok(Some(_))) => decoded += 1,
+            Ok(Ok(None)) => {}
+            Ok(Err(why)) => panic!("seed {seed} case {case}: {why}; input {}", hex(&payload)),
+            Err(_) => panic!(
+                "seed {seed} case {case}: decoding panicked; input {}",
+                hex(&payload)
+            ),
+        }
+    }
+    // The mutations must leave some frames valid, or they test only the
+    // first byte.
+    assert!(decoded > n / 100, "only {decoded} of {n} inputs decoded");
+    eprintln!("{n} inputs, seed {seed}: {decoded} decoded to a frame, none panicked");
+}
