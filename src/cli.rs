@@ -74,6 +74,9 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, num_args = 0..=1, default_missing_value = "1000y")]
+        wait: Option<Duration>,
     },
     /// Print a shell completion script.
     Completions {
@@ -112,7 +115,10 @@ pub async fn run(cli: Cli) -> i32 {
             json,
             follow,
         } => list(&node, from, json, follow).await,
-        Command::Health { node, json } => health(&node, json).await,
+        Command::Health { node, json, wait } => match wait {
+            Some(limit) => health_wait(&node, json, limit).await,
+            None => health(&node, json).await,
+        },
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -344,6 +350,64 @@ pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
             let b64 = base64::engine::general_purpose::STANDARD.encode(message);
             serde_json::json!({"seq": seq, "message_base64": b64})
         }
+    }
+}
+
+/// Polls the master's health (following a secondary to it) until the
+/// cluster can take appends, then prints the report as `health` does. Nodes
+/// that are not up yet are waited for too. After `limit`: exit 4 with the
+/// last report's numbers, or 5 if no node answered.
+async fn health_wait(node: &str, json: bool, limit: Duration) -> Result<(), ClientError> {
+    let deadline = tokio::time::Instant::now()
+        .checked_add(limit)
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 100));
+    let mut last: Result<HealthReport, ClientError> = Err(ClientError::Unreachable {
+        addr: node.to_string(),
+        reason: "no answer yet".into(),
+    });
+    loop {
+        let attempt = async {
+            let client = connect_master(node).await?;
+            client.health().await
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Ok(answer) = tokio::time::timeout(remaining, attempt).await {
+            if let Ok(r) = &answer {
+                if r.role == crate::wire::NodeRole::Master
+                    && !r.read_only
+                    && r.reachable >= r.needed
+                {
+                    let text = if json {
+                        format!("{}\n", health_json(r))
+                    } else {
+                        health_table(r)
+                    };
+                    emit(&mut std::io::stdout().lock(), text, || {
+                        "the cluster can take appends".into()
+                    })?;
+                    return Ok(());
+                }
+            }
+            // A bad address never gets better.
+            if let Err(e @ ClientError::BadAddress { .. }) = answer {
+                return Err(e);
+            }
+            last = answer;
+        }
+        if tokio::time::Instant::now() + Duration::from_millis(100) > deadline {
+            return Err(match last {
+                Ok(r) => ClientError::NotReady {
+                    reachable: r.reachable,
+                    needed: r.needed,
+                    read_only_disk: r.nodes.first().is_some_and(|n| {
+                        n.role == crate::wire::NodeRole::Master
+                            && n.status == crate::wire::PeerStatus::Unhealthy
+                    }),
+                },
+                Err(e) => e,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -94,6 +94,16 @@ pub enum ClientError {
         /// The read error.
         source: std::io::Error,
     },
+    /// `health --wait` gave up: the cluster still cannot take appends.
+    #[error("the cluster cannot take appends yet: {reachable} node(s) reachable and {needed} needed for a quorum{}; start the missing nodes or check their logs", if *.read_only_disk { ", and the master's disk has failed" } else { "" })]
+    NotReady {
+        /// Nodes the master reaches, itself included.
+        reachable: u32,
+        /// Nodes needed.
+        needed: u32,
+        /// The master reports its own storage as failed.
+        read_only_disk: bool,
+    },
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
@@ -142,7 +152,7 @@ impl ClientError {
             // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
-            ClientError::Append(AppendError::Refused { .. }) => 4,
+            ClientError::Append(AppendError::Refused { .. }) | ClientError::NotReady { .. } => 4,
             ClientError::Unreachable { .. }
             | ClientError::Lost { .. }
             | ClientError::Rejected { .. } => 5,

@@ -212,6 +212,18 @@ async fn health_lists_every_node_as_json_and_as_a_table() {
     c.start(0);
     c.start(1);
     c.wait_healthy(&[1]).await;
+    // Node 3 never started: "connecting" until --unhealthy-after has passed
+    // since the master started, then "unhealthy".
+    wait_for("node 3 to be unhealthy", || async {
+        let h = Client::connect(c.master())
+            .await
+            .ok()?
+            .health()
+            .await
+            .ok()?;
+        (h.nodes[2].status == PeerStatus::Unhealthy).then_some(())
+    })
+    .await;
     let (code, out, _) = replog(&["health", "--node", c.master(), "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -39,8 +39,8 @@ Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipeli
 \fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow]
 Prints the node's messages in order, each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible.
 .TP
-\fBhealth\fR [\-\-node ADDR] [\-\-json]
-Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy), acknowledged sequence and lag, and whether the master is read\-only.
+\fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR]]
+Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered).
 .TP
 \fBcompletions\fR bash|zsh|fish
 Prints a completion script.

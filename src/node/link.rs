@@ -18,6 +18,9 @@ use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
 use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
 
+/// How a dial error that is the secondary's refusal of the hello begins.
+const REFUSED: &str = "refused: ";
+
 /// What the node loop asks of a link.
 #[derive(Debug)]
 pub(crate) enum LinkCmd {
@@ -41,6 +44,10 @@ pub(crate) async fn run<N: Net>(
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut attempt: u32 = 0;
     let mut last_error = String::new();
+    // Until the first connection, the secondary is most likely just not
+    // listening yet (a cluster starting): dial again at the base delay
+    // instead of backing off, so it is reached promptly once it listens.
+    let mut ever_connected = false;
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -48,6 +55,7 @@ pub(crate) async fn run<N: Net>(
         match connect::<N>(&shared, &addr, timing.unhealthy_after).await {
             Ok((stream, welcome)) => {
                 last_error.clear();
+                ever_connected = true;
                 let opened = tokio::time::Instant::now();
                 let conn = shared.next_id();
                 info!(node = %cfg.id, peer = %id, %addr, conn, their_last = welcome.last.seq,
@@ -72,6 +80,12 @@ pub(crate) async fn run<N: Net>(
                     .send(Input::Link(MasterEvent::PeerDisconnected { peer, conn }));
             }
             Err(e) => {
+                if e.starts_with(REFUSED) {
+                    // It answered: alive, but it will not take us.
+                    let _ = shared
+                        .inputs
+                        .send(Input::Link(MasterEvent::PeerRefused { peer }));
+                }
                 // Say it once per streak, not at every retry.
                 if e != last_error {
                     warn!(node = %cfg.id, peer = %id, %addr, error = %e, "cannot reach secondary; retrying with backoff");
@@ -81,7 +95,12 @@ pub(crate) async fn run<N: Net>(
                 }
             }
         }
-        let delay = backoff(timing.retry_base, timing.retry_max, attempt, &mut rng);
+        let cap = if ever_connected {
+            timing.retry_max
+        } else {
+            timing.retry_base
+        };
+        let delay = backoff(timing.retry_base, cap, attempt, &mut rng);
         attempt = attempt.saturating_add(1);
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -123,7 +142,7 @@ async fn connect<N: Net>(
         .map_err(|_| "no answer to hello".to_string())?;
     match answer {
         Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome)),
-        Some(Ok(Frame::Refused { reason })) => Err(format!("refused: {reason}")),
+        Some(Ok(Frame::Refused { reason })) => Err(format!("{REFUSED}{reason}")),
         Some(Ok(other)) => Err(format!("unexpected answer to hello: {other:?}")),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("closed during hello".into()),

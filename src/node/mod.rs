@@ -174,6 +174,7 @@ pub async fn run<N: Net>(
                 epochs: log.epochs(),
                 keys: log.keys()?,
             },
+            Instant::now().into_std(),
         );
         RoleState::Master {
             core: Box::new(core),
@@ -686,9 +687,7 @@ impl NodeLoop {
                     epoch: core.epoch(),
                     stored: core.stored(),
                     master_addr: cfg.cluster.master_addr().to_string(),
-                    // Appends are refused without a quorum, and after the
-                    // master's own disk failed.
-                    read_only: reachable < core.needed() || core.broken(),
+                    read_only: core.read_only(now),
                     reachable,
                     needed: core.needed(),
                     nodes: core.health(now),

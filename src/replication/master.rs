@@ -8,9 +8,10 @@
 //! truth: every acknowledged entry is in it, so cutting a secondary's suffix
 //! the master never stored can never cut an acknowledged entry.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -96,6 +97,12 @@ pub enum MasterEvent {
         last: Position,
         /// The secondary's last stored sequence number.
         stored: Seq,
+    },
+    /// A secondary answered the master's hello with a refusal (another
+    /// cluster, say): it is up, but will not replicate.
+    PeerRefused {
+        /// Which secondary.
+        peer: usize,
     },
     /// A replication connection closed or failed.
     PeerDisconnected {
@@ -255,13 +262,45 @@ pub struct Master {
     next_waiter: u64,
     /// Set once the local log failed: nothing more is acknowledged.
     broken: Option<String>,
+    /// When this master started: a secondary not heard from since is
+    /// `Connecting`, not `Unhealthy`, for the first `unhealthy_after`.
+    started: Instant,
+    /// Appends that arrived while quorum was still unknown (secondaries
+    /// still connecting), in arrival order: admitted once quorum is known,
+    /// refused once it cannot be had.
+    held: VecDeque<Held>,
     /// Jitter source, seeded.
     rng: SmallRng,
 }
 
+/// An append waiting to learn whether the master has a quorum.
+#[derive(Debug, Clone)]
+struct Held {
+    client: ClientId,
+    req: u64,
+    key: Option<String>,
+    /// Resolved write concern.
+    w: u32,
+    timeout: Option<Duration>,
+    /// When the client stops waiting (from its timeout).
+    deadline: Option<Instant>,
+    message: Bytes,
+}
+
+/// What the master knows about its quorum at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quorum {
+    /// A majority is reachable: appends are accepted.
+    Known,
+    /// Not yet, but secondaries still connecting could make it.
+    Unknown,
+    /// Cannot be had now: appends are refused.
+    Lost,
+}
+
 impl Master {
-    /// A master over a log in the given state.
-    pub fn new(cfg: MasterConfig, log: LogState) -> Self {
+    /// A master over a log in the given state, starting at `now`.
+    pub fn new(cfg: MasterConfig, log: LogState, now: Instant) -> Self {
         let peers = cfg
             .secondaries
             .iter()
@@ -295,6 +334,8 @@ impl Master {
             deadlines: BTreeSet::new(),
             next_waiter: 0,
             broken: None,
+            started: now,
+            held: VecDeque::new(),
             cfg,
         }
     }
@@ -332,7 +373,9 @@ impl Master {
     /// Status of one secondary at `now`. A secondary without a live
     /// connection is Unhealthy: a closed connection is proof enough, and
     /// waiting for the deadline would keep the master writable on a
-    /// minority for seconds.
+    /// minority for seconds. The exception is a secondary never heard from
+    /// since this master started: during the first `unhealthy_after` it is
+    /// Connecting (it may simply not be listening yet), not Unhealthy.
     fn status(&self, peer: &Peer, now: Instant) -> PeerStatus {
         match (peer.conn, peer.last_heard) {
             (Some(_), Some(heard)) => {
@@ -345,17 +388,54 @@ impl Master {
                     PeerStatus::Healthy
                 }
             }
+            (None, None)
+                if now.saturating_duration_since(self.started)
+                    <= self.cfg.timing.unhealthy_after =>
+            {
+                PeerStatus::Connecting
+            }
             _ => PeerStatus::Unhealthy,
         }
     }
 
-    /// Nodes (master included) that are not Unhealthy.
+    /// Nodes (master included) known to be reachable: neither Unhealthy nor
+    /// still Connecting.
     pub fn reachable(&self, now: Instant) -> u32 {
         1 + self
             .peers
             .iter()
-            .filter(|p| self.status(p, now) != PeerStatus::Unhealthy)
+            .filter(|p| {
+                !matches!(
+                    self.status(p, now),
+                    PeerStatus::Unhealthy | PeerStatus::Connecting
+                )
+            })
             .count() as u32
+    }
+
+    /// Secondaries still Connecting.
+    fn connecting(&self, now: Instant) -> u32 {
+        self.peers
+            .iter()
+            .filter(|p| self.status(p, now) == PeerStatus::Connecting)
+            .count() as u32
+    }
+
+    fn quorum(&self, now: Instant) -> Quorum {
+        let reachable = self.reachable(now);
+        if reachable >= self.needed() {
+            Quorum::Known
+        } else if reachable + self.connecting(now) >= self.needed() {
+            Quorum::Unknown
+        } else {
+            Quorum::Lost
+        }
+    }
+
+    /// Whether new appends are refused: no quorum can be had now (while it
+    /// is still unknown they wait instead), or the local log failed.
+    pub fn read_only(&self, now: Instant) -> bool {
+        self.broken.is_some() || self.quorum(now) == Quorum::Lost
     }
 
     /// Every node as the master sees it, itself first.
@@ -400,6 +480,13 @@ impl Master {
 
     /// Feeds one event; the actions it causes are pushed to `out`.
     pub fn step(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
+        self.on_event(now, event, out);
+        // Whatever the event changed (a secondary heard, time passed), held
+        // appends may now be admitted or refused.
+        self.admit_held(now, out);
+    }
+
+    fn on_event(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
         match event {
             MasterEvent::Append {
                 client,
@@ -448,6 +535,8 @@ impl Master {
                         "secondary {} holds entries up to seq {} of epoch {}, which this master (epoch {}, last seq {}) never wrote: this master's data directory was lost or replaced. Refusing to replicate to it so that nothing is cut; restore the master's data directory (for example from this secondary) and restart it",
                         self.peers[peer].id, last.seq, last.epoch, self.epoch, self.last
                     );
+                    // Heard from, and refused: Unhealthy, not Connecting.
+                    self.peers[peer].last_heard = Some(now);
                     return out.push(MasterAction::Diverged { peer, conn, reason });
                 }
                 let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
@@ -468,6 +557,14 @@ impl Master {
                     frame: Frame::Sync { truncate_after },
                 });
                 self.release(out);
+            }
+            MasterEvent::PeerRefused { peer } => {
+                // Heard from, without a connection: Unhealthy at once, not
+                // Connecting.
+                let p = &mut self.peers[peer];
+                if p.conn.is_none() {
+                    p.last_heard = Some(now);
+                }
             }
             MasterEvent::PeerDisconnected { peer, conn } => {
                 let p = &mut self.peers[peer];
@@ -542,7 +639,7 @@ impl Master {
         key: Option<String>,
         w: WriteConcern,
         timeout: Option<Duration>,
-        message: bytes::Bytes,
+        message: Bytes,
         out: &mut Vec<MasterAction>,
     ) {
         let reply = |out: &mut Vec<MasterAction>, result| {
@@ -575,42 +672,119 @@ impl Master {
         if let Some(reason) = &self.broken {
             return reply(out, Err(AppendError::Storage(reason.clone())));
         }
-        let known = key.as_ref().and_then(|k| self.keys.get(k).copied());
+        let held = Held {
+            client,
+            req,
+            key,
+            w,
+            timeout,
+            deadline: timeout.map(|t| now + t),
+            message,
+        };
+        // Behind appends already held, to keep arrival order.
+        if self.held.is_empty() {
+            self.admit(now, held, out);
+        } else {
+            self.held.push_back(held);
+        }
+    }
+
+    /// Assigns a sequence number (or finds the original one for a known
+    /// key), holds the append while quorum is unknown, or refuses it.
+    fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
+        let known = a.key.as_ref().and_then(|k| self.keys.get(k).copied());
         let seq = match known {
             // A retry: answer with the original entry once it reaches `w`.
             Some(seq) => seq,
-            None => {
-                let reachable = self.reachable(now);
-                if reachable < self.needed() {
-                    let needed = self.needed();
-                    return reply(out, Err(AppendError::Refused { reachable, needed }));
+            None => match self.quorum(now) {
+                Quorum::Known => {
+                    self.last += 1;
+                    let seq = self.last;
+                    if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
+                        self.epochs.push((self.epoch, seq));
+                    }
+                    if let Some(k) = &a.key {
+                        self.keys.insert(k.clone(), seq);
+                    }
+                    out.push(MasterAction::Persist(Entry {
+                        epoch: self.epoch,
+                        seq,
+                        key: a.key,
+                        message: a.message,
+                    }));
+                    seq
                 }
-                self.last += 1;
-                let seq = self.last;
-                if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
-                    self.epochs.push((self.epoch, seq));
-                }
-                if let Some(k) = &key {
-                    self.keys.insert(k.clone(), seq);
-                }
-                out.push(MasterAction::Persist(Entry {
-                    epoch: self.epoch,
-                    seq,
-                    key,
-                    message,
-                }));
-                seq
-            }
+                Quorum::Unknown => return self.held.push_back(a),
+                Quorum::Lost => return out.push(self.refusal(now, &a)),
+            },
         };
         let id = self.next_waiter;
         self.next_waiter += 1;
-        self.waiters.insert(id, Waiter { client, req, seq });
-        self.by_w[w as usize - 1].entry(seq).or_default().push(id);
-        if let Some(t) = timeout {
-            self.deadlines.insert((now + t, id));
+        self.waiters.insert(
+            id,
+            Waiter {
+                client: a.client,
+                req: a.req,
+                seq,
+            },
+        );
+        self.by_w[a.w as usize - 1].entry(seq).or_default().push(id);
+        if let Some(t) = a.timeout {
+            // The client's clock started when the append arrived.
+            let deadline = a.deadline.unwrap_or(now + t);
+            self.deadlines.insert((deadline, id));
         }
         if known.is_some() {
             self.release(out);
+        }
+    }
+
+    fn refusal(&self, now: Instant, a: &Held) -> MasterAction {
+        MasterAction::Reply {
+            client: a.client,
+            req: a.req,
+            result: Err(AppendError::Refused {
+                reachable: self.reachable(now),
+                needed: self.needed(),
+            }),
+        }
+    }
+
+    /// Admits held appends in order once quorum is known, refuses them once
+    /// it is lost, and refuses those whose client timeout passed while
+    /// waiting (nothing was appended for them).
+    fn admit_held(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        if self.held.is_empty() {
+            return;
+        }
+        if let Some(reason) = &self.broken {
+            let reason = reason.clone();
+            for a in self.held.drain(..) {
+                out.push(MasterAction::Reply {
+                    client: a.client,
+                    req: a.req,
+                    result: Err(AppendError::Storage(reason.clone())),
+                });
+            }
+            return;
+        }
+        match self.quorum(now) {
+            Quorum::Unknown => {
+                let (expired, waiting): (Vec<Held>, Vec<Held>) = self
+                    .held
+                    .drain(..)
+                    .partition(|a| a.deadline.is_some_and(|d| d <= now));
+                self.held = waiting.into();
+                for a in expired {
+                    out.push(self.refusal(now, &a));
+                }
+            }
+            Quorum::Known | Quorum::Lost => {
+                let held = std::mem::take(&mut self.held);
+                for a in held {
+                    self.admit(now, a, out);
+                }
+            }
         }
     }
 
@@ -701,6 +875,14 @@ impl Master {
     /// The node is stopping: every waiting append is answered with
     /// `ShuttingDown` and its sequence number (it is in the log).
     pub fn shutdown(&mut self, out: &mut Vec<MasterAction>) {
+        // Held appends were never given a sequence number: nothing stored.
+        for a in self.held.drain(..) {
+            out.push(MasterAction::Reply {
+                client: a.client,
+                req: a.req,
+                result: Err(AppendError::ShuttingDown { seq: None }),
+            });
+        }
         let mut waiters: Vec<Waiter> = self.waiters.drain().map(|(_, w)| w).collect();
         waiters.sort_by_key(|w| w.seq);
         for w in waiters {
@@ -770,7 +952,8 @@ mod tests {
             epoch: 1,
             ..LogState::default()
         };
-        (Master::new(cfg, state), Instant::now())
+        let now = Instant::now();
+        (Master::new(cfg, state, now), now)
     }
 
     fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
@@ -950,7 +1133,9 @@ mod tests {
 
     #[test]
     fn without_quorum_appends_are_refused_and_nothing_is_assigned() {
-        let (mut m, now) = master(2);
+        let (mut m, start) = master(2);
+        // Past the start-up period: secondaries never heard are Unhealthy.
+        let now = start + Timing::default().unhealthy_after + Duration::from_millis(1);
         let out = step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
         assert_eq!(
             out,
@@ -1107,7 +1292,7 @@ mod tests {
             epochs: vec![(1, 1), (2, 6)],
             keys: HashMap::new(),
         };
-        let mut m = Master::new(cfg, state);
+        let mut m = Master::new(cfg, state, Instant::now());
         let now = Instant::now();
         // The secondary got 1..=8 of epoch 1: 6..=8 never made it to the master's disk.
         let out = step(
@@ -1161,6 +1346,124 @@ mod tests {
             }]
         );
         assert_eq!(flush(&mut m, now), vec![]);
+    }
+
+    #[test]
+    fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
+        let (mut m, now) = master(2);
+        assert_eq!(
+            m.health(now)[1..]
+                .iter()
+                .map(|n| n.status)
+                .collect::<Vec<_>>(),
+            [PeerStatus::Connecting, PeerStatus::Connecting]
+        );
+        assert!(!m.read_only(now), "quorum is unknown, not lost");
+        // Held in arrival order, nothing assigned yet.
+        assert_eq!(
+            step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
+            vec![]
+        );
+        assert_eq!(
+            step(&mut m, now, append(2, 1, WriteConcern::Nodes(2), "b")),
+            vec![]
+        );
+        assert_eq!(m.last(), 0);
+        // One secondary connects: a majority of three. Both are admitted,
+        // in order, before anything that arrives after.
+        let t = now + Duration::from_millis(30);
+        let out = step(
+            &mut m,
+            t,
+            E::PeerConnected {
+                peer: 1,
+                conn: 4,
+                last: Position::default(),
+                stored: 0,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![
+                A::Send {
+                    peer: 1,
+                    conn: 4,
+                    frame: Frame::Sync {
+                        truncate_after: None
+                    }
+                },
+                A::Persist(entry(1, "a")),
+                A::Persist(entry(2, "b")),
+            ]
+        );
+        assert_eq!(step(&mut m, t, E::Stored { upto: 2 }), vec![ok(1, 1, 1)]);
+        assert_eq!(
+            m.health(t)[1..]
+                .iter()
+                .map(|n| n.status)
+                .collect::<Vec<_>>(),
+            [PeerStatus::Connecting, PeerStatus::Healthy]
+        );
+    }
+
+    #[test]
+    fn a_secondary_that_refuses_the_hello_is_unhealthy_at_once_not_connecting() {
+        let (mut m, now) = master(2);
+        assert_eq!(step(&mut m, now, E::PeerRefused { peer: 0 }), vec![]);
+        assert_eq!(m.health(now)[1].status, PeerStatus::Unhealthy);
+        assert_eq!(m.health(now)[2].status, PeerStatus::Connecting);
+        step(&mut m, now, E::PeerRefused { peer: 1 });
+        // Nobody left who could make a quorum: refused now, not held.
+        assert!(m.read_only(now));
+        assert!(matches!(
+            &step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"))[..],
+            [A::Reply {
+                result: Err(AppendError::Refused { .. }),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn held_appends_are_refused_once_the_start_up_period_passes_without_quorum() {
+        let (mut m, now) = master(2);
+        let with_timeout = E::Append {
+            client: 3,
+            req: 1,
+            key: None,
+            w: WriteConcern::Nodes(1),
+            timeout: Some(Duration::from_millis(500)),
+            message: "t".into(),
+        };
+        assert_eq!(
+            step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
+            vec![]
+        );
+        assert_eq!(step(&mut m, now, with_timeout), vec![]);
+        let refused = |client| A::Reply {
+            client,
+            req: 1,
+            result: Err(AppendError::Refused {
+                reachable: 1,
+                needed: 2,
+            }),
+        };
+        // The client's own timeout passes first: that one alone is refused
+        // (nothing was appended for it).
+        let t = now + Duration::from_millis(500);
+        assert_eq!(step(&mut m, t, E::Tick), vec![refused(3)]);
+        let end = now + Timing::default().unhealthy_after;
+        assert_eq!(step(&mut m, end, E::Tick), vec![]);
+        // Past the start-up period nobody came: quorum is lost.
+        let after = end + Duration::from_millis(1);
+        assert!(m.read_only(after));
+        assert_eq!(step(&mut m, after, E::Tick), vec![refused(1)]);
+        assert_eq!(m.last(), 0);
+        assert_eq!(
+            m.health(after)[1].status,
+            PeerStatus::Unhealthy,
+            "never heard, and the period is over"
+        );
     }
 
     #[test]

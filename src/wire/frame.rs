@@ -283,7 +283,8 @@ pub struct HealthReport {
     pub master_addr: String,
     /// On the master: whether it refuses appends for lack of quorum.
     pub read_only: bool,
-    /// Nodes not unhealthy, master included (master only; 0 elsewhere).
+    /// Nodes known reachable (neither unhealthy nor still connecting),
+    /// master included (master only; 0 elsewhere).
     pub reachable: u32,
     /// Nodes needed for a quorum.
     pub needed: u32,
@@ -320,8 +321,13 @@ pub enum PeerStatus {
     Healthy,
     /// Silent longer than the suspect period.
     Suspected,
-    /// Silent longer than the unhealthy period, or never heard since start.
+    /// Silent longer than the unhealthy period, its connection closed, or
+    /// never heard since the master started and that start is longer ago
+    /// than the unhealthy period.
     Unhealthy,
+    /// Never heard since the master started, which is less than the
+    /// unhealthy period ago: it may not be listening yet.
+    Connecting,
 }
 
 impl std::fmt::Display for PeerStatus {
@@ -330,6 +336,7 @@ impl std::fmt::Display for PeerStatus {
             PeerStatus::Healthy => "healthy",
             PeerStatus::Suspected => "suspected",
             PeerStatus::Unhealthy => "unhealthy",
+            PeerStatus::Connecting => "connecting",
         })
     }
 }
