@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::entry::Seq;
@@ -21,6 +21,9 @@ use crate::wire::{
 /// Largest frame a client accepts: generous, since a node's limit is set by
 /// its own `--max-message-bytes`.
 const CLIENT_MAX_FRAME: usize = 512 * 1024 * 1024;
+
+/// Requests queued for the connection's writer; more wait for room.
+const CLIENT_QUEUE: usize = 1024;
 
 /// How long connecting and the hello may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -193,7 +196,7 @@ pub struct Client {
     /// What the node said in its welcome.
     welcome: Welcome,
     /// Frames to the writer task.
-    tx: mpsc::UnboundedSender<Frame>,
+    tx: crate::net::Outbox,
     /// Requests waiting for an answer; `None` once the connection is gone.
     pending: Pending,
     /// Next request id.
@@ -254,8 +257,8 @@ impl Client {
         };
 
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let (tx, rx) = mpsc::unbounded_channel::<Frame>();
-        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string()));
+        let (tx, rx) = crate::net::Outbox::new(CLIENT_QUEUE);
+        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string(), None));
         let pending2 = pending.clone();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = reader.next().await {
@@ -322,7 +325,12 @@ impl Client {
                 }
             }
         }
-        if self.tx.send(make(req)).is_err() {
+        // Requests go out in the order their futures are first polled (the
+        // order `append -` relies on for its sequence numbers): outside
+        // tokio's cooperative budget, the send completes on that first poll
+        // whenever the queue has room, and waiters for room are served in
+        // order.
+        if !tokio::task::unconstrained(self.tx.send(make(req))).await {
             return Err(ClientError::Lost {
                 addr: self.addr.clone(),
             });

@@ -134,6 +134,35 @@ pub struct NodeConfig {
     pub fail_rate: f64,
     /// Seed for jitter and fail-rate draws; random if `None`.
     pub seed: Option<u64>,
+    /// What one peer may make this node spend.
+    pub limits: Limits,
+}
+
+/// Limits on what peers can make a node spend. Each is logged when it bites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most open connections (clients, and connections that have not said
+    /// hello yet); one more is refused with a reason and closed.
+    pub max_connections: usize,
+    /// Most requests one client connection may have unanswered; past it the
+    /// node stops reading that connection until answers go out.
+    pub max_inflight: usize,
+    /// A connection that has not said hello by then is closed.
+    pub hello_timeout: Duration,
+    /// A client connection with nothing in flight that sends nothing for
+    /// this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_inflight: 1024,
+            hello_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -150,6 +179,7 @@ impl NodeConfig {
             replicate_delay: Duration::ZERO,
             fail_rate: 0.0,
             seed: None,
+            limits: Limits::default(),
         }
     }
 
@@ -193,6 +223,22 @@ impl NodeConfig {
                 "--fail-rate: {} is not a probability between 0 and 1",
                 self.fail_rate
             ));
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_connections > 1_000_000 {
+            return Err(format!(
+                "--max-connections: {} is out of range; use 1 to 1000000",
+                l.max_connections
+            ));
+        }
+        if l.max_inflight == 0 || l.max_inflight > 1_000_000 {
+            return Err(format!(
+                "--max-inflight: {} is out of range; use 1 to 1000000",
+                l.max_inflight
+            ));
+        }
+        if l.hello_timeout.is_zero() || l.idle_timeout.is_zero() {
+            return Err("--hello-timeout and --idle-timeout must be more than 0".into());
         }
         if self.max_message_bytes == 0 || self.max_message_bytes > 256 * 1024 * 1024 {
             return Err(format!(

@@ -8,7 +8,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::config::{Cluster, FsyncPolicy, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::config::{Cluster, FsyncPolicy, Limits, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::net::Tcp;
 use crate::replication::Timing;
 
@@ -70,6 +70,18 @@ pub struct DaemonArgs {
     /// Largest message accepted, in bytes.
     #[arg(long, env = "REPLOG_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
+    /// Most open connections (clients, and connections before their hello); more are refused with a reason.
+    #[arg(long, env = "REPLOG_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Most unanswered requests per client connection; past it the connection is not read until answers go out.
+    #[arg(long, env = "REPLOG_MAX_INFLIGHT", default_value_t = Limits::default().max_inflight)]
+    pub max_inflight: usize,
+    /// A connection that has not said hello within this long is closed.
+    #[arg(long, env = "REPLOG_HELLO_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub hello_timeout: Duration,
+    /// A client connection idle this long (nothing sent, nothing in flight) is closed.
+    #[arg(long, env = "REPLOG_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub idle_timeout: Duration,
     /// Testing aid (secondaries): delay every apply by this long.
     #[arg(long, env = "REPLOG_REPLICATE_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
     pub replicate_delay: Duration,
@@ -97,6 +109,12 @@ impl DaemonArgs {
         cfg.max_message_bytes = self.max_message_bytes;
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;
+        cfg.limits = Limits {
+            max_connections: self.max_connections,
+            max_inflight: self.max_inflight,
+            hello_timeout: self.hello_timeout,
+            idle_timeout: self.idle_timeout,
+        };
         cfg
     }
 }

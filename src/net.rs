@@ -55,28 +55,182 @@ impl Net for Tcp {
     }
 }
 
+/// Frames queued for one connection's writer task. Bounded: whoever fills
+/// it faster than the peer reads either waits ([`Outbox::send`], tasks that
+/// may wait) or, never waiting, closes the connection ([`Outbox::offer`],
+/// the node loop).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    /// To the writer task.
+    tx: tokio::sync::mpsc::Sender<crate::wire::Frame>,
+    /// Cancelled to close the connection (the writer flushes what is
+    /// queued, then stops).
+    close: tokio_util::sync::CancellationToken,
+}
+
+impl Outbox {
+    /// An outbox of `capacity` frames and the receiver its writer reads.
+    pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        let close = tokio_util::sync::CancellationToken::new();
+        (
+            Outbox {
+                tx,
+                close: close.clone(),
+            },
+            OutboxReceiver { rx, close },
+        )
+    }
+
+    /// Queues a frame without waiting. A full queue means the peer is not
+    /// reading: the connection is closed and `false` returned.
+    pub fn offer(&self, frame: crate::wire::Frame) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                self.close.cancel();
+                false
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a frame, waiting for room; `false` once the connection closes.
+    pub async fn send(&self, frame: crate::wire::Frame) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.close.cancelled() => false,
+            sent = self.tx.send(frame) => sent.is_ok(),
+        }
+    }
+
+    /// Closes the connection: what is queued is still written, then the
+    /// writer stops.
+    pub fn close(&self) {
+        self.close.cancel();
+    }
+
+    /// Resolves once the connection is closed (by [`Outbox::close`], a full
+    /// queue, or its writer failing).
+    pub async fn closed(&self) {
+        tokio::select! {
+            _ = self.close.cancelled() => {}
+            _ = self.tx.closed() => {}
+        }
+    }
+}
+
+/// The writer's end of an [`Outbox`].
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    rx: tokio::sync::mpsc::Receiver<crate::wire::Frame>,
+    close: tokio_util::sync::CancellationToken,
+}
+
+/// What a client connection may have outstanding; answers give their
+/// credit back once they are written to the socket, not when queued, so a
+/// peer that does not read runs out of credit and stops being read.
+#[derive(Debug)]
+pub struct Credits {
+    /// One per request not yet answered (`--max-inflight`).
+    pub inflight: tokio::sync::Semaphore,
+    /// `List` pages read from the log and not yet written: a slow reader
+    /// holds at most this many pages in memory.
+    pub list_pages: tokio::sync::Semaphore,
+    /// The number of `inflight` credits when none is taken.
+    pub max_inflight: usize,
+}
+
+impl Credits {
+    /// Credits for `max_inflight` requests and `list_pages` pages.
+    pub fn new(max_inflight: usize, list_pages: usize) -> Self {
+        Credits {
+            inflight: tokio::sync::Semaphore::new(max_inflight),
+            list_pages: tokio::sync::Semaphore::new(list_pages),
+            max_inflight,
+        }
+    }
+
+    /// Whether no request is in flight.
+    pub fn idle(&self) -> bool {
+        self.inflight.available_permits() >= self.max_inflight
+    }
+
+    /// Gives back what a written frame held.
+    fn written(&self, frame_kind: Answer) {
+        match frame_kind {
+            Answer::None => {}
+            Answer::Request => self.inflight.add_permits(1),
+            Answer::ListPage => {
+                self.inflight.add_permits(1);
+                self.list_pages.add_permits(1);
+            }
+        }
+    }
+}
+
+/// What a frame about to be written answers.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    None,
+    Request,
+    ListPage,
+}
+
+fn answer_kind(frame: &crate::wire::Frame) -> Answer {
+    use crate::wire::Frame;
+    match frame {
+        Frame::Appended { .. } | Frame::AppendFailed { .. } | Frame::HealthReport { .. } => {
+            Answer::Request
+        }
+        Frame::Listed { .. } => Answer::ListPage,
+        _ => Answer::None,
+    }
+}
+
 /// Writes queued frames to one connection, batching whatever is queued into
-/// one flush. Ends when the queue closes or a write fails (logged: a frame
-/// that cannot be encoded is a bug worth seeing, not a silent stall).
+/// one flush, and gives back each answer's credits once it is written. Ends
+/// when the outbox closes (after writing what is queued) or a write fails
+/// (logged: a frame that cannot be encoded is a bug worth seeing, not a
+/// silent stall).
 pub async fn write_frames<W>(
     mut writer: tokio_util::codec::FramedWrite<W, crate::wire::FrameCodec>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::wire::Frame>,
+    mut outbox: OutboxReceiver,
     peer: String,
+    credits: Option<std::sync::Arc<Credits>>,
 ) where
     W: tokio::io::AsyncWrite + Unpin,
 {
     use futures_util::SinkExt;
+    let mut written: Vec<Answer> = Vec::new();
     let result: Result<(), crate::wire::FrameError> = async {
-        while let Some(frame) = rx.recv().await {
+        loop {
+            let first = tokio::select! {
+                biased;
+                frame = outbox.rx.recv() => frame,
+                _ = outbox.close.cancelled() => outbox.rx.try_recv().ok(),
+            };
+            let Some(frame) = first else { break };
+            written.push(answer_kind(&frame));
             writer.feed(frame).await?;
-            while let Ok(frame) = rx.try_recv() {
+            while let Ok(frame) = outbox.rx.try_recv() {
+                written.push(answer_kind(&frame));
                 writer.feed(frame).await?;
             }
             writer.flush().await?;
+            if let Some(c) = &credits {
+                for kind in written.drain(..) {
+                    c.written(kind);
+                }
+            }
+            written.clear();
         }
         Ok(())
     }
     .await;
+    // Whoever waits on this connection learns it is gone.
+    outbox.close.cancel();
+    outbox.rx.close();
     if let Err(e) = result {
         match e {
             crate::wire::FrameError::Io(_) => {

@@ -4,47 +4,104 @@
 //! A connection opens with a hello. Anything wrong — a first frame that is
 //! not a hello, another protocol version, another cluster, a frame over the
 //! limit, bytes that do not decode — closes that one connection with a log
-//! line. Nothing a peer sends can stop the node.
+//! line (rate-limited: a flood of bad connections is a few lines, with a
+//! count). Nothing a peer sends can stop the node.
+//!
+//! What a peer can make the node spend is bounded here:
+//! - open connections: `--max-connections` (one more is refused, with the
+//!   reason, and closed); a connection must say hello within
+//!   `--hello-timeout`, and a client connection idle for `--idle-timeout`
+//!   is closed;
+//! - a client's unanswered requests: `--max-inflight` credits, each given
+//!   back only once its answer is written to the socket. A client that
+//!   sends requests and does not read the answers runs out of credit, and
+//!   then the node stops reading from it: its requests wait in its own
+//!   socket, not in the node's memory;
+//! - `List` answers are read from the log one page at a time per
+//!   connection, the next only once the previous one is written;
+//! - the queues to the node loop are bounded; client requests and the
+//!   replication traffic travel on separate ones, and the loop serves the
+//!   replication queue first, so clients cannot starve heartbeats and acks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{timeout_from_ms, Input, Shared};
-use crate::net::Net;
+use crate::net::{Credits, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
 use crate::wire::{
     AppendError, Frame, FrameCodec, FrameError, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
 };
 
-/// A connection that has not said hello by then is closed.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Most entries in one `Listed` answer.
 const LIST_PAGE: u32 = 1000;
 
+/// Most message bytes in one `Listed` answer (at least one entry is sent
+/// whatever its size).
+const LIST_PAGE_BYTES: usize = 256 * 1024;
+
+/// `List` pages per connection read from the log and not yet written.
+const LIST_PAGES_IN_FLIGHT: usize = 1;
+
+/// Frames queued towards the master on a secondary's replication
+/// connection (acks and heartbeat replies; one cumulative ack is enough).
+const REPLICATION_OUTBOX: usize = 1024;
+
+/// Connections refused for `--max-connections` that are still being told
+/// why; past this many, further ones are closed without a word.
+const REFUSALS_IN_FLIGHT: usize = 64;
+
 /// Accepts connections until the node stops.
 pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.cfg.limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             a = N::accept(&listener) => a,
         };
         match accepted {
-            Ok((stream, addr)) => {
-                let shared2 = shared.clone();
-                shared
-                    .tracker
-                    .spawn(serve::<N>(stream, addr, shared2).in_current_span());
-            }
+            Ok((stream, addr)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let shared2 = shared.clone();
+                    shared
+                        .tracker
+                        .spawn(serve::<N>(stream, addr, shared2, slot).in_current_span());
+                }
+                Err(_) => {
+                    let max = shared.cfg.limits.max_connections;
+                    if let Some(more) = shared.throttle.allow("max-connections") {
+                        warn!(peer = %addr, suppressed = more, "refusing a connection: {max} connections are open (--max-connections)");
+                    }
+                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                        let reason = format!(
+                            "node {} has {max} connections open, its limit (--max-connections); try again later",
+                            shared.cfg.id
+                        );
+                        let limit = shared.cfg.max_frame_bytes();
+                        shared.tracker.spawn(async move {
+                            let mut w = FramedWrite::new(stream, FrameCodec::new(limit));
+                            let _ = tokio::time::timeout(
+                                Duration::from_millis(500),
+                                w.send(Frame::Refused { reason }),
+                            )
+                            .await;
+                            drop(permit);
+                        });
+                    }
+                }
+            },
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
-                warn!(error = %e, "accept failed");
+                if let Some(more) = shared.throttle.allow("accept") {
+                    warn!(error = %e, suppressed = more, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -52,56 +109,69 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
 }
 
 type Reader<N> = FramedRead<tokio::io::ReadHalf<<N as Net>::Stream>, FrameCodec>;
+type Writer<N> = FramedWrite<tokio::io::WriteHalf<<N as Net>::Stream>, FrameCodec>;
 
-async fn serve<N: Net>(stream: N::Stream, addr: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection. `slot` is its place under `--max-connections`:
+/// held by client connections, given back by the master's replication
+/// connection (which must never be refused because clients are many).
+async fn serve<N: Net>(
+    stream: N::Stream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    slot: OwnedSemaphorePermit,
+) {
     let cfg = &shared.cfg;
     let (r, w) = tokio::io::split(stream);
     let mut reader: Reader<N> = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
-    let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
+    let mut writer: Writer<N> = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
 
+    let hello_timeout = cfg.limits.hello_timeout;
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        f = tokio::time::timeout(HELLO_TIMEOUT, reader.next()) => f,
+        f = tokio::time::timeout(hello_timeout, reader.next()) => f,
     };
     let hello = match first {
         Ok(Some(Ok(Frame::Hello(hello)))) => hello,
         Ok(Some(Ok(other))) => {
-            warn!(node = %cfg.id, peer = %addr, "closing connection: first frame was not a hello ({})", frame_name(&other));
+            if let Some(more) = shared.throttle.allow("no-hello") {
+                warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", frame_name(&other));
+            }
             return;
         }
         Ok(Some(Err(e))) => {
-            warn!(node = %cfg.id, peer = %addr, error = %e, "closing connection: bad bytes before hello");
+            if let Some(more) = shared.throttle.allow("bad-hello") {
+                warn!(peer = %addr, error = %e, suppressed = more, "closing connection: bad bytes before hello");
+            }
             return;
         }
         Ok(None) => return,
         Err(_) => {
-            warn!(node = %cfg.id, peer = %addr, "closing connection: no hello within {HELLO_TIMEOUT:?}");
+            if let Some(more) = shared.throttle.allow("hello-timeout") {
+                warn!(peer = %addr, suppressed = more, "closing connection: no hello within {} (--hello-timeout)", humantime::format_duration(hello_timeout));
+            }
             return;
         }
     };
     if let Err(reason) = check_hello(&shared, &hello) {
-        warn!(node = %cfg.id, peer = %addr, %reason, "refusing connection");
-        let _ = writer.send(Frame::Refused { reason }).await;
+        if let Some(more) = shared.throttle.allow("refused-hello") {
+            warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            writer.send(Frame::Refused { reason }),
+        )
+        .await;
         return;
     }
 
-    // From here on everything is written by one task fed through a channel,
-    // so answers produced anywhere (the node loop, list handlers) queue in
-    // order without holding up this reader.
-    let (tx, rx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task =
-        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string()).in_current_span());
-
     match hello.role {
-        Role::Client => serve_client::<N>(reader, tx, addr, &shared).await,
+        Role::Client => serve_client::<N>(reader, writer, addr, &shared).await,
         Role::Master { id, epoch } => {
+            drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
-            serve_master::<N>(reader, tx, &shared).await
+            serve_master::<N>(reader, writer, addr, &shared).await
         }
     }
-    // Let queued answers go out, but do not hang on a peer that reads
-    // nothing.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
 }
 
 /// Checks version, cluster and role; the error is the reason sent back.
@@ -141,14 +211,33 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
     Ok(())
 }
 
+/// Sends `input` to the node loop's request queue, waiting for room (the
+/// connection is not read meanwhile). `false` once the node stops.
+async fn to_node(shared: &Shared, input: Input) -> bool {
+    tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => false,
+        sent = shared.requests.send(input) => sent.is_ok(),
+    }
+}
+
 async fn serve_client<N: Net>(
     mut reader: Reader<N>,
-    tx: mpsc::UnboundedSender<Frame>,
+    writer: Writer<N>,
     addr: SocketAddr,
     shared: &Arc<Shared>,
 ) {
     let cfg = &shared.cfg;
+    let limits = cfg.limits;
     let client = shared.next_id();
+    let credits = Arc::new(Credits::new(limits.max_inflight, LIST_PAGES_IN_FLIGHT));
+    // Room for every answer the credits allow, the welcome and a refusal:
+    // the node loop's `offer` never finds it full unless this is a bug.
+    let (outbox, rx) = Outbox::new(limits.max_inflight + 4);
+    let writer_task = shared.tracker.spawn(
+        crate::net::write_frames(writer, rx, addr.to_string(), Some(credits.clone()))
+            .in_current_span(),
+    );
     let welcome = Welcome {
         node: cfg.id.clone(),
         role: if cfg.is_master() {
@@ -161,24 +250,44 @@ async fn serve_client<N: Net>(
         stored: *shared.visible.borrow(),
         max_message_bytes: cfg.max_message_bytes as u64,
     };
-    if tx.send(Frame::Welcome(welcome)).is_err() {
-        return;
-    }
-    if cfg.is_master() {
-        let _ = shared.inputs.send(Input::ClientOpened {
-            client,
-            tx: tx.clone(),
-        });
-    }
+    outbox.offer(Frame::Welcome(welcome));
+    let opened = !cfg.is_master()
+        || to_node(
+            shared,
+            Input::ClientOpened {
+                client,
+                tx: outbox.clone(),
+            },
+        )
+        .await;
     loop {
+        if !opened {
+            break;
+        }
+        let idle = credits.idle();
         let frame = tokio::select! {
+            biased;
             _ = shared.shutdown.cancelled() => break,
+            _ = outbox.closed() => {
+                if let Some(more) = shared.throttle.allow("not-reading") {
+                    warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
+                }
+                break;
+            }
             f = reader.next() => f,
+            _ = tokio::time::sleep(limits.idle_timeout), if idle => {
+                if let Some(more) = shared.throttle.allow("idle") {
+                    info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
+                }
+                break;
+            }
         };
         let frame = match frame {
             Some(Ok(frame)) => frame,
             Some(Err(e)) => {
-                warn!(node = %cfg.id, peer = %addr, error = %e, "closing client connection");
+                if let Some(more) = shared.throttle.allow("bad-client-frame") {
+                    warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
+                }
                 // Say why before closing, so the client can tell a bad
                 // request from a broken connection.
                 let reason = match e {
@@ -188,11 +297,32 @@ async fn serve_client<N: Net>(
                     ),
                     other => format!("unreadable request: {other}"),
                 };
-                let _ = tx.send(Frame::Refused { reason });
+                outbox.offer(Frame::Refused { reason });
                 break;
             }
             None => break,
         };
+        if !matches!(
+            frame,
+            Frame::Append { .. } | Frame::List { .. } | Frame::Health { .. }
+        ) {
+            if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
+                warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
+            }
+            break;
+        }
+        // One credit per request, given back when its answer is written.
+        // Without one, this connection is not read until answers go out.
+        let credit = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => break,
+            _ = outbox.closed() => break,
+            c = credits.inflight.acquire() => c,
+        };
+        match credit {
+            Ok(c) => c.forget(),
+            Err(_) => break,
+        }
         match frame {
             Frame::Append {
                 req,
@@ -202,19 +332,22 @@ async fn serve_client<N: Net>(
                 message,
             } => {
                 if cfg.is_master() {
-                    let _ = shared.inputs.send(Input::Append {
+                    let input = Input::Append {
                         client,
                         req,
                         key,
                         w,
                         timeout: timeout_from_ms(timeout_ms),
                         message,
-                    });
+                    };
+                    if !to_node(shared, input).await {
+                        break;
+                    }
                 } else {
                     let error = AppendError::NotMaster {
                         master_addr: cfg.cluster.master_addr().to_string(),
                     };
-                    let _ = tx.send(Frame::AppendFailed { req, error });
+                    outbox.offer(Frame::AppendFailed { req, error });
                 }
             }
             Frame::List {
@@ -223,86 +356,137 @@ async fn serve_client<N: Net>(
                 max,
                 wait,
             } => {
-                let shared = shared.clone();
-                let tx = tx.clone();
+                let (shared2, outbox, credits) = (shared.clone(), outbox.clone(), credits.clone());
                 // Its own task: a waiting list (follow) must not hold up the
                 // other requests of this connection.
-                tokio::spawn(async move {
-                    if let Some(answer) = list(&shared, req, from, max, wait).await {
-                        let _ = tx.send(answer);
+                shared.tracker.spawn(
+                    async move {
+                        list(&shared2, &outbox, &credits, req, from, max, wait).await;
                     }
-                });
+                    .in_current_span(),
+                );
             }
             Frame::Health { req } => {
                 let (otx, orx) = oneshot::channel();
-                let _ = shared.inputs.send(Input::Health { tx: otx });
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    if let Ok(report) = orx.await {
-                        let _ = tx.send(Frame::HealthReport { req, report });
+                if !to_node(shared, Input::Health { tx: otx }).await {
+                    break;
+                }
+                let outbox = outbox.clone();
+                shared.tracker.spawn(async move {
+                    tokio::select! {
+                        _ = outbox.closed() => {}
+                        report = orx => if let Ok(report) = report {
+                            outbox.send(Frame::HealthReport { req, report }).await;
+                        }
                     }
                 });
             }
-            other => {
-                warn!(node = %cfg.id, peer = %addr, "closing client connection: unexpected {}", frame_name(&other));
-                break;
+            _ => unreachable!("checked above"),
+        }
+    }
+    if cfg.is_master() && opened {
+        // Must arrive, or the loop would keep this client's outbox.
+        let _ = shared.requests.send(Input::ClientClosed { client }).await;
+    }
+    // Queued answers still go out, but a peer that reads nothing does not
+    // hold this task.
+    outbox.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+}
+
+/// Answers one `List`: waits (with `wait`) until something at `from` is
+/// visible, then reads one page, at most [`LIST_PAGE_BYTES`] of messages,
+/// once the connection's previous page has been written.
+async fn list(
+    shared: &Shared,
+    outbox: &Outbox,
+    credits: &Credits,
+    req: u64,
+    from: u64,
+    max: u32,
+    wait: bool,
+) {
+    let from = from.max(1);
+    let mut visible_rx = shared.visible.clone();
+    if wait {
+        while *visible_rx.borrow_and_update() < from {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = outbox.closed() => return,
+                changed = visible_rx.changed() => if changed.is_err() { return },
             }
         }
     }
-    if cfg.is_master() {
-        let _ = shared.inputs.send(Input::ClientClosed { client });
+    let page = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        _ = outbox.closed() => return,
+        p = credits.list_pages.acquire() => p,
+    };
+    match page {
+        Ok(p) => p.forget(), // given back by the writer
+        Err(_) => return,
     }
-}
-
-/// Reads up to `max` visible entries from `from`; with `wait`, waits until
-/// there is at least one (or the node stops).
-async fn list(shared: &Shared, req: u64, from: u64, max: u32, wait: bool) -> Option<Frame> {
-    let from = from.max(1);
-    let mut visible_rx = shared.visible.clone();
-    loop {
-        // `visible` is read under the log's lock: the loop changes both
-        // under the write lock (a truncation lowers it), so they agree here.
-        let (visible, read) = {
-            let log = shared.log.read().expect("log lock");
-            let visible = *visible_rx.borrow_and_update();
-            let read = (visible >= from || !wait).then(|| {
-                let max = max.clamp(1, LIST_PAGE) as usize;
-                log.read(from, visible, max, shared.cfg.max_message_bytes)
-            });
-            (visible, read)
-        };
-        if let Some(read) = read {
-            return match read {
-                Ok(entries) => Some(Frame::Listed {
-                    req,
-                    entries: entries.into_iter().map(|e| (e.seq, e.message)).collect(),
-                    visible,
-                }),
-                Err(e) => {
-                    warn!(error = %e, "cannot read the log for a list");
-                    Some(Frame::Refused {
-                        reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
-                    })
-                }
-            };
+    // `visible` is read under the log's lock: the loop changes both under
+    // the write lock (a truncation lowers it), so they agree here.
+    let (visible, read) = {
+        let log = shared.log.read().expect("log lock");
+        let visible = *visible_rx.borrow_and_update();
+        let max = max.clamp(1, LIST_PAGE) as usize;
+        (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
+    };
+    let answer = match read {
+        Ok(entries) => Frame::Listed {
+            req,
+            entries: entries.into_iter().map(|e| (e.seq, e.message)).collect(),
+            visible,
+        },
+        Err(e) => {
+            warn!(error = %e, "cannot read the log for a list");
+            Frame::Refused {
+                reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+            }
         }
-        tokio::select! {
-            _ = shared.shutdown.cancelled() => return None,
-            changed = visible_rx.changed() => if changed.is_err() { return None },
-        }
-    }
+    };
+    outbox.send(answer).await;
 }
 
 async fn serve_master<N: Net>(
     mut reader: Reader<N>,
-    tx: mpsc::UnboundedSender<Frame>,
+    writer: Writer<N>,
+    addr: SocketAddr,
     shared: &Arc<Shared>,
 ) {
     let conn = shared.next_id();
-    let _ = shared.inputs.send(Input::MasterOpened { conn, tx });
-    loop {
+    let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
+    let writer_task = shared
+        .tracker
+        .spawn(crate::net::write_frames(writer, rx, addr.to_string(), None).in_current_span());
+    // Replication inputs go to the control queue, which the node loop
+    // serves before client requests.
+    let control = shared.control.clone();
+    let send = |input| {
+        let control = control.clone();
+        async move {
+            tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => false,
+                sent = control.send(input) => sent.is_ok(),
+            }
+        }
+    };
+    let mut open = send(Input::MasterOpened {
+        conn,
+        tx: outbox.clone(),
+    })
+    .await;
+    while open {
         let frame = tokio::select! {
+            biased;
             _ = shared.shutdown.cancelled() => break,
+            _ = outbox.closed() => {
+                warn!(node = %shared.cfg.id, "closing replication connection: the master does not read its acknowledgements");
+                break;
+            }
             f = reader.next() => f,
         };
         let event = match frame {
@@ -325,13 +509,16 @@ async fn serve_master<N: Net>(
                 break;
             }
         };
-        let _ = shared.inputs.send(Input::FromMaster(event));
+        open = send(Input::FromMaster(event)).await;
     }
     let _ = shared
-        .inputs
+        .control
         .send(Input::FromMaster(SecondaryEvent::MasterDisconnected {
             conn,
-        }));
+        }))
+        .await;
+    outbox.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
 }
 
 /// A frame's kind, for log lines (never its content, which may be large).

@@ -13,10 +13,14 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
-use crate::net::Net;
+use crate::net::{Net, Outbox};
 use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
 use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
+
+/// Frames queued for the writer of one replication connection: the
+/// window's worth of entry frames, heartbeats for a few seconds, and room.
+const WRITE_QUEUE: usize = 64;
 
 /// How a dial error that is the secondary's refusal of the hello begins.
 const REFUSED: &str = "refused: ";
@@ -36,7 +40,7 @@ pub(crate) async fn run<N: Net>(
     id: String,
     addr: String,
     shared: Arc<Shared>,
-    mut cmds: mpsc::UnboundedReceiver<LinkCmd>,
+    mut cmds: mpsc::Receiver<LinkCmd>,
     seed: u64,
 ) {
     let cfg = &shared.cfg;
@@ -60,12 +64,15 @@ pub(crate) async fn run<N: Net>(
                 let conn = shared.next_id();
                 info!(node = %cfg.id, peer = %id, %addr, conn, their_last = welcome.last.seq,
                       "replication connection open");
-                let _ = shared.inputs.send(Input::Link(MasterEvent::PeerConnected {
-                    peer,
-                    conn,
-                    last: welcome.last,
-                    stored: welcome.stored,
-                }));
+                let _ = shared
+                    .control
+                    .send(Input::Link(MasterEvent::PeerConnected {
+                        peer,
+                        conn,
+                        last: welcome.last,
+                        stored: welcome.stored,
+                    }))
+                    .await;
                 let reason = serve::<N>(peer, conn, stream, &shared, &mut cmds).await;
                 // The backoff starts over only after a connection that
                 // lasted: one dropped at once (a secondary the master refuses
@@ -76,15 +83,17 @@ pub(crate) async fn run<N: Net>(
                 }
                 info!(node = %cfg.id, peer = %id, conn, %reason, "replication connection closed");
                 let _ = shared
-                    .inputs
-                    .send(Input::Link(MasterEvent::PeerDisconnected { peer, conn }));
+                    .control
+                    .send(Input::Link(MasterEvent::PeerDisconnected { peer, conn }))
+                    .await;
             }
             Err(e) => {
                 if e.starts_with(REFUSED) {
                     // It answered: alive, but it will not take us.
                     let _ = shared
-                        .inputs
-                        .send(Input::Link(MasterEvent::PeerRefused { peer }));
+                        .control
+                        .send(Input::Link(MasterEvent::PeerRefused { peer }))
+                        .await;
                 }
                 // Say it once per streak, not at every retry.
                 if e != last_error {
@@ -156,13 +165,15 @@ async fn serve<N: Net>(
     conn: ConnId,
     (mut reader, writer): (Reader<N>, Writer<N>),
     shared: &Shared,
-    cmds: &mut mpsc::UnboundedReceiver<LinkCmd>,
+    cmds: &mut mpsc::Receiver<LinkCmd>,
 ) -> String {
     // Writing goes through its own task so that a full socket (a paused
-    // secondary) never stops acks and commands from being read here.
-    let (wtx, wrx) = mpsc::unbounded_channel::<Frame>();
-    let writer_task = tokio::spawn(
-        crate::net::write_frames(writer, wrx, format!("secondary {peer}")).in_current_span(),
+    // secondary) never stops acks and commands from being read here. Its
+    // queue is bounded: the core's window bounds the entries in flight, and
+    // a secondary that lets heartbeats pile up past it is not reading.
+    let (wtx, wrx) = Outbox::new(WRITE_QUEUE);
+    let writer_task = shared.tracker.spawn(
+        crate::net::write_frames(writer, wrx, format!("secondary {peer}"), None).in_current_span(),
     );
     let reason = loop {
         tokio::select! {
@@ -170,8 +181,8 @@ async fn serve<N: Net>(
             _ = shared.shutdown.cancelled() => break "shutdown".to_string(),
             cmd = cmds.recv() => match cmd {
                 Some(LinkCmd::Send(c, frame)) if c == conn => {
-                    if wtx.send(frame).is_err() {
-                        break "write failed".to_string();
+                    if !wtx.offer(frame) {
+                        break "the secondary does not read what is sent (or the write failed)".to_string();
                     }
                 }
                 Some(LinkCmd::Reconnect(c)) if c == conn => break "silent past --unhealthy-after".to_string(),
@@ -190,10 +201,13 @@ async fn serve<N: Net>(
                     Some(Err(e)) => break e.to_string(),
                     None => break "closed by the secondary".to_string(),
                 };
-                let _ = shared.inputs.send(Input::Link(event));
+                if shared.control.send(Input::Link(event)).await.is_err() {
+                    break "node stopping".to_string();
+                }
             }
         }
     };
+    wtx.close();
     writer_task.abort();
     reason
 }

@@ -2,7 +2,15 @@
 //! timers.
 //!
 //! One task, the *node loop*, owns the core and is the only writer of the
-//! log. Everything else talks to it through one channel of `Input`s:
+//! log. Everything else talks to it through two bounded queues of `Input`s:
+//! *control* (the replication links, the master's connection on a
+//! secondary, the syncer) and *requests* (client connections). The loop
+//! serves control first, so no amount of client traffic delays a heartbeat
+//! or an ack; and a full queue makes its senders wait, which stops them
+//! reading their sockets (back-pressure) instead of growing memory. The
+//! loop itself never waits on anyone: it offers answers to bounded outboxes
+//! and a peer whose outbox is full is not reading, so its connection is
+//! closed.
 //!
 //! - `connection`: every accepted connection (clients, and on a secondary
 //!   the master's replication connection); where a frame is decoded.
@@ -17,6 +25,7 @@
 mod connection;
 mod link;
 mod syncer;
+mod throttle;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +61,18 @@ const BATCH: u64 = 512;
 /// that turns many concurrent appends into one write and one frame.
 const MAX_INPUTS_PER_ROUND: usize = 1024;
 
-/// Frames queued for one connection's writer task.
-pub(crate) type Outbox = mpsc::UnboundedSender<Frame>;
+pub(crate) use crate::net::Outbox;
+
+/// Inputs waiting for the loop on the control queue (links, syncer, the
+/// master's connection on a secondary).
+const CONTROL_QUEUE: usize = 4096;
+
+/// Inputs waiting for the loop on the requests queue (client connections).
+const REQUEST_QUEUE: usize = 4096;
+
+/// Commands queued for one link. The core's window bounds what it sends to
+/// a secondary, so this fills only if the link task is stuck.
+const LINK_QUEUE: usize = 1024;
 
 /// What the node loop is told.
 #[derive(Debug)]
@@ -94,8 +113,12 @@ pub(crate) struct Shared {
     pub cfg: NodeConfig,
     /// The log: written by the loop only, read by `list` handlers.
     pub log: RwLock<Log>,
-    /// To the node loop.
-    pub inputs: mpsc::UnboundedSender<Input>,
+    /// To the node loop, served first: replication and storage.
+    pub control: mpsc::Sender<Input>,
+    /// To the node loop: client requests.
+    pub requests: mpsc::Sender<Input>,
+    /// Rate limit of repeated warnings.
+    pub throttle: throttle::Throttle,
     /// Last sequence number visible to readers.
     pub visible: watch::Receiver<Seq>,
     /// Cancelled when the node shuts down.
@@ -154,7 +177,8 @@ pub async fn run<N: Net>(
     info!(node = %cfg.id, role = if cfg.is_master() { "master" } else { "secondary" },
           last = last.seq, epoch, "log open");
 
-    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
     let (visible_tx, visible_rx) = watch::channel(last.seq);
     let tracker = TaskTracker::new();
     let role = if cfg.is_master() {
@@ -195,7 +219,9 @@ pub async fn run<N: Net>(
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         log: RwLock::new(log),
-        inputs: inputs_tx.clone(),
+        control: control_tx.clone(),
+        requests: requests_tx,
+        throttle: throttle::Throttle::default(),
         visible: visible_rx,
         shutdown: shutdown.clone(),
         next_id: AtomicU64::new(1),
@@ -206,11 +232,12 @@ pub async fn run<N: Net>(
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
         (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let queue = Arc::new(syncer::SyncQueue::default());
             let report = cfg.fsync == FsyncPolicy::Always;
-            let task =
-                tokio::spawn(syncer::run(rx, inputs_tx.clone(), report).instrument(span.clone()));
-            (Some(tx), Some(task))
+            let task = tokio::spawn(
+                syncer::run(queue.clone(), control_tx.clone(), report).instrument(span.clone()),
+            );
+            (Some(queue), Some(task))
         }
         _ => (None, None),
     };
@@ -232,9 +259,9 @@ pub async fn run<N: Net>(
     };
     if let RoleState::Master { links, .. } = &mut node.role {
         for (peer, (id, addr)) in cfg.cluster.secondaries().into_iter().enumerate() {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
             links.push(tx);
-            tokio::spawn(
+            tracker.spawn(
                 link::run::<N>(peer, id, addr, shared.clone(), rx, seed ^ peer as u64)
                     .instrument(span.clone()),
             );
@@ -247,7 +274,9 @@ pub async fn run<N: Net>(
     on_ready(Probe {
         shared: shared.clone(),
     });
-    node.run(inputs_rx).instrument(span.clone()).await;
+    node.run(control_rx, requests_rx)
+        .instrument(span.clone())
+        .await;
     acceptor.abort();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
@@ -301,7 +330,7 @@ enum RoleState {
         /// Boxed: the master's core is much larger than the secondary's.
         core: Box<Master>,
         /// One command channel per secondary link.
-        links: Vec<mpsc::UnboundedSender<link::LinkCmd>>,
+        links: Vec<mpsc::Sender<link::LinkCmd>>,
     },
     Secondary {
         core: Secondary,
@@ -318,7 +347,7 @@ struct NodeLoop {
     /// Publishes the visible sequence number to readers.
     visible_tx: watch::Sender<Seq>,
     /// To the syncer, when the log has something to sync.
-    sync_tx: Option<mpsc::UnboundedSender<syncer::Job>>,
+    sync_tx: Option<Arc<syncer::SyncQueue>>,
     /// The syncer task, awaited at shutdown so that no result is lost.
     syncer: Option<tokio::task::JoinHandle<()>>,
     /// Bumped by every truncation; see [`Input::Stored`].
@@ -337,7 +366,11 @@ struct NodeLoop {
 }
 
 impl NodeLoop {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+    async fn run(
+        &mut self,
+        mut control: mpsc::Receiver<Input>,
+        mut requests: mpsc::Receiver<Input>,
+    ) {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.shared.shutdown.clone();
@@ -345,7 +378,8 @@ impl NodeLoop {
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(input) = rx.recv() => Some(input),
+                Some(input) = control.recv() => Some(input),
+                Some(input) = requests.recv() => Some(input),
                 _ = ticker.tick() => None,
             };
             let now = Instant::now().into_std();
@@ -353,9 +387,10 @@ impl NodeLoop {
                 Some(input) => self.handle(now, input),
                 None => self.tick(now),
             }
+            // Control first, then requests, up to the round's size.
             let mut n = 1;
             while n < MAX_INPUTS_PER_ROUND {
-                match rx.try_recv() {
+                match control.try_recv().or_else(|_| requests.try_recv()) {
                     Ok(input) => self.handle(now, input),
                     Err(_) => break,
                 }
@@ -370,7 +405,8 @@ impl NodeLoop {
             self.end_round(now);
             self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         }
-        self.stop(rx).await;
+        drop(requests);
+        self.stop(control).await;
     }
 
     fn handle(&mut self, now: std::time::Instant, input: Input) {
@@ -422,7 +458,7 @@ impl NodeLoop {
                         max_message_bytes: self.shared.cfg.max_message_bytes as u64,
                     };
                     drop(log);
-                    if tx.send(Frame::Welcome(welcome)).is_ok() {
+                    if tx.offer(Frame::Welcome(welcome)) {
                         *master = Some((conn, tx));
                         self.secondary_step(now, SecondaryEvent::MasterConnected { conn });
                     }
@@ -498,11 +534,7 @@ impl NodeLoop {
             }
         };
         if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
-            let _ = tx.send(syncer::Job {
-                gen: self.log_gen,
-                upto,
-                file: point,
-            });
+            tx.push(self.log_gen, upto, point);
             if self.fsync == FsyncPolicy::Always {
                 return; // the syncer reports Stored
             }
@@ -539,21 +571,15 @@ impl NodeLoop {
                     self.send_entries(peer, conn, from, to);
                 }
                 MasterAction::Send { peer, conn, frame } => {
-                    if let RoleState::Master { links, .. } = &self.role {
-                        let _ = links[peer].send(link::LinkCmd::Send(conn, frame));
-                    }
+                    self.to_link(peer, link::LinkCmd::Send(conn, frame));
                 }
                 MasterAction::Diverged { peer, conn, reason } => {
                     error!(peer, "{reason}");
-                    if let RoleState::Master { links, .. } = &self.role {
-                        let _ = links[peer].send(link::LinkCmd::Reconnect(conn));
-                    }
+                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 MasterAction::Reconnect { peer, conn } => {
-                    if let RoleState::Master { links, .. } = &self.role {
-                        warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
-                        let _ = links[peer].send(link::LinkCmd::Reconnect(conn));
-                    }
+                    warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
+                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 MasterAction::Reply {
                     client,
@@ -565,8 +591,26 @@ impl NodeLoop {
                             Ok(seq) => Frame::Appended { req, seq },
                             Err(error) => Frame::AppendFailed { req, error },
                         };
-                        let _ = tx.send(frame);
+                        tx.offer(frame);
                     }
+                }
+            }
+        }
+    }
+
+    /// Hands a command to a link without waiting. The core's window bounds
+    /// what is sent to a secondary, so a full queue is a stuck link task:
+    /// said loudly, and the frame is dropped (the core resends after the
+    /// link reconnects).
+    fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
+        if let RoleState::Master { links, .. } = &self.role {
+            if let Err(mpsc::error::TrySendError::Full(_)) = links[peer].try_send(cmd) {
+                if let Some(more) = self.shared.throttle.allow("link-queue") {
+                    error!(
+                        peer,
+                        suppressed = more,
+                        "the link to a secondary is not taking commands; dropping one"
+                    );
                 }
             }
         }
@@ -588,7 +632,16 @@ impl NodeLoop {
             match read {
                 Ok(entries) if !entries.is_empty() => {
                     next = entries.last().expect("not empty").seq + 1;
-                    let _ = links[peer].send(link::LinkCmd::Send(conn, Frame::Entries { entries }));
+                    let cmd = link::LinkCmd::Send(conn, Frame::Entries { entries });
+                    if let Err(mpsc::error::TrySendError::Full(_)) = links[peer].try_send(cmd) {
+                        if let Some(more) = self.shared.throttle.allow("link-queue") {
+                            error!(
+                                peer,
+                                suppressed = more,
+                                "the link to a secondary is not taking commands; dropping entries"
+                            );
+                        }
+                    }
                 }
                 Ok(_) => break,
                 Err(e) => {
@@ -639,7 +692,7 @@ impl NodeLoop {
                     } = &self.role
                     {
                         if *c == conn {
-                            let _ = tx.send(frame);
+                            tx.offer(frame);
                         }
                     }
                 }
@@ -723,14 +776,16 @@ impl NodeLoop {
 
     /// Shutdown: stop taking appends, fail what still waits, make the log
     /// durable.
-    async fn stop(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+    async fn stop(&mut self, mut rx: mpsc::Receiver<Input>) {
         let now = Instant::now().into_std();
         let pending = std::mem::take(&mut self.pending);
         self.write_pending(pending);
         // Let the syncer finish, and take what it reported: a failed sync
         // must be known before anything is declared durable (Linux reports
         // a writeback error once, so the final sync below may not see it).
-        self.sync_tx = None;
+        if let Some(queue) = self.sync_tx.take() {
+            queue.close();
+        }
         if let Some(task) = self.syncer.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }

@@ -1,9 +1,12 @@
-//! The frame codec: a 4-byte big-endian length prefix (tokio-util's
-//! `LengthDelimitedCodec`) around a bincode 2 payload.
+//! The frame codec: a 4-byte big-endian length prefix (the framing of
+//! tokio-util's `LengthDelimitedCodec`) around a bincode 2 payload.
 //!
-//! A length over the limit is refused before any byte of the payload is
-//! buffered, so a garbage or hostile length prefix (say 4 GiB) costs nothing
-//! but the connection it came on.
+//! The prefix is read here rather than by `LengthDelimitedCodec`, which
+//! reserves buffer room for the announced length as soon as it sees the
+//! prefix: four bytes would cost a megabyte. This codec reserves nothing;
+//! the read buffer grows only with bytes that actually arrive. A length over
+//! the limit is refused at once, so a garbage or hostile prefix (say 4 GiB)
+//! costs nothing but the connection it came on.
 //!
 //! Inside the payload, lengths are claims too. The payload is decoded
 //! *borrowed*: strings and messages are checked against the bytes actually
@@ -13,19 +16,22 @@
 //! decode to at most 32 times its own size (bincode counts every integer at
 //! its size in memory, so a one-byte varint counts 8).
 
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
 use super::Frame;
 
 /// Default maximum frame length: 1 MiB of message plus room for the rest.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
+/// Bytes of the length prefix.
+const PREFIX: usize = 4;
+
 /// Why a frame could not be read or written. Any of these closes the
 /// connection it happened on, and only that one.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The socket failed, or the length prefix was over the limit.
+    /// The socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The payload is not a frame this version understands.
@@ -50,12 +56,8 @@ pub enum FrameError {
 /// Encodes and decodes [`Frame`]s with a hard limit on their length.
 #[derive(Debug)]
 pub struct FrameCodec {
-    /// Does the length prefix and enforces the limit.
-    inner: LengthDelimitedCodec,
     /// Limit on one frame's payload, in bytes.
     max: usize,
-    /// The inner codec has consumed a length prefix and waits for the rest.
-    in_frame: bool,
 }
 
 fn config() -> impl bincode::config::Config {
@@ -93,15 +95,8 @@ fn decode_limited(payload: &[u8]) -> Result<(Frame, usize), bincode::error::Deco
 impl FrameCodec {
     /// A codec that refuses frames longer than `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
-        let inner = LengthDelimitedCodec::builder()
-            .length_field_length(4)
-            .big_endian()
-            .max_frame_length(max_frame_bytes)
-            .new_codec();
         FrameCodec {
-            inner,
             max: max_frame_bytes,
-            in_frame: false,
         }
     }
 
@@ -127,30 +122,21 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        // Check the announced length ourselves (while `src` still starts
-        // with it) to report it; `LengthDelimitedCodec` would refuse it too,
-        // but without saying how large it was.
-        if !self.in_frame && src.len() >= 4 {
-            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-            if len > self.max {
-                return Err(FrameError::TooLarge { len, max: self.max });
-            }
+        // `Ok(None)` is "not enough bytes yet", an expected state. Nothing is
+        // reserved for the announced length: it is a claim.
+        if src.len() < PREFIX {
+            return Ok(None);
         }
-        let before = src.len();
-        // `Ok(None)` is "not enough bytes yet", an expected state.
-        match self.inner.decode(src)? {
-            Some(payload) => {
-                self.in_frame = false;
-                Ok(Some(Self::from_payload(&payload)?))
-            }
-            None => {
-                // The inner codec consumes the head once it has it.
-                if src.len() < before {
-                    self.in_frame = true;
-                }
-                Ok(None)
-            }
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
         }
+        if src.len() < PREFIX + len {
+            return Ok(None);
+        }
+        src.advance(PREFIX);
+        let payload = src.split_to(len);
+        Ok(Some(Self::from_payload(&payload)?))
     }
 }
 
@@ -166,8 +152,8 @@ impl Encoder<Frame> for FrameCodec {
                 self.max
             )));
         }
-        // The same framing `LengthDelimitedCodec` reads: u32 big-endian length.
-        dst.reserve(4 + payload.len());
+        // u32 big-endian length, then the payload.
+        dst.reserve(PREFIX + payload.len());
         dst.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         dst.extend_from_slice(&payload);
         Ok(())
@@ -222,6 +208,18 @@ mod tests {
                 max: 1024
             })
         ));
+    }
+
+    #[test]
+    fn a_length_prefix_alone_reserves_nothing() {
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let announced = (DEFAULT_MAX_FRAME_BYTES as u32).to_be_bytes();
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&announced);
+        buf.extend_from_slice(&[0; 10]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(buf.capacity(), 64, "no room reserved for a claimed length");
+        assert_eq!(buf.len(), 14, "nothing consumed before the frame is whole");
     }
 
     #[test]
