@@ -161,6 +161,16 @@ impl Cluster {
         }
     }
 
+    /// Node i's process id.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.procs[i].as_ref().expect("running").id()
+    }
+
+    /// Node i's resident memory, in bytes (VmRSS).
+    pub fn rss(&self, i: usize) -> u64 {
+        rss_of(self.pid(i))
+    }
+
     /// The master's address.
     pub fn master(&self) -> &str {
         &self.addrs[0]
@@ -281,6 +291,34 @@ pub fn replog(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Resident memory of a process, in bytes (VmRSS from /proc).
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// A frame as it travels: length prefix and payload.
+pub fn framed(frame: &replog::wire::Frame) -> Vec<u8> {
+    let payload = replog::wire::FrameCodec::to_payload(frame).unwrap();
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// A client's hello, framed.
+pub fn client_hello() -> Vec<u8> {
+    framed(&replog::wire::Frame::Hello(replog::wire::Hello {
+        version: replog::wire::PROTOCOL_VERSION,
+        cluster: None,
+        role: replog::wire::Role::Client,
+    }))
 }
 
 /// Flags as owned strings.
