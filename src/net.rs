@@ -55,6 +55,71 @@ impl Net for Tcp {
     }
 }
 
+/// In-memory streams, for tests that drive a node's connection path
+/// without sockets: a listener fed by a [`MemConnector`]. Nothing can be
+/// dialled from a node on `Mem` (its links keep failing to connect).
+#[derive(Debug, Clone, Copy)]
+pub struct Mem;
+
+/// The accepting end of [`Mem`].
+#[derive(Debug)]
+pub struct MemListener {
+    /// Server ends of the streams [`MemConnector::connect`] made.
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<tokio::io::DuplexStream>>,
+}
+
+/// Opens in-memory connections to a node listening on a [`MemListener`].
+#[derive(Debug, Clone)]
+pub struct MemConnector {
+    tx: tokio::sync::mpsc::Sender<tokio::io::DuplexStream>,
+}
+
+/// A listener and the connector that opens connections to it.
+pub fn mem_listener() -> (MemListener, MemConnector) {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    (
+        MemListener {
+            rx: tokio::sync::Mutex::new(rx),
+        },
+        MemConnector { tx },
+    )
+}
+
+impl MemConnector {
+    /// Opens a connection; returns the client's end.
+    pub async fn connect(&self) -> io::Result<tokio::io::DuplexStream> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.tx
+            .send(server)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::ConnectionRefused, "listener closed"))?;
+        Ok(client)
+    }
+}
+
+impl Net for Mem {
+    type Stream = tokio::io::DuplexStream;
+    type Listener = MemListener;
+
+    async fn accept(listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        match listener.rx.lock().await.recv().await {
+            Some(stream) => Ok((stream, SocketAddr::from(([127, 0, 0, 1], 0)))),
+            None => {
+                // No connector left: nothing will ever come.
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+        }
+    }
+
+    async fn connect(_addr: String) -> io::Result<Self::Stream> {
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "in-memory transport: nothing to dial",
+        ))
+    }
+}
+
 /// Frames queued for one connection's writer task. Bounded: whoever fills
 /// it faster than the peer reads either waits ([`Outbox::send`], tasks that
 /// may wait) or, never waiting, closes the connection ([`Outbox::offer`],

@@ -11,14 +11,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::BytesMut;
+use common::frames::{frame, huge_claim, mutated, noise};
 use rand::rngs::SmallRng;
-use rand::{Rng, RngCore, SeedableRng};
-use replog::entry::{Entry, Position};
-use replog::wire::{
-    AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole, PeerStatus, Role,
-    Welcome, WriteConcern,
-};
+use rand::{RngCore, SeedableRng};
+use replog::wire::{Frame, FrameCodec};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Counts the bytes each thread asks the allocator for.
@@ -70,182 +69,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().next_u64())
-}
-
-fn text(rng: &mut SmallRng) -> String {
-    let n = rng.gen_range(0..12);
-    (0..n).map(|_| rng.gen_range('a'..='z')).collect()
-}
-
-fn blob(rng: &mut SmallRng) -> Bytes {
-    let n = rng.gen_range(0..40);
-    (0..n).map(|_| rng.gen::<u8>()).collect::<Vec<u8>>().into()
-}
-
-fn entry(rng: &mut SmallRng) -> Entry {
-    Entry {
-        epoch: rng.gen_range(0..4),
-        seq: rng.gen_range(0..1 << 20),
-        key: rng.gen_bool(0.5).then(|| text(rng)),
-        message: blob(rng),
-    }
-}
-
-/// A random frame of any kind.
-fn frame(rng: &mut SmallRng) -> Frame {
-    match rng.gen_range(0..16) {
-        0 => Frame::Hello(Hello {
-            version: rng.gen_range(0..4),
-            cluster: rng.gen_bool(0.5).then(|| rng.gen()),
-            role: if rng.gen_bool(0.5) {
-                Role::Client
-            } else {
-                Role::Master {
-                    id: text(rng),
-                    epoch: rng.gen(),
-                }
-            },
-        }),
-        1 => Frame::Welcome(Welcome {
-            node: text(rng),
-            role: NodeRole::Secondary,
-            master_addr: text(rng),
-            last: Position {
-                epoch: rng.gen(),
-                seq: rng.gen(),
-            },
-            stored: rng.gen(),
-            max_message_bytes: rng.gen(),
-        }),
-        2 => Frame::Refused { reason: text(rng) },
-        3 => Frame::Append {
-            req: rng.gen(),
-            key: rng.gen_bool(0.5).then(|| text(rng)),
-            w: match rng.gen_range(0..3) {
-                0 => WriteConcern::Nodes(rng.gen_range(0..5)),
-                1 => WriteConcern::Majority,
-                _ => WriteConcern::All,
-            },
-            timeout_ms: rng.gen_bool(0.5).then(|| rng.gen()),
-            message: blob(rng),
-        },
-        4 => Frame::List {
-            req: rng.gen(),
-            from: rng.gen(),
-            max: rng.gen(),
-            wait: rng.gen(),
-        },
-        5 => Frame::Health { req: rng.gen() },
-        6 => Frame::Appended {
-            req: rng.gen(),
-            seq: rng.gen(),
-        },
-        7 => Frame::AppendFailed {
-            req: rng.gen(),
-            error: match rng.gen_range(0..6) {
-                0 => AppendError::BadRequest(text(rng)),
-                1 => AppendError::TimedOut {
-                    seq: rng.gen(),
-                    stored_on: rng.gen(),
-                },
-                2 => AppendError::Refused {
-                    reachable: rng.gen(),
-                    needed: rng.gen(),
-                },
-                3 => AppendError::NotMaster {
-                    master_addr: text(rng),
-                },
-                4 => AppendError::Storage(text(rng)),
-                _ => AppendError::ShuttingDown {
-                    seq: rng.gen_bool(0.5).then(|| rng.gen()),
-                },
-            },
-        },
-        8 => Frame::Listed {
-            req: rng.gen(),
-            entries: (0..rng.gen_range(0..5))
-                .map(|_| (rng.gen(), blob(rng)))
-                .collect(),
-            visible: rng.gen(),
-        },
-        9 => Frame::HealthReport {
-            req: rng.gen(),
-            report: HealthReport {
-                node: text(rng),
-                role: NodeRole::Master,
-                epoch: rng.gen(),
-                stored: rng.gen(),
-                master_addr: text(rng),
-                read_only: rng.gen(),
-                reachable: rng.gen(),
-                needed: rng.gen(),
-                nodes: (0..rng.gen_range(0..4))
-                    .map(|_| NodeHealth {
-                        id: text(rng),
-                        addr: text(rng),
-                        role: NodeRole::Secondary,
-                        status: PeerStatus::Suspected,
-                        acked: rng.gen(),
-                        lag: rng.gen(),
-                        last_heard_ms: rng.gen_bool(0.5).then(|| rng.gen()),
-                    })
-                    .collect(),
-            },
-        },
-        10 => Frame::Sync {
-            truncate_after: rng.gen_bool(0.5).then(|| rng.gen()),
-        },
-        11 => Frame::Entries {
-            entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
-        },
-        12 => Frame::Heartbeat,
-        13 => Frame::Ack { stored: rng.gen() },
-        14 => Frame::Nack {
-            stored: rng.gen(),
-            reason: text(rng),
-        },
-        _ => Frame::HeartbeatReply { stored: rng.gen() },
-    }
-}
-
-/// A bincode varint claiming an absurd length (2^60 or more).
-fn huge_claim(rng: &mut SmallRng) -> Vec<u8> {
-    let mut v = vec![253u8]; // u64 follows
-    v.extend_from_slice(&(rng.gen_range(1u64 << 60..u64::MAX)).to_le_bytes());
-    v
-}
-
-/// The payload of a valid frame, damaged in one of several ways.
-fn mutated(rng: &mut SmallRng) -> Vec<u8> {
-    let mut p = FrameCodec::to_payload(&frame(rng)).unwrap();
-    for _ in 0..rng.gen_range(1..4) {
-        let at = rng.gen_range(0..=p.len());
-        match rng.gen_range(0..6) {
-            0 if !p.is_empty() => {
-                let i = rng.gen_range(0..p.len());
-                p[i] ^= 1 << rng.gen_range(0..8);
-            }
-            1 => p.truncate(at),
-            2 => {
-                let claim = huge_claim(rng);
-                let end = (at + rng.gen_range(0..3)).min(p.len());
-                p.splice(at..end, claim);
-            }
-            3 => p.insert(at, rng.gen()),
-            4 if at < p.len() => {
-                p.remove(at);
-            }
-            _ => {
-                let noise: Vec<u8> = (0..rng.gen_range(1..8)).map(|_| rng.gen()).collect();
-                p.splice(at..at, noise);
-            }
-        }
-    }
-    p
-}
-
-fn noise(rng: &mut SmallRng) -> Vec<u8> {
-    (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
 }
 
 /// Feeds one payload, framed, to a fresh codec; returns what it decoded to.

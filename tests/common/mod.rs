@@ -2,6 +2,8 @@
 //! with the client library or the `replog` binary.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
