@@ -388,8 +388,14 @@ async fn health_wait(node: &str, json: bool, limit: Duration) -> Result<(), Clie
                     return Ok(());
                 }
             }
-            // A bad address never gets better.
-            if let Err(e @ ClientError::BadAddress { .. }) = answer {
+            // A bad address, or a node that refuses us (another protocol
+            // version) or answers nonsense, never gets better by waiting.
+            if let Err(
+                e @ (ClientError::BadAddress { .. }
+                | ClientError::Refused { .. }
+                | ClientError::Protocol { .. }),
+            ) = answer
+            {
                 return Err(e);
             }
             last = answer;
@@ -445,6 +451,8 @@ pub fn health_table(r: &HealthReport) -> String {
             r.needed,
             if r.read_only {
                 ": READ-ONLY (appends refused)"
+            } else if r.reachable < r.needed {
+                ": waiting for secondaries that are still connecting (appends wait)"
             } else {
                 ": accepting appends"
             }

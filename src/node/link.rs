@@ -89,7 +89,9 @@ pub(crate) async fn run<N: Net>(
             }
             Err(e) => {
                 if e.starts_with(REFUSED) {
-                    // It answered: alive, but it will not take us.
+                    // It answered: alive, but it will not take us. Back off
+                    // from now on, as for any reached secondary.
+                    ever_connected = true;
                     let _ = shared
                         .control
                         .send(Input::Link(MasterEvent::PeerRefused { peer }))

@@ -768,17 +768,18 @@ impl Master {
             }
             return;
         }
+        // Whose client stopped waiting before quorum was known: nothing was
+        // appended for them, and nothing will be.
+        let (expired, waiting): (Vec<Held>, Vec<Held>) = self
+            .held
+            .drain(..)
+            .partition(|a| a.deadline.is_some_and(|d| d <= now));
+        self.held = waiting.into();
+        for a in expired {
+            out.push(self.refusal(now, &a));
+        }
         match self.quorum(now) {
-            Quorum::Unknown => {
-                let (expired, waiting): (Vec<Held>, Vec<Held>) = self
-                    .held
-                    .drain(..)
-                    .partition(|a| a.deadline.is_some_and(|d| d <= now));
-                self.held = waiting.into();
-                for a in expired {
-                    out.push(self.refusal(now, &a));
-                }
-            }
+            Quorum::Unknown => {}
             Quorum::Known | Quorum::Lost => {
                 let held = std::mem::take(&mut self.held);
                 for a in held {

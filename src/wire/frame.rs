@@ -246,7 +246,8 @@ pub enum AppendError {
     },
     /// Definite: not appended, the master lacks a quorum and is read-only.
     Refused {
-        /// Nodes (master included) that are not unhealthy.
+        /// Nodes (master included) known reachable: neither unhealthy nor
+        /// still connecting.
         reachable: u32,
         /// Nodes needed for a quorum.
         needed: u32,
@@ -281,7 +282,8 @@ pub struct HealthReport {
     /// Address of the master.
     #[serde(deserialize_with = "super::bounded::string::deserialize")]
     pub master_addr: String,
-    /// On the master: whether it refuses appends for lack of quorum.
+    /// On the master: whether it refuses appends, for lack of quorum or
+    /// because its own log failed.
     pub read_only: bool,
     /// Nodes known reachable (neither unhealthy nor still connecting),
     /// master included (master only; 0 elsewhere).
