@@ -1,5 +1,5 @@
-//! The on-disk log: segment files of checksummed records, an in-memory
-//! index of where each entry starts, and crash recovery.
+//! The on-disk log: segment files of checksummed records, a sparse
+//! in-memory index of where entries start, and crash recovery.
 //!
 //! Layout of a data directory:
 //!
@@ -38,6 +38,14 @@ const HEADER: usize = 8;
 const MAX_RECORD: usize = 512 * 1024 * 1024;
 const NO_KEY: u32 = u32::MAX;
 
+/// The index keeps the offset of every `STRIDE`-th entry of a segment
+/// (8 bytes per 256 entries: 0.3 MiB for ten million), and a lookup walks
+/// the record headers forward from there: at most `STRIDE - 1` small reads.
+const STRIDE: u64 = 256;
+
+/// Bytes read at once when reading entries in order.
+const READ_CHUNK: u64 = 256 * 1024;
+
 /// One segment file.
 #[derive(Debug)]
 struct Segment {
@@ -49,6 +57,8 @@ struct Segment {
     file: Arc<File>,
     /// Bytes of valid records.
     len: u64,
+    /// Offset of entry `first + i * STRIDE` at index `i`.
+    sparse: Vec<u64>,
 }
 
 /// The log on disk.
@@ -58,8 +68,8 @@ pub struct DiskLog {
     dir: PathBuf,
     /// Segments in order; the last is written to.
     segments: Vec<Segment>,
-    /// Byte offset of entry `seq` in its segment, at index `seq - 1`.
-    offsets: Vec<u64>,
+    /// Entries in the log: the last sequence number.
+    count: u64,
     /// Epoch of the last entry.
     last_epoch: Epoch,
     /// First sequence number of every epoch present.
@@ -226,7 +236,7 @@ impl DiskLog {
         let mut log = DiskLog {
             dir: dir.to_path_buf(),
             segments: Vec::new(),
-            offsets: Vec::new(),
+            count: 0,
             last_epoch: 0,
             epochs: Vec::new(),
             keys: HashMap::new(),
@@ -248,7 +258,7 @@ impl DiskLog {
 
     fn recover_segment(&mut self, first: Seq, is_last: bool) -> io::Result<()> {
         let path = self.dir.join(segment_name(first));
-        let expected_first = self.offsets.len() as u64 + 1;
+        let expected_first = self.count + 1;
         if first != expected_first {
             return Err(corrupt(
                 &path,
@@ -262,10 +272,11 @@ impl DiskLog {
         let file = open_rw(&path, false)?;
         let data = fs::read(&path)?;
         let mut off = 0usize;
+        let mut sparse = Vec::new();
         while off < data.len() {
             match decode_record(&data[off..]) {
                 Decoded::Entry(e, used) => {
-                    let want = self.offsets.len() as u64 + 1;
+                    let want = self.count + 1;
                     if e.seq != want {
                         return Err(corrupt(
                             &path,
@@ -273,7 +284,10 @@ impl DiskLog {
                             &format!("expected seq {want}, found {}", e.seq),
                         ));
                     }
-                    self.index(&e, off as u64);
+                    if (e.seq - first).is_multiple_of(STRIDE) {
+                        sparse.push(off as u64);
+                    }
+                    self.index(&e);
                     off += used;
                 }
                 // A torn last write: the bad record is the end of the log.
@@ -284,7 +298,7 @@ impl DiskLog {
                     if is_last
                         && (matches!(bad, Decoded::Incomplete) || torn_tail(&data[off..])) =>
                 {
-                    let expected = self.offsets.len() as u64 + 1;
+                    let expected = self.count + 1;
                     if let Some(at) = later_record(&data, off + 1, expected) {
                         return Err(corrupt(
                             &path,
@@ -311,12 +325,15 @@ impl DiskLog {
             path,
             file: Arc::new(file),
             len,
+            sparse,
         });
         Ok(())
     }
 
-    fn index(&mut self, e: &Entry, offset: u64) {
-        self.offsets.push(offset);
+    /// Counts an entry written or recovered (its offset is indexed by the
+    /// caller when it falls on the stride).
+    fn index(&mut self, e: &Entry) {
+        self.count = e.seq;
         if self.epochs.last().map(|(ep, _)| *ep) != Some(e.epoch) {
             self.epochs.push((e.epoch, e.seq));
         }
@@ -336,6 +353,7 @@ impl DiskLog {
             path,
             file: Arc::new(file),
             len: 0,
+            sparse: Vec::new(),
         });
         Ok(())
     }
@@ -355,8 +373,14 @@ impl DiskLog {
             return Err(e);
         }
         seg.len += buf.len() as u64;
-        for (e, start) in entries.iter().zip(starts) {
-            self.index(e, base + start);
+        let first = seg.first;
+        for (e, start) in entries.iter().zip(&starts) {
+            if (e.seq - first).is_multiple_of(STRIDE) {
+                seg.sparse.push(base + start);
+            }
+        }
+        for e in entries {
+            self.index(e);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
             // The closed segment is synced now; later syncs cover the new one.
@@ -365,14 +389,14 @@ impl DiskLog {
                 .expect("one segment")
                 .file
                 .sync_data()?;
-            let next = self.offsets.len() as u64 + 1;
+            let next = self.count + 1;
             self.new_segment(next)?;
         }
         Ok(())
     }
 
     pub(super) fn truncate_after(&mut self, seq: Seq) -> io::Result<()> {
-        if seq >= self.offsets.len() as u64 {
+        if seq >= self.count {
             return Ok(());
         }
         // Drop whole segments that start after `seq`.
@@ -380,13 +404,21 @@ impl DiskLog {
             let seg = self.segments.pop().expect("checked");
             fs::remove_file(&seg.path)?;
         }
+        let (si, cut) = self.offset_of(seq + 1)?;
+        debug_assert_eq!(si, self.segments.len() - 1);
         let seg = self.segments.last_mut().expect("one segment");
-        let cut = self.offsets[seq as usize]; // offset of entry seq+1
         seg.file.set_len(cut)?;
         seg.file.sync_all()?;
         seg.len = cut;
+        // Keep the index entries of the entries that stay.
+        let kept = if seq >= seg.first {
+            (seq - seg.first) / STRIDE + 1
+        } else {
+            0
+        };
+        seg.sparse.truncate(kept as usize);
         sync_dir(&self.dir)?;
-        self.offsets.truncate(seq as usize);
+        self.count = seq;
         self.keys.retain(|_, s| *s <= seq);
         self.epochs.retain(|(_, first)| *first <= seq);
         self.last_epoch = match seq {
@@ -402,12 +434,35 @@ impl DiskLog {
     pub(super) fn last(&self) -> Position {
         Position {
             epoch: self.last_epoch,
-            seq: self.offsets.len() as u64,
+            seq: self.count,
         }
     }
 
     fn segment_of(&self, seq: Seq) -> usize {
         self.segments.partition_point(|s| s.first <= seq) - 1
+    }
+
+    /// Segment and byte offset of entry `seq` (1..=count): from the nearest
+    /// indexed entry before it, walk the record headers forward.
+    fn offset_of(&self, seq: Seq) -> io::Result<(usize, u64)> {
+        let si = self.segment_of(seq);
+        let seg = &self.segments[si];
+        let k = (seq - seg.first) / STRIDE;
+        let mut at = seg.first + k * STRIDE;
+        let mut pos = *seg
+            .sparse
+            .get(k as usize)
+            .ok_or_else(|| corrupt(&seg.path, 0, &format!("no index entry for seq {at}")))?;
+        while at < seq {
+            let mut len = [0u8; 4];
+            seg.file.read_exact_at(&mut len, pos)?;
+            pos += (HEADER + u32::from_le_bytes(len) as usize) as u64;
+            if pos > seg.len {
+                return Err(corrupt(&seg.path, pos, "record runs past the written end"));
+            }
+            at += 1;
+        }
+        Ok((si, pos))
     }
 
     pub(super) fn read(
@@ -418,54 +473,70 @@ impl DiskLog {
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
+        let upto = upto.min(self.count);
+        if from > upto || max == 0 {
+            return Ok(out);
+        }
         let mut bytes = 0usize;
         let mut seq = from;
+        let (mut si, mut pos) = self.offset_of(from)?;
+        // `buf` holds the segment's bytes from file offset `buf_at`.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_at = pos;
         while seq <= upto && out.len() < max {
-            let si = self.segment_of(seq);
             let seg = &self.segments[si];
-            let seg_last = self
-                .segments
-                .get(si + 1)
-                .map_or(self.offsets.len() as u64, |s| s.first - 1)
-                .min(upto);
-            // Where the record of `s` ends: the next one's start, or the
-            // segment's end.
-            let total = self.offsets.len() as u64;
-            let rec_end = |s: Seq| {
-                if s < total && self.segment_of(s + 1) == si {
-                    self.offsets[s as usize]
-                } else {
-                    seg.len
+            if pos >= seg.len {
+                si += 1;
+                if si >= self.segments.len() {
+                    break;
                 }
+                pos = 0;
+                buf.clear();
+                buf_at = 0;
+                continue;
+            }
+            let rel = (pos - buf_at) as usize;
+            let decoded = match buf.get(rel..) {
+                Some(rest) => decode_record(rest),
+                None => Decoded::Incomplete,
             };
-            let start = self.offsets[seq as usize - 1];
-            // One read for the span, of at most 4 MiB unless the first
-            // record alone is larger.
-            let end = rec_end(seg_last).min(rec_end(seq).max(start + 4 * 1024 * 1024));
-            let want = end - start;
-            let mut buf = vec![0u8; want as usize];
-            seg.file.read_exact_at(&mut buf, start)?;
-            let mut off = 0;
-            while seq <= seg_last && out.len() < max {
-                match decode_record(&buf[off..]) {
-                    Decoded::Entry(e, used) => {
-                        let cost = super::entry_cost(&e);
-                        if !out.is_empty() && bytes + cost > max_bytes {
-                            return Ok(out);
-                        }
-                        bytes += cost;
-                        out.push(e);
-                        off += used;
-                        seq += 1;
-                    }
-                    Decoded::Incomplete if off > 0 => break, // read more
-                    Decoded::Incomplete | Decoded::Bad(_) => {
+            match decoded {
+                Decoded::Entry(e, used) => {
+                    if e.seq != seq {
                         return Err(corrupt(
                             &seg.path,
-                            start + off as u64,
-                            "record unreadable after it was written",
-                        ))
+                            pos,
+                            &format!("expected seq {seq}, found {}", e.seq),
+                        ));
                     }
+                    let cost = super::entry_cost(&e);
+                    if !out.is_empty() && bytes + cost > max_bytes {
+                        break;
+                    }
+                    bytes += cost;
+                    out.push(e);
+                    pos += used as u64;
+                    seq += 1;
+                }
+                Decoded::Incomplete if rel > 0 || buf.is_empty() => {
+                    // Read from this record on: a chunk, or the whole record
+                    // if it is larger.
+                    let mut head = [0u8; HEADER];
+                    seg.file.read_exact_at(&mut head, pos)?;
+                    let need = (HEADER
+                        + u32::from_le_bytes(head[..4].try_into().expect("4")) as usize)
+                        as u64;
+                    let want = READ_CHUNK.max(need).min(seg.len - pos);
+                    buf.resize(want as usize, 0);
+                    seg.file.read_exact_at(&mut buf, pos)?;
+                    buf_at = pos;
+                }
+                Decoded::Incomplete | Decoded::Bad(_) => {
+                    return Err(corrupt(
+                        &seg.path,
+                        pos,
+                        "record unreadable after it was written",
+                    ))
                 }
             }
         }
@@ -579,6 +650,47 @@ mod tests {
         assert_eq!(log.last(), Position { epoch: 3, seq: 25 });
         assert_eq!(all(&log), (1..=25).map(entry).collect::<Vec<_>>());
         assert_eq!(log.epochs(), vec![(1, 1), (2, 10), (3, 20)]);
+    }
+
+    #[test]
+    fn the_sparse_index_finds_every_entry_across_strides_segments_and_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 400 entries a segment: several strides in each.
+        let mut log = write(dir.path(), 3000, 20_000);
+        assert!(log.segments.len() > 4);
+        assert!(log.segments[0].sparse.len() > 1);
+        let want: Vec<Entry> = (1..=3000).map(entry).collect();
+        for from in [1, 2, 255, 256, 257, 511, 512, 513, 1000, 2999, 3000] {
+            let got = log.read(from, 3000, 700, usize::MAX).unwrap();
+            let end = (from as usize + 699).min(3000);
+            assert_eq!(got, want[from as usize - 1..end], "from {from}");
+        }
+        for cut in [2900, 1234, 513, 512, 257] {
+            log.truncate_after(cut).unwrap();
+            assert_eq!(log.last().seq, cut);
+            assert_eq!(all(&log), want[..cut as usize], "after cutting at {cut}");
+        }
+        // Appends after a cut are indexed from where it left off.
+        let more: Vec<Entry> = (258..=1500).map(entry).collect();
+        log.append(&more).unwrap();
+        assert_eq!(all(&log), want[..1500]);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), 20_000).unwrap();
+        assert_eq!(all(&log), want[..1500]);
+        assert_eq!(log.read(700, 700, 1, usize::MAX).unwrap(), want[699..700]);
+        // A cut right before a segment's first entry empties that segment.
+        let boundary = log.segments[1].first - 1;
+        log.truncate_after(boundary).unwrap();
+        assert_eq!(all(&log), want[..boundary as usize]);
+        log.append(&want[boundary as usize..boundary as usize + 10])
+            .unwrap();
+        assert_eq!(all(&log), want[..boundary as usize + 10]);
+        log.truncate_after(0).unwrap();
+        assert_eq!(log.last(), Position::default());
+        log.append(&want[..3]).unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 20_000).unwrap();
+        assert_eq!(all(&log), want[..3]);
     }
 
     #[test]
