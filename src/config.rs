@@ -136,6 +136,8 @@ pub struct NodeConfig {
     pub seed: Option<u64>,
     /// What one peer may make this node spend.
     pub limits: Limits,
+    /// Entries whose request keys are remembered (`--dedup-window`).
+    pub dedup_window: u64,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -180,6 +182,7 @@ impl NodeConfig {
             fail_rate: 0.0,
             seed: None,
             limits: Limits::default(),
+            dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
         }
     }
 
@@ -235,6 +238,12 @@ impl NodeConfig {
             return Err(format!(
                 "--max-inflight: {} is out of range; use 1 to 1000000",
                 l.max_inflight
+            ));
+        }
+        if self.dedup_window == 0 || self.dedup_window > 100_000_000 {
+            return Err(format!(
+                "--dedup-window: {} is out of range; use 1 to 100000000 entries",
+                self.dedup_window
             ));
         }
         if l.hello_timeout.is_zero() || l.idle_timeout.is_zero() {

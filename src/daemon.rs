@@ -82,6 +82,9 @@ pub struct DaemonArgs {
     /// A client connection idle this long (nothing sent, nothing in flight) is closed.
     #[arg(long, env = "REPLOG_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5m")]
     pub idle_timeout: Duration,
+    /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
+    #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
+    pub dedup_window: u64,
     /// Testing aid (secondaries): delay every apply by this long.
     #[arg(long, env = "REPLOG_REPLICATE_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
     pub replicate_delay: Duration,
@@ -109,6 +112,7 @@ impl DaemonArgs {
         cfg.max_message_bytes = self.max_message_bytes;
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;
+        cfg.dedup_window = self.dedup_window;
         cfg.limits = Limits {
             max_connections: self.max_connections,
             max_inflight: self.max_inflight,

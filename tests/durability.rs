@@ -305,3 +305,40 @@ async fn a_failing_disk_is_never_acknowledged_and_corrupts_nothing() {
     node.kill().unwrap();
     node.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_remembered_within_the_dedup_window_across_a_restart() {
+    let mut c = Cluster::new(1, true, |_| flags(&["--dedup-window", "3"]));
+    c.start_all();
+    c.wait_up(0).await;
+    let with_key = |k: &str| AppendOptions {
+        key: Some(k.into()),
+        ..AppendOptions::default()
+    };
+    let m = c.master().to_string();
+    let append_key = |k: &'static str| {
+        let m = m.clone();
+        async move {
+            Client::connect(&m)
+                .await
+                .unwrap()
+                .append(k, &with_key(k))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(append_key("k1").await, 1);
+    assert_eq!(append_key("k2").await, 2);
+    assert_eq!(append_key("k3").await, 3);
+    c.kill(0);
+    c.start(0);
+    c.wait_up(0).await;
+    // Recovered from the log: k2 is within the last 3 entries.
+    assert_eq!(append_key("k2").await, 2);
+    assert_eq!(append_key("k4").await, 4);
+    // k1 (entry 1) left the window when entry 4 came: a retry appends
+    // again, as documented.
+    assert_eq!(append_key("k1").await, 5);
+    assert_eq!(append_key("k4").await, 4);
+    assert_eq!(c.wait_converged(&[0], 5).await[0].len(), 5);
+}

@@ -42,6 +42,7 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::{FsyncPolicy, NodeConfig};
 use crate::entry::{Entry, Seq};
 use crate::net::Net;
+use crate::replication::keys::KeyWindow;
 use crate::replication::master::{LogState, Master, MasterAction, MasterConfig, MasterEvent};
 use crate::replication::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use crate::replication::{ClientId, ConnId};
@@ -196,7 +197,7 @@ pub async fn run<N: Net>(
                 epoch,
                 last,
                 epochs: log.epochs(),
-                keys: log.keys()?,
+                keys: recent_keys(&log, cfg.dedup_window)?,
             },
             Instant::now().into_std(),
         );
@@ -212,8 +213,12 @@ pub async fn run<N: Net>(
                 seed,
             },
             last.seq,
+            recent_keys(&log, cfg.dedup_window)?,
         );
-        RoleState::Secondary { core, master: None }
+        RoleState::Secondary {
+            core: Box::new(core),
+            master: None,
+        }
     };
     let sync_point = log.sync_point();
     let shared = Arc::new(Shared {
@@ -289,6 +294,29 @@ pub async fn run<N: Net>(
     Ok(())
 }
 
+/// The dedup window as the log leaves it: the keys of its newest `window`
+/// entries, read from the log (on every node: a secondary may become
+/// master). Read page by page, so the memory it takes is the window's own.
+fn recent_keys(log: &Log, window: u64) -> anyhow::Result<KeyWindow> {
+    let last = log.last().seq;
+    let from = last.saturating_sub(window.max(1)) + 1;
+    let mut keys = KeyWindow::new(window, from);
+    let mut next = from;
+    while next <= last {
+        let page = log
+            .read(next, last, 10_000, 4 << 20)
+            .map_err(|e| anyhow::anyhow!("cannot read the log's request keys: {e}"))?;
+        let Some(end) = page.last().map(|e| e.seq) else {
+            break;
+        };
+        for e in &page {
+            keys.push(e.seq, e.key.as_deref());
+        }
+        next = end + 1;
+    }
+    Ok(keys)
+}
+
 /// A read-only view of a running node, for tests and tools.
 #[derive(Clone)]
 pub struct Probe {
@@ -333,7 +361,8 @@ enum RoleState {
         links: Vec<mpsc::Sender<link::LinkCmd>>,
     },
     Secondary {
-        core: Secondary,
+        /// Boxed, like the master's.
+        core: Box<Secondary>,
         /// The master's current replication connection.
         master: Option<(ConnId, Outbox)>,
     },

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+use super::keys::KeyWindow;
 use super::{backoff, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus, WriteConcern};
@@ -47,7 +48,7 @@ pub struct MasterConfig {
 }
 
 /// What the master's log held when the core was built.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct LogState {
     /// The epoch this master runs in (a new one per start).
     pub epoch: Epoch,
@@ -55,8 +56,9 @@ pub struct LogState {
     pub last: Position,
     /// First sequence number of each epoch present in the log, in order.
     pub epochs: Vec<(Epoch, Seq)>,
-    /// Request keys of the entries in the log.
-    pub keys: HashMap<String, Seq>,
+    /// Request keys of the newest entries of the log (the dedup window),
+    /// ending at `last`.
+    pub keys: KeyWindow,
 }
 
 /// Something that happened, fed to [`Master::step`].
@@ -248,8 +250,9 @@ pub struct Master {
     stored: Seq,
     /// First sequence number of every epoch in the log, in order.
     epochs: Vec<(Epoch, Seq)>,
-    /// Request key -> sequence number, for exactly-once appends.
-    keys: HashMap<String, Seq>,
+    /// Request key -> sequence number of the newest entries, for
+    /// exactly-once appends (within the dedup window).
+    keys: KeyWindow,
     /// The secondaries.
     peers: Vec<Peer>,
     /// Waiting appends by id.
@@ -692,7 +695,7 @@ impl Master {
     /// Assigns a sequence number (or finds the original one for a known
     /// key), holds the append while quorum is unknown, or refuses it.
     fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
-        let known = a.key.as_ref().and_then(|k| self.keys.get(k).copied());
+        let known = a.key.as_deref().and_then(|k| self.keys.get(k));
         let seq = match known {
             // A retry: answer with the original entry once it reaches `w`.
             Some(seq) => seq,
@@ -703,9 +706,7 @@ impl Master {
                     if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
                         self.epochs.push((self.epoch, seq));
                     }
-                    if let Some(k) = &a.key {
-                        self.keys.insert(k.clone(), seq);
-                    }
+                    self.keys.push(seq, a.key.as_deref());
                     out.push(MasterAction::Persist(Entry {
                         epoch: self.epoch,
                         seq,
@@ -951,7 +952,9 @@ mod tests {
         };
         let state = LogState {
             epoch: 1,
-            ..LogState::default()
+            last: Position::default(),
+            epochs: Vec::new(),
+            keys: KeyWindow::new(1000, 1),
         };
         let now = Instant::now();
         (Master::new(cfg, state, now), now)
@@ -1291,7 +1294,7 @@ mod tests {
             epoch: 3,
             last: Position { epoch: 2, seq: 7 },
             epochs: vec![(1, 1), (2, 6)],
-            keys: HashMap::new(),
+            keys: KeyWindow::new(100, 8),
         };
         let mut m = Master::new(cfg, state, Instant::now());
         let now = Instant::now();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::keys::KeyWindow;
 use super::ConnId;
 use crate::entry::{Entry, Seq};
 use crate::wire::Frame;
@@ -119,13 +120,17 @@ pub struct Secondary {
     synced: bool,
     /// Set once the local log failed.
     broken: Option<String>,
+    /// Request keys of the newest entries: not used while this node is a
+    /// secondary, kept so that it can dedup as soon as it is master.
+    keys: KeyWindow,
     /// Source of the fail-rate draws.
     rng: SmallRng,
 }
 
 impl Secondary {
-    /// A secondary whose log ends at `last` (all of it stored).
-    pub fn new(cfg: SecondaryConfig, last: Seq) -> Self {
+    /// A secondary whose log ends at `last` (all of it stored), with the
+    /// keys of its newest entries.
+    pub fn new(cfg: SecondaryConfig, last: Seq, keys: KeyWindow) -> Self {
         Secondary {
             rng: SmallRng::seed_from_u64(cfg.seed),
             cfg,
@@ -136,6 +141,7 @@ impl Secondary {
             conn: None,
             synced: false,
             broken: None,
+            keys,
         }
     }
 
@@ -184,6 +190,7 @@ impl Secondary {
                 if let Some(after) = truncate_after {
                     if after < self.received {
                         self.received = after;
+                        self.keys.truncate_after(after);
                         self.stored = self.stored.min(after);
                         out.push(SecondaryAction::Truncate { after });
                     }
@@ -292,6 +299,9 @@ impl Secondary {
             }
         }
         if !accepted.is_empty() {
+            for e in &accepted {
+                self.keys.push(e.seq, e.key.as_deref());
+            }
             out.push(SecondaryAction::Persist(accepted));
         } else if gap {
             // Something before these never arrived: ask for it, or the
@@ -340,7 +350,7 @@ mod tests {
     }
 
     fn connected(cfg: SecondaryConfig, last: Seq) -> (Secondary, Instant) {
-        let mut s = Secondary::new(cfg, last);
+        let mut s = Secondary::new(cfg, last, KeyWindow::new(100, last + 1));
         let now = Instant::now();
         assert_eq!(step(&mut s, now, E::MasterConnected { conn: 1 }), vec![]);
         // Nothing is acknowledged on a connection before its Sync.

@@ -24,7 +24,6 @@
 //! not verify is damage in the middle of the log: opening fails with the file
 //! and offset, and nothing is ever skipped silently.
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -74,8 +73,6 @@ pub struct DiskLog {
     last_epoch: Epoch,
     /// First sequence number of every epoch present.
     epochs: Vec<(Epoch, Seq)>,
-    /// Request keys found at open and appended since.
-    keys: HashMap<String, Seq>,
     /// The recorded master epoch.
     epoch: Epoch,
     /// Roll to a new segment past this size.
@@ -239,7 +236,6 @@ impl DiskLog {
             count: 0,
             last_epoch: 0,
             epochs: Vec::new(),
-            keys: HashMap::new(),
             epoch,
             segment_bytes: segment_bytes.max(1),
             _lock: lock,
@@ -338,9 +334,6 @@ impl DiskLog {
             self.epochs.push((e.epoch, e.seq));
         }
         self.last_epoch = e.epoch;
-        if let Some(k) = &e.key {
-            self.keys.insert(k.clone(), e.seq);
-        }
     }
 
     fn new_segment(&mut self, first: Seq) -> io::Result<()> {
@@ -419,7 +412,6 @@ impl DiskLog {
         seg.sparse.truncate(kept as usize);
         sync_dir(&self.dir)?;
         self.count = seq;
-        self.keys.retain(|_, s| *s <= seq);
         self.epochs.retain(|(_, first)| *first <= seq);
         self.last_epoch = match seq {
             0 => 0,
@@ -545,10 +537,6 @@ impl DiskLog {
 
     pub(super) fn epochs(&self) -> Vec<(Epoch, Seq)> {
         self.epochs.clone()
-    }
-
-    pub(super) fn keys(&self) -> io::Result<HashMap<String, Seq>> {
-        Ok(self.keys.clone())
     }
 
     pub(super) fn epoch(&self) -> Epoch {
@@ -694,16 +682,6 @@ mod tests {
     }
 
     #[test]
-    fn request_keys_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(write(dir.path(), 10, 1 << 20));
-        let log = DiskLog::open(dir.path(), 1 << 20).unwrap();
-        let keys = log.keys().unwrap();
-        assert_eq!(keys.get("key-4"), Some(&4));
-        assert_eq!(keys.len(), 5);
-    }
-
-    #[test]
     fn segments_roll_and_reads_from_any_seq_cross_them() {
         let dir = tempfile::tempdir().unwrap();
         let log = write(dir.path(), 100, 300);
@@ -789,7 +767,6 @@ mod tests {
         let mut log = write(dir.path(), 60, 300);
         log.truncate_after(17).unwrap();
         assert_eq!(log.last(), Position { epoch: 2, seq: 17 });
-        assert_eq!(log.keys().unwrap().get("key-18"), None);
         log.append(&[entry(18)]).unwrap();
         drop(log);
         let log = DiskLog::open(dir.path(), 300).unwrap();

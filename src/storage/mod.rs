@@ -8,7 +8,6 @@
 
 pub mod disk;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -143,18 +142,6 @@ impl Log {
                 out
             }
             Log::Disk(d) => d.epochs(),
-        }
-    }
-
-    /// Request keys of every entry that has one.
-    pub fn keys(&self) -> io::Result<HashMap<String, Seq>> {
-        match self {
-            Log::Memory(m) => Ok(m
-                .entries
-                .iter()
-                .filter_map(|e| e.key.clone().map(|k| (k, e.seq)))
-                .collect()),
-            Log::Disk(d) => d.keys(),
         }
     }
 

@@ -1,0 +1,313 @@
+//! The dedup window: which request key names which of the last `window`
+//! entries, so that a retried append gets its original sequence number
+//! back instead of a second entry.
+//!
+//! Keys are remembered for the newest `--dedup-window` entries only (as
+//! Kafka remembers producer ids for a while): a retry that comes after
+//! that many newer entries may append a second copy.
+//!
+//! Memory is what matters here: a key is up to 256 bytes and the CLI sends
+//! a 32-byte one with every append, so keeping the keys themselves would
+//! cost about 100 bytes an entry. Instead each key is reduced to a 128-bit
+//! fingerprint (two independently and randomly keyed SipHashes, so no
+//! client can craft a collision without the node's secret keys), kept in a
+//! ring indexed by sequence number, with an open-addressing table of 4-byte
+//! slots pointing into it: about 24 bytes an entry. Two different keys
+//! colliding in a window of a million is a chance of about 1e-27.
+
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+
+use crate::entry::Seq;
+
+/// Default window: entries whose keys are remembered.
+pub const DEFAULT_DEDUP_WINDOW: u64 = 1_000_000;
+
+/// Fingerprint of "no key".
+const NONE: u128 = 0;
+
+/// Empty table slot.
+const EMPTY: u32 = 0;
+
+/// Request keys of the newest entries, by fingerprint.
+#[derive(Debug)]
+pub struct KeyWindow {
+    /// Most entries remembered.
+    window: u64,
+    /// Sequence number of `fps[0]`.
+    base: Seq,
+    /// Fingerprint of every entry from `base` on (`NONE` for no key).
+    fps: VecDeque<u128>,
+    /// Open addressing, linear probing: `seq - origin + 1`, or `EMPTY`.
+    /// Its length is a power of two, at least twice the keys in it.
+    slots: Vec<u32>,
+    /// Keys in `slots`.
+    keyed: usize,
+    /// What slot values are counted from.
+    origin: Seq,
+    /// The two secret hash keys.
+    hashers: (RandomState, RandomState),
+}
+
+impl KeyWindow {
+    /// An empty window of `window` entries (at least 1) whose next entry is
+    /// `next`.
+    pub fn new(window: u64, next: Seq) -> Self {
+        KeyWindow {
+            window: window.max(1),
+            base: next,
+            fps: VecDeque::new(),
+            slots: vec![EMPTY; 16],
+            keyed: 0,
+            origin: next,
+            hashers: (RandomState::new(), RandomState::new()),
+        }
+    }
+
+    /// Entries remembered at most.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Sequence number the next [`KeyWindow::push`] must carry.
+    pub fn next(&self) -> Seq {
+        self.base + self.fps.len() as u64
+    }
+
+    fn fingerprint(&self, key: &str) -> u128 {
+        let a = self.hashers.0.hash_one(key) as u128;
+        let b = self.hashers.1.hash_one(key) as u128;
+        ((a << 64) | b).max(1) // never NONE
+    }
+
+    fn home(&self, fp: u128) -> usize {
+        (fp as usize) & (self.slots.len() - 1)
+    }
+
+    /// The sequence number a slot points at.
+    fn seq_of(&self, slot: u32) -> Seq {
+        self.origin + slot as u64 - 1
+    }
+
+    fn fp_at(&self, seq: Seq) -> u128 {
+        self.fps[(seq - self.base) as usize]
+    }
+
+    /// The entry that `key` named, if it is within the window.
+    pub fn get(&self, key: &str) -> Option<Seq> {
+        let fp = self.fingerprint(key);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        loop {
+            let s = self.slots[i];
+            if s == EMPTY {
+                return None;
+            }
+            let seq = self.seq_of(s);
+            if self.fp_at(seq) == fp {
+                return Some(seq);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Records entry `seq` (which must be [`KeyWindow::next`]) and its key,
+    /// forgetting the oldest entry once the window is full. A key already
+    /// in the window keeps naming its first entry.
+    pub fn push(&mut self, seq: Seq, key: Option<&str>) {
+        assert_eq!(seq, self.next(), "the key window takes entries in order");
+        if seq - self.origin + 1 >= u32::MAX as u64 {
+            self.rebuild(self.slots.len());
+        }
+        let fp = match key {
+            Some(k) if self.get(k).is_none() => self.fingerprint(k),
+            _ => NONE,
+        };
+        if fp != NONE && (self.keyed + 1) * 2 > self.slots.len() {
+            // Grown before the new entry is in `fps`, so that the rebuild
+            // does not place it too.
+            self.rebuild(self.slots.len() * 2);
+        }
+        self.fps.push_back(fp);
+        if fp != NONE {
+            self.place(fp, seq);
+            self.keyed += 1;
+        }
+        while self.fps.len() as u64 > self.window {
+            let oldest = self.base;
+            let fp = self.fps[0];
+            if fp != NONE {
+                self.remove(fp, oldest);
+            }
+            self.fps.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Forgets every entry after `seq` (a cut log).
+    pub fn truncate_after(&mut self, seq: Seq) {
+        while self.next() > seq + 1 && !self.fps.is_empty() {
+            let last = self.next() - 1;
+            let fp = *self.fps.back().expect("not empty");
+            if fp != NONE {
+                self.remove(fp, last);
+            }
+            self.fps.pop_back();
+        }
+        if self.fps.is_empty() && seq + 1 < self.base {
+            // Cut below the window: it starts again after the cut.
+            self.base = seq + 1;
+            self.origin = self.base;
+            self.slots.iter_mut().for_each(|s| *s = EMPTY);
+        }
+    }
+
+    fn place(&mut self, fp: u128, seq: Seq) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        while self.slots[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (seq - self.origin + 1) as u32;
+    }
+
+    /// Removes the slot of entry `seq`, shifting later slots of its probe
+    /// run back so that no lookup stops early.
+    fn remove(&mut self, fp: u128, seq: Seq) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        let target = (seq - self.origin + 1) as u32;
+        while self.slots[i] != target {
+            debug_assert_ne!(self.slots[i], EMPTY, "a remembered key has a slot");
+            if self.slots[i] == EMPTY {
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = EMPTY;
+        self.keyed -= 1;
+        // Backward-shift deletion.
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        while self.slots[j] != EMPTY {
+            let home = self.home(self.fp_at(self.seq_of(self.slots[j])));
+            // Move j into the hole if its home is not within (hole, j].
+            let dist_home = j.wrapping_sub(home) & mask;
+            let dist_hole = j.wrapping_sub(hole) & mask;
+            if dist_home >= dist_hole {
+                self.slots[hole] = self.slots[j];
+                self.slots[j] = EMPTY;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+    }
+
+    /// Rebuilds the table with `len` slots, counting from `base`.
+    fn rebuild(&mut self, len: usize) {
+        self.origin = self.base;
+        self.slots = vec![EMPTY; len.max(16)];
+        for k in 0..self.fps.len() {
+            let fp = self.fps[k];
+            if fp != NONE {
+                self.place(fp, self.base + k as u64);
+            }
+        }
+    }
+
+    /// Bytes this window holds, roughly (for tests and the benchmarks).
+    pub fn memory(&self) -> usize {
+        self.fps.capacity() * 16 + self.slots.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    #[test]
+    fn keys_name_their_first_entry_until_they_leave_the_window() {
+        let mut w = KeyWindow::new(3, 1);
+        w.push(1, Some("a"));
+        w.push(2, None);
+        w.push(3, Some("b"));
+        assert_eq!(
+            (w.get("a"), w.get("b"), w.get("c")),
+            (Some(1), Some(3), None)
+        );
+        // A repeated key keeps naming the first entry.
+        w.push(4, Some("b"));
+        assert_eq!(w.get("b"), Some(3));
+        // Entry 1 left the window: its key is forgotten.
+        assert_eq!(w.get("a"), None);
+        w.push(5, Some("c"));
+        w.push(6, None);
+        assert_eq!(w.get("b"), None, "entry 3 left the window");
+        assert_eq!(w.get("c"), Some(5));
+        w.truncate_after(4);
+        assert_eq!(w.get("c"), None, "cut entries' keys are forgotten");
+        assert_eq!(w.next(), 5);
+        w.push(5, Some("c"));
+        assert_eq!(w.get("c"), Some(5));
+    }
+
+    /// The same rules with a plain map and the key each entry recorded.
+    #[derive(Default)]
+    struct Model {
+        map: HashMap<String, Seq>,
+        recorded: std::collections::BTreeMap<Seq, String>,
+    }
+
+    #[test]
+    fn matches_a_plain_map_over_many_random_operations() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let window = 300;
+        let mut w = KeyWindow::new(window, 1);
+        let mut m = Model::default();
+        for step in 0..60_000 {
+            let next = w.next();
+            if rng.gen_ratio(1, 300) && next > 1 {
+                let keep = rng.gen_range(next.saturating_sub(200)..next);
+                w.truncate_after(keep);
+                for (_, k) in m.recorded.split_off(&(keep + 1)) {
+                    m.map.remove(&k);
+                }
+            } else {
+                let key = rng
+                    .gen_bool(0.8)
+                    .then(|| format!("k{}", rng.gen_range(0..1500)));
+                w.push(next, key.as_deref());
+                if let Some(k) = key {
+                    if !m.map.contains_key(&k) {
+                        m.map.insert(k.clone(), next);
+                        m.recorded.insert(next, k);
+                    }
+                }
+                if next >= window {
+                    if let Some(k) = m.recorded.remove(&(next - window)) {
+                        m.map.remove(&k);
+                    }
+                }
+            }
+            for probe in 0..8u64 {
+                let k = format!("k{}", (step * 31 + probe * 197) % 1500);
+                assert_eq!(w.get(&k), m.map.get(&k).copied(), "step {step}: {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_million_keys_fit_in_about_24_bytes_each() {
+        let mut w = KeyWindow::new(DEFAULT_DEDUP_WINDOW, 1);
+        for seq in 1..=1_200_000u64 {
+            w.push(seq, Some(&format!("{seq:032x}")));
+        }
+        assert_eq!(w.get(&format!("{:032x}", 1_200_000)), Some(1_200_000));
+        assert_eq!(w.get(&format!("{:032x}", 200_001)), Some(200_001));
+        assert_eq!(w.get(&format!("{:032x}", 200_000)), None);
+        assert!(w.memory() <= 26 << 20, "{} bytes", w.memory());
+    }
+}
