@@ -300,11 +300,11 @@ pub async fn run<N: Net>(
 fn recent_keys(log: &Log, window: u64) -> anyhow::Result<KeyWindow> {
     let last = log.last().seq;
     let from = last.saturating_sub(window.max(1)) + 1;
-    let mut keys = KeyWindow::new(window, from);
+    let mut keys = KeyWindow::with_expected(window, from, last + 1 - from);
     let mut next = from;
     while next <= last {
         let page = log
-            .read(next, last, 10_000, 4 << 20)
+            .read(next, last, 1000, 1 << 20)
             .map_err(|e| anyhow::anyhow!("cannot read the log's request keys: {e}"))?;
         let Some(end) = page.last().map(|e| e.seq) else {
             break;

@@ -54,11 +54,20 @@ impl KeyWindow {
     /// An empty window of `window` entries (at least 1) whose next entry is
     /// `next`.
     pub fn new(window: u64, next: Seq) -> Self {
+        Self::with_expected(window, next, 0)
+    }
+
+    /// An empty window sized up front for `expected` entries (at most the
+    /// window): building one of known size by growth would leave the
+    /// allocator fragmented with every intermediate size.
+    pub fn with_expected(window: u64, next: Seq, expected: u64) -> Self {
+        let window = window.max(1);
+        let expected = expected.min(window) as usize;
         KeyWindow {
-            window: window.max(1),
+            window,
             base: next,
-            fps: VecDeque::new(),
-            slots: vec![EMPTY; 16],
+            fps: VecDeque::with_capacity(expected),
+            slots: vec![EMPTY; (expected * 2).next_power_of_two().max(16)],
             keyed: 0,
             origin: next,
             hashers: (RandomState::new(), RandomState::new()),

@@ -42,6 +42,9 @@ const NO_KEY: u32 = u32::MAX;
 /// the record headers forward from there: at most `STRIDE - 1` small reads.
 const STRIDE: u64 = 256;
 
+/// Bytes read at once when recovering a segment.
+const RECOVERY_CHUNK: u64 = 1024 * 1024;
+
 /// Bytes read at once when reading entries in order.
 const READ_CHUNK: u64 = 256 * 1024;
 
@@ -266,56 +269,86 @@ impl DiskLog {
             ));
         }
         let file = open_rw(&path, false)?;
-        let data = fs::read(&path)?;
-        let mut off = 0usize;
+        let file_len = file.metadata()?.len();
+        // Read in chunks: a segment is up to 64 MiB and the node's memory
+        // should not peak at that at every start. `buf` holds the file from
+        // offset `buf_at`.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_at = 0u64;
+        let mut off = 0u64;
         let mut sparse = Vec::new();
-        while off < data.len() {
-            match decode_record(&data[off..]) {
+        while off < file_len {
+            let rel = (off - buf_at) as usize;
+            let decoded = decode_record(buf.get(rel..).unwrap_or(&[]));
+            let buf_end = buf_at + buf.len() as u64;
+            match decoded {
                 Decoded::Entry(e, used) => {
                     let want = self.count + 1;
                     if e.seq != want {
                         return Err(corrupt(
                             &path,
-                            off as u64,
+                            off,
                             &format!("expected seq {want}, found {}", e.seq),
                         ));
                     }
                     if (e.seq - first).is_multiple_of(STRIDE) {
-                        sparse.push(off as u64);
+                        sparse.push(off);
                     }
                     self.index(&e);
-                    off += used;
+                    off += used as u64;
                 }
-                // A torn last write: the bad record is the end of the log.
-                // If an intact record of a later seq follows it, this is
-                // damage in the middle (a flipped length, say), and cutting
-                // would drop good records: refuse instead.
-                ref bad @ (Decoded::Incomplete | Decoded::Bad(_))
-                    if is_last
-                        && (matches!(bad, Decoded::Incomplete) || torn_tail(&data[off..])) =>
-                {
-                    let expected = self.count + 1;
-                    if let Some(at) = later_record(&data, off + 1, expected) {
-                        return Err(corrupt(
-                            &path,
-                            off as u64,
-                            &format!("the record there is unreadable but an intact record follows at offset {at}"),
-                        ));
+                Decoded::Incomplete if buf_end < file_len => {
+                    // More of the file is needed: a chunk from this record
+                    // on, or the whole record if the header says it is
+                    // larger (never past the end of the file).
+                    let need = buf
+                        .get(rel..)
+                        .and_then(decode_len)
+                        .filter(|len| *len <= MAX_RECORD)
+                        .map_or(0, |len| (HEADER + len) as u64);
+                    let want = RECOVERY_CHUNK.max(need).min(file_len - off);
+                    buf.resize(want as usize, 0);
+                    file.read_exact_at(&mut buf, off)?;
+                    buf_at = off;
+                }
+                bad => {
+                    // The rare path: look at everything after the bad
+                    // record to tell a torn last write from damage.
+                    let mut rest = vec![0u8; (file_len - off) as usize];
+                    file.read_exact_at(&mut rest, off)?;
+                    let torn = is_last && (matches!(bad, Decoded::Incomplete) || torn_tail(&rest));
+                    if torn {
+                        // A torn last write: the bad record is the end of
+                        // the log. If an intact record of a later seq
+                        // follows it, this is damage in the middle (a
+                        // flipped length, say), and cutting would drop good
+                        // records: refuse instead.
+                        let expected = self.count + 1;
+                        if let Some(at) = later_record(&rest, 1, expected) {
+                            return Err(corrupt(
+                                &path,
+                                off,
+                                &format!(
+                                    "the record there is unreadable but an intact record follows at offset {}",
+                                    off + at as u64
+                                ),
+                            ));
+                        }
+                        cut_tail(&file, &path, off, file_len)?;
+                        break;
                     }
-                    cut_tail(&file, &path, off, data.len())?;
-                    break;
+                    return Err(match bad {
+                        Decoded::Bad(what) => corrupt(&path, off, what),
+                        _ => corrupt(
+                            &path,
+                            off,
+                            "record runs past the end of a segment that is not the last",
+                        ),
+                    });
                 }
-                Decoded::Incomplete => {
-                    return Err(corrupt(
-                        &path,
-                        off as u64,
-                        "record runs past the end of a segment that is not the last",
-                    ))
-                }
-                Decoded::Bad(what) => return Err(corrupt(&path, off as u64, what)),
             }
         }
-        let len = (off as u64).min(data.len() as u64);
+        let len = off.min(file_len);
         self.segments.push(Segment {
             first,
             path,
@@ -559,10 +592,10 @@ impl DiskLog {
     }
 }
 
-fn cut_tail(file: &File, path: &Path, off: usize, len: usize) -> io::Result<()> {
+fn cut_tail(file: &File, path: &Path, off: u64, len: u64) -> io::Result<()> {
     tracing::warn!(file = %path.display(), offset = off, dropped = len - off,
                    "cutting a torn record at the end of the log (a write interrupted by a crash)");
-    file.set_len(off as u64)?;
+    file.set_len(off)?;
     file.sync_all()
 }
 
@@ -638,6 +671,38 @@ mod tests {
         assert_eq!(log.last(), Position { epoch: 3, seq: 25 });
         assert_eq!(all(&log), (1..=25).map(entry).collect::<Vec<_>>());
         assert_eq!(log.epochs(), vec![(1, 1), (2, 10), (3, 20)]);
+    }
+
+    #[test]
+    fn recovery_reads_a_segment_of_several_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 80_000; // about 4 MiB: records straddle the 1 MiB chunks
+        drop(write(dir.path(), n, 1 << 30));
+        let path = dir.path().join(segment_name(1));
+        let size = fs::metadata(&path).unwrap().len();
+        assert!(size > 3 * RECOVERY_CHUNK, "{size}");
+        let log = DiskLog::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(log.last().seq, n);
+        assert_eq!(
+            log.read(n - 1, n, 10, usize::MAX).unwrap(),
+            vec![entry(n - 1), entry(n)]
+        );
+        drop(log);
+        // A torn last record is cut, however far into the file.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(size - 3).unwrap();
+        drop(f);
+        let log = DiskLog::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(log.last().seq, n - 1);
+        drop(log);
+        // Damage in the middle, past the first chunks, is refused with its
+        // offset.
+        let mut data = fs::read(&path).unwrap();
+        let at = (2 * RECOVERY_CHUNK + 12_345) as usize;
+        data[at] ^= 0xff;
+        fs::write(&path, &data).unwrap();
+        let err = DiskLog::open(dir.path(), 1 << 30).unwrap_err().to_string();
+        assert!(err.contains("is damaged at byte offset"), "{err}");
     }
 
     #[test]
