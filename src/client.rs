@@ -133,7 +133,7 @@ fn describe(e: &AppendError) -> String {
             "this node is not the master (the master is {master_addr}); send appends there with --node {master_addr}"
         ),
         AppendError::Storage(why) => format!(
-            "the master cannot store entries ({why}); nothing more will be acknowledged until its disk is fixed and it is restarted"
+            "the master could not store the message ({why}); nothing was appended. A full disk recovers by itself once there is room (retry then); any other failure needs the disk fixed and the node restarted"
         ),
         AppendError::ShuttingDown { seq: Some(seq) } => format!(
             "the master is shutting down; the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list' after the restart"

@@ -138,6 +138,9 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Entries whose request keys are remembered (`--dedup-window`).
     pub dedup_window: u64,
+    /// Testing aid: while this file exists, the log's writes and syncs fail
+    /// as if the disk were full.
+    pub fail_storage_while: Option<PathBuf>,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -183,6 +186,7 @@ impl NodeConfig {
             seed: None,
             limits: Limits::default(),
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
+            fail_storage_while: None,
         }
     }
 

@@ -85,6 +85,9 @@ pub struct DaemonArgs {
     /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
+    /// Testing aid: while this file exists, writes and syncs of the log fail as if the disk were full (only syncs if it holds the word "sync").
+    #[arg(long, env = "REPLOG_FAIL_STORAGE_WHILE", value_name = "PATH")]
+    pub fail_storage_while: Option<PathBuf>,
     /// Testing aid (secondaries): delay every apply by this long.
     #[arg(long, env = "REPLOG_REPLICATE_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
     pub replicate_delay: Duration,
@@ -113,6 +116,7 @@ impl DaemonArgs {
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;
         cfg.dedup_window = self.dedup_window;
+        cfg.fail_storage_while = self.fail_storage_while.clone();
         cfg.limits = Limits {
             max_connections: self.max_connections,
             max_inflight: self.max_inflight,

@@ -104,7 +104,12 @@ pub(crate) enum Input {
     /// generation the write belonged to: a truncation starts a new one, and
     /// a report from before it says nothing about what was written after.
     Stored { gen: u64, upto: Seq },
-    /// The syncer failed.
+    /// A write failed (a full disk, say): the log holds nothing after
+    /// `after`. The log still works; what was not written does not exist.
+    Unwritten { after: Seq, reason: String },
+    /// The syncer could not make the log durable.
+    SyncFailed { reason: String },
+    /// The log failed in a way that cannot be undone.
     StorageFailed(String),
 }
 
@@ -162,6 +167,7 @@ pub async fn run<N: Net>(
             .map_err(|e| anyhow::anyhow!("cannot open the log in {}: {e}", dir.display()))?,
         None => Log::memory(),
     };
+    log.set_fault_file(cfg.fail_storage_while.clone());
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();
     let epoch = if cfg.is_master() {
@@ -240,7 +246,13 @@ pub async fn run<N: Net>(
             let queue = Arc::new(syncer::SyncQueue::default());
             let report = cfg.fsync == FsyncPolicy::Always;
             let task = tokio::spawn(
-                syncer::run(queue.clone(), control_tx.clone(), report).instrument(span.clone()),
+                syncer::run(
+                    queue.clone(),
+                    control_tx.clone(),
+                    report,
+                    cfg.fail_storage_while.clone(),
+                )
+                .instrument(span.clone()),
             );
             (Some(queue), Some(task))
         }
@@ -509,6 +521,8 @@ impl NodeLoop {
                 }
             }
             Input::StorageFailed(reason) => self.storage_failed(now, reason),
+            Input::Unwritten { after, reason } => self.unwritten(now, after, reason),
+            Input::SyncFailed { reason } => self.sync_failed(now, reason),
         }
     }
 
@@ -542,6 +556,66 @@ impl NodeLoop {
         }
     }
 
+    /// A write failed but the log works: the core forgets what was not
+    /// written, and the next append simply tries again, so the node resumes
+    /// by itself once the disk has room. One line per interval.
+    fn unwritten(&mut self, now: std::time::Instant, after: Seq, reason: String) {
+        if let Some(more) = self.shared.throttle.allow("unwritten") {
+            error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                   "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
+        }
+        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
+        match &self.role {
+            RoleState::Master { .. } => {
+                self.master_step(now, MasterEvent::Unwritten { after, reason })
+            }
+            RoleState::Secondary { .. } => {
+                self.secondary_step(now, SecondaryEvent::Unwritten { after, reason })
+            }
+        }
+    }
+
+    /// A sync failed. After a failed fdatasync the kernel may have dropped
+    /// the written pages, and syncing again can report success for data
+    /// that is gone ("fsyncgate"), so under `--fsync always` the log is cut
+    /// back to what was last made durable and the rest is forgotten: it was
+    /// never acknowledged, and (the master sends only durable entries) no
+    /// other node has it. Under `batch` the entries were acknowledged on
+    /// being written; they stay, and the failure is reported.
+    fn sync_failed(&mut self, now: std::time::Instant, reason: String) {
+        if self.fsync != FsyncPolicy::Always {
+            if let Some(more) = self.shared.throttle.allow("sync-failed") {
+                error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                       "syncing the log failed: entries acknowledged in the last moments may not survive a power cut");
+            }
+            return;
+        }
+        let keep = match &self.role {
+            RoleState::Master { core, .. } => core.stored(),
+            RoleState::Secondary { core, .. } => core.stored(),
+        };
+        let cut = {
+            let mut log = self.shared.log.write().expect("log lock");
+            let result = log.truncate_after(keep);
+            self.visible_tx.send_if_modified(|v| {
+                let changed = *v > keep;
+                *v = (*v).min(keep);
+                changed
+            });
+            result
+        };
+        // Reports of syncs from before the cut say nothing about what is
+        // written after it.
+        self.log_gen += 1;
+        match cut {
+            Ok(()) => self.unwritten(now, keep, reason),
+            Err(e) => self.storage_failed(
+                now,
+                format!("{reason}, and cutting the log back to what is durable failed: {e}"),
+            ),
+        }
+    }
+
     /// Writes what was assigned this round, hands it to the syncer (or
     /// reports it stored at once when there is nothing to wait for).
     fn write_pending(&mut self, entries: Vec<Entry>) {
@@ -557,8 +631,13 @@ impl NodeLoop {
         let point = match written {
             Ok(point) => point,
             Err(e) => {
-                self.requeue
-                    .push_back(Input::StorageFailed(format!("writing the log failed: {e}")));
+                // Whatever the failed write left is cut by the log itself:
+                // it holds exactly what it says.
+                let after = self.shared.log.read().expect("log lock").last().seq;
+                self.requeue.push_back(Input::Unwritten {
+                    after,
+                    reason: format!("writing the log failed: {e}"),
+                });
                 return;
             }
         };
@@ -820,7 +899,13 @@ impl NodeLoop {
         }
         rx.close();
         while let Ok(input) = rx.try_recv() {
-            if matches!(input, Input::Stored { .. } | Input::StorageFailed(_)) {
+            if matches!(
+                input,
+                Input::Stored { .. }
+                    | Input::StorageFailed(_)
+                    | Input::SyncFailed { .. }
+                    | Input::Unwritten { .. }
+            ) {
                 self.handle(now, input);
             }
         }

@@ -97,7 +97,12 @@ impl SyncQueue {
 /// loop what became durable (`--fsync always`); without, only syncs
 /// (`batch`, where the loop acknowledges after the write and this bounds
 /// what a power cut loses).
-pub(super) async fn run(queue: Arc<SyncQueue>, inputs: mpsc::Sender<Input>, report: bool) {
+pub(super) async fn run(
+    queue: Arc<SyncQueue>,
+    inputs: mpsc::Sender<Input>,
+    report: bool,
+    fault: Option<std::path::PathBuf>,
+) {
     loop {
         if !report && !queue.closed.load(Ordering::Acquire) {
             // Let writes gather: one sync per interval at most.
@@ -107,7 +112,12 @@ pub(super) async fn run(queue: Arc<SyncQueue>, inputs: mpsc::Sender<Input>, repo
             return;
         };
         let Job { gen, upto, files } = job;
+        let fault = fault.clone();
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use crate::storage::disk::{injected_fault, FaultOp};
+            if let Some(err) = injected_fault(fault.as_deref(), FaultOp::Sync) {
+                return Err(err);
+            }
             for f in files {
                 f.sync_data()?;
             }
@@ -117,7 +127,9 @@ pub(super) async fn run(queue: Arc<SyncQueue>, inputs: mpsc::Sender<Input>, repo
         let input = match result {
             Ok(Ok(())) if report => Input::Stored { gen, upto },
             Ok(Ok(())) => continue,
-            Ok(Err(e)) => Input::StorageFailed(format!("fdatasync failed: {e}")),
+            Ok(Err(e)) => Input::SyncFailed {
+                reason: format!("fdatasync failed: {e}"),
+            },
             Err(e) => Input::StorageFailed(format!("fdatasync panicked: {e}")),
         };
         if inputs.send(input).await.is_err() {

@@ -84,7 +84,17 @@ pub enum MasterEvent {
         /// Last sequence number stored.
         upto: Seq,
     },
-    /// The local log failed to write or sync.
+    /// Entries after `after` were not written, or were written but not
+    /// made durable and have been cut: they do not exist. The log itself
+    /// works (a full disk, say): later appends try again.
+    Unwritten {
+        /// Last sequence number the log holds.
+        after: Seq,
+        /// The error, for clients.
+        reason: String,
+    },
+    /// The local log failed in a way that cannot be undone: nothing more
+    /// is acknowledged.
     StorageFailed {
         /// The error, for clients and the log.
         reason: String,
@@ -265,6 +275,9 @@ pub struct Master {
     next_waiter: u64,
     /// Set once the local log failed: nothing more is acknowledged.
     broken: Option<String>,
+    /// The last write or sync failed (a full disk, say) and nothing has
+    /// been stored since: shown in health. Appends still try.
+    storage_trouble: Option<String>,
     /// When this master started: a secondary not heard from since is
     /// `Connecting`, not `Unhealthy`, for the first `unhealthy_after`.
     started: Instant,
@@ -337,6 +350,7 @@ impl Master {
             deadlines: BTreeSet::new(),
             next_waiter: 0,
             broken: None,
+            storage_trouble: None,
             started: now,
             held: VecDeque::new(),
             cfg,
@@ -447,7 +461,7 @@ impl Master {
             id: self.cfg.me.0.clone(),
             addr: self.cfg.me.1.clone(),
             role: NodeRole::Master,
-            status: if self.broken.is_some() {
+            status: if self.broken.is_some() || self.storage_trouble.is_some() {
                 PeerStatus::Unhealthy
             } else {
                 PeerStatus::Healthy
@@ -501,10 +515,14 @@ impl Master {
             } => self.append(now, client, req, key, w, timeout, message, out),
             MasterEvent::Stored { upto } => {
                 if self.broken.is_none() {
+                    if upto.min(self.last) > self.stored {
+                        self.storage_trouble = None;
+                    }
                     self.stored = self.stored.max(upto.min(self.last));
                     self.release(out);
                 }
             }
+            MasterEvent::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
             MasterEvent::StorageFailed { reason } => {
                 self.broken = Some(reason.clone());
                 // Nothing past what is already stored will ever count: fail
@@ -617,6 +635,41 @@ impl Master {
             }
             MasterEvent::Tick => self.tick(now, out),
         }
+    }
+
+    /// The log holds nothing after `after`: every append waiting on a later
+    /// entry is answered that it was not stored (definite: the entry is
+    /// gone from this node, and no other node ever had it, since only
+    /// stored entries are sent), their keys are forgotten, and the next
+    /// append takes `after + 1`.
+    fn on_unwritten(&mut self, after: Seq, reason: String, out: &mut Vec<MasterAction>) {
+        self.storage_trouble = Some(reason.clone());
+        if after >= self.last {
+            return;
+        }
+        let mut gone: Vec<(Seq, u64)> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.seq > after)
+            .map(|(id, w)| (w.seq, *id))
+            .collect();
+        gone.sort_unstable();
+        for (_, id) in gone {
+            let w = self.waiters.remove(&id).expect("present");
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::Storage(format!(
+                    "{reason}; the message was not stored"
+                ))),
+            });
+        }
+        // Stale ids left in `by_w` and `deadlines` find no waiter and are
+        // skipped.
+        self.keys.truncate_after(after);
+        self.epochs.retain(|(_, first)| *first <= after);
+        self.last = after;
+        self.stored = self.stored.min(after);
     }
 
     /// Records that `peer` spoke on `conn` and holds `stored`. Returns false
@@ -1529,6 +1582,52 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
+        let (mut m, now) = master(0);
+        let keyed = |req, key: &str| E::Append {
+            client: 1,
+            req,
+            key: Some(key.into()),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: "m".into(),
+        };
+        step(&mut m, now, keyed(1, "k1"));
+        step(&mut m, now, E::Stored { upto: 1 });
+        step(&mut m, now, keyed(2, "k2"));
+        step(&mut m, now, keyed(3, "k3"));
+        let failed = |req| A::Reply {
+            client: 1,
+            req,
+            result: Err(AppendError::Storage(
+                "disk full; the message was not stored".into(),
+            )),
+        };
+        // 2 and 3 were never written: their waiters learn it, in order.
+        let out = step(
+            &mut m,
+            now,
+            E::Unwritten {
+                after: 1,
+                reason: "disk full".into(),
+            },
+        );
+        assert_eq!(out, vec![failed(2), failed(3)]);
+        assert_eq!((m.last(), m.stored()), (1, 1));
+        assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+        // Not broken: the next append tries again and takes seq 2; its key
+        // was forgotten with the entry, and k1 still names entry 1.
+        let out = step(&mut m, now, keyed(4, "k2"));
+        assert!(
+            matches!(&out[..], [A::Persist(Entry { seq: 2, .. })]),
+            "{out:?}"
+        );
+        assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![ok(1, 4, 2)]);
+        assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
+        assert_eq!(step(&mut m, now, keyed(5, "k1")), vec![ok(1, 5, 1)]);
     }
 
     #[test]

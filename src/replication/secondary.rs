@@ -70,7 +70,15 @@ pub enum SecondaryEvent {
         /// Last sequence number stored.
         upto: Seq,
     },
-    /// The local log failed to write or sync.
+    /// Entries after `after` were not written, or not made durable and
+    /// have been cut. The log itself works: the master resends them.
+    Unwritten {
+        /// Last sequence number the log holds.
+        after: Seq,
+        /// The error, for the master's log.
+        reason: String,
+    },
+    /// The local log failed in a way that cannot be undone.
     StorageFailed {
         /// The error.
         reason: String,
@@ -253,6 +261,22 @@ impl Secondary {
                     out.push(SecondaryAction::Send { conn, frame });
                 }
             }
+            SecondaryEvent::Unwritten { after, reason } => {
+                self.received = self.received.min(after);
+                self.stored = self.stored.min(after);
+                self.keys.truncate_after(after);
+                self.early.clear();
+                self.delayed.clear();
+                // The master rewinds to `stored` and resends after a
+                // backoff; by then the disk may have room again.
+                if let (Some(conn), true) = (self.conn, self.synced) {
+                    let frame = Frame::Nack {
+                        stored: self.stored,
+                        reason,
+                    };
+                    out.push(SecondaryAction::Send { conn, frame });
+                }
+            }
             SecondaryEvent::StorageFailed { reason } => {
                 self.broken = Some(reason.clone());
                 if let Some(conn) = self.conn {
@@ -368,6 +392,37 @@ mod tests {
             conn: 1,
             frame: Frame::Ack { stored },
         }
+    }
+
+    #[test]
+    fn unwritten_entries_are_nacked_and_taken_again_when_resent() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
+        step(&mut s, now, E::Stored { upto: 1 });
+        let out = step(
+            &mut s,
+            now,
+            E::Unwritten {
+                after: 1,
+                reason: "disk full".into(),
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Send {
+                conn: 1,
+                frame: Frame::Nack {
+                    stored: 1,
+                    reason: "disk full".into()
+                }
+            }]
+        );
+        assert_eq!((s.received(), s.stored()), (1, 1));
+        // The master resends from 2: taken again, not as duplicates.
+        assert_eq!(
+            step(&mut s, now, batch(1, vec![e(2), e(3)])),
+            vec![A::Persist(vec![e(2), e(3)])]
+        );
     }
 
     #[test]

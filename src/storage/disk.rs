@@ -80,6 +80,9 @@ pub struct DiskLog {
     epoch: Epoch,
     /// Roll to a new segment past this size.
     segment_bytes: u64,
+    /// Testing aid: while this file exists, writes fail as if the disk
+    /// were full.
+    fault: Option<PathBuf>,
     /// Held (locked) for as long as the log is open.
     _lock: File,
 }
@@ -241,6 +244,7 @@ impl DiskLog {
             epochs: Vec::new(),
             epoch,
             segment_bytes: segment_bytes.max(1),
+            fault: None,
             _lock: lock,
         };
         let count = firsts.len();
@@ -384,7 +388,16 @@ impl DiskLog {
         Ok(())
     }
 
+    /// Testing aid: while `path` exists, writes fail with "no space left on
+    /// device".
+    pub(super) fn set_fault_file(&mut self, path: Option<PathBuf>) {
+        self.fault = path;
+    }
+
     pub(super) fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+        if let Some(err) = injected_fault(self.fault.as_deref(), FaultOp::Write) {
+            return Err(err);
+        }
         let mut buf = Vec::with_capacity(entries.iter().map(|e| e.message.len() + 64).sum());
         let mut starts = Vec::with_capacity(entries.len());
         for e in entries {
@@ -590,6 +603,31 @@ impl DiskLog {
     pub(super) fn sync_point(&self) -> Arc<File> {
         self.segments.last().expect("one segment").file.clone()
     }
+}
+
+/// Which operation the testing aid's file is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Writing records.
+    Write,
+    /// fdatasync.
+    Sync,
+}
+
+/// The error a full disk gives, if the testing aid's file exists: for every
+/// operation, or only for syncs if the file holds the word `sync`.
+pub fn injected_fault(path: Option<&Path>, op: FaultOp) -> Option<io::Error> {
+    let path = path?;
+    let only = std::fs::read_to_string(path).ok()?;
+    (op == FaultOp::Sync || only.trim() != "sync").then(|| {
+        io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "No space left on device (injected: {} exists)",
+                path.display()
+            ),
+        )
+    })
 }
 
 fn cut_tail(file: &File, path: &Path, off: u64, len: u64) -> io::Result<()> {

@@ -164,6 +164,14 @@ impl Log {
         }
     }
 
+    /// Testing aid (`--fail-storage-while`): while `path` exists, writes
+    /// fail as if the disk were full. Memory logs cannot fail.
+    pub fn set_fault_file(&mut self, path: Option<std::path::PathBuf>) {
+        if let Log::Disk(d) = self {
+            d.set_fault_file(path);
+        }
+    }
+
     /// The file a sync must cover to make everything written so far durable,
     /// or `None` if this log has nothing to sync (memory).
     pub fn sync_point(&self) -> Option<Arc<File>> {

@@ -1,0 +1,96 @@
+//! A full disk (injected with the `--fail-storage-while` testing aid) is a
+//! clear error while it lasts, acknowledges nothing, loses nothing, and
+//! heals by itself once there is room: no restart, secondaries catch up.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use replog::client::Client;
+use replog::wire::PeerStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_on_master_or_secondary_heals_by_itself_and_loses_nothing() {
+    let faults = tempfile::tempdir().unwrap();
+    let full = |i: usize| -> PathBuf { faults.path().join(format!("full-{i}")) };
+    let mut c = Cluster::new(3, true, |i| {
+        let mut f = flags(FAST);
+        f.push("--fail-storage-while".into());
+        f.push(full(i).display().to_string());
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let m = c.master().to_string();
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let append_ok = |acked: &mut Vec<(u64, String)>, w: &str, msg: String| {
+        let (code, out, err) = replog(&["append", "--node", &m, "-w", w, &msg]);
+        assert_eq!(code, 0, "{msg}: {err}");
+        acked.push((out.trim().parse().unwrap(), msg));
+    };
+    for i in 1..=10 {
+        append_ok(&mut acked, "3", format!("before-{i}"));
+    }
+
+    // The master's disk is full: every append is a definite error.
+    std::fs::write(full(0), "").unwrap();
+    for _ in 0..5 {
+        let (code, _, err) = replog(&["append", "--node", c.master(), "-w", "1", "lost"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(err.contains("nothing was appended"), "{err}");
+    }
+    let h = Client::connect(c.master())
+        .await
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    assert_eq!(h.nodes[0].status, PeerStatus::Unhealthy, "{h:?}");
+    // Room again: the next append takes the next number, no restart.
+    std::fs::remove_file(full(0)).unwrap();
+    append_ok(&mut acked, "3", "after-write-failure".into());
+    assert_eq!(acked.last().unwrap().0, 11, "failed appends left no trace");
+
+    // Writes work but fdatasync fails: what was written and not made
+    // durable is cut, and not acknowledged.
+    std::fs::write(full(0), "sync").unwrap();
+    let (code, _, err) = replog(&["append", "--node", c.master(), "-w", "1", "unsynced"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fdatasync failed"), "{err}");
+    std::fs::remove_file(full(0)).unwrap();
+    append_ok(&mut acked, "3", "after-sync-failure".into());
+    assert_eq!(acked.last().unwrap().0, 12);
+
+    // A secondary's disk is full: w=2 still goes through the other one,
+    // w=3 cannot complete while it lasts...
+    std::fs::write(full(1), "").unwrap();
+    append_ok(&mut acked, "2", "while-s1-full".into());
+    let (code, _, err) = replog(&[
+        "append",
+        "--node",
+        c.master(),
+        "-w",
+        "3",
+        "--timeout",
+        "500ms",
+        "waits",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    acked.push((14, "waits".into())); // timed out, but in the log as seq 14
+                                      // ...and once it has room it catches up by itself.
+    std::fs::remove_file(full(1)).unwrap();
+    append_ok(&mut acked, "3", "after-s1-recovered".into());
+    let lists = c.wait_converged(&[0, 1, 2], acked.len()).await;
+    for l in &lists {
+        assert_eq!(l, &acked, "every node holds exactly what was acknowledged");
+    }
+    // Each kind of failure was logged, not once per append.
+    let log = c.logs(0);
+    let lines = log
+        .matches("cannot store entries: nothing is acknowledged")
+        .count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
+    assert!(c.logs(1).contains("cannot store entries"));
+}
