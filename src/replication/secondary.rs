@@ -14,11 +14,12 @@ use super::ConnId;
 use crate::entry::{Entry, Seq};
 use crate::wire::Frame;
 
-/// Most entries held ahead of a gap. Past this, early entries are dropped.
-/// Within one TCP connection entries arrive in order and the master's window
-/// (8192) is far below this, so it bounds memory against a misbehaving peer;
-/// dropped entries come again after the next reconnection.
-const MAX_EARLY: usize = 100_000;
+/// Most bytes of entries (as [`crate::storage::entry_cost`] counts them)
+/// held ahead of a gap. Past this, early entries are dropped. Within one
+/// TCP connection entries arrive in order and the master's window keeps far
+/// less than this in flight, so it only bounds memory against a misbehaving
+/// peer; dropped entries come again after the next reconnection.
+const MAX_EARLY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Fixed facts the secondary core is built with.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +119,8 @@ pub struct Secondary {
     stored: Seq,
     /// Entries that arrived ahead of a gap.
     early: BTreeMap<Seq, Entry>,
+    /// What `early` holds, in bytes.
+    early_bytes: usize,
     /// Batches waiting out `--replicate-delay`, oldest first.
     delayed: VecDeque<(Instant, Vec<Entry>)>,
     /// The master's current connection.
@@ -145,6 +148,7 @@ impl Secondary {
             received: last,
             stored: last,
             early: BTreeMap::new(),
+            early_bytes: 0,
             delayed: VecDeque::new(),
             conn: None,
             synced: false,
@@ -177,7 +181,7 @@ impl Secondary {
                 // Whatever was in flight on the old connection is resent
                 // after the Sync; drop it so nothing older than the Sync is
                 // applied after it.
-                self.early.clear();
+                self.clear_early();
                 self.delayed.clear();
             }
             SecondaryEvent::MasterDisconnected { conn } => {
@@ -192,7 +196,7 @@ impl Secondary {
                 if self.conn != Some(conn) {
                     return;
                 }
-                self.early.clear();
+                self.clear_early();
                 self.delayed.clear();
                 self.synced = true;
                 if let Some(after) = truncate_after {
@@ -265,7 +269,7 @@ impl Secondary {
                 self.received = self.received.min(after);
                 self.stored = self.stored.min(after);
                 self.keys.truncate_after(after);
-                self.early.clear();
+                self.clear_early();
                 self.delayed.clear();
                 // The master rewinds to `stored` and resends after a
                 // backoff; by then the disk may have room again.
@@ -298,6 +302,11 @@ impl Secondary {
         }
     }
 
+    fn clear_early(&mut self) {
+        self.early.clear();
+        self.early_bytes = 0;
+    }
+
     /// Takes a batch: in-order entries go to the log, early ones wait,
     /// duplicates are ignored and re-acknowledged.
     fn apply(&mut self, conn: ConnId, entries: Vec<Entry>, out: &mut Vec<SecondaryAction>) {
@@ -312,12 +321,17 @@ impl Secondary {
                 accepted.push(entry);
                 // The gap may be filled now.
                 while let Some(next) = self.early.remove(&(self.received + 1)) {
+                    self.early_bytes -= crate::storage::entry_cost(&next);
                     self.received = next.seq;
                     accepted.push(next);
                 }
             } else {
                 gap = true;
-                if self.early.len() < MAX_EARLY {
+                let cost = crate::storage::entry_cost(&entry);
+                if self.early_bytes + cost <= MAX_EARLY_BYTES
+                    && !self.early.contains_key(&entry.seq)
+                {
+                    self.early_bytes += cost;
                     self.early.insert(entry.seq, entry);
                 }
             }
@@ -392,6 +406,29 @@ mod tests {
             conn: 1,
             frame: Frame::Ack { stored },
         }
+    }
+
+    #[test]
+    fn early_entries_are_held_up_to_a_byte_bound() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        let big = |seq| Entry {
+            message: vec![0u8; 1 << 20].into(),
+            ..e(seq)
+        };
+        // 2..=40 arrive before 1: about 39 MiB, more than is held.
+        let early: Vec<Entry> = (2..=40).map(big).collect();
+        step(&mut s, now, batch(1, early));
+        assert!(s.early_bytes <= MAX_EARLY_BYTES, "{}", s.early_bytes);
+        assert!(s.early.len() >= 15, "{}", s.early.len());
+        // The gap fills: what was held goes to the log, in order, and the
+        // rest will come again.
+        let out = step(&mut s, now, batch(1, vec![big(1)]));
+        let [A::Persist(persisted)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        let seqs: Vec<Seq> = persisted.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=s.received()).collect::<Vec<_>>());
+        assert_eq!(s.early_bytes, 0);
     }
 
     #[test]
