@@ -138,6 +138,9 @@ async fn a_client_that_pipelines_lists_and_never_reads_cannot_hurt_the_cluster()
         peak >> 20
     );
     drop(socket);
+    // The limit that bit was said, once.
+    let log = c.logs(0);
+    assert_eq!(log.matches("(--max-inflight)").count(), 1, "{log}");
     // Still serving.
     c.wait_up(0).await;
 }

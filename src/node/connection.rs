@@ -313,6 +313,11 @@ async fn serve_client<N: Net>(
         }
         // One credit per request, given back when its answer is written.
         // Without one, this connection is not read until answers go out.
+        if credits.inflight.available_permits() == 0 {
+            if let Some(more) = shared.throttle.allow("max-inflight") {
+                info!(peer = %addr, suppressed = more, "a client has {} requests unanswered (--max-inflight): not reading from it until answers go out", limits.max_inflight);
+            }
+        }
         let credit = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => break,

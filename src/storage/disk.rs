@@ -42,6 +42,11 @@ const NO_KEY: u32 = u32::MAX;
 /// the record headers forward from there: at most `STRIDE - 1` small reads.
 const STRIDE: u64 = 256;
 
+/// Entries whose offsets are kept exactly, newest first: replication and
+/// `--follow` read just behind the end of the log, and must not walk the
+/// record headers from the sparse index for every batch (128 KiB).
+const RECENT: usize = 16 * 1024;
+
 /// Bytes read at once when recovering a segment.
 const RECOVERY_CHUNK: u64 = 1024 * 1024;
 
@@ -72,6 +77,12 @@ pub struct DiskLog {
     segments: Vec<Segment>,
     /// Entries in the log: the last sequence number.
     count: u64,
+    /// Offset (in its segment) of each of the newest entries: entry
+    /// `count - recent.len() + 1 + i` at index `i`.
+    recent: std::collections::VecDeque<u64>,
+    /// How many entries `recent` keeps ([`RECENT`]; smaller in tests, so
+    /// that the sparse index is exercised).
+    recent_cap: usize,
     /// Epoch of the last entry.
     last_epoch: Epoch,
     /// First sequence number of every epoch present.
@@ -240,6 +251,8 @@ impl DiskLog {
             dir: dir.to_path_buf(),
             segments: Vec::new(),
             count: 0,
+            recent: std::collections::VecDeque::new(),
+            recent_cap: RECENT,
             last_epoch: 0,
             epochs: Vec::new(),
             epoch,
@@ -299,6 +312,7 @@ impl DiskLog {
                         sparse.push(off);
                     }
                     self.index(&e);
+                    self.remember(off);
                     off += used as u64;
                 }
                 Decoded::Incomplete if buf_end < file_len => {
@@ -363,6 +377,23 @@ impl DiskLog {
         Ok(())
     }
 
+    /// Records the offset of the entry just counted.
+    fn remember(&mut self, offset: u64) {
+        if self.recent.len() >= self.recent_cap {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(offset);
+    }
+
+    /// Keeps exact offsets for only the newest `n` entries (tests).
+    #[cfg(test)]
+    fn set_recent_cap(&mut self, n: usize) {
+        self.recent_cap = n;
+        while self.recent.len() > n {
+            self.recent.pop_front();
+        }
+    }
+
     /// Counts an entry written or recovered (its offset is indexed by the
     /// caller when it falls on the stride).
     fn index(&mut self, e: &Entry) {
@@ -418,8 +449,9 @@ impl DiskLog {
                 seg.sparse.push(base + start);
             }
         }
-        for e in entries {
+        for (e, start) in entries.iter().zip(&starts) {
             self.index(e);
+            self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
             // The closed segment is synced now; later syncs cover the new one.
@@ -457,6 +489,9 @@ impl DiskLog {
         };
         seg.sparse.truncate(kept as usize);
         sync_dir(&self.dir)?;
+        let dropped = (self.count - seq) as usize;
+        let keep = self.recent.len().saturating_sub(dropped);
+        self.recent.truncate(keep);
         self.count = seq;
         self.epochs.retain(|(_, first)| *first <= seq);
         self.last_epoch = match seq {
@@ -484,6 +519,10 @@ impl DiskLog {
     /// indexed entry before it, walk the record headers forward.
     fn offset_of(&self, seq: Seq) -> io::Result<(usize, u64)> {
         let si = self.segment_of(seq);
+        let oldest_recent = self.count + 1 - self.recent.len() as u64;
+        if seq >= oldest_recent {
+            return Ok((si, self.recent[(seq - oldest_recent) as usize]));
+        }
         let seg = &self.segments[si];
         let k = (seq - seg.first) / STRIDE;
         let mut at = seg.first + k * STRIDE;
@@ -688,6 +727,8 @@ mod tests {
 
     fn write(dir: &Path, n: Seq, segment_bytes: u64) -> DiskLog {
         let mut log = DiskLog::open(dir, segment_bytes).unwrap();
+        // Few exact offsets: lookups go through the sparse index.
+        log.set_recent_cap(5);
         let entries: Vec<Entry> = (1..=n).map(entry).collect();
         for chunk in entries.chunks(3) {
             log.append(chunk).unwrap();
@@ -767,6 +808,7 @@ mod tests {
         assert_eq!(all(&log), want[..1500]);
         drop(log);
         let mut log = DiskLog::open(dir.path(), 20_000).unwrap();
+        log.set_recent_cap(5);
         assert_eq!(all(&log), want[..1500]);
         assert_eq!(log.read(700, 700, 1, usize::MAX).unwrap(), want[699..700]);
         // A cut right before a segment's first entry empties that segment.
