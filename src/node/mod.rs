@@ -560,6 +560,9 @@ impl NodeLoop {
     /// written, and the next append simply tries again, so the node resumes
     /// by itself once the disk has room. One line per interval.
     fn unwritten(&mut self, now: std::time::Instant, after: Seq, reason: String) {
+        // Entries assigned but not yet written are gone too: the core
+        // forgets everything after `after`, and so must the write queue.
+        self.pending.retain(|e| e.seq <= after);
         if let Some(more) = self.shared.throttle.allow("unwritten") {
             error!(node = %self.shared.cfg.id, %reason, suppressed = more,
                    "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
@@ -630,6 +633,21 @@ impl NodeLoop {
         };
         let point = match written {
             Ok(point) => point,
+            Err(e) if crate::storage::disk::is_not_durable(&e) => {
+                // Written, but a sync failed on the way (a segment roll).
+                // Under `always` that is a failed sync: cut back to what is
+                // durable. Otherwise the entries count once written.
+                self.requeue.push_back(Input::SyncFailed {
+                    reason: format!("{e}"),
+                });
+                if self.fsync != FsyncPolicy::Always {
+                    self.requeue.push_back(Input::Stored {
+                        gen: self.log_gen,
+                        upto,
+                    });
+                }
+                return;
+            }
             Err(e) => {
                 // Whatever the failed write left is cut by the log itself:
                 // it holds exactly what it says.

@@ -522,7 +522,7 @@ impl Master {
                     self.release(out);
                 }
             }
-            MasterEvent::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
+            MasterEvent::Unwritten { after, reason } => self.on_unwritten(now, after, reason, out),
             MasterEvent::StorageFailed { reason } => {
                 self.broken = Some(reason.clone());
                 // Nothing past what is already stored will ever count: fail
@@ -642,9 +642,24 @@ impl Master {
     /// gone from this node, and no other node ever had it, since only
     /// stored entries are sent), their keys are forgotten, and the next
     /// append takes `after + 1`.
-    fn on_unwritten(&mut self, after: Seq, reason: String, out: &mut Vec<MasterAction>) {
+    fn on_unwritten(
+        &mut self,
+        now: Instant,
+        after: Seq,
+        reason: String,
+        out: &mut Vec<MasterAction>,
+    ) {
         self.storage_trouble = Some(reason.clone());
-        if after >= self.last {
+        if after > self.last {
+            // The log holds entries this core never assigned: a bug, and
+            // nothing it could acknowledge from here on can be trusted.
+            let reason = format!(
+                "{reason}; the log holds seq {after} but only {} were assigned",
+                self.last
+            );
+            return self.on_event(now, MasterEvent::StorageFailed { reason }, out);
+        }
+        if after == self.last {
             return;
         }
         let mut gone: Vec<(Seq, u64)> = self

@@ -265,6 +265,14 @@ impl Secondary {
                     out.push(SecondaryAction::Send { conn, frame });
                 }
             }
+            SecondaryEvent::Unwritten { after, reason } if after > self.received => {
+                // The log holds entries this core never handed it: a bug.
+                let reason = format!(
+                    "{reason}; the log holds seq {after} but only {} were received",
+                    self.received
+                );
+                self.step(now, SecondaryEvent::StorageFailed { reason }, out);
+            }
             SecondaryEvent::Unwritten { after, reason } => {
                 self.received = self.received.min(after);
                 self.stored = self.stored.min(after);

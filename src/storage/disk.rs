@@ -406,9 +406,20 @@ impl DiskLog {
 
     fn new_segment(&mut self, first: Seq) -> io::Result<()> {
         let path = self.dir.join(segment_name(first));
-        let file = open_rw(&path, true)?;
-        file.set_len(0)?;
-        sync_dir(&self.dir)?;
+        let created = open_rw(&path, true).and_then(|file| {
+            file.set_len(0)?;
+            sync_dir(&self.dir)?;
+            Ok(file)
+        });
+        let file = match created {
+            Ok(file) => file,
+            Err(e) => {
+                // A segment file that is not in the log would stop the next
+                // start ("segment starts at seq …"): leave none behind.
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         self.segments.push(Segment {
             first,
             path,
@@ -454,14 +465,27 @@ impl DiskLog {
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
-            // The closed segment is synced now; later syncs cover the new one.
-            self.segments
-                .last()
-                .expect("one segment")
-                .file
-                .sync_data()?;
+            // The closed segment is synced now; later syncs cover the new
+            // one. If that sync fails, the entries are written but may not
+            // be durable: a different failure from a write that failed.
+            let closed = self.segments.last().expect("one segment");
+            let synced = match injected_fault(self.fault.as_deref(), FaultOp::Sync) {
+                Some(err) => Err(err),
+                None => closed.file.sync_data(),
+            };
+            synced.map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    NotDurable(format!("syncing a full segment failed: {e}")),
+                )
+            })?;
             let next = self.count + 1;
-            self.new_segment(next)?;
+            if let Err(e) = self.new_segment(next) {
+                // Everything is written and durable; the roll is tried
+                // again at the next append (the full segment grows a little
+                // meanwhile).
+                tracing::warn!(error = %e, "cannot start a new log segment; will retry at the next write");
+            }
         }
         Ok(())
     }
@@ -479,7 +503,8 @@ impl DiskLog {
         debug_assert_eq!(si, self.segments.len() - 1);
         let seg = self.segments.last_mut().expect("one segment");
         seg.file.set_len(cut)?;
-        seg.file.sync_all()?;
+        // From here the file is cut: the state below follows it even if
+        // making the cut durable fails.
         seg.len = cut;
         // Keep the index entries of the entries that stay.
         let kept = if seq >= seg.first {
@@ -488,7 +513,7 @@ impl DiskLog {
             0
         };
         seg.sparse.truncate(kept as usize);
-        sync_dir(&self.dir)?;
+        let file = seg.file.clone();
         let dropped = (self.count - seq) as usize;
         let keep = self.recent.len().saturating_sub(dropped);
         self.recent.truncate(keep);
@@ -501,7 +526,8 @@ impl DiskLog {
                 .first()
                 .map_or(0, |e| e.epoch),
         };
-        Ok(())
+        file.sync_all()?;
+        sync_dir(&self.dir)
     }
 
     pub(super) fn last(&self) -> Position {
@@ -644,6 +670,25 @@ impl DiskLog {
     }
 }
 
+/// Carried inside an `io::Error` from [`DiskLog::append`] when the entries
+/// were written but making them durable failed.
+#[derive(Debug)]
+pub struct NotDurable(pub String);
+
+impl std::fmt::Display for NotDurable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotDurable {}
+
+/// Whether an error from appending says the entries were written but may
+/// not be durable (rather than not written).
+pub fn is_not_durable(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotDurable>())
+}
+
 /// Which operation the testing aid's file is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOp {
@@ -750,6 +795,29 @@ mod tests {
         assert_eq!(log.last(), Position { epoch: 3, seq: 25 });
         assert_eq!(all(&log), (1..=25).map(entry).collect::<Vec<_>>());
         assert_eq!(log.epochs(), vec![(1, 1), (2, 10), (3, 20)]);
+    }
+
+    #[test]
+    fn a_failed_sync_at_a_segment_roll_is_written_but_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = dir.path().join("fault");
+        let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
+        log.set_fault_file(Some(fault.clone()));
+        std::fs::write(&fault, "sync").unwrap();
+        let entries: Vec<Entry> = (1..=10).map(entry).collect();
+        let err = log.append(&entries).unwrap_err();
+        assert!(is_not_durable(&err), "{err}");
+        assert_eq!(log.last().seq, 10, "written all the same");
+        // A plain write failure is not that.
+        std::fs::write(&fault, "").unwrap();
+        let err = log.append(&[entry(11)]).unwrap_err();
+        assert!(!is_not_durable(&err), "{err}");
+        assert_eq!(log.last().seq, 10);
+        std::fs::remove_file(&fault).unwrap();
+        log.append(&[entry(11)]).unwrap();
+        drop(log);
+        let log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
+        assert_eq!(all(&log), (1..=11).map(entry).collect::<Vec<_>>());
     }
 
     #[test]

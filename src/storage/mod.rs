@@ -54,11 +54,14 @@ impl Log {
     /// durable (see [`Log::sync_point`]).
     pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
         let next = self.last().seq + 1;
-        if let Some(first) = entries.first() {
-            if first.seq != next {
+        // Every entry, not only the first: a log with a gap or a repeat
+        // would be unreadable.
+        for (i, e) in entries.iter().enumerate() {
+            if e.seq != next + i as u64 {
                 return Err(io::Error::other(format!(
-                    "log append out of order: expected seq {next}, got {}",
-                    first.seq
+                    "log append out of order: expected seq {}, got {}",
+                    next + i as u64,
+                    e.seq
                 )));
             }
         }
@@ -179,5 +182,33 @@ impl Log {
             Log::Memory(_) => None,
             Log::Disk(d) => Some(d.sync_point()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(seq: Seq) -> Entry {
+        Entry {
+            epoch: 1,
+            seq,
+            key: None,
+            message: bytes::Bytes::from_static(b"m"),
+        }
+    }
+
+    #[test]
+    fn appends_with_a_gap_or_a_repeat_anywhere_in_the_batch_are_refused() {
+        let mut log = Log::memory();
+        log.append(&[e(1), e(2)]).unwrap();
+        assert!(log.append(&[e(3), e(5)]).is_err(), "gap inside the batch");
+        assert!(
+            log.append(&[e(3), e(3)]).is_err(),
+            "repeat inside the batch"
+        );
+        assert!(log.append(&[e(2)]).is_err(), "first entry out of order");
+        assert_eq!(log.last().seq, 2, "nothing of a refused batch is kept");
+        log.append(&[e(3), e(4)]).unwrap();
     }
 }
