@@ -13,29 +13,15 @@ mod common;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::frames::{frame, mutated, noise};
+use common::frames::{frame, fuzz_cases, fuzz_seed, mutated, noise};
 use rand::rngs::SmallRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use replog::config::{Cluster, NodeConfig};
 use replog::net::{mem_listener, Mem, MemConnector};
 use replog::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
-
-fn cases() -> u64 {
-    std::env::var("REPLOG_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-fn seed() -> u64 {
-    std::env::var("REPLOG_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().next_u64())
-}
 
 const CLUSTER: &str = "m=127.0.0.1:1,s1=127.0.0.1:2,s2=127.0.0.1:3";
 
@@ -200,8 +186,8 @@ async fn a_million_fuzzed_frames_through_every_role_never_stop_a_node() {
         PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         default_hook(info);
     }));
-    let seed = seed();
-    let target_frames = cases();
+    let seed = fuzz_seed();
+    let target_frames = fuzz_cases(1_000_000);
     let stop = CancellationToken::new();
     let master = start("m", &stop);
     let secondary = start("s1", &stop);

@@ -14,9 +14,9 @@ use std::cell::Cell;
 mod common;
 
 use bytes::BytesMut;
-use common::frames::{frame, huge_claim, mutated, noise};
+use common::frames::{frame, fuzz_cases, fuzz_seed, huge_claim, mutated, noise};
 use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use replog::wire::{Frame, FrameCodec};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -56,20 +56,6 @@ fn allowance(len: usize) -> usize {
 }
 
 const MAX_FRAME: usize = 64 * 1024;
-
-fn cases() -> u64 {
-    std::env::var("REPLOG_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-fn seed() -> u64 {
-    std::env::var("REPLOG_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().next_u64())
-}
 
 /// Feeds one payload, framed, to a fresh codec; returns what it decoded to.
 fn decode(payload: &[u8]) -> Result<Option<Frame>, String> {
@@ -150,8 +136,8 @@ fn every_frame_kind_survives_encoding_unchanged() {
 
 #[test]
 fn a_million_mutated_and_random_frames_never_panic_or_overallocate() {
-    let seed = seed();
-    let n = cases();
+    let seed = fuzz_seed();
+    let n = fuzz_cases(1_000_000);
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut decoded = 0u64;
     for case in 0..n {

@@ -597,26 +597,31 @@ impl NodeLoop {
             RoleState::Master { core, .. } => core.stored(),
             RoleState::Secondary { core, .. } => core.stored(),
         };
-        let cut = {
-            let mut log = self.shared.log.write().expect("log lock");
-            let result = log.truncate_after(keep);
-            self.visible_tx.send_if_modified(|v| {
-                let changed = *v > keep;
-                *v = (*v).min(keep);
-                changed
-            });
-            result
-        };
-        // Reports of syncs from before the cut say nothing about what is
-        // written after it.
-        self.log_gen += 1;
-        match cut {
+        match self.cut_log(keep) {
             Ok(()) => self.unwritten(now, keep, reason),
             Err(e) => self.storage_failed(
                 now,
                 format!("{reason}, and cutting the log back to what is durable failed: {e}"),
             ),
         }
+    }
+
+    /// Cuts the log after `after`. The log is cut and the visible position
+    /// lowered under one write lock, so a reader never sees one without the
+    /// other (`truncate_after` syncs the cut itself); and a new log
+    /// generation starts, since syncs reported for writes from before the
+    /// cut say nothing about what is written after it.
+    fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
+        let mut log = self.shared.log.write().expect("log lock");
+        let result = log.truncate_after(after);
+        self.visible_tx.send_if_modified(|v| {
+            let changed = *v > after;
+            *v = (*v).min(after);
+            changed
+        });
+        drop(log);
+        self.log_gen += 1;
+        result
     }
 
     /// Writes what was assigned this round, hands it to the syncer (or
@@ -743,9 +748,9 @@ impl NodeLoop {
     }
 
     fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
-        let RoleState::Master { links, .. } = &self.role else {
+        if !matches!(self.role, RoleState::Master { .. }) {
             return;
-        };
+        }
         let max_bytes = self.shared.cfg.max_message_bytes;
         let mut next = from;
         while next <= to {
@@ -758,16 +763,7 @@ impl NodeLoop {
             match read {
                 Ok(entries) if !entries.is_empty() => {
                     next = entries.last().expect("not empty").seq + 1;
-                    let cmd = link::LinkCmd::Send(conn, Frame::Entries { entries });
-                    if let Err(mpsc::error::TrySendError::Full(_)) = links[peer].try_send(cmd) {
-                        if let Some(more) = self.shared.throttle.allow("link-queue") {
-                            error!(
-                                peer,
-                                suppressed = more,
-                                "the link to a secondary is not taking commands; dropping entries"
-                            );
-                        }
-                    }
+                    self.to_link(peer, link::LinkCmd::Send(conn, Frame::Entries { entries }));
                 }
                 Ok(_) => break,
                 Err(e) => {
@@ -791,21 +787,7 @@ impl NodeLoop {
                 SecondaryAction::Persist(entries) => self.write_pending(entries),
                 SecondaryAction::Truncate { after } => {
                     warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored");
-                    // The log is cut and the visible position lowered under
-                    // one write lock, so a reader never sees one without the
-                    // other. (`truncate_after` syncs the cut itself.)
-                    let mut log = self.shared.log.write().expect("log lock");
-                    let result = log.truncate_after(after);
-                    self.visible_tx.send_if_modified(|v| {
-                        let changed = *v > after;
-                        *v = (*v).min(after);
-                        changed
-                    });
-                    drop(log);
-                    // Syncs reported from now on must be of writes made after
-                    // the cut.
-                    self.log_gen += 1;
-                    if let Err(e) = result {
+                    if let Err(e) = self.cut_log(after) {
                         self.requeue.push_back(Input::StorageFailed(format!(
                             "cutting the log failed: {e}"
                         )));

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::Rng;
+use rand::RngCore;
 use replog::entry::{Entry, Position};
 use replog::wire::{
     AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole, PeerStatus, Role,
@@ -185,4 +186,20 @@ pub fn mutated(rng: &mut SmallRng) -> Vec<u8> {
 
 pub fn noise(rng: &mut SmallRng) -> Vec<u8> {
     (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect()
+}
+
+/// Cases to run: `REPLOG_FUZZ_CASES`, or `default`.
+pub fn fuzz_cases(default: u64) -> u64 {
+    std::env::var("REPLOG_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The seed: `REPLOG_FUZZ_SEED`, or a random one (printed on failure).
+pub fn fuzz_seed() -> u64 {
+    std::env::var("REPLOG_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().next_u64())
 }
