@@ -428,6 +428,8 @@ pub fn health_json(r: &HealthReport) -> serde_json::Value {
         "read_only": r.read_only,
         "reachable": r.reachable,
         "needed": r.needed,
+        "authenticated": r.authenticated,
+        "encrypted": r.encrypted,
         "nodes": r.nodes.iter().map(|n| serde_json::json!({
             "id": n.id,
             "addr": n.addr,
@@ -460,6 +462,12 @@ pub fn health_table(r: &HealthReport) -> String {
     } else {
         out.push_str(&format!(", master at {}\n", r.master_addr));
     }
+    out.push_str(match (r.authenticated, r.encrypted) {
+        (true, true) => "cluster: authenticated, encrypted\n",
+        (true, false) => "cluster: authenticated, not encrypted\n",
+        (false, true) => "cluster: encrypted, NOT AUTHENTICATED (no --cluster-key-file)\n",
+        (false, false) => "cluster: NOT AUTHENTICATED (no --cluster-key-file), not encrypted\n",
+    });
     let rows: Vec<[String; 7]> = r
         .nodes
         .iter()

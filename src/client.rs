@@ -230,6 +230,8 @@ impl Client {
             version: PROTOCOL_VERSION,
             cluster: None,
             role: Role::Client,
+            nonce: None,
+            token: None,
         });
         writer
             .send(hello)

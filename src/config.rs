@@ -141,6 +141,8 @@ pub struct NodeConfig {
     /// Testing aid: while this file exists, the log's writes and syncs fail
     /// as if the disk were full.
     pub fail_storage_while: Option<PathBuf>,
+    /// The cluster key(s): node-to-node connections must prove them.
+    pub cluster_keys: Option<crate::auth::ClusterKeys>,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -187,6 +189,7 @@ impl NodeConfig {
             limits: Limits::default(),
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
             fail_storage_while: None,
+            cluster_keys: None,
         }
     }
 

@@ -16,10 +16,12 @@
 //! - [`net`]: the transport the runtime is generic over, and the frame
 //!   writer task.
 //! - [`config`]: cluster list and node configuration, validated.
+//! - [`auth`]: the cluster key's challenge–response and client tokens.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
 //!   command lines (clap definitions shared with the man pages);
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -70,6 +70,8 @@ fn hello(target: Target) -> Frame {
             },
             _ => Role::Client,
         },
+        nonce: None,
+        token: None,
     })
 }
 

@@ -224,6 +224,8 @@ async fn oversized_messages_are_bad_requests() {
         version: replog::wire::PROTOCOL_VERSION,
         cluster: None,
         role: replog::wire::Role::Client,
+        nonce: None,
+        token: None,
     });
     let payload = replog::wire::FrameCodec::to_payload(&hello).unwrap();
     s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
@@ -274,6 +276,8 @@ async fn garbage_and_a_4gib_length_prefix_do_no_harm() {
         version: 99,
         cluster: None,
         role: replog::wire::Role::Client,
+        nonce: None,
+        token: None,
     });
     let payload = replog::wire::FrameCodec::to_payload(&hello).unwrap();
     s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();

@@ -254,6 +254,8 @@ async fn connect(addr: &str) -> Option<(SimReader, SimWriter)> {
         version: PROTOCOL_VERSION,
         cluster: None,
         role: Role::Client,
+        nonce: None,
+        token: None,
     };
     w.send(Frame::Hello(hello)).await.ok()?;
     match tokio::time::timeout(Duration::from_secs(2), r.next()).await {

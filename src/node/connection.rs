@@ -166,11 +166,76 @@ async fn serve<N: Net>(
 
     match hello.role {
         Role::Client => serve_client::<N>(reader, writer, addr, &shared).await,
-        Role::Master { id, epoch } => {
+        Role::Master { ref id, epoch } => {
+            if let Err(reason) = prove::<N>(&shared, &hello, &mut reader, &mut writer).await {
+                if let Some(more) = shared.throttle.allow("refused-master") {
+                    warn!(peer = %addr, master = %id, %reason, suppressed = more, "refusing a master connection");
+                }
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    writer.send(Frame::Refused { reason }),
+                )
+                .await;
+                return;
+            }
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
             serve_master::<N>(reader, writer, addr, &shared).await
         }
+    }
+}
+
+/// The acceptor's half of the node-to-node handshake (`crate::auth`): with
+/// a cluster key, nothing but the handshake is read from the master until
+/// it has proved it holds the key. Without one, there is nothing to prove.
+async fn prove<N: Net>(
+    shared: &Shared,
+    hello: &Hello,
+    reader: &mut Reader<N>,
+    writer: &mut Writer<N>,
+) -> Result<(), String> {
+    let cfg = &shared.cfg;
+    let Some(keys) = &cfg.cluster_keys else {
+        return Ok(());
+    };
+    let Role::Master { id, .. } = &hello.role else {
+        return Ok(());
+    };
+    let key_file = keys.source().display();
+    let Some(theirs) = hello.nonce else {
+        return Err(format!(
+            "node {} requires the cluster key, and node '{id}' offered none: start it with --cluster-key-file (the same key as {key_file})",
+            cfg.id
+        ));
+    };
+    let ours = crate::auth::nonce();
+    let challenge = Frame::Challenge {
+        nonce: ours,
+        proofs: keys.acceptor_proofs(&theirs, &ours, &cfg.id),
+    };
+    let limit = cfg.limits.hello_timeout;
+    match tokio::time::timeout(limit, writer.send(challenge)).await {
+        Ok(Ok(())) => {}
+        _ => return Err("the master did not take the challenge".into()),
+    }
+    match tokio::time::timeout(limit, reader.next()).await {
+        Ok(Some(Ok(Frame::Proof { proof }))) if keys.check_opener(&proof, &ours, &theirs, id) => {
+            Ok(())
+        }
+        Ok(Some(Ok(Frame::Proof { .. }))) => Err(format!(
+            "node '{id}' does not hold the cluster key of node {} ({key_file}): give every node the same --cluster-key-file",
+            cfg.id
+        )),
+        Ok(Some(Ok(other))) => Err(format!(
+            "expected the master's proof of the cluster key, got {}",
+            frame_name(&other)
+        )),
+        Ok(Some(Err(e))) => Err(format!("unreadable proof: {e}")),
+        Ok(None) => Err("closed during the handshake".into()),
+        Err(_) => Err(format!(
+            "no proof of the cluster key within {} (--hello-timeout)",
+            humantime::format_duration(limit)
+        )),
     }
 }
 
@@ -206,6 +271,17 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
                 "node '{id}' is not the master of this cluster (the master is '{}')",
                 cfg.cluster.master
             ));
+        }
+        // A master older than the newest entry this node holds is not the
+        // master of the current epoch: it must not cut or write anything.
+        let ours = shared.log.read().expect("log lock").last().epoch;
+        if let Role::Master { epoch, .. } = hello.role {
+            if epoch < ours {
+                return Err(format!(
+                    "node '{id}' speaks for epoch {epoch}, but node {} already holds entries of epoch {ours}: a stale master is refused",
+                    cfg.id
+                ));
+            }
         }
     }
     Ok(())
@@ -545,5 +621,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Ack { .. } => "Ack",
         Frame::Nack { .. } => "Nack",
         Frame::HeartbeatReply { .. } => "HeartbeatReply",
+        Frame::Challenge { .. } => "Challenge",
+        Frame::Proof { .. } => "Proof",
     }
 }

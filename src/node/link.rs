@@ -56,7 +56,7 @@ pub(crate) async fn run<N: Net>(
         if shared.shutdown.is_cancelled() {
             return;
         }
-        match connect::<N>(&shared, &addr, timing.unhealthy_after).await {
+        match connect::<N>(&shared, &id, &addr, timing.unhealthy_after).await {
             Ok((stream, welcome)) => {
                 last_error.clear();
                 ever_connected = true;
@@ -88,13 +88,15 @@ pub(crate) async fn run<N: Net>(
                     .await;
             }
             Err(e) => {
-                if e.starts_with(REFUSED) {
-                    // It answered: alive, but it will not take us. Back off
-                    // from now on, as for any reached secondary.
+                if let Some(reason) = e.strip_prefix(REFUSED) {
+                    // It answered: alive, but it will not take us (or we
+                    // will not take it). Back off from now on, as for any
+                    // reached secondary.
                     ever_connected = true;
+                    let reason = reason.to_string();
                     let _ = shared
                         .control
-                        .send(Input::Link(MasterEvent::PeerRefused { peer }))
+                        .send(Input::Link(MasterEvent::PeerRefused { peer, reason }))
                         .await;
                 }
                 // Say it once per streak, not at every retry.
@@ -128,6 +130,7 @@ type Writer<N> = FramedWrite<tokio::io::WriteHalf<<N as Net>::Stream>, FrameCode
 /// Dials, says hello, waits for the welcome.
 async fn connect<N: Net>(
     shared: &Shared,
+    peer_id: &str,
     addr: &str,
     deadline: Duration,
 ) -> Result<((Reader<N>, Writer<N>), crate::wire::Welcome), String> {
@@ -139,6 +142,7 @@ async fn connect<N: Net>(
     let (r, w) = tokio::io::split(stream);
     let mut reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
     let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
+    let ours = crate::auth::nonce();
     let hello = Frame::Hello(Hello {
         version: PROTOCOL_VERSION,
         cluster: Some(cfg.cluster.fingerprint()),
@@ -146,13 +150,46 @@ async fn connect<N: Net>(
             id: cfg.id.clone(),
             epoch: shared.epoch,
         },
+        nonce: cfg.cluster_keys.as_ref().map(|_| ours),
+        token: None,
     });
     writer.send(hello).await.map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(deadline, reader.next())
+    let mut answer = tokio::time::timeout(deadline, reader.next())
         .await
         .map_err(|_| "no answer to hello".to_string())?;
+    // The opener's half of the handshake (`crate::auth`): nothing is sent
+    // to a secondary that has not proved it holds the cluster key.
+    if let Some(keys) = &cfg.cluster_keys {
+        let key_file = keys.source().display();
+        match answer {
+            Some(Ok(Frame::Challenge { nonce, proofs })) => {
+                let Some(k) = keys.check_acceptor(&proofs, &ours, &nonce, peer_id) else {
+                    return Err(format!(
+                        "{REFUSED}secondary {peer_id} does not hold this node's cluster key ({key_file}): give every node the same --cluster-key-file"
+                    ));
+                };
+                let proof = keys.opener_proof(k, &nonce, &ours, &cfg.id);
+                writer
+                    .send(Frame::Proof { proof })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                answer = tokio::time::timeout(deadline, reader.next())
+                    .await
+                    .map_err(|_| "no answer to the proof".to_string())?;
+            }
+            Some(Ok(Frame::Welcome(_))) => {
+                return Err(format!(
+                    "{REFUSED}secondary {peer_id} did not prove the cluster key: start it with --cluster-key-file (the same key as {key_file})"
+                ))
+            }
+            _ => {}
+        }
+    }
     match answer {
         Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome)),
+        Some(Ok(Frame::Challenge { .. })) => Err(format!(
+            "{REFUSED}secondary {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
+        )),
         Some(Ok(Frame::Refused { reason })) => Err(format!("{REFUSED}{reason}")),
         Some(Ok(other)) => Err(format!("unexpected answer to hello: {other:?}")),
         Some(Err(e)) => Err(e.to_string()),

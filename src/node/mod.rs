@@ -852,6 +852,8 @@ impl NodeLoop {
                     reachable,
                     needed: core.needed(),
                     nodes: core.health(now),
+                    authenticated: cfg.cluster_keys.is_some(),
+                    encrypted: false,
                 }
             }
             RoleState::Secondary { core, .. } => HealthReport {
@@ -878,6 +880,8 @@ impl NodeLoop {
                     lag: core.received() - core.stored(),
                     last_heard_ms: None,
                 }],
+                authenticated: cfg.cluster_keys.is_some(),
+                encrypted: false,
             },
         }
     }

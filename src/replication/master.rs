@@ -115,6 +115,8 @@ pub enum MasterEvent {
     PeerRefused {
         /// Which secondary.
         peer: usize,
+        /// What was refused, for health and the log.
+        reason: String,
     },
     /// A replication connection closed or failed.
     PeerDisconnected {
@@ -237,6 +239,8 @@ struct Peer {
     retry_at: Option<Instant>,
     /// Consecutive failures, for the backoff.
     attempt: u32,
+    /// Why the last handshake was refused, until a connection succeeds.
+    refused: Option<String>,
 }
 
 /// A client waiting for its entry to reach `w` nodes.
@@ -332,6 +336,7 @@ impl Master {
                 last_ping: None,
                 retry_at: None,
                 attempt: 0,
+                refused: None,
             })
             .collect();
         let n = cfg.secondaries.len() + 1;
@@ -405,6 +410,7 @@ impl Master {
                     PeerStatus::Healthy
                 }
             }
+            (None, _) if peer.refused.is_some() => PeerStatus::Refused,
             (None, None)
                 if now.saturating_duration_since(self.started)
                     <= self.cfg.timing.unhealthy_after =>
@@ -424,7 +430,7 @@ impl Master {
             .filter(|p| {
                 !matches!(
                     self.status(p, now),
-                    PeerStatus::Unhealthy | PeerStatus::Connecting
+                    PeerStatus::Unhealthy | PeerStatus::Connecting | PeerStatus::Refused
                 )
             })
             .count() as u32
@@ -572,6 +578,7 @@ impl Master {
                 p.max_sent = agree;
                 p.retry_at = None;
                 p.attempt = 0;
+                p.refused = None;
                 out.push(MasterAction::Send {
                     peer,
                     conn,
@@ -579,12 +586,13 @@ impl Master {
                 });
                 self.release(out);
             }
-            MasterEvent::PeerRefused { peer } => {
-                // Heard from, without a connection: Unhealthy at once, not
-                // Connecting.
+            MasterEvent::PeerRefused { peer, reason } => {
+                // Heard from, without a connection: Refused at once, not
+                // Connecting, until a connection succeeds.
                 let p = &mut self.peers[peer];
                 if p.conn.is_none() {
                     p.last_heard = Some(now);
+                    p.refused = Some(reason);
                 }
             }
             MasterEvent::PeerDisconnected { peer, conn } => {
@@ -1481,10 +1489,14 @@ mod tests {
     #[test]
     fn a_secondary_that_refuses_the_hello_is_unhealthy_at_once_not_connecting() {
         let (mut m, now) = master(2);
-        assert_eq!(step(&mut m, now, E::PeerRefused { peer: 0 }), vec![]);
-        assert_eq!(m.health(now)[1].status, PeerStatus::Unhealthy);
+        let refused = |peer| E::PeerRefused {
+            peer,
+            reason: "another cluster".into(),
+        };
+        assert_eq!(step(&mut m, now, refused(0)), vec![]);
+        assert_eq!(m.health(now)[1].status, PeerStatus::Refused);
         assert_eq!(m.health(now)[2].status, PeerStatus::Connecting);
-        step(&mut m, now, E::PeerRefused { peer: 1 });
+        step(&mut m, now, refused(1));
         // Nobody left who could make a quorum: refused now, not held.
         assert!(m.read_only(now));
         assert!(matches!(

@@ -7,7 +7,7 @@ use crate::entry::{Entry, Position, Seq};
 
 /// Version of the protocol spoken by this build. A peer announcing another
 /// version is refused during the hello, with both versions in the reason.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +129,22 @@ pub enum Frame {
         /// Last contiguous sequence number stored.
         stored: Seq,
     },
+
+    // ---- node-to-node authentication (after the hello, before the welcome) ----
+    /// The acceptor's half of the handshake: its nonce, and one proof per
+    /// cluster key it holds (see `crate::auth`).
+    Challenge {
+        /// The acceptor's fresh nonce.
+        nonce: [u8; 32],
+        /// HMAC-SHA256 proofs, one per key (one or two).
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        proofs: Vec<[u8; 32]>,
+    },
+    /// The opener's half: proof that it holds a key the acceptor accepts.
+    Proof {
+        /// HMAC-SHA256 proof.
+        proof: [u8; 32],
+    },
 }
 
 /// The first frame of every connection.
@@ -141,6 +157,12 @@ pub struct Hello {
     pub cluster: Option<u64>,
     /// Who is calling.
     pub role: Role,
+    /// The opener's fresh nonce, when it holds a cluster key and expects the
+    /// node to prove it holds one too (node-to-node connections).
+    pub nonce: Option<[u8; 32]>,
+    /// A client's token (`--token-file`), when the node requires one.
+    #[serde(deserialize_with = "super::bounded::opt_string::deserialize")]
+    pub token: Option<String>,
 }
 
 /// Who opened a connection.
@@ -293,6 +315,10 @@ pub struct HealthReport {
     /// On the master: every node of the cluster, itself first.
     #[serde(deserialize_with = "super::bounded::vec::deserialize")]
     pub nodes: Vec<NodeHealth>,
+    /// Whether node-to-node connections are authenticated (a cluster key).
+    pub authenticated: bool,
+    /// Whether connections are encrypted (TLS).
+    pub encrypted: bool,
 }
 
 /// One node as the master sees it.
@@ -330,6 +356,9 @@ pub enum PeerStatus {
     /// Never heard since the master started, which is less than the
     /// unhealthy period ago: it may not be listening yet.
     Connecting,
+    /// It answers, but refuses this master or cannot prove the cluster key
+    /// (another cluster, a wrong key): it will not be replicated to.
+    Refused,
 }
 
 impl std::fmt::Display for PeerStatus {
@@ -339,6 +368,7 @@ impl std::fmt::Display for PeerStatus {
             PeerStatus::Suspected => "suspected",
             PeerStatus::Unhealthy => "unhealthy",
             PeerStatus::Connecting => "connecting",
+            PeerStatus::Refused => "refused",
         })
     }
 }

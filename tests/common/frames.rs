@@ -45,6 +45,8 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                     epoch: rng.gen(),
                 }
             },
+            nonce: rng.gen_bool(0.5).then(|| rng.gen()),
+            token: rng.gen_bool(0.5).then(|| text(rng)),
         }),
         1 => Frame::Welcome(Welcome {
             node: text(rng),
@@ -130,6 +132,8 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                         last_heard_ms: rng.gen_bool(0.5).then(|| rng.gen()),
                     })
                     .collect(),
+                authenticated: rng.gen(),
+                encrypted: rng.gen(),
             },
         },
         10 => Frame::Sync {
@@ -138,7 +142,14 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => Frame::Heartbeat,
+        12 => match rng.gen_range(0..3) {
+            0 => Frame::Challenge {
+                nonce: rng.gen(),
+                proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
+            },
+            1 => Frame::Proof { proof: rng.gen() },
+            _ => Frame::Heartbeat,
+        },
         13 => Frame::Ack { stored: rng.gen() },
         14 => Frame::Nack {
             stored: rng.gen(),

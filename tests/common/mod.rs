@@ -320,6 +320,8 @@ pub fn client_hello() -> Vec<u8> {
         version: replog::wire::PROTOCOL_VERSION,
         cluster: None,
         role: replog::wire::Role::Client,
+        nonce: None,
+        token: None,
     }))
 }
 
