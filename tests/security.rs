@@ -1,0 +1,351 @@
+//! With a cluster key, nobody outside the cluster can impersonate its
+//! master or a secondary: raw-socket impostors try to displace the master,
+//! cut or forge a secondary's log, and receive the master's log; a node with
+//! a wrong key is refused and shown as such; the key changes by a rolling
+//! restart without refusing anyone or losing anything.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use replog::client::Client;
+use replog::config::Cluster as ClusterList;
+use replog::entry::Entry;
+use replog::wire::{Frame, FrameCodec, Hello, PeerStatus, Role, PROTOCOL_VERSION};
+use tokio_util::codec::Decoder;
+
+const KEY_A: &str = "a-cluster-key-0123456789abcdef";
+const KEY_B: &str = "another-key-0123456789abcdef00";
+
+fn key_file(dir: &std::path::Path, name: &str, lines: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// Reads frames until EOF or `limit`.
+fn frames(s: &mut TcpStream, limit: Duration) -> (Vec<Frame>, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let deadline = Instant::now() + limit;
+    let (mut buf, mut codec, mut out) = (bytes::BytesMut::new(), FrameCodec::new(1 << 26), vec![]);
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                while let Ok(Some(f)) = codec.decode(&mut buf) {
+                    out.push(f);
+                }
+                return (out, true);
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => {}
+        }
+        while let Ok(Some(f)) = codec.decode(&mut buf) {
+            out.push(f);
+        }
+    }
+    (out, false)
+}
+
+/// A hello claiming to be the cluster's master (`n1`), of a huge epoch.
+fn master_hello(c: &Cluster, nonce: Option<[u8; 32]>) -> Vec<u8> {
+    let list = cluster_list(c);
+    framed(&Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        cluster: Some(ClusterList::parse(&list, None).unwrap().fingerprint()),
+        role: Role::Master {
+            id: "n1".into(),
+            epoch: 1 << 40,
+        },
+        nonce,
+        token: None,
+    }))
+}
+
+fn cluster_list(c: &Cluster) -> String {
+    c.addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("n{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn forged(seq: u64) -> Frame {
+    Frame::Entries {
+        entries: vec![Entry {
+            epoch: 1 << 40,
+            seq,
+            key: None,
+            message: "forged".into(),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impostor_masters_can_neither_displace_cut_nor_forge() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "key", &[KEY_A]);
+    let mut c = Cluster::new(3, true, |_| {
+        let mut f = flags(FAST);
+        f.extend(["--cluster-key-file".into(), key.display().to_string()]);
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    for i in 1..=5 {
+        append(c.master(), &format!("m{i}"), 3).await.unwrap();
+    }
+    let before = c.wait_converged(&[1], 5).await;
+    let s2 = c.addrs[1].clone();
+
+    // 1. No nonce (no key): refused, naming the flag.
+    let mut s = TcpStream::connect(&s2).unwrap();
+    s.write_all(&master_hello(&c, None)).unwrap();
+    let (got, closed) = frames(&mut s, Duration::from_secs(10));
+    assert!(closed);
+    assert!(
+        matches!(&got[..], [Frame::Refused { reason }] if reason.contains("--cluster-key-file")),
+        "{got:?}"
+    );
+
+    // 2. A nonce, then a made-up proof, then a Sync that would cut the log
+    //    and forged entries, all sent at once.
+    let mut s = TcpStream::connect(&s2).unwrap();
+    let mut attack = master_hello(&c, Some([7; 32]));
+    attack.extend(framed(&Frame::Proof { proof: [9; 32] }));
+    attack.extend(framed(&Frame::Sync {
+        truncate_after: Some(0),
+    }));
+    attack.extend(framed(&forged(1)));
+    let _ = s.write_all(&attack);
+    let (got, closed) = frames(&mut s, Duration::from_secs(10));
+    assert!(closed);
+    assert!(
+        matches!(&got[..], [Frame::Challenge { .. }, Frame::Refused { reason }] if reason.contains("does not hold the cluster key")),
+        "{got:?}"
+    );
+
+    // 3. Frames sent without waiting for the challenge at all.
+    let mut s = TcpStream::connect(&s2).unwrap();
+    let mut attack = master_hello(&c, Some([8; 32]));
+    attack.extend(framed(&Frame::Sync {
+        truncate_after: Some(0),
+    }));
+    attack.extend(framed(&forged(6)));
+    let _ = s.write_all(&attack);
+    let (_, closed) = frames(&mut s, Duration::from_secs(10));
+    assert!(closed);
+
+    // Nothing changed: the secondary holds its entries, the real master's
+    // connection was never displaced, and replication goes on.
+    let h = Client::connect(c.master())
+        .await
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    assert_eq!(h.nodes[1].status, PeerStatus::Healthy, "{h:?}");
+    assert!(h.authenticated);
+    append(c.master(), "m6", 3).await.unwrap();
+    let after = c.wait_converged(&[0, 1, 2], 6).await;
+    assert_eq!(after[1][..5], before[0][..]);
+    assert!(after.iter().all(|l| l[5].1 == "m6"));
+    assert!(!c.logs(1).contains("truncat"), "nothing was cut");
+    // Said in the secondary's log, rate-limited.
+    let lines = c.logs(1).matches("refusing a master connection").count();
+    assert!((1..=2).contains(&lines), "{lines}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_sends_nothing_to_an_impostor_secondary() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "key", &[KEY_A]);
+    let mut c = Cluster::new(3, true, |_| {
+        let mut f = flags(FAST);
+        f.extend(["--cluster-key-file".into(), key.display().to_string()]);
+        f
+    });
+    // Node 3's address is held by an impostor that welcomes the master
+    // without a challenge, or with a made-up one.
+    let impostor = TcpListener::bind(&c.addrs[2]).unwrap();
+    c.start(0);
+    c.start(1);
+    c.wait_healthy(&[1]).await;
+    append(c.master(), "secret", 2).await.unwrap();
+    let mut seen = Vec::new();
+    for round in 0..4 {
+        let (mut s, _) = impostor.accept().unwrap();
+        let (hello, _) = frames(&mut s, Duration::from_millis(300));
+        assert!(
+            matches!(hello[..], [Frame::Hello(Hello { nonce: Some(_), .. })]),
+            "{hello:?}"
+        );
+        let answer = if round % 2 == 0 {
+            Frame::Welcome(replog::wire::Welcome {
+                node: "n3".into(),
+                role: replog::wire::NodeRole::Secondary,
+                master_addr: c.master().into(),
+                last: Default::default(),
+                stored: 0,
+                max_message_bytes: 1 << 20,
+            })
+        } else {
+            Frame::Challenge {
+                nonce: [1; 32],
+                proofs: vec![[2; 32], [3; 32]],
+            }
+        };
+        s.write_all(&framed(&answer)).unwrap();
+        let (got, _) = frames(&mut s, Duration::from_millis(500));
+        seen.extend(got);
+    }
+    assert!(
+        !seen.iter().any(|f| matches!(
+            f,
+            Frame::Entries { .. } | Frame::Sync { .. } | Frame::Proof { .. }
+        )),
+        "the master sent {seen:?}"
+    );
+    let h = Client::connect(c.master())
+        .await
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    assert_eq!(h.nodes[2].status, PeerStatus::Refused, "{h:?}");
+    let (code, out, _) = replog(&["health", "--node", c.master()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("refused") && out.contains("cluster: authenticated"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_key_is_refused_by_name_of_the_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = key_file(dir.path(), "good", &[KEY_A]);
+    let bad = key_file(dir.path(), "bad", &[KEY_B]);
+    let mut c = Cluster::new(3, false, |i| {
+        let mut f = flags(FAST);
+        let k = if i == 1 { &bad } else { &good };
+        f.extend(["--cluster-key-file".into(), k.display().to_string()]);
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[2]).await;
+    let h = wait_for("node 2 to be shown as refused", || async {
+        let h = Client::connect(c.master())
+            .await
+            .ok()?
+            .health()
+            .await
+            .ok()?;
+        (h.nodes[1].status == PeerStatus::Refused).then_some(h)
+    })
+    .await;
+    assert!(!h.read_only, "nodes 1 and 3 are a majority");
+    let log = c.logs(0);
+    assert!(
+        log.contains("does not hold this node's cluster key") && log.contains("--cluster-key-file"),
+        "{log}"
+    );
+    // And nothing reached node 2.
+    append(c.master(), "x", 2).await.unwrap();
+    let listed = Client::connect(&c.addrs[1])
+        .await
+        .unwrap()
+        .list_all(1)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_changes_by_rolling_restart_with_appends_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |i: usize| dir.path().join(format!("key-{i}"));
+    for i in 0..3 {
+        key_file(dir.path(), &format!("key-{i}"), &[KEY_A]);
+    }
+    let mut c = Cluster::new(3, true, |i| {
+        let mut f = flags(FAST);
+        f.extend(["--cluster-key-file".into(), key(i).display().to_string()]);
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    // A writer keeps appending with w=2 all along; every append it makes
+    // must succeed (a restart of the master is retried with the same key).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (m, stop) = (c.master().to_string(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let msg = format!("w{i}");
+                let opts = replog::client::AppendOptions {
+                    w: replog::wire::WriteConcern::Nodes(2),
+                    key: Some(msg.clone()),
+                    timeout: None,
+                };
+                // Retried with the same key through restarts.
+                let seq = loop {
+                    match Client::connect(&m).await {
+                        Ok(cl) => match cl.append(&msg, &opts).await {
+                            Ok(seq) => break seq,
+                            Err(e) => assert!(
+                                matches!(e.exit_code(), 3 | 4 | 5),
+                                "an authorised append was refused: {e}"
+                            ),
+                        },
+                        Err(e) => assert_eq!(e.exit_code(), 5, "{e}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                acked.push((seq, msg));
+            }
+            acked
+        })
+    };
+    // Phase 1: every node learns the new key, keeping the old one.
+    // Phase 2: every node drops the old key.
+    for keys in [[KEY_B, KEY_A].as_slice(), &[KEY_B]] {
+        for i in [1, 2, 0] {
+            key_file(dir.path(), &format!("key-{i}"), keys);
+            c.kill(i);
+            c.start(i);
+            c.wait_up(i).await;
+            // The restarted node is back in the cluster before the next.
+            let back: Vec<usize> = if i == 0 { vec![1, 2] } else { vec![i] };
+            c.wait_healthy(&back).await;
+        }
+    }
+    // Nobody was ever refused for the key.
+    for i in 0..3 {
+        assert!(
+            !c.logs(i).contains("does not hold"),
+            "node {i}: {}",
+            c.logs(i)
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(acked.len() > 10, "{} appends", acked.len());
+    eprintln!("{} appends acknowledged across the key change", acked.len());
+    let n = acked.iter().map(|(s, _)| *s).max().unwrap() as usize;
+    let lists = c.wait_converged(&[0, 1, 2], n).await;
+    for (seq, msg) in &acked {
+        for l in &lists {
+            assert_eq!(&l[*seq as usize - 1].1, msg, "acknowledged {seq} lost");
+        }
+    }
+}
