@@ -173,6 +173,70 @@ fn mac(key: &[u8], label: &[u8], a: &Nonce, b: &Nonce, id: &str) -> Proof {
     m.finalize().into_bytes().into()
 }
 
+/// Reads a token file: its first non-empty line, trimmed. `flag` names
+/// the flag in errors.
+pub fn load_token(path: &Path, flag: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{flag}: cannot read {}: {e}", path.display()))?;
+    let token = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or_else(|| format!("{flag}: {} holds no token", path.display()))?;
+    if token.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "{flag}: the token in {} is {} bytes; use at least {MIN_KEY_BYTES} (for example: openssl rand -hex 32)",
+            path.display(),
+            token.len()
+        ));
+    }
+    Ok(token.to_string())
+}
+
+/// What a client connection may do, from its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// May append.
+    pub append: bool,
+    /// May list and ask for health.
+    pub read: bool,
+}
+
+/// What `token` allows on a node requiring `client` to append and `read`
+/// to read (the client token reads too). `Err` is the sentence to send
+/// back when the connection is refused outright: a token that matches
+/// nothing, or none where reads need one.
+pub fn client_access(
+    token: Option<&str>,
+    client: Option<&str>,
+    read: Option<&str>,
+    node: &str,
+) -> Result<Access, String> {
+    let is = |expected: Option<&str>| match (token, expected) {
+        (_, None) => true,
+        (Some(t), Some(e)) => token_matches(t, e),
+        (None, Some(_)) => false,
+    };
+    let append = is(client);
+    let reads = is(read) || (client.is_some() && append);
+    let configured = client.is_some() || read.is_some();
+    let matches_one = (client.is_some() && append) || (read.is_some() && is(read));
+    if token.is_some() && configured && !matches_one {
+        return Err(format!(
+            "node {node} does not accept the token given (--token-file or REPLOG_TOKEN): give the cluster's client or read token"
+        ));
+    }
+    if !reads {
+        return Err(format!(
+            "node {node} requires a token to read: give one with --token-file (or REPLOG_TOKEN)"
+        ));
+    }
+    Ok(Access {
+        append,
+        read: reads,
+    })
+}
+
 /// A fresh nonce.
 pub fn nonce() -> Nonce {
     let mut n = [0u8; 32];
@@ -251,6 +315,58 @@ mod tests {
         // The acceptor's proof cannot be reflected as the opener's.
         let reflected = k.acceptor_proofs(&na, &no, "a")[0];
         assert!(!k.check_opener(&reflected, &na, &no, "a"));
+    }
+
+    #[test]
+    fn client_tokens_grant_appends_and_reads() {
+        let w = "writer-token-0123456789";
+        let r = "reader-token-0123456789";
+        let ok = |append, read| Ok(Access { append, read });
+        // Nothing configured: everything, whatever is sent.
+        assert_eq!(client_access(None, None, None, "n"), ok(true, true));
+        assert_eq!(client_access(Some("x"), None, None, "n"), ok(true, true));
+        // Appends guarded, reads open.
+        assert_eq!(client_access(None, Some(w), None, "n"), ok(false, true));
+        assert_eq!(client_access(Some(w), Some(w), None, "n"), ok(true, true));
+        assert!(client_access(Some("bad"), Some(w), None, "n")
+            .unwrap_err()
+            .contains("--token-file"));
+        // Both guarded: the client token reads too; the read token only reads.
+        assert_eq!(
+            client_access(Some(w), Some(w), Some(r), "n"),
+            ok(true, true)
+        );
+        assert_eq!(
+            client_access(Some(r), Some(w), Some(r), "n"),
+            ok(false, true)
+        );
+        assert!(client_access(None, Some(w), Some(r), "n")
+            .unwrap_err()
+            .contains("requires a token to read"));
+        assert!(client_access(Some("bad"), Some(w), Some(r), "n").is_err());
+        // Only reads guarded.
+        assert_eq!(client_access(Some(r), None, Some(r), "n"), ok(true, true));
+        assert!(client_access(None, None, Some(r), "n").is_err());
+    }
+
+    /// The layout `docs/protocol.md` gives a third-party implementer.
+    #[test]
+    fn the_proof_is_hmac_sha256_over_the_documented_layout() {
+        let k = keys(&["0123456789abcdef"]);
+        let (n_a, n_o) = ([2u8; 32], [1u8; 32]);
+        let mut input = Vec::new();
+        input.extend_from_slice(&[0, 0, 0, 13]);
+        input.extend_from_slice(b"replog opener");
+        input.extend_from_slice(&[0, 0, 0, 32]);
+        input.extend_from_slice(&n_a);
+        input.extend_from_slice(&[0, 0, 0, 32]);
+        input.extend_from_slice(&n_o);
+        input.extend_from_slice(&[0, 0, 0, 1]);
+        input.extend_from_slice(b"1");
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(b"0123456789abcdef").unwrap();
+        m.update(&input);
+        let want: Proof = m.finalize().into_bytes().into();
+        assert_eq!(k.opener_proof(0, &n_a, &n_o, "1"), want);
     }
 
     #[test]

@@ -20,7 +20,7 @@ const PIPELINE: usize = 256;
 #[command(
     name = "replog",
     version,
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended)."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended), 6 unauthorized: a token is missing or wrong (not appended)."
 )]
 pub struct Cli {
     /// What to do.
@@ -50,6 +50,9 @@ pub enum Command {
         null_data: bool,
         /// The message (stored byte for byte), or "-" to read one message per line of standard input.
         message: OsString,
+        /// Client token, for clusters that require one.
+        #[command(flatten)]
+        auth: TokenArgs,
     },
     /// Print the messages of a node, in order.
     List {
@@ -65,6 +68,9 @@ pub enum Command {
         /// Keep printing messages as they become visible, like tail -f.
         #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Client token, for clusters that require one.
+        #[command(flatten)]
+        auth: TokenArgs,
     },
     /// Show the health of a node and, on the master, of every secondary.
     Health {
@@ -77,12 +83,44 @@ pub enum Command {
         /// Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4).
         #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, num_args = 0..=1, default_missing_value = "1000y")]
         wait: Option<Duration>,
+        /// Client token, for clusters that require one.
+        #[command(flatten)]
+        auth: TokenArgs,
     },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The client token: from `--token-file`, or else the `REPLOG_TOKEN`
+/// environment variable (there is no flag for the token itself, so that it
+/// never shows in a process list).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself).
+    #[arg(long, env = "REPLOG_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl TokenArgs {
+    fn token(&self) -> Result<Option<String>, ClientError> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ClientError::Usage(format!("--token-file: cannot read {}: {e}", path.display()))
+            })?;
+            let token = text.lines().map(str::trim).find(|l| !l.is_empty());
+            return match token {
+                Some(t) => Ok(Some(t.to_string())),
+                None => Err(ClientError::Usage(format!(
+                    "--token-file: {} holds no token",
+                    path.display()
+                ))),
+            };
+        }
+        Ok(std::env::var("REPLOG_TOKEN").ok().filter(|t| !t.is_empty()))
+    }
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -95,29 +133,46 @@ pub async fn run(cli: Cli) -> i32 {
             key,
             null_data,
             message,
-        } => {
-            let opts = AppendOptions { w, key, timeout };
-            let message = message.as_bytes();
-            if message == b"-" {
-                let separator = if null_data { b'\0' } else { b'\n' };
-                append_stdin(&node, opts, separator).await
-            } else if null_data {
-                Err(ClientError::Usage(
-                    "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
-                ))
-            } else {
-                append_one(&node, message, &opts).await
+            auth,
+        } => match auth.token() {
+            Err(e) => Err(e),
+            Ok(token) => {
+                let opts = AppendOptions { w, key, timeout };
+                let message = message.as_bytes();
+                let token = token.as_deref();
+                if message == b"-" {
+                    let separator = if null_data { b'\0' } else { b'\n' };
+                    append_stdin(&node, opts, separator, token).await
+                } else if null_data {
+                    Err(ClientError::Usage(
+                        "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
+                    ))
+                } else {
+                    append_one(&node, message, &opts, token).await
+                }
             }
-        }
+        },
         Command::List {
             node,
             from,
             json,
             follow,
-        } => list(&node, from, json, follow).await,
-        Command::Health { node, json, wait } => match wait {
-            Some(limit) => health_wait(&node, json, limit).await,
-            None => health(&node, json).await,
+            auth,
+        } => match auth.token() {
+            Err(e) => Err(e),
+            Ok(token) => list(&node, from, json, follow, token.as_deref()).await,
+        },
+        Command::Health {
+            node,
+            json,
+            wait,
+            auth,
+        } => match auth.token() {
+            Err(e) => Err(e),
+            Ok(token) => match wait {
+                Some(limit) => health_wait(&node, json, limit, token.as_deref()).await,
+                None => health(&node, json, token.as_deref()).await,
+            },
         },
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -162,8 +217,9 @@ pub async fn append_one(
     node: &str,
     message: &[u8],
     opts: &AppendOptions,
+    token: Option<&str>,
 ) -> Result<(), ClientError> {
-    let client = Client::connect(node).await?;
+    let client = Client::connect_with(node, token).await?;
     // One key for both tries, so the redirect cannot append twice.
     let opts = AppendOptions {
         key: Some(opts.key.clone().unwrap_or_else(crate::client::new_key)),
@@ -171,7 +227,7 @@ pub async fn append_one(
     };
     let seq = match client.append(message, &opts).await {
         Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-            Client::connect(&master_addr)
+            Client::connect_with(&master_addr, token)
                 .await?
                 .append(message, &opts)
                 .await?
@@ -187,8 +243,13 @@ pub async fn append_one(
 /// Appends every message of standard input (each ended by `separator`,
 /// the last one possibly not), pipelined, printing sequence numbers in input
 /// order. Messages are bytes: nothing is decoded or altered.
-async fn append_stdin(node: &str, opts: AppendOptions, separator: u8) -> Result<(), ClientError> {
-    let client = connect_master(node).await?;
+async fn append_stdin(
+    node: &str,
+    opts: AppendOptions,
+    separator: u8,
+    token: Option<&str>,
+) -> Result<(), ClientError> {
+    let client = connect_master(node, token).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
     // Standard input is read on a blocking thread: messages flow as they come.
     std::thread::spawn(move || {
@@ -291,8 +352,14 @@ async fn append_stdin(node: &str, opts: AppendOptions, separator: u8) -> Result<
     }
 }
 
-async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), ClientError> {
-    let client = Client::connect(node).await?;
+async fn list(
+    node: &str,
+    from: u64,
+    json: bool,
+    follow: bool,
+    token: Option<&str>,
+) -> Result<(), ClientError> {
+    let client = Client::connect_with(node, token).await?;
     let mut stdout = std::io::stdout().lock();
     if json {
         let entries = client.list_all(from).await?;
@@ -326,8 +393,8 @@ async fn list(node: &str, from: u64, json: bool, follow: bool) -> Result<(), Cli
     }
 }
 
-async fn health(node: &str, json: bool) -> Result<(), ClientError> {
-    let client = Client::connect(node).await?;
+async fn health(node: &str, json: bool, token: Option<&str>) -> Result<(), ClientError> {
+    let client = Client::connect_with(node, token).await?;
     let report = client.health().await?;
     let text = if json {
         format!("{}\n", health_json(&report))
@@ -357,7 +424,12 @@ pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
 /// cluster can take appends, then prints the report as `health` does. Nodes
 /// that are not up yet are waited for too. After `limit`: exit 4 with the
 /// last report's numbers, or 5 if no node answered.
-async fn health_wait(node: &str, json: bool, limit: Duration) -> Result<(), ClientError> {
+async fn health_wait(
+    node: &str,
+    json: bool,
+    limit: Duration,
+    token: Option<&str>,
+) -> Result<(), ClientError> {
     let deadline = tokio::time::Instant::now()
         .checked_add(limit)
         .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 100));
@@ -367,7 +439,7 @@ async fn health_wait(node: &str, json: bool, limit: Duration) -> Result<(), Clie
     });
     loop {
         let attempt = async {
-            let client = connect_master(node).await?;
+            let client = connect_master(node, token).await?;
             client.health().await
         };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -393,6 +465,7 @@ async fn health_wait(node: &str, json: bool, limit: Duration) -> Result<(), Clie
             if let Err(
                 e @ (ClientError::BadAddress { .. }
                 | ClientError::Refused { .. }
+                | ClientError::Unauthorized { .. }
                 | ClientError::Protocol { .. }),
             ) = answer
             {

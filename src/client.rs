@@ -107,6 +107,15 @@ pub enum ClientError {
         /// The master reports its own storage as failed.
         read_only_disk: bool,
     },
+    /// The node refused this client's token, or wants one (definite:
+    /// nothing was done).
+    #[error("{addr} refused this client: {reason}")]
+    Unauthorized {
+        /// The node.
+        addr: String,
+        /// Its reason, naming the flag to fix.
+        reason: String,
+    },
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
@@ -138,6 +147,7 @@ fn describe(e: &AppendError) -> String {
         AppendError::ShuttingDown { seq: Some(seq) } => format!(
             "the master is shutting down; the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list' after the restart"
         ),
+        AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
         AppendError::ShuttingDown { seq: None } => {
             "the master is shutting down; the message may or may not have been stored: retry with the same --key".into()
         }
@@ -156,6 +166,8 @@ impl ClientError {
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
             ClientError::Append(AppendError::Refused { .. }) | ClientError::NotReady { .. } => 4,
+            ClientError::Unauthorized { .. }
+            | ClientError::Append(AppendError::Unauthorized(_)) => 6,
             ClientError::Unreachable { .. }
             | ClientError::Lost { .. }
             | ClientError::Rejected { .. } => 5,
@@ -193,6 +205,8 @@ type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 pub struct Client {
     /// The node's address.
     addr: String,
+    /// The token it said hello with (used again for a redirect).
+    token: Option<String>,
     /// What the node said in its welcome.
     welcome: Welcome,
     /// Frames to the writer task.
@@ -204,8 +218,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and says hello.
+    /// Connects and says hello, without a token.
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects and says hello with a client token (`--token-file`), for
+    /// nodes that require one.
+    pub async fn connect_with(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
         let port_ok = addr
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -231,7 +251,7 @@ impl Client {
             cluster: None,
             role: Role::Client,
             nonce: None,
-            token: None,
+            token: token.map(str::to_string),
         });
         writer
             .send(hello)
@@ -244,6 +264,12 @@ impl Client {
             Some(Ok(Frame::Welcome(w))) => w,
             Some(Ok(Frame::Refused { reason })) => {
                 return Err(ClientError::Refused {
+                    addr: addr.to_string(),
+                    reason,
+                })
+            }
+            Some(Ok(Frame::Unauthorized { reason })) => {
+                return Err(ClientError::Unauthorized {
                     addr: addr.to_string(),
                     reason,
                 })
@@ -294,6 +320,7 @@ impl Client {
         });
         Ok(Client {
             addr: addr.to_string(),
+            token: token.map(str::to_string),
             welcome,
             tx,
             pending,
@@ -309,6 +336,11 @@ impl Client {
     /// The node's address.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The token this client said hello with.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     async fn request(&self, make: impl FnOnce(u64) -> Frame) -> Result<Frame, ClientError> {
@@ -444,13 +476,13 @@ impl Client {
 
 /// Connects to `addr` and, if it is a secondary, to the master it names
 /// (once). Returns a client connected to the master.
-pub async fn connect_master(addr: &str) -> Result<Client, ClientError> {
-    let client = Client::connect(addr).await?;
+pub async fn connect_master(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
+    let client = Client::connect_with(addr, token).await?;
     if client.welcome().role == crate::wire::NodeRole::Master {
         return Ok(client);
     }
     let master = client.welcome().master_addr.clone();
-    Client::connect(&master).await
+    Client::connect_with(&master, token).await
 }
 
 /// A random request key: 128 bits, hex.

@@ -143,6 +143,10 @@ pub struct NodeConfig {
     pub fail_storage_while: Option<PathBuf>,
     /// The cluster key(s): node-to-node connections must prove them.
     pub cluster_keys: Option<crate::auth::ClusterKeys>,
+    /// Token clients need to append (and may read with).
+    pub client_token: Option<String>,
+    /// Token clients need to list and ask for health, if reads are guarded.
+    pub read_token: Option<String>,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -190,6 +194,8 @@ impl NodeConfig {
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
             fail_storage_while: None,
             cluster_keys: None,
+            client_token: None,
+            read_token: None,
         }
     }
 

@@ -86,6 +86,12 @@ pub struct DaemonArgs {
     /// File holding the cluster key (one line; during a key change two: the new one, then the previous one). Every node-to-node connection proves it by challenge and response; without it the cluster is unauthenticated.
     #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
     pub cluster_key_file: Option<PathBuf>,
+    /// File whose first line is the token clients need to append (they may read with it too).
+    #[arg(long, env = "REPLOG_CLIENT_TOKEN_FILE", value_name = "PATH")]
+    pub client_token_file: Option<PathBuf>,
+    /// File whose first line is a token that lets clients list and ask for health; with it set, reads need this token or the client token.
+    #[arg(long, env = "REPLOG_READ_TOKEN_FILE", value_name = "PATH")]
+    pub read_token_file: Option<PathBuf>,
     /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
@@ -219,6 +225,14 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     cfg.validate().map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.cluster_key_file {
         cfg.cluster_keys = Some(ClusterKeys::load(path).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(path) = &args.client_token_file {
+        cfg.client_token =
+            Some(crate::auth::load_token(path, "--client-token-file").map_err(anyhow::Error::msg)?);
+    }
+    if let Some(path) = &args.read_token_file {
+        cfg.read_token =
+            Some(crate::auth::load_token(path, "--read-token-file").map_err(anyhow::Error::msg)?);
     }
     let listen = args
         .listen

@@ -29,6 +29,9 @@ refused, nothing appended: fewer than a majority of nodes are reachable and the 
 .TP
 \fB5\fR
 unreachable: no node could be reached, or the connection broke before an answer; if the request was sent it may or may not have been appended (retry with the same \-\-key).
+.TP
+\fB6\fR
+unauthorized, nothing done: the cluster requires a client token and it is missing or wrong (\-\-token\-file or REPLOG_TOKEN).
 "#;
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"

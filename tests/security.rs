@@ -349,3 +349,86 @@ async fn the_key_changes_by_rolling_restart_with_appends_in_flight() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_tokens_guard_appends_and_reads_with_their_own_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = key_file(dir.path(), "writer", &["writer-token-0123456789"]);
+    let reader = key_file(dir.path(), "reader", &["reader-token-0123456789"]);
+    let wrong = key_file(dir.path(), "wrong", &["wrong-token-0123456789"]);
+    let mut c = Cluster::new(2, false, |_| {
+        let mut f = flags(FAST);
+        f.extend([
+            "--client-token-file".into(),
+            writer.display().to_string(),
+            "--read-token-file".into(),
+            reader.display().to_string(),
+        ]);
+        f
+    });
+    c.start_all();
+    let tok = |p: &PathBuf| p.display().to_string();
+    let (m, s) = (c.addrs[0].clone(), c.addrs[1].clone());
+    for addr in [&m, &s] {
+        wait_for("the node to answer", || async {
+            let c = Client::connect_with(addr, Some("writer-token-0123456789"))
+                .await
+                .ok()?;
+            c.health().await.ok()
+        })
+        .await;
+    }
+    // No token: nothing at all, exit 6, naming the flag.
+    for args in [
+        vec!["append", "--node", &m, "x"],
+        vec!["list", "--node", &m],
+        vec!["health", "--node", &m],
+    ] {
+        let (code, _, err) = replog(&args);
+        assert_eq!(code, 6, "{args:?}: {err}");
+        assert!(err.contains("--token-file"), "{err}");
+    }
+    // A wrong token: refused outright.
+    let (code, _, err) = replog(&["list", "--node", &m, "--token-file", &tok(&wrong)]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("does not accept the token"), "{err}");
+    // The read token reads, but cannot append.
+    let (code, _, err) = replog(&["append", "--node", &m, "--token-file", &tok(&reader), "x"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("requires the client token to append"), "{err}");
+    let (code, out, err) = replog(&["list", "--node", &m, "--token-file", &tok(&reader)]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // The client token appends (also through a secondary's redirect) and reads.
+    let (code, out, err) = replog(&[
+        "append",
+        "--node",
+        &s,
+        "--token-file",
+        &tok(&writer),
+        "-w",
+        "2",
+        "ok",
+    ]);
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+    let (code, out, _) = replog(&["list", "--node", &s, "--token-file", &tok(&writer)]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+    // REPLOG_TOKEN works as well as the file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["health", "--node", &m, "--json"])
+        .env("REPLOG_TOKEN", "reader-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing the refused clients sent was appended.
+    let listed = Client::connect_with(&m, Some("writer-token-0123456789"))
+        .await
+        .unwrap()
+        .list_all(1)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}

@@ -165,7 +165,27 @@ async fn serve<N: Net>(
     }
 
     match hello.role {
-        Role::Client => serve_client::<N>(reader, writer, addr, &shared).await,
+        Role::Client => {
+            let access = crate::auth::client_access(
+                hello.token.as_deref(),
+                cfg.client_token.as_deref(),
+                cfg.read_token.as_deref(),
+                &cfg.id,
+            );
+            match access {
+                Ok(access) => serve_client::<N>(reader, writer, addr, &shared, access).await,
+                Err(reason) => {
+                    if let Some(more) = shared.throttle.allow("unauthorized-client") {
+                        warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
+                    }
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        writer.send(Frame::Unauthorized { reason }),
+                    )
+                    .await;
+                }
+            }
+        }
         Role::Master { ref id, epoch } => {
             if let Err(reason) = prove::<N>(&shared, &hello, &mut reader, &mut writer).await {
                 if let Some(more) = shared.throttle.allow("refused-master") {
@@ -302,6 +322,7 @@ async fn serve_client<N: Net>(
     writer: Writer<N>,
     addr: SocketAddr,
     shared: &Arc<Shared>,
+    access: crate::auth::Access,
 ) {
     let cfg = &shared.cfg;
     let limits = cfg.limits;
@@ -412,7 +433,13 @@ async fn serve_client<N: Net>(
                 timeout_ms,
                 message,
             } => {
-                if cfg.is_master() {
+                if !access.append {
+                    let error = AppendError::Unauthorized(format!(
+                        "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
+                        cfg.id
+                    ));
+                    outbox.offer(Frame::AppendFailed { req, error });
+                } else if cfg.is_master() {
                     let input = Input::Append {
                         client,
                         req,
@@ -623,5 +650,6 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::HeartbeatReply { .. } => "HeartbeatReply",
         Frame::Challenge { .. } => "Challenge",
         Frame::Proof { .. } => "Proof",
+        Frame::Unauthorized { .. } => "Unauthorized",
     }
 }

@@ -197,6 +197,32 @@ mod tests {
         roundtrip(Frame::Ack { stored: u64::MAX });
     }
 
+    /// The examples in `docs/protocol.md`, byte for byte.
+    #[test]
+    fn the_documented_examples_encode_as_documented() {
+        use crate::wire::{Hello, Role, PROTOCOL_VERSION};
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut bytes = |f: Frame| {
+            let mut buf = BytesMut::new();
+            codec.encode(f, &mut buf).unwrap();
+            buf.to_vec()
+        };
+        assert_eq!(PROTOCOL_VERSION, 3);
+        let hello = Frame::Hello(Hello {
+            version: 3,
+            cluster: None,
+            role: Role::Client,
+            nonce: None,
+            token: None,
+        });
+        assert_eq!(bytes(hello), [0, 0, 0, 6, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(bytes(Frame::Heartbeat), [0, 0, 0, 1, 0x0c]);
+        assert_eq!(
+            bytes(Frame::Ack { stored: 300 }),
+            [0, 0, 0, 4, 0x0d, 0xfb, 0x2c, 0x01]
+        );
+    }
+
     #[test]
     fn oversized_length_prefix_is_refused_without_buffering() {
         let mut codec = FrameCodec::new(1024);

@@ -145,6 +145,14 @@ pub enum Frame {
         /// HMAC-SHA256 proof.
         proof: [u8; 32],
     },
+    /// The hello's client token is wrong or missing where one is required;
+    /// the connection is closed after this frame. Definite: nothing was
+    /// done.
+    Unauthorized {
+        /// One sentence: what is missing and which flag gives it.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        reason: String,
+    },
 }
 
 /// The first frame of every connection.
@@ -287,6 +295,9 @@ pub enum AppendError {
         /// Sequence number, if one had been assigned.
         seq: Option<Seq>,
     },
+    /// Definite: not appended, this connection's token does not allow
+    /// appends.
+    Unauthorized(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
 }
 
 /// What `replog health` shows.
