@@ -24,6 +24,15 @@ pub trait Net: Send + Sync + 'static {
     fn connect(addr: String) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }
 
+/// Any connected byte stream: plain TCP, TLS over TCP, an in-memory or a
+/// simulated stream. Connections travel boxed, so that one code path serves
+/// them all whatever a transport wraps around them.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// A connection of any kind.
+pub type BoxConn = Box<dyn Conn>;
+
 /// Real TCP through tokio.
 #[derive(Debug, Clone, Copy)]
 pub struct Tcp;

@@ -33,7 +33,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{timeout_from_ms, Input, Shared};
-use crate::net::{Credits, Net, Outbox};
+use crate::net::{BoxConn, Credits, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
 use crate::wire::{
     AppendError, Frame, FrameCodec, FrameError, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
@@ -72,7 +72,7 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
                     let shared2 = shared.clone();
                     shared
                         .tracker
-                        .spawn(serve::<N>(stream, addr, shared2, slot).in_current_span());
+                        .spawn(serve(Box::new(stream), addr, shared2, slot).in_current_span());
                 }
                 Err(_) => {
                     let max = shared.cfg.limits.max_connections;
@@ -108,22 +108,22 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
     }
 }
 
-type Reader<N> = FramedRead<tokio::io::ReadHalf<<N as Net>::Stream>, FrameCodec>;
-type Writer<N> = FramedWrite<tokio::io::WriteHalf<<N as Net>::Stream>, FrameCodec>;
+type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
+type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
 
 /// Serves one connection. `slot` is its place under `--max-connections`:
 /// held by client connections, given back by the master's replication
 /// connection (which must never be refused because clients are many).
-async fn serve<N: Net>(
-    stream: N::Stream,
+async fn serve(
+    stream: BoxConn,
     addr: SocketAddr,
     shared: Arc<Shared>,
     slot: OwnedSemaphorePermit,
 ) {
     let cfg = &shared.cfg;
     let (r, w) = tokio::io::split(stream);
-    let mut reader: Reader<N> = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
-    let mut writer: Writer<N> = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
+    let mut reader: Reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
+    let mut writer: Writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
 
     let hello_timeout = cfg.limits.hello_timeout;
     let first = tokio::select! {
@@ -173,7 +173,7 @@ async fn serve<N: Net>(
                 &cfg.id,
             );
             match access {
-                Ok(access) => serve_client::<N>(reader, writer, addr, &shared, access).await,
+                Ok(access) => serve_client(reader, writer, addr, &shared, access).await,
                 Err(reason) => {
                     if let Some(more) = shared.throttle.allow("unauthorized-client") {
                         warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
@@ -187,7 +187,7 @@ async fn serve<N: Net>(
             }
         }
         Role::Master { ref id, epoch } => {
-            if let Err(reason) = prove::<N>(&shared, &hello, &mut reader, &mut writer).await {
+            if let Err(reason) = prove(&shared, &hello, &mut reader, &mut writer).await {
                 if let Some(more) = shared.throttle.allow("refused-master") {
                     warn!(peer = %addr, master = %id, %reason, suppressed = more, "refusing a master connection");
                 }
@@ -200,7 +200,7 @@ async fn serve<N: Net>(
             }
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
-            serve_master::<N>(reader, writer, addr, &shared).await
+            serve_master(reader, writer, addr, &shared).await
         }
     }
 }
@@ -208,11 +208,11 @@ async fn serve<N: Net>(
 /// The acceptor's half of the node-to-node handshake (`crate::auth`): with
 /// a cluster key, nothing but the handshake is read from the master until
 /// it has proved it holds the key. Without one, there is nothing to prove.
-async fn prove<N: Net>(
+async fn prove(
     shared: &Shared,
     hello: &Hello,
-    reader: &mut Reader<N>,
-    writer: &mut Writer<N>,
+    reader: &mut Reader,
+    writer: &mut Writer,
 ) -> Result<(), String> {
     let cfg = &shared.cfg;
     let Some(keys) = &cfg.cluster_keys else {
@@ -317,9 +317,9 @@ async fn to_node(shared: &Shared, input: Input) -> bool {
     }
 }
 
-async fn serve_client<N: Net>(
-    mut reader: Reader<N>,
-    writer: Writer<N>,
+async fn serve_client(
+    mut reader: Reader,
+    writer: Writer,
     addr: SocketAddr,
     shared: &Arc<Shared>,
     access: crate::auth::Access,
@@ -558,9 +558,9 @@ async fn list(
     outbox.send(answer).await;
 }
 
-async fn serve_master<N: Net>(
-    mut reader: Reader<N>,
-    writer: Writer<N>,
+async fn serve_master(
+    mut reader: Reader,
+    writer: Writer,
     addr: SocketAddr,
     shared: &Arc<Shared>,
 ) {

@@ -13,7 +13,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
-use crate::net::{Net, Outbox};
+use crate::net::{BoxConn, Net, Outbox};
 use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
 use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
@@ -73,7 +73,7 @@ pub(crate) async fn run<N: Net>(
                         stored: welcome.stored,
                     }))
                     .await;
-                let reason = serve::<N>(peer, conn, stream, &shared, &mut cmds).await;
+                let reason = serve(peer, conn, stream, &shared, &mut cmds).await;
                 // The backoff starts over only after a connection that
                 // lasted: one dropped at once (a secondary the master refuses
                 // to replicate to, a flapping link) keeps backing off
@@ -124,8 +124,8 @@ pub(crate) async fn run<N: Net>(
     }
 }
 
-type Reader<N> = FramedRead<tokio::io::ReadHalf<<N as Net>::Stream>, FrameCodec>;
-type Writer<N> = FramedWrite<tokio::io::WriteHalf<<N as Net>::Stream>, FrameCodec>;
+type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
+type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
 
 /// Dials, says hello, waits for the welcome.
 async fn connect<N: Net>(
@@ -133,12 +133,13 @@ async fn connect<N: Net>(
     peer_id: &str,
     addr: &str,
     deadline: Duration,
-) -> Result<((Reader<N>, Writer<N>), crate::wire::Welcome), String> {
+) -> Result<((Reader, Writer), crate::wire::Welcome), String> {
     let cfg = &shared.cfg;
     let stream = tokio::time::timeout(deadline, N::connect(addr.to_string()))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
+    let stream: BoxConn = Box::new(stream);
     let (r, w) = tokio::io::split(stream);
     let mut reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
     let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
@@ -199,10 +200,10 @@ async fn connect<N: Net>(
 
 /// Carries frames both ways until the connection fails, goes silent (the
 /// core says so) or the node stops. Returns why it ended.
-async fn serve<N: Net>(
+async fn serve(
     peer: usize,
     conn: ConnId,
-    (mut reader, writer): (Reader<N>, Writer<N>),
+    (mut reader, writer): (Reader, Writer),
     shared: &Shared,
     cmds: &mut mpsc::Receiver<LinkCmd>,
 ) -> String {
