@@ -238,7 +238,9 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
         .listen
         .clone()
         .unwrap_or_else(|| cfg.cluster.addr(&id).expect("validated").to_string());
-    if cfg.cluster_keys.is_none() && !is_loopback(&listen) {
+    if cfg.cluster_keys.is_none() && (cfg.client_token.is_some() || cfg.read_token.is_some()) {
+        warn!(node = %id, "client tokens are set but there is no --cluster-key-file: tokens guard clients only, and without a cluster key anyone who reaches this node can act as its master (see the README, \"Securing a cluster\")");
+    } else if cfg.cluster_keys.is_none() && !is_loopback(&listen) {
         warn!(node = %id, %listen, "THIS CLUSTER IS UNAUTHENTICATED: anyone who can reach {listen} can impersonate its master or secondaries; give every node the same --cluster-key-file (see the README, \"Securing a cluster\")");
     }
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {

@@ -114,21 +114,17 @@ type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
 /// Serves one connection. `slot` is its place under `--max-connections`:
 /// held by client connections, given back by the master's replication
 /// connection (which must never be refused because clients are many).
-async fn serve(
-    stream: BoxConn,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    slot: OwnedSemaphorePermit,
-) {
+async fn serve(stream: BoxConn, addr: SocketAddr, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
     let cfg = &shared.cfg;
     let (r, w) = tokio::io::split(stream);
     let mut reader: Reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
     let mut writer: Writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
 
     let hello_timeout = cfg.limits.hello_timeout;
+    let deadline = tokio::time::Instant::now() + hello_timeout;
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return,
-        f = tokio::time::timeout(hello_timeout, reader.next()) => f,
+        f = tokio::time::timeout_at(deadline, reader.next()) => f,
     };
     let hello = match first {
         Ok(Some(Ok(Frame::Hello(hello)))) => hello,
@@ -187,9 +183,13 @@ async fn serve(
             }
         }
         Role::Master { ref id, epoch } => {
-            if let Err(reason) = prove(&shared, &hello, &mut reader, &mut writer).await {
+            if let Err(reason) = prove(&shared, deadline, &hello, &mut reader, &mut writer).await {
                 if let Some(more) = shared.throttle.allow("refused-master") {
-                    warn!(peer = %addr, master = %id, %reason, suppressed = more, "refusing a master connection");
+                    let key_file = cfg
+                        .cluster_keys
+                        .as_ref()
+                        .map(|k| k.source().display().to_string());
+                    warn!(peer = %addr, master = %id, %reason, key_file, suppressed = more, "refusing a master connection");
                 }
                 let _ = tokio::time::timeout(
                     Duration::from_millis(500),
@@ -210,6 +210,7 @@ async fn serve(
 /// it has proved it holds the key. Without one, there is nothing to prove.
 async fn prove(
     shared: &Shared,
+    deadline: tokio::time::Instant,
     hello: &Hello,
     reader: &mut Reader,
     writer: &mut Writer,
@@ -221,10 +222,11 @@ async fn prove(
     let Role::Master { id, .. } = &hello.role else {
         return Ok(());
     };
-    let key_file = keys.source().display();
+    // The reasons go back to a peer not yet proven: they name the flag, not
+    // this node's key file (which the local log line names).
     let Some(theirs) = hello.nonce else {
         return Err(format!(
-            "node {} requires the cluster key, and node '{id}' offered none: start it with --cluster-key-file (the same key as {key_file})",
+            "node {} requires the cluster key, and node '{id}' offered none: start it with --cluster-key-file (the same key as every other node)",
             cfg.id
         ));
     };
@@ -234,16 +236,18 @@ async fn prove(
         proofs: keys.acceptor_proofs(&theirs, &ours, &cfg.id),
     };
     let limit = cfg.limits.hello_timeout;
-    match tokio::time::timeout(limit, writer.send(challenge)).await {
+    // One deadline for the hello and the handshake together, counted from
+    // the connection's start: an unproven peer holds its slot no longer.
+    match tokio::time::timeout_at(deadline, writer.send(challenge)).await {
         Ok(Ok(())) => {}
         _ => return Err("the master did not take the challenge".into()),
     }
-    match tokio::time::timeout(limit, reader.next()).await {
+    match tokio::time::timeout_at(deadline, reader.next()).await {
         Ok(Some(Ok(Frame::Proof { proof }))) if keys.check_opener(&proof, &ours, &theirs, id) => {
             Ok(())
         }
         Ok(Some(Ok(Frame::Proof { .. }))) => Err(format!(
-            "node '{id}' does not hold the cluster key of node {} ({key_file}): give every node the same --cluster-key-file",
+            "node '{id}' does not hold the cluster key of node {}: give every node the same --cluster-key-file",
             cfg.id
         )),
         Ok(Some(Ok(other))) => Err(format!(
@@ -558,12 +562,7 @@ async fn list(
     outbox.send(answer).await;
 }
 
-async fn serve_master(
-    mut reader: Reader,
-    writer: Writer,
-    addr: SocketAddr,
-    shared: &Arc<Shared>,
-) {
+async fn serve_master(mut reader: Reader, writer: Writer, addr: SocketAddr, shared: &Arc<Shared>) {
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
     let writer_task = shared
@@ -630,7 +629,7 @@ async fn serve_master(
 }
 
 /// A frame's kind, for log lines (never its content, which may be large).
-fn frame_name(frame: &Frame) -> &'static str {
+pub(crate) fn frame_name(frame: &Frame) -> &'static str {
     match frame {
         Frame::Hello(_) => "Hello",
         Frame::Welcome(_) => "Welcome",

@@ -192,7 +192,10 @@ async fn connect<N: Net>(
             "{REFUSED}secondary {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
         )),
         Some(Ok(Frame::Refused { reason })) => Err(format!("{REFUSED}{reason}")),
-        Some(Ok(other)) => Err(format!("unexpected answer to hello: {other:?}")),
+        Some(Ok(other)) => Err(format!(
+            "unexpected answer to hello: {}",
+            crate::node::frame_kind(&other)
+        )),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("closed during hello".into()),
     }

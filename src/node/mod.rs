@@ -63,6 +63,7 @@ const BATCH: u64 = 512;
 const MAX_INPUTS_PER_ROUND: usize = 1024;
 
 pub(crate) use crate::net::Outbox;
+pub(crate) use connection::frame_name as frame_kind;
 
 /// Inputs waiting for the loop on the control queue (links, syncer, the
 /// master's connection on a secondary).
