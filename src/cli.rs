@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
-use crate::client::{connect_master, AppendOptions, Client, ClientError};
+use crate::client::{connect_master, AppendOptions, Client, ClientError, ConnectOptions};
 use crate::wire::{AppendError, HealthReport, WriteConcern};
 
 /// Most appends in flight at once for `append -`.
@@ -50,9 +50,9 @@ pub enum Command {
         null_data: bool,
         /// The message (stored byte for byte), or "-" to read one message per line of standard input.
         message: OsString,
-        /// Client token, for clusters that require one.
+        /// Token and TLS, for clusters that require them.
         #[command(flatten)]
-        auth: TokenArgs,
+        conn: ConnArgs,
     },
     /// Print the messages of a node, in order.
     List {
@@ -68,9 +68,9 @@ pub enum Command {
         /// Keep printing messages as they become visible, like tail -f.
         #[arg(long, conflicts_with = "json")]
         follow: bool,
-        /// Client token, for clusters that require one.
+        /// Token and TLS, for clusters that require them.
         #[command(flatten)]
-        auth: TokenArgs,
+        conn: ConnArgs,
     },
     /// Show the health of a node and, on the master, of every secondary.
     Health {
@@ -83,9 +83,9 @@ pub enum Command {
         /// Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4).
         #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, num_args = 0..=1, default_missing_value = "1000y")]
         wait: Option<Duration>,
-        /// Client token, for clusters that require one.
+        /// Token and TLS, for clusters that require them.
         #[command(flatten)]
-        auth: TokenArgs,
+        conn: ConnArgs,
     },
     /// Print a shell completion script.
     Completions {
@@ -94,32 +94,52 @@ pub enum Command {
     },
 }
 
-/// The client token: from `--token-file`, or else the `REPLOG_TOKEN`
-/// environment variable (there is no flag for the token itself, so that it
-/// never shows in a process list).
+/// How the CLI reaches a node: the client token, from `--token-file` or
+/// else the `REPLOG_TOKEN` environment variable (there is no flag for the
+/// token itself, so that it never shows in a process list); and TLS.
 #[derive(Debug, Clone, clap::Args)]
-pub struct TokenArgs {
+pub struct ConnArgs {
     /// File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself).
     #[arg(long, env = "REPLOG_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<std::path::PathBuf>,
+    /// Use TLS, verifying the node's certificate against this CA (PEM): for a cluster started with --tls-ca.
+    #[arg(long, env = "REPLOG_TLS_CA", value_name = "PATH")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// With --tls-ca: a client certificate (PEM) to present.
+    #[arg(long, env = "REPLOG_TLS_CERT", value_name = "PATH", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --tls-cert: its private key (PEM).
+    #[arg(long, env = "REPLOG_TLS_KEY", value_name = "PATH", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
-impl TokenArgs {
-    fn token(&self) -> Result<Option<String>, ClientError> {
-        if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ClientError::Usage(format!("--token-file: cannot read {}: {e}", path.display()))
-            })?;
-            let token = text.lines().map(str::trim).find(|l| !l.is_empty());
-            return match token {
-                Some(t) => Ok(Some(t.to_string())),
-                None => Err(ClientError::Usage(format!(
-                    "--token-file: {} holds no token",
-                    path.display()
-                ))),
-            };
-        }
-        Ok(std::env::var("REPLOG_TOKEN").ok().filter(|t| !t.is_empty()))
+impl ConnArgs {
+    fn options(&self) -> Result<ConnectOptions, ClientError> {
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ClientError::Usage(format!("--token-file: cannot read {}: {e}", path.display()))
+                })?;
+                match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+                    Some(t) => Some(t.to_string()),
+                    None => {
+                        return Err(ClientError::Usage(format!(
+                            "--token-file: {} holds no token",
+                            path.display()
+                        )))
+                    }
+                }
+            }
+            None => std::env::var("REPLOG_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let tls = match &self.tls_ca {
+            None => None,
+            Some(ca) => {
+                let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+                Some(crate::tls::client_connector(ca, identity).map_err(ClientError::Usage)?)
+            }
+        };
+        Ok(ConnectOptions { token, tls })
     }
 }
 
@@ -133,22 +153,21 @@ pub async fn run(cli: Cli) -> i32 {
             key,
             null_data,
             message,
-            auth,
-        } => match auth.token() {
+            conn,
+        } => match conn.options() {
             Err(e) => Err(e),
-            Ok(token) => {
+            Ok(conn) => {
                 let opts = AppendOptions { w, key, timeout };
                 let message = message.as_bytes();
-                let token = token.as_deref();
                 if message == b"-" {
                     let separator = if null_data { b'\0' } else { b'\n' };
-                    append_stdin(&node, opts, separator, token).await
+                    append_stdin(&node, opts, separator, &conn).await
                 } else if null_data {
                     Err(ClientError::Usage(
                         "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
                     ))
                 } else {
-                    append_one(&node, message, &opts, token).await
+                    append_one(&node, message, &opts, &conn).await
                 }
             }
         },
@@ -157,21 +176,21 @@ pub async fn run(cli: Cli) -> i32 {
             from,
             json,
             follow,
-            auth,
-        } => match auth.token() {
+            conn,
+        } => match conn.options() {
             Err(e) => Err(e),
-            Ok(token) => list(&node, from, json, follow, token.as_deref()).await,
+            Ok(conn) => list(&node, from, json, follow, &conn).await,
         },
         Command::Health {
             node,
             json,
             wait,
-            auth,
-        } => match auth.token() {
+            conn,
+        } => match conn.options() {
             Err(e) => Err(e),
-            Ok(token) => match wait {
-                Some(limit) => health_wait(&node, json, limit, token.as_deref()).await,
-                None => health(&node, json, token.as_deref()).await,
+            Ok(conn) => match wait {
+                Some(limit) => health_wait(&node, json, limit, &conn).await,
+                None => health(&node, json, &conn).await,
             },
         },
         Command::Completions { shell } => {
@@ -217,9 +236,9 @@ pub async fn append_one(
     node: &str,
     message: &[u8],
     opts: &AppendOptions,
-    token: Option<&str>,
+    conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, token).await?;
+    let client = Client::connect_with(node, conn).await?;
     // One key for both tries, so the redirect cannot append twice.
     let opts = AppendOptions {
         key: Some(opts.key.clone().unwrap_or_else(crate::client::new_key)),
@@ -227,7 +246,7 @@ pub async fn append_one(
     };
     let seq = match client.append(message, &opts).await {
         Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-            Client::connect_with(&master_addr, token)
+            Client::connect_with(&master_addr, conn)
                 .await?
                 .append(message, &opts)
                 .await?
@@ -247,9 +266,9 @@ async fn append_stdin(
     node: &str,
     opts: AppendOptions,
     separator: u8,
-    token: Option<&str>,
+    conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = connect_master(node, token).await?;
+    let client = connect_master(node, conn).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
     // Standard input is read on a blocking thread: messages flow as they come.
     std::thread::spawn(move || {
@@ -357,9 +376,9 @@ async fn list(
     from: u64,
     json: bool,
     follow: bool,
-    token: Option<&str>,
+    conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, token).await?;
+    let client = Client::connect_with(node, conn).await?;
     let mut stdout = std::io::stdout().lock();
     if json {
         let entries = client.list_all(from).await?;
@@ -393,8 +412,8 @@ async fn list(
     }
 }
 
-async fn health(node: &str, json: bool, token: Option<&str>) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, token).await?;
+async fn health(node: &str, json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {
+    let client = Client::connect_with(node, conn).await?;
     let report = client.health().await?;
     let text = if json {
         format!("{}\n", health_json(&report))
@@ -428,7 +447,7 @@ async fn health_wait(
     node: &str,
     json: bool,
     limit: Duration,
-    token: Option<&str>,
+    conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
     let deadline = tokio::time::Instant::now()
         .checked_add(limit)
@@ -439,7 +458,7 @@ async fn health_wait(
     });
     loop {
         let attempt = async {
-            let client = connect_master(node, token).await?;
+            let client = connect_master(node, conn).await?;
             client.health().await
         };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::entry::Seq;
+use crate::net::BoxConn;
 use crate::wire::{
     AppendError, Frame, FrameCodec, HealthReport, Hello, Role, Welcome, WriteConcern,
     PROTOCOL_VERSION,
@@ -200,13 +201,32 @@ impl Default for AppendOptions {
 
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 
+/// How to connect: the client token and TLS, both optional.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// The client token (`--token-file`, `REPLOG_TOKEN`).
+    pub token: Option<String>,
+    /// TLS, verifying nodes against a CA (`--tls-ca`).
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    // Never print the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 /// A connection to one node.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// The node's address.
     addr: String,
-    /// The token it said hello with (used again for a redirect).
-    token: Option<String>,
+    /// How it connected (used again for a redirect).
+    opts: ConnectOptions,
     /// What the node said in its welcome.
     welcome: Welcome,
     /// Frames to the writer task.
@@ -220,12 +240,13 @@ pub struct Client {
 impl Client {
     /// Connects and says hello, without a token.
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
-        Self::connect_with(addr, None).await
+        Self::connect_with(addr, &ConnectOptions::default()).await
     }
 
-    /// Connects and says hello with a client token (`--token-file`), for
-    /// nodes that require one.
-    pub async fn connect_with(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
+    /// Connects (over TLS if `opts` says so) and says hello with the
+    /// client token, if any.
+    pub async fn connect_with(addr: &str, opts: &ConnectOptions) -> Result<Client, ClientError> {
+        let token = opts.token.as_deref();
         let port_ok = addr
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -243,7 +264,19 @@ impl Client {
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+        let stream: BoxConn = match &opts.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let name = crate::tls::server_name(addr).map_err(&unreachable)?;
+                let connecting = tls.connect(name, stream);
+                let tls_stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                    .await
+                    .map_err(|_| unreachable("the TLS handshake timed out".into()))?
+                    .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+                Box::new(tls_stream)
+            }
+        };
+        let (r, w) = tokio::io::split(stream);
         let mut reader = FramedRead::new(r, FrameCodec::new(CLIENT_MAX_FRAME));
         let mut writer = FramedWrite::new(w, FrameCodec::new(CLIENT_MAX_FRAME));
         let hello = Frame::Hello(Hello {
@@ -320,7 +353,7 @@ impl Client {
         });
         Ok(Client {
             addr: addr.to_string(),
-            token: token.map(str::to_string),
+            opts: opts.clone(),
             welcome,
             tx,
             pending,
@@ -338,9 +371,9 @@ impl Client {
         &self.addr
     }
 
-    /// The token this client said hello with.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// How this client connected.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.opts
     }
 
     async fn request(&self, make: impl FnOnce(u64) -> Frame) -> Result<Frame, ClientError> {
@@ -476,13 +509,13 @@ impl Client {
 
 /// Connects to `addr` and, if it is a secondary, to the master it names
 /// (once). Returns a client connected to the master.
-pub async fn connect_master(addr: &str, token: Option<&str>) -> Result<Client, ClientError> {
-    let client = Client::connect_with(addr, token).await?;
+pub async fn connect_master(addr: &str, opts: &ConnectOptions) -> Result<Client, ClientError> {
+    let client = Client::connect_with(addr, opts).await?;
     if client.welcome().role == crate::wire::NodeRole::Master {
         return Ok(client);
     }
     let master = client.welcome().master_addr.clone();
-    Client::connect_with(&master, token).await
+    Client::connect_with(&master, opts).await
 }
 
 /// A random request key: 128 bits, hex.

@@ -143,6 +143,8 @@ pub struct NodeConfig {
     pub fail_storage_while: Option<PathBuf>,
     /// The cluster key(s): node-to-node connections must prove them.
     pub cluster_keys: Option<crate::auth::ClusterKeys>,
+    /// TLS for every connection, if configured.
+    pub tls: Option<crate::tls::NodeTls>,
     /// Token clients need to append (and may read with).
     pub client_token: Option<String>,
     /// Token clients need to list and ask for health, if reads are guarded.
@@ -194,6 +196,7 @@ impl NodeConfig {
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
             fail_storage_while: None,
             cluster_keys: None,
+            tls: None,
             client_token: None,
             read_token: None,
         }

@@ -92,6 +92,15 @@ pub struct DaemonArgs {
     /// File whose first line is a token that lets clients list and ask for health; with it set, reads need this token or the client token.
     #[arg(long, env = "REPLOG_READ_TOKEN_FILE", value_name = "PATH")]
     pub read_token_file: Option<PathBuf>,
+    /// TLS: this node's certificate chain (PEM). With --tls-key and --tls-ca, every connection (clients and replication) is TLS.
+    #[arg(long, env = "REPLOG_TLS_CERT", value_name = "PATH", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: this node's private key (PEM).
+    #[arg(long, env = "REPLOG_TLS_KEY", value_name = "PATH", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the CA (PEM) every node's certificate chains to; a client certificate, when offered, must chain to it too.
+    #[arg(long, env = "REPLOG_TLS_CA", value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
     /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
@@ -107,6 +116,16 @@ pub struct DaemonArgs {
 }
 
 impl DaemonArgs {
+    /// The TLS configuration, if the three TLS flags are given.
+    fn tls(&self) -> anyhow::Result<Option<crate::tls::NodeTls>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(
+                crate::tls::NodeTls::load(cert, key, ca).map_err(anyhow::Error::msg)?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
     fn timing(&self) -> Timing {
         Timing {
             heartbeat_interval: self.heartbeat_interval,
@@ -226,6 +245,7 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     if let Some(path) = &args.cluster_key_file {
         cfg.cluster_keys = Some(ClusterKeys::load(path).map_err(anyhow::Error::msg)?);
     }
+    cfg.tls = args.tls()?;
     if let Some(path) = &args.client_token_file {
         cfg.client_token =
             Some(crate::auth::load_token(path, "--client-token-file").map_err(anyhow::Error::msg)?);
@@ -276,6 +296,7 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         )
         .map_err(anyhow::Error::msg)?,
     };
+    let tls = args.tls()?;
     let mut listeners = Vec::new();
     for (id, addr) in &cluster.nodes {
         let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -290,6 +311,7 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
         let mut cfg = args.node_config(id, cluster.clone(), dir);
         cfg.cluster_keys = Some(keys.clone());
+        cfg.tls = tls.clone();
         tasks.push(tokio::spawn(crate::node::run::<Tcp>(
             cfg,
             listener,

@@ -16,7 +16,8 @@
 //! - [`net`]: the transport the runtime is generic over, and the frame
 //!   writer task.
 //! - [`config`]: cluster list and node configuration, validated.
-//! - [`auth`]: the cluster key's challenge–response and client tokens.
+//! - [`auth`]: the cluster key's challenge–response and client tokens;
+//!   [`tls`]: optional TLS (rustls) for every connection.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
 //!   command lines (clap definitions shared with the man pages);
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
@@ -32,4 +33,5 @@ pub mod node;
 pub mod replication;
 pub mod storage;
 pub mod systemd;
+pub mod tls;
 pub mod wire;

@@ -299,6 +299,10 @@ pub async fn write_frames<W>(
             }
             written.clear();
         }
+        // The queue closed: say so to the peer (a FIN over TCP). A split
+        // stream's write half does not do it when dropped, and the peer
+        // would otherwise wait for more until its idle timeout.
+        writer.close().await?;
         Ok(())
     }
     .await;

@@ -18,6 +18,13 @@ use replog::entry::Entry;
 use replog::wire::{Frame, FrameCodec, Hello, PeerStatus, Role, PROTOCOL_VERSION};
 use tokio_util::codec::Decoder;
 
+fn writer_opts() -> replog::client::ConnectOptions {
+    replog::client::ConnectOptions {
+        token: Some("writer-token-0123456789".into()),
+        tls: None,
+    }
+}
+
 const KEY_A: &str = "a-cluster-key-0123456789abcdef";
 const KEY_B: &str = "another-key-0123456789abcdef00";
 
@@ -371,9 +378,7 @@ async fn client_tokens_guard_appends_and_reads_with_their_own_exit_code() {
     let (m, s) = (c.addrs[0].clone(), c.addrs[1].clone());
     for addr in [&m, &s] {
         wait_for("the node to answer", || async {
-            let c = Client::connect_with(addr, Some("writer-token-0123456789"))
-                .await
-                .ok()?;
+            let c = Client::connect_with(addr, &writer_opts()).await.ok()?;
             c.health().await.ok()
         })
         .await;
@@ -424,7 +429,7 @@ async fn client_tokens_guard_appends_and_reads_with_their_own_exit_code() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Nothing the refused clients sent was appended.
-    let listed = Client::connect_with(&m, Some("writer-token-0123456789"))
+    let listed = Client::connect_with(&m, &writer_opts())
         .await
         .unwrap()
         .list_all(1)

@@ -72,14 +72,20 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
                     let shared2 = shared.clone();
                     shared
                         .tracker
-                        .spawn(serve(Box::new(stream), addr, shared2, slot).in_current_span());
+                        .spawn(open::<N>(stream, addr, shared2, slot).in_current_span());
                 }
                 Err(_) => {
                     let max = shared.cfg.limits.max_connections;
                     if let Some(more) = shared.throttle.allow("max-connections") {
                         warn!(peer = %addr, suppressed = more, "refusing a connection: {max} connections are open (--max-connections)");
                     }
-                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    // Over TLS a plain frame would be garbage: just close.
+                    let told = if shared.cfg.tls.is_some() {
+                        None
+                    } else {
+                        refusals.clone().try_acquire_owned().ok()
+                    };
+                    if let Some(permit) = told {
                         let reason = format!(
                             "node {} has {max} connections open, its limit (--max-connections); try again later",
                             shared.cfg.id
@@ -108,13 +114,54 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
     }
 }
 
+/// Opens an accepted connection: the TLS handshake first if the node has
+/// TLS (here, in the connection's own task, so that a slow handshake never
+/// holds up accepting), then [`serve`].
+async fn open<N: Net>(
+    stream: N::Stream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    slot: OwnedSemaphorePermit,
+) {
+    let Some(tls) = shared.cfg.tls.clone() else {
+        return serve(Box::new(stream), addr, shared, slot, false).await;
+    };
+    let limit = shared.cfg.limits.hello_timeout;
+    match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let has_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            serve(Box::new(stream), addr, shared, slot, has_cert).await
+        }
+        Ok(Err(e)) => {
+            if let Some(more) = shared.throttle.allow("tls-handshake") {
+                warn!(peer = %addr, error = %e, suppressed = more, "closing connection: TLS handshake failed (this node accepts only TLS)");
+            }
+        }
+        Err(_) => {
+            if let Some(more) = shared.throttle.allow("tls-timeout") {
+                warn!(peer = %addr, suppressed = more, "closing connection: no TLS handshake within {} (--hello-timeout)", humantime::format_duration(limit));
+            }
+        }
+    }
+}
+
 type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
 type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
 
 /// Serves one connection. `slot` is its place under `--max-connections`:
 /// held by client connections, given back by the master's replication
 /// connection (which must never be refused because clients are many).
-async fn serve(stream: BoxConn, addr: SocketAddr, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
+async fn serve(
+    stream: BoxConn,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    slot: OwnedSemaphorePermit,
+    has_cert: bool,
+) {
     let cfg = &shared.cfg;
     let (r, w) = tokio::io::split(stream);
     let mut reader: Reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
@@ -183,7 +230,17 @@ async fn serve(stream: BoxConn, addr: SocketAddr, shared: Arc<Shared>, slot: Own
             }
         }
         Role::Master { ref id, epoch } => {
-            if let Err(reason) = prove(&shared, deadline, &hello, &mut reader, &mut writer).await {
+            let proved = if cfg.tls.is_some() && !has_cert {
+                // Mutual TLS between nodes: the master's certificate, which
+                // the handshake already checked against the CA if offered.
+                Err(format!(
+                    "node {} accepts a master only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
+                    cfg.id
+                ))
+            } else {
+                prove(&shared, deadline, &hello, &mut reader, &mut writer).await
+            };
+            if let Err(reason) = proved {
                 if let Some(more) = shared.throttle.allow("refused-master") {
                     let key_file = cfg
                         .cluster_keys

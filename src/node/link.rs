@@ -139,7 +139,28 @@ async fn connect<N: Net>(
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let stream: BoxConn = Box::new(stream);
+    let stream: BoxConn = match &cfg.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let name = crate::tls::server_name(addr)?;
+            let tls_stream = tokio::time::timeout(deadline, tls.connector.connect(name, stream))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| {
+                    // rustls reports what TLS itself refused (a certificate
+                    // of another CA or name, an alert) as invalid data: a
+                    // misconfiguration, shown as refused, not a network
+                    // hiccup.
+                    let refused = if e.kind() == std::io::ErrorKind::InvalidData {
+                        REFUSED
+                    } else {
+                        ""
+                    };
+                    format!("{refused}TLS handshake with secondary {peer_id} failed: {e} (check --tls-cert and --tls-ca on both nodes)")
+                })?;
+            Box::new(tls_stream)
+        }
+    };
     let (r, w) = tokio::io::split(stream);
     let mut reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
     let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));

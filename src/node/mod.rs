@@ -854,7 +854,7 @@ impl NodeLoop {
                     needed: core.needed(),
                     nodes: core.health(now),
                     authenticated: cfg.cluster_keys.is_some(),
-                    encrypted: false,
+                    encrypted: cfg.tls.is_some(),
                 }
             }
             RoleState::Secondary { core, .. } => HealthReport {
@@ -882,7 +882,7 @@ impl NodeLoop {
                     last_heard_ms: None,
                 }],
                 authenticated: cfg.cluster_keys.is_some(),
-                encrypted: false,
+                encrypted: cfg.tls.is_some(),
             },
         }
     }
