@@ -866,7 +866,7 @@ impl NodeLoop {
                 master_addr: cfg.cluster.master_addr().to_string(),
                 read_only: false,
                 reachable: 0,
-                needed: (cfg.cluster.nodes.len() / 2 + 1) as u32,
+                needed: crate::replication::quorum::majority(cfg.cluster.nodes.len()),
                 nodes: vec![NodeHealth {
                     id: cfg.id.clone(),
                     addr: cfg.cluster.addr(&cfg.id).unwrap_or_default().to_string(),

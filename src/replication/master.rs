@@ -369,7 +369,7 @@ impl Master {
 
     /// Nodes needed for a quorum.
     pub fn needed(&self) -> u32 {
-        (self.nodes() / 2 + 1) as u32
+        super::quorum::majority(self.nodes())
     }
 
     /// The master's epoch.
@@ -729,7 +729,7 @@ impl Master {
             })
         };
         let n = self.nodes();
-        let w = w.resolve(n);
+        let w = super::quorum::nodes_for(w, n);
         if w < 1 || w as usize > n {
             let msg = format!(
                 "write concern w={w} is impossible in a cluster of {n} node(s); use 1 to {n}, 'majority' or 'all'"

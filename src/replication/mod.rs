@@ -10,11 +10,13 @@
 //! - [`master`]: sequence numbers, write concern, per-secondary delivery with
 //!   pipelining, retries with backoff, heartbeats, health and quorum.
 //! - [`keys`]: the dedup window of request keys, compact.
+//! - [`quorum`]: majority and write-concern arithmetic.
 //! - [`secondary`]: in-order storage, early entries held until the gap is
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 
 pub mod keys;
 pub mod master;
+pub mod quorum;
 pub mod secondary;
 
 use std::time::Duration;

@@ -226,7 +226,8 @@ impl std::fmt::Display for NodeRole {
     }
 }
 
-/// How many nodes must store an entry before its append is answered.
+/// How many nodes must store an entry before its append is answered (what
+/// that comes to in a given cluster is `replication::quorum::nodes_for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteConcern {
     /// Exactly this many nodes, master included.
@@ -235,17 +236,6 @@ pub enum WriteConcern {
     Majority,
     /// Every node of the cluster.
     All,
-}
-
-impl WriteConcern {
-    /// The number of nodes this concern asks for in a cluster of `n` nodes.
-    pub fn resolve(self, n: usize) -> u32 {
-        match self {
-            WriteConcern::Nodes(w) => w,
-            WriteConcern::Majority => (n / 2 + 1) as u32,
-            WriteConcern::All => n as u32,
-        }
-    }
 }
 
 impl std::str::FromStr for WriteConcern {
