@@ -35,6 +35,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::{timeout_from_ms, Input, Shared};
 use crate::net::{BoxConn, Credits, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
+use crate::replication::AppendRequest;
 use crate::wire::{
     AppendError, Frame, FrameCodec, FrameError, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
 };
@@ -501,14 +502,14 @@ async fn serve_client(
                     ));
                     outbox.offer(Frame::AppendFailed { req, error });
                 } else if cfg.is_master() {
-                    let input = Input::Append {
+                    let input = Input::Append(AppendRequest {
                         client,
                         req,
                         key,
                         w,
                         timeout: timeout_from_ms(timeout_ms),
                         message,
-                    };
+                    });
                     if !to_node(shared, input).await {
                         break;
                     }

@@ -45,9 +45,9 @@ use crate::net::Net;
 use crate::replication::keys::KeyWindow;
 use crate::replication::master::{LogState, Master, MasterAction, MasterConfig, MasterEvent};
 use crate::replication::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
-use crate::replication::{ClientId, ConnId};
+use crate::replication::{AppendRequest, ClientId, ConnId};
 use crate::storage::Log;
-use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, PeerStatus, Welcome, WriteConcern};
+use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, PeerStatus, Welcome};
 
 /// How often the core is ticked: the resolution of every deadline.
 const TICK: Duration = Duration::from_millis(10);
@@ -84,14 +84,7 @@ pub(crate) enum Input {
     /// A client connection closed.
     ClientClosed { client: ClientId },
     /// A client asks for an append (master only).
-    Append {
-        client: ClientId,
-        req: u64,
-        key: Option<String>,
-        w: WriteConcern,
-        timeout: Option<Duration>,
-        message: bytes::Bytes,
-    },
+    Append(AppendRequest),
     /// A client asks for the health report.
     Health { tx: oneshot::Sender<HealthReport> },
     /// Something a link reported (master only).
@@ -469,24 +462,7 @@ impl NodeLoop {
             Input::Health { tx } => {
                 let _ = tx.send(self.health(now));
             }
-            Input::Append {
-                client,
-                req,
-                key,
-                w,
-                timeout,
-                message,
-            } => self.master_step(
-                now,
-                MasterEvent::Append {
-                    client,
-                    req,
-                    key,
-                    w,
-                    timeout,
-                    message,
-                },
-            ),
+            Input::Append(request) => self.master_step(now, MasterEvent::Append(request)),
             Input::Link(event) => self.master_step(now, event),
             Input::MasterOpened { conn, tx } => {
                 if let RoleState::Secondary { core, master } = &mut self.role {

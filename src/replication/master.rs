@@ -9,16 +9,15 @@
 //! the master never stored can never cut an acknowledged entry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::keys::KeyWindow;
-use super::{backoff, ClientId, ConnId, Timing};
+use super::{backoff, AppendRequest, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
-use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus, WriteConcern};
+use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus};
 
 /// A heartbeat reply resumes a paused delivery at once only while the
 /// secondary has failed fewer times than this in a row.
@@ -65,20 +64,7 @@ pub struct LogState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MasterEvent {
     /// A client wants a message appended.
-    Append {
-        /// Connection to answer on.
-        client: ClientId,
-        /// Request id to answer with.
-        req: u64,
-        /// Idempotency key.
-        key: Option<String>,
-        /// Write concern.
-        w: WriteConcern,
-        /// Give up waiting after this long.
-        timeout: Option<Duration>,
-        /// The message.
-        message: bytes::Bytes,
-    },
+    Append(AppendRequest),
     /// The local log has stored everything up to `upto` under its policy.
     Stored {
         /// Last sequence number stored.
@@ -293,18 +279,16 @@ pub struct Master {
     rng: SmallRng,
 }
 
-/// An append waiting to learn whether the master has a quorum.
+/// An append past its checks, waiting to learn whether the master has a
+/// quorum (or about to be admitted).
 #[derive(Debug, Clone)]
 struct Held {
-    client: ClientId,
-    req: u64,
-    key: Option<String>,
-    /// Resolved write concern.
+    /// The request.
+    request: AppendRequest,
+    /// Its write concern, resolved.
     w: u32,
-    timeout: Option<Duration>,
     /// When the client stops waiting (from its timeout).
     deadline: Option<Instant>,
-    message: Bytes,
 }
 
 /// What the master knows about its quorum at one instant.
@@ -511,14 +495,7 @@ impl Master {
 
     fn on_event(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
         match event {
-            MasterEvent::Append {
-                client,
-                req,
-                key,
-                w,
-                timeout,
-                message,
-            } => self.append(now, client, req, key, w, timeout, message, out),
+            MasterEvent::Append(request) => self.append(now, request, out),
             MasterEvent::Stored { upto } => {
                 if self.broken.is_none() {
                     if upto.min(self.last) > self.stored {
@@ -709,18 +686,15 @@ impl Master {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn append(
-        &mut self,
-        now: Instant,
-        client: ClientId,
-        req: u64,
-        key: Option<String>,
-        w: WriteConcern,
-        timeout: Option<Duration>,
-        message: Bytes,
-        out: &mut Vec<MasterAction>,
-    ) {
+    fn append(&mut self, now: Instant, request: AppendRequest, out: &mut Vec<MasterAction>) {
+        let AppendRequest {
+            client,
+            req,
+            ref key,
+            w,
+            timeout,
+            ref message,
+        } = request;
         let reply = |out: &mut Vec<MasterAction>, result| {
             out.push(MasterAction::Reply {
                 client,
@@ -752,13 +726,9 @@ impl Master {
             return reply(out, Err(AppendError::Storage(reason.clone())));
         }
         let held = Held {
-            client,
-            req,
-            key,
-            w,
-            timeout,
             deadline: timeout.map(|t| now + t),
-            message,
+            w,
+            request,
         };
         // Behind appends already held, to keep arrival order.
         if self.held.is_empty() {
@@ -771,7 +741,7 @@ impl Master {
     /// Assigns a sequence number (or finds the original one for a known
     /// key), holds the append while quorum is unknown, or refuses it.
     fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
-        let known = a.key.as_deref().and_then(|k| self.keys.get(k));
+        let known = a.request.key.as_deref().and_then(|k| self.keys.get(k));
         let seq = match known {
             // A retry: answer with the original entry once it reaches `w`.
             Some(seq) => seq,
@@ -782,12 +752,12 @@ impl Master {
                     if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
                         self.epochs.push((self.epoch, seq));
                     }
-                    self.keys.push(seq, a.key.as_deref());
+                    self.keys.push(seq, a.request.key.as_deref());
                     out.push(MasterAction::Persist(Entry {
                         epoch: self.epoch,
                         seq,
-                        key: a.key,
-                        message: a.message,
+                        key: a.request.key.clone(),
+                        message: a.request.message.clone(),
                     }));
                     seq
                 }
@@ -800,13 +770,13 @@ impl Master {
         self.waiters.insert(
             id,
             Waiter {
-                client: a.client,
-                req: a.req,
+                client: a.request.client,
+                req: a.request.req,
                 seq,
             },
         );
         self.by_w[a.w as usize - 1].entry(seq).or_default().push(id);
-        if let Some(t) = a.timeout {
+        if let Some(t) = a.request.timeout {
             // The client's clock started when the append arrived.
             let deadline = a.deadline.unwrap_or(now + t);
             self.deadlines.insert((deadline, id));
@@ -818,8 +788,8 @@ impl Master {
 
     fn refusal(&self, now: Instant, a: &Held) -> MasterAction {
         MasterAction::Reply {
-            client: a.client,
-            req: a.req,
+            client: a.request.client,
+            req: a.request.req,
             result: Err(AppendError::Refused {
                 reachable: self.reachable(now),
                 needed: self.needed(),
@@ -838,8 +808,8 @@ impl Master {
             let reason = reason.clone();
             for a in self.held.drain(..) {
                 out.push(MasterAction::Reply {
-                    client: a.client,
-                    req: a.req,
+                    client: a.request.client,
+                    req: a.request.req,
                     result: Err(AppendError::Storage(reason.clone())),
                 });
             }
@@ -956,8 +926,8 @@ impl Master {
         // Held appends were never given a sequence number: nothing stored.
         for a in self.held.drain(..) {
             out.push(MasterAction::Reply {
-                client: a.client,
-                req: a.req,
+                client: a.request.client,
+                req: a.request.req,
                 result: Err(AppendError::ShuttingDown { seq: None }),
             });
         }
@@ -1011,6 +981,8 @@ impl Master {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::WriteConcern;
+    use std::time::Duration;
     use MasterAction as A;
     use MasterEvent as E;
 
@@ -1101,14 +1073,14 @@ mod tests {
     }
 
     fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
-        E::Append {
+        E::Append(AppendRequest {
             client,
             req,
             key: None,
             w,
             timeout: None,
             message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
-        }
+        })
     }
 
     fn entry(seq: Seq, msg: &str) -> Entry {
@@ -1249,13 +1221,15 @@ mod tests {
     #[test]
     fn a_retried_key_gets_the_original_sequence_number() {
         let (mut m, now) = master(0);
-        let keyed = |req| E::Append {
-            client: 1,
-            req,
-            key: Some("k".into()),
-            w: WriteConcern::Nodes(1),
-            timeout: None,
-            message: "a".into(),
+        let keyed = |req| {
+            E::Append(AppendRequest {
+                client: 1,
+                req,
+                key: Some("k".into()),
+                w: WriteConcern::Nodes(1),
+                timeout: None,
+                message: "a".into(),
+            })
         };
         assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
         assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
@@ -1267,14 +1241,14 @@ mod tests {
     fn timeout_reports_the_sequence_number_and_the_entry_stays() {
         let (mut m, now) = master(1);
         connect_all(&mut m, now);
-        let ev = E::Append {
+        let ev = E::Append(AppendRequest {
             client: 1,
             req: 1,
             key: None,
             w: WriteConcern::Nodes(2),
             timeout: Some(Duration::from_millis(100)),
             message: "a".into(),
-        };
+        });
         step(&mut m, now, ev);
         step(&mut m, now, E::Stored { upto: 1 });
         assert_eq!(
@@ -1511,14 +1485,14 @@ mod tests {
     #[test]
     fn held_appends_are_refused_once_the_start_up_period_passes_without_quorum() {
         let (mut m, now) = master(2);
-        let with_timeout = E::Append {
+        let with_timeout = E::Append(AppendRequest {
             client: 3,
             req: 1,
             key: None,
             w: WriteConcern::Nodes(1),
             timeout: Some(Duration::from_millis(500)),
             message: "t".into(),
-        };
+        });
         assert_eq!(
             step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
             vec![]
@@ -1614,13 +1588,15 @@ mod tests {
     #[test]
     fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
         let (mut m, now) = master(0);
-        let keyed = |req, key: &str| E::Append {
-            client: 1,
-            req,
-            key: Some(key.into()),
-            w: WriteConcern::Nodes(1),
-            timeout: None,
-            message: "m".into(),
+        let keyed = |req, key: &str| {
+            E::Append(AppendRequest {
+                client: 1,
+                req,
+                key: Some(key.into()),
+                w: WriteConcern::Nodes(1),
+                timeout: None,
+                message: "m".into(),
+            })
         };
         step(&mut m, now, keyed(1, "k1"));
         step(&mut m, now, E::Stored { upto: 1 });

@@ -23,6 +23,24 @@ use std::time::Duration;
 
 use rand::Rng;
 
+/// A client's append, as it travels from its connection through the node
+/// loop into the master's core: one type for all three.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRequest {
+    /// Connection to answer on.
+    pub client: ClientId,
+    /// Request id to answer with.
+    pub req: u64,
+    /// Idempotency key.
+    pub key: Option<String>,
+    /// Write concern.
+    pub w: crate::wire::WriteConcern,
+    /// Give up waiting after this long (the entry stays).
+    pub timeout: Option<Duration>,
+    /// The message.
+    pub message: bytes::Bytes,
+}
+
 /// Identifies one client connection inside a node.
 pub type ClientId = u64;
 
