@@ -47,7 +47,7 @@ use crate::replication::master::{LogState, Master, MasterAction, MasterConfig, M
 use crate::replication::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use crate::replication::{AppendRequest, ClientId, ConnId};
 use crate::storage::Log;
-use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, PeerStatus, Welcome};
+use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
 /// How often the core is ticked: the resolution of every deadline.
 const TICK: Duration = Duration::from_millis(10);
@@ -847,14 +847,9 @@ impl NodeLoop {
                     id: cfg.id.clone(),
                     addr: cfg.cluster.addr(&cfg.id).unwrap_or_default().to_string(),
                     role: NodeRole::Secondary,
-                    // A secondary reports whether its master is connected.
-                    status: if core.connected() {
-                        PeerStatus::Healthy
-                    } else {
-                        PeerStatus::Unhealthy
-                    },
+                    status: core.status(),
                     acked: core.stored(),
-                    lag: core.received() - core.stored(),
+                    lag: core.lag(),
                     last_heard_ms: None,
                 }],
                 authenticated: cfg.cluster_keys.is_some(),

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use super::keys::KeyWindow;
 use super::ConnId;
 use crate::entry::{Entry, Seq};
-use crate::wire::Frame;
+use crate::wire::{Frame, PeerStatus};
 
 /// Most bytes of entries (as [`crate::storage::entry_cost`] counts them)
 /// held ahead of a gap. Past this, early entries are dropped. Within one
@@ -170,6 +170,21 @@ impl Secondary {
     /// Whether the master currently has a connection to this node.
     pub fn connected(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// This node's status as it reports it itself: healthy while its
+    /// master is connected (and its log works), unhealthy otherwise.
+    pub fn status(&self) -> PeerStatus {
+        if self.conn.is_some() && self.broken.is_none() {
+            PeerStatus::Healthy
+        } else {
+            PeerStatus::Unhealthy
+        }
+    }
+
+    /// Entries received but not yet stored.
+    pub fn lag(&self) -> u64 {
+        self.received - self.stored
     }
 
     /// Feeds one event; the actions it causes are pushed to `out`.
@@ -468,6 +483,18 @@ mod tests {
             step(&mut s, now, batch(1, vec![e(2), e(3)])),
             vec![A::Persist(vec![e(2), e(3)])]
         );
+    }
+
+    #[test]
+    fn a_secondary_reports_itself_healthy_while_its_master_is_connected() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        assert_eq!(s.status(), PeerStatus::Healthy);
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
+        assert_eq!(s.lag(), 2, "received, not yet stored");
+        step(&mut s, now, E::Stored { upto: 2 });
+        assert_eq!(s.lag(), 0);
+        step(&mut s, now, E::MasterDisconnected { conn: 1 });
+        assert_eq!(s.status(), PeerStatus::Unhealthy);
     }
 
     #[test]
