@@ -192,6 +192,7 @@ pub async fn run<N: Net>(
                 window: WINDOW,
                 batch: BATCH,
                 seed,
+                stored_means_synced: cfg.fsync == FsyncPolicy::Always,
             },
             LogState {
                 epoch,
@@ -211,6 +212,7 @@ pub async fn run<N: Net>(
                 replicate_delay: cfg.replicate_delay,
                 fail_rate: cfg.fail_rate,
                 seed,
+                stored_means_synced: cfg.fsync == FsyncPolicy::Always,
             },
             last.seq,
             recent_keys(&log, cfg.dedup_window)?,
@@ -555,31 +557,20 @@ impl NodeLoop {
         }
     }
 
-    /// A sync failed. After a failed fdatasync the kernel may have dropped
-    /// the written pages, and syncing again can report success for data
-    /// that is gone ("fsyncgate"), so under `--fsync always` the log is cut
-    /// back to what was last made durable and the rest is forgotten: it was
-    /// never acknowledged, and (the master sends only durable entries) no
-    /// other node has it. Under `batch` the entries were acknowledged on
-    /// being written; they stay, and the failure is reported.
+    /// A sync failed: said (once per interval), and handed to the core,
+    /// which decides what it means under the fsync policy (a cut back to
+    /// what is durable under `always`).
     fn sync_failed(&mut self, now: std::time::Instant, reason: String) {
-        if self.fsync != FsyncPolicy::Always {
-            if let Some(more) = self.shared.throttle.allow("sync-failed") {
-                error!(node = %self.shared.cfg.id, %reason, suppressed = more,
-                       "syncing the log failed: entries acknowledged in the last moments may not survive a power cut");
-            }
-            return;
+        if let Some(more) = self.shared.throttle.allow("sync-failed") {
+            error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                   "syncing the log failed");
         }
-        let keep = match &self.role {
-            RoleState::Master { core, .. } => core.stored(),
-            RoleState::Secondary { core, .. } => core.stored(),
-        };
-        match self.cut_log(keep) {
-            Ok(()) => self.unwritten(now, keep, reason),
-            Err(e) => self.storage_failed(
-                now,
-                format!("{reason}, and cutting the log back to what is durable failed: {e}"),
-            ),
+        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
+        match &self.role {
+            RoleState::Master { .. } => self.master_step(now, MasterEvent::SyncFailed { reason }),
+            RoleState::Secondary { .. } => {
+                self.secondary_step(now, SecondaryEvent::SyncFailed { reason })
+            }
         }
     }
 
@@ -685,6 +676,15 @@ impl NodeLoop {
                     error!(peer, "{reason}");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
+                MasterAction::CutLog { after } => {
+                    warn!(node = %self.shared.cfg.id, after, "cutting the log back to what is durable");
+                    self.pending.retain(|e| e.seq <= after);
+                    if let Err(e) = self.cut_log(after) {
+                        self.requeue.push_back(Input::StorageFailed(format!(
+                            "cutting the log back to what is durable failed: {e}"
+                        )));
+                    }
+                }
                 MasterAction::Reconnect { peer, conn } => {
                     warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
@@ -763,7 +763,7 @@ impl NodeLoop {
             match action {
                 SecondaryAction::Persist(entries) => self.write_pending(entries),
                 SecondaryAction::Truncate { after } => {
-                    warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored");
+                    warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored (or, after a failed sync, not yet durable here)");
                     if let Err(e) = self.cut_log(after) {
                         self.requeue.push_back(Input::StorageFailed(format!(
                             "cutting the log failed: {e}"

@@ -44,6 +44,10 @@ pub struct MasterConfig {
     pub batch: u64,
     /// Seed of the jitter; fixed in tests, random in production.
     pub seed: u64,
+    /// Entries count as stored only once synced (`--fsync always`): a failed
+    /// sync then means the log is cut back to what was synced. Otherwise
+    /// entries count once written and a failed sync is only reported.
+    pub stored_means_synced: bool,
 }
 
 /// What the master's log held when the core was built.
@@ -77,6 +81,14 @@ pub enum MasterEvent {
         /// Last sequence number the log holds.
         after: Seq,
         /// The error, for clients.
+        reason: String,
+    },
+    /// A sync of the local log failed. After a failed fdatasync the kernel
+    /// may have dropped the written pages, and a later sync can report
+    /// success for data that is gone ("fsyncgate"), so what was not yet
+    /// reported stored must not be trusted.
+    SyncFailed {
+        /// The error, for clients and health.
         reason: String,
     },
     /// The local log failed in a way that cannot be undone: nothing more
@@ -178,6 +190,12 @@ pub enum MasterAction {
         req: u64,
         /// The sequence number, or why not.
         result: Result<Seq, AppendError>,
+    },
+    /// Cut the local log after `after` (and forget whatever was waiting to
+    /// be written beyond it). If cutting fails, report `StorageFailed`.
+    CutLog {
+        /// Last sequence number kept.
+        after: Seq,
     },
     /// Drop this replication connection and dial again: it went silent.
     Reconnect {
@@ -506,6 +524,19 @@ impl Master {
                 }
             }
             MasterEvent::Unwritten { after, reason } => self.on_unwritten(now, after, reason, out),
+            MasterEvent::SyncFailed { reason } => {
+                if self.cfg.stored_means_synced {
+                    // Cut back to what is durable: none of the rest was
+                    // acknowledged, and (only stored entries are sent) no
+                    // other node holds it.
+                    let after = self.stored;
+                    out.push(MasterAction::CutLog { after });
+                    self.on_unwritten(now, after, reason, out);
+                } else {
+                    // Already acknowledged on being written: they stay.
+                    self.storage_trouble = Some(reason);
+                }
+            }
             MasterEvent::StorageFailed { reason } => {
                 self.broken = Some(reason.clone());
                 // Nothing past what is already stored will ever count: fail
@@ -997,6 +1028,7 @@ mod tests {
             window: 1000,
             batch: 100,
             seed: 1,
+            stored_means_synced: true,
         };
         let state = LogState {
             epoch: 1,
@@ -1338,6 +1370,7 @@ mod tests {
             window: 1000,
             batch: 100,
             seed: 1,
+            stored_means_synced: true,
         };
         // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
         let state = LogState {
@@ -1631,6 +1664,44 @@ mod tests {
         assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![ok(1, 4, 2)]);
         assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
         assert_eq!(step(&mut m, now, keyed(5, "k1")), vec![ok(1, 5, 1)]);
+    }
+
+    #[test]
+    fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_means() {
+        for synced in [true, false] {
+            let (mut m, now) = master(0);
+            m.cfg.stored_means_synced = synced;
+            step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+            step(&mut m, now, E::Stored { upto: 1 });
+            step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
+            let out = step(
+                &mut m,
+                now,
+                E::SyncFailed {
+                    reason: "EIO".into(),
+                },
+            );
+            if synced {
+                assert_eq!(
+                    out,
+                    vec![
+                        A::CutLog { after: 1 },
+                        A::Reply {
+                            client: 1,
+                            req: 2,
+                            result: Err(AppendError::Storage(
+                                "EIO; the message was not stored".into()
+                            )),
+                        }
+                    ]
+                );
+                assert_eq!(m.last(), 1);
+            } else {
+                assert_eq!(out, vec![], "written entries stay under batch/never");
+                assert_eq!(m.last(), 2);
+            }
+            assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct SecondaryConfig {
     pub fail_rate: f64,
     /// Seed of the fail-rate draws.
     pub seed: u64,
+    /// Entries count as stored only once synced (`--fsync always`); see
+    /// `MasterConfig::stored_means_synced`.
+    pub stored_means_synced: bool,
 }
 
 /// Something that happened, fed to [`Secondary::step`].
@@ -76,6 +79,11 @@ pub enum SecondaryEvent {
     Unwritten {
         /// Last sequence number the log holds.
         after: Seq,
+        /// The error, for the master's log.
+        reason: String,
+    },
+    /// A sync of the local log failed (see `MasterEvent::SyncFailed`).
+    SyncFailed {
         /// The error, for the master's log.
         reason: String,
     },
@@ -304,6 +312,15 @@ impl Secondary {
                     out.push(SecondaryAction::Send { conn, frame });
                 }
             }
+            SecondaryEvent::SyncFailed { reason } => {
+                if self.cfg.stored_means_synced {
+                    // What was not reported stored may be gone: cut back to
+                    // what was (and was acknowledged); the master resends.
+                    let after = self.stored;
+                    out.push(SecondaryAction::Truncate { after });
+                    self.step(now, SecondaryEvent::Unwritten { after, reason }, out);
+                }
+            }
             SecondaryEvent::StorageFailed { reason } => {
                 self.broken = Some(reason.clone());
                 if let Some(conn) = self.conn {
@@ -483,6 +500,45 @@ mod tests {
             step(&mut s, now, batch(1, vec![e(2), e(3)])),
             vec![A::Persist(vec![e(2), e(3)])]
         );
+    }
+
+    #[test]
+    fn a_failed_sync_cuts_back_to_what_was_acked_when_stored_means_synced() {
+        for synced in [true, false] {
+            let cfg = SecondaryConfig {
+                stored_means_synced: synced,
+                ..SecondaryConfig::default()
+            };
+            let (mut s, now) = connected(cfg, 0);
+            step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
+            step(&mut s, now, E::Stored { upto: 1 });
+            let out = step(
+                &mut s,
+                now,
+                E::SyncFailed {
+                    reason: "EIO".into(),
+                },
+            );
+            if synced {
+                assert_eq!(
+                    out,
+                    vec![
+                        A::Truncate { after: 1 },
+                        A::Send {
+                            conn: 1,
+                            frame: Frame::Nack {
+                                stored: 1,
+                                reason: "EIO".into()
+                            }
+                        }
+                    ]
+                );
+                assert_eq!(s.received(), 1);
+            } else {
+                assert_eq!(out, vec![]);
+                assert_eq!(s.received(), 3);
+            }
+        }
     }
 
     #[test]
