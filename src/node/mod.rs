@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
@@ -50,7 +50,7 @@ use crate::storage::Log;
 use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
 /// How often the core is ticked: the resolution of every deadline.
-const TICK: Duration = Duration::from_millis(10);
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Most entries sent to one secondary and not yet acknowledged.
 const WINDOW: u64 = 8192;
@@ -263,7 +263,7 @@ pub async fn run<N: Net>(
         sync_tx,
         syncer,
         log_gen: 0,
-        last_tick: Instant::now().into_std(),
+        next_tick: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
         actions_m: Vec::new(),
@@ -337,8 +337,8 @@ impl Probe {
         *self.shared.visible.borrow()
     }
 
-    /// Rounds the node loop has completed; it ticks every 10ms, so a
-    /// number that stops growing means the loop is stuck.
+    /// Rounds the node loop has completed; an idle loop still completes one
+    /// a second, so a number that stops growing means the loop is stuck.
     pub fn rounds(&self) -> u64 {
         self.shared.rounds.load(Ordering::Relaxed)
     }
@@ -389,8 +389,9 @@ struct NodeLoop {
     syncer: Option<tokio::task::JoinHandle<()>>,
     /// Bumped by every truncation; see [`Input::Stored`].
     log_gen: u64,
-    /// When the core was last ticked.
-    last_tick: std::time::Instant,
+    /// When the core next has work for a tick (its `poll_timeout`, at most
+    /// `MAX_SLEEP` away).
+    next_tick: std::time::Instant,
     /// The fsync policy.
     fsync: FsyncPolicy,
     /// Entries assigned this round and not yet written (master).
@@ -408,21 +409,20 @@ impl NodeLoop {
         mut control: mpsc::Receiver<Input>,
         mut requests: mpsc::Receiver<Input>,
     ) {
-        let mut ticker = tokio::time::interval(TICK);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.shared.shutdown.clone();
         loop {
+            // Sleep until an input comes or the core's next deadline.
+            let wake = Instant::from_std(self.next_tick);
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(input) = control.recv() => Some(input),
                 Some(input) = requests.recv() => Some(input),
-                _ = ticker.tick() => None,
+                _ = tokio::time::sleep_until(wake) => None,
             };
             let now = Instant::now().into_std();
-            match first {
-                Some(input) => self.handle(now, input),
-                None => self.tick(now),
+            if let Some(input) = first {
+                self.handle(now, input);
             }
             // Control first, then requests, up to the round's size.
             let mut n = 1;
@@ -433,13 +433,14 @@ impl NodeLoop {
                 }
                 n += 1;
             }
-            // Inputs win the select above; under steady load the ticker
-            // branch would never be taken, and timeouts, heartbeats and
-            // silence detection with it. Tick here when one is due.
-            if now.saturating_duration_since(self.last_tick) >= TICK {
+            // Inputs win the select above; under steady load the sleep
+            // would never be taken, and timeouts, heartbeats and silence
+            // detection with it. Tick here whenever the deadline is due.
+            if now >= self.next_tick {
                 self.tick(now);
             }
             self.end_round(now);
+            self.next_tick = self.poll_timeout(now);
             self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         }
         drop(requests);
@@ -505,8 +506,21 @@ impl NodeLoop {
         }
     }
 
+    /// When the next tick is due: the core's next deadline, never in the
+    /// past (a deadline that a tick did not clear must not spin the loop),
+    /// and never more than `MAX_SLEEP` away, so that an idle loop still
+    /// completes rounds (the watchdog counts them).
+    fn poll_timeout(&self, now: std::time::Instant) -> std::time::Instant {
+        let core = match &self.role {
+            RoleState::Master { core, .. } => core.poll_timeout(now),
+            RoleState::Secondary { core, .. } => core.poll_timeout(),
+        };
+        let soonest = now + Duration::from_millis(1);
+        core.unwrap_or(now + MAX_SLEEP)
+            .clamp(soonest, now + MAX_SLEEP)
+    }
+
     fn tick(&mut self, now: std::time::Instant) {
-        self.last_tick = now;
         match &self.role {
             RoleState::Master { .. } => self.master_step(now, MasterEvent::Tick),
             RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Tick),

@@ -905,6 +905,41 @@ impl Master {
         }
     }
 
+    /// The next instant at which a `Tick` has something to do (a heartbeat
+    /// due, a silence to detect, a backoff ending, an append timing out, the
+    /// start-up period ending for appends held on it), if any. The runtime
+    /// sleeps until then instead of ticking at a fixed rate.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let timing = self.cfg.timing;
+        // Comparisons with the silence deadlines are strict (`>`).
+        let just_after = std::time::Duration::from_millis(1);
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for p in &self.peers {
+            if p.conn.is_none() {
+                continue;
+            }
+            let heard = p.last_heard.or(p.connected_at).unwrap_or(now);
+            at(heard + timing.unhealthy_after + just_after);
+            at(p.last_ping.map_or(now, |t| t + timing.heartbeat_interval));
+            if let Some(t) = p.retry_at {
+                at(t);
+            }
+        }
+        if let Some(&(deadline, _)) = self.deadlines.first() {
+            at(deadline);
+        }
+        if !self.held.is_empty() {
+            at(self.started + timing.unhealthy_after + just_after);
+            for h in &self.held {
+                if let Some(d) = h.deadline {
+                    at(d);
+                }
+            }
+        }
+        next
+    }
+
     fn tick(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
         let timing = self.cfg.timing;
         for (i, p) in self.peers.iter_mut().enumerate() {
@@ -1702,6 +1737,36 @@ mod tests {
             }
             assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
         }
+    }
+
+    #[test]
+    fn poll_timeout_names_the_next_instant_a_tick_has_work() {
+        let (mut m, now) = master(1);
+        assert_eq!(m.poll_timeout(now), None, "nothing to do");
+        // A held append: its own timeout, and the end of the start-up period.
+        let held = E::Append(AppendRequest {
+            client: 1,
+            req: 1,
+            key: None,
+            w: WriteConcern::Nodes(1),
+            timeout: Some(Duration::from_millis(300)),
+            message: "x".into(),
+        });
+        step(&mut m, now, held);
+        assert_eq!(m.poll_timeout(now), Some(now + Duration::from_millis(300)));
+        // Connected (another master): the next heartbeat comes first.
+        let (mut m, now) = master(1);
+        connect_all(&mut m, now);
+        let t = Timing::default();
+        assert_eq!(m.poll_timeout(now), Some(now + t.heartbeat_interval));
+        // Ticking at that instant sends it, and names the next one.
+        let later = now + t.heartbeat_interval;
+        assert!(step(&mut m, later, E::Tick).contains(&A::Send {
+            peer: 0,
+            conn: 10,
+            frame: Frame::Heartbeat
+        }));
+        assert_eq!(m.poll_timeout(later), Some(later + t.heartbeat_interval));
     }
 
     #[test]

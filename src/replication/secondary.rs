@@ -190,6 +190,12 @@ impl Secondary {
         }
     }
 
+    /// The next instant at which a `Tick` has something to do (a batch
+    /// delayed by `--replicate-delay` falling due), if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.delayed.front().map(|(t, _)| *t)
+    }
+
     /// Entries received but not yet stored.
     pub fn lag(&self) -> u64 {
         self.received - self.stored
