@@ -1,0 +1,163 @@
+//! Admission of appends: the checks, held appends while quorum is still
+//! unknown, sequence numbers and request keys.
+
+use std::time::Instant;
+
+use super::*;
+
+impl Master {
+    pub(super) fn append(
+        &mut self,
+        now: Instant,
+        request: AppendRequest,
+        out: &mut Vec<MasterAction>,
+    ) {
+        let AppendRequest {
+            client,
+            req,
+            ref key,
+            w,
+            timeout,
+            ref message,
+        } = request;
+        let reply = |out: &mut Vec<MasterAction>, result| {
+            out.push(MasterAction::Reply {
+                client,
+                req,
+                result,
+            })
+        };
+        let n = self.nodes();
+        let w = crate::replication::quorum::nodes_for(w, n);
+        if w < 1 || w as usize > n {
+            let msg = format!(
+                "write concern w={w} is impossible in a cluster of {n} node(s); use 1 to {n}, 'majority' or 'all'"
+            );
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if message.len() > self.cfg.max_message_bytes {
+            let msg = format!(
+                "the message is {} bytes, over the {} byte limit (--max-message-bytes)",
+                message.len(),
+                self.cfg.max_message_bytes
+            );
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
+            let msg = format!("the request key is over {MAX_KEY_BYTES} bytes");
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
+        if let Some(reason) = &self.broken {
+            return reply(out, Err(AppendError::Storage(reason.clone())));
+        }
+        let held = Held {
+            deadline: timeout.map(|t| now + t),
+            w,
+            request,
+        };
+        // Behind appends already held, to keep arrival order.
+        if self.held.is_empty() {
+            self.admit(now, held, out);
+        } else {
+            self.held.push_back(held);
+        }
+    }
+
+    /// Assigns a sequence number (or finds the original one for a known
+    /// key), holds the append while quorum is unknown, or refuses it.
+    pub(super) fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
+        let known = a.request.key.as_deref().and_then(|k| self.keys.get(k));
+        let seq = match known {
+            // A retry: answer with the original entry once it reaches `w`.
+            Some(seq) => seq,
+            None => match self.quorum(now) {
+                Quorum::Known => {
+                    self.last += 1;
+                    let seq = self.last;
+                    if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
+                        self.epochs.push((self.epoch, seq));
+                    }
+                    self.keys.push(seq, a.request.key.as_deref());
+                    out.push(MasterAction::Persist(Entry {
+                        epoch: self.epoch,
+                        seq,
+                        key: a.request.key.clone(),
+                        message: a.request.message.clone(),
+                    }));
+                    seq
+                }
+                Quorum::Unknown => return self.held.push_back(a),
+                Quorum::Lost => return out.push(self.refusal(now, &a)),
+            },
+        };
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters.insert(
+            id,
+            Waiter {
+                client: a.request.client,
+                req: a.request.req,
+                seq,
+            },
+        );
+        self.by_w[a.w as usize - 1].entry(seq).or_default().push(id);
+        if let Some(t) = a.request.timeout {
+            // The client's clock started when the append arrived.
+            let deadline = a.deadline.unwrap_or(now + t);
+            self.deadlines.insert((deadline, id));
+        }
+        if known.is_some() {
+            self.release(out);
+        }
+    }
+
+    pub(super) fn refusal(&self, now: Instant, a: &Held) -> MasterAction {
+        MasterAction::Reply {
+            client: a.request.client,
+            req: a.request.req,
+            result: Err(AppendError::Refused {
+                reachable: self.reachable(now),
+                needed: self.needed(),
+            }),
+        }
+    }
+
+    /// Admits held appends in order once quorum is known, refuses them once
+    /// it is lost, and refuses those whose client timeout passed while
+    /// waiting (nothing was appended for them).
+    pub(super) fn admit_held(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        if self.held.is_empty() {
+            return;
+        }
+        if let Some(reason) = &self.broken {
+            let reason = reason.clone();
+            for a in self.held.drain(..) {
+                out.push(MasterAction::Reply {
+                    client: a.request.client,
+                    req: a.request.req,
+                    result: Err(AppendError::Storage(reason.clone())),
+                });
+            }
+            return;
+        }
+        // Whose client stopped waiting before quorum was known: nothing was
+        // appended for them, and nothing will be.
+        let (expired, waiting): (Vec<Held>, Vec<Held>) = self
+            .held
+            .drain(..)
+            .partition(|a| a.deadline.is_some_and(|d| d <= now));
+        self.held = waiting.into();
+        for a in expired {
+            out.push(self.refusal(now, &a));
+        }
+        match self.quorum(now) {
+            Quorum::Unknown => {}
+            Quorum::Known | Quorum::Lost => {
+                let held = std::mem::take(&mut self.held);
+                for a in held {
+                    self.admit(now, a, out);
+                }
+            }
+        }
+    }
+}

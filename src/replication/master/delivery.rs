@@ -1,0 +1,114 @@
+//! Delivery to each secondary: where it agrees with this log, heartbeats,
+//! silence, retries with backoff, what to send next within the window, and
+//! when the next of these is due.
+
+use std::time::Instant;
+
+use super::*;
+
+impl Master {
+    /// Last sequence number of the log whose epoch is at most `epoch`: where
+    /// a secondary whose log ends in `epoch` agrees with this log at most.
+    pub(super) fn last_seq_of_epoch_at_most(&self, epoch: Epoch) -> Seq {
+        match self.epochs.iter().find(|(e, _)| *e > epoch) {
+            Some((_, first)) => first - 1,
+            None => self.last,
+        }
+    }
+
+    /// The next instant at which a `Tick` has something to do (a heartbeat
+    /// due, a silence to detect, a backoff ending, an append timing out, the
+    /// start-up period ending for appends held on it), if any. The runtime
+    /// sleeps until then instead of ticking at a fixed rate.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let timing = self.cfg.timing;
+        // Comparisons with the silence deadlines are strict (`>`).
+        let just_after = std::time::Duration::from_millis(1);
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for p in &self.peers {
+            if p.conn.is_none() {
+                continue;
+            }
+            let heard = p.last_heard.or(p.connected_at).unwrap_or(now);
+            at(heard + timing.unhealthy_after + just_after);
+            at(p.last_ping.map_or(now, |t| t + timing.heartbeat_interval));
+            if let Some(t) = p.retry_at {
+                at(t);
+            }
+        }
+        if let Some(&(deadline, _)) = self.deadlines.first() {
+            at(deadline);
+        }
+        if !self.held.is_empty() {
+            at(self.started + timing.unhealthy_after + just_after);
+            for h in &self.held {
+                if let Some(d) = h.deadline {
+                    at(d);
+                }
+            }
+        }
+        next
+    }
+
+    pub(super) fn tick(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        let timing = self.cfg.timing;
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let Some(conn) = p.conn else { continue };
+            let heard = p.last_heard.or(p.connected_at).unwrap_or(now);
+            if now.saturating_duration_since(heard) > timing.unhealthy_after {
+                // Silent: no error, no bytes. Do not trust this connection.
+                p.conn = None;
+                p.connected_at = None;
+                out.push(MasterAction::Reconnect { peer: i, conn });
+                continue;
+            }
+            let due = p
+                .last_ping
+                .is_none_or(|t| now.saturating_duration_since(t) >= timing.heartbeat_interval);
+            if due {
+                p.last_ping = Some(now);
+                out.push(MasterAction::Send {
+                    peer: i,
+                    conn,
+                    frame: Frame::Heartbeat,
+                });
+            }
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+            }
+        }
+        self.expire_waiters(now, out);
+    }
+
+    /// Sends whatever each connected secondary is missing, up to the window.
+    /// The runtime calls this after each batch of events, so entries that
+    /// arrived together travel together.
+    ///
+    /// Only entries the master has stored are sent. Under `--fsync always`
+    /// a secondary therefore never holds an entry the master could lose in a
+    /// power cut, so it never shows an entry that is cut later; the cost is
+    /// that a `w >= 2` append waits for the master's sync before the
+    /// secondaries' instead of alongside it.
+    pub fn flush(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let Some(conn) = p.conn else { continue };
+            if p.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            p.retry_at = None;
+            while p.sent < self.stored && p.sent - p.acked < self.cfg.window {
+                let room = self.cfg.window - (p.sent - p.acked);
+                let to = self.stored.min(p.sent + self.cfg.batch.min(room));
+                out.push(MasterAction::SendEntries {
+                    peer: i,
+                    conn,
+                    from: p.sent + 1,
+                    to,
+                });
+                p.sent = to;
+                p.max_sent = p.max_sent.max(to);
+            }
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! The master's replication logic: where sequence numbers are assigned,
+//! where acks are counted and where an append learns it has reached `w`.
+//!
+//! Counting rule: an append with write concern `w` completes once the master
+//! itself has stored the entry *and* `w - 1` secondaries have acknowledged
+//! it. The master always counts among the `w` (SPEC 2.4: "w=2 once the
+//! master and one secondary have"). This is what makes the master's log the
+//! truth: every acknowledged entry is in it, so cutting a secondary's suffix
+//! the master never stored can never cut an acknowledged entry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::keys::KeyWindow;
+use super::{backoff, AppendRequest, ClientId, ConnId, Timing};
+use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus};
+
+/// A heartbeat reply resumes a paused delivery at once only while the
+/// secondary has failed fewer times than this in a row.
+const RESUME_ON_HEARTBEAT_MAX_ATTEMPTS: u32 = 3;
+
+/// Longest request key accepted. Keys are stored with every entry and
+/// counted in replication batches, so they must stay small.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Fixed facts the master core is built with.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// The master's own id and address.
+    pub me: (String, String),
+    /// Every secondary's id and address, in cluster order.
+    pub secondaries: Vec<(String, String)>,
+    /// Deadlines and backoff.
+    pub timing: Timing,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most entries sent to one secondary and not yet acknowledged.
+    pub window: u64,
+    /// Most entries in one `SendEntries` action.
+    pub batch: u64,
+    /// Seed of the jitter; fixed in tests, random in production.
+    pub seed: u64,
+    /// Entries count as stored only once synced (`--fsync always`): a failed
+    /// sync then means the log is cut back to what was synced. Otherwise
+    /// entries count once written and a failed sync is only reported.
+    pub stored_means_synced: bool,
+}
+
+/// What the master's log held when the core was built.
+#[derive(Debug)]
+pub struct LogState {
+    /// The epoch this master runs in (a new one per start).
+    pub epoch: Epoch,
+    /// Last entry in the log.
+    pub last: Position,
+    /// First sequence number of each epoch present in the log, in order.
+    pub epochs: Vec<(Epoch, Seq)>,
+    /// Request keys of the newest entries of the log (the dedup window),
+    /// ending at `last`.
+    pub keys: KeyWindow,
+}
+
+/// Something that happened, fed to [`Master::step`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MasterEvent {
+    /// A client wants a message appended.
+    Append(AppendRequest),
+    /// The local log has stored everything up to `upto` under its policy.
+    Stored {
+        /// Last sequence number stored.
+        upto: Seq,
+    },
+    /// Entries after `after` were not written, or were written but not
+    /// made durable and have been cut: they do not exist. The log itself
+    /// works (a full disk, say): later appends try again.
+    Unwritten {
+        /// Last sequence number the log holds.
+        after: Seq,
+        /// The error, for clients.
+        reason: String,
+    },
+    /// A sync of the local log failed. After a failed fdatasync the kernel
+    /// may have dropped the written pages, and a later sync can report
+    /// success for data that is gone ("fsyncgate"), so what was not yet
+    /// reported stored must not be trusted.
+    SyncFailed {
+        /// The error, for clients and health.
+        reason: String,
+    },
+    /// The local log failed in a way that cannot be undone: nothing more
+    /// is acknowledged.
+    StorageFailed {
+        /// The error, for clients and the log.
+        reason: String,
+    },
+    /// A replication connection finished its handshake.
+    PeerConnected {
+        /// Index of the secondary in the cluster's secondaries.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// The secondary's last entry (written, maybe not synced).
+        last: Position,
+        /// The secondary's last stored sequence number.
+        stored: Seq,
+    },
+    /// A secondary answered the master's hello with a refusal (another
+    /// cluster, say): it is up, but will not replicate.
+    PeerRefused {
+        /// Which secondary.
+        peer: usize,
+        /// What was refused, for health and the log.
+        reason: String,
+    },
+    /// A replication connection closed or failed.
+    PeerDisconnected {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+    },
+    /// A cumulative acknowledgement.
+    Ack {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+    },
+    /// The secondary failed to take entries after `stored`.
+    Nack {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Answer to a heartbeat.
+    HeartbeatReply {
+        /// Which secondary.
+        peer: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Everything up to here is stored there.
+        stored: Seq,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// Something the runtime must do, returned by [`Master::step`] and
+/// [`Master::flush`], in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MasterAction {
+    /// Write this entry to the local log (then report `Stored`).
+    Persist(Entry),
+    /// Send entries `from..=to`, read from the local log, to a secondary.
+    SendEntries {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// First sequence number.
+        from: Seq,
+        /// Last sequence number.
+        to: Seq,
+    },
+    /// Send a frame to a secondary.
+    Send {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Answer a client's append.
+    Reply {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The sequence number, or why not.
+        result: Result<Seq, AppendError>,
+    },
+    /// Cut the local log after `after` (and forget whatever was waiting to
+    /// be written beyond it). If cutting fails, report `StorageFailed`.
+    CutLog {
+        /// Last sequence number kept.
+        after: Seq,
+    },
+    /// Drop this replication connection and dial again: it went silent.
+    Reconnect {
+        /// Which secondary.
+        peer: usize,
+        /// The silent connection.
+        conn: ConnId,
+    },
+    /// The secondary's log cannot be reconciled with this master's without
+    /// destroying data: log the reason loudly and drop the connection.
+    Diverged {
+        /// Which secondary.
+        peer: usize,
+        /// The connection.
+        conn: ConnId,
+        /// What was found and what to do.
+        reason: String,
+    },
+}
+
+/// One secondary as the master tracks it.
+#[derive(Debug, Clone)]
+struct Peer {
+    /// Node id.
+    id: String,
+    /// Address from the cluster list.
+    addr: String,
+    /// The live replication connection, if any.
+    conn: Option<ConnId>,
+    /// When that connection was established.
+    connected_at: Option<Instant>,
+    /// Highest sequence number it acknowledged as stored.
+    acked: Seq,
+    /// Next sequence number to send is `sent + 1` (rewound after a nack).
+    sent: Seq,
+    /// Highest sequence number ever sent on the current connection (or
+    /// agreed at its start): an ack above it is impossible and ignored, so
+    /// a stale ack can never count copies a secondary does not hold.
+    max_sent: Seq,
+    /// Last time anything arrived from it.
+    last_heard: Option<Instant>,
+    /// Last time a heartbeat was sent to it.
+    last_ping: Option<Instant>,
+    /// Delivery is paused until then after a failure.
+    retry_at: Option<Instant>,
+    /// Consecutive failures, for the backoff.
+    attempt: u32,
+    /// Why the last handshake was refused, until a connection succeeds.
+    refused: Option<String>,
+}
+
+/// A client waiting for its entry to reach `w` nodes.
+#[derive(Debug, Clone)]
+struct Waiter {
+    client: ClientId,
+    req: u64,
+    seq: Seq,
+}
+
+/// The master's state machine.
+#[derive(Debug)]
+pub struct Master {
+    /// Fixed configuration.
+    cfg: MasterConfig,
+    /// This master's epoch.
+    epoch: Epoch,
+    /// Last sequence number assigned.
+    last: Seq,
+    /// Last sequence number stored locally under the fsync policy.
+    stored: Seq,
+    /// First sequence number of every epoch in the log, in order.
+    epochs: Vec<(Epoch, Seq)>,
+    /// Request key -> sequence number of the newest entries, for
+    /// exactly-once appends (within the dedup window).
+    keys: KeyWindow,
+    /// The secondaries.
+    peers: Vec<Peer>,
+    /// Waiting appends by id.
+    waiters: HashMap<u64, Waiter>,
+    /// Waiter ids by write concern (index w-1) and sequence number.
+    by_w: Vec<BTreeMap<Seq, Vec<u64>>>,
+    /// Waiter ids by deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Next waiter id.
+    next_waiter: u64,
+    /// Set once the local log failed: nothing more is acknowledged.
+    broken: Option<String>,
+    /// The last write or sync failed (a full disk, say) and nothing has
+    /// been stored since: shown in health. Appends still try.
+    storage_trouble: Option<String>,
+    /// When this master started: a secondary not heard from since is
+    /// `Connecting`, not `Unhealthy`, for the first `unhealthy_after`.
+    started: Instant,
+    /// Appends that arrived while quorum was still unknown (secondaries
+    /// still connecting), in arrival order: admitted once quorum is known,
+    /// refused once it cannot be had.
+    held: VecDeque<Held>,
+    /// Jitter source, seeded.
+    rng: SmallRng,
+}
+
+/// An append past its checks, waiting to learn whether the master has a
+/// quorum (or about to be admitted).
+#[derive(Debug, Clone)]
+struct Held {
+    /// The request.
+    request: AppendRequest,
+    /// Its write concern, resolved.
+    w: u32,
+    /// When the client stops waiting (from its timeout).
+    deadline: Option<Instant>,
+}
+
+/// What the master knows about its quorum at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quorum {
+    /// A majority is reachable: appends are accepted.
+    Known,
+    /// Not yet, but secondaries still connecting could make it.
+    Unknown,
+    /// Cannot be had now: appends are refused.
+    Lost,
+}
+
+impl Master {
+    /// A master over a log in the given state, starting at `now`.
+    pub fn new(cfg: MasterConfig, log: LogState, now: Instant) -> Self {
+        let peers = cfg
+            .secondaries
+            .iter()
+            .map(|(id, addr)| Peer {
+                id: id.clone(),
+                addr: addr.clone(),
+                conn: None,
+                connected_at: None,
+                acked: 0,
+                sent: 0,
+                max_sent: 0,
+                last_heard: None,
+                last_ping: None,
+                retry_at: None,
+                attempt: 0,
+                refused: None,
+            })
+            .collect();
+        let n = cfg.secondaries.len() + 1;
+        Master {
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            epoch: log.epoch,
+            last: log.last.seq,
+            // Whatever the log held at start has been recovered from disk and
+            // synced again by the runtime before the core is built.
+            stored: log.last.seq,
+            epochs: log.epochs,
+            keys: log.keys,
+            peers,
+            waiters: HashMap::new(),
+            by_w: vec![BTreeMap::new(); n],
+            deadlines: BTreeSet::new(),
+            next_waiter: 0,
+            broken: None,
+            storage_trouble: None,
+            started: now,
+            held: VecDeque::new(),
+            cfg,
+        }
+    }
+
+    /// Number of nodes in the cluster, master included.
+    pub fn nodes(&self) -> usize {
+        self.peers.len() + 1
+    }
+
+    /// Nodes needed for a quorum.
+    pub fn needed(&self) -> u32 {
+        super::quorum::majority(self.nodes())
+    }
+
+    /// The master's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Last sequence number assigned.
+    pub fn last(&self) -> Seq {
+        self.last
+    }
+
+    /// Whether the local log failed: nothing more is acknowledged.
+    pub fn broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// Last sequence number stored locally.
+    pub fn stored(&self) -> Seq {
+        self.stored
+    }
+
+    /// Feeds one event; the actions it causes are pushed to `out`.
+    pub fn step(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
+        self.on_event(now, event, out);
+        // Whatever the event changed (a secondary heard, time passed), held
+        // appends may now be admitted or refused.
+        self.admit_held(now, out);
+    }
+
+    fn on_event(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
+        match event {
+            MasterEvent::Append(request) => self.append(now, request, out),
+            MasterEvent::Stored { upto } => {
+                if self.broken.is_none() {
+                    if upto.min(self.last) > self.stored {
+                        self.storage_trouble = None;
+                    }
+                    self.stored = self.stored.max(upto.min(self.last));
+                    self.release(out);
+                }
+            }
+            MasterEvent::Unwritten { after, reason } => self.on_unwritten(now, after, reason, out),
+            MasterEvent::SyncFailed { reason } => {
+                if self.cfg.stored_means_synced {
+                    // Cut back to what is durable: none of the rest was
+                    // acknowledged, and (only stored entries are sent) no
+                    // other node holds it.
+                    let after = self.stored;
+                    out.push(MasterAction::CutLog { after });
+                    self.on_unwritten(now, after, reason, out);
+                } else {
+                    // Already acknowledged on being written: they stay.
+                    self.storage_trouble = Some(reason);
+                }
+            }
+            MasterEvent::StorageFailed { reason } => {
+                self.broken = Some(reason.clone());
+                // Nothing past what is already stored will ever count: fail
+                // everyone still waiting on it.
+                let ids: Vec<u64> = self.waiters.keys().copied().collect();
+                for id in ids {
+                    let waiter = &self.waiters[&id];
+                    if waiter.seq > self.stored {
+                        let w = self.waiters.remove(&id).expect("present");
+                        out.push(MasterAction::Reply {
+                            client: w.client,
+                            req: w.req,
+                            result: Err(AppendError::Storage(reason.clone())),
+                        });
+                    }
+                }
+            }
+            MasterEvent::PeerConnected {
+                peer,
+                conn,
+                last,
+                stored,
+            } => {
+                // Entries of this master's epoch (or a later one) that this
+                // master does not have cannot exist unless its own data
+                // directory was lost or replaced. Cutting the secondary back
+                // would destroy data, and keeping it would let the logs
+                // diverge: refuse to replicate to it and say so.
+                if last.epoch > self.epoch || (last.epoch == self.epoch && last.seq > self.last) {
+                    let reason = format!(
+                        "secondary {} holds entries up to seq {} of epoch {}, which this master (epoch {}, last seq {}) never wrote: this master's data directory was lost or replaced. Refusing to replicate to it so that nothing is cut; restore the master's data directory (for example from this secondary) and restart it",
+                        self.peers[peer].id, last.seq, last.epoch, self.epoch, self.last
+                    );
+                    // Heard from, and refused: Unhealthy, not Connecting.
+                    self.peers[peer].last_heard = Some(now);
+                    return out.push(MasterAction::Diverged { peer, conn, reason });
+                }
+                let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
+                let truncate_after = (agree < last.seq).then_some(agree);
+                let p = &mut self.peers[peer];
+                p.conn = Some(conn);
+                p.connected_at = Some(now);
+                p.last_heard = Some(now);
+                p.last_ping = Some(now);
+                p.acked = stored.min(agree);
+                p.sent = agree;
+                p.max_sent = agree;
+                p.retry_at = None;
+                p.attempt = 0;
+                p.refused = None;
+                out.push(MasterAction::Send {
+                    peer,
+                    conn,
+                    frame: Frame::Sync { truncate_after },
+                });
+                self.release(out);
+            }
+            MasterEvent::PeerRefused { peer, reason } => {
+                // Heard from, without a connection: Refused at once, not
+                // Connecting, until a connection succeeds.
+                let p = &mut self.peers[peer];
+                if p.conn.is_none() {
+                    p.last_heard = Some(now);
+                    p.refused = Some(reason);
+                }
+            }
+            MasterEvent::PeerDisconnected { peer, conn } => {
+                let p = &mut self.peers[peer];
+                if p.conn == Some(conn) {
+                    p.conn = None;
+                    p.connected_at = None;
+                }
+            }
+            MasterEvent::Ack { peer, conn, stored } => {
+                if self.heard(peer, conn, now, stored) {
+                    self.peers[peer].attempt = 0;
+                    self.release(out);
+                }
+            }
+            MasterEvent::Nack {
+                peer, conn, stored, ..
+            } => {
+                if self.heard(peer, conn, now, stored) {
+                    // Rewind to what it holds and pause; `flush` resends once
+                    // the backoff has passed.
+                    let delay = backoff(
+                        self.cfg.timing.retry_base,
+                        self.cfg.timing.retry_max,
+                        self.peers[peer].attempt,
+                        &mut self.rng,
+                    );
+                    let p = &mut self.peers[peer];
+                    p.sent = p.acked;
+                    p.attempt = p.attempt.saturating_add(1);
+                    p.retry_at = Some(now + delay);
+                    self.release(out);
+                }
+            }
+            MasterEvent::HeartbeatReply { peer, conn, stored } => {
+                if self.heard(peer, conn, now, stored) {
+                    // A live secondary: resume delivery now rather than at
+                    // the end of the backoff. Not after repeated failures,
+                    // though: a secondary that keeps failing (a broken disk)
+                    // still answers heartbeats, and resending everything at
+                    // every heartbeat would defeat the backoff.
+                    let p = &mut self.peers[peer];
+                    if p.attempt < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
+                        p.retry_at = None;
+                    }
+                    self.release(out);
+                }
+            }
+            MasterEvent::Tick => self.tick(now, out),
+        }
+    }
+
+    /// The log holds nothing after `after`: every append waiting on a later
+    /// entry is answered that it was not stored (definite: the entry is
+    /// gone from this node, and no other node ever had it, since only
+    /// stored entries are sent), their keys are forgotten, and the next
+    /// append takes `after + 1`.
+    fn on_unwritten(
+        &mut self,
+        now: Instant,
+        after: Seq,
+        reason: String,
+        out: &mut Vec<MasterAction>,
+    ) {
+        self.storage_trouble = Some(reason.clone());
+        if after > self.last {
+            // The log holds entries this core never assigned: a bug, and
+            // nothing it could acknowledge from here on can be trusted.
+            let reason = format!(
+                "{reason}; the log holds seq {after} but only {} were assigned",
+                self.last
+            );
+            return self.on_event(now, MasterEvent::StorageFailed { reason }, out);
+        }
+        if after == self.last {
+            return;
+        }
+        let mut gone: Vec<(Seq, u64)> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.seq > after)
+            .map(|(id, w)| (w.seq, *id))
+            .collect();
+        gone.sort_unstable();
+        for (_, id) in gone {
+            let w = self.waiters.remove(&id).expect("present");
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::Storage(format!(
+                    "{reason}; the message was not stored"
+                ))),
+            });
+        }
+        // Stale ids left in `by_w` and `deadlines` find no waiter and are
+        // skipped.
+        self.keys.truncate_after(after);
+        self.epochs.retain(|(_, first)| *first <= after);
+        self.last = after;
+        self.stored = self.stored.min(after);
+    }
+
+    /// The node is stopping: every waiting append is answered with
+    /// `ShuttingDown` and its sequence number (it is in the log).
+    pub fn shutdown(&mut self, out: &mut Vec<MasterAction>) {
+        // Held appends were never given a sequence number: nothing stored.
+        for a in self.held.drain(..) {
+            out.push(MasterAction::Reply {
+                client: a.request.client,
+                req: a.request.req,
+                result: Err(AppendError::ShuttingDown { seq: None }),
+            });
+        }
+        let mut waiters: Vec<Waiter> = self.waiters.drain().map(|(_, w)| w).collect();
+        waiters.sort_by_key(|w| w.seq);
+        for w in waiters {
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::ShuttingDown { seq: Some(w.seq) }),
+            });
+        }
+        for q in &mut self.by_w {
+            q.clear();
+        }
+        self.deadlines.clear();
+    }
+}
+
+mod admission;
+mod delivery;
+mod liveness;
+mod waiters;
+
+#[cfg(test)]
+mod tests;

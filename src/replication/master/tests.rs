@@ -1,0 +1,739 @@
+//! Unit tests of the master's core: exact action lists.
+
+use super::*;
+use crate::wire::WriteConcern;
+use std::time::Duration;
+use MasterAction as A;
+use MasterEvent as E;
+
+fn master(secondaries: usize) -> (Master, Instant) {
+    let cfg = MasterConfig {
+        me: ("m".into(), "m:1".into()),
+        secondaries: (0..secondaries)
+            .map(|i| (format!("s{i}"), format!("s{i}:1")))
+            .collect(),
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window: 1000,
+        batch: 100,
+        seed: 1,
+        stored_means_synced: true,
+    };
+    let state = LogState {
+        epoch: 1,
+        last: Position::default(),
+        epochs: Vec::new(),
+        keys: KeyWindow::new(1000, 1),
+    };
+    let now = Instant::now();
+    (Master::new(cfg, state, now), now)
+}
+
+fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
+    let mut out = Vec::new();
+    m.step(now, e, &mut out);
+    out
+}
+
+fn flush(m: &mut Master, now: Instant) -> Vec<MasterAction> {
+    let mut out = Vec::new();
+    m.flush(now, &mut out);
+    out
+}
+
+fn connect_all(m: &mut Master, now: Instant) {
+    for peer in 0..m.peers.len() {
+        let out = step(
+            m,
+            now,
+            E::PeerConnected {
+                peer,
+                conn: peer as u64 + 10,
+                last: Position::default(),
+                stored: 0,
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Send {
+                peer,
+                conn: peer as u64 + 10,
+                frame: Frame::Sync {
+                    truncate_after: None
+                }
+            }]
+        );
+    }
+}
+
+// Events and actions on the connections `connect_all` opens (peer i on
+// connection i + 10).
+fn ack_from(peer: usize, stored: Seq) -> MasterEvent {
+    E::Ack {
+        peer,
+        conn: peer as u64 + 10,
+        stored,
+    }
+}
+
+fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
+    E::HeartbeatReply {
+        peer,
+        conn: peer as u64 + 10,
+        stored,
+    }
+}
+
+fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
+    A::SendEntries {
+        peer,
+        conn: peer as u64 + 10,
+        from,
+        to,
+    }
+}
+
+fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
+    E::Append(AppendRequest {
+        client,
+        req,
+        key: None,
+        w,
+        timeout: None,
+        message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
+    })
+}
+
+fn entry(seq: Seq, msg: &str) -> Entry {
+    Entry {
+        epoch: 1,
+        seq,
+        key: None,
+        message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
+    }
+}
+
+fn ok(client: u64, req: u64, seq: Seq) -> MasterAction {
+    A::Reply {
+        client,
+        req,
+        result: Ok(seq),
+    }
+}
+
+#[test]
+fn append_completes_at_exactly_the_wth_ack() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    assert_eq!(
+        step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a")),
+        vec![A::Persist(entry(1, "a"))]
+    );
+    // Nothing leaves before the master has stored it...
+    assert_eq!(flush(&mut m, now), vec![]);
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    // ...then it goes to both secondaries, before any ack.
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
+}
+
+#[test]
+fn acks_for_entries_never_sent_on_this_connection_do_not_count() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    // A stale ack (from before a reconnection, say) claims seq 1, which
+    // was not sent on this connection yet: it must not count.
+    let stale = ack_from(0, 1);
+    assert_eq!(step(&mut m, now, stale.clone()), vec![]);
+    assert_eq!(flush(&mut m, now).len(), 2);
+    assert_eq!(step(&mut m, now, stale), vec![ok(1, 1, 1)]);
+}
+
+#[test]
+fn acks_out_of_order_across_secondaries_release_the_right_waiters() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
+    step(&mut m, now, append(1, 3, WriteConcern::Nodes(2), "c"));
+    step(&mut m, now, E::Stored { upto: 3 });
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 3), sent(1, 1, 3)]);
+    // Secondary 1 is ahead of secondary 0.
+    assert_eq!(
+        step(&mut m, now, ack_from(1, 3)),
+        vec![ok(1, 1, 1), ok(1, 3, 3)]
+    );
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![ok(1, 2, 2)]);
+    // A stale ack (lower) changes nothing.
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+}
+
+#[test]
+fn impossible_w_and_oversized_messages_are_bad_requests() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    for w in [WriteConcern::Nodes(4), WriteConcern::Nodes(0)] {
+        let out = step(&mut m, now, append(1, 9, w, "a"));
+        assert!(
+            matches!(
+                &out[..],
+                [A::Reply {
+                    result: Err(AppendError::BadRequest(_)),
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+    let out = step(
+        &mut m,
+        now,
+        append(1, 9, WriteConcern::All, &"x".repeat(101)),
+    );
+    assert!(matches!(
+        &out[..],
+        [A::Reply {
+            result: Err(AppendError::BadRequest(_)),
+            ..
+        }]
+    ));
+    assert_eq!(m.last(), 0, "nothing was appended");
+}
+
+#[test]
+fn without_quorum_appends_are_refused_and_nothing_is_assigned() {
+    let (mut m, start) = master(2);
+    // Past the start-up period: secondaries never heard are Unhealthy.
+    let now = start + Timing::default().unhealthy_after + Duration::from_millis(1);
+    let out = step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 1,
+            result: Err(AppendError::Refused {
+                reachable: 1,
+                needed: 2
+            })
+        }]
+    );
+    assert_eq!(m.last(), 0);
+    // One secondary back is a majority of three.
+    step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 1,
+            last: Position::default(),
+            stored: 0,
+        },
+    );
+    assert_eq!(
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "a")),
+        vec![A::Persist(entry(1, "a"))]
+    );
+}
+
+#[test]
+fn a_retried_key_gets_the_original_sequence_number() {
+    let (mut m, now) = master(0);
+    let keyed = |req| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: Some("k".into()),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: "a".into(),
+        })
+    };
+    assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+    assert_eq!(step(&mut m, now, keyed(2)), vec![ok(1, 2, 1)]);
+    assert_eq!(m.last(), 1);
+}
+
+#[test]
+fn timeout_reports_the_sequence_number_and_the_entry_stays() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    let ev = E::Append(AppendRequest {
+        client: 1,
+        req: 1,
+        key: None,
+        w: WriteConcern::Nodes(2),
+        timeout: Some(Duration::from_millis(100)),
+        message: "a".into(),
+    });
+    step(&mut m, now, ev);
+    step(&mut m, now, E::Stored { upto: 1 });
+    assert_eq!(
+        step(&mut m, now + Duration::from_millis(50), E::Tick),
+        vec![]
+    );
+    let out = step(&mut m, now + Duration::from_millis(101), E::Tick);
+    assert!(out.contains(&A::Reply {
+        client: 1,
+        req: 1,
+        result: Err(AppendError::TimedOut {
+            seq: 1,
+            stored_on: 1
+        })
+    }));
+    assert_eq!(m.last(), 1);
+    // A late ack answers nobody twice.
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+}
+
+#[test]
+fn nack_rewinds_and_resends_after_backoff_or_at_once_on_heartbeat_reply() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    step(&mut m, now, E::Stored { upto: 2 });
+    flush(&mut m, now);
+    step(
+        &mut m,
+        now,
+        E::Nack {
+            peer: 0,
+            conn: 10,
+            stored: 1,
+            reason: "x".into(),
+        },
+    );
+    // Paused by the backoff: nothing to send yet.
+    assert_eq!(flush(&mut m, now), vec![]);
+    let later = now + Timing::default().retry_base * 2;
+    step(&mut m, later, E::Tick);
+    assert_eq!(flush(&mut m, later), vec![sent(0, 2, 2)]);
+    // Another failure, then a heartbeat reply resumes at once.
+    step(
+        &mut m,
+        later,
+        E::Nack {
+            peer: 0,
+            conn: 10,
+            stored: 1,
+            reason: "x".into(),
+        },
+    );
+    assert_eq!(flush(&mut m, later), vec![]);
+    step(&mut m, later, heartbeat_reply(0, 1));
+    assert_eq!(flush(&mut m, later), vec![sent(0, 2, 2)]);
+}
+
+#[test]
+fn a_silent_secondary_becomes_unhealthy_and_is_redialled() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let t = Timing::default();
+    let h = |m: &Master, at| m.health(at).iter().map(|n| n.status).collect::<Vec<_>>();
+    assert_eq!(h(&m, now)[1], PeerStatus::Healthy);
+    step(&mut m, now + t.suspect_after, heartbeat_reply(1, 0));
+    let suspect = now + t.suspect_after + Duration::from_millis(1);
+    assert_eq!(h(&m, suspect)[1], PeerStatus::Suspected);
+    assert_eq!(h(&m, suspect)[2], PeerStatus::Healthy);
+    let dead = now + t.unhealthy_after + Duration::from_millis(1);
+    let out = step(&mut m, dead, E::Tick);
+    assert!(out.contains(&A::Reconnect { peer: 0, conn: 10 }), "{out:?}");
+    assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
+    // Stale events from the dropped connection are ignored.
+    assert_eq!(step(&mut m, dead, ack_from(0, 0)), vec![]);
+    assert_eq!(h(&m, dead)[1], PeerStatus::Unhealthy);
+}
+
+#[test]
+fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
+    let cfg = MasterConfig {
+        me: ("m".into(), "m:1".into()),
+        secondaries: vec![("s".into(), "s:1".into())],
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window: 1000,
+        batch: 100,
+        seed: 1,
+        stored_means_synced: true,
+    };
+    // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
+    let state = LogState {
+        epoch: 3,
+        last: Position { epoch: 2, seq: 7 },
+        epochs: vec![(1, 1), (2, 6)],
+        keys: KeyWindow::new(100, 8),
+    };
+    let mut m = Master::new(cfg, state, Instant::now());
+    let now = Instant::now();
+    // The secondary got 1..=8 of epoch 1: 6..=8 never made it to the master's disk.
+    let out = step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 1,
+            last: Position { epoch: 1, seq: 8 },
+            stored: 8,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 1,
+            frame: Frame::Sync {
+                truncate_after: Some(5)
+            }
+        }]
+    );
+    assert_eq!(
+        flush(&mut m, now),
+        vec![A::SendEntries {
+            peer: 0,
+            conn: 1,
+            from: 6,
+            to: 7
+        }]
+    );
+    // A secondary that agrees is not cut.
+    let out = step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 2,
+            last: Position { epoch: 2, seq: 7 },
+            stored: 7,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 2,
+            frame: Frame::Sync {
+                truncate_after: None
+            }
+        }]
+    );
+    assert_eq!(flush(&mut m, now), vec![]);
+}
+
+#[test]
+fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
+    let (mut m, now) = master(2);
+    assert_eq!(
+        m.health(now)[1..]
+            .iter()
+            .map(|n| n.status)
+            .collect::<Vec<_>>(),
+        [PeerStatus::Connecting, PeerStatus::Connecting]
+    );
+    assert!(!m.read_only(now), "quorum is unknown, not lost");
+    // Held in arrival order, nothing assigned yet.
+    assert_eq!(
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
+        vec![]
+    );
+    assert_eq!(
+        step(&mut m, now, append(2, 1, WriteConcern::Nodes(2), "b")),
+        vec![]
+    );
+    assert_eq!(m.last(), 0);
+    // One secondary connects: a majority of three. Both are admitted,
+    // in order, before anything that arrives after.
+    let t = now + Duration::from_millis(30);
+    let out = step(
+        &mut m,
+        t,
+        E::PeerConnected {
+            peer: 1,
+            conn: 4,
+            last: Position::default(),
+            stored: 0,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            A::Send {
+                peer: 1,
+                conn: 4,
+                frame: Frame::Sync {
+                    truncate_after: None
+                }
+            },
+            A::Persist(entry(1, "a")),
+            A::Persist(entry(2, "b")),
+        ]
+    );
+    assert_eq!(step(&mut m, t, E::Stored { upto: 2 }), vec![ok(1, 1, 1)]);
+    assert_eq!(
+        m.health(t)[1..]
+            .iter()
+            .map(|n| n.status)
+            .collect::<Vec<_>>(),
+        [PeerStatus::Connecting, PeerStatus::Healthy]
+    );
+}
+
+#[test]
+fn a_secondary_that_refuses_the_hello_is_unhealthy_at_once_not_connecting() {
+    let (mut m, now) = master(2);
+    let refused = |peer| E::PeerRefused {
+        peer,
+        reason: "another cluster".into(),
+    };
+    assert_eq!(step(&mut m, now, refused(0)), vec![]);
+    assert_eq!(m.health(now)[1].status, PeerStatus::Refused);
+    assert_eq!(m.health(now)[2].status, PeerStatus::Connecting);
+    step(&mut m, now, refused(1));
+    // Nobody left who could make a quorum: refused now, not held.
+    assert!(m.read_only(now));
+    assert!(matches!(
+        &step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"))[..],
+        [A::Reply {
+            result: Err(AppendError::Refused { .. }),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn held_appends_are_refused_once_the_start_up_period_passes_without_quorum() {
+    let (mut m, now) = master(2);
+    let with_timeout = E::Append(AppendRequest {
+        client: 3,
+        req: 1,
+        key: None,
+        w: WriteConcern::Nodes(1),
+        timeout: Some(Duration::from_millis(500)),
+        message: "t".into(),
+    });
+    assert_eq!(
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
+        vec![]
+    );
+    assert_eq!(step(&mut m, now, with_timeout), vec![]);
+    let refused = |client| A::Reply {
+        client,
+        req: 1,
+        result: Err(AppendError::Refused {
+            reachable: 1,
+            needed: 2,
+        }),
+    };
+    // The client's own timeout passes first: that one alone is refused
+    // (nothing was appended for it).
+    let t = now + Duration::from_millis(500);
+    assert_eq!(step(&mut m, t, E::Tick), vec![refused(3)]);
+    let end = now + Timing::default().unhealthy_after;
+    assert_eq!(step(&mut m, end, E::Tick), vec![]);
+    // Past the start-up period nobody came: quorum is lost.
+    let after = end + Duration::from_millis(1);
+    assert!(m.read_only(after));
+    assert_eq!(step(&mut m, after, E::Tick), vec![refused(1)]);
+    assert_eq!(m.last(), 0);
+    assert_eq!(
+        m.health(after)[1].status,
+        PeerStatus::Unhealthy,
+        "never heard, and the period is over"
+    );
+}
+
+#[test]
+fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
+    // A fresh master (epoch 1, empty log) meets a secondary holding 9
+    // entries of epoch 3: cutting it would destroy them.
+    let (mut m, now) = master(1);
+    let ahead = E::PeerConnected {
+        peer: 0,
+        conn: 5,
+        last: Position { epoch: 3, seq: 9 },
+        stored: 9,
+    };
+    let out = step(&mut m, now, ahead);
+    assert!(
+        matches!(&out[..], [A::Diverged { peer: 0, conn: 5, reason }] if reason.contains("lost or replaced")),
+        "{out:?}"
+    );
+    assert_eq!(m.health(now)[1].status, PeerStatus::Unhealthy);
+    // Same epoch, longer log than the master's: also impossible.
+    let longer = E::PeerConnected {
+        peer: 0,
+        conn: 6,
+        last: Position { epoch: 1, seq: 2 },
+        stored: 2,
+    };
+    assert!(matches!(
+        &step(&mut m, now, longer)[..],
+        [A::Diverged { .. }]
+    ));
+}
+
+#[test]
+fn storage_failure_fails_waiters_and_refuses_new_appends() {
+    let (mut m, now) = master(0);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+    let out = step(
+        &mut m,
+        now,
+        E::StorageFailed {
+            reason: "disk full".into(),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 1,
+            result: Err(AppendError::Storage("disk full".into()))
+        }]
+    );
+    // A late Stored must not acknowledge anything now.
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    let out = step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
+    assert!(matches!(
+        &out[..],
+        [A::Reply {
+            result: Err(AppendError::Storage(_)),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
+    let (mut m, now) = master(0);
+    let keyed = |req, key: &str| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: Some(key.into()),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: "m".into(),
+        })
+    };
+    step(&mut m, now, keyed(1, "k1"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    step(&mut m, now, keyed(2, "k2"));
+    step(&mut m, now, keyed(3, "k3"));
+    let failed = |req| A::Reply {
+        client: 1,
+        req,
+        result: Err(AppendError::Storage(
+            "disk full; the message was not stored".into(),
+        )),
+    };
+    // 2 and 3 were never written: their waiters learn it, in order.
+    let out = step(
+        &mut m,
+        now,
+        E::Unwritten {
+            after: 1,
+            reason: "disk full".into(),
+        },
+    );
+    assert_eq!(out, vec![failed(2), failed(3)]);
+    assert_eq!((m.last(), m.stored()), (1, 1));
+    assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+    // Not broken: the next append tries again and takes seq 2; its key
+    // was forgotten with the entry, and k1 still names entry 1.
+    let out = step(&mut m, now, keyed(4, "k2"));
+    assert!(
+        matches!(&out[..], [A::Persist(Entry { seq: 2, .. })]),
+        "{out:?}"
+    );
+    assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![ok(1, 4, 2)]);
+    assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
+    assert_eq!(step(&mut m, now, keyed(5, "k1")), vec![ok(1, 5, 1)]);
+}
+
+#[test]
+fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_means() {
+    for synced in [true, false] {
+        let (mut m, now) = master(0);
+        m.cfg.stored_means_synced = synced;
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+        step(&mut m, now, E::Stored { upto: 1 });
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
+        let out = step(
+            &mut m,
+            now,
+            E::SyncFailed {
+                reason: "EIO".into(),
+            },
+        );
+        if synced {
+            assert_eq!(
+                out,
+                vec![
+                    A::CutLog { after: 1 },
+                    A::Reply {
+                        client: 1,
+                        req: 2,
+                        result: Err(AppendError::Storage(
+                            "EIO; the message was not stored".into()
+                        )),
+                    }
+                ]
+            );
+            assert_eq!(m.last(), 1);
+        } else {
+            assert_eq!(out, vec![], "written entries stay under batch/never");
+            assert_eq!(m.last(), 2);
+        }
+        assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+    }
+}
+
+#[test]
+fn poll_timeout_names_the_next_instant_a_tick_has_work() {
+    let (mut m, now) = master(1);
+    assert_eq!(m.poll_timeout(now), None, "nothing to do");
+    // A held append: its own timeout, and the end of the start-up period.
+    let held = E::Append(AppendRequest {
+        client: 1,
+        req: 1,
+        key: None,
+        w: WriteConcern::Nodes(1),
+        timeout: Some(Duration::from_millis(300)),
+        message: "x".into(),
+    });
+    step(&mut m, now, held);
+    assert_eq!(m.poll_timeout(now), Some(now + Duration::from_millis(300)));
+    // Connected (another master): the next heartbeat comes first.
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    let t = Timing::default();
+    assert_eq!(m.poll_timeout(now), Some(now + t.heartbeat_interval));
+    // Ticking at that instant sends it, and names the next one.
+    let later = now + t.heartbeat_interval;
+    assert!(step(&mut m, later, E::Tick).contains(&A::Send {
+        peer: 0,
+        conn: 10,
+        frame: Frame::Heartbeat
+    }));
+    assert_eq!(m.poll_timeout(later), Some(later + t.heartbeat_interval));
+}
+
+#[test]
+fn window_limits_what_is_in_flight() {
+    let (mut m, now) = master(1);
+    m.cfg.window = 3;
+    m.cfg.batch = 2;
+    connect_all(&mut m, now);
+    for i in 0..5 {
+        step(&mut m, now, append(1, i, WriteConcern::Nodes(1), "x"));
+    }
+    step(&mut m, now, E::Stored { upto: 5 });
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2), sent(0, 3, 3)]);
+    step(&mut m, now, ack_from(0, 2));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 4, 5)]);
+}
