@@ -7,16 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use futures_util::StreamExt;
 use tokio::sync::oneshot;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::entry::Seq;
-use crate::net::BoxConn;
 use crate::wire::{
-    AppendError, Frame, FrameCodec, HealthReport, Hello, Role, Welcome, WriteConcern,
-    PROTOCOL_VERSION,
+    AppendError, Frame, HealthReport, Hello, Role, Welcome, WriteConcern, PROTOCOL_VERSION,
 };
 
 /// Largest frame a client accepts: generous, since a node's limit is set by
@@ -246,6 +242,15 @@ impl Client {
     /// Connects (over TLS if `opts` says so) and says hello with the
     /// client token, if any.
     pub async fn connect_with(addr: &str, opts: &ConnectOptions) -> Result<Client, ClientError> {
+        Self::connect_over::<crate::net::Tcp>(addr, opts).await
+    }
+
+    /// Like [`Client::connect_with`], over any transport (the simulation
+    /// tests run the real client over simulated TCP).
+    pub async fn connect_over<N: crate::net::Net>(
+        addr: &str,
+        opts: &ConnectOptions,
+    ) -> Result<Client, ClientError> {
         let token = opts.token.as_deref();
         let port_ok = addr
             .rsplit_once(':')
@@ -259,40 +264,22 @@ impl Client {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let stream: BoxConn = match &opts.tls {
-            None => Box::new(stream),
-            Some(tls) => {
-                let name = crate::tls::server_name(addr).map_err(&unreachable)?;
-                let connecting = tls.connect(name, stream);
-                let tls_stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-                    .await
-                    .map_err(|_| unreachable("the TLS handshake timed out".into()))?
-                    .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
-                Box::new(tls_stream)
-            }
-        };
-        let (r, w) = tokio::io::split(stream);
-        let mut reader = FramedRead::new(r, FrameCodec::new(CLIENT_MAX_FRAME));
-        let mut writer = FramedWrite::new(w, FrameCodec::new(CLIENT_MAX_FRAME));
-        let hello = Frame::Hello(Hello {
+        let hello = Hello {
             version: PROTOCOL_VERSION,
             cluster: None,
             role: Role::Client,
             nonce: None,
             token: token.map(str::to_string),
-        });
-        writer
-            .send(hello)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, reader.next())
-            .await
-            .map_err(|_| unreachable("no answer to hello".into()))?;
+        };
+        let (mut reader, writer, answer) = crate::net::dial::<N>(
+            addr,
+            opts.tls.as_ref(),
+            hello,
+            CLIENT_MAX_FRAME,
+            CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
         let welcome = match answer {
             Some(Ok(Frame::Welcome(w))) => w,
             Some(Ok(Frame::Refused { reason })) => {

@@ -129,6 +129,90 @@ impl Net for Mem {
     }
 }
 
+/// The read half of a framed connection.
+pub type FrameReader =
+    tokio_util::codec::FramedRead<tokio::io::ReadHalf<BoxConn>, crate::wire::FrameCodec>;
+
+/// The write half of a framed connection.
+pub type FrameWriter =
+    tokio_util::codec::FramedWrite<tokio::io::WriteHalf<BoxConn>, crate::wire::FrameCodec>;
+
+/// Why [`dial`] failed.
+#[derive(Debug)]
+pub enum DialError {
+    /// Nothing answered in time, or the connection failed: try again later.
+    Unreachable(String),
+    /// TLS itself refused the peer (a certificate of another CA or name, an
+    /// alert): a misconfiguration, not a network hiccup. Holds TLS's reason.
+    TlsRefused(String),
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialError::Unreachable(s) => f.write_str(s),
+            DialError::TlsRefused(s) => write!(f, "TLS handshake failed: {s}"),
+        }
+    }
+}
+
+/// Dials `addr` over `N`, wraps the connection in TLS when `tls` is given
+/// (checking the node's certificate against the host dialled), says
+/// `hello`, and returns the framed halves with the first answer (`None`
+/// if the connection closed). Every step has `deadline`. The one way a
+/// client, a master's link and a test open a replog connection.
+pub async fn dial<N: Net>(
+    addr: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    hello: crate::wire::Hello,
+    max_frame: usize,
+    deadline: std::time::Duration,
+) -> Result<
+    (
+        FrameReader,
+        FrameWriter,
+        Option<Result<crate::wire::Frame, crate::wire::FrameError>>,
+    ),
+    DialError,
+> {
+    use futures_util::{SinkExt, StreamExt};
+    let unreachable = |s: String| DialError::Unreachable(s);
+    let stream = tokio::time::timeout(deadline, N::connect(addr.to_string()))
+        .await
+        .map_err(|_| unreachable("connect timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let stream: BoxConn = match tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let name = crate::tls::server_name(addr).map_err(unreachable)?;
+            let tls_stream = tokio::time::timeout(deadline, tls.connect(name, stream))
+                .await
+                .map_err(|_| unreachable("the TLS handshake timed out".into()))?
+                .map_err(|e| {
+                    // rustls reports what TLS itself refused as invalid data.
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        DialError::TlsRefused(e.to_string())
+                    } else {
+                        unreachable(format!("TLS handshake failed: {e}"))
+                    }
+                })?;
+            Box::new(tls_stream)
+        }
+    };
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = tokio_util::codec::FramedRead::new(r, crate::wire::FrameCodec::new(max_frame));
+    let mut writer =
+        tokio_util::codec::FramedWrite::new(w, crate::wire::FrameCodec::new(max_frame));
+    tokio::time::timeout(deadline, writer.send(crate::wire::Frame::Hello(hello)))
+        .await
+        .map_err(|_| unreachable("sending the hello timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let answer = tokio::time::timeout(deadline, reader.next())
+        .await
+        .map_err(|_| unreachable("no answer to hello".into()))?;
+    Ok((reader, writer, answer))
+}
+
 /// Frames queued for one connection's writer task. Bounded: whoever fills
 /// it faster than the peer reads either waits ([`Outbox::send`], tasks that
 /// may wait) or, never waiting, closes the connection ([`Outbox::offer`],

@@ -10,15 +10,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
+use replog::client::{AppendOptions, Client, ClientError, ConnectOptions};
 use replog::config::{Cluster, NodeConfig};
 use replog::net::Net;
 use replog::node::Probe;
 use replog::replication::Timing;
-use replog::wire::{AppendError, Frame, FrameCodec, Hello, Role, WriteConcern, PROTOCOL_VERSION};
+use replog::wire::{AppendError, WriteConcern};
 
 /// turmoil's TCP as a replog transport.
 struct SimNet;
@@ -242,73 +241,44 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
             .all(|l| l.is_some() && l.as_ref().map(|l| l.len()) == master.map(|m| m.len()))
 }
 
-type SimReader = FramedRead<turmoil::net::tcp::OwnedReadHalf, FrameCodec>;
-type SimWriter = FramedWrite<turmoil::net::tcp::OwnedWriteHalf, FrameCodec>;
-
-async fn connect(addr: &str) -> Option<(SimReader, SimWriter)> {
-    let stream = turmoil::net::TcpStream::connect(addr).await.ok()?;
-    let (r, w) = stream.into_split();
-    let mut r = FramedRead::new(r, FrameCodec::new(1 << 20));
-    let mut w = FramedWrite::new(w, FrameCodec::new(1 << 20));
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        cluster: None,
-        role: Role::Client,
-        nonce: None,
-        token: None,
-    };
-    w.send(Frame::Hello(hello)).await.ok()?;
-    match tokio::time::timeout(Duration::from_secs(2), r.next()).await {
-        Ok(Some(Ok(Frame::Welcome(_)))) => Some((r, w)),
-        _ => None,
-    }
-}
-
-/// Appends `n` messages one at a time, each with its own key, retrying
-/// (with the same key) until each is acknowledged.
+/// Appends `n` messages one at a time with the real client library over
+/// simulated TCP, each with its own key, retrying (with the same key) until
+/// each is acknowledged.
 async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32) {
-    let mut conn = None;
+    let mut conn: Option<Client> = None;
     let mut i = 0;
     while i < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if conn.is_none() {
-            conn = connect(&format!("n1:{PORT}")).await;
+            let addr = format!("n1:{PORT}");
+            conn = Client::connect_over::<SimNet>(&addr, &ConnectOptions::default())
+                .await
+                .ok();
             if conn.is_none() {
                 continue;
             }
         }
-        let (r, wr) = conn.as_mut().unwrap();
+        let client = conn.as_ref().unwrap();
         let message = format!("m{i}");
         let w = w_of(i);
-        let append = Frame::Append {
-            req: i as u64,
-            key: Some(format!("key-{i}")),
+        let opts = AppendOptions {
             w: WriteConcern::Nodes(w),
-            timeout_ms: Some(1500),
-            message: message.clone().into(),
+            key: Some(format!("key-{i}")),
+            timeout: Some(Duration::from_millis(1500)),
         };
-        if wr.send(append).await.is_err() {
-            conn = None;
-            continue;
-        }
-        match tokio::time::timeout(Duration::from_secs(5), r.next()).await {
-            Ok(Some(Ok(Frame::Appended { seq, .. }))) => {
+        match tokio::time::timeout(Duration::from_secs(5), client.append(&message, &opts)).await {
+            Ok(Ok(seq)) => {
                 shared.lock().unwrap().acked.push(Acked { seq, message, w });
                 i += 1;
             }
-            Ok(Some(Ok(Frame::AppendFailed {
-                error: AppendError::Refused { .. },
-                ..
-            }))) => {
+            Ok(Err(ClientError::Append(AppendError::Refused { .. }))) => {
                 shared.lock().unwrap().refused += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             // Timed out: in the log, retried with the same key.
-            Ok(Some(Ok(Frame::AppendFailed {
-                error: AppendError::TimedOut { .. },
-                ..
-            }))) => {}
-            Ok(Some(Ok(other))) => panic!("unexpected answer {other:?}"),
+            Ok(Err(ClientError::Append(AppendError::TimedOut { .. }))) => {}
+            Ok(Err(ClientError::Append(other))) => panic!("unexpected answer {other:?}"),
+            // The connection broke or hung: open another.
             _ => conn = None,
         }
     }

@@ -9,14 +9,13 @@ use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
-use crate::net::{BoxConn, Net, Outbox};
+use crate::net::{DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
-use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
+use crate::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
 
 /// Frames queued for the writer of one replication connection: the
 /// window's worth of entry frames, heartbeats for a few seconds, and room.
@@ -124,9 +123,6 @@ pub(crate) async fn run<N: Net>(
     }
 }
 
-type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
-type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
-
 /// Dials, says hello, waits for the welcome.
 async fn connect<N: Net>(
     shared: &Shared,
@@ -135,37 +131,8 @@ async fn connect<N: Net>(
     deadline: Duration,
 ) -> Result<((Reader, Writer), crate::wire::Welcome), String> {
     let cfg = &shared.cfg;
-    let stream = tokio::time::timeout(deadline, N::connect(addr.to_string()))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let stream: BoxConn = match &cfg.tls {
-        None => Box::new(stream),
-        Some(tls) => {
-            let name = crate::tls::server_name(addr)?;
-            let tls_stream = tokio::time::timeout(deadline, tls.connector.connect(name, stream))
-                .await
-                .map_err(|_| "TLS handshake timed out".to_string())?
-                .map_err(|e| {
-                    // rustls reports what TLS itself refused (a certificate
-                    // of another CA or name, an alert) as invalid data: a
-                    // misconfiguration, shown as refused, not a network
-                    // hiccup.
-                    let refused = if e.kind() == std::io::ErrorKind::InvalidData {
-                        REFUSED
-                    } else {
-                        ""
-                    };
-                    format!("{refused}TLS handshake with secondary {peer_id} failed: {e} (check --tls-cert and --tls-ca on both nodes)")
-                })?;
-            Box::new(tls_stream)
-        }
-    };
-    let (r, w) = tokio::io::split(stream);
-    let mut reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
-    let mut writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
     let ours = crate::auth::nonce();
-    let hello = Frame::Hello(Hello {
+    let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster: Some(cfg.cluster.fingerprint()),
         role: Role::Master {
@@ -174,11 +141,17 @@ async fn connect<N: Net>(
         },
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
         token: None,
-    });
-    writer.send(hello).await.map_err(|e| e.to_string())?;
-    let mut answer = tokio::time::timeout(deadline, reader.next())
-        .await
-        .map_err(|_| "no answer to hello".to_string())?;
+    };
+    let tls = cfg.tls.as_ref().map(|t| &t.connector);
+    let (mut reader, mut writer, mut answer) =
+        crate::net::dial::<N>(addr, tls, hello, cfg.max_frame_bytes(), deadline)
+            .await
+            .map_err(|e| match e {
+                DialError::TlsRefused(e) => format!(
+            "{REFUSED}TLS handshake with secondary {peer_id} failed: {e} (check --tls-cert and --tls-ca on both nodes)"
+        ),
+                DialError::Unreachable(e) => e,
+            })?;
     // The opener's half of the handshake (`crate::auth`): nothing is sent
     // to a secondary that has not proved it holds the cluster key.
     if let Some(keys) = &cfg.cluster_keys {
