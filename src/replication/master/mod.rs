@@ -402,196 +402,32 @@ impl Master {
         self.admit_held(now, out);
     }
 
+    /// One handler per event (the `on_*` methods, by concern: storage
+    /// events in `storage.rs`, the secondaries' in `peers.rs`).
     fn on_event(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
         match event {
             MasterEvent::Append(request) => self.append(now, request, out),
-            MasterEvent::Stored { upto } => {
-                if self.broken.is_none() {
-                    if upto.min(self.last) > self.stored {
-                        self.storage_trouble = None;
-                    }
-                    self.stored = self.stored.max(upto.min(self.last));
-                    self.release(out);
-                }
-            }
+            MasterEvent::Stored { upto } => self.on_stored(upto, out),
             MasterEvent::Unwritten { after, reason } => self.on_unwritten(now, after, reason, out),
-            MasterEvent::SyncFailed { reason } => {
-                if self.cfg.stored_means_synced {
-                    // Cut back to what is durable: none of the rest was
-                    // acknowledged, and (only stored entries are sent) no
-                    // other node holds it.
-                    let after = self.stored;
-                    out.push(MasterAction::CutLog { after });
-                    self.on_unwritten(now, after, reason, out);
-                } else {
-                    // Already acknowledged on being written: they stay.
-                    self.storage_trouble = Some(reason);
-                }
-            }
-            MasterEvent::StorageFailed { reason } => {
-                self.broken = Some(reason.clone());
-                // Nothing past what is already stored will ever count: fail
-                // everyone still waiting on it.
-                let ids: Vec<u64> = self.waiters.keys().copied().collect();
-                for id in ids {
-                    let waiter = &self.waiters[&id];
-                    if waiter.seq > self.stored {
-                        let w = self.waiters.remove(&id).expect("present");
-                        out.push(MasterAction::Reply {
-                            client: w.client,
-                            req: w.req,
-                            result: Err(AppendError::Storage(reason.clone())),
-                        });
-                    }
-                }
-            }
+            MasterEvent::SyncFailed { reason } => self.on_sync_failed(now, reason, out),
+            MasterEvent::StorageFailed { reason } => self.on_storage_failed(reason, out),
             MasterEvent::PeerConnected {
                 peer,
                 conn,
                 last,
                 stored,
-            } => {
-                // Entries of this master's epoch (or a later one) that this
-                // master does not have cannot exist unless its own data
-                // directory was lost or replaced. Cutting the secondary back
-                // would destroy data, and keeping it would let the logs
-                // diverge: refuse to replicate to it and say so.
-                if last.epoch > self.epoch || (last.epoch == self.epoch && last.seq > self.last) {
-                    let reason = format!(
-                        "secondary {} holds entries up to seq {} of epoch {}, which this master (epoch {}, last seq {}) never wrote: this master's data directory was lost or replaced. Refusing to replicate to it so that nothing is cut; restore the master's data directory (for example from this secondary) and restart it",
-                        self.peers[peer].id, last.seq, last.epoch, self.epoch, self.last
-                    );
-                    // Heard from, and refused: Unhealthy, not Connecting.
-                    self.peers[peer].last_heard = Some(now);
-                    return out.push(MasterAction::Diverged { peer, conn, reason });
-                }
-                let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
-                let truncate_after = (agree < last.seq).then_some(agree);
-                let p = &mut self.peers[peer];
-                p.conn = Some(conn);
-                p.connected_at = Some(now);
-                p.last_heard = Some(now);
-                p.last_ping = Some(now);
-                p.acked = stored.min(agree);
-                p.sent = agree;
-                p.max_sent = agree;
-                p.retry_at = None;
-                p.attempt = 0;
-                p.refused = None;
-                out.push(MasterAction::Send {
-                    peer,
-                    conn,
-                    frame: Frame::Sync { truncate_after },
-                });
-                self.release(out);
-            }
-            MasterEvent::PeerRefused { peer, reason } => {
-                // Heard from, without a connection: Refused at once, not
-                // Connecting, until a connection succeeds.
-                let p = &mut self.peers[peer];
-                if p.conn.is_none() {
-                    p.last_heard = Some(now);
-                    p.refused = Some(reason);
-                }
-            }
-            MasterEvent::PeerDisconnected { peer, conn } => {
-                let p = &mut self.peers[peer];
-                if p.conn == Some(conn) {
-                    p.conn = None;
-                    p.connected_at = None;
-                }
-            }
-            MasterEvent::Ack { peer, conn, stored } => {
-                if self.heard(peer, conn, now, stored) {
-                    self.peers[peer].attempt = 0;
-                    self.release(out);
-                }
-            }
+            } => self.on_peer_connected(now, peer, conn, last, stored, out),
+            MasterEvent::PeerRefused { peer, reason } => self.on_peer_refused(now, peer, reason),
+            MasterEvent::PeerDisconnected { peer, conn } => self.on_peer_disconnected(peer, conn),
+            MasterEvent::Ack { peer, conn, stored } => self.on_ack(now, peer, conn, stored, out),
             MasterEvent::Nack {
                 peer, conn, stored, ..
-            } => {
-                if self.heard(peer, conn, now, stored) {
-                    // Rewind to what it holds and pause; `flush` resends once
-                    // the backoff has passed.
-                    let delay = backoff(
-                        self.cfg.timing.retry_base,
-                        self.cfg.timing.retry_max,
-                        self.peers[peer].attempt,
-                        &mut self.rng,
-                    );
-                    let p = &mut self.peers[peer];
-                    p.sent = p.acked;
-                    p.attempt = p.attempt.saturating_add(1);
-                    p.retry_at = Some(now + delay);
-                    self.release(out);
-                }
-            }
+            } => self.on_nack(now, peer, conn, stored, out),
             MasterEvent::HeartbeatReply { peer, conn, stored } => {
-                if self.heard(peer, conn, now, stored) {
-                    // A live secondary: resume delivery now rather than at
-                    // the end of the backoff. Not after repeated failures,
-                    // though: a secondary that keeps failing (a broken disk)
-                    // still answers heartbeats, and resending everything at
-                    // every heartbeat would defeat the backoff.
-                    let p = &mut self.peers[peer];
-                    if p.attempt < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
-                        p.retry_at = None;
-                    }
-                    self.release(out);
-                }
+                self.on_heartbeat_reply(now, peer, conn, stored, out)
             }
             MasterEvent::Tick => self.tick(now, out),
         }
-    }
-
-    /// The log holds nothing after `after`: every append waiting on a later
-    /// entry is answered that it was not stored (definite: the entry is
-    /// gone from this node, and no other node ever had it, since only
-    /// stored entries are sent), their keys are forgotten, and the next
-    /// append takes `after + 1`.
-    fn on_unwritten(
-        &mut self,
-        now: Instant,
-        after: Seq,
-        reason: String,
-        out: &mut Vec<MasterAction>,
-    ) {
-        self.storage_trouble = Some(reason.clone());
-        if after > self.last {
-            // The log holds entries this core never assigned: a bug, and
-            // nothing it could acknowledge from here on can be trusted.
-            let reason = format!(
-                "{reason}; the log holds seq {after} but only {} were assigned",
-                self.last
-            );
-            return self.on_event(now, MasterEvent::StorageFailed { reason }, out);
-        }
-        if after == self.last {
-            return;
-        }
-        let mut gone: Vec<(Seq, u64)> = self
-            .waiters
-            .iter()
-            .filter(|(_, w)| w.seq > after)
-            .map(|(id, w)| (w.seq, *id))
-            .collect();
-        gone.sort_unstable();
-        for (_, id) in gone {
-            let w = self.waiters.remove(&id).expect("present");
-            out.push(MasterAction::Reply {
-                client: w.client,
-                req: w.req,
-                result: Err(AppendError::Storage(format!(
-                    "{reason}; the message was not stored"
-                ))),
-            });
-        }
-        // Stale ids left in `by_w` and `deadlines` find no waiter and are
-        // skipped.
-        self.keys.truncate_after(after);
-        self.epochs.retain(|(_, first)| *first <= after);
-        self.last = after;
-        self.stored = self.stored.min(after);
     }
 
     /// The node is stopping: every waiting append is answered with
@@ -624,6 +460,8 @@ impl Master {
 mod admission;
 mod delivery;
 mod liveness;
+mod peers;
+mod storage;
 mod waiters;
 
 #[cfg(test)]

@@ -1,0 +1,135 @@
+//! What the secondaries' connections report: a connection opened (and
+//! where the secondary's log agrees with this one), refused or closed, and
+//! acks, nacks and heartbeat replies.
+
+use std::time::Instant;
+
+use super::*;
+
+impl Master {
+    /// A replication connection finished its handshake.
+    pub(super) fn on_peer_connected(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        conn: ConnId,
+        last: Position,
+        stored: Seq,
+        out: &mut Vec<MasterAction>,
+    ) {
+        // Entries of this master's epoch (or a later one) that this master
+        // does not have cannot exist unless its own data directory was lost
+        // or replaced. Cutting the secondary back would destroy data, and
+        // keeping it would let the logs diverge: refuse to replicate to it
+        // and say so.
+        if last.epoch > self.epoch || (last.epoch == self.epoch && last.seq > self.last) {
+            let reason = format!(
+                "secondary {} holds entries up to seq {} of epoch {}, which this master (epoch {}, last seq {}) never wrote: this master's data directory was lost or replaced. Refusing to replicate to it so that nothing is cut; restore the master's data directory (for example from this secondary) and restart it",
+                self.peers[peer].id, last.seq, last.epoch, self.epoch, self.last
+            );
+            // Heard from, and refused: Unhealthy, not Connecting.
+            self.peers[peer].last_heard = Some(now);
+            return out.push(MasterAction::Diverged { peer, conn, reason });
+        }
+        let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
+        let truncate_after = (agree < last.seq).then_some(agree);
+        let p = &mut self.peers[peer];
+        p.conn = Some(conn);
+        p.connected_at = Some(now);
+        p.last_heard = Some(now);
+        p.last_ping = Some(now);
+        p.acked = stored.min(agree);
+        p.sent = agree;
+        p.max_sent = agree;
+        p.retry_at = None;
+        p.attempt = 0;
+        p.refused = None;
+        out.push(MasterAction::Send {
+            peer,
+            conn,
+            frame: Frame::Sync { truncate_after },
+        });
+        self.release(out);
+    }
+
+    /// A secondary refused the hello (or its proof of the key, or its
+    /// certificate, did not hold): Refused at once, not Connecting, until a
+    /// connection succeeds.
+    pub(super) fn on_peer_refused(&mut self, now: Instant, peer: usize, reason: String) {
+        let p = &mut self.peers[peer];
+        if p.conn.is_none() {
+            p.last_heard = Some(now);
+            p.refused = Some(reason);
+        }
+    }
+
+    /// A replication connection closed or failed.
+    pub(super) fn on_peer_disconnected(&mut self, peer: usize, conn: ConnId) {
+        let p = &mut self.peers[peer];
+        if p.conn == Some(conn) {
+            p.conn = None;
+            p.connected_at = None;
+        }
+    }
+
+    /// A cumulative acknowledgement.
+    pub(super) fn on_ack(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        conn: ConnId,
+        stored: Seq,
+        out: &mut Vec<MasterAction>,
+    ) {
+        if self.heard(peer, conn, now, stored) {
+            self.peers[peer].attempt = 0;
+            self.release(out);
+        }
+    }
+
+    /// The secondary could not take what was sent after `stored`: rewind to
+    /// what it holds and pause; `flush` resends once the backoff has passed.
+    pub(super) fn on_nack(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        conn: ConnId,
+        stored: Seq,
+        out: &mut Vec<MasterAction>,
+    ) {
+        if self.heard(peer, conn, now, stored) {
+            let delay = backoff(
+                self.cfg.timing.retry_base,
+                self.cfg.timing.retry_max,
+                self.peers[peer].attempt,
+                &mut self.rng,
+            );
+            let p = &mut self.peers[peer];
+            p.sent = p.acked;
+            p.attempt = p.attempt.saturating_add(1);
+            p.retry_at = Some(now + delay);
+            self.release(out);
+        }
+    }
+
+    /// A live secondary: resume delivery now rather than at the end of the
+    /// backoff. Not after repeated failures, though: a secondary that keeps
+    /// failing (a broken disk) still answers heartbeats, and resending
+    /// everything at every heartbeat would defeat the backoff.
+    pub(super) fn on_heartbeat_reply(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        conn: ConnId,
+        stored: Seq,
+        out: &mut Vec<MasterAction>,
+    ) {
+        if self.heard(peer, conn, now, stored) {
+            let p = &mut self.peers[peer];
+            if p.attempt < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
+                p.retry_at = None;
+            }
+            self.release(out);
+        }
+    }
+}

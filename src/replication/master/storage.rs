@@ -1,0 +1,108 @@
+//! What the local log reports: entries stored, writes that did not
+//! happen, failed syncs, and failures that cannot be undone.
+
+use std::time::Instant;
+
+use super::*;
+
+impl Master {
+    /// The log has stored everything up to `upto` under its policy.
+    pub(super) fn on_stored(&mut self, upto: Seq, out: &mut Vec<MasterAction>) {
+        if self.broken.is_some() {
+            return;
+        }
+        if upto.min(self.last) > self.stored {
+            self.storage_trouble = None;
+        }
+        self.stored = self.stored.max(upto.min(self.last));
+        self.release(out);
+    }
+
+    /// A sync failed: under `--fsync always` what was not yet stored may be
+    /// gone, so the log is cut back to what is durable.
+    pub(super) fn on_sync_failed(
+        &mut self,
+        now: Instant,
+        reason: String,
+        out: &mut Vec<MasterAction>,
+    ) {
+        if self.cfg.stored_means_synced {
+            // None of the rest was acknowledged, and (only stored entries
+            // are sent) no other node holds it.
+            let after = self.stored;
+            out.push(MasterAction::CutLog { after });
+            self.on_unwritten(now, after, reason, out);
+        } else {
+            // Already acknowledged on being written: they stay.
+            self.storage_trouble = Some(reason);
+        }
+    }
+
+    /// The log failed for good: nothing past what is already stored will
+    /// ever count, so everyone still waiting on it is failed.
+    pub(super) fn on_storage_failed(&mut self, reason: String, out: &mut Vec<MasterAction>) {
+        self.broken = Some(reason.clone());
+        let ids: Vec<u64> = self.waiters.keys().copied().collect();
+        for id in ids {
+            let waiter = &self.waiters[&id];
+            if waiter.seq > self.stored {
+                let w = self.waiters.remove(&id).expect("present");
+                out.push(MasterAction::Reply {
+                    client: w.client,
+                    req: w.req,
+                    result: Err(AppendError::Storage(reason.clone())),
+                });
+            }
+        }
+    }
+
+    /// The log holds nothing after `after`: every append waiting on a later
+    /// entry is answered that it was not stored (definite: the entry is
+    /// gone from this node, and no other node ever had it, since only
+    /// stored entries are sent), their keys are forgotten, and the next
+    /// append takes `after + 1`.
+    pub(super) fn on_unwritten(
+        &mut self,
+        now: Instant,
+        after: Seq,
+        reason: String,
+        out: &mut Vec<MasterAction>,
+    ) {
+        self.storage_trouble = Some(reason.clone());
+        if after > self.last {
+            // The log holds entries this core never assigned: a bug, and
+            // nothing it could acknowledge from here on can be trusted.
+            let reason = format!(
+                "{reason}; the log holds seq {after} but only {} were assigned",
+                self.last
+            );
+            return self.on_event(now, MasterEvent::StorageFailed { reason }, out);
+        }
+        if after == self.last {
+            return;
+        }
+        let mut gone: Vec<(Seq, u64)> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.seq > after)
+            .map(|(id, w)| (w.seq, *id))
+            .collect();
+        gone.sort_unstable();
+        for (_, id) in gone {
+            let w = self.waiters.remove(&id).expect("present");
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::Storage(format!(
+                    "{reason}; the message was not stored"
+                ))),
+            });
+        }
+        // Stale ids left in `by_w` and `deadlines` find no waiter and are
+        // skipped.
+        self.keys.truncate_after(after);
+        self.epochs.retain(|(_, first)| *first <= after);
+        self.last = after;
+        self.stored = self.stored.min(after);
+    }
+}
