@@ -117,18 +117,7 @@ impl ConnArgs {
     fn options(&self) -> Result<ConnectOptions, ClientError> {
         let token = match &self.token_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ClientError::Usage(format!("--token-file: cannot read {}: {e}", path.display()))
-                })?;
-                match text.lines().map(str::trim).find(|l| !l.is_empty()) {
-                    Some(t) => Some(t.to_string()),
-                    None => {
-                        return Err(ClientError::Usage(format!(
-                            "--token-file: {} holds no token",
-                            path.display()
-                        )))
-                    }
-                }
+                Some(crate::auth::load_token(path, "--token-file").map_err(ClientError::Usage)?)
             }
             None => std::env::var("REPLOG_TOKEN").ok().filter(|t| !t.is_empty()),
         };

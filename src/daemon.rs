@@ -205,8 +205,7 @@ fn cancel_on_signals(token: CancellationToken) {
 
 /// Whether `addr` (`HOST:PORT`) can only be reached from this machine.
 fn is_loopback(addr: &str) -> bool {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::net::host_of(addr);
     host == "localhost"
         || host
             .parse::<std::net::IpAddr>()

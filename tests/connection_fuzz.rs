@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::frames::{frame, fuzz_cases, fuzz_seed, mutated, noise};
+use common::{framed, prefixed};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replog::config::{Cluster, NodeConfig};
@@ -24,16 +25,6 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 const CLUSTER: &str = "m=127.0.0.1:1,s1=127.0.0.1:2,s2=127.0.0.1:3";
-
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-fn encoded(f: &Frame) -> Vec<u8> {
-    framed(&FrameCodec::to_payload(f).unwrap())
-}
 
 /// Starts node `id` of [`CLUSTER`] on an in-memory listener.
 fn start(id: &str, stop: &CancellationToken) -> MemConnector {
@@ -80,17 +71,17 @@ fn hello(target: Target) -> Frame {
 /// kind, some damaged. Returns the bytes and how many frames they hold.
 fn connection_bytes(rng: &mut SmallRng, target: Target) -> (Vec<u8>, u64) {
     let mut out = match rng.gen_range(0..20) {
-        0 => framed(&mutated(rng)),
+        0 => prefixed(&mutated(rng)),
         1 => noise(rng),
-        _ => encoded(&hello(target)),
+        _ => framed(&hello(target)),
     };
     let n = rng.gen_range(1..40);
     for _ in 0..n {
         let bytes = match rng.gen_range(0..20) {
-            0 => framed(&mutated(rng)),
+            0 => prefixed(&mutated(rng)),
             1 => noise(rng),
-            2..=4 => encoded(&frame(rng)),
-            _ => encoded(&request(rng, target)),
+            2..=4 => framed(&frame(rng)),
+            _ => framed(&request(rng, target)),
         };
         out.extend_from_slice(&bytes);
     }
@@ -151,8 +142,8 @@ async fn exchange(connector: &MemConnector, bytes: Vec<u8>) -> Result<(), String
 
 /// A well-formed client asks for health: the node is alive and serving.
 async fn still_serving(connector: &MemConnector) -> Result<(), String> {
-    let mut bytes = encoded(&hello(Target::ClientOfMaster));
-    bytes.extend_from_slice(&encoded(&Frame::Health { req: 1 }));
+    let mut bytes = framed(&hello(Target::ClientOfMaster));
+    bytes.extend_from_slice(&framed(&Frame::Health { req: 1 }));
     let stream = connector.connect().await.map_err(|e| e.to_string())?;
     let (mut r, mut w) = tokio::io::split(stream);
     w.write_all(&bytes).await.map_err(|e| e.to_string())?;

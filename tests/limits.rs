@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,36 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use replog::client::{AppendOptions, Client};
-use replog::wire::{Frame, FrameCodec, PeerStatus, WriteConcern};
-use tokio_util::codec::Decoder;
-
-/// Reads frames from a raw socket until EOF or `limit`; returns them and
-/// whether the node closed the connection.
-fn read_frames(s: &mut TcpStream, limit: Duration) -> (Vec<Frame>, bool) {
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let deadline = Instant::now() + limit;
-    let mut buf = bytes::BytesMut::new();
-    let mut codec = FrameCodec::new(64 * 1024 * 1024);
-    let mut frames = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < deadline {
-        match s.read(&mut chunk) {
-            Ok(0) => {
-                while let Ok(Some(f)) = codec.decode(&mut buf) {
-                    frames.push(f);
-                }
-                return (frames, true);
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (frames, true),
-            Err(_) => {}
-        }
-        while let Ok(Some(f)) = codec.decode(&mut buf) {
-            frames.push(f);
-        }
-    }
-    (frames, false)
-}
+use replog::wire::{Frame, PeerStatus, WriteConcern};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_pipelines_lists_and_never_reads_cannot_hurt_the_cluster() {

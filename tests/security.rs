@@ -6,17 +6,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use replog::client::Client;
 use replog::config::Cluster as ClusterList;
 use replog::entry::Entry;
-use replog::wire::{Frame, FrameCodec, Hello, PeerStatus, Role, PROTOCOL_VERSION};
-use tokio_util::codec::Decoder;
+use replog::wire::{Frame, Hello, PeerStatus, Role, PROTOCOL_VERSION};
 
 fn writer_opts() -> replog::client::ConnectOptions {
     replog::client::ConnectOptions {
@@ -32,31 +31,6 @@ fn key_file(dir: &std::path::Path, name: &str, lines: &[&str]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     path
-}
-
-/// Reads frames until EOF or `limit`.
-fn frames(s: &mut TcpStream, limit: Duration) -> (Vec<Frame>, bool) {
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let deadline = Instant::now() + limit;
-    let (mut buf, mut codec, mut out) = (bytes::BytesMut::new(), FrameCodec::new(1 << 26), vec![]);
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < deadline {
-        match s.read(&mut chunk) {
-            Ok(0) => {
-                while let Ok(Some(f)) = codec.decode(&mut buf) {
-                    out.push(f);
-                }
-                return (out, true);
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
-            Err(_) => {}
-        }
-        while let Ok(Some(f)) = codec.decode(&mut buf) {
-            out.push(f);
-        }
-    }
-    (out, false)
 }
 
 /// A hello claiming to be the cluster's master (`n1`), of a huge epoch.
@@ -114,7 +88,7 @@ async fn impostor_masters_can_neither_displace_cut_nor_forge() {
     // 1. No nonce (no key): refused, naming the flag.
     let mut s = TcpStream::connect(&s2).unwrap();
     s.write_all(&master_hello(&c, None)).unwrap();
-    let (got, closed) = frames(&mut s, Duration::from_secs(10));
+    let (got, closed) = read_frames(&mut s, Duration::from_secs(10));
     assert!(closed);
     assert!(
         matches!(&got[..], [Frame::Refused { reason }] if reason.contains("--cluster-key-file")),
@@ -131,7 +105,7 @@ async fn impostor_masters_can_neither_displace_cut_nor_forge() {
     }));
     attack.extend(framed(&forged(1)));
     let _ = s.write_all(&attack);
-    let (got, closed) = frames(&mut s, Duration::from_secs(10));
+    let (got, closed) = read_frames(&mut s, Duration::from_secs(10));
     assert!(closed);
     assert!(
         matches!(&got[..], [Frame::Challenge { .. }, Frame::Refused { reason }] if reason.contains("does not hold the cluster key")),
@@ -146,7 +120,7 @@ async fn impostor_masters_can_neither_displace_cut_nor_forge() {
     }));
     attack.extend(framed(&forged(6)));
     let _ = s.write_all(&attack);
-    let (_, closed) = frames(&mut s, Duration::from_secs(10));
+    let (_, closed) = read_frames(&mut s, Duration::from_secs(10));
     assert!(closed);
 
     // Nothing changed: the secondary holds its entries, the real master's
@@ -188,7 +162,7 @@ async fn a_master_sends_nothing_to_an_impostor_secondary() {
     let mut seen = Vec::new();
     for round in 0..4 {
         let (mut s, _) = impostor.accept().unwrap();
-        let (hello, _) = frames(&mut s, Duration::from_millis(300));
+        let (hello, _) = read_frames(&mut s, Duration::from_millis(300));
         assert!(
             matches!(hello[..], [Frame::Hello(Hello { nonce: Some(_), .. })]),
             "{hello:?}"
@@ -209,7 +183,7 @@ async fn a_master_sends_nothing_to_an_impostor_secondary() {
             }
         };
         s.write_all(&framed(&answer)).unwrap();
-        let (got, _) = frames(&mut s, Duration::from_millis(500));
+        let (got, _) = read_frames(&mut s, Duration::from_millis(500));
         seen.extend(got);
     }
     assert!(

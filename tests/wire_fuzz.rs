@@ -15,6 +15,7 @@ mod common;
 
 use bytes::BytesMut;
 use common::frames::{frame, fuzz_cases, fuzz_seed, huge_claim, mutated, noise};
+use common::prefixed;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use replog::wire::{Frame, FrameCodec};
@@ -60,9 +61,7 @@ const MAX_FRAME: usize = 64 * 1024;
 /// Feeds one payload, framed, to a fresh codec; returns what it decoded to.
 fn decode(payload: &[u8]) -> Result<Option<Frame>, String> {
     let mut codec = FrameCodec::new(MAX_FRAME);
-    let mut buf = BytesMut::with_capacity(payload.len() + 4);
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
+    let mut buf = BytesMut::from(&prefixed(payload)[..]);
     let before = allocated();
     let result = codec.decode(&mut buf);
     let used = allocated() - before;
@@ -107,9 +106,7 @@ fn crafted_lengths_inside_a_frame_are_refused_without_allocating() {
     for payload in claims {
         assert!(payload.len() < 32);
         let mut codec = FrameCodec::new(MAX_FRAME);
-        let mut buf = BytesMut::new();
-        buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&payload);
+        let mut buf = BytesMut::from(&prefixed(&payload)[..]);
         let before = allocated();
         let result = codec.decode(&mut buf);
         let used = allocated() - before;

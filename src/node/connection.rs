@@ -419,139 +419,140 @@ async fn serve_client(
             },
         )
         .await;
-    loop {
-        if !opened {
-            break;
-        }
-        let idle = credits.idle();
-        let frame = tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => break,
-            _ = outbox.closed() => {
-                if let Some(more) = shared.throttle.allow("not-reading") {
-                    warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
+    // The requests, until the peer goes, misbehaves or the node stops.
+    if opened {
+        loop {
+            let idle = credits.idle();
+            let frame = tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => break,
+                _ = outbox.closed() => {
+                    if let Some(more) = shared.throttle.allow("not-reading") {
+                        warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
+                    }
+                    break;
                 }
-                break;
-            }
-            f = reader.next() => f,
-            _ = tokio::time::sleep(limits.idle_timeout), if idle => {
-                if let Some(more) = shared.throttle.allow("idle") {
-                    info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
+                f = reader.next() => f,
+                _ = tokio::time::sleep(limits.idle_timeout), if idle => {
+                    if let Some(more) = shared.throttle.allow("idle") {
+                        info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
+                    }
+                    break;
                 }
-                break;
-            }
-        };
-        let frame = match frame {
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                if let Some(more) = shared.throttle.allow("bad-client-frame") {
-                    warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
-                }
-                // Say why before closing, so the client can tell a bad
-                // request from a broken connection.
-                let reason = match e {
-                    FrameError::TooLarge { .. } => format!(
+            };
+            let frame = match frame {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    if let Some(more) = shared.throttle.allow("bad-client-frame") {
+                        warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
+                    }
+                    // Say why before closing, so the client can tell a bad
+                    // request from a broken connection.
+                    let reason = match e {
+                        FrameError::TooLarge { .. } => format!(
                         "{e}: this node accepts messages of up to {} bytes (--max-message-bytes)",
                         cfg.max_message_bytes
                     ),
-                    other => format!("unreadable request: {other}"),
-                };
-                outbox.offer(Frame::Refused { reason });
+                        other => format!("unreadable request: {other}"),
+                    };
+                    outbox.offer(Frame::Refused { reason });
+                    break;
+                }
+                None => break,
+            };
+            if !matches!(
+                frame,
+                Frame::Append { .. } | Frame::List { .. } | Frame::Health { .. }
+            ) {
+                if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
+                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
+                }
                 break;
             }
-            None => break,
-        };
-        if !matches!(
-            frame,
-            Frame::Append { .. } | Frame::List { .. } | Frame::Health { .. }
-        ) {
-            if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
-                warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
+            // One credit per request, given back when its answer is written.
+            // Without one, this connection is not read until answers go out.
+            if credits.inflight.available_permits() == 0 {
+                if let Some(more) = shared.throttle.allow("max-inflight") {
+                    info!(peer = %addr, suppressed = more, "a client has {} requests unanswered (--max-inflight): not reading from it until answers go out", limits.max_inflight);
+                }
             }
-            break;
-        }
-        // One credit per request, given back when its answer is written.
-        // Without one, this connection is not read until answers go out.
-        if credits.inflight.available_permits() == 0 {
-            if let Some(more) = shared.throttle.allow("max-inflight") {
-                info!(peer = %addr, suppressed = more, "a client has {} requests unanswered (--max-inflight): not reading from it until answers go out", limits.max_inflight);
+            let credit = tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => break,
+                _ = outbox.closed() => break,
+                c = credits.inflight.acquire() => c,
+            };
+            match credit {
+                Ok(c) => c.forget(),
+                Err(_) => break,
             }
-        }
-        let credit = tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => break,
-            _ = outbox.closed() => break,
-            c = credits.inflight.acquire() => c,
-        };
-        match credit {
-            Ok(c) => c.forget(),
-            Err(_) => break,
-        }
-        match frame {
-            Frame::Append {
-                req,
-                key,
-                w,
-                timeout_ms,
-                message,
-            } => {
-                if !access.append {
-                    let error = AppendError::Unauthorized(format!(
+            match frame {
+                Frame::Append {
+                    req,
+                    key,
+                    w,
+                    timeout_ms,
+                    message,
+                } => {
+                    if !access.append {
+                        let error = AppendError::Unauthorized(format!(
                         "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
                         cfg.id
                     ));
-                    outbox.offer(Frame::AppendFailed { req, error });
-                } else if cfg.is_master() {
-                    let input = Input::Append(AppendRequest {
-                        client,
-                        req,
-                        key,
-                        w,
-                        timeout: timeout_from_ms(timeout_ms),
-                        message,
-                    });
-                    if !to_node(shared, input).await {
+                        outbox.offer(Frame::AppendFailed { req, error });
+                    } else if cfg.is_master() {
+                        let input = Input::Append(AppendRequest {
+                            client,
+                            req,
+                            key,
+                            w,
+                            timeout: timeout_from_ms(timeout_ms),
+                            message,
+                        });
+                        if !to_node(shared, input).await {
+                            break;
+                        }
+                    } else {
+                        let error = AppendError::NotMaster {
+                            master_addr: cfg.cluster.master_addr().to_string(),
+                        };
+                        outbox.offer(Frame::AppendFailed { req, error });
+                    }
+                }
+                Frame::List {
+                    req,
+                    from,
+                    max,
+                    wait,
+                } => {
+                    let (shared2, outbox, credits) =
+                        (shared.clone(), outbox.clone(), credits.clone());
+                    // Its own task: a waiting list (follow) must not hold up the
+                    // other requests of this connection.
+                    shared.tracker.spawn(
+                        async move {
+                            list(&shared2, &outbox, &credits, req, from, max, wait).await;
+                        }
+                        .in_current_span(),
+                    );
+                }
+                Frame::Health { req } => {
+                    let (otx, orx) = oneshot::channel();
+                    if !to_node(shared, Input::Health { tx: otx }).await {
                         break;
                     }
-                } else {
-                    let error = AppendError::NotMaster {
-                        master_addr: cfg.cluster.master_addr().to_string(),
-                    };
-                    outbox.offer(Frame::AppendFailed { req, error });
-                }
-            }
-            Frame::List {
-                req,
-                from,
-                max,
-                wait,
-            } => {
-                let (shared2, outbox, credits) = (shared.clone(), outbox.clone(), credits.clone());
-                // Its own task: a waiting list (follow) must not hold up the
-                // other requests of this connection.
-                shared.tracker.spawn(
-                    async move {
-                        list(&shared2, &outbox, &credits, req, from, max, wait).await;
-                    }
-                    .in_current_span(),
-                );
-            }
-            Frame::Health { req } => {
-                let (otx, orx) = oneshot::channel();
-                if !to_node(shared, Input::Health { tx: otx }).await {
-                    break;
-                }
-                let outbox = outbox.clone();
-                shared.tracker.spawn(async move {
-                    tokio::select! {
-                        _ = outbox.closed() => {}
-                        report = orx => if let Ok(report) = report {
-                            outbox.send(Frame::HealthReport { req, report }).await;
+                    let outbox = outbox.clone();
+                    shared.tracker.spawn(async move {
+                        tokio::select! {
+                            _ = outbox.closed() => {}
+                            report = orx => if let Ok(report) = report {
+                                outbox.send(Frame::HealthReport { req, report }).await;
+                            }
                         }
-                    }
-                });
+                    });
+                }
+                _ => unreachable!("checked above"),
             }
-            _ => unreachable!("checked above"),
         }
     }
     if cfg.is_master() && opened {

@@ -105,7 +105,11 @@ impl KeyWindow {
 
     /// The entry that `key` named, if it is within the window.
     pub fn get(&self, key: &str) -> Option<Seq> {
-        let fp = self.fingerprint(key);
+        self.find(self.fingerprint(key))
+    }
+
+    /// The entry whose key has fingerprint `fp`, if it is in the window.
+    fn find(&self, fp: u128) -> Option<Seq> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(fp);
         loop {
@@ -129,8 +133,9 @@ impl KeyWindow {
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
         }
-        let fp = match key {
-            Some(k) if self.get(k).is_none() => self.fingerprint(k),
+        // One fingerprint per key: hashing is the costly part of a push.
+        let fp = match key.map(|k| self.fingerprint(k)) {
+            Some(fp) if self.find(fp).is_none() => fp,
             _ => NONE,
         };
         if fp != NONE && (self.keyed + 1) * 2 > self.slots.len() {

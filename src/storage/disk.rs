@@ -316,17 +316,8 @@ impl DiskLog {
                     off += used as u64;
                 }
                 Decoded::Incomplete if buf_end < file_len => {
-                    // More of the file is needed: a chunk from this record
-                    // on, or the whole record if the header says it is
-                    // larger (never past the end of the file).
-                    let need = buf
-                        .get(rel..)
-                        .and_then(decode_len)
-                        .filter(|len| *len <= MAX_RECORD)
-                        .map_or(0, |len| (HEADER + len) as u64);
-                    let want = RECOVERY_CHUNK.max(need).min(file_len - off);
-                    buf.resize(want as usize, 0);
-                    file.read_exact_at(&mut buf, off)?;
+                    let need = record_need(buf.get(rel..).unwrap_or(&[]));
+                    refill(&file, off, file_len, RECOVERY_CHUNK.max(need), &mut buf)?;
                     buf_at = off;
                 }
                 bad => {
@@ -621,17 +612,9 @@ impl DiskLog {
                     pos += used as u64;
                     seq += 1;
                 }
-                Decoded::Incomplete if rel > 0 || buf.is_empty() => {
-                    // Read from this record on: a chunk, or the whole record
-                    // if it is larger.
-                    let mut head = [0u8; HEADER];
-                    seg.file.read_exact_at(&mut head, pos)?;
-                    let need = (HEADER
-                        + u32::from_le_bytes(head[..4].try_into().expect("4")) as usize)
-                        as u64;
-                    let want = READ_CHUNK.max(need).min(seg.len - pos);
-                    buf.resize(want as usize, 0);
-                    seg.file.read_exact_at(&mut buf, pos)?;
+                Decoded::Incomplete if buf_at + (buf.len() as u64) < seg.len => {
+                    let need = record_need(buf.get(rel..).unwrap_or(&[]));
+                    refill(&seg.file, pos, seg.len, READ_CHUNK.max(need), &mut buf)?;
                     buf_at = pos;
                 }
                 Decoded::Incomplete | Decoded::Bad(_) => {
@@ -668,6 +651,23 @@ impl DiskLog {
     pub(super) fn sync_point(&self) -> Arc<File> {
         self.segments.last().expect("one segment").file.clone()
     }
+}
+
+/// The bytes the record starting `rest` takes, if its header is there and
+/// plausible; 0 if not known yet.
+fn record_need(rest: &[u8]) -> u64 {
+    decode_len(rest)
+        .filter(|len| *len <= MAX_RECORD)
+        .map_or(0, |len| (HEADER + len) as u64)
+}
+
+/// Reads `want` bytes of `file` from `pos` into `buf` (never past `end`):
+/// a chunk for reading records in order, or a whole record larger than
+/// one. A record whose header was not in the buffer yet gets a chunk first,
+/// and its full length on the next refill.
+fn refill(file: &File, pos: u64, end: u64, want: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.resize(want.min(end - pos) as usize, 0);
+    file.read_exact_at(buf, pos)
 }
 
 /// Carried inside an `io::Error` from [`DiskLog::append`] when the entries
@@ -818,6 +818,28 @@ mod tests {
         drop(log);
         let log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
         assert_eq!(all(&log), (1..=11).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn records_larger_than_a_read_chunk_read_back_and_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 1 << 30).unwrap();
+        let big = |seq: Seq, len: usize| Entry {
+            message: vec![seq as u8; len].into(),
+            ..entry(seq)
+        };
+        let entries = vec![
+            entry(1),
+            big(2, 3 * READ_CHUNK as usize / 2),
+            entry(3),
+            big(4, 3 * RECOVERY_CHUNK as usize),
+        ];
+        log.append(&entries).unwrap();
+        assert_eq!(all(&log), entries);
+        assert_eq!(log.read(2, 2, 1, usize::MAX).unwrap(), entries[1..2]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(all(&log), entries);
     }
 
     #[test]

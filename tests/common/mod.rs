@@ -306,12 +306,49 @@ pub fn rss_of(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// A payload behind its length prefix, as it travels (valid or not).
+pub fn prefixed(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
 /// A frame as it travels: length prefix and payload.
 pub fn framed(frame: &replog::wire::Frame) -> Vec<u8> {
-    let payload = replog::wire::FrameCodec::to_payload(frame).unwrap();
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&payload);
-    out
+    prefixed(&replog::wire::FrameCodec::to_payload(frame).unwrap())
+}
+
+/// Reads frames from a raw socket until the node closes it or `limit`
+/// passes; returns them and whether the node closed the connection.
+pub fn read_frames(
+    s: &mut std::net::TcpStream,
+    limit: Duration,
+) -> (Vec<replog::wire::Frame>, bool) {
+    use std::io::Read;
+    use tokio_util::codec::Decoder;
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut buf = bytes::BytesMut::new();
+    let mut codec = replog::wire::FrameCodec::new(64 * 1024 * 1024);
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < deadline {
+        let closed = match s.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        while let Ok(Some(f)) = codec.decode(&mut buf) {
+            frames.push(f);
+        }
+        if closed {
+            return (frames, true);
+        }
+    }
+    (frames, false)
 }
 
 /// A client's hello, framed.
