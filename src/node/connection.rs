@@ -37,7 +37,7 @@ use crate::net::{BoxConn, Credits, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
 use crate::replication::AppendRequest;
 use crate::wire::{
-    AppendError, Frame, FrameCodec, FrameError, Hello, NodeRole, Role, Welcome, PROTOCOL_VERSION,
+    AppendError, Frame, FrameCodec, FrameError, Hello, Role, Welcome, PROTOCOL_VERSION,
 };
 
 /// Most entries in one `Listed` answer.
@@ -258,7 +258,7 @@ async fn serve(
             }
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
-            serve_master(reader, writer, addr, &shared).await
+            serve_master(reader, writer, addr, &shared, id.clone(), epoch).await
         }
     }
 }
@@ -338,33 +338,10 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
             ));
         }
     }
-    if let Role::Master { id, .. } = &hello.role {
-        if hello.cluster.is_none() {
-            return Err("a master must name its cluster".into());
-        }
-        if cfg.is_master() {
-            return Err(format!(
-                "node {} is itself the master of this cluster",
-                cfg.id
-            ));
-        }
-        if *id != cfg.cluster.master {
-            return Err(format!(
-                "node '{id}' is not the master of this cluster (the master is '{}')",
-                cfg.cluster.master
-            ));
-        }
-        // A master older than the newest entry this node holds is not the
-        // master of the current epoch: it must not cut or write anything.
-        let ours = shared.log.read().expect("log lock").last().epoch;
-        if let Role::Master { epoch, .. } = hello.role {
-            if epoch < ours {
-                return Err(format!(
-                    "node '{id}' speaks for epoch {epoch}, but node {} already holds entries of epoch {ours}: a stale master is refused",
-                    cfg.id
-                ));
-            }
-        }
+    // Whether this node takes that master (its role, its epoch) is the
+    // core's decision, once the master has proved itself.
+    if matches!(hello.role, Role::Master { .. }) && hello.cluster.is_none() {
+        return Err("a master must name its cluster".into());
     }
     Ok(())
 }
@@ -397,28 +374,24 @@ async fn serve_client(
         crate::net::write_frames(writer, rx, addr.to_string(), Some(credits.clone()))
             .in_current_span(),
     );
+    let view = shared.role.borrow().clone();
     let welcome = Welcome {
         node: cfg.id.clone(),
-        role: if cfg.is_master() {
-            NodeRole::Master
-        } else {
-            NodeRole::Secondary
-        },
-        master_addr: cfg.cluster.master_addr().to_string(),
+        role: view.role,
+        master_addr: view.master_addr,
         last: shared.log.read().expect("log lock").last(),
         stored: *shared.visible.borrow(),
         max_message_bytes: cfg.max_message_bytes as u64,
     };
     outbox.offer(Frame::Welcome(welcome));
-    let opened = !cfg.is_master()
-        || to_node(
-            shared,
-            Input::ClientOpened {
-                client,
-                tx: outbox.clone(),
-            },
-        )
-        .await;
+    let opened = to_node(
+        shared,
+        Input::ClientOpened {
+            client,
+            tx: outbox.clone(),
+        },
+    )
+    .await;
     // The requests, until the peer goes, misbehaves or the node stops.
     if opened {
         loop {
@@ -500,7 +473,8 @@ async fn serve_client(
                         cfg.id
                     ));
                         outbox.offer(Frame::AppendFailed { req, error });
-                    } else if cfg.is_master() {
+                    } else {
+                        // On a secondary, the core answers where the master is.
                         let input = Input::Append(AppendRequest {
                             client,
                             req,
@@ -512,11 +486,6 @@ async fn serve_client(
                         if !to_node(shared, input).await {
                             break;
                         }
-                    } else {
-                        let error = AppendError::NotMaster {
-                            master_addr: cfg.cluster.master_addr().to_string(),
-                        };
-                        outbox.offer(Frame::AppendFailed { req, error });
                     }
                 }
                 Frame::List {
@@ -555,7 +524,7 @@ async fn serve_client(
             }
         }
     }
-    if cfg.is_master() && opened {
+    if opened {
         // Must arrive, or the loop would keep this client's outbox.
         let _ = shared.requests.send(Input::ClientClosed { client }).await;
     }
@@ -621,7 +590,14 @@ async fn list(
     outbox.send(answer).await;
 }
 
-async fn serve_master(mut reader: Reader, writer: Writer, addr: SocketAddr, shared: &Arc<Shared>) {
+async fn serve_master(
+    mut reader: Reader,
+    writer: Writer,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    master: String,
+    epoch: u64,
+) {
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
     let writer_task = shared
@@ -643,6 +619,8 @@ async fn serve_master(mut reader: Reader, writer: Writer, addr: SocketAddr, shar
     let mut open = send(Input::MasterOpened {
         conn,
         tx: outbox.clone(),
+        master,
+        epoch,
     })
     .await;
     while open {
@@ -650,7 +628,7 @@ async fn serve_master(mut reader: Reader, writer: Writer, addr: SocketAddr, shar
             biased;
             _ = shared.shutdown.cancelled() => break,
             _ = outbox.closed() => {
-                warn!(node = %shared.cfg.id, "closing replication connection: the master does not read its acknowledgements");
+                debug!(node = %shared.cfg.id, "replication connection closed by this node (refused, or the master does not read its acknowledgements)");
                 break;
             }
             f = reader.next() => f,

@@ -33,11 +33,14 @@ pub(crate) enum LinkCmd {
     Reconnect(ConnId),
 }
 
-/// Runs the link to secondary `peer` until shutdown.
+/// Runs the link to secondary `peer`, saying hello for `epoch`, until
+/// shutdown or until its command queue is closed (the node is no longer
+/// master).
 pub(crate) async fn run<N: Net>(
     peer: usize,
     id: String,
     addr: String,
+    epoch: u64,
     shared: Arc<Shared>,
     mut cmds: mpsc::Receiver<LinkCmd>,
     seed: u64,
@@ -52,10 +55,10 @@ pub(crate) async fn run<N: Net>(
     // instead of backing off, so it is reached promptly once it listens.
     let mut ever_connected = false;
     loop {
-        if shared.shutdown.is_cancelled() {
+        if shared.shutdown.is_cancelled() || cmds.is_closed() {
             return;
         }
-        match connect::<N>(&shared, &id, &addr, timing.unhealthy_after).await {
+        match connect::<N>(&shared, &id, &addr, epoch, timing.unhealthy_after).await {
             Ok((stream, welcome)) => {
                 last_error.clear();
                 ever_connected = true;
@@ -114,12 +117,15 @@ pub(crate) async fn run<N: Net>(
         };
         let delay = backoff(timing.retry_base, cap, attempt, &mut rng);
         attempt = attempt.saturating_add(1);
-        tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        // Commands meanwhile are for connections that no longer exist.
+        let wake = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(wake) => break,
+                cmd = cmds.recv() => if cmd.is_none() { return },
+            }
         }
-        // Commands for connections that no longer exist are stale.
-        while cmds.try_recv().is_ok() {}
     }
 }
 
@@ -128,6 +134,7 @@ async fn connect<N: Net>(
     shared: &Shared,
     peer_id: &str,
     addr: &str,
+    epoch: u64,
     deadline: Duration,
 ) -> Result<((Reader, Writer), crate::wire::Welcome), String> {
     let cfg = &shared.cfg;
@@ -137,7 +144,7 @@ async fn connect<N: Net>(
         cluster: Some(cfg.cluster.fingerprint()),
         role: Role::Master {
             id: cfg.id.clone(),
-            epoch: shared.epoch,
+            epoch,
         },
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
         token: None,

@@ -40,14 +40,15 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use crate::config::{FsyncPolicy, NodeConfig};
-use crate::entry::{Entry, Seq};
+use crate::entry::{Entry, Epoch, Seq};
 use crate::net::Net;
 use crate::replication::keys::KeyWindow;
-use crate::replication::master::{LogState, Master, MasterAction, MasterConfig, MasterEvent};
-use crate::replication::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
-use crate::replication::{AppendRequest, ClientId, ConnId};
+use crate::replication::master::MasterEvent;
+use crate::replication::role::{Action, Core, CoreConfig, Event, RoleView};
+use crate::replication::secondary::SecondaryEvent;
+use crate::replication::{AppendRequest, ClientId, ConnId, LogState};
 use crate::storage::Log;
-use crate::wire::{Frame, HealthReport, NodeHealth, NodeRole, Welcome};
+use crate::wire::{Frame, HealthReport};
 
 /// How often the core is ticked: the resolution of every deadline.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -89,9 +90,14 @@ pub(crate) enum Input {
     Health { tx: oneshot::Sender<HealthReport> },
     /// Something a link reported (master only).
     Link(MasterEvent),
-    /// The master opened a replication connection (secondary only); the
-    /// welcome and everything after it goes to `tx`.
-    MasterOpened { conn: ConnId, tx: Outbox },
+    /// A master opened a replication connection and proved itself; the core
+    /// accepts or refuses it, and the welcome or refusal goes to `tx`.
+    MasterOpened {
+        conn: ConnId,
+        tx: Outbox,
+        master: String,
+        epoch: Epoch,
+    },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),
     /// The syncer made everything up to `upto` durable. `gen` is the log
@@ -125,8 +131,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Connection and client ids.
     pub next_id: AtomicU64,
-    /// The master's epoch (0 on a secondary).
-    pub epoch: u64,
+    /// What the core says this node is, for the clients' welcome.
+    pub role: watch::Receiver<RoleView>,
     /// Connection tasks, waited for at shutdown.
     pub tracker: TaskTracker,
     /// Rounds the node loop has completed: proof of life for the watchdog.
@@ -164,64 +170,48 @@ pub async fn run<N: Net>(
     log.set_fault_file(cfg.fail_storage_while.clone());
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();
-    let epoch = if cfg.is_master() {
-        // A new epoch per start, recorded before any entry of it is written,
-        // so that entries of an earlier run that never became durable can be
-        // told apart from this run's.
-        let epoch = log.epoch() + 1;
-        log.set_epoch(epoch)
-            .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
-        epoch
-    } else {
-        0
-    };
-    info!(node = %cfg.id, role = if cfg.is_master() { "master" } else { "secondary" },
-          last = last.seq, epoch, "log open");
+    let (core, mut start) = Core::new(
+        CoreConfig {
+            id: cfg.id.clone(),
+            nodes: cfg.cluster.nodes.clone(),
+            master: cfg.cluster.master.clone(),
+            timing: cfg.timing,
+            max_message_bytes: cfg.max_message_bytes,
+            window: WINDOW,
+            batch: BATCH,
+            seed,
+            stored_means_synced: cfg.fsync == FsyncPolicy::Always,
+            replicate_delay: cfg.replicate_delay,
+            fail_rate: cfg.fail_rate,
+            authenticated: cfg.cluster_keys.is_some(),
+            encrypted: cfg.tls.is_some(),
+        },
+        LogState {
+            epoch: log.epoch(),
+            last,
+            epochs: log.epochs(),
+            keys: recent_keys(&log, cfg.dedup_window)?,
+        },
+        Instant::now().into_std(),
+    );
+    // A new epoch is recorded before any entry of it is written, so that
+    // entries of an earlier run that never became durable can be told
+    // apart from this run's; at start, failing to is failing to start.
+    for action in &start {
+        if let Action::RecordEpoch(epoch) = action {
+            log.set_epoch(*epoch)
+                .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
+        }
+    }
+    start.retain(|a| !matches!(a, Action::RecordEpoch(_)));
+    let view = core.view();
+    info!(node = %cfg.id, role = ?view.role, last = last.seq, epoch = core.epoch(), "log open");
 
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
     let (visible_tx, visible_rx) = watch::channel(last.seq);
+    let (role_tx, role_rx) = watch::channel(view);
     let tracker = TaskTracker::new();
-    let role = if cfg.is_master() {
-        let core = Master::new(
-            MasterConfig {
-                me: (cfg.id.clone(), cfg.cluster.master_addr().to_string()),
-                secondaries: cfg.cluster.secondaries(),
-                timing: cfg.timing,
-                max_message_bytes: cfg.max_message_bytes,
-                window: WINDOW,
-                batch: BATCH,
-                seed,
-                stored_means_synced: cfg.fsync == FsyncPolicy::Always,
-            },
-            LogState {
-                epoch,
-                last,
-                epochs: log.epochs(),
-                keys: recent_keys(&log, cfg.dedup_window)?,
-            },
-            Instant::now().into_std(),
-        );
-        RoleState::Master {
-            core: Box::new(core),
-            links: Vec::new(),
-        }
-    } else {
-        let core = Secondary::new(
-            SecondaryConfig {
-                replicate_delay: cfg.replicate_delay,
-                fail_rate: cfg.fail_rate,
-                seed,
-                stored_means_synced: cfg.fsync == FsyncPolicy::Always,
-            },
-            last.seq,
-            recent_keys(&log, cfg.dedup_window)?,
-        );
-        RoleState::Secondary {
-            core: Box::new(core),
-            master: None,
-        }
-    };
     let sync_point = log.sync_point();
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
@@ -232,7 +222,7 @@ pub async fn run<N: Net>(
         visible: visible_rx,
         shutdown: shutdown.clone(),
         next_id: AtomicU64::new(1),
-        epoch,
+        role: role_rx,
         tracker: tracker.clone(),
         rounds: AtomicU64::new(0),
     });
@@ -255,31 +245,42 @@ pub async fn run<N: Net>(
         _ => (None, None),
     };
 
+    let spawn_link: SpawnLink = {
+        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
+        Box::new(move |peer, (id, addr), epoch, rx| {
+            tracker.spawn(
+                link::run::<N>(
+                    peer,
+                    id,
+                    addr,
+                    epoch,
+                    shared.clone(),
+                    rx,
+                    seed ^ peer as u64,
+                )
+                .instrument(span.clone()),
+            );
+        })
+    };
     let mut node = NodeLoop {
         shared: shared.clone(),
-        role,
+        core,
+        links: Vec::new(),
+        spawn_link,
+        master: None,
         clients: HashMap::new(),
         visible_tx,
+        role_tx,
         sync_tx,
         syncer,
         log_gen: 0,
         next_tick: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
-        actions_m: Vec::new(),
-        actions_s: Vec::new(),
+        actions: Vec::new(),
         requeue: VecDeque::new(),
     };
-    if let RoleState::Master { links, .. } = &mut node.role {
-        for (peer, (id, addr)) in cfg.cluster.secondaries().into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            links.push(tx);
-            tracker.spawn(
-                link::run::<N>(peer, id, addr, shared.clone(), rx, seed ^ peer as u64)
-                    .instrument(span.clone()),
-            );
-        }
-    }
+    node.run_actions(&mut start);
 
     let acceptor = tokio::spawn(
         connection::accept_loop::<N>(listener, shared.clone()).instrument(span.clone()),
@@ -360,29 +361,26 @@ impl Probe {
     }
 }
 
-/// The core of this node and the channels only the loop uses.
-enum RoleState {
-    Master {
-        /// Boxed: the master's core is much larger than the secondary's.
-        core: Box<Master>,
-        /// One command channel per secondary link.
-        links: Vec<mpsc::Sender<link::LinkCmd>>,
-    },
-    Secondary {
-        /// Boxed, like the master's.
-        core: Box<Secondary>,
-        /// The master's current replication connection.
-        master: Option<(ConnId, Outbox)>,
-    },
-}
+/// Starts the link to one secondary: its index, id and address, the epoch
+/// it speaks for and its command queue.
+type SpawnLink = Box<dyn Fn(usize, (String, String), Epoch, mpsc::Receiver<link::LinkCmd>) + Send>;
 
 struct NodeLoop {
     shared: Arc<Shared>,
-    role: RoleState,
+    /// The replication core: every decision is its.
+    core: Core,
+    /// One command channel per secondary link, while the core is master.
+    links: Vec<mpsc::Sender<link::LinkCmd>>,
+    /// Starts a link task.
+    spawn_link: SpawnLink,
+    /// The master's current replication connection, on a secondary.
+    master: Option<(ConnId, Outbox)>,
     /// Where each client's answers go.
     clients: HashMap<ClientId, Outbox>,
     /// Publishes the visible sequence number to readers.
     visible_tx: watch::Sender<Seq>,
+    /// Publishes what the core says this node is.
+    role_tx: watch::Sender<RoleView>,
     /// To the syncer, when the log has something to sync.
     sync_tx: Option<Arc<syncer::SyncQueue>>,
     /// The syncer task, awaited at shutdown so that no result is lost.
@@ -394,11 +392,11 @@ struct NodeLoop {
     next_tick: std::time::Instant,
     /// The fsync policy.
     fsync: FsyncPolicy,
-    /// Entries assigned this round and not yet written (master).
+    /// Entries to persist, not yet written: written before anything is read
+    /// back to be sent, and at the end of every round.
     pending: Vec<Entry>,
-    /// Scratch action buffers, reused.
-    actions_m: Vec<MasterAction>,
-    actions_s: Vec<SecondaryAction>,
+    /// Scratch action buffer, reused.
+    actions: Vec<Action>,
     /// Inputs the loop generated for itself (stored without a syncer).
     requeue: VecDeque<Input>,
 }
@@ -437,7 +435,7 @@ impl NodeLoop {
             // would never be taken, and timeouts, heartbeats and silence
             // detection with it. Tick here whenever the deadline is due.
             if now >= self.next_tick {
-                self.tick(now);
+                self.step(now, Event::Tick);
             }
             self.end_round(now);
             self.next_tick = self.poll_timeout(now);
@@ -455,55 +453,88 @@ impl NodeLoop {
     }
 
     fn handle_one(&mut self, now: std::time::Instant, input: Input) {
-        match input {
+        let event = match input {
             Input::ClientOpened { client, tx } => {
                 self.clients.insert(client, tx);
+                return;
             }
             Input::ClientClosed { client } => {
                 self.clients.remove(&client);
+                return;
             }
             Input::Health { tx } => {
-                let _ = tx.send(self.health(now));
+                let _ = tx.send(self.core.health(now));
+                return;
             }
-            Input::Append(request) => self.master_step(now, MasterEvent::Append(request)),
-            Input::Link(event) => self.master_step(now, event),
-            Input::MasterOpened { conn, tx } => {
-                if let RoleState::Secondary { core, master } = &mut self.role {
-                    let log = self.shared.log.read().expect("log lock");
-                    let welcome = Welcome {
-                        node: self.shared.cfg.id.clone(),
-                        role: NodeRole::Secondary,
-                        master_addr: self.shared.cfg.cluster.master_addr().to_string(),
-                        last: log.last(),
-                        stored: core.stored(),
-                        max_message_bytes: self.shared.cfg.max_message_bytes as u64,
-                    };
-                    drop(log);
-                    if tx.offer(Frame::Welcome(welcome)) {
-                        *master = Some((conn, tx));
-                        self.secondary_step(now, SecondaryEvent::MasterConnected { conn });
-                    }
+            Input::Append(request) => Event::Append(request),
+            Input::Link(event) => Event::Link(event),
+            Input::MasterOpened {
+                conn,
+                tx,
+                master,
+                epoch,
+            } => {
+                // The newest connection replaces any older one; the core's
+                // answer (welcome or refusal) goes out on it first.
+                self.master = Some((conn, tx));
+                Event::MasterOpened {
+                    conn,
+                    master,
+                    epoch,
                 }
             }
             Input::FromMaster(event) => {
                 if let SecondaryEvent::MasterDisconnected { conn } = &event {
-                    if let RoleState::Secondary { master, .. } = &mut self.role {
-                        if master.as_ref().is_some_and(|(c, _)| c == conn) {
-                            *master = None;
-                        }
+                    if self.master.as_ref().is_some_and(|(c, _)| c == conn) {
+                        self.master = None;
                     }
                 }
-                self.secondary_step(now, event)
+                Event::FromMaster(event)
             }
             Input::Stored { gen, upto } => {
-                if gen == self.log_gen {
-                    self.stored(now, upto)
+                if gen != self.log_gen {
+                    return;
+                }
+                Event::Stored { upto }
+            }
+            Input::StorageFailed(reason) => {
+                error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
+                Event::StorageFailed {
+                    reason: self.cannot_store(reason),
                 }
             }
-            Input::StorageFailed(reason) => self.storage_failed(now, reason),
-            Input::Unwritten { after, reason } => self.unwritten(now, after, reason),
-            Input::SyncFailed { reason } => self.sync_failed(now, reason),
-        }
+            Input::Unwritten { after, reason } => {
+                // A write failed but the log works: the core forgets what
+                // was not written, and the next append simply tries again,
+                // so the node resumes by itself once the disk has room.
+                if let Some(more) = self.shared.throttle.allow("unwritten") {
+                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                           "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
+                }
+                // Entries not yet written are gone too, as the core
+                // forgets everything after `after`.
+                self.pending.retain(|e| e.seq <= after);
+                Event::Unwritten {
+                    after,
+                    reason: self.cannot_store(reason),
+                }
+            }
+            Input::SyncFailed { reason } => {
+                if let Some(more) = self.shared.throttle.allow("sync-failed") {
+                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                           "syncing the log failed");
+                }
+                Event::SyncFailed {
+                    reason: self.cannot_store(reason),
+                }
+            }
+        };
+        self.step(now, event);
+    }
+
+    /// A storage error as clients and peers are told it.
+    fn cannot_store(&self, reason: String) -> String {
+        format!("node {} cannot store entries: {reason}", self.shared.cfg.id)
     }
 
     /// When the next tick is due: the core's next deadline, never in the
@@ -511,81 +542,19 @@ impl NodeLoop {
     /// and never more than `MAX_SLEEP` away, so that an idle loop still
     /// completes rounds (the watchdog counts them).
     fn poll_timeout(&self, now: std::time::Instant) -> std::time::Instant {
-        let core = match &self.role {
-            RoleState::Master { core, .. } => core.poll_timeout(now),
-            RoleState::Secondary { core, .. } => core.poll_timeout(),
-        };
         let soonest = now + Duration::from_millis(1);
-        core.unwrap_or(now + MAX_SLEEP)
+        self.core
+            .poll_timeout(now)
+            .unwrap_or(now + MAX_SLEEP)
             .clamp(soonest, now + MAX_SLEEP)
     }
 
-    fn tick(&mut self, now: std::time::Instant) {
-        match &self.role {
-            RoleState::Master { .. } => self.master_step(now, MasterEvent::Tick),
-            RoleState::Secondary { .. } => self.secondary_step(now, SecondaryEvent::Tick),
-        }
-    }
-
-    fn stored(&mut self, now: std::time::Instant, upto: Seq) {
-        match &self.role {
-            RoleState::Master { .. } => self.master_step(now, MasterEvent::Stored { upto }),
-            RoleState::Secondary { .. } => {
-                self.secondary_step(now, SecondaryEvent::Stored { upto })
-            }
-        }
-    }
-
-    fn storage_failed(&mut self, now: std::time::Instant, reason: String) {
-        error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
-        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
-        match &self.role {
-            RoleState::Master { .. } => {
-                self.master_step(now, MasterEvent::StorageFailed { reason })
-            }
-            RoleState::Secondary { .. } => {
-                self.secondary_step(now, SecondaryEvent::StorageFailed { reason })
-            }
-        }
-    }
-
-    /// A write failed but the log works: the core forgets what was not
-    /// written, and the next append simply tries again, so the node resumes
-    /// by itself once the disk has room. One line per interval.
-    fn unwritten(&mut self, now: std::time::Instant, after: Seq, reason: String) {
-        // Entries assigned but not yet written are gone too: the core
-        // forgets everything after `after`, and so must the write queue.
-        self.pending.retain(|e| e.seq <= after);
-        if let Some(more) = self.shared.throttle.allow("unwritten") {
-            error!(node = %self.shared.cfg.id, %reason, suppressed = more,
-                   "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
-        }
-        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
-        match &self.role {
-            RoleState::Master { .. } => {
-                self.master_step(now, MasterEvent::Unwritten { after, reason })
-            }
-            RoleState::Secondary { .. } => {
-                self.secondary_step(now, SecondaryEvent::Unwritten { after, reason })
-            }
-        }
-    }
-
-    /// A sync failed: said (once per interval), and handed to the core,
-    /// which decides what it means under the fsync policy (a cut back to
-    /// what is durable under `always`).
-    fn sync_failed(&mut self, now: std::time::Instant, reason: String) {
-        if let Some(more) = self.shared.throttle.allow("sync-failed") {
-            error!(node = %self.shared.cfg.id, %reason, suppressed = more,
-                   "syncing the log failed");
-        }
-        let reason = format!("node {} cannot store entries: {reason}", self.shared.cfg.id);
-        match &self.role {
-            RoleState::Master { .. } => self.master_step(now, MasterEvent::SyncFailed { reason }),
-            RoleState::Secondary { .. } => {
-                self.secondary_step(now, SecondaryEvent::SyncFailed { reason })
-            }
-        }
+    /// Feeds the core one event and carries out what it says.
+    fn step(&mut self, now: std::time::Instant, event: Event) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.core.step(now, event, &mut actions);
+        self.run_actions(&mut actions);
+        self.actions = actions;
     }
 
     /// Cuts the log after `after`. The log is cut and the visible position
@@ -606,9 +575,10 @@ impl NodeLoop {
         result
     }
 
-    /// Writes what was assigned this round, hands it to the syncer (or
-    /// reports it stored at once when there is nothing to wait for).
-    fn write_pending(&mut self, entries: Vec<Entry>) {
+    /// Writes what is pending, hands it to the syncer (or reports it stored
+    /// at once when there is nothing to wait for).
+    fn write_pending(&mut self) {
+        let entries = std::mem::take(&mut self.pending);
         if entries.is_empty() {
             return;
         }
@@ -618,6 +588,9 @@ impl NodeLoop {
             let mut log = self.shared.log.write().expect("log lock");
             log.append(&entries).map(|()| log.sync_point())
         };
+        // The buffer is kept: its capacity serves the next round.
+        self.pending = entries;
+        self.pending.clear();
         let point = match written {
             Ok(point) => point,
             Err(e) if crate::storage::disk::is_not_durable(&e) => {
@@ -658,52 +631,82 @@ impl NodeLoop {
         });
     }
 
-    fn master_step(&mut self, now: std::time::Instant, event: MasterEvent) {
-        let RoleState::Master { core, .. } = &mut self.role else {
-            return;
-        };
-        let mut actions = std::mem::take(&mut self.actions_m);
-        core.step(now, event, &mut actions);
-        self.run_master_actions(&mut actions);
-        self.actions_m = actions;
-    }
-
-    fn run_master_actions(&mut self, actions: &mut Vec<MasterAction>) {
+    /// Carries out the core's actions, in order.
+    fn run_actions(&mut self, actions: &mut Vec<Action>) {
         for action in actions.drain(..) {
             match action {
-                MasterAction::Persist(entry) => self.pending.push(entry),
-                MasterAction::SendEntries {
+                Action::RecordEpoch(epoch) => {
+                    let recorded = self.shared.log.write().expect("log lock").set_epoch(epoch);
+                    if let Err(e) = recorded {
+                        self.requeue.push_back(Input::StorageFailed(format!(
+                            "cannot record the new epoch: {e}"
+                        )));
+                    }
+                }
+                Action::StartLinks { epoch, peers } => {
+                    self.links.clear();
+                    for (peer, secondary) in peers.into_iter().enumerate() {
+                        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+                        self.links.push(tx);
+                        (self.spawn_link)(peer, secondary, epoch, rx);
+                    }
+                }
+                // Closing its queue ends a link.
+                Action::StopLinks => self.links.clear(),
+                Action::Persist(entries) => {
+                    if self.pending.is_empty() {
+                        self.pending = entries;
+                    } else {
+                        self.pending.extend(entries);
+                    }
+                }
+                Action::CutLog { after, why } => {
+                    warn!(node = %self.shared.cfg.id, after, "{why}");
+                    self.pending.retain(|e| e.seq <= after);
+                    if let Err(e) = self.cut_log(after) {
+                        self.requeue
+                            .push_back(Input::StorageFailed(format!("{why} failed: {e}")));
+                    }
+                }
+                Action::SendEntries {
                     peer,
                     conn,
                     from,
                     to,
                 } => {
                     // Entries are read from the log: write this round's first.
-                    let pending = std::mem::take(&mut self.pending);
-                    self.write_pending(pending);
+                    self.write_pending();
                     self.send_entries(peer, conn, from, to);
                 }
-                MasterAction::Send { peer, conn, frame } => {
+                Action::ToPeer { peer, conn, frame } => {
                     self.to_link(peer, link::LinkCmd::Send(conn, frame));
                 }
-                MasterAction::Diverged { peer, conn, reason } => {
-                    error!(peer, "{reason}");
-                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
-                }
-                MasterAction::CutLog { after } => {
-                    warn!(node = %self.shared.cfg.id, after, "cutting the log back to what is durable");
-                    self.pending.retain(|e| e.seq <= after);
-                    if let Err(e) = self.cut_log(after) {
-                        self.requeue.push_back(Input::StorageFailed(format!(
-                            "cutting the log back to what is durable failed: {e}"
-                        )));
-                    }
-                }
-                MasterAction::Reconnect { peer, conn } => {
+                Action::Reconnect { peer, conn } => {
                     warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
-                MasterAction::Reply {
+                Action::Diverged { peer, conn, reason } => {
+                    error!(peer, "{reason}");
+                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
+                }
+                Action::ToMaster { conn, frame } => {
+                    if let Some((c, tx)) = &self.master {
+                        if *c == conn {
+                            tx.offer(frame);
+                        }
+                    }
+                }
+                Action::RefuseMaster { conn, reason } => {
+                    if let Some((c, tx)) = &self.master {
+                        if *c == conn {
+                            warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
+                            tx.offer(Frame::Refused { reason });
+                            tx.close();
+                            self.master = None;
+                        }
+                    }
+                }
+                Action::Reply {
                     client,
                     req,
                     result,
@@ -725,23 +728,21 @@ impl NodeLoop {
     /// said loudly, and the frame is dropped (the core resends after the
     /// link reconnects).
     fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
-        if let RoleState::Master { links, .. } = &self.role {
-            if let Err(mpsc::error::TrySendError::Full(_)) = links[peer].try_send(cmd) {
-                if let Some(more) = self.shared.throttle.allow("link-queue") {
-                    error!(
-                        peer,
-                        suppressed = more,
-                        "the link to a secondary is not taking commands; dropping one"
-                    );
-                }
+        let Some(link) = self.links.get(peer) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(cmd) {
+            if let Some(more) = self.shared.throttle.allow("link-queue") {
+                error!(
+                    peer,
+                    suppressed = more,
+                    "the link to a secondary is not taking commands; dropping one"
+                );
             }
         }
     }
 
     fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
-        if !matches!(self.role, RoleState::Master { .. }) {
-            return;
-        }
         let max_bytes = self.shared.cfg.max_message_bytes;
         let mut next = from;
         while next <= to {
@@ -767,117 +768,41 @@ impl NodeLoop {
         }
     }
 
-    fn secondary_step(&mut self, now: std::time::Instant, event: SecondaryEvent) {
-        let RoleState::Secondary { core, .. } = &mut self.role else {
-            return;
-        };
-        let mut actions = std::mem::take(&mut self.actions_s);
-        core.step(now, event, &mut actions);
-        for action in actions.drain(..) {
-            match action {
-                SecondaryAction::Persist(entries) => self.write_pending(entries),
-                SecondaryAction::Truncate { after } => {
-                    warn!(node = %self.shared.cfg.id, after, "cutting entries the master never stored (or, after a failed sync, not yet durable here)");
-                    if let Err(e) = self.cut_log(after) {
-                        self.requeue.push_back(Input::StorageFailed(format!(
-                            "cutting the log failed: {e}"
-                        )));
-                    }
-                }
-                SecondaryAction::Send { conn, frame } => {
-                    if let RoleState::Secondary {
-                        master: Some((c, tx)),
-                        ..
-                    } = &self.role
-                    {
-                        if *c == conn {
-                            tx.offer(frame);
-                        }
-                    }
-                }
-            }
-        }
-        self.actions_s = actions;
-    }
-
-    /// After a round of inputs: write, let the core send what secondaries
-    /// miss, publish what readers may see.
+    /// After a round of inputs, in fixed phases: persist what the round
+    /// assigned, take what that reported, let the core send what
+    /// secondaries miss, publish what readers and clients may see.
     fn end_round(&mut self, now: std::time::Instant) {
-        let pending = std::mem::take(&mut self.pending);
-        self.write_pending(pending);
+        self.write_pending();
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);
         }
-        if let RoleState::Master { core, .. } = &mut self.role {
-            let mut actions = std::mem::take(&mut self.actions_m);
-            core.flush(now, &mut actions);
-            self.run_master_actions(&mut actions);
-            self.actions_m = actions;
-        }
+        let mut actions = std::mem::take(&mut self.actions);
+        self.core.flush(now, &mut actions);
+        self.run_actions(&mut actions);
+        self.actions = actions;
+        self.write_pending();
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);
         }
-        let visible = match &self.role {
-            RoleState::Master { core, .. } => core.stored(),
-            RoleState::Secondary { core, .. } => core.stored(),
-        };
+        let visible = self.core.stored();
         self.visible_tx.send_if_modified(|v| {
             let changed = *v != visible;
             *v = visible;
             changed
         });
-    }
-
-    fn health(&self, now: std::time::Instant) -> HealthReport {
-        let cfg = &self.shared.cfg;
-        match &self.role {
-            RoleState::Master { core, .. } => {
-                let reachable = core.reachable(now);
-                HealthReport {
-                    node: cfg.id.clone(),
-                    role: NodeRole::Master,
-                    epoch: core.epoch(),
-                    stored: core.stored(),
-                    master_addr: cfg.cluster.master_addr().to_string(),
-                    read_only: core.read_only(now),
-                    reachable,
-                    needed: core.needed(),
-                    nodes: core.health(now),
-                    authenticated: cfg.cluster_keys.is_some(),
-                    encrypted: cfg.tls.is_some(),
-                }
-            }
-            RoleState::Secondary { core, .. } => HealthReport {
-                node: cfg.id.clone(),
-                role: NodeRole::Secondary,
-                // The epoch of the newest entry this secondary holds.
-                epoch: self.shared.log.read().expect("log lock").last().epoch,
-                stored: core.stored(),
-                master_addr: cfg.cluster.master_addr().to_string(),
-                read_only: false,
-                reachable: 0,
-                needed: crate::replication::quorum::majority(cfg.cluster.nodes.len()),
-                nodes: vec![NodeHealth {
-                    id: cfg.id.clone(),
-                    addr: cfg.cluster.addr(&cfg.id).unwrap_or_default().to_string(),
-                    role: NodeRole::Secondary,
-                    status: core.status(),
-                    acked: core.stored(),
-                    lag: core.lag(),
-                    last_heard_ms: None,
-                }],
-                authenticated: cfg.cluster_keys.is_some(),
-                encrypted: cfg.tls.is_some(),
-            },
-        }
+        let view = self.core.view();
+        self.role_tx.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
     }
 
     /// Shutdown: stop taking appends, fail what still waits, make the log
     /// durable.
     async fn stop(&mut self, mut rx: mpsc::Receiver<Input>) {
         let now = Instant::now().into_std();
-        let pending = std::mem::take(&mut self.pending);
-        self.write_pending(pending);
+        self.write_pending();
         // Let the syncer finish, and take what it reported: a failed sync
         // must be known before anything is declared durable (Linux reports
         // a writeback error once, so the final sync below may not see it).
@@ -902,7 +827,10 @@ impl NodeLoop {
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);
         }
-        let point = self.shared.log.read().expect("log lock").sync_point();
+        let (point, last) = {
+            let log = self.shared.log.read().expect("log lock");
+            (log.sync_point(), log.last().seq)
+        };
         let synced = match point {
             Some(point) => match tokio::task::spawn_blocking(move || point.sync_data()).await {
                 Ok(Ok(())) => Ok(()),
@@ -912,27 +840,18 @@ impl NodeLoop {
             None => Ok(()),
         };
         match synced {
-            Ok(()) => {
-                // Everything written is durable now: answer whoever that
-                // satisfies (a broken core ignores this).
-                if let RoleState::Master { core, .. } = &self.role {
-                    let upto = core.last();
-                    self.master_step(now, MasterEvent::Stored { upto });
-                }
-            }
-            Err(reason) => self.storage_failed(now, reason),
+            // Everything written is durable now: answer whoever that
+            // satisfies (a broken core ignores this).
+            Ok(()) => self.step(now, Event::Stored { upto: last }),
+            Err(reason) => self.handle_one(now, Input::StorageFailed(reason)),
         }
-        if let RoleState::Master { core, .. } = &mut self.role {
-            let mut actions = Vec::new();
-            core.shutdown(&mut actions);
-            self.run_master_actions(&mut actions);
-        }
+        let mut actions = Vec::new();
+        self.core.shutdown(&mut actions);
+        self.run_actions(&mut actions);
         // Dropping the outboxes lets every writer finish and close.
         self.clients.clear();
-        match &mut self.role {
-            RoleState::Master { links, .. } => links.clear(),
-            RoleState::Secondary { master, .. } => *master = None,
-        }
+        self.links.clear();
+        self.master = None;
     }
 }
 

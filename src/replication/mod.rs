@@ -11,17 +11,22 @@
 //!   pipelining, retries with backoff, heartbeats, health and quorum.
 //! - [`keys`]: the dedup window of request keys, compact.
 //! - [`quorum`]: majority and write-concern arithmetic.
+//! - [`role`]: one node's core in whichever role it has; where a role is
+//!   changed, a master connection accepted, and health reported from.
 //! - [`secondary`]: in-order storage, early entries held until the gap is
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 
 pub mod keys;
 pub mod master;
 pub mod quorum;
+pub mod role;
 pub mod secondary;
 
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::entry::{Epoch, Position, Seq};
 
 /// A client's append, as it travels from its connection through the node
 /// loop into the master's core: one type for all three.
@@ -39,6 +44,30 @@ pub struct AppendRequest {
     pub timeout: Option<Duration>,
     /// The message.
     pub message: bytes::Bytes,
+}
+
+/// What a node's log held when a core was built over it.
+#[derive(Debug)]
+pub struct LogState {
+    /// The newest epoch recorded (a master runs in its own, new one).
+    pub epoch: Epoch,
+    /// Last entry in the log.
+    pub last: Position,
+    /// First sequence number of each epoch present in the log, in order.
+    pub epochs: Vec<(Epoch, Seq)>,
+    /// Request keys of the newest entries of the log (the dedup window),
+    /// ending at `last`.
+    pub keys: keys::KeyWindow,
+}
+
+/// The epoch of entry `last` in a log whose epochs start as `epochs` says
+/// (0 for an empty log).
+pub fn last_epoch(epochs: &[(Epoch, Seq)], last: Seq) -> Epoch {
+    epochs
+        .iter()
+        .rev()
+        .find(|(_, first)| *first <= last)
+        .map_or(0, |(e, _)| *e)
 }
 
 /// Identifies one client connection inside a node.

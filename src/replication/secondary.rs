@@ -10,8 +10,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::keys::KeyWindow;
-use super::ConnId;
-use crate::entry::{Entry, Seq};
+use super::{ConnId, LogState};
+use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{Frame, PeerStatus};
 
 /// Most bytes of entries (as [`crate::storage::entry_cost`] counts them)
@@ -142,26 +142,69 @@ pub struct Secondary {
     /// Request keys of the newest entries: not used while this node is a
     /// secondary, kept so that it can dedup as soon as it is master.
     keys: KeyWindow,
+    /// The newest epoch recorded in the log when this core was built.
+    epoch: Epoch,
+    /// First sequence number of each epoch the log holds, in order: what
+    /// the log is, should this node become master, and the epoch of its
+    /// last entry (a master older than that is stale).
+    epochs: Vec<(Epoch, Seq)>,
     /// Source of the fail-rate draws.
     rng: SmallRng,
 }
 
 impl Secondary {
-    /// A secondary whose log ends at `last` (all of it stored), with the
-    /// keys of its newest entries.
-    pub fn new(cfg: SecondaryConfig, last: Seq, keys: KeyWindow) -> Self {
+    /// A secondary over a log in the given state, all of it stored.
+    pub fn new(cfg: SecondaryConfig, log: LogState) -> Self {
+        let last = log.last.seq;
+        Secondary::resume(cfg, log, last)
+    }
+
+    /// A secondary over a log in the given state of which only `stored` is
+    /// known to be stored (a master stepping down).
+    pub fn resume(cfg: SecondaryConfig, log: LogState, stored: Seq) -> Self {
         Secondary {
             rng: SmallRng::seed_from_u64(cfg.seed),
             cfg,
-            received: last,
-            stored: last,
+            received: log.last.seq,
+            stored: stored.min(log.last.seq),
             early: BTreeMap::new(),
             early_bytes: 0,
             delayed: VecDeque::new(),
             conn: None,
             synced: false,
             broken: None,
-            keys,
+            keys: log.keys,
+            epoch: log.epoch,
+            epochs: log.epochs,
+        }
+    }
+
+    /// What this core knows of its log, to build the core of another role
+    /// over it, and the last sequence number stored.
+    pub fn into_log_state(self) -> (LogState, Seq) {
+        let last = self.last();
+        let state = LogState {
+            epoch: self.epoch.max(last.epoch),
+            last,
+            epochs: self.epochs,
+            keys: self.keys,
+        };
+        (state, self.stored)
+    }
+
+    /// The last entry received (handed to the log).
+    pub fn last(&self) -> Position {
+        Position {
+            epoch: super::last_epoch(&self.epochs, self.received),
+            seq: self.received,
+        }
+    }
+
+    /// Forgets everything after `after`: keys and epochs of entries cut.
+    fn forget_after(&mut self, after: Seq) {
+        self.keys.truncate_after(after);
+        while self.epochs.last().is_some_and(|(_, first)| *first > after) {
+            self.epochs.pop();
         }
     }
 
@@ -173,6 +216,11 @@ impl Secondary {
     /// Last sequence number stored.
     pub fn stored(&self) -> Seq {
         self.stored
+    }
+
+    /// The master's current connection, if any.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
     }
 
     /// Whether the master currently has a connection to this node.
@@ -231,7 +279,7 @@ impl Secondary {
                 if let Some(after) = truncate_after {
                     if after < self.received {
                         self.received = after;
-                        self.keys.truncate_after(after);
+                        self.forget_after(after);
                         self.stored = self.stored.min(after);
                         out.push(SecondaryAction::Truncate { after });
                     }
@@ -305,7 +353,7 @@ impl Secondary {
             SecondaryEvent::Unwritten { after, reason } => {
                 self.received = self.received.min(after);
                 self.stored = self.stored.min(after);
-                self.keys.truncate_after(after);
+                self.forget_after(after);
                 self.clear_early();
                 self.delayed.clear();
                 // The master rewinds to `stored` and resends after a
@@ -385,6 +433,9 @@ impl Secondary {
         if !accepted.is_empty() {
             for e in &accepted {
                 self.keys.push(e.seq, e.key.as_deref());
+                if self.epochs.last().map(|(epoch, _)| *epoch) != Some(e.epoch) {
+                    self.epochs.push((e.epoch, e.seq));
+                }
             }
             out.push(SecondaryAction::Persist(accepted));
         } else if gap {
@@ -434,7 +485,16 @@ mod tests {
     }
 
     fn connected(cfg: SecondaryConfig, last: Seq) -> (Secondary, Instant) {
-        let mut s = Secondary::new(cfg, last, KeyWindow::new(100, last + 1));
+        let log = LogState {
+            epoch: 1,
+            last: Position {
+                epoch: if last == 0 { 0 } else { 1 },
+                seq: last,
+            },
+            epochs: if last == 0 { vec![] } else { vec![(1, 1)] },
+            keys: KeyWindow::new(100, last + 1),
+        };
+        let mut s = Secondary::new(cfg, log);
         let now = Instant::now();
         assert_eq!(step(&mut s, now, E::MasterConnected { conn: 1 }), vec![]);
         // Nothing is acknowledged on a connection before its Sync.

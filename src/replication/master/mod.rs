@@ -15,6 +15,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::keys::KeyWindow;
+pub use super::LogState;
 use super::{backoff, AppendRequest, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, NodeHealth, NodeRole, PeerStatus};
@@ -48,20 +49,6 @@ pub struct MasterConfig {
     /// sync then means the log is cut back to what was synced. Otherwise
     /// entries count once written and a failed sync is only reported.
     pub stored_means_synced: bool,
-}
-
-/// What the master's log held when the core was built.
-#[derive(Debug)]
-pub struct LogState {
-    /// The epoch this master runs in (a new one per start).
-    pub epoch: Epoch,
-    /// Last entry in the log.
-    pub last: Position,
-    /// First sequence number of each epoch present in the log, in order.
-    pub epochs: Vec<(Epoch, Seq)>,
-    /// Request keys of the newest entries of the log (the dedup window),
-    /// ending at `last`.
-    pub keys: KeyWindow,
 }
 
 /// Something that happened, fed to [`Master::step`].
@@ -321,8 +308,17 @@ enum Quorum {
 }
 
 impl Master {
-    /// A master over a log in the given state, starting at `now`.
+    /// A master over a log in the given state, all of it stored (recovered
+    /// from disk and synced again by the runtime before the core is built),
+    /// starting at `now`.
     pub fn new(cfg: MasterConfig, log: LogState, now: Instant) -> Self {
+        let last = log.last.seq;
+        Master::resume(cfg, log, last, now)
+    }
+
+    /// A master over a log in the given state of which only `stored` is
+    /// known to be stored (a secondary taking over).
+    pub fn resume(cfg: MasterConfig, log: LogState, stored: Seq, now: Instant) -> Self {
         let peers = cfg
             .secondaries
             .iter()
@@ -346,9 +342,7 @@ impl Master {
             rng: SmallRng::seed_from_u64(cfg.seed),
             epoch: log.epoch,
             last: log.last.seq,
-            // Whatever the log held at start has been recovered from disk and
-            // synced again by the runtime before the core is built.
-            stored: log.last.seq,
+            stored: stored.min(log.last.seq),
             epochs: log.epochs,
             keys: log.keys,
             peers,
@@ -428,6 +422,22 @@ impl Master {
             }
             MasterEvent::Tick => self.tick(now, out),
         }
+    }
+
+    /// What this core knows of its log, to build the core of another role
+    /// over it, and the last sequence number stored. Waiters must have been
+    /// answered first ([`Master::shutdown`]).
+    pub fn into_log_state(self) -> (LogState, Seq) {
+        let state = LogState {
+            epoch: self.epoch,
+            last: Position {
+                epoch: super::last_epoch(&self.epochs, self.last),
+                seq: self.last,
+            },
+            epochs: self.epochs,
+            keys: self.keys,
+        };
+        (state, self.stored)
     }
 
     /// The node is stopping: every waiting append is answered with

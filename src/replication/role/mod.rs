@@ -1,0 +1,647 @@
+//! One node's core in whichever role it has: the one place where a node's
+//! role is decided and changed, where an input meant for the other role is
+//! answered (an append on a secondary) or dropped (a stale link's report),
+//! where a master's connection is accepted or refused, and where health,
+//! quorum and read-only are reported from.
+//!
+//! The runtime feeds every input to [`Core::step`] and carries out the
+//! [`Action`]s that come back, in order; it never asks which role the node
+//! has. A change of role is one transition ([`Core::become_master`],
+//! [`Core::become_secondary`]): the old role's core is taken apart into the
+//! state of its log and the new one is built over it, and the actions say
+//! what the runtime must start or stop (links, the epoch on disk).
+
+use std::time::{Duration, Instant};
+
+use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
+use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
+use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
+use crate::entry::{Entry, Epoch, Seq};
+use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
+
+/// Fixed facts a node's core is built with, whatever its role.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// This node's id.
+    pub id: String,
+    /// Every node's id and address, in cluster order (this one included).
+    pub nodes: Vec<(String, String)>,
+    /// The id of the master the cluster was configured with (`--master`).
+    pub master: String,
+    /// Deadlines and backoff.
+    pub timing: Timing,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most entries sent to one secondary and not yet acknowledged.
+    pub window: u64,
+    /// Most entries in one `SendEntries` action.
+    pub batch: u64,
+    /// Seed of the jitter and of the testing aids' draws.
+    pub seed: u64,
+    /// Entries count as stored only once synced (`--fsync always`).
+    pub stored_means_synced: bool,
+    /// `--replicate-delay` (a testing aid, on a secondary).
+    pub replicate_delay: Duration,
+    /// `--fail-rate` (a testing aid, on a secondary).
+    pub fail_rate: f64,
+    /// Whether nodes prove a cluster key (shown in health).
+    pub authenticated: bool,
+    /// Whether connections are TLS (shown in health).
+    pub encrypted: bool,
+}
+
+impl CoreConfig {
+    /// The address of node `id` in the cluster list.
+    fn addr(&self, id: &str) -> &str {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == id)
+            .map_or("", |(_, a)| a.as_str())
+    }
+
+    /// Every node but this one, in cluster order: a master's secondaries.
+    fn others(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .filter(|(n, _)| *n != self.id)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Something that happened, fed to [`Core::step`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A client wants a message appended.
+    Append(AppendRequest),
+    /// A link to a secondary reported something (meant for a master).
+    Link(MasterEvent),
+    /// A master opened a replication connection to this node (and proved
+    /// the cluster key, if there is one): accepted or refused here.
+    MasterOpened {
+        /// Connection id.
+        conn: ConnId,
+        /// The id the master gave.
+        master: String,
+        /// The epoch it speaks for.
+        epoch: Epoch,
+    },
+    /// The master sent something (meant for a secondary).
+    FromMaster(SecondaryEvent),
+    /// The local log has stored everything up to `upto` under its policy.
+    Stored {
+        /// Last sequence number stored.
+        upto: Seq,
+    },
+    /// Entries after `after` were not written (see `MasterEvent::Unwritten`).
+    Unwritten {
+        /// Last sequence number the log holds.
+        after: Seq,
+        /// The error.
+        reason: String,
+    },
+    /// A sync of the local log failed (see `MasterEvent::SyncFailed`).
+    SyncFailed {
+        /// The error.
+        reason: String,
+    },
+    /// The local log failed in a way that cannot be undone.
+    StorageFailed {
+        /// The error.
+        reason: String,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// Something the runtime must do, in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Record `epoch` as the log's newest before anything of it is written.
+    RecordEpoch(Epoch),
+    /// This node is master now: dial these secondaries (index = peer), one
+    /// link each, saying hello for `epoch`.
+    StartLinks {
+        /// The epoch the links speak for.
+        epoch: Epoch,
+        /// Each secondary's id and address.
+        peers: Vec<(String, String)>,
+    },
+    /// This node is no longer master: close every link.
+    StopLinks,
+    /// Append these consecutive entries to the local log (then report
+    /// `Stored`).
+    Persist(Vec<Entry>),
+    /// Cut the local log after `after` (and forget whatever was waiting to
+    /// be written beyond it). If cutting fails, report `StorageFailed`.
+    CutLog {
+        /// Last sequence number kept.
+        after: Seq,
+        /// Why, for the log line.
+        why: &'static str,
+    },
+    /// Send entries `from..=to`, read from the local log, to a secondary.
+    SendEntries {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// First sequence number.
+        from: Seq,
+        /// Last sequence number.
+        to: Seq,
+    },
+    /// Send a frame to a secondary.
+    ToPeer {
+        /// Which secondary.
+        peer: usize,
+        /// On which connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Drop this replication connection and dial again: it went silent.
+    Reconnect {
+        /// Which secondary.
+        peer: usize,
+        /// The silent connection.
+        conn: ConnId,
+    },
+    /// The secondary's log cannot be reconciled with this master's without
+    /// destroying data: log the reason loudly and drop the connection.
+    Diverged {
+        /// Which secondary.
+        peer: usize,
+        /// The connection.
+        conn: ConnId,
+        /// What was found and what to do.
+        reason: String,
+    },
+    /// Send a frame to the master on this connection.
+    ToMaster {
+        /// Connection id.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Refuse this master connection: send the reason and close it.
+    RefuseMaster {
+        /// Connection id.
+        conn: ConnId,
+        /// Why, for the master and the log.
+        reason: String,
+    },
+    /// Answer a client's append.
+    Reply {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The sequence number, or why not.
+        result: Result<Seq, AppendError>,
+    },
+}
+
+/// What a node is, as clients are told in their welcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleView {
+    /// Master or secondary.
+    pub role: NodeRole,
+    /// Where appends go.
+    pub master_addr: String,
+}
+
+/// The core in its current role.
+#[derive(Debug)]
+enum Role {
+    /// Boxed: the master's core is much larger than the secondary's.
+    Master(Box<Master>),
+    /// Boxed, like the master's.
+    Secondary(Box<Secondary>),
+    /// Only between the two halves of a transition.
+    Changing,
+}
+
+/// One node's core.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    role: Role,
+    /// Scratch buffers for the role cores' actions, reused.
+    master_out: Vec<MasterAction>,
+    secondary_out: Vec<SecondaryAction>,
+}
+
+impl Core {
+    /// The core of a node whose log is in `log`, at start. The configured
+    /// master starts in a new epoch (the actions returned record it first);
+    /// every other node starts as a secondary.
+    pub fn new(cfg: CoreConfig, log: LogState, now: Instant) -> (Core, Vec<Action>) {
+        let mut core = Core {
+            cfg,
+            role: Role::Changing,
+            master_out: Vec::new(),
+            secondary_out: Vec::new(),
+        };
+        let mut out = Vec::new();
+        let stored = log.last.seq;
+        if core.cfg.id == core.cfg.master {
+            core.start_master(now, log, stored, &mut out);
+        } else {
+            core.role = Role::Secondary(Box::new(Secondary::new(core.secondary_config(), log)));
+        }
+        (core, out)
+    }
+
+    fn secondary_config(&self) -> SecondaryConfig {
+        SecondaryConfig {
+            replicate_delay: self.cfg.replicate_delay,
+            fail_rate: self.cfg.fail_rate,
+            seed: self.cfg.seed,
+            stored_means_synced: self.cfg.stored_means_synced,
+        }
+    }
+
+    /// Builds the master's core over `log` in a new epoch, newer than any
+    /// the log has seen.
+    fn start_master(
+        &mut self,
+        now: Instant,
+        mut log: LogState,
+        stored: Seq,
+        out: &mut Vec<Action>,
+    ) {
+        let epoch = log.epoch.max(log.last.epoch) + 1;
+        log.epoch = epoch;
+        let peers = self.cfg.others();
+        let cfg = MasterConfig {
+            me: (self.cfg.id.clone(), self.cfg.addr(&self.cfg.id).to_string()),
+            secondaries: peers.clone(),
+            timing: self.cfg.timing,
+            max_message_bytes: self.cfg.max_message_bytes,
+            window: self.cfg.window,
+            batch: self.cfg.batch,
+            seed: self.cfg.seed,
+            stored_means_synced: self.cfg.stored_means_synced,
+        };
+        out.push(Action::RecordEpoch(epoch));
+        out.push(Action::StartLinks { epoch, peers });
+        self.role = Role::Master(Box::new(Master::resume(cfg, log, stored, now)));
+    }
+
+    /// Whether this node is master now.
+    pub fn is_master(&self) -> bool {
+        matches!(self.role, Role::Master(_))
+    }
+
+    /// What clients are told this node is.
+    pub fn view(&self) -> RoleView {
+        let role = if self.is_master() {
+            NodeRole::Master
+        } else {
+            NodeRole::Secondary
+        };
+        RoleView {
+            role,
+            master_addr: self.master_addr().to_string(),
+        }
+    }
+
+    /// Where appends go.
+    fn master_addr(&self) -> &str {
+        self.cfg.addr(&self.cfg.master)
+    }
+
+    /// The epoch: the master's own, or on a secondary that of the newest
+    /// entry it holds.
+    pub fn epoch(&self) -> Epoch {
+        match &self.role {
+            Role::Master(m) => m.epoch(),
+            Role::Secondary(s) => s.last().epoch,
+            Role::Changing => 0,
+        }
+    }
+
+    /// Last sequence number stored locally: what readers may see.
+    pub fn stored(&self) -> Seq {
+        match &self.role {
+            Role::Master(m) => m.stored(),
+            Role::Secondary(s) => s.stored(),
+            Role::Changing => 0,
+        }
+    }
+
+    /// The next instant at which a `Tick` has something to do, if any.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        match &self.role {
+            Role::Master(m) => m.poll_timeout(now),
+            Role::Secondary(s) => s.poll_timeout(),
+            Role::Changing => None,
+        }
+    }
+
+    /// Feeds one event; the actions it causes are pushed to `out`.
+    pub fn step(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Append(request) => match &self.role {
+                Role::Master(_) => self.master(now, MasterEvent::Append(request), out),
+                _ => out.push(Action::Reply {
+                    client: request.client,
+                    req: request.req,
+                    result: Err(AppendError::NotMaster {
+                        master_addr: self.master_addr().to_string(),
+                    }),
+                }),
+            },
+            // A link's report reaches a node that is no longer master only
+            // if it stepped down meanwhile: the link is gone, so is this.
+            Event::Link(event) => self.master(now, event, out),
+            Event::MasterOpened {
+                conn,
+                master,
+                epoch,
+            } => self.on_master_opened(now, conn, master, epoch, out),
+            Event::FromMaster(event) => self.secondary(now, event, out),
+            Event::Stored { upto } => self.storage(
+                now,
+                MasterEvent::Stored { upto },
+                SecondaryEvent::Stored { upto },
+                out,
+            ),
+            Event::Unwritten { after, reason } => self.storage(
+                now,
+                MasterEvent::Unwritten {
+                    after,
+                    reason: reason.clone(),
+                },
+                SecondaryEvent::Unwritten { after, reason },
+                out,
+            ),
+            Event::SyncFailed { reason } => self.storage(
+                now,
+                MasterEvent::SyncFailed {
+                    reason: reason.clone(),
+                },
+                SecondaryEvent::SyncFailed { reason },
+                out,
+            ),
+            Event::StorageFailed { reason } => self.storage(
+                now,
+                MasterEvent::StorageFailed {
+                    reason: reason.clone(),
+                },
+                SecondaryEvent::StorageFailed { reason },
+                out,
+            ),
+            Event::Tick => self.storage(now, MasterEvent::Tick, SecondaryEvent::Tick, out),
+        }
+    }
+
+    /// After a round of inputs: what secondaries miss is sent (a master's
+    /// batching point).
+    pub fn flush(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if let Role::Master(m) = &mut self.role {
+            let mut actions = std::mem::take(&mut self.master_out);
+            m.flush(now, &mut actions);
+            Self::master_actions(&mut actions, out);
+            self.master_out = actions;
+        }
+    }
+
+    /// The node is stopping: every waiting append is answered.
+    pub fn shutdown(&mut self, out: &mut Vec<Action>) {
+        if let Role::Master(m) = &mut self.role {
+            let mut actions = Vec::new();
+            m.shutdown(&mut actions);
+            Self::master_actions(&mut actions, out);
+        }
+    }
+
+    /// Becomes master (of a new epoch) if this node is a secondary: the
+    /// master's connection is dropped, the new epoch recorded and links
+    /// started. Nothing the node holds is cut.
+    pub fn become_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !matches!(self.role, Role::Secondary(_)) {
+            return;
+        }
+        let Role::Secondary(s) = std::mem::replace(&mut self.role, Role::Changing) else {
+            unreachable!("checked above");
+        };
+        if let Some(conn) = s.conn() {
+            out.push(Action::RefuseMaster {
+                conn,
+                reason: format!("node {} is master now", self.cfg.id),
+            });
+        }
+        let (log, stored) = s.into_log_state();
+        self.start_master(now, log, stored, out);
+    }
+
+    /// Steps down to secondary if this node is master: appends still
+    /// waiting are answered as indefinite (they may or may not survive;
+    /// retry with the same key), links are stopped, and nothing is cut.
+    pub fn become_secondary(&mut self, out: &mut Vec<Action>) {
+        if !self.is_master() {
+            return;
+        }
+        self.shutdown(out);
+        let Role::Master(m) = std::mem::replace(&mut self.role, Role::Changing) else {
+            unreachable!("checked above");
+        };
+        out.push(Action::StopLinks);
+        let (log, stored) = m.into_log_state();
+        self.role = Role::Secondary(Box::new(Secondary::resume(
+            self.secondary_config(),
+            log,
+            stored,
+        )));
+    }
+
+    /// A master connection: accepted (welcome, then the secondary's core
+    /// takes it) or refused, here rather than in the runtime, since whether
+    /// a node takes a master is a matter of roles and epochs.
+    fn on_master_opened(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        master: String,
+        epoch: Epoch,
+        out: &mut Vec<Action>,
+    ) {
+        let id = &self.cfg.id;
+        let refusal = match &self.role {
+            Role::Master(_) | Role::Changing => {
+                Some(format!("node {id} is itself the master of this cluster"))
+            }
+            Role::Secondary(_) if master != self.cfg.master => Some(format!(
+                "node '{master}' is not the master of this cluster (the master is '{}')",
+                self.cfg.master
+            )),
+            // A master older than the newest entry this node holds is not
+            // the master of the current epoch: it must not cut or write.
+            Role::Secondary(s) if epoch < s.last().epoch => Some(format!(
+                "node '{master}' speaks for epoch {epoch}, but node {id} already holds entries of epoch {}: a stale master is refused",
+                s.last().epoch
+            )),
+            Role::Secondary(_) => None,
+        };
+        if let Some(reason) = refusal {
+            return out.push(Action::RefuseMaster { conn, reason });
+        }
+        let Role::Secondary(s) = &self.role else {
+            unreachable!("refused above");
+        };
+        let welcome = Welcome {
+            node: self.cfg.id.clone(),
+            role: NodeRole::Secondary,
+            master_addr: self.master_addr().to_string(),
+            last: s.last(),
+            stored: s.stored(),
+            max_message_bytes: self.cfg.max_message_bytes as u64,
+        };
+        out.push(Action::ToMaster {
+            conn,
+            frame: Frame::Welcome(welcome),
+        });
+        self.secondary(now, SecondaryEvent::MasterConnected { conn }, out);
+    }
+
+    /// A storage event or a tick, for whichever role the node has.
+    fn storage(
+        &mut self,
+        now: Instant,
+        as_master: MasterEvent,
+        as_secondary: SecondaryEvent,
+        out: &mut Vec<Action>,
+    ) {
+        match self.role {
+            Role::Master(_) => self.master(now, as_master, out),
+            Role::Secondary(_) => self.secondary(now, as_secondary, out),
+            Role::Changing => {}
+        }
+    }
+
+    fn master(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<Action>) {
+        let Role::Master(m) = &mut self.role else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.master_out);
+        m.step(now, event, &mut actions);
+        Self::master_actions(&mut actions, out);
+        self.master_out = actions;
+    }
+
+    fn secondary(&mut self, now: Instant, event: SecondaryEvent, out: &mut Vec<Action>) {
+        let Role::Secondary(s) = &mut self.role else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.secondary_out);
+        s.step(now, event, &mut actions);
+        for action in actions.drain(..) {
+            out.push(match action {
+                SecondaryAction::Persist(entries) => Action::Persist(entries),
+                SecondaryAction::Truncate { after } => Action::CutLog {
+                    after,
+                    why: "cutting entries the master never stored (or, after a failed sync, not yet durable here)",
+                },
+                SecondaryAction::Send { conn, frame } => Action::ToMaster { conn, frame },
+            });
+        }
+        self.secondary_out = actions;
+    }
+
+    /// The master core's actions as the node's; consecutive entries to
+    /// persist become one batch.
+    fn master_actions(actions: &mut Vec<MasterAction>, out: &mut Vec<Action>) {
+        for action in actions.drain(..) {
+            let action = match action {
+                MasterAction::Persist(entry) => {
+                    if let Some(Action::Persist(batch)) = out.last_mut() {
+                        batch.push(entry);
+                        continue;
+                    }
+                    Action::Persist(vec![entry])
+                }
+                MasterAction::SendEntries {
+                    peer,
+                    conn,
+                    from,
+                    to,
+                } => Action::SendEntries {
+                    peer,
+                    conn,
+                    from,
+                    to,
+                },
+                MasterAction::Send { peer, conn, frame } => Action::ToPeer { peer, conn, frame },
+                MasterAction::Reply {
+                    client,
+                    req,
+                    result,
+                } => Action::Reply {
+                    client,
+                    req,
+                    result,
+                },
+                MasterAction::CutLog { after } => Action::CutLog {
+                    after,
+                    why: "cutting the log back to what is durable",
+                },
+                MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
+                MasterAction::Diverged { peer, conn, reason } => {
+                    Action::Diverged { peer, conn, reason }
+                }
+            };
+            out.push(action);
+        }
+    }
+
+    /// What `replog health` shows of this node: on a master, every node's
+    /// status, the quorum and whether appends are refused; on a secondary,
+    /// itself as it sees itself.
+    pub fn health(&self, now: Instant) -> HealthReport {
+        let cfg = &self.cfg;
+        match &self.role {
+            Role::Master(m) => HealthReport {
+                node: cfg.id.clone(),
+                role: NodeRole::Master,
+                epoch: m.epoch(),
+                stored: m.stored(),
+                master_addr: self.master_addr().to_string(),
+                read_only: m.read_only(now),
+                reachable: m.reachable(now),
+                needed: m.needed(),
+                nodes: m.health(now),
+                authenticated: cfg.authenticated,
+                encrypted: cfg.encrypted,
+            },
+            _ => HealthReport {
+                node: cfg.id.clone(),
+                role: NodeRole::Secondary,
+                epoch: self.epoch(),
+                stored: self.stored(),
+                master_addr: self.master_addr().to_string(),
+                read_only: false,
+                reachable: 0,
+                needed: quorum::majority(cfg.nodes.len()),
+                nodes: match &self.role {
+                    Role::Secondary(s) => vec![NodeHealth {
+                        id: cfg.id.clone(),
+                        addr: cfg.addr(&cfg.id).to_string(),
+                        role: NodeRole::Secondary,
+                        status: s.status(),
+                        acked: s.stored(),
+                        lag: s.lag(),
+                        last_heard_ms: None,
+                    }],
+                    _ => Vec::new(),
+                },
+                authenticated: cfg.authenticated,
+                encrypted: cfg.encrypted,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+//! Unit tests of a node's core across roles: exact action lists.
+
+use std::time::Instant;
+
+use super::*;
+use crate::entry::Position;
+use crate::replication::keys::KeyWindow;
+use crate::wire::{PeerStatus, WriteConcern};
+
+fn config(id: &str) -> CoreConfig {
+    CoreConfig {
+        id: id.into(),
+        nodes: vec![
+            ("a".into(), "a:1".into()),
+            ("b".into(), "b:1".into()),
+            ("c".into(), "c:1".into()),
+        ],
+        master: "a".into(),
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window: 100,
+        batch: 10,
+        seed: 1,
+        stored_means_synced: true,
+        replicate_delay: Duration::ZERO,
+        fail_rate: 0.0,
+        authenticated: true,
+        encrypted: false,
+    }
+}
+
+/// A log of `last` entries, 1..=5 of epoch 1 and the rest of epoch 2.
+fn log(last: Seq) -> LogState {
+    let mut epochs = Vec::new();
+    if last >= 1 {
+        epochs.push((1, 1));
+    }
+    if last >= 6 {
+        epochs.push((2, 6));
+    }
+    LogState {
+        epoch: if last >= 6 { 2 } else { 1 },
+        last: Position {
+            epoch: epochs.last().map_or(0, |(e, _)| *e),
+            seq: last,
+        },
+        epochs,
+        keys: KeyWindow::new(100, last + 1),
+    }
+}
+
+fn step(core: &mut Core, now: Instant, event: Event) -> Vec<Action> {
+    let mut out = Vec::new();
+    core.step(now, event, &mut out);
+    out
+}
+
+fn append(req: u64, key: Option<&str>, w: u32) -> Event {
+    Event::Append(AppendRequest {
+        client: 7,
+        req,
+        key: key.map(String::from),
+        w: WriteConcern::Nodes(w),
+        timeout: None,
+        message: bytes::Bytes::from_static(b"m"),
+    })
+}
+
+fn entry(epoch: Epoch, seq: Seq) -> Entry {
+    Entry {
+        epoch,
+        seq,
+        key: None,
+        message: bytes::Bytes::from_static(b"x"),
+    }
+}
+
+fn peers() -> Vec<(String, String)> {
+    vec![("b".into(), "b:1".into()), ("c".into(), "c:1".into())]
+}
+
+#[test]
+fn the_configured_master_starts_in_a_new_epoch_recorded_before_its_links_start() {
+    let (core, out) = Core::new(config("a"), log(7), Instant::now());
+    assert_eq!(
+        out,
+        vec![
+            Action::RecordEpoch(3),
+            Action::StartLinks {
+                epoch: 3,
+                peers: peers()
+            }
+        ]
+    );
+    assert!(core.is_master());
+    assert_eq!(core.epoch(), 3);
+    assert_eq!(core.stored(), 7);
+    assert_eq!(
+        core.view(),
+        RoleView {
+            role: NodeRole::Master,
+            master_addr: "a:1".into()
+        }
+    );
+}
+
+#[test]
+fn every_other_node_starts_as_a_secondary_with_nothing_to_do() {
+    let (core, out) = Core::new(config("b"), log(7), Instant::now());
+    assert_eq!(out, vec![]);
+    assert!(!core.is_master());
+    assert_eq!(core.epoch(), 2, "the epoch of its newest entry");
+    assert_eq!(core.view().role, NodeRole::Secondary);
+    assert_eq!(core.view().master_addr, "a:1");
+}
+
+#[test]
+fn an_append_on_a_secondary_is_answered_with_the_masters_address() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("b"), log(0), now);
+    assert_eq!(
+        step(&mut core, now, append(4, None, 1)),
+        vec![Action::Reply {
+            client: 7,
+            req: 4,
+            result: Err(AppendError::NotMaster {
+                master_addr: "a:1".into()
+            })
+        }]
+    );
+}
+
+#[test]
+fn a_master_connection_is_welcomed_with_the_secondarys_position() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("b"), log(7), now);
+    let out = step(
+        &mut core,
+        now,
+        Event::MasterOpened {
+            conn: 3,
+            master: "a".into(),
+            epoch: 2,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::ToMaster {
+            conn: 3,
+            frame: Frame::Welcome(Welcome {
+                node: "b".into(),
+                role: NodeRole::Secondary,
+                master_addr: "a:1".into(),
+                last: Position { epoch: 2, seq: 7 },
+                stored: 7,
+                max_message_bytes: 100,
+            })
+        }]
+    );
+    // The secondary's core has the connection now: after the Sync, entries
+    // on it are persisted.
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    assert_eq!(step(&mut core, now, Event::FromMaster(sync)), vec![]);
+    let entries = SecondaryEvent::Entries {
+        conn: 3,
+        entries: vec![entry(3, 8)],
+    };
+    assert_eq!(
+        step(&mut core, now, Event::FromMaster(entries)),
+        vec![Action::Persist(vec![entry(3, 8)])]
+    );
+    assert_eq!(
+        step(&mut core, now, Event::Stored { upto: 8 }),
+        vec![Action::ToMaster {
+            conn: 3,
+            frame: Frame::Ack { stored: 8 }
+        }]
+    );
+    assert_eq!(core.epoch(), 3, "the epoch of the entry just taken");
+}
+
+#[test]
+fn a_master_connection_is_refused_by_a_master_from_another_node_or_from_an_old_epoch() {
+    let now = Instant::now();
+    let opened = |master: &str, epoch| Event::MasterOpened {
+        conn: 3,
+        master: master.into(),
+        epoch,
+    };
+    let (mut master, _) = Core::new(config("a"), log(0), now);
+    assert_eq!(
+        step(&mut master, now, opened("a", 1)),
+        vec![Action::RefuseMaster {
+            conn: 3,
+            reason: "node a is itself the master of this cluster".into()
+        }]
+    );
+    let (mut secondary, _) = Core::new(config("b"), log(7), now);
+    assert_eq!(
+        step(&mut secondary, now, opened("c", 9)),
+        vec![Action::RefuseMaster {
+            conn: 3,
+            reason: "node 'c' is not the master of this cluster (the master is 'a')".into()
+        }]
+    );
+    assert_eq!(
+        step(&mut secondary, now, opened("a", 1)),
+        vec![Action::RefuseMaster {
+            conn: 3,
+            reason: "node 'a' speaks for epoch 1, but node b already holds entries of epoch 2: a stale master is refused".into()
+        }]
+    );
+    // The same epoch as its newest entry is the current master's.
+    assert!(matches!(
+        step(&mut secondary, now, opened("a", 2)).as_slice(),
+        [Action::ToMaster {
+            frame: Frame::Welcome(_),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("a"), log(0), now);
+    // Quorum: one secondary connected makes two of three.
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 1,
+        last: Position::default(),
+        stored: 0,
+    };
+    assert_eq!(
+        step(&mut core, now, Event::Link(connected)),
+        vec![Action::ToPeer {
+            peer: 0,
+            conn: 1,
+            frame: Frame::Sync {
+                truncate_after: None
+            }
+        }]
+    );
+    let out = step(&mut core, now, append(1, Some("k"), 1));
+    let [Action::Persist(batch)] = out.as_slice() else {
+        panic!("expected one batch to persist, got {out:?}");
+    };
+    assert_eq!((batch.len(), batch[0].seq, batch[0].epoch), (1, 1, 2));
+    assert_eq!(
+        step(&mut core, now, Event::Stored { upto: 1 }),
+        vec![Action::Reply {
+            client: 7,
+            req: 1,
+            result: Ok(1)
+        }]
+    );
+    assert_eq!(core.stored(), 1);
+    // Storage events reach the master's core: a failed sync cuts back.
+    let out = step(
+        &mut core,
+        now,
+        Event::SyncFailed {
+            reason: "EIO".into(),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::CutLog {
+            after: 1,
+            why: "cutting the log back to what is durable"
+        }]
+    );
+    // A report meant for a secondary does nothing on a master.
+    let heartbeat = SecondaryEvent::Heartbeat { conn: 1 };
+    assert_eq!(step(&mut core, now, Event::FromMaster(heartbeat)), vec![]);
+}
+
+#[test]
+fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("a"), log(5), now);
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 1,
+        last: Position { epoch: 1, seq: 5 },
+        stored: 5,
+    };
+    step(&mut core, now, Event::Link(connected));
+    step(&mut core, now, append(1, Some("k"), 2));
+    step(&mut core, now, Event::Stored { upto: 6 });
+    let mut out = Vec::new();
+    core.become_secondary(&mut out);
+    assert_eq!(
+        out,
+        vec![
+            Action::Reply {
+                client: 7,
+                req: 1,
+                result: Err(AppendError::ShuttingDown { seq: Some(6) })
+            },
+            Action::StopLinks
+        ]
+    );
+    assert!(!core.is_master());
+    assert_eq!(core.stored(), 6, "nothing it held is cut");
+    assert_eq!(core.epoch(), 2, "its last entry is of the epoch it ran");
+    // A link's late report is dropped; an append is sent to the master.
+    let late = MasterEvent::Ack {
+        peer: 0,
+        conn: 1,
+        stored: 6,
+    };
+    assert_eq!(step(&mut core, now, Event::Link(late)), vec![]);
+    assert!(matches!(
+        step(&mut core, now, append(2, None, 1)).as_slice(),
+        [Action::Reply {
+            result: Err(AppendError::NotMaster { .. }),
+            ..
+        }]
+    ));
+    // Stepping down twice does nothing.
+    let mut again = Vec::new();
+    core.become_secondary(&mut again);
+    assert_eq!(again, vec![]);
+}
+
+#[test]
+fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_keys() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("b"), log(0), now);
+    step(
+        &mut core,
+        now,
+        Event::MasterOpened {
+            conn: 3,
+            master: "a".into(),
+            epoch: 4,
+        },
+    );
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut core, now, Event::FromMaster(sync));
+    let mut keyed = entry(4, 1);
+    keyed.key = Some("k".into());
+    let entries = SecondaryEvent::Entries {
+        conn: 3,
+        entries: vec![keyed],
+    };
+    step(&mut core, now, Event::FromMaster(entries));
+    step(&mut core, now, Event::Stored { upto: 1 });
+    let mut out = Vec::new();
+    core.become_master(now, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            Action::RefuseMaster {
+                conn: 3,
+                reason: "node b is master now".into()
+            },
+            Action::RecordEpoch(5),
+            Action::StartLinks {
+                epoch: 5,
+                peers: vec![("a".into(), "a:1".into()), ("c".into(), "c:1".into())]
+            }
+        ]
+    );
+    assert!(core.is_master());
+    assert_eq!(core.epoch(), 5);
+    assert_eq!(core.stored(), 1);
+    // The key of the entry it took as a secondary is known: a retry is
+    // answered with its sequence number once quorum is known.
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position { epoch: 4, seq: 1 },
+        stored: 1,
+    };
+    step(&mut core, now, Event::Link(connected));
+    assert_eq!(
+        step(&mut core, now, append(2, Some("k"), 1)),
+        vec![Action::Reply {
+            client: 7,
+            req: 2,
+            result: Ok(1)
+        }]
+    );
+    // Taking over twice does nothing.
+    let mut again = Vec::new();
+    core.become_master(now, &mut again);
+    assert_eq!(again, vec![]);
+}
+
+#[test]
+fn a_secondary_reports_its_own_health_and_the_clusters_majority() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("b"), log(7), now);
+    let report = core.health(now);
+    assert_eq!(report.role, NodeRole::Secondary);
+    assert_eq!((report.epoch, report.stored, report.needed), (2, 7, 2));
+    assert_eq!((report.authenticated, report.encrypted), (true, false));
+    assert_eq!(report.nodes.len(), 1);
+    assert_eq!(report.nodes[0].status, PeerStatus::Unhealthy);
+    assert_eq!(report.nodes[0].addr, "b:1");
+    step(
+        &mut core,
+        now,
+        Event::MasterOpened {
+            conn: 3,
+            master: "a".into(),
+            epoch: 2,
+        },
+    );
+    assert_eq!(core.health(now).nodes[0].status, PeerStatus::Healthy);
+}
+
+#[test]
+fn a_master_reports_every_node_and_is_read_only_without_a_quorum() {
+    let now = Instant::now();
+    let (core, _) = Core::new(config("a"), log(0), now);
+    let later = now + Timing::default().unhealthy_after * 2;
+    let report = core.health(later);
+    assert_eq!(report.role, NodeRole::Master);
+    assert_eq!((report.epoch, report.needed, report.reachable), (2, 2, 1));
+    assert!(report.read_only);
+    assert_eq!(report.nodes.len(), 3);
+}
