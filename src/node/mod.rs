@@ -53,12 +53,6 @@ use crate::wire::{Frame, HealthReport};
 /// How often the core is ticked: the resolution of every deadline.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Most entries sent to one secondary and not yet acknowledged.
-const WINDOW: u64 = 8192;
-
-/// Most entries in one replication frame.
-const BATCH: u64 = 512;
-
 /// Most inputs handled before the loop writes, syncs and sends: the batch
 /// that turns many concurrent appends into one write and one frame.
 const MAX_INPUTS_PER_ROUND: usize = 1024;
@@ -100,9 +94,8 @@ pub(crate) enum Input {
     },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),
-    /// The syncer made everything up to `upto` durable. `gen` is the log
-    /// generation the write belonged to: a truncation starts a new one, and
-    /// a report from before it says nothing about what was written after.
+    /// The syncer made everything up to `upto` durable. `gen` is the core's
+    /// log generation when the write was made (see `Event::Stored`).
     Stored { gen: u64, upto: Seq },
     /// A write failed (a full disk, say): the log holds nothing after
     /// `after`. The log still works; what was not written does not exist.
@@ -177,8 +170,8 @@ pub async fn run<N: Net>(
             master: cfg.cluster.master.clone(),
             timing: cfg.timing,
             max_message_bytes: cfg.max_message_bytes,
-            window: WINDOW,
-            batch: BATCH,
+            window: crate::replication::WINDOW,
+            batch: crate::replication::BATCH,
             seed,
             stored_means_synced: cfg.fsync == FsyncPolicy::Always,
             replicate_delay: cfg.replicate_delay,
@@ -273,7 +266,6 @@ pub async fn run<N: Net>(
         role_tx,
         sync_tx,
         syncer,
-        log_gen: 0,
         next_tick: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
@@ -385,8 +377,6 @@ struct NodeLoop {
     sync_tx: Option<Arc<syncer::SyncQueue>>,
     /// The syncer task, awaited at shutdown so that no result is lost.
     syncer: Option<tokio::task::JoinHandle<()>>,
-    /// Bumped by every truncation; see [`Input::Stored`].
-    log_gen: u64,
     /// When the core next has work for a tick (its `poll_timeout`, at most
     /// `MAX_SLEEP` away).
     next_tick: std::time::Instant,
@@ -491,12 +481,7 @@ impl NodeLoop {
                 }
                 Event::FromMaster(event)
             }
-            Input::Stored { gen, upto } => {
-                if gen != self.log_gen {
-                    return;
-                }
-                Event::Stored { upto }
-            }
+            Input::Stored { gen, upto } => Event::Stored { gen, upto },
             Input::StorageFailed(reason) => {
                 error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
                 Event::StorageFailed {
@@ -559,9 +544,7 @@ impl NodeLoop {
 
     /// Cuts the log after `after`. The log is cut and the visible position
     /// lowered under one write lock, so a reader never sees one without the
-    /// other (`truncate_after` syncs the cut itself); and a new log
-    /// generation starts, since syncs reported for writes from before the
-    /// cut say nothing about what is written after it.
+    /// other (`truncate_after` syncs the cut itself).
     fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
         let mut log = self.shared.log.write().expect("log lock");
         let result = log.truncate_after(after);
@@ -571,7 +554,6 @@ impl NodeLoop {
             changed
         });
         drop(log);
-        self.log_gen += 1;
         result
     }
 
@@ -602,7 +584,7 @@ impl NodeLoop {
                 });
                 if self.fsync != FsyncPolicy::Always {
                     self.requeue.push_back(Input::Stored {
-                        gen: self.log_gen,
+                        gen: self.core.generation(),
                         upto,
                     });
                 }
@@ -620,13 +602,13 @@ impl NodeLoop {
             }
         };
         if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
-            tx.push(self.log_gen, upto, point);
+            tx.push(self.core.generation(), upto, point);
             if self.fsync == FsyncPolicy::Always {
                 return; // the syncer reports Stored
             }
         }
         self.requeue.push_back(Input::Stored {
-            gen: self.log_gen,
+            gen: self.core.generation(),
             upto,
         });
     }
@@ -746,12 +728,12 @@ impl NodeLoop {
         let max_bytes = self.shared.cfg.max_message_bytes;
         let mut next = from;
         while next <= to {
-            let read =
-                self.shared
-                    .log
-                    .read()
-                    .expect("log lock")
-                    .read(next, to, BATCH as usize, max_bytes);
+            let read = self.shared.log.read().expect("log lock").read(
+                next,
+                to,
+                crate::replication::BATCH as usize,
+                max_bytes,
+            );
             match read {
                 Ok(entries) if !entries.is_empty() => {
                     next = entries.last().expect("not empty").seq + 1;
@@ -842,7 +824,10 @@ impl NodeLoop {
         match synced {
             // Everything written is durable now: answer whoever that
             // satisfies (a broken core ignores this).
-            Ok(()) => self.step(now, Event::Stored { upto: last }),
+            Ok(()) => {
+                let gen = self.core.generation();
+                self.step(now, Event::Stored { gen, upto: last })
+            }
             Err(reason) => self.handle_one(now, Input::StorageFailed(reason)),
         }
         let mut actions = Vec::new();

@@ -46,6 +46,12 @@ pub struct AppendRequest {
     pub message: bytes::Bytes,
 }
 
+/// Most entries sent to one secondary and not yet acknowledged.
+pub const WINDOW: u64 = 8192;
+
+/// Most entries in one replication frame.
+pub const BATCH: u64 = 512;
+
 /// What a node's log held when a core was built over it.
 #[derive(Debug)]
 pub struct LogState {

@@ -89,7 +89,12 @@ pub enum Event {
     /// The master sent something (meant for a secondary).
     FromMaster(SecondaryEvent),
     /// The local log has stored everything up to `upto` under its policy.
+    /// `gen` is [`Core::generation`] when the write was made: a report
+    /// about writes from before a cut says nothing about what was written
+    /// after it, and is ignored.
     Stored {
+        /// The core's log generation at the write.
+        gen: u64,
         /// Last sequence number stored.
         upto: Seq,
     },
@@ -227,6 +232,8 @@ enum Role {
 pub struct Core {
     cfg: CoreConfig,
     role: Role,
+    /// Bumped by every cut of the log this core asks for.
+    generation: u64,
     /// Scratch buffers for the role cores' actions, reused.
     master_out: Vec<MasterAction>,
     secondary_out: Vec<SecondaryAction>,
@@ -240,6 +247,7 @@ impl Core {
         let mut core = Core {
             cfg,
             role: Role::Changing,
+            generation: 0,
             master_out: Vec::new(),
             secondary_out: Vec::new(),
         };
@@ -287,6 +295,12 @@ impl Core {
         out.push(Action::RecordEpoch(epoch));
         out.push(Action::StartLinks { epoch, peers });
         self.role = Role::Master(Box::new(Master::resume(cfg, log, stored, now)));
+    }
+
+    /// The log's generation: bumped by every cut this core asks for. The
+    /// runtime tags each write with it and hands it back in `Stored`.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether this node is master now.
@@ -362,7 +376,9 @@ impl Core {
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
             Event::FromMaster(event) => self.secondary(now, event, out),
-            Event::Stored { upto } => self.storage(
+            // Stale: written before a cut.
+            Event::Stored { gen, .. } if gen != self.generation => {}
+            Event::Stored { upto, .. } => self.storage(
                 now,
                 MasterEvent::Stored { upto },
                 SecondaryEvent::Stored { upto },
@@ -403,7 +419,7 @@ impl Core {
         if let Role::Master(m) = &mut self.role {
             let mut actions = std::mem::take(&mut self.master_out);
             m.flush(now, &mut actions);
-            Self::master_actions(&mut actions, out);
+            Self::master_actions(&mut self.generation, &mut actions, out);
             self.master_out = actions;
         }
     }
@@ -413,7 +429,7 @@ impl Core {
         if let Role::Master(m) = &mut self.role {
             let mut actions = Vec::new();
             m.shutdown(&mut actions);
-            Self::master_actions(&mut actions, out);
+            Self::master_actions(&mut self.generation, &mut actions, out);
         }
     }
 
@@ -527,7 +543,7 @@ impl Core {
         };
         let mut actions = std::mem::take(&mut self.master_out);
         m.step(now, event, &mut actions);
-        Self::master_actions(&mut actions, out);
+        Self::master_actions(&mut self.generation, &mut actions, out);
         self.master_out = actions;
     }
 
@@ -540,10 +556,13 @@ impl Core {
         for action in actions.drain(..) {
             out.push(match action {
                 SecondaryAction::Persist(entries) => Action::Persist(entries),
-                SecondaryAction::Truncate { after } => Action::CutLog {
-                    after,
-                    why: "cutting entries the master never stored (or, after a failed sync, not yet durable here)",
-                },
+                SecondaryAction::Truncate { after } => {
+                    self.generation += 1;
+                    Action::CutLog {
+                        after,
+                        why: "cutting entries the master never stored (or, after a failed sync, not yet durable here)",
+                    }
+                }
                 SecondaryAction::Send { conn, frame } => Action::ToMaster { conn, frame },
             });
         }
@@ -552,7 +571,11 @@ impl Core {
 
     /// The master core's actions as the node's; consecutive entries to
     /// persist become one batch.
-    fn master_actions(actions: &mut Vec<MasterAction>, out: &mut Vec<Action>) {
+    fn master_actions(
+        generation: &mut u64,
+        actions: &mut Vec<MasterAction>,
+        out: &mut Vec<Action>,
+    ) {
         for action in actions.drain(..) {
             let action = match action {
                 MasterAction::Persist(entry) => {
@@ -583,10 +606,13 @@ impl Core {
                     req,
                     result,
                 },
-                MasterAction::CutLog { after } => Action::CutLog {
-                    after,
-                    why: "cutting the log back to what is durable",
-                },
+                MasterAction::CutLog { after } => {
+                    *generation += 1;
+                    Action::CutLog {
+                        after,
+                        why: "cutting the log back to what is durable",
+                    }
+                }
                 MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
                 MasterAction::Diverged { peer, conn, reason } => {
                     Action::Diverged { peer, conn, reason }

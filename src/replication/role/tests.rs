@@ -173,7 +173,7 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
         vec![Action::Persist(vec![entry(3, 8)])]
     );
     assert_eq!(
-        step(&mut core, now, Event::Stored { upto: 8 }),
+        step(&mut core, now, Event::Stored { gen: 0, upto: 8 }),
         vec![Action::ToMaster {
             conn: 3,
             frame: Frame::Ack { stored: 8 }
@@ -250,7 +250,7 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     };
     assert_eq!((batch.len(), batch[0].seq, batch[0].epoch), (1, 1, 2));
     assert_eq!(
-        step(&mut core, now, Event::Stored { upto: 1 }),
+        step(&mut core, now, Event::Stored { gen: 0, upto: 1 }),
         vec![Action::Reply {
             client: 7,
             req: 1,
@@ -290,7 +290,7 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, Some("k"), 2));
-    step(&mut core, now, Event::Stored { upto: 6 });
+    step(&mut core, now, Event::Stored { gen: 0, upto: 6 });
     let mut out = Vec::new();
     core.become_secondary(&mut out);
     assert_eq!(
@@ -352,7 +352,7 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
         entries: vec![keyed],
     };
     step(&mut core, now, Event::FromMaster(entries));
-    step(&mut core, now, Event::Stored { upto: 1 });
+    step(&mut core, now, Event::Stored { gen: 0, upto: 1 });
     let mut out = Vec::new();
     core.become_master(now, &mut out);
     assert_eq!(
@@ -428,4 +428,54 @@ fn a_master_reports_every_node_and_is_read_only_without_a_quorum() {
     assert_eq!((report.epoch, report.needed, report.reachable), (2, 2, 1));
     assert!(report.read_only);
     assert_eq!(report.nodes.len(), 3);
+}
+
+#[test]
+fn a_stored_report_from_before_a_cut_is_ignored() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("b"), log(0), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 1,
+    };
+    step(&mut core, now, opened);
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut core, now, Event::FromMaster(sync));
+    let entries = SecondaryEvent::Entries {
+        conn: 3,
+        entries: vec![entry(1, 1), entry(1, 2)],
+    };
+    step(&mut core, now, Event::FromMaster(entries));
+    assert_eq!(core.generation(), 0);
+    // The master reconnects and cuts entry 2; the node writes 2 anew.
+    let opened = Event::MasterOpened {
+        conn: 4,
+        master: "a".into(),
+        epoch: 2,
+    };
+    step(&mut core, now, opened);
+    let sync = SecondaryEvent::Sync {
+        conn: 4,
+        truncate_after: Some(1),
+    };
+    let out = step(&mut core, now, Event::FromMaster(sync));
+    assert!(matches!(out.as_slice(), [Action::CutLog { after: 1, .. }]));
+    assert_eq!(core.generation(), 1);
+    // The syncer's report of the old write of 1..=2 says nothing now.
+    assert_eq!(
+        step(&mut core, now, Event::Stored { gen: 0, upto: 2 }),
+        vec![]
+    );
+    assert_eq!(core.stored(), 0);
+    assert_eq!(
+        step(&mut core, now, Event::Stored { gen: 1, upto: 1 }),
+        vec![Action::ToMaster {
+            conn: 4,
+            frame: Frame::Ack { stored: 1 }
+        }]
+    );
 }
