@@ -28,27 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
-use super::{timeout_from_ms, Input, Shared};
-use crate::net::{BoxConn, Credits, Net, Outbox};
+use super::{clients, Input, Shared};
+use crate::net::{BoxConn, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
-use crate::replication::AppendRequest;
-use crate::wire::{
-    AppendError, Frame, FrameCodec, FrameError, Hello, Role, Welcome, PROTOCOL_VERSION,
-};
-
-/// Most entries in one `Listed` answer.
-const LIST_PAGE: u32 = 1000;
-
-/// Most message bytes in one `Listed` answer (at least one entry is sent
-/// whatever its size).
-const LIST_PAGE_BYTES: usize = 256 * 1024;
-
-/// `List` pages per connection read from the log and not yet written.
-const LIST_PAGES_IN_FLIGHT: usize = 1;
+use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
 
 /// Frames queued towards the master on a secondary's replication
 /// connection (acks and heartbeat replies; one cumulative ack is enough).
@@ -150,8 +137,8 @@ async fn open<N: Net>(
     }
 }
 
-type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
-type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
+pub(super) type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
+pub(super) type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
 
 /// Serves one connection. `slot` is its place under `--max-connections`:
 /// held by client connections, given back by the master's replication
@@ -217,7 +204,7 @@ async fn serve(
                 &cfg.id,
             );
             match access {
-                Ok(access) => serve_client(reader, writer, addr, &shared, access).await,
+                Ok(access) => clients::serve(reader, writer, addr, &shared, access).await,
                 Err(reason) => {
                     if let Some(more) = shared.throttle.allow("unauthorized-client") {
                         warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
@@ -344,250 +331,6 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
         return Err("a master must name its cluster".into());
     }
     Ok(())
-}
-
-/// Sends `input` to the node loop's request queue, waiting for room (the
-/// connection is not read meanwhile). `false` once the node stops.
-async fn to_node(shared: &Shared, input: Input) -> bool {
-    tokio::select! {
-        biased;
-        _ = shared.shutdown.cancelled() => false,
-        sent = shared.requests.send(input) => sent.is_ok(),
-    }
-}
-
-async fn serve_client(
-    mut reader: Reader,
-    writer: Writer,
-    addr: SocketAddr,
-    shared: &Arc<Shared>,
-    access: crate::auth::Access,
-) {
-    let cfg = &shared.cfg;
-    let limits = cfg.limits;
-    let client = shared.next_id();
-    let credits = Arc::new(Credits::new(limits.max_inflight, LIST_PAGES_IN_FLIGHT));
-    // Room for every answer the credits allow, the welcome and a refusal:
-    // the node loop's `offer` never finds it full unless this is a bug.
-    let (outbox, rx) = Outbox::new(limits.max_inflight + 4);
-    let writer_task = shared.tracker.spawn(
-        crate::net::write_frames(writer, rx, addr.to_string(), Some(credits.clone()))
-            .in_current_span(),
-    );
-    let view = shared.role.borrow().clone();
-    let welcome = Welcome {
-        node: cfg.id.clone(),
-        role: view.role,
-        master_addr: view.master_addr,
-        last: shared.log.read().expect("log lock").last(),
-        stored: *shared.visible.borrow(),
-        max_message_bytes: cfg.max_message_bytes as u64,
-    };
-    outbox.offer(Frame::Welcome(welcome));
-    let opened = to_node(
-        shared,
-        Input::ClientOpened {
-            client,
-            tx: outbox.clone(),
-        },
-    )
-    .await;
-    // The requests, until the peer goes, misbehaves or the node stops.
-    if opened {
-        loop {
-            let idle = credits.idle();
-            let frame = tokio::select! {
-                biased;
-                _ = shared.shutdown.cancelled() => break,
-                _ = outbox.closed() => {
-                    if let Some(more) = shared.throttle.allow("not-reading") {
-                        warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
-                    }
-                    break;
-                }
-                f = reader.next() => f,
-                _ = tokio::time::sleep(limits.idle_timeout), if idle => {
-                    if let Some(more) = shared.throttle.allow("idle") {
-                        info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
-                    }
-                    break;
-                }
-            };
-            let frame = match frame {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    if let Some(more) = shared.throttle.allow("bad-client-frame") {
-                        warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
-                    }
-                    // Say why before closing, so the client can tell a bad
-                    // request from a broken connection.
-                    let reason = match e {
-                        FrameError::TooLarge { .. } => format!(
-                        "{e}: this node accepts messages of up to {} bytes (--max-message-bytes)",
-                        cfg.max_message_bytes
-                    ),
-                        other => format!("unreadable request: {other}"),
-                    };
-                    outbox.offer(Frame::Refused { reason });
-                    break;
-                }
-                None => break,
-            };
-            if !matches!(
-                frame,
-                Frame::Append { .. } | Frame::List { .. } | Frame::Health { .. }
-            ) {
-                if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
-                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
-                }
-                break;
-            }
-            // One credit per request, given back when its answer is written.
-            // Without one, this connection is not read until answers go out.
-            if credits.inflight.available_permits() == 0 {
-                if let Some(more) = shared.throttle.allow("max-inflight") {
-                    info!(peer = %addr, suppressed = more, "a client has {} requests unanswered (--max-inflight): not reading from it until answers go out", limits.max_inflight);
-                }
-            }
-            let credit = tokio::select! {
-                biased;
-                _ = shared.shutdown.cancelled() => break,
-                _ = outbox.closed() => break,
-                c = credits.inflight.acquire() => c,
-            };
-            match credit {
-                Ok(c) => c.forget(),
-                Err(_) => break,
-            }
-            match frame {
-                Frame::Append {
-                    req,
-                    key,
-                    w,
-                    timeout_ms,
-                    message,
-                } => {
-                    if !access.append {
-                        let error = AppendError::Unauthorized(format!(
-                        "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
-                        cfg.id
-                    ));
-                        outbox.offer(Frame::AppendFailed { req, error });
-                    } else {
-                        // On a secondary, the core answers where the master is.
-                        let input = Input::Append(AppendRequest {
-                            client,
-                            req,
-                            key,
-                            w,
-                            timeout: timeout_from_ms(timeout_ms),
-                            message,
-                        });
-                        if !to_node(shared, input).await {
-                            break;
-                        }
-                    }
-                }
-                Frame::List {
-                    req,
-                    from,
-                    max,
-                    wait,
-                } => {
-                    let (shared2, outbox, credits) =
-                        (shared.clone(), outbox.clone(), credits.clone());
-                    // Its own task: a waiting list (follow) must not hold up the
-                    // other requests of this connection.
-                    shared.tracker.spawn(
-                        async move {
-                            list(&shared2, &outbox, &credits, req, from, max, wait).await;
-                        }
-                        .in_current_span(),
-                    );
-                }
-                Frame::Health { req } => {
-                    let (otx, orx) = oneshot::channel();
-                    if !to_node(shared, Input::Health { tx: otx }).await {
-                        break;
-                    }
-                    let outbox = outbox.clone();
-                    shared.tracker.spawn(async move {
-                        tokio::select! {
-                            _ = outbox.closed() => {}
-                            report = orx => if let Ok(report) = report {
-                                outbox.send(Frame::HealthReport { req, report }).await;
-                            }
-                        }
-                    });
-                }
-                _ => unreachable!("checked above"),
-            }
-        }
-    }
-    if opened {
-        // Must arrive, or the loop would keep this client's outbox.
-        let _ = shared.requests.send(Input::ClientClosed { client }).await;
-    }
-    // Queued answers still go out, but a peer that reads nothing does not
-    // hold this task.
-    outbox.close();
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
-}
-
-/// Answers one `List`: waits (with `wait`) until something at `from` is
-/// visible, then reads one page, at most [`LIST_PAGE_BYTES`] of messages,
-/// once the connection's previous page has been written.
-async fn list(
-    shared: &Shared,
-    outbox: &Outbox,
-    credits: &Credits,
-    req: u64,
-    from: u64,
-    max: u32,
-    wait: bool,
-) {
-    let from = from.max(1);
-    let mut visible_rx = shared.visible.clone();
-    if wait {
-        while *visible_rx.borrow_and_update() < from {
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => return,
-                _ = outbox.closed() => return,
-                changed = visible_rx.changed() => if changed.is_err() { return },
-            }
-        }
-    }
-    let page = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        _ = outbox.closed() => return,
-        p = credits.list_pages.acquire() => p,
-    };
-    match page {
-        Ok(p) => p.forget(), // given back by the writer
-        Err(_) => return,
-    }
-    // `visible` is read under the log's lock: the loop changes both under
-    // the write lock (a truncation lowers it), so they agree here.
-    let (visible, read) = {
-        let log = shared.log.read().expect("log lock");
-        let visible = *visible_rx.borrow_and_update();
-        let max = max.clamp(1, LIST_PAGE) as usize;
-        (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
-    };
-    let answer = match read {
-        Ok(entries) => Frame::Listed {
-            req,
-            entries: entries.into_iter().map(|e| (e.seq, e.message)).collect(),
-            visible,
-        },
-        Err(e) => {
-            warn!(error = %e, "cannot read the log for a list");
-            Frame::Refused {
-                reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
-            }
-        }
-    };
-    outbox.send(answer).await;
 }
 
 async fn serve_master(

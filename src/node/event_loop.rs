@@ -1,0 +1,511 @@
+//! The node loop: the one task that owns the replication core and the
+//! log's writing. It takes inputs in rounds (control first, then client
+//! requests), feeds each to the core, carries out the actions that come
+//! back, and at the end of each round persists, syncs, sends and publishes
+//! in fixed phases; then it sleeps until the next input or the core's next
+//! deadline. It decides nothing itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{error, warn};
+
+use super::{link, syncer, Input, Outbox, Shared, LINK_QUEUE, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
+use crate::config::FsyncPolicy;
+use crate::entry::{Entry, Epoch, Seq};
+use crate::replication::role::{Action, Core, Event, RoleView};
+use crate::replication::secondary::SecondaryEvent;
+use crate::replication::{ClientId, ConnId};
+use crate::wire::Frame;
+
+/// Starts the link to one secondary: its index, id and address, the epoch
+/// it speaks for and its command queue.
+pub(super) type SpawnLink =
+    Box<dyn Fn(usize, (String, String), Epoch, mpsc::Receiver<link::LinkCmd>) + Send>;
+
+pub(super) struct NodeLoop {
+    pub(super) shared: Arc<Shared>,
+    /// The replication core: every decision is its.
+    pub(super) core: Core,
+    /// One command channel per secondary link, while the core is master.
+    pub(super) links: Vec<mpsc::Sender<link::LinkCmd>>,
+    /// Starts a link task.
+    pub(super) spawn_link: SpawnLink,
+    /// The master's current replication connection, on a secondary.
+    pub(super) master: Option<(ConnId, Outbox)>,
+    /// Where each client's answers go.
+    pub(super) clients: HashMap<ClientId, Outbox>,
+    /// Publishes the visible sequence number to readers.
+    pub(super) visible_tx: watch::Sender<Seq>,
+    /// Publishes what the core says this node is.
+    pub(super) role_tx: watch::Sender<RoleView>,
+    /// To the syncer, when the log has something to sync.
+    pub(super) sync_tx: Option<Arc<syncer::SyncQueue>>,
+    /// The syncer task, awaited at shutdown so that no result is lost.
+    pub(super) syncer: Option<tokio::task::JoinHandle<()>>,
+    /// When the core next has work for a tick (its `poll_timeout`, at most
+    /// `MAX_SLEEP` away).
+    pub(super) next_tick: std::time::Instant,
+    /// The fsync policy.
+    pub(super) fsync: FsyncPolicy,
+    /// Entries to persist, not yet written: written before anything is read
+    /// back to be sent, and at the end of every round.
+    pub(super) pending: Vec<Entry>,
+    /// Scratch action buffer, reused.
+    pub(super) actions: Vec<Action>,
+    /// Inputs the loop generated for itself (stored without a syncer).
+    pub(super) requeue: VecDeque<Input>,
+}
+
+impl NodeLoop {
+    pub(super) async fn run(
+        &mut self,
+        mut control: mpsc::Receiver<Input>,
+        mut requests: mpsc::Receiver<Input>,
+    ) {
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            // Sleep until an input comes or the core's next deadline.
+            let wake = Instant::from_std(self.next_tick);
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(input) = control.recv() => Some(input),
+                Some(input) = requests.recv() => Some(input),
+                _ = tokio::time::sleep_until(wake) => None,
+            };
+            let now = Instant::now().into_std();
+            if let Some(input) = first {
+                self.handle(now, input);
+            }
+            // Control first, then requests, up to the round's size.
+            let mut n = 1;
+            while n < MAX_INPUTS_PER_ROUND {
+                match control.try_recv().or_else(|_| requests.try_recv()) {
+                    Ok(input) => self.handle(now, input),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            // Inputs win the select above; under steady load the sleep
+            // would never be taken, and timeouts, heartbeats and silence
+            // detection with it. Tick here whenever the deadline is due.
+            if now >= self.next_tick {
+                self.step(now, Event::Tick);
+            }
+            self.end_round(now);
+            self.next_tick = self.poll_timeout(now);
+            self.shared.rounds.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(requests);
+        self.stop(control).await;
+    }
+
+    fn handle(&mut self, now: std::time::Instant, input: Input) {
+        self.requeue.push_back(input);
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+    }
+
+    fn handle_one(&mut self, now: std::time::Instant, input: Input) {
+        let event = match input {
+            Input::ClientOpened { client, tx } => {
+                self.clients.insert(client, tx);
+                return;
+            }
+            Input::ClientClosed { client } => {
+                self.clients.remove(&client);
+                return;
+            }
+            Input::Health { tx } => {
+                let _ = tx.send(self.core.health(now));
+                return;
+            }
+            Input::Append(request) => Event::Append(request),
+            Input::Link(event) => Event::Link(event),
+            Input::MasterOpened {
+                conn,
+                tx,
+                master,
+                epoch,
+            } => {
+                // The newest connection replaces any older one; the core's
+                // answer (welcome or refusal) goes out on it first.
+                self.master = Some((conn, tx));
+                Event::MasterOpened {
+                    conn,
+                    master,
+                    epoch,
+                }
+            }
+            Input::FromMaster(event) => {
+                if let SecondaryEvent::MasterDisconnected { conn } = &event {
+                    if self.master.as_ref().is_some_and(|(c, _)| c == conn) {
+                        self.master = None;
+                    }
+                }
+                Event::FromMaster(event)
+            }
+            Input::Stored { gen, upto } => Event::Stored { gen, upto },
+            Input::StorageFailed(reason) => {
+                error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
+                Event::StorageFailed {
+                    reason: self.cannot_store(reason),
+                }
+            }
+            Input::Unwritten { after, reason } => {
+                // A write failed but the log works: the core forgets what
+                // was not written, and the next append simply tries again,
+                // so the node resumes by itself once the disk has room.
+                if let Some(more) = self.shared.throttle.allow("unwritten") {
+                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                           "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
+                }
+                // Entries not yet written are gone too, as the core
+                // forgets everything after `after`.
+                self.pending.retain(|e| e.seq <= after);
+                Event::Unwritten {
+                    after,
+                    reason: self.cannot_store(reason),
+                }
+            }
+            Input::SyncFailed { reason } => {
+                if let Some(more) = self.shared.throttle.allow("sync-failed") {
+                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
+                           "syncing the log failed");
+                }
+                Event::SyncFailed {
+                    reason: self.cannot_store(reason),
+                }
+            }
+        };
+        self.step(now, event);
+    }
+
+    /// A storage error as clients and peers are told it.
+    fn cannot_store(&self, reason: String) -> String {
+        format!("node {} cannot store entries: {reason}", self.shared.cfg.id)
+    }
+
+    /// When the next tick is due: the core's next deadline, never in the
+    /// past (a deadline that a tick did not clear must not spin the loop),
+    /// and never more than `MAX_SLEEP` away, so that an idle loop still
+    /// completes rounds (the watchdog counts them).
+    fn poll_timeout(&self, now: std::time::Instant) -> std::time::Instant {
+        let soonest = now + Duration::from_millis(1);
+        self.core
+            .poll_timeout(now)
+            .unwrap_or(now + MAX_SLEEP)
+            .clamp(soonest, now + MAX_SLEEP)
+    }
+
+    /// Feeds the core one event and carries out what it says.
+    fn step(&mut self, now: std::time::Instant, event: Event) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.core.step(now, event, &mut actions);
+        self.run_actions(&mut actions);
+        self.actions = actions;
+    }
+
+    /// Cuts the log after `after`. The log is cut and the visible position
+    /// lowered under one write lock, so a reader never sees one without the
+    /// other (`truncate_after` syncs the cut itself).
+    fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
+        let mut log = self.shared.log.write().expect("log lock");
+        let result = log.truncate_after(after);
+        self.visible_tx.send_if_modified(|v| {
+            let changed = *v > after;
+            *v = (*v).min(after);
+            changed
+        });
+        drop(log);
+        result
+    }
+
+    /// Writes what is pending, hands it to the syncer (or reports it stored
+    /// at once when there is nothing to wait for).
+    fn write_pending(&mut self) {
+        let entries = std::mem::take(&mut self.pending);
+        if entries.is_empty() {
+            return;
+        }
+        let upto = entries.last().expect("not empty").seq;
+        // One lock for the write and for the file the sync must cover.
+        let written = {
+            let mut log = self.shared.log.write().expect("log lock");
+            log.append(&entries).map(|()| log.sync_point())
+        };
+        // The buffer is kept: its capacity serves the next round.
+        self.pending = entries;
+        self.pending.clear();
+        let point = match written {
+            Ok(point) => point,
+            Err(e) if crate::storage::disk::is_not_durable(&e) => {
+                // Written, but a sync failed on the way (a segment roll).
+                // Under `always` that is a failed sync: cut back to what is
+                // durable. Otherwise the entries count once written.
+                self.requeue.push_back(Input::SyncFailed {
+                    reason: format!("{e}"),
+                });
+                if self.fsync != FsyncPolicy::Always {
+                    self.requeue.push_back(Input::Stored {
+                        gen: self.core.generation(),
+                        upto,
+                    });
+                }
+                return;
+            }
+            Err(e) => {
+                // Whatever the failed write left is cut by the log itself:
+                // it holds exactly what it says.
+                let after = self.shared.log.read().expect("log lock").last().seq;
+                self.requeue.push_back(Input::Unwritten {
+                    after,
+                    reason: format!("writing the log failed: {e}"),
+                });
+                return;
+            }
+        };
+        if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
+            tx.push(self.core.generation(), upto, point);
+            if self.fsync == FsyncPolicy::Always {
+                return; // the syncer reports Stored
+            }
+        }
+        self.requeue.push_back(Input::Stored {
+            gen: self.core.generation(),
+            upto,
+        });
+    }
+
+    /// Carries out the core's actions, in order.
+    pub(super) fn run_actions(&mut self, actions: &mut Vec<Action>) {
+        for action in actions.drain(..) {
+            match action {
+                Action::RecordEpoch(epoch) => {
+                    let recorded = self.shared.log.write().expect("log lock").set_epoch(epoch);
+                    if let Err(e) = recorded {
+                        self.requeue.push_back(Input::StorageFailed(format!(
+                            "cannot record the new epoch: {e}"
+                        )));
+                    }
+                }
+                Action::StartLinks { epoch, peers } => {
+                    self.links.clear();
+                    for (peer, secondary) in peers.into_iter().enumerate() {
+                        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+                        self.links.push(tx);
+                        (self.spawn_link)(peer, secondary, epoch, rx);
+                    }
+                }
+                // Closing its queue ends a link.
+                Action::StopLinks => self.links.clear(),
+                Action::Persist(entries) => {
+                    if self.pending.is_empty() {
+                        self.pending = entries;
+                    } else {
+                        self.pending.extend(entries);
+                    }
+                }
+                Action::CutLog { after, why } => {
+                    warn!(node = %self.shared.cfg.id, after, "{why}");
+                    self.pending.retain(|e| e.seq <= after);
+                    if let Err(e) = self.cut_log(after) {
+                        self.requeue
+                            .push_back(Input::StorageFailed(format!("{why} failed: {e}")));
+                    }
+                }
+                Action::SendEntries {
+                    peer,
+                    conn,
+                    from,
+                    to,
+                } => {
+                    // Entries are read from the log: write this round's first.
+                    self.write_pending();
+                    self.send_entries(peer, conn, from, to);
+                }
+                Action::ToPeer { peer, conn, frame } => {
+                    self.to_link(peer, link::LinkCmd::Send(conn, frame));
+                }
+                Action::Reconnect { peer, conn } => {
+                    warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
+                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
+                }
+                Action::Diverged { peer, conn, reason } => {
+                    error!(peer, "{reason}");
+                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
+                }
+                Action::ToMaster { conn, frame } => {
+                    if let Some((c, tx)) = &self.master {
+                        if *c == conn {
+                            tx.offer(frame);
+                        }
+                    }
+                }
+                Action::RefuseMaster { conn, reason } => {
+                    if let Some((c, tx)) = &self.master {
+                        if *c == conn {
+                            warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
+                            tx.offer(Frame::Refused { reason });
+                            tx.close();
+                            self.master = None;
+                        }
+                    }
+                }
+                Action::Reply {
+                    client,
+                    req,
+                    result,
+                } => {
+                    if let Some(tx) = self.clients.get(&client) {
+                        let frame = match result {
+                            Ok(seq) => Frame::Appended { req, seq },
+                            Err(error) => Frame::AppendFailed { req, error },
+                        };
+                        tx.offer(frame);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a command to a link without waiting. The core's window bounds
+    /// what is sent to a secondary, so a full queue is a stuck link task:
+    /// said loudly, and the frame is dropped (the core resends after the
+    /// link reconnects).
+    fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
+        let Some(link) = self.links.get(peer) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(cmd) {
+            if let Some(more) = self.shared.throttle.allow("link-queue") {
+                error!(
+                    peer,
+                    suppressed = more,
+                    "the link to a secondary is not taking commands; dropping one"
+                );
+            }
+        }
+    }
+
+    fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
+        let max_bytes = self.shared.cfg.max_message_bytes;
+        let mut next = from;
+        while next <= to {
+            let read = self.shared.log.read().expect("log lock").read(
+                next,
+                to,
+                crate::replication::BATCH as usize,
+                max_bytes,
+            );
+            match read {
+                Ok(entries) if !entries.is_empty() => {
+                    next = entries.last().expect("not empty").seq + 1;
+                    self.to_link(peer, link::LinkCmd::Send(conn, Frame::Entries { entries }));
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    self.requeue.push_back(Input::StorageFailed(format!(
+                        "reading the log to replicate failed: {e}"
+                    )));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// After a round of inputs, in fixed phases: persist what the round
+    /// assigned, take what that reported, let the core send what
+    /// secondaries miss, publish what readers and clients may see.
+    fn end_round(&mut self, now: std::time::Instant) {
+        self.write_pending();
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        self.core.flush(now, &mut actions);
+        self.run_actions(&mut actions);
+        self.actions = actions;
+        self.write_pending();
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        let visible = self.core.stored();
+        self.visible_tx.send_if_modified(|v| {
+            let changed = *v != visible;
+            *v = visible;
+            changed
+        });
+        let view = self.core.view();
+        self.role_tx.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
+    }
+
+    /// Shutdown: stop taking appends, fail what still waits, make the log
+    /// durable.
+    async fn stop(&mut self, mut rx: mpsc::Receiver<Input>) {
+        let now = Instant::now().into_std();
+        self.write_pending();
+        // Let the syncer finish, and take what it reported: a failed sync
+        // must be known before anything is declared durable (Linux reports
+        // a writeback error once, so the final sync below may not see it).
+        if let Some(queue) = self.sync_tx.take() {
+            queue.close();
+        }
+        if let Some(task) = self.syncer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        rx.close();
+        while let Ok(input) = rx.try_recv() {
+            if matches!(
+                input,
+                Input::Stored { .. }
+                    | Input::StorageFailed(_)
+                    | Input::SyncFailed { .. }
+                    | Input::Unwritten { .. }
+            ) {
+                self.handle(now, input);
+            }
+        }
+        while let Some(input) = self.requeue.pop_front() {
+            self.handle_one(now, input);
+        }
+        let (point, last) = {
+            let log = self.shared.log.read().expect("log lock");
+            (log.sync_point(), log.last().seq)
+        };
+        let synced = match point {
+            Some(point) => match tokio::task::spawn_blocking(move || point.sync_data()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("final sync of the log failed: {e}")),
+                Err(e) => Err(format!("final sync of the log panicked: {e}")),
+            },
+            None => Ok(()),
+        };
+        match synced {
+            // Everything written is durable now: answer whoever that
+            // satisfies (a broken core ignores this).
+            Ok(()) => {
+                let gen = self.core.generation();
+                self.step(now, Event::Stored { gen, upto: last })
+            }
+            Err(reason) => self.handle_one(now, Input::StorageFailed(reason)),
+        }
+        let mut actions = Vec::new();
+        self.core.shutdown(&mut actions);
+        self.run_actions(&mut actions);
+        // Dropping the outboxes lets every writer finish and close.
+        self.clients.clear();
+        self.links.clear();
+        self.master = None;
+    }
+}
