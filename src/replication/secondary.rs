@@ -779,4 +779,54 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn after_the_master_disconnects_nothing_is_taken_or_acknowledged_until_it_reconnects() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        // Another connection's end changes nothing.
+        step(&mut s, now, E::MasterDisconnected { conn: 7 });
+        assert!(s.connected());
+        assert_eq!(s.conn(), Some(1));
+        step(&mut s, now, E::MasterDisconnected { conn: 1 });
+        assert!(!s.connected());
+        assert_eq!(s.conn(), None);
+        assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
+        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
+        assert_eq!(s.received(), 0);
+        // Stored while disconnected: recorded, acknowledged to nobody.
+        assert_eq!(step(&mut s, now, E::Stored { upto: 0 }), vec![]);
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        let sync = E::Sync {
+            conn: 2,
+            truncate_after: None,
+        };
+        assert_eq!(step(&mut s, now, sync), vec![]);
+        assert_eq!(
+            step(&mut s, now, batch(2, vec![e(1)])),
+            vec![A::Persist(vec![e(1)])]
+        );
+        assert_eq!(s.last(), Position { epoch: 1, seq: 1 });
+    }
+
+    #[test]
+    fn the_epochs_of_the_log_follow_what_is_taken_and_what_is_cut() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        let mut later = e(3);
+        later.epoch = 2;
+        step(&mut s, now, batch(1, vec![e(1), e(2), later]));
+        assert_eq!(s.last(), Position { epoch: 2, seq: 3 });
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        let sync = E::Sync {
+            conn: 2,
+            truncate_after: Some(2),
+        };
+        assert_eq!(step(&mut s, now, sync), vec![A::Truncate { after: 2 }]);
+        assert_eq!(s.last(), Position { epoch: 1, seq: 2 });
+        let (state, stored) = s.into_log_state();
+        assert_eq!(state.epochs, vec![(1, 1)]);
+        assert_eq!(
+            (state.last, state.epoch, stored),
+            (Position { epoch: 1, seq: 2 }, 1, 0)
+        );
+    }
 }

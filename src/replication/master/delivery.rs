@@ -97,13 +97,17 @@ impl Master {
                 continue;
             }
             p.retry_at = None;
-            while p.sent < self.stored && p.sent - p.acked < self.cfg.window {
-                let room = self.cfg.window - (p.sent - p.acked);
-                let to = self.stored.min(p.sent + self.cfg.batch.min(room));
+            // Up to what is stored and fits in the window, in batches. An
+            // iterator over a range, not a loop on a condition: whatever
+            // the arithmetic, it ends.
+            let end = self.stored.min(p.acked + self.cfg.window);
+            let batch = self.cfg.batch.max(1);
+            for from in (p.sent + 1..=end).step_by(batch as usize) {
+                let to = end.min(from + batch - 1);
                 out.push(MasterAction::SendEntries {
                     peer: i,
                     conn,
-                    from: p.sent + 1,
+                    from,
                     to,
                 });
                 p.sent = to;

@@ -737,3 +737,382 @@ fn window_limits_what_is_in_flight() {
     step(&mut m, now, ack_from(0, 2));
     assert_eq!(flush(&mut m, now), vec![sent(0, 4, 5)]);
 }
+
+#[test]
+fn a_disconnected_secondary_is_sent_nothing_and_its_old_connection_is_ignored() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    // A disconnection of another connection changes nothing.
+    step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 99 });
+    assert_eq!(m.health(now)[1].status, PeerStatus::Healthy);
+    step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 10 });
+    assert_eq!(m.health(now)[1].status, PeerStatus::Unhealthy);
+    assert_eq!(m.reachable(now), 2);
+    assert_eq!(flush(&mut m, now), vec![sent(1, 1, 1)]);
+    // An ack that was on its way on the closed connection counts nothing.
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    assert_eq!(m.health(now)[1].acked, 0);
+    // Its next connection starts where the secondary says it is.
+    let out = step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 20,
+            last: Position::default(),
+            stored: 0,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 20,
+            frame: Frame::Sync {
+                truncate_after: None
+            }
+        }]
+    );
+    assert_eq!(
+        flush(&mut m, now),
+        vec![A::SendEntries {
+            peer: 0,
+            conn: 20,
+            from: 1,
+            to: 1
+        }]
+    );
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Ack {
+                peer: 0,
+                conn: 20,
+                stored: 1
+            }
+        ),
+        vec![ok(1, 1, 1)]
+    );
+}
+
+#[test]
+fn a_silent_but_connected_secondary_is_suspected_then_unhealthy_without_a_tick() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let t = Timing::default();
+    let ms = Duration::from_millis(1);
+    assert_eq!(
+        m.health(now + t.suspect_after)[1].status,
+        PeerStatus::Healthy
+    );
+    assert_eq!(m.reachable(now + t.suspect_after), 3);
+    // Suspected still counts for the quorum...
+    assert_eq!(
+        m.health(now + t.suspect_after + ms)[1].status,
+        PeerStatus::Suspected
+    );
+    assert_eq!(m.reachable(now + t.suspect_after + ms), 3);
+    assert!(!m.read_only(now + t.suspect_after + ms));
+    assert_eq!(
+        m.health(now + t.unhealthy_after)[1].status,
+        PeerStatus::Suspected
+    );
+    // ...Unhealthy does not, though the connection is still open.
+    assert_eq!(
+        m.health(now + t.unhealthy_after + ms)[1].status,
+        PeerStatus::Unhealthy
+    );
+    assert_eq!(m.reachable(now + t.unhealthy_after + ms), 1);
+    assert!(m.read_only(now + t.unhealthy_after + ms));
+    assert_eq!(
+        m.health(now + t.unhealthy_after + ms)[1].last_heard_ms,
+        Some(t.unhealthy_after.as_millis() as u64 + 1)
+    );
+}
+
+#[test]
+fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_complete() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    let out = step(
+        &mut m,
+        now,
+        E::StorageFailed {
+            reason: "EIO".into(),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 2,
+            result: Err(AppendError::Storage("EIO".into()))
+        }]
+    );
+    assert!(m.broken());
+    // Stored before the failure: the secondary's copy completes it.
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![ok(1, 1, 1)]);
+    // Nothing moves `stored` any more.
+    assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![]);
+    assert_eq!(m.stored(), 1);
+    assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+}
+
+#[test]
+fn after_three_failures_in_a_row_a_heartbeat_reply_no_longer_cuts_the_backoff() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    flush(&mut m, now);
+    let nack = E::Nack {
+        peer: 0,
+        conn: 10,
+        stored: 0,
+        reason: "x".into(),
+    };
+    for failures in 1..=RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
+        step(&mut m, now, nack.clone());
+        assert_eq!(flush(&mut m, now), vec![], "paused after {failures}");
+        step(&mut m, now, heartbeat_reply(0, 0));
+        if failures < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
+            assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)], "{failures}");
+        } else {
+            assert_eq!(flush(&mut m, now), vec![], "{failures}: still paused");
+        }
+    }
+    // The backoff's own end resumes it.
+    let later = now + Timing::default().retry_max;
+    assert_eq!(flush(&mut m, later), vec![sent(0, 1, 1)]);
+}
+
+#[test]
+fn a_tick_during_the_backoff_keeps_it_and_one_after_it_ends_it() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    flush(&mut m, now);
+    step(
+        &mut m,
+        now,
+        E::Nack {
+            peer: 0,
+            conn: 10,
+            stored: 0,
+            reason: "x".into(),
+        },
+    );
+    let retry_at = m.peers[0].retry_at.expect("paused");
+    assert!(retry_at >= now + Timing::default().retry_base);
+    assert_eq!(m.poll_timeout(now), Some(retry_at));
+    let before = retry_at - Duration::from_millis(1);
+    step(&mut m, before, E::Tick);
+    assert_eq!(m.peers[0].retry_at, Some(retry_at));
+    assert_eq!(flush(&mut m, before), vec![]);
+    step(&mut m, retry_at, E::Tick);
+    assert_eq!(m.peers[0].retry_at, None);
+    assert_eq!(flush(&mut m, retry_at), vec![sent(0, 1, 1)]);
+}
+
+#[test]
+fn a_message_of_exactly_the_limit_and_a_key_of_exactly_the_limit_are_taken() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    let request = |req, key: String, message: String| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: Some(key),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: message.into(),
+        })
+    };
+    let largest = "m".repeat(100);
+    let out = step(&mut m, now, request(1, "k".repeat(MAX_KEY_BYTES), largest));
+    assert!(
+        matches!(out.as_slice(), [A::Persist(e)] if e.seq == 1),
+        "{out:?}"
+    );
+    let out = step(
+        &mut m,
+        now,
+        request(2, "k".repeat(MAX_KEY_BYTES + 1), "m".into()),
+    );
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 2,
+            result: Err(AppendError::BadRequest(format!(
+                "the request key is over {MAX_KEY_BYTES} bytes"
+            )))
+        }]
+    );
+    let out = step(&mut m, now, request(3, "j".into(), "m".repeat(101)));
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 3,
+            result: Err(AppendError::BadRequest(
+                "the message is 101 bytes, over the 100 byte limit (--max-message-bytes)".into()
+            ))
+        }]
+    );
+    assert_eq!(m.last(), 1);
+}
+
+#[test]
+fn a_timed_out_append_says_how_many_nodes_hold_it() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let timed = |req, w| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: None,
+            w: WriteConcern::Nodes(w),
+            timeout: Some(Duration::from_millis(10)),
+            message: "a".into(),
+        })
+    };
+    step(&mut m, now, timed(1, 3));
+    step(&mut m, now, timed(2, 3));
+    step(&mut m, now, E::Stored { upto: 1 });
+    flush(&mut m, now);
+    step(&mut m, now, ack_from(1, 1));
+    let out = step(&mut m, now + Duration::from_millis(10), E::Tick);
+    let replies: Vec<_> = out
+        .into_iter()
+        .filter(|a| matches!(a, A::Reply { .. }))
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::TimedOut {
+                    seq: 1,
+                    stored_on: 2
+                })
+            },
+            A::Reply {
+                client: 1,
+                req: 2,
+                result: Err(AppendError::TimedOut {
+                    seq: 2,
+                    stored_on: 0
+                })
+            }
+        ]
+    );
+}
+
+#[test]
+fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number() {
+    let (mut m, now) = master(2);
+    // One secondary connected: quorum known, appends admitted.
+    step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 10,
+            last: Position::default(),
+            stored: 0,
+        },
+    );
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(3), "a"));
+    let mut out = Vec::new();
+    m.shutdown(&mut out);
+    assert_eq!(
+        out,
+        vec![
+            A::Reply {
+                client: 1,
+                req: 2,
+                result: Err(AppendError::ShuttingDown { seq: Some(1) })
+            },
+            A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::ShuttingDown { seq: Some(2) })
+            },
+        ]
+    );
+    // Nobody is answered twice, whatever comes after.
+    step(&mut m, now, E::Stored { upto: 2 });
+    assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
+    assert_eq!(m.poll_timeout(now).map(|t| t > now), Some(true));
+
+    // Held appends (quorum still unknown at start) never got a number.
+    let (mut m, now) = master(2);
+    assert_eq!(
+        step(&mut m, now, append(1, 3, WriteConcern::Nodes(1), "c")),
+        vec![]
+    );
+    let mut out = Vec::new();
+    m.shutdown(&mut out);
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 3,
+            result: Err(AppendError::ShuttingDown { seq: None })
+        }]
+    );
+    assert_eq!(m.poll_timeout(now), None);
+}
+
+#[test]
+fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
+    let cfg = MasterConfig {
+        me: ("m".into(), "m:1".into()),
+        secondaries: vec![("s0".into(), "s0:1".into())],
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window: 7,
+        batch: 3,
+        seed: 1,
+        stored_means_synced: true,
+    };
+    let state = LogState {
+        epoch: 1,
+        last: Position { epoch: 1, seq: 10 },
+        epochs: vec![(1, 1)],
+        keys: KeyWindow::new(100, 11),
+    };
+    let now = Instant::now();
+    let mut m = Master::new(cfg, state, now);
+    step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 10,
+            last: Position::default(),
+            stored: 0,
+        },
+    );
+    assert_eq!(
+        flush(&mut m, now),
+        vec![sent(0, 1, 3), sent(0, 4, 6), sent(0, 7, 7)]
+    );
+    assert_eq!(flush(&mut m, now), vec![], "the window is full");
+    step(&mut m, now, ack_from(0, 2));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 8, 9)]);
+    step(&mut m, now, ack_from(0, 9));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 10, 10)]);
+    assert_eq!(flush(&mut m, now), vec![]);
+}
