@@ -5,14 +5,17 @@
 //! - [`entry`]: entries, sequence numbers, epochs and positions.
 //! - [`wire`]: the frames and the length-delimited bincode codec (the only
 //!   module that knows bincode).
-//! - [`replication`]: master and secondary state machines: events in,
-//!   actions out, time passed in.
+//! - [`replication`]: one node's core in either role (it decides roles,
+//!   quorum, health, read-only, what to send and when to answer) over the
+//!   master's and the secondary's state machines: events in, actions out,
+//!   time passed in.
 //!
 //! Around it:
 //! - [`storage`]: the log, in memory or on disk (segments, checksums,
 //!   recovery).
-//! - [`node`]: the tokio runtime of one node: the node loop, connections,
-//!   the master's links to secondaries, group commit.
+//! - [`node`]: the tokio runtime of one node, which carries out the
+//!   core's actions and decides nothing: the node loop, connections, the
+//!   master's links to secondaries, group commit.
 //! - [`net`]: the transport the runtime is generic over, and the frame
 //!   writer task.
 //! - [`config`]: cluster list and node configuration, validated.
