@@ -354,3 +354,60 @@ async fn output_failures_and_bad_addresses_get_clear_exit_codes() {
     let (code, out, _) = replog(&["list", "--node", c.master()]);
     assert_eq!((code, out.as_str()), (0, "kept\n"));
 }
+
+/// A stale master (an older epoch: a former master come back) that dials a
+/// secondary is refused, and the refusal leaves the live master's
+/// connection alone: its acks keep flowing, so it never goes silent and
+/// is never redialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stale_master_does_not_disturb_the_live_masters_connection() {
+    use replog::config::Cluster as ClusterList;
+    use replog::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
+
+    // Default timings: silent past 3 s means redialled.
+    let mut c = Cluster::new(3, false, |_| Vec::new());
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    append(c.master(), "first", 3).await.unwrap();
+
+    let list = c
+        .addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("n{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let hello = framed(&Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        cluster: Some(ClusterList::parse(&list, None).unwrap().fingerprint()),
+        role: Role::Master {
+            id: "n1".into(),
+            epoch: 0,
+        },
+        nonce: None,
+        token: None,
+    }));
+    let mut s = std::net::TcpStream::connect(&c.addrs[1]).unwrap();
+    s.write_all(&hello).unwrap();
+    let (got, closed) = read_frames(&mut s, Duration::from_secs(10));
+    assert!(closed);
+    assert!(
+        matches!(&got[..], [Frame::Refused { reason }] if reason.contains("stale master")),
+        "{got:?}"
+    );
+
+    // Longer than --unhealthy-after, appends that need every node.
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut n = 1;
+    while Instant::now() < until {
+        n += 1;
+        append(c.master(), &format!("m{n}"), 3).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = c.logs(0);
+    assert!(
+        !logs.contains("replication connection closed"),
+        "the master lost a secondary: {logs}"
+    );
+    c.wait_converged(&[1, 2], n as usize).await;
+}

@@ -37,6 +37,8 @@ pub(super) struct NodeLoop {
     pub(super) spawn_link: SpawnLink,
     /// The master's current replication connection, on a secondary.
     pub(super) master: Option<(ConnId, Outbox)>,
+    /// A master connection the core is deciding on, during that step.
+    pub(super) opening: Option<(ConnId, Outbox)>,
     /// Where each client's answers go.
     pub(super) clients: HashMap<ClientId, Outbox>,
     /// Publishes the visible sequence number to readers.
@@ -134,9 +136,17 @@ impl NodeLoop {
                 master,
                 epoch,
             } => {
-                // The newest connection replaces any older one; the core's
-                // answer (welcome or refusal) goes out on it first.
-                self.master = Some((conn, tx));
+                // The welcome tells the master where this log ends: write
+                // what is pending first, and take what that reports, so
+                // that it says what the log holds.
+                self.write_pending();
+                while let Some(input) = self.requeue.pop_front() {
+                    self.handle_one(now, input);
+                }
+                // The core's answer goes out on this connection: a welcome
+                // makes it the master's connection, replacing any older
+                // one; a refusal closes it and leaves the older one be.
+                self.opening = Some((conn, tx));
                 Event::MasterOpened {
                     conn,
                     master,
@@ -185,6 +195,7 @@ impl NodeLoop {
             }
         };
         self.step(now, event);
+        self.opening = None;
     }
 
     /// A storage error as clients and peers are told it.
@@ -342,6 +353,10 @@ impl NodeLoop {
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 Action::ToMaster { conn, frame } => {
+                    if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
+                        // Welcomed: this is the master's connection now.
+                        self.master = self.opening.take();
+                    }
                     if let Some((c, tx)) = &self.master {
                         if *c == conn {
                             tx.offer(frame);
@@ -349,13 +364,17 @@ impl NodeLoop {
                     }
                 }
                 Action::RefuseMaster { conn, reason } => {
-                    if let Some((c, tx)) = &self.master {
-                        if *c == conn {
-                            warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
-                            tx.offer(Frame::Refused { reason });
-                            tx.close();
-                            self.master = None;
-                        }
+                    let refused = if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
+                        self.opening.take()
+                    } else if self.master.as_ref().is_some_and(|(c, _)| *c == conn) {
+                        self.master.take()
+                    } else {
+                        None
+                    };
+                    if let Some((_, tx)) = refused {
+                        warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
+                        tx.offer(Frame::Refused { reason });
+                        tx.close();
                     }
                 }
                 Action::Reply {

@@ -268,6 +268,7 @@ pub async fn run<N: Net>(
         links: Vec::new(),
         spawn_link,
         master: None,
+        opening: None,
         clients: HashMap::new(),
         visible_tx,
         role_tx,

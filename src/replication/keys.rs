@@ -74,11 +74,6 @@ impl KeyWindow {
         }
     }
 
-    /// Entries remembered at most.
-    pub fn window(&self) -> u64 {
-        self.window
-    }
-
     /// Sequence number the next [`KeyWindow::push`] must carry.
     pub fn next(&self) -> Seq {
         self.base + self.fps.len() as u64

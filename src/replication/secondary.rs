@@ -223,11 +223,6 @@ impl Secondary {
         self.conn
     }
 
-    /// Whether the master currently has a connection to this node.
-    pub fn connected(&self) -> bool {
-        self.conn.is_some()
-    }
-
     /// This node's status as it reports it itself: healthy while its
     /// master is connected (and its log works), unhealthy otherwise.
     pub fn status(&self) -> PeerStatus {
@@ -785,10 +780,8 @@ mod tests {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         // Another connection's end changes nothing.
         step(&mut s, now, E::MasterDisconnected { conn: 7 });
-        assert!(s.connected());
         assert_eq!(s.conn(), Some(1));
         step(&mut s, now, E::MasterDisconnected { conn: 1 });
-        assert!(!s.connected());
         assert_eq!(s.conn(), None);
         assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
         assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);

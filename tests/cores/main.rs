@@ -62,6 +62,9 @@ fn the_schedules_inject_every_fault_they_claim() {
     assert!(stats.acknowledged > 1000, "{stats:?}");
     assert!(stats.refused_or_timed_out > 0, "{stats:?}");
     assert!(stats.dropped > 0 && stats.reordered > 0, "{stats:?}");
-    assert!(stats.cuts > 0 && stats.crashes > 0, "{stats:?}");
+    assert!(
+        stats.cuts > 0 && stats.crashes > 0 && stats.master_crashes > 0,
+        "{stats:?}"
+    );
     assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
 }

@@ -81,6 +81,10 @@ struct Node {
     restart_at: Option<Duration>,
     /// Bumped at every boot: a sync asked before a crash reports nothing.
     incarnation: u64,
+    /// Cuts of this log so far: a sync asked before a cut covers only what
+    /// was written before it, and the harness counts them itself rather
+    /// than trust the core's generation.
+    cuts: u64,
 }
 
 /// A frame on its way, over connection `conn` between master link `peer`
@@ -101,6 +105,9 @@ enum Happening {
     Synced {
         node: usize,
         incarnation: u64,
+        /// The harness's count of cuts when the sync was asked.
+        cuts: u64,
+        /// The core's generation then, as the runtime passes it back.
         gen: u64,
         upto: Seq,
     },
@@ -135,7 +142,9 @@ pub struct Stats {
     pub cuts: u64,
     pub crashes: u64,
     pub sync_failures: u64,
-    /// Log cuts the cores asked for (secondaries' divergent suffixes).
+    pub master_crashes: u64,
+    /// Log cuts the cores asked for (after failed syncs, and secondaries'
+    /// suffixes a restarted master does not hold).
     pub log_cuts: u64,
 }
 
@@ -148,6 +157,7 @@ impl std::ops::AddAssign for Stats {
         self.cuts += o.cuts;
         self.crashes += o.crashes;
         self.sync_failures += o.sync_failures;
+        self.master_crashes += o.master_crashes;
         self.log_cuts += o.log_cuts;
     }
 }
@@ -223,6 +233,7 @@ impl World {
                 links: Vec::new(),
                 restart_at: None,
                 incarnation: 0,
+                cuts: 0,
             });
         }
         for i in 0..faults.nodes {
@@ -363,6 +374,7 @@ impl World {
                 Action::CutLog { after, .. } => {
                     self.stats.log_cuts += 1;
                     let n = &mut self.nodes[node];
+                    n.cuts += 1;
                     n.log.truncate(after as usize);
                     n.durable = n.durable.min(after as usize);
                 }
@@ -425,7 +437,7 @@ impl World {
             return;
         }
         let gen = n.core.as_ref().map_or(0, |c| c.generation());
-        let (upto, incarnation) = (n.log.len() as u64, n.incarnation);
+        let (upto, incarnation, cuts) = (n.log.len() as u64, n.incarnation, n.cuts);
         self.nodes[node].syncing = true;
         let delay = Duration::from_micros(self.rng.gen_range(100..3000));
         self.after(
@@ -433,6 +445,7 @@ impl World {
             Happening::Synced {
                 node,
                 incarnation,
+                cuts,
                 gen,
                 upto,
             },
@@ -649,6 +662,9 @@ impl World {
     fn advance(&mut self, faulty: bool) {
         self.now += STEP;
         if faulty {
+            if self.nodes[0].core.is_some() && self.rng.gen_bool(self.faults.crash / 2.0) {
+                self.crash(0);
+            }
             for node in 1..self.faults.nodes {
                 if self.rng.gen_bool(self.faults.cut) {
                     self.stats.cuts += 1;
@@ -669,7 +685,7 @@ impl World {
                 }
             }
         }
-        for node in 1..self.faults.nodes {
+        for node in 0..self.faults.nodes {
             if self.nodes[node].restart_at.is_some_and(|t| t <= self.now) {
                 self.boot(node);
             }
@@ -685,6 +701,7 @@ impl World {
                 Happening::Synced {
                     node,
                     incarnation,
+                    cuts,
                     gen,
                     upto,
                 } => {
@@ -697,21 +714,33 @@ impl World {
                         continue;
                     }
                     if faulty && self.rng.gen_bool(self.faults.sync_fail) {
+                        // After a failed fdatasync the kernel may have
+                        // dropped the dirty pages: what was not synced is
+                        // gone, and the core must not write as if it were
+                        // there.
                         self.stats.sync_failures += 1;
+                        let n = &mut self.nodes[node];
+                        n.log.truncate(n.durable);
                         let reason = "EIO (simulated)".to_string();
                         self.step_node(node, Event::SyncFailed { reason });
                         self.start_sync(node);
                         continue;
                     }
                     let n = &mut self.nodes[node];
-                    let core = n.core.as_ref().expect("checked above");
-                    if gen == core.generation() {
+                    if cuts == n.cuts {
                         n.durable = n.durable.max((upto as usize).min(n.log.len()));
                     }
                     self.step_node(node, Event::Stored { gen, upto });
                     self.start_sync(node);
                 }
-                Happening::Append(request) => self.step_node(0, Event::Append(request)),
+                Happening::Append(request) => {
+                    if self.nodes[0].core.is_none() {
+                        // The client cannot reach the master: it is told so.
+                        self.lost(request.req);
+                    } else {
+                        self.step_node(0, Event::Append(request));
+                    }
+                }
             }
         }
         for node in 0..self.faults.nodes {
@@ -728,8 +757,49 @@ impl World {
     }
 
     /// A secondary stops: what it had not synced is lost.
+    /// A request whose connection to the master broke: the client knows
+    /// nothing of it (it may or may not be in the log).
+    fn lost(&mut self, req: u64) {
+        let r = self.requests.get_mut(&req).expect("a request we made");
+        if r.answer.is_none() {
+            r.answer = Some(Err(AppendError::ShuttingDown { seq: None }));
+            self.stats.refused_or_timed_out += 1;
+        }
+    }
+
     fn crash(&mut self, node: usize) {
         self.stats.crashes += 1;
+        if node == 0 {
+            // Its waiting clients see their connections break; its links
+            // go with it.
+            self.stats.master_crashes += 1;
+            // First the connections, which the master sees close (and may
+            // answer for), then what is still unanswered is lost.
+            let conns: Vec<u64> = self.conns.keys().copied().collect();
+            for conn in conns {
+                self.close(conn);
+            }
+            let waiting: Vec<u64> = self
+                .requests
+                .iter()
+                .filter(|(_, r)| r.answer.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            let pending: std::collections::HashSet<u64> = self
+                .happenings
+                .values()
+                .filter_map(|h| match h {
+                    Happening::Append(r) => Some(r.req),
+                    _ => None,
+                })
+                .collect();
+            for req in waiting {
+                if !pending.contains(&req) {
+                    self.lost(req);
+                }
+            }
+            self.nodes[0].links.clear();
+        }
         let conns: Vec<u64> = self
             .conns
             .iter()
@@ -762,7 +832,7 @@ impl World {
         }
         self.faults.drop = 0.0;
         self.faults.reorder = 0.0;
-        for node in 1..self.faults.nodes {
+        for node in 0..self.faults.nodes {
             if self.nodes[node].core.is_none() {
                 self.boot(node);
             }

@@ -100,10 +100,11 @@ impl Master {
             // Up to what is stored and fits in the window, in batches. An
             // iterator over a range, not a loop on a condition: whatever
             // the arithmetic, it ends.
-            let end = self.stored.min(p.acked + self.cfg.window);
+            let end = self.stored.min(p.acked.saturating_add(self.cfg.window));
             let batch = self.cfg.batch.max(1);
-            for from in (p.sent + 1..=end).step_by(batch as usize) {
-                let to = end.min(from + batch - 1);
+            let step = usize::try_from(batch).unwrap_or(usize::MAX);
+            for from in (p.sent + 1..=end).step_by(step) {
+                let to = end.min(from.saturating_add(batch - 1));
                 out.push(MasterAction::SendEntries {
                     peer: i,
                     conn,
