@@ -318,5 +318,64 @@ mod tests {
         assert_eq!(w.get(&format!("{:032x}", 200_001)), Some(200_001));
         assert_eq!(w.get(&format!("{:032x}", 200_000)), None);
         assert!(w.memory() <= 26 << 20, "{} bytes", w.memory());
+        // And no less than the ring and table it counts.
+        assert!(
+            w.memory() >= 16 * 1_000_000 + 4 * 2_000_000,
+            "{}",
+            w.memory()
+        );
+    }
+
+    #[test]
+    fn a_fingerprint_is_both_secret_hashes_side_by_side() {
+        let w = KeyWindow::new(10, 1);
+        let fp = w.fingerprint("some key");
+        assert_eq!((fp >> 64) as u64, w.hashers.0.hash_one("some key"));
+        assert_eq!(fp as u64, w.hashers.1.hash_one("some key"));
+        // Another window has other secrets.
+        assert_ne!(KeyWindow::new(10, 1).fingerprint("some key"), fp);
+    }
+
+    #[test]
+    fn a_cut_below_the_window_starts_it_again_after_the_cut() {
+        let mut w = KeyWindow::new(3, 1);
+        for seq in 1..=6 {
+            w.push(seq, Some(&format!("k{seq}")));
+        }
+        w.truncate_after(1);
+        assert_eq!(w.next(), 2);
+        for seq in 1..=6 {
+            assert_eq!(w.get(&format!("k{seq}")), None);
+        }
+        w.push(2, Some("k4"));
+        assert_eq!(w.get("k4"), Some(2));
+        // A cut at or above what the window holds changes nothing.
+        w.truncate_after(5);
+        assert_eq!((w.next(), w.get("k4")), (3, Some(2)));
+    }
+
+    #[test]
+    fn slot_numbers_that_would_overflow_rebuild_the_table_from_the_window() {
+        let base = 1u64 << 40;
+        let mut w = KeyWindow::new(4, base);
+        w.push(base, Some("a"));
+        w.push(base + 1, Some("b"));
+        // As if four billion entries had passed since the table's origin:
+        // slots counted from that far back.
+        w.origin = base - (u32::MAX as u64 - 3);
+        w.slots.fill(EMPTY);
+        for k in 0..w.fps.len() {
+            let fp = w.fps[k];
+            w.place(fp, w.base + k as u64);
+        }
+        assert_eq!((w.get("a"), w.get("b")), (Some(base), Some(base + 1)));
+        // The next slot number would be u32::MAX: the table is rebuilt,
+        // counting from the window's first entry.
+        w.push(base + 2, Some("c"));
+        assert_eq!(w.origin, base);
+        assert_eq!(
+            (w.get("a"), w.get("b"), w.get("c")),
+            (Some(base), Some(base + 1), Some(base + 2))
+        );
     }
 }
