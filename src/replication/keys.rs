@@ -289,6 +289,9 @@ mod tests {
                     .gen_bool(0.8)
                     .then(|| format!("k{}", rng.gen_range(0..1500)));
                 w.push(next, key.as_deref());
+                // The table stays at most half full: probes stay short and
+                // always find an empty slot.
+                assert!(w.slots.len() >= 2 * w.keyed, "step {step}");
                 if let Some(k) = key {
                     if !m.map.contains_key(&k) {
                         m.map.insert(k.clone(), next);
@@ -349,9 +352,15 @@ mod tests {
         }
         w.push(2, Some("k4"));
         assert_eq!(w.get("k4"), Some(2));
-        // A cut at or above what the window holds changes nothing.
+        // A cut at or above what the window holds changes nothing, empty
+        // or not.
         w.truncate_after(5);
         assert_eq!((w.next(), w.get("k4")), (3, Some(2)));
+        let mut empty = KeyWindow::new(3, 5);
+        empty.truncate_after(10);
+        assert_eq!(empty.next(), 5);
+        empty.push(5, Some("x"));
+        assert_eq!(empty.get("x"), Some(5));
     }
 
     #[test]
@@ -362,20 +371,24 @@ mod tests {
         w.push(base + 1, Some("b"));
         // As if four billion entries had passed since the table's origin:
         // slots counted from that far back.
-        w.origin = base - (u32::MAX as u64 - 3);
+        let far = base - (u32::MAX as u64 - 4);
+        w.origin = far;
         w.slots.fill(EMPTY);
         for k in 0..w.fps.len() {
             let fp = w.fps[k];
             w.place(fp, w.base + k as u64);
         }
         assert_eq!((w.get("a"), w.get("b")), (Some(base), Some(base + 1)));
-        // The next slot number would be u32::MAX: the table is rebuilt,
-        // counting from the window's first entry.
-        w.push(base + 2, Some("c"));
+        // Slot number u32::MAX - 1 still fits: no rebuild.
+        w.push(base + 2, None);
+        assert_eq!(w.origin, far);
+        // The next would be u32::MAX: the table is rebuilt, counting from
+        // the window's first entry.
+        w.push(base + 3, Some("c"));
         assert_eq!(w.origin, base);
         assert_eq!(
             (w.get("a"), w.get("b"), w.get("c")),
-            (Some(base), Some(base + 1), Some(base + 2))
+            (Some(base), Some(base + 1), Some(base + 3))
         );
     }
 }
