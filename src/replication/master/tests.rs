@@ -840,6 +840,7 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, E::Stored { upto: 1 });
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    assert!(!m.broken());
     let out = step(
         &mut m,
         now,
