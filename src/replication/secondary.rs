@@ -736,14 +736,17 @@ mod tests {
             step(&mut s, now + Duration::from_millis(999), E::Tick),
             vec![]
         );
+        assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(1)));
         assert_eq!(
             step(&mut s, now + Duration::from_secs(1), E::Tick),
             vec![A::Persist(vec![e(1)])]
         );
+        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(1)));
         assert_eq!(
             step(&mut s, t1 + Duration::from_secs(1), E::Tick),
             vec![A::Persist(vec![e(2)])]
         );
+        assert_eq!(s.poll_timeout(), None);
     }
 
     #[test]
@@ -814,6 +817,26 @@ mod tests {
             truncate_after: Some(2),
         };
         assert_eq!(step(&mut s, now, sync), vec![A::Truncate { after: 2 }]);
+        assert_eq!(s.last(), Position { epoch: 1, seq: 2 });
+        // A cut just after an epoch's first entry keeps that epoch.
+        let mut again = e(3);
+        again.epoch = 2;
+        let mut more = e(4);
+        more.epoch = 2;
+        step(&mut s, now, batch(2, vec![again, more]));
+        step(&mut s, now, E::MasterConnected { conn: 3 });
+        let sync = E::Sync {
+            conn: 3,
+            truncate_after: Some(3),
+        };
+        step(&mut s, now, sync);
+        assert_eq!(s.last(), Position { epoch: 2, seq: 3 });
+        step(&mut s, now, E::MasterConnected { conn: 4 });
+        let sync = E::Sync {
+            conn: 4,
+            truncate_after: Some(2),
+        };
+        step(&mut s, now, sync);
         assert_eq!(s.last(), Position { epoch: 1, seq: 2 });
         let (state, stored) = s.into_log_state();
         assert_eq!(state.epochs, vec![(1, 1)]);

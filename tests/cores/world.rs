@@ -72,8 +72,8 @@ struct Node {
     durable: usize,
     /// The newest epoch recorded.
     epoch: Epoch,
-    /// A sync in flight: due time and the generation it was asked in.
-    syncing: bool,
+    /// When the last sync asked completes: syncs complete in order.
+    last_sync: Duration,
     /// On the master: the connection per secondary (peer index) and the
     /// secondary's node index.
     links: Vec<Option<u64>>,
@@ -229,7 +229,7 @@ impl World {
                 log: Vec::new(),
                 durable: 0,
                 epoch: 0,
-                syncing: false,
+                last_sync: Duration::ZERO,
                 links: Vec::new(),
                 restart_at: None,
                 incarnation: 0,
@@ -276,7 +276,6 @@ impl World {
     fn boot(&mut self, node: usize) {
         let n = &mut self.nodes[node];
         n.log.truncate(n.durable);
-        n.syncing = false;
         n.restart_at = None;
         n.incarnation += 1;
         let mut keys = KeyWindow::new(1 << 16, 1);
@@ -433,13 +432,18 @@ impl World {
 
     fn start_sync(&mut self, node: usize) {
         let n = &self.nodes[node];
-        if n.syncing || n.durable >= n.log.len() {
+        if n.durable >= n.log.len() {
             return;
         }
         let gen = n.core.as_ref().map_or(0, |c| c.generation());
         let (upto, incarnation, cuts) = (n.log.len() as u64, n.incarnation, n.cuts);
-        self.nodes[node].syncing = true;
+        // One sync per write, as many in flight as writes come (the real
+        // syncer coalesces them, but a sync asked before a cut can still
+        // report after it), completing in order.
         let delay = Duration::from_micros(self.rng.gen_range(100..3000));
+        let at = self.nodes[node].last_sync.max(self.now + delay);
+        self.nodes[node].last_sync = at;
+        let delay = at - self.now;
         self.after(
             delay,
             Happening::Synced {
@@ -709,7 +713,6 @@ impl World {
                     if n.incarnation != incarnation {
                         continue;
                     }
-                    n.syncing = false;
                     if n.core.is_none() {
                         continue;
                     }
@@ -731,7 +734,6 @@ impl World {
                         n.durable = n.durable.max((upto as usize).min(n.log.len()));
                     }
                     self.step_node(node, Event::Stored { gen, upto });
-                    self.start_sync(node);
                 }
                 Happening::Append(request) => {
                     if self.nodes[0].core.is_none() {
@@ -814,7 +816,6 @@ impl World {
         n.log.truncate(n.durable);
         n.restart_at = Some(self.now + Duration::from_millis(self.rng.gen_range(1..600)));
         // Happenings addressed to it (syncs) are dropped when they come.
-        n.syncing = false;
     }
 
     /// Runs the schedule: appends under faults for a while, then a quiet

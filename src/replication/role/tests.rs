@@ -479,3 +479,75 @@ fn a_stored_report_from_before_a_cut_is_ignored() {
         }]
     );
 }
+
+#[test]
+fn the_next_deadline_is_the_role_cores() {
+    let now = Instant::now();
+    let (mut master, _) = Core::new(config("a"), log(0), now);
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 1,
+        last: Position::default(),
+        stored: 0,
+    };
+    step(&mut master, now, Event::Link(connected));
+    assert_eq!(
+        master.poll_timeout(now),
+        Some(now + Timing::default().heartbeat_interval)
+    );
+    let mut cfg = config("b");
+    cfg.replicate_delay = Duration::from_millis(300);
+    let (mut secondary, _) = Core::new(cfg, log(0), now);
+    assert_eq!(secondary.poll_timeout(now), None);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 1,
+    };
+    step(&mut secondary, now, opened);
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut secondary, now, Event::FromMaster(sync));
+    let entries = SecondaryEvent::Entries {
+        conn: 3,
+        entries: vec![entry(1, 1)],
+    };
+    step(&mut secondary, now, Event::FromMaster(entries));
+    assert_eq!(
+        secondary.poll_timeout(now),
+        Some(now + Duration::from_millis(300))
+    );
+}
+
+#[test]
+fn every_cut_a_master_asks_for_starts_a_new_generation() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("a"), log(0), now);
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 1,
+        last: Position::default(),
+        stored: 0,
+    };
+    step(&mut core, now, Event::Link(connected));
+    step(&mut core, now, append(1, None, 1));
+    for generation in 1..=2 {
+        let failed = Event::SyncFailed {
+            reason: "EIO".into(),
+        };
+        let out = step(&mut core, now, failed);
+        assert!(matches!(
+            out.as_slice(),
+            [Action::CutLog { after: 0, .. }, ..]
+        ));
+        assert_eq!(core.generation(), generation);
+    }
+    // A report from before the cuts: ignored.
+    assert_eq!(
+        step(&mut core, now, Event::Stored { gen: 0, upto: 1 }),
+        vec![]
+    );
+    assert_eq!(core.stored(), 0);
+}
