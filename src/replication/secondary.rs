@@ -564,6 +564,39 @@ mod tests {
     }
 
     #[test]
+    fn a_log_holding_more_than_was_received_is_a_failure_not_a_cut() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
+        let out = step(
+            &mut s,
+            now,
+            E::Unwritten {
+                after: 5,
+                reason: "disk full".into(),
+            },
+        );
+        let reason = "disk full; the log holds seq 5 but only 2 were received".to_string();
+        assert_eq!(
+            out,
+            vec![A::Send {
+                conn: 1,
+                frame: Frame::Nack { stored: 0, reason }
+            }]
+        );
+        assert_eq!(s.received(), 2, "nothing forgotten");
+        assert_eq!(s.status(), PeerStatus::Unhealthy, "broken");
+        // Nothing is taken any more.
+        let out = step(&mut s, now, batch(1, vec![e(3)]));
+        assert!(matches!(
+            out.as_slice(),
+            [A::Send {
+                frame: Frame::Nack { .. },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
     fn a_failed_sync_cuts_back_to_what_was_acked_when_stored_means_synced() {
         for synced in [true, false] {
             let cfg = SecondaryConfig {
