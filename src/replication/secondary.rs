@@ -878,4 +878,101 @@ mod tests {
             (Position { epoch: 1, seq: 2 }, 1, 0)
         );
     }
+
+    #[test]
+    fn a_partly_drained_hold_counts_only_what_it_still_holds() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(3), e(5)]));
+        let held = crate::storage::entry_cost(&e(3)) + crate::storage::entry_cost(&e(5));
+        assert_eq!(s.early_bytes, held);
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
+        assert_eq!(s.received(), 3);
+        assert_eq!(s.early_bytes, crate::storage::entry_cost(&e(5)));
+    }
+
+    #[test]
+    fn a_sync_that_cuts_nothing_asks_for_no_cut() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        let sync = E::Sync {
+            conn: 2,
+            truncate_after: Some(2),
+        };
+        assert_eq!(step(&mut s, now, sync), vec![]);
+        assert_eq!(s.received(), 2);
+    }
+
+    #[test]
+    fn unwritten_at_exactly_what_was_received_loses_nothing_and_breaks_nothing() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1), e(2)]));
+        let out = step(
+            &mut s,
+            now,
+            E::Unwritten {
+                after: 2,
+                reason: "sync failed".into(),
+            },
+        );
+        assert_eq!(
+            out,
+            vec![A::Send {
+                conn: 1,
+                frame: Frame::Nack {
+                    stored: 0,
+                    reason: "sync failed".into()
+                }
+            }]
+        );
+        assert_eq!((s.received(), s.status()), (2, PeerStatus::Healthy));
+    }
+
+    #[test]
+    fn a_fail_rate_between_zero_and_one_nacks_some_stores_and_acks_others() {
+        let cfg = SecondaryConfig {
+            fail_rate: 0.5,
+            seed: 9,
+            ..SecondaryConfig::default()
+        };
+        let (mut s, now) = connected(cfg, 0);
+        let (mut acks, mut nacks) = (0, 0);
+        for seq in 1..=200 {
+            step(&mut s, now, batch(1, vec![e(seq)]));
+            match step(&mut s, now, E::Stored { upto: seq }).as_slice() {
+                [A::Send {
+                    frame: Frame::Ack { .. },
+                    ..
+                }] => acks += 1,
+                [A::Send {
+                    frame: Frame::Nack { .. },
+                    ..
+                }] => nacks += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(acks > 50 && nacks > 50, "{acks} acks, {nacks} nacks");
+    }
+
+    #[test]
+    fn entries_held_from_an_old_connection_are_not_applied_after_a_new_sync() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1)]));
+        // 3 waits for 2 on the old connection...
+        step(&mut s, now, batch(1, vec![e(3)]));
+        // ...which a new master connection replaces.
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        let sync = E::Sync {
+            conn: 2,
+            truncate_after: Some(1),
+        };
+        assert_eq!(step(&mut s, now, sync), vec![]);
+        let mut two = e(2);
+        two.epoch = 2;
+        assert_eq!(
+            step(&mut s, now, batch(2, vec![two.clone()])),
+            vec![A::Persist(vec![two])]
+        );
+        assert_eq!((s.received(), s.early_bytes), (2, 0));
+    }
 }
