@@ -101,9 +101,8 @@ impl Master {
             },
         );
         self.by_w[a.w as usize - 1].entry(seq).or_default().push(id);
-        if let Some(t) = a.request.timeout {
-            // The client's clock started when the append arrived.
-            let deadline = a.deadline.unwrap_or(now + t);
+        // The client's clock started when the append arrived.
+        if let Some(deadline) = a.deadline {
             self.deadlines.insert((deadline, id));
         }
         if known.is_some() {

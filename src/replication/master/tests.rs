@@ -1117,3 +1117,67 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
     assert_eq!(flush(&mut m, now), vec![sent(0, 10, 10)]);
     assert_eq!(flush(&mut m, now), vec![]);
 }
+
+#[test]
+fn ticks_at_the_named_instants_find_a_silent_secondary_exactly_when_it_is_due() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    let t = Timing::default();
+    // At exactly --unhealthy-after it is not yet silent past it.
+    let at_limit = step(&mut m, now + t.unhealthy_after, E::Tick);
+    assert!(!at_limit.contains(&A::Reconnect { peer: 0, conn: 10 }));
+    // Following poll_timeout from the start reaches the reconnection at
+    // the first instant it is due.
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    let due = now + t.unhealthy_after + Duration::from_millis(1);
+    let mut at = now;
+    for _ in 0..100 {
+        at = m
+            .poll_timeout(at)
+            .expect("a connected secondary has deadlines");
+        if step(&mut m, at, E::Tick).contains(&A::Reconnect { peer: 0, conn: 10 }) {
+            break;
+        }
+    }
+    assert_eq!(at, due);
+}
+
+#[test]
+fn a_held_append_is_refused_at_the_instant_the_start_up_period_ends() {
+    let (mut m, now) = master(2);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
+    let end = now + Timing::default().unhealthy_after + Duration::from_millis(1);
+    assert_eq!(m.poll_timeout(now), Some(end));
+    let out = step(&mut m, end, E::Tick);
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 1,
+            result: Err(AppendError::Refused {
+                reachable: 1,
+                needed: 2
+            })
+        }]
+    );
+}
+
+#[test]
+fn the_backoff_ends_at_its_instant_even_without_a_tick() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    flush(&mut m, now);
+    let nack = E::Nack {
+        peer: 0,
+        conn: 10,
+        stored: 0,
+        reason: "x".into(),
+    };
+    step(&mut m, now, nack);
+    let retry_at = m.peers[0].retry_at.expect("paused");
+    assert_eq!(flush(&mut m, retry_at - Duration::from_nanos(1)), vec![]);
+    assert_eq!(flush(&mut m, retry_at), vec![sent(0, 1, 1)]);
+}
