@@ -1181,3 +1181,93 @@ fn the_backoff_ends_at_its_instant_even_without_a_tick() {
     assert_eq!(flush(&mut m, retry_at - Duration::from_nanos(1)), vec![]);
     assert_eq!(flush(&mut m, retry_at), vec![sent(0, 1, 1)]);
 }
+
+#[test]
+fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follows() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    let reason = || "disk full".to_string();
+    // Everything assigned was written: nothing to fail, nothing broken.
+    let out = step(
+        &mut m,
+        now,
+        E::Unwritten {
+            after: 2,
+            reason: reason(),
+        },
+    );
+    assert_eq!(out, vec![]);
+    assert!(!m.broken());
+    assert_eq!(m.last(), 2);
+    // Entry 2 was not written: its waiter fails, entry 1's does not.
+    let out = step(
+        &mut m,
+        now,
+        E::Unwritten {
+            after: 1,
+            reason: reason(),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![A::Reply {
+            client: 1,
+            req: 2,
+            result: Err(AppendError::Storage(
+                "disk full; the message was not stored".into()
+            ))
+        }]
+    );
+    assert_eq!(m.last(), 1);
+    // Trouble is shown until something new is stored; a report of
+    // nothing new does not clear it.
+    assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+    step(&mut m, now, E::Stored { upto: 0 });
+    assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+    step(&mut m, now, E::Stored { upto: 1 });
+    assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
+}
+
+#[test]
+fn a_cut_forgets_the_epochs_that_began_after_it() {
+    let cfg = MasterConfig {
+        me: ("m".into(), "m:1".into()),
+        secondaries: vec![("s0".into(), "s0:1".into())],
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window: 100,
+        batch: 100,
+        seed: 1,
+        stored_means_synced: true,
+    };
+    // 1..=3 of epoch 1, 4..=5 of epoch 2; this master runs epoch 3.
+    let state = LogState {
+        epoch: 3,
+        last: Position { epoch: 2, seq: 5 },
+        epochs: vec![(1, 1), (2, 4)],
+        keys: KeyWindow::new(100, 6),
+    };
+    let now = Instant::now();
+    let mut m = Master::new(cfg, state, now);
+    step(
+        &mut m,
+        now,
+        E::Unwritten {
+            after: 4,
+            reason: "x".into(),
+        },
+    );
+    step(
+        &mut m,
+        now,
+        E::Unwritten {
+            after: 3,
+            reason: "x".into(),
+        },
+    );
+    let (state, stored) = m.into_log_state();
+    assert_eq!(state.epochs, vec![(1, 1)]);
+    assert_eq!((state.last, stored), (Position { epoch: 1, seq: 3 }, 3));
+}
