@@ -46,8 +46,21 @@ impl Cluster {
                 ));
             };
             let (id, addr) = (id.trim(), addr.trim());
-            if id.is_empty() || !addr.contains(':') {
+            if item.chars().any(char::is_whitespace) {
+                return Err(format!(
+                    "--cluster: '{item}' contains a space: separate the entries with commas (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
+                ));
+            }
+            let Some((host, port)) = addr.rsplit_once(':') else {
                 return Err(format!("--cluster: '{item}' is not ID=HOST:PORT"));
+            };
+            if id.is_empty() || host.is_empty() || host.contains('=') {
+                return Err(format!("--cluster: '{item}' is not ID=HOST:PORT"));
+            }
+            if !matches!(port.parse::<u16>(), Ok(p) if p != 0) {
+                return Err(format!(
+                    "--cluster: in '{item}', '{port}' is not a port (1 to 65535)"
+                ));
             }
             if nodes.iter().any(|(i, _)| i == id) {
                 return Err(format!("--cluster: node id '{id}' appears twice"));
@@ -287,6 +300,40 @@ impl NodeConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cluster_list_with_spaces_or_a_bad_entry_is_an_error_naming_the_entry() {
+        let err = Cluster::parse("1=a:1 2=b:2", None).unwrap_err();
+        assert_eq!(
+            err,
+            "--cluster: '1=a:1 2=b:2' contains a space: separate the entries with commas (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
+        );
+        // Spaces around commas are fine.
+        let c = Cluster::parse(" 1=a:1 , 2=b:2 ", None).unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(
+            Cluster::parse("1=a:x", None).unwrap_err(),
+            "--cluster: in '1=a:x', 'x' is not a port (1 to 65535)"
+        );
+        assert_eq!(
+            Cluster::parse("1=a:70000", None).unwrap_err(),
+            "--cluster: in '1=a:70000', '70000' is not a port (1 to 65535)"
+        );
+        assert_eq!(
+            Cluster::parse("1=a:0", None).unwrap_err(),
+            "--cluster: in '1=a:0', '0' is not a port (1 to 65535)"
+        );
+        for bad in ["1=:7001", "=a:1", "1=a", "1=a=b:1"] {
+            assert_eq!(
+                Cluster::parse(bad, None).unwrap_err(),
+                format!("--cluster: '{bad}' is not ID=HOST:PORT"),
+                "{bad}"
+            );
+        }
+        // IPv6 literals keep their colons.
+        let c = Cluster::parse("1=[::1]:7001", None).unwrap();
+        assert_eq!(c.nodes[0].1, "[::1]:7001");
+    }
+
     use super::*;
 
     #[test]

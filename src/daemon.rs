@@ -263,7 +263,11 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
         warn!(node = %id, %listen, "THIS CLUSTER IS UNAUTHENTICATED: anyone who can reach {listen} can impersonate its master or secondaries; give every node the same --cluster-key-file (see the README, \"Securing a cluster\")");
     }
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {listen}: {e} (is another replogd running there?)")
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot listen on {listen}: {e} (is another replogd running there?)")
+        } else {
+            anyhow::anyhow!("cannot listen on {listen}: {e}")
+        }
     })?;
     info!(node = %id, %listen, "listening");
     let watchdog = crate::systemd::Watchdog::from_env();

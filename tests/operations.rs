@@ -108,6 +108,17 @@ fn invalid_values_are_refused_at_start_naming_flag_and_value() {
         err.contains("soon") && err.contains("--heartbeat-interval"),
         "{err}"
     );
+    // A list separated by spaces is refused naming the entry, not reported
+    // as a failure to listen (exit 1, as every check made after clap's).
+    let (code, err) = run(
+        &[],
+        &["--id", "a", "--cluster", "a=127.0.0.1:1 b=127.0.0.1:2"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("'a=127.0.0.1:1 b=127.0.0.1:2' contains a space") && !err.contains("listen"),
+        "{err}"
+    );
     let (code, err) = run(&[], &["--id", "z", "--cluster", "a=127.0.0.1:1"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("--id") && err.contains("'z'"), "{err}");
