@@ -74,6 +74,16 @@ async fn a_paused_secondary_is_unhealthy_and_w3_waits_until_it_resumes() {
     // w=2 completes while w=3 waits.)
     let w2 = append(c.master(), "w2 goes through", 2).await.unwrap();
     assert!(!w3.is_finished());
+    // The master drops the silent connection and redials; its log line
+    // names the secondary by id, as its neighbours do.
+    let line = wait_for("the master to redial the paused secondary", || async {
+        c.logs(0)
+            .lines()
+            .find(|l| l.contains("reconnecting"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(line.contains("peer=n3"), "{line}");
     c.signal(2, "CONT");
     let w3 = w3.await.unwrap().unwrap();
     let mut seqs = [w2, w3];

@@ -31,8 +31,9 @@ pub(super) struct NodeLoop {
     pub(super) shared: Arc<Shared>,
     /// The replication core: every decision is its.
     pub(super) core: Core,
-    /// One command channel per secondary link, while the core is master.
-    pub(super) links: Vec<mpsc::Sender<link::LinkCmd>>,
+    /// One command channel per secondary link, while the core is master,
+    /// with the secondary's id (for log lines).
+    pub(super) links: Vec<(String, mpsc::Sender<link::LinkCmd>)>,
     /// Starts a link task.
     pub(super) spawn_link: SpawnLink,
     /// The master's current replication connection, on a secondary.
@@ -310,7 +311,7 @@ impl NodeLoop {
                     self.links.clear();
                     for (peer, secondary) in peers.into_iter().enumerate() {
                         let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                        self.links.push(tx);
+                        self.links.push((secondary.0.clone(), tx));
                         (self.spawn_link)(peer, secondary, epoch, rx);
                     }
                 }
@@ -345,11 +346,11 @@ impl NodeLoop {
                     self.to_link(peer, link::LinkCmd::Send(conn, frame));
                 }
                 Action::Reconnect { peer, conn } => {
-                    warn!(node = %self.shared.cfg.id, peer, "secondary silent past --unhealthy-after; reconnecting");
+                    warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "secondary silent past --unhealthy-after; reconnecting");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 Action::Diverged { peer, conn, reason } => {
-                    error!(peer, "{reason}");
+                    error!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "{reason}");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 Action::ToMaster { conn, frame } => {
@@ -399,18 +400,26 @@ impl NodeLoop {
     /// said loudly, and the frame is dropped (the core resends after the
     /// link reconnects).
     fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
-        let Some(link) = self.links.get(peer) else {
+        let Some((id, link)) = self.links.get(peer) else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = link.try_send(cmd) {
             if let Some(more) = self.shared.throttle.allow("link-queue") {
                 error!(
-                    peer,
+                    node = %self.shared.cfg.id,
+                    peer = %id,
                     suppressed = more,
                     "the link to a secondary is not taking commands; dropping one"
                 );
             }
         }
+    }
+
+    /// A secondary's id, for log lines (its index if links changed since).
+    fn peer_id(&self, peer: usize) -> String {
+        self.links
+            .get(peer)
+            .map_or_else(|| peer.to_string(), |(id, _)| id.clone())
     }
 
     fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {

@@ -75,7 +75,7 @@ pub(crate) async fn run<N: Net>(
                         stored: welcome.stored,
                     }))
                     .await;
-                let reason = serve(peer, conn, stream, &shared, &mut cmds).await;
+                let reason = serve((peer, &id), conn, stream, &shared, &mut cmds).await;
                 // The backoff starts over only after a connection that
                 // lasted: one dropped at once (a secondary the master refuses
                 // to replicate to, a flapping link) keeps backing off
@@ -205,7 +205,7 @@ async fn connect<N: Net>(
 /// Carries frames both ways until the connection fails, goes silent (the
 /// core says so) or the node stops. Returns why it ended.
 async fn serve(
-    peer: usize,
+    (peer, id): (usize, &str),
     conn: ConnId,
     (mut reader, writer): (Reader, Writer),
     shared: &Shared,
@@ -217,7 +217,7 @@ async fn serve(
     // a secondary that lets heartbeats pile up past it is not reading.
     let (wtx, wrx) = Outbox::new(WRITE_QUEUE);
     let writer_task = shared.tracker.spawn(
-        crate::net::write_frames(writer, wrx, format!("secondary {peer}"), None).in_current_span(),
+        crate::net::write_frames(writer, wrx, format!("secondary {id}"), None).in_current_span(),
     );
     let reason = loop {
         tokio::select! {
@@ -237,7 +237,7 @@ async fn serve(
                 let event = match frame {
                     Some(Ok(Frame::Ack { stored })) => MasterEvent::Ack { peer, conn, stored },
                     Some(Ok(Frame::Nack { stored, reason })) => {
-                        debug!(peer, %reason, stored, "secondary failed to take entries; will resend");
+                        debug!(peer = %id, %reason, stored, "secondary failed to take entries; will resend");
                         MasterEvent::Nack { peer, conn, stored, reason }
                     }
                     Some(Ok(Frame::HeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored },
