@@ -72,7 +72,7 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Show the health of a node and, on the master, of every secondary.
+    /// Show the health of a node and, on the master, of every secondary. Exit 0 when every node shown is healthy, 4 when the master is read-only (appends are refused), 7 when appends are taken but some node is not healthy. With --wait, exit 0 as soon as appends are taken.
     Health {
         /// Node to ask.
         #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
@@ -412,7 +412,33 @@ async fn health(node: &str, json: bool, conn: &ConnectOptions) -> Result<(), Cli
     emit(&mut std::io::stdout().lock(), &text, || {
         "the health report was read".into()
     })?;
-    Ok(())
+    verdict(&report)
+}
+
+/// What a health report means for a script: read-only (exit 4), some node
+/// not healthy (exit 7), or all well.
+fn verdict(r: &HealthReport) -> Result<(), ClientError> {
+    let master_broken = r.nodes.first().is_some_and(|n| {
+        n.role == crate::wire::NodeRole::Master && n.status == crate::wire::PeerStatus::Unhealthy
+    });
+    if r.read_only {
+        return Err(ClientError::NotReady {
+            reachable: r.reachable,
+            needed: r.needed,
+            read_only_disk: master_broken,
+        });
+    }
+    let unwell: Vec<String> = r
+        .nodes
+        .iter()
+        .filter(|n| n.status != crate::wire::PeerStatus::Healthy)
+        .map(|n| format!("{} is {}", n.id, n.status))
+        .collect();
+    if unwell.is_empty() {
+        Ok(())
+    } else {
+        Err(ClientError::Degraded { nodes: unwell })
+    }
 }
 
 /// One entry as `list --json` prints it: `message` when the bytes are UTF-8,
@@ -462,6 +488,8 @@ async fn health_wait(
                     } else {
                         health_table(r)
                     };
+                    // What was waited for is here: exit 0, even if some
+                    // node is still down (the report says which).
                     emit(&mut std::io::stdout().lock(), text, || {
                         "the cluster can take appends".into()
                     })?;

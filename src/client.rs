@@ -94,6 +94,13 @@ pub enum ClientError {
         /// The read error.
         source: std::io::Error,
     },
+    /// `health`: the cluster takes appends, but these nodes are not
+    /// healthy (each with its status).
+    #[error("the cluster takes appends, but not every node is healthy: {}; check those nodes", .nodes.join(", "))]
+    Degraded {
+        /// "ID is STATUS" for each node that is not healthy.
+        nodes: Vec<String>,
+    },
     /// `health --wait` gave up: the cluster still cannot take appends.
     #[error("the cluster cannot take appends yet: {reachable} node(s) reachable and {needed} needed for a quorum{}; start the missing nodes or check their logs", if *.read_only_disk { ", and the master's disk has failed" } else { "" })]
     NotReady {
@@ -169,6 +176,7 @@ impl ClientError {
             | ClientError::Lost { .. }
             | ClientError::Rejected { .. } => 5,
             ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
+            ClientError::Degraded { .. } => 7,
             _ => 1,
         }
     }

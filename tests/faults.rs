@@ -234,8 +234,11 @@ async fn health_lists_every_node_as_json_and_as_a_table() {
         (h.nodes[2].status == PeerStatus::Unhealthy).then_some(())
     })
     .await;
-    let (code, out, _) = replog(&["health", "--node", c.master(), "--json"]);
-    assert_eq!(code, 0);
+    // Appends are taken but a node is down: exit 7 (degraded), the report
+    // still printed in full.
+    let (code, out, err) = replog(&["health", "--node", c.master(), "--json"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("n3 is unhealthy"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["role"], "master");
     assert_eq!(v["read_only"], false);
@@ -247,11 +250,32 @@ async fn health_lists_every_node_as_json_and_as_a_table() {
         .collect();
     assert_eq!(statuses, ["healthy", "healthy", "unhealthy"]);
     let (code, out, _) = replog(&["health", "--node", c.master()]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 7);
     assert!(
         out.contains("STATUS") && out.contains("unhealthy") && out.contains("never"),
         "{out}"
     );
+    // Every node up: exit 0.
+    c.start(2);
+    c.wait_healthy(&[1, 2]).await;
+    let (code, _, err) = replog(&["health", "--node", c.master()]);
+    assert_eq!(code, 0, "{err}");
+    // A majority gone: the master is read-only, exit 4.
+    c.kill(1);
+    c.kill(2);
+    wait_for("the master to be read-only", || async {
+        let h = Client::connect(c.master())
+            .await
+            .ok()?
+            .health()
+            .await
+            .ok()?;
+        h.read_only.then_some(())
+    })
+    .await;
+    let (code, out, err) = replog(&["health", "--node", c.master()]);
+    assert_eq!(code, 4, "{err}");
+    assert!(out.contains("STATUS"), "the report is printed too: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,9 @@ unreachable: no node could be reached, or the connection broke before an answer;
 .TP
 \fB6\fR
 unauthorized, nothing done: the cluster requires a client token and it is missing or wrong (\-\-token\-file or REPLOG_TOKEN).
+.TP
+\fB7\fR
+degraded (\fBhealth\fR only): appends are taken, but some node is not healthy (suspected, unhealthy, connecting or refused); the report is printed and standard error names those nodes.
 "#;
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
@@ -43,7 +46,7 @@ Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipeli
 Prints the node's messages in order, each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible.
 .TP
 \fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR]]
-Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered).
+Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered). Exit status: 0 when every node shown is healthy, 4 when the master is read\-only, 7 when appends are taken but some node is not healthy; with \fB\-\-wait\fR, 0 as soon as appends are taken.
 .TP
 \fBcompletions\fR bash|zsh|fish
 Prints a completion script.

@@ -200,8 +200,10 @@ async fn a_master_sends_nothing_to_an_impostor_secondary() {
         .await
         .unwrap();
     assert_eq!(h.nodes[2].status, PeerStatus::Refused, "{h:?}");
-    let (code, out, _) = replog(&["health", "--node", c.master()]);
-    assert_eq!(code, 0);
+    // A refused node makes the cluster degraded (exit 7), not down.
+    let (code, out, err) = replog(&["health", "--node", c.master()]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("is refused"), "{err}");
     assert!(
         out.contains("refused") && out.contains("cluster: authenticated"),
         "{out}"
