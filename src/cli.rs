@@ -39,7 +39,7 @@ pub enum Command {
         /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all".
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
-        /// Stop waiting after this long (e.g. 500ms, 5s); the message stays in the log and exit code is 3.
+        /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included); a message the master took stays in the log and exit code is 3.
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// Request key: an append retried with the same key returns the original sequence number.
@@ -227,18 +227,52 @@ pub async fn append_one(
     opts: &AppendOptions,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, conn).await?;
-    // One key for both tries, so the redirect cannot append twice.
-    let opts = AppendOptions {
-        key: Some(opts.key.clone().unwrap_or_else(crate::client::new_key)),
-        ..opts.clone()
+    // --timeout covers everything: connecting, the hello, a redirect and
+    // the append. The master is given what is left of it, and its answer
+    // (TimedOut, with the sequence number) a moment to arrive.
+    let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+    let connect = |addr: String| async move {
+        let connecting = Client::connect_with(&addr, conn);
+        match deadline {
+            None => connecting.await,
+            Some(d) => tokio::time::timeout_at(d, connecting)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ClientError::Unreachable {
+                        addr: addr.clone(),
+                        reason: "no answer within --timeout (a paused or overloaded node?); nothing was sent".into(),
+                    })
+                }),
+        }
     };
-    let seq = match client.append(message, &opts).await {
+    // One key for both tries, so the redirect cannot append twice.
+    let key = opts.key.clone().unwrap_or_else(crate::client::new_key);
+    let send = |client: Client, addr: String| {
+        let key = key.clone();
+        async move {
+            let Some(d) = deadline else {
+                let opts = AppendOptions {
+                    key: Some(key),
+                    ..opts.clone()
+                };
+                return client.append(message, &opts).await;
+            };
+            let left = d.saturating_duration_since(tokio::time::Instant::now());
+            let opts = AppendOptions {
+                key: Some(key.clone()),
+                timeout: Some(left.max(Duration::from_millis(1))),
+                ..opts.clone()
+            };
+            tokio::time::timeout_at(d + ANSWER_GRACE, client.append(message, &opts))
+                .await
+                .unwrap_or(Err(ClientError::NoAnswer { addr, key }))
+        }
+    };
+    let client = connect(node.to_string()).await?;
+    let seq = match send(client, node.to_string()).await {
         Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-            Client::connect_with(&master_addr, conn)
-                .await?
-                .append(message, &opts)
-                .await?
+            let client = connect(master_addr.clone()).await?;
+            send(client, master_addr).await?
         }
         other => other?,
     };
@@ -247,6 +281,10 @@ pub async fn append_one(
     })?;
     Ok(())
 }
+
+/// How long past `--timeout` an append waits for the master's own answer
+/// (which names the sequence number when it has one).
+const ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// Appends every message of standard input (each ended by `separator`,
 /// the last one possibly not), pipelined, printing sequence numbers in input

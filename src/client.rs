@@ -43,6 +43,15 @@ pub enum ClientError {
         /// The node.
         addr: String,
     },
+    /// `--timeout` passed with the append sent and no answer: it may or
+    /// may not have been stored.
+    #[error("{addr} did not answer within --timeout; the append may or may not have been stored: list the log, or retry with --key {key}")]
+    NoAnswer {
+        /// The node.
+        addr: String,
+        /// The request key to retry with.
+        key: String,
+    },
     /// The node refused the hello.
     #[error("{addr} refused the connection: {reason}")]
     Refused {
@@ -174,6 +183,7 @@ impl ClientError {
             | ClientError::Append(AppendError::Unauthorized(_)) => 6,
             ClientError::Unreachable { .. }
             | ClientError::Lost { .. }
+            | ClientError::NoAnswer { .. }
             | ClientError::Rejected { .. } => 5,
             ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
             ClientError::Degraded { .. } => 7,

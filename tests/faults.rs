@@ -329,3 +329,27 @@ async fn timeouts_fire_while_the_master_is_busy() {
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(total > 0, "the load ran");
 }
+
+/// `append --timeout` covers connecting and the hello too: against a paused
+/// master it gives up at the timeout (nothing sent, exit 5), not after the
+/// client's own 5 s connect limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_timeout_covers_connecting_to_a_paused_master() {
+    let mut c = Cluster::new(1, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    c.signal(0, "STOP");
+    let started = Instant::now();
+    let (code, _, err) = replog(&["append", "--node", c.master(), "--timeout", "500ms", "x"]);
+    let took = started.elapsed();
+    c.signal(0, "CONT");
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("within --timeout") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(4), "gave up after {took:?}");
+    // Resumed, it takes the append.
+    let (code, out, err) = replog(&["append", "--node", c.master(), "--timeout", "5s", "y"]);
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+}
