@@ -68,6 +68,9 @@ pub enum Command {
         /// Keep printing messages as they become visible, like tail -f.
         #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Give up (exit 5) if the listing has not finished after this long, connecting included.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
+        timeout: Option<Duration>,
         /// Token and TLS, for clusters that require them.
         #[command(flatten)]
         conn: ConnArgs,
@@ -83,6 +86,9 @@ pub enum Command {
         /// Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4).
         #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, num_args = 0..=1, default_missing_value = "1000y")]
         wait: Option<Duration>,
+        /// Give up (exit 5) if the node has not answered after this long, connecting included.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "wait")]
+        timeout: Option<Duration>,
         /// Token and TLS, for clusters that require them.
         #[command(flatten)]
         conn: ConnArgs,
@@ -165,21 +171,23 @@ pub async fn run(cli: Cli) -> i32 {
             from,
             json,
             follow,
+            timeout,
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
-            Ok(conn) => list(&node, from, json, follow, &conn).await,
+            Ok(conn) => within(timeout, &node, list(&node, from, json, follow, &conn)).await,
         },
         Command::Health {
             node,
             json,
             wait,
+            timeout,
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
             Ok(conn) => match wait {
                 Some(limit) => health_wait(&node, json, limit, &conn).await,
-                None => health(&node, json, &conn).await,
+                None => within(timeout, &node, health(&node, json, &conn)).await,
             },
         },
         Command::Completions { shell } => {
@@ -280,6 +288,29 @@ pub async fn append_one(
         format!("the message was appended as sequence number {seq}")
     })?;
     Ok(())
+}
+
+/// Runs a command, giving up after `limit` (if any) as unreachable: a
+/// paused or overloaded node answers nothing, not even an error.
+async fn within(
+    limit: Option<Duration>,
+    addr: &str,
+    command: impl std::future::Future<Output = Result<(), ClientError>>,
+) -> Result<(), ClientError> {
+    let Some(limit) = limit else {
+        return command.await;
+    };
+    tokio::time::timeout(limit, command)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Unreachable {
+                addr: addr.to_string(),
+                reason: format!(
+                    "no answer within --timeout {} (a paused or overloaded node?)",
+                    humantime::format_duration(limit)
+                ),
+            })
+        })
 }
 
 /// How long past `--timeout` an append waits for the master's own answer

@@ -353,3 +353,25 @@ async fn append_timeout_covers_connecting_to_a_paused_master() {
     let (code, out, err) = replog(&["append", "--node", c.master(), "--timeout", "5s", "y"]);
     assert_eq!((code, out.trim()), (0, "1"), "{err}");
 }
+
+/// `list --timeout` and `health --timeout` give up on a paused node (exit
+/// 5) instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_health_timeouts_give_up_on_a_paused_node() {
+    let mut c = Cluster::new(1, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    append(c.master(), "one", 1).await.unwrap();
+    c.signal(0, "STOP");
+    for args in [
+        ["list", "--node", c.master(), "--timeout", "300ms"],
+        ["health", "--node", c.master(), "--timeout", "300ms"],
+    ] {
+        let (code, _, err) = replog(&args);
+        assert_eq!(code, 5, "{args:?}: {err}");
+        assert!(err.contains("no answer within --timeout 300ms"), "{err}");
+    }
+    c.signal(0, "CONT");
+    let (code, out, err) = replog(&["list", "--node", c.master(), "--timeout", "10s"]);
+    assert_eq!((code, out.as_str()), (0, "one\n"), "{err}");
+}

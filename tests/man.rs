@@ -42,10 +42,10 @@ const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
 \fBappend\fR [\-\-node ADDR] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] [\-0] MESSAGE|\-
 Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODE\fR); a secondary redirects to the master once.
 .TP
-\fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow]
+\fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow | \-\-timeout DUR]
 Prints the node's messages in order, each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible.
 .TP
-\fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR]]
+\fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR] | \-\-timeout DUR]
 Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered). Exit status: 0 when every node shown is healthy, 4 when the master is read\-only, 7 when appends are taken but some node is not healthy; with \fB\-\-wait\fR, 0 as soon as appends are taken.
 .TP
 \fBcompletions\fR bash|zsh|fish
