@@ -531,6 +531,19 @@ impl World {
         );
     }
 
+    /// Closes every connection to secondary `node`.
+    fn close_all_of(&mut self, node: usize) {
+        let conns: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in conns {
+            self.close(conn);
+        }
+    }
+
     /// The master's links dial secondaries that are up and reachable.
     fn dial(&mut self) {
         let links = self.nodes[0].links.clone();
@@ -674,15 +687,7 @@ impl World {
                     self.stats.cuts += 1;
                     let until = self.now + Duration::from_millis(self.rng.gen_range(10..800));
                     self.cut_until[node] = until;
-                    let conns: Vec<u64> = self
-                        .conns
-                        .iter()
-                        .filter(|(_, c)| c.node == node)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for conn in conns {
-                        self.close(conn);
-                    }
+                    self.close_all_of(node);
                 }
                 if self.nodes[node].core.is_some() && self.rng.gen_bool(self.faults.crash) {
                     self.crash(node);
@@ -802,15 +807,7 @@ impl World {
             }
             self.nodes[0].links.clear();
         }
-        let conns: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.node == node)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in conns {
-            self.close(conn);
-        }
+        self.close_all_of(node);
         let n = &mut self.nodes[node];
         n.core = None;
         n.log.truncate(n.durable);

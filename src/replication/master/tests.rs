@@ -29,6 +29,22 @@ fn master(secondaries: usize) -> (Master, Instant) {
     (Master::new(cfg, state, now), now)
 }
 
+/// A master with one secondary ("s0"), the given window and batch, over a
+/// log in the given state.
+fn master_over(window: u64, batch: u64, state: LogState) -> Master {
+    let cfg = MasterConfig {
+        me: ("m".into(), "m:1".into()),
+        secondaries: vec![("s0".into(), "s0:1".into())],
+        timing: Timing::default(),
+        max_message_bytes: 100,
+        window,
+        batch,
+        seed: 1,
+        stored_means_synced: true,
+    };
+    Master::new(cfg, state, Instant::now())
+}
+
 fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
     let mut out = Vec::new();
     m.step(now, e, &mut out);
@@ -1078,24 +1094,14 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number(
 
 #[test]
 fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
-    let cfg = MasterConfig {
-        me: ("m".into(), "m:1".into()),
-        secondaries: vec![("s0".into(), "s0:1".into())],
-        timing: Timing::default(),
-        max_message_bytes: 100,
-        window: 7,
-        batch: 3,
-        seed: 1,
-        stored_means_synced: true,
-    };
     let state = LogState {
         epoch: 1,
         last: Position { epoch: 1, seq: 10 },
         epochs: vec![(1, 1)],
         keys: KeyWindow::new(100, 11),
     };
+    let mut m = master_over(7, 3, state);
     let now = Instant::now();
-    let mut m = Master::new(cfg, state, now);
     step(
         &mut m,
         now,
@@ -1232,16 +1238,6 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
 
 #[test]
 fn a_cut_forgets_the_epochs_that_began_after_it() {
-    let cfg = MasterConfig {
-        me: ("m".into(), "m:1".into()),
-        secondaries: vec![("s0".into(), "s0:1".into())],
-        timing: Timing::default(),
-        max_message_bytes: 100,
-        window: 100,
-        batch: 100,
-        seed: 1,
-        stored_means_synced: true,
-    };
     // 1..=3 of epoch 1, 4..=5 of epoch 2; this master runs epoch 3.
     let state = LogState {
         epoch: 3,
@@ -1249,8 +1245,8 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         epochs: vec![(1, 1), (2, 4)],
         keys: KeyWindow::new(100, 6),
     };
+    let mut m = master_over(100, 100, state);
     let now = Instant::now();
-    let mut m = Master::new(cfg, state, now);
     step(
         &mut m,
         now,
