@@ -175,7 +175,15 @@ pub async fn run(cli: Cli) -> i32 {
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
-            Ok(conn) => within(timeout, &node, list(&node, from, json, follow, &conn)).await,
+            Ok(conn) => {
+                within(
+                    from_now(timeout),
+                    &node,
+                    "",
+                    list(&node, from, json, follow, &conn),
+                )
+                .await
+            }
         },
         Command::Health {
             node,
@@ -187,7 +195,7 @@ pub async fn run(cli: Cli) -> i32 {
             Err(e) => Err(e),
             Ok(conn) => match wait {
                 Some(limit) => health_wait(&node, json, limit, &conn).await,
-                None => within(timeout, &node, health(&node, json, &conn)).await,
+                None => within(from_now(timeout), &node, "", health(&node, json, &conn)).await,
             },
         },
         Command::Completions { shell } => {
@@ -240,18 +248,9 @@ pub async fn append_one(
     // (TimedOut, with the sequence number) a moment to arrive.
     let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
     let connect = |addr: String| async move {
+        let limit = opts.timeout.zip(deadline);
         let connecting = Client::connect_with(&addr, conn);
-        match deadline {
-            None => connecting.await,
-            Some(d) => tokio::time::timeout_at(d, connecting)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ClientError::Unreachable {
-                        addr: addr.clone(),
-                        reason: "no answer within --timeout (a paused or overloaded node?); nothing was sent".into(),
-                    })
-                }),
-        }
+        within(limit, &addr, "; nothing was sent", connecting).await
     };
     // One key for both tries, so the redirect cannot append twice.
     let key = opts.key.clone().unwrap_or_else(crate::client::new_key);
@@ -290,27 +289,34 @@ pub async fn append_one(
     Ok(())
 }
 
-/// Runs a command, giving up after `limit` (if any) as unreachable: a
-/// paused or overloaded node answers nothing, not even an error.
-async fn within(
-    limit: Option<Duration>,
+/// Runs `command`, giving up at the deadline of `limit` (the duration as
+/// given, and when it ends) as unreachable: a paused or overloaded node
+/// answers nothing, not even an error. `after` ends the sentence.
+async fn within<T>(
+    limit: Option<(Duration, tokio::time::Instant)>,
     addr: &str,
-    command: impl std::future::Future<Output = Result<(), ClientError>>,
-) -> Result<(), ClientError> {
-    let Some(limit) = limit else {
+    after: &str,
+    command: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let Some((given, deadline)) = limit else {
         return command.await;
     };
-    tokio::time::timeout(limit, command)
+    tokio::time::timeout_at(deadline, command)
         .await
         .unwrap_or_else(|_| {
             Err(ClientError::Unreachable {
                 addr: addr.to_string(),
                 reason: format!(
-                    "no answer within --timeout {} (a paused or overloaded node?)",
-                    humantime::format_duration(limit)
+                    "no answer within --timeout {} (a paused or overloaded node?){after}",
+                    humantime::format_duration(given)
                 ),
             })
         })
+}
+
+/// A `--timeout` as `within` takes it, counted from now.
+fn from_now(timeout: Option<Duration>) -> Option<(Duration, tokio::time::Instant)> {
+    timeout.map(|t| (t, tokio::time::Instant::now() + t))
 }
 
 /// How long past `--timeout` an append waits for the master's own answer
