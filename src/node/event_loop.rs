@@ -318,7 +318,10 @@ impl NodeLoop {
                 // Closing its queue ends a link.
                 Action::StopLinks => self.links.clear(),
                 Action::Persist(entries) => {
-                    if self.pending.is_empty() {
+                    // A batch (a secondary's) is taken as it is; single
+                    // appends go into the buffer kept from round to round,
+                    // so that it is not given up for a one-entry vector.
+                    if self.pending.is_empty() && entries.len() >= self.pending.capacity() {
                         self.pending = entries;
                     } else {
                         self.pending.extend(entries);
