@@ -12,6 +12,15 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Default size at which a log segment is closed and a new one started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// `--failover`: whether a new master is elected when the master is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Failover {
+    /// A majority elects a new master within seconds.
+    On,
+    /// `--master` stays master: appends wait for it to come back.
+    Off,
+}
+
 /// When the log calls `fdatasync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FsyncPolicy {
@@ -162,6 +171,8 @@ pub struct NodeConfig {
     pub client_token: Option<String>,
     /// Token clients need to list and ask for health, if reads are guarded.
     pub read_token: Option<String>,
+    /// Elect a new master when the master is lost (`--failover on`).
+    pub failover: bool,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -212,6 +223,7 @@ impl NodeConfig {
             tls: None,
             client_token: None,
             read_token: None,
+            failover: false,
         }
     }
 

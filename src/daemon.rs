@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::ClusterKeys;
-use crate::config::{Cluster, FsyncPolicy, Limits, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::config::{
+    Cluster, Failover, FsyncPolicy, Limits, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES,
+};
 use crate::net::Tcp;
 use crate::replication::Timing;
 
@@ -62,6 +64,12 @@ pub struct DaemonArgs {
     /// A secondary silent this long is Unhealthy (and its connection is redialled).
     #[arg(long, env = "REPLOG_UNHEALTHY_AFTER", value_parser = humantime::parse_duration, default_value = "3s")]
     pub unhealthy_after: Duration,
+    /// Whether a new master is elected when the master is lost: 'on' (a majority elects one within seconds) or 'off' (--master stays master; appends wait for it to come back).
+    #[arg(long, env = "REPLOG_FAILOVER", value_enum, default_value_t = Failover::Off)]
+    pub failover: Failover,
+    /// With failover: a secondary that hears nothing from the master for between this and twice this asks for votes; a master that hears from no majority for this long steps down.
+    #[arg(long, env = "REPLOG_ELECTION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub election_timeout: Duration,
     /// First delay before retrying a failed delivery.
     #[arg(long, env = "REPLOG_RETRY_BASE", value_parser = humantime::parse_duration, default_value = "50ms")]
     pub retry_base: Duration,
@@ -133,6 +141,7 @@ impl DaemonArgs {
             unhealthy_after: self.unhealthy_after,
             retry_base: self.retry_base,
             retry_max: self.retry_max,
+            election_timeout: self.election_timeout,
         }
     }
 
@@ -141,6 +150,7 @@ impl DaemonArgs {
         cfg.data_dir = data_dir;
         cfg.fsync = self.fsync;
         cfg.timing = self.timing();
+        cfg.failover = self.failover == Failover::On;
         cfg.max_message_bytes = self.max_message_bytes;
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;

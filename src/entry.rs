@@ -26,6 +26,28 @@ pub struct Entry {
     pub message: Bytes,
 }
 
+impl Entry {
+    /// The marker a master writes first in its epoch, when it was elected:
+    /// no key, no message, and `list` does not show it. Entries of older
+    /// epochs count as committed only once an entry of the master's own
+    /// epoch after them is on a majority (Raft's commit rule), and this is
+    /// that entry. It is told apart by its key, which is empty: no client
+    /// can send an empty key (it is refused as a bad request).
+    pub fn marker(epoch: Epoch, seq: Seq) -> Entry {
+        Entry {
+            epoch,
+            seq,
+            key: Some(String::new()),
+            message: Bytes::new(),
+        }
+    }
+
+    /// Whether this is an epoch's marker (see [`Entry::marker`]).
+    pub fn is_marker(&self) -> bool {
+        self.key.as_deref() == Some("")
+    }
+}
+
 /// Where a log ends: the epoch and sequence number of its last entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Position {

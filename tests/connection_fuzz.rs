@@ -95,7 +95,7 @@ fn request(rng: &mut SmallRng, target: Target) -> Frame {
         let fits = match target {
             Target::MasterOfSecondary => matches!(
                 f,
-                Frame::Sync { .. } | Frame::Entries { .. } | Frame::Heartbeat
+                Frame::Sync { .. } | Frame::Entries { .. } | Frame::Heartbeat { .. }
             ),
             _ => matches!(
                 f,

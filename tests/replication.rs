@@ -265,7 +265,8 @@ async fn garbage_and_a_4gib_length_prefix_do_no_harm() {
         // A well-formed frame that is not a hello.
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         let payload =
-            replog::wire::FrameCodec::to_payload(&replog::wire::Frame::Heartbeat).unwrap();
+            replog::wire::FrameCodec::to_payload(&replog::wire::Frame::Heartbeat { committed: 0 })
+                .unwrap();
         s.write_all(&(payload.len() as u32).to_be_bytes()).unwrap();
         s.write_all(&payload).unwrap();
         let _ = s.read_to_end(&mut buf);

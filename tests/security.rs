@@ -175,6 +175,7 @@ async fn a_master_sends_nothing_to_an_impostor_secondary() {
                 last: Default::default(),
                 stored: 0,
                 max_message_bytes: 1 << 20,
+                epochs: Vec::new(),
             })
         } else {
             Frame::Challenge {

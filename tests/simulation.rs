@@ -48,6 +48,7 @@ fn node_config(i: usize, seed: u64) -> NodeConfig {
         unhealthy_after: Duration::from_millis(500),
         retry_base: Duration::from_millis(10),
         retry_max: Duration::from_millis(300),
+        election_timeout: Duration::from_millis(300),
     };
     cfg.seed = Some(seed + i as u64);
     cfg

@@ -38,6 +38,20 @@ async fn to_node(shared: &Shared, input: Input) -> bool {
     }
 }
 
+/// What a client (or a candidate) is told of this node when it connects.
+pub(super) fn welcome(shared: &Shared) -> Welcome {
+    let view = shared.role.borrow().clone();
+    Welcome {
+        node: shared.cfg.id.clone(),
+        role: view.role,
+        master_addr: view.master_addr,
+        last: shared.log.read().expect("log lock").last(),
+        stored: *shared.visible.borrow(),
+        max_message_bytes: shared.cfg.max_message_bytes as u64,
+        epochs: Vec::new(),
+    }
+}
+
 pub(super) async fn serve(
     mut reader: Reader,
     writer: Writer,
@@ -56,16 +70,7 @@ pub(super) async fn serve(
         crate::net::write_frames(writer, rx, addr.to_string(), Some(credits.clone()))
             .in_current_span(),
     );
-    let view = shared.role.borrow().clone();
-    let welcome = Welcome {
-        node: cfg.id.clone(),
-        role: view.role,
-        master_addr: view.master_addr,
-        last: shared.log.read().expect("log lock").last(),
-        stored: *shared.visible.borrow(),
-        max_message_bytes: cfg.max_message_bytes as u64,
-    };
-    outbox.offer(Frame::Welcome(welcome));
+    outbox.offer(Frame::Welcome(welcome(shared)));
     let opened = to_node(
         shared,
         Input::ClientOpened {

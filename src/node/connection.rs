@@ -247,7 +247,82 @@ async fn serve(
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
             serve_master(reader, writer, addr, &shared, id.clone(), epoch).await
         }
+        Role::Candidate { ref id } => {
+            let proved = if cfg.tls.is_some() && !has_cert {
+                Err(format!(
+                    "node {} takes a vote request only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
+                    cfg.id
+                ))
+            } else {
+                prove(&shared, deadline, &hello, &mut reader, &mut writer).await
+            };
+            if let Err(reason) = proved {
+                if let Some(more) = shared.throttle.allow("refused-candidate") {
+                    warn!(peer = %addr, candidate = %id, %reason, suppressed = more, "refusing a vote request");
+                }
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    writer.send(Frame::Refused { reason }),
+                )
+                .await;
+                return;
+            }
+            serve_candidate(reader, writer, addr, &shared, id.clone(), deadline).await
+        }
     }
+}
+
+/// A candidate's connection: a welcome, then its one `VoteRequest`, read
+/// within the hello's deadline, answered by the core (which records the
+/// vote first), and closed.
+async fn serve_candidate(
+    mut reader: Reader,
+    mut writer: Writer,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    candidate: String,
+    deadline: tokio::time::Instant,
+) {
+    let welcome = clients::welcome(shared);
+    if writer.send(Frame::Welcome(welcome)).await.is_err() {
+        return;
+    }
+    let (epoch, last, pre) = match tokio::time::timeout_at(deadline, reader.next()).await {
+        Ok(Some(Ok(Frame::VoteRequest { epoch, last, pre }))) => (epoch, last, pre),
+        Ok(Some(Ok(other))) => {
+            warn!(node = %shared.cfg.id, %candidate, "closing a candidate's connection: unexpected {}", frame_name(&other));
+            return;
+        }
+        _ => return,
+    };
+    let conn = shared.next_id();
+    let (outbox, rx) = Outbox::new(2);
+    let writer_task = shared
+        .tracker
+        .spawn(crate::net::write_frames(writer, rx, addr.to_string(), None).in_current_span());
+    let input = Input::VoteRequested {
+        conn,
+        tx: outbox.clone(),
+        candidate,
+        epoch,
+        last,
+        pre,
+    };
+    let sent = tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => false,
+        sent = shared.control.send(input) => sent.is_ok(),
+    };
+    if sent {
+        // The node loop answers and closes the outbox.
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => {}
+            _ = outbox.closed() => {}
+            _ = tokio::time::sleep(shared.cfg.timing.election_timeout) => {}
+        }
+    }
+    outbox.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
 }
 
 /// The acceptor's half of the node-to-node handshake (`crate::auth`): with
@@ -264,8 +339,9 @@ async fn prove(
     let Some(keys) = &cfg.cluster_keys else {
         return Ok(());
     };
-    let Role::Master { id, .. } = &hello.role else {
-        return Ok(());
+    let id = match &hello.role {
+        Role::Master { id, .. } | Role::Candidate { id } => id,
+        Role::Client => return Ok(()),
     };
     // The reasons go back to a peer not yet proven: they name the flag, not
     // this node's key file (which the local log line names).
@@ -327,8 +403,9 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
     }
     // Whether this node takes that master (its role, its epoch) is the
     // core's decision, once the master has proved itself.
-    if matches!(hello.role, Role::Master { .. }) && hello.cluster.is_none() {
-        return Err("a master must name its cluster".into());
+    if matches!(hello.role, Role::Master { .. } | Role::Candidate { .. }) && hello.cluster.is_none()
+    {
+        return Err("a node must name its cluster".into());
     }
     Ok(())
 }
@@ -382,7 +459,9 @@ async fn serve_master(
                 truncate_after,
             },
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
-            Some(Ok(Frame::Heartbeat)) => SecondaryEvent::Heartbeat { conn },
+            Some(Ok(Frame::Heartbeat { committed })) => {
+                SecondaryEvent::Heartbeat { conn, committed }
+            }
             Some(Ok(other)) => {
                 warn!(node = %shared.cfg.id, "closing replication connection: unexpected {}", frame_name(&other));
                 break;
@@ -423,7 +502,10 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::HealthReport { .. } => "HealthReport",
         Frame::Sync { .. } => "Sync",
         Frame::Entries { .. } => "Entries",
-        Frame::Heartbeat => "Heartbeat",
+        Frame::Heartbeat { .. } => "Heartbeat",
+        Frame::VoteRequest { .. } => "VoteRequest",
+        Frame::VoteReply { .. } => "VoteReply",
+        Frame::NewerEpoch { .. } => "NewerEpoch",
         Frame::Ack { .. } => "Ack",
         Frame::Nack { .. } => "Nack",
         Frame::HeartbeatReply { .. } => "HeartbeatReply",

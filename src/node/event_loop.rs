@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::{link, syncer, Input, Outbox, Shared, LINK_QUEUE, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
 use crate::config::FsyncPolicy;
 use crate::entry::{Entry, Epoch, Seq};
-use crate::replication::role::{Action, Core, Event, RoleView};
+use crate::replication::role::{Action, Core, Event, RoleView, VoteRequest};
 use crate::replication::secondary::SecondaryEvent;
 use crate::replication::{ClientId, ConnId};
 use crate::wire::Frame;
@@ -26,6 +26,9 @@ use crate::wire::Frame;
 /// it speaks for and its command queue.
 pub(super) type SpawnLink =
     Box<dyn Fn(usize, (String, String), Epoch, mpsc::Receiver<link::LinkCmd>) + Send>;
+
+/// Asks one node (id, address) for its vote with this `VoteRequest`.
+pub(super) type SpawnVote = Box<dyn Fn((String, String), Frame) + Send>;
 
 pub(super) struct NodeLoop {
     pub(super) shared: Arc<Shared>,
@@ -36,10 +39,14 @@ pub(super) struct NodeLoop {
     pub(super) links: Vec<(String, mpsc::Sender<link::LinkCmd>)>,
     /// Starts a link task.
     pub(super) spawn_link: SpawnLink,
+    /// Starts a task asking one node for its vote.
+    pub(super) spawn_vote: SpawnVote,
     /// The master's current replication connection, on a secondary.
     pub(super) master: Option<(ConnId, Outbox)>,
     /// A master connection the core is deciding on, during that step.
     pub(super) opening: Option<(ConnId, Outbox)>,
+    /// A candidate's connection, during the step that answers it.
+    pub(super) voter: Option<(ConnId, Outbox)>,
     /// Where each client's answers go.
     pub(super) clients: HashMap<ClientId, Outbox>,
     /// Publishes the visible sequence number to readers.
@@ -163,6 +170,25 @@ impl NodeLoop {
                 Event::FromMaster(event)
             }
             Input::Stored { gen, upto } => Event::Stored { gen, upto },
+            Input::VoteRequested {
+                conn,
+                tx,
+                candidate,
+                epoch,
+                last,
+                pre,
+            } => {
+                self.voter = Some((conn, tx));
+                let request = VoteRequest {
+                    candidate,
+                    epoch,
+                    last,
+                    pre,
+                };
+                Event::VoteRequested { conn, request }
+            }
+            Input::VoteAnswered(answer) => Event::VoteAnswered(answer),
+            Input::NewerEpoch { epoch } => Event::NewerEpoch { epoch },
             Input::StorageFailed(reason) => {
                 error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
                 Event::StorageFailed {
@@ -195,8 +221,15 @@ impl NodeLoop {
                 }
             }
         };
+        let before = self.core.view();
         self.step(now, event);
         self.opening = None;
+        self.voter = None;
+        let after = self.core.view();
+        if after.role != before.role {
+            let (epoch, _, master) = self.core.term();
+            info!(node = %self.shared.cfg.id, role = %after.role, epoch, master = master.unwrap_or("unknown"), "role changed");
+        }
     }
 
     /// A storage error as clients and peers are told it.
@@ -299,12 +332,38 @@ impl NodeLoop {
     pub(super) fn run_actions(&mut self, actions: &mut Vec<Action>) {
         for action in actions.drain(..) {
             match action {
-                Action::RecordEpoch(epoch) => {
-                    let recorded = self.shared.log.write().expect("log lock").set_epoch(epoch);
-                    if let Err(e) = recorded {
-                        self.requeue.push_back(Input::StorageFailed(format!(
-                            "cannot record the new epoch: {e}"
-                        )));
+                Action::RecordEpoch(epoch) => self.record_epoch(epoch, None),
+                // Synchronously: nothing that follows (an answer to the
+                // candidate, a request for votes) may go out before it.
+                Action::RecordVote { epoch, vote } => self.record_epoch(epoch, vote.as_deref()),
+                Action::RequestVotes {
+                    epoch,
+                    pre,
+                    last,
+                    peers,
+                } => {
+                    info!(node = %self.shared.cfg.id, epoch, pre, "asking for votes");
+                    for peer in peers {
+                        (self.spawn_vote)(peer, Frame::VoteRequest { epoch, last, pre });
+                    }
+                }
+                Action::AnswerVote { conn, frame } => {
+                    if let Some((c, tx)) = self.voter.take() {
+                        if c == conn {
+                            tx.offer(frame);
+                            tx.close();
+                        }
+                    }
+                }
+                Action::RefuseStale {
+                    conn,
+                    epoch,
+                    reason,
+                } => {
+                    if let Some((_, tx)) = self.take_master_conn(conn) {
+                        warn!(node = %self.shared.cfg.id, %reason, "refusing a stale master");
+                        tx.offer(Frame::NewerEpoch { epoch, reason });
+                        tx.close();
                     }
                 }
                 Action::StartLinks { epoch, peers } => {
@@ -327,9 +386,13 @@ impl NodeLoop {
                         self.pending.extend(entries);
                     }
                 }
-                Action::CutLog { after, why } => {
+                Action::CutLog { after, why, save } => {
                     warn!(node = %self.shared.cfg.id, after, "{why}");
                     self.pending.retain(|e| e.seq <= after);
+                    if save {
+                        self.write_pending();
+                        self.save_rollback(after);
+                    }
                     if let Err(e) = self.cut_log(after) {
                         self.requeue
                             .push_back(Input::StorageFailed(format!("{why} failed: {e}")));
@@ -368,14 +431,7 @@ impl NodeLoop {
                     }
                 }
                 Action::RefuseMaster { conn, reason } => {
-                    let refused = if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
-                        self.opening.take()
-                    } else if self.master.as_ref().is_some_and(|(c, _)| *c == conn) {
-                        self.master.take()
-                    } else {
-                        None
-                    };
-                    if let Some((_, tx)) = refused {
+                    if let Some((_, tx)) = self.take_master_conn(conn) {
                         warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
                         tx.offer(Frame::Refused { reason });
                         tx.close();
@@ -394,6 +450,73 @@ impl NodeLoop {
                         tx.offer(frame);
                     }
                 }
+            }
+        }
+    }
+
+    /// Records the epoch and vote; failing to is failing the log.
+    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) {
+        let recorded = self
+            .shared
+            .log
+            .write()
+            .expect("log lock")
+            .set_epoch(epoch, vote);
+        if let Err(e) = recorded {
+            self.requeue.push_back(Input::StorageFailed(format!(
+                "cannot record epoch {epoch}: {e}"
+            )));
+        }
+    }
+
+    /// The master connection `conn` (being opened, or the live one), taken
+    /// away to be refused.
+    fn take_master_conn(&mut self, conn: ConnId) -> Option<(ConnId, Outbox)> {
+        if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
+            self.opening.take()
+        } else if self.master.as_ref().is_some_and(|(c, _)| *c == conn) {
+            self.master.take()
+        } else {
+            None
+        }
+    }
+
+    /// Before a divergent suffix is cut: every entry after `after` is saved
+    /// to `DATA_DIR/rollback/<epoch>-<first>-<last>.log` in the log's own
+    /// record format, and one line says where. What cannot be saved is
+    /// said loudly, and cut anyway: the cluster's log wins.
+    fn save_rollback(&self, after: Seq) {
+        let Some(dir) = &self.shared.cfg.data_dir else {
+            return;
+        };
+        let log = self.shared.log.read().expect("log lock");
+        let last = log.last();
+        if last.seq <= after {
+            return;
+        }
+        let saved = (|| -> std::io::Result<std::path::PathBuf> {
+            let mut entries = Vec::new();
+            let mut next = after + 1;
+            while next <= last.seq {
+                let page = log.read(next, last.seq, 1000, 1 << 20)?;
+                let Some(end) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                entries.extend(page);
+                next = end + 1;
+            }
+            let first = entries.first().map_or(after + 1, |e| e.seq);
+            let epoch = entries.first().map_or(last.epoch, |e| e.epoch);
+            crate::storage::disk::write_rollback(dir, epoch, first, last.seq, &entries)
+        })();
+        match saved {
+            Ok(path) => {
+                warn!(node = %self.shared.cfg.id, file = %path.display(), first = after + 1, last = last.seq,
+                      "entries this node held but the master does not were cut; they are saved in this rollback file")
+            }
+            Err(e) => {
+                error!(node = %self.shared.cfg.id, first = after + 1, last = last.seq, error = %e,
+                       "could not save the entries about to be cut to a rollback file; they are lost")
             }
         }
     }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
+use crate::entry::Epoch;
 use crate::net::{DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
@@ -20,9 +21,6 @@ use crate::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
 /// Frames queued for the writer of one replication connection: the
 /// window's worth of entry frames, heartbeats for a few seconds, and room.
 const WRITE_QUEUE: usize = 64;
-
-/// How a dial error that is the secondary's refusal of the hello begins.
-const REFUSED: &str = "refused: ";
 
 /// What the node loop asks of a link.
 #[derive(Debug)]
@@ -58,7 +56,11 @@ pub(crate) async fn run<N: Net>(
         if shared.shutdown.is_cancelled() || cmds.is_closed() {
             return;
         }
-        match connect::<N>(&shared, &id, &addr, epoch, timing.unhealthy_after).await {
+        let role = Role::Master {
+            id: cfg.id.clone(),
+            epoch,
+        };
+        match connect::<N>(&shared, &id, &addr, role, timing.unhealthy_after).await {
             Ok((stream, welcome)) => {
                 last_error.clear();
                 ever_connected = true;
@@ -73,6 +75,7 @@ pub(crate) async fn run<N: Net>(
                         conn,
                         last: welcome.last,
                         stored: welcome.stored,
+                        epochs: welcome.epochs,
                     }))
                     .await;
                 let reason = serve((peer, &id), conn, stream, &shared, &mut cmds).await;
@@ -90,17 +93,30 @@ pub(crate) async fn run<N: Net>(
                     .await;
             }
             Err(e) => {
-                if let Some(reason) = e.strip_prefix(REFUSED) {
-                    // It answered: alive, but it will not take us (or we
-                    // will not take it). Back off from now on, as for any
-                    // reached secondary.
-                    ever_connected = true;
-                    let reason = reason.to_string();
+                if let HandshakeError::Stale { epoch, .. } = &e {
+                    // This node is a stale master: the core steps down.
                     let _ = shared
                         .control
-                        .send(Input::Link(MasterEvent::PeerRefused { peer, reason }))
+                        .send(Input::NewerEpoch { epoch: *epoch })
                         .await;
                 }
+                let e = match e {
+                    HandshakeError::Refused(reason) | HandshakeError::Stale { reason, .. } => {
+                        // It answered: alive, but it will not take us (or we
+                        // will not take it). Back off from now on, as for any
+                        // reached secondary.
+                        ever_connected = true;
+                        let _ = shared
+                            .control
+                            .send(Input::Link(MasterEvent::PeerRefused {
+                                peer,
+                                reason: reason.clone(),
+                            }))
+                            .await;
+                        format!("refused: {reason}")
+                    }
+                    HandshakeError::Failed(e) => e,
+                };
                 // Say it once per streak, not at every retry.
                 if e != last_error {
                     warn!(node = %cfg.id, peer = %id, %addr, error = %e, "cannot reach secondary; retrying with backoff");
@@ -129,23 +145,42 @@ pub(crate) async fn run<N: Net>(
     }
 }
 
-/// Dials, says hello, waits for the welcome.
-async fn connect<N: Net>(
+/// Why a node-to-node handshake did not end in a welcome.
+#[derive(Debug)]
+pub(super) enum HandshakeError {
+    /// The node answered, and refused (another cluster, a wrong key...).
+    Refused(String),
+    /// The node refused: it knows a newer epoch than the caller's.
+    Stale {
+        /// That epoch.
+        epoch: Epoch,
+        /// Its words.
+        reason: String,
+    },
+    /// The node could not be reached, or did not answer.
+    Failed(String),
+}
+
+/// Dials another node as `role` (a master, a candidate), says hello,
+/// proves the cluster key and waits for the welcome.
+pub(super) async fn connect<N: Net>(
     shared: &Shared,
     peer_id: &str,
     addr: &str,
-    epoch: u64,
+    role: Role,
     deadline: Duration,
-) -> Result<((Reader, Writer), crate::wire::Welcome), String> {
+) -> Result<((Reader, Writer), crate::wire::Welcome), HandshakeError> {
+    use HandshakeError::{Failed, Refused};
+    let what = match role {
+        Role::Master { .. } => "secondary",
+        _ => "node",
+    };
     let cfg = &shared.cfg;
     let ours = crate::auth::nonce();
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster: Some(cfg.cluster.fingerprint()),
-        role: Role::Master {
-            id: cfg.id.clone(),
-            epoch,
-        },
+        role,
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
         token: None,
     };
@@ -154,51 +189,54 @@ async fn connect<N: Net>(
         crate::net::dial::<N>(addr, tls, hello, cfg.max_frame_bytes(), deadline)
             .await
             .map_err(|e| match e {
-                DialError::TlsRefused(e) => format!(
-            "{REFUSED}TLS handshake with secondary {peer_id} failed: {e} (check --tls-cert and --tls-ca on both nodes)"
-        ),
-                DialError::Unreachable(e) => e,
+                DialError::TlsRefused(e) => Refused(format!(
+                    "TLS handshake with {what} {peer_id} failed: {e} (check --tls-cert and --tls-ca on both nodes)"
+                )),
+                DialError::Unreachable(e) => Failed(e),
             })?;
     // The opener's half of the handshake (`crate::auth`): nothing is sent
-    // to a secondary that has not proved it holds the cluster key.
+    // to a node that has not proved it holds the cluster key.
     if let Some(keys) = &cfg.cluster_keys {
         let key_file = keys.source().display();
         match answer {
             Some(Ok(Frame::Challenge { nonce, proofs })) => {
                 let Some(k) = keys.check_acceptor(&proofs, &ours, &nonce, peer_id) else {
-                    return Err(format!(
-                        "{REFUSED}secondary {peer_id} does not hold this node's cluster key ({key_file}): give every node the same --cluster-key-file"
-                    ));
+                    return Err(Refused(format!(
+                        "{what} {peer_id} does not hold this node's cluster key ({key_file}): give every node the same --cluster-key-file"
+                    )));
                 };
                 let proof = keys.opener_proof(k, &nonce, &ours, &cfg.id);
                 writer
                     .send(Frame::Proof { proof })
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Failed(e.to_string()))?;
                 answer = tokio::time::timeout(deadline, reader.next())
                     .await
-                    .map_err(|_| "no answer to the proof".to_string())?;
+                    .map_err(|_| Failed("no answer to the proof".to_string()))?;
             }
             Some(Ok(Frame::Welcome(_))) => {
-                return Err(format!(
-                    "{REFUSED}secondary {peer_id} did not prove the cluster key: start it with --cluster-key-file (the same key as {key_file})"
-                ))
+                return Err(Refused(format!(
+                    "{what} {peer_id} did not prove the cluster key: start it with --cluster-key-file (the same key as {key_file})"
+                )))
             }
             _ => {}
         }
     }
     match answer {
         Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome)),
-        Some(Ok(Frame::Challenge { .. })) => Err(format!(
-            "{REFUSED}secondary {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
-        )),
-        Some(Ok(Frame::Refused { reason })) => Err(format!("{REFUSED}{reason}")),
-        Some(Ok(other)) => Err(format!(
+        Some(Ok(Frame::Challenge { .. })) => Err(Refused(format!(
+            "{what} {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
+        ))),
+        Some(Ok(Frame::Refused { reason })) => Err(Refused(reason)),
+        Some(Ok(Frame::NewerEpoch { epoch, reason })) => {
+            Err(HandshakeError::Stale { epoch, reason })
+        }
+        Some(Ok(other)) => Err(Failed(format!(
             "unexpected answer to hello: {}",
             crate::node::frame_kind(&other)
-        )),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err("closed during hello".into()),
+        ))),
+        Some(Err(e)) => Err(Failed(e.to_string())),
+        None => Err(Failed("closed during hello".into())),
     }
 }
 

@@ -31,8 +31,9 @@ mod event_loop;
 mod link;
 mod syncer;
 mod throttle;
+mod vote;
 
-use event_loop::{NodeLoop, SpawnLink};
+use event_loop::{NodeLoop, SpawnLink, SpawnVote};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,11 +48,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::config::{FsyncPolicy, NodeConfig};
-use crate::entry::{Entry, Epoch, Seq};
+use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::net::Net;
 use crate::replication::keys::KeyWindow;
 use crate::replication::master::MasterEvent;
-use crate::replication::role::{Action, Core, CoreConfig, RoleView};
+use crate::replication::role::{Action, Core, CoreConfig, RoleView, VoteAnswer};
 use crate::replication::secondary::SecondaryEvent;
 use crate::replication::{AppendRequest, ClientId, ConnId, LogState};
 use crate::storage::Log;
@@ -111,6 +112,19 @@ pub(crate) enum Input {
     SyncFailed { reason: String },
     /// The log failed in a way that cannot be undone.
     StorageFailed(String),
+    /// A candidate asks for this node's vote; the answer goes to `tx`.
+    VoteRequested {
+        conn: ConnId,
+        tx: Outbox,
+        candidate: String,
+        epoch: Epoch,
+        last: Position,
+        pre: bool,
+    },
+    /// A node answered this node's request for votes.
+    VoteAnswered(VoteAnswer),
+    /// A node refused this one's hello: it knows a newer epoch.
+    NewerEpoch { epoch: Epoch },
 }
 
 /// What every task of a node shares.
@@ -185,12 +199,15 @@ pub async fn run<N: Net>(
             fail_rate: cfg.fail_rate,
             authenticated: cfg.cluster_keys.is_some(),
             encrypted: cfg.tls.is_some(),
+            failover: cfg.failover,
         },
         LogState {
             epoch: log.epoch(),
             last,
             epochs: log.epochs(),
             keys: recent_keys(&log, cfg.dedup_window)?,
+            vote: log.vote().map(str::to_string),
+            committed: 0,
         },
         Instant::now().into_std(),
     );
@@ -199,7 +216,7 @@ pub async fn run<N: Net>(
     // apart from this run's; at start, failing to is failing to start.
     for action in &start {
         if let Action::RecordEpoch(epoch) = action {
-            log.set_epoch(*epoch)
+            log.set_epoch(*epoch, None)
                 .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
         }
     }
@@ -262,13 +279,21 @@ pub async fn run<N: Net>(
             );
         })
     };
+    let spawn_vote: SpawnVote = {
+        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
+        Box::new(move |peer, request| {
+            tracker.spawn(vote::ask::<N>(shared.clone(), peer, request).instrument(span.clone()));
+        })
+    };
     let mut node = NodeLoop {
         shared: shared.clone(),
         core,
         links: Vec::new(),
         spawn_link,
+        spawn_vote,
         master: None,
         opening: None,
+        voter: None,
         clients: HashMap::new(),
         visible_tx,
         role_tx,

@@ -128,6 +128,9 @@ impl KeyWindow {
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
         }
+        // An empty key is an epoch's marker (`Entry::marker`), not a
+        // client's key.
+        let key = key.filter(|k| !k.is_empty());
         // One fingerprint per key: hashing is the costly part of a push.
         let fp = match key.map(|k| self.fingerprint(k)) {
             Some(fp) if self.find(fp).is_none() => fp,

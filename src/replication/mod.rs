@@ -64,6 +64,44 @@ pub struct LogState {
     /// Request keys of the newest entries of the log (the dedup window),
     /// ending at `last`.
     pub keys: keys::KeyWindow,
+    /// The node this one voted for in `epoch`, if any (recorded with it).
+    pub vote: Option<String>,
+    /// Last sequence number known to be on a majority (0 at start: it is
+    /// learnt again from the master).
+    pub committed: Seq,
+}
+
+/// Where two logs stop agreeing: the last sequence number up to which the
+/// log whose epochs start at `mine` and ends at `my_last` holds the same
+/// entries as the one whose epochs start at `theirs` and ends at
+/// `their_last`. One master per epoch assigns an epoch's sequence numbers,
+/// so two logs holding an entry of the same epoch at the same seq are equal
+/// up to it (Raft's log matching): the logs agree through each epoch they
+/// share, up to where the shorter run of it ends, and part where one holds
+/// an epoch the other does not.
+pub fn common_prefix(
+    mine: &[(Epoch, Seq)],
+    my_last: Seq,
+    theirs: &[(Epoch, Seq)],
+    their_last: Seq,
+) -> Seq {
+    let end =
+        |runs: &[(Epoch, Seq)], i: usize, last: Seq| runs.get(i + 1).map_or(last, |(_, f)| f - 1);
+    let mut agree = 0;
+    for (i, (epoch, first)) in theirs.iter().enumerate() {
+        let Some(j) = mine.iter().position(|(e, _)| e == epoch) else {
+            break;
+        };
+        if mine[j].1 != *first {
+            break;
+        }
+        let (their_end, my_end) = (end(theirs, i, their_last), end(mine, j, my_last));
+        agree = their_end.min(my_end);
+        if their_end != my_end {
+            break;
+        }
+    }
+    agree
 }
 
 /// The epoch of entry `last` in a log whose epochs start as `epochs` says
@@ -97,6 +135,10 @@ pub struct Timing {
     pub retry_base: Duration,
     /// Largest retry delay.
     pub retry_max: Duration,
+    /// With failover: a secondary that hears nothing from a master for a
+    /// random time between this and twice this asks for votes; a master
+    /// that hears from no majority for this long steps down.
+    pub election_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -107,6 +149,7 @@ impl Default for Timing {
             unhealthy_after: Duration::from_millis(3000),
             retry_base: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
+            election_timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -130,6 +173,26 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32, rng: &mut impl Rng) 
 mod tests {
     use super::*;
     use rand::{rngs::SmallRng, SeedableRng};
+
+    #[test]
+    fn two_logs_agree_through_the_epochs_they_share() {
+        let mine = [(1, 1), (2, 6), (4, 10)];
+        // Equal logs.
+        assert_eq!(common_prefix(&mine, 12, &mine, 12), 12);
+        // A prefix of mine, ending inside an epoch, and a longer one.
+        assert_eq!(common_prefix(&mine, 12, &[(1, 1), (2, 6)], 8), 8);
+        assert_eq!(common_prefix(&mine, 12, &mine, 15), 12);
+        // Theirs continues epoch 2 where mine went on in epoch 4.
+        assert_eq!(common_prefix(&mine, 12, &[(1, 1), (2, 6)], 11), 9);
+        // Theirs went on in epoch 3 (a master mine never followed) after 7.
+        assert_eq!(common_prefix(&mine, 12, &[(1, 1), (2, 6), (3, 8)], 9), 7);
+        // Theirs is in epoch 4 from elsewhere: the first seq differs.
+        assert_eq!(common_prefix(&mine, 12, &[(1, 1), (4, 3)], 9), 2);
+        // Nothing shared.
+        assert_eq!(common_prefix(&mine, 12, &[(3, 1)], 4), 0);
+        assert_eq!(common_prefix(&mine, 12, &[], 0), 0);
+        assert_eq!(common_prefix(&[], 0, &mine, 12), 0);
+    }
 
     #[test]
     fn backoff_stays_between_base_and_cap_and_grows() {

@@ -68,6 +68,8 @@ pub enum SecondaryEvent {
     Heartbeat {
         /// Connection id.
         conn: ConnId,
+        /// The master's committed mark.
+        committed: Seq,
     },
     /// The local log has stored everything up to `upto`.
     Stored {
@@ -106,6 +108,9 @@ pub enum SecondaryAction {
     Truncate {
         /// Last sequence number kept.
         after: Seq,
+        /// Whether the master's log parts from this one there (a divergent
+        /// suffix, kept in a rollback file), rather than a failed sync.
+        diverged: bool,
     },
     /// Send a frame to the master on this connection.
     Send {
@@ -148,6 +153,8 @@ pub struct Secondary {
     /// the log is, should this node become master, and the epoch of its
     /// last entry (a master older than that is stale).
     epochs: Vec<(Epoch, Seq)>,
+    /// Last sequence number the master said is on a majority.
+    committed: Seq,
     /// Source of the fail-rate draws.
     rng: SmallRng,
 }
@@ -176,6 +183,7 @@ impl Secondary {
             keys: log.keys,
             epoch: log.epoch,
             epochs: log.epochs,
+            committed: log.committed,
         }
     }
 
@@ -188,6 +196,8 @@ impl Secondary {
             last,
             epochs: self.epochs,
             keys: self.keys,
+            vote: None,
+            committed: self.committed,
         };
         (state, self.stored)
     }
@@ -216,6 +226,18 @@ impl Secondary {
     /// Last sequence number stored.
     pub fn stored(&self) -> Seq {
         self.stored
+    }
+
+    /// Last sequence number known to be on a majority, as far as this node
+    /// holds it: a reader shown no further never sees an entry that a
+    /// failover removes.
+    pub fn committed(&self) -> Seq {
+        self.committed.min(self.stored)
+    }
+
+    /// First sequence number of each epoch in the log, in order.
+    pub fn epochs(&self) -> &[(Epoch, Seq)] {
+        &self.epochs
     }
 
     /// The master's current connection, if any.
@@ -276,7 +298,10 @@ impl Secondary {
                         self.received = after;
                         self.forget_after(after);
                         self.stored = self.stored.min(after);
-                        out.push(SecondaryAction::Truncate { after });
+                        out.push(SecondaryAction::Truncate {
+                            after,
+                            diverged: true,
+                        });
                     }
                 }
             }
@@ -298,8 +323,12 @@ impl Secondary {
                         .push_back((now + self.cfg.replicate_delay, entries));
                 }
             }
-            SecondaryEvent::Heartbeat { conn } => {
+            SecondaryEvent::Heartbeat { conn, committed } => {
                 if self.conn == Some(conn) && self.synced {
+                    // After the Sync, this node's log is a prefix of the
+                    // master's (plus what it is still sent): the mark
+                    // applies to it.
+                    self.committed = self.committed.max(committed);
                     out.push(SecondaryAction::Send {
                         conn,
                         frame: Frame::HeartbeatReply {
@@ -366,7 +395,10 @@ impl Secondary {
                     // What was not reported stored may be gone: cut back to
                     // what was (and was acknowledged); the master resends.
                     let after = self.stored;
-                    out.push(SecondaryAction::Truncate { after });
+                    out.push(SecondaryAction::Truncate {
+                        after,
+                        diverged: false,
+                    });
                     self.step(now, SecondaryEvent::Unwritten { after, reason }, out);
                 }
             }
@@ -488,12 +520,24 @@ mod tests {
             },
             epochs: if last == 0 { vec![] } else { vec![(1, 1)] },
             keys: KeyWindow::new(100, last + 1),
+            vote: None,
+            committed: 0,
         };
         let mut s = Secondary::new(cfg, log);
         let now = Instant::now();
         assert_eq!(step(&mut s, now, E::MasterConnected { conn: 1 }), vec![]);
         // Nothing is acknowledged on a connection before its Sync.
-        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Heartbeat {
+                    conn: 1,
+                    committed: 0
+                }
+            ),
+            vec![]
+        );
         let sync = E::Sync {
             conn: 1,
             truncate_after: None,
@@ -617,7 +661,10 @@ mod tests {
                 assert_eq!(
                     out,
                     vec![
-                        A::Truncate { after: 1 },
+                        A::Truncate {
+                            after: 1,
+                            diverged: false
+                        },
                         A::Send {
                             conn: 1,
                             frame: Frame::Nack {
@@ -716,9 +763,26 @@ mod tests {
             },
         );
         assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
-        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
         assert_eq!(
-            step(&mut s, now, E::Heartbeat { conn: 2 }),
+            step(
+                &mut s,
+                now,
+                E::Heartbeat {
+                    conn: 1,
+                    committed: 0
+                }
+            ),
+            vec![]
+        );
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Heartbeat {
+                    conn: 2,
+                    committed: 0
+                }
+            ),
             vec![A::Send {
                 conn: 2,
                 frame: Frame::HeartbeatReply { stored: 0 }
@@ -738,7 +802,10 @@ mod tests {
                     truncate_after: Some(5)
                 }
             ),
-            vec![A::Truncate { after: 5 }]
+            vec![A::Truncate {
+                after: 5,
+                diverged: true
+            }]
         );
         assert_eq!((s.received(), s.stored()), (5, 5));
         assert_eq!(
@@ -759,7 +826,14 @@ mod tests {
         assert_eq!(step(&mut s, t1, batch(1, vec![e(2)])), vec![]);
         // Heartbeats are answered at once, with what is stored.
         assert_eq!(
-            step(&mut s, t1, E::Heartbeat { conn: 1 }),
+            step(
+                &mut s,
+                t1,
+                E::Heartbeat {
+                    conn: 1,
+                    committed: 0
+                }
+            ),
             vec![A::Send {
                 conn: 1,
                 frame: Frame::HeartbeatReply { stored: 0 }
@@ -820,7 +894,17 @@ mod tests {
         step(&mut s, now, E::MasterDisconnected { conn: 1 });
         assert_eq!(s.conn(), None);
         assert_eq!(step(&mut s, now, batch(1, vec![e(1)])), vec![]);
-        assert_eq!(step(&mut s, now, E::Heartbeat { conn: 1 }), vec![]);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Heartbeat {
+                    conn: 1,
+                    committed: 0
+                }
+            ),
+            vec![]
+        );
         assert_eq!(s.received(), 0);
         // Stored while disconnected: recorded, acknowledged to nobody.
         assert_eq!(step(&mut s, now, E::Stored { upto: 0 }), vec![]);
@@ -849,7 +933,13 @@ mod tests {
             conn: 2,
             truncate_after: Some(2),
         };
-        assert_eq!(step(&mut s, now, sync), vec![A::Truncate { after: 2 }]);
+        assert_eq!(
+            step(&mut s, now, sync),
+            vec![A::Truncate {
+                after: 2,
+                diverged: true
+            }]
+        );
         assert_eq!(s.last(), Position { epoch: 1, seq: 2 });
         // A cut just after an epoch's first entry keeps that epoch.
         let mut again = e(3);

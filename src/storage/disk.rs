@@ -87,8 +87,11 @@ pub struct DiskLog {
     last_epoch: Epoch,
     /// First sequence number of every epoch present.
     epochs: Vec<(Epoch, Seq)>,
-    /// The recorded master epoch.
+    /// The recorded epoch (the node's, with failover; the master's last
+    /// one otherwise).
     epoch: Epoch,
+    /// Whom this node voted for in `epoch`.
+    vote: Option<String>,
     /// Roll to a new segment past this size.
     segment_bytes: u64,
     /// Testing aid: while this file exists, writes fail as if the disk
@@ -226,14 +229,19 @@ impl DiskLog {
             }
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
-        let epoch = match fs::read_to_string(dir.join("epoch")) {
-            Ok(s) => s.trim().parse().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} does not hold a number", dir.join("epoch").display()),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        // `EPOCH` or `EPOCH VOTE`: the node's epoch and whom it voted for.
+        let (epoch, vote) = match fs::read_to_string(dir.join("epoch")) {
+            Ok(s) => {
+                let mut words = s.split_whitespace();
+                let epoch = words.next().and_then(|w| w.parse().ok()).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} does not hold a number", dir.join("epoch").display()),
+                    )
+                })?;
+                (epoch, words.next().map(str::to_string))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, None),
             Err(e) => return Err(e),
         };
         let mut firsts = Vec::new();
@@ -256,6 +264,7 @@ impl DiskLog {
             last_epoch: 0,
             epochs: Vec::new(),
             epoch,
+            vote,
             segment_bytes: segment_bytes.max(1),
             fault: None,
             _lock: lock,
@@ -637,14 +646,25 @@ impl DiskLog {
         self.epoch
     }
 
-    pub(super) fn set_epoch(&mut self, epoch: Epoch) -> io::Result<()> {
+    pub(super) fn vote(&self) -> Option<&str> {
+        self.vote.as_deref()
+    }
+
+    /// Records the epoch and the vote in it: written to a new file, synced,
+    /// renamed over the old one and the directory synced, so that a crash
+    /// leaves either the old record or the new one.
+    pub(super) fn set_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> io::Result<()> {
         let tmp = self.dir.join("epoch.tmp");
         let mut f = File::create(&tmp)?;
-        writeln!(f, "{epoch}")?;
+        match vote {
+            Some(v) => writeln!(f, "{epoch} {v}")?,
+            None => writeln!(f, "{epoch}")?,
+        }
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join("epoch"))?;
         sync_dir(&self.dir)?;
         self.epoch = epoch;
+        self.vote = vote.map(str::to_string);
         Ok(())
     }
 
@@ -685,6 +705,34 @@ impl std::error::Error for NotDurable {}
 
 /// Whether an error from appending says the entries were written but may
 /// not be durable (rather than not written).
+/// Saves entries cut from the log (a divergent suffix) to
+/// `dir/rollback/<epoch>-<first>-<last>.log`, in the log's record format,
+/// durably; returns the file's path. An existing file of that name (the
+/// same cut saved before a crash) is replaced.
+pub fn write_rollback(
+    dir: &Path,
+    epoch: Epoch,
+    first: Seq,
+    last: Seq,
+    entries: &[Entry],
+) -> io::Result<PathBuf> {
+    let rollback = dir.join("rollback");
+    fs::create_dir_all(&rollback)?;
+    let path = rollback.join(format!("{epoch}-{first}-{last}.log"));
+    let tmp = rollback.join(format!("{epoch}-{first}-{last}.tmp"));
+    let mut buf = Vec::new();
+    for e in entries {
+        encode_record(e, &mut buf);
+    }
+    let mut f = File::create(&tmp)?;
+    f.write_all(&buf)?;
+    f.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    sync_dir(&rollback)?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
 pub fn is_not_durable(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<NotDurable>())
 }
@@ -1031,9 +1079,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(log.epoch(), 0);
-        log.set_epoch(7).unwrap();
+        log.set_epoch(7, None).unwrap();
         drop(log);
         assert_eq!(DiskLog::open(dir.path(), 1 << 20).unwrap().epoch(), 7);
+        let mut log = DiskLog::open(dir.path(), 1 << 20).unwrap();
+        log.set_epoch(8, Some("n2")).unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((log.epoch(), log.vote()), (8, Some("n2")));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct MemoryLog {
     entries: Vec<Entry>,
     /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
     epoch: Epoch,
+    /// The vote recorded with it.
+    vote: Option<String>,
 }
 
 impl Log {
@@ -156,14 +158,24 @@ impl Log {
         }
     }
 
-    /// Records the master's epoch durably (before any entry of it is written).
-    pub fn set_epoch(&mut self, epoch: Epoch) -> io::Result<()> {
+    /// Whom this node voted for in [`Log::epoch`].
+    pub fn vote(&self) -> Option<&str> {
+        match self {
+            Log::Memory(m) => m.vote.as_deref(),
+            Log::Disk(d) => d.vote(),
+        }
+    }
+
+    /// Records an epoch durably (before any entry of it is written, or
+    /// any vote in it answered), with the node's vote in it.
+    pub fn set_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
                 m.epoch = epoch;
+                m.vote = vote.map(str::to_string);
                 Ok(())
             }
-            Log::Disk(d) => d.set_epoch(epoch),
+            Log::Disk(d) => d.set_epoch(epoch, vote),
         }
     }
 

@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn frames_roundtrip_byte_by_byte() {
-        roundtrip(Frame::Heartbeat);
+        roundtrip(Frame::Heartbeat { committed: 7 });
         roundtrip(Frame::Entries {
             entries: vec![Entry {
                 epoch: 1,
@@ -207,16 +207,19 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 3);
+        assert_eq!(PROTOCOL_VERSION, 4);
         let hello = Frame::Hello(Hello {
-            version: 3,
+            version: 4,
             cluster: None,
             role: Role::Client,
             nonce: None,
             token: None,
         });
-        assert_eq!(bytes(hello), [0, 0, 0, 6, 0, 3, 0, 0, 0, 0]);
-        assert_eq!(bytes(Frame::Heartbeat), [0, 0, 0, 1, 0x0c]);
+        assert_eq!(bytes(hello), [0, 0, 0, 6, 0, 4, 0, 0, 0, 0]);
+        assert_eq!(
+            bytes(Frame::Heartbeat { committed: 5 }),
+            [0, 0, 0, 2, 0x0c, 0x05]
+        );
         assert_eq!(
             bytes(Frame::Ack { stored: 300 }),
             [0, 0, 0, 4, 0x0d, 0xfb, 0x2c, 0x01]

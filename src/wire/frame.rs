@@ -3,11 +3,11 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{Entry, Position, Seq};
+use crate::entry::{Entry, Epoch, Position, Seq};
 
 /// Version of the protocol spoken by this build. A peer announcing another
 /// version is refused during the hello, with both versions in the reason.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,8 +106,13 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         entries: Vec<Entry>,
     },
-    /// Liveness probe; answered with `HeartbeatReply`.
-    Heartbeat,
+    /// Liveness probe; answered with `HeartbeatReply`. Carries the
+    /// master's committed mark: entries up to it are on a majority and no
+    /// failover removes them (`replog list --committed`).
+    Heartbeat {
+        /// Last sequence number known to be on a majority.
+        committed: Seq,
+    },
 
     // ---- replication: secondary -> master ----
     /// Cumulative acknowledgement: "I have stored everything up to `stored`".
@@ -128,6 +133,40 @@ pub enum Frame {
     HeartbeatReply {
         /// Last contiguous sequence number stored.
         stored: Seq,
+    },
+
+    // ---- elections: candidate -> voter, then the answer ----
+    /// "Would you vote for me?" (`pre`, which changes nothing on either
+    /// side) or "vote for me in `epoch`". Sent on a connection opened with
+    /// `Role::Candidate`.
+    VoteRequest {
+        /// The epoch the candidate would be master of.
+        epoch: Epoch,
+        /// The candidate's last entry: a vote goes only to a log at least
+        /// as up to date as the voter's (last epoch, then last seq).
+        last: Position,
+        /// A pre-vote: asks without raising anybody's epoch.
+        pre: bool,
+    },
+    /// The answer to a `VoteRequest`.
+    VoteReply {
+        /// The epoch asked about (echoed).
+        epoch: Epoch,
+        /// The voter's own current epoch: a candidate behind it gives up.
+        term: Epoch,
+        /// Whether the vote (or pre-vote) is granted.
+        granted: bool,
+        /// Echoes the request's `pre`.
+        pre: bool,
+    },
+    /// A master's or candidate's hello refused because the node already
+    /// knows a newer epoch: the caller is stale and must step down.
+    NewerEpoch {
+        /// The node's current epoch.
+        epoch: Epoch,
+        /// One sentence, for the caller's log.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        reason: String,
     },
 
     // ---- node-to-node authentication (after the hello, before the welcome) ----
@@ -186,6 +225,13 @@ pub enum Role {
         /// The master's current epoch.
         epoch: u64,
     },
+    /// A node asking for votes (or pre-votes) in an election; the one
+    /// frame after the handshake is a `VoteRequest`.
+    Candidate {
+        /// The candidate's node id.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        id: String,
+    },
 }
 
 /// The node's answer to an accepted hello.
@@ -206,6 +252,11 @@ pub struct Welcome {
     /// The node's `--max-message-bytes`, so that a client can refuse an
     /// oversized message itself instead of having its connection closed.
     pub max_message_bytes: u64,
+    /// To a master: the first sequence number of every epoch in the node's
+    /// log, so that the master finds where their logs part (empty for
+    /// clients).
+    #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+    pub epochs: Vec<(Epoch, Seq)>,
 }
 
 /// The role of a node in its cluster.

@@ -35,10 +35,12 @@ pub fn entry(rng: &mut SmallRng) -> Entry {
 pub fn frame(rng: &mut SmallRng) -> Frame {
     match rng.gen_range(0..16) {
         0 => Frame::Hello(Hello {
-            version: rng.gen_range(0..4),
+            version: rng.gen_range(0..5),
             cluster: rng.gen_bool(0.5).then(|| rng.gen()),
-            role: if rng.gen_bool(0.5) {
+            role: if rng.gen_bool(0.4) {
                 Role::Client
+            } else if rng.gen_bool(0.3) {
+                Role::Candidate { id: text(rng) }
             } else {
                 Role::Master {
                     id: text(rng),
@@ -58,6 +60,9 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             },
             stored: rng.gen(),
             max_message_bytes: rng.gen(),
+            epochs: (0..rng.gen_range(0..4))
+                .map(|_| (rng.gen(), rng.gen()))
+                .collect(),
         }),
         2 => Frame::Refused { reason: text(rng) },
         3 => Frame::Append {
@@ -142,13 +147,33 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..3) {
+        12 => match rng.gen_range(0..6) {
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
             },
             1 => Frame::Proof { proof: rng.gen() },
-            _ => Frame::Heartbeat,
+            2 => Frame::VoteRequest {
+                epoch: rng.gen(),
+                last: Position {
+                    epoch: rng.gen(),
+                    seq: rng.gen(),
+                },
+                pre: rng.gen(),
+            },
+            3 => Frame::VoteReply {
+                epoch: rng.gen(),
+                term: rng.gen(),
+                granted: rng.gen(),
+                pre: rng.gen(),
+            },
+            4 => Frame::NewerEpoch {
+                epoch: rng.gen(),
+                reason: text(rng),
+            },
+            _ => Frame::Heartbeat {
+                committed: rng.gen(),
+            },
         },
         13 => Frame::Ack { stored: rng.gen() },
         14 => Frame::Nack {

@@ -255,6 +255,7 @@ impl World {
                 unhealthy_after: Duration::from_millis(500),
                 retry_base: Duration::from_millis(10),
                 retry_max: Duration::from_millis(200),
+                election_timeout: Duration::from_millis(150),
             },
             max_message_bytes: 64,
             window: 16,
@@ -265,6 +266,7 @@ impl World {
             fail_rate: 0.0,
             authenticated: false,
             encrypted: false,
+            failover: false,
         }
     }
 
@@ -295,6 +297,8 @@ impl World {
             last,
             epochs,
             keys,
+            vote: None,
+            committed: 0,
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -408,6 +412,7 @@ impl World {
                     )
                 }
                 Action::Reply { req, result, .. } => self.answer(node, req, result),
+                other => panic!("seed {}: n{node} did {other:?} without failover", self.seed),
             }
         }
     }
@@ -591,7 +596,7 @@ impl World {
                         truncate_after,
                     },
                     Frame::Entries { entries } => SecondaryEvent::Entries { conn, entries },
-                    Frame::Heartbeat => SecondaryEvent::Heartbeat { conn },
+                    Frame::Heartbeat { committed } => SecondaryEvent::Heartbeat { conn, committed },
                     other => panic!("seed {}: master sent {other:?}", self.seed),
                 };
                 self.step_node(c.node, Event::FromMaster(event));
@@ -609,6 +614,7 @@ impl World {
                             conn,
                             last: w.last,
                             stored: w.stored,
+                            epochs: w.epochs,
                         }
                     }
                     // A frame that overtook the welcome: the master does not

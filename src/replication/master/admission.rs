@@ -43,6 +43,12 @@ impl Master {
             );
             return reply(out, Err(AppendError::BadRequest(msg)));
         }
+        if key.as_ref().is_some_and(|k| k.is_empty()) {
+            // Most likely an unset variable in a script; and the empty key
+            // marks an epoch's first entry (`Entry::marker`).
+            let msg = "the request key is empty: give a non-empty key, or none".to_string();
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
         if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
             let msg = format!("the request key is over {MAX_KEY_BYTES} bytes");
             return reply(out, Err(AppendError::BadRequest(msg)));
@@ -100,7 +106,13 @@ impl Master {
                 seq,
             },
         );
-        self.by_w[a.w as usize - 1].entry(seq).or_default().push(id);
+        // A retry of an older epoch's entry waits for this epoch's marker
+        // to reach `w` nodes too: see `commit_floor`.
+        let wait_for = seq.max(self.commit_floor);
+        self.by_w[a.w as usize - 1]
+            .entry(wait_for)
+            .or_default()
+            .push(id);
         // The client's clock started when the append arrived.
         if let Some(deadline) = a.deadline {
             self.deadlines.insert((deadline, id));

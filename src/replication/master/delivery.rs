@@ -7,15 +7,6 @@ use std::time::Instant;
 use super::*;
 
 impl Master {
-    /// Last sequence number of the log whose epoch is at most `epoch`: where
-    /// a secondary whose log ends in `epoch` agrees with this log at most.
-    pub(super) fn last_seq_of_epoch_at_most(&self, epoch: Epoch) -> Seq {
-        match self.epochs.iter().find(|(e, _)| *e > epoch) {
-            Some((_, first)) => first - 1,
-            None => self.last,
-        }
-    }
-
     /// The next instant at which a `Tick` has something to do (a heartbeat
     /// due, a silence to detect, a backoff ending, an append timing out, the
     /// start-up period ending for appends held on it), if any. The runtime
@@ -71,7 +62,9 @@ impl Master {
                 out.push(MasterAction::Send {
                     peer: i,
                     conn,
-                    frame: Frame::Heartbeat,
+                    frame: Frame::Heartbeat {
+                        committed: self.committed,
+                    },
                 });
             }
             if p.retry_at.is_some_and(|t| t <= now) {

@@ -50,6 +50,19 @@ impl Master {
             .count() as u32
     }
 
+    /// Nodes (master included) heard from within `within`: whether the
+    /// master still speaks for a majority (CheckQuorum).
+    pub fn heard_within(&self, now: Instant, within: std::time::Duration) -> u32 {
+        1 + self
+            .peers
+            .iter()
+            .filter(|p| {
+                p.last_heard
+                    .is_some_and(|h| now.saturating_duration_since(h) < within)
+            })
+            .count() as u32
+    }
+
     /// Secondaries still Connecting.
     pub(super) fn connecting(&self, now: Instant) -> u32 {
         self.peers

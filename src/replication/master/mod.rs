@@ -94,6 +94,8 @@ pub enum MasterEvent {
         last: Position,
         /// The secondary's last stored sequence number.
         stored: Seq,
+        /// The first sequence number of each epoch in its log.
+        epochs: Vec<(Epoch, Seq)>,
     },
     /// A secondary answered the master's hello with a refusal (another
     /// cluster, say): it is up, but will not replicate.
@@ -268,6 +270,15 @@ pub struct Master {
     deadlines: BTreeSet<(Instant, u64)>,
     /// Next waiter id.
     next_waiter: u64,
+    /// First sequence number of this master's own epoch when it was
+    /// elected (its marker), 0 otherwise. An entry of an older epoch counts
+    /// as on a node only once that node holds this one too (Raft's commit
+    /// rule): counting copies of an older epoch's entry is not enough, a
+    /// master elected later could still cut it.
+    commit_floor: Seq,
+    /// Last sequence number known to be on a majority, at or after
+    /// `commit_floor`: no failover removes it. Never goes back.
+    committed: Seq,
     /// Set once the local log failed: nothing more is acknowledged.
     broken: Option<String>,
     /// The last write or sync failed (a full disk, say) and nothing has
@@ -350,6 +361,8 @@ impl Master {
             by_w: vec![BTreeMap::new(); n],
             deadlines: BTreeSet::new(),
             next_waiter: 0,
+            commit_floor: 0,
+            committed: log.committed,
             broken: None,
             storage_trouble: None,
             started: now,
@@ -378,6 +391,14 @@ impl Master {
         self.last
     }
 
+    /// The last entry's position.
+    pub fn last_position(&self) -> Position {
+        Position {
+            epoch: super::last_epoch(&self.epochs, self.last),
+            seq: self.last,
+        }
+    }
+
     /// Whether the local log failed: nothing more is acknowledged.
     pub fn broken(&self) -> bool {
         self.broken.is_some()
@@ -386,6 +407,23 @@ impl Master {
     /// Last sequence number stored locally.
     pub fn stored(&self) -> Seq {
         self.stored
+    }
+
+    /// Last sequence number known to be on a majority (see `committed`).
+    pub fn committed(&self) -> Seq {
+        self.committed
+    }
+
+    /// An elected master's first act: the marker of its epoch
+    /// ([`Entry::marker`]), after which entries of older epochs can be
+    /// counted as committed.
+    pub fn begin_epoch(&mut self, out: &mut Vec<MasterAction>) {
+        self.last += 1;
+        let seq = self.last;
+        self.epochs.push((self.epoch, seq));
+        self.keys.push(seq, None);
+        self.commit_floor = seq;
+        out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
     }
 
     /// Feeds one event; the actions it causes are pushed to `out`.
@@ -410,7 +448,8 @@ impl Master {
                 conn,
                 last,
                 stored,
-            } => self.on_peer_connected(now, peer, conn, last, stored, out),
+                epochs,
+            } => self.on_peer_connected(now, peer, conn, (last, &epochs), stored, out),
             MasterEvent::PeerRefused { peer, reason } => self.on_peer_refused(now, peer, reason),
             MasterEvent::PeerDisconnected { peer, conn } => self.on_peer_disconnected(peer, conn),
             MasterEvent::Ack { peer, conn, stored } => self.on_ack(now, peer, conn, stored, out),
@@ -436,6 +475,8 @@ impl Master {
             },
             epochs: self.epochs,
             keys: self.keys,
+            vote: None,
+            committed: self.committed,
         };
         (state, self.stored)
     }

@@ -13,7 +13,7 @@ impl Master {
         now: Instant,
         peer: usize,
         conn: ConnId,
-        last: Position,
+        (last, epochs): (Position, &[(Epoch, Seq)]),
         stored: Seq,
         out: &mut Vec<MasterAction>,
     ) {
@@ -31,7 +31,7 @@ impl Master {
             self.peers[peer].last_heard = Some(now);
             return out.push(MasterAction::Diverged { peer, conn, reason });
         }
-        let agree = last.seq.min(self.last_seq_of_epoch_at_most(last.epoch));
+        let agree = super::super::common_prefix(&self.epochs, self.last, epochs, last.seq);
         let truncate_after = (agree < last.seq).then_some(agree);
         let p = &mut self.peers[peer];
         p.conn = Some(conn);

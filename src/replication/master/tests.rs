@@ -24,6 +24,8 @@ fn master(secondaries: usize) -> (Master, Instant) {
         last: Position::default(),
         epochs: Vec::new(),
         keys: KeyWindow::new(1000, 1),
+        vote: None,
+        committed: 0,
     };
     let now = Instant::now();
     (Master::new(cfg, state, now), now)
@@ -67,6 +69,7 @@ fn connect_all(m: &mut Master, now: Instant) {
                 conn: peer as u64 + 10,
                 last: Position::default(),
                 stored: 0,
+                epochs: vec![],
             },
         );
         assert_eq!(
@@ -247,6 +250,7 @@ fn without_quorum_appends_are_refused_and_nothing_is_assigned() {
             conn: 1,
             last: Position::default(),
             stored: 0,
+            epochs: vec![],
         },
     );
     assert_eq!(
@@ -383,6 +387,8 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         last: Position { epoch: 2, seq: 7 },
         epochs: vec![(1, 1), (2, 6)],
         keys: KeyWindow::new(100, 8),
+        vote: None,
+        committed: 0,
     };
     let mut m = Master::new(cfg, state, Instant::now());
     let now = Instant::now();
@@ -395,6 +401,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
             conn: 1,
             last: Position { epoch: 1, seq: 8 },
             stored: 8,
+            epochs: vec![(1, 1)],
         },
     );
     assert_eq!(
@@ -425,6 +432,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
             conn: 2,
             last: Position { epoch: 2, seq: 7 },
             stored: 7,
+            epochs: vec![(1, 1), (2, 6)],
         },
     );
     assert_eq!(
@@ -472,6 +480,7 @@ fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
             conn: 4,
             last: Position::default(),
             stored: 0,
+            epochs: vec![],
         },
     );
     assert_eq!(
@@ -572,6 +581,7 @@ fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
         conn: 5,
         last: Position { epoch: 3, seq: 9 },
         stored: 9,
+        epochs: vec![(3, 1)],
     };
     let out = step(&mut m, now, ahead);
     assert!(
@@ -585,6 +595,7 @@ fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
         conn: 6,
         last: Position { epoch: 1, seq: 2 },
         stored: 2,
+        epochs: vec![(1, 1)],
     };
     assert!(matches!(
         &step(&mut m, now, longer)[..],
@@ -734,7 +745,7 @@ fn poll_timeout_names_the_next_instant_a_tick_has_work() {
     assert!(step(&mut m, later, E::Tick).contains(&A::Send {
         peer: 0,
         conn: 10,
-        frame: Frame::Heartbeat
+        frame: Frame::Heartbeat { committed: 0 }
     }));
     assert_eq!(m.poll_timeout(later), Some(later + t.heartbeat_interval));
 }
@@ -779,6 +790,7 @@ fn a_disconnected_secondary_is_sent_nothing_and_its_old_connection_is_ignored() 
             conn: 20,
             last: Position::default(),
             stored: 0,
+            epochs: vec![],
         },
     );
     assert_eq!(
@@ -1047,6 +1059,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number(
             conn: 10,
             last: Position::default(),
             stored: 0,
+            epochs: vec![],
         },
     );
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
@@ -1099,6 +1112,8 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
         last: Position { epoch: 1, seq: 10 },
         epochs: vec![(1, 1)],
         keys: KeyWindow::new(100, 11),
+        vote: None,
+        committed: 0,
     };
     let mut m = master_over(7, 3, state);
     let now = Instant::now();
@@ -1110,6 +1125,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
             conn: 10,
             last: Position::default(),
             stored: 0,
+            epochs: vec![],
         },
     );
     assert_eq!(
@@ -1244,6 +1260,8 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         last: Position { epoch: 2, seq: 5 },
         epochs: vec![(1, 1), (2, 4)],
         keys: KeyWindow::new(100, 6),
+        vote: None,
+        committed: 0,
     };
     let mut m = master_over(100, 100, state);
     let now = Instant::now();

@@ -42,6 +42,16 @@ impl Master {
         // so what completes is only what was stored before the failure.
         let mut acked: Vec<Seq> = self.peers.iter().map(|p| p.acked).collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
+        // On a majority: the master and majority-1 secondaries.
+        let majority = super::super::quorum::majority(self.nodes()) as usize;
+        let on_majority = if majority == 1 {
+            self.stored
+        } else {
+            self.stored.min(acked[majority - 2])
+        };
+        if on_majority >= self.commit_floor {
+            self.committed = self.committed.max(on_majority);
+        }
         for w in 1..=self.nodes() {
             // The master must hold it, and w-1 secondaries.
             let done_upto = if w == 1 {
@@ -54,13 +64,13 @@ impl Master {
                 if *entry.key() > done_upto {
                     break;
                 }
-                let (seq, ids) = entry.remove_entry();
+                let (_, ids) = entry.remove_entry();
                 for id in ids {
                     if let Some(waiter) = self.waiters.remove(&id) {
                         out.push(MasterAction::Reply {
                             client: waiter.client,
                             req: waiter.req,
-                            result: Ok(seq),
+                            result: Ok(waiter.seq),
                         });
                     }
                 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
-use crate::entry::{Entry, Epoch, Seq};
+use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
 /// Fixed facts a node's core is built with, whatever its role.
@@ -48,6 +48,9 @@ pub struct CoreConfig {
     pub authenticated: bool,
     /// Whether connections are TLS (shown in health).
     pub encrypted: bool,
+    /// Whether a new master is elected when the master is lost
+    /// (`--failover on`); otherwise `master` is master for good.
+    pub failover: bool,
 }
 
 impl CoreConfig {
@@ -117,6 +120,49 @@ pub enum Event {
     },
     /// Time passed.
     Tick,
+    /// A candidate asks for this node's vote (or pre-vote); answered with
+    /// `AnswerVote` on `conn`.
+    VoteRequested {
+        /// The candidate's connection.
+        conn: ConnId,
+        /// What it asks.
+        request: VoteRequest,
+    },
+    /// A node answered this node's vote request.
+    VoteAnswered(VoteAnswer),
+    /// A node refused this one's hello because it knows a newer epoch.
+    NewerEpoch {
+        /// That epoch.
+        epoch: Epoch,
+    },
+}
+
+/// A candidate's request for a vote, as a voter receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteRequest {
+    /// The candidate's id (authenticated like any node's).
+    pub candidate: String,
+    /// The epoch it would be master of.
+    pub epoch: Epoch,
+    /// Its last entry.
+    pub last: Position,
+    /// A pre-vote.
+    pub pre: bool,
+}
+
+/// A voter's answer, as the candidate receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteAnswer {
+    /// Who answered.
+    pub voter: String,
+    /// The epoch asked about.
+    pub epoch: Epoch,
+    /// The voter's current epoch.
+    pub term: Epoch,
+    /// Yes or no.
+    pub granted: bool,
+    /// A pre-vote.
+    pub pre: bool,
 }
 
 /// Something the runtime must do, in the order given.
@@ -124,6 +170,33 @@ pub enum Event {
 pub enum Action {
     /// Record `epoch` as the log's newest before anything of it is written.
     RecordEpoch(Epoch),
+    /// Record the node's epoch and its vote in it durably, before anything
+    /// that follows (an answer to a candidate, a request for votes).
+    RecordVote {
+        /// The epoch.
+        epoch: Epoch,
+        /// Whom this node voted for in it.
+        vote: Option<String>,
+    },
+    /// Ask each of `peers` (id, address) for its vote or pre-vote in
+    /// `epoch`, and report each answer as `VoteAnswered`.
+    RequestVotes {
+        /// The epoch this node would be master of.
+        epoch: Epoch,
+        /// A pre-vote.
+        pre: bool,
+        /// This node's last entry.
+        last: Position,
+        /// Whom to ask.
+        peers: Vec<(String, String)>,
+    },
+    /// Answer a candidate on its connection (then close it).
+    AnswerVote {
+        /// The candidate's connection.
+        conn: ConnId,
+        /// The `VoteReply`.
+        frame: Frame,
+    },
     /// This node is master now: dial these secondaries (index = peer), one
     /// link each, saying hello for `epoch`.
     StartLinks {
@@ -144,6 +217,10 @@ pub enum Action {
         after: Seq,
         /// Why, for the log line.
         why: &'static str,
+        /// Whether what is cut was written durably and must be kept in a
+        /// rollback file (a divergent suffix), rather than writes that
+        /// never became durable.
+        save: bool,
     },
     /// Send entries `from..=to`, read from the local log, to a secondary.
     SendEntries {
@@ -196,6 +273,16 @@ pub enum Action {
         /// Why, for the master and the log.
         reason: String,
     },
+    /// Refuse this master connection as stale: tell it the newer epoch
+    /// (`NewerEpoch`) and close it.
+    RefuseStale {
+        /// Connection id.
+        conn: ConnId,
+        /// This node's epoch.
+        epoch: Epoch,
+        /// Why, for the master and the log.
+        reason: String,
+    },
     /// Answer a client's append.
     Reply {
         /// Client connection.
@@ -234,6 +321,8 @@ pub struct Core {
     role: Role,
     /// Bumped by every cut of the log this core asks for.
     generation: u64,
+    /// Epochs, votes and the known master (used with failover).
+    ballot: election::Ballot,
     /// Scratch buffers for the role cores' actions, reused.
     master_out: Vec<MasterAction>,
     secondary_out: Vec<SecondaryAction>,
@@ -243,17 +332,39 @@ impl Core {
     /// The core of a node whose log is in `log`, at start. The configured
     /// master starts in a new epoch (the actions returned record it first);
     /// every other node starts as a secondary.
+    ///
+    /// With failover, every node starts as a secondary; the configured
+    /// master of a new cluster (no epoch recorded yet) asks for votes at
+    /// once, the others only after an election timeout.
     pub fn new(cfg: CoreConfig, log: LogState, now: Instant) -> (Core, Vec<Action>) {
+        use rand::SeedableRng;
+        let term = log.epoch.max(log.last.epoch);
+        let ballot = election::Ballot {
+            term,
+            vote: log.vote.clone(),
+            leader: None,
+            heard: now,
+            election_at: now,
+            running: None,
+            master_since: now,
+            rng: rand::rngs::SmallRng::seed_from_u64(cfg.seed ^ 0x5eed_e1ec),
+        };
         let mut core = Core {
             cfg,
             role: Role::Changing,
             generation: 0,
+            ballot,
             master_out: Vec::new(),
             secondary_out: Vec::new(),
         };
         let mut out = Vec::new();
         let stored = log.last.seq;
-        if core.cfg.id == core.cfg.master {
+        if core.cfg.failover {
+            if core.cfg.id != core.cfg.master || term > 0 {
+                core.ballot.heard(now, core.cfg.timing.election_timeout);
+            }
+            core.role = Role::Secondary(Box::new(Secondary::new(core.secondary_config(), log)));
+        } else if core.cfg.id == core.cfg.master {
             core.start_master(now, log, stored, &mut out);
         } else {
             core.role = Role::Secondary(Box::new(Secondary::new(core.secondary_config(), log)));
@@ -279,7 +390,13 @@ impl Core {
         stored: Seq,
         out: &mut Vec<Action>,
     ) {
-        let epoch = log.epoch.max(log.last.epoch) + 1;
+        // Elected: the epoch won (recorded with the vote). Static: one newer
+        // than any the log has seen, recorded now.
+        let epoch = if self.cfg.failover {
+            self.ballot.term
+        } else {
+            log.epoch.max(log.last.epoch) + 1
+        };
         log.epoch = epoch;
         let peers = self.cfg.others();
         let cfg = MasterConfig {
@@ -292,9 +409,17 @@ impl Core {
             seed: self.cfg.seed,
             stored_means_synced: self.cfg.stored_means_synced,
         };
-        out.push(Action::RecordEpoch(epoch));
+        if !self.cfg.failover {
+            out.push(Action::RecordEpoch(epoch));
+        }
         out.push(Action::StartLinks { epoch, peers });
-        self.role = Role::Master(Box::new(Master::resume(cfg, log, stored, now)));
+        let mut master = Master::resume(cfg, log, stored, now);
+        if self.cfg.failover {
+            let mut actions = Vec::new();
+            master.begin_epoch(&mut actions);
+            Self::master_actions(&mut self.generation, &mut actions, out);
+        }
+        self.role = Role::Master(Box::new(master));
     }
 
     /// The log's generation: bumped by every cut this core asks for. The
@@ -321,17 +446,35 @@ impl Core {
         }
     }
 
-    /// Where appends go.
+    /// Where appends go: the configured master, or with failover the
+    /// master of the current epoch ("" while none is known).
     fn master_addr(&self) -> &str {
-        self.cfg.addr(&self.cfg.master)
+        if !self.cfg.failover {
+            return self.cfg.addr(&self.cfg.master);
+        }
+        self.ballot
+            .leader
+            .as_deref()
+            .map_or("", |id| self.cfg.addr(id))
     }
 
-    /// The epoch: the master's own, or on a secondary that of the newest
-    /// entry it holds.
+    /// The epoch: the master's own; on a secondary the newest it knows
+    /// (with failover) or that of the newest entry it holds.
     pub fn epoch(&self) -> Epoch {
         match &self.role {
             Role::Master(m) => m.epoch(),
+            Role::Secondary(_) if self.cfg.failover => self.ballot.term,
             Role::Secondary(s) => s.last().epoch,
+            Role::Changing => 0,
+        }
+    }
+
+    /// Last sequence number known to be on a majority and held here: what
+    /// `list --committed` may show.
+    pub fn committed(&self) -> Seq {
+        match &self.role {
+            Role::Master(m) => m.committed().min(m.stored()),
+            Role::Secondary(s) => s.committed(),
             Role::Changing => 0,
         }
     }
@@ -347,11 +490,20 @@ impl Core {
 
     /// The next instant at which a `Tick` has something to do, if any.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        match &self.role {
+        let role = match &self.role {
             Role::Master(m) => m.poll_timeout(now),
             Role::Secondary(s) => s.poll_timeout(),
             Role::Changing => None,
+        };
+        if !self.cfg.failover {
+            return role;
         }
+        let election = match &self.role {
+            // CheckQuorum looks again every heartbeat interval.
+            Role::Master(_) => now + self.cfg.timing.heartbeat_interval,
+            _ => self.ballot.election_at,
+        };
+        Some(role.map_or(election, |t| t.min(election)))
     }
 
     /// Feeds one event; the actions it causes are pushed to `out`.
@@ -375,7 +527,38 @@ impl Core {
                 master,
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
-            Event::FromMaster(event) => self.secondary(now, event, out),
+            Event::FromMaster(event) => {
+                // The master of this epoch spoke: no election for now.
+                let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
+                if self.cfg.failover && current {
+                    self.ballot.heard(now, self.cfg.timing.election_timeout);
+                }
+                self.secondary(now, event, out)
+            }
+            Event::VoteRequested { conn, request } => {
+                if self.cfg.failover {
+                    self.on_vote_requested(now, conn, request, out);
+                } else {
+                    // A static master: there are no elections to vote in.
+                    let frame = Frame::VoteReply {
+                        epoch: request.epoch,
+                        term: self.epoch(),
+                        granted: false,
+                        pre: request.pre,
+                    };
+                    out.push(Action::AnswerVote { conn, frame });
+                }
+            }
+            Event::VoteAnswered(answer) => {
+                if self.cfg.failover {
+                    self.on_vote_answered(now, answer, out);
+                }
+            }
+            Event::NewerEpoch { epoch } => {
+                if self.cfg.failover {
+                    self.adopt(epoch, out);
+                }
+            }
             // Stale: written before a cut.
             Event::Stored { gen, .. } if gen != self.generation => {}
             Event::Stored { upto, .. } => self.storage(
@@ -409,7 +592,12 @@ impl Core {
                 SecondaryEvent::StorageFailed { reason },
                 out,
             ),
-            Event::Tick => self.storage(now, MasterEvent::Tick, SecondaryEvent::Tick, out),
+            Event::Tick => {
+                self.storage(now, MasterEvent::Tick, SecondaryEvent::Tick, out);
+                if self.cfg.failover {
+                    self.tick_election(now, out);
+                }
+            }
         }
     }
 
@@ -453,6 +641,15 @@ impl Core {
         self.start_master(now, log, stored, out);
     }
 
+    /// This node's epoch, its vote in it and the master it knows for it.
+    pub fn term(&self) -> (Epoch, Option<&str>, Option<&str>) {
+        (
+            self.ballot.term,
+            self.ballot.vote.as_deref(),
+            self.ballot.leader.as_deref(),
+        )
+    }
+
     /// Steps down to secondary if this node is master: appends still
     /// waiting are answered as indefinite (they may or may not survive;
     /// retry with the same key), links are stopped, and nothing is cut.
@@ -484,6 +681,9 @@ impl Core {
         epoch: Epoch,
         out: &mut Vec<Action>,
     ) {
+        if self.cfg.failover {
+            return self.on_master_opened_failover(now, conn, master, epoch, out);
+        }
         let id = &self.cfg.id;
         let refusal = match &self.role {
             Role::Master(_) | Role::Changing => {
@@ -504,8 +704,53 @@ impl Core {
         if let Some(reason) = refusal {
             return out.push(Action::RefuseMaster { conn, reason });
         }
+        self.welcome_master(now, conn, out);
+    }
+
+    /// With failover: a master of an older epoch is stale and told so (it
+    /// steps down); one of a newer epoch is the master now (this node steps
+    /// down if it was master, or gives up its election); one of this epoch
+    /// is accepted unless another is already known for it.
+    fn on_master_opened_failover(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        master: String,
+        epoch: Epoch,
+        out: &mut Vec<Action>,
+    ) {
+        let id = &self.cfg.id;
+        let term = self.ballot.term;
+        if epoch < term {
+            let reason = format!(
+                "node '{master}' speaks for epoch {epoch}, but node {id} is in epoch {term}: a stale master is refused"
+            );
+            return out.push(Action::RefuseStale {
+                conn,
+                epoch: term,
+                reason,
+            });
+        }
+        let other = self.ballot.leader.as_ref().filter(|l| **l != master);
+        if epoch == term && (self.is_master() || other.is_some()) {
+            let reason = format!(
+                "node '{master}' speaks for epoch {epoch}, whose master is '{}'",
+                other.map_or(id.as_str(), |l| l.as_str())
+            );
+            return out.push(Action::RefuseMaster { conn, reason });
+        }
+        self.adopt(epoch, out);
+        self.ballot.leader = Some(master);
+        self.ballot.running = None;
+        self.ballot.heard(now, self.cfg.timing.election_timeout);
+        self.welcome_master(now, conn, out);
+    }
+
+    /// Welcomes an accepted master; the secondary's core takes the
+    /// connection.
+    fn welcome_master(&mut self, now: Instant, conn: ConnId, out: &mut Vec<Action>) {
         let Role::Secondary(s) = &self.role else {
-            unreachable!("refused above");
+            unreachable!("only a secondary accepts a master");
         };
         let welcome = Welcome {
             node: self.cfg.id.clone(),
@@ -514,6 +759,7 @@ impl Core {
             last: s.last(),
             stored: s.stored(),
             max_message_bytes: self.cfg.max_message_bytes as u64,
+            epochs: s.epochs().to_vec(),
         };
         out.push(Action::ToMaster {
             conn,
@@ -556,11 +802,16 @@ impl Core {
         for action in actions.drain(..) {
             out.push(match action {
                 SecondaryAction::Persist(entries) => Action::Persist(entries),
-                SecondaryAction::Truncate { after } => {
+                SecondaryAction::Truncate { after, diverged } => {
                     self.generation += 1;
                     Action::CutLog {
                         after,
-                        why: "cutting entries the master never stored (or, after a failed sync, not yet durable here)",
+                        why: if diverged {
+                            "cutting entries the master never stored (a divergent suffix)"
+                        } else {
+                            "cutting entries not durable here after a failed sync"
+                        },
+                        save: diverged,
                     }
                 }
                 SecondaryAction::Send { conn, frame } => Action::ToMaster { conn, frame },
@@ -611,6 +862,7 @@ impl Core {
                     Action::CutLog {
                         after,
                         why: "cutting the log back to what is durable",
+                        save: false,
                     }
                 }
                 MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
@@ -668,6 +920,19 @@ impl Core {
         }
     }
 }
+
+/// The connection a master's event came on, if it names one.
+fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
+    match event {
+        SecondaryEvent::MasterConnected { conn }
+        | SecondaryEvent::Sync { conn, .. }
+        | SecondaryEvent::Entries { conn, .. }
+        | SecondaryEvent::Heartbeat { conn, .. } => Some(*conn),
+        _ => None,
+    }
+}
+
+mod election;
 
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@ fn config(id: &str) -> CoreConfig {
         fail_rate: 0.0,
         authenticated: true,
         encrypted: false,
+        failover: false,
     }
 }
 
@@ -46,6 +47,8 @@ fn log(last: Seq) -> LogState {
         },
         epochs,
         keys: KeyWindow::new(100, last + 1),
+        vote: None,
+        committed: 0,
     }
 }
 
@@ -154,6 +157,7 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
                 last: Position { epoch: 2, seq: 7 },
                 stored: 7,
                 max_message_bytes: 100,
+                epochs: vec![(1, 1), (2, 6)],
             })
         }]
     );
@@ -233,6 +237,7 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
         conn: 1,
         last: Position::default(),
         stored: 0,
+        epochs: vec![],
     };
     assert_eq!(
         step(&mut core, now, Event::Link(connected)),
@@ -270,11 +275,15 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
         out,
         vec![Action::CutLog {
             after: 1,
-            why: "cutting the log back to what is durable"
+            why: "cutting the log back to what is durable",
+            save: false,
         }]
     );
     // A report meant for a secondary does nothing on a master.
-    let heartbeat = SecondaryEvent::Heartbeat { conn: 1 };
+    let heartbeat = SecondaryEvent::Heartbeat {
+        conn: 1,
+        committed: 0,
+    };
     assert_eq!(step(&mut core, now, Event::FromMaster(heartbeat)), vec![]);
 }
 
@@ -287,6 +296,7 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
         conn: 1,
         last: Position { epoch: 1, seq: 5 },
         stored: 5,
+        epochs: vec![(1, 1)],
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, Some("k"), 2));
@@ -379,6 +389,7 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
         conn: 9,
         last: Position { epoch: 4, seq: 1 },
         stored: 1,
+        epochs: vec![(4, 1)],
     };
     step(&mut core, now, Event::Link(connected));
     assert_eq!(
@@ -489,6 +500,7 @@ fn the_next_deadline_is_the_role_cores() {
         conn: 1,
         last: Position::default(),
         stored: 0,
+        epochs: vec![],
     };
     step(&mut master, now, Event::Link(connected));
     assert_eq!(
@@ -530,6 +542,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
         conn: 1,
         last: Position::default(),
         stored: 0,
+        epochs: vec![],
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, None, 1));
@@ -551,3 +564,5 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
     );
     assert_eq!(core.stored(), 0);
 }
+
+mod election;

@@ -1,0 +1,268 @@
+//! Elections, with failover on: when a secondary stops hearing from its
+//! master it asks the others whether they would vote for it (a pre-vote,
+//! which raises nobody's epoch), then for their votes in the next epoch;
+//! a majority makes it master. Votes and epochs are recorded before they
+//! are answered or acted on. A master that hears from no majority for an
+//! election timeout steps down by itself (CheckQuorum), and a node that
+//! still hears a live master refuses both pre-votes and votes, so a node
+//! rejoining after a partition cannot depose a healthy master (PreVote, as
+//! etcd's raft has it).
+//!
+//! Everything here is decided from events and the time passed in; the
+//! runtime only carries the requests and answers.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::{quorum, Action, Core, Role, VoteAnswer, VoteRequest};
+use crate::entry::{Epoch, Position};
+use crate::wire::Frame;
+
+/// What a node knows of epochs, votes and masters.
+#[derive(Debug)]
+pub(super) struct Ballot {
+    /// The node's current epoch (recorded).
+    pub term: Epoch,
+    /// Whom it voted for in `term` (recorded with it).
+    pub vote: Option<String>,
+    /// The master of `term`, once known.
+    pub leader: Option<String>,
+    /// When the master of `term` was last heard from (or a vote granted,
+    /// or the node started): the base of the election timer.
+    pub heard: Instant,
+    /// When to start an election if nothing is heard before.
+    pub election_at: Instant,
+    /// The election this node is running, if any.
+    pub running: Option<Election>,
+    /// When this node last became master (for CheckQuorum's grace).
+    pub master_since: Instant,
+    /// Source of the timers' jitter.
+    pub rng: SmallRng,
+}
+
+/// One election (or pre-election) this node runs.
+#[derive(Debug)]
+pub(super) struct Election {
+    /// The epoch it would be master of.
+    epoch: Epoch,
+    /// A pre-vote: nobody's epoch was raised.
+    pre: bool,
+    /// Who said yes (itself included).
+    granted: BTreeSet<String>,
+}
+
+impl Ballot {
+    /// A random election timeout, between one and two `base`: nodes that
+    /// lost their master together do not all ask at once.
+    fn timeout(&mut self, base: Duration) -> Duration {
+        let base = base.max(Duration::from_millis(1));
+        base + self.rng.gen_range(Duration::ZERO..base)
+    }
+
+    /// The master was heard from (or a vote granted): the next election
+    /// waits for a new timeout from now.
+    pub fn heard(&mut self, now: Instant, base: Duration) {
+        self.heard = now;
+        self.election_at = now + self.timeout(base);
+    }
+}
+
+impl Core {
+    /// The node's last entry.
+    pub(super) fn last_position(&self) -> Position {
+        match &self.role {
+            Role::Master(m) => m.last_position(),
+            Role::Secondary(s) => s.last(),
+            Role::Changing => Position::default(),
+        }
+    }
+
+    /// Whether this node still has a live master (itself, or one heard
+    /// within the election timeout): it then refuses to help depose it.
+    fn in_lease(&self, now: Instant) -> bool {
+        match self.role {
+            Role::Master(_) => true,
+            _ => {
+                self.ballot.leader.is_some()
+                    && now.saturating_duration_since(self.ballot.heard)
+                        < self.cfg.timing.election_timeout
+            }
+        }
+    }
+
+    /// Time passed: start an election if the master has been silent too
+    /// long; as master, step down if no majority has been heard from.
+    pub(super) fn tick_election(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let timeout = self.cfg.timing.election_timeout;
+        match &self.role {
+            Role::Master(m) => {
+                let since = now.saturating_duration_since(self.ballot.master_since);
+                if since >= timeout
+                    && m.heard_within(now, timeout) < quorum::majority(self.cfg.nodes.len())
+                {
+                    self.ballot.leader = None;
+                    self.ballot.heard(now, timeout);
+                    self.become_secondary(out);
+                }
+            }
+            Role::Secondary(_) if now >= self.ballot.election_at => {
+                self.start_election(now, true, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks every other node for its pre-vote or vote in the next epoch.
+    fn start_election(&mut self, now: Instant, pre: bool, out: &mut Vec<Action>) {
+        let timeout = self.cfg.timing.election_timeout;
+        // If this one does not conclude in time, the next starts afresh.
+        let wait = self.ballot.timeout(timeout);
+        self.ballot.election_at = now + wait;
+        let epoch = self.ballot.term + 1;
+        if !pre {
+            self.ballot.term = epoch;
+            self.ballot.vote = Some(self.cfg.id.clone());
+            self.ballot.leader = None;
+            out.push(Action::RecordVote {
+                epoch,
+                vote: self.ballot.vote.clone(),
+            });
+        }
+        self.ballot.running = Some(Election {
+            epoch,
+            pre,
+            granted: BTreeSet::from([self.cfg.id.clone()]),
+        });
+        out.push(Action::RequestVotes {
+            epoch,
+            pre,
+            last: self.last_position(),
+            peers: self.cfg.others(),
+        });
+        self.count_votes(now, out);
+    }
+
+    /// A majority of yeses: a pre-vote becomes a vote, a vote makes this
+    /// node master.
+    fn count_votes(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(e) = &self.ballot.running else {
+            return;
+        };
+        if (e.granted.len() as u32) < quorum::majority(self.cfg.nodes.len()) {
+            return;
+        }
+        if e.pre {
+            self.start_election(now, false, out);
+        } else {
+            self.ballot.running = None;
+            self.ballot.leader = Some(self.cfg.id.clone());
+            self.ballot.master_since = now;
+            self.become_master(now, out);
+        }
+    }
+
+    /// A newer epoch is known: take it (no vote in it yet, no master known)
+    /// and step down if master.
+    pub(super) fn adopt(&mut self, epoch: Epoch, out: &mut Vec<Action>) {
+        self.take_epoch(epoch, None, out);
+    }
+
+    /// Takes a newer `epoch` with `vote` cast in it: recorded first, then
+    /// whatever stepping down does. Returns whether the epoch was newer.
+    fn take_epoch(&mut self, epoch: Epoch, vote: Option<String>, out: &mut Vec<Action>) -> bool {
+        if epoch <= self.ballot.term {
+            return false;
+        }
+        self.ballot.term = epoch;
+        self.ballot.vote = vote.clone();
+        self.ballot.leader = None;
+        self.ballot.running = None;
+        out.push(Action::RecordVote { epoch, vote });
+        self.become_secondary(out);
+        true
+    }
+
+    /// A candidate asks for this node's pre-vote or vote.
+    pub(super) fn on_vote_requested(
+        &mut self,
+        now: Instant,
+        conn: super::ConnId,
+        request: VoteRequest,
+        out: &mut Vec<Action>,
+    ) {
+        let VoteRequest {
+            candidate,
+            epoch,
+            last,
+            pre,
+        } = request;
+        // A vote goes only to a log at least as up to date as this one:
+        // whoever is elected holds every entry a majority holds.
+        let up_to_date = last >= self.last_position();
+        let granted = if pre {
+            epoch > self.ballot.term && up_to_date && !self.in_lease(now)
+        } else if epoch < self.ballot.term || (epoch > self.ballot.term && self.in_lease(now)) {
+            false
+        } else {
+            let granted = if epoch > self.ballot.term {
+                // A new epoch, and the vote in it, recorded together.
+                let vote = up_to_date.then(|| candidate.clone());
+                self.take_epoch(epoch, vote, out);
+                up_to_date
+            } else {
+                let free = self.ballot.vote.as_ref().is_none_or(|v| *v == candidate);
+                if free && up_to_date && self.ballot.vote.is_none() {
+                    self.ballot.vote = Some(candidate.clone());
+                    out.push(Action::RecordVote {
+                        epoch,
+                        vote: Some(candidate),
+                    });
+                }
+                free && up_to_date
+            };
+            if granted {
+                // Give the candidate time to win before competing.
+                self.ballot.running = None;
+                self.ballot.heard(now, self.cfg.timing.election_timeout);
+            }
+            granted
+        };
+        let frame = Frame::VoteReply {
+            epoch,
+            term: self.ballot.term,
+            granted,
+            pre,
+        };
+        out.push(Action::AnswerVote { conn, frame });
+    }
+
+    /// A voter answered.
+    pub(super) fn on_vote_answered(
+        &mut self,
+        now: Instant,
+        answer: VoteAnswer,
+        out: &mut Vec<Action>,
+    ) {
+        let VoteAnswer {
+            voter,
+            epoch,
+            term,
+            granted,
+            pre,
+        } = answer;
+        if term > self.ballot.term && !granted {
+            return self.adopt(term, out);
+        }
+        let Some(e) = &mut self.ballot.running else {
+            return;
+        };
+        if e.epoch != epoch || e.pre != pre || !granted {
+            return;
+        }
+        e.granted.insert(voter);
+        self.count_votes(now, out);
+    }
+}

@@ -1,0 +1,438 @@
+//! Elections, with failover on: exact action lists.
+
+use super::*;
+
+fn fconfig(id: &str) -> CoreConfig {
+    CoreConfig {
+        failover: true,
+        ..config(id)
+    }
+}
+
+/// The log of a node of a new cluster: empty, no epoch yet.
+fn fresh() -> LogState {
+    LogState { epoch: 0, ..log(0) }
+}
+
+const T: Duration = Duration::from_millis(1000);
+
+fn vote_request(epoch: Epoch, last: Position, pre: bool) -> Vec<Action> {
+    vec![Action::RequestVotes {
+        epoch,
+        pre,
+        last,
+        peers: peers(),
+    }]
+}
+
+fn answer(voter: &str, epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Event {
+    Event::VoteAnswered(VoteAnswer {
+        voter: voter.into(),
+        epoch,
+        term,
+        granted,
+        pre,
+    })
+}
+
+fn asked(candidate: &str, epoch: Epoch, last: Position, pre: bool) -> Event {
+    Event::VoteRequested {
+        conn: 40,
+        request: VoteRequest {
+            candidate: candidate.into(),
+            epoch,
+            last,
+            pre,
+        },
+    }
+}
+
+fn reply(epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Action {
+    Action::AnswerVote {
+        conn: 40,
+        frame: Frame::VoteReply {
+            epoch,
+            term,
+            granted,
+            pre,
+        },
+    }
+}
+
+/// A new cluster: the configured master asks at once, is pre-voted, then
+/// voted in (its vote recorded before it asks), and starts its epoch with
+/// links and the epoch's marker.
+fn elected(now: Instant) -> Core {
+    let (mut core, out) = Core::new(fconfig("a"), fresh(), now);
+    assert_eq!(out, vec![], "every node starts as a secondary");
+    assert_eq!(core.view().master_addr, "", "no master known yet");
+    assert_eq!(core.poll_timeout(now), Some(now), "it asks at once");
+    let none = Position::default();
+    assert_eq!(
+        step(&mut core, now, Event::Tick),
+        vote_request(1, none, true)
+    );
+    let mut expected = vec![Action::RecordVote {
+        epoch: 1,
+        vote: Some("a".into()),
+    }];
+    expected.extend(vote_request(1, none, false));
+    assert_eq!(
+        step(&mut core, now, answer("b", 1, 0, true, true)),
+        expected
+    );
+    assert!(!core.is_master());
+    let out = step(&mut core, now, answer("c", 1, 1, true, false));
+    assert_eq!(
+        out,
+        vec![
+            Action::StartLinks {
+                epoch: 1,
+                peers: peers()
+            },
+            Action::Persist(vec![Entry::marker(1, 1)])
+        ]
+    );
+    assert!(core.is_master());
+    assert_eq!(core.epoch(), 1);
+    assert_eq!(core.view().master_addr, "a:1");
+    core
+}
+
+#[test]
+fn the_configured_master_of_a_new_cluster_is_elected_at_once_and_writes_its_marker() {
+    elected(Instant::now());
+}
+
+#[test]
+fn other_nodes_wait_an_election_timeout_and_a_restarted_master_too() {
+    let now = Instant::now();
+    let (b, _) = Core::new(fconfig("b"), fresh(), now);
+    let at = b.poll_timeout(now).unwrap();
+    assert!(at >= now + T && at < now + 2 * T, "{:?}", at - now);
+    // The configured master, restarted with epochs behind it, is one node
+    // among others: no election at first start.
+    let (a, _) = Core::new(fconfig("a"), log(7), now);
+    assert!(a.poll_timeout(now).unwrap() >= now + T);
+}
+
+#[test]
+fn refusals_and_stale_answers_do_not_elect() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(fconfig("a"), fresh(), now);
+    step(&mut core, now, Event::Tick);
+    // A no, and a yes to another election, count for nothing.
+    assert_eq!(step(&mut core, now, answer("b", 1, 0, false, true)), vec![]);
+    assert_eq!(step(&mut core, now, answer("c", 2, 0, true, true)), vec![]);
+    assert_eq!(step(&mut core, now, answer("c", 1, 0, true, false)), vec![]);
+    // A voter in a newer epoch: the candidate takes it and gives up.
+    assert_eq!(
+        step(&mut core, now, answer("c", 1, 5, false, true)),
+        vec![Action::RecordVote {
+            epoch: 5,
+            vote: None
+        }]
+    );
+    assert_eq!(step(&mut core, now, answer("b", 1, 0, true, true)), vec![]);
+    assert!(!core.is_master());
+}
+
+#[test]
+fn a_voter_grants_one_vote_per_epoch_recorded_before_it_answers() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let last = Position { epoch: 2, seq: 7 };
+    // A pre-vote changes nothing.
+    assert_eq!(
+        step(&mut b, now, asked("a", 3, last, true)),
+        vec![reply(3, 2, true, true)]
+    );
+    assert_eq!(
+        step(&mut b, now, asked("a", 3, last, false)),
+        vec![
+            Action::RecordVote {
+                epoch: 3,
+                vote: Some("a".into())
+            },
+            reply(3, 3, true, false)
+        ]
+    );
+    // Asked again by the same candidate: yes, nothing new to record.
+    assert_eq!(
+        step(&mut b, now, asked("a", 3, last, false)),
+        vec![reply(3, 3, true, false)]
+    );
+    // Another candidate in the same epoch: no.
+    assert_eq!(
+        step(&mut b, now, asked("c", 3, last, false)),
+        vec![reply(3, 3, false, false)]
+    );
+    // An older epoch: no.
+    assert_eq!(
+        step(&mut b, now, asked("c", 2, last, false)),
+        vec![reply(2, 3, false, false)]
+    );
+}
+
+#[test]
+fn a_voter_refuses_a_log_less_up_to_date_than_its_own() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let behind = Position { epoch: 2, seq: 6 };
+    let older = Position { epoch: 1, seq: 9 };
+    assert_eq!(
+        step(&mut b, now, asked("a", 3, behind, true)),
+        vec![reply(3, 2, false, true)]
+    );
+    // The epoch is taken even when the vote is refused.
+    assert_eq!(
+        step(&mut b, now, asked("a", 3, older, false)),
+        vec![
+            Action::RecordVote {
+                epoch: 3,
+                vote: None
+            },
+            reply(3, 3, false, false)
+        ]
+    );
+}
+
+#[test]
+fn a_node_that_hears_its_master_refuses_pre_votes_and_votes() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 3,
+    };
+    let out = step(&mut b, now, opened);
+    assert_eq!(
+        out[0],
+        Action::RecordVote {
+            epoch: 3,
+            vote: None
+        }
+    );
+    assert!(
+        matches!(out[1], Action::ToMaster { conn: 3, .. }),
+        "{out:?}"
+    );
+    assert_eq!(b.view().master_addr, "a:1");
+    let ahead = Position { epoch: 3, seq: 50 };
+    let soon = now + T / 2;
+    assert_eq!(
+        step(&mut b, soon, asked("c", 4, ahead, true)),
+        vec![reply(4, 3, false, true)]
+    );
+    assert_eq!(
+        step(&mut b, soon, asked("c", 4, ahead, false)),
+        vec![reply(4, 3, false, false)],
+        "not even its epoch is taken"
+    );
+    // Once the master has been silent for an election timeout: yes.
+    let later = now + T;
+    assert_eq!(
+        step(&mut b, later, asked("c", 4, ahead, true)),
+        vec![reply(4, 3, true, true)]
+    );
+}
+
+#[test]
+fn a_silent_master_makes_a_secondary_ask_for_pre_votes_without_raising_its_epoch() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let at = b.poll_timeout(now).unwrap();
+    assert_eq!(
+        step(&mut b, at - Duration::from_millis(1), Event::Tick),
+        vec![]
+    );
+    let out = step(&mut b, at, Event::Tick);
+    assert_eq!(
+        out,
+        vec![Action::RequestVotes {
+            epoch: 3,
+            pre: true,
+            last: Position { epoch: 2, seq: 7 },
+            peers: vec![("a".into(), "a:1".into()), ("c".into(), "c:1".into())],
+        }]
+    );
+    assert_eq!(b.epoch(), 2);
+}
+
+#[test]
+fn a_master_that_hears_no_majority_for_an_election_timeout_steps_down() {
+    let now = Instant::now();
+    let mut core = elected(now);
+    assert_eq!(step(&mut core, now + T / 2, Event::Tick), vec![]);
+    let out = step(&mut core, now + T, Event::Tick);
+    assert_eq!(out, vec![Action::StopLinks]);
+    assert!(!core.is_master());
+    assert_eq!(core.view().master_addr, "", "no master known");
+    assert_eq!(core.epoch(), 1, "its epoch stays");
+}
+
+#[test]
+fn a_master_that_hears_a_majority_stays() {
+    let now = Instant::now();
+    let mut core = elected(now);
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position::default(),
+        stored: 0,
+        epochs: vec![],
+    };
+    step(&mut core, now, Event::Link(connected));
+    let later = now + T - Duration::from_millis(1);
+    let beat = MasterEvent::HeartbeatReply {
+        peer: 0,
+        conn: 9,
+        stored: 0,
+    };
+    step(&mut core, later, Event::Link(beat));
+    step(&mut core, now + T, Event::Tick);
+    assert!(core.is_master());
+}
+
+#[test]
+fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite() {
+    let now = Instant::now();
+    let mut core = elected(now);
+    step(&mut core, now, Event::Stored { gen: 0, upto: 1 });
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position::default(),
+        stored: 0,
+        epochs: vec![],
+    };
+    step(&mut core, now, Event::Link(connected));
+    let out = step(&mut core, now, append(1, Some("k"), 3));
+    assert_eq!(
+        out,
+        vec![Action::Persist(vec![Entry {
+            epoch: 1,
+            seq: 2,
+            key: Some("k".into()),
+            message: bytes::Bytes::from_static(b"m"),
+        }])]
+    );
+    let out = step(&mut core, now, Event::NewerEpoch { epoch: 4 });
+    assert_eq!(
+        out,
+        vec![
+            Action::RecordVote {
+                epoch: 4,
+                vote: None
+            },
+            Action::Reply {
+                client: 7,
+                req: 1,
+                result: Err(AppendError::ShuttingDown { seq: Some(2) })
+            },
+            Action::StopLinks
+        ]
+    );
+    assert!(!core.is_master());
+    assert_eq!(core.epoch(), 4);
+}
+
+#[test]
+fn a_master_of_an_older_epoch_is_told_the_newer_one_and_a_newer_one_is_followed() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let stale = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 1,
+    };
+    assert!(matches!(
+        &step(&mut b, now, stale)[..],
+        [Action::RefuseStale { conn: 3, epoch: 2, reason }] if reason.contains("stale")
+    ));
+    let newer = Event::MasterOpened {
+        conn: 4,
+        master: "c".into(),
+        epoch: 5,
+    };
+    let out = step(&mut b, now, newer);
+    assert_eq!(
+        out[0],
+        Action::RecordVote {
+            epoch: 5,
+            vote: None
+        }
+    );
+    assert!(
+        matches!(out[1], Action::ToMaster { conn: 4, .. }),
+        "{out:?}"
+    );
+    assert_eq!(b.view().master_addr, "c:1");
+    // Another master for the same epoch is refused.
+    let rival = Event::MasterOpened {
+        conn: 5,
+        master: "a".into(),
+        epoch: 5,
+    };
+    assert!(matches!(
+        &step(&mut b, now, rival)[..],
+        [Action::RefuseMaster { conn: 5, .. }]
+    ));
+}
+
+#[test]
+fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
+    // b holds 1..=7 (epochs 1 and 2), with key "k" at seq 7, and is elected
+    // in epoch 3: a retry of "k" waits until the marker (seq 8) is on w
+    // nodes, even if seq 7 is.
+    let now = Instant::now();
+    let mut state = log(7);
+    state.keys = KeyWindow::new(100, 1);
+    for seq in 1..=7 {
+        state.keys.push(seq, (seq == 7).then_some("k"));
+    }
+    let (mut b, _) = Core::new(fconfig("b"), state, now);
+    let at = b.poll_timeout(now).unwrap();
+    step(&mut b, at, Event::Tick);
+    step(&mut b, at, answer("a", 3, 2, true, true));
+    let out = step(&mut b, at, answer("a", 3, 3, true, false));
+    assert_eq!(
+        out.last(),
+        Some(&Action::Persist(vec![Entry::marker(3, 8)]))
+    );
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position { epoch: 2, seq: 7 },
+        stored: 7,
+        epochs: vec![(1, 1), (2, 6)],
+    };
+    step(&mut b, at, Event::Link(connected));
+    step(&mut b, at, Event::Stored { gen: 0, upto: 8 });
+    let mut sent = Vec::new();
+    b.flush(at, &mut sent);
+    assert!(sent.contains(&Action::SendEntries {
+        peer: 0,
+        conn: 9,
+        from: 8,
+        to: 8
+    }));
+    // Seq 7 is on two nodes; the retry still waits.
+    assert_eq!(step(&mut b, at, append(1, Some("k"), 2)), vec![]);
+    assert_eq!(b.committed(), 0);
+    let ack = MasterEvent::Ack {
+        peer: 0,
+        conn: 9,
+        stored: 8,
+    };
+    assert_eq!(
+        step(&mut b, at, Event::Link(ack)),
+        vec![Action::Reply {
+            client: 7,
+            req: 1,
+            result: Ok(7)
+        }]
+    );
+    assert_eq!(b.committed(), 8);
+}
