@@ -1,13 +1,16 @@
-//! Whole clusters of replication cores, in memory and without a clock: the
-//! master and its secondaries under seeded schedules of appends with mixed
-//! write concerns, delayed, lost and reordered frames, cut and healed
-//! links, and secondaries that crash (losing what they had not synced) and
-//! restart. See `world.rs` for the invariants checked.
+//! Whole clusters of replication cores, in memory and without a clock,
+//! under seeded schedules of appends with mixed write concerns, delayed,
+//! lost and reordered frames, cut and healed links, partitions, and nodes
+//! that crash (losing what they had not synced) and restart: with a static
+//! master, and with failover (elections). See `world.rs` for the schedule
+//! and `invariants/` for what is checked, one invariant per file.
 //!
-//! `REPLOG_CORE_SCHEDULES` sets how many schedules run (1000 by default)
-//! and `REPLOG_CORE_SEED` the first seed. A failing schedule names its
-//! seed; keep it below as a regression test named after the bug.
+//! `REPLOG_CORE_SCHEDULES` sets how many schedules run per mode (1000 by
+//! default) and `REPLOG_CORE_SEED` the first seed. A failing schedule names
+//! its seed and the invariant; keep it below as a regression test named
+//! after the bug.
 
+mod invariants;
 mod world;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,8 +24,7 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-#[test]
-fn seeded_schedules_keep_order_visibility_keys_and_acknowledgements() {
+fn schedules(failover: bool) {
     let count = env("REPLOG_CORE_SCHEDULES", 1000);
     let first = env("REPLOG_CORE_SEED", 1);
     let started = std::time::Instant::now();
@@ -30,7 +32,7 @@ fn seeded_schedules_keep_order_visibility_keys_and_acknowledgements() {
     let mut stats = Stats::default();
     for seed in first..first + count {
         let run = catch_unwind(AssertUnwindSafe(|| {
-            let mut world = World::new(seed);
+            let mut world = World::new(seed, failover);
             world.run();
             world.stats
         }));
@@ -40,7 +42,7 @@ fn seeded_schedules_keep_order_visibility_keys_and_acknowledgements() {
         }
     }
     eprintln!(
-        "{count} schedules from seed {first} in {:.1?}: {stats:?}",
+        "{count} schedules (failover {failover}) from seed {first} in {:.1?}: {stats:?}",
         started.elapsed()
     );
     assert!(
@@ -49,22 +51,39 @@ fn seeded_schedules_keep_order_visibility_keys_and_acknowledgements() {
     );
 }
 
+#[test]
+fn seeded_schedules_with_a_static_master_keep_every_invariant() {
+    schedules(false);
+}
+
+#[test]
+fn seeded_schedules_with_elections_keep_every_invariant() {
+    schedules(true);
+}
+
 /// The schedules are worth something only if what they inject happens:
 /// over the default run, every kind of fault and of answer occurs.
 #[test]
 fn the_schedules_inject_every_fault_they_claim() {
-    let mut stats = Stats::default();
-    for seed in 1..=200 {
-        let mut world = World::new(seed);
-        world.run();
-        stats += world.stats;
+    for failover in [false, true] {
+        let mut stats = Stats::default();
+        for seed in 1..=200 {
+            let mut world = World::new(seed, failover);
+            world.run();
+            stats += world.stats;
+        }
+        assert!(stats.acknowledged > 1000, "{stats:?}");
+        assert!(stats.refused_or_timed_out > 0, "{stats:?}");
+        assert!(stats.dropped > 0 && stats.reordered > 0, "{stats:?}");
+        assert!(
+            stats.cuts > 0 && stats.crashes > 0 && stats.master_crashes > 0,
+            "{stats:?}"
+        );
+        assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
+        if failover {
+            assert!(stats.partitions > 0, "{stats:?}");
+            assert!(stats.elections > 200 && stats.step_downs > 0, "{stats:?}");
+            assert!(stats.rollbacks > 0, "divergent suffixes are cut: {stats:?}");
+        }
     }
-    assert!(stats.acknowledged > 1000, "{stats:?}");
-    assert!(stats.refused_or_timed_out > 0, "{stats:?}");
-    assert!(stats.dropped > 0 && stats.reordered > 0, "{stats:?}");
-    assert!(
-        stats.cuts > 0 && stats.crashes > 0 && stats.master_crashes > 0,
-        "{stats:?}"
-    );
-    assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
 }

@@ -2,15 +2,18 @@
 //! clock. Each node is a `Core` with a log (a vector) and a sync that
 //! completes some time after a write; the network is a queue of frames per
 //! connection and direction that a schedule may delay, drop, reorder, cut
-//! and heal; secondaries crash (losing what they had not synced) and come
-//! back. Everything is drawn from one seed, so a schedule replays exactly.
+//! and heal, between any two nodes; nodes crash (losing what they had not
+//! synced, keeping their recorded epoch and vote) and come back. With
+//! failover, any node may become master: masters dial the others, and
+//! candidates' vote requests travel like any frame. Everything is drawn
+//! from one seed, so a schedule replays exactly.
 //!
-//! The invariants are checked as the schedule runs, and each failure names
-//! the seed; `check_quiet` then heals everything and checks that the
-//! cluster converges.
+//! The invariants (`invariants/`) are checked as the schedule runs, and
+//! each failure names the seed and the invariant; `run` then heals
+//! everything and checks that the cluster converges on one master's log.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,16 +23,20 @@ use rand::{Rng, SeedableRng};
 use replog::entry::{Entry, Epoch, Position, Seq};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
-use replog::replication::role::{Action, Core, CoreConfig, Event};
+use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
 use replog::replication::secondary::SecondaryEvent;
 use replog::replication::{quorum, AppendRequest, LogState, Timing};
 use replog::wire::{AppendError, Frame, WriteConcern};
 
+use crate::invariants::{self, NodeView};
+
 /// How a schedule may misbehave.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
-    /// Nodes in the cluster (node 0 is the master).
+    /// Nodes in the cluster (node 0 is the configured master).
     pub nodes: usize,
+    /// Whether masters are elected (`--failover on`).
+    pub failover: bool,
     /// Appends issued over the run.
     pub appends: usize,
     /// Largest one-way delay of a frame, in ms.
@@ -38,9 +45,14 @@ pub struct Faults {
     pub drop: f64,
     /// Chance that a frame overtakes those sent before it.
     pub reorder: f64,
-    /// Chance, per step, that a link is cut (until healed).
+    /// Chance, per step, that the link between two nodes is cut (until
+    /// healed).
     pub cut: f64,
-    /// Chance, per step, that a secondary crashes (and restarts later).
+    /// Chance, per step, that a node (the master, mostly) is cut off from
+    /// every other node for a while.
+    pub partition: f64,
+    /// Chance, per step, that a secondary crashes (and restarts later); a
+    /// master crashes at half this rate.
     pub crash: f64,
     /// Chance that a sync fails (what it covered may then be lost).
     pub sync_fail: f64,
@@ -49,14 +61,20 @@ pub struct Faults {
 impl Faults {
     /// Faults drawn from the seed's generator: every kind, in varying
     /// measure, including none.
-    pub fn draw(rng: &mut SmallRng) -> Faults {
+    pub fn draw(rng: &mut SmallRng, failover: bool) -> Faults {
         Faults {
             nodes: [2, 3, 3, 5][rng.gen_range(0..4)],
+            failover,
             appends: rng.gen_range(5..40),
             max_delay_ms: rng.gen_range(1..30),
             drop: [0.0, 0.0, 0.01, 0.05][rng.gen_range(0..4)],
             reorder: [0.0, 0.0, 0.02, 0.1][rng.gen_range(0..4)],
             cut: [0.0, 0.002, 0.01][rng.gen_range(0..3)],
+            partition: if failover {
+                [0.0, 0.0005, 0.002][rng.gen_range(0..3)]
+            } else {
+                0.0
+            },
             crash: [0.0, 0.001, 0.005][rng.gen_range(0..3)],
             sync_fail: [0.0, 0.0, 0.02, 0.1][rng.gen_range(0..4)],
         }
@@ -70,13 +88,17 @@ struct Node {
     log: Vec<Entry>,
     /// Entries known durable: a crash keeps these and loses the rest.
     durable: usize,
-    /// The newest epoch recorded.
+    /// The epoch and vote recorded (kept through a crash).
     epoch: Epoch,
+    vote: Option<String>,
     /// When the last sync asked completes: syncs complete in order.
     last_sync: Duration,
-    /// On the master: the connection per secondary (peer index) and the
-    /// secondary's node index.
+    /// While master: per link (peer index) the live connection, and the
+    /// node each link dials.
     links: Vec<Option<u64>>,
+    link_nodes: Vec<usize>,
+    /// The epoch the links speak for.
+    link_epoch: Epoch,
     /// Restart time, while crashed.
     restart_at: Option<Duration>,
     /// Bumped at every boot: a sync asked before a crash reports nothing.
@@ -87,14 +109,19 @@ struct Node {
     cuts: u64,
 }
 
-/// A frame on its way, over connection `conn` between master link `peer`
-/// and secondary `node`.
+/// Something on its way between two nodes.
 #[derive(Debug, Clone)]
 enum Deliver {
-    /// Master to secondary.
+    /// Master to secondary, on a replication connection.
     ToSecondary { conn: u64, frame: Frame },
-    /// Secondary to master.
+    /// Secondary to master, on a replication connection.
     ToMaster { conn: u64, frame: Frame },
+    /// A vote request, its answer, or a refusal naming a newer epoch.
+    Vote {
+        from: usize,
+        to: usize,
+        event: Event,
+    },
 }
 
 /// A scheduled happening.
@@ -111,12 +138,14 @@ enum Happening {
         gen: u64,
         upto: Seq,
     },
-    Append(AppendRequest),
+    /// A client's append, and how often it found no master yet.
+    Append(AppendRequest, u32),
 }
 
-/// One connection between the master and secondary `node` (link `peer`).
+/// One replication connection from `master`'s link `peer` to `node`.
 #[derive(Debug, Clone, Copy)]
 struct Conn {
+    master: usize,
     peer: usize,
     node: usize,
     /// Whether the master has heard the welcome (PeerConnected sent).
@@ -129,6 +158,8 @@ struct Request {
     key: Option<String>,
     message: Bytes,
     w: u32,
+    /// The node it was sent to.
+    sent_to: Option<usize>,
     answer: Option<Result<Seq, AppendError>>,
 }
 
@@ -140,12 +171,19 @@ pub struct Stats {
     pub dropped: u64,
     pub reordered: u64,
     pub cuts: u64,
+    pub partitions: u64,
     pub crashes: u64,
     pub sync_failures: u64,
     pub master_crashes: u64,
-    /// Log cuts the cores asked for (after failed syncs, and secondaries'
-    /// suffixes a restarted master does not hold).
+    /// Log cuts the cores asked for (after failed syncs, and suffixes the
+    /// master does not hold).
     pub log_cuts: u64,
+    /// Divergent suffixes cut (saved to a rollback file by the runtime).
+    pub rollbacks: u64,
+    /// Times a node became master.
+    pub elections: u64,
+    /// Masters that stepped down (a newer epoch, or no majority heard).
+    pub step_downs: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -155,11 +193,24 @@ impl std::ops::AddAssign for Stats {
         self.dropped += o.dropped;
         self.reordered += o.reordered;
         self.cuts += o.cuts;
+        self.partitions += o.partitions;
         self.crashes += o.crashes;
         self.sync_failures += o.sync_failures;
         self.master_crashes += o.master_crashes;
         self.log_cuts += o.log_cuts;
+        self.rollbacks += o.rollbacks;
+        self.elections += o.elections;
+        self.step_downs += o.step_downs;
     }
+}
+
+/// The invariants' state.
+#[derive(Default)]
+struct Invariants {
+    one_master: invariants::one_master_per_epoch::Check,
+    committed: invariants::committed_never_goes_back::Check,
+    majority: invariants::majority_acked_never_lost::Check,
+    keys: invariants::keyed_append_at_most_once::Check,
 }
 
 /// The whole cluster.
@@ -174,8 +225,10 @@ pub struct World {
     nodes: Vec<Node>,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
-    /// Links (by secondary node index) cut until the given time.
-    cut_until: Vec<Duration>,
+    /// Vote connections: candidate and voter.
+    vote_conns: HashMap<u64, (usize, usize)>,
+    /// The link between two nodes is cut until the given time.
+    cut_until: Vec<Vec<Duration>>,
     /// Per connection and direction, when its last frame arrives: frames
     /// arrive in order (as on TCP) unless one is reordered.
     last_arrival: HashMap<(u64, bool), Duration>,
@@ -183,19 +236,33 @@ pub struct World {
     happenings: HashMap<u64, Happening>,
     next_happening: u64,
     requests: BTreeMap<u64, Request>,
-    /// Every acknowledged entry: seq -> (epoch, message).
+    /// Static master: every acknowledged entry, seq -> (epoch, message).
     acked: BTreeMap<Seq, (Epoch, Bytes)>,
-    /// Keys and the seq the first acknowledgement gave them.
-    keys: HashMap<String, Seq>,
+    /// Which nodes were master after the last step (to count changes).
+    was_master: Vec<bool>,
+    invariants: Invariants,
+}
+
+/// The nodes as the invariants see them.
+fn views(nodes: &[Node]) -> Vec<NodeView<'_>> {
+    nodes
+        .iter()
+        .map(|n| NodeView {
+            id: &n.id,
+            log: &n.log,
+            durable: n.durable,
+            core: n.core.as_ref(),
+        })
+        .collect()
 }
 
 const STEP: Duration = Duration::from_millis(1);
 
 impl World {
     /// A cluster for `seed`, with faults drawn from it.
-    pub fn new(seed: u64) -> World {
+    pub fn new(seed: u64, failover: bool) -> World {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let faults = Faults::draw(&mut rng);
+        let faults = Faults::draw(&mut rng, failover);
         World::with_faults(seed, faults)
     }
 
@@ -203,6 +270,7 @@ impl World {
     pub fn with_faults(seed: u64, faults: Faults) -> World {
         let rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
         let start = Instant::now();
+        let n = faults.nodes;
         let mut world = World {
             seed,
             stats: Stats::default(),
@@ -213,30 +281,35 @@ impl World {
             nodes: Vec::new(),
             conns: HashMap::new(),
             next_conn: 1,
-            cut_until: vec![Duration::ZERO; faults.nodes],
+            vote_conns: HashMap::new(),
+            cut_until: vec![vec![Duration::ZERO; n]; n],
             last_arrival: HashMap::new(),
             queue: BinaryHeap::new(),
             happenings: HashMap::new(),
             next_happening: 0,
             requests: BTreeMap::new(),
             acked: BTreeMap::new(),
-            keys: HashMap::new(),
+            was_master: vec![false; n],
+            invariants: Invariants::default(),
         };
-        for i in 0..faults.nodes {
+        for i in 0..n {
             world.nodes.push(Node {
                 id: format!("n{i}"),
                 core: None,
                 log: Vec::new(),
                 durable: 0,
                 epoch: 0,
+                vote: None,
                 last_sync: Duration::ZERO,
                 links: Vec::new(),
+                link_nodes: Vec::new(),
+                link_epoch: 0,
                 restart_at: None,
                 incarnation: 0,
                 cuts: 0,
             });
         }
-        for i in 0..faults.nodes {
+        for i in 0..n {
             world.boot(i);
         }
         world
@@ -266,12 +339,29 @@ impl World {
             fail_rate: 0.0,
             authenticated: false,
             encrypted: false,
-            failover: false,
+            failover: self.faults.failover,
         }
     }
 
     fn instant(&self) -> Instant {
         self.start + self.now
+    }
+
+    fn fail(&self, invariant: &str, what: String) -> ! {
+        panic!(
+            "seed {} ({}): invariant '{invariant}' broken at {:?}: {what}",
+            self.seed,
+            if self.faults.failover {
+                "failover"
+            } else {
+                "static master"
+            },
+            self.now
+        )
+    }
+
+    fn views(&self) -> Vec<NodeView<'_>> {
+        views(&self.nodes)
     }
 
     /// Starts (or restarts) a node over what its log holds.
@@ -280,6 +370,7 @@ impl World {
         n.log.truncate(n.durable);
         n.restart_at = None;
         n.incarnation += 1;
+        n.links.clear();
         let mut keys = KeyWindow::new(1 << 16, 1);
         let mut epochs: Vec<(Epoch, Seq)> = Vec::new();
         for e in &n.log {
@@ -293,16 +384,17 @@ impl World {
             seq: e.seq,
         });
         let state = LogState {
-            epoch: n.epoch.max(last.epoch),
+            epoch: n.epoch,
             last,
             epochs,
             keys,
-            vote: None,
+            vote: n.vote.clone(),
             committed: 0,
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
         self.nodes[node].core = Some(core);
+        self.invariants.committed.booted(node);
         self.run_actions(node, actions);
     }
 
@@ -313,31 +405,54 @@ impl World {
         self.queue.push(Reverse((self.now + delay, id)));
     }
 
+    fn blocked(&self, a: usize, b: usize) -> bool {
+        self.now < self.cut_until[a][b]
+    }
+
+    fn up(&self, node: usize) -> bool {
+        self.nodes[node].core.is_some()
+    }
+
     /// A frame onto the network: delayed, maybe lost, maybe reordered. The
     /// welcome is part of the handshake, which a real link either completes
-    /// or gives up on: it is never lost or reordered.
+    /// or gives up on: it is never lost or reordered. Votes travel on their
+    /// own short connections: delayed, maybe lost, never reordered within
+    /// one.
     fn send(&mut self, deliver: Deliver) {
-        let (conn, down, welcome) = match &deliver {
-            Deliver::ToSecondary { conn, .. } => (*conn, true, false),
-            Deliver::ToMaster { conn, frame } => (*conn, false, matches!(frame, Frame::Welcome(_))),
+        let (key, ends, handshake) = match &deliver {
+            Deliver::ToSecondary { conn, .. } => {
+                let Some(c) = self.conns.get(conn) else {
+                    return;
+                };
+                ((*conn, true), (c.master, c.node), false)
+            }
+            Deliver::ToMaster { conn, frame } => {
+                let Some(c) = self.conns.get(conn) else {
+                    return;
+                };
+                let welcome = matches!(frame, Frame::Welcome(_));
+                ((*conn, false), (c.node, c.master), welcome)
+            }
+            Deliver::Vote { from, to, .. } => ((u64::MAX, false), (*from, *to), true),
         };
-        let Some(secondary) = self.conns.get(&conn).map(|c| c.node) else {
-            return;
-        };
-        if self.now < self.cut_until[secondary] {
+        if self.blocked(ends.0, ends.1) {
             return;
         }
-        if !welcome && self.rng.gen_bool(self.faults.drop) {
+        if self.rng.gen_bool(self.faults.drop)
+            && !matches!(deliver, Deliver::ToMaster { .. } if handshake)
+        {
             self.stats.dropped += 1;
             return;
         }
         let delay = Duration::from_millis(self.rng.gen_range(0..=self.faults.max_delay_ms));
-        let at = if !welcome && self.rng.gen_bool(self.faults.reorder) {
+        let at = if matches!(deliver, Deliver::Vote { .. }) {
+            self.now + delay
+        } else if !handshake && self.rng.gen_bool(self.faults.reorder) {
             // Overtakes whatever is in flight on this connection.
             self.stats.reordered += 1;
             self.now + STEP
         } else {
-            let last = self.last_arrival.entry((conn, down)).or_default();
+            let last = self.last_arrival.entry(key).or_default();
             *last = (*last).max(self.now + delay);
             *last
         };
@@ -368,14 +483,49 @@ impl World {
     fn run_actions(&mut self, node: usize, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::RecordEpoch(epoch) => self.nodes[node].epoch = epoch,
-                Action::StartLinks { peers, .. } => {
-                    self.nodes[node].links = vec![None; peers.len()];
+                Action::RecordEpoch(epoch) => {
+                    self.nodes[node].epoch = epoch;
+                    self.nodes[node].vote = None;
                 }
-                Action::StopLinks => self.nodes[node].links.clear(),
+                Action::RecordVote { epoch, vote } => {
+                    let n = &mut self.nodes[node];
+                    assert!(
+                        epoch > n.epoch || (epoch == n.epoch && (n.vote.is_none() || n.vote == vote)),
+                        "seed {}: n{node} recorded epoch {epoch} vote {vote:?} over epoch {} vote {:?}",
+                        self.seed,
+                        n.epoch,
+                        n.vote
+                    );
+                    n.epoch = epoch;
+                    n.vote = vote;
+                }
+                Action::StartLinks { epoch, peers } => {
+                    let n = &mut self.nodes[node];
+                    n.links = vec![None; peers.len()];
+                    n.link_nodes = peers
+                        .iter()
+                        .map(|(id, _)| id[1..].parse().expect("n<i>"))
+                        .collect();
+                    n.link_epoch = epoch;
+                }
+                Action::StopLinks => {
+                    self.nodes[node].links.clear();
+                    let conns: Vec<u64> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.master == node)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for conn in conns {
+                        self.close(conn);
+                    }
+                }
                 Action::Persist(entries) => self.persist(node, entries),
-                Action::CutLog { after, .. } => {
+                Action::CutLog { after, save, .. } => {
                     self.stats.log_cuts += 1;
+                    if save {
+                        self.stats.rollbacks += 1;
+                    }
                     let n = &mut self.nodes[node];
                     n.cuts += 1;
                     n.log.truncate(after as usize);
@@ -406,13 +556,77 @@ impl World {
                 }
                 Action::ToMaster { conn, frame } => self.send(Deliver::ToMaster { conn, frame }),
                 Action::RefuseMaster { conn, reason } => {
-                    panic!(
+                    // With failover a node taking over drops the old
+                    // master's connection; a static master is never
+                    // refused.
+                    assert!(
+                        self.faults.failover,
                         "seed {}: n{node} refused its master on conn {conn}: {reason}",
                         self.seed
-                    )
+                    );
+                    self.close(conn);
+                }
+                Action::RefuseStale { conn, epoch, .. } => {
+                    if let Some(c) = self.conns.get(&conn).copied() {
+                        self.send(Deliver::Vote {
+                            from: c.node,
+                            to: c.master,
+                            event: Event::NewerEpoch { epoch },
+                        });
+                        self.close(conn);
+                    }
+                }
+                Action::RequestVotes {
+                    epoch,
+                    pre,
+                    last,
+                    peers,
+                } => {
+                    for (id, _) in peers {
+                        let to: usize = id[1..].parse().expect("n<i>");
+                        let conn = self.next_conn;
+                        self.next_conn += 1;
+                        self.vote_conns.insert(conn, (node, to));
+                        let request = VoteRequest {
+                            candidate: self.nodes[node].id.clone(),
+                            epoch,
+                            last,
+                            pre,
+                        };
+                        self.send(Deliver::Vote {
+                            from: node,
+                            to,
+                            event: Event::VoteRequested { conn, request },
+                        });
+                    }
+                }
+                Action::AnswerVote { conn, frame } => {
+                    let Some((candidate, voter)) = self.vote_conns.remove(&conn) else {
+                        continue;
+                    };
+                    let Frame::VoteReply {
+                        epoch,
+                        term,
+                        granted,
+                        pre,
+                    } = frame
+                    else {
+                        panic!("seed {}: n{node} answered a vote with {frame:?}", self.seed);
+                    };
+                    let answer = VoteAnswer {
+                        voter: self.nodes[voter].id.clone(),
+                        epoch,
+                        term,
+                        granted,
+                        pre,
+                    };
+                    self.send(Deliver::Vote {
+                        from: voter,
+                        to: candidate,
+                        event: Event::VoteAnswered(answer),
+                    });
                 }
                 Action::Reply { req, result, .. } => self.answer(node, req, result),
-                other => panic!("seed {}: n{node} did {other:?} without failover", self.seed),
             }
         }
     }
@@ -490,14 +704,23 @@ impl World {
             holders >= w,
             "seed {seed}: seq {seq} acknowledged for w={w} but synced on {holders} nodes"
         );
-        self.acked.insert(seq, (entry.epoch, message));
-        // Exactly once per key: a retry is answered with the first seq.
+        let majority = w >= quorum::majority(self.faults.nodes);
+        // Without failover the master's log is the truth: every
+        // acknowledgement is final, whatever its w.
+        let lasting = majority || !self.faults.failover;
+        if lasting {
+            let epoch = self.nodes[node].core.as_ref().map_or(0, |c| c.epoch());
+            if let Err(e) = self.invariants.majority.acknowledged(epoch, entry.clone()) {
+                self.fail("majority-acknowledged never lost", e);
+            }
+        }
+        if !self.faults.failover {
+            self.acked.insert(seq, (entry.epoch, message));
+        }
         if let Some(key) = key {
-            let first = *self.keys.entry(key.clone()).or_insert(seq);
-            assert_eq!(
-                first, seq,
-                "seed {seed}: key {key} acknowledged as seq {first} and as seq {seq}"
-            );
+            if let Err(e) = self.invariants.keys.acknowledged(&key, seq, lasting) {
+                self.fail("a keyed append appears at most once", e);
+            }
         }
     }
 
@@ -516,17 +739,57 @@ impl World {
         );
     }
 
-    /// Closes a connection on both sides.
+    /// The invariants over the whole cluster, after a millisecond of
+    /// schedule (the costlier ones every ten).
+    fn check_cluster(&mut self) {
+        let views = views(&self.nodes);
+        let mut failures = Vec::new();
+        if let Err(e) = self.invariants.one_master.check(&views) {
+            failures.push(("at most one master per epoch", e));
+        }
+        if let Err(e) = self.invariants.committed.check(&views) {
+            failures.push(("the committed mark never goes back", e));
+        }
+        if let Err(e) = self.invariants.majority.check(&views) {
+            failures.push(("majority-acknowledged never lost", e));
+        }
+        if self.now.as_millis().is_multiple_of(10) {
+            if let Err(e) = invariants::log_matching::check(&views) {
+                failures.push(("logs equal on their common prefix", e));
+            }
+            if let Err(e) = invariants::keyed_append_at_most_once::Check::check(&views) {
+                failures.push(("a keyed append appears at most once", e));
+            }
+        }
+        drop(views);
+        if let Some((name, e)) = failures.into_iter().next() {
+            self.fail(name, e);
+        }
+        for node in 0..self.faults.nodes {
+            let master = self.nodes[node]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.is_master());
+            match (self.was_master[node], master) {
+                (false, true) => self.stats.elections += 1,
+                (true, false) if self.up(node) => self.stats.step_downs += 1,
+                _ => {}
+            }
+            self.was_master[node] = master;
+        }
+    }
+
+    /// Closes a replication connection on both sides.
     fn close(&mut self, conn: u64) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if self.nodes[0].links.get(c.peer) == Some(&Some(conn)) {
-            self.nodes[0].links[c.peer] = None;
+        if self.nodes[c.master].links.get(c.peer) == Some(&Some(conn)) {
+            self.nodes[c.master].links[c.peer] = None;
         }
         if c.open {
             self.step_node(
-                0,
+                c.master,
                 Event::Link(MasterEvent::PeerDisconnected { peer: c.peer, conn }),
             );
         }
@@ -536,12 +799,16 @@ impl World {
         );
     }
 
-    /// Closes every connection to secondary `node`.
-    fn close_all_of(&mut self, node: usize) {
+    /// Closes every replication connection with `node` at either end (or
+    /// between `node` and `other`).
+    fn close_all_of(&mut self, node: usize, other: Option<usize>) {
         let conns: Vec<u64> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.node == node)
+            .filter(|(_, c)| {
+                let ends = [c.master, c.node];
+                ends.contains(&node) && other.is_none_or(|o| ends.contains(&o))
+            })
             .map(|(id, _)| *id)
             .collect();
         for conn in conns {
@@ -549,38 +816,42 @@ impl World {
         }
     }
 
-    /// The master's links dial secondaries that are up and reachable.
+    /// Every master's links dial the nodes that are up and reachable.
     fn dial(&mut self) {
-        let links = self.nodes[0].links.clone();
-        for (peer, conn) in links.iter().enumerate() {
-            let node = peer + 1;
-            if conn.is_some()
-                || self.nodes[node].core.is_none()
-                || self.now < self.cut_until[node]
-                || !self.rng.gen_bool(0.2)
-            {
-                continue;
-            }
-            let conn = self.next_conn;
-            self.next_conn += 1;
-            self.nodes[0].links[peer] = Some(conn);
-            self.conns.insert(
-                conn,
-                Conn {
-                    peer,
-                    node,
-                    open: false,
-                },
-            );
-            let epoch = self.nodes[0].core.as_ref().map_or(0, |c| c.epoch());
-            self.step_node(
-                node,
-                Event::MasterOpened {
+        for master in 0..self.faults.nodes {
+            let links = self.nodes[master].links.clone();
+            for (peer, conn) in links.iter().enumerate() {
+                let node = self.nodes[master].link_nodes[peer];
+                if conn.is_some()
+                    || !self.up(node)
+                    || self.blocked(master, node)
+                    || !self.rng.gen_bool(0.2)
+                {
+                    continue;
+                }
+                let conn = self.next_conn;
+                self.next_conn += 1;
+                self.nodes[master].links[peer] = Some(conn);
+                self.conns.insert(
                     conn,
-                    master: "n0".into(),
-                    epoch,
-                },
-            );
+                    Conn {
+                        master,
+                        peer,
+                        node,
+                        open: false,
+                    },
+                );
+                let epoch = self.nodes[master].link_epoch;
+                let id = self.nodes[master].id.clone();
+                self.step_node(
+                    node,
+                    Event::MasterOpened {
+                        conn,
+                        master: id,
+                        epoch,
+                    },
+                );
+            }
         }
     }
 
@@ -632,7 +903,13 @@ impl World {
                     }
                     other => panic!("seed {}: secondary sent {other:?}", self.seed),
                 };
-                self.step_node(0, Event::Link(event));
+                self.step_node(c.master, Event::Link(event));
+            }
+            Deliver::Vote { from, to, event } => {
+                // A vote's connection is cut with the link it crosses.
+                if !self.blocked(from, to) {
+                    self.step_node(to, event);
+                }
             }
         }
     }
@@ -665,6 +942,7 @@ impl World {
                 key: key.clone(),
                 message: message.clone(),
                 w: quorum::nodes_for(w, nodes),
+                sent_to: None,
                 answer: None,
             },
         );
@@ -677,30 +955,83 @@ impl World {
             message,
         };
         let delay = Duration::from_millis(self.rng.gen_range(0..1500));
-        self.after(delay, Happening::Append(request));
+        self.after(delay, Happening::Append(request, 0));
+    }
+
+    /// An append reaches a master (one that believes it is: with failover,
+    /// a deposed master that has not heard yet may take it). With none, the
+    /// client tries again a little later, and gives up after a second.
+    fn append(&mut self, request: AppendRequest, tries: u32) {
+        let masters: Vec<usize> = (0..self.faults.nodes)
+            .filter(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.is_master()))
+            .collect();
+        if masters.is_empty() {
+            if tries < 100 {
+                self.after(
+                    Duration::from_millis(10),
+                    Happening::Append(request, tries + 1),
+                );
+            } else {
+                self.lost(request.req);
+            }
+            return;
+        }
+        let node = masters[self.rng.gen_range(0..masters.len())];
+        self.requests.get_mut(&request.req).expect("ours").sent_to = Some(node);
+        self.step_node(node, Event::Append(request));
     }
 
     /// One millisecond of the schedule: faults, dialing, due happenings,
-    /// ticks, the master's flush.
+    /// ticks, the masters' flush, the invariants.
     fn advance(&mut self, faulty: bool) {
         self.now += STEP;
+        let n = self.faults.nodes;
         if faulty {
-            if self.nodes[0].core.is_some() && self.rng.gen_bool(self.faults.crash / 2.0) {
-                self.crash(0);
-            }
-            for node in 1..self.faults.nodes {
-                if self.rng.gen_bool(self.faults.cut) {
-                    self.stats.cuts += 1;
-                    let until = self.now + Duration::from_millis(self.rng.gen_range(10..800));
-                    self.cut_until[node] = until;
-                    self.close_all_of(node);
-                }
-                if self.nodes[node].core.is_some() && self.rng.gen_bool(self.faults.crash) {
+            for node in 0..n {
+                let master = self.nodes[node]
+                    .core
+                    .as_ref()
+                    .is_some_and(|c| c.is_master());
+                let rate = if master {
+                    self.faults.crash / 2.0
+                } else {
+                    self.faults.crash
+                };
+                if self.up(node) && self.rng.gen_bool(rate) {
                     self.crash(node);
                 }
             }
+            if self.rng.gen_bool(self.faults.cut) {
+                let a = self.rng.gen_range(0..n);
+                let b = self.rng.gen_range(0..n);
+                if a != b {
+                    self.stats.cuts += 1;
+                    let until = self.now + Duration::from_millis(self.rng.gen_range(10..800));
+                    self.cut_until[a][b] = until;
+                    self.cut_until[b][a] = until;
+                    self.close_all_of(a, Some(b));
+                }
+            }
+            if self.rng.gen_bool(self.faults.partition) {
+                // The master, mostly: cut off from everyone for a while.
+                let master =
+                    (0..n).find(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.is_master()));
+                let node = match master {
+                    Some(m) if self.rng.gen_bool(0.7) => m,
+                    _ => self.rng.gen_range(0..n),
+                };
+                self.stats.partitions += 1;
+                let until = self.now + Duration::from_millis(self.rng.gen_range(100..1000));
+                for other in 0..n {
+                    if other != node {
+                        self.cut_until[node][other] = until;
+                        self.cut_until[other][node] = until;
+                    }
+                }
+                self.close_all_of(node, None);
+            }
         }
-        for node in 0..self.faults.nodes {
+        for node in 0..n {
             if self.nodes[node].restart_at.is_some_and(|t| t <= self.now) {
                 self.boot(node);
             }
@@ -721,10 +1052,7 @@ impl World {
                     upto,
                 } => {
                     let n = &mut self.nodes[node];
-                    if n.incarnation != incarnation {
-                        continue;
-                    }
-                    if n.core.is_none() {
+                    if n.incarnation != incarnation || n.core.is_none() {
                         continue;
                     }
                     if faulty && self.rng.gen_bool(self.faults.sync_fail) {
@@ -746,17 +1074,10 @@ impl World {
                     }
                     self.step_node(node, Event::Stored { gen, upto });
                 }
-                Happening::Append(request) => {
-                    if self.nodes[0].core.is_none() {
-                        // The client cannot reach the master: it is told so.
-                        self.lost(request.req);
-                    } else {
-                        self.step_node(0, Event::Append(request));
-                    }
-                }
+                Happening::Append(request, tries) => self.append(request, tries),
             }
         }
-        for node in 0..self.faults.nodes {
+        for node in 0..n {
             let due = self.nodes[node]
                 .core
                 .as_ref()
@@ -766,11 +1087,13 @@ impl World {
                 self.step_node(node, Event::Tick);
             }
         }
-        self.flush_node(0);
+        for node in 0..n {
+            self.flush_node(node);
+        }
+        self.check_cluster();
     }
 
-    /// A secondary stops: what it had not synced is lost.
-    /// A request whose connection to the master broke: the client knows
+    /// A request whose connection to its node broke: the client knows
     /// nothing of it (it may or may not be in the log).
     fn lost(&mut self, req: u64) {
         let r = self.requests.get_mut(&req).expect("a request we made");
@@ -780,45 +1103,48 @@ impl World {
         }
     }
 
+    /// A node stops: what it had not synced is lost (its recorded epoch
+    /// and vote stay), its connections break, and the clients waiting on
+    /// it lose their answers.
     fn crash(&mut self, node: usize) {
         self.stats.crashes += 1;
-        if node == 0 {
-            // Its waiting clients see their connections break; its links
-            // go with it.
+        if self.nodes[node]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.is_master())
+        {
             self.stats.master_crashes += 1;
-            // First the connections, which the master sees close (and may
-            // answer for), then what is still unanswered is lost.
-            let conns: Vec<u64> = self.conns.keys().copied().collect();
-            for conn in conns {
-                self.close(conn);
-            }
-            let waiting: Vec<u64> = self
-                .requests
-                .iter()
-                .filter(|(_, r)| r.answer.is_none())
-                .map(|(id, _)| *id)
-                .collect();
-            let pending: std::collections::HashSet<u64> = self
-                .happenings
-                .values()
-                .filter_map(|h| match h {
-                    Happening::Append(r) => Some(r.req),
-                    _ => None,
-                })
-                .collect();
-            for req in waiting {
-                if !pending.contains(&req) {
-                    self.lost(req);
-                }
-            }
-            self.nodes[0].links.clear();
         }
-        self.close_all_of(node);
+        // First the connections, which the node sees close (and may answer
+        // for), then what is still unanswered is lost.
+        self.close_all_of(node, None);
+        let pending: HashSet<u64> = self
+            .happenings
+            .values()
+            .filter_map(|h| match h {
+                Happening::Append(r, _) => Some(r.req),
+                _ => None,
+            })
+            .collect();
+        let waiting: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(id, r)| {
+                r.answer.is_none() && r.sent_to == Some(node) && !pending.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for req in waiting {
+            self.lost(req);
+        }
+        self.vote_conns.retain(|_, (a, b)| *a != node && *b != node);
         let n = &mut self.nodes[node];
+        n.links.clear();
         n.core = None;
         n.log.truncate(n.durable);
         n.restart_at = Some(self.now + Duration::from_millis(self.rng.gen_range(1..600)));
-        // Happenings addressed to it (syncs) are dropped when they come.
+        // Happenings addressed to it (syncs, frames) are dropped when they
+        // come.
     }
 
     /// Runs the schedule: appends under faults for a while, then a quiet
@@ -831,13 +1157,13 @@ impl World {
             self.advance(true);
         }
         // Heal: links up, crashed nodes back; the cluster must converge.
-        for t in &mut self.cut_until {
-            *t = Duration::ZERO;
+        for row in &mut self.cut_until {
+            row.fill(Duration::ZERO);
         }
         self.faults.drop = 0.0;
         self.faults.reorder = 0.0;
         for node in 0..self.faults.nodes {
-            if self.nodes[node].core.is_none() {
+            if !self.up(node) {
                 self.boot(node);
             }
         }
@@ -854,8 +1180,8 @@ impl World {
         self.check_quiet();
     }
 
-    /// After the quiet period: every append answered, every acknowledged
-    /// entry still where it was acknowledged, and every node holding
+    /// After the quiet period: one master, every append answered, every
+    /// lasting acknowledgement where it was given, and every node holding
     /// exactly the master's log.
     fn check_quiet(&self) {
         let seed = self.seed;
@@ -865,7 +1191,17 @@ impl World {
                 "seed {seed}: request {req} never answered"
             );
         }
-        let master = &self.nodes[0];
+        let masters: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.core.as_ref().is_some_and(|c| c.is_master()))
+            .collect();
+        let [master] = masters[..] else {
+            panic!(
+                "seed {seed}: {} masters after the quiet period",
+                masters.len()
+            );
+        };
         for (seq, (epoch, message)) in &self.acked {
             let e = &master.log[(*seq - 1) as usize];
             assert_eq!(
@@ -874,22 +1210,17 @@ impl World {
                 "seed {seed}: acknowledged seq {seq} changed"
             );
         }
-        let mut keys = HashMap::new();
-        for e in &master.log {
-            if let Some(k) = &e.key {
-                if let Some(first) = keys.insert(k.clone(), e.seq) {
-                    panic!(
-                        "seed {seed}: key {k} stored twice, at {first} and {}",
-                        e.seq
-                    );
-                }
-            }
+        if let Err(e) = self.invariants.majority.check_final(&self.views()) {
+            self.fail("majority-acknowledged never lost", e);
         }
-        for n in &self.nodes[1..] {
+        if let Err(e) = invariants::keyed_append_at_most_once::Check::check(&self.views()) {
+            self.fail("a keyed append appears at most once", e);
+        }
+        for n in &self.nodes {
             assert_eq!(
                 n.log, master.log,
-                "seed {seed}: {} did not converge to the master's log",
-                n.id
+                "seed {seed}: {} did not converge to {}'s log",
+                n.id, master.id
             );
         }
     }
