@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
-use crate::client::{connect_master, AppendOptions, Client, ClientError, ConnectOptions};
+use crate::client::{
+    connect_master, find_master, AppendOptions, Client, ClientError, ConnectOptions,
+};
 use crate::wire::{AppendError, HealthReport, WriteConcern};
 
 /// Most appends in flight at once for `append -`.
@@ -33,9 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Append a message (or, with "-", one message per line of standard input).
     Append {
-        /// Node to send to; a secondary redirects to the master.
-        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
-        node: String,
+        /// Node(s) to send to, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE). A secondary redirects to the master; with several nodes the master is found, followed through failovers, and an append whose outcome is unknown is retried with the same key.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
         /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all".
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
@@ -56,9 +58,9 @@ pub enum Command {
     },
     /// Print the messages of a node, in order.
     List {
-        /// Node to read from.
-        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
-        node: String,
+        /// Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
         /// First sequence number to print.
         #[arg(long, default_value_t = 1)]
         from: u64,
@@ -68,6 +70,9 @@ pub enum Command {
         /// Keep printing messages as they become visible, like tail -f.
         #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
+        #[arg(long)]
+        committed: bool,
         /// Give up (exit 5) if the listing has not finished after this long, connecting included.
         #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
         timeout: Option<Duration>,
@@ -77,9 +82,9 @@ pub enum Command {
     },
     /// Show the health of a node and, on the master, of every secondary. Exit 0 when every node shown is healthy, 4 when the master is read-only (appends are refused), 7 when appends are taken but some node is not healthy. With --wait, exit 0 as soon as appends are taken.
     Health {
-        /// Node to ask.
-        #[arg(long, env = "REPLOG_NODE", default_value = "127.0.0.1:7001")]
-        node: String,
+        /// Node to ask (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -138,6 +143,38 @@ impl ConnArgs {
     }
 }
 
+/// The nodes `--node` (or `REPLOG_NODES`, or the older `REPLOG_NODE`)
+/// names, in order.
+fn node_list(arg: Option<String>) -> Vec<String> {
+    let given = arg
+        .or_else(|| std::env::var("REPLOG_NODE").ok())
+        .unwrap_or_else(|| "127.0.0.1:7001".to_string());
+    let nodes: Vec<String> = given
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    if nodes.is_empty() {
+        vec![given]
+    } else {
+        nodes
+    }
+}
+
+/// Connects to the first of `nodes` that answers.
+async fn connect_any(nodes: &[String], conn: &ConnectOptions) -> Result<Client, ClientError> {
+    let mut last = None;
+    for node in nodes {
+        match Client::connect_with(node, conn).await {
+            Ok(client) => return Ok(client),
+            Err(e @ ClientError::Unreachable { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("at least one node"))
+}
+
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
@@ -152,6 +189,7 @@ pub async fn run(cli: Cli) -> i32 {
         } => match conn.options() {
             Err(e) => Err(e),
             Ok(conn) => {
+                let node = node_list(node);
                 let opts = AppendOptions { w, key, timeout };
                 let message = message.as_bytes();
                 if message == b"-" {
@@ -171,16 +209,18 @@ pub async fn run(cli: Cli) -> i32 {
             from,
             json,
             follow,
+            committed,
             timeout,
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
             Ok(conn) => {
+                let nodes = node_list(node);
                 within(
                     from_now(timeout),
-                    &node,
+                    &nodes.join(","),
                     "",
-                    list(&node, from, json, follow, &conn),
+                    list(&nodes, from, (json, follow, committed), &conn),
                 )
                 .await
             }
@@ -193,10 +233,16 @@ pub async fn run(cli: Cli) -> i32 {
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
-            Ok(conn) => match wait {
-                Some(limit) => health_wait(&node, json, limit, &conn).await,
-                None => within(from_now(timeout), &node, "", health(&node, json, &conn)).await,
-            },
+            Ok(conn) => {
+                let nodes = node_list(node);
+                match wait {
+                    Some(limit) => health_wait(&nodes, json, limit, &conn).await,
+                    None => {
+                        let health = health(&nodes, json, &conn);
+                        within(from_now(timeout), &nodes.join(","), "", health).await
+                    }
+                }
+            }
         },
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -236,9 +282,12 @@ fn emit(
     }
 }
 
-/// Appends one message, following a redirect to the master once.
+/// Appends one message: to one node, following a redirect to the master
+/// once; to a list of nodes, finding the master, waiting through an
+/// election and retrying an unknown outcome with the same key until
+/// `--timeout` (or for as long as it takes).
 pub async fn append_one(
-    node: &str,
+    nodes: &[String],
     message: &[u8],
     opts: &AppendOptions,
     conn: &ConnectOptions,
@@ -275,13 +324,46 @@ pub async fn append_one(
                 .unwrap_or(Err(ClientError::NoAnswer { addr, key }))
         }
     };
-    let client = connect(node.to_string()).await?;
-    let seq = match send(client, node.to_string()).await {
-        Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-            let client = connect(master_addr.clone()).await?;
-            send(client, master_addr).await?
+    let seq = match nodes {
+        [node] => {
+            let client = connect(node.to_string()).await?;
+            match send(client, node.to_string()).await {
+                Err(ClientError::Append(AppendError::NotMaster { master_addr }))
+                    if !master_addr.is_empty() =>
+                {
+                    let client = connect(master_addr.clone()).await?;
+                    send(client, master_addr).await?
+                }
+                other => other?,
+            }
         }
-        other => other?,
+        _ => {
+            let mut hint = None;
+            loop {
+                let finding = find_master(nodes, conn, &mut hint, deadline);
+                let limit = opts.timeout.zip(deadline);
+                let client = within(limit, &nodes.join(","), "; nothing was sent", finding).await?;
+                let addr = client.addr().to_string();
+                match send(client, addr).await {
+                    Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
+                        hint = Some(master_addr).filter(|m| !m.is_empty());
+                    }
+                    // The master stepped down or went away with the append
+                    // in flight: it may or may not be stored. The same key
+                    // makes the retry safe (within the dedup window).
+                    Err(
+                        e @ (ClientError::Append(AppendError::ShuttingDown { .. })
+                        | ClientError::Lost { .. }),
+                    ) => {
+                        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => break other?,
+                }
+            }
+        }
     };
     emit(&mut std::io::stdout().lock(), format!("{seq}\n"), || {
         format!("the message was appended as sequence number {seq}")
@@ -327,12 +409,18 @@ const ANSWER_GRACE: Duration = Duration::from_millis(500);
 /// the last one possibly not), pipelined, printing sequence numbers in input
 /// order. Messages are bytes: nothing is decoded or altered.
 async fn append_stdin(
-    node: &str,
+    nodes: &[String],
     opts: AppendOptions,
     separator: u8,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = connect_master(node, conn).await?;
+    let client = match nodes {
+        [node] => connect_master(node, conn).await?,
+        _ => {
+            let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+            find_master(nodes, conn, &mut None, deadline).await?
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
     // Standard input is read on a blocking thread: messages flow as they come.
     std::thread::spawn(move || {
@@ -436,16 +524,15 @@ async fn append_stdin(
 }
 
 async fn list(
-    node: &str,
+    nodes: &[String],
     from: u64,
-    json: bool,
-    follow: bool,
+    (json, follow, committed): (bool, bool, bool),
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, conn).await?;
+    let client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let entries = client.list_all(from).await?;
+        let entries = client.list_upto_mark(from, committed).await?;
         let items: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|(seq, message)| entry_json(seq, &message))
@@ -459,7 +546,7 @@ async fn list(
     }
     let mut next = from.max(1);
     loop {
-        let (entries, _visible) = client.list(next, 1000, follow).await?;
+        let (entries, _visible) = client.list_entries(next, 1000, follow, committed).await?;
         if entries.is_empty() && !follow {
             return Ok(());
         }
@@ -476,8 +563,8 @@ async fn list(
     }
 }
 
-async fn health(node: &str, json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {
-    let client = Client::connect_with(node, conn).await?;
+async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {
+    let client = connect_any(nodes, conn).await?;
     let report = client.health().await?;
     let text = if json {
         format!("{}\n", health_json(&report))
@@ -534,11 +621,13 @@ pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
 /// that are not up yet are waited for too. After `limit`: exit 4 with the
 /// last report's numbers, or 5 if no node answered.
 async fn health_wait(
-    node: &str,
+    nodes: &[String],
     json: bool,
     limit: Duration,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
+    let node = nodes.join(",");
+    let node = node.as_str();
     let deadline = tokio::time::Instant::now()
         .checked_add(limit)
         .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 100));
@@ -548,7 +637,10 @@ async fn health_wait(
     });
     loop {
         let attempt = async {
-            let client = connect_master(node, conn).await?;
+            let client = match nodes {
+                [one] => connect_master(one, conn).await?,
+                _ => find_master(nodes, conn, &mut None, Some(deadline)).await?,
+            };
             client.health().await
         };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -151,6 +151,9 @@ fn describe(e: &AppendError) -> String {
         AppendError::Refused { reachable, needed } => format!(
             "refused: only {reachable} of the cluster's nodes are reachable and {needed} are needed for a quorum, so the master is read-only and nothing was appended; bring a secondary back and retry"
         ),
+        AppendError::NotMaster { master_addr } if master_addr.is_empty() => {
+            "this node is not the master and knows of none yet (an election may be under way); nothing was appended: retry, or give every node's address (--node A,B,C) to have the master found and waited for".into()
+        }
         AppendError::NotMaster { master_addr } => format!(
             "this node is not the master (the master is {master_addr}); send appends there with --node {master_addr}"
         ),
@@ -158,11 +161,11 @@ fn describe(e: &AppendError) -> String {
             "the master could not store the message ({why}); nothing was appended. A full disk recovers by itself once there is room (retry then); any other failure needs the disk fixed and the node restarted"
         ),
         AppendError::ShuttingDown { seq: Some(seq) } => format!(
-            "the master is shutting down; the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list' after the restart"
+            "the master is shutting down or stepped down (a failover); the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list --committed', or retry with the same --key"
         ),
         AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
         AppendError::ShuttingDown { seq: None } => {
-            "the master is shutting down; the message may or may not have been stored: retry with the same --key".into()
+            "the master is shutting down or stepped down (a failover); the message may or may not have been stored: retry with the same --key".into()
         }
     }
 }
@@ -179,6 +182,12 @@ impl ClientError {
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
             ClientError::Append(AppendError::Refused { .. }) | ClientError::NotReady { .. } => 4,
+            // No master known (an election): definite, nothing appended.
+            ClientError::Append(AppendError::NotMaster { master_addr })
+                if master_addr.is_empty() =>
+            {
+                4
+            }
             ClientError::Unauthorized { .. }
             | ClientError::Append(AppendError::Unauthorized(_)) => 6,
             ClientError::Unreachable { .. }
@@ -463,12 +472,25 @@ impl Client {
         max: u32,
         wait: bool,
     ) -> Result<(Vec<(Seq, Bytes)>, Seq), ClientError> {
+        self.list_entries(from, max, wait, false).await
+    }
+
+    /// Like [`Client::list`]; with `committed`, only entries known to be on
+    /// a majority (which no failover removes), and the last of those.
+    pub async fn list_entries(
+        &self,
+        from: Seq,
+        max: u32,
+        wait: bool,
+        committed: bool,
+    ) -> Result<(Vec<(Seq, Bytes)>, Seq), ClientError> {
         let answer = self
             .request(|req| Frame::List {
                 req,
                 from,
                 max,
                 wait,
+                committed,
             })
             .await?;
         match answer {
@@ -481,10 +503,19 @@ impl Client {
 
     /// Every visible entry from `from` on.
     pub async fn list_all(&self, from: Seq) -> Result<Vec<(Seq, Bytes)>, ClientError> {
+        self.list_upto_mark(from, false).await
+    }
+
+    /// Every visible (or, with `committed`, committed) entry from `from` on.
+    pub async fn list_upto_mark(
+        &self,
+        from: Seq,
+        committed: bool,
+    ) -> Result<Vec<(Seq, Bytes)>, ClientError> {
         let mut out = Vec::new();
         let mut next = from.max(1);
         loop {
-            let (entries, visible) = self.list(next, 1000, false).await?;
+            let (entries, visible) = self.list_entries(next, 1000, false, committed).await?;
             let Some(last) = entries.last() else {
                 return Ok(out);
             };
@@ -521,6 +552,78 @@ pub async fn connect_master(addr: &str, opts: &ConnectOptions) -> Result<Client,
     }
     let master = client.welcome().master_addr.clone();
     Client::connect_with(&master, opts).await
+}
+
+/// How long one node of a `--node` list is given to answer before the next
+/// is tried: a paused node must not hold up the search for the master.
+const PER_NODE: Duration = Duration::from_secs(2);
+
+/// Between two rounds of asking for the master while none is known (an
+/// election under way).
+const ELECTION_POLL: Duration = Duration::from_millis(100);
+
+/// Finds the master among `nodes` (tried from `hint`, then in turn),
+/// following what each says the master is and waiting while none is known
+/// (an election), until `deadline` if given. Fails at once on a refusal,
+/// and with the last error once a whole round of nodes was unreachable.
+pub async fn find_master(
+    nodes: &[String],
+    opts: &ConnectOptions,
+    hint: &mut Option<String>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Client, ClientError> {
+    let mut next = 0;
+    let mut unreachable = 0;
+    loop {
+        let addr = hint.take().unwrap_or_else(|| {
+            next += 1;
+            nodes[(next - 1) % nodes.len()].clone()
+        });
+        let now = tokio::time::Instant::now();
+        let limit = deadline.map_or(PER_NODE, |d| d.saturating_duration_since(now).min(PER_NODE));
+        let connected = tokio::time::timeout(limit, Client::connect_with(&addr, opts))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Unreachable {
+                    addr: addr.clone(),
+                    reason: format!("no answer within {}", humantime::format_duration(limit)),
+                })
+            });
+        let failed = match connected {
+            Ok(client) if client.welcome().role == crate::wire::NodeRole::Master => {
+                return Ok(client)
+            }
+            Ok(client) => {
+                unreachable = 0;
+                let master = &client.welcome().master_addr;
+                if !master.is_empty() && *master != addr {
+                    *hint = Some(master.clone());
+                    continue;
+                }
+                None
+            }
+            Err(e @ ClientError::Unreachable { .. }) => {
+                unreachable += 1;
+                Some(e)
+            }
+            Err(e) => return Err(e),
+        };
+        let out_of_time =
+            deadline.is_some_and(|d| tokio::time::Instant::now() + ELECTION_POLL >= d);
+        match failed {
+            Some(e) if unreachable >= nodes.len() || out_of_time => return Err(e),
+            None if out_of_time => {
+                return Err(ClientError::Unreachable {
+                    addr: nodes.join(","),
+                    reason: "no master was known to any node within --timeout (an election under way, or no majority up)".into(),
+                })
+            }
+            _ => {}
+        }
+        if next % nodes.len() == 0 {
+            tokio::time::sleep(ELECTION_POLL).await;
+        }
+    }
 }
 
 /// A random request key: 128 bits, hex.

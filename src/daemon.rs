@@ -27,7 +27,7 @@ pub struct DaemonArgs {
     #[arg(long, env = "REPLOG_DEV")]
     pub dev: bool,
     /// With --dev: how many nodes.
-    #[arg(long, env = "REPLOG_NODES", default_value_t = 3, requires = "dev")]
+    #[arg(long, env = "REPLOG_DEV_NODES", default_value_t = 3, requires = "dev")]
     pub nodes: usize,
     /// With --dev: port of the first node; the others follow.
     #[arg(

@@ -59,6 +59,7 @@ async fn a_client_that_pipelines_lists_and_never_reads_cannot_hurt_the_cluster()
                         from: 1,
                         max: 1000,
                         wait: false,
+                        committed: false,
                     });
                 }
                 // An error is a timeout: the node stopped reading us; keep
@@ -199,6 +200,7 @@ async fn silent_and_idle_connections_are_closed_and_floods_log_a_few_lines() {
             from: 1,
             max: 10,
             wait: true,
+            committed: false,
         }))
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -180,6 +180,7 @@ pub(super) async fn serve(
                     from,
                     max,
                     wait,
+                    committed,
                 } => {
                     let (shared2, outbox, credits) =
                         (shared.clone(), outbox.clone(), credits.clone());
@@ -187,7 +188,14 @@ pub(super) async fn serve(
                     // other requests of this connection.
                     shared.tracker.spawn(
                         async move {
-                            list(&shared2, &outbox, &credits, req, from, max, wait).await;
+                            let page = Page {
+                                req,
+                                from,
+                                max,
+                                wait,
+                                committed,
+                            };
+                            list(&shared2, &outbox, &credits, page).await;
                         }
                         .in_current_span(),
                     );
@@ -221,58 +229,94 @@ pub(super) async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
 }
 
-/// Answers one `List`: waits (with `wait`) until something at `from` is
-/// visible, then reads one page, at most [`LIST_PAGE_BYTES`] of messages,
-/// once the connection's previous page has been written.
-async fn list(
-    shared: &Shared,
-    outbox: &Outbox,
-    credits: &Credits,
+/// One `List` request.
+struct Page {
     req: u64,
     from: u64,
     max: u32,
     wait: bool,
-) {
-    let from = from.max(1);
-    let mut visible_rx = shared.visible.clone();
-    if wait {
-        while *visible_rx.borrow_and_update() < from {
-            tokio::select! {
+    committed: bool,
+}
+
+/// Answers one `List`: waits (with `wait`) until something at `from` is
+/// visible (or committed), then reads one page, at most [`LIST_PAGE_BYTES`]
+/// of messages, once the connection's previous page has been written.
+/// Epoch markers are not shown; a page of markers only is skipped while
+/// waiting.
+async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
+    let Page {
+        req,
+        from,
+        max,
+        wait,
+        committed,
+    } = page;
+    let mut from = from.max(1);
+    let mut mark_rx = if committed {
+        shared.committed.clone()
+    } else {
+        shared.visible.clone()
+    };
+    let mut permit = false;
+    loop {
+        if wait {
+            while *mark_rx.borrow_and_update() < from {
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = outbox.closed() => return,
+                    changed = mark_rx.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+        if !permit {
+            let page = tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
                 _ = outbox.closed() => return,
-                changed = visible_rx.changed() => if changed.is_err() { return },
+                p = credits.list_pages.acquire() => p,
+            };
+            match page {
+                Ok(p) => p.forget(), // given back by the writer
+                Err(_) => return,
             }
+            permit = true;
         }
-    }
-    let page = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        _ = outbox.closed() => return,
-        p = credits.list_pages.acquire() => p,
-    };
-    match page {
-        Ok(p) => p.forget(), // given back by the writer
-        Err(_) => return,
-    }
-    // `visible` is read under the log's lock: the loop changes both under
-    // the write lock (a truncation lowers it), so they agree here.
-    let (visible, read) = {
-        let log = shared.log.read().expect("log lock");
-        let visible = *visible_rx.borrow_and_update();
-        let max = max.clamp(1, LIST_PAGE) as usize;
-        (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
-    };
-    let answer = match read {
-        Ok(entries) => Frame::Listed {
-            req,
-            entries: entries.into_iter().map(|e| (e.seq, e.message)).collect(),
-            visible,
-        },
-        Err(e) => {
-            warn!(error = %e, "cannot read the log for a list");
-            Frame::Refused {
-                reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+        // The mark is read under the log's lock: the loop changes both
+        // under the write lock (a truncation lowers it), so they agree here.
+        let (visible, read) = {
+            let log = shared.log.read().expect("log lock");
+            let visible = *mark_rx.borrow_and_update();
+            let max = max.clamp(1, LIST_PAGE) as usize;
+            (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
+        };
+        let answer = match read {
+            Ok(entries) => {
+                let last = entries.last().map(|e| e.seq);
+                let shown: Vec<_> = entries
+                    .into_iter()
+                    .filter(|e| !e.is_marker())
+                    .map(|e| (e.seq, e.message))
+                    .collect();
+                match last {
+                    Some(last) if shown.is_empty() && wait => {
+                        from = last + 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                Frame::Listed {
+                    req,
+                    entries: shown,
+                    visible,
+                }
             }
-        }
-    };
-    outbox.send(answer).await;
+            Err(e) => {
+                warn!(error = %e, "cannot read the log for a list");
+                Frame::Refused {
+                    reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+                }
+            }
+        };
+        outbox.send(answer).await;
+        return;
+    }
 }

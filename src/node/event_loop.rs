@@ -51,6 +51,8 @@ pub(super) struct NodeLoop {
     pub(super) clients: HashMap<ClientId, Outbox>,
     /// Publishes the visible sequence number to readers.
     pub(super) visible_tx: watch::Sender<Seq>,
+    /// Publishes the committed mark to `list --committed`.
+    pub(super) committed_tx: watch::Sender<Seq>,
     /// Publishes what the core says this node is.
     pub(super) role_tx: watch::Sender<RoleView>,
     /// To the syncer, when the log has something to sync.
@@ -590,6 +592,12 @@ impl NodeLoop {
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);
         }
+        let committed = self.core.committed();
+        self.committed_tx.send_if_modified(|c| {
+            let changed = *c != committed;
+            *c = committed;
+            changed
+        });
         let visible = self.core.stored();
         self.visible_tx.send_if_modified(|v| {
             let changed = *v != visible;

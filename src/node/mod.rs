@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     pub throttle: throttle::Throttle,
     /// Last sequence number visible to readers.
     pub visible: watch::Receiver<Seq>,
+    /// Last sequence number known to be on a majority and stored here.
+    pub committed: watch::Receiver<Seq>,
     /// Cancelled when the node shuts down.
     pub shutdown: CancellationToken,
     /// Connection and client ids.
@@ -227,6 +229,7 @@ pub async fn run<N: Net>(
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
     let (visible_tx, visible_rx) = watch::channel(last.seq);
+    let (committed_tx, committed_rx) = watch::channel(0);
     let (role_tx, role_rx) = watch::channel(view);
     let tracker = TaskTracker::new();
     let sync_point = log.sync_point();
@@ -237,6 +240,7 @@ pub async fn run<N: Net>(
         requests: requests_tx,
         throttle: throttle::Throttle::default(),
         visible: visible_rx,
+        committed: committed_rx,
         shutdown: shutdown.clone(),
         next_id: AtomicU64::new(1),
         role: role_rx,
@@ -296,6 +300,7 @@ pub async fn run<N: Net>(
         voter: None,
         clients: HashMap::new(),
         visible_tx,
+        committed_tx,
         role_tx,
         sync_tx,
         syncer,

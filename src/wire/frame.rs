@@ -52,6 +52,9 @@ pub enum Frame {
         /// If nothing at `from` is visible yet, wait until something is
         /// (used by `replog list --follow`).
         wait: bool,
+        /// Only entries known to be on a majority, which no failover
+        /// removes (`replog list --committed`).
+        committed: bool,
     },
     /// Ask for the node's health report.
     Health {

@@ -81,6 +81,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             from: rng.gen(),
             max: rng.gen(),
             wait: rng.gen(),
+            committed: rng.gen(),
         },
         5 => Frame::Health { req: rng.gen() },
         6 => Frame::Appended {

@@ -286,6 +286,7 @@ pub fn replog(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_replog"))
         .args(args)
         .env_remove("REPLOG_NODE")
+        .env_remove("REPLOG_NODES")
         .output()
         .unwrap();
     (

@@ -108,6 +108,16 @@ impl Core {
                     self.become_secondary(out);
                 }
             }
+            // A new cluster (no epoch yet): its first master is the one
+            // configured; the others wait to hear from it.
+            Role::Secondary(_)
+                if self.ballot.term == 0
+                    && self.cfg.id != self.cfg.master
+                    && now >= self.ballot.election_at =>
+            {
+                self.ballot.heard(now, timeout);
+            }
+            Role::Secondary(_) if self.ballot.term == 0 && self.cfg.id != self.cfg.master => {}
             Role::Secondary(_) if now >= self.ballot.election_at => {
                 self.start_election(now, true, out);
             }
@@ -119,7 +129,13 @@ impl Core {
     fn start_election(&mut self, now: Instant, pre: bool, out: &mut Vec<Action>) {
         let timeout = self.cfg.timing.election_timeout;
         // If this one does not conclude in time, the next starts afresh.
-        let wait = self.ballot.timeout(timeout);
+        let wait = if self.ballot.term == 0 {
+            // The configured master of a new cluster asks again soon: the
+            // others may simply not be listening yet.
+            self.cfg.timing.heartbeat_interval
+        } else {
+            self.ballot.timeout(timeout)
+        };
         self.ballot.election_at = now + wait;
         let epoch = self.ballot.term + 1;
         if !pre {

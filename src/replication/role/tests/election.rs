@@ -72,6 +72,11 @@ fn elected(now: Instant) -> Core {
         step(&mut core, now, Event::Tick),
         vote_request(1, none, true)
     );
+    // Nobody answered yet: it asks again a heartbeat interval later.
+    assert_eq!(
+        core.poll_timeout(now),
+        Some(now + Timing::default().heartbeat_interval)
+    );
     let mut expected = vec![Action::RecordVote {
         epoch: 1,
         vote: Some("a".into()),
@@ -107,9 +112,19 @@ fn the_configured_master_of_a_new_cluster_is_elected_at_once_and_writes_its_mark
 #[test]
 fn other_nodes_wait_an_election_timeout_and_a_restarted_master_too() {
     let now = Instant::now();
-    let (b, _) = Core::new(fconfig("b"), fresh(), now);
+    let (mut b, _) = Core::new(fconfig("b"), fresh(), now);
     let at = b.poll_timeout(now).unwrap();
     assert!(at >= now + T && at < now + 2 * T, "{:?}", at - now);
+    // In a new cluster it never asks: the configured master is the first.
+    assert_eq!(step(&mut b, at, Event::Tick), vec![]);
+    assert!(b.poll_timeout(at).unwrap() > at);
+    // Once it has an epoch, a silent master makes it ask.
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let at = b.poll_timeout(now).unwrap();
+    assert!(matches!(
+        &step(&mut b, at, Event::Tick)[..],
+        [Action::RequestVotes { pre: true, .. }]
+    ));
     // The configured master, restarted with epochs behind it, is one node
     // among others: no election at first start.
     let (a, _) = Core::new(fconfig("a"), log(7), now);
