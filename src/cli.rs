@@ -38,7 +38,7 @@ pub enum Command {
         /// Node(s) to send to, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE). A secondary redirects to the master; with several nodes the master is found, followed through failovers, and an append whose outcome is unknown is retried with the same key.
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
-        /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all".
+        /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
         /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included); a message the master took stays in the log and exit code is 3.

@@ -544,13 +544,18 @@ impl Client {
 }
 
 /// Connects to `addr` and, if it is a secondary, to the master it names
-/// (once). Returns a client connected to the master.
+/// (once). Returns a client connected to the master, or to the secondary if
+/// it knows of no master.
 pub async fn connect_master(addr: &str, opts: &ConnectOptions) -> Result<Client, ClientError> {
     let client = Client::connect_with(addr, opts).await?;
     if client.welcome().role == crate::wire::NodeRole::Master {
         return Ok(client);
     }
     let master = client.welcome().master_addr.clone();
+    if master.is_empty() {
+        // No master known yet (an election): the secondary it is.
+        return Ok(client);
+    }
     Client::connect_with(&master, opts).await
 }
 

@@ -12,7 +12,7 @@ use replog::wire::WriteConcern;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_killed_after_w3_appends_keeps_every_message() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, STATIC].concat()));
     c.start_all();
     c.wait_healthy(&[1, 2]).await;
     let client = Client::connect(c.master()).await.unwrap();
@@ -74,7 +74,7 @@ async fn request_keys_still_deduplicate_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, STATIC].concat()));
     c.start_all();
     c.wait_healthy(&[1, 2]).await;
     let acked: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
@@ -166,7 +166,7 @@ async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secondary_suffix_the_master_never_stored_is_cut_and_converges() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, STATIC].concat()));
     c.start_all();
     c.wait_healthy(&[1, 2]).await;
     for i in 1..=10 {

@@ -258,8 +258,9 @@ async fn the_key_changes_by_rolling_restart_with_appends_in_flight() {
     for i in 0..3 {
         key_file(dir.path(), &format!("key-{i}"), &[KEY_A]);
     }
+    // The writer sends to the configured master through its restart.
     let mut c = Cluster::new(3, true, |i| {
-        let mut f = flags(FAST);
+        let mut f = flags(&[FAST, STATIC].concat());
         f.extend(["--cluster-key-file".into(), key(i).display().to_string()]);
         f
     });

@@ -94,7 +94,7 @@ fn the_acceptance_scenario_at_script_speed_passes_20_times_out_of_20() {
 
 #[test]
 fn health_wait_blocks_until_the_cluster_can_take_appends() {
-    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    let mut c = Cluster::new(3, false, |_| flags(&[FAST, STATIC].concat()));
     let m = c.master().to_string();
     // Nothing listens yet: waiting for a short while fails as unreachable.
     let (code, _, err) = replog(&["health", "--node", &m, "--wait", "200ms"]);

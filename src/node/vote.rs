@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::link::{connect, HandshakeError};
 use super::{Input, Shared};
@@ -51,6 +51,14 @@ pub(super) async fn ask<N: Net>(shared: Arc<Shared>, (id, addr): (String, String
         Ok(Err(HandshakeError::Stale { epoch, .. })) => Input::NewerEpoch { epoch },
         Ok(Ok(other)) => {
             debug!(node = %shared.cfg.id, voter = %id, "unexpected answer to a vote request: {}", super::frame_kind(&other));
+            return;
+        }
+        Ok(Err(HandshakeError::Refused(reason))) => {
+            // Another cluster's node, a wrong key: worth saying, once in a
+            // while (elections repeat).
+            if let Some(more) = shared.throttle.allow("vote-refused") {
+                warn!(node = %shared.cfg.id, voter = %id, %reason, suppressed = more, "a node refused this node's request for votes");
+            }
             return;
         }
         Ok(Err(e)) => {

@@ -197,7 +197,7 @@ impl Secondary {
             epochs: self.epochs,
             keys: self.keys,
             vote: None,
-            committed: self.committed,
+            committed: self.committed.min(self.received),
         };
         (state, self.stored)
     }

@@ -25,6 +25,11 @@ pub const FAST: &[&str] = &[
     "200ms",
 ];
 
+/// A static master (`--failover off`): for tests of what the configured
+/// master does across its own restarts and the loss of its secondaries.
+/// Failover itself is tested in `failover.rs` and the cores harness.
+pub const STATIC: &[&str] = &["--failover", "off"];
+
 /// A free loopback port below the ephemeral range (so that no outgoing
 /// connection of another test can take it while its node is down), unique
 /// within this test process and checked to be bindable.
@@ -197,6 +202,9 @@ impl Cluster {
         wait_for("secondaries to be healthy", || async {
             let c = Client::connect(self.master()).await.ok()?;
             let h = c.health().await.ok()?;
+            if h.role != replog::wire::NodeRole::Master {
+                return None; // not elected yet
+            }
             secondaries
                 .iter()
                 .all(|&i| h.nodes[i].status == PeerStatus::Healthy)

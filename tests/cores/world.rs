@@ -155,6 +155,8 @@ struct Conn {
 /// What the client asked and was told.
 #[derive(Debug, Clone)]
 struct Request {
+    /// As sent, to send again after a redirect.
+    request: AppendRequest,
     key: Option<String>,
     message: Bytes,
     w: u32,
@@ -682,6 +684,12 @@ impl World {
             request.answer.is_none(),
             "seed {seed}: request {req} answered twice"
         );
+        if let Err(AppendError::NotMaster { .. }) = result {
+            // Not appended: the client tries the master (or again later).
+            let again = request.request.clone();
+            self.after(Duration::from_millis(5), Happening::Append(again, 0));
+            return;
+        }
         request.answer = Some(result.clone());
         let Ok(seq) = result else {
             self.stats.refused_or_timed_out += 1;
@@ -936,9 +944,18 @@ impl World {
             .rng
             .gen_bool(0.3)
             .then(|| Duration::from_millis(self.rng.gen_range(1..300)));
+        let request = AppendRequest {
+            client: 1,
+            req,
+            key: key.clone(),
+            w,
+            timeout,
+            message: message.clone(),
+        };
         self.requests.insert(
             req,
             Request {
+                request: request.clone(),
                 key: key.clone(),
                 message: message.clone(),
                 w: quorum::nodes_for(w, nodes),
@@ -946,14 +963,6 @@ impl World {
                 answer: None,
             },
         );
-        let request = AppendRequest {
-            client: 1,
-            req,
-            key,
-            w,
-            timeout,
-            message,
-        };
         let delay = Duration::from_millis(self.rng.gen_range(0..1500));
         self.after(delay, Happening::Append(request, 0));
     }
@@ -965,7 +974,14 @@ impl World {
         let masters: Vec<usize> = (0..self.faults.nodes)
             .filter(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.is_master()))
             .collect();
-        if masters.is_empty() {
+        let up: Vec<usize> = (0..self.faults.nodes).filter(|&i| self.up(i)).collect();
+        // With failover a client may reach any node: one that knows of no
+        // master holds the append until one is known, then redirects it.
+        let node = if self.faults.failover && !up.is_empty() && self.rng.gen_bool(0.3) {
+            up[self.rng.gen_range(0..up.len())]
+        } else if !masters.is_empty() {
+            masters[self.rng.gen_range(0..masters.len())]
+        } else {
             if tries < 100 {
                 self.after(
                     Duration::from_millis(10),
@@ -975,8 +991,7 @@ impl World {
                 self.lost(request.req);
             }
             return;
-        }
-        let node = masters[self.rng.gen_range(0..masters.len())];
+        };
         self.requests.get_mut(&request.req).expect("ours").sent_to = Some(node);
         self.step_node(node, Event::Append(request));
     }

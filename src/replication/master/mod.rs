@@ -362,7 +362,10 @@ impl Master {
             deadlines: BTreeSet::new(),
             next_waiter: 0,
             commit_floor: 0,
-            committed: log.committed,
+            // What the log held when it was known committed: never more
+            // than the log (a secondary may have heard of a mark beyond
+            // what it had received).
+            committed: log.committed.min(log.last.seq),
             broken: None,
             storage_trouble: None,
             started: now,
@@ -416,8 +419,13 @@ impl Master {
 
     /// An elected master's first act: the marker of its epoch
     /// ([`Entry::marker`]), after which entries of older epochs can be
-    /// counted as committed.
+    /// counted as committed. Not needed when every entry it holds is
+    /// known committed already (a new cluster's empty log, or a quiet
+    /// cluster): then no sequence number goes to a marker.
     pub fn begin_epoch(&mut self, out: &mut Vec<MasterAction>) {
+        if self.committed >= self.last {
+            return;
+        }
         self.last += 1;
         let seq = self.last;
         self.epochs.push((self.epoch, seq));

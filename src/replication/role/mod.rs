@@ -19,6 +19,10 @@ use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
+/// Most appends held on a node while no master is known; more are
+/// answered at once ("no master known").
+const MAX_UNLED: usize = 4096;
+
 /// Fixed facts a node's core is built with, whatever its role.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -323,6 +327,9 @@ pub struct Core {
     generation: u64,
     /// Epochs, votes and the known master (used with failover).
     ballot: election::Ballot,
+    /// Appends that came while no master was known, with when to give up
+    /// on them, in arrival order (at most `MAX_UNLED`).
+    unled: std::collections::VecDeque<(Instant, AppendRequest)>,
     /// Scratch buffers for the role cores' actions, reused.
     master_out: Vec<MasterAction>,
     secondary_out: Vec<SecondaryAction>,
@@ -339,6 +346,11 @@ impl Core {
     pub fn new(cfg: CoreConfig, log: LogState, now: Instant) -> (Core, Vec<Action>) {
         use rand::SeedableRng;
         let term = log.epoch.max(log.last.epoch);
+        let mut log = log;
+        if cfg.nodes.len() == 1 {
+            // Alone, whatever is stored is on a majority.
+            log.committed = log.last.seq;
+        }
         let ballot = election::Ballot {
             term,
             vote: log.vote.clone(),
@@ -354,6 +366,7 @@ impl Core {
             role: Role::Changing,
             generation: 0,
             ballot,
+            unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
             secondary_out: Vec::new(),
         };
@@ -498,19 +511,39 @@ impl Core {
         if !self.cfg.failover {
             return role;
         }
-        let election = match &self.role {
+        let mut election = match &self.role {
             // CheckQuorum looks again every heartbeat interval.
             Role::Master(_) => now + self.cfg.timing.heartbeat_interval,
             _ => self.ballot.election_at,
         };
+        if let Some((deadline, _)) = self.unled.front() {
+            election = election.min(*deadline);
+        }
         Some(role.map_or(election, |t| t.min(election)))
     }
 
     /// Feeds one event; the actions it causes are pushed to `out`.
     pub fn step(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        self.step_event(now, event, out);
+        if !self.unled.is_empty() {
+            self.release_unled(now, out);
+        }
+    }
+
+    fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
         match event {
             Event::Append(request) => match &self.role {
                 Role::Master(_) => self.master(now, MasterEvent::Append(request), out),
+                // No master known (an election, or a new cluster starting):
+                // held until one is, rather than refused at once.
+                _ if self.cfg.failover
+                    && self.ballot.leader.is_none()
+                    && self.unled.len() < MAX_UNLED =>
+                {
+                    let wait = 2 * self.cfg.timing.election_timeout;
+                    let wait = request.timeout.map_or(wait, |t| t.min(wait));
+                    self.unled.push_back((now + wait, request));
+                }
                 _ => out.push(Action::Reply {
                     client: request.client,
                     req: request.req,
@@ -601,6 +634,32 @@ impl Core {
         }
     }
 
+    /// Appends held while no master was known: taken if this node is
+    /// master now, sent to the master once one is known, and refused (no
+    /// master known) once their wait is over.
+    fn release_unled(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.is_master() {
+            for (_, request) in std::mem::take(&mut self.unled) {
+                self.master(now, MasterEvent::Append(request), out);
+            }
+            return;
+        }
+        let known = self.ballot.leader.is_some();
+        while let Some((deadline, _)) = self.unled.front() {
+            if !known && *deadline > now {
+                break;
+            }
+            let (_, request) = self.unled.pop_front().expect("checked");
+            out.push(Action::Reply {
+                client: request.client,
+                req: request.req,
+                result: Err(AppendError::NotMaster {
+                    master_addr: self.master_addr().to_string(),
+                }),
+            });
+        }
+    }
+
     /// After a round of inputs: what secondaries miss is sent (a master's
     /// batching point).
     pub fn flush(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -614,6 +673,13 @@ impl Core {
 
     /// The node is stopping: every waiting append is answered.
     pub fn shutdown(&mut self, out: &mut Vec<Action>) {
+        for (_, request) in self.unled.drain(..) {
+            out.push(Action::Reply {
+                client: request.client,
+                req: request.req,
+                result: Err(AppendError::ShuttingDown { seq: None }),
+            });
+        }
         if let Role::Master(m) = &mut self.role {
             let mut actions = Vec::new();
             m.shutdown(&mut actions);

@@ -61,7 +61,7 @@ fn reply(epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Action {
 
 /// A new cluster: the configured master asks at once, is pre-voted, then
 /// voted in (its vote recorded before it asks), and starts its epoch with
-/// links and the epoch's marker.
+/// links; its log is empty, so there is nothing a marker would commit.
 fn elected(now: Instant) -> Core {
     let (mut core, out) = Core::new(fconfig("a"), fresh(), now);
     assert_eq!(out, vec![], "every node starts as a secondary");
@@ -90,13 +90,10 @@ fn elected(now: Instant) -> Core {
     let out = step(&mut core, now, answer("c", 1, 1, true, false));
     assert_eq!(
         out,
-        vec![
-            Action::StartLinks {
-                epoch: 1,
-                peers: peers()
-            },
-            Action::Persist(vec![Entry::marker(1, 1)])
-        ]
+        vec![Action::StartLinks {
+            epoch: 1,
+            peers: peers()
+        }]
     );
     assert!(core.is_master());
     assert_eq!(core.epoch(), 1);
@@ -105,7 +102,7 @@ fn elected(now: Instant) -> Core {
 }
 
 #[test]
-fn the_configured_master_of_a_new_cluster_is_elected_at_once_and_writes_its_marker() {
+fn the_configured_master_of_a_new_cluster_is_elected_at_once() {
     elected(Instant::now());
 }
 
@@ -314,7 +311,6 @@ fn a_master_that_hears_a_majority_stays() {
 fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite() {
     let now = Instant::now();
     let mut core = elected(now);
-    step(&mut core, now, Event::Stored { gen: 0, upto: 1 });
     let connected = MasterEvent::PeerConnected {
         peer: 0,
         conn: 9,
@@ -328,7 +324,7 @@ fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite()
         out,
         vec![Action::Persist(vec![Entry {
             epoch: 1,
-            seq: 2,
+            seq: 1,
             key: Some("k".into()),
             message: bytes::Bytes::from_static(b"m"),
         }])]
@@ -344,7 +340,7 @@ fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite()
             Action::Reply {
                 client: 7,
                 req: 1,
-                result: Err(AppendError::ShuttingDown { seq: Some(2) })
+                result: Err(AppendError::ShuttingDown { seq: Some(1) })
             },
             Action::StopLinks
         ]
@@ -450,4 +446,51 @@ fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
         }]
     );
     assert_eq!(b.committed(), 8);
+}
+
+#[test]
+fn a_master_elected_over_a_log_known_committed_writes_no_marker() {
+    let now = Instant::now();
+    let mut state = log(7);
+    state.committed = 7;
+    let (mut b, _) = Core::new(fconfig("b"), state, now);
+    let at = b.poll_timeout(now).unwrap();
+    step(&mut b, at, Event::Tick);
+    step(&mut b, at, answer("a", 3, 2, true, true));
+    let out = step(&mut b, at, answer("a", 3, 3, true, false));
+    assert_eq!(
+        out,
+        vec![Action::StartLinks {
+            epoch: 3,
+            peers: vec![("a".into(), "a:1".into()), ("c".into(), "c:1".into())],
+        }]
+    );
+    // A mark heard beyond the log counts only up to the log.
+    let mut state = log(7);
+    state.committed = 50;
+    let (mut c, _) = Core::new(fconfig("c"), state, now);
+    let at = c.poll_timeout(now).unwrap();
+    step(&mut c, at, Event::Tick);
+    step(&mut c, at, answer("a", 3, 2, true, true));
+    step(&mut c, at, answer("a", 3, 3, true, false));
+    assert!(c.is_master());
+    assert_eq!(c.committed(), 7);
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position { epoch: 2, seq: 7 },
+        stored: 7,
+        epochs: vec![(1, 1), (2, 6)],
+    };
+    step(&mut c, at, Event::Link(connected));
+    let later = at + Timing::default().heartbeat_interval;
+    let out = step(&mut c, later, Event::Tick);
+    assert!(
+        out.contains(&Action::ToPeer {
+            peer: 0,
+            conn: 9,
+            frame: Frame::Heartbeat { committed: 7 }
+        }),
+        "secondaries are told the mark as far as the log goes: {out:?}"
+    );
 }
