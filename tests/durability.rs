@@ -210,6 +210,23 @@ async fn a_secondary_suffix_the_master_never_stored_is_cut_and_converges() {
     for (i, l) in lists.iter().enumerate() {
         assert_eq!(l, &expected, "node {i}");
     }
+    // What was cut is not gone: node 2 saved it to a rollback file, in the
+    // log's record format, and said where.
+    let rollback = c.data_dir(2).join("rollback");
+    let files: Vec<String> = std::fs::read_dir(&rollback)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, vec!["1-8-10.log".to_string()], "{rollback:?}");
+    let saved = std::fs::read(rollback.join("1-8-10.log")).unwrap();
+    for i in 8..=10 {
+        let old = format!("old{i}");
+        assert!(
+            saved.windows(old.len()).any(|w| w == old.as_bytes()),
+            "{old} not in the rollback file"
+        );
+    }
+    assert!(c.logs(2).contains("rollback file"), "{}", c.logs(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

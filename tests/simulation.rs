@@ -38,7 +38,7 @@ impl Net for SimNet {
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const PORT: u16 = 7000;
 
-fn node_config(i: usize, seed: u64) -> NodeConfig {
+fn node_config(i: usize, seed: u64, failover: bool) -> NodeConfig {
     let list: Vec<String> = NODES.iter().map(|n| format!("{n}={n}:{PORT}")).collect();
     let cluster = Cluster::parse(&list.join(","), None).unwrap();
     let mut cfg = NodeConfig::new(NODES[i], cluster);
@@ -51,6 +51,7 @@ fn node_config(i: usize, seed: u64) -> NodeConfig {
         election_timeout: Duration::from_millis(300),
     };
     cfg.seed = Some(seed + i as u64);
+    cfg.failover = failover;
     cfg
 }
 
@@ -72,6 +73,10 @@ struct Observed {
     refused: u32,
     /// The writer finished.
     done: bool,
+    /// Nodes seen as master at some step.
+    masters: HashSet<usize>,
+    /// Who was master, from when (simulated ms), at each change.
+    timeline: Vec<(u64, Vec<usize>)>,
 }
 
 type Shared = Arc<Mutex<Observed>>;
@@ -95,6 +100,8 @@ struct Scenario {
     /// Nodes that lose their log (memory) when they crash; lowers the
     /// number of copies an acknowledged append is guaranteed to have.
     disk_losses_allowed: u32,
+    /// Masters are elected (`--failover on`); the writer follows them.
+    failover: bool,
 }
 
 fn run(s: Scenario) -> Observed {
@@ -122,11 +129,12 @@ fn run_inner(s: Scenario) -> Observed {
     for (i, name) in NODES.iter().enumerate() {
         let shared = shared.clone();
         let seed = s.seed;
+        let failover = s.failover;
         sim.host(*name, move || {
             let shared = shared.clone();
             async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                let cfg = node_config(i, seed);
+                let cfg = node_config(i, seed, failover);
                 replog::node::run::<SimNet>(
                     cfg,
                     listener,
@@ -143,9 +151,9 @@ fn run_inner(s: Scenario) -> Observed {
     }
     {
         let shared = shared.clone();
-        let (appends, w) = (s.appends, s.w);
+        let (appends, w, failover) = (s.appends, s.w, s.failover);
         sim.client("writer", async move {
-            writer(shared.clone(), appends, w).await;
+            writer(shared.clone(), appends, w, failover).await;
             shared.lock().unwrap().done = true;
             Ok(())
         });
@@ -175,7 +183,15 @@ fn run_inner(s: Scenario) -> Observed {
             disk_losses <= allowed,
             "scenario loses more disks than it allows for"
         );
-        if check(&shared.lock().unwrap(), disk_losses) {
+        let mut o = shared.lock().unwrap();
+        let masters: Vec<usize> = (0..NODES.len())
+            .filter(|&i| o.probes[i].as_ref().is_some_and(|p| p.is_master()))
+            .collect();
+        o.masters.extend(masters.iter().copied());
+        if o.timeline.last().map(|(_, m)| m) != Some(&masters) {
+            o.timeline.push((elapsed, masters));
+        }
+        if check(&o, disk_losses, s.failover) {
             break;
         }
     }
@@ -185,7 +201,7 @@ fn run_inner(s: Scenario) -> Observed {
 
 /// Checks the invariants; returns true once the writer is done and every
 /// node holds exactly the master's log.
-fn check(o: &Observed, disk_losses: u32) -> bool {
+fn check(o: &Observed, disk_losses: u32, failover: bool) -> bool {
     let mut logs = Vec::new();
     for (i, probe) in o.probes.iter().enumerate() {
         let Some(probe) = probe else {
@@ -203,7 +219,7 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
                 k + 1
             );
             assert!(
-                seen.insert(e.message.clone()),
+                e.is_marker() || seen.insert(e.message.clone()),
                 "node {} shows {:?} twice",
                 NODES[i],
                 e.message
@@ -211,11 +227,23 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
         }
         logs.push(Some(entries));
     }
-    // Total order: nodes agree on every position they both show.
+    // Total order. With a static master, nodes agree on every position
+    // they both show. With failover a deposed master may hold a suffix of
+    // its epoch that the new master never had (it is cut when it rejoins):
+    // logs agree up to the last position where they hold the same epoch
+    // (Raft's log matching).
     let present: Vec<&Vec<replog::entry::Entry>> = logs.iter().flatten().collect();
     for a in &present {
         for b in &present {
             let n = a.len().min(b.len());
+            let n = if failover {
+                (0..n)
+                    .rev()
+                    .find(|&k| a[k].epoch == b[k].epoch)
+                    .map_or(0, |k| k + 1)
+            } else {
+                n
+            };
             assert_eq!(a[..n], b[..n], "two nodes disagree on their common prefix");
         }
     }
@@ -235,26 +263,36 @@ fn check(o: &Observed, disk_losses: u32) -> bool {
             "acknowledged {ack:?} is on {holders} node(s), needs {needed}"
         );
     }
-    let master = logs[0].as_ref();
-    o.done
-        && logs
-            .iter()
-            .all(|l| l.is_some() && l.as_ref().map(|l| l.len()) == master.map(|m| m.len()))
+    // Done: every node holds the same log.
+    o.done && logs.iter().all(|l| l.is_some() && *l == logs[0])
 }
 
 /// Appends `n` messages one at a time with the real client library over
 /// simulated TCP, each with its own key, retrying (with the same key) until
 /// each is acknowledged.
-async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32) {
+async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32, failover: bool) {
     let mut conn: Option<Client> = None;
     let mut i = 0;
+    let mut next_node = 0;
     while i < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if conn.is_none() {
-            let addr = format!("n1:{PORT}");
-            conn = Client::connect_over::<SimNet>(&addr, &ConnectOptions::default())
+            // A static master is n1; with failover, whichever node says it
+            // is master (tried in turn).
+            let node = if failover {
+                NODES[next_node % NODES.len()]
+            } else {
+                "n1"
+            };
+            next_node += 1;
+            let addr = format!("{node}:{PORT}");
+            let options = ConnectOptions::default();
+            let connecting = Client::connect_over::<SimNet>(&addr, &options);
+            conn = tokio::time::timeout(Duration::from_secs(2), connecting)
                 .await
-                .ok();
+                .ok()
+                .and_then(Result::ok)
+                .filter(|c| !failover || c.welcome().role == replog::wire::NodeRole::Master);
             if conn.is_none() {
                 continue;
             }
@@ -278,6 +316,11 @@ async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32) {
             }
             // Timed out: in the log, retried with the same key.
             Ok(Err(ClientError::Append(AppendError::TimedOut { .. }))) => {}
+            // Deposed, or stepping down: retried with the same key at the
+            // master, wherever it is now.
+            Ok(Err(ClientError::Append(
+                AppendError::NotMaster { .. } | AppendError::ShuttingDown { .. },
+            ))) if failover => conn = None,
             Ok(Err(ClientError::Append(other))) => panic!("unexpected answer {other:?}"),
             // The connection broke or hung: open another.
             _ => conn = None,
@@ -297,6 +340,7 @@ fn partition_and_heal_a_secondary_seed_1() {
         ],
         max_latency: Duration::from_millis(5),
         disk_losses_allowed: 0,
+        failover: false,
     });
     assert_eq!(o.acked.len(), 120);
     assert_eq!(o.refused, 0, "two of three nodes keep the quorum");
@@ -316,6 +360,7 @@ fn master_cut_off_from_everyone_goes_read_only_then_recovers_seed_2() {
         ],
         max_latency: Duration::from_millis(5),
         disk_losses_allowed: 0,
+        failover: false,
     });
     assert!(o.refused > 0, "the master must refuse appends while alone");
     assert_eq!(o.acked.len(), 120, "and accept them again after the heal");
@@ -330,6 +375,7 @@ fn secondary_crashes_and_comes_back_empty_seed_3() {
         faults: vec![(700, Fault::Crash("n3")), (1800, Fault::Restart("n3"))],
         max_latency: Duration::from_millis(5),
         disk_losses_allowed: 1,
+        failover: false,
     });
     assert_eq!(o.acked.len(), 120);
 }
@@ -343,6 +389,7 @@ fn delayed_and_reordered_messages_seed_4() {
         faults: vec![],
         max_latency: Duration::from_millis(80),
         disk_losses_allowed: 0,
+        failover: false,
     });
     assert_eq!(o.acked.len(), 100);
 }
@@ -363,6 +410,40 @@ fn everything_at_once_seed_5() {
         ],
         max_latency: Duration::from_millis(40),
         disk_losses_allowed: 1,
+        failover: false,
     });
     assert_eq!(o.acked.len(), 150);
+}
+
+#[test]
+fn master_partitioned_away_is_replaced_and_healing_converges_seed_6() {
+    let o = run(Scenario {
+        seed: 6,
+        appends: 150,
+        // Majority: never lost by the failover.
+        w: |_| 2,
+        faults: vec![
+            (800, Fault::Partition("n1", "n2")),
+            (800, Fault::Partition("n1", "n3")),
+            (5000, Fault::Repair("n1", "n2")),
+            (5000, Fault::Repair("n1", "n3")),
+        ],
+        max_latency: Duration::from_millis(5),
+        disk_losses_allowed: 0,
+        failover: true,
+    });
+    assert_eq!(o.acked.len(), 150, "the majority side took appends");
+    assert!(o.masters.contains(&0), "n1 was master first");
+    // Cut off, n1 stopped being master by itself (it hears no majority)
+    // before the partition healed.
+    let cut_off = o
+        .timeline
+        .iter()
+        .any(|(at, m)| (800..5000).contains(at) && !m.contains(&0));
+    assert!(cut_off, "n1 never stepped down: {:?}", o.timeline);
+    assert!(
+        o.masters.len() >= 2,
+        "another node was elected while n1 was cut off: {:?}",
+        o.masters
+    );
 }

@@ -368,13 +368,19 @@ impl Probe {
         *self.shared.visible.borrow()
     }
 
+    /// Whether the node is master now.
+    pub fn is_master(&self) -> bool {
+        self.shared.role.borrow().role == crate::wire::NodeRole::Master
+    }
+
     /// Rounds the node loop has completed; an idle loop still completes one
     /// a second, so a number that stops growing means the loop is stuck.
     pub fn rounds(&self) -> u64 {
         self.shared.rounds.load(Ordering::Relaxed)
     }
 
-    /// Every visible entry, in order.
+    /// Every visible entry, in order (epoch markers included: they hold
+    /// their sequence numbers).
     pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
         let visible = self.visible();
         let log = self.shared.log.read().expect("log lock");
