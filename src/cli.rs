@@ -566,15 +566,44 @@ async fn list(
 async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {
     let client = connect_any(nodes, conn).await?;
     let report = client.health().await?;
-    let text = if json {
-        format!("{}\n", health_json(&report))
+    // A secondary reports only itself: the cluster is shown as the master
+    // it names sees it.
+    let secondary = report.role == crate::wire::NodeRole::Secondary;
+    let master = if secondary && !report.master_addr.is_empty() {
+        match Client::connect_with(&report.master_addr, conn).await {
+            Ok(m) => Some(m.health().await),
+            Err(e) => Some(Err(e)),
+        }
     } else {
-        health_table(&report)
+        None
+    };
+    let view = master.as_ref().and_then(|m| m.as_ref().ok());
+    let text = if json {
+        let mut value = health_json(&report);
+        if secondary {
+            value["master_report"] = view.map_or(serde_json::Value::Null, health_json);
+        }
+        format!("{value}\n")
+    } else {
+        let mut text = health_table(&report);
+        if let Some(m) = view {
+            text.push_str(&format!(
+                "\nthe cluster, as its master {} sees it:\n",
+                m.node
+            ));
+            text.push_str(&health_table(m));
+        }
+        text
     };
     emit(&mut std::io::stdout().lock(), &text, || {
         "the health report was read".into()
     })?;
-    verdict(&report)
+    match master {
+        Some(Ok(m)) => verdict(&m),
+        Some(Err(e)) => Err(e),
+        None if secondary => Err(ClientError::NoMaster { node: report.node }),
+        None => verdict(&report),
+    }
 }
 
 /// What a health report means for a script: read-only (exit 4), some node
@@ -735,8 +764,16 @@ pub fn health_table(r: &HealthReport) -> String {
                 ": accepting appends"
             }
         ));
+    } else if r.master_addr.is_empty() {
+        out.push_str(&format!(
+            ", epoch {}, no master known (an election may be under way)\n",
+            r.epoch
+        ));
     } else {
-        out.push_str(&format!(", master at {}\n", r.master_addr));
+        out.push_str(&format!(
+            ", epoch {}, master at {}\n",
+            r.epoch, r.master_addr
+        ));
     }
     out.push_str(match (r.authenticated, r.encrypted) {
         (true, true) => "cluster: authenticated, encrypted\n",

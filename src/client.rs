@@ -110,6 +110,12 @@ pub enum ClientError {
         /// "ID is STATUS" for each node that is not healthy.
         nodes: Vec<String>,
     },
+    /// `health` on a node that knows of no master.
+    #[error("node {node} knows of no master: an election may be under way, or no majority of the nodes is up; appends wait or are refused until one is elected")]
+    NoMaster {
+        /// The node asked.
+        node: String,
+    },
     /// `health --wait` gave up: the cluster still cannot take appends.
     #[error("the cluster cannot take appends yet: {reachable} node(s) reachable and {needed} needed for a quorum{}; start the missing nodes or check their logs", if *.read_only_disk { ", and the master's disk has failed" } else { "" })]
     NotReady {
@@ -181,7 +187,9 @@ impl ClientError {
             // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
-            ClientError::Append(AppendError::Refused { .. }) | ClientError::NotReady { .. } => 4,
+            ClientError::Append(AppendError::Refused { .. })
+            | ClientError::NotReady { .. }
+            | ClientError::NoMaster { .. } => 4,
             // No master known (an election): definite, nothing appended.
             ClientError::Append(AppendError::NotMaster { master_addr })
                 if master_addr.is_empty() =>

@@ -209,6 +209,25 @@ async fn a_paused_master_is_deposed_and_steps_down_when_it_wakes() {
     .await;
     assert_eq!(master_of(&c, &[0, 1, 2]).await, Some(new));
     check_converged(&c, &acked).await;
+    // Health asked of the deposed node shows its epoch, the master, and
+    // the whole cluster as the master sees it.
+    let out = wait_for(
+        "every node healthy, seen from the deposed master",
+        || async {
+            let (code, out, _) = replog(&["health", "--node", &c.addrs[old]]);
+            (code == 0).then_some(out)
+        },
+    )
+    .await;
+    let master_line = format!("master at {}", c.addrs[new]);
+    assert!(out.contains(&master_line), "{out}");
+    assert!(
+        out.contains(&format!("as its master n{} sees it", new + 1)),
+        "{out}"
+    );
+    for i in 1..=3 {
+        assert!(out.contains(&format!("n{i} ")), "{out}");
+    }
     // Committed reads show exactly what a majority holds.
     let (code, out, err) = replog(&["list", "--node", &c.addrs[new], "--committed"]);
     assert_eq!(code, 0, "{err}");

@@ -423,8 +423,14 @@ impl NodeLoop {
                 }
                 Action::ToMaster { conn, frame } => {
                     if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
-                        // Welcomed: this is the master's connection now.
-                        self.master = self.opening.take();
+                        // Welcomed: this is the master's connection now. An
+                        // older one is closed, so that its master (deposed,
+                        // or reconnecting) hears it at once.
+                        if let Some((_, old)) =
+                            std::mem::replace(&mut self.master, self.opening.take())
+                        {
+                            old.close();
+                        }
                     }
                     if let Some((c, tx)) = &self.master {
                         if *c == conn {
