@@ -28,7 +28,7 @@ pub struct Entry {
 
 impl Entry {
     /// The marker a master writes first in its epoch, when it was elected:
-    /// no key, no message, and `list` does not show it. Entries of older
+    /// an empty key, no message, and `list` does not show it. Entries of older
     /// epochs count as committed only once an entry of the master's own
     /// epoch after them is on a majority (Raft's commit rule), and this is
     /// that entry. It is told apart by its key, which is empty: no client

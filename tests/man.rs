@@ -22,10 +22,10 @@ other error; the message on standard error says what happened.
 bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, or malformed arguments.
 .TP
 \fB3\fR
-timed out: \-\-timeout passed (or the master shut down) before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated.
+timed out: \-\-timeout passed (or the master shut down or stepped down) before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated, unless a failover cuts it (possible only below a majority).
 .TP
 \fB4\fR
-refused, nothing appended: fewer than a majority of nodes are reachable and the master is read\-only.
+refused, nothing appended: fewer than a majority of nodes are reachable and the master is read\-only, or no master is known (an election).
 .TP
 \fB5\fR
 unreachable: no node could be reached, or the connection broke before an answer; if the request was sent it may or may not have been appended (retry with the same \-\-key).
@@ -39,14 +39,14 @@ degraded (\fBhealth\fR only): appends are taken, but some node is not healthy (s
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
 .TP
-\fBappend\fR [\-\-node ADDR] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] [\-0] MESSAGE|\-
-Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODE\fR); a secondary redirects to the master once.
+\fBappend\fR [\-\-node ADDR[,ADDR...]] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] [\-0] MESSAGE|\-
+Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master; only an append acknowledged with a majority or more is sure to survive a failover. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODES\fR, or \fBREPLOG_NODE\fR); a secondary redirects to the master once. Given several nodes, the CLI finds the master, waits through an election (up to \fB\-\-timeout\fR, or as long as it takes) and retries an append whose outcome is unknown with the same key.
 .TP
-\fBlist\fR [\-\-node ADDR] [\-\-from SEQ] [\-\-json] [\-\-follow | \-\-timeout DUR]
-Prints the node's messages in order, each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible.
+\fBlist\fR [\-\-node ADDR[,ADDR...]] [\-\-from SEQ] [\-\-json] [\-\-committed] [\-\-follow | \-\-timeout DUR]
+Prints the node's messages in order (of a list of nodes, the first that answers), each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"seq": N, "message": "..."}, with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible; \fB\-\-committed\fR shows only messages known to be on a majority of nodes, which no failover removes. Epoch markers (one empty entry a newly elected master may write) are never shown, so sequence numbers may skip one.
 .TP
 \fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR] | \-\-timeout DUR]
-Shows the node and, on the master, every secondary's status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered). Exit status: 0 when every node shown is healthy, 4 when the master is read\-only, 7 when appends are taken but some node is not healthy; with \fB\-\-wait\fR, 0 as soon as appends are taken.
+Shows the node and, on the master (or, asked of a secondary, as the master it follows sees it), every node's role, status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered). Exit status: 0 when every node shown is healthy, 4 when the master is read\-only or no master is known, 7 when appends are taken but some node is not healthy; with \fB\-\-wait\fR, 0 as soon as appends are taken.
 .TP
 \fBcompletions\fR bash|zsh|fish
 Prints a completion script.
@@ -55,6 +55,8 @@ Prints a completion script.
 replog append \-w 3 "hello"
 printf 'a\\nb\\n' | replog append \-w majority \-
 replog list \-\-node 127.0.0.1:7003 \-\-json
+REPLOG_NODES=10.0.0.1:7001,10.0.0.2:7001 replog append \-w majority "follows the master"
+replog list \-\-committed
 replog health
 .fi
 .SH "SEE ALSO"
@@ -70,7 +72,10 @@ Every flag can be set by the environment variable shown with it, so that one \fB
 .SH FILES
 .TP
 \fIDATA_DIR\fR/epoch
-the master's current epoch.
+the node's epoch and, with failover, the node it voted for in it ("EPOCH" or "EPOCH VOTE"); written to a new file, synced and renamed before a vote is answered.
+.TP
+\fIDATA_DIR\fR/rollback/EPOCH\-FIRST\-LAST.log
+entries this node held that a newly elected master did not (never on a majority), saved in the log's record format before they were cut.
 .TP
 \fIDATA_DIR\fR/NNNNNNNNNNNNNNNNNNNN.log
 log segments, named by their first sequence number; records carry a length and a CRC32C.
@@ -78,6 +83,7 @@ log segments, named by their first sequence number; records carry a length and a
 .nf
 replogd \-\-dev
 replogd \-\-id 1 \-\-cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \-\-data\-dir /var/lib/replog/1
+replogd \-\-id 1 \-\-cluster ... \-\-failover off    # a static master
 systemctl enable \-\-now replogd@1
 .fi
 .SH "SEE ALSO"

@@ -241,8 +241,7 @@ struct Page {
 /// Answers one `List`: waits (with `wait`) until something at `from` is
 /// visible (or committed), then reads one page, at most [`LIST_PAGE_BYTES`]
 /// of messages, once the connection's previous page has been written.
-/// Epoch markers are not shown; a page of markers only is skipped while
-/// waiting.
+/// Epoch markers are not shown, and a page of markers only is read past.
 async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
     let Page {
         req,
@@ -296,12 +295,10 @@ async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
                     .filter(|e| !e.is_marker())
                     .map(|e| (e.seq, e.message))
                     .collect();
-                match last {
-                    Some(last) if shown.is_empty() && wait => {
-                        from = last + 1;
-                        continue;
-                    }
-                    _ => {}
+                // A page of markers only: read on (waiting, if asked to).
+                if let (Some(last), true) = (last, shown.is_empty()) {
+                    from = last + 1;
+                    continue;
                 }
                 Frame::Listed {
                     req,

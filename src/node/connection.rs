@@ -267,6 +267,8 @@ async fn serve(
                 .await;
                 return;
             }
+            // Proven: a node of this cluster, like a master.
+            drop(slot);
             serve_candidate(reader, writer, addr, &shared, id.clone(), deadline).await
         }
     }
@@ -361,7 +363,7 @@ async fn prove(
     // the connection's start: an unproven peer holds its slot no longer.
     match tokio::time::timeout_at(deadline, writer.send(challenge)).await {
         Ok(Ok(())) => {}
-        _ => return Err("the master did not take the challenge".into()),
+        _ => return Err("the node did not take the challenge".into()),
     }
     match tokio::time::timeout_at(deadline, reader.next()).await {
         Ok(Some(Ok(Frame::Proof { proof }))) if keys.check_opener(&proof, &ours, &theirs, id) => {
@@ -372,7 +374,7 @@ async fn prove(
             cfg.id
         )),
         Ok(Some(Ok(other))) => Err(format!(
-            "expected the master's proof of the cluster key, got {}",
+            "expected the node's proof of the cluster key, got {}",
             frame_name(&other)
         )),
         Ok(Some(Err(e))) => Err(format!("unreadable proof: {e}")),

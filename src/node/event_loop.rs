@@ -332,12 +332,19 @@ impl NodeLoop {
 
     /// Carries out the core's actions, in order.
     pub(super) fn run_actions(&mut self, actions: &mut Vec<Action>) {
+        // Set when an epoch or vote could not be recorded: nothing of this
+        // batch that relies on it (an answer to a candidate, a request for
+        // votes) goes out.
+        let mut unrecorded = false;
         for action in actions.drain(..) {
             match action {
-                Action::RecordEpoch(epoch) => self.record_epoch(epoch, None),
+                Action::RecordEpoch(epoch) => unrecorded |= !self.record_epoch(epoch, None),
                 // Synchronously: nothing that follows (an answer to the
                 // candidate, a request for votes) may go out before it.
-                Action::RecordVote { epoch, vote } => self.record_epoch(epoch, vote.as_deref()),
+                Action::RecordVote { epoch, vote } => {
+                    unrecorded |= !self.record_epoch(epoch, vote.as_deref())
+                }
+                Action::RequestVotes { .. } | Action::AnswerVote { .. } if unrecorded => {}
                 Action::RequestVotes {
                     epoch,
                     pre,
@@ -462,19 +469,21 @@ impl NodeLoop {
         }
     }
 
-    /// Records the epoch and vote; failing to is failing the log.
-    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) {
+    /// Records the epoch and vote; failing to is failing the log. Returns
+    /// whether it was recorded.
+    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> bool {
         let recorded = self
             .shared
             .log
             .write()
             .expect("log lock")
             .set_epoch(epoch, vote);
-        if let Err(e) = recorded {
+        if let Err(e) = &recorded {
             self.requeue.push_back(Input::StorageFailed(format!(
                 "cannot record epoch {epoch}: {e}"
             )));
         }
+        recorded.is_ok()
     }
 
     /// The master connection `conn` (being opened, or the live one), taken

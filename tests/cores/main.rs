@@ -87,3 +87,14 @@ fn the_schedules_inject_every_fault_they_claim() {
         }
     }
 }
+
+// Regression tests: seeds that once failed, named after the bug.
+
+/// A failed sync on a newly elected master cut its epoch's marker, and no
+/// append followed: a retry of an older epoch's key waited for the marker
+/// to be acknowledged, forever ("request 12 never answered"). The marker is
+/// now written again at the next tick.
+#[test]
+fn regression_a_marker_cut_by_a_failed_sync_left_a_retry_waiting_forever_seed_1197() {
+    World::new(1197, true).run();
+}

@@ -463,6 +463,7 @@ impl World {
 
     fn step_node(&mut self, node: usize, event: Event) {
         let now = self.instant();
+
         let Some(core) = self.nodes[node].core.as_mut() else {
             return;
         };
@@ -778,6 +779,16 @@ impl World {
                 .core
                 .as_ref()
                 .is_some_and(|c| c.is_master());
+            // REPLOG_CORE_DEBUG=1 traces who is master when.
+            if std::env::var_os("REPLOG_CORE_DEBUG").is_some() && self.was_master[node] != master {
+                eprintln!(
+                    "{:?} n{node} master={master} {:?} log {} committed {:?}",
+                    self.now,
+                    self.nodes[node].core.as_ref().map(|c| c.term()),
+                    self.nodes[node].log.len(),
+                    self.nodes[node].core.as_ref().map(|c| c.committed())
+                );
+            }
             match (self.was_master[node], master) {
                 (false, true) => self.stats.elections += 1,
                 (true, false) if self.up(node) => self.stats.step_downs += 1,
@@ -1201,6 +1212,29 @@ impl World {
     fn check_quiet(&self) {
         let seed = self.seed;
         for (req, r) in &self.requests {
+            // REPLOG_CORE_DEBUG=1 shows the request and every node.
+            if r.answer.is_none() && std::env::var_os("REPLOG_CORE_DEBUG").is_some() {
+                eprintln!(
+                    "request {req}: {:?} sent_to {:?} w {}",
+                    r.request, r.sent_to, r.w
+                );
+                for n in &self.nodes {
+                    let Some(c) = n.core.as_ref() else { continue };
+                    eprintln!(
+                        "{}: master {} epoch {} term {:?} log {:?} durable {} stored {}",
+                        n.id,
+                        c.is_master(),
+                        c.epoch(),
+                        c.term(),
+                        n.log
+                            .iter()
+                            .map(|e| (e.epoch, e.seq, e.key.clone()))
+                            .collect::<Vec<_>>(),
+                        n.durable,
+                        c.stored()
+                    );
+                }
+            }
             assert!(
                 r.answer.is_some(),
                 "seed {seed}: request {req} never answered"

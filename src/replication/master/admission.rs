@@ -80,6 +80,8 @@ impl Master {
                 Quorum::Known => {
                     self.last += 1;
                     let seq = self.last;
+                    // An entry of this epoch: it does what a marker would.
+                    self.marker_due = false;
                     if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
                         self.epochs.push((self.epoch, seq));
                     }

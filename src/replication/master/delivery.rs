@@ -44,6 +44,9 @@ impl Master {
 
     pub(super) fn tick(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
         let timing = self.cfg.timing;
+        if self.marker_due && self.broken.is_none() {
+            self.write_marker(out);
+        }
         for (i, p) in self.peers.iter_mut().enumerate() {
             let Some(conn) = p.conn else { continue };
             let heard = p.last_heard.or(p.connected_at).unwrap_or(now);

@@ -56,9 +56,12 @@ impl Master {
         1 + self
             .peers
             .iter()
+            // Only over a live connection: a node that refuses this master
+            // is heard from, but does not follow it.
             .filter(|p| {
-                p.last_heard
-                    .is_some_and(|h| now.saturating_duration_since(h) < within)
+                p.conn.is_some()
+                    && p.last_heard
+                        .is_some_and(|h| now.saturating_duration_since(h) < within)
             })
             .count() as u32
     }

@@ -279,6 +279,9 @@ pub struct Master {
     /// Last sequence number known to be on a majority, at or after
     /// `commit_floor`: no failover removes it. Never goes back.
     committed: Seq,
+    /// The epoch's first entry was cut (a failed write or sync): a marker is
+    /// written again at the next tick, unless an append comes first.
+    marker_due: bool,
     /// Set once the local log failed: nothing more is acknowledged.
     broken: Option<String>,
     /// The last write or sync failed (a full disk, say) and nothing has
@@ -362,6 +365,7 @@ impl Master {
             deadlines: BTreeSet::new(),
             next_waiter: 0,
             commit_floor: 0,
+            marker_due: false,
             // What the log held when it was known committed: never more
             // than the log (a secondary may have heard of a mark beyond
             // what it had received).
@@ -426,6 +430,13 @@ impl Master {
         if self.committed >= self.last {
             return;
         }
+        self.write_marker(out);
+    }
+
+    /// Writes the epoch's marker as the next entry; entries of older epochs
+    /// count from it on.
+    pub(super) fn write_marker(&mut self, out: &mut Vec<MasterAction>) {
+        self.marker_due = false;
         self.last += 1;
         let seq = self.last;
         self.epochs.push((self.epoch, seq));

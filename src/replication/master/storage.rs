@@ -104,5 +104,12 @@ impl Master {
         self.epochs.retain(|(_, first)| *first <= after);
         self.last = after;
         self.stored = self.stored.min(after);
+        if self.commit_floor > after {
+            // The epoch's first entry is gone, and waiters on older entries
+            // wait for it: the next entry of this epoch takes its place (a
+            // marker at the next tick, or an append before that).
+            self.commit_floor = after + 1;
+            self.marker_due = true;
+        }
     }
 }
