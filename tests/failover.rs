@@ -114,13 +114,20 @@ async fn check_converged(c: &Cluster, acked: &HashMap<String, u64>) {
     }
 }
 
-async fn kill_master_under_load(wipe: bool) {
+/// A three-node cluster on disk, started and able to take appends: it,
+/// every node's address for `--node`, and the master's index.
+async fn started() -> (Cluster, String, usize) {
     let mut c = Cluster::new(3, true, |_| failover_flags());
     c.start_all();
     let nodes = c.addrs.join(",");
     let (code, out, err) = replog(&["health", "--node", &nodes, "--wait", "30s"]);
     assert_eq!(code, 0, "{out}{err}");
-    let old = master_of(&c, &[0, 1, 2]).await.expect("a master");
+    let master = master_of(&c, &[0, 1, 2]).await.expect("a master");
+    (c, nodes, master)
+}
+
+async fn kill_master_under_load(wipe: bool) {
+    let (mut c, nodes, old) = started().await;
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(HashMap::new()));
     let tasks = writers(&nodes, 4, stop.clone(), acked.clone());
@@ -178,12 +185,7 @@ async fn a_master_whose_disk_is_wiped_rejoins_as_a_secondary_and_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_master_is_deposed_and_steps_down_when_it_wakes() {
-    let mut c = Cluster::new(3, true, |_| failover_flags());
-    c.start_all();
-    let nodes = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &nodes, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let old = master_of(&c, &[0, 1, 2]).await.expect("a master");
+    let (c, nodes, old) = started().await;
     for i in 0..10 {
         assert!(append_majority(&nodes, &format!("before-{i}"), "10s")
             .await

@@ -218,29 +218,15 @@ async fn serve(
             }
         }
         Role::Master { ref id, epoch } => {
-            let proved = if cfg.tls.is_some() && !has_cert {
-                // Mutual TLS between nodes: the master's certificate, which
-                // the handshake already checked against the CA if offered.
-                Err(format!(
-                    "node {} accepts a master only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
-                    cfg.id
-                ))
-            } else {
-                prove(&shared, deadline, &hello, &mut reader, &mut writer).await
-            };
-            if let Err(reason) = proved {
-                if let Some(more) = shared.throttle.allow("refused-master") {
-                    let key_file = cfg
-                        .cluster_keys
-                        .as_ref()
-                        .map(|k| k.source().display().to_string());
-                    warn!(peer = %addr, master = %id, %reason, key_file, suppressed = more, "refusing a master connection");
-                }
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    writer.send(Frame::Refused { reason }),
-                )
-                .await;
+            if !admit_node(
+                &shared,
+                (deadline, has_cert, addr),
+                &hello,
+                &mut reader,
+                &mut writer,
+            )
+            .await
+            {
                 return;
             }
             drop(slot);
@@ -248,23 +234,15 @@ async fn serve(
             serve_master(reader, writer, addr, &shared, id.clone(), epoch).await
         }
         Role::Candidate { ref id } => {
-            let proved = if cfg.tls.is_some() && !has_cert {
-                Err(format!(
-                    "node {} takes a vote request only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
-                    cfg.id
-                ))
-            } else {
-                prove(&shared, deadline, &hello, &mut reader, &mut writer).await
-            };
-            if let Err(reason) = proved {
-                if let Some(more) = shared.throttle.allow("refused-candidate") {
-                    warn!(peer = %addr, candidate = %id, %reason, suppressed = more, "refusing a vote request");
-                }
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    writer.send(Frame::Refused { reason }),
-                )
-                .await;
+            if !admit_node(
+                &shared,
+                (deadline, has_cert, addr),
+                &hello,
+                &mut reader,
+                &mut writer,
+            )
+            .await
+            {
                 return;
             }
             // Proven: a node of this cluster, like a master.
@@ -272,6 +250,51 @@ async fn serve(
             serve_candidate(reader, writer, addr, &shared, id.clone(), deadline).await
         }
     }
+}
+
+/// Another node (a master, a candidate) must show a certificate of the
+/// cluster's CA under TLS and prove the cluster key: returns whether it
+/// did; if not, it is refused with the reason, said in a (rate-limited)
+/// log line naming the key file.
+async fn admit_node(
+    shared: &Shared,
+    (deadline, has_cert, addr): (tokio::time::Instant, bool, SocketAddr),
+    hello: &Hello,
+    reader: &mut Reader,
+    writer: &mut Writer,
+) -> bool {
+    let cfg = &shared.cfg;
+    let (what, throttle, id) = match &hello.role {
+        Role::Master { id, .. } => ("a master connection", "refused-master", id.as_str()),
+        Role::Candidate { id } => ("a vote request", "refused-candidate", id.as_str()),
+        Role::Client => return true,
+    };
+    let proved = if cfg.tls.is_some() && !has_cert {
+        // Mutual TLS between nodes: the other node's certificate, which
+        // the handshake already checked against the CA if offered.
+        Err(format!(
+            "node {} takes {what} only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
+            cfg.id
+        ))
+    } else {
+        prove(shared, deadline, hello, reader, writer).await
+    };
+    let Err(reason) = proved else {
+        return true;
+    };
+    if let Some(more) = shared.throttle.allow(throttle) {
+        let key_file = cfg
+            .cluster_keys
+            .as_ref()
+            .map(|k| k.source().display().to_string());
+        warn!(peer = %addr, node = %id, %reason, key_file, suppressed = more, "refusing {what}");
+    }
+    let _ = tokio::time::timeout(
+        Duration::from_millis(500),
+        writer.send(Frame::Refused { reason }),
+    )
+    .await;
+    false
 }
 
 /// A candidate's connection: a welcome, then its one `VoteRequest`, read
