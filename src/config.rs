@@ -223,7 +223,8 @@ impl NodeConfig {
             tls: None,
             client_token: None,
             read_token: None,
-            failover: false,
+            // As replogd's --failover defaults.
+            failover: true,
         }
     }
 
