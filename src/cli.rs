@@ -339,10 +339,23 @@ pub async fn append_one(
         }
         _ => {
             let mut hint = None;
+            // Once an append may have been stored, giving up is indefinite:
+            // say so, with the key to retry with.
+            let mut sent = false;
             loop {
                 let finding = find_master(nodes, conn, &mut hint, deadline);
                 let limit = opts.timeout.zip(deadline);
-                let client = within(limit, &nodes.join(","), "; nothing was sent", finding).await?;
+                let client =
+                    match within(limit, &nodes.join(","), "; nothing was sent", finding).await {
+                        Ok(client) => client,
+                        Err(_) if sent => {
+                            return Err(ClientError::NoAnswer {
+                                addr: nodes.join(","),
+                                key: key.clone(),
+                            })
+                        }
+                        Err(e) => return Err(e),
+                    };
                 let addr = client.addr().to_string();
                 match send(client, addr).await {
                     Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
@@ -355,6 +368,7 @@ pub async fn append_one(
                         e @ (ClientError::Append(AppendError::ShuttingDown { .. })
                         | ClientError::Lost { .. }),
                     ) => {
+                        sent = true;
                         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                             return Err(e);
                         }

@@ -575,6 +575,11 @@ const PER_NODE: Duration = Duration::from_secs(2);
 /// election under way).
 const ELECTION_POLL: Duration = Duration::from_millis(100);
 
+/// How long, without `--timeout`, the master the nodes name may stay
+/// unreachable from this client before it gives up: far longer than an
+/// election, so that only a master this client can never reach ends it.
+const NAMED_MASTER_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Finds the master among `nodes` (tried from `hint`, then in turn),
 /// following what each says the master is and waiting while none is known
 /// (an election), until `deadline` if given. Fails at once on a refusal,
@@ -587,7 +592,10 @@ pub async fn find_master(
 ) -> Result<Client, ClientError> {
     let mut next = 0;
     let mut unreachable = 0;
+    // Since when the master the nodes name cannot be reached from here.
+    let mut named_but_unreachable: Option<tokio::time::Instant> = None;
     loop {
+        let hinted = hint.is_some();
         let addr = hint.take().unwrap_or_else(|| {
             next += 1;
             nodes[(next - 1) % nodes.len()].clone()
@@ -615,7 +623,30 @@ pub async fn find_master(
                 }
                 None
             }
+            Err(e @ ClientError::Unreachable { .. }) if hinted => {
+                // Nodes answer and name a master this client cannot reach:
+                // in a failover, for a moment; for good if their addresses
+                // are not reachable from here. Without --timeout, give up
+                // after a while, saying which.
+                let since = *named_but_unreachable.get_or_insert_with(tokio::time::Instant::now);
+                if deadline.is_none() && since.elapsed() >= NAMED_MASTER_PATIENCE {
+                    return Err(ClientError::Unreachable {
+                        addr: addr.clone(),
+                        reason: format!(
+                            "the nodes name it as the master, but it has not been reachable from here for {}: {e}",
+                            humantime::format_duration(NAMED_MASTER_PATIENCE)
+                        ),
+                    });
+                }
+                Some(e)
+            }
             Err(e @ ClientError::Unreachable { .. }) => {
+                unreachable += 1;
+                Some(e)
+            }
+            // A node that refuses this client (another protocol version in
+            // a rolling upgrade, say) may not be the only one.
+            Err(e @ ClientError::Refused { .. }) if nodes.len() > 1 => {
                 unreachable += 1;
                 Some(e)
             }

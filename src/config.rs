@@ -256,6 +256,15 @@ impl NodeConfig {
                 humantime::format_duration(t.suspect_after)
             ));
         }
+        // Several heartbeats must fit in an election timeout, or a healthy
+        // master's followers would keep electing another.
+        if self.failover && t.election_timeout < 2 * t.heartbeat_interval {
+            return Err(format!(
+                "--election-timeout ({}) must be at least twice --heartbeat-interval ({}); five times or more is usual",
+                humantime::format_duration(t.election_timeout),
+                humantime::format_duration(t.heartbeat_interval)
+            ));
+        }
         if t.retry_max < t.retry_base {
             return Err(format!(
                 "--retry-max ({}) must not be shorter than --retry-base ({})",
@@ -371,6 +380,20 @@ mod tests {
         assert!(Cluster::parse("a=h:1", Some("z"))
             .unwrap_err()
             .contains("--master"));
+    }
+
+    #[test]
+    fn an_election_timeout_must_leave_room_for_heartbeats() {
+        let mut cfg = NodeConfig::new("a", Cluster::parse("a=h:1,b=h:2", None).unwrap());
+        cfg.timing.election_timeout = cfg.timing.heartbeat_interval;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("--election-timeout"), "{err}");
+        // Without failover there are no elections to time.
+        cfg.failover = false;
+        assert_eq!(cfg.validate(), Ok(()));
+        cfg.failover = true;
+        cfg.timing.election_timeout = 2 * cfg.timing.heartbeat_interval;
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]

@@ -338,11 +338,26 @@ impl NodeLoop {
         let mut unrecorded = false;
         for action in actions.drain(..) {
             match action {
-                Action::RecordEpoch(epoch) => unrecorded |= !self.record_epoch(epoch, None),
+                Action::RecordEpoch(epoch) => {
+                    if let Err(e) = self.record_epoch(epoch, None) {
+                        self.requeue.push_back(Input::StorageFailed(format!(
+                            "cannot record epoch {epoch}: {e}"
+                        )));
+                        unrecorded = true;
+                    }
+                }
                 // Synchronously: nothing that follows (an answer to the
-                // candidate, a request for votes) may go out before it.
+                // candidate, a request for votes) may go out before it. A
+                // vote that cannot be recorded (a full disk) is not given,
+                // and the node goes on: the next election may find room.
                 Action::RecordVote { epoch, vote } => {
-                    unrecorded |= !self.record_epoch(epoch, vote.as_deref())
+                    if let Err(e) = self.record_epoch(epoch, vote.as_deref()) {
+                        if let Some(more) = self.shared.throttle.allow("vote-unrecorded") {
+                            error!(node = %self.shared.cfg.id, epoch, error = %e, suppressed = more,
+                                   "cannot record the epoch and vote: no vote is given or asked for until it can");
+                        }
+                        unrecorded = true;
+                    }
                 }
                 Action::RequestVotes { .. } | Action::AnswerVote { .. } if unrecorded => {}
                 Action::RequestVotes {
@@ -469,21 +484,13 @@ impl NodeLoop {
         }
     }
 
-    /// Records the epoch and vote; failing to is failing the log. Returns
-    /// whether it was recorded.
-    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> bool {
-        let recorded = self
-            .shared
+    /// Records the epoch and the vote in it, durably.
+    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> std::io::Result<()> {
+        self.shared
             .log
             .write()
             .expect("log lock")
-            .set_epoch(epoch, vote);
-        if let Err(e) = &recorded {
-            self.requeue.push_back(Input::StorageFailed(format!(
-                "cannot record epoch {epoch}: {e}"
-            )));
-        }
-        recorded.is_ok()
+            .set_epoch(epoch, vote)
     }
 
     /// The master connection `conn` (being opened, or the live one), taken

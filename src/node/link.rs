@@ -279,6 +279,12 @@ async fn serve(
                         MasterEvent::Nack { peer, conn, stored, reason }
                     }
                     Some(Ok(Frame::HeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored },
+                    // The secondary moved to a newer epoch: this master is
+                    // stale, and steps down.
+                    Some(Ok(Frame::NewerEpoch { epoch, reason })) => {
+                        let _ = shared.control.send(Input::NewerEpoch { epoch }).await;
+                        break format!("refused: {reason}");
+                    }
                     Some(Ok(other)) => break format!("unexpected frame from secondary: {other:?}"),
                     Some(Err(e)) => break e.to_string(),
                     None => break "closed by the secondary".to_string(),

@@ -298,6 +298,9 @@ impl Secondary {
                         self.received = after;
                         self.forget_after(after);
                         self.stored = self.stored.min(after);
+                        // Never above what this master holds (a mark heard
+                        // from a deposed master counts for nothing here).
+                        self.committed = self.committed.min(after);
                         out.push(SecondaryAction::Truncate {
                             after,
                             diverged: true,

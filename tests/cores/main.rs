@@ -81,7 +81,7 @@ fn the_schedules_inject_every_fault_they_claim() {
         );
         assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
         if failover {
-            assert!(stats.partitions > 0, "{stats:?}");
+            assert!(stats.partitions > 0 && stats.silent_cuts > 0, "{stats:?}");
             assert!(stats.elections > 200 && stats.step_downs > 0, "{stats:?}");
             assert!(stats.rollbacks > 0, "divergent suffixes are cut: {stats:?}");
         }

@@ -174,6 +174,8 @@ pub struct Stats {
     pub reordered: u64,
     pub cuts: u64,
     pub partitions: u64,
+    /// Cuts and partitions that left connections open.
+    pub silent_cuts: u64,
     pub crashes: u64,
     pub sync_failures: u64,
     pub master_crashes: u64,
@@ -196,6 +198,7 @@ impl std::ops::AddAssign for Stats {
         self.reordered += o.reordered;
         self.cuts += o.cuts;
         self.partitions += o.partitions;
+        self.silent_cuts += o.silent_cuts;
         self.crashes += o.crashes;
         self.sync_failures += o.sync_failures;
         self.master_crashes += o.master_crashes;
@@ -1035,7 +1038,14 @@ impl World {
                     let until = self.now + Duration::from_millis(self.rng.gen_range(10..800));
                     self.cut_until[a][b] = until;
                     self.cut_until[b][a] = until;
-                    self.close_all_of(a, Some(b));
+                    // Half the cuts reset the connections; the others leave
+                    // them open and silent (a stalled path), so that a
+                    // connection can outlive an election.
+                    if self.rng.gen_bool(0.5) {
+                        self.close_all_of(a, Some(b));
+                    } else {
+                        self.stats.silent_cuts += 1;
+                    }
                 }
             }
             if self.rng.gen_bool(self.faults.partition) {
@@ -1054,7 +1064,11 @@ impl World {
                         self.cut_until[other][node] = until;
                     }
                 }
-                self.close_all_of(node, None);
+                if self.rng.gen_bool(0.5) {
+                    self.close_all_of(node, None);
+                } else {
+                    self.stats.silent_cuts += 1;
+                }
             }
         }
         for node in 0..n {

@@ -279,6 +279,9 @@ pub struct Master {
     /// Last sequence number known to be on a majority, at or after
     /// `commit_floor`: no failover removes it. Never goes back.
     committed: Seq,
+    /// The last entry of the log this master took over: entries up to it
+    /// came from earlier masters and may be committed on other nodes.
+    inherited: Seq,
     /// The epoch's first entry was cut (a failed write or sync): a marker is
     /// written again at the next tick, unless an append comes first.
     marker_due: bool,
@@ -366,6 +369,7 @@ impl Master {
             next_waiter: 0,
             commit_floor: 0,
             marker_due: false,
+            inherited: log.last.seq,
             // What the log held when it was known committed: never more
             // than the log (a secondary may have heard of a mark beyond
             // what it had received).
@@ -414,6 +418,14 @@ impl Master {
     /// Last sequence number stored locally.
     pub fn stored(&self) -> Seq {
         self.stored
+    }
+
+    /// Whether a failed write or sync cut entries this master took over
+    /// (received from an earlier master but not yet durable here). Those
+    /// may be committed on other nodes: a master without them must not go
+    /// on, or it would write over them.
+    pub fn lost_inherited(&self) -> bool {
+        self.last < self.inherited
     }
 
     /// Last sequence number known to be on a majority (see `committed`).

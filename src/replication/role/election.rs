@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::{quorum, Action, Core, Role, VoteAnswer, VoteRequest};
+use super::{quorum, Action, Core, Role, SecondaryEvent, VoteAnswer, VoteRequest};
 use crate::entry::{Epoch, Position};
 use crate::wire::Frame;
 
@@ -146,6 +146,7 @@ impl Core {
                 epoch,
                 vote: self.ballot.vote.clone(),
             });
+            self.drop_stale_master(now, out);
         }
         self.ballot.running = Some(Election {
             epoch,
@@ -182,13 +183,19 @@ impl Core {
 
     /// A newer epoch is known: take it (no vote in it yet, no master known)
     /// and step down if master.
-    pub(super) fn adopt(&mut self, epoch: Epoch, out: &mut Vec<Action>) {
-        self.take_epoch(epoch, None, out);
+    pub(super) fn adopt(&mut self, now: Instant, epoch: Epoch, out: &mut Vec<Action>) {
+        self.take_epoch(now, epoch, None, out);
     }
 
     /// Takes a newer `epoch` with `vote` cast in it: recorded first, then
     /// whatever stepping down does. Returns whether the epoch was newer.
-    fn take_epoch(&mut self, epoch: Epoch, vote: Option<String>, out: &mut Vec<Action>) -> bool {
+    fn take_epoch(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        vote: Option<String>,
+        out: &mut Vec<Action>,
+    ) -> bool {
         if epoch <= self.ballot.term {
             return false;
         }
@@ -198,7 +205,32 @@ impl Core {
         self.ballot.running = None;
         out.push(Action::RecordVote { epoch, vote });
         self.become_secondary(out);
+        self.drop_stale_master(now, out);
         true
+    }
+
+    /// This node's epoch is newer than its master's now: that master's
+    /// connection is closed, telling it the newer epoch. A master of an
+    /// older epoch must not have its entries stored or acknowledged here:
+    /// counted toward a majority by a deposed master, they could be cut by
+    /// the new one.
+    fn drop_stale_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Role::Secondary(s) = &self.role else {
+            return;
+        };
+        let Some(conn) = s.conn() else {
+            return;
+        };
+        let epoch = self.ballot.term;
+        out.push(Action::RefuseStale {
+            conn,
+            epoch,
+            reason: format!(
+                "node {} is in epoch {epoch} now: its former master is stale",
+                self.cfg.id
+            ),
+        });
+        self.secondary(now, SecondaryEvent::MasterDisconnected { conn }, out);
     }
 
     /// A candidate asks for this node's pre-vote or vote.
@@ -226,7 +258,7 @@ impl Core {
             let granted = if epoch > self.ballot.term {
                 // A new epoch, and the vote in it, recorded together.
                 let vote = up_to_date.then(|| candidate.clone());
-                self.take_epoch(epoch, vote, out);
+                self.take_epoch(now, epoch, vote, out);
                 up_to_date
             } else {
                 let free = self.ballot.vote.as_ref().is_none_or(|v| *v == candidate);
@@ -270,7 +302,7 @@ impl Core {
             pre,
         } = answer;
         if term > self.ballot.term && !granted {
-            return self.adopt(term, out);
+            return self.adopt(now, term, out);
         }
         let Some(e) = &mut self.ballot.running else {
             return;

@@ -589,7 +589,7 @@ impl Core {
             }
             Event::NewerEpoch { epoch } => {
                 if self.cfg.failover {
-                    self.adopt(epoch, out);
+                    self.adopt(now, epoch, out);
                 }
             }
             // Stale: written before a cut.
@@ -805,7 +805,7 @@ impl Core {
             );
             return out.push(Action::RefuseMaster { conn, reason });
         }
-        self.adopt(epoch, out);
+        self.adopt(now, epoch, out);
         self.ballot.leader = Some(master);
         self.ballot.running = None;
         self.ballot.heard(now, self.cfg.timing.election_timeout);
@@ -855,8 +855,15 @@ impl Core {
         };
         let mut actions = std::mem::take(&mut self.master_out);
         m.step(now, event, &mut actions);
+        let lost = m.lost_inherited();
         Self::master_actions(&mut self.generation, &mut actions, out);
         self.master_out = actions;
+        if self.cfg.failover && lost {
+            // Another node holds what was lost here: let it lead.
+            self.ballot.leader = None;
+            self.ballot.heard(now, self.cfg.timing.election_timeout);
+            self.become_secondary(out);
+        }
     }
 
     fn secondary(&mut self, now: Instant, event: SecondaryEvent, out: &mut Vec<Action>) {

@@ -494,3 +494,104 @@ fn a_master_elected_over_a_log_known_committed_writes_no_marker() {
         "secondaries are told the mark as far as the log goes: {out:?}"
     );
 }
+
+#[test]
+fn a_node_that_moves_to_a_newer_epoch_drops_its_former_masters_connection() {
+    // b follows a (epoch 3) on conn 3; a goes silent, c asks for b's vote
+    // in epoch 4. From then on a's frames on conn 3 must not be stored or
+    // acknowledged: a deposed master could count them toward a majority
+    // that c then cuts.
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 3,
+    };
+    step(&mut b, now, opened);
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut b, now, Event::FromMaster(sync));
+    let later = now + T;
+    let last = Position { epoch: 2, seq: 7 };
+    let out = step(&mut b, later, asked("c", 4, last, false));
+    assert_eq!(
+        out[0],
+        Action::RecordVote {
+            epoch: 4,
+            vote: Some("c".into())
+        }
+    );
+    assert!(
+        matches!(
+            &out[1],
+            Action::RefuseStale {
+                conn: 3,
+                epoch: 4,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(out[2], reply(4, 4, true, false));
+    let late = SecondaryEvent::Entries {
+        conn: 3,
+        entries: vec![entry(3, 8)],
+    };
+    assert_eq!(step(&mut b, later, Event::FromMaster(late)), vec![]);
+    assert_eq!(b.view().master_addr, "", "no master known in epoch 4 yet");
+}
+
+#[test]
+fn a_candidate_drops_its_former_masters_connection_when_it_asks_for_votes() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 3,
+    };
+    step(&mut b, now, opened);
+    let at = b.poll_timeout(now).unwrap();
+    step(&mut b, at, Event::Tick);
+    let out = step(&mut b, at, answer("c", 4, 3, true, true));
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::RefuseStale {
+                conn: 3,
+                epoch: 4,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_elected_master_that_loses_entries_it_took_over_steps_down() {
+    // b took over 1..=7 with only 1..=5 synced; its first sync fails and
+    // cuts back to 5. Entries 6 and 7 may be committed elsewhere: b must
+    // not write its own over them.
+    let now = Instant::now();
+    let mut state = log(7);
+    state.committed = 7;
+    let (mut b, _) = Core::new(fconfig("b"), state, now);
+    let at = b.poll_timeout(now).unwrap();
+    step(&mut b, at, Event::Tick);
+    step(&mut b, at, answer("a", 3, 2, true, true));
+    step(&mut b, at, answer("a", 3, 3, true, false));
+    assert!(b.is_master());
+    let out = step(
+        &mut b,
+        at,
+        Event::Unwritten {
+            after: 5,
+            reason: "EIO".into(),
+        },
+    );
+    assert!(out.contains(&Action::StopLinks), "{out:?}");
+    assert!(!b.is_master());
+}
