@@ -64,17 +64,43 @@ pub enum Command {
         /// First sequence number to print.
         #[arg(long, default_value_t = 1)]
         from: u64,
-        /// Print a JSON array of {"seq": N, "message": "..."}; a message that is not UTF-8 comes as "message_base64".
+        /// Last sequence number to print.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Print at most this many messages.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Print a JSON array of {"message": "...", "seq": N} (with --follow, one such object per line); a message that is not UTF-8 comes as "message_base64".
         #[arg(long)]
         json: bool,
-        /// Keep printing messages as they become visible, like tail -f.
-        #[arg(long, conflicts_with = "json")]
+        /// Keep printing messages as they become visible, like tail -f; if the node goes away, reconnect (to it or another listed node) and resume after the last message printed.
+        #[arg(long)]
         follow: bool,
         /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
         #[arg(long)]
         committed: bool,
         /// Give up (exit 5) if the listing has not finished after this long, connecting included.
         #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
+        timeout: Option<Duration>,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print the message at one sequence number.
+    Get {
+        /// Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// The sequence number.
+        seq: u64,
+        /// Print {"message": "...", "seq": N} ("message_base64" when not UTF-8).
+        #[arg(long)]
+        json: bool,
+        /// Only if the message is known to be on a majority of nodes.
+        #[arg(long)]
+        committed: bool,
+        /// Give up (exit 5) if the node has not answered after this long, connecting included.
+        #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// Token and TLS, for clusters that require them.
         #[command(flatten)]
@@ -207,6 +233,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::List {
             node,
             from,
+            to,
+            max,
             json,
             follow,
             committed,
@@ -216,13 +244,36 @@ pub async fn run(cli: Cli) -> i32 {
             Err(e) => Err(e),
             Ok(conn) => {
                 let nodes = node_list(node);
+                let listing = Listing {
+                    from,
+                    to,
+                    max,
+                    json,
+                    follow,
+                    committed,
+                };
                 within(
                     from_now(timeout),
                     &nodes.join(","),
                     "",
-                    list(&nodes, from, (json, follow, committed), &conn),
+                    list(&nodes, listing, &conn),
                 )
                 .await
+            }
+        },
+        Command::Get {
+            node,
+            seq,
+            json,
+            committed,
+            timeout,
+            conn,
+        } => match conn.options() {
+            Err(e) => Err(e),
+            Ok(conn) => {
+                let nodes = node_list(node);
+                let get = get(&nodes, seq, (json, committed), &conn);
+                within(from_now(timeout), &nodes.join(","), "", get).await
             }
         },
         Command::Health {
@@ -537,44 +588,130 @@ async fn append_stdin(
     }
 }
 
-async fn list(
-    nodes: &[String],
+/// What `list` prints: the range, and how.
+#[derive(Debug, Clone, Copy)]
+struct Listing {
     from: u64,
-    (json, follow, committed): (bool, bool, bool),
-    conn: &ConnectOptions,
-) -> Result<(), ClientError> {
-    let client = connect_any(nodes, conn).await?;
+    /// Last sequence number to print, if bounded.
+    to: Option<u64>,
+    /// Most messages to print.
+    max: Option<u64>,
+    json: bool,
+    follow: bool,
+    committed: bool,
+}
+
+/// How long `list --follow` waits before reconnecting after losing its
+/// node (it then resumes after the last message it printed).
+const FOLLOW_RECONNECT: Duration = Duration::from_millis(500);
+
+async fn list(nodes: &[String], l: Listing, conn: &ConnectOptions) -> Result<(), ClientError> {
+    let mut client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
-    if json {
-        let entries = client.list_upto_mark(from, committed).await?;
-        let items: Vec<serde_json::Value> = entries
-            .into_iter()
-            .map(|(seq, message)| entry_json(seq, &message))
-            .collect();
+    let mut next = l.from.max(1);
+    let mut printed = 0u64;
+    let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
+    // A JSON array unless following (then one object per line, NDJSON).
+    let array = l.json && !l.follow;
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    loop {
+        if budget(printed) == 0 || l.to.is_some_and(|to| next > to) {
+            break;
+        }
+        let page_max = budget(printed).min(1000) as u32;
+        let (entries, _) = match client
+            .list_entries(next, page_max, l.follow, l.committed)
+            .await
+        {
+            Ok(page) => page,
+            // Following: the node restarted or went away; come back to it
+            // (or another listed node) and go on after the last message.
+            Err(e) if l.follow => {
+                eprintln!(
+                    "replog: {e}; reconnecting to resume after sequence number {}",
+                    next - 1
+                );
+                loop {
+                    tokio::time::sleep(FOLLOW_RECONNECT).await;
+                    if let Ok(c) = connect_any(nodes, conn).await {
+                        client = c;
+                        break;
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if entries.is_empty() && !l.follow {
+            break;
+        }
+        // One flush per page, not per line.
+        let mut page = Vec::new();
+        for (seq, message) in entries {
+            if l.to.is_some_and(|to| seq > to) || budget(printed) == 0 {
+                next = u64::MAX;
+                break;
+            }
+            next = seq + 1;
+            printed += 1;
+            if array {
+                items.push(entry_json(seq, &message));
+            } else if l.json {
+                page.extend_from_slice(entry_json(seq, &message).to_string().as_bytes());
+                page.push(b'\n');
+            } else {
+                page.extend_from_slice(&message);
+                page.push(b'\n');
+            }
+        }
+        if !page.is_empty() && !emit(&mut stdout, &page, || "the messages were read".into())? {
+            return Ok(()); // a closed pipe (| head) is not an error
+        }
+    }
+    if array {
         emit(
             &mut stdout,
             format!("{}\n", serde_json::Value::Array(items)),
             || "the messages were read".into(),
         )?;
-        return Ok(());
     }
-    let mut next = from.max(1);
-    loop {
-        let (entries, _visible) = client.list_entries(next, 1000, follow, committed).await?;
-        if entries.is_empty() && !follow {
-            return Ok(());
-        }
-        // One flush per page, not per line.
-        let mut page = Vec::new();
-        for (seq, message) in entries {
-            page.extend_from_slice(&message);
-            page.push(b'\n');
-            next = seq + 1;
-        }
-        if !emit(&mut stdout, &page, || "the messages were read".into())? {
-            return Ok(()); // a closed pipe (| head) is not an error
-        }
-    }
+    Ok(())
+}
+
+/// Prints the message at `seq`, or says why there is none.
+async fn get(
+    nodes: &[String],
+    seq: u64,
+    (json, committed): (bool, bool),
+    conn: &ConnectOptions,
+) -> Result<(), ClientError> {
+    let client = connect_any(nodes, conn).await?;
+    let (entries, visible) = client.list_entries(seq, 1, false, committed).await?;
+    let Some((_, message)) = entries.into_iter().find(|(s, _)| *s == seq) else {
+        let what = if committed { "committed" } else { "stored" };
+        let why = if seq == 0 || seq <= visible {
+            format!("{seq} holds no message (sequence numbers start at 1, and an epoch marker holds one without a message)")
+        } else {
+            format!("{} has {what} only up to {visible}", client.addr())
+        };
+        return Err(ClientError::NotFound {
+            what: format!("no message at sequence number {seq}: {why}"),
+        });
+    };
+    let text = if json {
+        format!("{}\n", entry_json(seq, &message))
+    } else {
+        let mut raw = message.to_vec();
+        raw.push(b'\n');
+        return emit(&mut std::io::stdout().lock(), raw, || {
+            "the message was read".into()
+        })
+        .map(|_| ());
+    };
+    emit(&mut std::io::stdout().lock(), text, || {
+        "the message was read".into()
+    })
+    .map(|_| ())
 }
 
 async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {

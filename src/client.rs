@@ -110,6 +110,12 @@ pub enum ClientError {
         /// "ID is STATUS" for each node that is not healthy.
         nodes: Vec<String>,
     },
+    /// `get`: there is no message at that sequence number (yet).
+    #[error("{what}")]
+    NotFound {
+        /// What was asked, and why there is nothing.
+        what: String,
+    },
     /// `health` on a node that knows of no master.
     #[error("node {node} knows of no master: an election may be under way, or no majority of the nodes is up; appends wait or are refused until one is elected")]
     NoMaster {
