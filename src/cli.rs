@@ -50,6 +50,9 @@ pub enum Command {
         /// With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines.
         #[arg(short = '0', long = "null-data")]
         null_data: bool,
+        /// Print one JSON object per message instead of sequence numbers: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not (the exit code is as without --json).
+        #[arg(long)]
+        json: bool,
         /// The message (stored byte for byte), or "-" to read one message per line of standard input.
         message: OsString,
         /// Token and TLS, for clusters that require them.
@@ -210,6 +213,7 @@ pub async fn run(cli: Cli) -> i32 {
             timeout,
             key,
             null_data,
+            json,
             message,
             conn,
         } => match conn.options() {
@@ -220,13 +224,13 @@ pub async fn run(cli: Cli) -> i32 {
                 let message = message.as_bytes();
                 if message == b"-" {
                     let separator = if null_data { b'\0' } else { b'\n' };
-                    append_stdin(&node, opts, separator, &conn).await
+                    append_stdin(&node, opts, (separator, json), &conn).await
                 } else if null_data {
                     Err(ClientError::Usage(
                         "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
                     ))
                 } else {
-                    append_one(&node, message, &opts, &conn).await
+                    append_printed(&node, message, &opts, &conn, json).await
                 }
             }
         },
@@ -333,6 +337,73 @@ fn emit(
     }
 }
 
+/// Appends one message and prints its sequence number, or with `json` one
+/// object saying what happened (success or not).
+async fn append_printed(
+    nodes: &[String],
+    message: &[u8],
+    opts: &AppendOptions,
+    conn: &ConnectOptions,
+    json: bool,
+) -> Result<(), ClientError> {
+    // The key is chosen here, so that it can be printed whatever happens.
+    let key = opts.key.clone().unwrap_or_else(crate::client::new_key);
+    let opts = AppendOptions {
+        key: Some(key.clone()),
+        ..opts.clone()
+    };
+    let result = append_one(nodes, message, &opts, conn).await;
+    let text = match (&result, json) {
+        (Ok(seq), false) => format!("{seq}\n"),
+        (Ok(seq), true) => format!("{}\n", serde_json::json!({"key": key, "seq": seq})),
+        (Err(e), true) => format!("{}\n", append_error_json(e, &key)),
+        (Err(_), false) => String::new(),
+    };
+    let what = match &result {
+        Ok(seq) => format!("the message was appended as sequence number {seq}"),
+        Err(e) => format!("the append failed ({e})"),
+    };
+    if !text.is_empty() {
+        emit(&mut std::io::stdout().lock(), text, || what)?;
+    }
+    result.map(|_| ())
+}
+
+/// A failed append as `append --json` prints it: what kind of failure,
+/// whether it is definite (nothing was appended), the sequence number if
+/// the message is known to be in the master's log, the key to retry with,
+/// and the sentence.
+fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
+    let (kind, definite, seq) = match e {
+        ClientError::Line { source, .. } => return append_error_json(source, key),
+        ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
+        ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", false, Some(*seq)),
+        ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
+        ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
+        ClientError::Append(AppendError::Storage(_)) => ("storage", true, None),
+        ClientError::Append(AppendError::ShuttingDown { seq }) => ("shutting_down", false, *seq),
+        ClientError::Append(AppendError::Unauthorized(_)) | ClientError::Unauthorized { .. } => {
+            ("unauthorized", true, None)
+        }
+        // Nothing was sent.
+        ClientError::Unreachable { .. } | ClientError::Refused { .. } => {
+            ("unreachable", true, None)
+        }
+        ClientError::BadAddress { .. } | ClientError::Usage(_) => ("usage", true, None),
+        ClientError::Lost { .. } | ClientError::NoAnswer { .. } | ClientError::Rejected { .. } => {
+            ("unknown_outcome", false, None)
+        }
+        _ => ("other", false, None),
+    };
+    serde_json::json!({
+        "error": kind,
+        "definite": definite,
+        "seq": seq,
+        "key": key,
+        "reason": e.to_string(),
+    })
+}
+
 /// Appends one message: to one node, following a redirect to the master
 /// once; to a list of nodes, finding the master, waiting through an
 /// election and retrying an unknown outcome with the same key until
@@ -342,7 +413,7 @@ pub async fn append_one(
     message: &[u8],
     opts: &AppendOptions,
     conn: &ConnectOptions,
-) -> Result<(), ClientError> {
+) -> Result<u64, ClientError> {
     // --timeout covers everything: connecting, the hello, a redirect and
     // the append. The master is given what is left of it, and its answer
     // (TimedOut, with the sequence number) a moment to arrive.
@@ -430,10 +501,7 @@ pub async fn append_one(
             }
         }
     };
-    emit(&mut std::io::stdout().lock(), format!("{seq}\n"), || {
-        format!("the message was appended as sequence number {seq}")
-    })?;
-    Ok(())
+    Ok(seq)
 }
 
 /// Runs `command`, giving up at the deadline of `limit` (the duration as
@@ -476,7 +544,7 @@ const ANSWER_GRACE: Duration = Duration::from_millis(500);
 async fn append_stdin(
     nodes: &[String],
     opts: AppendOptions,
-    separator: u8,
+    (separator, json): (u8, bool),
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
     let client = match nodes {
@@ -538,14 +606,18 @@ async fn append_stdin(
                         // Each line is its own message with its own key: a
                         // given --key becomes KEY-1, KEY-2, ... by line.
                         line_no += 1;
-                        opts.key = opts.key.as_ref().map(|k| format!("{k}-{line_no}"));
+                        // Chosen here, so that --json can print it.
+                        opts.key = Some(opts.key.as_ref().map_or_else(crate::client::new_key, |k| format!("{k}-{line_no}")));
                         let n = line_no;
-                        in_flight.push_back(async move { (n, client.append(&line, &opts).await) });
+                        in_flight.push_back(async move {
+                            let key = opts.key.clone().unwrap_or_default();
+                            (n, key, client.append(&line, &opts).await)
+                        });
                     }
                     None => input_open = false,
                 }
             }
-            Some((line, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((line, key, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 // Standard output holds the sequence numbers of the lines
                 // before the first failure, one per line, so that it still
                 // lines up with the input. What was in flight behind the
@@ -553,7 +625,12 @@ async fn append_stdin(
                 match (result, first_error.is_some()) {
                     (Ok(seq), false) => {
                         appended += 1;
-                        let written = emit(&mut stdout, format!("{seq}\n"), || {
+                        let text = if json {
+                            format!("{}\n", serde_json::json!({"key": key, "seq": seq}))
+                        } else {
+                            format!("{seq}\n")
+                        };
+                        let written = emit(&mut stdout, text, || {
                             format!("line {line} was appended as sequence number {seq}")
                         });
                         match written {
@@ -566,6 +643,11 @@ async fn append_stdin(
                     }
                     (Ok(seq), true) => eprintln!("replog: line {line} was appended as sequence number {seq}"),
                     (Err(e), false) => {
+                        if json {
+                            let _ = emit(&mut stdout, format!("{}\n", append_error_json(&e, &key)), || {
+                                format!("line {line} failed")
+                            });
+                        }
                         first_error = Some(ClientError::Line { line, source: Box::new(e) });
                     }
                     (Err(e), true) => eprintln!("replog: line {line}: {e}"),

@@ -98,3 +98,50 @@ async fn list_follow_json_streams_one_object_per_line_and_resumes_after_a_restar
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_json_prints_one_object_per_message_failures_included() {
+    let mut c = Cluster::new(1, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    let node = c.addrs[0].clone();
+    let (code, out, err) = replog(&["append", "--node", &node, "--json", "--key", "k1", "hello"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"key\":\"k1\",\"seq\":1}\n");
+    // A failure is an object too: its kind, whether it is definite, the
+    // key to retry with; the exit code is unchanged.
+    let (code, out, _) = replog(&["append", "--node", &node, "--json", "-w", "5", "x"]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"], "bad_request");
+    assert_eq!(v["definite"], true);
+    assert!(
+        v["seq"].is_null() && v["key"].as_str().is_some_and(|k| !k.is_empty()),
+        "{v}"
+    );
+    assert!(v["reason"].as_str().unwrap().contains("w=5"), "{v}");
+    // Standard input: one object per line, each with its own key.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["append", "--node", &node, "--json", "--key", "b", "-"])
+        .env_remove("REPLOG_NODE")
+        .env_remove("REPLOG_NODES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a\nb\n").unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"key\":\"b-1\",\"seq\":2}\n{\"key\":\"b-2\",\"seq\":3}\n"
+    );
+    // Unreachable: definite, nothing was sent.
+    let (code, out, _) = replog(&["append", "--node", "127.0.0.1:1", "--json", "x"]);
+    assert_eq!(code, 5);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["error"].as_str(), v["definite"].as_bool()),
+        (Some("unreachable"), Some(true))
+    );
+}
