@@ -223,14 +223,14 @@ impl NodeLoop {
                 }
             }
         };
-        let before = self.core.view();
+        let was_master = self.core.is_master();
         self.step(now, event);
         self.opening = None;
         self.voter = None;
-        let after = self.core.view();
-        if after.role != before.role {
+        if self.core.is_master() != was_master {
             let (epoch, _, master) = self.core.term();
-            info!(node = %self.shared.cfg.id, role = %after.role, epoch, master = master.unwrap_or("unknown"), "role changed");
+            let role = self.core.view().role;
+            info!(node = %self.shared.cfg.id, %role, epoch, master = master.unwrap_or("unknown"), "role changed");
         }
     }
 

@@ -78,14 +78,7 @@ impl Master {
             Some(seq) => seq,
             None => match self.quorum(now) {
                 Quorum::Known => {
-                    self.last += 1;
-                    let seq = self.last;
-                    // An entry of this epoch: it does what a marker would.
-                    self.marker_due = false;
-                    if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
-                        self.epochs.push((self.epoch, seq));
-                    }
-                    self.keys.push(seq, a.request.key.as_deref());
+                    let seq = self.next_seq(a.request.key.as_deref());
                     out.push(MasterAction::Persist(Entry {
                         epoch: self.epoch,
                         seq,

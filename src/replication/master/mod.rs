@@ -448,13 +448,23 @@ impl Master {
     /// Writes the epoch's marker as the next entry; entries of older epochs
     /// count from it on.
     pub(super) fn write_marker(&mut self, out: &mut Vec<MasterAction>) {
+        let seq = self.next_seq(None);
+        self.commit_floor = seq;
+        out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
+    }
+
+    /// The next sequence number, for an entry of this epoch with `key`:
+    /// recorded in the epochs and the dedup window. Any entry of this
+    /// epoch does what a due marker would.
+    pub(super) fn next_seq(&mut self, key: Option<&str>) -> Seq {
         self.marker_due = false;
         self.last += 1;
         let seq = self.last;
-        self.epochs.push((self.epoch, seq));
-        self.keys.push(seq, None);
-        self.commit_floor = seq;
-        out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
+        if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
+            self.epochs.push((self.epoch, seq));
+        }
+        self.keys.push(seq, key);
+        seq
     }
 
     /// Feeds one event; the actions it causes are pushed to `out`.

@@ -595,3 +595,62 @@ fn an_elected_master_that_loses_entries_it_took_over_steps_down() {
     assert!(out.contains(&Action::StopLinks), "{out:?}");
     assert!(!b.is_master());
 }
+
+#[test]
+fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
+    // b took over 1..=7, all synced, none known committed: its marker is
+    // seq 8. A failed write cuts the marker; with no append to take its
+    // place, the next tick writes it again, and a retry of an older
+    // epoch's key is answered once it is on a majority.
+    let now = Instant::now();
+    let mut state = log(7);
+    state.keys = KeyWindow::new(100, 1);
+    for seq in 1..=7 {
+        state.keys.push(seq, (seq == 7).then_some("k"));
+    }
+    let (mut b, _) = Core::new(fconfig("b"), state, now);
+    let at = b.poll_timeout(now).unwrap();
+    step(&mut b, at, Event::Tick);
+    step(&mut b, at, answer("a", 3, 2, true, true));
+    let out = step(&mut b, at, answer("a", 3, 3, true, false));
+    assert_eq!(
+        out.last(),
+        Some(&Action::Persist(vec![Entry::marker(3, 8)]))
+    );
+    let cut = Event::Unwritten {
+        after: 7,
+        reason: "ENOSPC".into(),
+    };
+    step(&mut b, at, cut);
+    assert!(b.is_master(), "nothing it took over was lost");
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 9,
+        last: Position { epoch: 2, seq: 7 },
+        stored: 7,
+        epochs: vec![(1, 1), (2, 6)],
+    };
+    step(&mut b, at, Event::Link(connected));
+    assert_eq!(step(&mut b, at, append(1, Some("k"), 2)), vec![]);
+    let out = step(&mut b, at, Event::Tick);
+    assert!(
+        out.contains(&Action::Persist(vec![Entry::marker(3, 8)])),
+        "{out:?}"
+    );
+    step(&mut b, at, Event::Stored { gen: 0, upto: 8 });
+    let mut sent = Vec::new();
+    b.flush(at, &mut sent);
+    let ack = MasterEvent::Ack {
+        peer: 0,
+        conn: 9,
+        stored: 8,
+    };
+    assert_eq!(
+        step(&mut b, at, Event::Link(ack)),
+        vec![Action::Reply {
+            client: 7,
+            req: 1,
+            result: Ok(7)
+        }]
+    );
+}
