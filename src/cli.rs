@@ -377,6 +377,7 @@ fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
     let (kind, definite, seq) = match e {
         ClientError::Line { source, .. } => return append_error_json(source, key),
         ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
+        ClientError::Append(AppendError::KeyReused { .. }) => ("key_reused", true, None),
         ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", false, Some(*seq)),
         ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
         ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
@@ -856,7 +857,12 @@ fn verdict(r: &HealthReport) -> Result<(), ClientError> {
         .nodes
         .iter()
         .filter(|n| n.status != crate::wire::PeerStatus::Healthy)
-        .map(|n| format!("{} is {}", n.id, n.status))
+        .map(|n| match (n.status, &n.detail) {
+            (crate::wire::PeerStatus::Mismatch, Some(d)) => {
+                format!("{} has a configuration mismatch ({d})", n.id)
+            }
+            (status, _) => format!("{} is {status}", n.id),
+        })
         .collect();
     if unwell.is_empty() {
         Ok(())
@@ -976,6 +982,7 @@ pub fn health_json(r: &HealthReport) -> serde_json::Value {
             "acked": n.acked,
             "lag": n.lag,
             "last_heard_ms": n.last_heard_ms,
+            "detail": n.detail,
         })).collect::<Vec<_>>(),
     })
 }
@@ -1052,6 +1059,12 @@ pub fn health_table(r: &HealthReport) -> String {
     out.push_str(&line(header.to_vec()));
     for row in &rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    // Why a node is refused or mismatched: too long for a column.
+    for n in &r.nodes {
+        if let Some(detail) = &n.detail {
+            out.push_str(&format!("{}: {detail}\n", n.id));
+        }
     }
     out
 }

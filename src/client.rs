@@ -176,6 +176,9 @@ fn describe(e: &AppendError) -> String {
             "the master is shutting down or stepped down (a failover); the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list --committed', or retry with the same --key"
         ),
         AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
+        AppendError::KeyReused { seq } => format!(
+            "this request key was already used for another message, now at sequence number {seq}; nothing was appended: give each message its own key (a retry must send the same message)"
+        ),
         AppendError::ShuttingDown { seq: None } => {
             "the master is shutting down or stepped down (a failover); the message may or may not have been stored: retry with the same --key".into()
         }
@@ -187,6 +190,7 @@ impl ClientError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ClientError::Append(AppendError::BadRequest(_))
+            | ClientError::Append(AppendError::KeyReused { .. })
             | ClientError::BadAddress { .. }
             | ClientError::Usage(_) => 2,
             ClientError::Line { source, .. } => source.exit_code(),

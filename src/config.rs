@@ -119,6 +119,57 @@ impl Cluster {
             .collect()
     }
 
+    /// The list as `--cluster` takes it.
+    pub fn list(&self) -> String {
+        let items: Vec<String> = self.nodes.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        items.join(",")
+    }
+
+    /// How `theirs` (another node's configuration, named `who`) differs
+    /// from this one, in one sentence for `health`.
+    pub fn difference(&self, who: &str, theirs: &Cluster) -> String {
+        let mut parts = Vec::new();
+        let only = |a: &Cluster, b: &Cluster| -> Vec<String> {
+            (a.nodes.iter())
+                .filter(|(id, _)| b.addr(id).is_none())
+                .map(|(id, addr)| format!("{id}={addr}"))
+                .collect()
+        };
+        let extra = only(theirs, self);
+        if !extra.is_empty() {
+            parts.push(format!(
+                "it lists {} that this node does not",
+                extra.join(",")
+            ));
+        }
+        let missing = only(self, theirs);
+        if !missing.is_empty() {
+            parts.push(format!("it lacks {}", missing.join(",")));
+        }
+        for (id, addr) in &self.nodes {
+            if let Some(other) = theirs.addr(id).filter(|a| a != addr) {
+                parts.push(format!(
+                    "it has {id}={other} where this node has {id}={addr}"
+                ));
+            }
+        }
+        if theirs.master != self.master {
+            parts.push(format!(
+                "its --master is {} where this node's is {}",
+                theirs.master, self.master
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("it lists the same nodes in another order".into());
+        }
+        format!(
+            "node {who} was started with --cluster {} --master {}: {}; start every node with the same --cluster and --master",
+            theirs.list(),
+            theirs.master,
+            parts.join("; ")
+        )
+    }
+
     /// A fingerprint of the membership, exchanged in the hello so that nodes
     /// started with different lists refuse each other.
     pub fn fingerprint(&self) -> u64 {
@@ -394,6 +445,20 @@ mod tests {
         cfg.failover = true;
         cfg.timing.election_timeout = 2 * cfg.timing.heartbeat_interval;
         assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_difference_names_what_differs() {
+        let ours = Cluster::parse("a=h:1,b=h:2,c=h:3", None).unwrap();
+        let theirs = Cluster::parse("a=h:1,b=h:9,d=h:4", Some("b")).unwrap();
+        assert_eq!(
+            ours.difference("b", &theirs),
+            "node b was started with --cluster a=h:1,b=h:9,d=h:4 --master b: it lists d=h:4 that this node does not; it lacks c=h:3; it has b=h:9 where this node has b=h:2; its --master is b where this node's is a; start every node with the same --cluster and --master"
+        );
+        let reordered = Cluster::parse("b=h:2,a=h:1,c=h:3", Some("a")).unwrap();
+        assert!(ours
+            .difference("b", &reordered)
+            .contains("it lists the same nodes in another order"));
     }
 
     #[test]

@@ -145,3 +145,80 @@ async fn append_json_prints_one_object_per_message_failures_included() {
         (Some("unreachable"), Some(true))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_reused_for_another_message_is_a_definite_error_naming_its_seq() {
+    let mut c = Cluster::new(1, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    let node = c.addrs[0].clone();
+    let append =
+        |key: &str, message: &str| replog(&["append", "--node", &node, "--key", key, message]);
+    assert_eq!(append("k1", "first").0, 0);
+    assert_eq!(append("k2", "second").1.trim(), "2");
+    // A retry: the same key and message get the original seq.
+    assert_eq!(append("k1", "first").1.trim(), "1");
+    let (code, out, err) = append("k1", "other");
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("already used for another message")
+            && err.contains("sequence number 1")
+            && err.contains("nothing was appended"),
+        "{err}"
+    );
+    let (code, out, _) = replog(&["append", "--node", &node, "--key", "k2", "--json", "x"]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&v["error"], &v["definite"], &v["key"]),
+        (&"key_reused".into(), &true.into(), &"k2".into()),
+        "{out}"
+    );
+    // After a restart the node rebuilds the window from its log, messages
+    // included.
+    c.kill(0);
+    c.start(0);
+    c.wait_up(0).await;
+    assert_eq!(append("k1", "other").0, 2);
+    assert_eq!(append("k1", "first").1.trim(), "1");
+    let (_, out, _) = replog(&["list", "--node", &node]);
+    assert_eq!(out, "first\nsecond\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_a_node_with_another_cluster_list_as_a_configuration_mismatch() {
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start(0);
+    c.start(1);
+    // n3 lists a fourth node the others do not.
+    let other = format!("{},n4=127.0.0.1:1", c.cluster_arg);
+    let _n3 = Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n3", "--cluster", &other])
+        .args(FAST)
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let node = c.addrs[0].clone();
+    let report = wait_for("n1 to see n3's configuration", || async {
+        let (_, out, _) = replog(&["health", "--node", &node, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        (v["nodes"][2]["status"] == "configuration mismatch").then_some(v)
+    })
+    .await;
+    let detail = report["nodes"][2]["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("it lists n4=127.0.0.1:1 that this node does not"),
+        "{detail}"
+    );
+    // Not merely "unhealthy": the table and the verdict say what differs,
+    // and the cluster, which has a majority, is degraded (exit 7).
+    let (code, out, err) = replog(&["health", "--node", &node]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(out.contains("configuration mismatch"), "{out}");
+    assert!(out.contains(&format!("n3: {detail}")), "{out}");
+    assert!(
+        err.contains("n3 has a configuration mismatch") && err.contains("n4=127.0.0.1:1"),
+        "{err}"
+    );
+}

@@ -313,7 +313,9 @@ async fn a_node_of_another_cluster_is_refused() {
         .map(Reaped)
         .unwrap();
     wait_for("the master to log the refusal", || async {
-        c.logs(0).contains("different --cluster").then_some(())
+        c.logs(0)
+            .contains("node n2 was started with --cluster")
+            .then_some(())
     })
     .await;
     // The stray node does not count toward a majority: no master is

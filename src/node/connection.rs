@@ -183,15 +183,33 @@ async fn serve(
             return;
         }
     };
-    if let Err(reason) = check_hello(&shared, &hello) {
+    if let Err(refusal) = check_hello(&shared, &hello) {
+        let reason = match &refusal {
+            HelloRefusal::Other(reason) | HelloRefusal::Mismatch(reason) => reason.clone(),
+        };
         if let Some(more) = shared.throttle.allow("refused-hello") {
             warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
         }
-        let _ = tokio::time::timeout(
-            Duration::from_millis(500),
-            writer.send(Frame::Refused { reason }),
-        )
-        .await;
+        let answer = match refusal {
+            // Another node's configuration differs: once it has proved
+            // itself a node of this cluster (key, certificate), it is told
+            // this node's, so that its `health` can say what differs.
+            HelloRefusal::Mismatch(reason) if hello.role == Role::Client => {
+                Frame::Refused { reason }
+            }
+            HelloRefusal::Mismatch(_) => {
+                let peer = (deadline, has_cert, addr);
+                if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
+                    return;
+                }
+                Frame::Mismatch {
+                    cluster: cfg.cluster.list(),
+                    master: cfg.cluster.master.clone(),
+                }
+            }
+            HelloRefusal::Other(reason) => Frame::Refused { reason },
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), writer.send(answer)).await;
         return;
     }
 
@@ -409,29 +427,37 @@ async fn prove(
     }
 }
 
-/// Checks version, cluster and role; the error is the reason sent back.
-fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
+/// Why a hello is refused.
+enum HelloRefusal {
+    /// The caller's `--cluster` or `--master` differs from this node's.
+    Mismatch(String),
+    /// Anything else: the reason sent back.
+    Other(String),
+}
+
+/// Checks version, cluster and role.
+fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     let cfg = &shared.cfg;
     if hello.version != PROTOCOL_VERSION {
-        return Err(format!(
+        return Err(HelloRefusal::Other(format!(
             "protocol version {} is not spoken here (node {} speaks version {}); run the same replog release on every node and client",
             hello.version, cfg.id, PROTOCOL_VERSION
-        ));
+        )));
+    }
+    if matches!(hello.role, Role::Master { .. } | Role::Candidate { .. }) && hello.cluster.is_none()
+    {
+        return Err(HelloRefusal::Other("a node must name its cluster".into()));
     }
     if let Some(fp) = hello.cluster {
         if fp != cfg.cluster.fingerprint() {
-            return Err(format!(
+            return Err(HelloRefusal::Mismatch(format!(
                 "node {} was started with a different --cluster list (or --master); start every node with the same one",
                 cfg.id
-            ));
+            )));
         }
     }
     // Whether this node takes that master (its role, its epoch) is the
     // core's decision, once the master has proved itself.
-    if matches!(hello.role, Role::Master { .. } | Role::Candidate { .. }) && hello.cluster.is_none()
-    {
-        return Err("a node must name its cluster".into());
-    }
     Ok(())
 }
 
@@ -537,5 +563,6 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Challenge { .. } => "Challenge",
         Frame::Proof { .. } => "Proof",
         Frame::Unauthorized { .. } => "Unauthorized",
+        Frame::Mismatch { .. } => "Mismatch",
     }
 }

@@ -100,8 +100,11 @@ pub(crate) async fn run<N: Net>(
                         .send(Input::NewerEpoch { epoch: *epoch })
                         .await;
                 }
+                let mismatch = matches!(e, HandshakeError::Mismatch(_));
                 let e = match e {
-                    HandshakeError::Refused(reason) | HandshakeError::Stale { reason, .. } => {
+                    HandshakeError::Refused(reason)
+                    | HandshakeError::Mismatch(reason)
+                    | HandshakeError::Stale { reason, .. } => {
                         // It answered: alive, but it will not take us (or we
                         // will not take it). Back off from now on, as for any
                         // reached secondary.
@@ -111,6 +114,7 @@ pub(crate) async fn run<N: Net>(
                             .send(Input::Link(MasterEvent::PeerRefused {
                                 peer,
                                 reason: reason.clone(),
+                                mismatch,
                             }))
                             .await;
                         format!("refused: {reason}")
@@ -148,8 +152,10 @@ pub(crate) async fn run<N: Net>(
 /// Why a node-to-node handshake did not end in a welcome.
 #[derive(Debug)]
 pub(super) enum HandshakeError {
-    /// The node answered, and refused (another cluster, a wrong key...).
+    /// The node answered, and refused (a wrong key, a newer epoch...).
     Refused(String),
+    /// The node answered that its `--cluster` or `--master` differs: how.
+    Mismatch(String),
     /// The node refused: it knows a newer epoch than the caller's.
     Stale {
         /// That epoch.
@@ -228,6 +234,14 @@ pub(super) async fn connect<N: Net>(
             "{what} {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
         ))),
         Some(Ok(Frame::Refused { reason })) => Err(Refused(reason)),
+        Some(Ok(Frame::Mismatch { cluster, master })) => Err(HandshakeError::Mismatch(
+            match crate::config::Cluster::parse(&cluster, Some(&master)) {
+                Ok(theirs) => cfg.cluster.difference(peer_id, &theirs),
+                Err(e) => format!(
+                    "{what} {peer_id} was started with another --cluster or --master, which this node cannot read ({e}); start every node with the same ones"
+                ),
+            },
+        )),
         Some(Ok(Frame::NewerEpoch { epoch, reason })) => {
             Err(HandshakeError::Stale { epoch, reason })
         }

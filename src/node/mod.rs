@@ -349,7 +349,7 @@ fn recent_keys(log: &Log, window: u64) -> anyhow::Result<KeyWindow> {
             break;
         };
         for e in &page {
-            keys.push(e.seq, e.key.as_deref());
+            keys.push(e.seq, e.key.as_deref(), &e.message);
         }
         next = end + 1;
     }

@@ -53,8 +53,8 @@ pub(super) async fn ask<N: Net>(shared: Arc<Shared>, (id, addr): (String, String
             debug!(node = %shared.cfg.id, voter = %id, "unexpected answer to a vote request: {}", super::frame_kind(&other));
             return;
         }
-        Ok(Err(HandshakeError::Refused(reason))) => {
-            // Another cluster's node, a wrong key: worth saying, once in a
+        Ok(Err(HandshakeError::Refused(reason) | HandshakeError::Mismatch(reason))) => {
+            // Another configuration, a wrong key: worth saying, once in a
             // while (elections repeat).
             if let Some(more) = shared.throttle.allow("vote-refused") {
                 warn!(node = %shared.cfg.id, voter = %id, %reason, suppressed = more, "a node refused this node's request for votes");

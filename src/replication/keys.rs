@@ -8,12 +8,19 @@
 //!
 //! Memory is what matters here: a key is up to 256 bytes and the CLI sends
 //! a 32-byte one with every append, so keeping the keys themselves would
-//! cost about 100 bytes an entry. Instead each key is reduced to a 128-bit
-//! fingerprint (two independently and randomly keyed SipHashes, so no
-//! client can craft a collision without the node's secret keys), kept in a
-//! ring indexed by sequence number, with an open-addressing table of 4-byte
-//! slots pointing into it: about 24 bytes an entry. Two different keys
-//! colliding in a window of a million is a chance of about 1e-27.
+//! cost about 100 bytes an entry. Instead each entry gets 128 bits: a
+//! 96-bit fingerprint of its key (two independently and randomly keyed
+//! SipHashes, so no client can craft a collision without the node's secret
+//! keys) and a 32-bit digest of its message, kept in a ring indexed by
+//! sequence number, with an open-addressing table of 4-byte slots pointing
+//! into it: about 24 bytes an entry. Two different keys colliding in a
+//! window of a million is a chance of about 1e-17.
+//!
+//! The message digest tells a retry (same key, same message: answered with
+//! the original entry) from a key reused for another message (a client's
+//! mistake, refused). A reused key whose message happens to share the
+//! digest (a chance of one in four billion) is taken for a retry, as every
+//! reuse was before digests.
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -27,8 +34,21 @@ pub const DEFAULT_DEDUP_WINDOW: u64 = 1_000_000;
 /// Fingerprint of "no key".
 const NONE: u128 = 0;
 
+/// The bits of a fingerprint that come from the key; the low 32 are the
+/// message's digest.
+const KEY_BITS: u128 = !0xffff_ffff;
+
 /// Empty table slot.
 const EMPTY: u32 = 0;
+
+/// What a key names in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// An entry appended with the same message: the append is a retry.
+    Same(Seq),
+    /// An entry appended with another message: the key was reused.
+    Different(Seq),
+}
 
 /// Request keys of the newest entries, by fingerprint.
 #[derive(Debug)]
@@ -37,7 +57,8 @@ pub struct KeyWindow {
     window: u64,
     /// Sequence number of `fps[0]`.
     base: Seq,
-    /// Fingerprint of every entry from `base` on (`NONE` for no key).
+    /// Fingerprint of every entry from `base` on (`NONE` for no key): the
+    /// key's in [`KEY_BITS`], the message's digest below.
     fps: VecDeque<u128>,
     /// Open addressing, linear probing: `seq - origin + 1`, or `EMPTY`.
     /// Its length is a power of two, at least twice the keys in it.
@@ -79,14 +100,21 @@ impl KeyWindow {
         self.base + self.fps.len() as u64
     }
 
+    /// The key's part of a fingerprint (low 32 bits zero, never `NONE`).
     fn fingerprint(&self, key: &str) -> u128 {
         let a = self.hashers.0.hash_one(key) as u128;
         let b = self.hashers.1.hash_one(key) as u128;
-        ((a << 64) | b).max(1) // never NONE
+        (((a << 64) | b) & KEY_BITS).max(1 << 32)
     }
 
+    /// The message's part of a fingerprint.
+    fn digest(&self, message: &[u8]) -> u128 {
+        self.hashers.0.hash_one(message) as u32 as u128
+    }
+
+    /// Table slot where the search for a key's fingerprint starts.
     fn home(&self, fp: u128) -> usize {
-        (fp as usize) & (self.slots.len() - 1)
+        ((fp >> 32) as usize) & (self.slots.len() - 1)
     }
 
     /// The sequence number a slot points at.
@@ -103,7 +131,20 @@ impl KeyWindow {
         self.find(self.fingerprint(key))
     }
 
-    /// The entry whose key has fingerprint `fp`, if it is in the window.
+    /// The entry that `key` named, if it is within the window, and whether
+    /// it was appended with `message` (a retry) or with another (a reused
+    /// key).
+    pub fn lookup(&self, key: &str, message: &[u8]) -> Option<Known> {
+        let seq = self.find(self.fingerprint(key))?;
+        Some(if self.fp_at(seq) & !KEY_BITS == self.digest(message) {
+            Known::Same(seq)
+        } else {
+            Known::Different(seq)
+        })
+    }
+
+    /// The entry whose key has fingerprint `fp` (key bits only), if it is
+    /// in the window.
     fn find(&self, fp: u128) -> Option<Seq> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(fp);
@@ -113,17 +154,17 @@ impl KeyWindow {
                 return None;
             }
             let seq = self.seq_of(s);
-            if self.fp_at(seq) == fp {
+            if self.fp_at(seq) & KEY_BITS == fp {
                 return Some(seq);
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// Records entry `seq` (which must be [`KeyWindow::next`]) and its key,
-    /// forgetting the oldest entry once the window is full. A key already
-    /// in the window keeps naming its first entry.
-    pub fn push(&mut self, seq: Seq, key: Option<&str>) {
+    /// Records entry `seq` (which must be [`KeyWindow::next`]), its key and
+    /// its message, forgetting the oldest entry once the window is full. A
+    /// key already in the window keeps naming its first entry.
+    pub fn push(&mut self, seq: Seq, key: Option<&str>, message: &[u8]) {
         assert_eq!(seq, self.next(), "the key window takes entries in order");
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
@@ -135,6 +176,11 @@ impl KeyWindow {
         let fp = match key.map(|k| self.fingerprint(k)) {
             Some(fp) if self.find(fp).is_none() => fp,
             _ => NONE,
+        };
+        let fp = if fp == NONE {
+            NONE
+        } else {
+            fp | self.digest(message)
         };
         if fp != NONE && (self.keyed + 1) * 2 > self.slots.len() {
             // Grown before the new entry is in `fps`, so that the rebuild
@@ -243,26 +289,26 @@ mod tests {
     #[test]
     fn keys_name_their_first_entry_until_they_leave_the_window() {
         let mut w = KeyWindow::new(3, 1);
-        w.push(1, Some("a"));
-        w.push(2, None);
-        w.push(3, Some("b"));
+        w.push(1, Some("a"), b"m");
+        w.push(2, None, b"m");
+        w.push(3, Some("b"), b"m");
         assert_eq!(
             (w.get("a"), w.get("b"), w.get("c")),
             (Some(1), Some(3), None)
         );
         // A repeated key keeps naming the first entry.
-        w.push(4, Some("b"));
+        w.push(4, Some("b"), b"m");
         assert_eq!(w.get("b"), Some(3));
         // Entry 1 left the window: its key is forgotten.
         assert_eq!(w.get("a"), None);
-        w.push(5, Some("c"));
-        w.push(6, None);
+        w.push(5, Some("c"), b"m");
+        w.push(6, None, b"m");
         assert_eq!(w.get("b"), None, "entry 3 left the window");
         assert_eq!(w.get("c"), Some(5));
         w.truncate_after(4);
         assert_eq!(w.get("c"), None, "cut entries' keys are forgotten");
         assert_eq!(w.next(), 5);
-        w.push(5, Some("c"));
+        w.push(5, Some("c"), b"m");
         assert_eq!(w.get("c"), Some(5));
     }
 
@@ -291,7 +337,7 @@ mod tests {
                 let key = rng
                     .gen_bool(0.8)
                     .then(|| format!("k{}", rng.gen_range(0..1500)));
-                w.push(next, key.as_deref());
+                w.push(next, key.as_deref(), b"m");
                 // The table stays at most half full: probes stay short and
                 // always find an empty slot.
                 assert!(w.slots.len() >= 2 * w.keyed, "step {step}");
@@ -318,7 +364,7 @@ mod tests {
     fn a_million_keys_fit_in_about_24_bytes_each() {
         let mut w = KeyWindow::new(DEFAULT_DEDUP_WINDOW, 1);
         for seq in 1..=1_200_000u64 {
-            w.push(seq, Some(&format!("{seq:032x}")));
+            w.push(seq, Some(&format!("{seq:032x}")), b"m");
         }
         assert_eq!(w.get(&format!("{:032x}", 1_200_000)), Some(1_200_000));
         assert_eq!(w.get(&format!("{:032x}", 200_001)), Some(200_001));
@@ -337,23 +383,50 @@ mod tests {
         let w = KeyWindow::new(10, 1);
         let fp = w.fingerprint("some key");
         assert_eq!((fp >> 64) as u64, w.hashers.0.hash_one("some key"));
-        assert_eq!(fp as u64, w.hashers.1.hash_one("some key"));
+        // The low 32 bits are left for the message's digest.
+        assert_eq!(fp as u64, w.hashers.1.hash_one("some key") & !0xffff_ffff);
         // Another window has other secrets.
         assert_ne!(KeyWindow::new(10, 1).fingerprint("some key"), fp);
+    }
+
+    #[test]
+    fn a_key_tells_a_retry_from_a_reuse_for_another_message() {
+        let mut w = KeyWindow::new(10, 1);
+        w.push(1, Some("a"), b"first");
+        w.push(2, None, b"first");
+        w.push(3, Some("b"), b"");
+        assert_eq!(w.lookup("a", b"first"), Some(Known::Same(1)));
+        assert_eq!(w.lookup("a", b"second"), Some(Known::Different(1)));
+        assert_eq!(w.lookup("b", b""), Some(Known::Same(3)));
+        assert_eq!(w.lookup("b", b"x"), Some(Known::Different(3)));
+        assert_eq!(w.lookup("c", b"first"), None);
+        // The digest does not change where a key is found: after growth
+        // and removals every key is still there, with its own message.
+        for seq in 4..=10u64 {
+            w.push(seq, Some(&format!("k{seq}")), format!("m{seq}").as_bytes());
+        }
+        for seq in 4..=10u64 {
+            let (k, m) = (format!("k{seq}"), format!("m{seq}"));
+            assert_eq!(w.lookup(&k, m.as_bytes()), Some(Known::Same(seq)));
+            assert_eq!(w.lookup(&k, b"m"), Some(Known::Different(seq)));
+        }
+        assert_eq!(w.get("a"), Some(1));
+        w.push(11, Some("z"), b"m");
+        assert_eq!(w.get("a"), None, "entry 1 left the window");
     }
 
     #[test]
     fn a_cut_below_the_window_starts_it_again_after_the_cut() {
         let mut w = KeyWindow::new(3, 1);
         for seq in 1..=6 {
-            w.push(seq, Some(&format!("k{seq}")));
+            w.push(seq, Some(&format!("k{seq}")), b"m");
         }
         w.truncate_after(1);
         assert_eq!(w.next(), 2);
         for seq in 1..=6 {
             assert_eq!(w.get(&format!("k{seq}")), None);
         }
-        w.push(2, Some("k4"));
+        w.push(2, Some("k4"), b"m");
         assert_eq!(w.get("k4"), Some(2));
         // A cut at or above what the window holds changes nothing, empty
         // or not.
@@ -362,7 +435,7 @@ mod tests {
         let mut empty = KeyWindow::new(3, 5);
         empty.truncate_after(10);
         assert_eq!(empty.next(), 5);
-        empty.push(5, Some("x"));
+        empty.push(5, Some("x"), b"m");
         assert_eq!(empty.get("x"), Some(5));
     }
 
@@ -370,8 +443,8 @@ mod tests {
     fn slot_numbers_that_would_overflow_rebuild_the_table_from_the_window() {
         let base = 1u64 << 40;
         let mut w = KeyWindow::new(4, base);
-        w.push(base, Some("a"));
-        w.push(base + 1, Some("b"));
+        w.push(base, Some("a"), b"m");
+        w.push(base + 1, Some("b"), b"m");
         // As if four billion entries had passed since the table's origin:
         // slots counted from that far back.
         let far = base - (u32::MAX as u64 - 4);
@@ -383,11 +456,11 @@ mod tests {
         }
         assert_eq!((w.get("a"), w.get("b")), (Some(base), Some(base + 1)));
         // Slot number u32::MAX - 1 still fits: no rebuild.
-        w.push(base + 2, None);
+        w.push(base + 2, None, b"m");
         assert_eq!(w.origin, far);
         // The next would be u32::MAX: the table is rebuilt, counting from
         // the window's first entry.
-        w.push(base + 3, Some("c"));
+        w.push(base + 3, Some("c"), b"m");
         assert_eq!(w.origin, base);
         assert_eq!(
             (w.get("a"), w.get("b"), w.get("c")),

@@ -462,7 +462,7 @@ impl Secondary {
         }
         if !accepted.is_empty() {
             for e in &accepted {
-                self.keys.push(e.seq, e.key.as_deref());
+                self.keys.push(e.seq, e.key.as_deref(), &e.message);
                 if self.epochs.last().map(|(epoch, _)| *epoch) != Some(e.epoch) {
                     self.epochs.push((e.epoch, e.seq));
                 }

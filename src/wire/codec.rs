@@ -207,15 +207,15 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 4);
+        assert_eq!(PROTOCOL_VERSION, 5);
         let hello = Frame::Hello(Hello {
-            version: 4,
+            version: 5,
             cluster: None,
             role: Role::Client,
             nonce: None,
             token: None,
         });
-        assert_eq!(bytes(hello), [0, 0, 0, 6, 0, 4, 0, 0, 0, 0]);
+        assert_eq!(bytes(hello), [0, 0, 0, 6, 0, 5, 0, 0, 0, 0]);
         assert_eq!(
             bytes(Frame::Heartbeat { committed: 5 }),
             [0, 0, 0, 2, 0x0c, 0x05]

@@ -7,7 +7,7 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 
 /// Version of the protocol spoken by this build. A peer announcing another
 /// version is refused during the hello, with both versions in the reason.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +195,18 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::string::deserialize")]
         reason: String,
     },
+    /// The node refused a node's hello because their `--cluster` or
+    /// `--master` differ, and says its own, so the caller can report the
+    /// difference (sent only to a node that proved the cluster key, when
+    /// there is one); the connection is closed after this frame.
+    Mismatch {
+        /// The node's `--cluster` list, as the flag takes it.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        cluster: String,
+        /// The node's `--master`.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        master: String,
+    },
 }
 
 /// The first frame of every connection.
@@ -342,6 +354,12 @@ pub enum AppendError {
     /// Definite: not appended, this connection's token does not allow
     /// appends.
     Unauthorized(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
+    /// Definite: not appended, the request key already names the entry at
+    /// `seq`, which holds another message.
+    KeyReused {
+        /// Sequence number of the entry the key is bound to.
+        seq: Seq,
+    },
 }
 
 /// What `replog health` shows.
@@ -395,6 +413,9 @@ pub struct NodeHealth {
     pub lag: u64,
     /// Milliseconds since the master last heard from it (None = never).
     pub last_heard_ms: Option<u64>,
+    /// Why it is refused or mismatched, in its own words (None otherwise).
+    #[serde(deserialize_with = "super::bounded::opt_string::deserialize")]
+    pub detail: Option<String>,
 }
 
 /// Health of a secondary as seen by the master.
@@ -412,8 +433,11 @@ pub enum PeerStatus {
     /// unhealthy period ago: it may not be listening yet.
     Connecting,
     /// It answers, but refuses this master or cannot prove the cluster key
-    /// (another cluster, a wrong key): it will not be replicated to.
+    /// (a wrong key, a newer epoch): it will not be replicated to.
     Refused,
+    /// It was started with another `--cluster` list or `--master`: it will
+    /// not be replicated to until every node has the same.
+    Mismatch,
 }
 
 impl std::fmt::Display for PeerStatus {
@@ -424,6 +448,7 @@ impl std::fmt::Display for PeerStatus {
             PeerStatus::Unhealthy => "unhealthy",
             PeerStatus::Connecting => "connecting",
             PeerStatus::Refused => "refused",
+            PeerStatus::Mismatch => "configuration mismatch",
         })
     }
 }

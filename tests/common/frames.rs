@@ -90,7 +90,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         },
         7 => Frame::AppendFailed {
             req: rng.gen(),
-            error: match rng.gen_range(0..6) {
+            error: match rng.gen_range(0..8) {
                 0 => AppendError::BadRequest(text(rng)),
                 1 => AppendError::TimedOut {
                     seq: rng.gen(),
@@ -104,6 +104,8 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                     master_addr: text(rng),
                 },
                 4 => AppendError::Storage(text(rng)),
+                5 => AppendError::Unauthorized(text(rng)),
+                6 => AppendError::KeyReused { seq: rng.gen() },
                 _ => AppendError::ShuttingDown {
                     seq: rng.gen_bool(0.5).then(|| rng.gen()),
                 },
@@ -136,6 +138,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                         acked: rng.gen(),
                         lag: rng.gen(),
                         last_heard_ms: rng.gen_bool(0.5).then(|| rng.gen()),
+                        detail: rng.gen_bool(0.5).then(|| text(rng)),
                     })
                     .collect(),
                 authenticated: rng.gen(),
@@ -148,7 +151,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..6) {
+        12 => match rng.gen_range(0..7) {
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
@@ -171,6 +174,10 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             4 => Frame::NewerEpoch {
                 epoch: rng.gen(),
                 reason: text(rng),
+            },
+            5 => Frame::Mismatch {
+                cluster: text(rng),
+                master: text(rng),
             },
             _ => Frame::Heartbeat {
                 committed: rng.gen(),

@@ -55,7 +55,7 @@ pub fn free_port() -> u16 {
 pub struct Cluster {
     /// Node addresses; node 0 is the master.
     pub addrs: Vec<String>,
-    cluster_arg: String,
+    pub cluster_arg: String,
     /// Per-node extra flags.
     extra: Vec<Vec<String>>,
     /// Keeps the data directories.

@@ -379,7 +379,7 @@ impl World {
         let mut keys = KeyWindow::new(1 << 16, 1);
         let mut epochs: Vec<(Epoch, Seq)> = Vec::new();
         for e in &n.log {
-            keys.push(e.seq, e.key.as_deref());
+            keys.push(e.seq, e.key.as_deref(), &e.message);
             if epochs.last().map(|(x, _)| *x) != Some(e.epoch) {
                 epochs.push((e.epoch, e.seq));
             }

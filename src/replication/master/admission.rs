@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::replication::keys::Known;
 
 impl Master {
     pub(super) fn append(
@@ -72,13 +73,23 @@ impl Master {
     /// Assigns a sequence number (or finds the original one for a known
     /// key), holds the append while quorum is unknown, or refuses it.
     pub(super) fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
-        let known = a.request.key.as_deref().and_then(|k| self.keys.get(k));
+        let known =
+            (a.request.key.as_deref()).and_then(|k| self.keys.lookup(k, &a.request.message));
         let seq = match known {
             // A retry: answer with the original entry once it reaches `w`.
-            Some(seq) => seq,
+            Some(Known::Same(seq)) => seq,
+            // The key names another message's entry: appending this one
+            // would lose it, answering with that entry would lie.
+            Some(Known::Different(seq)) => {
+                return out.push(MasterAction::Reply {
+                    client: a.request.client,
+                    req: a.request.req,
+                    result: Err(AppendError::KeyReused { seq }),
+                })
+            }
             None => match self.quorum(now) {
                 Quorum::Known => {
-                    let seq = self.next_seq(a.request.key.as_deref());
+                    let seq = self.next_seq(a.request.key.as_deref(), &a.request.message);
                     out.push(MasterAction::Persist(Entry {
                         epoch: self.epoch,
                         seq,

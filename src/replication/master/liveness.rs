@@ -24,7 +24,10 @@ impl Master {
                     PeerStatus::Healthy
                 }
             }
-            (None, _) if peer.refused.is_some() => PeerStatus::Refused,
+            (None, _) if peer.refused.is_some() => match peer.refused {
+                Some((_, true)) => PeerStatus::Mismatch,
+                _ => PeerStatus::Refused,
+            },
             (None, None)
                 if now.saturating_duration_since(self.started)
                     <= self.cfg.timing.unhealthy_after =>
@@ -44,7 +47,10 @@ impl Master {
             .filter(|p| {
                 !matches!(
                     self.status(p, now),
-                    PeerStatus::Unhealthy | PeerStatus::Connecting | PeerStatus::Refused
+                    PeerStatus::Unhealthy
+                        | PeerStatus::Connecting
+                        | PeerStatus::Refused
+                        | PeerStatus::Mismatch
                 )
             })
             .count() as u32
@@ -105,6 +111,7 @@ impl Master {
             acked: self.stored,
             lag: self.last - self.stored,
             last_heard_ms: Some(0),
+            detail: self.broken.clone().or_else(|| self.storage_trouble.clone()),
         }];
         for p in &self.peers {
             nodes.push(NodeHealth {
@@ -117,6 +124,7 @@ impl Master {
                 last_heard_ms: p
                     .last_heard
                     .map(|h| now.saturating_duration_since(h).as_millis() as u64),
+                detail: p.refused.as_ref().map(|(reason, _)| reason.clone()),
             });
         }
         nodes

@@ -97,13 +97,15 @@ pub enum MasterEvent {
         /// The first sequence number of each epoch in its log.
         epochs: Vec<(Epoch, Seq)>,
     },
-    /// A secondary answered the master's hello with a refusal (another
-    /// cluster, say): it is up, but will not replicate.
+    /// A secondary answered the master's hello with a refusal (a wrong
+    /// key, another configuration): it is up, but will not replicate.
     PeerRefused {
         /// Which secondary.
         peer: usize,
         /// What was refused, for health and the log.
         reason: String,
+        /// Refused because its `--cluster` or `--master` differs.
+        mismatch: bool,
     },
     /// A replication connection closed or failed.
     PeerDisconnected {
@@ -232,8 +234,9 @@ struct Peer {
     retry_at: Option<Instant>,
     /// Consecutive failures, for the backoff.
     attempt: u32,
-    /// Why the last handshake was refused, until a connection succeeds.
-    refused: Option<String>,
+    /// Why the last handshake was refused, until a connection succeeds,
+    /// and whether that was a configuration mismatch.
+    refused: Option<(String, bool)>,
 }
 
 /// A client waiting for its entry to reach `w` nodes.
@@ -448,22 +451,22 @@ impl Master {
     /// Writes the epoch's marker as the next entry; entries of older epochs
     /// count from it on.
     pub(super) fn write_marker(&mut self, out: &mut Vec<MasterAction>) {
-        let seq = self.next_seq(None);
+        let seq = self.next_seq(None, &[]);
         self.commit_floor = seq;
         out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
     }
 
-    /// The next sequence number, for an entry of this epoch with `key`:
-    /// recorded in the epochs and the dedup window. Any entry of this
-    /// epoch does what a due marker would.
-    pub(super) fn next_seq(&mut self, key: Option<&str>) -> Seq {
+    /// The next sequence number, for an entry of this epoch with `key` and
+    /// `message`: recorded in the epochs and the dedup window. Any entry of
+    /// this epoch does what a due marker would.
+    pub(super) fn next_seq(&mut self, key: Option<&str>, message: &[u8]) -> Seq {
         self.marker_due = false;
         self.last += 1;
         let seq = self.last;
         if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
             self.epochs.push((self.epoch, seq));
         }
-        self.keys.push(seq, key);
+        self.keys.push(seq, key, message);
         seq
     }
 
@@ -491,7 +494,11 @@ impl Master {
                 stored,
                 epochs,
             } => self.on_peer_connected(now, peer, conn, (last, &epochs), stored, out),
-            MasterEvent::PeerRefused { peer, reason } => self.on_peer_refused(now, peer, reason),
+            MasterEvent::PeerRefused {
+                peer,
+                reason,
+                mismatch,
+            } => self.on_peer_refused(now, peer, reason, mismatch),
             MasterEvent::PeerDisconnected { peer, conn } => self.on_peer_disconnected(peer, conn),
             MasterEvent::Ack { peer, conn, stored } => self.on_ack(now, peer, conn, stored, out),
             MasterEvent::Nack {

@@ -55,11 +55,17 @@ impl Master {
     /// A secondary refused the hello (or its proof of the key, or its
     /// certificate, did not hold): Refused at once, not Connecting, until a
     /// connection succeeds.
-    pub(super) fn on_peer_refused(&mut self, now: Instant, peer: usize, reason: String) {
+    pub(super) fn on_peer_refused(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        reason: String,
+        mismatch: bool,
+    ) {
         let p = &mut self.peers[peer];
         if p.conn.is_none() {
             p.last_heard = Some(now);
-            p.refused = Some(reason);
+            p.refused = Some((reason, mismatch));
         }
     }
 

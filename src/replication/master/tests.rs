@@ -279,6 +279,34 @@ fn a_retried_key_gets_the_original_sequence_number() {
 }
 
 #[test]
+fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
+    let (mut m, now) = master(0);
+    let keyed = |req, message: &'static str| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: Some("k".into()),
+            w: WriteConcern::Nodes(1),
+            timeout: None,
+            message: message.into(),
+        })
+    };
+    assert_eq!(step(&mut m, now, keyed(1, "a")).len(), 1);
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+    assert_eq!(
+        step(&mut m, now, keyed(2, "b")),
+        vec![A::Reply {
+            client: 1,
+            req: 2,
+            result: Err(AppendError::KeyReused { seq: 1 }),
+        }]
+    );
+    // Nothing was appended, and the key still names the first message.
+    assert_eq!(m.last(), 1);
+    assert_eq!(step(&mut m, now, keyed(3, "a")), vec![ok(1, 3, 1)]);
+}
+
+#[test]
 fn timeout_reports_the_sequence_number_and_the_entry_stays() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
@@ -512,7 +540,8 @@ fn a_secondary_that_refuses_the_hello_is_unhealthy_at_once_not_connecting() {
     let (mut m, now) = master(2);
     let refused = |peer| E::PeerRefused {
         peer,
-        reason: "another cluster".into(),
+        reason: "a wrong key".into(),
+        mismatch: false,
     };
     assert_eq!(step(&mut m, now, refused(0)), vec![]);
     assert_eq!(m.health(now)[1].status, PeerStatus::Refused);

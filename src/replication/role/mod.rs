@@ -984,6 +984,7 @@ impl Core {
                         acked: s.stored(),
                         lag: s.lag(),
                         last_heard_ms: None,
+                        detail: None,
                     }],
                     _ => Vec::new(),
                 },

@@ -357,6 +357,8 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
     step(&mut core, now, Event::FromMaster(sync));
     let mut keyed = entry(4, 1);
     keyed.key = Some("k".into());
+    // The retry below sends the same message.
+    keyed.message = bytes::Bytes::from_static(b"m");
     let entries = SecondaryEvent::Entries {
         conn: 3,
         entries: vec![keyed],
