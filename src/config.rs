@@ -211,6 +211,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Entries whose request keys are remembered (`--dedup-window`).
     pub dedup_window: u64,
+    /// Where Prometheus metrics are served (`--metrics-listen`), if at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Testing aid: while this file exists, the log's writes and syncs fail
     /// as if the disk were full.
     pub fail_storage_while: Option<PathBuf>,
@@ -269,6 +271,7 @@ impl NodeConfig {
             seed: None,
             limits: Limits::default(),
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
+            metrics_listen: None,
             fail_storage_while: None,
             cluster_keys: None,
             tls: None,

@@ -112,6 +112,9 @@ pub struct DaemonArgs {
     /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics; off unless given. Under --dev, node i serves on ADDR's port + i - 1.
+    #[arg(long, env = "REPLOG_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Testing aid: while this file exists, writes and syncs of the log fail as if the disk were full (only syncs if it holds the word "sync").
     #[arg(long, env = "REPLOG_FAIL_STORAGE_WHILE", value_name = "PATH")]
     pub fail_storage_while: Option<PathBuf>,
@@ -155,6 +158,7 @@ impl DaemonArgs {
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;
         cfg.dedup_window = self.dedup_window;
+        cfg.metrics_listen = self.metrics_listen;
         cfg.fail_storage_while = self.fail_storage_while.clone();
         cfg.limits = Limits {
             max_connections: self.max_connections,
@@ -320,9 +324,16 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         listeners.push(l);
     }
     let mut tasks = Vec::new();
-    for ((id, _), listener) in cluster.nodes.iter().zip(listeners) {
+    for (i, ((id, _), listener)) in cluster.nodes.iter().zip(listeners).enumerate() {
         let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
         let mut cfg = args.node_config(id, cluster.clone(), dir);
+        // One address per node: node i on the given port + i - 1.
+        if let Some(addr) = &mut cfg.metrics_listen {
+            let port = addr.port() as usize + i;
+            let port = u16::try_from(port)
+                .map_err(|_| anyhow::anyhow!("--metrics-listen: port {port} is out of range"))?;
+            addr.set_port(port);
+        }
         cfg.cluster_keys = Some(keys.clone());
         cfg.tls = tls.clone();
         tasks.push(tokio::spawn(crate::node::run::<Tcp>(

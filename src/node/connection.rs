@@ -63,6 +63,7 @@ pub(super) async fn accept_loop<N: Net>(listener: N::Listener, shared: Arc<Share
                         .spawn(open::<N>(stream, addr, shared2, slot).in_current_span());
                 }
                 Err(_) => {
+                    shared.metrics.refused("max_connections");
                     let max = shared.cfg.limits.max_connections;
                     if let Some(more) = shared.throttle.allow("max-connections") {
                         warn!(peer = %addr, suppressed = more, "refusing a connection: {max} connections are open (--max-connections)");
@@ -125,11 +126,13 @@ async fn open<N: Net>(
             serve(Box::new(stream), addr, shared, slot, has_cert).await
         }
         Ok(Err(e)) => {
+            shared.metrics.refused("tls");
             if let Some(more) = shared.throttle.allow("tls-handshake") {
                 warn!(peer = %addr, error = %e, suppressed = more, "closing connection: TLS handshake failed (this node accepts only TLS)");
             }
         }
         Err(_) => {
+            shared.metrics.refused("tls");
             if let Some(more) = shared.throttle.allow("tls-timeout") {
                 warn!(peer = %addr, suppressed = more, "closing connection: no TLS handshake within {} (--hello-timeout)", humantime::format_duration(limit));
             }
@@ -151,6 +154,7 @@ async fn serve(
     has_cert: bool,
 ) {
     let cfg = &shared.cfg;
+    let _open = shared.metrics.connection();
     let (r, w) = tokio::io::split(stream);
     let mut reader: Reader = FramedRead::new(r, FrameCodec::new(cfg.max_frame_bytes()));
     let mut writer: Writer = FramedWrite::new(w, FrameCodec::new(cfg.max_frame_bytes()));
@@ -164,12 +168,14 @@ async fn serve(
     let hello = match first {
         Ok(Some(Ok(Frame::Hello(hello)))) => hello,
         Ok(Some(Ok(other))) => {
+            shared.metrics.refused("bad_hello");
             if let Some(more) = shared.throttle.allow("no-hello") {
                 warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", frame_name(&other));
             }
             return;
         }
         Ok(Some(Err(e))) => {
+            shared.metrics.refused("bad_hello");
             if let Some(more) = shared.throttle.allow("bad-hello") {
                 warn!(peer = %addr, error = %e, suppressed = more, "closing connection: bad bytes before hello");
             }
@@ -177,6 +183,7 @@ async fn serve(
         }
         Ok(None) => return,
         Err(_) => {
+            shared.metrics.refused("hello_timeout");
             if let Some(more) = shared.throttle.allow("hello-timeout") {
                 warn!(peer = %addr, suppressed = more, "closing connection: no hello within {} (--hello-timeout)", humantime::format_duration(hello_timeout));
             }
@@ -187,6 +194,10 @@ async fn serve(
         let reason = match &refusal {
             HelloRefusal::Other(reason) | HelloRefusal::Mismatch(reason) => reason.clone(),
         };
+        shared.metrics.refused(match refusal {
+            HelloRefusal::Mismatch(_) => "configuration_mismatch",
+            HelloRefusal::Other(_) => "hello",
+        });
         if let Some(more) = shared.throttle.allow("refused-hello") {
             warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
         }
@@ -224,6 +235,7 @@ async fn serve(
             match access {
                 Ok(access) => clients::serve(reader, writer, addr, &shared, access).await,
                 Err(reason) => {
+                    shared.metrics.refused("client_token");
                     if let Some(more) = shared.throttle.allow("unauthorized-client") {
                         warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
                     }
@@ -300,6 +312,7 @@ async fn admit_node(
     let Err(reason) = proved else {
         return true;
     };
+    shared.metrics.refused("node_proof");
     if let Some(more) = shared.throttle.allow(throttle) {
         let key_file = cfg
             .cluster_keys

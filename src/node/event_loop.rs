@@ -20,7 +20,7 @@ use crate::entry::{Entry, Epoch, Seq};
 use crate::replication::role::{Action, Core, Event, RoleView, VoteRequest};
 use crate::replication::secondary::SecondaryEvent;
 use crate::replication::{ClientId, ConnId};
-use crate::wire::Frame;
+use crate::wire::{Frame, WriteConcern};
 
 /// Starts the link to one secondary: its index, id and address, the epoch
 /// it speaks for and its command queue.
@@ -71,6 +71,10 @@ pub(super) struct NodeLoop {
     pub(super) actions: Vec<Action>,
     /// Inputs the loop generated for itself (stored without a syncer).
     pub(super) requeue: VecDeque<Input>,
+    /// When each unanswered append arrived, and its write concern: for the
+    /// metrics. Bounded as the appends in flight are (connections times
+    /// `--max-inflight`).
+    pub(super) appends: HashMap<(ClientId, u64), (std::time::Instant, WriteConcern)>,
 }
 
 impl NodeLoop {
@@ -132,13 +136,17 @@ impl NodeLoop {
             }
             Input::ClientClosed { client } => {
                 self.clients.remove(&client);
+                self.appends.retain(|(c, _), _| *c != client);
                 return;
             }
             Input::Health { tx } => {
                 let _ = tx.send(self.core.health(now));
                 return;
             }
-            Input::Append(request) => Event::Append(request),
+            Input::Append(request) => {
+                (self.appends).insert((request.client, request.req), (now, request.w));
+                Event::Append(request)
+            }
             Input::Link(event) => Event::Link(event),
             Input::MasterOpened {
                 conn,
@@ -472,6 +480,12 @@ impl NodeLoop {
                     req,
                     result,
                 } => {
+                    if let Some((arrived, w)) = self.appends.remove(&(client, req)) {
+                        let seconds = arrived.elapsed().as_secs_f64();
+                        let outcome = super::metrics::outcome_label(&result);
+                        let w = super::metrics::w_label(w);
+                        self.shared.metrics.append(w, outcome, seconds);
+                    }
                     if let Some(tx) = self.clients.get(&client) {
                         let frame = match result {
                             Ok(seq) => Frame::Appended { req, seq },

@@ -29,6 +29,7 @@ mod clients;
 mod connection;
 mod event_loop;
 mod link;
+mod metrics;
 mod syncer;
 mod throttle;
 mod vote;
@@ -153,6 +154,8 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     /// Rounds the node loop has completed: proof of life for the watchdog.
     pub rounds: AtomicU64,
+    /// What `--metrics-listen` serves.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Shared {
@@ -246,6 +249,7 @@ pub async fn run<N: Net>(
         role: role_rx,
         tracker: tracker.clone(),
         rounds: AtomicU64::new(0),
+        metrics: Arc::new(metrics::Metrics::default()),
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
@@ -258,6 +262,7 @@ pub async fn run<N: Net>(
                     control_tx.clone(),
                     report,
                     cfg.fail_storage_while.clone(),
+                    shared.metrics.clone(),
                 )
                 .instrument(span.clone()),
             );
@@ -309,9 +314,17 @@ pub async fn run<N: Net>(
         pending: Vec::new(),
         actions: Vec::new(),
         requeue: VecDeque::new(),
+        appends: HashMap::new(),
     };
     node.run_actions(&mut start);
 
+    if let Some(addr) = cfg.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen for metrics on {addr} (--metrics-listen): {e}")
+        })?;
+        info!(node = %cfg.id, %addr, "serving metrics at http://{addr}/metrics");
+        tracker.spawn(metrics::serve(listener, shared.clone()).instrument(span.clone()));
+    }
     let acceptor = tokio::spawn(
         connection::accept_loop::<N>(listener, shared.clone()).instrument(span.clone()),
     );

@@ -102,6 +102,7 @@ pub(super) async fn run(
     inputs: mpsc::Sender<Input>,
     report: bool,
     fault: Option<std::path::PathBuf>,
+    metrics: Arc<super::metrics::Metrics>,
 ) {
     loop {
         if !report && !queue.closed.load(Ordering::Acquire) {
@@ -113,13 +114,16 @@ pub(super) async fn run(
         };
         let Job { gen, upto, files } = job;
         let fault = fault.clone();
+        let metrics = metrics.clone();
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use crate::storage::disk::{injected_fault, FaultOp};
             if let Some(err) = injected_fault(fault.as_deref(), FaultOp::Sync) {
                 return Err(err);
             }
             for f in files {
+                let started = std::time::Instant::now();
                 f.sync_data()?;
+                metrics.fsync(started.elapsed().as_secs_f64());
             }
             Ok(())
         })

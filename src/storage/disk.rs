@@ -530,6 +530,10 @@ impl DiskLog {
         sync_dir(&self.dir)
     }
 
+    pub(super) fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
     pub(super) fn last(&self) -> Position {
         Position {
             epoch: self.last_epoch,

@@ -102,6 +102,22 @@ impl Log {
         }
     }
 
+    /// Sequence number of the first entry held (0 when the log is empty).
+    pub fn first(&self) -> Seq {
+        match self.last().seq {
+            0 => 0,
+            _ => 1,
+        }
+    }
+
+    /// Bytes the log takes: its records on disk, or its messages in memory.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Log::Memory(m) => m.entries.iter().map(|e| e.message.len() as u64).sum(),
+            Log::Disk(d) => d.bytes(),
+        }
+    }
+
     /// Up to `max` entries from `from`, stopping before `upto` is passed or
     /// the answer would exceed `max_bytes` as counted by [`entry_cost`] (at
     /// least one entry is returned if there is one).

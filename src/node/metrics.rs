@@ -1,0 +1,467 @@
+//! Prometheus metrics, served on `--metrics-listen` as OpenMetrics text.
+//!
+//! Counters and histograms are updated where things happen: appends by the
+//! node loop when it answers one, fsyncs by the syncer, refused handshakes
+//! by the connection that refuses. Everything that is a state rather than
+//! an event (role, epoch, the secondaries as the master sees them, the
+//! log's size) is read at scrape time from the core's health report and
+//! the log, so it is never stale and costs nothing between scrapes.
+//!
+//! The HTTP side is deliberately small: one request per connection, a head
+//! of at most [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at
+//! most [`SCRAPES_IN_FLIGHT`] at once (more are closed unanswered), and
+//! only `GET /metrics` answered with metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+use tracing::{debug, warn};
+
+use super::{Input, Shared};
+use crate::wire::{AppendError, HealthReport, NodeRole, PeerStatus, WriteConcern};
+
+/// Largest request head read.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Time a scraper has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Scrapes answered at once.
+const SCRAPES_IN_FLIGHT: usize = 4;
+
+/// An append's labels: how it ended and its write concern.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AppendLabels {
+    outcome: &'static str,
+    w: String,
+}
+
+/// A write concern as a label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct WLabels {
+    w: String,
+}
+
+/// Why a handshake was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// A secondary, as the master sees it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    node: String,
+}
+
+/// A secondary and one status it may be in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerStatusLabels {
+    node: String,
+    status: &'static str,
+}
+
+/// A role this node may have.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
+/// Every metric of one node.
+pub(crate) struct Metrics {
+    registry: Registry,
+    appends: Family<AppendLabels, Counter>,
+    append_seconds: Family<WLabels, Histogram, fn() -> Histogram>,
+    fsync_seconds: Histogram,
+    refused: Family<ReasonLabels, Counter>,
+    connections: Gauge,
+    role: Family<RoleLabels, Gauge>,
+    epoch: Gauge,
+    entries: Gauge,
+    log_bytes: Gauge,
+    first_seq: Gauge,
+    last_seq: Gauge,
+    committed_seq: Gauge,
+    reachable: Gauge,
+    peer_acked: Family<PeerLabels, Gauge>,
+    peer_lag: Family<PeerLabels, Gauge>,
+    peer_status: Family<PeerStatusLabels, Gauge>,
+}
+
+/// Latencies from 50 µs to about 27 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("replog");
+        let appends = Family::<AppendLabels, Counter>::default();
+        registry.register(
+            "appends",
+            "Appends answered by this node, by outcome and write concern",
+            appends.clone(),
+        );
+        let append_seconds = Family::<WLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register_with_unit(
+            "append_latency",
+            "Time from an append's arrival to its answer, by write concern",
+            Unit::Seconds,
+            append_seconds.clone(),
+        );
+        let fsync_seconds = latency_histogram();
+        registry.register_with_unit(
+            "fsync_latency",
+            "Time one fdatasync of the log took",
+            Unit::Seconds,
+            fsync_seconds.clone(),
+        );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "refused_handshakes",
+            "Connections refused at the handshake, by reason",
+            refused.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let connections = gauge(
+            &mut registry,
+            "connections",
+            "Connections open to this node (clients, master, candidates)",
+        );
+        let role = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "role",
+            "1 for this node's role (master or secondary)",
+            role.clone(),
+        );
+        let epoch = gauge(&mut registry, "epoch", "This node's epoch");
+        let entries = gauge(&mut registry, "log_entries", "Entries in this node's log");
+        let log_bytes = Gauge::default();
+        registry.register_with_unit(
+            "log_size",
+            "Size of this node's log on disk (records, or messages in memory)",
+            Unit::Bytes,
+            log_bytes.clone(),
+        );
+        let first_seq = gauge(
+            &mut registry,
+            "log_first_seq",
+            "Sequence number of the first entry this node holds (0: none)",
+        );
+        let last_seq = gauge(
+            &mut registry,
+            "log_last_seq",
+            "Sequence number of the last entry in this node's log",
+        );
+        let committed_seq = gauge(
+            &mut registry,
+            "committed_seq",
+            "Last sequence number this node knows is on a majority",
+        );
+        let reachable = gauge(
+            &mut registry,
+            "reachable_nodes",
+            "Nodes the master reaches, itself included (0 on a secondary)",
+        );
+        let peer_acked = Family::<PeerLabels, Gauge>::default();
+        registry.register(
+            "secondary_acked_seq",
+            "On the master: last sequence number each secondary acknowledged as stored",
+            peer_acked.clone(),
+        );
+        let peer_lag = Family::<PeerLabels, Gauge>::default();
+        registry.register(
+            "secondary_lag_entries",
+            "On the master: entries each secondary is behind the master's log",
+            peer_lag.clone(),
+        );
+        let peer_status = Family::<PeerStatusLabels, Gauge>::default();
+        registry.register(
+            "secondary_status",
+            "On the master: 1 for each secondary's status",
+            peer_status.clone(),
+        );
+        Metrics {
+            registry,
+            appends,
+            append_seconds,
+            fsync_seconds,
+            refused,
+            connections,
+            role,
+            epoch,
+            entries,
+            log_bytes,
+            first_seq,
+            last_seq,
+            committed_seq,
+            reachable,
+            peer_acked,
+            peer_lag,
+            peer_status,
+        }
+    }
+}
+
+/// A write concern as a label value.
+pub(crate) fn w_label(w: WriteConcern) -> String {
+    match w {
+        WriteConcern::Nodes(n) => n.to_string(),
+        WriteConcern::Majority => "majority".into(),
+        WriteConcern::All => "all".into(),
+    }
+}
+
+/// An append's outcome as a label value.
+pub(crate) fn outcome_label(result: &Result<u64, AppendError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(AppendError::BadRequest(_)) => "bad_request",
+        Err(AppendError::KeyReused { .. }) => "key_reused",
+        Err(AppendError::TimedOut { .. }) => "timed_out",
+        Err(AppendError::Refused { .. }) => "refused",
+        Err(AppendError::NotMaster { .. }) => "not_master",
+        Err(AppendError::Storage(_)) => "storage",
+        Err(AppendError::ShuttingDown { .. }) => "shutting_down",
+        Err(AppendError::Unauthorized(_)) => "unauthorized",
+    }
+}
+
+/// Counts an open connection until dropped.
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// An append answered after `seconds`.
+    pub(crate) fn append(&self, w: String, outcome: &'static str, seconds: f64) {
+        self.append_seconds
+            .get_or_create(&WLabels { w: w.clone() })
+            .observe(seconds);
+        self.appends
+            .get_or_create(&AppendLabels { outcome, w })
+            .inc();
+    }
+
+    /// One fdatasync that took `seconds`.
+    pub(crate) fn fsync(&self, seconds: f64) {
+        self.fsync_seconds.observe(seconds);
+    }
+
+    /// A handshake refused: `reason` is one of a few fixed words.
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A connection accepted; it counts until the guard is dropped.
+    pub(crate) fn connection(&self) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.connections.clone())
+    }
+
+    /// The states read at scrape time.
+    fn set_state(&self, report: &HealthReport, log: LogFigures) {
+        self.role.clear();
+        let role = match report.role {
+            NodeRole::Master => "master",
+            NodeRole::Secondary => "secondary",
+        };
+        self.role.get_or_create(&RoleLabels { role }).set(1);
+        self.epoch.set(report.epoch as i64);
+        self.entries.set(log.entries as i64);
+        self.log_bytes.set(log.bytes as i64);
+        self.first_seq.set(log.first as i64);
+        self.last_seq.set(log.last as i64);
+        self.committed_seq.set(log.committed as i64);
+        self.reachable.set(report.reachable as i64);
+        self.peer_acked.clear();
+        self.peer_lag.clear();
+        self.peer_status.clear();
+        if report.role != NodeRole::Master {
+            return;
+        }
+        for n in report
+            .nodes
+            .iter()
+            .filter(|n| n.role == NodeRole::Secondary)
+        {
+            let node = PeerLabels { node: n.id.clone() };
+            self.peer_acked.get_or_create(&node).set(n.acked as i64);
+            self.peer_lag.get_or_create(&node).set(n.lag as i64);
+            for status in ALL_STATUSES {
+                let labels = PeerStatusLabels {
+                    node: n.id.clone(),
+                    status: status_label(status),
+                };
+                self.peer_status
+                    .get_or_create(&labels)
+                    .set(i64::from(n.status == status));
+            }
+        }
+    }
+
+    /// The exposition text.
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
+
+/// Every status, so that a dashboard sees each as 0 or 1.
+const ALL_STATUSES: [PeerStatus; 6] = [
+    PeerStatus::Healthy,
+    PeerStatus::Suspected,
+    PeerStatus::Unhealthy,
+    PeerStatus::Connecting,
+    PeerStatus::Refused,
+    PeerStatus::Mismatch,
+];
+
+/// A status as a label value (one word, unlike its display).
+fn status_label(s: PeerStatus) -> &'static str {
+    match s {
+        PeerStatus::Healthy => "healthy",
+        PeerStatus::Suspected => "suspected",
+        PeerStatus::Unhealthy => "unhealthy",
+        PeerStatus::Connecting => "connecting",
+        PeerStatus::Refused => "refused",
+        PeerStatus::Mismatch => "mismatch",
+    }
+}
+
+/// What the log holds, read at scrape time.
+struct LogFigures {
+    entries: u64,
+    bytes: u64,
+    first: u64,
+    last: u64,
+    committed: u64,
+}
+
+/// The metrics page: the state asked of the node loop and the log, then
+/// everything encoded. `None` once the node is stopping.
+async fn render(shared: &Shared) -> Option<String> {
+    let (tx, rx) = oneshot::channel();
+    shared.requests.send(Input::Health { tx }).await.ok()?;
+    let report = rx.await.ok()?;
+    let figures = {
+        let log = shared.log.read().expect("log lock");
+        let (first, last) = (log.first(), log.last().seq);
+        LogFigures {
+            entries: if first == 0 { 0 } else { last + 1 - first },
+            bytes: log.bytes(),
+            first,
+            last,
+            committed: *shared.committed.borrow(),
+        }
+    };
+    shared.metrics.set_state(&report, figures);
+    Some(shared.metrics.encode())
+}
+
+/// Serves scrapes on `listener` until the node stops.
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(SCRAPES_IN_FLIGHT));
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "cannot accept a metrics connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(peer = %addr, "too many scrapes at once: closing one");
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = answer(stream, &shared).await {
+                debug!(peer = %addr, error = %e, "metrics request failed");
+            }
+        });
+    }
+}
+
+/// Reads one request head and answers it.
+async fn answer(mut stream: tokio::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.len() > MAX_REQUEST_BYTES {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    if !matches!(read, Ok(Ok(()))) {
+        return Ok(());
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next(), words.next());
+    let (status, kind, body) = match (method, path) {
+        (Some("GET"), Some("/metrics")) => match render(shared).await {
+            Some(text) => (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            ),
+            None => (
+                "503 Service Unavailable",
+                "text/plain",
+                "the node is stopping\n".into(),
+            ),
+        },
+        (Some("GET"), _) => (
+            "404 Not Found",
+            "text/plain",
+            "replog serves its metrics at /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET /metrics is served here\n".into(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
