@@ -127,6 +127,21 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Check that every node holds the same log: compares digests of ranges of each node's log and reports the first sequence number where two disagree, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not. Given one node, every node of its cluster is checked.
+    Verify {
+        /// The nodes to compare (comma-separated), or one node of the cluster (default 127.0.0.1:7001, or REPLOG_NODE).
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// Print {"agree": B, "agreed_upto": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}.
+        #[arg(long)]
+        json: bool,
+        /// Give up (exit 5) if the nodes have not answered after this long, connecting included.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -278,6 +293,19 @@ pub async fn run(cli: Cli) -> i32 {
                 let nodes = node_list(node);
                 let get = get(&nodes, seq, (json, committed), &conn);
                 within(from_now(timeout), &nodes.join(","), "", get).await
+            }
+        },
+        Command::Verify {
+            node,
+            json,
+            timeout,
+            conn,
+        } => match conn.options() {
+            Err(e) => Err(e),
+            Ok(conn) => {
+                let nodes = node_list(node);
+                let run = verify(&nodes, json, &conn);
+                within(from_now(timeout), &nodes.join(","), "", run).await
             }
         },
         Command::Health {
@@ -837,6 +865,59 @@ async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
         Some(Err(e)) => Err(e),
         None if secondary => Err(ClientError::NoMaster { node: report.node }),
         None => verdict(&report),
+    }
+}
+
+/// Compares every node's log and prints the verdict.
+async fn verify(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(), ClientError> {
+    let addrs = crate::verify::nodes_to_check(nodes, conn).await?;
+    let clients =
+        futures_util::future::try_join_all(addrs.iter().map(|a| Client::connect_with(a, conn)))
+            .await?;
+    let v = crate::verify::verify(&clients).await?;
+    let groups: Vec<Vec<String>> = v.difference.iter().flat_map(|d| d.1.clone()).collect();
+    let text = if json {
+        let value = serde_json::json!({
+            "agree": v.difference.is_none(),
+            "agreed_upto": v.agreed_upto,
+            "first_difference": v.difference.as_ref().map(|d| d.0),
+            "groups": groups,
+            "nodes": v.nodes.iter().map(|(id, addr, last)| serde_json::json!({
+                "id": id, "addr": addr, "last": last,
+            })).collect::<Vec<_>>(),
+        });
+        format!("{value}\n")
+    } else {
+        let mut text = match &v.difference {
+            None if v.agreed_upto == 0 => format!(
+                "all {} nodes agree: no entry is on every node yet\n",
+                v.nodes.len()
+            ),
+            None => format!(
+                "all {} nodes agree on sequence numbers 1 to {}\n",
+                v.nodes.len(),
+                v.agreed_upto
+            ),
+            Some((seq, _)) => format!(
+                "the nodes DISAGREE at sequence number {seq}: {}; 1 to {} agree\n",
+                crate::verify::describe_groups(&groups),
+                v.agreed_upto
+            ),
+        };
+        for (id, addr, last) in &v.nodes {
+            text.push_str(&format!("{id}  {addr}  holds up to {last}\n"));
+        }
+        text
+    };
+    emit(&mut std::io::stdout().lock(), &text, || {
+        "the verdict was found".into()
+    })?;
+    match v.difference {
+        None => Ok(()),
+        Some((seq, _)) => Err(ClientError::Diverged {
+            seq,
+            groups: crate::verify::describe_groups(&groups),
+        }),
     }
 }
 

@@ -141,6 +141,14 @@ pub enum ClientError {
         /// Its reason, naming the flag to fix.
         reason: String,
     },
+    /// `verify`: two nodes hold different entries at `seq`.
+    #[error("the nodes disagree at sequence number {seq}: {groups}; everything before it agrees. Keep the majority's copy: stop the odd node, move its data directory aside and restart it to resync from the master")]
+    Diverged {
+        /// The first sequence number where logs differ.
+        seq: u64,
+        /// Which nodes hold which version, e.g. "n1 and n2 hold one entry, n3 another".
+        groups: String,
+    },
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
@@ -214,6 +222,7 @@ impl ClientError {
             | ClientError::Rejected { .. } => 5,
             ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
             ClientError::Degraded { .. } => 7,
+            ClientError::Diverged { .. } => 8,
             _ => 1,
         }
     }
@@ -368,6 +377,7 @@ impl Client {
                     Frame::Appended { req, .. }
                     | Frame::AppendFailed { req, .. }
                     | Frame::Listed { req, .. }
+                    | Frame::Digests { req, .. }
                     | Frame::HealthReport { req, .. } => *req,
                     _ => continue,
                 };
@@ -549,6 +559,29 @@ impl Client {
     pub async fn health(&self) -> Result<HealthReport, ClientError> {
         match self.request(|req| Frame::Health { req }).await? {
             Frame::HealthReport { report, .. } => Ok(report),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Digests of the node's visible entries from `from` to `to`, one per
+    /// `step` entries, and the last sequence number they cover (the node
+    /// stops at its log's end and at its per-request limits).
+    pub async fn digests(
+        &self,
+        from: Seq,
+        to: Seq,
+        step: u64,
+    ) -> Result<(Seq, Vec<[u8; 16]>), ClientError> {
+        let answer = self
+            .request(|req| Frame::Digest {
+                req,
+                from,
+                to,
+                step,
+            })
+            .await?;
+        match answer {
+            Frame::Digests { upto, digests, .. } => Ok((upto, digests)),
             other => Err(self.protocol(other)),
         }
     }

@@ -21,6 +21,7 @@
 //! - [`config`]: cluster list and node configuration, validated.
 //! - [`auth`]: the cluster key's challenge–response and client tokens;
 //!   [`tls`]: optional TLS (rustls) for every connection.
+//! - [`verify`]: `replog verify`, comparing the nodes' logs by digests.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
 //!   command lines (clap definitions shared with the man pages);
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
@@ -37,4 +38,5 @@ pub mod replication;
 pub mod storage;
 pub mod systemd;
 pub mod tls;
+pub mod verify;
 pub mod wire;

@@ -348,7 +348,7 @@ fn answer_kind(frame: &crate::wire::Frame) -> Answer {
         Frame::Appended { .. } | Frame::AppendFailed { .. } | Frame::HealthReport { .. } => {
             Answer::Request
         }
-        Frame::Listed { .. } => Answer::ListPage,
+        Frame::Listed { .. } | Frame::Digests { .. } => Answer::ListPage,
         _ => Answer::None,
     }
 }

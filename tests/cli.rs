@@ -222,3 +222,62 @@ async fn health_reports_a_node_with_another_cluster_list_as_a_configuration_mism
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_secondary_whose_segment_was_edited_while_it_was_stopped() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let node = c.addrs[0].clone();
+    for i in 1..=30 {
+        let (code, _, err) = replog(&["append", "--node", &node, "-w", "all", &format!("m{i}")]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = replog(&["verify", "--node", &node]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("all 3 nodes agree on sequence numbers 1 to 30\n"),
+        "{out}"
+    );
+
+    // Stop n3 and rewrite entry 17 of its log with valid checksums: its
+    // log opens as if nothing happened.
+    c.kill(2);
+    let dir = c.data_dir(2);
+    let entries = {
+        let log = replog::storage::Log::open(&dir, replog::config::DEFAULT_SEGMENT_BYTES).unwrap();
+        log.read(1, u64::MAX, usize::MAX, usize::MAX).unwrap()
+    };
+    assert_eq!(entries.len(), 30);
+    let mut segment = Vec::new();
+    for mut e in entries {
+        if e.seq == 17 {
+            e.message = bytes::Bytes::from_static(b"forged");
+        }
+        replog::storage::disk::encode_record(&e, &mut segment);
+    }
+    std::fs::write(dir.join(format!("{:020}.log", 1)), segment).unwrap();
+    c.start(2);
+    c.wait_healthy(&[1, 2]).await;
+    let (code, _, err) = replog(&["append", "--node", &node, "-w", "all", "after"]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = replog(&["verify", "--node", &node]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(
+        out.starts_with("the nodes DISAGREE at sequence number 17: n1 and n2 hold one version, n3 holds another; 1 to 16 agree\n"),
+        "{out}"
+    );
+    assert!(out.contains("holds up to 31"), "{out}");
+    assert!(err.contains("disagree at sequence number 17"), "{err}");
+    let all = format!("{},{},{}", c.addrs[0], c.addrs[1], c.addrs[2]);
+    let (code, out, _) = replog(&["verify", "--node", &all, "--json"]);
+    assert_eq!(code, 8);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&v["agree"], &v["first_difference"], &v["agreed_upto"]),
+        (&false.into(), &17.into(), &16.into()),
+        "{out}"
+    );
+    assert_eq!(v["groups"], serde_json::json!([["n1", "n2"], ["n3"]]));
+}

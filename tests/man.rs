@@ -19,7 +19,7 @@ ok: the message was stored on \fIw\fR nodes; its sequence number is printed.
 other error; the message on standard error says what happened.
 .TP
 \fB2\fR
-bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, or malformed arguments.
+bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, a key already used for another message, or malformed arguments.
 .TP
 \fB3\fR
 timed out: \-\-timeout passed (or the master shut down or stepped down) before \fIw\fR nodes stored it. The message is in the master's log with the sequence number given on standard error and will still be replicated, unless a failover cuts it (possible only below a majority).
@@ -35,6 +35,9 @@ unauthorized, nothing done: the cluster requires a client token and it is missin
 .TP
 \fB7\fR
 degraded (\fBhealth\fR only): appends are taken, but some node is not healthy (suspected, unhealthy, connecting, refused, or in configuration mismatch: started with another \fB\-\-cluster\fR list or \fB\-\-master\fR, the difference named); the report is printed and standard error names those nodes.
+.TP
+\fB8\fR
+diverged (\fBverify\fR only): two nodes hold different entries at the sequence number printed.
 "#;
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
@@ -51,6 +54,9 @@ Prints the message at SEQ (its bytes and a newline, or {"message": "...", "seq":
 \fBhealth\fR [\-\-node ADDR] [\-\-json] [\-\-wait [DUR] | \-\-timeout DUR]
 Shows the node and, on the master (or, asked of a secondary, as the master it follows sees it), every node's role, status (healthy, suspected, unhealthy, or connecting while the master has not heard from it since it started), acknowledged sequence and lag, and whether the master is read\-only. \fB\-\-wait\fR blocks until the cluster can take appends (following a secondary to the master, waiting for nodes not up yet); with DUR it gives up after that long, with exit 4 (5 if no node answered). Exit status: 0 when every node shown is healthy, 4 when the master is read\-only or no master is known, 7 when appends are taken but some node is not healthy; with \fB\-\-wait\fR, 0 as soon as appends are taken.
 .TP
+\fBverify\fR [\-\-node ADDR[,ADDR...]] [\-\-json] [\-\-timeout DUR]
+Compares the logs of the nodes given (or, given one, of every node of its cluster) by digests of ranges, never copying entries, and prints the first sequence number where two nodes hold different entries, and which nodes hold which version, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not.
+.TP
 \fBcompletions\fR bash|zsh|fish
 Prints a completion script.
 .SH EXAMPLES
@@ -61,6 +67,7 @@ replog list \-\-node 127.0.0.1:7003 \-\-json
 REPLOG_NODES=10.0.0.1:7001,10.0.0.2:7001 replog append \-w majority "follows the master"
 replog list \-\-committed
 replog health
+replog verify
 .fi
 .SH "SEE ALSO"
 \fBreplogd\fR(8)

@@ -14,6 +14,7 @@ use tracing::{info, warn, Instrument};
 
 use super::connection::{frame_name, Reader, Writer};
 use super::{timeout_from_ms, Input, Shared};
+use crate::entry::Seq;
 use crate::net::{Credits, Outbox};
 use crate::replication::AppendRequest;
 use crate::wire::{AppendError, Frame, FrameError, Welcome};
@@ -122,7 +123,10 @@ pub(super) async fn serve(
             };
             if !matches!(
                 frame,
-                Frame::Append { .. } | Frame::List { .. } | Frame::Health { .. }
+                Frame::Append { .. }
+                    | Frame::List { .. }
+                    | Frame::Health { .. }
+                    | Frame::Digest { .. }
             ) {
                 if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
                     warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
@@ -200,6 +204,34 @@ pub(super) async fn serve(
                         .in_current_span(),
                     );
                 }
+                Frame::Digest {
+                    req,
+                    from,
+                    to,
+                    step,
+                } => {
+                    let (shared2, outbox, credits) =
+                        (shared.clone(), outbox.clone(), credits.clone());
+                    // Its own task, like a list: a long read must not hold
+                    // up the connection's other requests. It takes a list
+                    // page's credit: one such read per connection at a time.
+                    shared.tracker.spawn(
+                        async move {
+                            let page = tokio::select! {
+                                _ = shared2.shutdown.cancelled() => return,
+                                _ = outbox.closed() => return,
+                                p = credits.list_pages.acquire() => p,
+                            };
+                            match page {
+                                Ok(p) => p.forget(), // given back by the writer
+                                Err(_) => return,
+                            }
+                            let answer = digests(&shared2, req, (from, to), step).await;
+                            outbox.send(answer).await;
+                        }
+                        .in_current_span(),
+                    );
+                }
                 Frame::Health { req } => {
                     let (otx, orx) = oneshot::channel();
                     if !to_node(shared, Input::Health { tx: otx }).await {
@@ -227,6 +259,44 @@ pub(super) async fn serve(
     // hold this task.
     outbox.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+}
+
+/// Answers one `Digest`: the visible log from `from` read a page at a time
+/// (the lock is not held between pages), hashed in ranges of `step`.
+async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -> Frame {
+    use crate::storage::digest::{covered, RangeDigests};
+    let from = from.max(1);
+    let mut upto = covered(from, to, step, *shared.visible.borrow());
+    let mut ranges = RangeDigests::new(step);
+    let mut next = from;
+    while next <= upto {
+        let read = {
+            let log = shared.log.read().expect("log lock");
+            log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES)
+        };
+        let page = match read {
+            Ok(page) => page,
+            Err(e) => {
+                warn!(error = %e, "cannot read the log for a digest");
+                return Frame::Refused {
+                    reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+                };
+            }
+        };
+        let Some(last) = page.last().map(|e| e.seq) else {
+            // Cut meanwhile (a failover): cover what was read.
+            upto = next - 1;
+            break;
+        };
+        page.iter().for_each(|e| ranges.push(e));
+        next = last + 1;
+        tokio::task::yield_now().await;
+    }
+    Frame::Digests {
+        req,
+        upto: upto.max(from - 1),
+        digests: ranges.finish(),
+    }
 }
 
 /// One `List` request.

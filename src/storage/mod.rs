@@ -6,6 +6,7 @@
 //! are separate steps so that one `fdatasync` can cover every entry written
 //! while the previous one ran (group commit, done by the runtime's syncer).
 
+pub mod digest;
 pub mod disk;
 
 use std::fs::File;

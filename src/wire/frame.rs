@@ -207,6 +207,33 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::string::deserialize")]
         master: String,
     },
+
+    // ---- replica verification (`replog verify`) ----
+    /// Digests of the node's visible entries from `from` to `to`, one per
+    /// `step` entries.
+    Digest {
+        /// Request id.
+        req: u64,
+        /// First sequence number.
+        from: Seq,
+        /// Last sequence number asked for.
+        to: Seq,
+        /// Entries per digest (at least 1).
+        step: u64,
+    },
+    /// Answer to `Digest`: digest `i` covers `from + i·step` to the smaller
+    /// of `from + (i+1)·step − 1` and `upto`.
+    Digests {
+        /// Request id.
+        req: u64,
+        /// Last sequence number covered: the node stops at its visible
+        /// log's end and at its per-request limits.
+        upto: Seq,
+        /// 128-bit digests (SHA-256, truncated) of each range's entries:
+        /// sequence number, epoch, key and message.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        digests: Vec<[u8; 16]>,
+    },
 }
 
 /// The first frame of every connection.

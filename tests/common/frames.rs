@@ -151,7 +151,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..7) {
+        12 => match rng.gen_range(0..9) {
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
@@ -178,6 +178,17 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             5 => Frame::Mismatch {
                 cluster: text(rng),
                 master: text(rng),
+            },
+            6 => Frame::Digest {
+                req: rng.gen(),
+                from: rng.gen_range(0..100),
+                to: rng.gen(),
+                step: rng.gen(),
+            },
+            7 => Frame::Digests {
+                req: rng.gen(),
+                upto: rng.gen(),
+                digests: (0..rng.gen_range(0..4)).map(|_| rng.gen()).collect(),
             },
             _ => Frame::Heartbeat {
                 committed: rng.gen(),
