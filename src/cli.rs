@@ -235,7 +235,12 @@ pub async fn run(cli: Cli) -> i32 {
             Err(e) => Err(e),
             Ok(conn) => {
                 let node = node_list(node);
-                let opts = AppendOptions { w, key, timeout };
+                let opts = AppendOptions {
+                    w,
+                    key,
+                    timeout,
+                    progress: None,
+                };
                 let message = message.as_bytes();
                 if message == b"-" {
                     let separator = if null_data { b'\0' } else { b'\n' };
@@ -376,11 +381,29 @@ async fn append_printed(
 ) -> Result<(), ClientError> {
     // The key is chosen here, so that it can be printed whatever happens.
     let key = opts.key.clone().unwrap_or_else(crate::client::new_key);
+    // The master says where the append stands while it waits: its
+    // sequence number (for Ctrl-C) and the nodes it waits for (shown on a
+    // terminal).
+    let (progress, seen) = tokio::sync::watch::channel(None);
     let opts = AppendOptions {
         key: Some(key.clone()),
+        progress: Some(progress),
         ..opts.clone()
     };
-    let result = append_one(nodes, message, &opts, conn).await;
+    let display = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(show_waiting(seen.clone())));
+    let result = tokio::select! {
+        result = append_one(nodes, message, &opts, conn) => result,
+        _ = tokio::signal::ctrl_c() => Err(ClientError::Interrupted {
+            seq: seen.borrow().as_ref().map(|p| p.seq),
+            key: key.clone(),
+        }),
+    };
+    if let Some(display) = display {
+        display.abort();
+        let _ = display.await;
+    }
     let text = match (&result, json) {
         (Ok(seq), false) => format!("{seq}\n"),
         (Ok(seq), true) => format!("{}\n", serde_json::json!({"key": key, "seq": seq})),
@@ -395,6 +418,42 @@ async fn append_printed(
         emit(&mut std::io::stdout().lock(), text, || what)?;
     }
     result.map(|_| ())
+}
+
+/// On a terminal, while an append waits for its write concern: which
+/// nodes it still waits for, once it has waited long enough to be worth
+/// saying (a prompt append shows nothing). Cleared when dropped.
+async fn show_waiting(mut seen: tokio::sync::watch::Receiver<Option<crate::client::Progress>>) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    // Cleared however this task ends (it is aborted once the answer comes).
+    struct Clear(indicatif::ProgressBar);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.finish_and_clear();
+        }
+    }
+    let bar = Clear(bar);
+    loop {
+        let text = match seen.borrow_and_update().as_ref() {
+            None => "waiting for the master to store the message".to_string(),
+            Some(p) => format!(
+                "sequence number {}: waiting for {} more node(s) of {}",
+                p.seq,
+                p.needed,
+                p.missing.join(", ")
+            ),
+        };
+        bar.0.set_message(text);
+        if seen.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// A failed append as `append --json` prints it: what kind of failure,
@@ -422,6 +481,7 @@ fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
         ClientError::Lost { .. } | ClientError::NoAnswer { .. } | ClientError::Rejected { .. } => {
             ("unknown_outcome", false, None)
         }
+        ClientError::Interrupted { seq, .. } => ("interrupted", false, *seq),
         _ => ("other", false, None),
     };
     serde_json::json!({

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::entry::Seq;
 use crate::wire::{
@@ -141,6 +141,17 @@ pub enum ClientError {
         /// Its reason, naming the flag to fix.
         reason: String,
     },
+    /// Ctrl-C while an append waited for its write concern.
+    #[error("{}", match .seq {
+        Some(seq) => format!("interrupted: the message is in the master's log as sequence number {seq}, but its write concern was not confirmed; it will still be replicated. To wait for it again, retry with --key {key} and the same message"),
+        None => format!("interrupted before the master said it stored the message: it may or may not be stored; retry with --key {key} and the same message"),
+    })]
+    Interrupted {
+        /// Its sequence number, if the master had said.
+        seq: Option<u64>,
+        /// The key to retry with.
+        key: String,
+    },
     /// `verify`: two nodes hold different entries at `seq`.
     #[error("the nodes disagree at sequence number {seq}: {groups}; everything before it agrees. Keep the majority's copy: stop the odd node, move its data directory aside and restart it to resync from the master")]
     Diverged {
@@ -223,6 +234,8 @@ impl ClientError {
             ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
             ClientError::Degraded { .. } => 7,
             ClientError::Diverged { .. } => 8,
+            // As a shell reports a command ended by SIGINT.
+            ClientError::Interrupted { .. } => 130,
             _ => 1,
         }
     }
@@ -237,6 +250,10 @@ pub struct AppendOptions {
     pub key: Option<String>,
     /// Stop waiting after this long (the entry stays in the log).
     pub timeout: Option<Duration>,
+    /// Where to publish the master's progress reports while the append
+    /// waits for `w` (its sequence number as soon as it has one, and the
+    /// nodes still missing); `None` asks for none.
+    pub progress: Option<watch::Sender<Option<Progress>>>,
 }
 
 impl Default for AppendOptions {
@@ -245,11 +262,26 @@ impl Default for AppendOptions {
             w: WriteConcern::Nodes(1),
             key: None,
             timeout: None,
+            progress: None,
         }
     }
 }
 
+/// Where a waiting append stands, as the master last said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Its sequence number in the master's log.
+    pub seq: Seq,
+    /// Nodes that must still store it.
+    pub needed: u32,
+    /// Ids of the nodes that do not hold it yet.
+    pub missing: Vec<String>,
+}
+
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
+
+/// Appends that asked for progress, by request id.
+type Watching = Arc<Mutex<HashMap<u64, watch::Sender<Option<Progress>>>>>;
 
 /// How to connect: the client token and TLS, both optional.
 #[derive(Clone, Default)]
@@ -285,6 +317,8 @@ pub struct Client {
     pending: Pending,
     /// Next request id.
     next_req: Arc<AtomicU64>,
+    /// Where progress reports go.
+    watching: Watching,
 }
 
 impl Client {
@@ -362,8 +396,26 @@ impl Client {
         let (tx, rx) = crate::net::Outbox::new(CLIENT_QUEUE);
         tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string(), None));
         let pending2 = pending.clone();
+        let watching: Watching = Arc::default();
+        let watching2 = watching.clone();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = reader.next().await {
+                if let Frame::Progress {
+                    req,
+                    seq,
+                    needed,
+                    missing,
+                } = frame
+                {
+                    if let Some(tx) = watching2.lock().expect("watching lock").get(&req) {
+                        tx.send_replace(Some(Progress {
+                            seq,
+                            needed,
+                            missing,
+                        }));
+                    }
+                    continue;
+                }
                 if let Frame::Refused { .. } = &frame {
                     // Said just before the node closes: every request in
                     // flight gets the reason.
@@ -400,6 +452,7 @@ impl Client {
             tx,
             pending,
             next_req: Arc::new(AtomicU64::new(1)),
+            watching,
         })
     }
 
@@ -475,15 +528,28 @@ impl Client {
             ))));
         }
         let key = opts.key.clone().unwrap_or_else(new_key);
+        let mut asked = None;
         let answer = self
-            .request(|req| Frame::Append {
-                req,
-                key: Some(key),
-                w: opts.w,
-                timeout_ms: opts.timeout.map(|t| t.as_millis() as u64),
-                message: bytes::Bytes::copy_from_slice(message),
+            .request(|req| {
+                if let Some(tx) = &opts.progress {
+                    asked = Some(req);
+                    let mut watching = self.watching.lock().expect("watching lock");
+                    watching.insert(req, tx.clone());
+                }
+                Frame::Append {
+                    req,
+                    key: Some(key),
+                    w: opts.w,
+                    timeout_ms: opts.timeout.map(|t| t.as_millis() as u64),
+                    message: bytes::Bytes::copy_from_slice(message),
+                    progress: opts.progress.is_some(),
+                }
             })
-            .await?;
+            .await;
+        if let Some(req) = asked {
+            self.watching.lock().expect("watching lock").remove(&req);
+        }
+        let answer = answer?;
         match answer {
             Frame::Appended { seq, .. } => Ok(seq),
             Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),

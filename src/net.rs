@@ -260,6 +260,17 @@ impl Outbox {
         }
     }
 
+    /// Queues an advisory frame (progress) only while at most one frame is
+    /// queued, and never closes the connection: answers, whose room the
+    /// queue is sized for, are never crowded out (at most two advisory
+    /// frames are ever queued among them).
+    pub fn offer_spare(&self, frame: crate::wire::Frame) -> bool {
+        if self.tx.capacity() + 1 < self.tx.max_capacity() {
+            return false;
+        }
+        self.tx.try_send(frame).is_ok()
+    }
+
     /// Queues a frame, waiting for room; `false` once the connection closes.
     pub async fn send(&self, frame: crate::wire::Frame) -> bool {
         tokio::select! {

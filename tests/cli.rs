@@ -281,3 +281,70 @@ async fn verify_finds_a_secondary_whose_segment_was_edited_while_it_was_stopped(
     );
     assert_eq!(v["groups"], serde_json::json!([["n1", "n2"], ["n3"]]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_append_shows_whom_it_waits_for_and_ctrl_c_prints_its_seq_and_key() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    // n3 paused: a w=all append waits for it.
+    c.signal(2, "STOP");
+    let node = c.addrs[0].clone();
+    // On a terminal: script(1) gives the CLI a pseudo-terminal, and its
+    // standard input is that terminal's keyboard.
+    let command = format!(
+        "exec {} append --node {node} -w all --key k1 hello",
+        env!("CARGO_BIN_EXE_replog")
+    );
+    let mut term = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env_remove("REPLOG_NODES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let mut out = term.stdout.take().unwrap();
+    let shown = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    wait_for("the terminal to show whom the append waits for", || async {
+        text()
+            .contains("sequence number 1: waiting for 1 more node(s) of n3")
+            .then_some(())
+    })
+    .await;
+    // Ctrl-C, typed.
+    let mut keyboard = term.stdin.take().unwrap();
+    keyboard.write_all(b"\x03").unwrap();
+    keyboard.flush().unwrap();
+    let status = term.wait().unwrap();
+    wait_for("the last words", || async {
+        text().contains("--key k1").then_some(())
+    })
+    .await;
+    let screen = text();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert!(
+        screen.contains("interrupted: the message is in the master's log as sequence number 1")
+            && screen.contains("retry with --key k1 and the same message"),
+        "{screen}"
+    );
+    // It is, and once n3 is back a retry with the key gets the same seq.
+    c.signal(2, "CONT");
+    let (code, out, err) = replog(&[
+        "append", "--node", &node, "-w", "all", "--key", "k1", "hello",
+    ]);
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+}

@@ -94,6 +94,7 @@ async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
                         w: WriteConcern::Nodes(2),
                         key: Some(format!("k{i}")),
                         timeout: Some(std::time::Duration::from_secs(2)),
+                        progress: None,
                     };
                     match client.append(&msg, &opts).await {
                         Ok(seq) => {

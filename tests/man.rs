@@ -4,6 +4,8 @@
 //! ```sh
 //! REPLOG_UPDATE_MAN=1 cargo test --test man
 //! ```
+//!
+//! The shell completions in `completions/` are kept current the same way.
 
 use std::io::Write;
 
@@ -38,12 +40,15 @@ degraded (\fBhealth\fR only): appends are taken, but some node is not healthy (s
 .TP
 \fB8\fR
 diverged (\fBverify\fR only): two nodes hold different entries at the sequence number printed.
+.TP
+\fB130\fR
+interrupted (Ctrl\-C) while an append waited: standard error gives its sequence number if the master had assigned one, and the key to retry with (the same message), which waits for the same entry.
 "#;
 
 const REPLOG_EXTRA: &str = r#".SH "SUBCOMMAND OPTIONS"
 .TP
 \fBappend\fR [\-\-node ADDR[,ADDR...]] [\-w N|majority|all] [\-\-timeout DUR] [\-\-key KEY] [\-0] [\-\-json] MESSAGE|\-
-Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master; only an append acknowledged with a majority or more is sure to survive a failover. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODES\fR, or \fBREPLOG_NODE\fR); a secondary redirects to the master once. Given several nodes, the CLI finds the master, waits through an election (up to \fB\-\-timeout\fR, or as long as it takes) and retries an append whose outcome is unknown with the same key. \fB\-\-json\fR prints one object per message: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not (KIND is bad_request, key_reused, timed_out, refused, no_master, storage, shutting_down, unauthorized, unreachable, unknown_outcome, usage or other); the exit status is the same as without it.
+Appends MESSAGE, or one message per line of standard input with \fB\-\fR (pipelined; sequence numbers are printed in input order). Messages are bytes, stored exactly as given; with \fB\-0\fR (\fB\-\-null\-data\fR) standard input holds NUL\-separated messages, which may contain newlines. A failed read of standard input exits 1 and says how many messages were appended before it. \fB\-w\fR defaults to 1 and counts the master; only an append acknowledged with a majority or more is sure to survive a failover. \fB\-\-node\fR defaults to 127.0.0.1:7001 (environment: \fBREPLOG_NODES\fR, or \fBREPLOG_NODE\fR); a secondary redirects to the master once. Given several nodes, the CLI finds the master, waits through an election (up to \fB\-\-timeout\fR, or as long as it takes) and retries an append whose outcome is unknown with the same key. \fB\-\-json\fR prints one object per message: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not (KIND is bad_request, key_reused, timed_out, refused, no_master, storage, shutting_down, unauthorized, unreachable, unknown_outcome, interrupted, usage or other); the exit status is the same as without it. On a terminal, an append that waits shows its sequence number and the nodes it still waits for; Ctrl\-C prints the sequence number (if the master assigned one) and the key to retry with, and exits 130.
 .TP
 \fBlist\fR [\-\-node ADDR[,ADDR...]] [\-\-from SEQ] [\-\-to SEQ] [\-\-max N] [\-\-json] [\-\-committed] [\-\-follow | \-\-timeout DUR]
 Prints the node's messages in order (of a list of nodes, the first that answers), each message's bytes followed by a newline; \fB\-\-json\fR prints an array of {"message": "...", "seq": N} (keys in that order), with "message_base64" instead of "message" for a message that is not UTF\-8; \fB\-\-follow\fR keeps printing new messages as they become visible, reconnecting and resuming after the last one printed if the node goes away (with \fB\-\-json\fR, one object per line); \fB\-\-to\fR SEQ and \fB\-\-max\fR N bound what is printed; \fB\-\-committed\fR shows only messages known to be on a majority of nodes, which no failover removes. Epoch markers (one empty entry a newly elected master may write) are never shown, so sequence numbers may skip one.
@@ -168,4 +173,27 @@ fn replogd_8_is_current() {
     }
     assert!(page.contains("[default: 200ms]"));
     check("man/replogd.8", page);
+}
+
+/// The shell completions the Debian package installs, generated like
+/// `replog completions SHELL` prints them.
+#[test]
+fn the_shell_completions_are_current() {
+    use clap_complete::Shell;
+    for (shell, path) in [
+        (Shell::Bash, "completions/replog.bash"),
+        (Shell::Zsh, "completions/_replog"),
+        (Shell::Fish, "completions/replog.fish"),
+    ] {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut replog::cli::Cli::command(),
+            "replog",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("verify"), "{path} lacks a subcommand");
+        check(path, script);
+    }
 }

@@ -274,7 +274,11 @@ fn the_systemd_unit_verifies() {
             && unit.contains("WatchdogSec=")
             && unit.contains("DynamicUser=yes")
     );
-    let unit = unit.replace("/usr/local/bin/replogd", env!("CARGO_BIN_EXE_replogd"));
+    assert!(unit.contains("\nExecStart=replogd\n"), "{unit}");
+    let unit = unit.replace(
+        "ExecStart=replogd",
+        &format!("ExecStart={}", env!("CARGO_BIN_EXE_replogd")),
+    );
     let path = dir.path().join("replogd@1.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")

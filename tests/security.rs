@@ -294,6 +294,7 @@ async fn the_key_changes_by_rolling_restart_with_appends_in_flight() {
                     w: replog::wire::WriteConcern::Nodes(2),
                     key: Some(msg.clone()),
                     timeout: None,
+                    progress: None,
                 };
                 // Retried with the same key through restarts.
                 let seq = loop {

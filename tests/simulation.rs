@@ -305,6 +305,7 @@ async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32, failover: bool
             w: WriteConcern::Nodes(w),
             key: Some(format!("key-{i}")),
             timeout: Some(Duration::from_millis(1500)),
+            progress: None,
         };
         match tokio::time::timeout(Duration::from_secs(5), client.append(&message, &opts)).await {
             Ok(Ok(seq)) => {

@@ -157,6 +157,7 @@ pub(super) async fn serve(
                     w,
                     timeout_ms,
                     message,
+                    progress,
                 } => {
                     if !access.append {
                         let error = AppendError::Unauthorized(format!(
@@ -173,6 +174,7 @@ pub(super) async fn serve(
                             w,
                             timeout: timeout_from_ms(timeout_ms),
                             message,
+                            progress,
                         });
                         if !to_node(shared, input).await {
                             break;

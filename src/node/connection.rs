@@ -577,6 +577,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Proof { .. } => "Proof",
         Frame::Unauthorized { .. } => "Unauthorized",
         Frame::Mismatch { .. } => "Mismatch",
+        Frame::Progress { .. } => "Progress",
         Frame::Digest { .. } => "Digest",
         Frame::Digests { .. } => "Digests",
     }

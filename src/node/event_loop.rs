@@ -475,6 +475,22 @@ impl NodeLoop {
                         tx.close();
                     }
                 }
+                Action::Progress {
+                    client,
+                    req,
+                    seq,
+                    needed,
+                    missing,
+                } => {
+                    if let Some(tx) = self.clients.get(&client) {
+                        tx.offer_spare(Frame::Progress {
+                            req,
+                            seq,
+                            needed,
+                            missing,
+                        });
+                    }
+                }
                 Action::Reply {
                     client,
                     req,

@@ -44,6 +44,8 @@ pub struct AppendRequest {
     pub timeout: Option<Duration>,
     /// The message.
     pub message: bytes::Bytes,
+    /// Send progress while it waits (the CLI's waiting display).
+    pub progress: bool,
 }
 
 /// Most entries sent to one secondary and not yet acknowledged.

@@ -40,6 +40,8 @@ pub enum Frame {
         /// The message itself: arbitrary bytes.
         #[serde(with = "super::bounded::bytes_field")]
         message: Bytes,
+        /// Ask for `Progress` frames while the append waits for `w`.
+        progress: bool,
     },
     /// Read visible entries starting at `from`.
     List {
@@ -233,6 +235,23 @@ pub enum Frame {
         /// sequence number, epoch, key and message.
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         digests: Vec<[u8; 16]>,
+    },
+
+    // ---- progress of a waiting append ----
+    /// An append that asked for progress is in the master's log at `seq`
+    /// and waits for `needed` more nodes, among `missing`. Sent when the
+    /// sequence number is assigned and whenever an acknowledgement changes
+    /// what is missing; best effort (dropped if the client reads slowly).
+    Progress {
+        /// The append's request id.
+        req: u64,
+        /// Its sequence number.
+        seq: Seq,
+        /// Nodes that must still store it.
+        needed: u32,
+        /// The nodes (ids) that do not hold it yet.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        missing: Vec<String>,
     },
 }
 

@@ -75,6 +75,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             },
             timeout_ms: rng.gen_bool(0.5).then(|| rng.gen()),
             message: blob(rng),
+            progress: rng.gen(),
         },
         4 => Frame::List {
             req: rng.gen(),

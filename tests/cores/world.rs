@@ -633,6 +633,8 @@ impl World {
                     });
                 }
                 Action::Reply { req, result, .. } => self.answer(node, req, result),
+                // The harness's clients do not ask for progress.
+                Action::Progress { .. } => panic!("seed {}: progress nobody asked for", self.seed),
             }
         }
     }
@@ -965,6 +967,7 @@ impl World {
             w,
             timeout,
             message: message.clone(),
+            progress: false,
         };
         self.requests.insert(
             req,

@@ -20,6 +20,7 @@ impl Master {
             w,
             timeout,
             ref message,
+            progress: _,
         } = request;
         let reply = |out: &mut Vec<MasterAction>, result| {
             out.push(MasterAction::Reply {
@@ -104,14 +105,20 @@ impl Master {
         };
         let id = self.next_waiter;
         self.next_waiter += 1;
+        let progress = a.request.progress && self.progress.len() < MAX_PROGRESS_WAITERS;
         self.waiters.insert(
             id,
             Waiter {
                 client: a.request.client,
                 req: a.request.req,
                 seq,
+                w: a.w,
+                told: None,
             },
         );
+        if progress {
+            self.progress.insert(id);
+        }
         // A retry of an older epoch's entry waits for this epoch's marker
         // to reach `w` nodes too: see `commit_floor`.
         let wait_for = seq.max(self.commit_floor);
@@ -125,6 +132,8 @@ impl Master {
         }
         if known.is_some() {
             self.release(out);
+        } else {
+            self.tell_progress(out);
         }
     }
 

@@ -173,6 +173,19 @@ pub enum MasterAction {
         /// The frame.
         frame: Frame,
     },
+    /// Tell a client where its waiting append stands (best effort).
+    Progress {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// Its sequence number.
+        seq: Seq,
+        /// Nodes that must still store it.
+        needed: u32,
+        /// Ids of the nodes that do not hold it yet.
+        missing: Vec<String>,
+    },
     /// Answer a client's append.
     Reply {
         /// Client connection.
@@ -245,7 +258,16 @@ struct Waiter {
     client: ClientId,
     req: u64,
     seq: Seq,
+    /// Nodes it needs, master included.
+    w: u32,
+    /// For an append that asked for progress: on how many nodes it was
+    /// when last told.
+    told: Option<u32>,
 }
+
+/// Most waiters told of their progress at once: progress is advisory, and
+/// each ack looks at every such waiter.
+pub const MAX_PROGRESS_WAITERS: usize = 256;
 
 /// The master's state machine.
 #[derive(Debug)]
@@ -273,6 +295,8 @@ pub struct Master {
     deadlines: BTreeSet<(Instant, u64)>,
     /// Next waiter id.
     next_waiter: u64,
+    /// Waiters that asked for progress (some may have been answered since).
+    progress: BTreeSet<u64>,
     /// First sequence number of this master's own epoch when it was
     /// elected (its marker), 0 otherwise. An entry of an older epoch counts
     /// as on a node only once that node holds this one too (Raft's commit
@@ -370,6 +394,7 @@ impl Master {
             by_w: vec![BTreeMap::new(); n],
             deadlines: BTreeSet::new(),
             next_waiter: 0,
+            progress: BTreeSet::new(),
             commit_floor: 0,
             marker_due: false,
             inherited: log.last.seq,

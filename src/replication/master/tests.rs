@@ -120,6 +120,7 @@ fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
         w,
         timeout: None,
         message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
+        progress: false,
     })
 }
 
@@ -270,6 +271,7 @@ fn a_retried_key_gets_the_original_sequence_number() {
             w: WriteConcern::Nodes(1),
             timeout: None,
             message: "a".into(),
+            progress: false,
         })
     };
     assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
@@ -289,6 +291,7 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
             w: WriteConcern::Nodes(1),
             timeout: None,
             message: message.into(),
+            progress: false,
         })
     };
     assert_eq!(step(&mut m, now, keyed(1, "a")).len(), 1);
@@ -317,6 +320,7 @@ fn timeout_reports_the_sequence_number_and_the_entry_stays() {
         w: WriteConcern::Nodes(2),
         timeout: Some(Duration::from_millis(100)),
         message: "a".into(),
+        progress: false,
     });
     step(&mut m, now, ev);
     step(&mut m, now, E::Stored { upto: 1 });
@@ -568,6 +572,7 @@ fn held_appends_are_refused_once_the_start_up_period_passes_without_quorum() {
         w: WriteConcern::Nodes(1),
         timeout: Some(Duration::from_millis(500)),
         message: "t".into(),
+        progress: false,
     });
     assert_eq!(
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a")),
@@ -674,6 +679,7 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
             w: WriteConcern::Nodes(1),
             timeout: None,
             message: "m".into(),
+            progress: false,
         })
     };
     step(&mut m, now, keyed(1, "k1"));
@@ -761,6 +767,7 @@ fn poll_timeout_names_the_next_instant_a_tick_has_work() {
         w: WriteConcern::Nodes(1),
         timeout: Some(Duration::from_millis(300)),
         message: "x".into(),
+        progress: false,
     });
     step(&mut m, now, held);
     assert_eq!(m.poll_timeout(now), Some(now + Duration::from_millis(300)));
@@ -992,6 +999,7 @@ fn a_message_of_exactly_the_limit_and_a_key_of_exactly_the_limit_are_taken() {
             w: WriteConcern::Nodes(1),
             timeout: None,
             message: message.into(),
+            progress: false,
         })
     };
     let largest = "m".repeat(100);
@@ -1041,6 +1049,7 @@ fn a_timed_out_append_says_how_many_nodes_hold_it() {
             w: WriteConcern::Nodes(w),
             timeout: Some(Duration::from_millis(10)),
             message: "a".into(),
+            progress: false,
         })
     };
     step(&mut m, now, timed(1, 3));
@@ -1313,4 +1322,49 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
     let (state, stored) = m.into_log_state();
     assert_eq!(state.epochs, vec![(1, 1)]);
     assert_eq!((state.last, stored), (Position { epoch: 1, seq: 3 }, 3));
+}
+
+#[test]
+fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_come() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let asking = |req, progress| {
+        E::Append(AppendRequest {
+            client: 1,
+            req,
+            key: None,
+            w: WriteConcern::Nodes(3),
+            timeout: None,
+            message: "a".into(),
+            progress,
+        })
+    };
+    let told = |seq, needed, missing: &[&str]| A::Progress {
+        client: 1,
+        req: seq,
+        seq,
+        needed,
+        missing: missing.iter().map(|s| s.to_string()).collect(),
+    };
+    let out = step(&mut m, now, asking(1, true));
+    assert_eq!(out.last(), Some(&told(1, 3, &["m", "s0", "s1"])));
+    // One that did not ask is never told.
+    let out = step(&mut m, now, asking(2, false));
+    assert!(!out.iter().any(|a| matches!(a, A::Progress { req: 2, .. })));
+    let out = step(&mut m, now, E::Stored { upto: 2 });
+    assert_eq!(out.last(), Some(&told(1, 2, &["s0", "s1"])));
+    flush(&mut m, now);
+    let out = step(&mut m, now, ack_from(1, 2));
+    assert_eq!(out.last(), Some(&told(1, 1, &["s0"])));
+    // Nothing changed for it: not told again.
+    assert!(!step(&mut m, now, E::Tick)
+        .iter()
+        .any(|a| matches!(a, A::Progress { .. })));
+    let out = step(&mut m, now, ack_from(0, 2));
+    assert!(
+        out.contains(&ok(1, 1, 1)) && out.contains(&ok(1, 2, 2)),
+        "{out:?}"
+    );
+    assert!(!out.iter().any(|a| matches!(a, A::Progress { .. })));
+    assert!(m.progress.is_empty(), "answered waiters are forgotten");
 }

@@ -30,6 +30,45 @@ impl Master {
 }
 
 impl Master {
+    /// Tells each waiter that asked for progress where it stands, if that
+    /// changed since it was last told; forgets those answered meanwhile.
+    pub(super) fn tell_progress(&mut self, out: &mut Vec<MasterAction>) {
+        if self.progress.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self.progress.iter().copied().collect();
+        for id in ids {
+            let Some(waiter) = self.waiters.get(&id) else {
+                self.progress.remove(&id);
+                continue;
+            };
+            let on = self.stored_on(waiter.seq);
+            if waiter.told == Some(on) {
+                continue;
+            }
+            let seq = waiter.seq;
+            let mut missing = Vec::new();
+            if self.stored < seq {
+                missing.push(self.cfg.me.0.clone());
+            }
+            missing.extend(
+                self.peers
+                    .iter()
+                    .filter(|p| p.acked < seq)
+                    .map(|p| p.id.clone()),
+            );
+            let waiter = self.waiters.get_mut(&id).expect("found above");
+            waiter.told = Some(on);
+            out.push(MasterAction::Progress {
+                client: waiter.client,
+                req: waiter.req,
+                seq,
+                needed: waiter.w.saturating_sub(on),
+                missing,
+            });
+        }
+    }
+
     /// How many nodes hold `seq`, master included (0 if the master does not).
     pub(super) fn stored_on(&self, seq: Seq) -> u32 {
         let master = u32::from(self.stored >= seq);
@@ -76,5 +115,6 @@ impl Master {
                 }
             }
         }
+        self.tell_progress(out);
     }
 }

@@ -296,6 +296,19 @@ pub enum Action {
         /// The sequence number, or why not.
         result: Result<Seq, AppendError>,
     },
+    /// Tell a client where its waiting append stands (best effort).
+    Progress {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// Its sequence number.
+        seq: Seq,
+        /// Nodes that must still store it.
+        needed: u32,
+        /// Ids of the nodes that do not hold it yet.
+        missing: Vec<String>,
+    },
 }
 
 /// What a node is, as clients are told in their welcome.
@@ -938,6 +951,19 @@ impl Core {
                         save: false,
                     }
                 }
+                MasterAction::Progress {
+                    client,
+                    req,
+                    seq,
+                    needed,
+                    missing,
+                } => Action::Progress {
+                    client,
+                    req,
+                    seq,
+                    needed,
+                    missing,
+                },
                 MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
                 MasterAction::Diverged { peer, conn, reason } => {
                     Action::Diverged { peer, conn, reason }

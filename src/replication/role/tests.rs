@@ -66,6 +66,7 @@ fn append(req: u64, key: Option<&str>, w: u32) -> Event {
         w: WriteConcern::Nodes(w),
         timeout: None,
         message: bytes::Bytes::from_static(b"m"),
+        progress: false,
     })
 }
 

@@ -1,0 +1,93 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_replog_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_replog_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_replog_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_replog_using_subcommand
+    set -l cmd (__fish_replog_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c replog -n "__fish_replog_needs_command" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_needs_command" -s V -l version -d 'Print version'
+complete -c replog -n "__fish_replog_needs_command" -f -a "append" -d 'Append a message (or, with "-", one message per line of standard input)'
+complete -c replog -n "__fish_replog_needs_command" -f -a "list" -d 'Print the messages of a node, in order'
+complete -c replog -n "__fish_replog_needs_command" -f -a "get" -d 'Print the message at one sequence number'
+complete -c replog -n "__fish_replog_needs_command" -f -a "health" -d 'Show the health of a node and, on the master, of every secondary. Exit 0 when every node shown is healthy, 4 when the master is read-only (appends are refused), 7 when appends are taken but some node is not healthy. With --wait, exit 0 as soon as appends are taken'
+complete -c replog -n "__fish_replog_needs_command" -f -a "verify" -d 'Check that every node holds the same log: compares digests of ranges of each node\'s log and reports the first sequence number where two disagree, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not. Given one node, every node of its cluster is checked'
+complete -c replog -n "__fish_replog_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c replog -n "__fish_replog_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c replog -n "__fish_replog_using_subcommand append" -l node -d 'Node(s) to send to, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE). A secondary redirects to the master; with several nodes the master is found, followed through failovers, and an append whose outcome is unknown is retried with the same key' -r
+complete -c replog -n "__fish_replog_using_subcommand append" -s w -l write-concern -d 'Write concern: nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be' -r
+complete -c replog -n "__fish_replog_using_subcommand append" -l timeout -d 'Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included); a message the master took stays in the log and exit code is 3' -r
+complete -c replog -n "__fish_replog_using_subcommand append" -l key -d 'Request key: an append retried with the same key returns the original sequence number' -r
+complete -c replog -n "__fish_replog_using_subcommand append" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand append" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
+complete -c replog -n "__fish_replog_using_subcommand append" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
+complete -c replog -n "__fish_replog_using_subcommand append" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand append" -s 0 -l null-data -d 'With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines'
+complete -c replog -n "__fish_replog_using_subcommand append" -l json -d 'Print one JSON object per message instead of sequence numbers: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not (the exit code is as without --json)'
+complete -c replog -n "__fish_replog_using_subcommand append" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand list" -l node -d 'Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers' -r
+complete -c replog -n "__fish_replog_using_subcommand list" -l from -d 'First sequence number to print' -r
+complete -c replog -n "__fish_replog_using_subcommand list" -l to -d 'Last sequence number to print' -r
+complete -c replog -n "__fish_replog_using_subcommand list" -l max -d 'Print at most this many messages' -r
+complete -c replog -n "__fish_replog_using_subcommand list" -l timeout -d 'Give up (exit 5) if the listing has not finished after this long, connecting included' -r
+complete -c replog -n "__fish_replog_using_subcommand list" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand list" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
+complete -c replog -n "__fish_replog_using_subcommand list" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
+complete -c replog -n "__fish_replog_using_subcommand list" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand list" -l json -d 'Print a JSON array of {"message": "...", "seq": N} (with --follow, one such object per line); a message that is not UTF-8 comes as "message_base64"'
+complete -c replog -n "__fish_replog_using_subcommand list" -l follow -d 'Keep printing messages as they become visible, like tail -f; if the node goes away, reconnect (to it or another listed node) and resume after the last message printed'
+complete -c replog -n "__fish_replog_using_subcommand list" -l committed -d 'Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master\'s next heartbeat'
+complete -c replog -n "__fish_replog_using_subcommand list" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand get" -l node -d 'Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers' -r
+complete -c replog -n "__fish_replog_using_subcommand get" -l timeout -d 'Give up (exit 5) if the node has not answered after this long, connecting included' -r
+complete -c replog -n "__fish_replog_using_subcommand get" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand get" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
+complete -c replog -n "__fish_replog_using_subcommand get" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
+complete -c replog -n "__fish_replog_using_subcommand get" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand get" -l json -d 'Print {"message": "...", "seq": N} ("message_base64" when not UTF-8)'
+complete -c replog -n "__fish_replog_using_subcommand get" -l committed -d 'Only if the message is known to be on a majority of nodes'
+complete -c replog -n "__fish_replog_using_subcommand get" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand health" -l node -d 'Node to ask (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers' -r
+complete -c replog -n "__fish_replog_using_subcommand health" -l wait -d 'Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4)' -r
+complete -c replog -n "__fish_replog_using_subcommand health" -l timeout -d 'Give up (exit 5) if the node has not answered after this long, connecting included' -r
+complete -c replog -n "__fish_replog_using_subcommand health" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand health" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
+complete -c replog -n "__fish_replog_using_subcommand health" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
+complete -c replog -n "__fish_replog_using_subcommand health" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand health" -l json -d 'Print JSON instead of a table'
+complete -c replog -n "__fish_replog_using_subcommand health" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand verify" -l node -d 'The nodes to compare (comma-separated), or one node of the cluster (default 127.0.0.1:7001, or REPLOG_NODE)' -r
+complete -c replog -n "__fish_replog_using_subcommand verify" -l timeout -d 'Give up (exit 5) if the nodes have not answered after this long, connecting included' -r
+complete -c replog -n "__fish_replog_using_subcommand verify" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
+complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
+complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
+complete -c replog -n "__fish_replog_using_subcommand verify" -l json -d 'Print {"agree": B, "agreed_upto": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}'
+complete -c replog -n "__fish_replog_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "append" -d 'Append a message (or, with "-", one message per line of standard input)'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "list" -d 'Print the messages of a node, in order'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "get" -d 'Print the message at one sequence number'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "health" -d 'Show the health of a node and, on the master, of every secondary. Exit 0 when every node shown is healthy, 4 when the master is read-only (appends are refused), 7 when appends are taken but some node is not healthy. With --wait, exit 0 as soon as appends are taken'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "verify" -d 'Check that every node holds the same log: compares digests of ranges of each node\'s log and reports the first sequence number where two disagree, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not. Given one node, every node of its cluster is checked'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c replog -n "__fish_replog_using_subcommand help; and not __fish_seen_subcommand_from append list get health verify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
