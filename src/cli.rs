@@ -1,6 +1,7 @@
 //! The `replog` command line: its clap definition (also used for the man
 //! page and completions) and what each subcommand does.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -780,6 +781,14 @@ async fn list(nodes: &[String], l: Listing, conn: &ConnectOptions) -> Result<(),
     let mut client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
     let mut next = l.from.max(1);
+    let first = client.welcome().first;
+    if next < first {
+        eprintln!(
+            "replog: entries before sequence number {first} were deleted by retention on {} (--retention-bytes, --retention-age); listing from {first}",
+            client.addr()
+        );
+        next = first;
+    }
     let mut printed = 0u64;
     let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
     // A JSON array unless following (then one object per line, NDJSON).
@@ -860,7 +869,13 @@ async fn get(
     let (entries, visible) = client.list_entries(seq, 1, false, committed).await?;
     let Some((_, message)) = entries.into_iter().find(|(s, _)| *s == seq) else {
         let what = if committed { "committed" } else { "stored" };
-        let why = if seq == 0 || seq <= visible {
+        let first = client.welcome().first;
+        let why = if seq != 0 && seq < first {
+            format!(
+                "retention deleted the entries before {first} on {} (--retention-bytes, --retention-age)",
+                client.addr()
+            )
+        } else if seq == 0 || seq <= visible {
             format!("{seq} holds no message (sequence numbers start at 1, and an epoch marker holds one without a message)")
         } else {
             format!("{} has {what} only up to {visible}", client.addr())
@@ -901,19 +916,22 @@ async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
     };
     let view = master.as_ref().and_then(|m| m.as_ref().ok());
     let text = if json {
-        let mut value = health_json(&report);
+        let ranges = log_ranges(view.unwrap_or(&report), conn).await;
+        let mut value = health_json(&report, &ranges);
         if secondary {
-            value["master_report"] = view.map_or(serde_json::Value::Null, health_json);
+            value["master_report"] =
+                view.map_or(serde_json::Value::Null, |m| health_json(m, &ranges));
         }
         format!("{value}\n")
     } else {
-        let mut text = health_table(&report);
+        let ranges = log_ranges(view.unwrap_or(&report), conn).await;
+        let mut text = health_table(&report, &ranges);
         if let Some(m) = view {
             text.push_str(&format!(
                 "\nthe cluster, as its master {} sees it:\n",
                 m.node
             ));
-            text.push_str(&health_table(m));
+            text.push_str(&health_table(m, &ranges));
         }
         text
     };
@@ -940,6 +958,7 @@ async fn verify(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
         let value = serde_json::json!({
             "agree": v.difference.is_none(),
             "agreed_upto": v.agreed_upto,
+            "compared_from": v.compared_from,
             "first_difference": v.difference.as_ref().map(|d| d.0),
             "groups": groups,
             "nodes": v.nodes.iter().map(|(id, addr, last)| serde_json::json!({
@@ -954,13 +973,15 @@ async fn verify(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
                 v.nodes.len()
             ),
             None => format!(
-                "all {} nodes agree on sequence numbers 1 to {}\n",
+                "all {} nodes agree on sequence numbers {} to {}\n",
                 v.nodes.len(),
+                v.compared_from,
                 v.agreed_upto
             ),
             Some((seq, _)) => format!(
-                "the nodes DISAGREE at sequence number {seq}: {}; 1 to {} agree\n",
+                "the nodes DISAGREE at sequence number {seq}: {}; {} to {} agree\n",
                 crate::verify::describe_groups(&groups),
+                v.compared_from,
                 v.agreed_upto
             ),
         };
@@ -1059,10 +1080,11 @@ async fn health_wait(
                     && !r.read_only
                     && r.reachable >= r.needed
                 {
+                    let ranges = log_ranges(r, conn).await;
                     let text = if json {
-                        format!("{}\n", health_json(r))
+                        format!("{}\n", health_json(r, &ranges))
                     } else {
-                        health_table(r)
+                        health_table(r, &ranges)
                     };
                     // What was waited for is here: exit 0, even if some
                     // node is still down (the report says which).
@@ -1103,7 +1125,26 @@ async fn health_wait(
 }
 
 /// The health report as the JSON object `health --json` prints.
-pub fn health_json(r: &HealthReport) -> serde_json::Value {
+/// Each node's first and last sequence number, by id, as the node itself
+/// says in its welcome (asked of every node a report lists, at once, for
+/// at most a second; a node that does not answer is left out).
+pub type LogRanges = HashMap<String, (u64, u64)>;
+
+async fn log_ranges(r: &HealthReport, conn: &ConnectOptions) -> LogRanges {
+    let asks = r.nodes.iter().map(|n| async move {
+        let connecting = Client::connect_with(&n.addr, conn);
+        let client = tokio::time::timeout(Duration::from_secs(1), connecting).await;
+        let w = client.ok()?.ok()?.welcome().clone();
+        Some((n.id.clone(), (w.first, w.last.seq)))
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+pub fn health_json(r: &HealthReport, ranges: &LogRanges) -> serde_json::Value {
     serde_json::json!({
         "node": r.node,
         "role": r.role.to_string(),
@@ -1124,12 +1165,14 @@ pub fn health_json(r: &HealthReport) -> serde_json::Value {
             "lag": n.lag,
             "last_heard_ms": n.last_heard_ms,
             "detail": n.detail,
+            "first": ranges.get(&n.id).map(|r| r.0),
+            "last": ranges.get(&n.id).map(|r| r.1),
         })).collect::<Vec<_>>(),
     })
 }
 
 /// The health report as an aligned table for people.
-pub fn health_table(r: &HealthReport) -> String {
+pub fn health_table(r: &HealthReport, ranges: &LogRanges) -> String {
     let mut out = format!("node {} ({}), stored up to {}", r.node, r.role, r.stored);
     if r.role == crate::wire::NodeRole::Master {
         out.push_str(&format!(
@@ -1162,15 +1205,19 @@ pub fn health_table(r: &HealthReport) -> String {
         (false, true) => "cluster: encrypted, NOT AUTHENTICATED (no --cluster-key-file)\n",
         (false, false) => "cluster: NOT AUTHENTICATED (no --cluster-key-file), not encrypted\n",
     });
-    let rows: Vec<[String; 7]> = r
+    let rows: Vec<[String; 9]> = r
         .nodes
         .iter()
         .map(|n| {
+            let range = ranges.get(&n.id);
+            let seq = |s: Option<u64>| s.map_or("-".into(), |s| s.to_string());
             [
                 n.id.clone(),
                 n.addr.clone(),
                 n.role.to_string(),
                 n.status.to_string(),
+                seq(range.map(|r| r.0)),
+                seq(range.map(|r| r.1)),
                 n.acked.to_string(),
                 n.lag.to_string(),
                 n.last_heard_ms
@@ -1178,7 +1225,11 @@ pub fn health_table(r: &HealthReport) -> String {
             ]
         })
         .collect();
-    let header = ["ID", "ADDRESS", "ROLE", "STATUS", "ACKED", "LAG", "HEARD"];
+    // FIRST and LAST as each node says (retention may have deleted the
+    // entries before FIRST); ACKED, LAG and HEARD as the master sees it.
+    let header = [
+        "ID", "ADDRESS", "ROLE", "STATUS", "FIRST", "LAST", "ACKED", "LAG", "HEARD",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -183,6 +183,32 @@ impl Cluster {
     }
 }
 
+/// Parses a size: a number of bytes, optionally with a unit (`K`, `M`, `G`,
+/// `T`, powers of 1024; `KiB`, `KB` and the like are read the same way).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (examples: 1048576, 512MiB, 10G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use K, M, G or T)"
+            ))
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
 /// Everything one node needs to run.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -211,6 +237,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Entries whose request keys are remembered (`--dedup-window`).
     pub dedup_window: u64,
+    /// What retention deletes (`--retention-bytes`, `--retention-age`).
+    pub retention: crate::storage::retention::Retention,
     /// Where Prometheus metrics are served (`--metrics-listen`), if at all.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Testing aid: while this file exists, the log's writes and syncs fail
@@ -272,6 +300,7 @@ impl NodeConfig {
             limits: Limits::default(),
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
             metrics_listen: None,
+            retention: Default::default(),
             fail_storage_while: None,
             cluster_keys: None,
             tls: None,
@@ -290,6 +319,18 @@ impl NodeConfig {
                 "--id: '{}' is not in --cluster (its ids are {}); give this node's own id",
                 self.id,
                 ids.join(", ")
+            ));
+        }
+        if self.retention.is_on() && self.data_dir.is_none() {
+            return Err(
+                "--retention-bytes and --retention-age delete segment files: give --data-dir"
+                    .into(),
+            );
+        }
+        if self.segment_bytes < 4096 {
+            return Err(format!(
+                "--segment-bytes: {} is too small; give at least 4096 (default 64MiB)",
+                self.segment_bytes
             ));
         }
         let t = &self.timing;
@@ -448,6 +489,19 @@ mod tests {
         cfg.failover = true;
         cfg.timing.election_timeout = 2 * cfg.timing.heartbeat_interval;
         assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("10G"), Ok(10 << 30));
+        assert_eq!(parse_bytes("3 kb"), Ok(3 << 10));
+        assert!(parse_bytes("ten").unwrap_err().contains("not a size"));
+        assert!(parse_bytes("5X").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("99999999999T")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]

@@ -112,6 +112,15 @@ pub struct DaemonArgs {
     /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
+    /// Retention: delete the oldest whole log segments while the log would still hold at least this much without them (e.g. 10GiB). A secondary missing what was deleted starts again from the first entry kept, with a warning. Needs --data-dir.
+    #[arg(long, env = "REPLOG_RETENTION_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes)]
+    pub retention_bytes: Option<u64>,
+    /// Retention: delete log segments last written longer ago than this (e.g. 7d), unless a secondary the master hears from still needs them. Only entries known to be on a majority are ever deleted. Needs --data-dir.
+    #[arg(long, env = "REPLOG_RETENTION_AGE", value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub retention_age: Option<Duration>,
+    /// Roll to a new log segment past this size; retention deletes whole segments.
+    #[arg(long, env = "REPLOG_SEGMENT_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes, default_value = "64MiB")]
+    pub segment_bytes: u64,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics; off unless given. Under --dev, node i serves on ADDR's port + i - 1.
     #[arg(long, env = "REPLOG_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -159,6 +168,11 @@ impl DaemonArgs {
         cfg.fail_rate = self.fail_rate;
         cfg.dedup_window = self.dedup_window;
         cfg.metrics_listen = self.metrics_listen;
+        cfg.segment_bytes = self.segment_bytes;
+        cfg.retention = crate::storage::retention::Retention {
+            bytes: self.retention_bytes,
+            age: self.retention_age,
+        };
         cfg.fail_storage_while = self.fail_storage_while.clone();
         cfg.limits = Limits {
             max_connections: self.max_connections,

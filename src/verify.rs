@@ -20,8 +20,11 @@ use crate::wire::NodeRole;
 pub struct Verdict {
     /// Each node: id, address and the last sequence number it shows.
     pub nodes: Vec<(String, String, Seq)>,
-    /// Every node holds the same entries from 1 to this.
+    /// Every node holds the same entries from `compared_from` to this.
     pub agreed_upto: Seq,
+    /// The first sequence number compared: 1, or the latest first entry
+    /// any node holds after retention.
+    pub compared_from: Seq,
     /// The first sequence number where they differ, and the nodes grouped
     /// by the entry they hold there.
     pub difference: Option<(Seq, Vec<Vec<String>>)>,
@@ -64,9 +67,11 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         })
         .collect();
     // Entries beyond the shortest log are not on every node yet (still
-    // being replicated): they are not compared.
+    // being replicated), and those before the latest first entry were
+    // deleted by retention on some node: neither is compared.
     let common = nodes.iter().map(|n| n.2).min().unwrap_or(0);
-    let mut from = 1;
+    let start = clients.iter().map(|c| c.welcome().first).max().unwrap_or(1);
+    let mut from = start.max(1);
     let mut end = common;
     while from <= end {
         let span = (end - from + 1).min(MAX_DIGEST_ENTRIES);
@@ -90,7 +95,7 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
                 }
             }
             Some((i, groups)) => {
-                let start = from + i as u64 * step;
+                let at = from + i as u64 * step;
                 if step == 1 {
                     let groups = groups
                         .into_iter()
@@ -98,18 +103,20 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
                         .collect();
                     return Ok(Verdict {
                         nodes,
-                        agreed_upto: start - 1,
-                        difference: Some((start, groups)),
+                        agreed_upto: at - 1,
+                        compared_from: start,
+                        difference: Some((at, groups)),
                     });
                 }
-                from = start;
-                end = (start + step - 1).min(end);
+                from = at;
+                end = (at + step - 1).min(end);
             }
         }
     }
     Ok(Verdict {
         nodes,
         agreed_upto: common,
+        compared_from: start,
         difference: None,
     })
 }

@@ -348,3 +348,100 @@ async fn a_waiting_append_shows_whom_it_waits_for_and_ctrl_c_prints_its_seq_and_
     ]);
     assert_eq!((code, out.trim()), (0, "1"), "{err}");
 }
+
+/// Appends one message per line of `lines` through `append -`.
+fn append_lines(node: &str, w: &str, lines: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["append", "--node", node, "-w", w, "-"])
+        .env_remove("REPLOG_NODES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_segments_and_a_secondary_behind_it_starts_again_from_the_first_kept()
+{
+    let retention = ["--segment-bytes", "4096", "--retention-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &retention].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let node = c.addrs[0].clone();
+    append_lines(&node, "all", "early\n");
+    // n3 goes away; the log grows well past the limit without it.
+    c.kill(2);
+    let lines: String = (1..=600)
+        .map(|i| format!("message number {i:05} {}\n", "x".repeat(60)))
+        .collect();
+    append_lines(&node, "majority", &lines);
+    let first = wait_for("the master's retention to delete old segments", || async {
+        let (_, out, _) = replog(&[
+            "verify",
+            "--node",
+            &format!("{},{}", c.addrs[0], c.addrs[1]),
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        let first = v["compared_from"].as_u64()?;
+        (first > 1).then_some(first)
+    })
+    .await;
+    let (code, out, err) = replog(&["list", "--node", &node, "--from", "1", "--max", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("entries before sequence number") && err.contains("deleted by retention"),
+        "{err}"
+    );
+    assert!(out.starts_with("message number"), "{out}");
+    let (code, _, err) = replog(&["get", "--node", &node, "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("retention deleted the entries before"),
+        "{err}"
+    );
+
+    // n3 comes back holding only "early": what it lacks is gone from the
+    // master, so it starts again after the master's base, loudly.
+    c.start(2);
+    c.wait_healthy(&[1, 2]).await;
+    append_lines(&node, "all", "after\n");
+    assert!(
+        c.logs(2)
+            .contains("lacks entries its master has deleted by retention"),
+        "{}",
+        c.logs(2)
+    );
+    let (code, out, err) = replog(&["verify", "--node", &node]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("all 3 nodes agree on sequence numbers"),
+        "{out}"
+    );
+    let (_, out, _) = replog(&["list", "--node", &c.addrs[2], "--json"]);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed.last().unwrap()["message"], "after");
+    assert!(
+        listed.len() < 600,
+        "n3 holds only what was kept: {}",
+        listed.len()
+    );
+    assert!(listed[0]["seq"].as_u64().unwrap() >= first);
+    // Health shows where each node's log starts and ends.
+    let (_, out, _) = replog(&["health", "--node", &node]);
+    assert!(out.contains("FIRST") && out.contains("LAST"), "{out}");
+    let (_, out, _) = replog(&["health", "--node", &node, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for n in v["nodes"].as_array().unwrap() {
+        assert!(n["first"].as_u64().unwrap() > 1, "{v}");
+        assert_eq!(n["last"].as_u64(), Some(602), "{v}");
+    }
+}

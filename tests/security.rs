@@ -189,6 +189,7 @@ async fn a_master_sends_nothing_to_an_impostor_secondary() {
                 stored: 0,
                 max_message_bytes: 1 << 20,
                 epochs: Vec::new(),
+                first: 1,
             })
         } else {
             Frame::Challenge {

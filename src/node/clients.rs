@@ -42,14 +42,19 @@ async fn to_node(shared: &Shared, input: Input) -> bool {
 /// What a client (or a candidate) is told of this node when it connects.
 pub(super) fn welcome(shared: &Shared) -> Welcome {
     let view = shared.role.borrow().clone();
+    let (last, base) = {
+        let log = shared.log.read().expect("log lock");
+        (log.last(), log.base())
+    };
     Welcome {
         node: shared.cfg.id.clone(),
         role: view.role,
         master_addr: view.master_addr,
-        last: shared.log.read().expect("log lock").last(),
+        last,
         stored: *shared.visible.borrow(),
         max_message_bytes: shared.cfg.max_message_bytes as u64,
         epochs: Vec::new(),
+        first: base.seq + 1,
     }
 }
 

@@ -522,6 +522,7 @@ async fn serve_master(
                 conn,
                 truncate_after,
             },
+            Some(Ok(Frame::Reset { base, epochs })) => SecondaryEvent::Reset { conn, base, epochs },
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {
                 SecondaryEvent::Heartbeat { conn, committed }
@@ -578,6 +579,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Unauthorized { .. } => "Unauthorized",
         Frame::Mismatch { .. } => "Mismatch",
         Frame::Progress { .. } => "Progress",
+        Frame::Reset { .. } => "Reset",
         Frame::Digest { .. } => "Digest",
         Frame::Digests { .. } => "Digests",
     }

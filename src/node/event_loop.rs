@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{link, syncer, Input, Outbox, Shared, LINK_QUEUE, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
+
+/// How often retention looks at the log's segments.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
 use crate::config::FsyncPolicy;
 use crate::entry::{Entry, Epoch, Seq};
 use crate::replication::role::{Action, Core, Event, RoleView, VoteRequest};
@@ -62,6 +65,8 @@ pub(super) struct NodeLoop {
     /// When the core next has work for a tick (its `poll_timeout`, at most
     /// `MAX_SLEEP` away).
     pub(super) next_tick: std::time::Instant,
+    /// When retention looks at the log's segments next.
+    pub(super) retention_due: std::time::Instant,
     /// The fsync policy.
     pub(super) fsync: FsyncPolicy,
     /// Entries to persist, not yet written: written before anything is read
@@ -418,6 +423,29 @@ impl NodeLoop {
                         self.pending.extend(entries);
                     }
                 }
+                Action::ResetLog { base, epochs } => {
+                    warn!(
+                        node = %self.shared.cfg.id,
+                        base = base.seq,
+                        "this node lacks entries its master has deleted by retention (--retention-bytes, --retention-age): emptying its log, which starts again after sequence number {}; entries up to it are on a majority",
+                        base.seq
+                    );
+                    self.pending.clear();
+                    let mut log = self.shared.log.write().expect("log lock");
+                    let result = log.reset(base, &epochs);
+                    self.visible_tx.send_if_modified(|v| {
+                        let changed = *v != base.seq;
+                        *v = base.seq;
+                        changed
+                    });
+                    drop(log);
+                    if let Err(e) = result {
+                        self.requeue.push_back(Input::StorageFailed(format!(
+                            "emptying the log to start after {} failed: {e}",
+                            base.seq
+                        )));
+                    }
+                }
                 Action::CutLog { after, why, save } => {
                     warn!(node = %self.shared.cfg.id, after, "{why}");
                     self.pending.retain(|e| e.seq <= after);
@@ -631,7 +659,39 @@ impl NodeLoop {
     /// After a round of inputs, in fixed phases: persist what the round
     /// assigned, take what that reported, let the core send what
     /// secondaries miss, publish what readers and clients may see.
+    /// Deletes the oldest segments that retention lets go: the plan is the
+    /// storage's arithmetic over what the core says must stay.
+    fn apply_retention(&mut self, now: std::time::Instant) {
+        let retention = self.shared.cfg.retention;
+        if !retention.is_on() || now < self.retention_due {
+            return;
+        }
+        self.retention_due = now + RETENTION_EVERY;
+        let (wanted, committed) = self.core.retention_marks(now);
+        let segments = match self.shared.log.read().expect("log lock").segments() {
+            Ok(s) => s,
+            Err(e) => return warn!(error = %e, "retention cannot list the log's segments"),
+        };
+        let wall = std::time::SystemTime::now();
+        let plan = crate::storage::retention::plan(&segments, &retention, wanted, committed, wall);
+        let Some(through) = plan else {
+            return;
+        };
+        let mut log = self.shared.log.write().expect("log lock");
+        match log.delete_through(through) {
+            Ok(0) => {}
+            Ok(n) => {
+                let base = log.base();
+                drop(log);
+                info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
+                self.step(now, Event::Compacted { base });
+            }
+            Err(e) => warn!(error = %e, "retention could not delete old segments; will try again"),
+        }
+    }
+
     fn end_round(&mut self, now: std::time::Instant) {
+        self.apply_retention(now);
         self.write_pending();
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);

@@ -213,6 +213,7 @@ pub async fn run<N: Net>(
             keys: recent_keys(&log, cfg.dedup_window)?,
             vote: log.vote().map(str::to_string),
             committed: 0,
+            base: log.base(),
         },
         Instant::now().into_std(),
     );
@@ -310,6 +311,7 @@ pub async fn run<N: Net>(
         sync_tx,
         syncer,
         next_tick: Instant::now().into_std(),
+        retention_due: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
         actions: Vec::new(),

@@ -203,6 +203,15 @@ impl KeyWindow {
         }
     }
 
+    /// Forgets everything: the next entry is `next` (a log started again).
+    pub fn restart(&mut self, next: Seq) {
+        self.fps.clear();
+        self.slots.iter_mut().for_each(|s| *s = EMPTY);
+        self.keyed = 0;
+        self.base = next;
+        self.origin = next;
+    }
+
     /// Forgets every entry after `seq` (a cut log).
     pub fn truncate_after(&mut self, seq: Seq) {
         while self.next() > seq + 1 && !self.fps.is_empty() {

@@ -71,6 +71,9 @@ pub struct LogState {
     /// Last sequence number known to be on a majority (0 at start: it is
     /// learnt again from the master).
     pub committed: Seq,
+    /// The entry before the first the log holds: (0, 0) unless retention
+    /// deleted its start (or it was reset to start after this).
+    pub base: Position,
 }
 
 /// Where two logs stop agreeing: the last sequence number up to which the

@@ -57,6 +57,22 @@ pub enum SecondaryEvent {
         /// Cut the log after this sequence number.
         truncate_after: Option<Seq>,
     },
+    /// The master no longer holds entries this node lacks: its log starts
+    /// again after `base` (instead of a `Sync`).
+    Reset {
+        /// Connection id.
+        conn: ConnId,
+        /// The entry before the master's first.
+        base: Position,
+        /// The epochs begun up to `base`.
+        epochs: Vec<(Epoch, Seq)>,
+    },
+    /// Retention deleted the start of the local log: it begins after
+    /// `base`.
+    Compacted {
+        /// The entry before the first one held.
+        base: Position,
+    },
     /// A batch of entries from the master.
     Entries {
         /// Connection id.
@@ -104,6 +120,14 @@ pub enum SecondaryAction {
     /// Append these consecutive entries to the local log (then report
     /// `Stored`).
     Persist(Vec<Entry>),
+    /// Empty the local log: it continues after `base`, with these epochs
+    /// begun up to it (the master's retention deleted what it lacked).
+    ResetLog {
+        /// The entry before the next one.
+        base: Position,
+        /// The epochs begun up to `base`.
+        epochs: Vec<(Epoch, Seq)>,
+    },
     /// Cut the local log after this sequence number.
     Truncate {
         /// Last sequence number kept.
@@ -155,6 +179,8 @@ pub struct Secondary {
     epochs: Vec<(Epoch, Seq)>,
     /// Last sequence number the master said is on a majority.
     committed: Seq,
+    /// The entry before the first the log holds.
+    base: Position,
     /// Source of the fail-rate draws.
     rng: SmallRng,
 }
@@ -183,7 +209,8 @@ impl Secondary {
             keys: log.keys,
             epoch: log.epoch,
             epochs: log.epochs,
-            committed: log.committed,
+            committed: log.committed.max(log.base.seq),
+            base: log.base,
         }
     }
 
@@ -198,6 +225,7 @@ impl Secondary {
             keys: self.keys,
             vote: None,
             committed: self.committed.min(self.received),
+            base: self.base,
         };
         (state, self.stored)
     }
@@ -216,6 +244,11 @@ impl Secondary {
         while self.epochs.last().is_some_and(|(_, first)| *first > after) {
             self.epochs.pop();
         }
+    }
+
+    /// The entry before the first the log holds.
+    pub fn base(&self) -> Position {
+        self.base
     }
 
     /// Last contiguous sequence number received.
@@ -307,6 +340,24 @@ impl Secondary {
                         });
                     }
                 }
+            }
+            SecondaryEvent::Compacted { base } => self.base = base,
+            SecondaryEvent::Reset { conn, base, epochs } => {
+                if self.conn != Some(conn) {
+                    return;
+                }
+                self.clear_early();
+                self.delayed.clear();
+                self.synced = true;
+                self.received = base.seq;
+                self.stored = base.seq;
+                self.keys.restart(base.seq + 1);
+                self.epochs = epochs.clone();
+                // Everything up to the base is on a majority: the master
+                // deletes nothing else.
+                self.committed = base.seq;
+                self.base = base;
+                out.push(SecondaryAction::ResetLog { base, epochs });
             }
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
@@ -525,6 +576,7 @@ mod tests {
             keys: KeyWindow::new(100, last + 1),
             vote: None,
             committed: 0,
+            base: Default::default(),
         };
         let mut s = Secondary::new(cfg, log);
         let now = Instant::now();
@@ -1067,5 +1119,36 @@ mod tests {
             vec![A::Persist(vec![two])]
         );
         assert_eq!((s.received(), s.early_bytes), (2, 0));
+    }
+
+    #[test]
+    fn a_reset_empties_the_log_to_continue_after_the_masters_base() {
+        let (mut s, now) = connected(SecondaryConfig::default(), 0);
+        step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
+        step(&mut s, now, E::Stored { upto: 3 });
+        // A new master connection that resets it: retention deleted 4..=10.
+        step(&mut s, now, E::MasterConnected { conn: 2 });
+        let base = Position { epoch: 1, seq: 10 };
+        let reset = E::Reset {
+            conn: 2,
+            base,
+            epochs: vec![(1, 1)],
+        };
+        assert_eq!(
+            step(&mut s, now, reset),
+            vec![A::ResetLog {
+                base,
+                epochs: vec![(1, 1)]
+            }]
+        );
+        assert_eq!((s.received(), s.stored(), s.committed()), (10, 10, 10));
+        assert_eq!(s.last(), base);
+        // It takes entries from 11 on, and its log state says where it starts.
+        assert_eq!(
+            step(&mut s, now, batch(2, vec![e(11)])),
+            vec![A::Persist(vec![e(11)])]
+        );
+        let (state, _) = s.into_log_state();
+        assert_eq!((state.base, state.epochs), (base, vec![(1, 1)]));
     }
 }

@@ -5,9 +5,17 @@
 //!
 //! ```text
 //! epoch                        the master's current epoch, decimal
+//! base                         "SEQ EPOCH": the entry before the first
+//!                              held, once retention deleted segments,
+//!                              then "EPOCH FIRST" of each epoch begun by
+//!                              then (so logs can still be compared)
 //! 00000000000000000001.log     segment whose first entry is seq 1
 //! 00000000000000104211.log     next segment, first entry seq 104211
 //! ```
+//!
+//! Retention deletes whole segments from the oldest on (never the one being
+//! written): `base` is written and synced first, so a crash part-way leaves
+//! segments the next start recognises as below the base and deletes.
 //!
 //! A record is `len: u32 LE | crc32c: u32 LE | payload (len bytes)`, the
 //! checksum covering the length bytes and the payload. The payload is
@@ -97,8 +105,24 @@ pub struct DiskLog {
     /// Testing aid: while this file exists, writes fail as if the disk
     /// were full.
     fault: Option<PathBuf>,
+    /// The entry just before the first one held: (0, 0) until retention
+    /// deletes a segment or the log is reset to start later.
+    base: Position,
     /// Held (locked) for as long as the log is open.
     _lock: File,
+}
+
+/// One segment, for retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its first sequence number.
+    pub first: Seq,
+    /// Its last (`first - 1` when empty).
+    pub last: Seq,
+    /// Its size.
+    pub bytes: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
 }
 
 fn segment_name(first: Seq) -> String {
@@ -244,6 +268,7 @@ impl DiskLog {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (0, None),
             Err(e) => return Err(e),
         };
+        let (base, base_epochs) = read_base(dir)?;
         let mut firsts = Vec::new();
         for item in fs::read_dir(dir)? {
             let name = item?.file_name();
@@ -255,6 +280,16 @@ impl DiskLog {
             }
         }
         firsts.sort_unstable();
+        // Segments wholly below the base are what a crash left of a
+        // retention or a reset: finish the job.
+        while let Some(&first) = firsts.first() {
+            let next = firsts.get(1).copied();
+            if first > base.seq || next.is_some_and(|n| n > base.seq + 1) {
+                break;
+            }
+            fs::remove_file(dir.join(segment_name(first)))?;
+            firsts.remove(0);
+        }
         let mut log = DiskLog {
             dir: dir.to_path_buf(),
             segments: Vec::new(),
@@ -267,14 +302,18 @@ impl DiskLog {
             vote,
             segment_bytes: segment_bytes.max(1),
             fault: None,
+            base,
             _lock: lock,
         };
+        log.count = base.seq;
+        log.last_epoch = base.epoch;
+        log.epochs = base_epochs;
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
             log.recover_segment(first, i + 1 == count)?;
         }
         if log.segments.is_empty() {
-            log.new_segment(1)?;
+            log.new_segment(base.seq + 1)?;
         }
         // Whatever survived is made durable before anything counts on it.
         log.segments.last().expect("one segment").file.sync_all()?;
@@ -494,6 +533,15 @@ impl DiskLog {
         if seq >= self.count {
             return Ok(());
         }
+        if seq < self.base.seq {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot cut the log after seq {seq}: retention deleted everything up to {}",
+                    self.base.seq
+                ),
+            ));
+        }
         // Drop whole segments that start after `seq`.
         while self.segments.len() > 1 && self.segments.last().expect("one").first > seq + 1 {
             let seg = self.segments.pop().expect("checked");
@@ -520,13 +568,90 @@ impl DiskLog {
         self.count = seq;
         self.epochs.retain(|(_, first)| *first <= seq);
         self.last_epoch = match seq {
-            0 => 0,
+            _ if seq == self.base.seq => self.base.epoch,
             _ => self
                 .read(seq, seq, 1, usize::MAX)?
                 .first()
                 .map_or(0, |e| e.epoch),
         };
         file.sync_all()?;
+        sync_dir(&self.dir)
+    }
+
+    /// The entry before the first one held.
+    pub(super) fn base(&self) -> Position {
+        self.base
+    }
+
+    /// The segments, oldest first.
+    pub(super) fn segments(&self) -> io::Result<Vec<SegmentInfo>> {
+        let mut out = Vec::with_capacity(self.segments.len());
+        for (i, s) in self.segments.iter().enumerate() {
+            let last = match self.segments.get(i + 1) {
+                Some(next) => next.first - 1,
+                None => self.count,
+            };
+            out.push(SegmentInfo {
+                first: s.first,
+                last,
+                bytes: s.len,
+                modified: s.file.metadata()?.modified()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes the oldest segments up to the one that ends at `seq` (never
+    /// the segment being written): the base is recorded durably first.
+    /// Returns how many segments went.
+    pub(super) fn delete_through(&mut self, seq: Seq) -> io::Result<usize> {
+        let deletable = self
+            .segments
+            .iter()
+            .skip(1)
+            .take_while(|next| next.first <= seq + 1)
+            .count();
+        if deletable == 0 {
+            return Ok(0);
+        }
+        let through = self.segments[deletable].first - 1;
+        let epoch = self
+            .read(through, through, 1, usize::MAX)?
+            .first()
+            .map(|e| e.epoch)
+            .ok_or_else(|| io::Error::other(format!("entry {through} is not in the log")))?;
+        let base = Position {
+            epoch,
+            seq: through,
+        };
+        // The epochs stay known (they are few): logs are compared by them.
+        let begun: Vec<(Epoch, Seq)> = (self.epochs.iter())
+            .filter(|(_, s)| *s <= through)
+            .copied()
+            .collect();
+        write_base(&self.dir, base, &begun)?;
+        self.base = base;
+        for seg in self.segments.drain(..deletable) {
+            fs::remove_file(&seg.path)?;
+        }
+        sync_dir(&self.dir)?;
+        Ok(deletable)
+    }
+
+    /// Empties the log so that its next entry is `base.seq + 1`, with the
+    /// epochs begun up to there: the base is recorded durably, then every
+    /// segment deleted.
+    pub(super) fn reset(&mut self, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
+        write_base(&self.dir, base, epochs)?;
+        for seg in self.segments.drain(..) {
+            fs::remove_file(&seg.path)?;
+        }
+        self.base = base;
+        self.count = base.seq;
+        self.last_epoch = base.epoch;
+        self.epochs = epochs.to_vec();
+        self.recent.clear();
+        self.new_segment(base.seq + 1)?;
         sync_dir(&self.dir)
     }
 
@@ -580,6 +705,7 @@ impl DiskLog {
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
+        let from = from.max(self.base.seq + 1);
         let upto = upto.min(self.count);
         if from > upto || max == 0 {
             return Ok(out);
@@ -675,6 +801,50 @@ impl DiskLog {
     pub(super) fn sync_point(&self) -> Arc<File> {
         self.segments.last().expect("one segment").file.clone()
     }
+}
+
+/// The `base` file: the entry before the first held and the epochs begun
+/// up to it; (0, 0) and none if there is no file.
+fn read_base(dir: &Path) -> io::Result<(Position, Vec<(Epoch, Seq)>)> {
+    let path = dir.join("base");
+    let text = match fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e),
+    };
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} does not hold 'SEQ EPOCH' then 'EPOCH FIRST' lines",
+                path.display()
+            ),
+        )
+    };
+    let mut pairs = text.lines().map(|line| {
+        let mut words = line.split_whitespace().map(str::parse::<u64>);
+        match (words.next(), words.next(), words.next()) {
+            (Some(Ok(a)), Some(Ok(b)), None) => Ok((a, b)),
+            _ => Err(bad()),
+        }
+    });
+    let (seq, epoch) = pairs.next().ok_or_else(bad)??;
+    let epochs = pairs.collect::<io::Result<Vec<_>>>()?;
+    Ok((Position { epoch, seq }, epochs))
+}
+
+/// Records the base and the epochs begun up to it: a new file, synced,
+/// renamed over the old one, the directory synced.
+fn write_base(dir: &Path, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
+    let tmp = dir.join("base.tmp");
+    let mut f = File::create(&tmp)?;
+    writeln!(f, "{} {}", base.seq, base.epoch)?;
+    for (epoch, first) in epochs {
+        writeln!(f, "{epoch} {first}")?;
+    }
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join("base"))?;
+    sync_dir(dir)
 }
 
 /// The bytes the record starting `rest` takes, if its header is there and
@@ -835,6 +1005,79 @@ mod tests {
 
     fn all(log: &DiskLog) -> Vec<Entry> {
         log.read(1, log.last().seq, usize::MAX, usize::MAX).unwrap()
+    }
+
+    #[test]
+    fn retention_deletes_whole_old_segments_and_a_restart_keeps_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = write(dir.path(), 60, 200);
+        let segs = log.segments().unwrap();
+        assert!(segs.len() > 4, "{segs:?}");
+        assert_eq!(segs[0].first, 1);
+        assert!(segs.windows(2).all(|w| w[0].last + 1 == w[1].first));
+        assert_eq!(segs.last().unwrap().last, 60);
+        // Through 25: every segment that ends at or before it.
+        let through = segs
+            .iter()
+            .take_while(|s| s.last <= 25)
+            .last()
+            .unwrap()
+            .last;
+        let gone = segs.iter().filter(|s| s.last <= 25).count();
+        assert_eq!(log.delete_through(25).unwrap(), gone);
+        let base = Position {
+            epoch: entry(through).epoch,
+            seq: through,
+        };
+        assert_eq!(log.base(), base);
+        let kept: Vec<Entry> = (through + 1..=60).map(entry).collect();
+        assert_eq!(all(&log), kept, "reading from 1 starts at the first kept");
+        // The epochs stay whole: logs are compared by them.
+        let epochs = vec![(1, 1), (2, 10), (3, 20), (4, 30), (5, 40), (6, 50), (7, 60)];
+        assert_eq!(log.epochs(), epochs);
+        assert!(log.truncate_after(through - 1).is_err());
+        // Never the segment being written.
+        let n = log.segments().unwrap().len();
+        assert_eq!(log.delete_through(60).unwrap(), n - 1);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        let base = log.base();
+        assert_eq!(base.seq + 1, log.segments().unwrap()[0].first);
+        assert_eq!(
+            all(&log),
+            (base.seq + 1..=60).map(entry).collect::<Vec<_>>()
+        );
+        assert_eq!(log.epochs(), epochs);
+        assert_eq!(log.last(), Position { epoch: 7, seq: 60 });
+    }
+
+    #[test]
+    fn a_reset_log_starts_after_its_base_and_a_crash_midway_is_finished_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = write(dir.path(), 30, 200);
+        let base = Position { epoch: 9, seq: 100 };
+        log.reset(base, &[(1, 1), (9, 95)]).unwrap();
+        assert_eq!((log.last(), all(&log)), (base, vec![]));
+        let next = Entry {
+            epoch: 9,
+            seq: 101,
+            key: None,
+            message: "after".into(),
+        };
+        log.append(std::slice::from_ref(&next)).unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!((log.base(), all(&log)), (base, vec![next]));
+        assert_eq!(log.epochs(), vec![(1, 1), (9, 95)]);
+        drop(log);
+        // A crash after the base was written, before the segments went.
+        let other = tempfile::tempdir().unwrap();
+        drop(write(other.path(), 30, 200));
+        write_base(other.path(), Position { epoch: 4, seq: 50 }, &[(4, 30)]).unwrap();
+        let log = DiskLog::open(other.path(), 200).unwrap();
+        assert_eq!(log.last(), Position { epoch: 4, seq: 50 });
+        assert_eq!(log.segments().unwrap().len(), 1);
+        assert_eq!(log.segments().unwrap()[0].first, 51);
     }
 
     #[test]

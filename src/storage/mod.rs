@@ -8,6 +8,7 @@
 
 pub mod digest;
 pub mod disk;
+pub mod retention;
 
 use std::fs::File;
 use std::io;
@@ -34,8 +35,12 @@ pub enum Log {
 /// A log kept in memory only.
 #[derive(Debug, Default)]
 pub struct MemoryLog {
-    /// Entries; `entries[i].seq == i + 1`.
+    /// Entries; `entries[i].seq == base.seq + i + 1`.
     entries: Vec<Entry>,
+    /// The entry before the first held ((0, 0) unless reset).
+    base: Position,
+    /// The epochs begun up to `base`.
+    base_epochs: Vec<(Epoch, Seq)>,
     /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
     epoch: Epoch,
     /// The vote recorded with it.
@@ -81,7 +86,16 @@ impl Log {
     pub fn truncate_after(&mut self, seq: Seq) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
-                m.entries.truncate(seq as usize);
+                if seq < m.base.seq {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "cannot cut the log below its first entry ({})",
+                            m.base.seq + 1
+                        ),
+                    ));
+                }
+                m.entries.truncate((seq - m.base.seq) as usize);
                 Ok(())
             }
             Log::Disk(d) => d.truncate_after(seq),
@@ -98,16 +112,59 @@ impl Log {
                     epoch: e.epoch,
                     seq: e.seq,
                 })
-                .unwrap_or_default(),
+                .unwrap_or(m.base),
             Log::Disk(d) => d.last(),
+        }
+    }
+
+    /// The entry just before the first one held: (0, 0) unless retention
+    /// deleted the start of the log, or it was reset to start later.
+    pub fn base(&self) -> Position {
+        match self {
+            Log::Memory(m) => m.base,
+            Log::Disk(d) => d.base(),
         }
     }
 
     /// Sequence number of the first entry held (0 when the log is empty).
     pub fn first(&self) -> Seq {
-        match self.last().seq {
-            0 => 0,
-            _ => 1,
+        let base = self.base().seq;
+        if self.last().seq > base {
+            base + 1
+        } else {
+            0
+        }
+    }
+
+    /// The segments, oldest first (none for a log in memory).
+    pub fn segments(&self) -> io::Result<Vec<disk::SegmentInfo>> {
+        match self {
+            Log::Memory(_) => Ok(Vec::new()),
+            Log::Disk(d) => d.segments(),
+        }
+    }
+
+    /// Retention: deletes the oldest segments through the one ending at
+    /// `seq` (never the one being written); how many went.
+    pub fn delete_through(&mut self, seq: Seq) -> io::Result<usize> {
+        match self {
+            Log::Memory(_) => Ok(0),
+            Log::Disk(d) => d.delete_through(seq),
+        }
+    }
+
+    /// Empties the log so that its next entry is `base.seq + 1`, with the
+    /// epochs begun up to there (a node behind its master's retention
+    /// starts again from there).
+    pub fn reset(&mut self, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
+        match self {
+            Log::Memory(m) => {
+                m.entries.clear();
+                m.base = base;
+                m.base_epochs = epochs.to_vec();
+                Ok(())
+            }
+            Log::Disk(d) => d.reset(base, epochs),
         }
     }
 
@@ -129,7 +186,8 @@ impl Log {
         max: usize,
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>> {
-        let from = from.max(1);
+        // Nothing before the first entry held is there to read.
+        let from = from.max(self.base().seq + 1);
         let upto = upto.min(self.last().seq);
         if from > upto {
             return Ok(Vec::new());
@@ -138,7 +196,8 @@ impl Log {
             Log::Memory(m) => {
                 let mut out = Vec::new();
                 let mut bytes = 0;
-                for e in &m.entries[(from - 1) as usize..upto as usize] {
+                let at = |seq: Seq| (seq - m.base.seq) as usize;
+                for e in &m.entries[at(from) - 1..at(upto)] {
                     if out.len() >= max || (!out.is_empty() && bytes + entry_cost(e) > max_bytes) {
                         break;
                     }
@@ -155,7 +214,7 @@ impl Log {
     pub fn epochs(&self) -> Vec<(Epoch, Seq)> {
         match self {
             Log::Memory(m) => {
-                let mut out: Vec<(Epoch, Seq)> = Vec::new();
+                let mut out: Vec<(Epoch, Seq)> = m.base_epochs.clone();
                 for e in &m.entries {
                     if out.last().map(|(ep, _)| *ep) != Some(e.epoch) {
                         out.push((e.epoch, e.seq));

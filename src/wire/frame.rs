@@ -253,6 +253,18 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         missing: Vec<String>,
     },
+
+    // ---- retention ----
+    /// The master no longer holds entries this secondary lacks (retention
+    /// deleted them): the secondary empties its log, which continues after
+    /// `base`, and takes entries from there. Sent instead of `Sync`.
+    Reset {
+        /// The entry before the first the master holds.
+        base: Position,
+        /// The epochs begun up to `base` (first sequence number of each).
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        epochs: Vec<(Epoch, Seq)>,
+    },
 }
 
 /// The first frame of every connection.
@@ -318,6 +330,10 @@ pub struct Welcome {
     /// clients).
     #[serde(deserialize_with = "super::bounded::vec::deserialize")]
     pub epochs: Vec<(Epoch, Seq)>,
+    /// The first sequence number the node holds (or will hold next, if its
+    /// log is empty): retention deleted the entries before it. 1 if it
+    /// deleted none.
+    pub first: Seq,
 }
 
 /// The role of a node in its cluster.

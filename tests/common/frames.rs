@@ -63,6 +63,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             epochs: (0..rng.gen_range(0..4))
                 .map(|_| (rng.gen(), rng.gen()))
                 .collect(),
+            first: rng.gen(),
         }),
         2 => Frame::Refused { reason: text(rng) },
         3 => Frame::Append {

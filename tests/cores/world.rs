@@ -395,6 +395,7 @@ impl World {
             keys,
             vote: n.vote.clone(),
             committed: 0,
+            base: Default::default(),
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -635,6 +636,8 @@ impl World {
                 Action::Reply { req, result, .. } => self.answer(node, req, result),
                 // The harness's clients do not ask for progress.
                 Action::Progress { .. } => panic!("seed {}: progress nobody asked for", self.seed),
+                // No retention here: no log is ever reset.
+                Action::ResetLog { .. } => panic!("seed {}: a reset without retention", self.seed),
             }
         }
     }

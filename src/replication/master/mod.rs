@@ -107,6 +107,11 @@ pub enum MasterEvent {
         /// Refused because its `--cluster` or `--master` differs.
         mismatch: bool,
     },
+    /// Retention deleted the log's start: it begins after `base`.
+    Compacted {
+        /// The entry before the first one held.
+        base: Position,
+    },
     /// A replication connection closed or failed.
     PeerDisconnected {
         /// Which secondary.
@@ -297,6 +302,10 @@ pub struct Master {
     next_waiter: u64,
     /// Waiters that asked for progress (some may have been answered since).
     progress: BTreeSet<u64>,
+    /// The entry before the first the log holds (retention deleted the
+    /// ones before): a secondary that lacks entries up to it starts again
+    /// after it.
+    base: Position,
     /// First sequence number of this master's own epoch when it was
     /// elected (its marker), 0 otherwise. An entry of an older epoch counts
     /// as on a node only once that node holds this one too (Raft's commit
@@ -401,7 +410,9 @@ impl Master {
             // What the log held when it was known committed: never more
             // than the log (a secondary may have heard of a mark beyond
             // what it had received).
-            committed: log.committed.min(log.last.seq),
+            // Retention deleted only committed entries.
+            committed: log.committed.max(log.base.seq).min(log.last.seq),
+            base: log.base,
             broken: None,
             storage_trouble: None,
             started: now,
@@ -533,6 +544,7 @@ impl Master {
                 self.on_heartbeat_reply(now, peer, conn, stored, out)
             }
             MasterEvent::Tick => self.tick(now, out),
+            MasterEvent::Compacted { base } => self.on_compacted(base, out),
         }
     }
 
@@ -550,8 +562,40 @@ impl Master {
             keys: self.keys,
             vote: None,
             committed: self.committed,
+            base: self.base,
         };
         (state, self.stored)
+    }
+
+    /// Retention deleted the log's start: it now begins after `base`. A
+    /// connected secondary still to be sent an entry before it cannot be
+    /// caught up from this log: its connection is dropped, and the next
+    /// one starts it again after the base.
+    fn on_compacted(&mut self, base: Position, out: &mut Vec<MasterAction>) {
+        self.base = base;
+        for (peer, p) in self.peers.iter_mut().enumerate() {
+            if let Some(conn) = p.conn.filter(|_| p.sent < base.seq) {
+                p.conn = None;
+                p.connected_at = None;
+                out.push(MasterAction::Reconnect { peer, conn });
+            }
+        }
+    }
+
+    /// From which sequence number on entries are still wanted by a
+    /// secondary this master hears from (retention keeps them, within its
+    /// byte limit); `Seq::MAX` if none is behind.
+    pub fn wanted_from(&self, now: Instant) -> Seq {
+        (self.peers.iter())
+            .filter(|p| {
+                matches!(
+                    self.status(p, now),
+                    PeerStatus::Healthy | PeerStatus::Suspected
+                )
+            })
+            .map(|p| p.acked + 1)
+            .min()
+            .unwrap_or(Seq::MAX)
     }
 
     /// The node is stopping: every waiting append is answered with

@@ -31,8 +31,26 @@ impl Master {
             self.peers[peer].last_heard = Some(now);
             return out.push(MasterAction::Diverged { peer, conn, reason });
         }
-        let agree = super::super::common_prefix(&self.epochs, self.last, epochs, last.seq);
+        let mut agree = super::super::common_prefix(&self.epochs, self.last, epochs, last.seq);
         let truncate_after = (agree < last.seq).then_some(agree);
+        let mut frame = Frame::Sync { truncate_after };
+        if agree < self.base.seq {
+            // It lacks entries (or holds others) where retention deleted
+            // this log's: it cannot be caught up entry by entry. Everything
+            // up to the base is committed: it starts again after it.
+            let base = self.base;
+            let epochs = (self.epochs.iter())
+                .filter(|(_, first)| *first <= base.seq)
+                .copied()
+                .collect();
+            frame = Frame::Reset { base, epochs };
+            agree = base.seq;
+        }
+        let stored = if agree == self.base.seq && matches!(frame, Frame::Reset { .. }) {
+            agree
+        } else {
+            stored
+        };
         let p = &mut self.peers[peer];
         p.conn = Some(conn);
         p.connected_at = Some(now);
@@ -44,11 +62,7 @@ impl Master {
         p.retry_at = None;
         p.attempt = 0;
         p.refused = None;
-        out.push(MasterAction::Send {
-            peer,
-            conn,
-            frame: Frame::Sync { truncate_after },
-        });
+        out.push(MasterAction::Send { peer, conn, frame });
         self.release(out);
     }
 

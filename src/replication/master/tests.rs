@@ -26,6 +26,7 @@ fn master(secondaries: usize) -> (Master, Instant) {
         keys: KeyWindow::new(1000, 1),
         vote: None,
         committed: 0,
+        base: Default::default(),
     };
     let now = Instant::now();
     (Master::new(cfg, state, now), now)
@@ -421,6 +422,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         keys: KeyWindow::new(100, 8),
         vote: None,
         committed: 0,
+        base: Default::default(),
     };
     let mut m = Master::new(cfg, state, Instant::now());
     let now = Instant::now();
@@ -1152,6 +1154,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
         keys: KeyWindow::new(100, 11),
         vote: None,
         committed: 0,
+        base: Default::default(),
     };
     let mut m = master_over(7, 3, state);
     let now = Instant::now();
@@ -1300,6 +1303,7 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         keys: KeyWindow::new(100, 6),
         vote: None,
         committed: 0,
+        base: Default::default(),
     };
     let mut m = master_over(100, 100, state);
     let now = Instant::now();
@@ -1367,4 +1371,78 @@ fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_c
     );
     assert!(!out.iter().any(|a| matches!(a, A::Progress { .. })));
     assert!(m.progress.is_empty(), "answered waiters are forgotten");
+}
+
+#[test]
+fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
+    let now = Instant::now();
+    let base = Position { epoch: 1, seq: 10 };
+    let state = LogState {
+        epoch: 2,
+        last: Position { epoch: 2, seq: 20 },
+        epochs: vec![(1, 1), (2, 15)],
+        keys: KeyWindow::new(100, 21),
+        vote: None,
+        committed: 0,
+        base,
+    };
+    let mut m = master_over(100, 100, state);
+    // Everything retention deleted was committed.
+    assert_eq!(m.committed(), 10);
+    let connected = |conn, seq, epochs: Vec<(u64, u64)>| E::PeerConnected {
+        peer: 0,
+        conn,
+        last: Position { epoch: 1, seq },
+        stored: seq,
+        epochs,
+    };
+    // Its log ends at 3: entries 4 to 10 are gone here.
+    let out = step(&mut m, now, connected(10, 3, vec![(1, 1)]));
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 10,
+            frame: Frame::Reset {
+                base,
+                epochs: vec![(1, 1)]
+            }
+        }]
+    );
+    // Then it is sent everything after the base.
+    assert_eq!(flush(&mut m, now), vec![sent(0, 11, 20)]);
+    // One that holds up to 12 is caught up entry by entry.
+    step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 10 });
+    let out = step(&mut m, now, connected(11, 12, vec![(1, 1)]));
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 11,
+            frame: Frame::Sync {
+                truncate_after: None
+            }
+        }]
+    );
+    // Retention deletes more while it is still to be sent 13 on: its
+    // connection is dropped, and the next one resets it.
+    let out = step(
+        &mut m,
+        now,
+        E::Compacted {
+            base: Position { epoch: 2, seq: 16 },
+        },
+    );
+    assert_eq!(out, vec![A::Reconnect { peer: 0, conn: 11 }]);
+    let out = step(&mut m, now, connected(12, 12, vec![(1, 1)]));
+    assert!(matches!(
+        &out[0],
+        A::Send {
+            frame: Frame::Reset {
+                base: Position { epoch: 2, seq: 16 },
+                ..
+            },
+            ..
+        }
+    ));
 }

@@ -124,6 +124,12 @@ pub enum Event {
     },
     /// Time passed.
     Tick,
+    /// Retention deleted the start of the local log: it now begins after
+    /// `base`.
+    Compacted {
+        /// The entry before the first one held.
+        base: Position,
+    },
     /// A candidate asks for this node's vote (or pre-vote); answered with
     /// `AnswerVote` on `conn`.
     VoteRequested {
@@ -214,6 +220,15 @@ pub enum Action {
     /// Append these consecutive entries to the local log (then report
     /// `Stored`).
     Persist(Vec<Entry>),
+    /// Empty the local log, which continues after `base` with these epochs
+    /// begun up to it (the master's retention deleted what it lacked); say
+    /// so loudly. If that fails, report `StorageFailed`.
+    ResetLog {
+        /// The entry before the next one.
+        base: Position,
+        /// The epochs begun up to `base`.
+        epochs: Vec<(Epoch, Seq)>,
+    },
     /// Cut the local log after `after` (and forget whatever was waiting to
     /// be written beyond it). If cutting fails, report `StorageFailed`.
     CutLog {
@@ -505,6 +520,17 @@ impl Core {
         }
     }
 
+    /// What retention must keep (`storage::retention::plan`): entries from
+    /// the first on are wanted by a secondary this node, as master, hears
+    /// from (`Seq::MAX`: none); entries after the second are not known to
+    /// be on a majority, and a failover could still need them.
+    pub fn retention_marks(&self, now: Instant) -> (Seq, Seq) {
+        match &self.role {
+            Role::Master(m) => (m.wanted_from(now), self.committed()),
+            _ => (Seq::MAX, self.committed()),
+        }
+    }
+
     /// Last sequence number stored locally: what readers may see.
     pub fn stored(&self) -> Seq {
         match &self.role {
@@ -636,6 +662,12 @@ impl Core {
                     reason: reason.clone(),
                 },
                 SecondaryEvent::StorageFailed { reason },
+                out,
+            ),
+            Event::Compacted { base } => self.storage(
+                now,
+                MasterEvent::Compacted { base },
+                SecondaryEvent::Compacted { base },
                 out,
             ),
             Event::Tick => {
@@ -839,6 +871,7 @@ impl Core {
             stored: s.stored(),
             max_message_bytes: self.cfg.max_message_bytes as u64,
             epochs: s.epochs().to_vec(),
+            first: s.base().seq + 1,
         };
         out.push(Action::ToMaster {
             conn,
@@ -888,6 +921,10 @@ impl Core {
         for action in actions.drain(..) {
             out.push(match action {
                 SecondaryAction::Persist(entries) => Action::Persist(entries),
+                SecondaryAction::ResetLog { base, epochs } => {
+                    self.generation += 1;
+                    Action::ResetLog { base, epochs }
+                }
                 SecondaryAction::Truncate { after, diverged } => {
                     self.generation += 1;
                     Action::CutLog {

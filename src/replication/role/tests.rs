@@ -49,6 +49,7 @@ fn log(last: Seq) -> LogState {
         keys: KeyWindow::new(100, last + 1),
         vote: None,
         committed: 0,
+        base: Default::default(),
     }
 }
 
@@ -159,6 +160,7 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
                 stored: 7,
                 max_message_bytes: 100,
                 epochs: vec![(1, 1), (2, 6)],
+                first: 1,
             })
         }]
     );
