@@ -67,7 +67,11 @@ async fn a_scrape_shows_appends_fsyncs_the_log_and_every_secondary() {
     expect("replog_appends_total{outcome=\"ok\",w=\"1\"}", 3.0);
     expect("replog_appends_total{outcome=\"ok\",w=\"majority\"}", 1.0);
     expect("replog_appends_total{outcome=\"ok\",w=\"3\"}", 1.0);
-    expect("replog_appends_total{outcome=\"bad_request\",w=\"5\"}", 1.0);
+    // An impossible w is "invalid": a client cannot grow the label set.
+    expect(
+        "replog_appends_total{outcome=\"bad_request\",w=\"invalid\"}",
+        1.0,
+    );
     expect("replog_append_latency_seconds_count{w=\"1\"}", 3.0);
     expect("replog_role{role=\"master\"}", 1.0);
     expect("replog_log_entries", 5.0);

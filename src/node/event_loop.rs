@@ -527,7 +527,6 @@ impl NodeLoop {
                     if let Some((arrived, w)) = self.appends.remove(&(client, req)) {
                         let seconds = arrived.elapsed().as_secs_f64();
                         let outcome = super::metrics::outcome_label(&result);
-                        let w = super::metrics::w_label(w);
                         self.shared.metrics.append(w, outcome, seconds);
                     }
                     if let Some(tx) = self.clients.get(&client) {

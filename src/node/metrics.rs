@@ -42,13 +42,13 @@ const SCRAPES_IN_FLIGHT: usize = 4;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct AppendLabels {
     outcome: &'static str,
-    w: String,
+    w: &'static str,
 }
 
 /// A write concern as a label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct WLabels {
-    w: String,
+    w: &'static str,
 }
 
 /// Why a handshake was refused.
@@ -79,6 +79,9 @@ struct RoleLabels {
 /// Every metric of one node.
 pub(crate) struct Metrics {
     registry: Registry,
+    /// `w` label values, by number of nodes (index 0: out of range). A
+    /// client cannot grow the label set: an impossible `w` is "invalid".
+    w_labels: Vec<&'static str>,
     appends: Family<AppendLabels, Counter>,
     append_seconds: Family<WLabels, Histogram, fn() -> Histogram>,
     fsync_seconds: Histogram,
@@ -102,8 +105,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The metrics of a node of a cluster of `nodes`.
+    pub(crate) fn new(nodes: usize) -> Self {
+        let w_labels = (0..=nodes)
+            .map(|n| match n {
+                0 => "invalid",
+                // Once per node start, as many as the cluster has nodes.
+                n => &*Box::leak(n.to_string().into_boxed_str()),
+            })
+            .collect();
         let mut registry = Registry::with_prefix("replog");
         let appends = Family::<AppendLabels, Counter>::default();
         registry.register(
@@ -198,6 +209,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry,
+            w_labels,
             appends,
             append_seconds,
             fsync_seconds,
@@ -215,15 +227,6 @@ impl Default for Metrics {
             peer_lag,
             peer_status,
         }
-    }
-}
-
-/// A write concern as a label value.
-pub(crate) fn w_label(w: WriteConcern) -> String {
-    match w {
-        WriteConcern::Nodes(n) => n.to_string(),
-        WriteConcern::Majority => "majority".into(),
-        WriteConcern::All => "all".into(),
     }
 }
 
@@ -252,10 +255,20 @@ impl Drop for OpenConnection {
 }
 
 impl Metrics {
+    /// A write concern as a label value: one of a fixed few.
+    fn w_label(&self, w: WriteConcern) -> &'static str {
+        match w {
+            WriteConcern::Nodes(n) => (self.w_labels.get(n as usize)).unwrap_or(&self.w_labels[0]),
+            WriteConcern::Majority => "majority",
+            WriteConcern::All => "all",
+        }
+    }
+
     /// An append answered after `seconds`.
-    pub(crate) fn append(&self, w: String, outcome: &'static str, seconds: f64) {
+    pub(crate) fn append(&self, w: WriteConcern, outcome: &'static str, seconds: f64) {
+        let w = self.w_label(w);
         self.append_seconds
-            .get_or_create(&WLabels { w: w.clone() })
+            .get_or_create(&WLabels { w })
             .observe(seconds);
         self.appends
             .get_or_create(&AppendLabels { outcome, w })

@@ -250,7 +250,7 @@ pub async fn run<N: Net>(
         role: role_rx,
         tracker: tracker.clone(),
         rounds: AtomicU64::new(0),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics: Arc::new(metrics::Metrics::new(cfg.cluster.nodes.len())),
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
