@@ -466,6 +466,7 @@ fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
         ClientError::Line { source, .. } => return append_error_json(source, key),
         ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
         ClientError::Append(AppendError::KeyReused { .. }) => ("key_reused", true, None),
+        ClientError::Append(AppendError::Deleted { seq, .. }) => ("deleted", false, Some(*seq)),
         ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", false, Some(*seq)),
         ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
         ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
@@ -968,7 +969,7 @@ async fn verify(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
         format!("{value}\n")
     } else {
         let mut text = match &v.difference {
-            None if v.agreed_upto == 0 => format!(
+            None if v.agreed_upto < v.compared_from => format!(
                 "all {} nodes agree: no entry is on every node yet\n",
                 v.nodes.len()
             ),

@@ -195,6 +195,9 @@ fn describe(e: &AppendError) -> String {
             "the master is shutting down or stepped down (a failover); the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list --committed', or retry with the same --key"
         ),
         AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
+        AppendError::Deleted { seq, stored_on } => format!(
+            "stored as sequence number {seq} on {stored_on} node(s), a majority (it survives any failover), but retention deleted it from the master's log before it reached the write concern, which it never will now; do not append it again"
+        ),
         AppendError::KeyReused { seq } => format!(
             "this request key was already used for another message, now at sequence number {seq}; nothing was appended: give each message its own key (a retry must send the same message)"
         ),
@@ -216,6 +219,7 @@ impl ClientError {
             // In the log with a known sequence number, not yet confirmed.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
+            ClientError::Append(AppendError::Deleted { .. }) => 3,
             ClientError::Append(AppendError::Refused { .. })
             | ClientError::NotReady { .. }
             | ClientError::NoMaster { .. } => 4,
@@ -282,6 +286,20 @@ type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
 
 /// Appends that asked for progress, by request id.
 type Watching = Arc<Mutex<HashMap<u64, watch::Sender<Option<Progress>>>>>;
+
+/// Removes an append's progress entry when dropped.
+struct Unwatch<'a> {
+    watching: &'a Watching,
+    req: Option<u64>,
+}
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        if let Some(req) = self.req {
+            self.watching.lock().expect("watching lock").remove(&req);
+        }
+    }
+}
 
 /// How to connect: the client token and TLS, both optional.
 #[derive(Clone, Default)]
@@ -528,11 +546,15 @@ impl Client {
             ))));
         }
         let key = opts.key.clone().unwrap_or_else(new_key);
-        let mut asked = None;
+        // Forgotten however this ends, a dropped (timed out) future too.
+        let mut unwatch = Unwatch {
+            watching: &self.watching,
+            req: None,
+        };
         let answer = self
             .request(|req| {
                 if let Some(tx) = &opts.progress {
-                    asked = Some(req);
+                    unwatch.req = Some(req);
                     let mut watching = self.watching.lock().expect("watching lock");
                     watching.insert(req, tx.clone());
                 }
@@ -546,9 +568,7 @@ impl Client {
                 }
             })
             .await;
-        if let Some(req) = asked {
-            self.watching.lock().expect("watching lock").remove(&req);
-        }
+        drop(unwatch);
         let answer = answer?;
         match answer {
             Frame::Appended { seq, .. } => Ok(seq),

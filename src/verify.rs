@@ -77,17 +77,40 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         let span = (end - from + 1).min(MAX_DIGEST_ENTRIES);
         let step = span.div_ceil(MAX_DIGESTS).max(1);
         let answers = try_join_all(clients.iter().map(|c| c.digests(from, end, step))).await?;
-        let upto = answers[0].0;
-        if upto < from || answers.iter().any(|a| a.0 != upto) {
+        // Nodes stop at their read budget: compare what all of them hashed.
+        let upto = answers.iter().map(|a| a.0).min().unwrap_or(0);
+        let same = answers.iter().all(|a| a.0 == upto);
+        if upto < from {
             return Err(ClientError::Usage(format!(
-                "a node's log changed while it was being verified (a failover cut it?): nodes covered up to {}; run verify again",
+                "a node's log changed while it was being verified (a failover cut it, or retention deleted its start?): nodes covered up to {}; run verify again",
                 answers.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(", ")
             )));
         }
-        let digests: Vec<&[[u8; 16]]> = answers.iter().map(|a| a.1.as_slice()).collect();
+        // Whole ranges only, unless every node stopped at the same place.
+        let count = if same {
+            answers[0].1.len()
+        } else {
+            ((upto - from + 1) / step) as usize
+        };
+        if count == 0 {
+            // A node stopped inside the first range: ask for smaller ones.
+            end = upto;
+            continue;
+        }
+        let mut digests: Vec<&[[u8; 16]]> = Vec::with_capacity(answers.len());
+        for (a, c) in answers.iter().zip(clients) {
+            digests.push(a.1.get(..count).ok_or_else(|| ClientError::Protocol {
+                addr: c.addr().to_string(),
+                what: format!("{} digests where {count} cover up to {}", a.1.len(), a.0),
+            })?);
+        }
         match first_difference(&digests) {
             None => {
-                from = upto + 1;
+                from = if same {
+                    upto + 1
+                } else {
+                    from + count as u64 * step
+                };
                 if from > end {
                     // A narrowed range that agrees after all (a log
                     // repaired meanwhile): go on to the end.

@@ -444,4 +444,14 @@ async fn retention_deletes_old_segments_and_a_secondary_behind_it_starts_again_f
         assert!(n["first"].as_u64().unwrap() > 1, "{v}");
         assert_eq!(n["last"].as_u64(), Some(602), "{v}");
     }
+    // Both start again from their base: n2 trimmed by retention, n3 reset.
+    for i in [1, 2] {
+        c.kill(i);
+        c.start(i);
+    }
+    c.wait_healthy(&[1, 2]).await;
+    append_lines(&node, "all", "restarted\n");
+    let (code, out, err) = replog(&["verify", "--node", &node]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("to 603\n"), "{out}");
 }

@@ -273,9 +273,19 @@ pub(super) async fn serve(
 async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -> Frame {
     use crate::storage::digest::{covered, RangeDigests};
     let from = from.max(1);
+    if from <= shared.log.read().expect("log lock").base().seq {
+        // Retention deleted it: nothing covered, and the verifier, which
+        // asked from the first entry every node said it held, asks again.
+        return Frame::Digests {
+            req,
+            upto: from - 1,
+            digests: Vec::new(),
+        };
+    }
     let mut upto = covered(from, to, step, *shared.visible.borrow());
     let mut ranges = RangeDigests::new(step);
     let mut next = from;
+    let mut read_bytes = 0;
     while next <= upto {
         let read = {
             let log = shared.log.read().expect("log lock");
@@ -284,9 +294,13 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
         let page = match read {
             Ok(page) => page,
             Err(e) => {
+                // Answered as covering nothing, so that the connection's
+                // credits come back; the verifier says to run it again.
                 warn!(error = %e, "cannot read the log for a digest");
-                return Frame::Refused {
-                    reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+                return Frame::Digests {
+                    req,
+                    upto: from - 1,
+                    digests: Vec::new(),
                 };
             }
         };
@@ -296,7 +310,12 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
             break;
         };
         page.iter().for_each(|e| ranges.push(e));
+        read_bytes += page.iter().map(crate::storage::entry_cost).sum::<usize>();
         next = last + 1;
+        if read_bytes >= crate::storage::digest::MAX_DIGEST_BYTES {
+            upto = last;
+            break;
+        }
         tokio::task::yield_now().await;
     }
     Frame::Digests {
@@ -327,7 +346,9 @@ async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
         wait,
         committed,
     } = page;
-    let mut from = from.max(1);
+    // Nothing before the base is left (retention): a list from below it
+    // starts after it (the CLI says so), and waits there if it follows.
+    let mut from = from.max(shared.log.read().expect("log lock").base().seq + 1);
     let mut mark_rx = if committed {
         shared.committed.clone()
     } else {

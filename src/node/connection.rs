@@ -205,7 +205,14 @@ async fn serve(
             // Another node's configuration differs: once it has proved
             // itself a node of this cluster (key, certificate), it is told
             // this node's, so that its `health` can say what differs.
-            HelloRefusal::Mismatch(reason) if hello.role == Role::Client => {
+            // Nor to anyone who has proved nothing while clients need a
+            // token to see the cluster's addresses.
+            HelloRefusal::Mismatch(reason)
+                if hello.role == Role::Client
+                    || (cfg.cluster_keys.is_none()
+                        && cfg.tls.is_none()
+                        && (cfg.client_token.is_some() || cfg.read_token.is_some())) =>
+            {
                 Frame::Refused { reason }
             }
             HelloRefusal::Mismatch(_) => {
@@ -522,7 +529,21 @@ async fn serve_master(
                 conn,
                 truncate_after,
             },
-            Some(Ok(Frame::Reset { base, epochs })) => SecondaryEvent::Reset { conn, base, epochs },
+            Some(Ok(Frame::Reset { base, epochs })) => {
+                // Epochs and their first seqs rising, none past the base,
+                // the last the base's own: anything else is no log.
+                let rising = epochs
+                    .windows(2)
+                    .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
+                let fits = epochs
+                    .last()
+                    .is_none_or(|&(e, s)| e == base.epoch && s <= base.seq);
+                if base.seq == u64::MAX || !rising || !fits {
+                    warn!(node = %shared.cfg.id, "closing replication connection: a Reset to an impossible base");
+                    break;
+                }
+                SecondaryEvent::Reset { conn, base, epochs }
+            }
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {
                 SecondaryEvent::Heartbeat { conn, committed }

@@ -472,7 +472,7 @@ impl NodeLoop {
                     self.to_link(peer, link::LinkCmd::Send(conn, frame));
                 }
                 Action::Reconnect { peer, conn } => {
-                    warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "secondary silent past --unhealthy-after; reconnecting");
+                    warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "reconnecting to the secondary: silent past --unhealthy-after, or behind what retention just deleted");
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 Action::Diverged { peer, conn, reason } => {
@@ -677,6 +677,7 @@ impl NodeLoop {
             return;
         };
         let mut log = self.shared.log.write().expect("log lock");
+        let before = log.base();
         match log.delete_through(through) {
             Ok(0) => {}
             Ok(n) => {
@@ -685,7 +686,16 @@ impl NodeLoop {
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
                 self.step(now, Event::Compacted { base });
             }
-            Err(e) => warn!(error = %e, "retention could not delete old segments; will try again"),
+            Err(e) => {
+                // The base may have moved before the failure: the core
+                // must know where the log starts.
+                let base = log.base();
+                drop(log);
+                warn!(error = %e, "retention could not delete old segments; will try again");
+                if base != before {
+                    self.step(now, Event::Compacted { base });
+                }
+            }
         }
     }
 

@@ -236,6 +236,7 @@ pub(crate) fn outcome_label(result: &Result<u64, AppendError>) -> &'static str {
         Ok(_) => "ok",
         Err(AppendError::BadRequest(_)) => "bad_request",
         Err(AppendError::KeyReused { .. }) => "key_reused",
+        Err(AppendError::Deleted { .. }) => "deleted",
         Err(AppendError::TimedOut { .. }) => "timed_out",
         Err(AppendError::Refused { .. }) => "refused",
         Err(AppendError::NotMaster { .. }) => "not_master",
@@ -415,8 +416,11 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = answer(stream, &shared).await {
-                debug!(peer = %addr, error = %e, "metrics request failed");
+            // A scraper that does not read its answer gives its slot back.
+            match tokio::time::timeout(2 * REQUEST_TIMEOUT, answer(stream, &shared)).await {
+                Ok(Err(e)) => debug!(peer = %addr, error = %e, "metrics request failed"),
+                Err(_) => debug!(peer = %addr, "metrics request timed out"),
+                Ok(Ok(())) => {}
             }
         });
     }

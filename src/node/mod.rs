@@ -353,7 +353,8 @@ pub async fn run<N: Net>(
 /// master). Read page by page, so the memory it takes is the window's own.
 fn recent_keys(log: &Log, window: u64) -> anyhow::Result<KeyWindow> {
     let last = log.last().seq;
-    let from = last.saturating_sub(window.max(1)) + 1;
+    // Nothing before the base is left to read (retention, a reset).
+    let from = (last.saturating_sub(window.max(1)) + 1).max(log.base().seq + 1);
     let mut keys = KeyWindow::with_expected(window, from, last + 1 - from);
     let mut next = from;
     while next <= last {

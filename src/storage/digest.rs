@@ -14,9 +14,13 @@ use crate::entry::{Entry, Seq};
 /// Most digests in one answer.
 pub const MAX_DIGESTS: u64 = 1024;
 
-/// Most entries hashed for one request: a request costs the node a bounded
-/// read (about 100 MiB at 100-byte messages).
+/// Most entries hashed for one request.
 pub const MAX_DIGEST_ENTRIES: u64 = 1 << 20;
+
+/// Most bytes of entries read for one request (the node stops after the
+/// page that passes it, and says where): a request costs the node a bounded
+/// read whatever the messages' size.
+pub const MAX_DIGEST_BYTES: usize = 64 << 20;
 
 /// The digests of consecutive ranges of `step` entries, fed in order.
 #[derive(Debug)]

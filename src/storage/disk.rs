@@ -641,17 +641,34 @@ impl DiskLog {
     /// Empties the log so that its next entry is `base.seq + 1`, with the
     /// epochs begun up to there: the base is recorded durably, then every
     /// segment deleted.
+    ///
+    /// In steps that each leave a log the next start reads: first the log
+    /// is cut to nothing (newest segments first, as any cut: a crash leaves
+    /// a shorter log), then the base is written, then the one empty segment
+    /// left is renamed to start after it (a crash before that leaves an
+    /// empty segment below the base, which the next start deletes). A
+    /// failure part-way leaves the log cut and at least one segment, so
+    /// nothing panics; the caller stops trusting the log.
     pub(super) fn reset(&mut self, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
-        write_base(&self.dir, base, epochs)?;
-        for seg in self.segments.drain(..) {
-            fs::remove_file(&seg.path)?;
+        if base.seq == Seq::MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a log cannot start after the last possible sequence number",
+            ));
         }
+        self.truncate_after(self.base.seq)?;
+        write_base(&self.dir, base, epochs)?;
         self.base = base;
         self.count = base.seq;
         self.last_epoch = base.epoch;
         self.epochs = epochs.to_vec();
         self.recent.clear();
-        self.new_segment(base.seq + 1)?;
+        let seg = self.segments.last_mut().expect("one segment");
+        let path = self.dir.join(segment_name(base.seq + 1));
+        fs::rename(&seg.path, &path)?;
+        seg.path = path;
+        seg.first = base.seq + 1;
+        seg.sparse.clear();
         sync_dir(&self.dir)
     }
 

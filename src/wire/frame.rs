@@ -422,6 +422,15 @@ pub enum AppendError {
         /// Sequence number of the entry the key is bound to.
         seq: Seq,
     },
+    /// Stored on a majority (committed, it survives any failover), but
+    /// retention deleted it from the master's log before `w` nodes held it:
+    /// it will never reach `w`.
+    Deleted {
+        /// Sequence number of the entry.
+        seq: Seq,
+        /// How many nodes held it when it was deleted.
+        stored_on: u32,
+    },
 }
 
 /// What `replog health` shows.

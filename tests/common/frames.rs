@@ -153,7 +153,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..9) {
+        12 => match rng.gen_range(0..11) {
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
@@ -191,6 +191,21 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                 req: rng.gen(),
                 upto: rng.gen(),
                 digests: (0..rng.gen_range(0..4)).map(|_| rng.gen()).collect(),
+            },
+            8 => Frame::Progress {
+                req: rng.gen(),
+                seq: rng.gen(),
+                needed: rng.gen(),
+                missing: (0..rng.gen_range(0..3)).map(|_| text(rng)).collect(),
+            },
+            9 => Frame::Reset {
+                base: Position {
+                    epoch: rng.gen(),
+                    seq: rng.gen(),
+                },
+                epochs: (0..rng.gen_range(0..4))
+                    .map(|_| (rng.gen(), rng.gen()))
+                    .collect(),
             },
             _ => Frame::Heartbeat {
                 committed: rng.gen(),

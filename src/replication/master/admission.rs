@@ -77,6 +77,26 @@ impl Master {
         let known =
             (a.request.key.as_deref()).and_then(|k| self.keys.lookup(k, &a.request.message));
         let seq = match known {
+            // A retry of an entry retention deleted: it is on a majority;
+            // whether it reached `w` was answered the first time, and it
+            // never will now if it had not (a node reset past it does not
+            // hold it).
+            Some(Known::Same(seq)) if seq <= self.base.seq => {
+                let majority = crate::replication::quorum::majority(self.nodes());
+                let result = if a.w <= majority {
+                    Ok(seq)
+                } else {
+                    Err(AppendError::Deleted {
+                        seq,
+                        stored_on: majority,
+                    })
+                };
+                return out.push(MasterAction::Reply {
+                    client: a.request.client,
+                    req: a.request.req,
+                    result,
+                });
+            }
             // A retry: answer with the original entry once it reaches `w`.
             Some(Known::Same(seq)) => seq,
             // The key names another message's entry: appending this one

@@ -573,8 +573,27 @@ impl Master {
     /// one starts it again after the base.
     fn on_compacted(&mut self, base: Position, out: &mut Vec<MasterAction>) {
         self.base = base;
+        // Waiting for an entry that is gone: no node still lacking it can
+        // be sent it (retention deletes only entries on a majority).
+        let gone: Vec<u64> = (self.waiters.iter())
+            .filter(|(_, w)| w.seq <= base.seq)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            let w = self.waiters.remove(&id).expect("listed above");
+            out.push(MasterAction::Reply {
+                client: w.client,
+                req: w.req,
+                result: Err(AppendError::Deleted {
+                    seq: w.seq,
+                    stored_on: self.stored_on(w.seq),
+                }),
+            });
+        }
         for (peer, p) in self.peers.iter_mut().enumerate() {
-            if let Some(conn) = p.conn.filter(|_| p.sent < base.seq) {
+            // Still to be sent (or, after a nack, sent again) an entry that
+            // is gone: the next connection resets it.
+            if let Some(conn) = p.conn.filter(|_| p.acked < base.seq || p.sent < base.seq) {
                 p.conn = None;
                 p.connected_at = None;
                 out.push(MasterAction::Reconnect { peer, conn });

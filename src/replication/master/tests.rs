@@ -1446,3 +1446,36 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         }
     ));
 }
+
+#[test]
+fn a_waiter_for_an_entry_retention_deletes_is_told_it_will_never_reach_w() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(7, 1, WriteConcern::All, "a"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    flush(&mut m, now);
+    // On a majority, not on all: committed, still waiting.
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    let out = step(
+        &mut m,
+        now,
+        E::Compacted {
+            base: Position { epoch: 1, seq: 1 },
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            A::Reply {
+                client: 7,
+                req: 1,
+                result: Err(AppendError::Deleted {
+                    seq: 1,
+                    stored_on: 2
+                }),
+            },
+            // s1 lacks it and can no longer be sent it.
+            A::Reconnect { peer: 1, conn: 11 },
+        ]
+    );
+}
