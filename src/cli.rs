@@ -143,6 +143,45 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Measure appends per second and their latency against a cluster: C connections to the master each keep K appends in flight; prints throughput, latency percentiles (an HDR histogram) and outcomes by kind.
+    Bench {
+        /// Node(s) of the cluster (default 127.0.0.1:7001, or REPLOG_NODE); connections go to its master.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// Connections to the master.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Appends in flight on each connection.
+        #[arg(long, default_value_t = 64)]
+        inflight: usize,
+        /// Message size in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 100)]
+        size: usize,
+        /// Stop after this many appends (warm-up included) instead of after --duration.
+        #[arg(long, conflicts_with = "duration")]
+        count: Option<u64>,
+        /// Measure for this long after the warm-up.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Appends in this first period are not measured.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        warmup: Duration,
+        /// Write concern of every append.
+        #[arg(short = 'w', long = "write-concern", default_value = "1")]
+        w: WriteConcern,
+        /// Send a fresh request key with every append (as `replog append` does); by default benchmark appends carry none.
+        #[arg(long)]
+        key_every_append: bool,
+        /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem) and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over their sum.
+        #[arg(long, value_name = "DIR")]
+        fsync_probe: Option<std::path::PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -299,6 +338,51 @@ pub async fn run(cli: Cli) -> i32 {
                 let nodes = node_list(node);
                 let get = get(&nodes, seq, (json, committed), &conn);
                 within(from_now(timeout), &nodes.join(","), "", get).await
+            }
+        },
+        Command::Bench {
+            node,
+            connections,
+            inflight,
+            size,
+            count,
+            duration,
+            warmup,
+            w,
+            key_every_append,
+            fsync_probe,
+            json,
+            conn,
+        } => match conn.options() {
+            Err(e) => Err(e),
+            Ok(conn) => {
+                let nodes = node_list(node);
+                let opts = crate::bench::BenchOptions {
+                    connections,
+                    inflight,
+                    size,
+                    count,
+                    duration,
+                    warmup,
+                    w,
+                    key_every_append,
+                    fsync_probe,
+                    progress: !json,
+                };
+                match crate::bench::run(&nodes, &opts, &conn).await {
+                    Err(e) => Err(e),
+                    Ok(report) => {
+                        let text = if json {
+                            format!("{}\n", serde_json::to_string(&report).expect("plain data"))
+                        } else {
+                            report.text(&opts)
+                        };
+                        emit(&mut std::io::stdout().lock(), text, || {
+                            "the benchmark ran".into()
+                        })
+                        .map(|_| ())
+                    }
+                }
             }
         },
         Command::Verify {
@@ -462,8 +546,26 @@ async fn show_waiting(mut seen: tokio::sync::watch::Receiver<Option<crate::clien
 /// the message is known to be in the master's log, the key to retry with,
 /// and the sentence.
 fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
-    let (kind, definite, seq) = match e {
-        ClientError::Line { source, .. } => return append_error_json(source, key),
+    let (kind, definite, seq) = error_facts(e);
+    serde_json::json!({
+        "error": kind,
+        "definite": definite,
+        "seq": seq,
+        "key": key,
+        "reason": e.to_string(),
+    })
+}
+
+/// A failed append's kind, as `append --json` and `bench` name it.
+pub(crate) fn error_kind(e: &ClientError) -> &'static str {
+    error_facts(e).0
+}
+
+/// A failed append's kind, whether it is definite, and its sequence number
+/// if it is known to be in the master's log.
+fn error_facts(e: &ClientError) -> (&'static str, bool, Option<u64>) {
+    match e {
+        ClientError::Line { source, .. } => error_facts(source),
         ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
         ClientError::Append(AppendError::KeyReused { .. }) => ("key_reused", true, None),
         ClientError::Append(AppendError::Deleted { seq, .. }) => ("deleted", false, Some(*seq)),
@@ -485,14 +587,7 @@ fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
         }
         ClientError::Interrupted { seq, .. } => ("interrupted", false, *seq),
         _ => ("other", false, None),
-    };
-    serde_json::json!({
-        "error": kind,
-        "definite": definite,
-        "seq": seq,
-        "key": key,
-        "reason": e.to_string(),
-    })
+    }
 }
 
 /// Appends one message: to one node, following a redirect to the master

@@ -577,6 +577,35 @@ impl Client {
         }
     }
 
+    /// Appends `message` as given, without copying it, with `key` or none
+    /// (then there is nothing to deduplicate: a retry may append it twice,
+    /// and the master does the least work). For load generators (`replog
+    /// bench`); `append`, which always sends a key, is what applications
+    /// want.
+    pub async fn append_bytes(
+        &self,
+        message: bytes::Bytes,
+        key: Option<String>,
+        w: WriteConcern,
+        timeout: Option<Duration>,
+    ) -> Result<Seq, ClientError> {
+        let answer = self
+            .request(|req| Frame::Append {
+                req,
+                key,
+                w,
+                timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                message,
+                progress: false,
+            })
+            .await?;
+        match answer {
+            Frame::Appended { seq, .. } => Ok(seq),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
     /// Up to `max` visible entries from `from`, and the node's last visible
     /// sequence number. With `wait`, the answer comes once there is at least
     /// one entry at `from`.

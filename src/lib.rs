@@ -21,12 +21,14 @@
 //! - [`config`]: cluster list and node configuration, validated.
 //! - [`auth`]: the cluster key's challenge–response and client tokens;
 //!   [`tls`]: optional TLS (rustls) for every connection.
-//! - [`verify`]: `replog verify`, comparing the nodes' logs by digests.
+//! - [`verify`]: `replog verify`, comparing the nodes' logs by digests;
+//!   [`bench`]: `replog bench`, a load generator for any cluster.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
 //!   command lines (clap definitions shared with the man pages);
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -455,3 +455,70 @@ async fn retention_deletes_old_segments_and_a_secondary_behind_it_starts_again_f
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("to 603\n"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_a_counted_load_and_reports_throughput_latency_and_outcomes() {
+    let mut c = Cluster::new(1, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_up(0).await;
+    let node = c.addrs[0].clone();
+    let probe = tempfile::tempdir().unwrap();
+    let (code, out, err) = replog(&[
+        "bench",
+        "--node",
+        &node,
+        "--count",
+        "300",
+        "--connections",
+        "2",
+        "--inflight",
+        "4",
+        "--warmup",
+        "0s",
+        "--key-every-append",
+        "--fsync-probe",
+        probe.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["measured"], 300, "{v}");
+    assert_eq!(v["outcomes"], serde_json::json!({"ok": 300}), "{v}");
+    let l = &v["latency_us"];
+    assert!(
+        l["p50"].as_u64().unwrap() > 0 && l["p50"].as_u64() <= l["max"].as_u64(),
+        "{v}"
+    );
+    assert!(v["appends_per_second"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["fsync_probe_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+    // Not a serial run: no ratio.
+    assert!(v["p50_over_fsync_and_round_trip"].is_null(), "{v}");
+    // Every one of them is in the log.
+    let (_, listed, _) = replog(&["list", "--node", &node, "--json"]);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(listed.len(), 300);
+    // An impossible w is counted by kind, not measured.
+    let (code, out, _) = replog(&[
+        "bench",
+        "--node",
+        &node,
+        "--count",
+        "5",
+        "--connections",
+        "1",
+        "--inflight",
+        "1",
+        "-w",
+        "3",
+        "--warmup",
+        "0s",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&v["measured"], &v["outcomes"]),
+        (&0.into(), &serde_json::json!({"bad_request": 5})),
+        "{v}"
+    );
+}

@@ -1,0 +1,351 @@
+//! `replog bench`: a closed-loop load generator against any cluster.
+//!
+//! `C` connections to the master each keep `K` appends of `B` bytes in
+//! flight; every answer is timed into an HDR histogram (after the warm-up)
+//! and counted by outcome. Optionally it times `fdatasync` of a probe file
+//! in a directory (put it on the data directory's filesystem) and the
+//! loopback round trip (a `health` request), so that a serial `w=N` latency
+//! can be read against the disk it waits for: `docs/benchmarks.md`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::client::{connect_master, Client, ClientError, ConnectOptions};
+use crate::wire::WriteConcern;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Connections to the master.
+    pub connections: usize,
+    /// Appends in flight on each.
+    pub inflight: usize,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Stop after this many appends (warm-up included)...
+    pub count: Option<u64>,
+    /// ...or after this long (after the warm-up).
+    pub duration: Duration,
+    /// Appends during this long are not measured.
+    pub warmup: Duration,
+    /// Write concern.
+    pub w: WriteConcern,
+    /// Send a fresh request key with every append (the CLI's default for
+    /// `append`); without, appends carry none.
+    pub key_every_append: bool,
+    /// Time `fdatasync` of a probe file in this directory.
+    pub fsync_probe: Option<PathBuf>,
+    /// Show a progress bar on standard error (if it is a terminal).
+    pub progress: bool,
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// The slowest.
+    pub max: u64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// What was measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// Appends answered in the measured period.
+    pub measured: u64,
+    /// Its length, in seconds.
+    pub seconds: f64,
+    /// Successful appends per second in it.
+    pub appends_per_second: f64,
+    /// Latency of successful appends, microseconds.
+    pub latency_us: Latency,
+    /// Every answer (warm-up included) by outcome: "ok", or the kind of
+    /// error as `append --json` names it.
+    pub outcomes: BTreeMap<String, u64>,
+    /// `fdatasync` of a 4 KiB write to the probe file, microseconds.
+    pub fsync_probe_us: Option<Latency>,
+    /// A `health` request's round trip to the master, microseconds.
+    pub round_trip_us: Option<Latency>,
+    /// Append p50 over (probe fsync p50 + round trip p50): how close a
+    /// serial append comes to the one sync and one trip it must wait for
+    /// (only for a serial run: one connection, one in flight).
+    pub p50_over_fsync_and_round_trip: Option<f64>,
+}
+
+/// Times `n` fdatasyncs of a small write to a file in `dir`.
+fn probe_fsync(dir: &std::path::Path, n: usize) -> std::io::Result<Histogram<u64>> {
+    use std::io::Write;
+    let path = dir.join(format!(".replog-bench-probe-{}", std::process::id()));
+    let mut file = std::fs::File::create(&path)?;
+    let mut h = Histogram::new(3).expect("3 significant digits");
+    let block = [0x5au8; 4096];
+    let result = (|| {
+        for _ in 0..n {
+            file.write_all(&block)?;
+            let start = Instant::now();
+            file.sync_data()?;
+            let _ = h.record(start.elapsed().as_micros() as u64);
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.map(|()| h)
+}
+
+/// Runs the benchmark against the cluster of `nodes`.
+pub async fn run(
+    nodes: &[String],
+    opts: &BenchOptions,
+    conn: &ConnectOptions,
+) -> Result<BenchReport, ClientError> {
+    let connections = opts.connections.max(1);
+    let inflight = opts.inflight.max(1);
+    let mut clients = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let node = &nodes[i % nodes.len()];
+        clients.push(Arc::new(connect_master(node, conn).await?));
+    }
+    let fsync_probe = match &opts.fsync_probe {
+        Some(dir) => Some(probe_fsync(dir, 200).map_err(|e| {
+            ClientError::Usage(format!(
+                "--fsync-probe {}: cannot time fdatasync there: {e}",
+                dir.display()
+            ))
+        })?),
+        None => None,
+    };
+    let round_trip = if opts.fsync_probe.is_some() {
+        let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
+        for _ in 0..200 {
+            let start = Instant::now();
+            clients[0].health().await?;
+            let _ = h.record(start.elapsed().as_micros() as u64);
+        }
+        Some(h)
+    } else {
+        None
+    };
+
+    let message = bytes::Bytes::from(vec![b'x'; opts.size]);
+    let started = Instant::now();
+    let measure_from = started + opts.warmup;
+    let stop_at = opts.count.is_none().then(|| measure_from + opts.duration);
+    let issued = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let merged = Arc::new(Mutex::new(
+        Histogram::<u64>::new(3).expect("3 significant digits"),
+    ));
+    let measured = Arc::new(AtomicU64::new(0));
+    let first_measured = Arc::new(Mutex::new(None::<Instant>));
+    let last_answer = Arc::new(Mutex::new(started));
+
+    let bar = opts.progress.then(|| {
+        let bar = match opts.count {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new((opts.warmup + opts.duration).as_secs().max(1)),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {msg} ({elapsed}/{duration})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..inflight {
+            let client: Arc<Client> = client.clone();
+            let message = message.clone();
+            let (issued, answered, stop, outcomes, merged, measured) = (
+                issued.clone(),
+                answered.clone(),
+                stop.clone(),
+                outcomes.clone(),
+                merged.clone(),
+                measured.clone(),
+            );
+            let (first_measured, last_answer) = (first_measured.clone(), last_answer.clone());
+            let (w, keyed, count) = (opts.w, opts.key_every_append, opts.count);
+            tasks.push(tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
+                let mut local: BTreeMap<String, u64> = BTreeMap::new();
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let n = issued.fetch_add(1, Ordering::Relaxed);
+                    if count.is_some_and(|c| n >= c) {
+                        break;
+                    }
+                    let key = keyed.then(crate::client::new_key);
+                    let start = Instant::now();
+                    let result = client.append_bytes(message.clone(), key, w, None).await;
+                    let now = Instant::now();
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    let kind = match &result {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => crate::cli::error_kind(e).to_string(),
+                    };
+                    *local.entry(kind).or_default() += 1;
+                    if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
+                        // The connection is gone: nothing more on it.
+                        break;
+                    }
+                    if result.is_ok() && start >= measure_from {
+                        let _ = h.record(now.duration_since(start).as_micros() as u64);
+                        measured.fetch_add(1, Ordering::Relaxed);
+                        first_measured.lock().expect("lock").get_or_insert(start);
+                        let mut last = last_answer.lock().expect("lock");
+                        *last = (*last).max(now);
+                    }
+                }
+                merged.lock().expect("lock").add(&h).expect("same bounds");
+                let mut all = outcomes.lock().expect("lock");
+                for (k, v) in local {
+                    *all.entry(k).or_default() += v;
+                }
+            }));
+        }
+    }
+
+    // The clock: stops the workers at the deadline, moves the bar.
+    loop {
+        let done = tasks.iter().all(|t| t.is_finished());
+        let now = Instant::now();
+        if let Some(bar) = &bar {
+            match opts.count {
+                Some(_) => bar.set_position(answered.load(Ordering::Relaxed)),
+                None => bar.set_position(now.duration_since(started).as_secs()),
+            }
+            bar.set_message(format!("{} appends", answered.load(Ordering::Relaxed)));
+        }
+        if done {
+            break;
+        }
+        if stop_at.is_some_and(|s| now >= s) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let h = merged.lock().expect("lock").clone();
+    let first = first_measured.lock().expect("lock").unwrap_or(measure_from);
+    let last = *last_answer.lock().expect("lock");
+    let seconds = last
+        .saturating_duration_since(first)
+        .as_secs_f64()
+        .max(1e-9);
+    let ok_measured = measured.load(Ordering::Relaxed);
+    let latency = Latency::of(&h);
+    let fsync = fsync_probe.as_ref().map(Latency::of);
+    let trip = round_trip.as_ref().map(Latency::of);
+    // Only a serial run waits for exactly one sync and one trip at a time.
+    let serial = connections * inflight == 1;
+    let ratio = match (fsync, trip) {
+        (Some(f), Some(t)) if serial && f.p50 + t.p50 > 0 => {
+            Some(latency.p50 as f64 / (f.p50 + t.p50) as f64)
+        }
+        _ => None,
+    };
+    let outcomes = outcomes.lock().expect("lock").clone();
+    Ok(BenchReport {
+        measured: ok_measured,
+        seconds,
+        appends_per_second: ok_measured as f64 / seconds,
+        latency_us: latency,
+        outcomes,
+        fsync_probe_us: fsync,
+        round_trip_us: trip,
+        p50_over_fsync_and_round_trip: ratio,
+    })
+}
+
+impl BenchReport {
+    /// The report for people.
+    pub fn text(&self, opts: &BenchOptions) -> String {
+        let w = match opts.w {
+            WriteConcern::Nodes(n) => n.to_string(),
+            WriteConcern::Majority => "majority".into(),
+            WriteConcern::All => "all".into(),
+        };
+        let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+        let mut out = format!(
+            "{} connection(s) x {} in flight, {} B messages, w={w}{}\n",
+            opts.connections,
+            opts.inflight,
+            opts.size,
+            if opts.key_every_append {
+                ", a key per append"
+            } else {
+                ""
+            },
+        );
+        out.push_str(&format!(
+            "{:.0} appends/s ({} in {:.2} s after a {} warm-up)\n",
+            self.appends_per_second,
+            self.measured,
+            self.seconds,
+            humantime::format_duration(opts.warmup)
+        ));
+        let l = self.latency_us;
+        out.push_str(&format!(
+            "latency: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        ));
+        let outcomes: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!("outcomes: {}\n", outcomes.join(", ")));
+        if let (Some(f), Some(t)) = (self.fsync_probe_us, self.round_trip_us) {
+            out.push_str(&format!(
+                "fdatasync probe: p50 {}  p99 {}; round trip: p50 {}\n",
+                ms(f.p50),
+                ms(f.p99),
+                ms(t.p50)
+            ));
+        }
+        if let Some(r) = self.p50_over_fsync_and_round_trip {
+            out.push_str(&format!(
+                "append p50 / (fdatasync p50 + round trip p50) = {r:.2}\n"
+            ));
+        }
+        out
+    }
+}
