@@ -62,6 +62,9 @@ Shows the node and, on the master (or, asked of a secondary, as the master it fo
 \fBverify\fR [\-\-node ADDR[,ADDR...]] [\-\-json] [\-\-timeout DUR]
 Compares the logs of the nodes given (or, given one, of every node of its cluster) by digests of ranges, never copying entries, and prints the first sequence number where two nodes hold different entries, and which nodes hold which version, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not.
 .TP
+\fBbench\fR [\-\-node ADDR[,ADDR...]] [\-\-connections C] [\-\-inflight K] [\-\-size B] [\-\-count N | \-\-duration D] [\-\-warmup D] [\-w W] [\-\-key\-every\-append] [\-\-fsync\-probe DIR] [\-\-json]
+Measures appends against the cluster's master: C connections (default 4) each keep K appends (default 64) of B bytes (default 100) in flight, for \-\-duration (default 10s) after \-\-warmup (default 2s), or for N appends. Prints appends per second, latency percentiles (p50, p90, p99, p99.9, max, from an HDR histogram) and every answer counted by outcome; a progress bar on standard error. Appends carry no request key unless \-\-key\-every\-append. With \-\-fsync\-probe DIR it also times fdatasync of a probe file in DIR and a round trip to the master, and, for a serial run (\-\-connections 1 \-\-inflight 1), prints append p50 over their sum. docs/benchmarks.md reproduces its figures.
+.TP
 \fBcompletions\fR bash|zsh|fish
 Prints a completion script.
 .SH EXAMPLES
