@@ -350,25 +350,18 @@ pub async fn run<N: Net>(
 
 /// The dedup window as the log leaves it: the keys of its newest `window`
 /// entries, read from the log (on every node: a secondary may become
-/// master). Read page by page, so the memory it takes is the window's own.
+/// master). Scanned without copying entries, so the memory it takes is the
+/// window's own.
 fn recent_keys(log: &Log, window: u64) -> anyhow::Result<KeyWindow> {
     let last = log.last().seq;
     // Nothing before the base is left to read (retention, a reset).
     let from = (last.saturating_sub(window.max(1)) + 1).max(log.base().seq + 1);
     let mut keys = KeyWindow::with_expected(window, from, last + 1 - from);
-    let mut next = from;
-    while next <= last {
-        let page = log
-            .read(next, last, 1000, 1 << 20)
-            .map_err(|e| anyhow::anyhow!("cannot read the log's request keys: {e}"))?;
-        let Some(end) = page.last().map(|e| e.seq) else {
-            break;
-        };
-        for e in &page {
-            keys.push(e.seq, e.key.as_deref(), &e.message);
-        }
-        next = end + 1;
-    }
+    log.scan(from, last, |seq, key, message| {
+        keys.push(seq, key, message);
+        true
+    })
+    .map_err(|e| anyhow::anyhow!("cannot read the log's request keys: {e}"))?;
     Ok(keys)
 }
 

@@ -160,17 +160,37 @@ pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// What decoding the record at the start of `buf` found.
-enum Decoded {
+/// What decoding the record at the start of `buf` found: the record
+/// borrowed from `buf` (nothing is copied until an entry is wanted).
+enum Decoded<'a> {
     /// A valid record of this many bytes.
-    Entry(Entry, usize),
+    Entry(Record<'a>, usize),
     /// Not enough bytes for the record the header announces.
     Incomplete,
     /// Checksum or structure wrong.
     Bad(&'static str),
 }
 
-fn decode_record(buf: &[u8]) -> Decoded {
+/// A valid record, borrowed from the buffer it was read into.
+struct Record<'a> {
+    epoch: Epoch,
+    seq: Seq,
+    key: Option<&'a str>,
+    message: &'a [u8],
+}
+
+impl Record<'_> {
+    fn to_entry(&self) -> Entry {
+        Entry {
+            epoch: self.epoch,
+            seq: self.seq,
+            key: self.key.map(str::to_string),
+            message: bytes::Bytes::copy_from_slice(self.message),
+        }
+    }
+}
+
+fn decode_record(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < HEADER {
         return Decoded::Incomplete;
     }
@@ -202,11 +222,11 @@ fn decode_record(buf: &[u8]) -> Decoded {
         let key = if key_len == NO_KEY {
             None
         } else {
-            Some(String::from_utf8(take(key_len as usize)?.to_vec()).ok()?)
+            Some(std::str::from_utf8(take(key_len as usize)?).ok()?)
         };
         let msg_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let message = bytes::Bytes::copy_from_slice(take(msg_len as usize)?);
-        Some(Entry {
+        let message = take(msg_len as usize)?;
+        Some(Record {
             epoch,
             seq,
             key,
@@ -214,7 +234,7 @@ fn decode_record(buf: &[u8]) -> Decoded {
         })
     })();
     match parsed {
-        Some(e) if p.is_empty() => Decoded::Entry(e, HEADER + len),
+        Some(r) if p.is_empty() => Decoded::Entry(r, HEADER + len),
         _ => Decoded::Bad("record does not parse"),
     }
 }
@@ -359,7 +379,7 @@ impl DiskLog {
                     if (e.seq - first).is_multiple_of(STRIDE) {
                         sparse.push(off);
                     }
-                    self.index(&e);
+                    self.index(e.epoch, e.seq);
                     self.remember(off);
                     off += used as u64;
                 }
@@ -435,12 +455,12 @@ impl DiskLog {
 
     /// Counts an entry written or recovered (its offset is indexed by the
     /// caller when it falls on the stride).
-    fn index(&mut self, e: &Entry) {
-        self.count = e.seq;
-        if self.epochs.last().map(|(ep, _)| *ep) != Some(e.epoch) {
-            self.epochs.push((e.epoch, e.seq));
+    fn index(&mut self, epoch: Epoch, seq: Seq) {
+        self.count = seq;
+        if self.epochs.last().map(|(ep, _)| *ep) != Some(epoch) {
+            self.epochs.push((epoch, seq));
         }
-        self.last_epoch = e.epoch;
+        self.last_epoch = epoch;
     }
 
     fn new_segment(&mut self, first: Seq) -> io::Result<()> {
@@ -500,7 +520,7 @@ impl DiskLog {
             }
         }
         for (e, start) in entries.iter().zip(&starts) {
-            self.index(e);
+            self.index(e.epoch, e.seq);
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
@@ -722,18 +742,54 @@ impl DiskLog {
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
-        let from = from.max(self.base.seq + 1);
-        let upto = upto.min(self.count);
-        if from > upto || max == 0 {
+        if max == 0 {
             return Ok(out);
         }
         let mut bytes = 0usize;
+        self.walk(from, upto, |_, _, r| {
+            let e = r.to_entry();
+            let cost = super::entry_cost(&e);
+            if !out.is_empty() && bytes + cost > max_bytes {
+                return false;
+            }
+            bytes += cost;
+            out.push(e);
+            out.len() < max
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit(key, message, seq)` for entries `from..=upto` in order,
+    /// borrowing them from the read buffer (nothing is copied), until it
+    /// returns false.
+    pub(super) fn scan(
+        &self,
+        from: Seq,
+        upto: Seq,
+        mut visit: impl FnMut(Seq, Option<&str>, &[u8]) -> bool,
+    ) -> io::Result<()> {
+        self.walk(from, upto, |key, message, r| visit(r.seq, key, message))
+    }
+
+    /// The records `from..=upto` in order, each checked, handed to `visit`
+    /// until it returns false.
+    fn walk(
+        &self,
+        from: Seq,
+        upto: Seq,
+        mut visit: impl FnMut(Option<&str>, &[u8], &Record<'_>) -> bool,
+    ) -> io::Result<()> {
+        let from = from.max(self.base.seq + 1);
+        let upto = upto.min(self.count);
+        if from > upto {
+            return Ok(());
+        }
         let mut seq = from;
         let (mut si, mut pos) = self.offset_of(from)?;
         // `buf` holds the segment's bytes from file offset `buf_at`.
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_at = pos;
-        while seq <= upto && out.len() < max {
+        while seq <= upto {
             let seg = &self.segments[si];
             if pos >= seg.len {
                 si += 1;
@@ -751,20 +807,17 @@ impl DiskLog {
                 None => Decoded::Incomplete,
             };
             match decoded {
-                Decoded::Entry(e, used) => {
-                    if e.seq != seq {
+                Decoded::Entry(r, used) => {
+                    if r.seq != seq {
                         return Err(corrupt(
                             &seg.path,
                             pos,
-                            &format!("expected seq {seq}, found {}", e.seq),
+                            &format!("expected seq {seq}, found {}", r.seq),
                         ));
                     }
-                    let cost = super::entry_cost(&e);
-                    if !out.is_empty() && bytes + cost > max_bytes {
+                    if !visit(r.key, r.message, &r) {
                         break;
                     }
-                    bytes += cost;
-                    out.push(e);
                     pos += used as u64;
                     seq += 1;
                 }
@@ -782,7 +835,7 @@ impl DiskLog {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     pub(super) fn epochs(&self) -> Vec<(Epoch, Seq)> {
