@@ -80,7 +80,7 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         // Nodes stop at their read budget: compare what all of them hashed.
         let upto = answers.iter().map(|a| a.0).min().unwrap_or(0);
         let same = answers.iter().all(|a| a.0 == upto);
-        if upto < from {
+        if upto < from || upto == Seq::MAX || (count_is_empty(&answers, same)) {
             return Err(ClientError::Usage(format!(
                 "a node's log changed while it was being verified (a failover cut it, or retention deleted its start?): nodes covered up to {}; run verify again",
                 answers.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(", ")
@@ -142,6 +142,12 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         compared_from: start,
         difference: None,
     })
+}
+
+/// Every node stopped at the same place and sent no digest: an answer no
+/// node that follows the protocol gives (it would loop for ever).
+fn count_is_empty(answers: &[(Seq, Vec<[u8; 16]>)], same: bool) -> bool {
+    same && answers.iter().all(|a| a.1.is_empty())
 }
 
 /// The first index where the nodes' digests differ, and the nodes (by

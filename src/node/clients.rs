@@ -304,8 +304,10 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
                 };
             }
         };
-        let Some(last) = page.last().map(|e| e.seq) else {
-            // Cut meanwhile (a failover): cover what was read.
+        // Cut meanwhile (a failover), or its start deleted (retention, a
+        // reset): cover what was read.
+        let starts_at_next = page.first().is_some_and(|e| e.seq == next);
+        let Some(last) = page.last().map(|e| e.seq).filter(|_| starts_at_next) else {
             upto = next - 1;
             break;
         };

@@ -310,6 +310,16 @@ impl DiskLog {
             fs::remove_file(dir.join(segment_name(first)))?;
             firsts.remove(0);
         }
+        // A reset to a lower base than the log had, cut short by a crash,
+        // leaves one empty segment that does not follow the base: it holds
+        // nothing, so it goes.
+        if let [only] = firsts[..] {
+            let path = dir.join(segment_name(only));
+            if only != base.seq + 1 && fs::metadata(&path)?.len() == 0 {
+                fs::remove_file(&path)?;
+                firsts.clear();
+            }
+        }
         let mut log = DiskLog {
             dir: dir.to_path_buf(),
             segments: Vec::new(),
@@ -759,7 +769,7 @@ impl DiskLog {
         Ok(out)
     }
 
-    /// Calls `visit(key, message, seq)` for entries `from..=upto` in order,
+    /// Calls `visit(seq, key, message)` for entries `from..=upto` in order,
     /// borrowing them from the read buffer (nothing is copied), until it
     /// returns false.
     pub(super) fn scan(
@@ -1148,6 +1158,13 @@ mod tests {
         assert_eq!(log.last(), Position { epoch: 4, seq: 50 });
         assert_eq!(log.segments().unwrap().len(), 1);
         assert_eq!(log.segments().unwrap()[0].first, 51);
+        drop(log);
+        // A reset to a lower base, cut short before the empty segment was
+        // renamed: that segment (51) does not follow the new base (20).
+        write_base(other.path(), Position { epoch: 2, seq: 20 }, &[(2, 10)]).unwrap();
+        let log = DiskLog::open(other.path(), 200).unwrap();
+        assert_eq!(log.last(), Position { epoch: 2, seq: 20 });
+        assert_eq!(log.segments().unwrap()[0].first, 21);
     }
 
     #[test]

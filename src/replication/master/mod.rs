@@ -579,15 +579,27 @@ impl Master {
             .filter(|(_, w)| w.seq <= base.seq)
             .map(|(id, _)| *id)
             .collect();
-        for id in gone {
-            let w = self.waiters.remove(&id).expect("listed above");
+        let majority = crate::replication::quorum::majority(self.nodes());
+        let mut gone: Vec<Waiter> = gone
+            .iter()
+            .filter_map(|id| self.waiters.remove(id))
+            .collect();
+        gone.sort_by_key(|w| w.seq);
+        for w in gone {
+            // Everything deleted was on a majority: enough for w up to it
+            // (a waiter may only have been held by the commit floor).
+            let result = if w.w <= majority {
+                Ok(w.seq)
+            } else {
+                Err(AppendError::Deleted {
+                    seq: w.seq,
+                    stored_on: self.stored_on(w.seq).max(majority),
+                })
+            };
             out.push(MasterAction::Reply {
                 client: w.client,
                 req: w.req,
-                result: Err(AppendError::Deleted {
-                    seq: w.seq,
-                    stored_on: self.stored_on(w.seq),
-                }),
+                result,
             });
         }
         for (peer, p) in self.peers.iter_mut().enumerate() {
