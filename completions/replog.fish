@@ -82,7 +82,7 @@ complete -c replog -n "__fish_replog_using_subcommand verify" -l token-file -d '
 complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
 complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
 complete -c replog -n "__fish_replog_using_subcommand verify" -l tls-key -d 'With --tls-cert: its private key (PEM)' -r -F
-complete -c replog -n "__fish_replog_using_subcommand verify" -l json -d 'Print {"agree": B, "agreed_upto": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}'
+complete -c replog -n "__fish_replog_using_subcommand verify" -l json -d 'Print {"agree": B, "agreed_upto": N, "compared_from": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}'
 complete -c replog -n "__fish_replog_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c replog -n "__fish_replog_using_subcommand bench" -l node -d 'Node(s) of the cluster (default 127.0.0.1:7001, or REPLOG_NODE); connections go to its master' -r
 complete -c replog -n "__fish_replog_using_subcommand bench" -l connections -d 'Connections to the master' -r

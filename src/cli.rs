@@ -23,7 +23,7 @@ const PIPELINE: usize = 256;
 #[command(
     name = "replog",
     version,
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended), 6 unauthorized: a token is missing or wrong (not appended)."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended), 6 unauthorized: a token is missing or wrong (not appended), 7 degraded (health), 8 diverged (verify), 130 interrupted (Ctrl-C while an append waited)."
 )]
 pub struct Cli {
     /// What to do.
@@ -133,7 +133,7 @@ pub enum Command {
         /// The nodes to compare (comma-separated), or one node of the cluster (default 127.0.0.1:7001, or REPLOG_NODE).
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
-        /// Print {"agree": B, "agreed_upto": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}.
+        /// Print {"agree": B, "agreed_upto": N, "compared_from": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}.
         #[arg(long)]
         json: bool,
         /// Give up (exit 5) if the nodes have not answered after this long, connecting included.

@@ -81,10 +81,13 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         let upto = answers.iter().map(|a| a.0).min().unwrap_or(0);
         let same = answers.iter().all(|a| a.0 == upto);
         if upto < from || upto == Seq::MAX || (count_is_empty(&answers, same)) {
-            return Err(ClientError::Usage(format!(
-                "a node's log changed while it was being verified (a failover cut it, or retention deleted its start?): nodes covered up to {}; run verify again",
-                answers.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(", ")
-            )));
+            return Err(ClientError::Protocol {
+                addr: clients.iter().map(|c| c.addr()).collect::<Vec<_>>().join(","),
+                what: format!(
+                    "a node's log changed while it was being verified (a failover cut it, or retention deleted its start?): nodes covered up to {}; run verify again",
+                    answers.iter().map(|a| a.0.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            });
         }
         // Whole ranges only, unless every node stopped at the same place.
         let count = if same {

@@ -169,6 +169,7 @@ pub(super) async fn serve(
                         "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
                         cfg.id
                     ));
+                        shared.metrics.append(w, "unauthorized", 0.0);
                         outbox.offer(Frame::AppendFailed { req, error });
                     } else {
                         // On a secondary, the core answers where the master is.
