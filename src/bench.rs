@@ -18,30 +18,36 @@ use hdrhistogram::Histogram;
 use crate::client::{connect_master, Client, ClientError, ConnectOptions};
 use crate::wire::WriteConcern;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (the flags of `replog bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// Connections to the master.
+    #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// Appends in flight on each.
+    /// Appends in flight on each connection.
+    #[arg(long, default_value_t = 64)]
     pub inflight: usize,
     /// Message size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
     pub size: usize,
-    /// Stop after this many appends (warm-up included)...
+    /// Stop after this many appends (warm-up included) instead of after --duration.
+    #[arg(long, conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// ...or after this long (after the warm-up).
+    /// Measure for this long after the warm-up.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
-    /// Appends during this long are not measured.
+    /// Appends in this first period are not measured.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub warmup: Duration,
-    /// Write concern.
+    /// Write concern of every append.
+    #[arg(short = 'w', long = "write-concern", default_value = "1")]
     pub w: WriteConcern,
-    /// Send a fresh request key with every append (the CLI's default for
-    /// `append`); without, appends carry none.
+    /// Send a fresh request key with every append (as `replog append` does); by default benchmark appends carry none.
+    #[arg(long)]
     pub key_every_append: bool,
-    /// Time `fdatasync` of a probe file in this directory.
+    /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem) and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over their sum.
+    #[arg(long, value_name = "DIR")]
     pub fsync_probe: Option<PathBuf>,
-    /// Show a progress bar on standard error (if it is a terminal).
-    pub progress: bool,
 }
 
 /// Latency percentiles, in microseconds.
@@ -115,10 +121,12 @@ fn probe_fsync(dir: &std::path::Path, n: usize) -> std::io::Result<Histogram<u64
     result.map(|()| h)
 }
 
-/// Runs the benchmark against the cluster of `nodes`.
+/// Runs the benchmark against the cluster of `nodes`, with a progress bar
+/// on standard error if `progress` (and it is a terminal).
 pub async fn run(
     nodes: &[String],
     opts: &BenchOptions,
+    progress: bool,
     conn: &ConnectOptions,
 ) -> Result<BenchReport, ClientError> {
     let connections = opts.connections.max(1);
@@ -164,7 +172,7 @@ pub async fn run(
     let first_measured = Arc::new(Mutex::new(None::<Instant>));
     let last_answer = Arc::new(Mutex::new(started));
 
-    let bar = opts.progress.then(|| {
+    let bar = progress.then(|| {
         let bar = match opts.count {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::new((opts.warmup + opts.duration).as_secs().max(1)),

@@ -148,33 +148,9 @@ pub enum Command {
         /// Node(s) of the cluster (default 127.0.0.1:7001, or REPLOG_NODE); connections go to its master.
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
-        /// Connections to the master.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// Appends in flight on each connection.
-        #[arg(long, default_value_t = 64)]
-        inflight: usize,
-        /// Message size in bytes.
-        #[arg(long, value_name = "BYTES", default_value_t = 100)]
-        size: usize,
-        /// Stop after this many appends (warm-up included) instead of after --duration.
-        #[arg(long, conflicts_with = "duration")]
-        count: Option<u64>,
-        /// Measure for this long after the warm-up.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-        duration: Duration,
-        /// Appends in this first period are not measured.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-        warmup: Duration,
-        /// Write concern of every append.
-        #[arg(short = 'w', long = "write-concern", default_value = "1")]
-        w: WriteConcern,
-        /// Send a fresh request key with every append (as `replog append` does); by default benchmark appends carry none.
-        #[arg(long)]
-        key_every_append: bool,
-        /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem) and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over their sum.
-        #[arg(long, value_name = "DIR")]
-        fsync_probe: Option<std::path::PathBuf>,
+        /// What to run.
+        #[command(flatten)]
+        opts: crate::bench::BenchOptions,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -342,34 +318,14 @@ pub async fn run(cli: Cli) -> i32 {
         },
         Command::Bench {
             node,
-            connections,
-            inflight,
-            size,
-            count,
-            duration,
-            warmup,
-            w,
-            key_every_append,
-            fsync_probe,
+            opts,
             json,
             conn,
         } => match conn.options() {
             Err(e) => Err(e),
             Ok(conn) => {
                 let nodes = node_list(node);
-                let opts = crate::bench::BenchOptions {
-                    connections,
-                    inflight,
-                    size,
-                    count,
-                    duration,
-                    warmup,
-                    w,
-                    key_every_append,
-                    fsync_probe,
-                    progress: !json,
-                };
-                match crate::bench::run(&nodes, &opts, &conn).await {
+                match crate::bench::run(&nodes, &opts, !json, &conn).await {
                     Err(e) => Err(e),
                     Ok(report) => {
                         let text = if json {

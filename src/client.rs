@@ -534,47 +534,11 @@ impl Client {
         message: impl AsRef<[u8]>,
         opts: &AppendOptions,
     ) -> Result<Seq, ClientError> {
-        let message = message.as_ref();
-        // Refused here, as the node would: sent, it would not fit a frame
-        // and the node would have to close the connection.
-        let max = self.welcome.max_message_bytes;
-        if message.len() as u64 > max {
-            return Err(ClientError::Append(AppendError::BadRequest(format!(
-                "the message is {} bytes, over the {max} byte limit of {} (--max-message-bytes)",
-                message.len(),
-                self.addr
-            ))));
-        }
+        let message = bytes::Bytes::copy_from_slice(message.as_ref());
         let key = opts.key.clone().unwrap_or_else(new_key);
-        // Forgotten however this ends, a dropped (timed out) future too.
-        let mut unwatch = Unwatch {
-            watching: &self.watching,
-            req: None,
-        };
-        let answer = self
-            .request(|req| {
-                if let Some(tx) = &opts.progress {
-                    unwatch.req = Some(req);
-                    let mut watching = self.watching.lock().expect("watching lock");
-                    watching.insert(req, tx.clone());
-                }
-                Frame::Append {
-                    req,
-                    key: Some(key),
-                    w: opts.w,
-                    timeout_ms: opts.timeout.map(|t| t.as_millis() as u64),
-                    message: bytes::Bytes::copy_from_slice(message),
-                    progress: opts.progress.is_some(),
-                }
-            })
-            .await;
-        drop(unwatch);
-        let answer = answer?;
-        match answer {
-            Frame::Appended { seq, .. } => Ok(seq),
-            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
-            other => Err(self.protocol(other)),
-        }
+        let (w, timeout) = (opts.w, opts.timeout);
+        self.send_append(message, Some(key), (w, timeout), opts.progress.as_ref())
+            .await
     }
 
     /// Appends `message` as given, without copying it, with `key` or none
@@ -589,17 +553,52 @@ impl Client {
         w: WriteConcern,
         timeout: Option<Duration>,
     ) -> Result<Seq, ClientError> {
+        self.send_append(message, key, (w, timeout), None).await
+    }
+
+    /// Sends one `Append` and waits for its answer, publishing the master's
+    /// progress reports to `progress` meanwhile.
+    async fn send_append(
+        &self,
+        message: bytes::Bytes,
+        key: Option<String>,
+        (w, timeout): (WriteConcern, Option<Duration>),
+        progress: Option<&watch::Sender<Option<Progress>>>,
+    ) -> Result<Seq, ClientError> {
+        // Refused here, as the node would: sent, it would not fit a frame
+        // and the node would have to close the connection.
+        let max = self.welcome.max_message_bytes;
+        if message.len() as u64 > max {
+            return Err(ClientError::Append(AppendError::BadRequest(format!(
+                "the message is {} bytes, over the {max} byte limit of {} (--max-message-bytes)",
+                message.len(),
+                self.addr
+            ))));
+        }
+        // Forgotten however this ends, a dropped (timed out) future too.
+        let mut unwatch = Unwatch {
+            watching: &self.watching,
+            req: None,
+        };
         let answer = self
-            .request(|req| Frame::Append {
-                req,
-                key,
-                w,
-                timeout_ms: timeout.map(|t| t.as_millis() as u64),
-                message,
-                progress: false,
+            .request(|req| {
+                if let Some(tx) = progress {
+                    unwatch.req = Some(req);
+                    let mut watching = self.watching.lock().expect("watching lock");
+                    watching.insert(req, tx.clone());
+                }
+                Frame::Append {
+                    req,
+                    key,
+                    w,
+                    timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                    message,
+                    progress: progress.is_some(),
+                }
             })
-            .await?;
-        match answer {
+            .await;
+        drop(unwatch);
+        match answer? {
             Frame::Appended { seq, .. } => Ok(seq),
             Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
             other => Err(self.protocol(other)),

@@ -80,7 +80,10 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         // Nodes stop at their read budget: compare what all of them hashed.
         let upto = answers.iter().map(|a| a.0).min().unwrap_or(0);
         let same = answers.iter().all(|a| a.0 == upto);
-        if upto < from || upto == Seq::MAX || (count_is_empty(&answers, same)) {
+        // Past the end, or no digest for what all say they covered: answers
+        // no node that follows the protocol gives (the loop would not end).
+        let empty = same && answers.iter().all(|a| a.1.is_empty());
+        if upto < from || upto == Seq::MAX || empty {
             return Err(ClientError::Protocol {
                 addr: clients.iter().map(|c| c.addr()).collect::<Vec<_>>().join(","),
                 what: format!(
@@ -145,12 +148,6 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
         compared_from: start,
         difference: None,
     })
-}
-
-/// Every node stopped at the same place and sent no digest: an answer no
-/// node that follows the protocol gives (it would loop for ever).
-fn count_is_empty(answers: &[(Seq, Vec<[u8; 16]>)], same: bool) -> bool {
-    same && answers.iter().all(|a| a.1.is_empty())
 }
 
 /// The first index where the nodes' digests differ, and the nodes (by

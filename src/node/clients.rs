@@ -225,14 +225,8 @@ pub(super) async fn serve(
                     // page's credit: one such read per connection at a time.
                     shared.tracker.spawn(
                         async move {
-                            let page = tokio::select! {
-                                _ = shared2.shutdown.cancelled() => return,
-                                _ = outbox.closed() => return,
-                                p = credits.list_pages.acquire() => p,
-                            };
-                            match page {
-                                Ok(p) => p.forget(), // given back by the writer
-                                Err(_) => return,
+                            if !page_credit(&shared2, &outbox, &credits).await {
+                                return;
                             }
                             let answer = digests(&shared2, req, (from, to), step).await;
                             outbox.send(answer).await;
@@ -328,6 +322,24 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
     }
 }
 
+/// Takes the connection's list-page credit (a `List` page or a `Digest`
+/// answer), which the writer gives back once the answer is written; false
+/// if the node stops or the connection closes first.
+async fn page_credit(shared: &Shared, outbox: &Outbox, credits: &Credits) -> bool {
+    let page = tokio::select! {
+        _ = shared.shutdown.cancelled() => return false,
+        _ = outbox.closed() => return false,
+        p = credits.list_pages.acquire() => p,
+    };
+    match page {
+        Ok(p) => {
+            p.forget();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// One `List` request.
 struct Page {
     req: u64,
@@ -369,14 +381,8 @@ async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
             }
         }
         if !permit {
-            let page = tokio::select! {
-                _ = shared.shutdown.cancelled() => return,
-                _ = outbox.closed() => return,
-                p = credits.list_pages.acquire() => p,
-            };
-            match page {
-                Ok(p) => p.forget(), // given back by the writer
-                Err(_) => return,
+            if !page_credit(shared, outbox, credits).await {
+                return;
             }
             permit = true;
         }

@@ -202,11 +202,9 @@ async fn serve(
             warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
         }
         let answer = match refusal {
-            // Another node's configuration differs: once it has proved
-            // itself a node of this cluster (key, certificate), it is told
-            // this node's, so that its `health` can say what differs.
-            // Nor to anyone who has proved nothing while clients need a
-            // token to see the cluster's addresses.
+            // Never this node's cluster list to a client, nor to anyone
+            // who cannot prove anything while clients need a token to see
+            // the cluster's addresses.
             HelloRefusal::Mismatch(reason)
                 if hello.role == Role::Client
                     || (cfg.cluster_keys.is_none()
@@ -215,6 +213,9 @@ async fn serve(
             {
                 Frame::Refused { reason }
             }
+            // Another node's configuration differs: once it has proved
+            // itself a node of this cluster (key, certificate), it is told
+            // this node's, so that its `health` can say what differs.
             HelloRefusal::Mismatch(_) => {
                 let peer = (deadline, has_cert, addr);
                 if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
@@ -231,6 +232,12 @@ async fn serve(
         return;
     }
 
+    // A master or a candidate proves itself before anything else is read
+    // (clients pass: their token is checked below).
+    let peer = (deadline, has_cert, addr);
+    if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
+        return;
+    }
     match hello.role {
         Role::Client => {
             let access = crate::auth::client_access(
@@ -255,34 +262,12 @@ async fn serve(
             }
         }
         Role::Master { ref id, epoch } => {
-            if !admit_node(
-                &shared,
-                (deadline, has_cert, addr),
-                &hello,
-                &mut reader,
-                &mut writer,
-            )
-            .await
-            {
-                return;
-            }
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
             serve_master(reader, writer, addr, &shared, id.clone(), epoch).await
         }
         Role::Candidate { ref id } => {
-            if !admit_node(
-                &shared,
-                (deadline, has_cert, addr),
-                &hello,
-                &mut reader,
-                &mut writer,
-            )
-            .await
-            {
-                return;
-            }
-            // Proven: a node of this cluster, like a master.
+            // Proven above: a node of this cluster, like a master.
             drop(slot);
             serve_candidate(reader, writer, addr, &shared, id.clone(), deadline).await
         }
