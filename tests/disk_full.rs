@@ -14,8 +14,11 @@ use replog::wire::PeerStatus;
 async fn a_full_disk_on_master_or_secondary_heals_by_itself_and_loses_nothing() {
     let faults = tempfile::tempdir().unwrap();
     let full = |i: usize| -> PathBuf { faults.path().join(format!("full-{i}")) };
+    // A static master: with failover, a master whose sync fails after it
+    // sent the entries steps down instead (see the next test).
     let mut c = Cluster::new(3, true, |i| {
         let mut f = flags(FAST);
+        f.extend(flags(STATIC));
         f.push("--fail-storage-while".into());
         f.push(full(i).display().to_string());
         f
@@ -59,6 +62,12 @@ async fn a_full_disk_on_master_or_secondary_heals_by_itself_and_loses_nothing() 
     let (code, _, err) = replog(&["append", "--node", c.master(), "-w", "1", "unsynced"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("fdatasync failed"), "{err}");
+    // It had been sent to the secondaries while the sync ran: the master
+    // goes on in a new epoch, whose handshakes cut it there too.
+    wait_for("the master to go on in a new epoch", || async {
+        c.logs(0).contains("goes on in a new epoch").then_some(())
+    })
+    .await;
     // Many appends in flight while syncs keep failing: several rounds of
     // assigned, written and cut entries, none acknowledged.
     let burst: String = (0..300).map(|i| format!("burst-{i}\n")).collect();
@@ -118,4 +127,63 @@ async fn a_full_disk_on_master_or_secondary_heals_by_itself_and_loses_nothing() 
         .count();
     assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
     assert!(c.logs(1).contains("cannot store entries"));
+}
+
+/// With failover, the master sends entries while its own fdatasync runs.
+/// If that sync fails, what it cut may be on secondaries, so it must not
+/// reuse those sequence numbers in its epoch: it steps down, the append is
+/// answered as indefinite, another node is elected, and the cluster
+/// converges on one log holding everything acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_sync_fails_after_sending_steps_down_and_nothing_acknowledged_is_lost() {
+    let faults = tempfile::tempdir().unwrap();
+    let full = |i: usize| -> PathBuf { faults.path().join(format!("full-{i}")) };
+    let mut c = Cluster::new(3, true, |i| {
+        let mut f = flags(FAST);
+        f.push("--fail-storage-while".into());
+        f.push(full(i).display().to_string());
+        f
+    });
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let all = c.addrs.join(",");
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    for i in 1..=5 {
+        let msg = format!("before-{i}");
+        let (code, out, err) = replog(&["append", "--node", c.master(), "-w", "3", &msg]);
+        assert_eq!(code, 0, "{err}");
+        acked.push((out.trim().parse().unwrap(), msg));
+    }
+    std::fs::write(full(0), "sync").unwrap();
+    let (code, _, err) = replog(&["append", "--node", c.master(), "-w", "1", "unsynced"]);
+    assert_eq!(code, 3, "indefinite: {err}");
+    assert!(err.contains("stepped down"), "{err}");
+    wait_for("the master to step down", || async {
+        c.logs(0).contains("this master steps down").then_some(())
+    })
+    .await;
+    std::fs::remove_file(full(0)).unwrap();
+    // A master is elected (any node); appends go on.
+    let (code, out, err) = replog(&["append", "--node", &all, "-w", "3", "after"]);
+    assert_eq!(code, 0, "{err}");
+    acked.push((out.trim().parse().unwrap(), "after".into()));
+    // Every node ends with the same log, holding every acknowledged entry
+    // at its sequence number ("unsynced" may or may not be in it).
+    let lists = wait_for("the three logs to agree", || async {
+        let mut lists = Vec::new();
+        for addr in all.split(',') {
+            let l = Client::connect(addr).await.ok()?.list_all(1).await.ok()?;
+            lists.push(text(l));
+        }
+        (lists[0] == lists[1] && lists[1] == lists[2] && lists[0].len() >= acked.len())
+            .then_some(lists)
+    })
+    .await;
+    for (seq, msg) in &acked {
+        assert!(
+            lists[0].contains(&(*seq, msg.clone())),
+            "seq {seq} ({msg}) lost: {:?}",
+            lists[0]
+        );
+    }
 }

@@ -18,9 +18,11 @@ use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
 use crate::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
 
-/// Frames queued for the writer of one replication connection: the
-/// window's worth of entry frames, heartbeats for a few seconds, and room.
-const WRITE_QUEUE: usize = 64;
+/// Frames queued for the writer of one replication connection: the core
+/// has at most `FRAMES_IN_FLIGHT` entry sends unacked (each one frame
+/// unless its messages are large), plus heartbeats for a few seconds, and
+/// room.
+const WRITE_QUEUE: usize = 4 * crate::replication::FRAMES_IN_FLIGHT;
 
 /// What the node loop asks of a link.
 #[derive(Debug)]

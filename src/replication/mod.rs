@@ -54,6 +54,14 @@ pub const WINDOW: u64 = 8192;
 /// Most entries in one replication frame.
 pub const BATCH: u64 = 512;
 
+/// Most `SendEntries` to one secondary not yet covered by its acks.
+/// Entries go out as soon as they are written, so under load each round
+/// would send its own small frame; past this many, what was written waits
+/// for the next ack and goes out as one larger frame (batching driven by
+/// acks, as Kafka's in-flight request limit does). It also keeps the frames
+/// queued to a connection within what its writer holds.
+pub const FRAMES_IN_FLIGHT: usize = 16;
+
 /// What a node's log held when a core was built over it.
 #[derive(Debug)]
 pub struct LogState {

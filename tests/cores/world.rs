@@ -188,6 +188,9 @@ pub struct Stats {
     pub elections: u64,
     /// Masters that stepped down (a newer epoch, or no majority heard).
     pub step_downs: u64,
+    /// Failed syncs on a master that cut entries it had already sent
+    /// (parallel replication): it went on in a new epoch or stepped down.
+    pub spent_epochs: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -206,6 +209,7 @@ impl std::ops::AddAssign for Stats {
         self.rollbacks += o.rollbacks;
         self.elections += o.elections;
         self.step_downs += o.step_downs;
+        self.spent_epochs += o.spent_epochs;
     }
 }
 
@@ -1110,7 +1114,13 @@ impl World {
                         let n = &mut self.nodes[node];
                         n.log.truncate(n.durable);
                         let reason = "EIO (simulated)".to_string();
+                        let role = |n: &Node| n.core.as_ref().map(|c| (c.is_master(), c.epoch()));
+                        let before = role(&self.nodes[node]);
                         self.step_node(node, Event::SyncFailed { reason });
+                        let after = role(&self.nodes[node]);
+                        if before.is_some_and(|(m, _)| m) && after != before {
+                            self.stats.spent_epochs += 1;
+                        }
                         self.start_sync(node);
                         continue;
                     }

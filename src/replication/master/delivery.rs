@@ -81,25 +81,40 @@ impl Master {
     /// The runtime calls this after each batch of events, so entries that
     /// arrived together travel together.
     ///
-    /// Only entries the master has stored are sent. Under `--fsync always`
-    /// a secondary therefore never holds an entry the master could lose in a
-    /// power cut, so it never shows an entry that is cut later; the cost is
-    /// that a `w >= 2` append waits for the master's sync before the
-    /// secondaries' instead of alongside it.
+    /// Entries are sent once written, while the master's own sync runs
+    /// (parallel replication): a `w >= 2` append waits for the slowest of
+    /// the syncs, not for the master's and then a secondary's. Each node
+    /// counts only once it has synced the entry itself, the master
+    /// included, so nothing is acknowledged that a crash of the master
+    /// could take back. What a secondary may then hold beyond the
+    /// master's durable log is cut by the handshake after the master's
+    /// restart (a new epoch), or after a failed sync here, which spends
+    /// this epoch (see `on_unwritten`).
     pub fn flush(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
+        // A failed log's unsynced writes cannot be trusted: only what it
+        // stored before the failure still goes out.
+        let written = if self.broken.is_some() {
+            self.stored
+        } else {
+            self.last
+        };
+        let mut replicated = self.replicated;
         for (i, p) in self.peers.iter_mut().enumerate() {
             let Some(conn) = p.conn else { continue };
             if p.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
             p.retry_at = None;
-            // Up to what is stored and fits in the window, in batches. An
+            // Up to what is written and fits in the window, in batches. An
             // iterator over a range, not a loop on a condition: whatever
             // the arithmetic, it ends.
-            let end = self.stored.min(p.acked.saturating_add(self.cfg.window));
+            let end = written.min(p.acked.saturating_add(self.cfg.window));
             let batch = self.cfg.batch.max(1);
             let step = usize::try_from(batch).unwrap_or(usize::MAX);
             for from in (p.sent + 1..=end).step_by(step) {
+                if p.in_flight.len() >= super::super::FRAMES_IN_FLIGHT {
+                    break; // the next ack lets the rest go, batched
+                }
                 let to = end.min(from.saturating_add(batch - 1));
                 out.push(MasterAction::SendEntries {
                     peer: i,
@@ -109,7 +124,10 @@ impl Master {
                 });
                 p.sent = to;
                 p.max_sent = p.max_sent.max(to);
+                p.in_flight.push_back(to);
+                replicated = replicated.max(to);
             }
         }
+        self.replicated = replicated;
     }
 }

@@ -141,6 +141,9 @@ impl Master {
         p.acked = p.acked.max(stored.min(p.max_sent));
         // Cumulative acks can overtake a rewind after a nack.
         p.sent = p.sent.max(p.acked);
+        while p.in_flight.front().is_some_and(|to| *to <= p.acked) {
+            p.in_flight.pop_front();
+        }
         true
     }
 }

@@ -49,6 +49,11 @@ pub struct MasterConfig {
     /// sync then means the log is cut back to what was synced. Otherwise
     /// entries count once written and a failed sync is only reported.
     pub stored_means_synced: bool,
+    /// Elections (`--failover on`): a secondary holding entries this
+    /// master cut may be elected and keep them, so an append whose entry
+    /// was cut after being sent is answered as indefinite, not as "not
+    /// stored".
+    pub failover: bool,
 }
 
 /// Something that happened, fed to [`Master::step`].
@@ -244,6 +249,9 @@ struct Peer {
     /// agreed at its start): an ack above it is impossible and ignored, so
     /// a stale ack can never count copies a secondary does not hold.
     max_sent: Seq,
+    /// The last sequence number of each `SendEntries` not yet acked, at
+    /// most [`super::FRAMES_IN_FLIGHT`].
+    in_flight: VecDeque<Seq>,
     /// Last time anything arrived from it.
     last_heard: Option<Instant>,
     /// Last time a heartbeat was sent to it.
@@ -321,6 +329,16 @@ pub struct Master {
     /// The epoch's first entry was cut (a failed write or sync): a marker is
     /// written again at the next tick, unless an append comes first.
     marker_due: bool,
+    /// Highest sequence number handed to any secondary (entries are sent
+    /// once written, while the master's own sync runs): a cut below it
+    /// removes entries another node may hold.
+    replicated: Seq,
+    /// A cut removed entries already sent to secondaries: reusing their
+    /// sequence numbers in this epoch would give two nodes different
+    /// entries of one epoch at one seq, which log matching rules out. The
+    /// node must go on in a new epoch (static master) or step down (with
+    /// elections) before anything else is written.
+    epoch_spent: bool,
     /// Set once the local log failed: nothing more is acknowledged.
     broken: Option<String>,
     /// The last write or sync failed (a full disk, say) and nothing has
@@ -383,6 +401,7 @@ impl Master {
                 acked: 0,
                 sent: 0,
                 max_sent: 0,
+                in_flight: VecDeque::new(),
                 last_heard: None,
                 last_ping: None,
                 retry_at: None,
@@ -413,6 +432,8 @@ impl Master {
             // Retention deleted only committed entries.
             committed: log.committed.max(log.base.seq).min(log.last.seq),
             base: log.base,
+            replicated: 0,
+            epoch_spent: false,
             broken: None,
             storage_trouble: None,
             started: now,
@@ -465,6 +486,31 @@ impl Master {
     /// on, or it would write over them.
     pub fn lost_inherited(&self) -> bool {
         self.last < self.inherited
+    }
+
+    /// Whether a cut removed entries already sent to secondaries, so that
+    /// this epoch cannot go on: see [`Master::start_epoch`].
+    pub fn epoch_spent(&self) -> bool {
+        self.epoch_spent
+    }
+
+    /// A static master goes on in `epoch` after a cut spent its old one,
+    /// as if it had restarted at `now`: every replication connection is
+    /// forgotten (the runtime restarts the links saying hello for the new
+    /// epoch), each secondary's handshake then cuts what it holds beyond
+    /// this log, and meanwhile the secondaries are Connecting, so appends
+    /// wait for them rather than being refused for want of a quorum.
+    pub fn start_epoch(&mut self, epoch: Epoch, now: Instant) {
+        debug_assert!(epoch > self.epoch);
+        self.epoch = epoch;
+        self.epoch_spent = false;
+        self.started = now;
+        for p in &mut self.peers {
+            p.conn = None;
+            p.connected_at = None;
+            p.last_heard = None;
+            p.refused = None;
+        }
     }
 
     /// Last sequence number known to be on a majority (see `committed`).

@@ -59,6 +59,7 @@ impl Master {
         p.acked = stored.min(agree);
         p.sent = agree;
         p.max_sent = agree;
+        p.in_flight.clear();
         p.retry_at = None;
         p.attempt = 0;
         p.refused = None;
@@ -126,6 +127,7 @@ impl Master {
             );
             let p = &mut self.peers[peer];
             p.sent = p.acked;
+            p.in_flight.clear();
             p.attempt = p.attempt.saturating_add(1);
             p.retry_at = Some(now + delay);
             self.release(out);

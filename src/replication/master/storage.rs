@@ -27,8 +27,9 @@ impl Master {
         out: &mut Vec<MasterAction>,
     ) {
         if self.cfg.stored_means_synced {
-            // None of the rest was acknowledged, and (only stored entries
-            // are sent) no other node holds it.
+            // None of the rest was acknowledged (the master counts only
+            // what it synced); secondaries may hold some of it, which
+            // `on_unwritten` deals with.
             let after = self.stored;
             out.push(MasterAction::CutLog { after });
             self.on_unwritten(now, after, reason, out);
@@ -57,10 +58,17 @@ impl Master {
     }
 
     /// The log holds nothing after `after`: every append waiting on a later
-    /// entry is answered that it was not stored (definite: the entry is
-    /// gone from this node, and no other node ever had it, since only
-    /// stored entries are sent), their keys are forgotten, and the next
-    /// append takes `after + 1`.
+    /// entry is answered, their keys are forgotten, and the next append
+    /// takes `after + 1`.
+    ///
+    /// If none of the cut entries was sent, no other node has them: the
+    /// answer is definite, not stored. If some were (entries go out while
+    /// the master's sync runs), secondaries may hold them, and this epoch
+    /// is spent ([`Master::epoch_spent`]): a static master goes on in a new
+    /// epoch, whose handshakes cut them everywhere, so the answer is still
+    /// definite; with elections the master steps down instead, and a
+    /// secondary holding them may be elected and keep them, so the answer
+    /// is indefinite (`ShuttingDown` with the sequence number).
     pub(super) fn on_unwritten(
         &mut self,
         now: Instant,
@@ -88,15 +96,33 @@ impl Master {
             .map(|(id, w)| (w.seq, *id))
             .collect();
         gone.sort_unstable();
+        let spent = self.replicated > after;
         for (_, id) in gone {
             let w = self.waiters.remove(&id).expect("present");
+            let result = if spent && self.cfg.failover {
+                Err(AppendError::ShuttingDown { seq: Some(w.seq) })
+            } else {
+                Err(AppendError::Storage(format!(
+                    "{reason}; the message was not stored"
+                )))
+            };
             out.push(MasterAction::Reply {
                 client: w.client,
                 req: w.req,
-                result: Err(AppendError::Storage(format!(
-                    "{reason}; the message was not stored"
-                ))),
+                result,
             });
+        }
+        if spent {
+            self.epoch_spent = true;
+            self.replicated = after;
+        }
+        // No secondary counts for an entry this log no longer holds: the
+        // next entry at that seq is another one.
+        for p in &mut self.peers {
+            p.acked = p.acked.min(after);
+            p.sent = p.sent.min(after);
+            p.max_sent = p.max_sent.min(after);
+            p.in_flight.retain(|to| *to <= after);
         }
         // Stale ids left in `by_w` and `deadlines` find no waiter and are
         // skipped.

@@ -18,6 +18,7 @@ fn master(secondaries: usize) -> (Master, Instant) {
         batch: 100,
         seed: 1,
         stored_means_synced: true,
+        failover: false,
     };
     let state = LogState {
         epoch: 1,
@@ -44,6 +45,7 @@ fn master_over(window: u64, batch: u64, state: LogState) -> Master {
         batch,
         seed: 1,
         stored_means_synced: true,
+        failover: false,
     };
     Master::new(cfg, state, Instant::now())
 }
@@ -150,13 +152,31 @@ fn append_completes_at_exactly_the_wth_ack() {
         step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a")),
         vec![A::Persist(entry(1, "a"))]
     );
-    // Nothing leaves before the master has stored it...
-    assert_eq!(flush(&mut m, now), vec![]);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
-    // ...then it goes to both secondaries, before any ack.
+    // Written, it goes to both secondaries while the master's own sync
+    // runs (parallel replication)...
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
     assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
+}
+
+#[test]
+fn secondaries_acks_do_not_complete_an_append_before_the_master_has_synced_it() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a"));
+    step(&mut m, now, append(7, 2, WriteConcern::Nodes(2), "b"));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2), sent(1, 1, 2)]);
+    // Both secondaries have synced both: three copies of seq 1, but the
+    // master's is not durable yet, and the master always counts.
+    assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
+    assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![]);
+    assert_eq!(m.committed(), 0);
+    assert_eq!(
+        step(&mut m, now, E::Stored { upto: 2 }),
+        vec![ok(7, 2, 2), ok(7, 1, 1)]
+    );
+    assert_eq!(m.committed(), 2);
 }
 
 #[test]
@@ -413,6 +433,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         batch: 100,
         seed: 1,
         stored_means_synced: true,
+        failover: false,
     };
     // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
     let state = LogState {
@@ -755,6 +776,105 @@ fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_mean
         }
         assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
     }
+}
+
+#[test]
+fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_definite() {
+    for failover in [false, true] {
+        let (mut m, now) = master(1);
+        m.cfg.failover = failover;
+        connect_all(&mut m, now);
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+        step(&mut m, now, E::Stored { upto: 1 });
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+        // Seq 2 goes out while the master's sync runs, and the secondary
+        // syncs it...
+        assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2)]);
+        assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![ok(1, 1, 1)]);
+        assert!(!m.epoch_spent());
+        // ...but the master's sync fails: seq 2 is cut here and may be on
+        // the secondary, so seq 2 must not be reused in this epoch.
+        let out = step(
+            &mut m,
+            now,
+            E::SyncFailed {
+                reason: "EIO".into(),
+            },
+        );
+        let answer = if failover {
+            // It steps down; the secondary holding seq 2 may be elected.
+            Err(AppendError::ShuttingDown { seq: Some(2) })
+        } else {
+            // It goes on in a new epoch, whose handshake cuts seq 2.
+            Err(AppendError::Storage(
+                "EIO; the message was not stored".into(),
+            ))
+        };
+        assert_eq!(
+            out,
+            vec![
+                A::CutLog { after: 1 },
+                A::Reply {
+                    client: 1,
+                    req: 2,
+                    result: answer
+                }
+            ],
+            "failover {failover}"
+        );
+        assert!(m.epoch_spent());
+        assert_eq!(m.last(), 1);
+        // The secondary's ack of the cut seq 2 no longer counts.
+        assert_eq!(m.stored_on(2), 0);
+        // A static master goes on in a new epoch, connections forgotten.
+        m.start_epoch(2, now);
+        assert!(!m.epoch_spent());
+        assert_eq!(m.epoch(), 2);
+        assert_eq!(flush(&mut m, now), vec![]);
+        assert_eq!(m.health(now)[1].status, PeerStatus::Connecting);
+    }
+}
+
+#[test]
+fn a_failed_sync_that_cuts_only_unsent_entries_does_not_spend_the_epoch() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
+    step(&mut m, now, E::Stored { upto: 1 });
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    // Seq 2 is written but not flushed yet when the sync fails.
+    let out = step(
+        &mut m,
+        now,
+        E::SyncFailed {
+            reason: "EIO".into(),
+        },
+    );
+    assert_eq!(out[0], A::CutLog { after: 1 });
+    assert!(!m.epoch_spent());
+    // Seq 2 is reused in the same epoch: no other node ever had it.
+    assert_eq!(
+        step(&mut m, now, append(1, 3, WriteConcern::Nodes(1), "c")),
+        vec![A::Persist(entry(2, "c"))]
+    );
+}
+
+#[test]
+fn a_broken_log_sends_only_what_it_stored_before_failing() {
+    let (mut m, now) = master(1);
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::StorageFailed {
+            reason: "EIO".into(),
+        },
+    );
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
 }
 
 #[test]

@@ -449,6 +449,7 @@ impl Core {
             batch: self.cfg.batch,
             seed: self.cfg.seed,
             stored_means_synced: self.cfg.stored_means_synced,
+            failover: self.cfg.failover,
         };
         if !self.cfg.failover {
             out.push(Action::RecordEpoch(epoch));
@@ -902,13 +903,44 @@ impl Core {
         let mut actions = std::mem::take(&mut self.master_out);
         m.step(now, event, &mut actions);
         let lost = m.lost_inherited();
+        let spent = m.epoch_spent();
         Self::master_actions(&mut self.generation, &mut actions, out);
         self.master_out = actions;
-        if self.cfg.failover && lost {
-            // Another node holds what was lost here: let it lead.
+        if spent {
+            // Say in the cut's own log line what follows from it.
+            let why = if self.cfg.failover {
+                "cutting the log back to what is durable; some of it had been sent to secondaries, so this master steps down (a secondary holding it may be elected and keep it)"
+            } else {
+                "cutting the log back to what is durable; some of it had been sent to secondaries, so this master goes on in a new epoch and they cut it too when they reconnect"
+            };
+            if let Some(Action::CutLog { why: w, .. }) =
+                (out.iter_mut().rev()).find(|a| matches!(a, Action::CutLog { .. }))
+            {
+                *w = why;
+            }
+        }
+        if self.cfg.failover && (lost || spent) {
+            // Another node holds what was lost here (or entries this node
+            // cut after sending them, whose sequence numbers it must not
+            // reuse in its epoch): let it lead.
             self.ballot.leader = None;
             self.ballot.heard(now, self.cfg.timing.election_timeout);
             self.become_secondary(out);
+        } else if spent {
+            // A static master goes on as after a restart: a new epoch,
+            // recorded before anything of it is written, and new links
+            // whose handshakes cut what secondaries hold beyond this log.
+            let Role::Master(m) = &mut self.role else {
+                unreachable!("matched above");
+            };
+            let epoch = m.epoch() + 1;
+            m.start_epoch(epoch, now);
+            out.push(Action::RecordEpoch(epoch));
+            out.push(Action::StopLinks);
+            out.push(Action::StartLinks {
+                epoch,
+                peers: self.cfg.others(),
+            });
         }
     }
 

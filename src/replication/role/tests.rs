@@ -571,3 +571,118 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
 }
 
 mod election;
+
+/// A connected secondary `peer` of a master whose log ends at `last`
+/// (epochs as in [`log`]).
+fn connected(peer: usize, conn: ConnId, last: Seq) -> Event {
+    let state = log(last);
+    Event::Link(MasterEvent::PeerConnected {
+        peer,
+        conn,
+        last: state.last,
+        stored: last,
+        epochs: state.epochs,
+    })
+}
+
+#[test]
+fn a_static_master_whose_failed_sync_cuts_sent_entries_goes_on_in_a_new_epoch() {
+    let now = Instant::now();
+    let (mut core, _) = Core::new(config("a"), log(7), now);
+    step(&mut core, now, connected(0, 1, 7));
+    step(&mut core, now, connected(1, 2, 7));
+    step(&mut core, now, append(1, None, 2));
+    let mut out = Vec::new();
+    core.flush(now, &mut out);
+    assert_eq!(out.len(), 2, "seq 8 sent to both before it is synced");
+    let failed = Event::SyncFailed {
+        reason: "EIO".into(),
+    };
+    let out = step(&mut core, now, failed);
+    assert_eq!(
+        out,
+        vec![
+            Action::CutLog {
+                after: 7,
+                why: "cutting the log back to what is durable; some of it had been sent to secondaries, so this master goes on in a new epoch and they cut it too when they reconnect",
+                save: false
+            },
+            Action::Reply {
+                client: 7,
+                req: 1,
+                result: Err(AppendError::Storage(
+                    "EIO; the message was not stored".into()
+                ))
+            },
+            Action::RecordEpoch(4),
+            Action::StopLinks,
+            Action::StartLinks {
+                epoch: 4,
+                peers: peers()
+            },
+        ]
+    );
+    assert!(core.is_master());
+    assert_eq!(core.epoch(), 4);
+    // Until a secondary is back, an append waits (it is not refused).
+    assert_eq!(step(&mut core, now, append(2, None, 1)), vec![]);
+    // A secondary that holds the cut seq 8 (of epoch 3) is told to cut it
+    // by its handshake; the waiting append then takes seq 8 again, in the
+    // new epoch.
+    let holding_old_eight = Event::Link(MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 3,
+        last: Position { epoch: 3, seq: 8 },
+        stored: 8,
+        epochs: vec![(1, 1), (2, 6), (3, 8)],
+    });
+    let out = step(&mut core, now, holding_old_eight);
+    let mut eight = entry(4, 8);
+    eight.message = bytes::Bytes::from_static(b"m");
+    assert_eq!(
+        out,
+        vec![
+            Action::ToPeer {
+                peer: 0,
+                conn: 3,
+                frame: Frame::Sync {
+                    truncate_after: Some(7)
+                }
+            },
+            Action::Persist(vec![eight])
+        ]
+    );
+}
+
+#[test]
+fn an_elected_master_whose_failed_sync_cuts_sent_entries_steps_down() {
+    let now = Instant::now();
+    let mut cfg = config("a");
+    cfg.failover = true;
+    let (mut core, _) = Core::new(cfg, log(7), now);
+    core.become_master(now, &mut Vec::new());
+    assert!(core.is_master());
+    step(&mut core, now, connected(0, 1, 7));
+    step(&mut core, now, connected(1, 2, 7));
+    step(&mut core, now, append(1, None, 2));
+    let mut out = Vec::new();
+    core.flush(now, &mut out);
+    assert!(!out.is_empty(), "entries sent before they are synced");
+    let failed = Event::SyncFailed {
+        reason: "EIO".into(),
+    };
+    let out = step(&mut core, now, failed);
+    assert!(!core.is_master(), "{out:?}");
+    assert!(out.contains(&Action::StopLinks), "{out:?}");
+    // Indefinite: a secondary holding the cut entry may be elected.
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Reply {
+                result: Err(AppendError::ShuttingDown { seq: Some(_) }),
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
