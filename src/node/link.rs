@@ -19,9 +19,11 @@ use crate::replication::{backoff, ConnId};
 use crate::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
 
 /// Frames queued for the writer of one replication connection: the core
-/// has at most `FRAMES_IN_FLIGHT` entry sends unacked (each one frame
-/// unless its messages are large), plus heartbeats for a few seconds, and
-/// room.
+/// has at most `FRAMES_IN_FLIGHT` entry sends unacked, each one frame
+/// unless its messages are large, plus heartbeats for a few seconds, and
+/// room. With large messages a send becomes several frames of up to
+/// `--max-message-bytes`, and a secondary that reads slowly can still fill
+/// this and be dropped (then redialled): the bound holds either way.
 const WRITE_QUEUE: usize = 4 * crate::replication::FRAMES_IN_FLIGHT;
 
 /// What the node loop asks of a link.
@@ -63,6 +65,9 @@ pub(crate) async fn run<N: Net>(
             epoch,
         };
         match connect::<N>(&shared, &id, &addr, role, timing.unhealthy_after).await {
+            // Stopped while dialling (a static master's new epoch): this
+            // hello spoke for the old epoch, and the new link is dialling.
+            Ok(_) if cmds.is_closed() => return,
             Ok((stream, welcome)) => {
                 last_error.clear();
                 ever_connected = true;

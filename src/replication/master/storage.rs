@@ -48,10 +48,17 @@ impl Master {
             let waiter = &self.waiters[&id];
             if waiter.seq > self.stored {
                 let w = self.waiters.remove(&id).expect("present");
+                // Sent already, it may be on secondaries, and with elections
+                // one of them may lead and keep it: not a definite failure.
+                let result = if self.cfg.failover && w.seq <= self.replicated {
+                    Err(AppendError::ShuttingDown { seq: None })
+                } else {
+                    Err(AppendError::Storage(reason.clone()))
+                };
                 out.push(MasterAction::Reply {
                     client: w.client,
                     req: w.req,
-                    result: Err(AppendError::Storage(reason.clone())),
+                    result,
                 });
             }
         }
@@ -68,7 +75,9 @@ impl Master {
     /// epoch, whose handshakes cut them everywhere, so the answer is still
     /// definite; with elections the master steps down instead, and a
     /// secondary holding them may be elected and keep them, so the answer
-    /// is indefinite (`ShuttingDown` with the sequence number).
+    /// is indefinite (`ShuttingDown` without a sequence number: this log no
+    /// longer holds it, and the next master may give that number to
+    /// another entry).
     pub(super) fn on_unwritten(
         &mut self,
         now: Instant,
@@ -100,7 +109,9 @@ impl Master {
         for (_, id) in gone {
             let w = self.waiters.remove(&id).expect("present");
             let result = if spent && self.cfg.failover {
-                Err(AppendError::ShuttingDown { seq: Some(w.seq) })
+                // Not "in the log as seq N": it was cut here, and the next
+                // master may give that seq to another entry.
+                Err(AppendError::ShuttingDown { seq: None })
             } else {
                 Err(AppendError::Storage(format!(
                     "{reason}; the message was not stored"

@@ -803,7 +803,7 @@ fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_defi
         );
         let answer = if failover {
             // It steps down; the secondary holding seq 2 may be elected.
-            Err(AppendError::ShuttingDown { seq: Some(2) })
+            Err(AppendError::ShuttingDown { seq: None })
         } else {
             // It goes on in a new epoch, whose handshake cuts seq 2.
             Err(AppendError::Storage(
@@ -1050,6 +1050,45 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![]);
     assert_eq!(m.stored(), 1);
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
+}
+
+#[test]
+fn with_elections_a_broken_logs_waiters_already_sent_are_told_indefinite() {
+    let (mut m, now) = master(1);
+    m.cfg.failover = true;
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    let out = step(
+        &mut m,
+        now,
+        E::StorageFailed {
+            reason: "EIO".into(),
+        },
+    );
+    let mut out = out;
+    out.sort_by_key(|a| match a {
+        A::Reply { req, .. } => *req,
+        _ => 0,
+    });
+    assert_eq!(
+        out,
+        vec![
+            // Sent: the secondary may keep it and be elected.
+            A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::ShuttingDown { seq: None })
+            },
+            // Never sent: no other node has it.
+            A::Reply {
+                client: 1,
+                req: 2,
+                result: Err(AppendError::Storage("EIO".into()))
+            }
+        ]
+    );
 }
 
 #[test]
