@@ -257,16 +257,17 @@ pub async fn run<N: Net>(
         (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
             let queue = Arc::new(syncer::SyncQueue::default());
             let report = cfg.fsync == FsyncPolicy::Always;
-            let task = tokio::spawn(
-                syncer::run(
-                    queue.clone(),
-                    control_tx.clone(),
-                    report,
-                    cfg.fail_storage_while.clone(),
-                    shared.metrics.clone(),
-                )
-                .instrument(span.clone()),
+            let (queue2, inputs, fault, metrics, span) = (
+                queue.clone(),
+                control_tx.clone(),
+                cfg.fail_storage_while.clone(),
+                shared.metrics.clone(),
+                span.clone(),
             );
+            let task = tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                syncer::run(queue2, inputs, report, fault, metrics)
+            });
             (Some(queue), Some(task))
         }
         _ => (None, None),

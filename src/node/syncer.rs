@@ -1,4 +1,4 @@
-//! Group commit: `fdatasync` off the node loop.
+//! Group commit: `fdatasync` off the node loop, on a thread of its own.
 //!
 //! After every write the loop records `(generation, written up to, file)` in
 //! a [`SyncQueue`]: one slot, not a queue, since a sync of a file covers
@@ -9,11 +9,10 @@
 //! syncer is bounded whatever the load (the loop never waits on it).
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use super::Input;
 use crate::entry::Seq;
@@ -32,15 +31,21 @@ struct Job {
     files: Vec<Arc<File>>,
 }
 
-/// The slot between the node loop and the syncer.
+/// The slot's contents.
+#[derive(Debug, Default)]
+struct Slot {
+    job: Option<Job>,
+    /// Set at shutdown: the syncer syncs what is left and stops.
+    closed: bool,
+}
+
+/// The slot between the node loop and the syncer thread.
 #[derive(Debug, Default)]
 pub(super) struct SyncQueue {
-    /// A std mutex: held only to merge or take, never across an await.
-    job: Mutex<Option<Job>>,
-    /// Wakes the syncer.
-    notify: Notify,
-    /// Set at shutdown: the syncer syncs what is left and stops.
-    closed: AtomicBool,
+    /// Held only to merge or take, never across a sync.
+    slot: Mutex<Slot>,
+    /// Wakes the syncer thread.
+    ready: Condvar,
 }
 
 impl SyncQueue {
@@ -48,10 +53,10 @@ impl SyncQueue {
     /// `file`. Only the newest generation's position is reported; a sync of
     /// everything also covers what older generations wrote.
     pub(super) fn push(&self, gen: u64, upto: Seq, file: Arc<File>) {
-        let mut slot = self.job.lock().expect("sync slot");
-        match slot.as_mut() {
+        let mut slot = self.slot.lock().expect("sync slot");
+        match slot.job.as_mut() {
             None => {
-                *slot = Some(Job {
+                slot.job = Some(Job {
                     gen,
                     upto,
                     files: vec![file],
@@ -70,73 +75,79 @@ impl SyncQueue {
             }
         }
         drop(slot);
-        self.notify.notify_one();
+        self.ready.notify_one();
     }
 
     /// Asks the syncer to sync what is left and stop.
     pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.notify.notify_one();
+        self.slot.lock().expect("sync slot").closed = true;
+        self.ready.notify_one();
+    }
+
+    fn closed(&self) -> bool {
+        self.slot.lock().expect("sync slot").closed
     }
 
     /// The next job, waiting for one; `None` once closed and empty.
-    async fn next(&self) -> Option<Job> {
+    fn next(&self) -> Option<Job> {
+        let mut slot = self.slot.lock().expect("sync slot");
         loop {
-            if let Some(job) = self.job.lock().expect("sync slot").take() {
+            if let Some(job) = slot.job.take() {
                 return Some(job);
             }
-            if self.closed.load(Ordering::Acquire) {
+            if slot.closed {
                 return None;
             }
-            self.notify.notified().await;
+            slot = self.ready.wait(slot).expect("sync slot");
         }
     }
 }
 
-/// Runs until the queue is closed and drained. With `report`, tells the
-/// loop what became durable (`--fsync always`); without, only syncs
-/// (`batch`, where the loop acknowledges after the write and this bounds
-/// what a power cut loses).
-pub(super) async fn run(
+/// The syncer: a thread of its own (run it with `spawn_blocking`), so that
+/// a write reaches `fdatasync` with one wake-up and its result reaches the
+/// node loop with one more, instead of hopping through an async task and
+/// a blocking task for every sync. Runs until the queue is closed and
+/// drained. With `report`, tells the loop what became durable (`--fsync
+/// always`); without, only syncs (`batch`, where the loop acknowledges
+/// after the write and this bounds what a power cut loses).
+pub(super) fn run(
     queue: Arc<SyncQueue>,
     inputs: mpsc::Sender<Input>,
     report: bool,
     fault: Option<std::path::PathBuf>,
     metrics: Arc<super::metrics::Metrics>,
 ) {
+    use crate::storage::disk::{injected_fault, FaultOp};
     loop {
-        if !report && !queue.closed.load(Ordering::Acquire) {
+        if !report && !queue.closed() {
             // Let writes gather: one sync per interval at most.
-            tokio::time::sleep(BATCH_INTERVAL).await;
+            std::thread::sleep(BATCH_INTERVAL);
         }
-        let Some(job) = queue.next().await else {
+        let Some(job) = queue.next() else {
             return;
         };
         let Job { gen, upto, files } = job;
-        let fault = fault.clone();
-        let metrics = metrics.clone();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use crate::storage::disk::{injected_fault, FaultOp};
-            if let Some(err) = injected_fault(fault.as_deref(), FaultOp::Sync) {
-                return Err(err);
-            }
-            for f in files {
-                let started = std::time::Instant::now();
-                f.sync_data()?;
-                metrics.fsync(started.elapsed().as_secs_f64());
-            }
-            Ok(())
-        })
-        .await;
-        let input = match result {
+        let synced =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<()> {
+                if let Some(err) = injected_fault(fault.as_deref(), FaultOp::Sync) {
+                    return Err(err);
+                }
+                for f in files {
+                    let started = std::time::Instant::now();
+                    f.sync_data()?;
+                    metrics.fsync(started.elapsed().as_secs_f64());
+                }
+                Ok(())
+            }));
+        let input = match synced {
             Ok(Ok(())) if report => Input::Stored { gen, upto },
             Ok(Ok(())) => continue,
             Ok(Err(e)) => Input::SyncFailed {
                 reason: format!("fdatasync failed: {e}"),
             },
-            Err(e) => Input::StorageFailed(format!("fdatasync panicked: {e}")),
+            Err(_) => Input::StorageFailed("fdatasync panicked".into()),
         };
-        if inputs.send(input).await.is_err() {
+        if inputs.blocking_send(input).is_err() {
             return;
         }
     }
