@@ -20,6 +20,10 @@ use crate::entry::Seq;
 /// Shortest time between two syncs under `--fsync batch`.
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How often an idle syncer checks that the node loop still holds its
+/// queue.
+const ORPHAN_CHECK: Duration = Duration::from_millis(500);
+
 /// What is written and not yet synced.
 #[derive(Debug)]
 struct Job {
@@ -88,17 +92,23 @@ impl SyncQueue {
         self.slot.lock().expect("sync slot").closed
     }
 
-    /// The next job, waiting for one; `None` once closed and empty.
-    fn next(&self) -> Option<Job> {
+    /// The next job, waiting for one; `None` once closed and empty, or
+    /// once nobody else holds the queue (the node loop is gone without
+    /// closing it, a panic say: the thread must not keep the runtime from
+    /// shutting down).
+    fn next(self: &Arc<Self>) -> Option<Job> {
         let mut slot = self.slot.lock().expect("sync slot");
         loop {
             if let Some(job) = slot.job.take() {
                 return Some(job);
             }
-            if slot.closed {
+            if slot.closed || Arc::strong_count(self) == 1 {
                 return None;
             }
-            slot = self.ready.wait(slot).expect("sync slot");
+            slot = (self.ready)
+                .wait_timeout(slot, ORPHAN_CHECK)
+                .expect("sync slot")
+                .0;
         }
     }
 }
@@ -149,6 +159,44 @@ pub(super) fn run(
         };
         if inputs.blocking_send(input).is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_syncer_stops_once_closed_or_once_nobody_else_holds_its_queue() {
+        let (tx, _rx) = mpsc::channel(4);
+        let metrics = Arc::new(super::super::metrics::Metrics::new(1));
+        // Closed: it returns.
+        let queue = Arc::new(SyncQueue::default());
+        queue.close();
+        run(queue, tx.clone(), true, None, metrics.clone());
+        // Orphaned (the loop dropped its handle without closing): it
+        // returns too, instead of keeping the runtime from shutting down.
+        let queue = Arc::new(SyncQueue::default());
+        let theirs = queue.clone();
+        let thread = std::thread::spawn(move || run(theirs, tx, true, None, metrics));
+        drop(queue);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_sync_reports_the_newest_generations_position() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let metrics = Arc::new(super::super::metrics::Metrics::new(1));
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let queue = Arc::new(SyncQueue::default());
+        queue.push(1, 5, file.clone());
+        queue.push(2, 3, file.clone());
+        queue.close();
+        run(queue, tx, true, None, metrics);
+        match rx.try_recv() {
+            Ok(Input::Stored { gen, upto }) => assert_eq!((gen, upto), (2, 3)),
+            other => panic!("{other:?}"),
         }
     }
 }
