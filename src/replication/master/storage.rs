@@ -48,19 +48,26 @@ impl Master {
             let waiter = &self.waiters[&id];
             if waiter.seq > self.stored {
                 let w = self.waiters.remove(&id).expect("present");
-                // Sent already, it may be on secondaries, and with elections
-                // one of them may lead and keep it: not a definite failure.
-                let result = if self.cfg.failover && w.seq <= self.replicated {
-                    Err(AppendError::ShuttingDown { seq: None })
-                } else {
-                    Err(AppendError::Storage(reason.clone()))
-                };
                 out.push(MasterAction::Reply {
                     client: w.client,
                     req: w.req,
-                    result,
+                    result: Err(self.lost_entry(w.seq, reason.clone())),
                 });
             }
+        }
+    }
+
+    /// The answer to an append whose entry at `seq` this log lost (cut, or
+    /// never to be synced). Definite, not stored, unless it had been sent
+    /// and elections may make a secondary that holds it master: then it
+    /// may or may not survive (`ShuttingDown` without a sequence number,
+    /// since this log no longer holds it and the next master may give the
+    /// number to another entry).
+    fn lost_entry(&self, seq: Seq, why: String) -> AppendError {
+        if self.cfg.failover && seq <= self.replicated {
+            AppendError::ShuttingDown { seq: None }
+        } else {
+            AppendError::Storage(why)
         }
     }
 
@@ -68,16 +75,12 @@ impl Master {
     /// entry is answered, their keys are forgotten, and the next append
     /// takes `after + 1`.
     ///
-    /// If none of the cut entries was sent, no other node has them: the
-    /// answer is definite, not stored. If some were (entries go out while
-    /// the master's sync runs), secondaries may hold them, and this epoch
-    /// is spent ([`Master::epoch_spent`]): a static master goes on in a new
-    /// epoch, whose handshakes cut them everywhere, so the answer is still
-    /// definite; with elections the master steps down instead, and a
-    /// secondary holding them may be elected and keep them, so the answer
-    /// is indefinite (`ShuttingDown` without a sequence number: this log no
-    /// longer holds it, and the next master may give that number to
-    /// another entry).
+    /// If some cut entries had been sent (entries go out while the
+    /// master's sync runs), secondaries may hold them, and this epoch is
+    /// spent ([`Master::epoch_spent`]): a static master goes on in a new
+    /// epoch, whose handshakes cut them everywhere; with elections the
+    /// master steps down, and a secondary holding them may be elected and
+    /// keep them (`lost_entry` says what each waiter is told).
     pub(super) fn on_unwritten(
         &mut self,
         now: Instant,
@@ -105,25 +108,16 @@ impl Master {
             .map(|(id, w)| (w.seq, *id))
             .collect();
         gone.sort_unstable();
-        let spent = self.replicated > after;
         for (_, id) in gone {
             let w = self.waiters.remove(&id).expect("present");
-            let result = if spent && self.cfg.failover {
-                // Not "in the log as seq N": it was cut here, and the next
-                // master may give that seq to another entry.
-                Err(AppendError::ShuttingDown { seq: None })
-            } else {
-                Err(AppendError::Storage(format!(
-                    "{reason}; the message was not stored"
-                )))
-            };
+            let why = format!("{reason}; the message was not stored");
             out.push(MasterAction::Reply {
                 client: w.client,
                 req: w.req,
-                result,
+                result: Err(self.lost_entry(w.seq, why)),
             });
         }
-        if spent {
+        if self.replicated > after {
             self.epoch_spent = true;
             self.replicated = after;
         }

@@ -836,6 +836,43 @@ fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_defi
 }
 
 #[test]
+fn with_elections_only_a_cut_entry_that_was_sent_is_answered_indefinite() {
+    let (mut m, now) = master(1);
+    m.cfg.failover = true;
+    connect_all(&mut m, now);
+    step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
+    // Seq 2 is written but not yet sent when the sync fails.
+    step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
+    let out = step(
+        &mut m,
+        now,
+        E::SyncFailed {
+            reason: "EIO".into(),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            A::CutLog { after: 0 },
+            A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(AppendError::ShuttingDown { seq: None })
+            },
+            A::Reply {
+                client: 1,
+                req: 2,
+                result: Err(AppendError::Storage(
+                    "EIO; the message was not stored".into()
+                ))
+            }
+        ]
+    );
+    assert!(m.epoch_spent());
+}
+
+#[test]
 fn a_failed_sync_that_cuts_only_unsent_entries_does_not_spend_the_epoch() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);

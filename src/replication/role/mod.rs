@@ -930,9 +930,6 @@ impl Core {
             // A static master goes on as after a restart: a new epoch,
             // recorded before anything of it is written, and new links
             // whose handshakes cut what secondaries hold beyond this log.
-            let Role::Master(m) = &mut self.role else {
-                unreachable!("matched above");
-            };
             let epoch = m.epoch() + 1;
             m.start_epoch(epoch, now);
             out.push(Action::RecordEpoch(epoch));
