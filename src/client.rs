@@ -412,7 +412,18 @@ impl Client {
 
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (tx, rx) = crate::net::Outbox::new(CLIENT_QUEUE);
-        tokio::spawn(crate::net::write_frames(writer, rx, addr.to_string(), None));
+        // Appends queued together go out as one frame, within what the
+        // node's frame limit holds.
+        let coalesce = crate::net::Coalesce::Appends {
+            max_bytes: usize::try_from(welcome.max_message_bytes).unwrap_or(usize::MAX),
+        };
+        tokio::spawn(crate::net::write_frames(
+            writer,
+            rx,
+            addr.to_string(),
+            None,
+            coalesce,
+        ));
         let pending2 = pending.clone();
         let watching: Watching = Arc::default();
         let watching2 = watching.clone();
@@ -442,6 +453,18 @@ impl Client {
                         let _ = w.send(frame.clone());
                     }
                     return;
+                }
+                if let Frame::Answers { answers } = frame {
+                    // Several appends answered at once: each waiter gets
+                    // its own answer, as if it had come alone.
+                    let mut pending = pending2.lock().expect("pending lock");
+                    for answer in answers {
+                        let waiter = pending.as_mut().and_then(|p| p.remove(&answer.req));
+                        if let Some(w) = waiter {
+                            let _ = w.send(answer.into());
+                        }
+                    }
+                    continue;
                 }
                 let req = match &frame {
                     Frame::Appended { req, .. }

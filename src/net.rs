@@ -336,7 +336,7 @@ impl Credits {
     fn written(&self, frame_kind: Answer) {
         match frame_kind {
             Answer::None => {}
-            Answer::Request => self.inflight.add_permits(1),
+            Answer::Requests(n) => self.inflight.add_permits(n),
             Answer::ListPage => {
                 self.inflight.add_permits(1);
                 self.list_pages.add_permits(1);
@@ -349,7 +349,8 @@ impl Credits {
 #[derive(Debug, Clone, Copy)]
 enum Answer {
     None,
-    Request,
+    /// Answers this many requests.
+    Requests(usize),
     ListPage,
 }
 
@@ -357,23 +358,144 @@ fn answer_kind(frame: &crate::wire::Frame) -> Answer {
     use crate::wire::Frame;
     match frame {
         Frame::Appended { .. } | Frame::AppendFailed { .. } | Frame::HealthReport { .. } => {
-            Answer::Request
+            Answer::Requests(1)
         }
+        Frame::Answers { answers } => Answer::Requests(answers.len()),
         Frame::Listed { .. } | Frame::Digests { .. } => Answer::ListPage,
         _ => Answer::None,
     }
 }
 
+/// What a writer merges of the frames it finds queued together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coalesce {
+    /// Nothing: every frame goes out as it was queued.
+    Off,
+    /// A client's appends: consecutive `Append` frames become one `Appends`
+    /// frame of at most this many bytes of messages and keys (counted as
+    /// [`crate::wire::AppendItem::cost`]), and at most [`MAX_BATCH`]
+    /// appends.
+    Appends {
+        /// The node's `--max-message-bytes`: its frames hold that much
+        /// and 64 KiB more.
+        max_bytes: usize,
+    },
+    /// A node's answers to a client of version 6 or later: consecutive
+    /// `Appended` and `AppendFailed` frames become one `Answers` frame.
+    Answers,
+}
+
+/// Most appends, or answers, merged into one frame.
+pub const MAX_BATCH: usize = 1024;
+
+/// Most bytes of answers merged into one frame, counted generously: far
+/// below the 64 KiB every frame limit holds beyond `--max-message-bytes`.
+const MAX_ANSWER_BYTES: usize = 32 * 1024;
+
+/// What an answer may take in an `Answers` frame, at most: the request id,
+/// the result's tags and numbers, and the text of an error.
+fn answer_cost(a: &crate::wire::AppendAnswer) -> usize {
+    use crate::wire::AppendError;
+    let text = match &a.result {
+        Err(
+            AppendError::BadRequest(s) | AppendError::Storage(s) | AppendError::Unauthorized(s),
+        ) => s.len(),
+        Err(AppendError::NotMaster { master_addr }) => master_addr.len(),
+        _ => 0,
+    };
+    32 + text
+}
+
+impl Coalesce {
+    /// `first` and whatever of the same kind follows it in the queue, merged
+    /// into one frame; the first frame taken that does not belong is
+    /// returned too, to go out next.
+    fn merge(
+        self,
+        first: crate::wire::Frame,
+        rx: &mut tokio::sync::mpsc::Receiver<crate::wire::Frame>,
+    ) -> (crate::wire::Frame, Option<crate::wire::Frame>) {
+        use crate::wire::Frame;
+        match self {
+            Coalesce::Off => (first, None),
+            Coalesce::Appends { max_bytes } => {
+                let first = match first.into_append_item() {
+                    Ok(item) => item,
+                    Err(other) => return (other, None),
+                };
+                let mut bytes = first.cost();
+                let mut items = vec![first];
+                let mut next = None;
+                while items.len() < MAX_BATCH {
+                    let Ok(frame) = rx.try_recv() else { break };
+                    match frame.into_append_item() {
+                        Ok(item) if bytes + item.cost() <= max_bytes => {
+                            bytes += item.cost();
+                            items.push(item);
+                        }
+                        Ok(item) => {
+                            next = Some(item.into());
+                            break;
+                        }
+                        Err(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                // One alone goes as it came: nothing to merge.
+                let frame = match items.len() {
+                    1 => items.pop().expect("one").into(),
+                    _ => Frame::Appends { appends: items },
+                };
+                (frame, next)
+            }
+            Coalesce::Answers => {
+                let first = match first.into_append_answer() {
+                    Ok(answer) => answer,
+                    Err(other) => return (other, None),
+                };
+                let mut bytes = answer_cost(&first);
+                let mut answers = vec![first];
+                let mut next = None;
+                while answers.len() < MAX_BATCH {
+                    let Ok(frame) = rx.try_recv() else { break };
+                    match frame.into_append_answer() {
+                        Ok(answer) if bytes + answer_cost(&answer) <= MAX_ANSWER_BYTES => {
+                            bytes += answer_cost(&answer);
+                            answers.push(answer);
+                        }
+                        Ok(answer) => {
+                            next = Some(answer.into());
+                            break;
+                        }
+                        Err(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                let frame = match answers.len() {
+                    1 => answers.pop().expect("one").into(),
+                    _ => Frame::Answers { answers },
+                };
+                (frame, next)
+            }
+        }
+    }
+}
+
 /// Writes queued frames to one connection, batching whatever is queued into
-/// one flush, and gives back each answer's credits once it is written. Ends
-/// when the outbox closes (after writing what is queued) or a write fails
-/// (logged: a frame that cannot be encoded is a bug worth seeing, not a
-/// silent stall).
+/// one flush (and merging frames as `coalesce` says), and gives back each
+/// answer's credits once it is written. Ends when the outbox closes (after
+/// writing what is queued) or a write fails (logged: a frame that cannot be
+/// encoded is a bug worth seeing, not a silent stall).
 pub async fn write_frames<W>(
     mut writer: tokio_util::codec::FramedWrite<W, crate::wire::FrameCodec>,
     mut outbox: OutboxReceiver,
     peer: String,
     credits: Option<std::sync::Arc<Credits>>,
+    coalesce: Coalesce,
 ) where
     W: tokio::io::AsyncWrite + Unpin,
 {
@@ -387,9 +509,18 @@ pub async fn write_frames<W>(
                 _ = outbox.close.cancelled() => outbox.rx.try_recv().ok(),
             };
             let Some(frame) = first else { break };
-            written.push(answer_kind(&frame));
-            writer.feed(frame).await?;
-            while let Ok(frame) = outbox.rx.try_recv() {
+            if coalesce != Coalesce::Off && outbox.rx.is_empty() {
+                // Alone in the queue: let the tasks already woken run first
+                // (say, those a burst of answers just released), so that
+                // what they queue goes out in this write rather than one
+                // write each. No timer: when nothing else is runnable this
+                // costs one pass of the scheduler.
+                tokio::task::yield_now().await;
+            }
+            let mut next = Some(frame);
+            while let Some(frame) = next.take().or_else(|| outbox.rx.try_recv().ok()) {
+                let (frame, after) = coalesce.merge(frame, &mut outbox.rx);
+                next = after;
                 written.push(answer_kind(&frame));
                 writer.feed(frame).await?;
             }
@@ -420,5 +551,121 @@ pub async fn write_frames<W>(
                 tracing::error!(%peer, error = %other, "cannot send a frame; closing the connection")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{AppendError, AppendItem, Frame, FrameCodec, WriteConcern};
+    use futures_util::StreamExt;
+
+    fn append(req: u64, len: usize) -> Frame {
+        Frame::Append {
+            req,
+            key: None,
+            w: WriteConcern::Nodes(1),
+            timeout_ms: None,
+            message: bytes::Bytes::from(vec![b'x'; len]),
+            progress: false,
+        }
+    }
+
+    fn reqs(frame: &Frame) -> Vec<u64> {
+        match frame {
+            Frame::Appends { appends } => appends.iter().map(|a: &AppendItem| a.req).collect(),
+            Frame::Answers { answers } => answers.iter().map(|a| a.req).collect(),
+            Frame::Append { req, .. } | Frame::Appended { req, .. } => vec![*req],
+            Frame::AppendFailed { req, .. } | Frame::Health { req } => vec![*req],
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Writes `frames` through a writer that merges as `coalesce` says, and
+    /// returns what the peer reads.
+    async fn through_writer(coalesce: Coalesce, frames: Vec<Frame>) -> Vec<Frame> {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (outbox, rx) = Outbox::new(frames.len() + 1);
+        for f in frames {
+            assert!(outbox.offer(f));
+        }
+        outbox.close();
+        let writer = tokio_util::codec::FramedWrite::new(ours, FrameCodec::new(1 << 20));
+        write_frames(writer, rx, "test".into(), None, coalesce).await;
+        let reader = tokio_util::codec::FramedRead::new(theirs, FrameCodec::new(1 << 20));
+        reader.map(|f| f.expect("decodes")).collect().await
+    }
+
+    #[tokio::test]
+    async fn queued_appends_go_out_as_one_frame_in_order_within_the_byte_limit() {
+        // Room for two 100-byte appends (132 bytes each) in 300 bytes.
+        let frames = vec![
+            append(1, 100),
+            append(2, 100),
+            append(3, 100),
+            Frame::Health { req: 4 },
+            append(5, 100),
+        ];
+        let got = through_writer(Coalesce::Appends { max_bytes: 300 }, frames).await;
+        let shape: Vec<Vec<u64>> = got.iter().map(reqs).collect();
+        assert_eq!(shape, [vec![1, 2], vec![3], vec![4], vec![5]]);
+        assert!(matches!(got[0], Frame::Appends { .. }));
+        // Alone, an append goes as it came.
+        assert!(matches!(got[1], Frame::Append { .. }));
+        assert!(matches!(got[3], Frame::Append { .. }));
+    }
+
+    #[tokio::test]
+    async fn at_most_max_batch_appends_share_a_frame() {
+        let frames = (0..MAX_BATCH as u64 + 3).map(|r| append(r, 1)).collect();
+        let got = through_writer(Coalesce::Appends { max_bytes: 1 << 20 }, frames).await;
+        let sizes: Vec<usize> = got.iter().map(|f| reqs(f).len()).collect();
+        assert_eq!(sizes, [MAX_BATCH, 3]);
+    }
+
+    #[tokio::test]
+    async fn without_coalescing_frames_go_out_as_queued() {
+        let frames = vec![append(1, 10), append(2, 10)];
+        let got = through_writer(Coalesce::Off, frames.clone()).await;
+        assert_eq!(got, frames);
+    }
+
+    #[tokio::test]
+    async fn answers_are_merged_and_give_back_one_credit_each() {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let credits = std::sync::Arc::new(Credits::new(8, 1));
+        let taken = credits.inflight.try_acquire_many(3).expect("free");
+        taken.forget();
+        let (outbox, rx) = Outbox::new(8);
+        let error = AppendError::BadRequest("no".into());
+        assert!(outbox.offer(Frame::Appended { req: 1, seq: 10 }));
+        assert!(outbox.offer(Frame::AppendFailed { req: 2, error }));
+        assert!(outbox.offer(Frame::Appended { req: 3, seq: 11 }));
+        outbox.close();
+        let writer = tokio_util::codec::FramedWrite::new(ours, FrameCodec::new(1 << 20));
+        write_frames(
+            writer,
+            rx,
+            "test".into(),
+            Some(credits.clone()),
+            Coalesce::Answers,
+        )
+        .await;
+        assert!(
+            credits.idle(),
+            "three answers in one frame give back three credits"
+        );
+        let reader = tokio_util::codec::FramedRead::new(theirs, FrameCodec::new(1 << 20));
+        let got: Vec<Frame> = reader.map(|f| f.expect("decodes")).collect().await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(reqs(&got[0]), [1, 2, 3]);
+        let Frame::Answers { answers } = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            Frame::from(answers[2].clone()),
+            Frame::Appended { req: 3, seq: 11 }
+        );
+        assert!(answers[1].result.is_err());
     }
 }

@@ -15,9 +15,9 @@ use tracing::{info, warn, Instrument};
 use super::connection::{frame_name, Reader, Writer};
 use super::{timeout_from_ms, Input, Shared};
 use crate::entry::Seq;
-use crate::net::{Credits, Outbox};
+use crate::net::{Coalesce, Credits, Outbox};
 use crate::replication::AppendRequest;
-use crate::wire::{AppendError, Frame, FrameError, Welcome};
+use crate::wire::{AppendError, AppendItem, Frame, FrameError, Welcome};
 
 /// Most entries in one `Listed` answer.
 const LIST_PAGE: u32 = 1000;
@@ -58,13 +58,23 @@ pub(super) fn welcome(shared: &Shared) -> Welcome {
     }
 }
 
-pub(super) async fn serve(
-    mut reader: Reader,
-    writer: Writer,
-    addr: SocketAddr,
-    shared: &Arc<Shared>,
-    access: crate::auth::Access,
-) {
+/// Who is on the other end of a client connection.
+pub(super) struct Peer {
+    /// Its address.
+    pub(super) addr: SocketAddr,
+    /// What its token lets it do.
+    pub(super) access: crate::auth::Access,
+    /// The protocol version its hello said: answers are merged into
+    /// `Answers` frames only for version 6 or later.
+    pub(super) version: u32,
+}
+
+pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared: &Arc<Shared>) {
+    let Peer {
+        addr,
+        access,
+        version,
+    } = peer;
     let cfg = &shared.cfg;
     let limits = cfg.limits;
     let client = shared.next_id();
@@ -72,9 +82,20 @@ pub(super) async fn serve(
     // Room for every answer the credits allow, the welcome and a refusal:
     // the node loop's `offer` never finds it full unless this is a bug.
     let (outbox, rx) = Outbox::new(limits.max_inflight + 4);
+    let coalesce = if version >= 6 {
+        Coalesce::Answers
+    } else {
+        Coalesce::Off
+    };
     let writer_task = shared.tracker.spawn(
-        crate::net::write_frames(writer, rx, addr.to_string(), Some(credits.clone()))
-            .in_current_span(),
+        crate::net::write_frames(
+            writer,
+            rx,
+            addr.to_string(),
+            Some(credits.clone()),
+            coalesce,
+        )
+        .in_current_span(),
     );
     outbox.offer(Frame::Welcome(welcome(shared)));
     let opened = to_node(
@@ -129,6 +150,7 @@ pub(super) async fn serve(
             if !matches!(
                 frame,
                 Frame::Append { .. }
+                    | Frame::Appends { .. }
                     | Frame::List { .. }
                     | Frame::Health { .. }
                     | Frame::Digest { .. }
@@ -138,55 +160,24 @@ pub(super) async fn serve(
                 }
                 break;
             }
-            // One credit per request, given back when its answer is written.
-            // Without one, this connection is not read until answers go out.
-            if credits.inflight.available_permits() == 0 {
-                if let Some(more) = shared.throttle.allow("max-inflight") {
-                    info!(peer = %addr, suppressed = more, "a client has {} requests unanswered (--max-inflight): not reading from it until answers go out", limits.max_inflight);
-                }
-            }
-            let credit = tokio::select! {
-                biased;
-                _ = shared.shutdown.cancelled() => break,
-                _ = outbox.closed() => break,
-                c = credits.inflight.acquire() => c,
+            // Appends take their credits one by one, as they are handed on.
+            let frame = match frame.into_append_item() {
+                Ok(item) => Frame::Appends {
+                    appends: vec![item],
+                },
+                Err(other) => other,
             };
-            match credit {
-                Ok(c) => c.forget(),
-                Err(_) => break,
+            if let Frame::Appends { appends } = frame {
+                let from = (client, addr, access);
+                if !take_appends(shared, &outbox, &credits, from, appends).await {
+                    break;
+                }
+                continue;
+            }
+            if !take_credit(shared, &outbox, &credits, addr).await {
+                break;
             }
             match frame {
-                Frame::Append {
-                    req,
-                    key,
-                    w,
-                    timeout_ms,
-                    message,
-                    progress,
-                } => {
-                    if !access.append {
-                        let error = AppendError::Unauthorized(format!(
-                        "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
-                        cfg.id
-                    ));
-                        shared.metrics.append(w, "unauthorized", 0.0);
-                        outbox.offer(Frame::AppendFailed { req, error });
-                    } else {
-                        // On a secondary, the core answers where the master is.
-                        let input = Input::Append(AppendRequest {
-                            client,
-                            req,
-                            key,
-                            w,
-                            timeout: timeout_from_ms(timeout_ms),
-                            message,
-                            progress,
-                        });
-                        if !to_node(shared, input).await {
-                            break;
-                        }
-                    }
-                }
                 Frame::List {
                     req,
                     from,
@@ -261,6 +252,90 @@ pub(super) async fn serve(
     // hold this task.
     outbox.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+}
+
+/// Takes one of the connection's `--max-inflight` credits for a request,
+/// given back when its answer is written. Without one, this connection is
+/// not read until answers go out. False if the node stops or the connection
+/// closes first.
+async fn take_credit(
+    shared: &Shared,
+    outbox: &Outbox,
+    credits: &Credits,
+    addr: SocketAddr,
+) -> bool {
+    if credits.inflight.available_permits() == 0 {
+        if let Some(more) = shared.throttle.allow("max-inflight") {
+            let max = shared.cfg.limits.max_inflight;
+            info!(peer = %addr, suppressed = more, "a client has {max} requests unanswered (--max-inflight): not reading from it until answers go out");
+        }
+    }
+    let credit = tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => return false,
+        _ = outbox.closed() => return false,
+        c = credits.inflight.acquire() => c,
+    };
+    match credit {
+        Ok(c) => {
+            c.forget();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Hands a client's appends (one `Append`, or an `Appends` frame's) to the
+/// node loop in one input, each with its credit. Credits are taken one by
+/// one: when they run out, what already holds one is handed on first, since
+/// its answers are what give credits back. False once the node stops or the
+/// connection closes.
+async fn take_appends(
+    shared: &Shared,
+    outbox: &Outbox,
+    credits: &Credits,
+    (client, addr, access): (
+        crate::replication::ClientId,
+        SocketAddr,
+        crate::auth::Access,
+    ),
+    appends: Vec<AppendItem>,
+) -> bool {
+    let mut batch = Vec::with_capacity(appends.len());
+    for item in appends {
+        if credits.inflight.available_permits() == 0
+            && !batch.is_empty()
+            && !to_node(shared, Input::Appends(std::mem::take(&mut batch))).await
+        {
+            return false;
+        }
+        if !take_credit(shared, outbox, credits, addr).await {
+            return false;
+        }
+        if !access.append {
+            let error = AppendError::Unauthorized(format!(
+                "node {} requires the client token to append: give it with --token-file (or REPLOG_TOKEN); nothing was appended",
+                shared.cfg.id
+            ));
+            shared.metrics.append(item.w, "unauthorized", 0.0);
+            outbox.offer(Frame::AppendFailed {
+                req: item.req,
+                error,
+            });
+            continue;
+        }
+        // On a secondary, the core answers where the master is.
+        batch.push(AppendRequest {
+            client,
+            req: item.req,
+            key: item.key,
+            w: item.w,
+            timeout: timeout_from_ms(item.timeout_ms),
+            message: item.message,
+            progress: item.progress,
+        });
+    }
+    batch.is_empty() || to_node(shared, Input::Appends(batch)).await
 }
 
 /// Answers one `Digest`: the visible log from `from` read a page at a time

@@ -33,9 +33,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{clients, Input, Shared};
-use crate::net::{BoxConn, Net, Outbox};
+use crate::net::{BoxConn, Coalesce, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
-use crate::wire::{Frame, FrameCodec, Hello, Role, PROTOCOL_VERSION};
+use crate::wire::{Frame, FrameCodec, Hello, Role, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// Frames queued towards the master on a secondary's replication
 /// connection (acks and heartbeat replies; one cumulative ack is enough).
@@ -247,7 +247,14 @@ async fn serve(
                 &cfg.id,
             );
             match access {
-                Ok(access) => clients::serve(reader, writer, addr, &shared, access).await,
+                Ok(access) => {
+                    let peer = clients::Peer {
+                        addr,
+                        access,
+                        version: hello.version,
+                    };
+                    clients::serve(reader, writer, peer, &shared).await
+                }
                 Err(reason) => {
                     shared.metrics.refused("client_token");
                     if let Some(more) = shared.throttle.allow("unauthorized-client") {
@@ -345,9 +352,10 @@ async fn serve_candidate(
     };
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(2);
-    let writer_task = shared
-        .tracker
-        .spawn(crate::net::write_frames(writer, rx, addr.to_string(), None).in_current_span());
+    let writer_task = shared.tracker.spawn(
+        crate::net::write_frames(writer, rx, addr.to_string(), None, Coalesce::Off)
+            .in_current_span(),
+    );
     let input = Input::VoteRequested {
         conn,
         tx: outbox.clone(),
@@ -443,10 +451,10 @@ enum HelloRefusal {
 /// Checks version, cluster and role.
 fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     let cfg = &shared.cfg;
-    if hello.version != PROTOCOL_VERSION {
+    if !(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.version) {
         return Err(HelloRefusal::Other(format!(
-            "protocol version {} is not spoken here (node {} speaks version {}); run the same replog release on every node and client",
-            hello.version, cfg.id, PROTOCOL_VERSION
+            "protocol version {} is not spoken here (node {} speaks versions {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}); upgrade the nodes before their clients, and run a replog release no older than theirs",
+            hello.version, cfg.id
         )));
     }
     if matches!(hello.role, Role::Master { .. } | Role::Candidate { .. }) && hello.cluster.is_none()
@@ -476,9 +484,10 @@ async fn serve_master(
 ) {
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
-    let writer_task = shared
-        .tracker
-        .spawn(crate::net::write_frames(writer, rx, addr.to_string(), None).in_current_span());
+    let writer_task = shared.tracker.spawn(
+        crate::net::write_frames(writer, rx, addr.to_string(), None, Coalesce::Off)
+            .in_current_span(),
+    );
     // Replication inputs go to the control queue, which the node loop
     // serves before client requests.
     let control = shared.control.clone();
@@ -588,5 +597,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Reset { .. } => "Reset",
         Frame::Digest { .. } => "Digest",
         Frame::Digests { .. } => "Digests",
+        Frame::Appends { .. } => "Appends",
+        Frame::Answers { .. } => "Answers",
     }
 }

@@ -148,9 +148,12 @@ impl NodeLoop {
                 let _ = tx.send(self.core.health(now));
                 return;
             }
-            Input::Append(request) => {
-                (self.appends).insert((request.client, request.req), (now, request.w));
-                Event::Append(request)
+            Input::Appends(requests) => {
+                for request in requests {
+                    (self.appends).insert((request.client, request.req), (now, request.w));
+                    self.step_as_input(now, Event::Append(request));
+                }
+                return;
             }
             Input::Link(event) => Event::Link(event),
             Input::MasterOpened {
@@ -236,6 +239,12 @@ impl NodeLoop {
                 }
             }
         };
+        self.step_as_input(now, event);
+    }
+
+    /// Feeds the core an event that came from an input, and says so if the
+    /// node's role changed.
+    fn step_as_input(&mut self, now: std::time::Instant, event: Event) {
         let was_master = self.core.is_master();
         self.step(now, event);
         self.opening = None;

@@ -13,10 +13,10 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::{Input, Shared};
 use crate::entry::Epoch;
-use crate::net::{DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
+use crate::net::{Coalesce, DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::master::MasterEvent;
 use crate::replication::{backoff, ConnId};
-use crate::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
+use crate::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
 
 /// Frames queued for the writer of one replication connection: the core
 /// has at most `FRAMES_IN_FLIGHT` entry sends unacked, each one frame
@@ -191,7 +191,7 @@ pub(super) async fn connect<N: Net>(
     let cfg = &shared.cfg;
     let ours = crate::auth::nonce();
     let hello = Hello {
-        version: PROTOCOL_VERSION,
+        version: NODE_PROTOCOL_VERSION,
         cluster: Some(cfg.cluster.fingerprint()),
         role,
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
@@ -276,7 +276,8 @@ async fn serve(
     // a secondary that lets heartbeats pile up past it is not reading.
     let (wtx, wrx) = Outbox::new(WRITE_QUEUE);
     let writer_task = shared.tracker.spawn(
-        crate::net::write_frames(writer, wrx, format!("secondary {id}"), None).in_current_span(),
+        crate::net::write_frames(writer, wrx, format!("secondary {id}"), None, Coalesce::Off)
+            .in_current_span(),
     );
     let reason = loop {
         tokio::select! {

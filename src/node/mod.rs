@@ -87,8 +87,9 @@ pub(crate) enum Input {
     ClientOpened { client: ClientId, tx: Outbox },
     /// A client connection closed.
     ClientClosed { client: ClientId },
-    /// A client asks for an append (master only).
-    Append(AppendRequest),
+    /// A client's appends, in the order it sent them (one `Append` frame,
+    /// or an `Appends` frame's worth).
+    Appends(Vec<AppendRequest>),
     /// A client asks for the health report.
     Health { tx: oneshot::Sender<HealthReport> },
     /// Something a link reported (master only).

@@ -144,18 +144,25 @@ impl Encoder<Frame> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let payload = Self::to_payload(&frame)?;
-        if payload.len() > self.max {
+        // Encoded in place, behind a prefix filled in once the length is
+        // known: no payload buffer per frame, and one copy of each message.
+        let start = dst.len();
+        dst.extend_from_slice(&[0; PREFIX]);
+        let mut out = tokio_util::bytes::BufMut::writer(&mut *dst);
+        if let Err(e) = bincode::serde::encode_into_std_write(&frame, &mut out, config()) {
+            dst.truncate(start);
+            return Err(FrameError::Encode(e.to_string()));
+        }
+        let len = dst.len() - start - PREFIX;
+        if len > self.max {
+            dst.truncate(start);
             return Err(FrameError::Encode(format!(
-                "frame of {} bytes is over the {} byte limit",
-                payload.len(),
+                "frame of {len} bytes is over the {} byte limit",
                 self.max
             )));
         }
         // u32 big-endian length, then the payload.
-        dst.reserve(PREFIX + payload.len());
-        dst.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        dst.extend_from_slice(&payload);
+        dst[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
     }
 }
@@ -207,7 +214,7 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 5);
+        assert_eq!(PROTOCOL_VERSION, 6);
         let hello = Frame::Hello(Hello {
             version: 5,
             cluster: None,

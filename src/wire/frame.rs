@@ -5,9 +5,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Epoch, Position, Seq};
 
-/// Version of the protocol spoken by this build. A peer announcing another
-/// version is refused during the hello, with both versions in the reason.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version of the protocol spoken by this build: what its clients say in
+/// their hello. Version 6 added the batch frames, `Appends` and `Answers`.
+pub const PROTOCOL_VERSION: u32 = 6;
+
+/// The oldest version a node still serves: a hello saying any version from
+/// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
+/// frames its version has (a version-5 client gets no `Answers`). A hello
+/// outside the range is refused, with both versions in the reason.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
+
+/// The version nodes say to each other (replication and elections). Nothing
+/// between nodes changed in version 6, so nodes still say 5, and a cluster
+/// can be upgraded one node at a time: version-5 and version-6 nodes
+/// replicate to each other and vote for each other.
+pub const NODE_PROTOCOL_VERSION: u32 = 5;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +277,123 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         epochs: Vec<(Epoch, Seq)>,
     },
+
+    // ---- batches (version 6) ----
+    /// Several appends in one frame: what the client library found queued on
+    /// its connection when it wrote. Each is taken and answered exactly as
+    /// if it had come in an `Append` frame of its own, in this order.
+    Appends {
+        /// The appends, in the order they were made.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        appends: Vec<AppendItem>,
+    },
+    /// Answers to several appends in one frame (sent only to clients of
+    /// version 6 or later): each one what `Appended` or `AppendFailed` would
+    /// have said.
+    Answers {
+        /// The answers, in the order they were decided.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        answers: Vec<AppendAnswer>,
+    },
+}
+
+/// One append of an `Appends` frame: the fields of `Frame::Append`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppendItem {
+    /// Chosen by the client; echoed in the answer.
+    pub req: u64,
+    /// Idempotency key.
+    #[serde(deserialize_with = "super::bounded::opt_string::deserialize")]
+    pub key: Option<String>,
+    /// How many nodes (master included) must store it before the answer.
+    pub w: WriteConcern,
+    /// Give up waiting after this many milliseconds (the entry stays).
+    pub timeout_ms: Option<u64>,
+    /// The message itself: arbitrary bytes.
+    #[serde(with = "super::bounded::bytes_field")]
+    pub message: Bytes,
+    /// Ask for `Progress` frames while the append waits for `w`.
+    pub progress: bool,
+}
+
+impl AppendItem {
+    /// Bytes this append counts against a batch: its message and key, and
+    /// 32 for the rest (as a replication batch counts an entry).
+    pub fn cost(&self) -> usize {
+        self.message.len() + self.key.as_ref().map_or(0, String::len) + 32
+    }
+}
+
+impl From<AppendItem> for Frame {
+    fn from(a: AppendItem) -> Frame {
+        Frame::Append {
+            req: a.req,
+            key: a.key,
+            w: a.w,
+            timeout_ms: a.timeout_ms,
+            message: a.message,
+            progress: a.progress,
+        }
+    }
+}
+
+impl Frame {
+    /// An `Append` frame's fields as a batch item; any other frame back.
+    pub fn into_append_item(self) -> Result<AppendItem, Frame> {
+        match self {
+            Frame::Append {
+                req,
+                key,
+                w,
+                timeout_ms,
+                message,
+                progress,
+            } => Ok(AppendItem {
+                req,
+                key,
+                w,
+                timeout_ms,
+                message,
+                progress,
+            }),
+            other => Err(other),
+        }
+    }
+
+    /// An `Appended` or `AppendFailed` frame as a batch answer; any other
+    /// frame back.
+    pub fn into_append_answer(self) -> Result<AppendAnswer, Frame> {
+        match self {
+            Frame::Appended { req, seq } => Ok(AppendAnswer {
+                req,
+                result: Ok(seq),
+            }),
+            Frame::AppendFailed { req, error } => Ok(AppendAnswer {
+                req,
+                result: Err(error),
+            }),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<AppendAnswer> for Frame {
+    fn from(a: AppendAnswer) -> Frame {
+        match a.result {
+            Ok(seq) => Frame::Appended { req: a.req, seq },
+            Err(error) => Frame::AppendFailed { req: a.req, error },
+        }
+    }
+}
+
+/// One answer of an `Answers` frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppendAnswer {
+    /// The request this answers.
+    pub req: u64,
+    /// Its sequence number (as `Appended` says), or why not (as
+    /// `AppendFailed` says).
+    pub result: Result<Seq, AppendError>,
 }
 
 /// The first frame of every connection.

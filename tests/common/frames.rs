@@ -8,8 +8,8 @@ use rand::Rng;
 use rand::RngCore;
 use replog::entry::{Entry, Position};
 use replog::wire::{
-    AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole, PeerStatus, Role,
-    Welcome, WriteConcern,
+    AppendAnswer, AppendError, AppendItem, Frame, FrameCodec, HealthReport, Hello, NodeHealth,
+    NodeRole, PeerStatus, Role, Welcome, WriteConcern,
 };
 
 pub fn text(rng: &mut SmallRng) -> String {
@@ -28,6 +28,50 @@ pub fn entry(rng: &mut SmallRng) -> Entry {
         seq: rng.gen_range(0..1 << 20),
         key: rng.gen_bool(0.5).then(|| text(rng)),
         message: blob(rng),
+    }
+}
+
+/// A random `Append` frame.
+pub fn append(rng: &mut SmallRng) -> Frame {
+    Frame::Append {
+        req: rng.gen(),
+        key: rng.gen_bool(0.5).then(|| text(rng)),
+        w: match rng.gen_range(0..3) {
+            0 => WriteConcern::Nodes(rng.gen_range(0..5)),
+            1 => WriteConcern::Majority,
+            _ => WriteConcern::All,
+        },
+        timeout_ms: rng.gen_bool(0.5).then(|| rng.gen()),
+        message: blob(rng),
+        progress: rng.gen(),
+    }
+}
+
+/// A random append error.
+pub fn append_error(rng: &mut SmallRng) -> AppendError {
+    match rng.gen_range(0..9) {
+        0 => AppendError::BadRequest(text(rng)),
+        1 => AppendError::TimedOut {
+            seq: rng.gen(),
+            stored_on: rng.gen(),
+        },
+        2 => AppendError::Refused {
+            reachable: rng.gen(),
+            needed: rng.gen(),
+        },
+        3 => AppendError::NotMaster {
+            master_addr: text(rng),
+        },
+        4 => AppendError::Storage(text(rng)),
+        5 => AppendError::Unauthorized(text(rng)),
+        6 => AppendError::KeyReused { seq: rng.gen() },
+        7 => AppendError::Deleted {
+            seq: rng.gen(),
+            stored_on: rng.gen(),
+        },
+        _ => AppendError::ShuttingDown {
+            seq: rng.gen_bool(0.5).then(|| rng.gen()),
+        },
     }
 }
 
@@ -66,18 +110,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             first: rng.gen(),
         }),
         2 => Frame::Refused { reason: text(rng) },
-        3 => Frame::Append {
-            req: rng.gen(),
-            key: rng.gen_bool(0.5).then(|| text(rng)),
-            w: match rng.gen_range(0..3) {
-                0 => WriteConcern::Nodes(rng.gen_range(0..5)),
-                1 => WriteConcern::Majority,
-                _ => WriteConcern::All,
-            },
-            timeout_ms: rng.gen_bool(0.5).then(|| rng.gen()),
-            message: blob(rng),
-            progress: rng.gen(),
-        },
+        3 => append(rng),
         4 => Frame::List {
             req: rng.gen(),
             from: rng.gen(),
@@ -92,26 +125,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         },
         7 => Frame::AppendFailed {
             req: rng.gen(),
-            error: match rng.gen_range(0..8) {
-                0 => AppendError::BadRequest(text(rng)),
-                1 => AppendError::TimedOut {
-                    seq: rng.gen(),
-                    stored_on: rng.gen(),
-                },
-                2 => AppendError::Refused {
-                    reachable: rng.gen(),
-                    needed: rng.gen(),
-                },
-                3 => AppendError::NotMaster {
-                    master_addr: text(rng),
-                },
-                4 => AppendError::Storage(text(rng)),
-                5 => AppendError::Unauthorized(text(rng)),
-                6 => AppendError::KeyReused { seq: rng.gen() },
-                _ => AppendError::ShuttingDown {
-                    seq: rng.gen_bool(0.5).then(|| rng.gen()),
-                },
-            },
+            error: append_error(rng),
         },
         8 => Frame::Listed {
             req: rng.gen(),
@@ -153,7 +167,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..11) {
+        12 => match rng.gen_range(0..13) {
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),
@@ -205,6 +219,40 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                 },
                 epochs: (0..rng.gen_range(0..4))
                     .map(|_| (rng.gen(), rng.gen()))
+                    .collect(),
+            },
+            10 => Frame::Appends {
+                appends: (0..rng.gen_range(0..4))
+                    .map(|_| match append(rng) {
+                        Frame::Append {
+                            req,
+                            key,
+                            w,
+                            timeout_ms,
+                            message,
+                            progress,
+                        } => AppendItem {
+                            req,
+                            key,
+                            w,
+                            timeout_ms,
+                            message,
+                            progress,
+                        },
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            },
+            11 => Frame::Answers {
+                answers: (0..rng.gen_range(0..4))
+                    .map(|_| AppendAnswer {
+                        req: rng.gen(),
+                        result: if rng.gen_bool(0.5) {
+                            Ok(rng.gen())
+                        } else {
+                            Err(append_error(rng))
+                        },
+                    })
                     .collect(),
             },
             _ => Frame::Heartbeat {
