@@ -121,6 +121,10 @@ fn probe_fsync(dir: &std::path::Path, n: usize) -> std::io::Result<Histogram<u64
     result.map(|()| h)
 }
 
+/// Latencies a worker keeps before recording them in its connection's
+/// histogram.
+const LATENCY_CHUNK: usize = 256;
+
 /// Runs the benchmark against the cluster of `nodes`, with a progress bar
 /// on standard error if `progress` (and it is a terminal).
 pub async fn run(
@@ -165,9 +169,6 @@ pub async fn run(
     let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let merged = Arc::new(Mutex::new(
-        Histogram::<u64>::new(3).expect("3 significant digits"),
-    ));
     let measured = Arc::new(AtomicU64::new(0));
     let first_measured = Arc::new(Mutex::new(None::<Instant>));
     let last_answer = Arc::new(Mutex::new(started));
@@ -184,56 +185,97 @@ pub async fn run(
         bar
     });
 
+    // The workers keep their counts to themselves and share them rarely:
+    // the generator runs on the cores it measures, and every cache line
+    // its workers fight over is time taken from the cluster.
     let mut tasks = Vec::new();
+    let mut histograms = Vec::new();
     for client in &clients {
+        // One histogram per connection, fed in chunks: one per worker
+        // would be a thousand histograms to miss the cache on.
+        let shared_h = Arc::new(Mutex::new(
+            Histogram::<u64>::new(3).expect("3 significant digits"),
+        ));
+        histograms.push(shared_h.clone());
         for _ in 0..inflight {
             let client: Arc<Client> = client.clone();
             let message = message.clone();
-            let (issued, answered, stop, outcomes, merged, measured) = (
+            let (issued, answered, stop, outcomes, measured) = (
                 issued.clone(),
                 answered.clone(),
                 stop.clone(),
                 outcomes.clone(),
-                merged.clone(),
                 measured.clone(),
             );
             let (first_measured, last_answer) = (first_measured.clone(), last_answer.clone());
+            let shared_h = shared_h.clone();
             let (w, keyed, count) = (opts.w, opts.key_every_append, opts.count);
             tasks.push(tokio::spawn(async move {
-                let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
+                let mut latencies: Vec<u64> = Vec::with_capacity(LATENCY_CHUNK);
+                let record = |latencies: &mut Vec<u64>| {
+                    let mut h = shared_h.lock().expect("lock");
+                    for l in latencies.drain(..) {
+                        let _ = h.record(l);
+                    }
+                };
                 let mut local: BTreeMap<String, u64> = BTreeMap::new();
+                let (mut ok, mut ok_measured, mut unpublished) = (0u64, 0u64, 0u64);
+                let (mut first, mut last) = (None::<Instant>, None::<Instant>);
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let n = issued.fetch_add(1, Ordering::Relaxed);
-                    if count.is_some_and(|c| n >= c) {
-                        break;
+                    if let Some(c) = count {
+                        if issued.fetch_add(1, Ordering::Relaxed) >= c {
+                            break;
+                        }
                     }
                     let key = keyed.then(crate::client::new_key);
                     let start = Instant::now();
                     let result = client.append_bytes(message.clone(), key, w, None).await;
                     let now = Instant::now();
-                    answered.fetch_add(1, Ordering::Relaxed);
-                    let kind = match &result {
-                        Ok(_) => "ok".to_string(),
-                        Err(e) => crate::cli::error_kind(e).to_string(),
-                    };
-                    *local.entry(kind).or_default() += 1;
+                    unpublished += 1;
+                    if unpublished == 64 {
+                        answered.fetch_add(unpublished, Ordering::Relaxed);
+                        unpublished = 0;
+                    }
+                    match &result {
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            *local
+                                .entry(crate::cli::error_kind(e).to_string())
+                                .or_default() += 1
+                        }
+                    }
                     if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
                         // The connection is gone: nothing more on it.
                         break;
                     }
                     if result.is_ok() && start >= measure_from {
-                        let _ = h.record(now.duration_since(start).as_micros() as u64);
-                        measured.fetch_add(1, Ordering::Relaxed);
-                        first_measured.lock().expect("lock").get_or_insert(start);
-                        let mut last = last_answer.lock().expect("lock");
-                        *last = (*last).max(now);
+                        latencies.push(now.duration_since(start).as_micros() as u64);
+                        if latencies.len() == LATENCY_CHUNK {
+                            record(&mut latencies);
+                        }
+                        ok_measured += 1;
+                        first = Some(first.map_or(start, |f| f.min(start)));
+                        last = Some(last.map_or(now, |l| l.max(now)));
                     }
                 }
-                merged.lock().expect("lock").add(&h).expect("same bounds");
+                record(&mut latencies);
+                answered.fetch_add(unpublished, Ordering::Relaxed);
+                measured.fetch_add(ok_measured, Ordering::Relaxed);
+                if let Some(first) = first {
+                    let mut earliest = first_measured.lock().expect("lock");
+                    *earliest = Some(earliest.map_or(first, |e| e.min(first)));
+                }
+                if let Some(last) = last {
+                    let mut latest = last_answer.lock().expect("lock");
+                    *latest = (*latest).max(last);
+                }
                 let mut all = outcomes.lock().expect("lock");
+                if ok > 0 {
+                    *all.entry("ok".to_string()).or_default() += ok;
+                }
                 for (k, v) in local {
                     *all.entry(k).or_default() += v;
                 }
@@ -267,7 +309,11 @@ pub async fn run(
         let _ = t.await;
     }
 
-    let h = merged.lock().expect("lock").clone();
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
+    for shared_h in histograms {
+        h.add(&*shared_h.lock().expect("lock"))
+            .expect("same bounds");
+    }
     let first = first_measured.lock().expect("lock").unwrap_or(measure_from);
     let last = *last_answer.lock().expect("lock");
     let seconds = last
