@@ -282,7 +282,9 @@ pub struct Progress {
     pub missing: Vec<String>,
 }
 
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Frame>>>>>;
+/// Requests waiting for their answer, by request id (a fast hasher: a lookup
+/// per answer, and the ids are this library's own).
+type Pending = Arc<Mutex<Option<foldhash::HashMap<u64, oneshot::Sender<Frame>>>>>;
 
 /// Appends that asked for progress, by request id.
 type Watching = Arc<Mutex<HashMap<u64, watch::Sender<Option<Progress>>>>>;
@@ -410,7 +412,7 @@ impl Client {
             None => return Err(unreachable("closed during hello".into())),
         };
 
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pending: Pending = Arc::new(Mutex::new(Some(foldhash::HashMap::default())));
         let (tx, rx) = crate::net::Outbox::new(CLIENT_QUEUE);
         // Appends queued together go out as one frame, within what the
         // node's frame limit holds.

@@ -5,7 +5,9 @@
 //! in fixed phases; then it sleeps until the next input or the core's next
 //! deadline. It decides nothing itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +80,8 @@ pub(super) struct NodeLoop {
     pub(super) requeue: VecDeque<Input>,
     /// When each unanswered append arrived, and its write concern: for the
     /// metrics. Bounded as the appends in flight are (connections times
-    /// `--max-inflight`).
+    /// `--max-inflight`). Hashed with a fast, randomly seeded hasher: two
+    /// lookups per append, and the keys partly the clients' choice.
     pub(super) appends: HashMap<(ClientId, u64), (std::time::Instant, WriteConcern)>,
 }
 

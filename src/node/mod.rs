@@ -36,7 +36,7 @@ mod vote;
 
 use event_loop::{NodeLoop, SpawnLink, SpawnVote};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -306,7 +306,7 @@ pub async fn run<N: Net>(
         master: None,
         opening: None,
         voter: None,
-        clients: HashMap::new(),
+        clients: foldhash::HashMap::default(),
         visible_tx,
         committed_tx,
         role_tx,
@@ -318,7 +318,7 @@ pub async fn run<N: Net>(
         pending: Vec::new(),
         actions: Vec::new(),
         requeue: VecDeque::new(),
-        appends: HashMap::new(),
+        appends: foldhash::HashMap::default(),
     };
     node.run_actions(&mut start);
 

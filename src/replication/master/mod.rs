@@ -8,7 +8,7 @@
 //! truth: every acknowledged entry is in it, so cutting a secondary's suffix
 //! the master never stored can never cut an acknowledged entry.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -301,7 +301,7 @@ pub struct Master {
     /// The secondaries.
     peers: Vec<Peer>,
     /// Waiting appends by id.
-    waiters: HashMap<u64, Waiter>,
+    waiters: foldhash::HashMap<u64, Waiter>,
     /// Waiter ids by write concern (index w-1) and sequence number.
     by_w: Vec<BTreeMap<Seq, Vec<u64>>>,
     /// Waiter ids by deadline.
@@ -418,7 +418,8 @@ impl Master {
             epochs: log.epochs,
             keys: log.keys,
             peers,
-            waiters: HashMap::new(),
+            // Looked up for every ack: a fast hasher (randomly seeded).
+            waiters: foldhash::HashMap::default(),
             by_w: vec![BTreeMap::new(); n],
             deadlines: BTreeSet::new(),
             next_waiter: 0,
