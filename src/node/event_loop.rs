@@ -119,7 +119,9 @@ impl NodeLoop {
             // would never be taken, and timeouts, heartbeats and silence
             // detection with it. Tick here whenever the deadline is due.
             if now >= self.next_tick {
-                self.step(now, Event::Tick);
+                // A master that steps down on a tick (no majority heard)
+                // says so like any other role change.
+                self.step_as_input(now, Event::Tick);
             }
             self.end_round(now);
             self.next_tick = self.poll_timeout(now);
@@ -245,8 +247,8 @@ impl NodeLoop {
         self.step_as_input(now, event);
     }
 
-    /// Feeds the core an event that came from an input, and says so if the
-    /// node's role changed.
+    /// Feeds the core an event that came from an input (or a tick), and says
+    /// so if the node's role changed.
     fn step_as_input(&mut self, now: std::time::Instant, event: Event) {
         let was_master = self.core.is_master();
         self.step(now, event);
