@@ -392,20 +392,6 @@ pub const MAX_BATCH: usize = 1024;
 /// below the 64 KiB every frame limit holds beyond `--max-message-bytes`.
 const MAX_ANSWER_BYTES: usize = 32 * 1024;
 
-/// What an answer may take in an `Answers` frame, at most: the request id,
-/// the result's tags and numbers, and the text of an error.
-fn answer_cost(a: &crate::wire::AppendAnswer) -> usize {
-    use crate::wire::AppendError;
-    let text = match &a.result {
-        Err(
-            AppendError::BadRequest(s) | AppendError::Storage(s) | AppendError::Unauthorized(s),
-        ) => s.len(),
-        Err(AppendError::NotMaster { master_addr }) => master_addr.len(),
-        _ => 0,
-    };
-    32 + text
-}
-
 impl Coalesce {
     /// `first` and whatever of the same kind follows it in the queue, merged
     /// into one frame; the first frame taken that does not belong is
@@ -415,74 +401,98 @@ impl Coalesce {
         first: crate::wire::Frame,
         rx: &mut tokio::sync::mpsc::Receiver<crate::wire::Frame>,
     ) -> (crate::wire::Frame, Option<crate::wire::Frame>) {
-        use crate::wire::Frame;
+        use crate::wire::{AppendAnswer, AppendItem};
         match self {
             Coalesce::Off => (first, None),
-            Coalesce::Appends { max_bytes } => {
-                let first = match first.into_append_item() {
-                    Ok(item) => item,
-                    Err(other) => return (other, None),
-                };
-                let mut bytes = first.cost();
-                let mut items = vec![first];
-                let mut next = None;
-                while items.len() < MAX_BATCH {
-                    let Ok(frame) = rx.try_recv() else { break };
-                    match frame.into_append_item() {
-                        Ok(item) if bytes + item.cost() <= max_bytes => {
-                            bytes += item.cost();
-                            items.push(item);
-                        }
-                        Ok(item) => {
-                            next = Some(item.into());
-                            break;
-                        }
-                        Err(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
+            Coalesce::Appends { max_bytes } => gather::<AppendItem>(first, rx, max_bytes),
+            Coalesce::Answers => gather::<AppendAnswer>(first, rx, MAX_ANSWER_BYTES),
+        }
+    }
+}
+
+/// What a batch frame holds: appends, or answers.
+trait Batched: Sized + Into<crate::wire::Frame> {
+    /// The frame as an item, or the frame back if it is not one.
+    fn take(frame: crate::wire::Frame) -> Result<Self, crate::wire::Frame>;
+    /// Bytes it counts against the batch.
+    fn cost(&self) -> usize;
+    /// The batch frame holding `items`.
+    fn batch(items: Vec<Self>) -> crate::wire::Frame;
+}
+
+impl Batched for crate::wire::AppendItem {
+    fn take(frame: crate::wire::Frame) -> Result<Self, crate::wire::Frame> {
+        frame.into_append_item()
+    }
+    fn cost(&self) -> usize {
+        crate::wire::AppendItem::cost(self)
+    }
+    fn batch(appends: Vec<Self>) -> crate::wire::Frame {
+        crate::wire::Frame::Appends { appends }
+    }
+}
+
+impl Batched for crate::wire::AppendAnswer {
+    fn take(frame: crate::wire::Frame) -> Result<Self, crate::wire::Frame> {
+        frame.into_append_answer()
+    }
+    /// At most: the request id, the result's tags and numbers, and the
+    /// text of an error.
+    fn cost(&self) -> usize {
+        use crate::wire::AppendError;
+        let text = match &self.result {
+            Err(
+                AppendError::BadRequest(s) | AppendError::Storage(s) | AppendError::Unauthorized(s),
+            ) => s.len(),
+            Err(AppendError::NotMaster { master_addr }) => master_addr.len(),
+            _ => 0,
+        };
+        32 + text
+    }
+    fn batch(answers: Vec<Self>) -> crate::wire::Frame {
+        crate::wire::Frame::Answers { answers }
+    }
+}
+
+/// `first` and the frames of the same kind queued after it, up to
+/// [`MAX_BATCH`] of them and `max_bytes` by their cost, in one frame (one
+/// alone goes out as it came); and the first frame taken that does not
+/// belong, to go out next.
+fn gather<T: Batched>(
+    first: crate::wire::Frame,
+    rx: &mut tokio::sync::mpsc::Receiver<crate::wire::Frame>,
+    max_bytes: usize,
+) -> (crate::wire::Frame, Option<crate::wire::Frame>) {
+    let first = match T::take(first) {
+        Ok(item) => item,
+        Err(other) => return (other, None),
+    };
+    let mut bytes = first.cost();
+    let mut items = vec![first];
+    let mut next = None;
+    while items.len() < MAX_BATCH {
+        let Ok(frame) = rx.try_recv() else { break };
+        match T::take(frame) {
+            Ok(item) => {
+                let c = item.cost();
+                if bytes + c > max_bytes {
+                    next = Some(item.into());
+                    break;
                 }
-                // One alone goes as it came: nothing to merge.
-                let frame = match items.len() {
-                    1 => items.pop().expect("one").into(),
-                    _ => Frame::Appends { appends: items },
-                };
-                (frame, next)
+                bytes += c;
+                items.push(item);
             }
-            Coalesce::Answers => {
-                let first = match first.into_append_answer() {
-                    Ok(answer) => answer,
-                    Err(other) => return (other, None),
-                };
-                let mut bytes = answer_cost(&first);
-                let mut answers = vec![first];
-                let mut next = None;
-                while answers.len() < MAX_BATCH {
-                    let Ok(frame) = rx.try_recv() else { break };
-                    match frame.into_append_answer() {
-                        Ok(answer) if bytes + answer_cost(&answer) <= MAX_ANSWER_BYTES => {
-                            bytes += answer_cost(&answer);
-                            answers.push(answer);
-                        }
-                        Ok(answer) => {
-                            next = Some(answer.into());
-                            break;
-                        }
-                        Err(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
-                let frame = match answers.len() {
-                    1 => answers.pop().expect("one").into(),
-                    _ => Frame::Answers { answers },
-                };
-                (frame, next)
+            Err(other) => {
+                next = Some(other);
+                break;
             }
         }
     }
+    let frame = match items.len() {
+        1 => items.pop().expect("one").into(),
+        _ => T::batch(items),
+    };
+    (frame, next)
 }
 
 /// Writes queued frames to one connection, batching whatever is queued into

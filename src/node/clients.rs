@@ -161,19 +161,22 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
                 break;
             }
             // Appends take their credits one by one, as they are handed on.
+            let from = (client, addr, access);
             let frame = match frame.into_append_item() {
-                Ok(item) => Frame::Appends {
-                    appends: vec![item],
-                },
+                Ok(item) => {
+                    if !take_appends(shared, &outbox, &credits, from, [item]).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(Frame::Appends { appends }) => {
+                    if !take_appends(shared, &outbox, &credits, from, appends).await {
+                        break;
+                    }
+                    continue;
+                }
                 Err(other) => other,
             };
-            if let Frame::Appends { appends } = frame {
-                let from = (client, addr, access);
-                if !take_appends(shared, &outbox, &credits, from, appends).await {
-                    break;
-                }
-                continue;
-            }
             if !take_credit(shared, &outbox, &credits, addr).await {
                 break;
             }
@@ -270,15 +273,22 @@ async fn take_credit(
             info!(peer = %addr, suppressed = more, "a client has {max} requests unanswered (--max-inflight): not reading from it until answers go out");
         }
     }
-    let credit = tokio::select! {
+    acquire(shared, outbox, &credits.inflight).await
+}
+
+/// Takes one permit of `credits` for good (the writer gives it back once the
+/// answer is written); false if the node stops or the connection closes
+/// first.
+async fn acquire(shared: &Shared, outbox: &Outbox, credits: &tokio::sync::Semaphore) -> bool {
+    let permit = tokio::select! {
         biased;
         _ = shared.shutdown.cancelled() => return false,
         _ = outbox.closed() => return false,
-        c = credits.inflight.acquire() => c,
+        p = credits.acquire() => p,
     };
-    match credit {
-        Ok(c) => {
-            c.forget();
+    match permit {
+        Ok(p) => {
+            p.forget();
             true
         }
         Err(_) => false,
@@ -299,8 +309,9 @@ async fn take_appends(
         SocketAddr,
         crate::auth::Access,
     ),
-    appends: Vec<AppendItem>,
+    appends: impl IntoIterator<Item = AppendItem, IntoIter: ExactSizeIterator>,
 ) -> bool {
+    let appends = appends.into_iter();
     let mut batch = Vec::with_capacity(appends.len());
     for item in appends {
         if credits.inflight.available_permits() == 0
@@ -401,18 +412,7 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
 /// answer), which the writer gives back once the answer is written; false
 /// if the node stops or the connection closes first.
 async fn page_credit(shared: &Shared, outbox: &Outbox, credits: &Credits) -> bool {
-    let page = tokio::select! {
-        _ = shared.shutdown.cancelled() => return false,
-        _ = outbox.closed() => return false,
-        p = credits.list_pages.acquire() => p,
-    };
-    match page {
-        Ok(p) => {
-            p.forget();
-            true
-        }
-        Err(_) => false,
-    }
+    acquire(shared, outbox, &credits.list_pages).await
 }
 
 /// One `List` request.

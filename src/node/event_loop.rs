@@ -6,11 +6,11 @@
 //! deadline. It decides nothing itself.
 
 use std::collections::VecDeque;
-
-use foldhash::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use foldhash::HashMap;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;

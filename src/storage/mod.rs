@@ -17,10 +17,9 @@ use std::sync::Arc;
 
 use crate::entry::{Entry, Epoch, Position, Seq};
 
-/// What an entry costs in a frame, generously: message, key and 32 bytes for
-/// the numbers and lengths around them.
+/// What an entry costs in a frame ([`crate::wire::cost_in_frame`]).
 pub fn entry_cost(e: &Entry) -> usize {
-    e.message.len() + e.key.as_ref().map_or(0, String::len) + 32
+    crate::wire::cost_in_frame(&e.message, e.key.as_deref())
 }
 
 /// The node's log: memory or disk.

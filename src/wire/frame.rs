@@ -316,11 +316,17 @@ pub struct AppendItem {
     pub progress: bool,
 }
 
+/// What a message and its key cost in a frame, generously: their bytes and
+/// 32 for the numbers and lengths around them. Batches of appends and of
+/// replicated entries are both sized by it, against `--max-message-bytes`.
+pub fn cost_in_frame(message: &[u8], key: Option<&str>) -> usize {
+    message.len() + key.map_or(0, str::len) + 32
+}
+
 impl AppendItem {
-    /// Bytes this append counts against a batch: its message and key, and
-    /// 32 for the rest (as a replication batch counts an entry).
+    /// Bytes this append counts against a batch ([`cost_in_frame`]).
     pub fn cost(&self) -> usize {
-        self.message.len() + self.key.as_ref().map_or(0, String::len) + 32
+        cost_in_frame(&self.message, self.key.as_deref())
     }
 }
 

@@ -8,8 +8,8 @@ use rand::Rng;
 use rand::RngCore;
 use replog::entry::{Entry, Position};
 use replog::wire::{
-    AppendAnswer, AppendError, AppendItem, Frame, FrameCodec, HealthReport, Hello, NodeHealth,
-    NodeRole, PeerStatus, Role, Welcome, WriteConcern,
+    AppendAnswer, AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole,
+    PeerStatus, Role, Welcome, WriteConcern,
 };
 
 pub fn text(rng: &mut SmallRng) -> String {
@@ -223,24 +223,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
             },
             10 => Frame::Appends {
                 appends: (0..rng.gen_range(0..4))
-                    .map(|_| match append(rng) {
-                        Frame::Append {
-                            req,
-                            key,
-                            w,
-                            timeout_ms,
-                            message,
-                            progress,
-                        } => AppendItem {
-                            req,
-                            key,
-                            w,
-                            timeout_ms,
-                            message,
-                            progress,
-                        },
-                        _ => unreachable!(),
-                    })
+                    .map(|_| append(rng).into_append_item().expect("an Append"))
                     .collect(),
             },
             11 => Frame::Answers {
