@@ -351,7 +351,7 @@ async fn take_appends(
 
 /// Answers one `Digest`: the visible log from `from` read a page at a time
 /// (the lock is not held between pages), hashed in ranges of `step`.
-async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -> Frame {
+async fn digests(shared: &Arc<Shared>, req: u64, (from, to): (Seq, Seq), step: u64) -> Frame {
     use crate::storage::digest::{covered, RangeDigests};
     let from = from.max(1);
     if from <= shared.log.read().expect("log lock").base().seq {
@@ -368,10 +368,9 @@ async fn digests(shared: &Shared, req: u64, (from, to): (Seq, Seq), step: u64) -
     let mut next = from;
     let mut read_bytes = 0;
     while next <= upto {
-        let read = {
-            let log = shared.log.read().expect("log lock");
-            log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES)
-        };
+        let read = shared
+            .read_log(move |log| log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES))
+            .await;
         let page = match read {
             Ok(page) => page,
             Err(e) => {
@@ -428,7 +427,7 @@ struct Page {
 /// visible (or committed), then reads one page, at most [`LIST_PAGE_BYTES`]
 /// of messages, once the connection's previous page has been written.
 /// Epoch markers are not shown, and a page of markers only is read past.
-async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
+async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Page) {
     let Page {
         req,
         from,
@@ -463,12 +462,14 @@ async fn list(shared: &Shared, outbox: &Outbox, credits: &Credits, page: Page) {
         }
         // The mark is read under the log's lock: the loop changes both
         // under the write lock (a truncation lowers it), so they agree here.
-        let (visible, read) = {
-            let log = shared.log.read().expect("log lock");
-            let visible = *mark_rx.borrow_and_update();
-            let max = max.clamp(1, LIST_PAGE) as usize;
-            (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
-        };
+        let mark = mark_rx.clone();
+        let max = max.clamp(1, LIST_PAGE) as usize;
+        let (visible, read) = shared
+            .read_log(move |log| {
+                let visible = *mark.borrow();
+                (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
+            })
+            .await;
         let answer = match read {
             Ok(entries) => {
                 let last = entries.last().map(|e| e.seq);

@@ -164,6 +164,29 @@ impl Shared {
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Runs `read` on the log under its read lock, on a blocking thread: a
+    /// page read can wait on the disk, or on the node loop's write lock
+    /// while it writes, and it must not hold one of the runtime's workers
+    /// meanwhile (two such reads would stop every link and connection). On
+    /// a current-thread runtime (a simulation's host) it runs in place.
+    pub(crate) async fn read_log<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Log) -> T + Send + 'static,
+    ) -> T {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
+            return read(&self.log.read().expect("log lock"));
+        }
+        let shared = self.clone();
+        let job = tokio::task::spawn_blocking(move || read(&shared.log.read().expect("log lock")));
+        match job.await {
+            Ok(value) => value,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only when the runtime itself shuts down, with this task.
+            Err(e) => panic!("a log read did not finish: {e}"),
+        }
+    }
 }
 
 /// Runs one node on `listener` until `shutdown` is cancelled, then answers
@@ -335,9 +358,31 @@ pub async fn run<N: Net>(
     on_ready(Probe {
         shared: shared.clone(),
     });
-    node.run(control_rx, requests_rx)
-        .instrument(span.clone())
-        .await;
+    // The node loop writes the log: write calls, and the syncs of a segment
+    // roll or of retention, can block for as long as the disk stalls. On a
+    // thread of its own that stalls only the loop; on one of the runtime's
+    // workers it would stall every task queued there too (links,
+    // heartbeats, connections), and the cluster would take a slow disk for
+    // a dead master. The loop still uses the runtime's timers and channels,
+    // and what it spawns runs on the runtime's workers.
+    //
+    // A current-thread runtime (a simulation's host, with its simulated
+    // clock) keeps the loop in place: everything there shares one thread
+    // anyway, and the schedule must stay the runtime's own.
+    let runtime = tokio::runtime::Handle::current();
+    let run = async move { node.run(control_rx, requests_rx).await }.instrument(span.clone());
+    let finished = match runtime.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => {
+            run.await;
+            Ok(())
+        }
+        _ => match tokio::task::spawn_blocking(move || runtime.block_on(run)).await {
+            Ok(()) => Ok(()),
+            // A panic in the loop: the daemon must not go on without it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the node loop did not finish: {e}")),
+        },
+    };
     acceptor.abort();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
@@ -347,7 +392,7 @@ pub async fn run<N: Net>(
         warn!("some connections did not close within 3s of shutdown");
     }
     info!(node = %cfg.id, "stopped");
-    Ok(())
+    finished
 }
 
 /// The dedup window as the log leaves it: the keys of its newest `window`
