@@ -30,7 +30,8 @@
 //! nothing but zeros or nothing at all after it in the last segment is a torn
 //! write from a crash: it is cut and the log goes on. Anything else that does
 //! not verify is damage in the middle of the log: opening fails with the file
-//! and offset, and nothing is ever skipped silently.
+//! and offset, and nothing is ever skipped silently. The segments are read
+//! by `recovery.rs`, several at once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -38,17 +39,18 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::recovery::Scanned;
 use crate::entry::{Entry, Epoch, Position, Seq};
 
-const HEADER: usize = 8;
+pub(super) const HEADER: usize = 8;
 /// A record longer than this cannot be valid (messages are capped far lower).
-const MAX_RECORD: usize = 512 * 1024 * 1024;
+pub(super) const MAX_RECORD: usize = 512 * 1024 * 1024;
 const NO_KEY: u32 = u32::MAX;
 
 /// The index keeps the offset of every `STRIDE`-th entry of a segment
 /// (8 bytes per 256 entries: 0.3 MiB for ten million), and a lookup walks
 /// the record headers forward from there: at most `STRIDE - 1` small reads.
-const STRIDE: u64 = 256;
+pub(super) const STRIDE: u64 = 256;
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
@@ -56,7 +58,7 @@ const STRIDE: u64 = 256;
 const RECENT: usize = 16 * 1024;
 
 /// Bytes read at once when recovering a segment.
-const RECOVERY_CHUNK: u64 = 1024 * 1024;
+pub(super) const RECOVERY_CHUNK: u64 = 1024 * 1024;
 
 /// Bytes read at once when reading entries in order.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -125,11 +127,11 @@ pub struct SegmentInfo {
     pub modified: std::time::SystemTime,
 }
 
-fn segment_name(first: Seq) -> String {
+pub(super) fn segment_name(first: Seq) -> String {
     format!("{first:020}.log")
 }
 
-fn corrupt(path: &Path, offset: u64, what: &str) -> io::Error {
+pub(super) fn corrupt(path: &Path, offset: u64, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!(
@@ -162,7 +164,7 @@ pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
 
 /// What decoding the record at the start of `buf` found: the record
 /// borrowed from `buf` (nothing is copied until an entry is wanted).
-enum Decoded<'a> {
+pub(super) enum Decoded<'a> {
     /// A valid record of this many bytes.
     Entry(Record<'a>, usize),
     /// Not enough bytes for the record the header announces.
@@ -172,9 +174,9 @@ enum Decoded<'a> {
 }
 
 /// A valid record, borrowed from the buffer it was read into.
-struct Record<'a> {
-    epoch: Epoch,
-    seq: Seq,
+pub(super) struct Record<'a> {
+    pub(super) epoch: Epoch,
+    pub(super) seq: Seq,
     key: Option<&'a str>,
     message: &'a [u8],
 }
@@ -190,7 +192,7 @@ impl Record<'_> {
     }
 }
 
-fn decode_record(buf: &[u8]) -> Decoded<'_> {
+pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < HEADER {
         return Decoded::Incomplete;
     }
@@ -239,7 +241,7 @@ fn decode_record(buf: &[u8]) -> Decoded<'_> {
     }
 }
 
-fn open_rw(path: &Path, create: bool) -> io::Result<File> {
+pub(super) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -338,9 +340,10 @@ impl DiskLog {
         log.count = base.seq;
         log.last_epoch = base.epoch;
         log.epochs = base_epochs;
-        let count = firsts.len();
-        for (i, first) in firsts.into_iter().enumerate() {
-            log.recover_segment(first, i + 1 == count)?;
+        let threads = super::recovery::threads();
+        let scanned = super::recovery::scan_segments(dir, &firsts, log.recent_cap, threads);
+        for (first, found) in firsts.into_iter().zip(scanned) {
+            log.adopt(first, found)?;
         }
         if log.segments.is_empty() {
             log.new_segment(base.seq + 1)?;
@@ -350,12 +353,14 @@ impl DiskLog {
         Ok(log)
     }
 
-    fn recover_segment(&mut self, first: Seq, is_last: bool) -> io::Result<()> {
-        let path = self.dir.join(segment_name(first));
+    /// Takes the next segment as recovery read it, once it is known to
+    /// start where the log ends (a segment missing in between is damage,
+    /// said before anything the segment itself holds).
+    fn adopt(&mut self, first: Seq, found: io::Result<Scanned>) -> io::Result<()> {
         let expected_first = self.count + 1;
         if first != expected_first {
             return Err(corrupt(
-                &path,
+                &self.dir.join(segment_name(first)),
                 0,
                 &format!(
                     "segment starts at seq {first} but the log before it ends at {}",
@@ -363,85 +368,21 @@ impl DiskLog {
                 ),
             ));
         }
-        let file = open_rw(&path, false)?;
-        let file_len = file.metadata()?.len();
-        // Read in chunks: a segment is up to 64 MiB and the node's memory
-        // should not peak at that at every start. `buf` holds the file from
-        // offset `buf_at`.
-        let mut buf: Vec<u8> = Vec::new();
-        let mut buf_at = 0u64;
-        let mut off = 0u64;
-        let mut sparse = Vec::new();
-        while off < file_len {
-            let rel = (off - buf_at) as usize;
-            let decoded = decode_record(buf.get(rel..).unwrap_or(&[]));
-            let buf_end = buf_at + buf.len() as u64;
-            match decoded {
-                Decoded::Entry(e, used) => {
-                    let want = self.count + 1;
-                    if e.seq != want {
-                        return Err(corrupt(
-                            &path,
-                            off,
-                            &format!("expected seq {want}, found {}", e.seq),
-                        ));
-                    }
-                    if (e.seq - first).is_multiple_of(STRIDE) {
-                        sparse.push(off);
-                    }
-                    self.index(e.epoch, e.seq);
-                    self.remember(off);
-                    off += used as u64;
-                }
-                Decoded::Incomplete if buf_end < file_len => {
-                    let need = record_need(buf.get(rel..).unwrap_or(&[]));
-                    refill(&file, off, file_len, RECOVERY_CHUNK.max(need), &mut buf)?;
-                    buf_at = off;
-                }
-                bad => {
-                    // The rare path: look at everything after the bad
-                    // record to tell a torn last write from damage.
-                    let mut rest = vec![0u8; (file_len - off) as usize];
-                    file.read_exact_at(&mut rest, off)?;
-                    let torn = is_last && (matches!(bad, Decoded::Incomplete) || torn_tail(&rest));
-                    if torn {
-                        // A torn last write: the bad record is the end of
-                        // the log. If an intact record of a later seq
-                        // follows it, this is damage in the middle (a
-                        // flipped length, say), and cutting would drop good
-                        // records: refuse instead.
-                        let expected = self.count + 1;
-                        if let Some(at) = later_record(&rest, 1, expected) {
-                            return Err(corrupt(
-                                &path,
-                                off,
-                                &format!(
-                                    "the record there is unreadable but an intact record follows at offset {}",
-                                    off + at as u64
-                                ),
-                            ));
-                        }
-                        cut_tail(&file, &path, off, file_len)?;
-                        break;
-                    }
-                    return Err(match bad {
-                        Decoded::Bad(what) => corrupt(&path, off, what),
-                        _ => corrupt(
-                            &path,
-                            off,
-                            "record runs past the end of a segment that is not the last",
-                        ),
-                    });
-                }
-            }
+        let mut found = found?;
+        found.cut_torn()?;
+        for &(epoch, seq) in &found.epochs {
+            self.index(epoch, seq);
         }
-        let len = off.min(file_len);
+        self.count = found.last.max(self.count);
+        for offset in found.recent {
+            self.remember(offset);
+        }
         self.segments.push(Segment {
             first,
-            path,
-            file: Arc::new(file),
-            len,
-            sparse,
+            path: found.path,
+            file: Arc::new(found.file),
+            len: found.len,
+            sparse: found.sparse,
         });
         Ok(())
     }
@@ -929,7 +870,7 @@ fn write_base(dir: &Path, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result
 
 /// The bytes the record starting `rest` takes, if its header is there and
 /// plausible; 0 if not known yet.
-fn record_need(rest: &[u8]) -> u64 {
+pub(super) fn record_need(rest: &[u8]) -> u64 {
     decode_len(rest)
         .filter(|len| *len <= MAX_RECORD)
         .map_or(0, |len| (HEADER + len) as u64)
@@ -939,7 +880,13 @@ fn record_need(rest: &[u8]) -> u64 {
 /// a chunk for reading records in order, or a whole record larger than
 /// one. A record whose header was not in the buffer yet gets a chunk first,
 /// and its full length on the next refill.
-fn refill(file: &File, pos: u64, end: u64, want: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(super) fn refill(
+    file: &File,
+    pos: u64,
+    end: u64,
+    want: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     buf.resize(want.min(end - pos) as usize, 0);
     file.read_exact_at(buf, pos)
 }
@@ -1016,46 +963,7 @@ pub fn injected_fault(path: Option<&Path>, op: FaultOp) -> Option<io::Error> {
     })
 }
 
-fn cut_tail(file: &File, path: &Path, off: u64, len: u64) -> io::Result<()> {
-    tracing::warn!(file = %path.display(), offset = off, dropped = len - off,
-                   "cutting a torn record at the end of the log (a write interrupted by a crash)");
-    file.set_len(off)?;
-    file.sync_all()
-}
-
-/// True if what follows a bad record is nothing or only zeros: a write cut
-/// short by a crash, not damage in the middle of the log.
-fn torn_tail(rest: &[u8]) -> bool {
-    if rest.iter().all(|b| *b == 0) {
-        return true;
-    }
-    match decode_len(rest) {
-        // The bad record is the last thing written: only zeros (or nothing)
-        // after it.
-        Some(len) if len <= MAX_RECORD => rest
-            .get(HEADER + len..)
-            .is_none_or(|after| after.iter().all(|b| *b == 0)),
-        _ => false,
-    }
-}
-
-/// Offset of the first intact record at or after `from` whose sequence
-/// number is at least `seq`, if any. The sequence number is checked before
-/// the checksum, so random bytes are passed over cheaply.
-fn later_record(data: &[u8], from: usize, seq: Seq) -> Option<usize> {
-    (from..data.len().saturating_sub(HEADER + 16)).find(|&at| {
-        let found = u64::from_le_bytes(
-            data[at + HEADER + 8..at + HEADER + 16]
-                .try_into()
-                .expect("8 bytes"),
-        );
-        found >= seq
-            && found < seq + (1 << 32)
-            && matches!(decode_record(&data[at..]), Decoded::Entry(e, _) if e.seq == found)
-    })
-}
-
-fn decode_len(buf: &[u8]) -> Option<usize> {
+pub(super) fn decode_len(buf: &[u8]) -> Option<usize> {
     (buf.len() >= 4).then(|| u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize)
 }
 
@@ -1439,5 +1347,120 @@ mod tests {
         assert!(err.contains(&format!("offset {}", first.len())), "{err}");
         assert!(err.contains("intact record follows"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), data, "nothing was cut");
+    }
+
+    /// The first sequence numbers of the segments in `dir`, in order.
+    fn firsts(dir: &Path) -> Vec<Seq> {
+        let mut firsts: Vec<Seq> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                name.strip_suffix(".log").and_then(|s| s.parse().ok())
+            })
+            .collect();
+        firsts.sort_unstable();
+        firsts
+    }
+
+    /// What recovery finds in each segment of `dir` on `threads` threads,
+    /// as text (without the open files).
+    fn scanned(dir: &Path, threads: usize) -> Vec<String> {
+        super::super::recovery::scan_segments(dir, &firsts(dir), 7, threads)
+            .into_iter()
+            .map(|r| match r {
+                Ok(s) => format!(
+                    "{:?}",
+                    (s.len, s.last, s.sparse, s.epochs, s.recent, s.torn)
+                ),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect()
+    }
+
+    /// Appends the first `n` bytes of entry `seq`'s record to `path`: a
+    /// write torn by a crash.
+    fn tear(path: &Path, seq: Seq, n: usize) {
+        let mut record = Vec::new();
+        encode_record(&entry(seq), &mut record);
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(&record[..n]).unwrap();
+    }
+
+    #[test]
+    fn segments_read_on_several_threads_give_what_one_thread_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 500 records a segment: two strides of the sparse index each,
+        // and epochs that change inside segments and across them.
+        let n = 2_500;
+        drop(write(dir.path(), n, 20_000));
+        let last = dir
+            .path()
+            .join(segment_name(*firsts(dir.path()).last().unwrap()));
+        tear(&last, n + 1, 11);
+        let one = scanned(dir.path(), 1);
+        assert!(one.len() >= 4, "{one:?}");
+        assert!(one.iter().all(|s| !s.starts_with("error")), "{one:?}");
+        assert!(
+            one.last().unwrap().contains("Some("),
+            "the torn write is found: {one:?}"
+        );
+        for threads in [2, 3, 8] {
+            assert_eq!(scanned(dir.path(), threads), one, "{threads} threads");
+        }
+        // Opened, the log holds every entry, in its epochs, and the torn
+        // write is gone.
+        let torn_len = fs::metadata(&last).unwrap().len();
+        let log = DiskLog::open(dir.path(), 20_000).unwrap();
+        assert_eq!(all(&log), (1..=n).map(entry).collect::<Vec<_>>());
+        let epochs: Vec<(Epoch, Seq)> = (1..=n)
+            .filter(|s| *s == 1 || entry(*s).epoch != entry(s - 1).epoch)
+            .map(|s| (entry(s).epoch, s))
+            .collect();
+        assert_eq!(log.epochs(), epochs);
+        assert_eq!(fs::metadata(&last).unwrap().len(), torn_len - 11);
+    }
+
+    #[test]
+    fn damage_in_two_segments_is_reported_in_the_first_and_nothing_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 2_500, 20_000));
+        let firsts = firsts(dir.path());
+        assert!(firsts.len() >= 4, "{firsts:?}");
+        // A flipped byte in the second segment's tenth record's payload,
+        // and in the fourth's; a torn write at the end of the last.
+        for first in [firsts[1], firsts[3]] {
+            let path = dir.path().join(segment_name(first));
+            let mut data = fs::read(&path).unwrap();
+            let mut before = Vec::new();
+            for seq in first..first + 9 {
+                encode_record(&entry(seq), &mut before);
+            }
+            data[before.len() + HEADER + 3] ^= 0x55;
+            fs::write(&path, &data).unwrap();
+        }
+        let last = dir.path().join(segment_name(*firsts.last().unwrap()));
+        tear(&last, 2_501, 11);
+        let last_bytes = fs::read(&last).unwrap();
+        let second = dir
+            .path()
+            .join(segment_name(firsts[1]))
+            .display()
+            .to_string();
+        for threads in [1, 4] {
+            let found = scanned(dir.path(), threads);
+            assert!(found[0].starts_with('('), "{found:?}");
+            assert!(
+                found[1].starts_with("error") && found[1].contains(&second),
+                "{found:?}"
+            );
+        }
+        let err = DiskLog::open(dir.path(), 20_000).unwrap_err().to_string();
+        assert!(err.contains(&second), "{err}");
+        assert!(err.contains("checksum"), "{err}");
+        assert_eq!(
+            fs::read(&last).unwrap(),
+            last_bytes,
+            "the torn write is left as it was"
+        );
     }
 }

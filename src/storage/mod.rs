@@ -8,6 +8,7 @@
 
 pub mod digest;
 pub mod disk;
+mod recovery;
 pub mod retention;
 
 use std::fs::File;
