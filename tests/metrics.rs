@@ -91,6 +91,8 @@ async fn a_scrape_shows_appends_fsyncs_the_log_and_every_secondary() {
     assert!(sample(&body, "replog_log_size_bytes").unwrap() > 0.0);
     // Every append synced at least once on the master (--fsync always).
     assert!(sample(&body, "replog_fsync_latency_seconds_count").unwrap() >= 1.0);
+    // And every append was written by the node loop, in at least one round.
+    assert!(sample(&body, "replog_log_write_latency_seconds_count").unwrap() >= 1.0);
     assert!(body.ends_with("# EOF\n"), "{body}");
     // The master dials its secondaries and the clients are gone: nothing
     // open to it, until a client connects.

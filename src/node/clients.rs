@@ -42,10 +42,9 @@ async fn to_node(shared: &Shared, input: Input) -> bool {
 /// What a client (or a candidate) is told of this node when it connects.
 pub(super) fn welcome(shared: &Shared) -> Welcome {
     let view = shared.role.borrow().clone();
-    let (last, base) = {
-        let log = shared.log.read().expect("log lock");
-        (log.last(), log.base())
-    };
+    // Published beside the log's lock: a welcome never waits for a write.
+    let ends = shared.log.ends();
+    let (last, base) = (ends.last, ends.base);
     Welcome {
         node: shared.cfg.id.clone(),
         role: view.role,
@@ -354,7 +353,7 @@ async fn take_appends(
 async fn digests(shared: &Arc<Shared>, req: u64, (from, to): (Seq, Seq), step: u64) -> Frame {
     use crate::storage::digest::{covered, RangeDigests};
     let from = from.max(1);
-    if from <= shared.log.read().expect("log lock").base().seq {
+    if from <= shared.log.ends().base.seq {
         // Retention deleted it: nothing covered, and the verifier, which
         // asked from the first entry every node said it held, asks again.
         return Frame::Digests {
@@ -437,7 +436,7 @@ async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Pa
     } = page;
     // Nothing before the base is left (retention): a list from below it
     // starts after it (the CLI says so), and waits there if it follows.
-    let mut from = from.max(shared.log.read().expect("log lock").base().seq + 1);
+    let mut from = from.max(shared.log.ends().base.seq + 1);
     let mut mark_rx = if committed {
         shared.committed.clone()
     } else {
@@ -464,14 +463,14 @@ async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Pa
         // under the write lock (a truncation lowers it), so they agree here.
         let mark = mark_rx.clone();
         let max = max.clamp(1, LIST_PAGE) as usize;
-        let (visible, read) = shared
+        let read = shared
             .read_log(move |log| {
                 let visible = *mark.borrow();
-                (visible, log.read(from, visible, max, LIST_PAGE_BYTES))
+                Ok((visible, log.read(from, visible, max, LIST_PAGE_BYTES)?))
             })
             .await;
         let answer = match read {
-            Ok(entries) => {
+            Ok((visible, entries)) => {
                 let last = entries.last().map(|e| e.seq);
                 let shown: Vec<_> = entries
                     .into_iter()

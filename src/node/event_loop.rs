@@ -290,7 +290,7 @@ impl NodeLoop {
     /// lowered under one write lock, so a reader never sees one without the
     /// other (`truncate_after` syncs the cut itself).
     fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
-        let mut log = self.shared.log.write().expect("log lock");
+        let mut log = self.shared.log.write();
         let result = log.truncate_after(after);
         self.visible_tx.send_if_modified(|v| {
             let changed = *v > after;
@@ -310,10 +310,16 @@ impl NodeLoop {
         }
         let upto = entries.last().expect("not empty").seq;
         // One lock for the write and for the file the sync must cover.
+        let started = std::time::Instant::now();
         let written = {
-            let mut log = self.shared.log.write().expect("log lock");
+            let mut log = self.shared.log.write();
             log.append(&entries).map(|()| log.sync_point())
         };
+        // Timed because a segment roll syncs here, on the loop: a slow
+        // write shows in the tail of every append behind it.
+        self.shared
+            .metrics
+            .log_write(started.elapsed().as_secs_f64());
         // The buffer is kept: its capacity serves the next round.
         self.pending = entries;
         self.pending.clear();
@@ -337,7 +343,7 @@ impl NodeLoop {
             Err(e) => {
                 // Whatever the failed write left is cut by the log itself:
                 // it holds exactly what it says.
-                let after = self.shared.log.read().expect("log lock").last().seq;
+                let after = self.shared.log.read().last().seq;
                 self.requeue.push_back(Input::Unwritten {
                     after,
                     reason: format!("writing the log failed: {e}"),
@@ -445,7 +451,7 @@ impl NodeLoop {
                         base.seq
                     );
                     self.pending.clear();
-                    let mut log = self.shared.log.write().expect("log lock");
+                    let mut log = self.shared.log.write();
                     let result = log.reset(base, &epochs);
                     self.visible_tx.send_if_modified(|v| {
                         let changed = *v != base.seq;
@@ -557,11 +563,7 @@ impl NodeLoop {
 
     /// Records the epoch and the vote in it, durably.
     fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> std::io::Result<()> {
-        self.shared
-            .log
-            .write()
-            .expect("log lock")
-            .set_epoch(epoch, vote)
+        self.shared.log.write().set_epoch(epoch, vote)
     }
 
     /// The master connection `conn` (being opened, or the live one), taken
@@ -584,7 +586,7 @@ impl NodeLoop {
         let Some(dir) = &self.shared.cfg.data_dir else {
             return;
         };
-        let log = self.shared.log.read().expect("log lock");
+        let log = self.shared.log.read();
         let last = log.last();
         if last.seq <= after {
             return;
@@ -647,7 +649,7 @@ impl NodeLoop {
         let max_bytes = self.shared.cfg.max_message_bytes;
         let mut next = from;
         while next <= to {
-            let read = self.shared.log.read().expect("log lock").read(
+            let read = self.shared.log.read().read(
                 next,
                 to,
                 crate::replication::BATCH as usize,
@@ -681,7 +683,7 @@ impl NodeLoop {
         }
         self.retention_due = now + RETENTION_EVERY;
         let (wanted, committed) = self.core.retention_marks(now);
-        let segments = match self.shared.log.read().expect("log lock").segments() {
+        let segments = match self.shared.log.read().segments() {
             Ok(s) => s,
             Err(e) => return warn!(error = %e, "retention cannot list the log's segments"),
         };
@@ -690,7 +692,7 @@ impl NodeLoop {
         let Some(through) = plan else {
             return;
         };
-        let mut log = self.shared.log.write().expect("log lock");
+        let mut log = self.shared.log.write();
         let before = log.base();
         match log.delete_through(through) {
             Ok(0) => {}
@@ -777,7 +779,7 @@ impl NodeLoop {
             self.handle_one(now, input);
         }
         let (point, last) = {
-            let log = self.shared.log.read().expect("log lock");
+            let log = self.shared.log.read();
             (log.sync_point(), log.last().seq)
         };
         let synced = match point {

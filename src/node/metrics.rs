@@ -85,6 +85,7 @@ pub(crate) struct Metrics {
     appends: Family<AppendLabels, Counter>,
     append_seconds: Family<WLabels, Histogram, fn() -> Histogram>,
     fsync_seconds: Histogram,
+    write_seconds: Histogram,
     refused: Family<ReasonLabels, Counter>,
     connections: Gauge,
     role: Family<RoleLabels, Gauge>,
@@ -137,6 +138,13 @@ impl Metrics {
             "Time one fdatasync of the log took",
             Unit::Seconds,
             fsync_seconds.clone(),
+        );
+        let write_seconds = latency_histogram();
+        registry.register_with_unit(
+            "log_write_latency",
+            "Time the node loop spent writing one round of entries to the log, a segment roll's syncs included",
+            Unit::Seconds,
+            write_seconds.clone(),
         );
         let refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -213,6 +221,7 @@ impl Metrics {
             appends,
             append_seconds,
             fsync_seconds,
+            write_seconds,
             refused,
             connections,
             role,
@@ -279,6 +288,11 @@ impl Metrics {
     /// One fdatasync that took `seconds`.
     pub(crate) fn fsync(&self, seconds: f64) {
         self.fsync_seconds.observe(seconds);
+    }
+
+    /// One round of entries written to the log in `seconds`.
+    pub(crate) fn log_write(&self, seconds: f64) {
+        self.write_seconds.observe(seconds);
     }
 
     /// A handshake refused: `reason` is one of a few fixed words.
@@ -375,20 +389,21 @@ struct LogFigures {
 
 /// The metrics page: the state asked of the node loop and the log, then
 /// everything encoded. `None` once the node is stopping.
-async fn render(shared: &Shared) -> Option<String> {
+async fn render(shared: &Arc<Shared>) -> Option<String> {
     let (tx, rx) = oneshot::channel();
     shared.requests.send(Input::Health { tx }).await.ok()?;
     let report = rx.await.ok()?;
-    let figures = {
-        let log = shared.log.read().expect("log lock");
-        let (first, last) = (log.first(), log.last().seq);
-        LogFigures {
-            entries: if first == 0 { 0 } else { last + 1 - first },
-            bytes: log.bytes(),
-            first,
-            last,
-            committed: *shared.committed.borrow(),
-        }
+    // Off the runtime's workers: the lock waits while the loop writes.
+    let (first, last, bytes) = shared
+        .read_log(|log| Ok((log.first(), log.last().seq, log.bytes())))
+        .await
+        .ok()?;
+    let figures = LogFigures {
+        entries: if first == 0 { 0 } else { last + 1 - first },
+        bytes,
+        first,
+        last,
+        committed: *shared.committed.borrow(),
     };
     shared.metrics.set_state(&report, figures);
     Some(shared.metrics.encode())
@@ -427,7 +442,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Reads one request head and answers it.
-async fn answer(mut stream: tokio::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn answer(mut stream: tokio::net::TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read = tokio::time::timeout(REQUEST_TIMEOUT, async {

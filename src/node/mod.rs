@@ -29,6 +29,7 @@ mod clients;
 mod connection;
 mod event_loop;
 mod link;
+mod log_lock;
 mod metrics;
 mod syncer;
 mod throttle;
@@ -38,7 +39,7 @@ use event_loop::{NodeLoop, SpawnLink, SpawnVote};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -134,7 +135,7 @@ pub(crate) struct Shared {
     /// The configuration.
     pub cfg: NodeConfig,
     /// The log: written by the loop only, read by `list` handlers.
-    pub log: RwLock<Log>,
+    pub log: log_lock::SharedLog,
     /// To the node loop, served first: replication and storage.
     pub control: mpsc::Sender<Input>,
     /// To the node loop: client requests.
@@ -172,19 +173,21 @@ impl Shared {
     /// a current-thread runtime (a simulation's host) it runs in place.
     pub(crate) async fn read_log<T: Send + 'static>(
         self: &Arc<Self>,
-        read: impl FnOnce(&Log) -> T + Send + 'static,
-    ) -> T {
+        read: impl FnOnce(&Log) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
         use tokio::runtime::{Handle, RuntimeFlavor};
         if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
-            return read(&self.log.read().expect("log lock"));
+            return read(&self.log.read());
         }
         let shared = self.clone();
-        let job = tokio::task::spawn_blocking(move || read(&shared.log.read().expect("log lock")));
+        let job = tokio::task::spawn_blocking(move || read(&shared.log.read()));
         match job.await {
             Ok(value) => value,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only when the runtime itself shuts down, with this task.
-            Err(e) => panic!("a log read did not finish: {e}"),
+            // The runtime is shutting down, and this read with it.
+            Err(e) => Err(std::io::Error::other(format!(
+                "the read was cancelled: {e}"
+            ))),
         }
     }
 }
@@ -202,6 +205,10 @@ pub async fn run<N: Net>(
     on_ready: impl FnOnce(Probe) + Send,
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
+    // The node loop runs on a thread of its own: should this future be
+    // dropped instead of awaited, the node must still stop.
+    let shutdown = shutdown.child_token();
+    let _stop_when_dropped = shutdown.clone().drop_guard();
     // Every line this node logs, from any of its tasks, names it: several
     // nodes share one process under --dev and in tests.
     let span = tracing::info_span!("node", id = %cfg.id);
@@ -263,7 +270,7 @@ pub async fn run<N: Net>(
     let sync_point = log.sync_point();
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        log: RwLock::new(log),
+        log: log_lock::SharedLog::new(log),
         control: control_tx.clone(),
         requests: requests_tx,
         throttle: throttle::Throttle::default(),
@@ -439,7 +446,7 @@ impl Probe {
     /// their sequence numbers).
     pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
         let visible = self.visible();
-        let log = self.shared.log.read().expect("log lock");
+        let log = self.shared.log.read();
         let mut out = Vec::new();
         while (out.len() as u64) < visible {
             let next = out.len() as u64 + 1;

@@ -122,13 +122,17 @@ pub(super) fn scan_segments(
 /// Reads one segment whose first record must be `first`, checking every
 /// record. Only the last segment may end in a torn write (recorded, not cut).
 fn scan_segment(path: &Path, first: Seq, is_last: bool, keep_recent: usize) -> io::Result<Scanned> {
+    // Sequence numbers start at 1: a segment named 0 is not one of ours.
+    let Some(before) = first.checked_sub(1) else {
+        return Err(corrupt(path, 0, "a segment cannot start at seq 0"));
+    };
     let file = open_rw(path, false)?;
     let file_len = file.metadata()?.len();
     let mut found = Scanned {
         path: path.to_path_buf(),
         file,
         len: 0,
-        last: first - 1,
+        last: before,
         sparse: Vec::new(),
         epochs: Vec::new(),
         recent: VecDeque::new(),
