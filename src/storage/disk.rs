@@ -61,7 +61,7 @@ const RECENT: usize = 16 * 1024;
 pub(super) const RECOVERY_CHUNK: u64 = 1024 * 1024;
 
 /// Bytes read at once when reading entries in order.
-const READ_CHUNK: u64 = 256 * 1024;
+pub(super) const READ_CHUNK: u64 = 256 * 1024;
 
 /// One segment file.
 #[derive(Debug)]
@@ -257,6 +257,12 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl DiskLog {
     /// Opens the log in `dir` (creating it), recovering from a crash.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Self> {
+        Self::open_keeping(dir, segment_bytes, RECENT)
+    }
+
+    /// [`DiskLog::open`], keeping exact offsets for the newest `recent`
+    /// entries (fewer in tests).
+    fn open_keeping(dir: &Path, segment_bytes: u64, recent: usize) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         // One process per data directory: a second daemon writing the same
         // segments would corrupt them. The lock goes with the process, so a
@@ -327,7 +333,7 @@ impl DiskLog {
             segments: Vec::new(),
             count: 0,
             recent: std::collections::VecDeque::new(),
-            recent_cap: RECENT,
+            recent_cap: recent,
             last_epoch: 0,
             epochs: Vec::new(),
             epoch,
@@ -341,10 +347,11 @@ impl DiskLog {
         log.last_epoch = base.epoch;
         log.epochs = base_epochs;
         let threads = super::recovery::threads();
-        let scanned = super::recovery::scan_segments(dir, &firsts, log.recent_cap, threads);
+        let scanned = super::recovery::scan_segments(dir, &firsts, threads);
         for (first, found) in firsts.into_iter().zip(scanned) {
             log.adopt(first, found)?;
         }
+        log.find_recent()?;
         if log.segments.is_empty() {
             log.new_segment(base.seq + 1)?;
         }
@@ -374,9 +381,6 @@ impl DiskLog {
             self.index(epoch, seq);
         }
         self.count = found.last.max(self.count);
-        for offset in found.recent {
-            self.remember(offset);
-        }
         self.segments.push(Segment {
             first,
             path: found.path,
@@ -384,6 +388,35 @@ impl DiskLog {
             len: found.len,
             sparse: found.sparse,
         });
+        Ok(())
+    }
+
+    /// Finds the offsets of the newest entries (`recent`) once recovery has
+    /// checked every record: from the sparse index entry before the oldest
+    /// one wanted, by the records' lengths.
+    fn find_recent(&mut self) -> io::Result<()> {
+        self.recent.clear();
+        let want = (self.count - self.base.seq).min(self.recent_cap as u64);
+        if want == 0 {
+            return Ok(());
+        }
+        let from = self.count + 1 - want;
+        for si in self.segment_of(from)..self.segments.len() {
+            let seg = &self.segments[si];
+            if seg.len == 0 {
+                continue;
+            }
+            let start = from.max(seg.first);
+            let k = (start - seg.first) / STRIDE;
+            let pos = *seg
+                .sparse
+                .get(k as usize)
+                .ok_or_else(|| corrupt(&seg.path, 0, &format!("no index entry for seq {start}")))?;
+            let offsets = super::recovery::record_offsets(&seg.file, &seg.path, pos, seg.len)?;
+            let skip = (start - seg.first - k * STRIDE) as usize;
+            self.recent.extend(offsets.into_iter().skip(skip));
+        }
+        debug_assert_eq!(self.recent.len() as u64, want);
         Ok(())
     }
 
@@ -1365,13 +1398,10 @@ mod tests {
     /// What recovery finds in each segment of `dir` on `threads` threads,
     /// as text (without the open files).
     fn scanned(dir: &Path, threads: usize) -> Vec<String> {
-        super::super::recovery::scan_segments(dir, &firsts(dir), 7, threads)
+        super::super::recovery::scan_segments(dir, &firsts(dir), threads)
             .into_iter()
             .map(|r| match r {
-                Ok(s) => format!(
-                    "{:?}",
-                    (s.len, s.last, s.sparse, s.epochs, s.recent, s.torn)
-                ),
+                Ok(s) => format!("{:?}", (s.len, s.last, s.sparse, s.epochs, s.torn)),
                 Err(e) => format!("error: {e}"),
             })
             .collect()
@@ -1462,5 +1492,32 @@ mod tests {
             last_bytes,
             "the torn write is left as it was"
         );
+    }
+
+    #[test]
+    fn the_newest_offsets_found_at_open_are_those_the_writes_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 20_000).unwrap();
+        // 600 exact offsets: more than a segment's worth (about 500), so
+        // they start in the segment before the last.
+        log.set_recent_cap(600);
+        let entries: Vec<Entry> = (1..=2_500).map(entry).collect();
+        for chunk in entries.chunks(7) {
+            log.append(chunk).unwrap();
+        }
+        let written = log.recent.clone();
+        assert_eq!(written.len(), 600);
+        drop(log);
+        let log = DiskLog::open_keeping(dir.path(), 20_000, 600).unwrap();
+        assert!(log.segment_of(2_500 - 599) < log.segments.len() - 1);
+        assert_eq!(log.recent, written);
+        for seq in [1_901, 1_950, 2_500] {
+            assert_eq!(log.read(seq, seq, 1, usize::MAX).unwrap(), vec![entry(seq)]);
+        }
+        // A log shorter than what is kept keeps every offset.
+        drop(log);
+        let log = DiskLog::open_keeping(dir.path(), 20_000, 10_000).unwrap();
+        assert_eq!(log.recent.len(), 2_500);
+        assert_eq!(all(&log), entries);
     }
 }

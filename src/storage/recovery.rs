@@ -11,7 +11,6 @@
 //! one before ends. Only then is a torn last write cut ([`Scanned::cut_torn`]),
 //! so a log refused for damage anywhere is left exactly as it was found.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -21,7 +20,7 @@ use std::sync::Mutex;
 
 use super::disk::{
     corrupt, decode_len, decode_record, open_rw, record_need, refill, segment_name, Decoded,
-    HEADER, MAX_RECORD, RECOVERY_CHUNK, STRIDE,
+    HEADER, MAX_RECORD, READ_CHUNK, RECOVERY_CHUNK, STRIDE,
 };
 use crate::entry::{Epoch, Seq};
 
@@ -44,8 +43,6 @@ pub(super) struct Scanned {
     /// `(epoch, seq)` of its first record and of every record whose epoch
     /// differs from the one before it.
     pub(super) epochs: Vec<(Epoch, Seq)>,
-    /// Offsets of its newest records, at most as many as were asked for.
-    pub(super) recent: VecDeque<u64>,
     /// The file's length when a torn last write was found after `len`.
     pub(super) torn: Option<u64>,
 }
@@ -72,21 +69,21 @@ pub(super) fn threads() -> usize {
 }
 
 /// Reads the segments of `dir` whose first sequence numbers are `firsts`
-/// (in order; the last is the one written to) on up to `threads` threads,
-/// keeping the offsets of the newest `recent` records of each. The results
+/// (in order; the last is the one written to) on up to `threads` threads.
+/// What each keeps is small (one offset per `STRIDE` records), so the
+/// memory a start takes does not grow with the log. The results
 /// come in the order of `firsts`, whatever the threads; after a segment
 /// that failed, later ones may be left unread (their result is then an
 /// error too, never looked at).
 pub(super) fn scan_segments(
     dir: &Path,
     firsts: &[Seq],
-    recent: usize,
     threads: usize,
 ) -> Vec<io::Result<Scanned>> {
     let scan = |i: usize| {
         let first = firsts[i];
         let is_last = i + 1 == firsts.len();
-        scan_segment(&dir.join(segment_name(first)), first, is_last, recent)
+        scan_segment(&dir.join(segment_name(first)), first, is_last)
     };
     let threads = threads.min(firsts.len());
     if threads <= 1 {
@@ -121,7 +118,7 @@ pub(super) fn scan_segments(
 
 /// Reads one segment whose first record must be `first`, checking every
 /// record. Only the last segment may end in a torn write (recorded, not cut).
-fn scan_segment(path: &Path, first: Seq, is_last: bool, keep_recent: usize) -> io::Result<Scanned> {
+fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
     // Sequence numbers start at 1: a segment named 0 is not one of ours.
     let Some(before) = first.checked_sub(1) else {
         return Err(corrupt(path, 0, "a segment cannot start at seq 0"));
@@ -135,7 +132,6 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool, keep_recent: usize) -> i
         last: before,
         sparse: Vec::new(),
         epochs: Vec::new(),
-        recent: VecDeque::new(),
         torn: None,
     };
     // Read in chunks: a segment is up to 64 MiB and the node's memory
@@ -165,10 +161,6 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool, keep_recent: usize) -> i
                     found.epochs.push((e.epoch, e.seq));
                 }
                 found.last = e.seq;
-                if found.recent.len() >= keep_recent {
-                    found.recent.pop_front();
-                }
-                found.recent.push_back(off);
                 off += used as u64;
             }
             Decoded::Incomplete if buf_end < file_len => {
@@ -219,6 +211,33 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool, keep_recent: usize) -> i
     }
     found.len = off.min(file_len);
     Ok(found)
+}
+
+/// The offsets of the records of `file` from `pos` (where one starts) to
+/// `end`, found by their length prefixes alone: for records already
+/// checked. Read a chunk at a time; a record larger than a chunk is stepped
+/// over, not read.
+pub(super) fn record_offsets(
+    file: &File,
+    path: &Path,
+    mut pos: u64,
+    end: u64,
+) -> io::Result<Vec<u64>> {
+    let mut offsets = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at = 0u64;
+    while pos < end {
+        if pos < buf_at || pos + HEADER as u64 > buf_at + buf.len() as u64 {
+            refill(file, pos, end, READ_CHUNK, &mut buf)?;
+            buf_at = pos;
+        }
+        let len = decode_len(&buf[(pos - buf_at) as usize..])
+            .filter(|len| pos + (HEADER + len) as u64 <= end)
+            .ok_or_else(|| corrupt(path, pos, "record runs past the written end"))?;
+        offsets.push(pos);
+        pos += (HEADER + len) as u64;
+    }
+    Ok(offsets)
 }
 
 /// True if what follows a bad record is nothing or only zeros: a write cut
