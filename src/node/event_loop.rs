@@ -310,10 +310,12 @@ impl NodeLoop {
         }
         let upto = entries.last().expect("not empty").seq;
         // One lock for the write and for the file the sync must cover.
-        let started = std::time::Instant::now();
-        let written = {
+        let (written, started) = {
             let mut log = self.shared.log.write();
-            log.append(&entries).map(|()| log.sync_point())
+            // Timed from the lock taken: what readers hold it for is not
+            // the disk's.
+            let started = std::time::Instant::now();
+            (log.append(&entries).map(|()| log.sync_point()), started)
         };
         // Timed because a segment roll syncs here, on the loop: a slow
         // write shows in the tail of every append behind it.
