@@ -416,7 +416,19 @@ impl DiskLog {
             let skip = (start - seg.first - k * STRIDE) as usize;
             self.recent.extend(offsets.into_iter().skip(skip));
         }
-        debug_assert_eq!(self.recent.len() as u64, want);
+        // `offset_of` trusts these, and a cut goes where it says: a count
+        // that does not add up is refused, not used.
+        if self.recent.len() as u64 != want {
+            let seg = self.segments.last().expect("one segment");
+            return Err(corrupt(
+                &seg.path,
+                0,
+                &format!(
+                    "found {} offsets for the newest {want} entries",
+                    self.recent.len()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -1498,26 +1510,50 @@ mod tests {
     fn the_newest_offsets_found_at_open_are_those_the_writes_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), 20_000).unwrap();
-        // 600 exact offsets: more than a segment's worth (about 500), so
-        // they start in the segment before the last.
-        log.set_recent_cap(600);
+        // Every offset, as the writes kept them (about 400 entries a
+        // segment).
+        log.set_recent_cap(10_000);
         let entries: Vec<Entry> = (1..=2_500).map(entry).collect();
         for chunk in entries.chunks(7) {
             log.append(chunk).unwrap();
         }
-        let written = log.recent.clone();
-        assert_eq!(written.len(), 600);
+        let mut written = log.recent.clone();
+        assert_eq!(written.len(), 2_500);
         drop(log);
-        let log = DiskLog::open_keeping(dir.path(), 20_000, 600).unwrap();
+        // Fewer than a stride, a stride either side, more than a segment
+        // (so they start in an earlier one), more than the log.
+        let check = |written: &std::collections::VecDeque<u64>, count: Seq, held: usize| {
+            for cap in [1, 100, 255, 256, 257, 600, 10_000] {
+                let log = DiskLog::open_keeping(dir.path(), 20_000, cap).unwrap();
+                assert_eq!(log.last().seq, count);
+                let kept: Vec<u64> = written
+                    .iter()
+                    .skip(held.saturating_sub(cap))
+                    .copied()
+                    .collect();
+                assert_eq!(
+                    log.recent.iter().copied().collect::<Vec<_>>(),
+                    kept,
+                    "cap {cap}"
+                );
+                let oldest = count + 1 - kept.len() as Seq;
+                for seq in [oldest, count] {
+                    assert_eq!(log.read(seq, seq, 1, usize::MAX).unwrap(), vec![entry(seq)]);
+                }
+            }
+        };
+        check(&written, 2_500, 2_500);
+        let mut log = DiskLog::open(dir.path(), 20_000).unwrap();
         assert!(log.segment_of(2_500 - 599) < log.segments.len() - 1);
-        assert_eq!(log.recent, written);
-        for seq in [1_901, 1_950, 2_500] {
-            assert_eq!(log.read(seq, seq, 1, usize::MAX).unwrap(), vec![entry(seq)]);
-        }
-        // A log shorter than what is kept keeps every offset.
+        // Retention: the log starts after a base.
+        assert!(log.delete_through(1_000).unwrap() > 0);
+        let base = log.base().seq;
         drop(log);
-        let log = DiskLog::open_keeping(dir.path(), 20_000, 10_000).unwrap();
-        assert_eq!(log.recent.len(), 2_500);
-        assert_eq!(all(&log), entries);
+        written.drain(..base as usize);
+        check(&written, 2_500, 2_500 - base as usize);
+        // A torn last write, cut at open.
+        let last = *firsts(dir.path()).last().unwrap();
+        tear(&dir.path().join(segment_name(last)), 2_501, 11);
+        check(&written, 2_500, 2_500 - base as usize);
     }
 }

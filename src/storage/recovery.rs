@@ -215,8 +215,9 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
 
 /// The offsets of the records of `file` from `pos` (where one starts) to
 /// `end`, found by their length prefixes alone: for records already
-/// checked. Read a chunk at a time; a record larger than a chunk is stepped
-/// over, not read.
+/// checked. Read a chunk at a time; after a large record (a quarter of a
+/// chunk or more), only the next header is read, so that a log of large
+/// messages is not read whole for its headers.
 pub(super) fn record_offsets(
     file: &File,
     path: &Path,
@@ -226,9 +227,11 @@ pub(super) fn record_offsets(
     let mut offsets = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_at = 0u64;
+    let mut large = false;
     while pos < end {
-        if pos < buf_at || pos + HEADER as u64 > buf_at + buf.len() as u64 {
-            refill(file, pos, end, READ_CHUNK, &mut buf)?;
+        if pos + HEADER as u64 > buf_at + buf.len() as u64 {
+            let want = if large { HEADER as u64 } else { READ_CHUNK };
+            refill(file, pos, end, want, &mut buf)?;
             buf_at = pos;
         }
         let len = decode_len(&buf[(pos - buf_at) as usize..])
@@ -236,6 +239,7 @@ pub(super) fn record_offsets(
             .ok_or_else(|| corrupt(path, pos, "record runs past the written end"))?;
         offsets.push(pos);
         pos += (HEADER + len) as u64;
+        large = (HEADER + len) as u64 >= READ_CHUNK / 4;
     }
     Ok(offsets)
 }
