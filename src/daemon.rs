@@ -337,7 +337,7 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         })?;
         listeners.push(l);
     }
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for (i, ((id, _), listener)) in cluster.nodes.iter().zip(listeners).enumerate() {
         let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
         let mut cfg = args.node_config(id, cluster.clone(), dir);
@@ -350,12 +350,12 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         }
         cfg.cluster_keys = Some(keys.clone());
         cfg.tls = tls.clone();
-        tasks.push(tokio::spawn(crate::node::run::<Tcp>(
+        tasks.spawn(crate::node::run::<Tcp>(
             cfg,
             listener,
             shutdown.clone(),
             |_| {},
-        )));
+        ));
     }
     let first = &cluster.nodes[0].1;
     let storage = match &args.data_dir {
@@ -386,18 +386,18 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
     println!("  replog health{node}");
     println!("Ctrl-C stops the cluster.");
     crate::systemd::ready();
+    // In the order they finish: a node that fails stops the others at
+    // once, whichever it is, and its reason is the one given.
     let mut result = Ok(());
-    for t in tasks {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                shutdown.cancel();
-                result = Err(e);
-            }
-            Err(e) => {
-                shutdown.cancel();
-                result = Err(anyhow::anyhow!("a node panicked: {e}"));
-            }
+    while let Some(done) = tasks.join_next().await {
+        let failed = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("a node panicked: {e}"),
+        };
+        shutdown.cancel();
+        if result.is_ok() {
+            result = Err(failed);
         }
     }
     result

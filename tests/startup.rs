@@ -115,3 +115,50 @@ fn health_wait_blocks_until_the_cluster_can_take_appends() {
     assert_eq!(report["role"], "master");
     assert_eq!(report["reachable"], 2);
 }
+
+/// `replogd --dev` stops, saying why, as soon as any of its nodes cannot
+/// start: the last one as well as the first, and without waiting for
+/// Ctrl-C.
+#[test]
+fn a_dev_cluster_whose_last_node_cannot_start_exits_with_the_reason() {
+    use std::io::Read;
+    let consecutive = || loop {
+        let (a, b, c) = (free_port(), free_port(), free_port());
+        if b == a + 1 && c == a + 2 {
+            break a;
+        }
+    };
+    let base = consecutive();
+    let metrics = consecutive();
+    // Node 3's metrics address is taken; nodes 1 and 2 start.
+    let taken = format!("127.0.0.1:{}", metrics + 2);
+    let _taken = std::net::TcpListener::bind(&taken).unwrap();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--dev", "--base-port", &base.to_string()])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = dev.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replogd --dev kept running with a node that could not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    dev.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains(&taken), "{err}");
+}
