@@ -2,7 +2,8 @@
 //! timers.
 //!
 //! One task, the *node loop*, owns the core and is the only writer of the
-//! log. Everything else talks to it through two bounded queues of `Input`s:
+//! log. It runs on a thread of its own (see the end of [`run`]), so that a
+//! write waiting on the disk never holds one of tokio's workers. Everything else talks to it through two bounded queues of `Input`s:
 //! *control* (the replication links, the master's connection on a
 //! secondary, the syncer) and *requests* (client connections). The loop
 //! serves control first, so no amount of client traffic delays a heartbeat
@@ -21,9 +22,12 @@
 //!   connection open and redials with backoff.
 //! - `syncer`: calls `fdatasync` off the loop; one sync covers every entry
 //!   written while the previous one ran (group commit).
+//! - `log_lock`: the log behind its lock, with where it starts and ends
+//!   published beside it.
 //!
 //! Reads (`list`) do not go through the loop: they take the log's read lock
-//! and stop at the *visible* sequence number the loop publishes.
+//! on a blocking thread (`Shared::read_log`) and stop at the *visible*
+//! sequence number the loop publishes.
 
 mod clients;
 mod connection;
