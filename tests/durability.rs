@@ -74,7 +74,10 @@ async fn request_keys_still_deduplicate_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
-    let mut c = Cluster::new(3, true, |_| flags(&[FAST, STATIC].concat()));
+    // The smallest segments: rolls are frequent, so kills land while one
+    // is still pending (the next segment written, not yet named).
+    let small = &["--segment-bytes", "4096"][..];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, STATIC, small].concat()));
     c.start_all();
     c.wait_healthy(&[1, 2]).await;
     let acked: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
@@ -162,6 +165,22 @@ async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
                 "acknowledged {msg} at {seq}"
             );
         }
+    }
+    for i in 0..3 {
+        let segments = std::fs::read_dir(c.data_dir(i))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
+            .count();
+        assert!(
+            segments >= 2,
+            "node {i} rolled its log: {segments} segment(s)"
+        );
     }
 }
 

@@ -317,8 +317,9 @@ impl NodeLoop {
             let started = std::time::Instant::now();
             (log.append(&entries).map(|()| log.sync_point()), started)
         };
-        // Timed because a segment roll syncs here, on the loop: a slow
-        // write shows in the tail of every append behind it.
+        // Timed because a slow write shows in the tail of every append
+        // behind it. A segment roll's syncs are the syncer's (`roll.rs`),
+        // unless a second roll comes before the first is durable.
         self.shared
             .metrics
             .log_write(started.elapsed().as_secs_f64());
@@ -328,7 +329,8 @@ impl NodeLoop {
         let point = match written {
             Ok(point) => point,
             Err(e) if crate::storage::disk::is_not_durable(&e) => {
-                // Written, but a sync failed on the way (a segment roll).
+                // Written, but a sync failed on the way (a roll still
+                // pending, made durable here before the next one).
                 // Under `always` that is a failed sync: cut back to what is
                 // durable. Otherwise the entries count once written.
                 self.requeue.push_back(Input::SyncFailed {
@@ -785,7 +787,7 @@ impl NodeLoop {
             (log.sync_point(), log.last().seq)
         };
         let synced = match point {
-            Some(point) => match tokio::task::spawn_blocking(move || point.sync_data()).await {
+            Some(point) => match tokio::task::spawn_blocking(move || point.sync()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(format!("final sync of the log failed: {e}")),
                 Err(e) => Err(format!("final sync of the log panicked: {e}")),

@@ -142,7 +142,7 @@ impl Metrics {
         let write_seconds = latency_histogram();
         registry.register_with_unit(
             "log_write_latency",
-            "Time the node loop spent writing one round of entries to the log, a segment roll's syncs included",
+            "Time the node loop spent writing one round of entries to the log (a segment roll's syncs only without a syncer, or when a roll is still pending at the next)",
             Unit::Seconds,
             write_seconds.clone(),
         );

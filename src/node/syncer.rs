@@ -8,7 +8,6 @@
 //! together by the next: throughput grows with load, and what waits for the
 //! syncer is bounded whatever the load (the loop never waits on it).
 
-use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::Input;
 use crate::entry::Seq;
+use crate::storage::roll::SyncPoint;
 
 /// Shortest time between two syncs under `--fsync batch`.
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
@@ -31,8 +31,9 @@ struct Job {
     gen: u64,
     /// Last sequence number written in that generation.
     upto: Seq,
-    /// The files written to (more than one only across a segment roll).
-    files: Vec<Arc<File>>,
+    /// The files written to (more than one only across a segment roll,
+    /// whose own syncs the newer file's point carries).
+    points: Vec<SyncPoint>,
 }
 
 /// The slot's contents.
@@ -53,17 +54,17 @@ pub(super) struct SyncQueue {
 }
 
 impl SyncQueue {
-    /// Records a write of everything up to `upto` in generation `gen` to
-    /// `file`. Only the newest generation's position is reported; a sync of
+    /// Records a write of everything up to `upto` in generation `gen`, to
+    /// be made durable by syncing `point`. Only the newest generation's position is reported; a sync of
     /// everything also covers what older generations wrote.
-    pub(super) fn push(&self, gen: u64, upto: Seq, file: Arc<File>) {
+    pub(super) fn push(&self, gen: u64, upto: Seq, point: SyncPoint) {
         let mut slot = self.slot.lock().expect("sync slot");
         match slot.job.as_mut() {
             None => {
                 slot.job = Some(Job {
                     gen,
                     upto,
-                    files: vec![file],
+                    points: vec![point],
                 })
             }
             Some(job) => {
@@ -73,8 +74,8 @@ impl SyncQueue {
                 } else {
                     job.upto = job.upto.max(upto);
                 }
-                if !job.files.iter().any(|f| Arc::ptr_eq(f, &file)) {
-                    job.files.push(file);
+                if !job.points.iter().any(|p| p.same_file(&point)) {
+                    job.points.push(point);
                 }
             }
         }
@@ -136,15 +137,18 @@ pub(super) fn run(
         let Some(job) = queue.next() else {
             return;
         };
-        let Job { gen, upto, files } = job;
+        let Job { gen, upto, points } = job;
         let synced =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<()> {
                 if let Some(err) = injected_fault(fault.as_deref(), FaultOp::Sync) {
                     return Err(err);
                 }
-                for f in files {
+                // In write order: a roll's point finishes the roll (the full
+                // segment synced, the new one named) before its own sync.
+                for point in points {
+                    point.finish_roll()?;
                     let started = std::time::Instant::now();
-                    f.sync_data()?;
+                    point.sync_file()?;
                     metrics.fsync(started.elapsed().as_secs_f64());
                 }
                 Ok(())
@@ -188,10 +192,10 @@ mod tests {
     fn a_sync_reports_the_newest_generations_position() {
         let (tx, mut rx) = mpsc::channel(4);
         let metrics = Arc::new(super::super::metrics::Metrics::new(1));
-        let file = Arc::new(tempfile::tempfile().unwrap());
+        let point = SyncPoint::of_file(Arc::new(tempfile::tempfile().unwrap()));
         let queue = Arc::new(SyncQueue::default());
-        queue.push(1, 5, file.clone());
-        queue.push(2, 3, file.clone());
+        queue.push(1, 5, point.clone());
+        queue.push(2, 3, point);
         queue.close();
         run(queue, tx, true, None, metrics);
         match rx.try_recv() {

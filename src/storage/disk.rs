@@ -11,6 +11,9 @@
 //!                              then (so logs can still be compared)
 //! 00000000000000000001.log     segment whose first entry is seq 1
 //! 00000000000000104211.log     next segment, first entry seq 104211
+//! segment.next                 the segment after, prepared ahead; written
+//!                              to from a roll until the roll is durable
+//!                              (`roll.rs`), then renamed to its number
 //! ```
 //!
 //! Retention deletes whole segments from the oldest on (never the one being
@@ -40,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::recovery::Scanned;
+use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, Position, Seq};
 
 pub(super) const HEADER: usize = 8;
@@ -110,6 +114,14 @@ pub struct DiskLog {
     /// The entry just before the first one held: (0, 0) until retention
     /// deletes a segment or the log is reset to start later.
     base: Position,
+    /// The roll to the last segment, while it is not yet durable
+    /// (`roll.rs`): at most one.
+    roll: Option<Arc<Roll>>,
+    /// The file the next roll writes to, prepared ahead.
+    prepared: Prepared,
+    /// Whether a roll's syncs are left to the syncer (a node with one);
+    /// otherwise the roll is made durable where it happens.
+    defer_rolls: bool,
     /// Held (locked) for as long as the log is open.
     _lock: File,
 }
@@ -250,7 +262,7 @@ pub(super) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
         .open(path)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -341,6 +353,9 @@ impl DiskLog {
             segment_bytes: segment_bytes.max(1),
             fault: None,
             base,
+            roll: None,
+            prepared: Prepared::default(),
+            defer_rolls: false,
             _lock: lock,
         };
         log.count = base.seq;
@@ -351,13 +366,101 @@ impl DiskLog {
         for (first, found) in firsts.into_iter().zip(scanned) {
             log.adopt(first, found)?;
         }
+        log.adopt_next()?;
         log.find_recent()?;
         if log.segments.is_empty() {
             log.new_segment(base.seq + 1)?;
         }
         // Whatever survived is made durable before anything counts on it.
         log.segments.last().expect("one segment").file.sync_all()?;
+        match roll::prepare(dir) {
+            Ok(file) => *log.prepared.lock().expect("prepared") = Some(file),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prepare the next log segment; the next roll creates it")
+            }
+        }
         Ok(log)
+    }
+
+    /// Leaves a segment roll's syncs to whoever syncs the log's sync point
+    /// (the node's syncer) instead of making each roll durable where it
+    /// happens.
+    pub(super) fn defer_rolls(&mut self) {
+        self.defer_rolls = true;
+    }
+
+    /// Deals with a [`roll::NEXT`] file a crash left: a roll whose syncs
+    /// were not done, so nothing in it was ever synced. If it continues the
+    /// log exactly (the process died, the page cache did not), it becomes
+    /// the last segment; otherwise (after a power cut, the segment before
+    /// it lost its tail) it is removed.
+    fn adopt_next(&mut self) -> io::Result<()> {
+        let path = self.dir.join(roll::NEXT);
+        let bytes = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let first = self.count + 1;
+        match super::recovery::scan_next(&path, first) {
+            Ok(mut found) if found.last >= first => {
+                found.cut_torn()?;
+                let to = self.dir.join(segment_name(first));
+                fs::rename(&path, &to)?;
+                sync_dir(&self.dir)?;
+                tracing::info!(file = %to.display(), first, last = found.last,
+                               "adopted the segment a roll had begun before a crash");
+                found.path = to;
+                self.adopt(first, Ok(found))
+            }
+            found => {
+                if bytes > 0 {
+                    let why = match found {
+                        Err(e) => e.to_string(),
+                        Ok(_) => format!("it does not continue the log at seq {first}"),
+                    };
+                    tracing::warn!(file = %path.display(), bytes, reason = %why,
+                                   "removing a segment a roll had begun before a crash: it was never synced");
+                }
+                fs::remove_file(&path)
+            }
+        }
+    }
+
+    /// Makes a pending roll durable here and now.
+    fn finish_roll(&mut self) -> io::Result<()> {
+        if let Some(roll) = &self.roll {
+            roll.finish()?;
+            self.roll = None;
+        }
+        Ok(())
+    }
+
+    /// Starts segment `first` in the prepared file (or a new one), leaving
+    /// the roll's syncs to [`Roll::finish`].
+    fn start_segment(&mut self, first: Seq) -> io::Result<()> {
+        let prepared = self.prepared.lock().expect("prepared").take();
+        let file = match prepared {
+            Some(file) => file,
+            None => roll::prepare(&self.dir)?,
+        };
+        let closed = self.segments.last().expect("one segment").file.clone();
+        let path = self.dir.join(segment_name(first));
+        self.roll = Some(Arc::new(Roll::new(
+            closed,
+            &self.dir,
+            path.clone(),
+            self.prepared.clone(),
+            self.fault.clone(),
+        )));
+        self.segments.push(Segment {
+            first,
+            path,
+            file: Arc::new(file),
+            len: 0,
+            sparse: Vec::new(),
+        });
+        Ok(())
     }
 
     /// Takes the next segment as recovery read it, once it is known to
@@ -520,26 +623,18 @@ impl DiskLog {
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
-            // The closed segment is synced now; later syncs cover the new
-            // one. If that sync fails, the entries are written but may not
-            // be durable: a different failure from a write that failed.
-            let closed = self.segments.last().expect("one segment");
-            let synced = match injected_fault(self.fault.as_deref(), FaultOp::Sync) {
-                Some(err) => Err(err),
-                None => closed.file.sync_data(),
-            };
-            synced.map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    NotDurable(format!("syncing a full segment failed: {e}")),
-                )
-            })?;
+            // A roll still pending is made durable first: at most one is
+            // ever outstanding. If that fails, these entries are written
+            // but may never be durable: a different failure from a write
+            // that failed.
+            self.finish_roll()?;
             let next = self.count + 1;
-            if let Err(e) = self.new_segment(next) {
-                // Everything is written and durable; the roll is tried
-                // again at the next append (the full segment grows a little
-                // meanwhile).
+            if let Err(e) = self.start_segment(next) {
+                // Everything is written; the roll is tried again at the next
+                // append (the full segment grows a little meanwhile).
                 tracing::warn!(error = %e, "cannot start a new log segment; will retry at the next write");
+            } else if !self.defer_rolls {
+                self.finish_roll()?;
             }
         }
         Ok(())
@@ -558,11 +653,17 @@ impl DiskLog {
                 ),
             ));
         }
-        // Drop whole segments that start after `seq`.
+        // Drop whole segments that start after `seq`. The newest may still
+        // be pending its roll: abandoned, it is never named.
         while self.segments.len() > 1 && self.segments.last().expect("one").first > seq + 1 {
             let seg = self.segments.pop().expect("checked");
-            fs::remove_file(&seg.path)?;
+            match self.roll.take() {
+                Some(roll) => roll.abandon()?,
+                None => fs::remove_file(&seg.path)?,
+            }
         }
+        // A cut inside a segment still pending its roll needs its name.
+        self.finish_roll()?;
         let (si, cut) = self.offset_of(seq + 1)?;
         debug_assert_eq!(si, self.segments.len() - 1);
         let seg = self.segments.last_mut().expect("one segment");
@@ -630,6 +731,8 @@ impl DiskLog {
         if deletable == 0 {
             return Ok(0);
         }
+        // Segments go only behind a durable roll.
+        self.finish_roll()?;
         let through = self.segments[deletable].first - 1;
         let epoch = self
             .read(through, through, 1, usize::MAX)?
@@ -864,8 +967,11 @@ impl DiskLog {
         Ok(())
     }
 
-    pub(super) fn sync_point(&self) -> Arc<File> {
-        self.segments.last().expect("one segment").file.clone()
+    pub(super) fn sync_point(&self) -> SyncPoint {
+        SyncPoint {
+            file: self.segments.last().expect("one segment").file.clone(),
+            roll: self.roll.clone(),
+        }
     }
 }
 
@@ -949,8 +1055,6 @@ impl std::fmt::Display for NotDurable {
 
 impl std::error::Error for NotDurable {}
 
-/// Whether an error from appending says the entries were written but may
-/// not be durable (rather than not written).
 /// Saves entries cut from the log (a divergent suffix) to
 /// `dir/rollback/<epoch>-<first>-<last>.log`, in the log's record format,
 /// durably; returns the file's path. An existing file of that name (the
@@ -979,6 +1083,8 @@ pub fn write_rollback(
     Ok(path)
 }
 
+/// Whether an error from appending says the entries were written but may
+/// not be durable (rather than not written).
 pub fn is_not_durable(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<NotDurable>())
 }
@@ -1392,6 +1498,165 @@ mod tests {
         assert!(err.contains(&format!("offset {}", first.len())), "{err}");
         assert!(err.contains("intact record follows"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), data, "nothing was cut");
+    }
+
+    /// Opens a log whose rolls are left to `sync_point().sync()` (as a
+    /// node with a syncer does) and appends entries `from..=to` in threes.
+    fn deferred(dir: &Path, from: Seq, to: Seq) -> DiskLog {
+        let mut log = DiskLog::open(dir, 200).unwrap();
+        log.defer_rolls();
+        let entries: Vec<Entry> = (from..=to).map(entry).collect();
+        for chunk in entries.chunks(3) {
+            log.append(chunk).unwrap();
+        }
+        log
+    }
+
+    /// The first seq of the segment being written.
+    fn writing(log: &DiskLog) -> Seq {
+        log.segments.last().unwrap().first
+    }
+
+    #[test]
+    fn a_deferred_roll_names_the_new_segment_only_once_its_sync_point_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = deferred(dir.path(), 1, 6);
+        assert_eq!(log.segments.len(), 2, "rolled once");
+        let new = writing(&log);
+        // Written and readable, but not yet named: its roll is not durable.
+        assert_eq!(firsts(dir.path()), vec![1]);
+        assert!(dir.path().join(roll::NEXT).exists());
+        assert_eq!(all(&log), (1..=6).map(entry).collect::<Vec<_>>());
+        log.sync_point().sync().unwrap();
+        assert_eq!(firsts(dir.path()), vec![1, new]);
+        // The roll is done: the next point has nothing more to finish, and
+        // the file for the next roll is prepared, empty.
+        log.finish_roll().unwrap();
+        assert!(log.roll.is_none());
+        assert_eq!(fs::metadata(dir.path().join(roll::NEXT)).unwrap().len(), 0);
+        log.append(&[entry(7)]).unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(all(&log), (1..=7).map(entry).collect::<Vec<_>>());
+        assert_eq!(firsts(dir.path()), vec![1, new]);
+    }
+
+    #[test]
+    fn a_roll_not_yet_durable_at_a_crash_is_adopted_when_it_continues_the_log() {
+        // The process died with its page cache intact: what it wrote to the
+        // next segment is all there, and under `batch` already acknowledged.
+        let dir = tempfile::tempdir().unwrap();
+        let log = deferred(dir.path(), 1, 9);
+        let new = writing(&log);
+        assert!(log.roll.is_some());
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(all(&log), (1..=9).map(entry).collect::<Vec<_>>());
+        assert_eq!(firsts(dir.path()), vec![1, new]);
+        assert_eq!(fs::metadata(dir.path().join(roll::NEXT)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_roll_not_yet_durable_at_a_power_cut_is_removed_when_the_segment_before_lost_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = deferred(dir.path(), 1, 9);
+        let new = writing(&log);
+        drop(log);
+        // The power cut lost the full segment's last record (never synced:
+        // its roll was pending), but not the next segment's writes.
+        let path = dir.path().join(segment_name(1));
+        let len = fs::metadata(&path).unwrap().len();
+        let mut last = Vec::new();
+        encode_record(&entry(new - 1), &mut last);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - last.len() as u64 + 3)
+            .unwrap();
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        // The log ends where the segment was torn: no gap, nothing after.
+        assert_eq!(log.last().seq, new - 2);
+        assert_eq!(all(&log), (1..new - 1).map(entry).collect::<Vec<_>>());
+        assert_eq!(firsts(dir.path()), vec![1]);
+        drop(log);
+        // And it stays so.
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(log.last().seq, new - 2);
+    }
+
+    #[test]
+    fn a_cut_through_a_pending_roll_abandons_it_and_a_stale_point_still_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = deferred(dir.path(), 1, 9);
+        let new = writing(&log);
+        let stale = log.sync_point();
+        log.truncate_after(new - 2).unwrap();
+        assert!(log.roll.is_none());
+        assert!(!dir.path().join(roll::NEXT).exists());
+        // The syncer may still hold a point of the abandoned roll: syncing
+        // it must neither fail nor name the segment.
+        stale.sync().unwrap();
+        assert_eq!(firsts(dir.path()), vec![1]);
+        log.append(&[entry(new - 1), entry(new), entry(new + 1)])
+            .unwrap();
+        log.sync_point().sync().unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(all(&log), (1..=new + 1).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_cut_inside_a_pending_roll_finishes_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = deferred(dir.path(), 1, 3);
+        let mut seq = 3;
+        while log.segments.len() < 2 || log.last().seq <= writing(&log) {
+            seq += 1;
+            log.append(&[entry(seq)]).unwrap();
+        }
+        let new = writing(&log);
+        assert_eq!(log.segments.len(), 2);
+        assert!(log.roll.is_some());
+        log.truncate_after(new).unwrap();
+        assert!(log.roll.is_none());
+        assert_eq!(firsts(dir.path()), vec![1, new]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(all(&log), (1..=new).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_second_roll_finishes_the_first_itself_so_at_most_one_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = deferred(dir.path(), 1, 30);
+        let names = firsts(dir.path());
+        let segments: Vec<Seq> = log.segments.iter().map(|s| s.first).collect();
+        assert!(segments.len() >= 4, "{segments:?}");
+        // Every segment but the one being written is named.
+        assert_eq!(names, segments[..segments.len() - 1]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(all(&log), (1..=30).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failed_sync_of_a_deferred_roll_is_reported_and_never_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = dir.path().join("fault");
+        let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
+        log.set_fault_file(Some(fault.clone()));
+        log.defer_rolls();
+        let entries: Vec<Entry> = (1..=9).map(entry).collect();
+        log.append(&entries).unwrap();
+        std::fs::write(&fault, "sync").unwrap();
+        let point = log.sync_point();
+        let err = point.sync().unwrap_err();
+        assert!(is_not_durable(&err), "{err}");
+        // The disk recovers, but a failed fdatasync is not tried again.
+        std::fs::remove_file(&fault).unwrap();
+        assert!(is_not_durable(&point.sync().unwrap_err()));
+        assert_eq!(firsts(&dir.path().join("log")), vec![1]);
     }
 
     /// The first sequence numbers of the segments in `dir`, in order.

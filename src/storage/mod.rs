@@ -10,11 +10,10 @@ pub mod digest;
 pub mod disk;
 mod recovery;
 pub mod retention;
+pub mod roll;
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::entry::{Entry, Epoch, Position, Seq};
 
@@ -283,6 +282,14 @@ impl Log {
         }
     }
 
+    /// Leaves segment rolls' syncs to whoever syncs the sync point (a
+    /// node with a syncer thread), so that no write waits on a roll.
+    pub fn defer_rolls(&mut self) {
+        if let Log::Disk(d) = self {
+            d.defer_rolls();
+        }
+    }
+
     /// Testing aid (`--fail-storage-while`): while `path` exists, writes
     /// fail as if the disk were full. Memory logs cannot fail.
     pub fn set_fault_file(&mut self, path: Option<std::path::PathBuf>) {
@@ -293,7 +300,7 @@ impl Log {
 
     /// The file a sync must cover to make everything written so far durable,
     /// or `None` if this log has nothing to sync (memory).
-    pub fn sync_point(&self) -> Option<Arc<File>> {
+    pub fn sync_point(&self) -> Option<roll::SyncPoint> {
         match self {
             Log::Memory(_) => None,
             Log::Disk(d) => Some(d.sync_point()),

@@ -116,6 +116,12 @@ pub(super) fn scan_segments(
         .collect()
 }
 
+/// Reads a [`super::roll::NEXT`] file as the last segment, starting at
+/// `first`.
+pub(super) fn scan_next(path: &Path, first: Seq) -> io::Result<Scanned> {
+    scan_segment(path, first, true)
+}
+
 /// Reads one segment whose first record must be `first`, checking every
 /// record. Only the last segment may end in a torn write (recorded, not cut).
 fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
