@@ -224,7 +224,7 @@ pub async fn run<N: Net>(
     log.set_fault_file(cfg.fail_storage_while.clone());
     if matches!(cfg.fsync, FsyncPolicy::Always | FsyncPolicy::Batch) {
         // The syncer below makes rolls durable: none waits on the loop.
-        log.defer_rolls();
+        log.defer_rolls(cfg.fsync == FsyncPolicy::Always);
     }
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();

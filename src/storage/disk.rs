@@ -122,6 +122,9 @@ pub struct DiskLog {
     /// Whether a roll's syncs are left to the syncer (a node with one);
     /// otherwise the roll is made durable where it happens.
     defer_rolls: bool,
+    /// Whether a roll whose sync failed is tried again at the next sync
+    /// (see [`DiskLog::defer_rolls`]).
+    retry_failed_rolls: bool,
     /// Held (locked) for as long as the log is open.
     _lock: File,
 }
@@ -356,6 +359,7 @@ impl DiskLog {
             roll: None,
             prepared: Prepared::default(),
             defer_rolls: false,
+            retry_failed_rolls: true,
             _lock: lock,
         };
         log.count = base.seq;
@@ -384,9 +388,14 @@ impl DiskLog {
 
     /// Leaves a segment roll's syncs to whoever syncs the log's sync point
     /// (the node's syncer) instead of making each roll durable where it
-    /// happens.
-    pub(super) fn defer_rolls(&mut self) {
+    /// happens. With `stored_means_synced` (`--fsync always`) a roll whose
+    /// sync failed is never tried again: the node cuts back to what was
+    /// synced, which drops the new segment. Otherwise nothing cuts, and the
+    /// roll is tried again at every sync until it succeeds, as a full
+    /// segment's sync always was.
+    pub(super) fn defer_rolls(&mut self, stored_means_synced: bool) {
         self.defer_rolls = true;
+        self.retry_failed_rolls = !stored_means_synced;
     }
 
     /// Deals with a [`roll::NEXT`] file a crash left: a roll whose syncs
@@ -402,9 +411,24 @@ impl DiskLog {
             Err(e) => return Err(e),
         };
         let first = self.count + 1;
-        match super::recovery::scan_next(&path, first) {
-            Ok(mut found) if found.last >= first => {
+        let found = match super::recovery::scan_next(&path, first) {
+            Ok(found) => Ok(found),
+            // Damage or a gap: not a continuation. Any other error (the
+            // disk, no file handles) is not a verdict on what it holds.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(e),
+            Err(e) => return Err(e),
+        };
+        let epoch_ok = |f: &Scanned| f.epochs.first().is_none_or(|(e, _)| *e >= self.last_epoch);
+        match found {
+            Ok(mut found) if found.last >= first && epoch_ok(&found) => {
+                // The rule `roll.rs` keeps: a named segment only follows a
+                // durable one. The full segment's tail may still be only in
+                // the page cache, as may this file's records.
+                if let Some(last) = self.segments.last() {
+                    last.file.sync_data()?;
+                }
                 found.cut_torn()?;
+                found.file.sync_all()?;
                 let to = self.dir.join(segment_name(first));
                 fs::rename(&path, &to)?;
                 sync_dir(&self.dir)?;
@@ -417,12 +441,18 @@ impl DiskLog {
                 if bytes > 0 {
                     let why = match found {
                         Err(e) => e.to_string(),
-                        Ok(_) => format!("it does not continue the log at seq {first}"),
+                        Ok(_) => format!(
+                            "it does not continue the log after seq {}, epoch {}",
+                            first - 1,
+                            self.last_epoch
+                        ),
                     };
                     tracing::warn!(file = %path.display(), bytes, reason = %why,
                                    "removing a segment a roll had begun before a crash: it was never synced");
                 }
-                fs::remove_file(&path)
+                fs::remove_file(&path)?;
+                // Gone for good before a new file of that name is made.
+                sync_dir(&self.dir)
             }
         }
     }
@@ -452,6 +482,7 @@ impl DiskLog {
             path.clone(),
             self.prepared.clone(),
             self.fault.clone(),
+            self.retry_failed_rolls,
         )));
         self.segments.push(Segment {
             first,
@@ -653,9 +684,16 @@ impl DiskLog {
                 ),
             ));
         }
-        // Drop whole segments that start after `seq`. The newest may still
-        // be pending its roll: abandoned, it is never named.
-        while self.segments.len() > 1 && self.segments.last().expect("one").first > seq + 1 {
+        // Where the cut falls; a segment it would leave empty goes whole
+        // (a roll still pending is then abandoned rather than finished).
+        let (mut si, mut cut) = self.offset_of(seq + 1)?;
+        if cut == 0 && si > 0 {
+            si -= 1;
+            cut = self.segments[si].len;
+        }
+        // Drop whole segments after that. The newest may still be pending
+        // its roll: abandoned, it is never named.
+        while self.segments.len() > si + 1 {
             let seg = self.segments.pop().expect("checked");
             match self.roll.take() {
                 Some(roll) => roll.abandon()?,
@@ -664,8 +702,6 @@ impl DiskLog {
         }
         // A cut inside a segment still pending its roll needs its name.
         self.finish_roll()?;
-        let (si, cut) = self.offset_of(seq + 1)?;
-        debug_assert_eq!(si, self.segments.len() - 1);
         let seg = self.segments.last_mut().expect("one segment");
         seg.file.set_len(cut)?;
         // From here the file is cut: the state below follows it even if
@@ -1504,7 +1540,7 @@ mod tests {
     /// node with a syncer does) and appends entries `from..=to` in threes.
     fn deferred(dir: &Path, from: Seq, to: Seq) -> DiskLog {
         let mut log = DiskLog::open(dir, 200).unwrap();
-        log.defer_rolls();
+        log.defer_rolls(true);
         let entries: Vec<Entry> = (from..=to).map(entry).collect();
         for chunk in entries.chunks(3) {
             log.append(chunk).unwrap();
@@ -1646,9 +1682,10 @@ mod tests {
         let fault = dir.path().join("fault");
         let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
         log.set_fault_file(Some(fault.clone()));
-        log.defer_rolls();
+        log.defer_rolls(true);
         let entries: Vec<Entry> = (1..=9).map(entry).collect();
         log.append(&entries).unwrap();
+        let new = writing(&log);
         std::fs::write(&fault, "sync").unwrap();
         let point = log.sync_point();
         let err = point.sync().unwrap_err();
@@ -1657,6 +1694,67 @@ mod tests {
         std::fs::remove_file(&fault).unwrap();
         assert!(is_not_durable(&point.sync().unwrap_err()));
         assert_eq!(firsts(&dir.path().join("log")), vec![1]);
+        // What the node does next: cut back to what was synced, which is
+        // never the whole full segment (the round that filled it was not).
+        // The new segment goes whole, its roll abandoned rather than
+        // finished (which would fail again).
+        log.truncate_after(new - 2).unwrap();
+        assert!(log.roll.is_none());
+        assert_eq!(log.last().seq, new - 2);
+        log.append(&[entry(new - 1), entry(new)]).unwrap();
+        log.sync_point().sync().unwrap();
+        drop(log);
+        let log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
+        assert_eq!(all(&log), (1..=new).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failed_roll_is_tried_again_where_nothing_cuts_after_a_failed_sync() {
+        // `--fsync batch`: as a full segment's sync always was.
+        let dir = tempfile::tempdir().unwrap();
+        let fault = dir.path().join("fault");
+        let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
+        log.set_fault_file(Some(fault.clone()));
+        log.defer_rolls(false);
+        let entries: Vec<Entry> = (1..=9).map(entry).collect();
+        log.append(&entries).unwrap();
+        let new = writing(&log);
+        std::fs::write(&fault, "sync").unwrap();
+        assert!(is_not_durable(&log.sync_point().sync().unwrap_err()));
+        std::fs::remove_file(&fault).unwrap();
+        log.sync_point().sync().unwrap();
+        assert_eq!(firsts(&dir.path().join("log")), vec![1, new]);
+    }
+
+    #[test]
+    fn a_next_segment_of_an_older_epoch_is_not_adopted() {
+        // Left by a crash long ago (its removal lost to a power cut), it
+        // may even start at the right seq: history that was cut.
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 25, 100_000));
+        let mut stale = Vec::new();
+        encode_record(
+            &Entry {
+                epoch: 1,
+                ..entry(26)
+            },
+            &mut stale,
+        );
+        fs::write(dir.path().join(roll::NEXT), &stale).unwrap();
+        let log = DiskLog::open(dir.path(), 100_000).unwrap();
+        assert_eq!(log.last().seq, 25, "epoch {} last", log.last().epoch);
+        assert_eq!(firsts(dir.path()), vec![1]);
+        assert_eq!(fs::metadata(dir.path().join(roll::NEXT)).unwrap().len(), 0);
+        drop(log);
+        // Of the log's own epoch, it is.
+        fs::write(dir.path().join(roll::NEXT), {
+            let mut next = Vec::new();
+            encode_record(&entry(26), &mut next);
+            next
+        })
+        .unwrap();
+        let log = DiskLog::open(dir.path(), 100_000).unwrap();
+        assert_eq!(all(&log), (1..=26).map(entry).collect::<Vec<_>>());
     }
 
     /// The first sequence numbers of the segments in `dir`, in order.

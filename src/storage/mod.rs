@@ -283,10 +283,12 @@ impl Log {
     }
 
     /// Leaves segment rolls' syncs to whoever syncs the sync point (a
-    /// node with a syncer thread), so that no write waits on a roll.
-    pub fn defer_rolls(&mut self) {
+    /// node with a syncer thread), so that no write waits on a roll;
+    /// `stored_means_synced` under `--fsync always` (a failed roll is then
+    /// never tried again).
+    pub fn defer_rolls(&mut self, stored_means_synced: bool) {
         if let Log::Disk(d) = self {
-            d.defer_rolls();
+            d.defer_rolls(stored_means_synced);
         }
     }
 

@@ -18,9 +18,17 @@
 //! its page cache intact, where `--fsync batch` and `never` have already
 //! acknowledged it) and removes it otherwise.
 //!
-//! At most one roll is pending: a second roll, a cut, retention or a reset
-//! finishes it on the loop first ([`Roll::finish`] is idempotent, and
-//! whichever of the loop and the syncer comes second waits for the first).
+//! At most one roll is pending: a second roll, retention, and a cut inside
+//! the new segment finish it on the loop first ([`Roll::finish`] is
+//! idempotent, and whichever of the loop and the syncer comes second waits
+//! for the first); a cut or a reset that drops the new segment whole
+//! abandons it.
+//!
+//! A roll whose sync failed is tried again only where nothing cuts the log
+//! after a failed sync (`--fsync batch`, `never`). Under `always` it stays
+//! failed: Linux may drop the dirty pages it could not write, so a second
+//! fdatasync can succeed without them; the node cuts back to what was
+//! synced instead, which drops the new segment and abandons the roll.
 
 use std::fs::File;
 use std::io;
@@ -50,9 +58,8 @@ enum State {
     Pending,
     /// Durable: the new segment has its real name.
     Done,
-    /// A step failed: the new segment's entries are written but will never
-    /// be durable (a failed fdatasync is not retried: Linux may have
-    /// dropped the dirty pages it could not write).
+    /// A step failed: the new segment's entries are written but not
+    /// durable (tried again only if the roll says so).
     Failed(String),
     /// The new segment was cut away before the roll finished.
     Abandoned,
@@ -76,6 +83,8 @@ pub struct Roll {
     prepared: Prepared,
     /// Testing aid (`--fail-storage-while`).
     fault: Option<PathBuf>,
+    /// Whether a failed roll is tried again at the next `finish`.
+    retry: bool,
 }
 
 impl Roll {
@@ -85,6 +94,7 @@ impl Roll {
         to: PathBuf,
         prepared: Prepared,
         fault: Option<PathBuf>,
+        retry: bool,
     ) -> Self {
         Roll {
             closed,
@@ -94,29 +104,44 @@ impl Roll {
             state: Mutex::new((State::Pending, false)),
             prepared,
             fault,
+            retry,
         }
+    }
+
+    /// The state, also after a panic in a step (caught by the syncer): a
+    /// roll cut short that way counts as failed.
+    fn state(&self) -> std::sync::MutexGuard<'_, (State, bool)> {
+        self.state.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            if matches!(guard.0, State::Pending) {
+                guard.0 = State::Failed("a step of the roll panicked".into());
+            }
+            guard
+        })
     }
 
     /// Makes the roll durable (once; later calls return at once, or the
     /// same failure). On success the next segment file is prepared for the
     /// roll after this one.
     pub fn finish(&self) -> io::Result<()> {
-        let mut guard = self.state.lock().expect("roll state");
+        let mut guard = self.state();
         let (state, renamed) = &mut *guard;
         match state {
             State::Done | State::Abandoned => return Ok(()),
-            State::Failed(why) => {
+            State::Failed(why) if !self.retry => {
                 return Err(io::Error::other(NotDurable(why.clone())));
             }
-            State::Pending => {}
+            State::Failed(_) | State::Pending => {}
         }
         let result = (|| {
             if let Some(err) = injected_fault(self.fault.as_deref(), FaultOp::Sync) {
                 return Err(err);
             }
             self.closed.sync_data()?;
-            std::fs::rename(&self.from, &self.to)?;
-            *renamed = true;
+            if !*renamed {
+                std::fs::rename(&self.from, &self.to)?;
+                *renamed = true;
+            }
             sync_dir(&self.dir)
         })();
         match result {
@@ -143,7 +168,7 @@ impl Roll {
     /// The new segment is being cut away whole: removes its file, under
     /// whichever name it has, and makes sure the roll never renames it.
     pub(super) fn abandon(&self) -> io::Result<()> {
-        let mut guard = self.state.lock().expect("roll state");
+        let mut guard = self.state();
         let (state, renamed) = &mut *guard;
         *state = State::Abandoned;
         let path = if *renamed { &self.to } else { &self.from };
