@@ -598,6 +598,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Digest { .. } => "Digest",
         Frame::Digests { .. } => "Digests",
         Frame::Appends { .. } => "Appends",
+        Frame::Encoded(_) => "Encoded",
         Frame::Answers { .. } => "Answers",
     }
 }

@@ -74,6 +74,12 @@ pub(super) struct NodeLoop {
     /// Entries to persist, not yet written: written before anything is read
     /// back to be sent, and at the end of every round.
     pub(super) pending: Vec<Entry>,
+    /// The newest entries written, while master: sent to secondaries
+    /// without reading them back from the log.
+    pub(super) tail: super::tail::Tail,
+    /// The frames last sent for entries `.0..=.1`, encoded once: the next
+    /// secondary sent the same entries gets the same bytes.
+    pub(super) encoded: Option<(Seq, Seq, Vec<Frame>)>,
     /// Scratch action buffer, reused.
     pub(super) actions: Vec<Action>,
     /// Inputs the loop generated for itself (stored without a syncer).
@@ -290,6 +296,8 @@ impl NodeLoop {
     /// lowered under one write lock, so a reader never sees one without the
     /// other (`truncate_after` syncs the cut itself).
     fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
+        self.tail.truncate_after(after);
+        self.encoded = None;
         let mut log = self.shared.log.write();
         let result = log.truncate_after(after);
         self.visible_tx.send_if_modified(|v| {
@@ -323,7 +331,18 @@ impl NodeLoop {
         self.shared
             .metrics
             .log_write(started.elapsed().as_secs_f64());
-        // The buffer is kept: its capacity serves the next round.
+        // What was written joins the tail (a master's, which sends it on);
+        // the buffer is kept: its capacity serves the next round.
+        let mut entries = entries;
+        let is_written = match &written {
+            Ok(_) => true,
+            Err(e) => crate::storage::disk::is_not_durable(e),
+        };
+        if is_written && self.core.is_master() {
+            self.tail.push(&mut entries);
+        } else {
+            self.tail.clear();
+        }
         self.pending = entries;
         self.pending.clear();
         let point = match written {
@@ -455,6 +474,8 @@ impl NodeLoop {
                         base.seq
                     );
                     self.pending.clear();
+                    self.tail.clear();
+                    self.encoded = None;
                     let mut log = self.shared.log.write();
                     let result = log.reset(base, &epochs);
                     self.visible_tx.send_if_modified(|v| {
@@ -650,19 +671,35 @@ impl NodeLoop {
     }
 
     fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
+        // The same entries as the last secondary was sent: the same bytes.
+        if let Some((f, t, frames)) = &self.encoded {
+            if (*f, *t) == (from, to) {
+                for frame in frames.clone() {
+                    self.to_link(peer, link::LinkCmd::Send(conn, frame));
+                }
+                return;
+            }
+        }
         let max_bytes = self.shared.cfg.max_message_bytes;
+        let batch = crate::replication::BATCH as usize;
+        let mut frames = Vec::new();
         let mut next = from;
+        // Entries still in the tail go out encoded once for every
+        // secondary; older ones (a secondary catching up) are read from
+        // the log, and encoded by the link.
+        let mut from_tail = true;
         while next <= to {
-            let read = self.shared.log.read().read(
-                next,
-                to,
-                crate::replication::BATCH as usize,
-                max_bytes,
-            );
+            let read = match self.tail.read(next, to, batch, max_bytes) {
+                Some(entries) => Ok(entries),
+                None => {
+                    from_tail = false;
+                    self.shared.log.read().read(next, to, batch, max_bytes)
+                }
+            };
             match read {
                 Ok(entries) if !entries.is_empty() => {
                     next = entries.last().expect("not empty").seq + 1;
-                    self.to_link(peer, link::LinkCmd::Send(conn, Frame::Entries { entries }));
+                    frames.push(Frame::Entries { entries });
                 }
                 Ok(_) => break,
                 Err(e) => {
@@ -672,6 +709,16 @@ impl NodeLoop {
                     break;
                 }
             }
+        }
+        if from_tail && self.links.len() > 1 {
+            let max_frame = self.shared.cfg.max_frame_bytes();
+            frames = (frames.into_iter())
+                .map(|f| crate::wire::FrameCodec::encode_once(f, max_frame))
+                .collect();
+            self.encoded = Some((from, to, frames.clone()));
+        }
+        for frame in frames {
+            self.to_link(peer, link::LinkCmd::Send(conn, frame));
         }
     }
 
@@ -703,6 +750,8 @@ impl NodeLoop {
             Ok(n) => {
                 let base = log.base();
                 drop(log);
+                self.tail.drop_through(base.seq);
+                self.encoded = None;
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
                 self.step(now, Event::Compacted { base });
             }

@@ -36,6 +36,7 @@ mod link;
 mod log_lock;
 mod metrics;
 mod syncer;
+mod tail;
 mod throttle;
 mod vote;
 
@@ -354,6 +355,8 @@ pub async fn run<N: Net>(
         retention_due: Instant::now().into_std(),
         fsync: cfg.fsync,
         pending: Vec::new(),
+        tail: tail::Tail::default(),
+        encoded: None,
         actions: Vec::new(),
         requeue: VecDeque::new(),
         appends: foldhash::HashMap::default(),

@@ -144,12 +144,35 @@ impl Encoder<Frame> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode_ref(&frame, dst)
+    }
+}
+
+impl FrameCodec {
+    /// Encodes `frame` once, for several connections: a
+    /// [`Frame::Encoded`] of its bytes (length prefix included), checked
+    /// against `max_frame_bytes` as any frame written. A frame that cannot
+    /// be encoded comes back as it was: the writer that tries it says why.
+    pub fn encode_once(frame: Frame, max_frame_bytes: usize) -> Frame {
+        let mut buf = BytesMut::new();
+        match FrameCodec::new(max_frame_bytes).encode_ref(&frame, &mut buf) {
+            Ok(()) => Frame::Encoded(buf.freeze()),
+            Err(_) => frame,
+        }
+    }
+
+    fn encode_ref(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        if let Frame::Encoded(bytes) = frame {
+            // Checked when it was encoded: copied as it is.
+            dst.extend_from_slice(bytes);
+            return Ok(());
+        }
         // Encoded in place, behind a prefix filled in once the length is
         // known: no payload buffer per frame, and one copy of each message.
         let start = dst.len();
         dst.extend_from_slice(&[0; PREFIX]);
         let mut out = tokio_util::bytes::BufMut::writer(&mut *dst);
-        if let Err(e) = bincode::serde::encode_into_std_write(&frame, &mut out, config()) {
+        if let Err(e) = bincode::serde::encode_into_std_write(frame, &mut out, config()) {
             dst.truncate(start);
             return Err(FrameError::Encode(e.to_string()));
         }
@@ -188,6 +211,47 @@ mod tests {
                 assert_eq!(got, Some(frame.clone()));
             }
         }
+    }
+
+    #[test]
+    fn a_frame_encoded_once_is_written_as_the_same_bytes_and_decodes_the_same() {
+        let frame = Frame::Entries {
+            entries: (1..=3)
+                .map(|seq| Entry {
+                    epoch: 2,
+                    seq,
+                    key: (seq == 2).then(|| "k".to_string()),
+                    message: vec![seq as u8; 40].into(),
+                })
+                .collect(),
+        };
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut direct = BytesMut::new();
+        codec.encode(frame.clone(), &mut direct).unwrap();
+        let once = FrameCodec::encode_once(frame.clone(), DEFAULT_MAX_FRAME_BYTES);
+        assert!(matches!(&once, Frame::Encoded(b) if b[..] == direct[..]));
+        // Written twice (two secondaries), behind another frame.
+        let mut out = BytesMut::new();
+        codec
+            .encode(Frame::Heartbeat { committed: 1 }, &mut out)
+            .unwrap();
+        codec.encode(once.clone(), &mut out).unwrap();
+        codec.encode(once, &mut out).unwrap();
+        assert_eq!(
+            codec.decode(&mut out).unwrap(),
+            Some(Frame::Heartbeat { committed: 1 })
+        );
+        assert_eq!(codec.decode(&mut out).unwrap(), Some(frame.clone()));
+        assert_eq!(codec.decode(&mut out).unwrap(), Some(frame.clone()));
+        assert!(out.is_empty());
+        // Over the limit: the frame comes back as it was (and writing it
+        // fails with the reason).
+        let back = FrameCodec::encode_once(frame.clone(), 64);
+        assert_eq!(back, frame);
+        let err = FrameCodec::new(64).encode(back, &mut out).unwrap_err();
+        assert!(err.to_string().contains("over the 64 byte limit"), "{err}");
+        // Never serialized as such.
+        assert!(FrameCodec::to_payload(&Frame::Encoded(direct.freeze())).is_err());
     }
 
     #[test]

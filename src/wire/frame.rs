@@ -295,6 +295,15 @@ pub enum Frame {
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         answers: Vec<AppendAnswer>,
     },
+
+    // ---- not a frame of the protocol ----
+    /// A frame already encoded, length prefix included
+    /// ([`super::FrameCodec::encode_once`]): written as it is, so that
+    /// entries sent to several secondaries are encoded once. It never
+    /// appears on the wire as such (it cannot be serialized, and nothing
+    /// decodes to it), and it comes last so that no variant's number moves.
+    #[serde(skip)]
+    Encoded(Bytes),
 }
 
 /// One append of an `Appends` frame: the fields of `Frame::Append`.
