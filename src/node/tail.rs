@@ -17,10 +17,10 @@ use crate::entry::{Entry, Seq};
 use crate::storage::entry_cost;
 
 /// Most entries kept.
-const MAX_ENTRIES: usize = 16 * 1024;
+const MAX_ENTRIES: usize = 4096;
 
 /// Most bytes kept, counted as in a frame.
-const MAX_BYTES: usize = 4 * 1024 * 1024;
+const MAX_BYTES: usize = 1024 * 1024;
 
 /// Consecutive entries, the newest written.
 #[derive(Debug, Default)]
