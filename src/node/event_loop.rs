@@ -77,9 +77,11 @@ pub(super) struct NodeLoop {
     /// The newest entries written, while master: sent to secondaries
     /// without reading them back from the log.
     pub(super) tail: super::tail::Tail,
-    /// The frames last sent for entries `.0..=.1`, encoded once: the next
-    /// secondary sent the same entries gets the same bytes.
-    pub(super) encoded: Option<(Seq, Seq, Vec<Frame>)>,
+    /// Ranges of entries (`from..=to`) that more than one secondary is
+    /// sent in the actions being carried out, with their frames once
+    /// encoded: encoded once, written to each as the same bytes. Emptied
+    /// after each list of actions, and by anything that changes the log.
+    pub(super) shared_sends: Vec<(Seq, Seq, Option<Vec<Frame>>)>,
     /// Scratch action buffer, reused.
     pub(super) actions: Vec<Action>,
     /// Inputs the loop generated for itself (stored without a syncer).
@@ -297,7 +299,7 @@ impl NodeLoop {
     /// other (`truncate_after` syncs the cut itself).
     fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
         self.tail.truncate_after(after);
-        self.encoded = None;
+        self.shared_sends.clear();
         let mut log = self.shared.log.write();
         let result = log.truncate_after(after);
         self.visible_tx.send_if_modified(|v| {
@@ -388,6 +390,7 @@ impl NodeLoop {
 
     /// Carries out the core's actions, in order.
     pub(super) fn run_actions(&mut self, actions: &mut Vec<Action>) {
+        self.note_shared_ranges(actions);
         // Set when an epoch or vote could not be recorded: nothing of this
         // batch that relies on it (an answer to a candidate, a request for
         // votes) goes out.
@@ -475,7 +478,7 @@ impl NodeLoop {
                     );
                     self.pending.clear();
                     self.tail.clear();
-                    self.encoded = None;
+                    self.shared_sends.clear();
                     let mut log = self.shared.log.write();
                     let result = log.reset(base, &epochs);
                     self.visible_tx.send_if_modified(|v| {
@@ -671,30 +674,27 @@ impl NodeLoop {
     }
 
     fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
-        // The same entries as the last secondary was sent: the same bytes.
-        if let Some((f, t, frames)) = &self.encoded {
-            if (*f, *t) == (from, to) {
-                for frame in frames.clone() {
-                    self.to_link(peer, link::LinkCmd::Send(conn, frame));
-                }
-                return;
+        let shared = self
+            .shared_sends
+            .iter()
+            .position(|(f, t, _)| (*f, *t) == (from, to));
+        if let Some(frames) = shared.and_then(|i| self.shared_sends[i].2.clone()) {
+            // Encoded for the secondary before: the same bytes.
+            for frame in frames {
+                self.to_link(peer, link::LinkCmd::Send(conn, frame));
             }
+            return;
         }
         let max_bytes = self.shared.cfg.max_message_bytes;
         let batch = crate::replication::BATCH as usize;
         let mut frames = Vec::new();
         let mut next = from;
-        // Entries still in the tail go out encoded once for every
-        // secondary; older ones (a secondary catching up) are read from
-        // the log, and encoded by the link.
-        let mut from_tail = true;
         while next <= to {
+            // What the master just wrote is in the tail; a secondary
+            // catching up is served from the log.
             let read = match self.tail.read(next, to, batch, max_bytes) {
                 Some(entries) => Ok(entries),
-                None => {
-                    from_tail = false;
-                    self.shared.log.read().read(next, to, batch, max_bytes)
-                }
+                None => self.shared.log.read().read(next, to, batch, max_bytes),
             };
             match read {
                 Ok(entries) if !entries.is_empty() => {
@@ -710,15 +710,31 @@ impl NodeLoop {
                 }
             }
         }
-        if from_tail && self.links.len() > 1 {
+        if let Some(i) = shared {
             let max_frame = self.shared.cfg.max_frame_bytes();
             frames = (frames.into_iter())
                 .map(|f| crate::wire::FrameCodec::encode_once(f, max_frame))
                 .collect();
-            self.encoded = Some((from, to, frames.clone()));
+            self.shared_sends[i].2 = Some(frames.clone());
         }
         for frame in frames {
             self.to_link(peer, link::LinkCmd::Send(conn, frame));
+        }
+    }
+
+    /// Notes the ranges of entries that more than one secondary is sent in
+    /// `actions` (a round's sends usually go to every secondary alike).
+    fn note_shared_ranges(&mut self, actions: &[Action]) {
+        self.shared_sends.clear();
+        let ranges = actions.iter().filter_map(|a| match a {
+            Action::SendEntries { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        });
+        for (i, range) in ranges.clone().enumerate() {
+            let seen = self.shared_sends.iter().any(|(f, t, _)| (*f, *t) == range);
+            if !seen && ranges.clone().skip(i + 1).any(|r| r == range) {
+                self.shared_sends.push((range.0, range.1, None));
+            }
         }
     }
 
@@ -751,7 +767,7 @@ impl NodeLoop {
                 let base = log.base();
                 drop(log);
                 self.tail.drop_through(base.seq);
-                self.encoded = None;
+                self.shared_sends.clear();
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
                 self.step(now, Event::Compacted { base });
             }
@@ -761,6 +777,7 @@ impl NodeLoop {
                 let base = log.base();
                 drop(log);
                 warn!(error = %e, "retention could not delete old segments; will try again");
+                self.tail.drop_through(base.seq);
                 if base != before {
                     self.step(now, Event::Compacted { base });
                 }

@@ -356,7 +356,7 @@ pub async fn run<N: Net>(
         fsync: cfg.fsync,
         pending: Vec::new(),
         tail: tail::Tail::default(),
-        encoded: None,
+        shared_sends: Vec::new(),
         actions: Vec::new(),
         requeue: VecDeque::new(),
         appends: foldhash::HashMap::default(),

@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn frame_numbers_do_not_move() {
+        // Variant order is protocol (docs/protocol.md): the last frames of
+        // the protocol keep their numbers, behind the skipped `Encoded`.
+        let number = |frame: Frame| FrameCodec::to_payload(&frame).unwrap()[0];
+        assert_eq!(number(Frame::Heartbeat { committed: 0 }), 12);
+        assert_eq!(number(Frame::Appends { appends: vec![] }), 27);
+        assert_eq!(number(Frame::Answers { answers: vec![] }), 28);
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut buf = BytesMut::new();
+        codec
+            .encode(Frame::Answers { answers: vec![] }, &mut buf)
+            .unwrap();
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Frame::Answers { answers: vec![] })
+        );
+    }
+
+    #[test]
     fn frames_roundtrip_byte_by_byte() {
         roundtrip(Frame::Heartbeat { committed: 7 });
         roundtrip(Frame::Entries {

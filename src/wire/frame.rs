@@ -296,7 +296,7 @@ pub enum Frame {
         answers: Vec<AppendAnswer>,
     },
 
-    // ---- not a frame of the protocol ----
+    // ---- not a frame of the protocol: new frames go above ----
     /// A frame already encoded, length prefix included
     /// ([`super::FrameCodec::encode_once`]): written as it is, so that
     /// entries sent to several secondaries are encoded once. It never
