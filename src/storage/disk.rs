@@ -699,6 +699,10 @@ impl DiskLog {
                 Some(roll) => roll.abandon()?,
                 None => fs::remove_file(&seg.path)?,
             }
+            // Newest first, each gone for good before the next: a power
+            // cut part-way leaves a shorter log, never one with a segment
+            // missing in the middle (which would not open).
+            sync_dir(&self.dir)?;
         }
         // A cut inside a segment still pending its roll needs its name.
         self.finish_roll()?;
