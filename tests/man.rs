@@ -101,6 +101,9 @@ once retention deleted segments or the node was reset: "SEQ EPOCH" of the entry 
 \fIDATA_DIR\fR/NNNNNNNNNNNNNNNNNNNN.log
 log segments, named by their first sequence number; records carry a length and a CRC32C.
 .TP
+\fIDATA_DIR\fR/lock
+locked by the replogd that has the log open: a second one given the same data directory refuses to start.
+.TP
 \fIDATA_DIR\fR/segment.next
 the next segment, prepared ahead; written to as soon as a segment is full, and renamed to its number once the full segment is synced. One found at start is adopted if it continues the log, removed otherwise (nothing in it was ever synced).
 .SH EXAMPLES

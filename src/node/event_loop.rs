@@ -79,8 +79,9 @@ pub(super) struct NodeLoop {
     pub(super) tail: super::tail::Tail,
     /// Ranges of entries (`from..=to`) that more than one secondary is
     /// sent in the actions being carried out, with their frames once
-    /// encoded: encoded once, written to each as the same bytes. Emptied
-    /// after each list of actions, and by anything that changes the log.
+    /// encoded: encoded once, written to each as the same bytes. Noted
+    /// anew for each list of actions, and emptied by a cut, a reset or
+    /// retention.
     pub(super) shared_sends: Vec<(Seq, Seq, Option<Vec<Frame>>)>,
     /// Scratch action buffer, reused.
     pub(super) actions: Vec<Action>,
@@ -512,7 +513,8 @@ impl NodeLoop {
                     from,
                     to,
                 } => {
-                    // Entries are read from the log: write this round's first.
+                    // Entries come from the tail or the log, which writing
+                    // fills: write this round's first.
                     self.write_pending();
                     self.send_entries(peer, conn, from, to);
                 }
@@ -778,6 +780,7 @@ impl NodeLoop {
                 drop(log);
                 warn!(error = %e, "retention could not delete old segments; will try again");
                 self.tail.drop_through(base.seq);
+                self.shared_sends.clear();
                 if base != before {
                     self.step(now, Event::Compacted { base });
                 }

@@ -3,7 +3,8 @@
 //! published beside the lock.
 //!
 //! The loop holds the write lock while it writes, and a write can wait on
-//! the disk (a segment roll syncs, retention syncs the directory). A task
+//! the disk (retention or a cut syncs the directory, and a segment roll
+//! syncs under `--fsync never` or when one is still pending). A task
 //! that only wants to know where the log starts or ends, a welcome say,
 //! must not wait behind that on one of the runtime's workers: it reads
 //! [`SharedLog::ends`], which every write guard updates as it is released.

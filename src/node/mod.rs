@@ -21,7 +21,10 @@
 //! - `link`: on the master, one task per secondary that dials it, keeps one
 //!   connection open and redials with backoff.
 //! - `syncer`: calls `fdatasync` off the loop; one sync covers every entry
-//!   written while the previous one ran (group commit).
+//!   written while the previous one ran (group commit); it also makes
+//!   segment rolls durable.
+//! - `tail`: on the master, the newest entries written, sent to
+//!   secondaries from memory.
 //! - `log_lock`: the log behind its lock, with where it starts and ends
 //!   published beside it.
 //!
@@ -376,8 +379,10 @@ pub async fn run<N: Net>(
     on_ready(Probe {
         shared: shared.clone(),
     });
-    // The node loop writes the log: write calls, and the syncs of a segment
-    // roll or of retention, can block for as long as the disk stalls. On a
+    // The node loop writes the log: write calls, and the syncs of retention
+    // or of a cut (and of a segment roll under `--fsync never`, or when a
+    // roll is still pending at the next), can block for as long as the
+    // disk stalls. On a
     // thread of its own that stalls only the loop; on one of the runtime's
     // workers it would stall every task queued there too (links,
     // heartbeats, connections), and the cluster would take a slow disk for

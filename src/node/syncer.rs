@@ -1,12 +1,15 @@
 //! Group commit: `fdatasync` off the node loop, on a thread of its own.
 //!
-//! After every write the loop records `(generation, written up to, file)` in
-//! a [`SyncQueue`]: one slot, not a queue, since a sync of a file covers
-//! every write before it. The syncer takes what is there, syncs each
-//! distinct file once, and reports the highest sequence number covered.
-//! While one sync runs, further writes merge into the slot and are covered
-//! together by the next: throughput grows with load, and what waits for the
-//! syncer is bounded whatever the load (the loop never waits on it).
+//! After every write the loop records `(generation, written up to, sync
+//! point)` in a [`SyncQueue`]: one slot, not a queue, since a sync of a file
+//! covers every write before it. The syncer takes what is there, syncs each
+//! distinct file once (first finishing the segment roll that started it,
+//! if that is still pending: `storage/roll.rs`), and reports the highest
+//! sequence number covered. While one sync runs, further writes merge into
+//! the slot and are covered together by the next: throughput grows with
+//! load, and what waits for the syncer is bounded whatever the load (the
+//! loop never waits on it, but for a roll that a second roll, a cut or
+//! retention must finish while the syncer is at it).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! Layout of a data directory:
 //!
 //! ```text
+//! lock                         held (flock) by the process that has the
+//!                              log open: one per data directory
 //! epoch                        the master's current epoch, decimal
 //! base                         "SEQ EPOCH": the entry before the first
 //!                              held, once retention deleted segments,
@@ -33,7 +35,9 @@
 //! nothing but zeros or nothing at all after it in the last segment is a torn
 //! write from a crash: it is cut and the log goes on. Anything else that does
 //! not verify is damage in the middle of the log: opening fails with the file
-//! and offset, and nothing is ever skipped silently. The segments are read
+//! and offset, and nothing is ever skipped silently. (A `segment.next` that
+//! does not continue the log is another matter: it was never synced, and
+//! is removed with a warning; see `roll.rs`.) The segments are read
 //! by `recovery.rs`, several at once.
 
 use std::fs::{self, File, OpenOptions};

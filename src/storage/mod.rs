@@ -300,7 +300,8 @@ impl Log {
         }
     }
 
-    /// The file a sync must cover to make everything written so far durable,
+    /// What a sync must cover to make everything written so far durable
+    /// (the file being written, and a roll still pending),
     /// or `None` if this log has nothing to sync (memory).
     pub fn sync_point(&self) -> Option<roll::SyncPoint> {
         match self {
