@@ -728,15 +728,8 @@ impl NodeLoop {
     /// `actions` (a round's sends usually go to every secondary alike).
     fn note_shared_ranges(&mut self, actions: &[Action]) {
         self.shared_sends.clear();
-        let ranges = actions.iter().filter_map(|a| match a {
-            Action::SendEntries { from, to, .. } => Some((*from, *to)),
-            _ => None,
-        });
-        for (i, range) in ranges.clone().enumerate() {
-            let seen = self.shared_sends.iter().any(|(f, t, _)| (*f, *t) == range);
-            if !seen && ranges.clone().skip(i + 1).any(|r| r == range) {
-                self.shared_sends.push((range.0, range.1, None));
-            }
+        for (from, to) in ranges_sent_twice(actions) {
+            self.shared_sends.push((from, to, None));
         }
     }
 
@@ -879,5 +872,54 @@ impl NodeLoop {
         self.clients.clear();
         self.links.clear();
         self.master = None;
+    }
+}
+
+/// The ranges of entries (`from..=to`) that `actions` send more than once
+/// (to several secondaries), each once, in order of first appearance.
+fn ranges_sent_twice(actions: &[Action]) -> Vec<(Seq, Seq)> {
+    let ranges: Vec<(Seq, Seq)> = (actions.iter())
+        .filter_map(|a| match a {
+            Action::SendEntries { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    let mut twice = Vec::new();
+    for (i, range) in ranges.iter().enumerate() {
+        if !twice.contains(range) && ranges[i + 1..].contains(range) {
+            twice.push(*range);
+        }
+    }
+    twice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(peer: usize, from: Seq, to: Seq) -> Action {
+        Action::SendEntries {
+            peer,
+            conn: 1,
+            from,
+            to,
+        }
+    }
+
+    #[test]
+    fn only_ranges_sent_to_more_than_one_secondary_are_encoded_once() {
+        let actions = vec![
+            send(0, 1, 512),
+            send(0, 513, 600),
+            Action::RecordEpoch(2),
+            send(1, 1, 512),
+            // Misaligned: this secondary is one entry behind.
+            send(1, 512, 600),
+            send(2, 1, 512),
+            send(2, 513, 600),
+        ];
+        assert_eq!(ranges_sent_twice(&actions), vec![(1, 512), (513, 600)]);
+        assert_eq!(ranges_sent_twice(&actions[..3]), vec![]);
+        assert_eq!(ranges_sent_twice(&[]), vec![]);
     }
 }
