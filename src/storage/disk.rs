@@ -420,7 +420,12 @@ impl DiskLog {
             // Damage or a gap: not a continuation. Any other error (the
             // disk, no file handles) is not a verdict on what it holds.
             Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(e),
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}: {e}", path.display()),
+                ))
+            }
         };
         let epoch_ok = |f: &Scanned| f.epochs.first().is_none_or(|(e, _)| *e >= self.last_epoch);
         match found {
@@ -1732,6 +1737,18 @@ mod tests {
         std::fs::remove_file(&fault).unwrap();
         log.sync_point().sync().unwrap();
         assert_eq!(firsts(&dir.path().join("log")), vec![1, new]);
+    }
+
+    #[test]
+    fn a_next_segment_that_cannot_be_read_stops_the_start_naming_it() {
+        // Not a verdict on what it holds: it is neither adopted nor removed.
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 5, 100_000));
+        fs::remove_file(dir.path().join(roll::NEXT)).unwrap();
+        fs::create_dir(dir.path().join(roll::NEXT)).unwrap();
+        let err = DiskLog::open(dir.path(), 100_000).unwrap_err().to_string();
+        assert!(err.contains(roll::NEXT), "{err}");
+        assert!(dir.path().join(roll::NEXT).is_dir());
     }
 
     #[test]
