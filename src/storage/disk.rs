@@ -86,6 +86,19 @@ struct Segment {
     sparse: Vec<u64>,
 }
 
+impl Segment {
+    /// A new segment with nothing written yet.
+    fn empty(first: Seq, path: PathBuf, file: File) -> Self {
+        Segment {
+            first,
+            path,
+            file: Arc::new(file),
+            len: 0,
+            sparse: Vec::new(),
+        }
+    }
+}
+
 /// The log on disk.
 #[derive(Debug)]
 pub struct DiskLog {
@@ -493,13 +506,7 @@ impl DiskLog {
             self.fault.clone(),
             self.retry_failed_rolls,
         )));
-        self.segments.push(Segment {
-            first,
-            path,
-            file: Arc::new(file),
-            len: 0,
-            sparse: Vec::new(),
-        });
+        self.segments.push(Segment::empty(first, path, file));
         Ok(())
     }
 
@@ -618,13 +625,7 @@ impl DiskLog {
                 return Err(e);
             }
         };
-        self.segments.push(Segment {
-            first,
-            path,
-            file: Arc::new(file),
-            len: 0,
-            sparse: Vec::new(),
-        });
+        self.segments.push(Segment::empty(first, path, file));
         Ok(())
     }
 
@@ -1689,16 +1690,23 @@ mod tests {
         assert_eq!(all(&log), (1..=30).map(entry).collect::<Vec<_>>());
     }
 
+    /// A log in `dir/log` that just rolled, its syncs deferred, and whose
+    /// syncs fail while `dir/fault` exists; and the new segment's first seq.
+    fn rolled_with_faults(dir: &Path, stored_means_synced: bool) -> (DiskLog, Seq) {
+        let mut log = DiskLog::open(&dir.join("log"), 200).unwrap();
+        log.set_fault_file(Some(dir.join("fault")));
+        log.defer_rolls(stored_means_synced);
+        let entries: Vec<Entry> = (1..=9).map(entry).collect();
+        log.append(&entries).unwrap();
+        let new = writing(&log);
+        (log, new)
+    }
+
     #[test]
     fn a_failed_sync_of_a_deferred_roll_is_reported_and_never_retried() {
         let dir = tempfile::tempdir().unwrap();
         let fault = dir.path().join("fault");
-        let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
-        log.set_fault_file(Some(fault.clone()));
-        log.defer_rolls(true);
-        let entries: Vec<Entry> = (1..=9).map(entry).collect();
-        log.append(&entries).unwrap();
-        let new = writing(&log);
+        let (mut log, new) = rolled_with_faults(dir.path(), true);
         std::fs::write(&fault, "sync").unwrap();
         let point = log.sync_point();
         let err = point.sync().unwrap_err();
@@ -1726,12 +1734,7 @@ mod tests {
         // `--fsync batch`: as a full segment's sync always was.
         let dir = tempfile::tempdir().unwrap();
         let fault = dir.path().join("fault");
-        let mut log = DiskLog::open(&dir.path().join("log"), 200).unwrap();
-        log.set_fault_file(Some(fault.clone()));
-        log.defer_rolls(false);
-        let entries: Vec<Entry> = (1..=9).map(entry).collect();
-        log.append(&entries).unwrap();
-        let new = writing(&log);
+        let (log, new) = rolled_with_faults(dir.path(), false);
         std::fs::write(&fault, "sync").unwrap();
         assert!(is_not_durable(&log.sync_point().sync().unwrap_err()));
         std::fs::remove_file(&fault).unwrap();
