@@ -141,3 +141,39 @@ async fn a_scrape_shows_appends_fsyncs_the_log_and_every_secondary() {
         assert!(named >= 10, "{file} names {named} metrics");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_roll_made_durable_off_the_loop_is_timed() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let m = metrics.clone();
+    let mut c = Cluster::new(1, true, move |_| {
+        let mut f = flags(&[FAST, STATIC, &["--master", "n1", "--segment-bytes", "4096"]].concat());
+        f.extend(["--metrics-listen".to_string(), m.clone()]);
+        f
+    });
+    c.start_all();
+    let node = c.addrs[0].clone();
+    // One append larger than a segment: the log rolls right after it.
+    let big = "x".repeat(5000);
+    wait_for("the node to take an append", || async {
+        let (code, _, _) = replog(&["append", "--node", &node, "-w", "1", &big]);
+        (code == 0).then_some(())
+    })
+    .await;
+    let (code, _, err) = replog(&["append", "--node", &node, "-w", "1", "after the roll"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, body) = get(&metrics, "/metrics");
+    let rolls = sample(&body, "replog_roll_sync_latency_seconds_count");
+    assert!(rolls.is_some_and(|n| n >= 1.0), "{body}");
+    let named = std::fs::read_dir(c.data_dir(0))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count();
+    assert_eq!(named, 2, "the new segment has its name");
+}

@@ -85,6 +85,8 @@ pub(crate) struct Metrics {
     appends: Family<AppendLabels, Counter>,
     append_seconds: Family<WLabels, Histogram, fn() -> Histogram>,
     fsync_seconds: Histogram,
+    /// Segment rolls made durable by the syncer.
+    roll_seconds: Histogram,
     write_seconds: Histogram,
     refused: Family<ReasonLabels, Counter>,
     connections: Gauge,
@@ -138,6 +140,13 @@ impl Metrics {
             "Time one fdatasync of the log took",
             Unit::Seconds,
             fsync_seconds.clone(),
+        );
+        let roll_seconds = latency_histogram();
+        registry.register_with_unit(
+            "roll_sync_latency",
+            "Time the syncer took to make one segment roll durable: sync the full segment, name the next one, sync the directory",
+            Unit::Seconds,
+            roll_seconds.clone(),
         );
         let write_seconds = latency_histogram();
         registry.register_with_unit(
@@ -221,6 +230,7 @@ impl Metrics {
             appends,
             append_seconds,
             fsync_seconds,
+            roll_seconds,
             write_seconds,
             refused,
             connections,
@@ -288,6 +298,11 @@ impl Metrics {
     /// One fdatasync that took `seconds`.
     pub(crate) fn fsync(&self, seconds: f64) {
         self.fsync_seconds.observe(seconds);
+    }
+
+    /// One segment roll made durable by the syncer in `seconds`.
+    pub(crate) fn roll_sync(&self, seconds: f64) {
+        self.roll_seconds.observe(seconds);
     }
 
     /// One round of entries written to the log in `seconds`.

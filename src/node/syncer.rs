@@ -149,7 +149,10 @@ pub(super) fn run(
                 // In write order: a roll's point finishes the roll (the full
                 // segment synced, the new one named) before its own sync.
                 for point in points {
-                    point.finish_roll()?;
+                    let started = std::time::Instant::now();
+                    if point.finish_roll()? {
+                        metrics.roll_sync(started.elapsed().as_secs_f64());
+                    }
                     let started = std::time::Instant::now();
                     point.sync_file()?;
                     metrics.fsync(started.elapsed().as_secs_f64());

@@ -121,13 +121,13 @@ impl Roll {
     }
 
     /// Makes the roll durable (once; later calls return at once, or the
-    /// same failure). On success the next segment file is prepared for the
-    /// roll after this one.
-    pub fn finish(&self) -> io::Result<()> {
+    /// same failure); says whether this call did it. On success the next
+    /// segment file is prepared for the roll after this one.
+    pub fn finish(&self) -> io::Result<bool> {
         let mut guard = self.state();
         let (state, renamed) = &mut *guard;
         match state {
-            State::Done | State::Abandoned => return Ok(()),
+            State::Done | State::Abandoned => return Ok(false),
             State::Failed(why) if !self.retry => {
                 return Err(io::Error::other(NotDurable(why.clone())));
             }
@@ -155,7 +155,7 @@ impl Roll {
                         tracing::warn!(error = %e, "cannot prepare the next log segment; the next roll creates it")
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 let why = format!("syncing a full segment failed: {e}");
@@ -202,12 +202,13 @@ impl SyncPoint {
         self.sync_file()
     }
 
-    /// Finishes the roll that named the file, if it is still pending: to
-    /// be done before [`SyncPoint::sync_file`].
-    pub fn finish_roll(&self) -> io::Result<()> {
+    /// Finishes the roll that named the file, if it is still pending (to
+    /// be done before [`SyncPoint::sync_file`]); says whether this call
+    /// did it.
+    pub fn finish_roll(&self) -> io::Result<bool> {
         match &self.roll {
             Some(roll) => roll.finish(),
-            None => Ok(()),
+            None => Ok(false),
         }
     }
 
