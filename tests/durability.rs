@@ -167,16 +167,7 @@ async fn kills_and_restarts_under_a_w2_writer_lose_no_acknowledged_message() {
         }
     }
     for i in 0..3 {
-        let segments = std::fs::read_dir(c.data_dir(i))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".log")
-            })
-            .count();
+        let segments = c.segment_files(i);
         assert!(
             segments >= 2,
             "node {i} rolled its log: {segments} segment(s)"

@@ -315,7 +315,7 @@ impl NodeLoop {
     /// Writes what is pending, hands it to the syncer (or reports it stored
     /// at once when there is nothing to wait for).
     fn write_pending(&mut self) {
-        let entries = std::mem::take(&mut self.pending);
+        let mut entries = std::mem::take(&mut self.pending);
         if entries.is_empty() {
             return;
         }
@@ -336,7 +336,6 @@ impl NodeLoop {
             .log_write(started.elapsed().as_secs_f64());
         // What was written joins the tail (a master's, which sends it on);
         // the buffer is kept: its capacity serves the next round.
-        let mut entries = entries;
         let is_written = match &written {
             Ok(_) => true,
             Err(e) => crate::storage::disk::is_not_durable(e),

@@ -382,11 +382,10 @@ pub async fn run<N: Net>(
     // The node loop writes the log: write calls, and the syncs of retention
     // or of a cut (and of a segment roll under `--fsync never`, or when a
     // roll is still pending at the next), can block for as long as the
-    // disk stalls. On a
-    // thread of its own that stalls only the loop; on one of the runtime's
-    // workers it would stall every task queued there too (links,
-    // heartbeats, connections), and the cluster would take a slow disk for
-    // a dead master. The loop still uses the runtime's timers and channels,
+    // disk stalls. On a thread of its own that stalls only the loop; on
+    // one of the runtime's workers it would stall every task queued there
+    // too (links, heartbeats, connections), and the cluster would take a
+    // slow disk for a dead master. The loop still uses the runtime's timers and channels,
     // and what it spawns runs on the runtime's workers.
     //
     // A current-thread runtime (a simulation's host, with its simulated

@@ -58,8 +58,9 @@ pub(super) struct SyncQueue {
 
 impl SyncQueue {
     /// Records a write of everything up to `upto` in generation `gen`, to
-    /// be made durable by syncing `point`. Only the newest generation's position is reported; a sync of
-    /// everything also covers what older generations wrote.
+    /// be made durable by syncing `point`. Only the newest generation's
+    /// position is reported; a sync of everything also covers what older
+    /// generations wrote.
     pub(super) fn push(&self, gen: u64, upto: Seq, point: SyncPoint) {
         let mut slot = self.slot.lock().expect("sync slot");
         match slot.job.as_mut() {

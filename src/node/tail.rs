@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use crate::entry::{Entry, Seq};
-use crate::storage::entry_cost;
+use crate::storage::{entry_cost, take_batch};
 
 /// Most entries kept.
 const MAX_ENTRIES: usize = 4096;
@@ -68,20 +68,12 @@ impl Tail {
         if from < first || from > self.entries.back()?.seq {
             return None;
         }
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for e in self.entries.range((from - first) as usize..) {
-            if e.seq > upto || out.len() >= max {
-                break;
-            }
-            let cost = entry_cost(e);
-            if !out.is_empty() && bytes + cost > max_bytes {
-                break;
-            }
-            bytes += cost;
-            out.push(e.clone());
-        }
-        Some(out)
+        let held = self.entries.range((from - first) as usize..);
+        Some(take_batch(
+            held.take_while(|e| e.seq <= upto),
+            max,
+            max_bytes,
+        ))
     }
 
     /// Drops the entries after `seq` (a cut of the log).

@@ -394,12 +394,7 @@ impl DiskLog {
         }
         // Whatever survived is made durable before anything counts on it.
         log.segments.last().expect("one segment").file.sync_all()?;
-        match roll::prepare(dir) {
-            Ok(file) => *log.prepared.lock().expect("prepared") = Some(file),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot prepare the next log segment; the next roll creates it")
-            }
-        }
+        roll::prepare_ahead(dir, &log.prepared);
         Ok(log)
     }
 

@@ -22,6 +22,28 @@ pub fn entry_cost(e: &Entry) -> usize {
     crate::wire::cost_in_frame(&e.message, e.key.as_deref())
 }
 
+/// The first of `entries`, at most `max` of them and `max_bytes` by
+/// [`entry_cost`], and at least one if there is one (a lone entry larger
+/// than `max_bytes` still goes): what one read or one frame of entries
+/// held in memory takes.
+pub fn take_batch<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    max: usize,
+    max_bytes: usize,
+) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        let cost = entry_cost(e);
+        if out.len() >= max || (!out.is_empty() && bytes + cost > max_bytes) {
+            break;
+        }
+        bytes += cost;
+        out.push(e.clone());
+    }
+    out
+}
+
 /// The node's log: memory or disk.
 #[derive(Debug)]
 pub enum Log {
@@ -193,17 +215,12 @@ impl Log {
         }
         match self {
             Log::Memory(m) => {
-                let mut out = Vec::new();
-                let mut bytes = 0;
                 let at = |seq: Seq| (seq - m.base.seq) as usize;
-                for e in &m.entries[at(from) - 1..at(upto)] {
-                    if out.len() >= max || (!out.is_empty() && bytes + entry_cost(e) > max_bytes) {
-                        break;
-                    }
-                    bytes += entry_cost(e);
-                    out.push(e.clone());
-                }
-                Ok(out)
+                Ok(take_batch(
+                    &m.entries[at(from) - 1..at(upto)],
+                    max,
+                    max_bytes,
+                ))
             }
             Log::Disk(d) => d.read(from, upto, max, max_bytes),
         }

@@ -51,6 +51,17 @@ pub(super) fn prepare(dir: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Prepares the next roll's file into `slot`. Failing is not an error:
+/// the roll then creates the file itself.
+pub(super) fn prepare_ahead(dir: &Path, slot: &Prepared) {
+    match prepare(dir) {
+        Ok(file) => *slot.lock().expect("prepared") = Some(file),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prepare the next log segment; the next roll creates it")
+        }
+    }
+}
+
 /// Where a pending roll stands.
 #[derive(Debug)]
 enum State {
@@ -149,12 +160,7 @@ impl Roll {
                 *state = State::Done;
                 // Prepared while the state is still held: the loop, waiting
                 // in its own `finish` to roll again, then finds it.
-                match prepare(&self.dir) {
-                    Ok(file) => *self.prepared.lock().expect("prepared") = Some(file),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot prepare the next log segment; the next roll creates it")
-                    }
-                }
+                prepare_ahead(&self.dir, &self.prepared);
                 Ok(true)
             }
             Err(e) => {

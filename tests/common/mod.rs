@@ -104,6 +104,17 @@ impl Cluster {
         self.dir.path().join(format!("n{}", i + 1))
     }
 
+    /// How many named log segments (`*.log`) node i's data directory holds.
+    pub fn segment_files(&self, i: usize) -> usize {
+        std::fs::read_dir(self.data_dir(i))
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".log")
+            })
+            .count()
+    }
+
     /// Starts node i (again).
     pub fn start(&mut self, i: usize) {
         assert!(self.procs[i].is_none(), "node {i} already runs");
