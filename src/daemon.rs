@@ -121,6 +121,9 @@ pub struct DaemonArgs {
     /// Roll to a new log segment past this size; retention deletes whole segments.
     #[arg(long, env = "REPLOG_SEGMENT_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes, default_value = "64MiB")]
     pub segment_bytes: u64,
+    /// Threads that run connections. With 1, the default, the node loop and every connection share one thread, which is the fastest here: no append crosses threads except to the syncer. More lets TLS and frame decoding of many clients use more cores; the node loop then runs on a thread of its own.
+    #[arg(long, env = "REPLOG_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics; off unless given. Under --dev, node i serves on ADDR's port + i - 1.
     #[arg(long, env = "REPLOG_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -240,7 +243,33 @@ fn is_loopback(addr: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Runs the daemon; returns the process exit code.
+/// Builds the runtime `--threads` asks for and runs the daemon on it;
+/// returns the process exit code.
+pub fn main(args: DaemonArgs) -> i32 {
+    // One thread: a current-thread runtime, on which the node loop runs in
+    // place beside the connections (see `node::run`). A w=3 append then
+    // crosses threads only to reach each node's syncer, where a runtime
+    // with workers and a loop thread of its own adds a wake-up on each
+    // side of every node's loop (docs/benchmarks.md, "One thread").
+    let runtime = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.into())
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(e) => {
+            eprintln!("replogd: cannot start the runtime: {e}");
+            1
+        }
+    }
+}
+
+/// Runs the daemon on the current runtime; returns the process exit code.
 pub async fn run(args: DaemonArgs) -> i32 {
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());

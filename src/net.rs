@@ -22,6 +22,12 @@ pub trait Net: Send + Sync + 'static {
 
     /// Opens a connection to `addr` (`HOST:PORT`).
     fn connect(addr: String) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// Whether a simulation drives this transport, one step at a time on
+    /// one thread (turmoil): work that may block (reads of the log) then
+    /// runs in place, since a blocking thread would finish it outside the
+    /// simulation's schedule.
+    const SIMULATED: bool = false;
 }
 
 /// The host of a `HOST:PORT` address, without the brackets of an IPv6

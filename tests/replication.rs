@@ -50,7 +50,18 @@ async fn w3_waits_for_a_delayed_secondary_while_w1_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_parallel_clients_leave_identical_logs() {
-    let mut c = Cluster::new(3, false, |_| flags(FAST));
+    thirty_parallel_clients(Cluster::new(3, false, |_| flags(FAST))).await;
+}
+
+/// The same on disk, with the node loop on a thread of its own and the
+/// connections on two workers (`--threads 2`) rather than all on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_parallel_clients_leave_identical_logs_with_two_threads() {
+    let extra = [FAST, &["--threads", "2"]].concat();
+    thirty_parallel_clients(Cluster::new(3, true, |_| flags(&extra))).await;
+}
+
+async fn thirty_parallel_clients(mut c: Cluster) {
     c.start_all();
     c.wait_healthy(&[1, 2]).await;
     let mut tasks = Vec::new();

@@ -25,6 +25,7 @@ struct SimNet;
 impl Net for SimNet {
     type Stream = turmoil::net::TcpStream;
     type Listener = turmoil::net::TcpListener;
+    const SIMULATED: bool = true;
 
     async fn accept(listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
         listener.accept().await

@@ -2,7 +2,10 @@
 
 use clap::Parser;
 
-#[tokio::main]
+// One thread: a command waits on one node at a time, and `replog bench`
+// drives its connections faster from one thread than from several, whose
+// wake-ups cross cores (docs/benchmarks.md, "One thread").
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = replog::cli::Cli::parse();
     std::process::exit(replog::cli::run(cli).await);

@@ -2,9 +2,8 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = replog::daemon::DaemonArgs::parse();
     replog::daemon::init_logging();
-    std::process::exit(replog::daemon::run(args).await);
+    std::process::exit(replog::daemon::main(args));
 }

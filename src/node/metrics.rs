@@ -408,7 +408,7 @@ async fn render(shared: &Arc<Shared>) -> Option<String> {
     let (tx, rx) = oneshot::channel();
     shared.requests.send(Input::Health { tx }).await.ok()?;
     let report = rx.await.ok()?;
-    // Off the runtime's workers: the lock waits while the loop writes.
+    // Off the runtime's threads: the lock waits while the loop writes.
     let (first, last, bytes) = shared
         .read_log(|log| Ok((log.first(), log.last().seq, log.bytes())))
         .await

@@ -2,8 +2,11 @@
 //! timers.
 //!
 //! One task, the *node loop*, owns the core and is the only writer of the
-//! log. It runs on a thread of its own (see the end of [`run`]), so that a
-//! write waiting on the disk never holds one of tokio's workers. Everything else talks to it through two bounded queues of `Input`s:
+//! log. By default it shares one thread with the node's connections, so
+//! that a request reaches it without waking another thread; with
+//! `--threads N` it gets a thread of its own, so that a write waiting on
+//! the disk never holds one of tokio's workers (see the end of [`run`]).
+//! Everything else talks to it through two bounded queues of `Input`s:
 //! *control* (the replication links, the master's connection on a
 //! secondary, the syncer) and *requests* (client connections). The loop
 //! serves control first, so no amount of client traffic delays a heartbeat
@@ -166,6 +169,9 @@ pub(crate) struct Shared {
     pub rounds: AtomicU64,
     /// What `--metrics-listen` serves.
     pub metrics: Arc<metrics::Metrics>,
+    /// Reads of the log run in place, not on a blocking thread: under a
+    /// simulation ([`crate::net::Net::SIMULATED`]).
+    pub reads_in_place: bool,
 }
 
 impl Shared {
@@ -176,15 +182,15 @@ impl Shared {
 
     /// Runs `read` on the log under its read lock, on a blocking thread: a
     /// page read can wait on the disk, or on the node loop's write lock
-    /// while it writes, and it must not hold one of the runtime's workers
-    /// meanwhile (two such reads would stop every link and connection). On
-    /// a current-thread runtime (a simulation's host) it runs in place.
+    /// while it writes, and it must not hold the runtime's thread meanwhile
+    /// (on one thread it would stop the node loop, every link and
+    /// connection; with workers, two such reads would stop them). Under a
+    /// simulation it runs in place.
     pub(crate) async fn read_log<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&Log) -> std::io::Result<T> + Send + 'static,
     ) -> std::io::Result<T> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
+        if self.reads_in_place {
             return read(&self.log.read());
         }
         let shared = self.clone();
@@ -294,6 +300,7 @@ pub async fn run<N: Net>(
         tracker: tracker.clone(),
         rounds: AtomicU64::new(0),
         metrics: Arc::new(metrics::Metrics::new(cfg.cluster.nodes.len())),
+        reads_in_place: N::SIMULATED,
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
@@ -379,18 +386,19 @@ pub async fn run<N: Net>(
     on_ready(Probe {
         shared: shared.clone(),
     });
-    // The node loop writes the log: write calls, and the syncs of retention
-    // or of a cut (and of a segment roll under `--fsync never`, or when a
-    // roll is still pending at the next), can block for as long as the
-    // disk stalls. On a thread of its own that stalls only the loop; on
-    // one of the runtime's workers it would stall every task queued there
-    // too (links, heartbeats, connections), and the cluster would take a
-    // slow disk for a dead master. The loop still uses the runtime's timers and channels,
-    // and what it spawns runs on the runtime's workers.
+    // Where the node loop runs follows the runtime. On a current-thread
+    // runtime (replogd's default, `--threads 1`, and a simulation's host)
+    // it runs in place, beside the connections and links: handing a frame
+    // to it or an answer from it is then a queue push, not a thread's
+    // wake-up. A write that waits on a stalled disk stalls every task of
+    // the node with it; they could do nothing useful meanwhile anyway, as
+    // every request, ack and heartbeat goes through the loop, while reads
+    // of the log and fdatasync run on other threads.
     //
-    // A current-thread runtime (a simulation's host, with its simulated
-    // clock) keeps the loop in place: everything there shares one thread
-    // anyway, and the schedule must stay the runtime's own.
+    // On a runtime with workers (`--threads N`) the loop gets a thread of
+    // its own: on a worker, a write that waits on the disk would hold up
+    // every task queued behind it there too. It still uses the runtime's
+    // timers and channels, and what it spawns runs on the workers.
     let runtime = tokio::runtime::Handle::current();
     let run = async move { node.run(control_rx, requests_rx).await }.instrument(span.clone());
     let finished = match runtime.runtime_flavor() {
