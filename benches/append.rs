@@ -113,6 +113,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
+    // Every node and every writer in one process: on workers, each node's
+    // loop on a thread of its own, as under `replogd --threads N`. The
+    // default, one thread per daemon, is measured with `replog bench`
+    // against real processes (docs/benchmarks.md).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -95,6 +95,13 @@ pub struct BenchReport {
     pub fsync_probe_us: Option<Latency>,
     /// A `health` request's round trip to the master, microseconds.
     pub round_trip_us: Option<Latency>,
+    /// As many fdatasyncs at once as the cluster has nodes, one per file
+    /// and thread, each after a 4 KiB write: the time until the last is
+    /// done, microseconds. What a w=N append waits for when every node
+    /// keeps its log on the probe's disk, as on one test machine.
+    pub fsync_together_us: Option<Latency>,
+    /// How many syncs `fsync_together_us` ran at once.
+    pub fsync_together: Option<usize>,
     /// Append p50 over (probe fsync p50 + round trip p50): how close a
     /// serial append comes to the one sync and one trip it must wait for
     /// (only for a serial run: one connection, one in flight).
@@ -118,6 +125,63 @@ fn probe_fsync(dir: &std::path::Path, n: usize) -> std::io::Result<Histogram<u64
         Ok(())
     })();
     let _ = std::fs::remove_file(&path);
+    result.map(|()| h)
+}
+
+/// Times `n` rounds of `files` fdatasyncs started together, one file and
+/// thread each: from the start of a round until the last sync is done.
+fn probe_fsync_together(
+    dir: &std::path::Path,
+    files: usize,
+    n: usize,
+) -> std::io::Result<Histogram<u64>> {
+    use std::io::Write;
+    use std::sync::Barrier;
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| dir.join(format!(".replog-bench-probe-{}-{i}", std::process::id())))
+        .collect();
+    let start = Barrier::new(files + 1);
+    let done = Barrier::new(files + 1);
+    let mut h = Histogram::new(3).expect("3 significant digits");
+    let result = std::thread::scope(|s| {
+        let syncers: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let (start, done) = (&start, &done);
+                s.spawn(move || -> std::io::Result<()> {
+                    let file = std::fs::File::create(path);
+                    let block = [0x5au8; 4096];
+                    let mut failed = None;
+                    let mut file = file.map_err(|e| failed = Some(e)).ok();
+                    // Every round is waited for whatever happened, so that
+                    // the barriers never wait for a thread that left.
+                    for _ in 0..n {
+                        start.wait();
+                        if let Some(f) = file.as_mut() {
+                            if let Err(e) = f.write_all(&block).and_then(|()| f.sync_data()) {
+                                failed = Some(e);
+                                file = None;
+                            }
+                        }
+                        done.wait();
+                    }
+                    failed.map_or(Ok(()), Err)
+                })
+            })
+            .collect();
+        for _ in 0..n {
+            let began = Instant::now();
+            start.wait();
+            done.wait();
+            let _ = h.record(began.elapsed().as_micros() as u64);
+        }
+        syncers
+            .into_iter()
+            .try_for_each(|t| t.join().expect("a probe thread panicked"))
+    });
+    for path in &paths {
+        let _ = std::fs::remove_file(path);
+    }
     result.map(|()| h)
 }
 
@@ -147,6 +211,19 @@ pub async fn run(
                 dir.display()
             ))
         })?),
+        None => None,
+    };
+    let together = match &opts.fsync_probe {
+        Some(dir) => {
+            let files = clients[0].health().await?.nodes.len().max(1);
+            let h = probe_fsync_together(dir, files, 200).map_err(|e| {
+                ClientError::Usage(format!(
+                    "--fsync-probe {}: cannot time fdatasync there: {e}",
+                    dir.display()
+                ))
+            })?;
+            Some((files, h))
+        }
         None => None,
     };
     let round_trip = if opts.fsync_probe.is_some() {
@@ -341,6 +418,8 @@ pub async fn run(
         outcomes,
         fsync_probe_us: fsync,
         round_trip_us: trip,
+        fsync_together_us: together.as_ref().map(|(_, h)| Latency::of(h)),
+        fsync_together: together.as_ref().map(|(files, _)| *files),
         p50_over_fsync_and_round_trip: ratio,
     })
 }
@@ -393,6 +472,13 @@ impl BenchReport {
                 ms(f.p50),
                 ms(f.p99),
                 ms(t.p50)
+            ));
+        }
+        if let (Some(l), Some(files)) = (self.fsync_together_us, self.fsync_together) {
+            out.push_str(&format!(
+                "{files} fdatasyncs at once on the probe's disk (one per node): p50 {}  p99 {}\n",
+                ms(l.p50),
+                ms(l.p99)
             ));
         }
         if let Some(r) = self.p50_over_fsync_and_round_trip {

@@ -261,7 +261,16 @@ pub fn main(args: DaemonArgs) -> i32 {
             .build(),
     };
     match runtime {
-        Ok(runtime) => runtime.block_on(run(args)),
+        Ok(runtime) => {
+            let code = runtime.block_on(run(args));
+            // The node has stopped in order (its log synced, connections
+            // closed or given their time). Dropping the runtime would wait
+            // without limit for what is left on blocking threads: a syncer
+            // given up on at its timeout, a name lookup, a read stuck on
+            // the disk. None of it may keep the process from exiting.
+            runtime.shutdown_background();
+            code
+        }
         Err(e) => {
             eprintln!("replogd: cannot start the runtime: {e}");
             1

@@ -496,6 +496,11 @@ async fn bench_runs_a_counted_load_and_reports_throughput_latency_and_outcomes()
     );
     assert!(v["appends_per_second"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["fsync_probe_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+    // As many syncs at once as the cluster has nodes (one here), and the
+    // probe's files removed afterwards.
+    assert_eq!(v["fsync_together"], 1, "{v}");
+    assert!(v["fsync_together_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(std::fs::read_dir(probe.path()).unwrap().count(), 0);
     // Not a serial run: no ratio.
     assert!(v["p50_over_fsync_and_round_trip"].is_null(), "{v}");
     // Every one of them is in the log.

@@ -367,11 +367,32 @@ async fn digests(shared: &Arc<Shared>, req: u64, (from, to): (Seq, Seq), step: u
     let mut next = from;
     let mut read_bytes = 0;
     while next <= upto {
+        // Hashed where it is read, on a blocking thread: a request may
+        // hash up to MAX_DIGEST_BYTES, which must not hold the runtime's
+        // thread (and the node loop on it) meanwhile.
         let read = shared
-            .read_log(move |log| log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES))
+            .read_log(move |log| {
+                let page = log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES)?;
+                // Cut meanwhile (a failover), or its start deleted
+                // (retention, a reset): nothing of it is hashed.
+                let last = page
+                    .last()
+                    .map(|e| e.seq)
+                    .filter(|_| page.first().is_some_and(|e| e.seq == next));
+                let mut bytes = 0;
+                if last.is_some() {
+                    page.iter().for_each(|e| ranges.push(e));
+                    bytes = page.iter().map(crate::storage::entry_cost).sum::<usize>();
+                }
+                Ok((ranges, last, bytes))
+            })
             .await;
-        let page = match read {
-            Ok(page) => page,
+        let last = match read {
+            Ok((hashed, last, bytes)) => {
+                ranges = hashed;
+                read_bytes += bytes;
+                last
+            }
             Err(e) => {
                 // Answered as covering nothing, so that the connection's
                 // credits come back; the verifier says to run it again.
@@ -383,15 +404,11 @@ async fn digests(shared: &Arc<Shared>, req: u64, (from, to): (Seq, Seq), step: u
                 };
             }
         };
-        // Cut meanwhile (a failover), or its start deleted (retention, a
-        // reset): cover what was read.
-        let starts_at_next = page.first().is_some_and(|e| e.seq == next);
-        let Some(last) = page.last().map(|e| e.seq).filter(|_| starts_at_next) else {
+        // Cut meanwhile, or its start deleted: cover what was read.
+        let Some(last) = last else {
             upto = next - 1;
             break;
         };
-        page.iter().for_each(|e| ranges.push(e));
-        read_bytes += page.iter().map(crate::storage::entry_cost).sum::<usize>();
         next = last + 1;
         if read_bytes >= crate::storage::digest::MAX_DIGEST_BYTES {
             upto = last;

@@ -21,7 +21,10 @@
 //!   connection, the next only once the previous one is written;
 //! - the queues to the node loop are bounded; client requests and the
 //!   replication traffic travel on separate ones, and the loop serves the
-//!   replication queue first, so clients cannot starve heartbeats and acks.
+//!   replication queue first, so queued client requests cannot delay
+//!   heartbeats and acks behind them;
+//! - a TLS handshake, a burst of CPU, runs on a blocking thread, not on the
+//!   thread the node loop may share with the connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -116,7 +119,22 @@ async fn open<N: Net>(
         return serve(Box::new(stream), addr, shared, slot, false).await;
     };
     let limit = shared.cfg.limits.hello_timeout;
-    match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
+    // The handshake's key exchange and signature are a millisecond of CPU
+    // or more (an RSA key), in one poll. On the runtime's thread, a
+    // reconnect storm of --max-connections clients (after a failover, say)
+    // would put a second of them ahead of the node loop and its heartbeats;
+    // on a blocking thread, the system shares the cores between them. The
+    // runtime's thread still drives the socket and the timer.
+    let runtime = tokio::runtime::Handle::current();
+    let handshake = tokio::task::spawn_blocking(move || {
+        runtime.block_on(tokio::time::timeout(limit, tls.acceptor.accept(stream)))
+    });
+    let Ok(handshake) = handshake.await else {
+        // Cancelled (the runtime is shutting down) or panicked: the
+        // connection is dropped, as it would be if its own task panicked.
+        return;
+    };
+    match handshake {
         Ok(Ok(stream)) => {
             let has_cert = stream
                 .get_ref()

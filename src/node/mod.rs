@@ -9,8 +9,9 @@
 //! Everything else talks to it through two bounded queues of `Input`s:
 //! *control* (the replication links, the master's connection on a
 //! secondary, the syncer) and *requests* (client connections). The loop
-//! serves control first, so no amount of client traffic delays a heartbeat
-//! or an ack; and a full queue makes its senders wait, which stops them
+//! serves control first, so that queued client requests never delay a
+//! heartbeat or an ack behind them (on one thread, the clients' tasks still
+//! take their turns on it, each bounded); and a full queue makes its senders wait, which stops them
 //! reading their sockets (back-pressure) instead of growing memory. The
 //! loop itself never waits on anyone: it offers answers to bounded outboxes
 //! and a peer whose outbox is full is not reading, so its connection is
@@ -219,8 +220,8 @@ pub async fn run<N: Net>(
     on_ready: impl FnOnce(Probe) + Send,
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
-    // The node loop runs on a thread of its own: should this future be
-    // dropped instead of awaited, the node must still stop.
+    // The node loop may run on a thread of its own (`--threads N`): should
+    // this future be dropped instead of awaited, the node must still stop.
     let shutdown = shutdown.child_token();
     let _stop_when_dropped = shutdown.clone().drop_guard();
     // Every line this node logs, from any of its tasks, names it: several
