@@ -92,7 +92,7 @@ complete -c replog -n "__fish_replog_using_subcommand bench" -l count -d 'Stop a
 complete -c replog -n "__fish_replog_using_subcommand bench" -l duration -d 'Measure for this long after the warm-up' -r
 complete -c replog -n "__fish_replog_using_subcommand bench" -l warmup -d 'Appends in this first period are not measured' -r
 complete -c replog -n "__fish_replog_using_subcommand bench" -s w -l write-concern -d 'Write concern of every append' -r
-complete -c replog -n "__fish_replog_using_subcommand bench" -l fsync-probe -d 'Also time fdatasync of a probe file in DIR (give a directory on the data directory\'s filesystem) and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over their sum' -r -F
+complete -c replog -n "__fish_replog_using_subcommand bench" -l fsync-probe -d 'Also time fdatasync of a probe file in DIR (give a directory on the data directory\'s filesystem), one fdatasync per node at once there (what a w=N append waits for when every node shares that disk), and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over the sum of the first and the last' -r -F
 complete -c replog -n "__fish_replog_using_subcommand bench" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
 complete -c replog -n "__fish_replog_using_subcommand bench" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
 complete -c replog -n "__fish_replog_using_subcommand bench" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F

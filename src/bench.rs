@@ -45,7 +45,7 @@ pub struct BenchOptions {
     /// Send a fresh request key with every append (as `replog append` does); by default benchmark appends carry none.
     #[arg(long)]
     pub key_every_append: bool,
-    /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem) and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over their sum.
+    /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem), one fdatasync per node at once there (what a w=N append waits for when every node shares that disk), and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over the sum of the first and the last.
     #[arg(long, value_name = "DIR")]
     pub fsync_probe: Option<PathBuf>,
 }
