@@ -49,6 +49,8 @@ async fn a_tls_cluster_replicates_and_serves_the_cli_over_tls_only() {
             s(ca),
             "--cluster-key-file".into(),
             s(&cluster_key),
+            "--hello-timeout".into(),
+            "2s".into(),
         ]);
         f
     };
@@ -122,4 +124,26 @@ async fn a_tls_cluster_replicates_and_serves_the_cli_over_tls_only() {
         !matches!(decoded, Ok(Some(_))),
         "a frame over plain TCP: {decoded:?}"
     );
+    // Clients that stall their handshakes half-way hold up nobody else's,
+    // and are closed at --hello-timeout.
+    let stalled: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut raw = std::net::TcpStream::connect(&m).unwrap();
+            // A TLS handshake record's header, then none of its 128 bytes.
+            raw.write_all(&[0x16, 0x03, 0x01, 0x00, 0x80]).unwrap();
+            raw
+        })
+        .collect();
+    let (code, out, err) = replog(&[&["list", "--node", &m][..], &tls[..]].concat());
+    assert_eq!((code, out.as_str()), (0, "tls-1\ntls-2\ntls-3\n"), "{err}");
+    for mut raw in stalled {
+        raw.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = Vec::new();
+        // Closed by the node (end of stream, or a reset), not timed out here.
+        match std::io::Read::read_to_end(&mut raw, &mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
 }

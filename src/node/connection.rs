@@ -23,8 +23,8 @@
 //!   replication traffic travel on separate ones, and the loop serves the
 //!   replication queue first, so queued client requests cannot delay
 //!   heartbeats and acks behind them;
-//! - a TLS handshake, a burst of CPU, runs on a blocking thread, not on the
-//!   thread the node loop may share with the connections.
+//! - a TLS handshake, a burst of CPU, runs on a thread of its own, not on
+//!   the thread the node loop may share with the connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,19 +120,21 @@ async fn open<N: Net>(
     };
     let limit = shared.cfg.limits.hello_timeout;
     // The handshake's key exchange and signature are a millisecond of CPU
-    // or more (an RSA key), in one poll. On the runtime's thread, a
-    // reconnect storm of --max-connections clients (after a failover, say)
-    // would put a second of them ahead of the node loop and its heartbeats;
-    // on a blocking thread, the system shares the cores between them. The
-    // runtime's thread still drives the socket and the timer.
-    let runtime = tokio::runtime::Handle::current();
-    let handshake = tokio::task::spawn_blocking(move || {
-        runtime.block_on(tokio::time::timeout(limit, tls.acceptor.accept(stream)))
-    });
-    let Ok(handshake) = handshake.await else {
-        // Cancelled (the runtime is shutting down) or panicked: the
-        // connection is dropped, as it would be if its own task panicked.
-        return;
+    // or more (an RSA key), in one poll. On the thread the node loop may
+    // share with the connections, a reconnect storm of --max-connections
+    // clients (after a failover, say) would put a second of them ahead of
+    // the loop and its heartbeats. They run on a thread of their own,
+    // which the system shares the cores with; and still as tasks, so that
+    // a client that stalls its handshake holds no thread.
+    let accept = tokio::time::timeout(limit, tls.acceptor.accept(stream));
+    let handshake = match handshakes() {
+        Some(runtime) => match runtime.spawn(accept).await {
+            Ok(handshake) => handshake,
+            // Its runtime is gone (the process is exiting) or it panicked:
+            // the connection is dropped, as if its own task had panicked.
+            Err(_) => return,
+        },
+        None => accept.await,
     };
     match handshake {
         Ok(Ok(stream)) => {
@@ -156,6 +158,26 @@ async fn open<N: Net>(
             }
         }
     }
+}
+
+/// The runtime TLS handshakes run on: one thread, started at the first
+/// handshake, shared by every node of the process. `None` if it cannot be
+/// started (no thread to be had): handshakes then run in place.
+fn handshakes() -> Option<&'static tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("replog-tls")
+                .enable_all()
+                .build()
+                .inspect_err(|e| warn!(error = %e, "cannot start the TLS handshake thread; handshakes share the node's thread"))
+                .ok()
+        })
+        .as_ref()
+        .map(|runtime| runtime.handle())
 }
 
 pub(super) type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
