@@ -96,8 +96,9 @@ pub struct BenchReport {
     /// A `health` request's round trip to the master, microseconds.
     pub round_trip_us: Option<Latency>,
     /// As many fdatasyncs at once as the cluster has nodes, one per file
-    /// and thread, each after a 4 KiB write: the time until the last is
-    /// done, microseconds. What a w=N append waits for when every node
+    /// and thread, each a 4 KiB write and its fdatasync, timed from the
+    /// start of a round until the last is done (two barrier wake-ups
+    /// included), microseconds. What a w=N append waits for when every node
     /// keeps its log on the probe's disk, as on one test machine.
     pub fsync_together_us: Option<Latency>,
     /// How many syncs `fsync_together_us` ran at once.

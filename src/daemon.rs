@@ -121,7 +121,7 @@ pub struct DaemonArgs {
     /// Roll to a new log segment past this size; retention deletes whole segments.
     #[arg(long, env = "REPLOG_SEGMENT_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes, default_value = "64MiB")]
     pub segment_bytes: u64,
-    /// Threads that run connections. With 1, the default, the node loop and every connection share one thread, which is the fastest here: no append crosses threads except to the syncer. More lets TLS and frame decoding of many clients use more cores; the node loop then runs on a thread of its own.
+    /// Threads that run connections. With 1, the default, the node loop and every connection share one thread, which is the fastest here: no append crosses threads except to the syncer. More lets TLS encryption and frame decoding of many clients use more cores (handshakes always run on a thread of their own); the node loop then runs on a thread of its own.
     #[arg(long, env = "REPLOG_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics; off unless given. Under --dev, node i serves on ADDR's port + i - 1.

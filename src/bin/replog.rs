@@ -2,9 +2,10 @@
 
 use clap::Parser;
 
-// One thread: a command waits on one node at a time, and `replog bench`
-// drives its connections faster from one thread than from several, whose
-// wake-ups cross cores (docs/benchmarks.md, "One thread").
+// One thread: a command mostly waits on the network, the nodes it asks at
+// once (`verify`, `health`) are served concurrently on that one thread, and
+// `replog bench` drives its connections faster from one thread than from
+// several, whose wake-ups cross cores (docs/benchmarks.md, "One thread").
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = replog::cli::Cli::parse();

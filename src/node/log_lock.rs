@@ -6,7 +6,7 @@
 //! the disk (retention or a cut syncs the directory, and a segment roll
 //! syncs under `--fsync never` or when one is still pending). A task
 //! that only wants to know where the log starts or ends, a welcome say,
-//! must not wait behind that on the runtime's thread: it reads
+//! must not wait behind that on one of the runtime's threads: it reads
 //! [`SharedLog::ends`], which every write guard updates as it is released.
 
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};

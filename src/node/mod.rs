@@ -185,7 +185,7 @@ impl Shared {
     /// page read can wait on the disk, or on the node loop's write lock
     /// while it writes, and it must not hold the runtime's thread meanwhile
     /// (on one thread it would stop the node loop, every link and
-    /// connection; with workers, two such reads would stop them). Under a
+    /// connection; with N workers, N such reads would stop them). Under a
     /// simulation it runs in place.
     pub(crate) async fn read_log<T: Send + 'static>(
         self: &Arc<Self>,
@@ -394,7 +394,8 @@ pub async fn run<N: Net>(
     // wake-up. A write that waits on a stalled disk stalls every task of
     // the node with it; they could do nothing useful meanwhile anyway, as
     // every request, ack and heartbeat goes through the loop, while reads
-    // of the log and fdatasync run on other threads.
+    // of the log (in place under a simulation) and fdatasync run on other
+    // threads.
     //
     // On a runtime with workers (`--threads N`) the loop gets a thread of
     // its own: on a worker, a write that waits on the disk would hold up
