@@ -144,42 +144,43 @@ fn probe_fsync_together(
     let start = Barrier::new(files + 1);
     let done = Barrier::new(files + 1);
     let mut h = Histogram::new(3).expect("3 significant digits");
-    let result = std::thread::scope(|s| {
-        let syncers: Vec<_> = paths
-            .iter()
-            .map(|path| {
-                let (start, done) = (&start, &done);
-                s.spawn(move || -> std::io::Result<()> {
-                    let file = std::fs::File::create(path);
-                    let block = [0x5au8; 4096];
-                    let mut failed = None;
-                    let mut file = file.map_err(|e| failed = Some(e)).ok();
-                    // Every round is waited for whatever happened, so that
-                    // the barriers never wait for a thread that left.
-                    for _ in 0..n {
-                        start.wait();
-                        if let Some(f) = file.as_mut() {
-                            if let Err(e) = f.write_all(&block).and_then(|()| f.sync_data()) {
-                                failed = Some(e);
-                                file = None;
+    let result = paths
+        .iter()
+        .map(std::fs::File::create)
+        .collect::<std::io::Result<Vec<_>>>()
+        .and_then(|opened| {
+            std::thread::scope(|s| {
+                let syncers: Vec<_> = opened
+                    .into_iter()
+                    .map(|mut file| {
+                        let (start, done) = (&start, &done);
+                        s.spawn(move || -> std::io::Result<()> {
+                            let block = [0x5au8; 4096];
+                            let mut failed = Ok(());
+                            // Every round is waited for, failed or not, so
+                            // that no barrier waits for a thread that left.
+                            for _ in 0..n {
+                                start.wait();
+                                if failed.is_ok() {
+                                    failed = file.write_all(&block).and_then(|()| file.sync_data());
+                                }
+                                done.wait();
                             }
-                        }
-                        done.wait();
-                    }
-                    failed.map_or(Ok(()), Err)
-                })
+                            failed
+                        })
+                    })
+                    .collect();
+                for _ in 0..n {
+                    let began = Instant::now();
+                    start.wait();
+                    done.wait();
+                    let _ = h.record(began.elapsed().as_micros() as u64);
+                }
+                syncers
+                    .into_iter()
+                    .try_for_each(|t| t.join().expect("a probe thread panicked"))
             })
-            .collect();
-        for _ in 0..n {
-            let began = Instant::now();
-            start.wait();
-            done.wait();
-            let _ = h.record(began.elapsed().as_micros() as u64);
-        }
-        syncers
-            .into_iter()
-            .try_for_each(|t| t.join().expect("a probe thread panicked"))
-    });
+        });
     for path in &paths {
         let _ = std::fs::remove_file(path);
     }
@@ -205,27 +206,20 @@ pub async fn run(
         let node = &nodes[i % nodes.len()];
         clients.push(Arc::new(connect_master(node, conn).await?));
     }
-    let fsync_probe = match &opts.fsync_probe {
-        Some(dir) => Some(probe_fsync(dir, 200).map_err(|e| {
-            ClientError::Usage(format!(
-                "--fsync-probe {}: cannot time fdatasync there: {e}",
-                dir.display()
-            ))
-        })?),
-        None => None,
-    };
-    let together = match &opts.fsync_probe {
+    let (fsync_probe, together) = match &opts.fsync_probe {
         Some(dir) => {
             let files = clients[0].health().await?.nodes.len().max(1);
-            let h = probe_fsync_together(dir, files, 200).map_err(|e| {
+            let probed = probe_fsync(dir, 200)
+                .and_then(|alone| Ok((alone, probe_fsync_together(dir, files, 200)?)));
+            let (alone, at_once) = probed.map_err(|e| {
                 ClientError::Usage(format!(
                     "--fsync-probe {}: cannot time fdatasync there: {e}",
                     dir.display()
                 ))
             })?;
-            Some((files, h))
+            (Some(alone), Some((files, at_once)))
         }
-        None => None,
+        None => (None, None),
     };
     let round_trip = if opts.fsync_probe.is_some() {
         let mut h = Histogram::<u64>::new(3).expect("3 significant digits");

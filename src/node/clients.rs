@@ -381,8 +381,10 @@ async fn digests(shared: &Arc<Shared>, req: u64, (from, to): (Seq, Seq), step: u
                     .filter(|_| page.first().is_some_and(|e| e.seq == next));
                 let mut bytes = 0;
                 if last.is_some() {
-                    page.iter().for_each(|e| ranges.push(e));
-                    bytes = page.iter().map(crate::storage::entry_cost).sum::<usize>();
+                    for e in &page {
+                        ranges.push(e);
+                        bytes += crate::storage::entry_cost(e);
+                    }
                 }
                 Ok((ranges, last, bytes))
             })

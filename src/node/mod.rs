@@ -11,8 +11,9 @@
 //! secondary, the syncer) and *requests* (client connections). The loop
 //! serves control first, so that queued client requests never delay a
 //! heartbeat or an ack behind them (on one thread, the clients' tasks still
-//! take their turns on it, each bounded); and a full queue makes its senders wait, which stops them
-//! reading their sockets (back-pressure) instead of growing memory. The
+//! take their turns on it, each bounded); and a full queue makes its
+//! senders wait, which stops them reading their sockets (back-pressure)
+//! instead of growing memory. The
 //! loop itself never waits on anyone: it offers answers to bounded outboxes
 //! and a peer whose outbox is full is not reading, so its connection is
 //! closed.
