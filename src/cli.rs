@@ -23,7 +23,7 @@ const PIPELINE: usize = 256;
 #[command(
     name = "replog",
     version,
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (in the log, still replicating), 4 refused: no quorum (not appended), 5 unreachable (may or may not be appended), 6 unauthorized: a token is missing or wrong (not appended), 7 degraded (health), 8 diverged (verify), 130 interrupted (Ctrl-C while an append waited)."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (on a majority: survives any failover, still replicating), 4 refused: no quorum (not appended), 5 unknown outcome (may or may not be appended or kept: retry with the key printed), 6 unauthorized: a token is missing or wrong (not appended), 7 degraded (health), 8 diverged (verify), 130 interrupted (Ctrl-C while an append waited)."
 )]
 pub struct Cli {
     /// What to do.
@@ -42,7 +42,7 @@ pub enum Command {
         /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
-        /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included); a message the master took stays in the log and exit code is 3.
+        /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if it is on a majority (it survives any failover), 5 if not yet (a failover may still cut it: retry with the key printed).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// Request key: an append retried with the same key returns the original sequence number.
@@ -51,7 +51,7 @@ pub enum Command {
         /// With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines.
         #[arg(short = '0', long = "null-data")]
         null_data: bool,
-        /// Print one JSON object per message instead of sequence numbers: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not (the exit code is as without --json).
+        /// Print one JSON object per message instead of sequence numbers: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not, where definite is true when the outcome is settled (nothing was appended, or the message is on a majority at seq and survives any failover) and false when it may or may not be kept: retry with key K (the exit code is as without --json).
         #[arg(long)]
         json: bool,
         /// The message (stored byte for byte), or "-" to read one message per line of standard input.
@@ -498,9 +498,10 @@ async fn show_waiting(mut seen: tokio::sync::watch::Receiver<Option<crate::clien
 }
 
 /// A failed append as `append --json` prints it: what kind of failure,
-/// whether it is definite (nothing was appended), the sequence number if
-/// the message is known to be in the master's log, the key to retry with,
-/// and the sentence.
+/// whether it is definite (settled: nothing was appended, or the message
+/// is on a majority at `seq` and survives any failover), the sequence
+/// number if the message is known to be in the master's log, the key to
+/// retry with, and the sentence.
 fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
     let (kind, definite, seq) = error_facts(e);
     serde_json::json!({
@@ -517,19 +518,28 @@ pub(crate) fn error_kind(e: &ClientError) -> &'static str {
     error_facts(e).0
 }
 
-/// A failed append's kind, whether it is definite, and its sequence number
-/// if it is known to be in the master's log.
+/// A failed append's kind, whether it is definite (settled either way: not
+/// appended, or on a majority), and its sequence number if it is known to
+/// be in the master's log.
 fn error_facts(e: &ClientError) -> (&'static str, bool, Option<u64>) {
     match e {
-        ClientError::Line { source, .. } => error_facts(source),
+        ClientError::Line { source, .. } | ClientError::Unsettled { source, .. } => {
+            error_facts(source)
+        }
         ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
         ClientError::Append(AppendError::KeyReused { .. }) => ("key_reused", true, None),
-        ClientError::Append(AppendError::Deleted { seq, .. }) => ("deleted", false, Some(*seq)),
-        ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", false, Some(*seq)),
+        // On a majority: settled, it survives any failover.
+        ClientError::Append(AppendError::Deleted { seq, .. }) => ("deleted", true, Some(*seq)),
+        ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", true, Some(*seq)),
+        ClientError::Append(AppendError::Uncommitted { seq, .. }) => {
+            ("uncommitted", false, Some(*seq))
+        }
         ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
         ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
         ClientError::Append(AppendError::Storage(_)) => ("storage", true, None),
-        ClientError::Append(AppendError::ShuttingDown { seq }) => ("shutting_down", false, *seq),
+        ClientError::Append(AppendError::ShuttingDown { seq }) => {
+            ("shutting_down", seq.is_some(), *seq)
+        }
         ClientError::Append(AppendError::Unauthorized(_)) | ClientError::Unauthorized { .. } => {
             ("unauthorized", true, None)
         }
@@ -551,6 +561,37 @@ fn error_facts(e: &ClientError) -> (&'static str, bool, Option<u64>) {
 /// election and retrying an unknown outcome with the same key until
 /// `--timeout` (or for as long as it takes).
 pub async fn append_one(
+    nodes: &[String],
+    message: &[u8],
+    opts: &AppendOptions,
+    conn: &ConnectOptions,
+) -> Result<u64, ClientError> {
+    let key = opts.key.clone().unwrap_or_else(crate::client::new_key);
+    let opts = AppendOptions {
+        key: Some(key.clone()),
+        ..opts.clone()
+    };
+    append_keyed(nodes, message, &opts, conn)
+        .await
+        .map_err(|e| with_key(e, key))
+}
+
+/// An outcome that is not settled, and whose sentence does not name the
+/// key, with the key to retry with.
+fn with_key(e: ClientError, key: String) -> ClientError {
+    match e {
+        ClientError::Append(AppendError::Uncommitted { .. } | AppendError::ShuttingDown { seq: None })
+        | ClientError::Lost { .. }
+        | ClientError::Rejected { .. } => ClientError::Unsettled {
+            source: Box::new(e),
+            key,
+        },
+        e => e,
+    }
+}
+
+/// [`append_one`], with the key chosen.
+async fn append_keyed(
     nodes: &[String],
     message: &[u8],
     opts: &AppendOptions,
@@ -629,7 +670,13 @@ pub async fn append_one(
                     // in flight: it may or may not be stored. The same key
                     // makes the retry safe (within the dedup window).
                     Err(
-                        e @ (ClientError::Append(AppendError::ShuttingDown { .. })
+                        e @ (ClientError::Append(
+                            AppendError::ShuttingDown { .. }
+                            | AppendError::Uncommitted {
+                                timed_out: false,
+                                ..
+                            },
+                        )
                         | ClientError::Lost { .. }),
                     ) => {
                         sent = true;

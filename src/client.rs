@@ -87,6 +87,15 @@ pub enum ClientError {
         /// The write error.
         source: std::io::Error,
     },
+    /// An append whose outcome is not settled (it may or may not be, or
+    /// stay, in the log), with the key to retry it with.
+    #[error("{source} (--key {key})")]
+    Unsettled {
+        /// What happened.
+        source: Box<ClientError>,
+        /// The request key to retry with.
+        key: String,
+    },
     /// One line of `append -` failed.
     #[error("line {line}: {source}")]
     Line {
@@ -143,7 +152,7 @@ pub enum ClientError {
     },
     /// Ctrl-C while an append waited for its write concern.
     #[error("{}", match .seq {
-        Some(seq) => format!("interrupted: the message is in the master's log as sequence number {seq}, but its write concern was not confirmed; it will still be replicated. To wait for it again, retry with --key {key} and the same message"),
+        Some(seq) => format!("interrupted: the message is in the master's log as sequence number {seq}, but its write concern was not confirmed, and unless it is on a majority a failover may still cut it: it may or may not be kept; retry with --key {key} and the same message, which waits for this entry if it is kept and appends the message again if it was cut"),
         None => format!("interrupted before the master said it stored the message: it may or may not be stored; retry with --key {key} and the same message"),
     })]
     Interrupted {
@@ -177,7 +186,15 @@ fn describe(e: &AppendError) -> String {
     match e {
         AppendError::BadRequest(why) => format!("bad request: {why}; nothing was appended"),
         AppendError::TimedOut { seq, stored_on } => format!(
-            "timed out: the message is in the master's log as sequence number {seq} and {stored_on} node(s) had stored it; it will still be replicated, so do not append it again (or retry with the same --key)"
+            "timed out: the message is stored on a majority as sequence number {seq} ({stored_on} node(s) had stored it), so it survives any failover and will still be replicated to the others; do not append it again"
+        ),
+        AppendError::Uncommitted {
+            seq,
+            stored_on,
+            timed_out,
+        } => format!(
+            "{}: the message is in the master's log as sequence number {seq} and {stored_on} node(s) had stored it, but it was not yet known to be on a majority, so a failover may still cut it; it may or may not be kept: retry with the same --key and message, which waits for this entry if it is kept and appends the message again if it was cut",
+            if *timed_out { "timed out" } else { "the master is shutting down or stepped down (a failover)" }
         ),
         AppendError::Refused { reachable, needed } => format!(
             "refused: only {reachable} of the cluster's nodes are reachable and {needed} are needed for a quorum, so the master is read-only and nothing was appended; bring a secondary back and retry"
@@ -192,7 +209,7 @@ fn describe(e: &AppendError) -> String {
             "the master could not store the message ({why}); nothing was appended. A full disk recovers by itself once there is room (retry then); any other failure needs the disk fixed and the node restarted"
         ),
         AppendError::ShuttingDown { seq: Some(seq) } => format!(
-            "the master is shutting down or stepped down (a failover); the message is in its log as sequence number {seq} but its write concern was not confirmed: check with 'replog list --committed', or retry with the same --key"
+            "the master is shutting down or stepped down (a failover) before the write concern was confirmed; the message is stored on a majority as sequence number {seq}, so it survives any failover and will still be replicated; do not append it again"
         ),
         AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
         AppendError::Deleted { seq, stored_on } => format!(
@@ -215,8 +232,10 @@ impl ClientError {
             | ClientError::Append(AppendError::KeyReused { .. })
             | ClientError::BadAddress { .. }
             | ClientError::Usage(_) => 2,
-            ClientError::Line { source, .. } => source.exit_code(),
-            // In the log with a known sequence number, not yet confirmed.
+            ClientError::Line { source, .. } | ClientError::Unsettled { source, .. } => {
+                source.exit_code()
+            }
+            // On a majority with a known sequence number, short of `w`.
             ClientError::Append(AppendError::TimedOut { .. }) => 3,
             ClientError::Append(AppendError::ShuttingDown { seq: Some(_) }) => 3,
             ClientError::Append(AppendError::Deleted { .. }) => 3,
@@ -235,7 +254,10 @@ impl ClientError {
             | ClientError::Lost { .. }
             | ClientError::NoAnswer { .. }
             | ClientError::Rejected { .. } => 5,
-            ClientError::Append(AppendError::ShuttingDown { seq: None }) => 5,
+            // May or may not be (or stay) in the log: retry with the key.
+            ClientError::Append(
+                AppendError::ShuttingDown { seq: None } | AppendError::Uncommitted { .. },
+            ) => 5,
             ClientError::Degraded { .. } => 7,
             ClientError::Diverged { .. } => 8,
             // As a shell reports a command ended by SIGINT.

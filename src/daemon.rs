@@ -94,6 +94,9 @@ pub struct DaemonArgs {
     /// File holding the cluster key (one line; during a key change two: the new one, then the previous one). Every node-to-node connection proves it by challenge and response; without it the cluster is unauthenticated.
     #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
     pub cluster_key_file: Option<PathBuf>,
+    /// Listen beyond loopback without --cluster-key-file. Refused otherwise: without a key, anyone who reaches the node can act as its master (cut or rewrite its log) or as a secondary (and be sent the whole log).
+    #[arg(long, env = "REPLOG_INSECURE")]
+    pub insecure: bool,
     /// File whose first line is the token clients need to append (they may read with it too).
     #[arg(long, env = "REPLOG_CLIENT_TOKEN_FILE", value_name = "PATH")]
     pub client_token_file: Option<PathBuf>,
@@ -234,13 +237,41 @@ fn cancel_on_signals(token: CancellationToken) {
     });
 }
 
-/// Whether `addr` (`HOST:PORT`) can only be reached from this machine.
-fn is_loopback(addr: &str) -> bool {
+/// Whether `addr` (`HOST:PORT`) can only be reached from this machine:
+/// every address it names is a loopback one (a name is looked up).
+async fn is_loopback(addr: &str) -> bool {
     let host = crate::net::host_of(addr);
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    match tokio::net::lookup_host(addr).await {
+        Ok(addrs) => only_loopback(addrs),
+        // Binding will say why the name does not work.
+        Err(_) => host == "localhost",
+    }
+}
+
+/// Whether there are addresses and all of them are loopback ones.
+fn only_loopback(addrs: impl IntoIterator<Item = std::net::SocketAddr>) -> bool {
+    let mut any = false;
+    for a in addrs {
+        if !a.ip().is_loopback() {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// Why a node without a cluster key may not listen on `listen`, if it may
+/// not: secure by default, as Redis's protected mode. Beyond loopback it
+/// needs a key, or `--insecure` to run without one on purpose.
+fn unauthenticated_refusal(listen: &str, loopback: bool, insecure: bool) -> Option<String> {
+    (!loopback && !insecure).then(|| {
+        format!(
+            "refusing to listen on {listen} without a cluster key: anyone who can reach it could act as this node's master (and cut or rewrite its log) or as a secondary (and be sent the whole log). Give every node the same --cluster-key-file (see the README, \"Securing a cluster\"), listen on a loopback address, or pass --insecure to run unauthenticated on purpose"
+        )
+    })
 }
 
 /// Builds the runtime `--threads` asks for and runs the daemon on it;
@@ -323,9 +354,15 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
         .listen
         .clone()
         .unwrap_or_else(|| cfg.cluster.addr(&id).expect("validated").to_string());
+    let loopback = is_loopback(&listen).await;
+    if cfg.cluster_keys.is_none() {
+        if let Some(refusal) = unauthenticated_refusal(&listen, loopback, args.insecure) {
+            anyhow::bail!(refusal);
+        }
+    }
     if cfg.cluster_keys.is_none() && (cfg.client_token.is_some() || cfg.read_token.is_some()) {
         warn!(node = %id, "client tokens are set but there is no --cluster-key-file: tokens guard clients only, and without a cluster key anyone who reaches this node can act as its master (see the README, \"Securing a cluster\")");
-    } else if cfg.cluster_keys.is_none() && !is_loopback(&listen) {
+    } else if cfg.cluster_keys.is_none() && !loopback {
         warn!(node = %id, %listen, "THIS CLUSTER IS UNAUTHENTICATED: anyone who can reach {listen} can impersonate its master or secondaries; give every node the same --cluster-key-file (see the README, \"Securing a cluster\")");
     }
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
@@ -439,4 +476,33 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_key_only_loopback_is_listened_on_unless_insecure() {
+        assert_eq!(unauthenticated_refusal("127.0.0.1:7001", true, false), None);
+        assert_eq!(unauthenticated_refusal("0.0.0.0:7001", false, true), None);
+        let refusal = unauthenticated_refusal("0.0.0.0:7001", false, false).unwrap();
+        assert!(refusal.starts_with("refusing to listen on 0.0.0.0:7001 without a cluster key"));
+        assert!(refusal.contains("--cluster-key-file") && refusal.contains("--insecure"));
+    }
+
+    #[tokio::test]
+    async fn loopback_means_every_address_a_name_or_literal_gives() {
+        assert!(is_loopback("127.0.0.1:7001").await);
+        assert!(is_loopback("127.3.2.1:7001").await);
+        assert!(is_loopback("[::1]:7001").await);
+        assert!(!is_loopback("0.0.0.0:7001").await);
+        assert!(!is_loopback("[::]:7001").await);
+        assert!(!is_loopback("192.0.2.1:7001").await);
+        let v4: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let other: std::net::SocketAddr = "192.0.2.1:1".parse().unwrap();
+        assert!(only_loopback([v4]));
+        assert!(!only_loopback([v4, other]));
+        assert!(!only_loopback([]));
+    }
 }

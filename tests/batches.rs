@@ -138,12 +138,12 @@ async fn hellos_outside_the_served_versions_are_refused_with_the_range() {
     c.start_all();
     c.wait_up(0).await;
     let m = c.master().to_string();
-    for version in [4, 7] {
+    for version in [4, 8] {
         let (_, _, answer) = connect(&m, version).await;
         match answer {
             Frame::Refused { reason } => assert!(
                 reason.contains(&format!("protocol version {version} "))
-                    && reason.contains("versions 5 to 6"),
+                    && reason.contains("versions 5 to 7"),
                 "{reason}"
             ),
             other => panic!("version {version} was not refused: {other:?}"),

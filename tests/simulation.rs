@@ -317,12 +317,20 @@ async fn writer(shared: Shared, n: usize, w_of: fn(usize) -> u32, failover: bool
                 shared.lock().unwrap().refused += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            // Timed out: in the log, retried with the same key.
-            Ok(Err(ClientError::Append(AppendError::TimedOut { .. }))) => {}
+            // Timed out, on a majority or not: in the log, retried with the
+            // same key.
+            Ok(Err(ClientError::Append(
+                AppendError::TimedOut { .. }
+                | AppendError::Uncommitted {
+                    timed_out: true, ..
+                },
+            ))) => {}
             // Deposed, or stepping down: retried with the same key at the
             // master, wherever it is now.
             Ok(Err(ClientError::Append(
-                AppendError::NotMaster { .. } | AppendError::ShuttingDown { .. },
+                AppendError::NotMaster { .. }
+                | AppendError::ShuttingDown { .. }
+                | AppendError::Uncommitted { .. },
             ))) if failover => conn = None,
             Ok(Err(ClientError::Append(other))) => panic!("unexpected answer {other:?}"),
             // The connection broke or hung: open another.

@@ -102,6 +102,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
         Input::ClientOpened {
             client,
             tx: outbox.clone(),
+            version,
         },
     )
     .await;

@@ -52,8 +52,8 @@ pub(super) struct NodeLoop {
     pub(super) opening: Option<(ConnId, Outbox)>,
     /// A candidate's connection, during the step that answers it.
     pub(super) voter: Option<(ConnId, Outbox)>,
-    /// Where each client's answers go.
-    pub(super) clients: HashMap<ClientId, Outbox>,
+    /// Where each client's answers go, and the protocol version it speaks.
+    pub(super) clients: HashMap<ClientId, (Outbox, u32)>,
     /// Publishes the visible sequence number to readers.
     pub(super) visible_tx: watch::Sender<Seq>,
     /// Publishes the committed mark to `list --committed`.
@@ -149,8 +149,12 @@ impl NodeLoop {
 
     fn handle_one(&mut self, now: std::time::Instant, input: Input) {
         let event = match input {
-            Input::ClientOpened { client, tx } => {
-                self.clients.insert(client, tx);
+            Input::ClientOpened {
+                client,
+                tx,
+                version,
+            } => {
+                self.clients.insert(client, (tx, version));
                 return;
             }
             Input::ClientClosed { client } => {
@@ -438,6 +442,22 @@ impl NodeLoop {
                         }
                     }
                 }
+                Action::RefuseCandidate { conn, reason } => {
+                    if let Some((c, tx)) = self.voter.take() {
+                        if c == conn {
+                            if let Some(more) = self.shared.throttle.allow("refused-vote") {
+                                warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a vote request");
+                            }
+                            tx.offer(Frame::Refused { reason });
+                            tx.close();
+                        }
+                    }
+                }
+                Action::Disregard { reason } => {
+                    if let Some(more) = self.shared.throttle.allow("disregarded") {
+                        warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "disregarded");
+                    }
+                }
                 Action::RefuseStale {
                     conn,
                     epoch,
@@ -547,7 +567,9 @@ impl NodeLoop {
                 }
                 Action::RefuseMaster { conn, reason } => {
                     if let Some((_, tx)) = self.take_master_conn(conn) {
-                        warn!(node = %self.shared.cfg.id, %reason, "refusing a master connection");
+                        if let Some(more) = self.shared.throttle.allow("refused-master-conn") {
+                            warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a master connection");
+                        }
                         tx.offer(Frame::Refused { reason });
                         tx.close();
                     }
@@ -559,7 +581,7 @@ impl NodeLoop {
                     needed,
                     missing,
                 } => {
-                    if let Some(tx) = self.clients.get(&client) {
+                    if let Some((tx, _)) = self.clients.get(&client) {
                         tx.offer_spare(Frame::Progress {
                             req,
                             seq,
@@ -578,10 +600,13 @@ impl NodeLoop {
                         let outcome = super::metrics::outcome_label(&result);
                         self.shared.metrics.append(w, outcome, seconds);
                     }
-                    if let Some(tx) = self.clients.get(&client) {
+                    if let Some((tx, version)) = self.clients.get(&client) {
                         let frame = match result {
                             Ok(seq) => Frame::Appended { req, seq },
-                            Err(error) => Frame::AppendFailed { req, error },
+                            Err(error) => Frame::AppendFailed {
+                                req,
+                                error: error.for_version(*version),
+                            },
                         };
                         tx.offer(frame);
                     }

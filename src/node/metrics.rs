@@ -261,6 +261,7 @@ pub(crate) fn outcome_label(result: &Result<u64, AppendError>) -> &'static str {
         Err(AppendError::NotMaster { .. }) => "not_master",
         Err(AppendError::Storage(_)) => "storage",
         Err(AppendError::ShuttingDown { .. }) => "shutting_down",
+        Err(AppendError::Uncommitted { .. }) => "uncommitted",
         Err(AppendError::Unauthorized(_)) => "unauthorized",
     }
 }

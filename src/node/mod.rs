@@ -98,7 +98,13 @@ const LINK_QUEUE: usize = 1024;
 #[derive(Debug)]
 pub(crate) enum Input {
     /// A client connection opened; answers go to `tx`.
-    ClientOpened { client: ClientId, tx: Outbox },
+    ClientOpened {
+        client: ClientId,
+        tx: Outbox,
+        /// The protocol version its hello said: answers are given as it
+        /// can decode them.
+        version: u32,
+    },
     /// A client connection closed.
     ClientClosed { client: ClientId },
     /// A client's appends, in the order it sent them (one `Append` frame,
@@ -240,6 +246,19 @@ pub async fn run<N: Net>(
     }
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();
+    let state = LogState {
+        epoch: log.epoch(),
+        last,
+        epochs: log.epochs(),
+        keys: recent_keys(&log, cfg.dedup_window)?,
+        vote: log.vote().map(str::to_string),
+        committed: 0,
+        base: log.base(),
+    };
+    state.check().map_err(|e| {
+        let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
+        anyhow::anyhow!("{e}: move {} aside and start the node again to have it copied from the master", dir.as_deref().unwrap_or("its data directory"))
+    })?;
     let (core, mut start) = Core::new(
         CoreConfig {
             id: cfg.id.clone(),
@@ -257,15 +276,7 @@ pub async fn run<N: Net>(
             encrypted: cfg.tls.is_some(),
             failover: cfg.failover,
         },
-        LogState {
-            epoch: log.epoch(),
-            last,
-            epochs: log.epochs(),
-            keys: recent_keys(&log, cfg.dedup_window)?,
-            vote: log.vote().map(str::to_string),
-            committed: 0,
-            base: log.base(),
-        },
+        state,
         Instant::now().into_std(),
     );
     // A new epoch is recorded before any entry of it is written, so that

@@ -84,6 +84,22 @@ pub struct LogState {
     pub base: Position,
 }
 
+impl LogState {
+    /// Refuses a log whose epochs no election could have reached (written
+    /// by a forged frame before such epochs were refused, or damaged): a
+    /// node must always be able to go on one epoch further.
+    pub fn check(&self) -> Result<(), String> {
+        let newest = self.epoch.max(self.last.epoch);
+        if newest >= crate::entry::MAX_EPOCH {
+            return Err(format!(
+                "the log records epoch {newest}, which no election can reach (at most {}): it came from a forged or corrupt frame",
+                crate::entry::MAX_EPOCH - 1
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where two logs stop agreeing: the last sequence number up to which the
 /// log whose epochs start at `mine` and ends at `my_last` holds the same
 /// entries as the one whose epochs start at `theirs` and ends at

@@ -287,6 +287,30 @@ mod tests {
         roundtrip(Frame::Ack { stored: u64::MAX });
     }
 
+    /// A client older than version 7 cannot decode `Uncommitted`: it is
+    /// told what that means to it, and nothing else changes.
+    #[test]
+    fn an_uncommitted_answer_reaches_an_older_client_as_may_or_may_not() {
+        use crate::wire::AppendError;
+        let uncommitted = AppendError::Uncommitted {
+            seq: 4,
+            stored_on: 1,
+            timed_out: true,
+        };
+        assert_eq!(uncommitted.clone().for_version(7), uncommitted);
+        for old in [5, 6] {
+            assert_eq!(
+                uncommitted.clone().for_version(old),
+                AppendError::ShuttingDown { seq: None }
+            );
+        }
+        let settled = AppendError::TimedOut {
+            seq: 4,
+            stored_on: 2,
+        };
+        assert_eq!(settled.clone().for_version(5), settled);
+    }
+
     /// The examples in `docs/protocol.md`, byte for byte.
     #[test]
     fn the_documented_examples_encode_as_documented() {
@@ -297,7 +321,7 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 6);
+        assert_eq!(PROTOCOL_VERSION, 7);
         let hello = Frame::Hello(Hello {
             version: 5,
             cluster: None,

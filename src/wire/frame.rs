@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::entry::{Entry, Epoch, Position, Seq};
 
 /// Version of the protocol spoken by this build: what its clients say in
-/// their hello. Version 6 added the batch frames, `Appends` and `Answers`.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// their hello. Version 6 added the batch frames, `Appends` and `Answers`;
+/// version 7 the answer `AppendError::Uncommitted`.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -16,8 +17,8 @@ pub const PROTOCOL_VERSION: u32 = 6;
 pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 
 /// The version nodes say to each other (replication and elections). Nothing
-/// between nodes changed in version 6, so nodes still say 5, and a cluster
-/// can be upgraded one node at a time: version-5 and version-6 nodes
+/// between nodes changed in versions 6 and 7, so nodes still say 5, and a
+/// cluster can be upgraded one node at a time: nodes of versions 5 to 7
 /// replicate to each other and vote for each other.
 pub const NODE_PROTOCOL_VERSION: u32 = 5;
 
@@ -528,8 +529,9 @@ impl std::str::FromStr for WriteConcern {
 pub enum AppendError {
     /// Definite: not appended (w out of range, message too large...).
     BadRequest(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
-    /// Indefinite for the client, but known here: the entry is in the
-    /// master's log with this sequence number and will still be replicated.
+    /// Settled, though short of its write concern when the time ran out:
+    /// the entry is on a majority (committed) with this sequence number,
+    /// survives any failover, and will still be replicated.
     TimedOut {
         /// Sequence number of the entry.
         seq: Seq,
@@ -552,9 +554,13 @@ pub enum AppendError {
     },
     /// The master could not store the entry (disk full, I/O error...).
     Storage(#[serde(deserialize_with = "super::bounded::string::deserialize")] String),
-    /// The node is shutting down; the entry may or may not have been stored.
+    /// The master is shutting down or stepped down before the entry
+    /// reached its write concern. With a sequence number: settled, the
+    /// entry is on a majority (committed) and survives any failover.
+    /// Without: it may or may not have been stored (retry with the same
+    /// key).
     ShuttingDown {
-        /// Sequence number, if one had been assigned.
+        /// Sequence number, if the entry is known to be on a majority.
         seq: Option<Seq>,
     },
     /// Definite: not appended, this connection's token does not allow
@@ -575,6 +581,35 @@ pub enum AppendError {
         /// How many nodes held it when it was deleted.
         stored_on: u32,
     },
+    /// Not settled (version 7): the entry is in the master's log with this
+    /// sequence number, but was not known to be on a majority when the wait
+    /// ended, so a failover may still cut it. The client cannot know
+    /// whether it will stay: it retries with the same key, which waits for
+    /// this entry if it is kept and appends the message again if it was cut.
+    Uncommitted {
+        /// Sequence number of the entry in the master's log.
+        seq: Seq,
+        /// How many nodes had stored it.
+        stored_on: u32,
+        /// Whether the append's timeout ended the wait (otherwise the master
+        /// shut down or stepped down).
+        timed_out: bool,
+    },
+}
+
+impl AppendError {
+    /// This error as a client speaking protocol `version` can decode it: a
+    /// client older than version 7 knows no `Uncommitted`, and is told
+    /// what that means to it, `ShuttingDown` without a sequence number
+    /// ("may or may not have been stored: retry with the same key").
+    pub fn for_version(self, version: u32) -> AppendError {
+        match self {
+            AppendError::Uncommitted { .. } if version < 7 => {
+                AppendError::ShuttingDown { seq: None }
+            }
+            other => other,
+        }
+    }
 }
 
 /// What `replog health` shows.

@@ -1,8 +1,9 @@
 //! Whole clusters of replication cores, in memory and without a clock,
 //! under seeded schedules of appends with mixed write concerns, delayed,
 //! lost and reordered frames, cut and healed links, partitions, and nodes
-//! that crash (losing what they had not synced) and restart: with a static
-//! master, and with failover (elections). See `world.rs` for the schedule
+//! that crash (losing what they had not synced) and restart, and strangers
+//! forging hellos, votes and epochs: with a static master, and with
+//! failover (elections). See `world.rs` for the schedule
 //! and `invariants/` for what is checked, one invariant per file.
 //!
 //! `REPLOG_CORE_SCHEDULES` sets how many schedules run per mode (1000 by
@@ -80,12 +81,18 @@ fn the_schedules_inject_every_fault_they_claim() {
             "{stats:?}"
         );
         assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
+        // Strangers forged hellos, votes and epochs, and were refused.
+        assert!(stats.forgeries > 0 && stats.refusals > 0, "{stats:?}");
+        // Failed appends whose answers promised their entry.
+        assert!(stats.promised > 0, "{stats:?}");
         // A master's failed sync cut entries it had already sent.
         assert!(stats.spent_epochs > 0, "{stats:?}");
         if failover {
             assert!(stats.partitions > 0 && stats.silent_cuts > 0, "{stats:?}");
             assert!(stats.elections > 200 && stats.step_downs > 0, "{stats:?}");
             assert!(stats.rollbacks > 0, "divergent suffixes are cut: {stats:?}");
+            // And answers that could promise nothing.
+            assert!(stats.uncommitted > 0, "{stats:?}");
         }
     }
 }
@@ -103,4 +110,23 @@ fn the_schedules_inject_every_fault_they_claim() {
 #[test]
 fn regression_a_marker_cut_by_a_failed_sync_left_a_retry_waiting_forever_seed_1197() {
     World::new(1197, true).run();
+}
+
+/// A timed-out append was answered "in the master's log, it will still be
+/// replicated" while its entry was on the master alone; a failover elected
+/// a node without it and the entry was cut. Only an entry known to be on a
+/// majority is promised now (`AppendError::TimedOut`); anything less is
+/// `Uncommitted`, retried with the same key.
+#[test]
+fn regression_a_timed_out_append_promised_an_entry_a_failover_cut_seed_8() {
+    World::new(8, true).run();
+}
+
+/// A stranger's hello claiming the last epoch there is was welcomed; every
+/// node then asked for votes in an epoch that wrapped to 0, and no master
+/// was ever elected again. Hellos, vote requests and votes from strangers,
+/// and epochs no election reaches, are refused now.
+#[test]
+fn regression_a_strangers_hello_at_an_absurd_epoch_left_the_cluster_without_a_master_seed_1() {
+    World::new(1, true).run();
 }

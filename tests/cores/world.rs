@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use replog::entry::{Entry, Epoch, Position, Seq};
+use replog::entry::{Entry, Epoch, Position, Seq, MAX_EPOCH};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
@@ -56,6 +56,10 @@ pub struct Faults {
     pub crash: f64,
     /// Chance that a sync fails (what it covered may then be lost).
     pub sync_fail: f64,
+    /// Chance, per step, that a stranger (a keyless cluster's attacker)
+    /// sends a node a forged hello, vote request, vote or newer epoch:
+    /// from an id no member has, or at an epoch no election reaches.
+    pub forge: f64,
 }
 
 impl Faults {
@@ -77,6 +81,7 @@ impl Faults {
             },
             crash: [0.0, 0.001, 0.005][rng.gen_range(0..3)],
             sync_fail: [0.0, 0.0, 0.02, 0.1][rng.gen_range(0..4)],
+            forge: [0.0, 0.0, 0.002, 0.01][rng.gen_range(0..4)],
         }
     }
 }
@@ -191,6 +196,14 @@ pub struct Stats {
     /// Failed syncs on a master that cut entries it had already sent
     /// (parallel replication): it went on in a new epoch or stepped down.
     pub spent_epochs: u64,
+    /// Forged inputs sent to nodes, and the refusals and disregards they
+    /// met.
+    pub forgeries: u64,
+    pub refusals: u64,
+    /// Failed appends whose answer promised the entry (on a majority), and
+    /// those whose answer promised nothing though it named a seq.
+    pub promised: u64,
+    pub uncommitted: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -210,6 +223,10 @@ impl std::ops::AddAssign for Stats {
         self.elections += o.elections;
         self.step_downs += o.step_downs;
         self.spent_epochs += o.spent_epochs;
+        self.forgeries += o.forgeries;
+        self.refusals += o.refusals;
+        self.promised += o.promised;
+        self.uncommitted += o.uncommitted;
     }
 }
 
@@ -220,6 +237,7 @@ struct Invariants {
     committed: invariants::committed_never_goes_back::Check,
     majority: invariants::majority_acked_never_lost::Check,
     keys: invariants::keyed_append_at_most_once::Check,
+    promised: invariants::promised_outcomes_hold::Check,
 }
 
 /// The whole cluster.
@@ -249,6 +267,9 @@ pub struct World {
     acked: BTreeMap<Seq, (Epoch, Bytes)>,
     /// Which nodes were master after the last step (to count changes).
     was_master: Vec<bool>,
+    /// Connections a forger opened: refusing them is right, even for a
+    /// static master's secondary.
+    forged: HashSet<u64>,
     invariants: Invariants,
 }
 
@@ -299,6 +320,7 @@ impl World {
             requests: BTreeMap::new(),
             acked: BTreeMap::new(),
             was_master: vec![false; n],
+            forged: HashSet::new(),
             invariants: Invariants::default(),
         };
         for i in 0..n {
@@ -569,7 +591,11 @@ impl World {
                 Action::RefuseMaster { conn, reason } => {
                     // With failover a node taking over drops the old
                     // master's connection; a static master is never
-                    // refused.
+                    // refused, and a forger always is.
+                    if self.forged.contains(&conn) {
+                        self.stats.refusals += 1;
+                        continue;
+                    }
                     assert!(
                         self.faults.failover,
                         "seed {}: n{node} refused its master on conn {conn}: {reason}",
@@ -610,6 +636,22 @@ impl World {
                             event: Event::VoteRequested { conn, request },
                         });
                     }
+                }
+                Action::RefuseCandidate { conn, reason } => {
+                    assert!(
+                        self.forged.contains(&conn),
+                        "seed {}: n{node} refused a member's honest vote request: {reason}",
+                        self.seed
+                    );
+                    self.stats.refusals += 1;
+                }
+                Action::Disregard { reason } => {
+                    assert!(
+                        self.stats.forgeries > 0,
+                        "seed {}: n{node} disregarded an honest input: {reason}",
+                        self.seed
+                    );
+                    self.stats.refusals += 1;
                 }
                 Action::AnswerVote { conn, frame } => {
                     let Some((candidate, voter)) = self.vote_conns.remove(&conn) else {
@@ -704,6 +746,23 @@ impl World {
             return;
         }
         request.answer = Some(result.clone());
+        if let Some(seq) = invariants::promised_outcomes_hold::Check::promise(&result) {
+            // Promised: the entry is the request's, and stays.
+            self.stats.promised += 1;
+            let message = request.message.clone();
+            let entry = self.nodes[node].log[(seq - 1) as usize].clone();
+            assert_eq!(
+                entry.message, message,
+                "seed {seed}: request {req} promised as seq {seq}, which holds another message"
+            );
+            let epoch = self.nodes[node].core.as_ref().map_or(0, |c| c.epoch());
+            if let Err(e) = self.invariants.promised.promised(epoch, entry) {
+                self.fail("what an answer promises holds", e);
+            }
+        }
+        if let Err(AppendError::Uncommitted { .. }) = result {
+            self.stats.uncommitted += 1;
+        }
         let Ok(seq) = result else {
             self.stats.refused_or_timed_out += 1;
             return;
@@ -773,6 +832,9 @@ impl World {
         }
         if let Err(e) = self.invariants.majority.check(&views) {
             failures.push(("majority-acknowledged never lost", e));
+        }
+        if let Err(e) = self.invariants.promised.check(&views) {
+            failures.push(("what an answer promises holds", e));
         }
         if self.now.as_millis().is_multiple_of(10) {
             if let Err(e) = invariants::log_matching::check(&views) {
@@ -1058,6 +1120,9 @@ impl World {
                     }
                 }
             }
+            if self.rng.gen_bool(self.faults.forge) {
+                self.forge();
+            }
             if self.rng.gen_bool(self.faults.partition) {
                 // The master, mostly: cut off from everyone for a while.
                 let master =
@@ -1147,6 +1212,62 @@ impl World {
             self.flush_node(node);
         }
         self.check_cluster();
+    }
+
+    /// A stranger's forged input to a node that is up: a hello, a vote
+    /// request, a vote or a newer epoch, from an id no member has or at an
+    /// epoch no election reaches (a member at a plausible epoch cannot be
+    /// told from the real one without a key, and is not forged here).
+    fn forge(&mut self) {
+        let up: Vec<usize> = (0..self.faults.nodes).filter(|&i| self.up(i)).collect();
+        if up.is_empty() {
+            return;
+        }
+        let node = up[self.rng.gen_range(0..up.len())];
+        self.stats.forgeries += 1;
+        let term = self.nodes[node].core.as_ref().map_or(0, |c| c.term().0);
+        let absurd = [u64::MAX, MAX_EPOCH + 1, u64::MAX - 1][self.rng.gen_range(0..3)];
+        let member = format!("n{}", self.rng.gen_range(0..self.faults.nodes));
+        // A stranger may claim any epoch; a member's name only an absurd one.
+        let (who, epoch) = if self.rng.gen_bool(0.5) {
+            let epoch = [absurd, term + 1, term, 1][self.rng.gen_range(0..4)];
+            ("n9".to_string(), epoch)
+        } else {
+            (member, absurd)
+        };
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.forged.insert(conn);
+        let event = match self.rng.gen_range(0..4) {
+            0 => Event::MasterOpened {
+                conn,
+                master: who,
+                epoch,
+            },
+            1 => Event::VoteRequested {
+                conn,
+                request: VoteRequest {
+                    candidate: who,
+                    epoch,
+                    last: Position {
+                        epoch: epoch.saturating_sub(1),
+                        seq: u64::MAX,
+                    },
+                    pre: self.rng.gen_bool(0.5),
+                },
+            },
+            // A vote the runtime would never hand over (it names the node
+            // it asked), but the core must not count it either way.
+            2 => Event::VoteAnswered(VoteAnswer {
+                voter: "n9".into(),
+                epoch: term + 1,
+                term: [term, absurd][self.rng.gen_range(0..2)],
+                granted: true,
+                pre: self.rng.gen_bool(0.5),
+            }),
+            _ => Event::NewerEpoch { epoch: absurd },
+        };
+        self.step_node(node, event);
     }
 
     /// A request whose connection to its node broke: the client knows
@@ -1291,6 +1412,9 @@ impl World {
         }
         if let Err(e) = self.invariants.majority.check_final(&self.views()) {
             self.fail("majority-acknowledged never lost", e);
+        }
+        if let Err(e) = self.invariants.promised.check_final(&self.views()) {
+            self.fail("what an answer promises holds", e);
         }
         if let Err(e) = invariants::keyed_append_at_most_once::Check::check(&self.views()) {
             self.fail("a keyed append appears at most once", e);

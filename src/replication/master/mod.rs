@@ -676,8 +676,10 @@ impl Master {
             .unwrap_or(Seq::MAX)
     }
 
-    /// The node is stopping: every waiting append is answered with
-    /// `ShuttingDown` and its sequence number (it is in the log).
+    /// The node is stopping (or stepping down): every waiting append is
+    /// answered with its sequence number, as settled if its entry is
+    /// known to be on a majority and as not settled otherwise
+    /// ([`Master::unsettled`]).
     pub fn shutdown(&mut self, out: &mut Vec<MasterAction>) {
         // Held appends were never given a sequence number: nothing stored.
         for a in self.held.drain(..) {
@@ -693,7 +695,7 @@ impl Master {
             out.push(MasterAction::Reply {
                 client: w.client,
                 req: w.req,
-                result: Err(AppendError::ShuttingDown { seq: Some(w.seq) }),
+                result: Err(self.unsettled(w.seq, false)),
             });
         }
         for q in &mut self.by_w {

@@ -332,6 +332,8 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
 
 #[test]
 fn timeout_reports_the_sequence_number_and_the_entry_stays() {
+    // Two nodes: the master alone is no majority, so the answer promises
+    // nothing (a failover may cut the entry).
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     let ev = E::Append(AppendRequest {
@@ -353,9 +355,10 @@ fn timeout_reports_the_sequence_number_and_the_entry_stays() {
     assert!(out.contains(&A::Reply {
         client: 1,
         req: 1,
-        result: Err(AppendError::TimedOut {
+        result: Err(AppendError::Uncommitted {
             seq: 1,
-            stored_on: 1
+            stored_on: 1,
+            timed_out: true,
         })
     }));
     assert_eq!(m.last(), 1);
@@ -1236,7 +1239,7 @@ fn a_message_of_exactly_the_limit_and_a_key_of_exactly_the_limit_are_taken() {
 }
 
 #[test]
-fn a_timed_out_append_says_how_many_nodes_hold_it() {
+fn a_timed_out_append_says_how_many_nodes_hold_it_and_is_promised_only_on_a_majority() {
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     let timed = |req, w| {
@@ -1274,9 +1277,10 @@ fn a_timed_out_append_says_how_many_nodes_hold_it() {
             A::Reply {
                 client: 1,
                 req: 2,
-                result: Err(AppendError::TimedOut {
+                result: Err(AppendError::Uncommitted {
                     seq: 2,
-                    stored_on: 0
+                    stored_on: 0,
+                    timed_out: true,
                 })
             }
         ]
@@ -1284,7 +1288,8 @@ fn a_timed_out_append_says_how_many_nodes_hold_it() {
 }
 
 #[test]
-fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number() {
+fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_promised_only_on_a_majority(
+) {
     let (mut m, now) = master(2);
     // One secondary connected: quorum known, appends admitted.
     step(
@@ -1300,6 +1305,11 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number(
     );
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(3), "a"));
+    // Seq 1 is on the master and one secondary, a majority of three; seq 2
+    // only on the master.
+    step(&mut m, now, E::Stored { upto: 2 });
+    flush(&mut m, now);
+    step(&mut m, now, ack_from(0, 1));
     let mut out = Vec::new();
     m.shutdown(&mut out);
     assert_eq!(
@@ -1313,12 +1323,15 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number(
             A::Reply {
                 client: 1,
                 req: 1,
-                result: Err(AppendError::ShuttingDown { seq: Some(2) })
+                result: Err(AppendError::Uncommitted {
+                    seq: 2,
+                    stored_on: 1,
+                    timed_out: false,
+                })
             },
         ]
     );
     // Nobody is answered twice, whatever comes after.
-    step(&mut m, now, E::Stored { upto: 2 });
     assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
     assert_eq!(m.poll_timeout(now).map(|t| t > now), Some(true));
 

@@ -7,7 +7,8 @@ use super::*;
 
 impl Master {
     /// Answers the waiters whose timeout has passed: the entry stays in the
-    /// log and is still replicated, so the answer says where it is.
+    /// log and is still replicated, so the answer says where it is, and
+    /// whether it is settled ([`Master::unsettled`]).
     pub(super) fn expire_waiters(&mut self, now: Instant, out: &mut Vec<MasterAction>) {
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -15,14 +16,10 @@ impl Master {
             }
             self.deadlines.pop_first();
             if let Some(waiter) = self.waiters.remove(&id) {
-                let stored_on = self.stored_on(waiter.seq);
                 out.push(MasterAction::Reply {
                     client: waiter.client,
                     req: waiter.req,
-                    result: Err(AppendError::TimedOut {
-                        seq: waiter.seq,
-                        stored_on,
-                    }),
+                    result: Err(self.unsettled(waiter.seq, true)),
                 });
             }
         }
@@ -66,6 +63,30 @@ impl Master {
                 needed: waiter.w.saturating_sub(on),
                 missing,
             });
+        }
+    }
+
+    /// The answer to an append whose entry is in the log at `seq` but has
+    /// not reached its write concern, when the wait ends: its timeout
+    /// (`timed_out`), or this master stopping or stepping down.
+    ///
+    /// Only an entry known to be on a majority (committed) is promised:
+    /// every later master holds it, so it will still be replicated
+    /// (`TimedOut`, or `ShuttingDown` with its sequence number). Anything
+    /// less may be cut by a failover that elects a node without it, and is
+    /// `Uncommitted`: the client cannot know, and retries with the same key
+    /// (which waits for this entry if it is kept, and appends it again if
+    /// it was cut).
+    pub(super) fn unsettled(&self, seq: Seq, timed_out: bool) -> AppendError {
+        let stored_on = self.stored_on(seq);
+        match (seq <= self.committed, timed_out) {
+            (true, true) => AppendError::TimedOut { seq, stored_on },
+            (true, false) => AppendError::ShuttingDown { seq: Some(seq) },
+            (false, _) => AppendError::Uncommitted {
+                seq,
+                stored_on,
+                timed_out,
+            },
         }
     }
 

@@ -137,7 +137,11 @@ impl Core {
             self.ballot.timeout(timeout)
         };
         self.ballot.election_at = now + wait;
-        let epoch = self.ballot.term + 1;
+        let Some(epoch) = crate::entry::next_epoch(self.ballot.term) else {
+            // Unreachable in practice: no accepted epoch passes MAX_EPOCH.
+            let reason = format!("no election past epoch {}", self.ballot.term);
+            return Self::disregard(reason, out);
+        };
         if !pre {
             self.ballot.term = epoch;
             self.ballot.vote = Some(self.cfg.id.clone());
@@ -301,6 +305,9 @@ impl Core {
             granted,
             pre,
         } = answer;
+        if let Some(reason) = self.refusal(&voter, term, "a vote answer") {
+            return Self::disregard(reason, out);
+        }
         if term > self.ballot.term && !granted {
             return self.adopt(now, term, out);
         }

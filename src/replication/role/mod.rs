@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
-use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::entry::{Entry, Epoch, Position, Seq, MAX_EPOCH};
 use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
 /// Most appends held on a node while no master is known; more are
@@ -200,6 +200,20 @@ pub enum Action {
         /// Whom to ask.
         peers: Vec<(String, String)>,
     },
+    /// Refuse a candidate on its connection (a stranger, an absurd
+    /// epoch): send the reason, say it in the log, and close it.
+    RefuseCandidate {
+        /// The candidate's connection.
+        conn: ConnId,
+        /// Why, for the candidate and the log.
+        reason: String,
+    },
+    /// An input was disregarded (a vote answer or a newer epoch no election
+    /// could have reached): say so in the log, at most once in a while.
+    Disregard {
+        /// What was disregarded, and why.
+        reason: String,
+    },
     /// Answer a candidate on its connection (then close it).
     AnswerVote {
         /// The candidate's connection.
@@ -358,6 +372,9 @@ pub struct Core {
     /// Appends that came while no master was known, with when to give up
     /// on them, in arrival order (at most `MAX_UNLED`).
     unled: std::collections::VecDeque<(Instant, AppendRequest)>,
+    /// The epoch of the master this node (as a secondary) last welcomed:
+    /// entries of a newer epoch cannot come from it.
+    master_epoch: Epoch,
     /// Scratch buffers for the role cores' actions, reused.
     master_out: Vec<MasterAction>,
     secondary_out: Vec<SecondaryAction>,
@@ -394,6 +411,7 @@ impl Core {
             role: Role::Changing,
             generation: 0,
             ballot,
+            master_epoch: 0,
             unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
             secondary_out: Vec::new(),
@@ -436,7 +454,8 @@ impl Core {
         let epoch = if self.cfg.failover {
             self.ballot.term
         } else {
-            log.epoch.max(log.last.epoch) + 1
+            // `check_log_state` keeps a log's epochs below MAX_EPOCH.
+            crate::entry::next_epoch(log.epoch.max(log.last.epoch)).unwrap_or(MAX_EPOCH)
         };
         log.epoch = epoch;
         let peers = self.cfg.others();
@@ -600,6 +619,11 @@ impl Core {
                 master,
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
+            Event::FromMaster(SecondaryEvent::Entries { conn, entries })
+                if entries.iter().any(|e| e.epoch > self.master_epoch) =>
+            {
+                self.refuse_newer_entries(now, conn, &entries, out)
+            }
             Event::FromMaster(event) => {
                 // The master of this epoch spoke: no election for now.
                 let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
@@ -609,7 +633,15 @@ impl Core {
                 self.secondary(now, event, out)
             }
             Event::VoteRequested { conn, request } => {
-                if self.cfg.failover {
+                let VoteRequest {
+                    candidate,
+                    epoch,
+                    last,
+                    ..
+                } = &request;
+                if let Some(reason) = self.candidate_refusal(candidate, *epoch, *last) {
+                    out.push(Action::RefuseCandidate { conn, reason });
+                } else if self.cfg.failover {
                     self.on_vote_requested(now, conn, request, out);
                 } else {
                     // A static master: there are no elections to vote in.
@@ -628,7 +660,9 @@ impl Core {
                 }
             }
             Event::NewerEpoch { epoch } => {
-                if self.cfg.failover {
+                if let Some(reason) = members::absurd_epoch(epoch, "a node refusing this one") {
+                    Self::disregard(reason, out);
+                } else if self.cfg.failover {
                     self.adopt(now, epoch, out);
                 }
             }
@@ -793,6 +827,9 @@ impl Core {
         epoch: Epoch,
         out: &mut Vec<Action>,
     ) {
+        if let Some(reason) = self.refusal(&master, epoch, "a master connection") {
+            return out.push(Action::RefuseMaster { conn, reason });
+        }
         if self.cfg.failover {
             return self.on_master_opened_failover(now, conn, master, epoch, out);
         }
@@ -816,7 +853,7 @@ impl Core {
         if let Some(reason) = refusal {
             return out.push(Action::RefuseMaster { conn, reason });
         }
-        self.welcome_master(now, conn, out);
+        self.welcome_master(now, conn, epoch, out);
     }
 
     /// With failover: a master of an older epoch is stale and told so (it
@@ -855,15 +892,16 @@ impl Core {
         self.ballot.leader = Some(master);
         self.ballot.running = None;
         self.ballot.heard(now, self.cfg.timing.election_timeout);
-        self.welcome_master(now, conn, out);
+        self.welcome_master(now, conn, epoch, out);
     }
 
     /// Welcomes an accepted master; the secondary's core takes the
     /// connection.
-    fn welcome_master(&mut self, now: Instant, conn: ConnId, out: &mut Vec<Action>) {
+    fn welcome_master(&mut self, now: Instant, conn: ConnId, epoch: Epoch, out: &mut Vec<Action>) {
         let Role::Secondary(s) = &self.role else {
             unreachable!("only a secondary accepts a master");
         };
+        self.master_epoch = epoch;
         let welcome = Welcome {
             node: self.cfg.id.clone(),
             role: NodeRole::Secondary,
@@ -879,6 +917,26 @@ impl Core {
             frame: Frame::Welcome(welcome),
         });
         self.secondary(now, SecondaryEvent::MasterConnected { conn }, out);
+    }
+
+    /// Entries of an epoch newer than their master's cannot come from it (a
+    /// master writes only in its own epoch and older ones): a forged or
+    /// corrupt frame. Nothing of it is stored; the connection is dropped,
+    /// and the master dials again.
+    fn refuse_newer_entries(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        entries: &[Entry],
+        out: &mut Vec<Action>,
+    ) {
+        let newest = entries.iter().map(|e| e.epoch).max().unwrap_or_default();
+        let reason = format!(
+            "the master of epoch {} sent an entry of epoch {newest}: a forged or corrupt frame, refused",
+            self.master_epoch
+        );
+        out.push(Action::RefuseMaster { conn, reason });
+        self.secondary(now, SecondaryEvent::MasterDisconnected { conn }, out);
     }
 
     /// A storage event or a tick, for whichever role the node has.
@@ -930,7 +988,12 @@ impl Core {
             // A static master goes on as after a restart: a new epoch,
             // recorded before anything of it is written, and new links
             // whose handshakes cut what secondaries hold beyond this log.
-            let epoch = m.epoch() + 1;
+            let Some(epoch) = crate::entry::next_epoch(m.epoch()) else {
+                // Unreachable in practice (see MAX_EPOCH): the spent epoch
+                // keeps the master from writing, which is safe.
+                let reason = format!("this master cannot go on past epoch {MAX_EPOCH}");
+                return Self::disregard(reason, out);
+            };
             m.start_epoch(epoch, now);
             out.push(Action::RecordEpoch(epoch));
             out.push(Action::StopLinks);
@@ -1099,6 +1162,7 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
 }
 
 mod election;
+mod members;
 
 #[cfg(test)]
 mod tests;

@@ -145,7 +145,7 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
         Event::MasterOpened {
             conn: 3,
             master: "a".into(),
-            epoch: 2,
+            epoch: 3,
         },
     );
     assert_eq!(
@@ -312,7 +312,11 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
             Action::Reply {
                 client: 7,
                 req: 1,
-                result: Err(AppendError::ShuttingDown { seq: Some(6) })
+                result: Err(AppendError::Uncommitted {
+                    seq: 6,
+                    stored_on: 1,
+                    timed_out: false
+                })
             },
             Action::StopLinks
         ]
@@ -571,6 +575,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
 }
 
 mod election;
+mod members;
 
 /// A connected secondary `peer` of a master whose log ends at `last`
 /// (epochs as in [`log`]).

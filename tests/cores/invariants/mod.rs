@@ -5,9 +5,11 @@
 
 pub mod committed_never_goes_back;
 pub mod keyed_append_at_most_once;
+mod kept;
 pub mod log_matching;
 pub mod majority_acked_never_lost;
 pub mod one_master_per_epoch;
+pub mod promised_outcomes_hold;
 
 use replog::entry::Entry;
 use replog::replication::role::Core;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn fconfig(id: &str) -> CoreConfig {
+pub(super) fn fconfig(id: &str) -> CoreConfig {
     CoreConfig {
         failover: true,
         ..config(id)
@@ -10,7 +10,7 @@ fn fconfig(id: &str) -> CoreConfig {
 }
 
 /// The log of a node of a new cluster: empty, no epoch yet.
-fn fresh() -> LogState {
+pub(super) fn fresh() -> LogState {
     LogState { epoch: 0, ..log(0) }
 }
 
@@ -25,7 +25,7 @@ fn vote_request(epoch: Epoch, last: Position, pre: bool) -> Vec<Action> {
     }]
 }
 
-fn answer(voter: &str, epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Event {
+pub(super) fn answer(voter: &str, epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Event {
     Event::VoteAnswered(VoteAnswer {
         voter: voter.into(),
         epoch,
@@ -35,7 +35,7 @@ fn answer(voter: &str, epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> E
     })
 }
 
-fn asked(candidate: &str, epoch: Epoch, last: Position, pre: bool) -> Event {
+pub(super) fn asked(candidate: &str, epoch: Epoch, last: Position, pre: bool) -> Event {
     Event::VoteRequested {
         conn: 40,
         request: VoteRequest {
@@ -180,8 +180,9 @@ fn a_voter_grants_one_vote_per_epoch_recorded_before_it_answers() {
         vec![reply(3, 3, false, false)]
     );
     // An older epoch: no.
+    let older = Position { epoch: 1, seq: 7 };
     assert_eq!(
-        step(&mut b, now, asked("c", 2, last, false)),
+        step(&mut b, now, asked("c", 2, older, false)),
         vec![reply(2, 3, false, false)]
     );
 }
@@ -340,7 +341,11 @@ fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite()
             Action::Reply {
                 client: 7,
                 req: 1,
-                result: Err(AppendError::ShuttingDown { seq: Some(1) })
+                result: Err(AppendError::Uncommitted {
+                    seq: 1,
+                    stored_on: 0,
+                    timed_out: false
+                })
             },
             Action::StopLinks
         ]

@@ -1,0 +1,74 @@
+//! Who may take part, and at which epochs: only members of the cluster
+//! open a master's connection, ask for a vote or have one counted, and
+//! only at an epoch some election could have reached (at most
+//! [`MAX_EPOCH`]).
+//!
+//! Without a cluster key anyone who reaches a node can say anything in a
+//! hello; these checks do not make such a cluster safe (a forger naming a
+//! member at a plausible epoch is still believed), but one frame can no
+//! longer push every node to an epoch at which the next one wraps to 0,
+//! nor bring a stranger into an election. Everything refused here is said
+//! in one log line by the runtime.
+
+use super::{Action, Core, CoreConfig};
+use crate::entry::{Epoch, Position, MAX_EPOCH};
+
+impl CoreConfig {
+    /// Whether `id` is a member of the cluster.
+    pub(super) fn is_member(&self, id: &str) -> bool {
+        self.nodes.iter().any(|(n, _)| n == id)
+    }
+
+    /// The members' ids, for a refusal's sentence.
+    fn member_list(&self) -> String {
+        let ids: Vec<&str> = self.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        ids.join(", ")
+    }
+}
+
+/// Why an epoch is refused, if it is: none above [`MAX_EPOCH`].
+pub(super) fn absurd_epoch(epoch: Epoch, what: &str) -> Option<String> {
+    (epoch > MAX_EPOCH).then(|| {
+        format!(
+            "{what} claims epoch {epoch}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused"
+        )
+    })
+}
+
+impl Core {
+    /// Why node `who`, speaking for `epoch`, may not take part as `what`
+    /// ("a master connection", "a vote request"), if it may not.
+    pub(super) fn refusal(&self, who: &str, epoch: Epoch, what: &str) -> Option<String> {
+        if !self.cfg.is_member(who) {
+            return Some(format!(
+                "{what} from node '{who}', which is not a member of this cluster (members: {}), refused",
+                self.cfg.member_list()
+            ));
+        }
+        absurd_epoch(epoch, &format!("{what} from node '{who}'"))
+    }
+
+    /// Why a candidate's request is refused, if it is: a stranger, an
+    /// absurd epoch, or a last entry no candidate for `epoch` can hold (its
+    /// entries are all of older epochs than the one it asks for).
+    pub(super) fn candidate_refusal(
+        &self,
+        candidate: &str,
+        epoch: Epoch,
+        last: Position,
+    ) -> Option<String> {
+        self.refusal(candidate, epoch, "a vote request").or_else(|| {
+            (last.epoch >= epoch).then(|| {
+                format!(
+                    "a vote request from node '{candidate}' for epoch {epoch} claims a last entry of epoch {}: a forged or corrupt frame, refused",
+                    last.epoch
+                )
+            })
+        })
+    }
+
+    /// Says, through the runtime's log, that an input was disregarded.
+    pub(super) fn disregard(reason: String, out: &mut Vec<Action>) {
+        out.push(Action::Disregard { reason });
+    }
+}
