@@ -580,7 +580,9 @@ pub async fn append_one(
 /// key, with the key to retry with.
 fn with_key(e: ClientError, key: String) -> ClientError {
     match e {
-        ClientError::Append(AppendError::Uncommitted { .. } | AppendError::ShuttingDown { seq: None })
+        ClientError::Append(
+            AppendError::Uncommitted { .. } | AppendError::ShuttingDown { seq: None },
+        )
         | ClientError::Lost { .. }
         | ClientError::Rejected { .. } => ClientError::Unsettled {
             source: Box::new(e),
@@ -673,8 +675,7 @@ async fn append_keyed(
                         e @ (ClientError::Append(
                             AppendError::ShuttingDown { .. }
                             | AppendError::Uncommitted {
-                                timed_out: false,
-                                ..
+                                timed_out: false, ..
                             },
                         )
                         | ClientError::Lost { .. }),

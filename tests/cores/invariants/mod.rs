@@ -4,8 +4,8 @@
 //! seed and the invariant when one fails.
 
 pub mod committed_never_goes_back;
-pub mod keyed_append_at_most_once;
 mod kept;
+pub mod keyed_append_at_most_once;
 pub mod log_matching;
 pub mod majority_acked_never_lost;
 pub mod one_master_per_epoch;

@@ -96,7 +96,10 @@ fn a_vote_request_from_a_stranger_at_an_absurd_epoch_or_with_an_impossible_log_i
     assert_eq!(b.term(), (2, None, None));
     assert!(matches!(
         &step(&mut b, now, asked("a", 3, last, false))[..],
-        [Action::RecordVote { epoch: 3, .. }, Action::AnswerVote { .. }]
+        [
+            Action::RecordVote { epoch: 3, .. },
+            Action::AnswerVote { .. }
+        ]
     ));
 }
 

@@ -1,0 +1,199 @@
+//! A cluster without a key still keeps out strangers: a forged hello from
+//! an id that is no member, at the last epoch there is, and forged vote
+//! requests at that epoch while no master lives, are refused with one log
+//! line and change nothing (an older release welcomed the hello, and every
+//! node then asked for votes in an epoch that wrapped to 0, forever). And a
+//! node without a key refuses to start beyond loopback unless told
+//! `--insecure`.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use replog::client::Client;
+use replog::config::Cluster as ClusterList;
+use replog::entry::{Position, MAX_EPOCH};
+use replog::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
+
+/// A node's hello (a master's or a candidate's) naming `c`'s cluster, as a
+/// client written from docs/protocol.md would send it.
+fn node_hello(c: &Cluster, role: Role) -> Vec<u8> {
+    framed(&Frame::Hello(Hello {
+        version: NODE_PROTOCOL_VERSION,
+        cluster: Some(
+            ClusterList::parse(&c.cluster_arg, None)
+                .unwrap()
+                .fingerprint(),
+        ),
+        role,
+        nonce: None,
+        token: None,
+    }))
+}
+
+/// Sends `hello` (and then `then`, if any) to node `i`; returns the
+/// reason of the `Refused` it is answered with.
+fn refused(c: &Cluster, i: usize, hello: Vec<u8>, then: Option<Frame>) -> String {
+    let mut s = TcpStream::connect(&c.addrs[i]).unwrap();
+    s.write_all(&hello).unwrap();
+    if let Some(frame) = then {
+        s.write_all(&framed(&frame)).unwrap();
+    }
+    let (frames, closed) = read_frames(&mut s, Duration::from_secs(5));
+    assert!(closed, "node {i} kept the connection open: {frames:?}");
+    match frames.last() {
+        Some(Frame::Refused { reason }) => reason.clone(),
+        other => panic!("node {i} answered {other:?}, not a refusal ({frames:?})"),
+    }
+}
+
+/// Every node's log, as text.
+async fn lists(c: &Cluster, nodes: &[usize]) -> Vec<Vec<(u64, String)>> {
+    let mut out = Vec::new();
+    for &i in nodes {
+        let client = Client::connect(&c.addrs[i]).await.unwrap();
+        out.push(text(client.list_all(1).await.unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_hello_at_the_last_epoch_is_refused_and_changes_nothing() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    for i in 1..=5 {
+        append(c.master(), &format!("before-{i}"), 3).await.unwrap();
+    }
+    let epoch = c.wait_up(0).await.epoch;
+
+    let stranger = Role::Master {
+        id: "9".into(),
+        epoch: u64::MAX,
+    };
+    let reason = refused(&c, 1, node_hello(&c, stranger), None);
+    assert!(
+        reason.contains("node '9', which is not a member of this cluster"),
+        "{reason}"
+    );
+    // A member's name at an epoch no election reaches is refused too.
+    let impostor = Role::Master {
+        id: "n3".into(),
+        epoch: MAX_EPOCH + 1,
+    };
+    let reason = refused(&c, 2, node_hello(&c, impostor), None);
+    assert!(reason.contains("which no election can reach"), "{reason}");
+
+    // Appends go on at once, with the master of the same epoch.
+    let seq = append(c.master(), "after", 3).await.unwrap();
+    assert_eq!(seq, 6);
+    for i in 0..3 {
+        assert_eq!(c.wait_up(i).await.epoch, epoch, "node {i} moved epoch");
+    }
+    // Nothing was cut anywhere.
+    let expected: Vec<(u64, String)> = (1..=5)
+        .map(|i| (i, format!("before-{i}")))
+        .chain([(6, "after".to_string())])
+        .collect();
+    assert_eq!(lists(&c, &[0, 1, 2]).await, vec![expected; 3]);
+    for i in 0..3 {
+        assert!(!c.data_dir(i).join("rollback").exists(), "node {i} cut");
+    }
+    // One line each says what was refused.
+    let lines = |i: usize, what: &str| {
+        let log = c.logs(i);
+        let n = log.lines().filter(|l| l.contains(what)).count();
+        assert_eq!(n, 1, "node {i}: {log}");
+    };
+    lines(
+        1,
+        "a master connection from node '9', which is not a member",
+    );
+    lines(2, "a master connection from node 'n3' claims epoch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vote_requests_at_the_last_epoch_while_no_master_lives_are_refused() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    append(c.master(), "before", 3).await.unwrap();
+    let epoch = c.wait_up(0).await.epoch;
+    c.kill(0);
+
+    let request = Frame::VoteRequest {
+        epoch: u64::MAX,
+        last: Position {
+            epoch: u64::MAX - 1,
+            seq: u64::MAX,
+        },
+        pre: false,
+    };
+    let hello = |id: &str| node_hello(&c, Role::Candidate { id: id.to_string() });
+    for (node, id) in [(1, "9"), (2, "9"), (1, "n3")] {
+        let reason = refused(&c, node, hello(id), Some(request.clone()));
+        assert!(
+            reason.contains("not a member") || reason.contains("which no election can reach"),
+            "{reason}"
+        );
+    }
+
+    // The two left elect a master in the next epochs, and take appends.
+    let survivors = format!("{},{}", c.addrs[1], c.addrs[2]);
+    let (code, out, err) = replog(&["append", "--node", &survivors, "-w", "2", "after"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // After the new master's epoch marker, if it did not know "before"
+    // committed yet.
+    let seq: u64 = out.trim().parse().unwrap();
+    assert!(seq == 2 || seq == 3, "{out}");
+    for i in 1..3 {
+        let now = c.wait_up(i).await.epoch;
+        assert!(now > epoch && now < epoch + 100, "node {i} at epoch {now}");
+    }
+    let expected = vec![(1, "before".to_string()), (seq, "after".to_string())];
+    assert_eq!(lists(&c, &[1, 2]).await, vec![expected; 2]);
+    for i in 1..3 {
+        let log = c.logs(i);
+        assert!(log.contains("refusing a vote request"), "{log}");
+    }
+}
+
+#[test]
+fn a_node_without_a_key_refuses_to_listen_beyond_loopback_unless_insecure() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_replogd"))
+            .args(["--id", "1", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let wildcard = format!("1=0.0.0.0:{port}");
+    for extra in [
+        vec!["--cluster", wildcard.as_str()],
+        vec![
+            "--cluster",
+            &format!("1=127.0.0.1:{port}"),
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+        ],
+    ] {
+        let out = run(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "refusing to listen on 0.0.0.0:{port} without a cluster key"
+            )) && err.contains("--cluster-key-file")
+                && err.contains("--insecure"),
+            "{err}"
+        );
+    }
+    // Nothing was started: the data directory is as it was.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
