@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod netns;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -62,6 +63,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// Whether nodes keep their logs on disk.
     disk: bool,
+    /// The network namespace each node runs in, if not this one's.
+    netns: Vec<Option<String>>,
     procs: Vec<Option<Child>>,
 }
 
@@ -71,6 +74,25 @@ impl Cluster {
         let addrs: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
+        Cluster::at(addrs, disk, extra)
+    }
+
+    /// A cluster of `n` nodes, each in its own namespace of `net` (node i
+    /// in `net.ns(i)`, at `net.ip(i)`), not started.
+    pub fn in_netns(
+        net: &netns::Netns,
+        n: usize,
+        disk: bool,
+        extra: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
+        let addrs = (0..n).map(|i| format!("{}:7001", net.ip(i))).collect();
+        let mut c = Cluster::at(addrs, disk, extra);
+        c.netns = (0..n).map(|i| Some(net.ns(i))).collect();
+        c
+    }
+
+    fn at(addrs: Vec<String>, disk: bool, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
+        let n = addrs.len();
         let cluster_arg = addrs
             .iter()
             .enumerate()
@@ -83,6 +105,7 @@ impl Cluster {
             extra: (0..n).map(extra).collect(),
             dir: tempfile::tempdir().unwrap(),
             disk,
+            netns: vec![None; n],
             procs: (0..n).map(|_| None).collect(),
         }
     }
@@ -123,7 +146,16 @@ impl Cluster {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replogd"));
+        let replogd = env!("CARGO_BIN_EXE_replogd");
+        // `ip netns exec` execs the daemon: the child is the daemon itself.
+        let mut cmd = match &self.netns[i] {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, replogd]);
+                cmd
+            }
+            None => Command::new(replogd),
+        };
         cmd.args([
             "--id",
             &format!("n{}", i + 1),
