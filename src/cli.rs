@@ -45,7 +45,7 @@ pub enum Command {
         /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if it is on a majority (it survives any failover), 5 if not yet (a failover may still cut it: retry with the key printed).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
-        /// Request key: an append retried with the same key returns the original sequence number.
+        /// Request key: an append retried with the same key (and message) returns the original sequence number while its entry is in the log (within --dedup-window); one a failover cut is appended again.
         #[arg(long)]
         key: Option<String>,
         /// With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines.
@@ -669,8 +669,10 @@ async fn append_keyed(
                         hint = Some(master_addr).filter(|m| !m.is_empty());
                     }
                     // The master stepped down or went away with the append
-                    // in flight: it may or may not be stored. The same key
-                    // makes the retry safe (within the dedup window).
+                    // in flight: it may or may not be stored (or, if it is
+                    // on a majority, the new master still has to bring it
+                    // to `w`). The same key makes the retry safe (within
+                    // the dedup window), and waits for the entry if kept.
                     Err(
                         e @ (ClientError::Append(
                             AppendError::ShuttingDown { .. }
@@ -801,7 +803,8 @@ async fn append_stdin(
                         let n = line_no;
                         in_flight.push_back(async move {
                             let key = opts.key.clone().unwrap_or_default();
-                            (n, key, client.append(&line, &opts).await)
+                            let result = client.append(&line, &opts).await;
+                            (n, key.clone(), result.map_err(|e| with_key(e, key)))
                         });
                     }
                     None => input_open = false,

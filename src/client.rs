@@ -38,14 +38,14 @@ pub enum ClientError {
     },
     /// The connection broke while a request was in flight: it may or may
     /// not have been carried out.
-    #[error("the connection to {addr} broke before an answer came; the append may or may not have been stored: list the log or retry with the same --key")]
+    #[error("the connection to {addr} broke before an answer came; the append may or may not have been stored: retry with the same --key (a listing cannot tell: an entry not yet on a majority may still be cut)")]
     Lost {
         /// The node.
         addr: String,
     },
     /// `--timeout` passed with the append sent and no answer: it may or
     /// may not have been stored.
-    #[error("{addr} did not answer within --timeout; the append may or may not have been stored: list the log, or retry with --key {key}")]
+    #[error("{addr} did not answer within --timeout; the append may or may not have been stored: retry with --key {key} (a listing cannot tell: an entry not yet on a majority may still be cut)")]
     NoAnswer {
         /// The node.
         addr: String,
@@ -66,7 +66,7 @@ pub enum ClientError {
     /// The node could not read a request on this connection (this library
     /// never sends one it should refuse) and closed it. Requests in flight
     /// may or may not have been carried out.
-    #[error("{addr} closed the connection: {reason}; requests in flight may or may not have been stored: list the log or retry with the same --key")]
+    #[error("{addr} closed the connection: {reason}; requests in flight may or may not have been stored: retry with the same --key (a listing cannot tell: an entry not yet on a majority may still be cut)")]
     Rejected {
         /// The node.
         addr: String,

@@ -20,7 +20,7 @@ use crate::replication::Timing;
 #[command(
     name = "replogd",
     version,
-    after_help = "Every flag can also be set through the environment variable shown with it.\nExample: replogd --id 1 --cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --data-dir /var/lib/replog"
+    after_help = "Every flag can also be set through the environment variable shown with it.\nExample: replogd --id 1 --cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --cluster-key-file /etc/replog/cluster.key --data-dir /var/lib/replog"
 )]
 pub struct DaemonArgs {
     /// Run a whole local cluster in this process, for trying replog out.
@@ -94,7 +94,7 @@ pub struct DaemonArgs {
     /// File holding the cluster key (one line; during a key change two: the new one, then the previous one). Every node-to-node connection proves it by challenge and response; without it the cluster is unauthenticated.
     #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
     pub cluster_key_file: Option<PathBuf>,
-    /// Listen beyond loopback without --cluster-key-file. Refused otherwise: without a key, anyone who reaches the node can act as its master (cut or rewrite its log) or as a secondary (and be sent the whole log).
+    /// Listen beyond loopback without --cluster-key-file (or TLS). Refused otherwise: without a key, anyone who reaches the node and names a member can act as its master (cut or rewrite its log) or win its vote.
     #[arg(long, env = "REPLOG_INSECURE")]
     pub insecure: bool,
     /// File whose first line is the token clients need to append (they may read with it too).
@@ -263,13 +263,13 @@ fn only_loopback(addrs: impl IntoIterator<Item = std::net::SocketAddr>) -> bool 
     any
 }
 
-/// Why a node without a cluster key may not listen on `listen`, if it may
-/// not: secure by default, as Redis's protected mode. Beyond loopback it
-/// needs a key, or `--insecure` to run without one on purpose.
+/// Why a node without a cluster key or TLS may not listen on `listen`, if
+/// it may not: secure by default, as Redis's protected mode. Beyond
+/// loopback it needs a key, or `--insecure` to run without one on purpose.
 fn unauthenticated_refusal(listen: &str, loopback: bool, insecure: bool) -> Option<String> {
     (!loopback && !insecure).then(|| {
         format!(
-            "refusing to listen on {listen} without a cluster key: anyone who can reach it could act as this node's master (and cut or rewrite its log) or as a secondary (and be sent the whole log). Give every node the same --cluster-key-file (see the README, \"Securing a cluster\"), listen on a loopback address, or pass --insecure to run unauthenticated on purpose"
+            "refusing to listen on {listen} without a cluster key: anyone who can reach it and names a member could act as this node's master (and cut or rewrite its log) or win its vote. Give every node the same --cluster-key-file (see the README, \"Securing a cluster\"), listen on a loopback address, or pass --insecure to run unauthenticated on purpose"
         )
     })
 }
@@ -354,16 +354,19 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
         .listen
         .clone()
         .unwrap_or_else(|| cfg.cluster.addr(&id).expect("validated").to_string());
-    let loopback = is_loopback(&listen).await;
     if cfg.cluster_keys.is_none() {
-        if let Some(refusal) = unauthenticated_refusal(&listen, loopback, args.insecure) {
-            anyhow::bail!(refusal);
+        let loopback = is_loopback(&listen).await;
+        // Mutual TLS proves nodes by the CA's certificates: not a stranger's.
+        if cfg.tls.is_none() {
+            if let Some(refusal) = unauthenticated_refusal(&listen, loopback, args.insecure) {
+                anyhow::bail!(refusal);
+            }
         }
-    }
-    if cfg.cluster_keys.is_none() && (cfg.client_token.is_some() || cfg.read_token.is_some()) {
-        warn!(node = %id, "client tokens are set but there is no --cluster-key-file: tokens guard clients only, and without a cluster key anyone who reaches this node can act as its master (see the README, \"Securing a cluster\")");
-    } else if cfg.cluster_keys.is_none() && !loopback {
-        warn!(node = %id, %listen, "THIS CLUSTER IS UNAUTHENTICATED: anyone who can reach {listen} can impersonate its master or secondaries; give every node the same --cluster-key-file (see the README, \"Securing a cluster\")");
+        if cfg.client_token.is_some() || cfg.read_token.is_some() {
+            warn!(node = %id, "client tokens are set but there is no --cluster-key-file: tokens guard clients only, and without a cluster key anyone who reaches this node can act as its master (see the README, \"Securing a cluster\")");
+        } else if !loopback {
+            warn!(node = %id, %listen, "THIS CLUSTER IS UNAUTHENTICATED: anyone who can reach {listen} can impersonate its master or secondaries; give every node the same --cluster-key-file (see the README, \"Securing a cluster\")");
+        }
     }
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -496,6 +499,7 @@ mod tests {
         assert!(is_loopback("127.0.0.1:7001").await);
         assert!(is_loopback("127.3.2.1:7001").await);
         assert!(is_loopback("[::1]:7001").await);
+        assert!(is_loopback("localhost:7001").await);
         assert!(!is_loopback("0.0.0.0:7001").await);
         assert!(!is_loopback("[::]:7001").await);
         assert!(!is_loopback("192.0.2.1:7001").await);

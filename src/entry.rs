@@ -10,18 +10,17 @@ pub type Seq = u64;
 /// entry's `(epoch, seq)` names it uniquely across master restarts.
 pub type Epoch = u64;
 
-/// The highest epoch any election can reach: 2^53 − 1, which also keeps
-/// an epoch exact in JSON (a double). Every epoch is one more than one
-/// before it, and elections come at most about once per election timeout:
-/// at one per millisecond this is 285,000 years away. An epoch above it can
-/// only come from a forged or corrupt frame, and is refused wherever it
-/// arrives; with every accepted epoch at most this, `epoch + 1` cannot
-/// wrap.
-pub const MAX_EPOCH: Epoch = (1 << 53) - 1;
+/// Epochs stay below 2^53, which also keeps an epoch exact in JSON (a
+/// double). Every epoch is one more than one before it, and elections come
+/// at most about once per election timeout: at one per millisecond this is
+/// 285,000 years away. An epoch at or above it can only come from a forged
+/// or corrupt frame, and is refused wherever it arrives; with every
+/// accepted epoch below it, `epoch + 1` cannot wrap.
+pub const EPOCH_LIMIT: Epoch = 1 << 53;
 
-/// The epoch after `epoch`, or `None` if that would pass [`MAX_EPOCH`].
+/// The epoch after `epoch`, or `None` if that would reach [`EPOCH_LIMIT`].
 pub fn next_epoch(epoch: Epoch) -> Option<Epoch> {
-    epoch.checked_add(1).filter(|e| *e <= MAX_EPOCH)
+    epoch.checked_add(1).filter(|e| *e < EPOCH_LIMIT)
 }
 
 /// One message in the log.

@@ -109,7 +109,7 @@ the next segment, prepared ahead; written to as soon as a segment is full, and r
 .SH EXAMPLES
 .nf
 replogd \-\-dev
-replogd \-\-id 1 \-\-cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \-\-data\-dir /var/lib/replog/1
+replogd \-\-id 1 \-\-cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \-\-cluster\-key\-file /etc/replog/cluster.key \-\-data\-dir /var/lib/replog/1
 replogd \-\-id 1 \-\-cluster ... \-\-failover off    # a static master
 systemctl enable \-\-now replogd@1
 .fi

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use replog::client::Client;
 use replog::config::Cluster as ClusterList;
-use replog::entry::{Position, MAX_EPOCH};
+use replog::entry::{Position, EPOCH_LIMIT};
 use replog::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
 
 /// A node's hello (a master's or a candidate's) naming `c`'s cluster, as a
@@ -82,7 +82,7 @@ async fn a_strangers_hello_at_the_last_epoch_is_refused_and_changes_nothing() {
     // A member's name at an epoch no election reaches is refused too.
     let impostor = Role::Master {
         id: "n3".into(),
-        epoch: MAX_EPOCH + 1,
+        epoch: EPOCH_LIMIT,
     };
     let reason = refused(&c, 2, node_hello(&c, impostor), None);
     assert!(reason.contains("which no election can reach"), "{reason}");
@@ -196,4 +196,26 @@ fn a_node_without_a_key_refuses_to_listen_beyond_loopback_unless_insecure() {
     }
     // Nothing was started: the data directory is as it was.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--insecure` is the way to run without a key beyond loopback on
+/// purpose: in a network namespace of the test's own making (no other
+/// address is listened on), the node starts, says so loudly, and `health`
+/// shows it.
+#[test]
+fn an_insecure_node_beyond_loopback_starts_and_says_so() {
+    if common::netns::skipped() {
+        return;
+    }
+    let net = common::netns::Netns::new(1);
+    let mut c = Cluster::in_netns(&net, 1, false, |_| flags(&["--insecure"]));
+    c.start_all();
+    let args = ["health", "--node", &c.addrs[0], "--wait", "30s"];
+    let out = net.replog(net.clients(), &args).wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", c.logs(0));
+    assert!(report.contains("cluster: NOT AUTHENTICATED"), "{report}");
+    let log = c.logs(0);
+    assert!(log.contains("THIS CLUSTER IS UNAUTHENTICATED"), "{log}");
+    drop(c);
 }

@@ -258,8 +258,8 @@ pub async fn run<N: Net>(
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
         anyhow::anyhow!(
-            "{e}: move {} aside and start the node again to have it copied from the master",
-            dir.as_deref().unwrap_or("its data directory")
+            "cannot start on {}: {e}",
+            dir.as_deref().unwrap_or("this log")
         )
     })?;
     let (core, mut start) = Core::new(

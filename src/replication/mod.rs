@@ -85,15 +85,25 @@ pub struct LogState {
 }
 
 impl LogState {
-    /// Refuses a log whose epochs no election could have reached (written
-    /// by a forged frame before such epochs were refused, or damaged): a
-    /// node must always be able to go on one epoch further.
+    /// Refuses a log whose epochs no election could have reached (taken
+    /// from a forged frame by a release before such epochs were refused, or
+    /// damaged), saying what to do: for a forged epoch record, which leaves
+    /// the entries sound, not to throw the entries away.
     pub fn check(&self) -> Result<(), String> {
-        let newest = self.epoch.max(self.last.epoch);
-        if newest >= crate::entry::MAX_EPOCH {
+        let limit = crate::entry::EPOCH_LIMIT;
+        let entries = (self.epochs.iter().map(|(e, _)| *e))
+            .chain([self.last.epoch, self.base.epoch])
+            .max()
+            .unwrap_or_default();
+        if entries >= limit {
             return Err(format!(
-                "the log records epoch {newest}, which no election can reach (at most {}): it came from a forged or corrupt frame",
-                crate::entry::MAX_EPOCH - 1
+                "its log holds entries of epoch {entries}, which no election can reach (epochs stay below {limit}): they came from a forged or corrupt frame. Move the data directory aside and start the node again to have its log copied from the master; do this on a minority of the nodes only, since what a majority holds is the cluster's log"
+            ));
+        }
+        if self.epoch >= limit {
+            return Err(format!(
+                "its file 'epoch' records epoch {}, which no election can reach (epochs stay below {limit}): a forged frame, taken by an older release. The entries are sound: write {} (the epoch of the last entry) into that file and start the node again; do not move the data directory aside",
+                self.epoch, self.last.epoch
             ));
         }
         Ok(())

@@ -311,6 +311,19 @@ where
     }
 }
 
+/// [`wait_for`] for a test without a runtime: polls `probe` every 50 ms
+/// until it yields, for at most 30 s.
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Listed entries with their messages as text (the tests append UTF-8).
 pub fn text(entries: Vec<(u64, bytes::Bytes)>) -> Vec<(u64, String)> {
     entries

@@ -16,7 +16,7 @@
 //! test fails saying so, unless `REPLOG_SKIP_NETNS=1` says to skip it on
 //! purpose.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The namespaces of one test, removed when dropped.
@@ -64,6 +64,7 @@ fn run(program: &str, args: &[&str]) {
 impl Netns {
     /// `nodes` node namespaces and one for clients, plugged into one hub.
     pub fn new(nodes: usize) -> Netns {
+        remove_stale();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let net = Netns {
@@ -128,6 +129,20 @@ impl Netns {
         cmd
     }
 
+    /// The `replog` CLI with `args`, started inside namespace `i`, its
+    /// output captured.
+    pub fn replog(&self, i: usize, args: &[&str]) -> Child {
+        self.command(i, env!("CARGO_BIN_EXE_replog"))
+            .args(args)
+            .env_remove("REPLOG_NODE")
+            .env_remove("REPLOG_NODES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Cuts node `i` off: every packet in or out of its `eth0` is dropped
     /// silently. Its own loopback still works.
     pub fn isolate(&self, i: usize) {
@@ -160,6 +175,37 @@ impl Netns {
             "tc",
             &["-n", &self.ns(i), "qdisc", "del", "dev", "eth0", "clsact"],
         );
+    }
+}
+
+/// Removes what a test process killed before its clean-up (SIGKILL, a
+/// timeout) left behind: namespaces named after a process that is gone,
+/// and the daemons still inside them.
+fn remove_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name
+            .strip_prefix("rl")
+            .and_then(|rest| rest.split('x').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            });
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
     }
 }
 

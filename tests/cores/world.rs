@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use replog::entry::{Entry, Epoch, Position, Seq, MAX_EPOCH};
+use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
@@ -270,6 +270,13 @@ pub struct World {
     /// Connections a forger opened: refusing them is right, even for a
     /// static master's secondary.
     forged: HashSet<u64>,
+    /// Set while a forged input is being stepped: only then may a node
+    /// disregard an input.
+    forging: bool,
+    /// The epoch of the node being stepped, if it was master before the
+    /// step: the epoch an answer given in the step speaks for, even if the
+    /// node stepped down in it.
+    master_epoch: Option<Epoch>,
     invariants: Invariants,
 }
 
@@ -321,6 +328,8 @@ impl World {
             acked: BTreeMap::new(),
             was_master: vec![false; n],
             forged: HashSet::new(),
+            forging: false,
+            master_epoch: None,
             invariants: Invariants::default(),
         };
         for i in 0..n {
@@ -497,6 +506,7 @@ impl World {
         let Some(core) = self.nodes[node].core.as_mut() else {
             return;
         };
+        self.master_epoch = core.is_master().then(|| core.epoch());
         let mut out = Vec::new();
         core.step(now, event, &mut out);
         self.run_actions(node, out);
@@ -508,6 +518,7 @@ impl World {
         let Some(core) = self.nodes[node].core.as_mut() else {
             return;
         };
+        self.master_epoch = core.is_master().then(|| core.epoch());
         let mut out = Vec::new();
         core.flush(now, &mut out);
         self.run_actions(node, out);
@@ -596,6 +607,13 @@ impl World {
                         self.stats.refusals += 1;
                         continue;
                     }
+                    // Honest masters are never refused as strangers, nor
+                    // for what they send.
+                    assert!(
+                        !reason.contains("forged") && !reason.contains("not a member"),
+                        "seed {}: n{node} refused an honest master on conn {conn}: {reason}",
+                        self.seed
+                    );
                     assert!(
                         self.faults.failover,
                         "seed {}: n{node} refused its master on conn {conn}: {reason}",
@@ -647,7 +665,7 @@ impl World {
                 }
                 Action::Disregard { reason } => {
                     assert!(
-                        self.stats.forgeries > 0,
+                        self.forging,
                         "seed {}: n{node} disregarded an honest input: {reason}",
                         self.seed
                     );
@@ -747,7 +765,9 @@ impl World {
         }
         request.answer = Some(result.clone());
         if let Some(seq) = invariants::promised_outcomes_hold::Check::promise(&result) {
-            // Promised: the entry is the request's, and stays.
+            // Promised: the entry is the request's, durable where no
+            // failover cuts it (a majority; a static master's own log), and
+            // stays.
             self.stats.promised += 1;
             let message = request.message.clone();
             let entry = self.nodes[node].log[(seq - 1) as usize].clone();
@@ -755,7 +775,20 @@ impl World {
                 entry.message, message,
                 "seed {seed}: request {req} promised as seq {seq}, which holds another message"
             );
-            let epoch = self.nodes[node].core.as_ref().map_or(0, |c| c.epoch());
+            let durable_on =
+                |n: &Node| n.durable as u64 >= seq && n.log[(seq - 1) as usize] == entry;
+            let holders = self.nodes.iter().filter(|n| durable_on(n)).count() as u32;
+            let settled = if self.faults.failover {
+                holders >= quorum::majority(self.faults.nodes)
+            } else {
+                durable_on(&self.nodes[node])
+            };
+            assert!(
+                settled,
+                "seed {seed}: request {req} promised as seq {seq}, durable on {holders} node(s)"
+            );
+            let epoch = (self.master_epoch)
+                .unwrap_or_else(|| self.nodes[node].core.as_ref().map_or(0, |c| c.epoch()));
             if let Err(e) = self.invariants.promised.promised(epoch, entry) {
                 self.fail("what an answer promises holds", e);
             }
@@ -1226,7 +1259,7 @@ impl World {
         let node = up[self.rng.gen_range(0..up.len())];
         self.stats.forgeries += 1;
         let term = self.nodes[node].core.as_ref().map_or(0, |c| c.term().0);
-        let absurd = [u64::MAX, MAX_EPOCH + 1, u64::MAX - 1][self.rng.gen_range(0..3)];
+        let absurd = [u64::MAX, EPOCH_LIMIT, EPOCH_LIMIT + 1][self.rng.gen_range(0..3)];
         let member = format!("n{}", self.rng.gen_range(0..self.faults.nodes));
         // A stranger may claim any epoch; a member's name only an absurd one.
         let (who, epoch) = if self.rng.gen_bool(0.5) {
@@ -1238,6 +1271,7 @@ impl World {
         let conn = self.next_conn;
         self.next_conn += 1;
         self.forged.insert(conn);
+        self.forging = true;
         let event = match self.rng.gen_range(0..4) {
             0 => Event::MasterOpened {
                 conn,
@@ -1268,6 +1302,7 @@ impl World {
             _ => Event::NewerEpoch { epoch: absurd },
         };
         self.step_node(node, event);
+        self.forging = false;
     }
 
     /// A request whose connection to its node broke: the client knows

@@ -332,38 +332,54 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
 
 #[test]
 fn timeout_reports_the_sequence_number_and_the_entry_stays() {
-    // Two nodes: the master alone is no majority, so the answer promises
-    // nothing (a failover may cut the entry).
-    let (mut m, now) = master(1);
-    connect_all(&mut m, now);
-    let ev = E::Append(AppendRequest {
-        client: 1,
-        req: 1,
-        key: None,
-        w: WriteConcern::Nodes(2),
-        timeout: Some(Duration::from_millis(100)),
-        message: "a".into(),
-        progress: false,
-    });
-    step(&mut m, now, ev);
-    step(&mut m, now, E::Stored { upto: 1 });
-    assert_eq!(
-        step(&mut m, now + Duration::from_millis(50), E::Tick),
-        vec![]
-    );
-    let out = step(&mut m, now + Duration::from_millis(101), E::Tick);
-    assert!(out.contains(&A::Reply {
-        client: 1,
-        req: 1,
-        result: Err(AppendError::Uncommitted {
-            seq: 1,
-            stored_on: 1,
-            timed_out: true,
-        })
-    }));
-    assert_eq!(m.last(), 1);
-    // A late ack answers nobody twice.
-    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    // Two nodes, the entry on the master alone: a static master's log is
+    // the truth, so the answer promises it; with failover the master alone
+    // is no majority, and the answer promises nothing (a failover may cut
+    // the entry).
+    for failover in [false, true] {
+        let (mut m, now) = master(1);
+        m.cfg.failover = failover;
+        connect_all(&mut m, now);
+        let ev = E::Append(AppendRequest {
+            client: 1,
+            req: 1,
+            key: None,
+            w: WriteConcern::Nodes(2),
+            timeout: Some(Duration::from_millis(100)),
+            message: "a".into(),
+            progress: false,
+        });
+        step(&mut m, now, ev);
+        step(&mut m, now, E::Stored { upto: 1 });
+        assert_eq!(
+            step(&mut m, now + Duration::from_millis(50), E::Tick),
+            vec![]
+        );
+        let out = step(&mut m, now + Duration::from_millis(101), E::Tick);
+        let answer = if failover {
+            AppendError::Uncommitted {
+                seq: 1,
+                stored_on: 1,
+                timed_out: true,
+            }
+        } else {
+            AppendError::TimedOut {
+                seq: 1,
+                stored_on: 1,
+            }
+        };
+        assert!(
+            out.contains(&A::Reply {
+                client: 1,
+                req: 1,
+                result: Err(answer)
+            }),
+            "failover {failover}: {out:?}"
+        );
+        assert_eq!(m.last(), 1);
+        // A late ack answers nobody twice.
+        assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    }
 }
 
 #[test]
@@ -1290,50 +1306,69 @@ fn a_timed_out_append_says_how_many_nodes_hold_it_and_is_promised_only_on_a_majo
 #[test]
 fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_promised_only_on_a_majority(
 ) {
-    let (mut m, now) = master(2);
-    // One secondary connected: quorum known, appends admitted.
-    step(
-        &mut m,
-        now,
-        E::PeerConnected {
-            peer: 0,
-            conn: 10,
-            last: Position::default(),
-            stored: 0,
-            epochs: vec![],
-        },
-    );
-    step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
-    step(&mut m, now, append(1, 1, WriteConcern::Nodes(3), "a"));
-    // Seq 1 is on the master and one secondary, a majority of three; seq 2
-    // only on the master.
-    step(&mut m, now, E::Stored { upto: 2 });
-    flush(&mut m, now);
-    step(&mut m, now, ack_from(0, 1));
-    let mut out = Vec::new();
-    m.shutdown(&mut out);
-    assert_eq!(
-        out,
-        vec![
-            A::Reply {
-                client: 1,
-                req: 2,
-                result: Err(AppendError::ShuttingDown { seq: Some(1) })
+    for failover in [false, true] {
+        let (mut m, now) = master(2);
+        m.cfg.failover = failover;
+        // One secondary connected: quorum known, appends admitted.
+        step(
+            &mut m,
+            now,
+            E::PeerConnected {
+                peer: 0,
+                conn: 10,
+                last: Position::default(),
+                stored: 0,
+                epochs: vec![],
             },
-            A::Reply {
-                client: 1,
-                req: 1,
-                result: Err(AppendError::Uncommitted {
-                    seq: 2,
-                    stored_on: 1,
-                    timed_out: false,
-                })
-            },
-        ]
-    );
-    // Nobody is answered twice, whatever comes after.
-    assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
-    assert_eq!(m.poll_timeout(now).map(|t| t > now), Some(true));
+        );
+        step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
+        step(&mut m, now, append(1, 1, WriteConcern::Nodes(3), "a"));
+        step(&mut m, now, append(1, 4, WriteConcern::Nodes(3), "d"));
+        // Seq 1 is on the master and one secondary, a majority of three;
+        // seq 2 only on the master (where a static master's log is the
+        // truth); seq 3 nowhere yet.
+        step(&mut m, now, E::Stored { upto: 2 });
+        flush(&mut m, now);
+        step(&mut m, now, ack_from(0, 1));
+        let mut out = Vec::new();
+        m.shutdown(&mut out);
+        let second = if failover {
+            AppendError::Uncommitted {
+                seq: 2,
+                stored_on: 1,
+                timed_out: false,
+            }
+        } else {
+            AppendError::ShuttingDown { seq: Some(2) }
+        };
+        assert_eq!(
+            out,
+            vec![
+                A::Reply {
+                    client: 1,
+                    req: 2,
+                    result: Err(AppendError::ShuttingDown { seq: Some(1) })
+                },
+                A::Reply {
+                    client: 1,
+                    req: 1,
+                    result: Err(second)
+                },
+                A::Reply {
+                    client: 1,
+                    req: 4,
+                    result: Err(AppendError::Uncommitted {
+                        seq: 3,
+                        stored_on: 0,
+                        timed_out: false,
+                    })
+                },
+            ]
+        );
+        // Nobody is answered twice, whatever comes after.
+        assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
+        assert_eq!(m.poll_timeout(now).map(|t| t > now), Some(true));
+    }
 
     // Held appends (quorum still unknown at start) never got a number.
     let (mut m, now) = master(2);

@@ -70,16 +70,18 @@ impl Master {
     /// not reached its write concern, when the wait ends: its timeout
     /// (`timed_out`), or this master stopping or stepping down.
     ///
-    /// Only an entry known to be on a majority (committed) is promised:
-    /// every later master holds it, so it will still be replicated
-    /// (`TimedOut`, or `ShuttingDown` with its sequence number). Anything
-    /// less may be cut by a failover that elects a node without it, and is
-    /// `Uncommitted`: the client cannot know, and retries with the same key
-    /// (which waits for this entry if it is kept, and appends it again if
-    /// it was cut).
+    /// Only an entry no failover can cut is promised: one known to be on a
+    /// majority (committed), which every later master holds, or, with a
+    /// static master (`--failover off`), one the master has stored, since
+    /// its log is the truth. It will still be replicated (`TimedOut`, or
+    /// `ShuttingDown` with its sequence number). Anything less may be cut
+    /// by a failover that elects a node without it, and is `Uncommitted`:
+    /// the client cannot know, and retries with the same key (which waits
+    /// for this entry if it is kept, and appends it again if it was cut).
     pub(super) fn unsettled(&self, seq: Seq, timed_out: bool) -> AppendError {
         let stored_on = self.stored_on(seq);
-        match (seq <= self.committed, timed_out) {
+        let settled = seq <= self.committed || (!self.cfg.failover && seq <= self.stored);
+        match (settled, timed_out) {
             (true, true) => AppendError::TimedOut { seq, stored_on },
             (true, false) => AppendError::ShuttingDown { seq: Some(seq) },
             (false, _) => AppendError::Uncommitted {

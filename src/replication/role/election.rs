@@ -138,7 +138,7 @@ impl Core {
         };
         self.ballot.election_at = now + wait;
         let Some(epoch) = crate::entry::next_epoch(self.ballot.term) else {
-            // Unreachable in practice: no accepted epoch passes MAX_EPOCH.
+            // Unreachable in practice: no accepted epoch passes EPOCH_LIMIT.
             let reason = format!("no election past epoch {}", self.ballot.term);
             return Self::disregard(reason, out);
         };

@@ -1,7 +1,7 @@
 //! Who may take part, and at which epochs: only members of the cluster
 //! open a master's connection, ask for a vote or have one counted, and
-//! only at an epoch some election could have reached (at most
-//! [`MAX_EPOCH`]).
+//! only at an epoch some election could have reached (below
+//! [`EPOCH_LIMIT`]).
 //!
 //! Without a cluster key anyone who reaches a node can say anything in a
 //! hello; these checks do not make such a cluster safe (a forger naming a
@@ -11,7 +11,7 @@
 //! in one log line by the runtime.
 
 use super::{Action, Core, CoreConfig};
-use crate::entry::{Epoch, Position, MAX_EPOCH};
+use crate::entry::{Epoch, Position, EPOCH_LIMIT};
 
 impl CoreConfig {
     /// Whether `id` is a member of the cluster.
@@ -26,11 +26,11 @@ impl CoreConfig {
     }
 }
 
-/// Why an epoch is refused, if it is: none above [`MAX_EPOCH`].
+/// Why an epoch is refused, if it is: none at or above [`EPOCH_LIMIT`].
 pub(super) fn absurd_epoch(epoch: Epoch, what: &str) -> Option<String> {
-    (epoch > MAX_EPOCH).then(|| {
+    (epoch >= EPOCH_LIMIT).then(|| {
         format!(
-            "{what} claims epoch {epoch}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused"
+            "{what} claims epoch {epoch}, which no election can reach (epochs stay below {EPOCH_LIMIT}): a forged or corrupt frame, refused"
         )
     })
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
-use crate::entry::{Entry, Epoch, Position, Seq, MAX_EPOCH};
+use crate::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
 
 /// Most appends held on a node while no master is known; more are
@@ -454,8 +454,19 @@ impl Core {
         let epoch = if self.cfg.failover {
             self.ballot.term
         } else {
-            // `check_log_state` keeps a log's epochs below MAX_EPOCH.
-            crate::entry::next_epoch(log.epoch.max(log.last.epoch)).unwrap_or(MAX_EPOCH)
+            match crate::entry::next_epoch(log.epoch.max(log.last.epoch)) {
+                Some(epoch) => epoch,
+                // Only a log at the last epoch there is (a member's name
+                // forged at it): never reuse an epoch; stay a secondary.
+                None => {
+                    let reason =
+                        format!("no new epoch below {EPOCH_LIMIT}: this node cannot be master");
+                    Self::disregard(reason, out);
+                    let secondary = Secondary::new(self.secondary_config(), log);
+                    self.role = Role::Secondary(Box::new(secondary));
+                    return;
+                }
+            }
         };
         log.epoch = epoch;
         let peers = self.cfg.others();
@@ -619,10 +630,9 @@ impl Core {
                 master,
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
-            Event::FromMaster(SecondaryEvent::Entries { conn, entries })
-                if entries.iter().any(|e| e.epoch > self.master_epoch) =>
-            {
-                self.refuse_newer_entries(now, conn, &entries, out)
+            Event::FromMaster(event) if self.newer_than_master(&event).is_some() => {
+                let (conn, newest) = self.newer_than_master(&event).expect("checked");
+                self.refuse_newer_epoch(now, conn, newest, out)
             }
             Event::FromMaster(event) => {
                 // The master of this epoch spoke: no election for now.
@@ -919,20 +929,41 @@ impl Core {
         self.secondary(now, SecondaryEvent::MasterConnected { conn }, out);
     }
 
-    /// Entries of an epoch newer than their master's cannot come from it (a
-    /// master writes only in its own epoch and older ones): a forged or
-    /// corrupt frame. Nothing of it is stored; the connection is dropped,
-    /// and the master dials again.
-    fn refuse_newer_entries(
+    /// The connection and the newest epoch of what the current master sent,
+    /// if it is newer than the master's own epoch: entries, or a reset's
+    /// epochs. A master writes only in its own epoch and older ones, so
+    /// that is a forged or corrupt frame. (What comes on another connection
+    /// is the secondary's to ignore.)
+    fn newer_than_master(&self, event: &SecondaryEvent) -> Option<(ConnId, Epoch)> {
+        let Role::Secondary(s) = &self.role else {
+            return None;
+        };
+        let (conn, newest) = match event {
+            SecondaryEvent::Entries { conn, entries } => {
+                (*conn, entries.iter().map(|e| e.epoch).max())
+            }
+            SecondaryEvent::Reset { conn, base, epochs } => (
+                *conn,
+                epochs.iter().map(|(e, _)| *e).chain([base.epoch]).max(),
+            ),
+            _ => return None,
+        };
+        let newest = newest.filter(|e| *e > self.master_epoch)?;
+        (s.conn() == Some(conn)).then_some((conn, newest))
+    }
+
+    /// Refuses what the master sent on `conn`, of an epoch newer than its
+    /// own (see [`Core::newer_than_master`]): nothing of it is stored, the
+    /// connection is dropped, and the master dials again.
+    fn refuse_newer_epoch(
         &mut self,
         now: Instant,
         conn: ConnId,
-        entries: &[Entry],
+        newest: Epoch,
         out: &mut Vec<Action>,
     ) {
-        let newest = entries.iter().map(|e| e.epoch).max().unwrap_or_default();
         let reason = format!(
-            "the master of epoch {} sent an entry of epoch {newest}: a forged or corrupt frame, refused",
+            "the master of epoch {} sent epoch {newest}, newer than its own: a forged or corrupt frame, refused",
             self.master_epoch
         );
         out.push(Action::RefuseMaster { conn, reason });
@@ -989,9 +1020,9 @@ impl Core {
             // recorded before anything of it is written, and new links
             // whose handshakes cut what secondaries hold beyond this log.
             let Some(epoch) = crate::entry::next_epoch(m.epoch()) else {
-                // Unreachable in practice (see MAX_EPOCH): the spent epoch
+                // Unreachable in practice (see EPOCH_LIMIT): the spent epoch
                 // keeps the master from writing, which is safe.
-                let reason = format!("this master cannot go on past epoch {MAX_EPOCH}");
+                let reason = format!("this master cannot go on past epoch {EPOCH_LIMIT}");
                 return Self::disregard(reason, out);
             };
             m.start_epoch(epoch, now);

@@ -312,11 +312,7 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
             Action::Reply {
                 client: 7,
                 req: 1,
-                result: Err(AppendError::Uncommitted {
-                    seq: 6,
-                    stored_on: 1,
-                    timed_out: false
-                })
+                result: Err(AppendError::ShuttingDown { seq: Some(6) })
             },
             Action::StopLinks
         ]

@@ -3,7 +3,7 @@
 
 use super::election::{answer, asked, fconfig, fresh};
 use super::*;
-use crate::entry::{next_epoch, MAX_EPOCH};
+use crate::entry::{next_epoch, EPOCH_LIMIT};
 
 fn opened(master: &str, epoch: Epoch) -> Event {
     Event::MasterOpened {
@@ -16,23 +16,38 @@ fn opened(master: &str, epoch: Epoch) -> Event {
 #[test]
 fn epochs_stop_at_the_highest_an_election_can_reach() {
     assert_eq!(next_epoch(0), Some(1));
-    assert_eq!(next_epoch(MAX_EPOCH - 1), Some(MAX_EPOCH));
-    assert_eq!(next_epoch(MAX_EPOCH), None);
+    assert_eq!(next_epoch(EPOCH_LIMIT - 2), Some(EPOCH_LIMIT - 1));
+    assert_eq!(next_epoch(EPOCH_LIMIT - 1), None);
     assert_eq!(next_epoch(u64::MAX), None);
     // A log that reached it (an older release took it from a forged
-    // frame) could go no further: refused at start.
+    // frame) is refused at start, saying what to do: a forged epoch
+    // record leaves the entries sound, forged entries do not.
     assert!(log(7).check().is_ok());
-    let spent = LogState {
-        epoch: MAX_EPOCH,
-        ..log(7)
-    };
-    let err = spent.check().unwrap_err();
-    assert!(err.contains(&format!("epoch {MAX_EPOCH}")), "{err}");
-    let forged = LogState {
+    let record = LogState {
         epoch: u64::MAX,
         ..log(7)
     };
-    assert!(forged.check().is_err());
+    let err = record.check().unwrap_err();
+    assert!(
+        err.contains(&format!("its file 'epoch' records epoch {}", u64::MAX))
+            && err.contains("write 2 (the epoch of the last entry) into that file")
+            && err.contains("do not move the data directory aside"),
+        "{err}"
+    );
+    let entries = LogState {
+        last: Position {
+            epoch: EPOCH_LIMIT,
+            seq: 7,
+        },
+        epochs: vec![(1, 1), (EPOCH_LIMIT, 6)],
+        ..log(7)
+    };
+    let err = entries.check().unwrap_err();
+    assert!(
+        err.contains(&format!("its log holds entries of epoch {EPOCH_LIMIT}"))
+            && err.contains("on a minority of the nodes only"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -49,10 +64,10 @@ fn a_master_connection_from_a_stranger_or_at_an_absurd_epoch_is_refused() {
             }]
         );
         assert_eq!(
-            step(&mut b, now, opened("a", MAX_EPOCH + 1)),
+            step(&mut b, now, opened("a", EPOCH_LIMIT)),
             vec![Action::RefuseMaster {
                 conn: 3,
-                reason: format!("a master connection from node 'a' claims epoch {}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused", MAX_EPOCH + 1)
+                reason: format!("a master connection from node 'a' claims epoch {EPOCH_LIMIT}, which no election can reach (epochs stay below {EPOCH_LIMIT}): a forged or corrupt frame, refused")
             }]
         );
         assert_eq!(b.epoch(), before, "nothing was adopted");
@@ -81,7 +96,7 @@ fn a_vote_request_from_a_stranger_at_an_absurd_epoch_or_with_an_impossible_log_i
     );
     assert_eq!(
         step(&mut b, now, asked("a", u64::MAX, last, false)),
-        refused(&format!("a vote request from node 'a' claims epoch {}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused", u64::MAX))
+        refused(&format!("a vote request from node 'a' claims epoch {}, which no election can reach (epochs stay below {EPOCH_LIMIT}): a forged or corrupt frame, refused", u64::MAX))
     );
     let beyond = Position {
         epoch: u64::MAX,
@@ -134,13 +149,13 @@ fn a_strangers_vote_does_not_elect_and_an_absurd_epoch_is_not_adopted() {
     assert_eq!(
         step(&mut a, now, answer("b", 1, u64::MAX, false, true)),
         vec![Action::Disregard {
-            reason: format!("a vote answer from node 'b' claims epoch {}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused", u64::MAX),
+            reason: format!("a vote answer from node 'b' claims epoch {}, which no election can reach (epochs stay below {EPOCH_LIMIT}): a forged or corrupt frame, refused", u64::MAX),
         }]
     );
     assert_eq!(
         step(&mut a, now, Event::NewerEpoch { epoch: u64::MAX }),
         vec![Action::Disregard {
-            reason: format!("a node refusing this one claims epoch {}, which no election can reach (at most {MAX_EPOCH}): a forged or corrupt frame, refused", u64::MAX),
+            reason: format!("a node refusing this one claims epoch {}, which no election can reach (epochs stay below {EPOCH_LIMIT}): a forged or corrupt frame, refused", u64::MAX),
         }]
     );
     assert_eq!(a.epoch(), 0);
@@ -172,7 +187,7 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
         vec![Action::RefuseMaster {
             conn: 3,
             reason: format!(
-                "the master of epoch 3 sent an entry of epoch {}: a forged or corrupt frame, refused",
+                "the master of epoch 3 sent epoch {}, newer than its own: a forged or corrupt frame, refused",
                 u64::MAX
             )
         }]
@@ -181,7 +196,19 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
     // The connection is forgotten: what comes on it later is ignored.
     let more = SecondaryEvent::Entries {
         conn: 3,
-        entries: vec![entry(3, 8)],
+        entries: vec![entry(4, 8)],
     };
     assert_eq!(step(&mut b, now, Event::FromMaster(more)), vec![]);
+    // A reset naming a newer epoch is refused the same way.
+    step(&mut b, now, opened("a", 3));
+    let reset = SecondaryEvent::Reset {
+        conn: 3,
+        base: Position { epoch: 9, seq: 20 },
+        epochs: vec![(1, 1)],
+    };
+    assert!(matches!(
+        &step(&mut b, now, Event::FromMaster(reset))[..],
+        [Action::RefuseMaster { conn: 3, .. }]
+    ));
+    assert_eq!(b.stored(), 7);
 }
