@@ -89,6 +89,9 @@ Every flag can be set by the environment variable shown with it, so that one \fB
 0 after a clean shutdown; 1 when the node cannot start (a bad value, a port in use, a damaged log: the message names the file and offset); 2 for a command line clap cannot parse.
 .SH FILES
 .TP
+\fIDATA_DIR\fR/identity
+the node's id, its incarnation (random, chosen at the first start on the directory) and, while it does not yet hold everything committed, "learner"; a directory of another node's id is refused at start.
+.TP
 \fIDATA_DIR\fR/epoch
 the node's epoch and, with failover, the node it voted for in it ("EPOCH" or "EPOCH VOTE"); written to a new file, synced and renamed before a vote is answered.
 .TP

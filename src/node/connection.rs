@@ -316,7 +316,8 @@ async fn serve(
         Role::Candidate { ref id } => {
             // Proven above: a node of this cluster, like a master.
             drop(slot);
-            serve_candidate(reader, writer, addr, &shared, id.clone(), deadline).await
+            let candidate = (id.clone(), hello.version);
+            serve_candidate(reader, writer, addr, &shared, candidate, deadline).await
         }
     }
 }
@@ -375,7 +376,7 @@ async fn serve_candidate(
     mut writer: Writer,
     addr: SocketAddr,
     shared: &Arc<Shared>,
-    candidate: String,
+    (candidate, version): (String, u32),
     deadline: tokio::time::Instant,
 ) {
     let welcome = clients::welcome(shared);
@@ -403,6 +404,7 @@ async fn serve_candidate(
         epoch,
         last,
         pre,
+        version,
     };
     let sent = tokio::select! {
         biased;
@@ -625,6 +627,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Heartbeat { .. } => "Heartbeat",
         Frame::VoteRequest { .. } => "VoteRequest",
         Frame::VoteReply { .. } => "VoteReply",
+        Frame::LearnerVote { .. } => "LearnerVote",
         Frame::NewerEpoch { .. } => "NewerEpoch",
         Frame::Ack { .. } => "Ack",
         Frame::Nack { .. } => "Nack",

@@ -51,7 +51,7 @@ pub(super) struct NodeLoop {
     /// A master connection the core is deciding on, during that step.
     pub(super) opening: Option<(ConnId, Outbox)>,
     /// A candidate's connection, during the step that answers it.
-    pub(super) voter: Option<(ConnId, Outbox)>,
+    pub(super) voter: Option<(ConnId, Outbox, u32)>,
     /// Where each client's answers go, and the protocol version it speaks.
     pub(super) clients: HashMap<ClientId, (Outbox, u32)>,
     /// Publishes the visible sequence number to readers.
@@ -92,6 +92,9 @@ pub(super) struct NodeLoop {
     /// `--max-inflight`). Hashed with a fast, randomly seeded hasher: two
     /// lookups per append, and the keys partly the clients' choice.
     pub(super) appends: HashMap<(ClientId, u64), (std::time::Instant, WriteConcern)>,
+    /// Who the data directory belongs to: written when this node, a
+    /// learner, votes again.
+    pub(super) identity: crate::storage::identity::Identity,
 }
 
 impl NodeLoop {
@@ -213,8 +216,9 @@ impl NodeLoop {
                 epoch,
                 last,
                 pre,
+                version,
             } => {
-                self.voter = Some((conn, tx));
+                self.voter = Some((conn, tx, version));
                 let request = VoteRequest {
                     candidate,
                     epoch,
@@ -435,15 +439,15 @@ impl NodeLoop {
                     }
                 }
                 Action::AnswerVote { conn, frame } => {
-                    if let Some((c, tx)) = self.voter.take() {
+                    if let Some((c, tx, version)) = self.voter.take() {
                         if c == conn {
-                            tx.offer(frame);
+                            tx.offer(frame.for_node_version(version));
                             tx.close();
                         }
                     }
                 }
                 Action::RefuseCandidate { conn, reason } => {
-                    if let Some((c, tx)) = self.voter.take() {
+                    if let Some((c, tx, _)) = self.voter.take() {
                         if c == conn {
                             if let Some(more) = self.shared.throttle.allow("refused-vote") {
                                 warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a vote request");
@@ -458,6 +462,16 @@ impl NodeLoop {
                         warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "disregarded");
                     }
                 }
+                // Should recording fail, the node votes now and is a
+                // learner again after a restart: the safe way round.
+                Action::Promoted => match self.identity.promote() {
+                    Ok(()) => {
+                        info!(node = %self.shared.cfg.id, "this node holds everything committed: it votes again")
+                    }
+                    Err(e) => {
+                        error!(node = %self.shared.cfg.id, error = %e, "cannot record that this node votes again; it will be a learner again after a restart")
+                    }
+                },
                 Action::RefuseStale {
                     conn,
                     epoch,

@@ -142,6 +142,9 @@ pub(crate) enum Input {
         epoch: Epoch,
         last: Position,
         pre: bool,
+        /// The version the candidate's hello said: the answer is given as
+        /// it can decode it.
+        version: u32,
     },
     /// A node answered this node's request for votes.
     VoteAnswered(VoteAnswer),
@@ -246,6 +249,20 @@ pub async fn run<N: Net>(
     }
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();
+    // Who the data directory belongs to, and whether this is a new
+    // incarnation (an empty log where none was, or a log in memory).
+    let identity = match &cfg.data_dir {
+        Some(dir) => crate::storage::identity::Identity::open(
+            dir,
+            &cfg.id,
+            last.seq == 0 && log.base().seq == 0,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
+        None => crate::storage::identity::Identity::in_memory(&cfg.id),
+    };
+    if identity.learner {
+        info!(node = %cfg.id, incarnation = format!("{:016x}", identity.incarnation), "a new incarnation: this node votes only once it holds everything committed (a learner)");
+    }
     let state = LogState {
         epoch: log.epoch(),
         last,
@@ -254,6 +271,7 @@ pub async fn run<N: Net>(
         vote: log.vote().map(str::to_string),
         committed: 0,
         base: log.base(),
+        learner: identity.learner,
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
@@ -386,6 +404,7 @@ pub async fn run<N: Net>(
         actions: Vec::new(),
         requeue: VecDeque::new(),
         appends: foldhash::HashMap::default(),
+        identity,
     };
     node.run_actions(&mut start);
 

@@ -47,6 +47,15 @@ pub(super) async fn ask<N: Net>(shared: Arc<Shared>, (id, addr): (String, String
             term,
             granted,
             pre,
+            learner: false,
+        }),
+        Ok(Ok(Frame::LearnerVote { epoch, term, pre })) => Input::VoteAnswered(VoteAnswer {
+            voter: id,
+            epoch,
+            term,
+            granted: true,
+            pre,
+            learner: true,
         }),
         Ok(Err(HandshakeError::Stale { epoch, .. })) => Input::NewerEpoch { epoch },
         Ok(Ok(other)) => {

@@ -82,6 +82,10 @@ pub struct LogState {
     /// The entry before the first the log holds: (0, 0) unless retention
     /// deleted its start (or it was reset to start after this).
     pub base: Position,
+    /// This node came back as a new incarnation (an empty data directory)
+    /// and has not yet held everything committed since: it may not vote or
+    /// stand (see `role::learner`). The role cores leave it false.
+    pub learner: bool,
 }
 
 impl LogState {

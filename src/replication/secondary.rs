@@ -226,6 +226,7 @@ impl Secondary {
             vote: None,
             committed: self.committed.min(self.received),
             base: self.base,
+            learner: false,
         };
         (state, self.stored)
     }
@@ -577,6 +578,7 @@ mod tests {
             vote: None,
             committed: 0,
             base: Default::default(),
+            learner: false,
         };
         let mut s = Secondary::new(cfg, log);
         let now = Instant::now();

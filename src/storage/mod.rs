@@ -8,6 +8,7 @@
 
 pub mod digest;
 pub mod disk;
+pub mod identity;
 mod recovery;
 pub mod retention;
 pub mod roll;

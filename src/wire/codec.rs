@@ -262,6 +262,12 @@ mod tests {
         assert_eq!(number(Frame::Heartbeat { committed: 0 }), 12);
         assert_eq!(number(Frame::Appends { appends: vec![] }), 27);
         assert_eq!(number(Frame::Answers { answers: vec![] }), 28);
+        let vote = Frame::LearnerVote {
+            epoch: 1,
+            term: 1,
+            pre: false,
+        };
+        assert_eq!(number(vote), 29);
         let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
         let mut buf = BytesMut::new();
         codec

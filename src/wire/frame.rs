@@ -16,11 +16,12 @@ pub const PROTOCOL_VERSION: u32 = 7;
 /// outside the range is refused, with both versions in the reason.
 pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 
-/// The version nodes say to each other (replication and elections). Nothing
-/// between nodes changed in versions 6 and 7, so nodes still say 5, and a
-/// cluster can be upgraded one node at a time: nodes of versions 5 to 7
-/// replicate to each other and vote for each other.
-pub const NODE_PROTOCOL_VERSION: u32 = 5;
+/// The version nodes say to each other (replication and elections): 6
+/// added `LearnerVote`, sent only to a candidate that said 6 or later, so a
+/// cluster can be upgraded one node at a time: nodes saying 5 and 6
+/// replicate to each other and vote for each other (a learner answers a
+/// candidate saying 5 with a refusal instead).
+pub const NODE_PROTOCOL_VERSION: u32 = 6;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +296,21 @@ pub enum Frame {
         /// The answers, in the order they were decided.
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         answers: Vec<AppendAnswer>,
+    },
+
+    // ---- learners (node version 6) ----
+    /// A vote (or pre-vote) granted by a learner, a node back as a new
+    /// incarnation that does not yet hold everything committed: it counts
+    /// only toward an election that every node grants. Sent only to
+    /// candidates that said node version 6 or later; an older one is sent
+    /// `VoteReply` with `granted: false` instead.
+    LearnerVote {
+        /// The epoch asked about (echoed).
+        epoch: Epoch,
+        /// The voter's own current epoch.
+        term: Epoch,
+        /// Echoes the request's `pre`.
+        pre: bool,
     },
 
     // ---- not a frame of the protocol: new frames go above ----
@@ -595,6 +611,24 @@ pub enum AppendError {
         /// shut down or stepped down).
         timed_out: bool,
     },
+}
+
+impl Frame {
+    /// This frame as a node speaking node protocol `version` can decode it:
+    /// a candidate older than version 6 knows no `LearnerVote`, and is
+    /// refused instead (a learner's yes counts for little, and for nothing
+    /// to a candidate that cannot tell it from a voter's).
+    pub fn for_node_version(self, version: u32) -> Frame {
+        match self {
+            Frame::LearnerVote { epoch, term, pre } if version < 6 => Frame::VoteReply {
+                epoch,
+                term,
+                granted: false,
+                pre,
+            },
+            other => other,
+        }
+    }
 }
 
 impl AppendError {

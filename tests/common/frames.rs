@@ -49,7 +49,7 @@ pub fn append(rng: &mut SmallRng) -> Frame {
 
 /// A random append error.
 pub fn append_error(rng: &mut SmallRng) -> AppendError {
-    match rng.gen_range(0..9) {
+    match rng.gen_range(0..10) {
         0 => AppendError::BadRequest(text(rng)),
         1 => AppendError::TimedOut {
             seq: rng.gen(),
@@ -68,6 +68,11 @@ pub fn append_error(rng: &mut SmallRng) -> AppendError {
         7 => AppendError::Deleted {
             seq: rng.gen(),
             stored_on: rng.gen(),
+        },
+        8 => AppendError::Uncommitted {
+            seq: rng.gen(),
+            stored_on: rng.gen(),
+            timed_out: rng.gen(),
         },
         _ => AppendError::ShuttingDown {
             seq: rng.gen_bool(0.5).then(|| rng.gen()),
@@ -167,7 +172,12 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..13) {
+        12 => match rng.gen_range(0..14) {
+            13 => Frame::LearnerVote {
+                epoch: rng.gen(),
+                term: rng.gen(),
+                pre: rng.gen(),
+            },
             0 => Frame::Challenge {
                 nonce: rng.gen(),
                 proofs: (0..rng.gen_range(0..3)).map(|_| rng.gen()).collect(),

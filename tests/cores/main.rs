@@ -1,9 +1,10 @@
 //! Whole clusters of replication cores, in memory and without a clock,
 //! under seeded schedules of appends with mixed write concerns, delayed,
 //! lost and reordered frames, cut and healed links, partitions, and nodes
-//! that crash (losing what they had not synced) and restart, and strangers
-//! forging hellos, votes and epochs: with a static master, and with
-//! failover (elections). See `world.rs` for the schedule
+//! that crash (losing what they had not synced, or with failover their
+//! whole disk, coming back as learners) and restart, and strangers forging
+//! hellos, votes and epochs: with a static master, and with failover
+//! (elections). See `world.rs` for the schedule
 //! and `invariants/` for what is checked, one invariant per file.
 //!
 //! `REPLOG_CORE_SCHEDULES` sets how many schedules run per mode (1000 by
@@ -93,6 +94,10 @@ fn the_schedules_inject_every_fault_they_claim() {
             assert!(stats.rollbacks > 0, "divergent suffixes are cut: {stats:?}");
             // And answers that could promise nothing.
             assert!(stats.uncommitted > 0, "{stats:?}");
+            // Disks lost: learners voted (for what little that counts),
+            // then caught up.
+            assert!(stats.wipes > 0 && stats.learner_votes > 0, "{stats:?}");
+            assert!(stats.promotions > stats.wipes, "{stats:?}");
         }
     }
 }
@@ -129,4 +134,20 @@ fn regression_a_timed_out_append_promised_an_entry_a_failover_cut_seed_8() {
 #[test]
 fn regression_a_strangers_hello_at_an_absurd_epoch_left_the_cluster_without_a_master_seed_1() {
     World::new(1, true).run();
+}
+
+/// Issue 24's reproduction on cores, timings drawn from each seed: a node
+/// back with an empty disk (a learner) must not help elect a master that
+/// lacks what a majority acknowledged.
+#[test]
+fn a_lost_disk_and_a_crash_lose_no_majority_acknowledged_append() {
+    let count = env("REPLOG_CORE_SCHEDULES", 1000) / 5;
+    let mut failed = Vec::new();
+    for seed in 1..=count {
+        let run = catch_unwind(AssertUnwindSafe(|| World::lost_disk_then_a_crash(seed)));
+        if run.is_err() {
+            failed.push(seed);
+        }
+    }
+    assert!(failed.is_empty(), "failed for seeds {failed:?}");
 }

@@ -60,6 +60,11 @@ pub struct Faults {
     /// sends a node a forged hello, vote request, vote or newer epoch:
     /// from an id no member has, or at an epoch no election reaches.
     pub forge: f64,
+    /// Chance that a crash also loses the node's disk (its log, epoch and
+    /// vote): it comes back a new incarnation, a learner. With failover,
+    /// three nodes or more, and only while no other node is a learner (one
+    /// disk lost at a time, as the guarantee has it: w−1 disks for w).
+    pub wipe: f64,
 }
 
 impl Faults {
@@ -82,6 +87,7 @@ impl Faults {
             crash: [0.0, 0.001, 0.005][rng.gen_range(0..3)],
             sync_fail: [0.0, 0.0, 0.02, 0.1][rng.gen_range(0..4)],
             forge: [0.0, 0.0, 0.002, 0.01][rng.gen_range(0..4)],
+            wipe: [0.0, 0.3, 1.0][rng.gen_range(0..3)],
         }
     }
 }
@@ -96,6 +102,12 @@ struct Node {
     /// The epoch and vote recorded (kept through a crash).
     epoch: Epoch,
     vote: Option<String>,
+    /// Recorded as a learner (a new incarnation, not yet caught up).
+    learner: bool,
+    /// What its durable log held each time its disk was lost: the master
+    /// cannot know of a loss before the node is back, and counts what it
+    /// stored before it.
+    lost: Vec<Vec<Entry>>,
     /// When the last sync asked completes: syncs complete in order.
     last_sync: Duration,
     /// While master: per link (peer index) the live connection, and the
@@ -204,6 +216,10 @@ pub struct Stats {
     /// those whose answer promised nothing though it named a seq.
     pub promised: u64,
     pub uncommitted: u64,
+    /// Disks lost in a crash, learners' votes and promotions.
+    pub wipes: u64,
+    pub learner_votes: u64,
+    pub promotions: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -227,6 +243,9 @@ impl std::ops::AddAssign for Stats {
         self.refusals += o.refusals;
         self.promised += o.promised;
         self.uncommitted += o.uncommitted;
+        self.wipes += o.wipes;
+        self.learner_votes += o.learner_votes;
+        self.promotions += o.promotions;
     }
 }
 
@@ -278,6 +297,13 @@ pub struct World {
     /// node stepped down in it.
     master_epoch: Option<Epoch>,
     invariants: Invariants,
+}
+
+/// Whether node `n` stored `entry` at `seq` durably: it holds it, or held
+/// it when its disk was lost.
+fn stored(n: &Node, seq: Seq, entry: &Entry) -> bool {
+    let at = (seq - 1) as usize;
+    (n.durable > at && n.log[at] == *entry) || n.lost.iter().any(|l| l.get(at) == Some(entry))
 }
 
 /// The nodes as the invariants see them.
@@ -340,6 +366,9 @@ impl World {
                 durable: 0,
                 epoch: 0,
                 vote: None,
+                // A new cluster: every node a new incarnation.
+                learner: true,
+                lost: Vec::new(),
                 last_sync: Duration::ZERO,
                 links: Vec::new(),
                 link_nodes: Vec::new(),
@@ -431,6 +460,7 @@ impl World {
             vote: n.vote.clone(),
             committed: 0,
             base: Default::default(),
+            learner: n.learner,
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -663,6 +693,10 @@ impl World {
                     );
                     self.stats.refusals += 1;
                 }
+                Action::Promoted => {
+                    self.stats.promotions += 1;
+                    self.nodes[node].learner = false;
+                }
                 Action::Disregard { reason } => {
                     assert!(
                         self.forging,
@@ -675,14 +709,20 @@ impl World {
                     let Some((candidate, voter)) = self.vote_conns.remove(&conn) else {
                         continue;
                     };
-                    let Frame::VoteReply {
-                        epoch,
-                        term,
-                        granted,
-                        pre,
-                    } = frame
-                    else {
-                        panic!("seed {}: n{node} answered a vote with {frame:?}", self.seed);
+                    let (epoch, term, granted, pre, learner) = match frame {
+                        Frame::VoteReply {
+                            epoch,
+                            term,
+                            granted,
+                            pre,
+                        } => (epoch, term, granted, pre, false),
+                        Frame::LearnerVote { epoch, term, pre } => {
+                            self.stats.learner_votes += 1;
+                            (epoch, term, true, pre, true)
+                        }
+                        frame => {
+                            panic!("seed {}: n{node} answered a vote with {frame:?}", self.seed)
+                        }
                     };
                     let answer = VoteAnswer {
                         voter: self.nodes[voter].id.clone(),
@@ -690,6 +730,7 @@ impl World {
                         term,
                         granted,
                         pre,
+                        learner,
                     };
                     self.send(Deliver::Vote {
                         from: voter,
@@ -775,8 +816,7 @@ impl World {
                 entry.message, message,
                 "seed {seed}: request {req} promised as seq {seq}, which holds another message"
             );
-            let durable_on =
-                |n: &Node| n.durable as u64 >= seq && n.log[(seq - 1) as usize] == entry;
+            let durable_on = |n: &Node| stored(n, seq, &entry);
             let holders = self.nodes.iter().filter(|n| durable_on(n)).count() as u32;
             let settled = if self.faults.failover {
                 holders >= quorum::majority(self.faults.nodes)
@@ -808,11 +848,7 @@ impl World {
             entry.message, message,
             "seed {seed}: request {req} acknowledged as seq {seq}, which holds another message"
         );
-        let holders = self
-            .nodes
-            .iter()
-            .filter(|n| n.durable as u64 >= seq && n.log[(seq - 1) as usize] == entry)
-            .count() as u32;
+        let holders = self.nodes.iter().filter(|n| stored(n, seq, &entry)).count() as u32;
         assert!(
             holders >= w,
             "seed {seed}: seq {seq} acknowledged for w={w} but synced on {holders} nodes"
@@ -1298,6 +1334,7 @@ impl World {
                 term: [term, absurd][self.rng.gen_range(0..2)],
                 granted: true,
                 pre: self.rng.gen_bool(0.5),
+                learner: self.rng.gen_bool(0.5),
             }),
             _ => Event::NewerEpoch { epoch: absurd },
         };
@@ -1319,6 +1356,17 @@ impl World {
     /// and vote stay), its connections break, and the clients waiting on
     /// it lose their answers.
     fn crash(&mut self, node: usize) {
+        let wipe = self.faults.failover
+            && self.faults.nodes >= 3
+            && !self.nodes.iter().any(|n| n.learner)
+            && self.rng.gen_bool(self.faults.wipe);
+        let down = Duration::from_millis(self.rng.gen_range(1..600));
+        self.crash_for(node, wipe, down);
+    }
+
+    /// [`World::crash`], losing the disk too if `wipe`, and back after
+    /// `down`.
+    fn crash_for(&mut self, node: usize, wipe: bool, down: Duration) {
         self.stats.crashes += 1;
         if self.nodes[node]
             .core
@@ -1354,9 +1402,102 @@ impl World {
         n.links.clear();
         n.core = None;
         n.log.truncate(n.durable);
-        n.restart_at = Some(self.now + Duration::from_millis(self.rng.gen_range(1..600)));
+        if wipe {
+            // A new disk: nothing of the log, the epoch or the vote.
+            self.stats.wipes += 1;
+            n.lost.push(std::mem::take(&mut n.log));
+            n.durable = 0;
+            n.epoch = 0;
+            n.vote = None;
+            n.learner = true;
+            n.cuts += 1;
+        }
+        n.restart_at = Some(self.now + down);
         // Happenings addressed to it (syncs, frames) are dropped when they
         // come.
+    }
+
+    /// The lost disk and the crash of issue 24, on cores, with timings from
+    /// the seed: n2 down; appends with w=2 acknowledged by n0 (the master)
+    /// and n1; n1 loses its disk and n0 crashes; n1 and n2 come back while
+    /// n0 is down, then n0 comes back. Before learners, n1 voted at once
+    /// and elected n2, which lacks every one of those appends.
+    pub fn lost_disk_then_a_crash(seed: u64) -> World {
+        let faults = Faults {
+            nodes: 3,
+            failover: true,
+            appends: 0,
+            max_delay_ms: 5,
+            drop: 0.0,
+            reorder: 0.0,
+            cut: 0.0,
+            partition: 0.0,
+            crash: 0.0,
+            sync_fail: 0.0,
+            forge: 0.0,
+            wipe: 0.0,
+        };
+        let mut w = World::with_faults(seed, faults);
+        w.quiet_for(500);
+        let hour = Duration::from_secs(3600);
+        w.crash_for(2, false, hour);
+        let first = w.requests.len() as u64;
+        for req in first..first + 20 {
+            w.append_with(req, 2);
+        }
+        let answered = |w: &World| w.requests.values().all(|r| r.answer.is_some());
+        while !answered(&w) {
+            w.advance(false);
+        }
+        let wait = Duration::from_millis(w.rng.gen_range(0..50));
+        let master = (0..3).find(|&i| w.nodes[i].core.as_ref().is_some_and(|c| c.is_master()));
+        let other = if master == Some(1) { 0 } else { 1 };
+        w.crash_for(other, true, wait);
+        w.crash_for(master.unwrap_or(0), false, hour);
+        w.boot(2);
+        let down = w.rng.gen_range(500..3000);
+        w.quiet_for(down);
+        for node in 0..3 {
+            if !w.up(node) {
+                w.boot(node);
+            }
+        }
+        w.quiet_for(3000);
+        w.check_quiet();
+        w
+    }
+
+    /// Advances `ms` milliseconds without faults.
+    fn quiet_for(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.advance(false);
+        }
+    }
+
+    /// An append of a new message with write concern `w`, no timeout, sent
+    /// to the master now.
+    fn append_with(&mut self, req: u64, w: u32) {
+        let message = Bytes::from(format!("m{req}"));
+        let key = Some(format!("k{req}"));
+        let request = AppendRequest {
+            client: 1,
+            req,
+            key: key.clone(),
+            w: WriteConcern::Nodes(w),
+            timeout: None,
+            message: message.clone(),
+            progress: false,
+        };
+        let r = Request {
+            request: request.clone(),
+            key,
+            message,
+            w,
+            sent_to: None,
+            answer: None,
+        };
+        self.requests.insert(req, r);
+        self.append(request, 0);
     }
 
     /// Runs the schedule: appends under faults for a while, then a quiet

@@ -610,6 +610,7 @@ impl Master {
             vote: None,
             committed: self.committed,
             base: self.base,
+            learner: false,
         };
         (state, self.stored)
     }

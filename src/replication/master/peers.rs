@@ -55,7 +55,9 @@ impl Master {
         p.conn = Some(conn);
         p.connected_at = Some(now);
         p.last_heard = Some(now);
-        p.last_ping = Some(now);
+        // A heartbeat at the next tick: the committed mark at once, which a
+        // learner needs to know when it holds everything committed.
+        p.last_ping = None;
         p.acked = stored.min(agree);
         p.sent = agree;
         p.max_sent = agree;

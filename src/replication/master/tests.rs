@@ -28,6 +28,7 @@ fn master(secondaries: usize) -> (Master, Instant) {
         vote: None,
         committed: 0,
         base: Default::default(),
+        learner: false,
     };
     let now = Instant::now();
     (Master::new(cfg, state, now), now)
@@ -86,6 +87,17 @@ fn connect_all(m: &mut Master, now: Instant) {
             }]
         );
     }
+    // A new connection gets a heartbeat, the committed mark, at the next
+    // tick (a learner needs it to know when it holds everything committed).
+    assert_eq!(m.poll_timeout(now), Some(now));
+    let beats: Vec<_> = (0..m.peers.len())
+        .map(|peer| A::Send {
+            peer,
+            conn: peer as u64 + 10,
+            frame: Frame::Heartbeat { committed: 0 },
+        })
+        .collect();
+    assert_eq!(step(m, now, E::Tick), beats);
 }
 
 // Events and actions on the connections `connect_all` opens (peer i on
@@ -463,6 +475,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         vote: None,
         committed: 0,
         base: Default::default(),
+        learner: false,
     };
     let mut m = Master::new(cfg, state, Instant::now());
     let now = Instant::now();
@@ -1321,6 +1334,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
                 epochs: vec![],
             },
         );
+        step(&mut m, now, E::Tick);
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(3), "a"));
         step(&mut m, now, append(1, 4, WriteConcern::Nodes(3), "d"));
@@ -1399,6 +1413,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
         vote: None,
         committed: 0,
         base: Default::default(),
+        learner: false,
     };
     let mut m = master_over(7, 3, state);
     let now = Instant::now();
@@ -1548,6 +1563,7 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         vote: None,
         committed: 0,
         base: Default::default(),
+        learner: false,
     };
     let mut m = master_over(100, 100, state);
     let now = Instant::now();
@@ -1629,6 +1645,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         vote: None,
         committed: 0,
         base,
+        learner: false,
     };
     let mut m = master_over(100, 100, state);
     // Everything retention deleted was committed.

@@ -50,8 +50,23 @@ pub(super) struct Election {
     epoch: Epoch,
     /// A pre-vote: nobody's epoch was raised.
     pre: bool,
-    /// Who said yes (itself included).
+    /// Voters who said yes (itself included, if it is one).
     granted: BTreeSet<String>,
+    /// Learners who said yes (itself, if it is one): they count only
+    /// toward an election every node grants (see `learner`).
+    learners: BTreeSet<String>,
+}
+
+impl Election {
+    /// Whether the yeses elect: a majority of the cluster's nodes among
+    /// the voters, or every node; in epoch 1, a new cluster's first
+    /// election, any majority (see `learner`).
+    fn won(&self, nodes: usize) -> bool {
+        let voters = self.granted.len();
+        let all = voters + self.learners.len();
+        let counted = if self.epoch == 1 { all } else { voters };
+        counted as u32 >= quorum::majority(nodes) || all >= nodes
+    }
 }
 
 impl Ballot {
@@ -152,10 +167,17 @@ impl Core {
             });
             self.drop_stale_master(now, out);
         }
+        let me = BTreeSet::from([self.cfg.id.clone()]);
+        let (granted, learners) = if self.learner {
+            (BTreeSet::new(), me)
+        } else {
+            (me, BTreeSet::new())
+        };
         self.ballot.running = Some(Election {
             epoch,
             pre,
-            granted: BTreeSet::from([self.cfg.id.clone()]),
+            granted,
+            learners,
         });
         out.push(Action::RequestVotes {
             epoch,
@@ -172,7 +194,7 @@ impl Core {
         let Some(e) = &self.ballot.running else {
             return;
         };
-        if (e.granted.len() as u32) < quorum::majority(self.cfg.nodes.len()) {
+        if !e.won(self.cfg.nodes.len()) {
             return;
         }
         if e.pre {
@@ -181,6 +203,8 @@ impl Core {
             self.ballot.running = None;
             self.ballot.leader = Some(self.cfg.id.clone());
             self.ballot.master_since = now;
+            // Elected, it holds everything committed.
+            self.promote(out);
             self.become_master(now, out);
         }
     }
@@ -193,7 +217,7 @@ impl Core {
 
     /// Takes a newer `epoch` with `vote` cast in it: recorded first, then
     /// whatever stepping down does. Returns whether the epoch was newer.
-    fn take_epoch(
+    pub(super) fn take_epoch(
         &mut self,
         now: Instant,
         epoch: Epoch,
@@ -282,11 +306,20 @@ impl Core {
             }
             granted
         };
-        let frame = Frame::VoteReply {
-            epoch,
-            term: self.ballot.term,
-            granted,
-            pre,
+        // A learner's yes is worth less, and says so.
+        let frame = if granted && self.learner {
+            Frame::LearnerVote {
+                epoch,
+                term: self.ballot.term,
+                pre,
+            }
+        } else {
+            Frame::VoteReply {
+                epoch,
+                term: self.ballot.term,
+                granted,
+                pre,
+            }
         };
         out.push(Action::AnswerVote { conn, frame });
     }
@@ -304,6 +337,7 @@ impl Core {
             term,
             granted,
             pre,
+            learner,
         } = answer;
         if let Some(reason) = self.refusal(&voter, term, "a vote answer") {
             return Self::disregard(reason, out);
@@ -317,7 +351,11 @@ impl Core {
         if e.epoch != epoch || e.pre != pre || !granted {
             return;
         }
-        e.granted.insert(voter);
+        if learner {
+            e.learners.insert(voter);
+        } else {
+            e.granted.insert(voter);
+        }
         self.count_votes(now, out);
     }
 }

@@ -173,6 +173,9 @@ pub struct VoteAnswer {
     pub granted: bool,
     /// A pre-vote.
     pub pre: bool,
+    /// The yes of a learner, which counts only toward an election every
+    /// node grants (see `learner`).
+    pub learner: bool,
 }
 
 /// Something the runtime must do, in the order given.
@@ -214,6 +217,9 @@ pub enum Action {
         /// What was disregarded, and why.
         reason: String,
     },
+    /// This learner holds everything committed: record durably that it
+    /// votes again, before anything that follows.
+    Promoted,
     /// Answer a candidate on its connection (then close it).
     AnswerVote {
         /// The candidate's connection.
@@ -372,6 +378,9 @@ pub struct Core {
     /// Appends that came while no master was known, with when to give up
     /// on them, in arrival order (at most `MAX_UNLED`).
     unled: std::collections::VecDeque<(Instant, AppendRequest)>,
+    /// A new incarnation that does not yet hold everything committed: it
+    /// neither votes nor stands (see `learner`).
+    learner: bool,
     /// The epoch of the master this node (as a secondary) last welcomed:
     /// entries of a newer epoch cannot come from it.
     master_epoch: Epoch,
@@ -412,6 +421,7 @@ impl Core {
             generation: 0,
             ballot,
             master_epoch: 0,
+            learner: log.learner,
             unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
             secondary_out: Vec::new(),
@@ -640,7 +650,12 @@ impl Core {
                 if self.cfg.failover && current {
                     self.ballot.heard(now, self.cfg.timing.election_timeout);
                 }
-                self.secondary(now, event, out)
+                let heartbeat = matches!(event, SecondaryEvent::Heartbeat { .. });
+                let event_copy = heartbeat.then(|| event.clone());
+                self.secondary(now, event, out);
+                if let Some(event) = event_copy {
+                    self.catch_up(&event, out);
+                }
             }
             Event::VoteRequested { conn, request } => {
                 let VoteRequest {
@@ -898,7 +913,18 @@ impl Core {
             );
             return out.push(Action::RefuseMaster { conn, reason });
         }
-        self.adopt(now, epoch, out);
+        // Taking a master of an epoch counts as this node's vote in it: no
+        // other node can be master of that epoch, and a node that forgot
+        // its vote (a new incarnation) must not give it to another.
+        if epoch > self.ballot.term {
+            self.take_epoch(now, epoch, Some(master.clone()), out);
+        } else if self.ballot.vote.is_none() {
+            self.ballot.vote = Some(master.clone());
+            out.push(Action::RecordVote {
+                epoch,
+                vote: Some(master.clone()),
+            });
+        }
         self.ballot.leader = Some(master);
         self.ballot.running = None;
         self.ballot.heard(now, self.cfg.timing.election_timeout);
@@ -1193,6 +1219,7 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
 }
 
 mod election;
+mod learner;
 mod members;
 
 #[cfg(test)]

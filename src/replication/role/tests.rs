@@ -50,6 +50,7 @@ fn log(last: Seq) -> LogState {
         vote: None,
         committed: 0,
         base: Default::default(),
+        learner: false,
     }
 }
 
@@ -508,6 +509,10 @@ fn the_next_deadline_is_the_role_cores() {
         epochs: vec![],
     };
     step(&mut master, now, Event::Link(connected));
+    // The new connection's first heartbeat is due at once, the next one an
+    // interval later.
+    assert_eq!(master.poll_timeout(now), Some(now));
+    step(&mut master, now, Event::Tick);
     assert_eq!(
         master.poll_timeout(now),
         Some(now + Timing::default().heartbeat_interval)
@@ -571,6 +576,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
 }
 
 mod election;
+mod learner;
 mod members;
 
 /// A connected secondary `peer` of a master whose log ends at `last`

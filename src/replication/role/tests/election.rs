@@ -16,7 +16,7 @@ pub(super) fn fresh() -> LogState {
 
 const T: Duration = Duration::from_millis(1000);
 
-fn vote_request(epoch: Epoch, last: Position, pre: bool) -> Vec<Action> {
+pub(super) fn vote_request(epoch: Epoch, last: Position, pre: bool) -> Vec<Action> {
     vec![Action::RequestVotes {
         epoch,
         pre,
@@ -32,6 +32,7 @@ pub(super) fn answer(voter: &str, epoch: Epoch, term: Epoch, granted: bool, pre:
         term,
         granted,
         pre,
+        learner: false,
     })
 }
 
@@ -47,7 +48,7 @@ pub(super) fn asked(candidate: &str, epoch: Epoch, last: Position, pre: bool) ->
     }
 }
 
-fn reply(epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Action {
+pub(super) fn reply(epoch: Epoch, term: Epoch, granted: bool, pre: bool) -> Action {
     Action::AnswerVote {
         conn: 40,
         frame: Frame::VoteReply {
@@ -220,11 +221,12 @@ fn a_node_that_hears_its_master_refuses_pre_votes_and_votes() {
         epoch: 3,
     };
     let out = step(&mut b, now, opened);
+    // Taking a master of an epoch is recorded as the vote in it.
     assert_eq!(
         out[0],
         Action::RecordVote {
             epoch: 3,
-            vote: None
+            vote: Some("a".into())
         }
     );
     assert!(
@@ -377,7 +379,7 @@ fn a_master_of_an_older_epoch_is_told_the_newer_one_and_a_newer_one_is_followed(
         out[0],
         Action::RecordVote {
             epoch: 5,
-            vote: None
+            vote: Some("c".into())
         }
     );
     assert!(

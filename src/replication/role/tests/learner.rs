@@ -1,0 +1,240 @@
+//! A node back as a new incarnation is a learner until it holds everything
+//! committed: its vote counts only toward an election every node grants.
+//! A new cluster, all learners, elects its first master so. Exact action
+//! lists.
+
+use super::election::{answer, asked, fconfig, fresh, reply, vote_request};
+use super::*;
+
+/// An empty log, a learner's.
+fn wiped() -> LogState {
+    LogState {
+        learner: true,
+        ..fresh()
+    }
+}
+
+fn learner_reply(epoch: Epoch, term: Epoch, pre: bool) -> Action {
+    Action::AnswerVote {
+        conn: 40,
+        frame: Frame::LearnerVote { epoch, term, pre },
+    }
+}
+
+fn learner_answer(voter: &str, epoch: Epoch, term: Epoch, pre: bool) -> Event {
+    Event::VoteAnswered(VoteAnswer {
+        learner: true,
+        ..vote_answer(voter, epoch, term, pre)
+    })
+}
+
+fn vote_answer(voter: &str, epoch: Epoch, term: Epoch, pre: bool) -> VoteAnswer {
+    let Event::VoteAnswered(a) = answer(voter, epoch, term, true, pre) else {
+        unreachable!()
+    };
+    a
+}
+
+#[test]
+fn a_learners_yes_says_it_is_a_learners() {
+    let now = Instant::now();
+    // Node b, wiped, in a cluster at epoch 5 whose log node c holds.
+    let (mut b, _) = Core::new(
+        fconfig("b"),
+        LogState {
+            epoch: 5,
+            ..wiped()
+        },
+        now,
+    );
+    assert!(b.is_learner());
+    let c_last = Position { epoch: 5, seq: 3 };
+    assert_eq!(
+        step(&mut b, now, asked("c", 6, c_last, true)),
+        vec![learner_reply(6, 5, true)]
+    );
+    assert_eq!(
+        step(&mut b, now, asked("c", 6, c_last, false)),
+        vec![
+            Action::RecordVote {
+                epoch: 6,
+                vote: Some("c".into())
+            },
+            learner_reply(6, 6, false)
+        ]
+    );
+    // A no is a no, learner or not.
+    assert_eq!(
+        step(&mut b, now, asked("a", 6, c_last, false)),
+        vec![reply(6, 6, false, false)]
+    );
+}
+
+#[test]
+fn a_learners_vote_counts_only_toward_an_election_every_node_grants() {
+    let now = Instant::now();
+    let three = |log| Core::new(fconfig("c"), log, now).0;
+    // c, a voter of a three-node cluster, asks; b is a learner.
+    let mut c = three(log(7));
+    let later = now + Duration::from_secs(3);
+    let last = Position { epoch: 2, seq: 7 };
+    assert!(matches!(
+        &step(&mut c, later, Event::Tick)[..],
+        [Action::RequestVotes { epoch: 3, pre: true, last: l, .. }] if *l == last
+    ));
+    // b's yes alone does not make c's own a majority.
+    assert_eq!(step(&mut c, later, learner_answer("b", 3, 2, true)), vec![]);
+    // a's yes does: voters c and a.
+    let out = step(&mut c, later, answer("a", 3, 2, true, true));
+    assert!(
+        matches!(out[0], Action::RecordVote { epoch: 3, .. }),
+        "{out:?}"
+    );
+    step(&mut c, later, learner_answer("b", 3, 3, false));
+    assert!(!c.is_master());
+    let out = step(&mut c, later, answer("a", 3, 3, true, false));
+    assert!(c.is_master(), "{out:?}");
+
+    // Without a: not elected; with a learner's yes from every other node
+    // (and its own, a voter's), elected.
+    let mut c = three(log(7));
+    step(&mut c, later, Event::Tick);
+    step(&mut c, later, learner_answer("b", 3, 2, true));
+    assert!(matches!(
+        &step(&mut c, later, learner_answer("a", 3, 2, true))[..],
+        [Action::RecordVote { epoch: 3, .. }, ..]
+    ));
+    step(&mut c, later, learner_answer("b", 3, 3, false));
+    assert!(!c.is_master());
+    step(&mut c, later, learner_answer("a", 3, 3, false));
+    assert!(c.is_master());
+}
+
+#[test]
+fn a_new_cluster_of_learners_elects_its_first_master_and_they_vote_at_its_first_heartbeat() {
+    let now = Instant::now();
+    let (mut a, out) = Core::new(fconfig("a"), wiped(), now);
+    assert_eq!(out, vec![]);
+    let none = Position::default();
+    assert_eq!(step(&mut a, now, Event::Tick), vote_request(1, none, true));
+    // In epoch 1 every yes counts: its own and b's make a majority.
+    let mut asks = vec![Action::RecordVote {
+        epoch: 1,
+        vote: Some("a".into()),
+    }];
+    asks.extend(vote_request(1, none, false));
+    assert_eq!(step(&mut a, now, learner_answer("b", 1, 0, true)), asks);
+    // Elected: it votes again (recorded first) and starts its links.
+    let out = step(&mut a, now, learner_answer("b", 1, 1, false));
+    assert_eq!(out[0], Action::Promoted, "{out:?}");
+    assert!(
+        matches!(out[1], Action::StartLinks { epoch: 1, .. }),
+        "{out:?}"
+    );
+    assert!(a.is_master() && !a.is_learner());
+
+    // b, a learner, takes it: epoch 1 has no older epoch, so its master's
+    // committed mark covers everything committed, nothing at first.
+    let (mut b, _) = Core::new(fconfig("b"), wiped(), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 1,
+    };
+    step(&mut b, now, opened);
+    let heartbeat = SecondaryEvent::Heartbeat {
+        conn: 3,
+        committed: 0,
+    };
+    let out = step(&mut b, now, Event::FromMaster(heartbeat));
+    assert_eq!(out.last(), Some(&Action::Promoted), "{out:?}");
+    assert!(!b.is_learner());
+}
+
+#[test]
+fn a_learner_votes_again_once_it_holds_everything_committed() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(
+        fconfig("b"),
+        LogState {
+            epoch: 5,
+            ..wiped()
+        },
+        now,
+    );
+    // Master a of epoch 6 takes it and sends it what it lacks.
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 6,
+    };
+    step(&mut b, now, opened);
+    let heartbeat = |committed| Event::FromMaster(SecondaryEvent::Heartbeat { conn: 3, committed });
+    // Behind the committed mark: still a learner.
+    assert!(!step(&mut b, now, heartbeat(4)).contains(&Action::Promoted));
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut b, now, Event::FromMaster(sync));
+    let entries = (1..=3).map(|s| entry(5, s)).chain([entry(6, 4)]).collect();
+    let entries = SecondaryEvent::Entries { conn: 3, entries };
+    step(&mut b, now, Event::FromMaster(entries));
+    step(&mut b, now, Event::Stored { gen: 0, upto: 4 });
+    // Committed up to an entry of an older epoch: it cannot know that is
+    // all (the new master's own entry is not known committed yet).
+    let out = step(&mut b, now, heartbeat(3));
+    assert!(!out.contains(&Action::Promoted), "{out:?}");
+    assert!(b.is_learner());
+    // Committed up to the master's own entry, which it holds: promoted,
+    // recorded before anything else, and its yes is a voter's again.
+    let out = step(&mut b, now, heartbeat(4));
+    assert_eq!(out.last(), Some(&Action::Promoted), "{out:?}");
+    assert!(!b.is_learner());
+    assert!(!step(&mut b, now, heartbeat(4)).contains(&Action::Promoted));
+    let later = now + Duration::from_secs(5);
+    let last = Position { epoch: 6, seq: 4 };
+    assert_eq!(
+        step(&mut b, later, asked("c", 7, last, true)),
+        vec![reply(7, 6, true, true)]
+    );
+}
+
+#[test]
+fn taking_a_master_is_a_vote_given_no_other_candidate_gets_in_that_epoch() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 3,
+    };
+    step(&mut b, now, opened);
+    assert_eq!(b.term(), (3, Some("a"), Some("a")));
+    // Long after the master went silent, a late request of epoch 3 from c.
+    let later = now + Duration::from_secs(5);
+    let last = Position { epoch: 2, seq: 7 };
+    assert_eq!(
+        step(&mut b, later, asked("c", 3, last, false)),
+        vec![reply(3, 3, false, false)]
+    );
+}
+
+#[test]
+fn a_candidate_too_old_for_learner_votes_is_refused_by_a_learner() {
+    let yes = Frame::LearnerVote {
+        epoch: 3,
+        term: 3,
+        pre: false,
+    };
+    assert_eq!(yes.clone().for_node_version(6), yes);
+    assert_eq!(
+        yes.for_node_version(5),
+        Frame::VoteReply {
+            epoch: 3,
+            term: 3,
+            granted: false,
+            pre: false
+        }
+    );
+}
