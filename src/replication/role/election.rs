@@ -124,15 +124,21 @@ impl Core {
                 }
             }
             // A new cluster (no epoch yet): its first master is the one
-            // configured; the others wait to hear from it.
+            // configured; the others wait to hear from it (a learner asks
+            // for pre-votes all the same, to learn the others' epochs, and
+            // stands no further).
             Role::Secondary(_)
                 if self.ballot.term == 0
                     && self.cfg.id != self.cfg.master
-                    && now >= self.ballot.election_at =>
+                    && now >= self.ballot.election_at
+                    && self.unsure_of_epoch().is_none() =>
             {
                 self.ballot.heard(now, timeout);
             }
-            Role::Secondary(_) if self.ballot.term == 0 && self.cfg.id != self.cfg.master => {}
+            Role::Secondary(_)
+                if self.ballot.term == 0
+                    && self.cfg.id != self.cfg.master
+                    && self.unsure_of_epoch().is_none() => {}
             Role::Secondary(_) if now >= self.ballot.election_at => {
                 self.start_election(now, true, out);
             }
@@ -198,6 +204,11 @@ impl Core {
             return;
         }
         if e.pre {
+            if self.ballot.term == 0 && self.cfg.id != self.cfg.master {
+                // It only asked to learn the others' epochs.
+                self.ballot.running = None;
+                return;
+            }
             self.start_election(now, false, out);
         } else {
             self.ballot.running = None;
@@ -341,6 +352,9 @@ impl Core {
         } = answer;
         if let Some(reason) = self.refusal(&voter, term, "a vote answer") {
             return Self::disregard(reason, out);
+        }
+        if self.learner {
+            self.heard_from.insert(voter.clone());
         }
         if term > self.ballot.term && !granted {
             return self.adopt(now, term, out);

@@ -17,16 +17,48 @@
 //! It also becomes one once elected. It records that it votes again before
 //! acting on it.
 //!
-//! A new cluster starts as learners (every data directory empty), and its
-//! first election, for epoch 1, counts every yes: only the configured
-//! master stands in it (`--master`), with a log that is empty since no
-//! epoch came before, so a learner's yes there cannot help elect a master
-//! that lacks anything. (Two disks lost, the configured master's among
-//! them, could: that is past what a write concern of two promises.)
+//! Having forgotten its epoch too, a learner takes no master of an epoch
+//! past 1 before it has heard the newest epoch from enough other nodes
+//! ([`Core::unsure_of_epoch`]): a master deposed while it was away could
+//! otherwise still use it.
+//!
+//! A new cluster starts as learners (every data directory empty), so epoch
+//! 1 is the exception: its election counts every yes toward a majority, and
+//! a learner takes its master at once. Only the configured master stands
+//! in it (`--master`: a node whose epoch is 0 never stands otherwise), with
+//! an empty log. Nothing tells a new node from one that lost its disk, so
+//! this leaves two ways to lose acknowledged writes with one lost disk,
+//! both needing a node that has never heard from any master, or a master
+//! of epoch 1 deposed without knowing it: the configured master loses its
+//! disk while one node has never heard from any master and the others are
+//! out of reach (the two elect it again in epoch 1); or a node loses its
+//! disk while the cluster's first master, deposed by a second election it
+//! has not heard of, still reaches it and the other nodes do not. Telling
+//! a new cluster apart for sure takes what only the other nodes know.
 
-use super::{Action, Core, Role, SecondaryEvent};
+use super::{quorum, Action, Core, Role, SecondaryEvent};
 
 impl Core {
+    /// Why this learner does not take a master yet, if it does not: it has
+    /// forgotten the newest epoch it knew, and a master deposed since
+    /// could still believe it leads. It asks every other node (by
+    /// pre-votes, which raise no epoch) and takes a master only once it
+    /// has heard from enough of them that one is in every majority that
+    /// may have elected a master without it (N − majority + 1 of the N − 1
+    /// others): it then knows the newest epoch, and refuses older masters
+    /// as any node does.
+    pub(super) fn unsure_of_epoch(&self) -> Option<String> {
+        let nodes = self.cfg.nodes.len();
+        let needed = (nodes + 1 - quorum::majority(nodes) as usize).min(nodes - 1);
+        (self.learner && self.heard_from.len() < needed).then(|| {
+            format!(
+                "node {} came back with an empty data directory and takes a master only once it has heard the newest epoch from {needed} other node(s) ({} so far)",
+                self.cfg.id,
+                self.heard_from.len()
+            )
+        })
+    }
+
     /// Whether this node is a learner.
     pub fn is_learner(&self) -> bool {
         self.learner

@@ -378,9 +378,12 @@ pub struct Core {
     /// Appends that came while no master was known, with when to give up
     /// on them, in arrival order (at most `MAX_UNLED`).
     unled: std::collections::VecDeque<(Instant, AppendRequest)>,
-    /// A new incarnation that does not yet hold everything committed: it
-    /// neither votes nor stands (see `learner`).
+    /// A new incarnation that does not yet hold everything committed (see
+    /// `learner`).
     learner: bool,
+    /// The other nodes whose epochs this learner has heard since it
+    /// started: it takes a master only once enough of them answered.
+    heard_from: std::collections::BTreeSet<String>,
     /// The epoch of the master this node (as a secondary) last welcomed:
     /// entries of a newer epoch cannot come from it.
     master_epoch: Epoch,
@@ -422,6 +425,7 @@ impl Core {
             ballot,
             master_epoch: 0,
             learner: log.learner,
+            heard_from: std::collections::BTreeSet::new(),
             unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
             secondary_out: Vec::new(),
@@ -429,7 +433,9 @@ impl Core {
         let mut out = Vec::new();
         let stored = log.last.seq;
         if core.cfg.failover {
-            if core.cfg.id != core.cfg.master || term > 0 {
+            // A learner asks the others for their epochs at once (see
+            // `learner`); the others wait for their master.
+            if !core.learner && (core.cfg.id != core.cfg.master || term > 0) {
                 core.ballot.heard(now, core.cfg.timing.election_timeout);
             }
             core.role = Role::Secondary(Box::new(Secondary::new(core.secondary_config(), log)));
@@ -893,6 +899,10 @@ impl Core {
         epoch: Epoch,
         out: &mut Vec<Action>,
     ) {
+        // A new cluster's first master is taken at once (see `learner`).
+        if let Some(reason) = self.unsure_of_epoch().filter(|_| epoch > 1) {
+            return out.push(Action::RefuseMaster { conn, reason });
+        }
         let id = &self.cfg.id;
         let term = self.ballot.term;
         if epoch < term {

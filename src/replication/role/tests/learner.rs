@@ -133,15 +133,34 @@ fn a_new_cluster_of_learners_elects_its_first_master_and_they_vote_at_its_first_
     );
     assert!(a.is_master() && !a.is_learner());
 
-    // b, a learner, takes it: epoch 1 has no older epoch, so its master's
-    // committed mark covers everything committed, nothing at first.
+    // b, a learner, asks the others for their epochs at once (pre-votes it
+    // takes no further: not the configured master, it does not stand)...
     let (mut b, _) = Core::new(fconfig("b"), wiped(), now);
-    let opened = Event::MasterOpened {
-        conn: 3,
-        master: "a".into(),
+    let query = vec![Action::RequestVotes {
         epoch: 1,
-    };
-    step(&mut b, now, opened);
+        pre: true,
+        last: none,
+        peers: vec![("a".into(), "a:1".into()), ("c".into(), "c:1".into())],
+    }];
+    assert_eq!(step(&mut b, now, Event::Tick), query);
+    // ...but takes the first master of a new cluster without waiting for
+    // them: epoch 1 has no older epoch, so its master's committed mark
+    // covers everything committed, nothing at first.
+    assert!(matches!(
+        &step(
+            &mut b,
+            now,
+            Event::MasterOpened {
+                conn: 3,
+                master: "a".into(),
+                epoch: 1
+            }
+        )[..],
+        [
+            Action::RecordVote { epoch: 1, .. },
+            Action::ToMaster { conn: 3, .. }
+        ]
+    ));
     let heartbeat = SecondaryEvent::Heartbeat {
         conn: 3,
         committed: 0,
@@ -149,6 +168,40 @@ fn a_new_cluster_of_learners_elects_its_first_master_and_they_vote_at_its_first_
     let out = step(&mut b, now, Event::FromMaster(heartbeat));
     assert_eq!(out.last(), Some(&Action::Promoted), "{out:?}");
     assert!(!b.is_learner());
+}
+
+#[test]
+fn after_epoch_1_a_learners_vote_needs_every_other_node() {
+    let now = Instant::now();
+    let (mut a, _) = Core::new(
+        fconfig("a"),
+        LogState {
+            epoch: 1,
+            ..wiped()
+        },
+        now,
+    );
+    let later = now + Duration::from_secs(3);
+    assert!(matches!(
+        &step(&mut a, later, Event::Tick)[..],
+        [Action::RequestVotes {
+            epoch: 2,
+            pre: true,
+            ..
+        }]
+    ));
+    assert_eq!(step(&mut a, later, learner_answer("b", 2, 1, true)), vec![]);
+    assert!(matches!(
+        &step(&mut a, later, learner_answer("c", 2, 1, true))[..],
+        [
+            Action::RecordVote { epoch: 2, .. },
+            Action::RequestVotes {
+                epoch: 2,
+                pre: false,
+                ..
+            }
+        ]
+    ));
 }
 
 #[test]
@@ -162,7 +215,12 @@ fn a_learner_votes_again_once_it_holds_everything_committed() {
         },
         now,
     );
-    // Master a of epoch 6 takes it and sends it what it lacks.
+    // It hears the others' epochs (a no from c, in epoch 6)...
+    step(&mut b, now, Event::Tick);
+    step(&mut b, now, answer("c", 6, 6, false, true));
+    step(&mut b, now, answer("a", 6, 6, false, true));
+    assert_eq!(b.term().0, 6);
+    // ...and master a of epoch 6 takes it and sends it what it lacks.
     let opened = Event::MasterOpened {
         conn: 3,
         master: "a".into(),
@@ -237,4 +295,51 @@ fn a_candidate_too_old_for_learner_votes_is_refused_by_a_learner() {
             pre: false
         }
     );
+}
+
+#[test]
+fn a_learner_learns_the_newest_epoch_before_a_deposed_master_can_take_it() {
+    let now = Instant::now();
+    // c lost its disk; a, deposed master of epoch 2, does not know it yet;
+    // b is master of epoch 3.
+    let (mut c, _) = Core::new(fconfig("c"), wiped(), now);
+    step(&mut c, now, Event::Tick);
+    let stale = |conn| Event::MasterOpened {
+        conn,
+        master: "a".into(),
+        epoch: 2,
+    };
+    assert!(matches!(
+        &step(&mut c, now, stale(2))[..],
+        [Action::RefuseMaster { conn: 2, .. }]
+    ));
+    // a answers (it leads, it says no) and b answers with epoch 3.
+    step(&mut c, now, answer("a", 1, 2, false, true));
+    assert!(matches!(
+        &step(&mut c, now, stale(3))[..],
+        [Action::RefuseMaster { conn: 3, .. }]
+    ));
+    step(&mut c, now, answer("b", 1, 3, false, true));
+    assert_eq!(c.term().0, 3);
+    // Now it knows: a is stale, b is taken.
+    assert!(matches!(
+        &step(&mut c, now, stale(4))[..],
+        [Action::RefuseStale {
+            conn: 4,
+            epoch: 3,
+            ..
+        }]
+    ));
+    let current = Event::MasterOpened {
+        conn: 5,
+        master: "b".into(),
+        epoch: 3,
+    };
+    assert!(matches!(
+        &step(&mut c, now, current)[..],
+        [
+            Action::RecordVote { epoch: 3, .. },
+            Action::ToMaster { conn: 5, .. }
+        ]
+    ));
 }
