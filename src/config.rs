@@ -15,7 +15,7 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// `--failover`: whether a new master is elected when the master is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Failover {
-    /// A majority elects a new master within seconds.
+    /// A majority of voters elects a new master within seconds.
     On,
     /// `--master` stays master: appends wait for it to come back.
     Off,

@@ -64,7 +64,7 @@ pub struct DaemonArgs {
     /// A secondary silent this long is Unhealthy (and its connection is redialled).
     #[arg(long, env = "REPLOG_UNHEALTHY_AFTER", value_parser = humantime::parse_duration, default_value = "3s")]
     pub unhealthy_after: Duration,
-    /// Whether a new master is elected when the master is lost: 'on' (a majority elects one within seconds) or 'off' (--master stays master; appends wait for it to come back).
+    /// Whether a new master is elected when the master is lost: 'on' (a majority of voters elects one within seconds; a node back with an empty disk votes only once it holds everything committed) or 'off' (--master stays master; appends wait for it to come back).
     #[arg(long, env = "REPLOG_FAILOVER", value_enum, default_value_t = Failover::On)]
     pub failover: Failover,
     /// With failover: a secondary that hears nothing from the master for between this and twice this asks for votes; a master that hears from no majority for this long steps down.

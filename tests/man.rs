@@ -90,10 +90,10 @@ Every flag can be set by the environment variable shown with it, so that one \fB
 .SH FILES
 .TP
 \fIDATA_DIR\fR/identity
-the node's id, its incarnation (random, chosen at the first start on the directory) and, while it does not yet hold everything committed, "learner"; a directory of another node's id is refused at start.
+the node's id, its incarnation (random, chosen at the first start on the directory) and "learner" if the log was empty then, until the node holds everything committed or is elected; a directory of another node's id is refused at start (remove it with the rest of the directory to resync a node from scratch).
 .TP
 \fIDATA_DIR\fR/epoch
-the node's epoch and, with failover, the node it voted for in it ("EPOCH" or "EPOCH VOTE"); written to a new file, synced and renamed before a vote is answered.
+the node's epoch and, with failover, the node it voted for in it ("EPOCH" or "EPOCH VOTE"; taking a master counts as a vote for it); written to a new file, synced and renamed before a vote is answered or a master taken.
 .TP
 \fIDATA_DIR\fR/rollback/EPOCH\-FIRST\-LAST.log
 entries this node held that a newly elected master did not (never on a majority), saved in the log's record format before they were cut.
