@@ -282,6 +282,18 @@ pub(super) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// Replaces `dir/name` with `text` so that a crash leaves either the old
+/// file or the new one: written to a new file, synced, renamed over the
+/// old one, and the directory synced.
+pub(super) fn replace_file(dir: &Path, name: &str, text: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -998,15 +1010,11 @@ impl DiskLog {
     /// renamed over the old one and the directory synced, so that a crash
     /// leaves either the old record or the new one.
     pub(super) fn set_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> io::Result<()> {
-        let tmp = self.dir.join("epoch.tmp");
-        let mut f = File::create(&tmp)?;
-        match vote {
-            Some(v) => writeln!(f, "{epoch} {v}")?,
-            None => writeln!(f, "{epoch}")?,
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, self.dir.join("epoch"))?;
-        sync_dir(&self.dir)?;
+        let text = match vote {
+            Some(v) => format!("{epoch} {v}\n"),
+            None => format!("{epoch}\n"),
+        };
+        replace_file(&self.dir, "epoch", &text)?;
         self.epoch = epoch;
         self.vote = vote.map(str::to_string);
         Ok(())
@@ -1053,15 +1061,11 @@ fn read_base(dir: &Path) -> io::Result<(Position, Vec<(Epoch, Seq)>)> {
 /// Records the base and the epochs begun up to it: a new file, synced,
 /// renamed over the old one, the directory synced.
 fn write_base(dir: &Path, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
-    let tmp = dir.join("base.tmp");
-    let mut f = File::create(&tmp)?;
-    writeln!(f, "{} {}", base.seq, base.epoch)?;
+    let mut text = format!("{} {}\n", base.seq, base.epoch);
     for (epoch, first) in epochs {
-        writeln!(f, "{epoch} {first}")?;
+        text.push_str(&format!("{epoch} {first}\n"));
     }
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join("base"))?;
-    sync_dir(dir)
+    replace_file(dir, "base", &text)
 }
 
 /// The bytes the record starting `rest` takes, if its header is there and

@@ -17,8 +17,8 @@
 //! learner
 //! ```
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The file's name in the data directory.
@@ -97,23 +97,20 @@ impl Identity {
         Ok(())
     }
 
-    /// Writes the file: to a new one, synced, renamed over the old one and
-    /// the directory synced, so that a crash leaves one or the other.
+    /// Writes the file, so that a crash leaves the old one or the new one.
     fn write(&self) -> io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp)?;
-        writeln!(f, "node {}", self.node)?;
-        writeln!(f, "incarnation {:016x}", self.incarnation)?;
+        let mut text = format!(
+            "node {}\nincarnation {:016x}\n",
+            self.node, self.incarnation
+        );
         if self.learner {
-            writeln!(f, "learner")?;
+            text.push_str("learner\n");
         }
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        super::disk::sync_dir(dir)
+        super::disk::replace_file(dir, FILE, &text)
     }
 }
 
