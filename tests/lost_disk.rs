@@ -66,3 +66,32 @@ async fn a_replaced_disk_and_a_crash_lose_no_majority_acknowledged_append() {
     })
     .await;
 }
+
+/// A data directory holds its node's identity: started by another node's
+/// flags, the daemon refuses it with a sentence naming both, and the
+/// directory is left as it was.
+#[test]
+fn a_data_directory_of_another_node_is_refused_at_start() {
+    let mut c = Cluster::new(1, true, |_| Vec::new());
+    c.start_all();
+    let (code, out, err) = replog(&["health", "--node", c.master(), "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.kill(0);
+    let identity = std::fs::read_to_string(c.data_dir(0).join("identity")).unwrap();
+    assert!(identity.starts_with("node n1\nincarnation "), "{identity}");
+    let port = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n2", "--cluster", &format!("n2=127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(c.data_dir(0))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("belongs to node 'n1', not 'n2': give each node its own --data-dir"),
+        "{err}"
+    );
+    let after = std::fs::read_to_string(c.data_dir(0).join("identity")).unwrap();
+    assert_eq!(after, identity);
+}
