@@ -95,3 +95,114 @@ fn a_data_directory_of_another_node_is_refused_at_start() {
     let after = std::fs::read_to_string(c.data_dir(0).join("identity")).unwrap();
     assert_eq!(after, identity);
 }
+
+/// A learner's yes is a `LearnerVote`, which a candidate of node version 5
+/// cannot read: such a candidate is answered `VoteReply{granted: false}`,
+/// over a real connection, and a version-6 one gets the `LearnerVote`.
+#[test]
+fn a_learner_answers_an_old_candidate_with_a_no_and_a_new_one_with_a_learners_yes() {
+    use replog::config::Cluster as ClusterList;
+    use replog::entry::Position;
+    use replog::wire::{Frame, Hello, Role};
+    use std::io::Write;
+
+    let mut c = Cluster::new(3, true, |_| Vec::new());
+    // Node 2 alone, a new incarnation: a learner that knows of no epoch.
+    c.start(1);
+    wait_until("node 2 to listen", || {
+        std::net::TcpStream::connect(&c.addrs[1]).ok()
+    });
+    let ask = |version: u32| {
+        let hello = Frame::Hello(Hello {
+            version,
+            cluster: Some(
+                ClusterList::parse(&c.cluster_arg, None)
+                    .unwrap()
+                    .fingerprint(),
+            ),
+            role: Role::Candidate { id: "n1".into() },
+            nonce: None,
+            token: None,
+        });
+        let request = Frame::VoteRequest {
+            epoch: 1,
+            last: Position::default(),
+            pre: true,
+        };
+        let mut s = std::net::TcpStream::connect(&c.addrs[1]).unwrap();
+        s.write_all(&framed(&hello)).unwrap();
+        s.write_all(&framed(&request)).unwrap();
+        let (frames, _) = read_frames(&mut s, std::time::Duration::from_secs(5));
+        frames.last().cloned()
+    };
+    assert_eq!(
+        ask(5),
+        Some(Frame::VoteReply {
+            epoch: 1,
+            term: 0,
+            granted: false,
+            pre: true
+        })
+    );
+    assert_eq!(
+        ask(6),
+        Some(Frame::LearnerVote {
+            epoch: 1,
+            term: 0,
+            pre: true
+        })
+    );
+}
+
+/// The price of learners in a cluster of three: a node back with an empty
+/// disk while another node is down takes no master of an epoch past 1 (it
+/// cannot know that master is not a deposed one) until that node is back
+/// and has told it its epoch; then it catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_takes_no_master_past_epoch_1_until_enough_nodes_told_it_their_epochs() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    let all = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &all, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A failover: node 2 or 3 becomes master of epoch 2 or later.
+    c.kill(0);
+    let (code, out, err) = replog(&["append", "-w", "2", "--node", &all, "before"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.start(0);
+    let master = wait_for("a master of the others", || async {
+        for i in [1, 2] {
+            if is_master(&c, i).await {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await;
+    let (learner, other) = if master == 1 { (2, 0) } else { (1, 0) };
+    // The learner's disk is lost while the other node is down.
+    c.kill(other);
+    c.kill(learner);
+    std::fs::remove_dir_all(c.data_dir(learner)).unwrap();
+    c.start(learner);
+    wait_for("the learner to refuse the master", || async {
+        let log = c.logs(learner);
+        log.contains("takes a master only once it has heard the newest epoch from 2 other node(s) (1 so far)")
+            .then_some(())
+    })
+    .await;
+    let list = Client::connect(&c.addrs[learner])
+        .await
+        .unwrap()
+        .list_all(1)
+        .await
+        .unwrap();
+    assert!(list.is_empty(), "the learner took entries: {list:?}");
+    // The other node is back: the learner hears its epoch, takes the
+    // master and catches up.
+    c.start(other);
+    let lists = c.wait_converged(&[0, 1, 2], 1).await;
+    for list in lists {
+        assert_eq!(list, vec![(list[0].0, "before".to_string())]);
+    }
+}
