@@ -36,7 +36,8 @@
 //! has not heard of, still reaches it and the other nodes do not. Telling
 //! a new cluster apart for sure takes what only the other nodes know.
 
-use super::{quorum, Action, Core, Role, SecondaryEvent};
+use super::{quorum, Action, Core, Role};
+use crate::entry::Seq;
 
 impl Core {
     /// Why this learner does not take a master yet, if it does not: it has
@@ -64,12 +65,14 @@ impl Core {
         self.learner
     }
 
-    /// After a master's event: a heartbeat from the current master saying
-    /// `committed` promotes this learner if it holds everything committed.
-    pub(super) fn catch_up(&mut self, event: &SecondaryEvent, out: &mut Vec<Action>) {
-        let SecondaryEvent::Heartbeat { conn, committed } = *event else {
-            return;
-        };
+    /// After a master's heartbeat on `conn` saying `committed`: promotes
+    /// this learner if that was its current master and it holds everything
+    /// committed.
+    pub(super) fn catch_up(
+        &mut self,
+        (conn, committed): (super::ConnId, Seq),
+        out: &mut Vec<Action>,
+    ) {
         let Role::Secondary(s) = &self.role else {
             return;
         };

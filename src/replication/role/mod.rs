@@ -646,21 +646,22 @@ impl Core {
                 master,
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
-            Event::FromMaster(event) if self.newer_than_master(&event).is_some() => {
-                let (conn, newest) = self.newer_than_master(&event).expect("checked");
-                self.refuse_newer_epoch(now, conn, newest, out)
-            }
             Event::FromMaster(event) => {
+                if let Some((conn, newest)) = self.newer_than_master(&event) {
+                    return self.refuse_newer_epoch(now, conn, newest, out);
+                }
                 // The master of this epoch spoke: no election for now.
                 let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
                 if self.cfg.failover && current {
                     self.ballot.heard(now, self.cfg.timing.election_timeout);
                 }
-                let heartbeat = matches!(event, SecondaryEvent::Heartbeat { .. });
-                let event_copy = heartbeat.then(|| event.clone());
+                let heartbeat = match event {
+                    SecondaryEvent::Heartbeat { conn, committed } => Some((conn, committed)),
+                    _ => None,
+                };
                 self.secondary(now, event, out);
-                if let Some(event) = event_copy {
-                    self.catch_up(&event, out);
+                if let Some(heartbeat) = heartbeat {
+                    self.catch_up(heartbeat, out);
                 }
             }
             Event::VoteRequested { conn, request } => {

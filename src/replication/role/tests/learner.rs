@@ -14,6 +14,11 @@ fn wiped() -> LogState {
     }
 }
 
+/// Node `id`, a learner with an empty log that has recorded `epoch`.
+fn learner_in(id: &str, epoch: Epoch, now: Instant) -> Core {
+    Core::new(fconfig(id), LogState { epoch, ..wiped() }, now).0
+}
+
 fn learner_reply(epoch: Epoch, term: Epoch, pre: bool) -> Action {
     Action::AnswerVote {
         conn: 40,
@@ -39,14 +44,7 @@ fn vote_answer(voter: &str, epoch: Epoch, term: Epoch, pre: bool) -> VoteAnswer 
 fn a_learners_yes_says_it_is_a_learners() {
     let now = Instant::now();
     // Node b, wiped, in a cluster at epoch 5 whose log node c holds.
-    let (mut b, _) = Core::new(
-        fconfig("b"),
-        LogState {
-            epoch: 5,
-            ..wiped()
-        },
-        now,
-    );
+    let mut b = learner_in("b", 5, now);
     assert!(b.is_learner());
     let c_last = Position { epoch: 5, seq: 3 };
     assert_eq!(
@@ -173,14 +171,7 @@ fn a_new_cluster_of_learners_elects_its_first_master_and_they_vote_at_its_first_
 #[test]
 fn after_epoch_1_a_learners_vote_needs_every_other_node() {
     let now = Instant::now();
-    let (mut a, _) = Core::new(
-        fconfig("a"),
-        LogState {
-            epoch: 1,
-            ..wiped()
-        },
-        now,
-    );
+    let mut a = learner_in("a", 1, now);
     let later = now + Duration::from_secs(3);
     assert!(matches!(
         &step(&mut a, later, Event::Tick)[..],
@@ -207,14 +198,7 @@ fn after_epoch_1_a_learners_vote_needs_every_other_node() {
 #[test]
 fn a_learner_votes_again_once_it_holds_everything_committed() {
     let now = Instant::now();
-    let (mut b, _) = Core::new(
-        fconfig("b"),
-        LogState {
-            epoch: 5,
-            ..wiped()
-        },
-        now,
-    );
+    let mut b = learner_in("b", 5, now);
     // It hears the others' epochs (a no from c, in epoch 6)...
     step(&mut b, now, Event::Tick);
     step(&mut b, now, answer("c", 6, 6, false, true));
