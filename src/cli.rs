@@ -23,7 +23,7 @@ const PIPELINE: usize = 256;
 #[command(
     name = "replog",
     version,
-    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (on a majority: survives any failover, still replicating), 4 refused: no quorum (not appended), 5 unknown outcome (may or may not be appended or kept: retry with the key printed), 6 unauthorized: a token is missing or wrong (not appended), 7 degraded (health), 8 diverged (verify), 130 interrupted (Ctrl-C while an append waited)."
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad request (not appended), 3 timed out (where no failover can cut it: still replicating), 4 refused: no quorum (not appended), 5 unknown outcome (may or may not be appended or kept: retry with the key printed), 6 unauthorized: a token is missing or wrong (not appended), 7 degraded (health), 8 diverged (verify), 130 interrupted (Ctrl-C while an append waited)."
 )]
 pub struct Cli {
     /// What to do.
@@ -42,7 +42,7 @@ pub enum Command {
         /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
-        /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if it is on a majority (it survives any failover), 5 if not yet (a failover may still cut it: retry with the key printed).
+        /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if no failover can cut it (it is on a majority, or --failover off and the master stored it), 5 if not yet (a failover may still cut it: retry with the key printed).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// Request key: an append retried with the same key (and message) returns the original sequence number while its entry is in the log (within --dedup-window); one a failover cut is appended again.

@@ -186,7 +186,7 @@ fn describe(e: &AppendError) -> String {
     match e {
         AppendError::BadRequest(why) => format!("bad request: {why}; nothing was appended"),
         AppendError::TimedOut { seq, stored_on } => format!(
-            "timed out: the message is stored on a majority as sequence number {seq} ({stored_on} node(s) had stored it), so it survives any failover and will still be replicated to the others; do not append it again"
+            "timed out: the message is stored as sequence number {seq} where no failover can cut it (on a majority, or by a master that is master for good, --failover off; {stored_on} node(s) had stored it), and will still be replicated to the others; do not append it again"
         ),
         AppendError::Uncommitted {
             seq,
@@ -209,7 +209,7 @@ fn describe(e: &AppendError) -> String {
             "the master could not store the message ({why}); nothing was appended. A full disk recovers by itself once there is room (retry then); any other failure needs the disk fixed and the node restarted"
         ),
         AppendError::ShuttingDown { seq: Some(seq) } => format!(
-            "the master is shutting down or stepped down (a failover) before the write concern was confirmed; the message is stored on a majority as sequence number {seq}, so it survives any failover and will still be replicated; do not append it again"
+            "the master is shutting down or stepped down (a failover) before the write concern was confirmed; the message is stored as sequence number {seq} where no failover can cut it (on a majority, or by a master that is master for good, --failover off), and will still be replicated; do not append it again"
         ),
         AppendError::Unauthorized(why) => format!("unauthorized: {why}"),
         AppendError::Deleted { seq, stored_on } => format!(

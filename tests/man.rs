@@ -24,7 +24,7 @@ other error; the message on standard error says what happened.
 bad request, nothing appended: \fIw\fR below 1 or above the cluster size, message over \-\-max\-message\-bytes, key over 256 bytes, a key already used for another message, or malformed arguments.
 .TP
 \fB3\fR
-timed out, but settled: \-\-timeout passed (or the master shut down or stepped down) before \fIw\fR nodes stored it, and the message is stored on a majority with the sequence number given on standard error: it survives any failover and will still be replicated; do not append it again. Also: retention deleted it from the master's log before \fIw\fR nodes stored it; it is on a majority and will never reach \fIw\fR.
+timed out, but settled: \-\-timeout passed (or the master shut down or stepped down) before \fIw\fR nodes stored it, and the message is stored where no failover can cut it (on a majority; with \-\-failover off, by the master) with the sequence number given on standard error: it survives any failover and will still be replicated; do not append it again. Also: retention deleted it from the master's log before \fIw\fR nodes stored it; it is on a majority and will never reach \fIw\fR.
 .TP
 \fB4\fR
 refused, nothing appended: fewer than a majority of nodes are reachable and the master is read\-only, or no master is known (an election).
