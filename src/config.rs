@@ -34,6 +34,19 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// `--on-damage`: what a node does with a log it finds damaged at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnDamage {
+    /// Keep every record before the damage, move the rest to
+    /// DATA_DIR/damaged/, and come back as a learner that takes what it
+    /// lacks from the master (refused as with 'refuse' where no other node
+    /// can give it: a cluster of one, or the master under --failover off).
+    #[default]
+    Heal,
+    /// Stop, naming the file and the byte offset.
+    Refuse,
+}
+
 /// The members of a cluster, as given to `--cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
@@ -254,6 +267,8 @@ pub struct NodeConfig {
     pub read_token: Option<String>,
     /// Elect a new master when the master is lost (`--failover on`).
     pub failover: bool,
+    /// What to do with a log found damaged at start (`--on-damage`).
+    pub on_damage: OnDamage,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -284,6 +299,20 @@ impl Default for Limits {
 }
 
 impl NodeConfig {
+    /// Why this node does not heal a damaged log, if it does not: healing
+    /// drops what follows the damage, which only another node can give back.
+    pub fn refuses_to_heal(&self) -> Option<&'static str> {
+        if self.on_damage == OnDamage::Refuse {
+            Some("--on-damage refuse")
+        } else if self.cluster.nodes.len() < 2 {
+            Some("a node alone in its cluster has no other node to take what follows the damage from")
+        } else if !self.failover && self.cluster.master == self.id {
+            Some("under --failover off the master's log is the truth, and the secondaries would be cut to a healed one")
+        } else {
+            None
+        }
+    }
+
     /// A configuration with defaults for node `id` of `cluster`.
     pub fn new(id: &str, cluster: Cluster) -> Self {
         NodeConfig {
@@ -308,6 +337,7 @@ impl NodeConfig {
             read_token: None,
             // As replogd's --failover defaults.
             failover: true,
+            on_damage: OnDamage::Heal,
         }
     }
 

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::auth::ClusterKeys;
 use crate::config::{
-    Cluster, Failover, FsyncPolicy, Limits, NodeConfig, DEFAULT_MAX_MESSAGE_BYTES,
+    Cluster, Failover, FsyncPolicy, Limits, NodeConfig, OnDamage, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use crate::net::Tcp;
 use crate::replication::Timing;
@@ -67,6 +67,9 @@ pub struct DaemonArgs {
     /// Whether a new master is elected when the master is lost: 'on' (a majority of voters elects one within seconds; a node back with an empty disk votes only once it holds everything committed) or 'off' (--master stays master; appends wait for it to come back).
     #[arg(long, env = "REPLOG_FAILOVER", value_enum, default_value_t = Failover::On)]
     pub failover: Failover,
+    /// What to do with a log found damaged at start (a checksum that does not match, a record out of place, a missing segment): 'heal' keeps every record before the damage, moves the rest to DATA_DIR/damaged/ and comes back as a learner that votes once it holds everything committed (refused as with 'refuse' in a cluster of one, and on the master under --failover off); 'refuse' stops, naming the file and the byte offset.
+    #[arg(long, env = "REPLOG_ON_DAMAGE", value_enum, default_value_t = OnDamage::Heal)]
+    pub on_damage: OnDamage,
     /// With failover: a secondary that hears nothing from the master for between this and twice this asks for votes; a master that hears from no majority for this long steps down.
     #[arg(long, env = "REPLOG_ELECTION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "1s")]
     pub election_timeout: Duration,
@@ -169,6 +172,7 @@ impl DaemonArgs {
         cfg.fsync = self.fsync;
         cfg.timing = self.timing();
         cfg.failover = self.failover == Failover::On;
+        cfg.on_damage = self.on_damage;
         cfg.max_message_bytes = self.max_message_bytes;
         cfg.replicate_delay = self.replicate_delay;
         cfg.fail_rate = self.fail_rate;

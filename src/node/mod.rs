@@ -217,6 +217,25 @@ impl Shared {
     }
 }
 
+/// Opens the log in `dir`, healing damage unless the configuration says
+/// why not (then the damage is refused, with what to do about it).
+fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
+    let refuses = cfg.refuses_to_heal();
+    match crate::storage::heal::open(dir, cfg.segment_bytes, &cfg.id, refuses.is_none()) {
+        Ok((log, _healed)) => Ok(log),
+        Err(e) => match (crate::storage::damage::damage_of(&e), refuses) {
+            (Some(_), Some(why)) => Err(anyhow::anyhow!(
+                "cannot open the log in {}: {e}; the log will not be opened ({why}: no data is skipped silently). Restore this node's data directory from a replica, or, where another node holds the log, start it with --on-damage heal to set the damage aside and take the rest from the master",
+                dir.display()
+            )),
+            _ => Err(anyhow::anyhow!(
+                "cannot open the log in {}: {e}",
+                dir.display()
+            )),
+        },
+    }
+}
+
 /// Runs one node on `listener` until `shutdown` is cancelled, then answers
 /// or fails what is in flight, syncs the log and returns.
 ///
@@ -238,8 +257,7 @@ pub async fn run<N: Net>(
     // nodes share one process under --dev and in tests.
     let span = tracing::info_span!("node", id = %cfg.id);
     let mut log = match &cfg.data_dir {
-        Some(dir) => Log::open(dir, cfg.segment_bytes)
-            .map_err(|e| anyhow::anyhow!("cannot open the log in {}: {e}", dir.display()))?,
+        Some(dir) => open_log(&cfg, dir)?,
         None => Log::memory(),
     };
     log.set_fault_file(cfg.fail_storage_while.clone());

@@ -46,6 +46,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::damage::corrupt;
 use super::recovery::Scanned;
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, Position, Seq};
@@ -163,14 +164,21 @@ pub(super) fn segment_name(first: Seq) -> String {
     format!("{first:020}.log")
 }
 
-pub(super) fn corrupt(path: &Path, offset: u64, what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!(
-            "{} is damaged at byte offset {offset}: {what}; the log will not be opened (no data is skipped silently). Restore this node's data directory from a replica or remove it to resync from the master",
-            path.display()
-        ),
-    )
+/// The first sequence number of the segment file `name`, if it is one.
+pub(super) fn segment_first(name: &str) -> Option<Seq> {
+    name.strip_suffix(".log")?.parse().ok()
+}
+
+/// The first sequence numbers of the segments in `dir`, in order.
+pub(super) fn segment_firsts(dir: &Path) -> io::Result<Vec<Seq>> {
+    let mut firsts = Vec::new();
+    for item in fs::read_dir(dir)? {
+        if let Some(first) = segment_first(&item?.file_name().to_string_lossy()) {
+            firsts.push(first);
+        }
+    }
+    firsts.sort_unstable();
+    Ok(firsts)
 }
 
 /// Encodes one entry as a record, appended to `buf`.
@@ -294,6 +302,25 @@ pub(super) fn replace_file(dir: &Path, name: &str, text: &str) -> io::Result<()>
     sync_dir(dir)
 }
 
+/// Locks the data directory `dir` for this process. One process per data
+/// directory: a second daemon writing the same segments would corrupt
+/// them. The lock goes with the file (and the process), so a crash never
+/// leaves it behind.
+pub(super) fn lock_dir(dir: &Path) -> io::Result<File> {
+    let lock = File::create(dir.join("lock"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "{} is in use by another process (another replogd?); give each node its own --data-dir",
+                dir.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -308,23 +335,7 @@ impl DiskLog {
     /// entries (fewer in tests).
     fn open_keeping(dir: &Path, segment_bytes: u64, recent: usize) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        // One process per data directory: a second daemon writing the same
-        // segments would corrupt them. The lock goes with the process, so a
-        // crash never leaves it behind.
-        let lock = File::create(dir.join("lock"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!(
-                        "{} is in use by another process (another replogd?); give each node its own --data-dir",
-                        dir.display()
-                    ),
-                ))
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-        }
+        let lock = lock_dir(dir)?;
         // `EPOCH` or `EPOCH VOTE`: the node's epoch and whom it voted for.
         let (epoch, vote) = match fs::read_to_string(dir.join("epoch")) {
             Ok(s) => {
@@ -341,17 +352,7 @@ impl DiskLog {
             Err(e) => return Err(e),
         };
         let (base, base_epochs) = read_base(dir)?;
-        let mut firsts = Vec::new();
-        for item in fs::read_dir(dir)? {
-            let name = item?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(stem) = name.strip_suffix(".log") {
-                if let Ok(first) = stem.parse::<Seq>() {
-                    firsts.push(first);
-                }
-            }
-        }
-        firsts.sort_unstable();
+        let mut firsts = segment_firsts(dir)?;
         // Segments wholly below the base are what a crash left of a
         // retention or a reset: finish the job.
         while let Some(&first) = firsts.first() {

@@ -97,6 +97,19 @@ impl Identity {
         Ok(())
     }
 
+    /// Makes this node a new incarnation and a learner, durably: its log
+    /// was cut by damage, and it may lack what it acknowledged.
+    pub fn renew(&mut self) -> io::Result<()> {
+        let renewed = Identity {
+            incarnation: rand::random(),
+            learner: true,
+            ..self.clone()
+        };
+        renewed.write()?;
+        *self = renewed;
+        Ok(())
+    }
+
     /// Writes the file, so that a crash leaves the old one or the new one.
     fn write(&self) -> io::Result<()> {
         let Some(path) = &self.path else {

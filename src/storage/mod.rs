@@ -6,8 +6,10 @@
 //! are separate steps so that one `fdatasync` can cover every entry written
 //! while the previous one ran (group commit, done by the runtime's syncer).
 
+pub mod damage;
 pub mod digest;
 pub mod disk;
+pub mod heal;
 pub mod identity;
 mod recovery;
 pub mod retention;

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::damage::corrupt;
 use super::disk::{
-    corrupt, decode_len, decode_record, open_rw, record_need, refill, segment_name, Decoded,
-    HEADER, MAX_RECORD, READ_CHUNK, RECOVERY_CHUNK, STRIDE,
+    decode_len, decode_record, open_rw, record_need, refill, segment_name, Decoded, HEADER,
+    MAX_RECORD, READ_CHUNK, RECOVERY_CHUNK, STRIDE,
 };
 use crate::entry::{Epoch, Seq};
 

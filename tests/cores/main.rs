@@ -97,6 +97,11 @@ fn the_schedules_inject_every_fault_they_claim() {
             // Disks lost: learners voted (for what little that counts),
             // then caught up.
             assert!(stats.wipes > 0 && stats.learner_votes > 0, "{stats:?}");
+            // Some of them damaged, healed to a prefix.
+            assert!(
+                stats.damaged > 0 && stats.damaged < stats.wipes,
+                "{stats:?}"
+            );
             assert!(stats.promotions > stats.wipes, "{stats:?}");
         }
     }

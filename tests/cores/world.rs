@@ -216,8 +216,10 @@ pub struct Stats {
     /// those whose answer promised nothing though it named a seq.
     pub promised: u64,
     pub uncommitted: u64,
-    /// Disks lost in a crash, learners' votes and promotions.
+    /// Disks lost in a crash (of which those found damaged and healed to
+    /// a prefix), learners' votes and promotions.
     pub wipes: u64,
+    pub damaged: u64,
     pub learner_votes: u64,
     pub promotions: u64,
 }
@@ -244,6 +246,7 @@ impl std::ops::AddAssign for Stats {
         self.promised += o.promised;
         self.uncommitted += o.uncommitted;
         self.wipes += o.wipes;
+        self.damaged += o.damaged;
         self.learner_votes += o.learner_votes;
         self.promotions += o.promotions;
     }
@@ -1398,11 +1401,24 @@ impl World {
             self.lost(req);
         }
         self.vote_conns.retain(|_, (a, b)| *a != node && *b != node);
+        // A lost disk is either replaced (nothing kept) or found damaged at
+        // the next start, healed to a prefix of what was durable, its epoch
+        // and vote kept.
+        let damaged = wipe && self.rng.gen_bool(0.5);
+        let healed_to = self.rng.gen_range(0..=self.nodes[node].durable);
         let n = &mut self.nodes[node];
         n.links.clear();
         n.core = None;
         n.log.truncate(n.durable);
-        if wipe {
+        if damaged {
+            self.stats.wipes += 1;
+            self.stats.damaged += 1;
+            n.lost.push(n.log.clone());
+            n.log.truncate(healed_to);
+            n.durable = healed_to;
+            n.learner = true;
+            n.cuts += 1;
+        } else if wipe {
             // A new disk: nothing of the log, the epoch or the vote.
             self.stats.wipes += 1;
             n.lost.push(std::mem::take(&mut n.log));
@@ -1419,9 +1435,10 @@ impl World {
 
     /// The lost disk and the crash of issue 24, on cores, with timings from
     /// the seed: n2 down; appends with w=2 acknowledged by n0 (the master)
-    /// and n1; n1 loses its disk and n0 crashes; n1 and n2 come back while
-    /// n0 is down, then n0 comes back. Before learners, n1 voted at once
-    /// and elected n2, which lacks every one of those appends.
+    /// and n1; n1 loses its disk (replaced, or damaged and healed to a
+    /// prefix) and n0 crashes; n1 and n2 come back while n0 is down, then
+    /// n0 comes back. Before learners, n1 voted at once and elected n2,
+    /// which lacks every one of those appends.
     pub fn lost_disk_then_a_crash(seed: u64) -> World {
         let faults = Faults {
             nodes: 3,
