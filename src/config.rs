@@ -555,4 +555,22 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
     }
+
+    #[test]
+    fn a_node_heals_damage_only_where_another_node_can_give_back_what_follows_it() {
+        let three = Cluster::parse("a=h:1,b=h:2,c=h:3", None).unwrap();
+        let mut cfg = NodeConfig::new("b", three.clone());
+        assert_eq!(cfg.refuses_to_heal(), None);
+        cfg.on_damage = OnDamage::Refuse;
+        assert_eq!(cfg.refuses_to_heal(), Some("--on-damage refuse"));
+        let alone = NodeConfig::new("a", Cluster::parse("a=h:1", None).unwrap());
+        assert!(alone.refuses_to_heal().unwrap().contains("alone"));
+        // Under --failover off the master refuses, its secondaries heal.
+        let mut master = NodeConfig::new("a", three.clone());
+        master.failover = false;
+        assert!(master.refuses_to_heal().unwrap().contains("--failover off"));
+        let mut secondary = NodeConfig::new("b", three);
+        secondary.failover = false;
+        assert_eq!(secondary.refuses_to_heal(), None);
+    }
 }

@@ -225,8 +225,13 @@ fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
         Ok((log, _healed)) => Ok(log),
         Err(e) => match (crate::storage::damage::damage_of(&e), refuses) {
             (Some(_), Some(why)) => Err(anyhow::anyhow!(
-                "cannot open the log in {}: {e}; the log will not be opened ({why}: no data is skipped silently). Restore this node's data directory from a replica, or, where another node holds the log, start it with --on-damage heal to set the damage aside and take the rest from the master",
-                dir.display()
+                "cannot open the log in {}: {e}; the log will not be opened ({why}: no data is skipped silently). Restore this node's data directory from a replica{}",
+                dir.display(),
+                if cfg.on_damage == crate::config::OnDamage::Refuse {
+                    ", or start the node with --on-damage heal to set the damage aside and take the rest from the master"
+                } else {
+                    ""
+                }
             )),
             _ => Err(anyhow::anyhow!(
                 "cannot open the log in {}: {e}",

@@ -164,9 +164,24 @@ pub(super) fn segment_name(first: Seq) -> String {
     format!("{first:020}.log")
 }
 
-/// The first sequence number of the segment file `name`, if it is one.
+/// The first sequence number of the segment file `name`, if it is one:
+/// exactly as [`segment_name`] writes it (a stray `7.log` is none of ours).
 pub(super) fn segment_first(name: &str) -> Option<Seq> {
-    name.strip_suffix(".log")?.parse().ok()
+    let first = name.strip_suffix(".log")?.parse().ok()?;
+    (segment_name(first) == name).then_some(first)
+}
+
+/// A record that recovery checked and that no longer reads as it did: not
+/// [`super::damage::Damage`] (which says where the checked records end),
+/// since only a disk or a bug makes it, and healing must not act on it.
+fn unreadable(path: &Path, offset: u64, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{} cannot be read at byte offset {offset}: {what}",
+            path.display()
+        ),
+    )
 }
 
 /// The first sequence numbers of the segments in `dir`, in order.
@@ -328,12 +343,28 @@ pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
 impl DiskLog {
     /// Opens the log in `dir` (creating it), recovering from a crash.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Self> {
-        Self::open_keeping(dir, segment_bytes, RECENT)
+        Self::open_keeping(dir, segment_bytes, RECENT, &mut || Ok(()))
+    }
+
+    /// [`DiskLog::open`], calling `before_cut` before a torn last record is
+    /// cut: a record torn by a crash and a last record damaged on the disk
+    /// look the same, and the node may have acknowledged the second.
+    pub fn open_with(
+        dir: &Path,
+        segment_bytes: u64,
+        before_cut: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<Self> {
+        Self::open_keeping(dir, segment_bytes, RECENT, before_cut)
     }
 
     /// [`DiskLog::open`], keeping exact offsets for the newest `recent`
     /// entries (fewer in tests).
-    fn open_keeping(dir: &Path, segment_bytes: u64, recent: usize) -> io::Result<Self> {
+    fn open_keeping(
+        dir: &Path,
+        segment_bytes: u64,
+        recent: usize,
+        before_cut: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
         // `EPOCH` or `EPOCH VOTE`: the node's epoch and whom it voted for.
@@ -398,7 +429,7 @@ impl DiskLog {
         let threads = super::recovery::threads();
         let scanned = super::recovery::scan_segments(dir, &firsts, threads);
         for (first, found) in firsts.into_iter().zip(scanned) {
-            log.adopt(first, found)?;
+            log.adopt(first, found, before_cut)?;
         }
         log.adopt_next()?;
         log.find_recent()?;
@@ -465,7 +496,7 @@ impl DiskLog {
                 tracing::info!(file = %to.display(), first, last = found.last,
                                "adopted the segment a roll had begun before a crash");
                 found.path = to;
-                self.adopt(first, Ok(found))
+                self.adopt(first, Ok(found), &mut || Ok(()))
             }
             found => {
                 if bytes > 0 {
@@ -521,7 +552,12 @@ impl DiskLog {
     /// Takes the next segment as recovery read it, once it is known to
     /// start where the log ends (a segment missing in between is damage,
     /// said before anything the segment itself holds).
-    fn adopt(&mut self, first: Seq, found: io::Result<Scanned>) -> io::Result<()> {
+    fn adopt(
+        &mut self,
+        first: Seq,
+        found: io::Result<Scanned>,
+        before_cut: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
         let expected_first = self.count + 1;
         if first != expected_first {
             return Err(corrupt(
@@ -534,6 +570,9 @@ impl DiskLog {
             ));
         }
         let mut found = found?;
+        if found.torn.is_some() {
+            before_cut()?;
+        }
         found.cut_torn()?;
         for &(epoch, seq) in &found.epochs {
             self.index(epoch, seq);
@@ -566,10 +605,9 @@ impl DiskLog {
             }
             let start = from.max(seg.first);
             let k = (start - seg.first) / STRIDE;
-            let pos = *seg
-                .sparse
-                .get(k as usize)
-                .ok_or_else(|| corrupt(&seg.path, 0, &format!("no index entry for seq {start}")))?;
+            let pos = *seg.sparse.get(k as usize).ok_or_else(|| {
+                unreadable(&seg.path, 0, &format!("no index entry for seq {start}"))
+            })?;
             let offsets = super::recovery::record_offsets(&seg.file, &seg.path, pos, seg.len)?;
             let skip = (start - seg.first - k * STRIDE) as usize;
             self.recent.extend(offsets.into_iter().skip(skip));
@@ -578,7 +616,7 @@ impl DiskLog {
         // that does not add up is refused, not used.
         if self.recent.len() as u64 != want {
             let seg = self.segments.last().expect("one segment");
-            return Err(corrupt(
+            return Err(unreadable(
                 &seg.path,
                 0,
                 &format!(
@@ -878,13 +916,17 @@ impl DiskLog {
         let mut pos = *seg
             .sparse
             .get(k as usize)
-            .ok_or_else(|| corrupt(&seg.path, 0, &format!("no index entry for seq {at}")))?;
+            .ok_or_else(|| unreadable(&seg.path, 0, &format!("no index entry for seq {at}")))?;
         while at < seq {
             let mut len = [0u8; 4];
             seg.file.read_exact_at(&mut len, pos)?;
             pos += (HEADER + u32::from_le_bytes(len) as usize) as u64;
             if pos > seg.len {
-                return Err(corrupt(&seg.path, pos, "record runs past the written end"));
+                return Err(unreadable(
+                    &seg.path,
+                    pos,
+                    "record runs past the written end",
+                ));
             }
             at += 1;
         }
@@ -966,7 +1008,7 @@ impl DiskLog {
             match decoded {
                 Decoded::Entry(r, used) => {
                     if r.seq != seq {
-                        return Err(corrupt(
+                        return Err(unreadable(
                             &seg.path,
                             pos,
                             &format!("expected seq {seq}, found {}", r.seq),
@@ -984,7 +1026,7 @@ impl DiskLog {
                     buf_at = pos;
                 }
                 Decoded::Incomplete | Decoded::Bad(_) => {
-                    return Err(corrupt(
+                    return Err(unreadable(
                         &seg.path,
                         pos,
                         "record unreadable after it was written",
@@ -1915,7 +1957,7 @@ mod tests {
         // (so they start in an earlier one), more than the log.
         let check = |written: &std::collections::VecDeque<u64>, count: Seq, held: usize| {
             for cap in [1, 100, 255, 256, 257, 600, 10_000] {
-                let log = DiskLog::open_keeping(dir.path(), 20_000, cap).unwrap();
+                let log = DiskLog::open_keeping(dir.path(), 20_000, cap, &mut || Ok(())).unwrap();
                 assert_eq!(log.last().seq, count);
                 let kept: Vec<u64> = written
                     .iter()

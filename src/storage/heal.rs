@@ -39,10 +39,17 @@ pub struct Healed {
     pub set_aside: PathBuf,
 }
 
+/// Most damage healed in one start. Recovery reports the first damage in
+/// the log, and everything before it was checked, so once it is set aside
+/// the log opens; the second is for a segment named 0, which goes alone.
+const MAX_HEALS: usize = 2;
+
 /// Opens the log in `dir` as [`Log::open`] does. If it is damaged and
 /// `heal` is set, makes node `node` a learner, sets the damage aside and
-/// opens the log again, as many times as damage is found. Without `heal`,
-/// or for anything but damage, the error is returned and nothing changed.
+/// opens the log again. A torn last record is cut as always, and with
+/// `heal` the node becomes a learner first: a record torn by a crash and a
+/// last record damaged on the disk look the same. Without `heal`, or for
+/// anything but damage, the error is returned and nothing changed.
 pub fn open(
     dir: &Path,
     segment_bytes: u64,
@@ -50,18 +57,26 @@ pub fn open(
     heal: bool,
 ) -> io::Result<(Log, Vec<Healed>)> {
     let mut healed: Vec<Healed> = Vec::new();
+    let mut renew = || match heal {
+        true => Identity::open(dir, node, false)?.renew(),
+        false => Ok(()),
+    };
     loop {
-        let err = match Log::open(dir, segment_bytes) {
+        let err = match Log::open_with(dir, segment_bytes, &mut renew) {
             Ok(log) => return Ok((log, healed)),
             Err(e) => e,
         };
         let damage = match damage_of(&err) {
-            // The same damage again means setting it aside did not help:
-            // stop rather than loop.
-            Some(d) if heal && !healed.iter().any(|h| &h.damage == d) => d.clone(),
+            Some(d) if heal && healed.len() < MAX_HEALS => d.clone(),
             _ => return Err(err),
         };
         let _lock = lock_dir(dir)?;
+        // What was found must still be there, now that this process holds
+        // the directory: nothing is touched on a stale finding.
+        let len = fs::metadata(&damage.path).map(|m| m.len());
+        if !len.is_ok_and(|len| len >= damage.offset) {
+            return Err(err);
+        }
         // A learner before anything is cut: the node may have acknowledged
         // what it is about to lose.
         Identity::open(dir, node, false)?.renew()?;
@@ -104,6 +119,11 @@ fn set_aside(dir: &Path, damage: &Damage) -> io::Result<PathBuf> {
     if first > 0 && dir.join(roll::NEXT).exists() {
         fs::rename(dir.join(roll::NEXT), target.join(roll::NEXT))?;
     }
+    // Durable before the damaged segment goes: otherwise a power cut could
+    // keep that move and lose these, and an unfinished roll left behind a
+    // shorter log is removed at start.
+    sync_dir(&target)?;
+    sync_dir(dir)?;
     fs::rename(&damage.path, target.join(&name))?;
     sync_dir(&target)?;
     sync_dir(dir)?;
@@ -295,6 +315,28 @@ mod tests {
         assert!(set_aside_dirs(dir.path()).is_empty());
         assert!(!Identity::open(dir.path(), "n2", false).unwrap().learner);
 
+        // Nor a damaged base file, nor a damaged identity (nothing moves
+        // before the node is recorded a learner).
+        let dir = node_dir(10, 1 << 20);
+        fs::write(dir.path().join("base"), "nonsense").unwrap();
+        let err = open(dir.path(), 1 << 20, "n2", true).unwrap_err();
+        assert!(damage_of(&err).is_none(), "{err}");
+        let dir = node_dir(10, 1 << 20);
+        let seg = dir.path().join(segment_name(1));
+        let mut bytes = fs::read(&seg).unwrap();
+        bytes[20] ^= 0xff;
+        fs::write(&seg, &bytes).unwrap();
+        fs::write(
+            dir.path().join(super::super::identity::FILE),
+            "node n2
+",
+        )
+        .unwrap();
+        let err = open(dir.path(), 1 << 20, "n2", true).unwrap_err();
+        assert!(err.to_string().contains("identity is damaged"), "{err}");
+        assert_eq!(fs::read(&seg).unwrap(), bytes);
+        assert!(set_aside_dirs(dir.path()).is_empty());
+
         // Another node's directory is not healed either.
         let dir = node_dir(10, 1 << 20);
         let seg = dir.path().join(segment_name(1));
@@ -325,5 +367,41 @@ mod tests {
         let (log, healed) = open(dir.path(), 2_000, "n2", true).unwrap();
         assert_eq!((log.last().seq, healed.len()), (firsts[1] - 1, 0));
         assert!(Identity::open(dir.path(), "n2", false).unwrap().learner);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_and_makes_a_learner_only_when_healing() {
+        for heal in [false, true] {
+            let dir = node_dir(20, 1 << 20);
+            let seg = dir.path().join(segment_name(1));
+            let len = fs::metadata(&seg).unwrap().len();
+            // The last record's last bytes never reached the disk, or its
+            // end was damaged: the two look the same.
+            let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+            f.set_len(len - 3).unwrap();
+            drop(f);
+            let (log, healed) = open(dir.path(), 1 << 20, "n2", heal).unwrap();
+            assert_eq!((log.last().seq, healed.len()), (19, 0));
+            let identity = Identity::open(dir.path(), "n2", false).unwrap();
+            assert_eq!(identity.learner, heal, "heal: {heal}");
+        }
+    }
+
+    #[test]
+    fn a_stray_file_named_like_a_segment_is_none_of_the_logs() {
+        let dir = node_dir(300, 2_000);
+        let firsts = segment_firsts(dir.path()).unwrap();
+        for stray in [
+            "150.log",
+            "+101.log",
+            &format!("0{}", segment_name(firsts[1])),
+        ] {
+            fs::write(dir.path().join(stray), b"stray").unwrap();
+        }
+        let (log, healed) = open(dir.path(), 2_000, "n2", true).unwrap();
+        assert_eq!((log.last().seq, healed.len()), (300, 0));
+        assert_eq!(segment_firsts(dir.path()).unwrap(), firsts);
+        assert!(dir.path().join("150.log").exists());
+        assert!(!Identity::open(dir.path(), "n2", false).unwrap().learner);
     }
 }

@@ -82,6 +82,20 @@ impl Log {
         Ok(Log::Disk(disk::DiskLog::open(dir, segment_bytes)?))
     }
 
+    /// [`Log::open`], calling `before_cut` before a torn last record is cut
+    /// (see [`disk::DiskLog::open_with`]).
+    pub fn open_with(
+        dir: &Path,
+        segment_bytes: u64,
+        before_cut: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<Self> {
+        Ok(Log::Disk(disk::DiskLog::open_with(
+            dir,
+            segment_bytes,
+            before_cut,
+        )?))
+    }
+
     /// Appends consecutive entries; they are readable at once but not yet
     /// durable (see [`Log::sync_point`]).
     pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {

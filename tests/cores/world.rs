@@ -216,9 +216,10 @@ pub struct Stats {
     /// those whose answer promised nothing though it named a seq.
     pub promised: u64,
     pub uncommitted: u64,
-    /// Disks lost in a crash (of which those found damaged and healed to
-    /// a prefix), learners' votes and promotions.
+    /// Disks lost in a crash, learners' votes and promotions.
     pub wipes: u64,
+    /// Of the disks lost, those found damaged and healed to a prefix (the
+    /// others were replaced, empty).
     pub damaged: u64,
     pub learner_votes: u64,
     pub promotions: u64,
@@ -1404,8 +1405,12 @@ impl World {
         // A lost disk is either replaced (nothing kept) or found damaged at
         // the next start, healed to a prefix of what was durable, its epoch
         // and vote kept.
-        let damaged = wipe && self.rng.gen_bool(0.5);
-        let healed_to = self.rng.gen_range(0..=self.nodes[node].durable);
+        // Drawn from a generator of their own, so that the schedule's
+        // stream, and what the seeds kept as regression tests replay, is
+        // what it was before disks were damaged.
+        let mut own = SmallRng::seed_from_u64(self.seed ^ (self.stats.crashes << 32));
+        let damaged = wipe && own.gen_bool(0.5);
+        let healed_to = own.gen_range(0..=self.nodes[node].durable);
         let n = &mut self.nodes[node];
         n.links.clear();
         n.core = None;
