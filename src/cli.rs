@@ -1008,7 +1008,7 @@ async fn health(nodes: &[String], json: bool, conn: &ConnectOptions) -> Result<(
     let report = client.health().await?;
     // A secondary reports only itself: the cluster is shown as the master
     // it names sees it.
-    let secondary = report.role == crate::wire::NodeRole::Secondary;
+    let secondary = report.role.follows();
     let master = if secondary && !report.master_addr.is_empty() {
         match Client::connect_with(&report.master_addr, conn).await {
             Ok(m) => Some(m.health().await),

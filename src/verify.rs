@@ -41,7 +41,7 @@ pub async fn nodes_to_check(
     }
     let client = Client::connect_with(&nodes[0], conn).await?;
     let mut report = client.health().await?;
-    if report.role == NodeRole::Secondary && !report.master_addr.is_empty() {
+    if report.role.follows() && !report.master_addr.is_empty() {
         report = Client::connect_with(&report.master_addr, conn)
             .await?
             .health()

@@ -138,12 +138,13 @@ async fn hellos_outside_the_served_versions_are_refused_with_the_range() {
     c.start_all();
     c.wait_up(0).await;
     let m = c.master().to_string();
-    for version in [4, 8] {
+    let newest = replog::wire::PROTOCOL_VERSION;
+    for version in [4, newest + 1] {
         let (_, _, answer) = connect(&m, version).await;
         match answer {
             Frame::Refused { reason } => assert!(
                 reason.contains(&format!("protocol version {version} "))
-                    && reason.contains("versions 5 to 7"),
+                    && reason.contains(&format!("versions 5 to {newest}")),
                 "{reason}"
             ),
             other => panic!("version {version} was not refused: {other:?}"),

@@ -220,3 +220,83 @@ async fn a_learner_takes_no_master_past_epoch_1_until_enough_nodes_told_it_their
         assert_eq!(list, vec![(list[0].0, "before".to_string())]);
     }
 }
+
+/// What the master's health, the CLI and the metrics say of a learner: a
+/// node back with an empty disk whose entries are held up (a long
+/// `--replicate-delay`) is shown as a learner, lagging, until, restarted
+/// without the delay, it catches up and votes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_is_shown_as_one_in_health_and_metrics_until_it_votes_again() {
+    let metrics: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut c = Cluster::new(3, true, |i| {
+        flags(&[FAST, &["--metrics-listen", &metrics[i]][..]].concat())
+    });
+    c.start_all();
+    let all = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &all, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for i in 1..=3 {
+        let (code, out, err) = replog(&["append", "-w", "3", "--node", &all, &format!("m{i}")]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    c.kill(2);
+    std::fs::remove_dir_all(c.data_dir(2)).unwrap();
+    let normal = c.extra[2].clone();
+    c.extra[2].extend(flags(&["--replicate-delay", "1h"]));
+    c.start(2);
+
+    // The master shows it as a learner, three entries behind.
+    let master = c.master().to_string();
+    let health = ["health", "--node", &master, "--json"];
+    let node3 = wait_for("the master to show node 3 as a learner", || async {
+        let (_, out, _) = replog(&health);
+        let report: serde_json::Value = serde_json::from_str(&out).ok()?;
+        let n = report["nodes"][2].clone();
+        (n["role"] == "learner").then_some(n)
+    })
+    .await;
+    assert_eq!(node3["lag"], 3, "{node3}");
+    let (code, table, err) = replog(&["health", "--node", c.master()]);
+    assert_eq!(code, 0, "{table}{err}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("n3 ") && l.contains(" learner ")),
+        "{table}"
+    );
+    // So do the node itself and the metrics.
+    let (_, own, _) = replog(&["health", "--node", &c.addrs[2], "--json"]);
+    let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+    assert_eq!(own["role"], "learner", "{own}");
+    let scrape = |i: usize| {
+        let mut s = std::net::TcpStream::connect(&metrics[i]).unwrap();
+        use std::io::{Read, Write};
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(scrape(0).contains("replog_secondary_learner{node=\"n3\"} 1"));
+    assert!(scrape(0).contains("replog_secondary_learner{node=\"n2\"} 0"));
+    assert!(scrape(2).contains("replog_role{role=\"learner\"} 1"));
+
+    // Back without the delay, it catches up and votes again: a secondary.
+    c.kill(2);
+    let promotions = c.logs(2).matches("it votes again").count();
+    c.extra[2] = normal;
+    c.start(2);
+    wait_for("node 3 to vote again", || async {
+        let now = c.logs(2).matches("it votes again").count();
+        (now > promotions).then_some(())
+    })
+    .await;
+    wait_for("the master to show node 3 as a secondary", || async {
+        let (_, out, _) = replog(&health);
+        let report: serde_json::Value = serde_json::from_str(&out).ok()?;
+        (report["nodes"][2]["role"] == "secondary").then_some(())
+    })
+    .await;
+    assert!(scrape(0).contains("replog_secondary_learner{node=\"n3\"} 0"));
+}

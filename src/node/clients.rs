@@ -238,6 +238,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
                         tokio::select! {
                             _ = outbox.closed() => {}
                             report = orx => if let Ok(report) = report {
+                                let report = report.for_version(version);
                                 outbox.send(Frame::HealthReport { req, report }).await;
                             }
                         }

@@ -311,7 +311,8 @@ async fn serve(
         Role::Master { ref id, epoch } => {
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
-            serve_master(reader, writer, addr, &shared, id.clone(), epoch).await
+            let master = (id.clone(), epoch, hello.version);
+            serve_master(reader, writer, addr, &shared, master).await
         }
         Role::Candidate { ref id } => {
             // Proven above: a node of this cluster, like a master.
@@ -521,8 +522,7 @@ async fn serve_master(
     writer: Writer,
     addr: SocketAddr,
     shared: &Arc<Shared>,
-    master: String,
-    epoch: u64,
+    (master, epoch, version): (String, u64, u32),
 ) {
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
@@ -548,6 +548,7 @@ async fn serve_master(
         tx: outbox.clone(),
         master,
         epoch,
+        version,
     })
     .await;
     while open {
@@ -632,6 +633,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Ack { .. } => "Ack",
         Frame::Nack { .. } => "Nack",
         Frame::HeartbeatReply { .. } => "HeartbeatReply",
+        Frame::LearnerHeartbeatReply { .. } => "LearnerHeartbeatReply",
         Frame::Challenge { .. } => "Challenge",
         Frame::Proof { .. } => "Proof",
         Frame::Unauthorized { .. } => "Unauthorized",

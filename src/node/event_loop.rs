@@ -46,10 +46,11 @@ pub(super) struct NodeLoop {
     pub(super) spawn_link: SpawnLink,
     /// Starts a task asking one node for its vote.
     pub(super) spawn_vote: SpawnVote,
-    /// The master's current replication connection, on a secondary.
-    pub(super) master: Option<(ConnId, Outbox)>,
+    /// The master's current replication connection, on a secondary, and
+    /// the node protocol version the master said.
+    pub(super) master: Option<(ConnId, Outbox, u32)>,
     /// A master connection the core is deciding on, during that step.
-    pub(super) opening: Option<(ConnId, Outbox)>,
+    pub(super) opening: Option<(ConnId, Outbox, u32)>,
     /// A candidate's connection, during the step that answers it.
     pub(super) voter: Option<(ConnId, Outbox, u32)>,
     /// Where each client's answers go, and the protocol version it speaks.
@@ -182,6 +183,7 @@ impl NodeLoop {
                 tx,
                 master,
                 epoch,
+                version,
             } => {
                 // The welcome tells the master where this log ends: write
                 // what is pending first, and take what that reports, so
@@ -193,7 +195,7 @@ impl NodeLoop {
                 // The core's answer goes out on this connection: a welcome
                 // makes it the master's connection, replacing any older
                 // one; a refusal closes it and leaves the older one be.
-                self.opening = Some((conn, tx));
+                self.opening = Some((conn, tx, version));
                 Event::MasterOpened {
                     conn,
                     master,
@@ -202,7 +204,7 @@ impl NodeLoop {
             }
             Input::FromMaster(event) => {
                 if let SecondaryEvent::MasterDisconnected { conn } = &event {
-                    if self.master.as_ref().is_some_and(|(c, _)| c == conn) {
+                    if self.master.as_ref().is_some_and(|(c, _, _)| c == conn) {
                         self.master = None;
                     }
                 }
@@ -477,7 +479,7 @@ impl NodeLoop {
                     epoch,
                     reason,
                 } => {
-                    if let Some((_, tx)) = self.take_master_conn(conn) {
+                    if let Some((_, tx, _)) = self.take_master_conn(conn) {
                         warn!(node = %self.shared.cfg.id, %reason, "refusing a stale master");
                         tx.offer(Frame::NewerEpoch { epoch, reason });
                         tx.close();
@@ -563,24 +565,24 @@ impl NodeLoop {
                     self.to_link(peer, link::LinkCmd::Reconnect(conn));
                 }
                 Action::ToMaster { conn, frame } => {
-                    if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
+                    if self.opening.as_ref().is_some_and(|(c, _, _)| *c == conn) {
                         // Welcomed: this is the master's connection now. An
                         // older one is closed, so that its master (deposed,
                         // or reconnecting) hears it at once.
-                        if let Some((_, old)) =
+                        if let Some((_, old, _)) =
                             std::mem::replace(&mut self.master, self.opening.take())
                         {
                             old.close();
                         }
                     }
-                    if let Some((c, tx)) = &self.master {
+                    if let Some((c, tx, version)) = &self.master {
                         if *c == conn {
-                            tx.offer(frame);
+                            tx.offer(frame.for_node_version(*version));
                         }
                     }
                 }
                 Action::RefuseMaster { conn, reason } => {
-                    if let Some((_, tx)) = self.take_master_conn(conn) {
+                    if let Some((_, tx, _)) = self.take_master_conn(conn) {
                         if let Some(more) = self.shared.throttle.allow("refused-master-conn") {
                             warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a master connection");
                         }
@@ -636,10 +638,10 @@ impl NodeLoop {
 
     /// The master connection `conn` (being opened, or the live one), taken
     /// away to be refused.
-    fn take_master_conn(&mut self, conn: ConnId) -> Option<(ConnId, Outbox)> {
-        if self.opening.as_ref().is_some_and(|(c, _)| *c == conn) {
+    fn take_master_conn(&mut self, conn: ConnId) -> Option<(ConnId, Outbox, u32)> {
+        if self.opening.as_ref().is_some_and(|(c, _, _)| *c == conn) {
             self.opening.take()
-        } else if self.master.as_ref().is_some_and(|(c, _)| *c == conn) {
+        } else if self.master.as_ref().is_some_and(|(c, _, _)| *c == conn) {
             self.master.take()
         } else {
             None

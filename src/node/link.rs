@@ -300,7 +300,8 @@ async fn serve(
                         debug!(peer = %id, %reason, stored, "secondary failed to take entries; will resend");
                         MasterEvent::Nack { peer, conn, stored, reason }
                     }
-                    Some(Ok(Frame::HeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored },
+                    Some(Ok(Frame::HeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored, learner: false },
+                    Some(Ok(Frame::LearnerHeartbeatReply { stored })) => MasterEvent::HeartbeatReply { peer, conn, stored, learner: true },
                     // The secondary moved to a newer epoch: this master is
                     // stale, and steps down.
                     Some(Ok(Frame::NewerEpoch { epoch, reason })) => {

@@ -100,6 +100,7 @@ pub(crate) struct Metrics {
     reachable: Gauge,
     peer_acked: Family<PeerLabels, Gauge>,
     peer_lag: Family<PeerLabels, Gauge>,
+    peer_learner: Family<PeerLabels, Gauge>,
     peer_status: Family<PeerStatusLabels, Gauge>,
 }
 
@@ -218,6 +219,12 @@ impl Metrics {
             "On the master: entries each secondary is behind the master's log",
             peer_lag.clone(),
         );
+        let peer_learner = Family::<PeerLabels, Gauge>::default();
+        registry.register(
+            "secondary_learner",
+            "On the master: 1 for each secondary that is a learner (back as a new incarnation, it votes once it holds everything committed), 0 for the others",
+            peer_learner.clone(),
+        );
         let peer_status = Family::<PeerStatusLabels, Gauge>::default();
         registry.register(
             "secondary_status",
@@ -244,6 +251,7 @@ impl Metrics {
             reachable,
             peer_acked,
             peer_lag,
+            peer_learner,
             peer_status,
         }
     }
@@ -328,6 +336,7 @@ impl Metrics {
         let role = match report.role {
             NodeRole::Master => "master",
             NodeRole::Secondary => "secondary",
+            NodeRole::Learner => "learner",
         };
         self.role.get_or_create(&RoleLabels { role }).set(1);
         self.epoch.set(report.epoch as i64);
@@ -339,18 +348,16 @@ impl Metrics {
         self.reachable.set(report.reachable as i64);
         self.peer_acked.clear();
         self.peer_lag.clear();
+        self.peer_learner.clear();
         self.peer_status.clear();
         if report.role != NodeRole::Master {
             return;
         }
-        for n in report
-            .nodes
-            .iter()
-            .filter(|n| n.role == NodeRole::Secondary)
-        {
+        for n in report.nodes.iter().filter(|n| n.role.follows()) {
             let node = PeerLabels { node: n.id.clone() };
             self.peer_acked.get_or_create(&node).set(n.acked as i64);
             self.peer_lag.get_or_create(&node).set(n.lag as i64);
+            (self.peer_learner.get_or_create(&node)).set(i64::from(n.role == NodeRole::Learner));
             for status in ALL_STATUSES {
                 let labels = PeerStatusLabels {
                     node: n.id.clone(),

@@ -121,6 +121,8 @@ pub(crate) enum Input {
         tx: Outbox,
         master: String,
         epoch: Epoch,
+        /// The node protocol version its hello said.
+        version: u32,
     },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),

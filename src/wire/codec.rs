@@ -317,6 +317,50 @@ mod tests {
         assert_eq!(settled.clone().for_version(5), settled);
     }
 
+    /// A client older than version 8 cannot decode `NodeRole::Learner`: a
+    /// learner is shown to it as the secondary it also is.
+    #[test]
+    fn a_learner_in_a_health_report_reaches_an_older_client_as_a_secondary() {
+        use crate::wire::{HealthReport, NodeHealth, NodeRole, PeerStatus};
+        let node = |id: &str, role| NodeHealth {
+            id: id.into(),
+            addr: format!("{id}:1"),
+            role,
+            status: PeerStatus::Healthy,
+            acked: 3,
+            lag: 2,
+            last_heard_ms: Some(5),
+            detail: None,
+        };
+        let report = HealthReport {
+            node: "b".into(),
+            role: NodeRole::Learner,
+            epoch: 2,
+            stored: 3,
+            master_addr: "a:1".into(),
+            read_only: false,
+            reachable: 0,
+            needed: 2,
+            nodes: vec![node("a", NodeRole::Master), node("b", NodeRole::Learner)],
+            authenticated: false,
+            encrypted: false,
+        };
+        assert_eq!(report.clone().for_version(8), report);
+        let old = report.clone().for_version(7);
+        assert_eq!(old.role, NodeRole::Secondary);
+        let roles: Vec<NodeRole> = old.nodes.iter().map(|n| n.role).collect();
+        assert_eq!(roles, [NodeRole::Master, NodeRole::Secondary]);
+        assert_eq!(
+            HealthReport {
+                role: report.role,
+                nodes: report.nodes.clone(),
+                ..old
+            },
+            report,
+            "nothing else changes"
+        );
+    }
+
     /// The examples in `docs/protocol.md`, byte for byte.
     #[test]
     fn the_documented_examples_encode_as_documented() {
@@ -327,7 +371,7 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 7);
+        assert_eq!(PROTOCOL_VERSION, 8);
         let hello = Frame::Hello(Hello {
             version: 5,
             cluster: None,

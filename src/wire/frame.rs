@@ -7,8 +7,9 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 
 /// Version of the protocol spoken by this build: what its clients say in
 /// their hello. Version 6 added the batch frames, `Appends` and `Answers`;
-/// version 7 the answer `AppendError::Uncommitted`.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// version 7 the answer `AppendError::Uncommitted`; version 8 the role
+/// `NodeRole::Learner` in health reports.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -20,8 +21,11 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 /// added `LearnerVote`, sent only to a candidate that said 6 or later, so a
 /// cluster can be upgraded one node at a time: nodes saying 5 and 6
 /// replicate to each other and vote for each other (a learner answers a
-/// candidate saying 5 with a refusal instead).
-pub const NODE_PROTOCOL_VERSION: u32 = 6;
+/// candidate saying 5 with a refusal instead). 7 added
+/// `LearnerHeartbeatReply`, by which a master learns which of its
+/// secondaries are learners; a master saying 6 or less is sent
+/// `HeartbeatReply` instead.
+pub const NODE_PROTOCOL_VERSION: u32 = 7;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -313,6 +317,16 @@ pub enum Frame {
         pre: bool,
     },
 
+    // ---- learners (node version 7) ----
+    /// A learner's answer to a heartbeat: as `HeartbeatReply`, and it says
+    /// that the secondary does not yet vote (it holds less than everything
+    /// committed), so that the master's `health` can show it. Sent only to
+    /// masters that said node version 7 or later.
+    LearnerHeartbeatReply {
+        /// Last contiguous sequence number stored.
+        stored: Seq,
+    },
+
     // ---- not a frame of the protocol: new frames go above ----
     /// A frame already encoded, length prefix included
     /// ([`super::FrameCodec::encode_once`]): written as it is, so that
@@ -504,6 +518,20 @@ pub enum NodeRole {
     Master,
     /// Stores what the master sends.
     Secondary,
+    /// A secondary back as a new incarnation (an empty or healed disk)
+    /// that does not yet hold everything committed: it stores what the
+    /// master sends, and votes only once it holds everything committed.
+    /// Shown to clients of protocol version 8 or later; older ones are
+    /// told `Secondary`.
+    Learner,
+}
+
+impl NodeRole {
+    /// Whether the node stores what a master sends (a secondary or a
+    /// learner).
+    pub fn follows(self) -> bool {
+        matches!(self, NodeRole::Secondary | NodeRole::Learner)
+    }
 }
 
 impl std::fmt::Display for NodeRole {
@@ -511,6 +539,7 @@ impl std::fmt::Display for NodeRole {
         f.write_str(match self {
             NodeRole::Master => "master",
             NodeRole::Secondary => "secondary",
+            NodeRole::Learner => "learner",
         })
     }
 }
@@ -620,6 +649,9 @@ impl Frame {
     /// to a candidate that cannot tell it from a voter's).
     pub fn for_node_version(self, version: u32) -> Frame {
         match self {
+            Frame::LearnerHeartbeatReply { stored } if version < 7 => {
+                Frame::HeartbeatReply { stored }
+            }
             Frame::LearnerVote { epoch, term, pre } if version < 6 => Frame::VoteReply {
                 epoch,
                 term,
@@ -643,6 +675,24 @@ impl AppendError {
             }
             other => other,
         }
+    }
+}
+
+impl HealthReport {
+    /// This report as a client speaking protocol `version` can decode it:
+    /// a client older than version 8 knows no `NodeRole::Learner`, and is
+    /// told `Secondary` (which a learner is, but for its vote).
+    pub fn for_version(mut self, version: u32) -> HealthReport {
+        if version < 8 {
+            let old = |role: &mut NodeRole| {
+                if *role == NodeRole::Learner {
+                    *role = NodeRole::Secondary;
+                }
+            };
+            old(&mut self.role);
+            self.nodes.iter_mut().for_each(|n| old(&mut n.role));
+        }
+        self
     }
 }
 

@@ -58,7 +58,7 @@ pub struct Cluster {
     pub addrs: Vec<String>,
     pub cluster_arg: String,
     /// Per-node extra flags.
-    extra: Vec<Vec<String>>,
+    pub extra: Vec<Vec<String>>,
     /// Keeps the data directories.
     pub dir: tempfile::TempDir,
     /// Whether nodes keep their logs on disk.

@@ -1064,9 +1064,18 @@ impl World {
                         stored,
                         reason,
                     },
-                    Frame::HeartbeatReply { stored } => {
-                        MasterEvent::HeartbeatReply { peer, conn, stored }
-                    }
+                    Frame::HeartbeatReply { stored } => MasterEvent::HeartbeatReply {
+                        peer,
+                        conn,
+                        stored,
+                        learner: false,
+                    },
+                    Frame::LearnerHeartbeatReply { stored } => MasterEvent::HeartbeatReply {
+                        peer,
+                        conn,
+                        stored,
+                        learner: true,
+                    },
                     other => panic!("seed {}: secondary sent {other:?}", self.seed),
                 };
                 self.step_node(c.master, Event::Link(event));

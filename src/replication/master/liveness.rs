@@ -117,7 +117,11 @@ impl Master {
             nodes.push(NodeHealth {
                 id: p.id.clone(),
                 addr: p.addr.clone(),
-                role: NodeRole::Secondary,
+                role: if p.learner {
+                    NodeRole::Learner
+                } else {
+                    NodeRole::Secondary
+                },
                 status: self.status(p, now),
                 acked: p.acked,
                 lag: self.last.saturating_sub(p.acked),

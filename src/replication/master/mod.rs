@@ -152,6 +152,8 @@ pub enum MasterEvent {
         conn: ConnId,
         /// Everything up to here is stored there.
         stored: Seq,
+        /// It said it is a learner (`LearnerHeartbeatReply`).
+        learner: bool,
     },
     /// Time passed.
     Tick,
@@ -263,6 +265,11 @@ struct Peer {
     /// Why the last handshake was refused, until a connection succeeds,
     /// and whether that was a configuration mismatch.
     refused: Option<(String, bool)>,
+    /// What its last answer to a heartbeat said: it is a learner (it does
+    /// not vote yet). Shown in `health`; it counts toward `w` and the
+    /// commit mark all the same, since an ack means it stored the entry
+    /// and everything before it.
+    learner: bool,
 }
 
 /// A client waiting for its entry to reach `w` nodes.
@@ -407,6 +414,7 @@ impl Master {
                 retry_at: None,
                 attempt: 0,
                 refused: None,
+                learner: false,
             })
             .collect();
         let n = cfg.secondaries.len() + 1;
@@ -587,9 +595,12 @@ impl Master {
             MasterEvent::Nack {
                 peer, conn, stored, ..
             } => self.on_nack(now, peer, conn, stored, out),
-            MasterEvent::HeartbeatReply { peer, conn, stored } => {
-                self.on_heartbeat_reply(now, peer, conn, stored, out)
-            }
+            MasterEvent::HeartbeatReply {
+                peer,
+                conn,
+                stored,
+                learner,
+            } => self.on_heartbeat_reply(now, (peer, conn), (stored, learner), out),
             MasterEvent::Tick => self.tick(now, out),
             MasterEvent::Compacted { base } => self.on_compacted(base, out),
         }

@@ -143,13 +143,13 @@ impl Master {
     pub(super) fn on_heartbeat_reply(
         &mut self,
         now: Instant,
-        peer: usize,
-        conn: ConnId,
-        stored: Seq,
+        (peer, conn): (usize, ConnId),
+        (stored, learner): (Seq, bool),
         out: &mut Vec<MasterAction>,
     ) {
         if self.heard(peer, conn, now, stored) {
             let p = &mut self.peers[peer];
+            p.learner = learner;
             if p.attempt < RESUME_ON_HEARTBEAT_MAX_ATTEMPTS {
                 p.retry_at = None;
             }

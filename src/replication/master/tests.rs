@@ -115,6 +115,7 @@ fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
         peer,
         conn: peer as u64 + 10,
         stored,
+        learner: false,
     }
 }
 
@@ -1739,4 +1740,36 @@ fn a_waiter_for_an_entry_retention_deletes_is_told_it_will_never_reach_w() {
             A::Reconnect { peer: 1, conn: 11 },
         ]
     );
+}
+
+#[test]
+fn a_secondary_that_answers_heartbeats_as_a_learner_is_shown_as_one_and_still_counted() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let roles = |m: &Master| m.health(now).iter().map(|n| n.role).collect::<Vec<_>>();
+    assert_eq!(
+        roles(&m),
+        [NodeRole::Master, NodeRole::Secondary, NodeRole::Secondary]
+    );
+    let learner_reply = E::HeartbeatReply {
+        peer: 1,
+        conn: 11,
+        stored: 0,
+        learner: true,
+    };
+    assert_eq!(step(&mut m, now, learner_reply), vec![]);
+    assert_eq!(
+        roles(&m),
+        [NodeRole::Master, NodeRole::Secondary, NodeRole::Learner]
+    );
+    // Its acks count toward w as any secondary's: it stored the entry and
+    // everything before it.
+    step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a"));
+    assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
+    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
+    assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
+    // Promoted, it answers as a voter again.
+    step(&mut m, now, heartbeat_reply(1, 1));
+    assert_eq!(roles(&m)[2], NodeRole::Secondary);
 }

@@ -1097,6 +1097,15 @@ impl Core {
                         save: diverged,
                     }
                 }
+                // A learner says so in its answers to heartbeats, for the
+                // master's `health`.
+                SecondaryAction::Send {
+                    conn,
+                    frame: Frame::HeartbeatReply { stored },
+                } if self.learner => Action::ToMaster {
+                    conn,
+                    frame: Frame::LearnerHeartbeatReply { stored },
+                },
                 SecondaryAction::Send { conn, frame } => Action::ToMaster { conn, frame },
             });
         }
@@ -1170,6 +1179,15 @@ impl Core {
         }
     }
 
+    /// What this node is when not master, as `health` shows it.
+    fn follower_role(&self) -> NodeRole {
+        if self.learner {
+            NodeRole::Learner
+        } else {
+            NodeRole::Secondary
+        }
+    }
+
     /// What `replog health` shows of this node: on a master, every node's
     /// status, the quorum and whether appends are refused; on a secondary,
     /// itself as it sees itself.
@@ -1191,7 +1209,7 @@ impl Core {
             },
             _ => HealthReport {
                 node: cfg.id.clone(),
-                role: NodeRole::Secondary,
+                role: self.follower_role(),
                 epoch: self.epoch(),
                 stored: self.stored(),
                 master_addr: self.master_addr().to_string(),
@@ -1202,7 +1220,7 @@ impl Core {
                     Role::Secondary(s) => vec![NodeHealth {
                         id: cfg.id.clone(),
                         addr: cfg.addr(&cfg.id).to_string(),
-                        role: NodeRole::Secondary,
+                        role: self.follower_role(),
                         status: s.status(),
                         acked: s.stored(),
                         lag: s.lag(),

@@ -304,6 +304,7 @@ fn a_master_that_hears_a_majority_stays() {
         peer: 0,
         conn: 9,
         stored: 0,
+        learner: false,
     };
     step(&mut core, later, Event::Link(beat));
     step(&mut core, now + T, Event::Tick);

@@ -327,3 +327,52 @@ fn a_learner_learns_the_newest_epoch_before_a_deposed_master_can_take_it() {
         ]
     ));
 }
+
+#[test]
+fn a_learner_says_so_in_its_answers_to_heartbeats_and_in_health_until_promoted() {
+    let now = Instant::now();
+    let mut b = learner_in("b", 5, now);
+    step(&mut b, now, Event::Tick);
+    step(&mut b, now, answer("c", 6, 6, false, true));
+    step(&mut b, now, answer("a", 6, 6, false, true));
+    let opened = Event::MasterOpened {
+        conn: 3,
+        master: "a".into(),
+        epoch: 6,
+    };
+    step(&mut b, now, opened);
+    let sync = SecondaryEvent::Sync {
+        conn: 3,
+        truncate_after: None,
+    };
+    step(&mut b, now, Event::FromMaster(sync));
+    let entries = (1..=3).map(|s| entry(5, s)).chain([entry(6, 4)]).collect();
+    let entries = SecondaryEvent::Entries { conn: 3, entries };
+    step(&mut b, now, Event::FromMaster(entries));
+    step(&mut b, now, Event::Stored { gen: 0, upto: 4 });
+    assert_eq!(b.health(now).role, NodeRole::Learner);
+    assert_eq!(b.health(now).nodes[0].role, NodeRole::Learner);
+    let heartbeat = |committed| Event::FromMaster(SecondaryEvent::Heartbeat { conn: 3, committed });
+    let reply = |frame| Action::ToMaster { conn: 3, frame };
+    assert_eq!(
+        step(&mut b, now, heartbeat(3)),
+        vec![reply(Frame::LearnerHeartbeatReply { stored: 4 })]
+    );
+    assert_eq!(
+        step(&mut b, now, heartbeat(4)),
+        vec![
+            reply(Frame::LearnerHeartbeatReply { stored: 4 }),
+            Action::Promoted
+        ]
+    );
+    assert_eq!(
+        step(&mut b, now, heartbeat(4)),
+        vec![reply(Frame::HeartbeatReply { stored: 4 })]
+    );
+    assert_eq!(b.health(now).role, NodeRole::Secondary);
+    // A master older than node version 7 is told a plain reply.
+    assert_eq!(
+        Frame::LearnerHeartbeatReply { stored: 4 }.for_node_version(6),
+        Frame::HeartbeatReply { stored: 4 }
+    );
+}
