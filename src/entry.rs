@@ -23,6 +23,10 @@ pub fn next_epoch(epoch: Epoch) -> Option<Epoch> {
     epoch.checked_add(1).filter(|e| *e < EPOCH_LIMIT)
 }
 
+/// The key of a configuration entry ([`Entry::config`]): keys that start
+/// with a NUL byte are the log's own.
+pub const CONFIG_KEY: &str = "\0config";
+
 /// One message in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -58,6 +62,31 @@ impl Entry {
     /// Whether this is an epoch's marker (see [`Entry::marker`]).
     pub fn is_marker(&self) -> bool {
         self.key.as_deref() == Some("")
+    }
+
+    /// A configuration entry: the cluster's members from here on, as
+    /// `crate::replication::membership` writes them. `list` does not show
+    /// it. It is told apart by its key, [`CONFIG_KEY`], which no client
+    /// can send (a key starting with a NUL byte is refused as a bad
+    /// request).
+    pub fn config(epoch: Epoch, seq: Seq, members: Bytes) -> Entry {
+        Entry {
+            epoch,
+            seq,
+            key: Some(CONFIG_KEY.to_string()),
+            message: members,
+        }
+    }
+
+    /// Whether this is a configuration entry (see [`Entry::config`]).
+    pub fn is_config(&self) -> bool {
+        self.key.as_deref() == Some(CONFIG_KEY)
+    }
+
+    /// Whether the log keeps this entry for itself (a marker or a
+    /// configuration entry): `list` leaves it out.
+    pub fn is_control(&self) -> bool {
+        self.is_marker() || self.is_config()
     }
 }
 

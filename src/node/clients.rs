@@ -495,7 +495,7 @@ async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Pa
                 let last = entries.last().map(|e| e.seq);
                 let shown: Vec<_> = entries
                     .into_iter()
-                    .filter(|e| !e.is_marker())
+                    .filter(|e| !e.is_control())
                     .map(|e| (e.seq, e.message))
                     .collect();
                 // A page of markers only: read on (waiting, if asked to).

@@ -173,9 +173,10 @@ impl KeyWindow {
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
         }
-        // An empty key is an epoch's marker (`Entry::marker`), not a
-        // client's key.
-        let key = key.filter(|k| !k.is_empty());
+        // An empty key is an epoch's marker (`Entry::marker`), one that
+        // starts with a NUL a configuration entry's (`Entry::config`):
+        // neither is a client's key.
+        let key = key.filter(|k| !k.is_empty() && !k.starts_with('\0'));
         // One fingerprint per key: hashing is the costly part of a push.
         let fp = match key.map(|k| self.fingerprint(k)) {
             Some(fp) if self.find(fp).is_none() => fp,

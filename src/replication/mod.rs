@@ -18,6 +18,7 @@
 
 pub mod keys;
 pub mod master;
+pub mod membership;
 pub mod quorum;
 pub mod role;
 pub mod secondary;

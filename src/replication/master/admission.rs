@@ -51,6 +51,12 @@ impl Master {
             let msg = "the request key is empty: give a non-empty key, or none".to_string();
             return reply(out, Err(AppendError::BadRequest(msg)));
         }
+        if key.as_ref().is_some_and(|k| k.starts_with('\0')) {
+            // Such keys are the log's own (`Entry::config`).
+            let msg = "the request key starts with a NUL byte, which is reserved: give another key"
+                .to_string();
+            return reply(out, Err(AppendError::BadRequest(msg)));
+        }
         if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
             let msg = format!("the request key is over {MAX_KEY_BYTES} bytes");
             return reply(out, Err(AppendError::BadRequest(msg)));

@@ -1773,3 +1773,18 @@ fn a_secondary_that_answers_heartbeats_as_a_learner_is_shown_as_one_and_still_co
     step(&mut m, now, heartbeat_reply(1, 1));
     assert_eq!(roles(&m)[2], NodeRole::Secondary);
 }
+
+#[test]
+fn a_key_starting_with_a_nul_byte_is_the_logs_own_and_refused() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let mut request = append(7, 1, WriteConcern::Nodes(1), "a");
+    if let E::Append(r) = &mut request {
+        r.key = Some(crate::entry::CONFIG_KEY.to_string());
+    }
+    let out = step(&mut m, now, request);
+    assert!(
+        matches!(&out[..], [A::Reply { result: Err(AppendError::BadRequest(why)), .. }] if why.contains("NUL")),
+        "{out:?}"
+    );
+}
