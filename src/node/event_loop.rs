@@ -42,6 +42,8 @@ pub(super) struct NodeLoop {
     /// One command channel per secondary link, while the core is master,
     /// with the secondary's id (for log lines).
     pub(super) links: Vec<(String, mpsc::Sender<link::LinkCmd>)>,
+    /// The epoch the links speak for (a link added later speaks for it too).
+    pub(super) link_epoch: crate::entry::Epoch,
     /// Starts a link task.
     pub(super) spawn_link: SpawnLink,
     /// Starts a task asking one node for its vote.
@@ -487,6 +489,7 @@ impl NodeLoop {
                 }
                 Action::StartLinks { epoch, peers } => {
                     self.links.clear();
+                    self.link_epoch = epoch;
                     for (peer, secondary) in peers.into_iter().enumerate() {
                         let (tx, rx) = mpsc::channel(LINK_QUEUE);
                         self.links.push((secondary.0.clone(), tx));
@@ -495,6 +498,25 @@ impl NodeLoop {
                 }
                 // Closing its queue ends a link.
                 Action::StopLinks => self.links.clear(),
+                Action::LeftCluster { reason } => warn!(node = %self.shared.cfg.id, "{reason}"),
+                Action::StartLink { peer, secondary } => {
+                    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+                    info!(node = %self.shared.cfg.id, peer = %secondary.0, addr = %secondary.1, "a member was added: dialling it");
+                    let entry = (secondary.0.clone(), tx);
+                    match self.links.get_mut(peer) {
+                        Some(slot) => *slot = entry,
+                        None => self.links.push(entry),
+                    }
+                    (self.spawn_link)(peer, secondary, self.link_epoch, rx);
+                }
+                Action::StopLink { peer } => {
+                    if let Some((id, tx)) = self.links.get_mut(peer) {
+                        info!(node = %self.shared.cfg.id, peer = %id, "a member was removed: closing its link");
+                        // A sender whose receiver is gone: the link's own
+                        // queue closes, which ends it.
+                        *tx = mpsc::channel(1).0;
+                    }
+                }
                 Action::Persist(entries) => {
                     // A batch (a secondary's) is taken as it is; single
                     // appends go into the buffer kept from round to round,

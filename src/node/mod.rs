@@ -297,6 +297,7 @@ pub async fn run<N: Net>(
         committed: 0,
         base: log.base(),
         learner: identity.learner,
+        configs: Vec::new(),
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
@@ -409,6 +410,7 @@ pub async fn run<N: Net>(
         shared: shared.clone(),
         core,
         links: Vec::new(),
+        link_epoch: 0,
         spawn_link,
         spawn_vote,
         master: None,

@@ -49,6 +49,25 @@ pub struct AppendRequest {
     pub progress: bool,
 }
 
+/// A membership change a client asks for (`replog member`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add node `id`, listening at `addr`, as a learner: the master
+    /// promotes it once it holds everything committed.
+    Add {
+        /// Its node id.
+        id: String,
+        /// Where it listens for other nodes.
+        addr: String,
+    },
+    /// Remove node `id` (the master itself included: it steps down once
+    /// the change is committed).
+    Remove {
+        /// Its node id.
+        id: String,
+    },
+}
+
 /// Most entries sent to one secondary and not yet acknowledged.
 pub const WINDOW: u64 = 8192;
 
@@ -87,6 +106,10 @@ pub struct LogState {
     /// and has not yet held everything committed since: it may not vote or
     /// stand (see `role::learner`). The role cores leave it false.
     pub learner: bool,
+    /// The configuration entries the log holds, in order, with the
+    /// membership each records (`membership`): the node acts on the last,
+    /// or on `--cluster` without any.
+    pub configs: Vec<(Seq, membership::Membership)>,
 }
 
 impl LogState {

@@ -227,6 +227,7 @@ impl Secondary {
             committed: self.committed.min(self.received),
             base: self.base,
             learner: false,
+            configs: Vec::new(),
         };
         (state, self.stored)
     }
@@ -579,6 +580,7 @@ mod tests {
             committed: 0,
             base: Default::default(),
             learner: false,
+            configs: Vec::new(),
         };
         let mut s = Secondary::new(cfg, log);
         let now = Instant::now();

@@ -4,7 +4,9 @@
 //! that crash (losing what they had not synced, or with failover their
 //! whole disk, coming back as learners) and restart, and strangers forging
 //! hellos, votes and epochs: with a static master, and with failover
-//! (elections). See `world.rs` for the schedule
+//! (elections), where the master is also asked for membership changes
+//! (members removed, masters among them, and added back as learners that
+//! it promotes). See `world.rs` for the schedule
 //! and `invariants/` for what is checked, one invariant per file.
 //!
 //! `REPLOG_CORE_SCHEDULES` sets how many schedules run per mode (1000 by
@@ -103,6 +105,12 @@ fn the_schedules_inject_every_fault_they_claim() {
                 "{stats:?}"
             );
             assert!(stats.promotions > stats.wipes, "{stats:?}");
+            // Membership changed: members removed (masters among them,
+            // which stepped down once it was committed), added back as
+            // learners and promoted by configuration entries of their own.
+            assert!(stats.changes_made > 20, "{stats:?}");
+            assert!(stats.config_entries > stats.changes_made, "{stats:?}");
+            assert!(stats.left > 0, "{stats:?}");
         }
     }
 }
@@ -155,4 +163,40 @@ fn a_lost_disk_and_a_crash_lose_no_majority_acknowledged_append() {
         }
     }
     assert!(failed.is_empty(), "failed for seeds {failed:?}");
+}
+
+/// Membership changes, once the sims made them: a learner member caught
+/// up was never promoted by a master elected over a log known committed,
+/// which wrote no entry of its own epoch (a promotion now writes the
+/// epoch's marker first).
+#[test]
+fn regression_a_caught_up_learner_waited_forever_for_an_entry_of_its_masters_epoch_seed_1911() {
+    World::new(1911, true).run();
+}
+
+/// A master wrote its own removal and crashed before it was committed,
+/// holding the longest log; the others could elect nobody without it
+/// (two learners among them). A node whose removal is not known committed
+/// now stands, without counting its own vote (Raft's thesis, 4.2.2).
+#[test]
+fn regression_a_removed_master_with_the_longest_log_would_not_stand_seed_1411() {
+    World::new(1411, true).run();
+}
+
+/// A node removed, then wiped and added back, could not learn the newest
+/// epoch: it asked no one (a non-voter did not stand), and voters refused
+/// it. It now asks for pre-votes to learn epochs, and only strangers are
+/// refused.
+#[test]
+fn regression_a_removed_node_added_back_could_not_learn_the_newest_epoch_seed_108() {
+    World::new(108, true).run();
+}
+
+/// Voters refused the vote of a candidate their stale configuration no
+/// longer counted, while the candidate's configuration did: no master.
+/// Votes are now judged on logs and epochs alone; the candidate counts by
+/// its own configuration.
+#[test]
+fn regression_voters_refused_a_candidate_their_stale_configuration_did_not_count_seed_13343() {
+    World::new(13343, true).run();
 }

@@ -23,9 +23,10 @@ use rand::{Rng, SeedableRng};
 use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
+use replog::replication::membership::Membership;
 use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
 use replog::replication::secondary::SecondaryEvent;
-use replog::replication::{quorum, AppendRequest, LogState, Timing};
+use replog::replication::{quorum, AppendRequest, LogState, MemberChange, Timing};
 use replog::wire::{AppendError, Frame, WriteConcern};
 
 use crate::invariants::{self, NodeView};
@@ -65,6 +66,10 @@ pub struct Faults {
     /// three nodes or more, and only while no other node is a learner (one
     /// disk lost at a time, as the guarantee has it: w−1 disks for w).
     pub wipe: f64,
+    /// Chance, per step, that the master is asked for a membership change
+    /// (a member removed, or a removed one added back); drawn from a
+    /// generator of its own (see `World::new`), with failover only.
+    pub changes: f64,
 }
 
 impl Faults {
@@ -88,6 +93,7 @@ impl Faults {
             sync_fail: [0.0, 0.0, 0.02, 0.1][rng.gen_range(0..4)],
             forge: [0.0, 0.0, 0.002, 0.01][rng.gen_range(0..4)],
             wipe: [0.0, 0.3, 1.0][rng.gen_range(0..3)],
+            changes: 0.0,
         }
     }
 }
@@ -216,6 +222,13 @@ pub struct Stats {
     /// those whose answer promised nothing though it named a seq.
     pub promised: u64,
     pub uncommitted: u64,
+    /// Membership changes asked for, and made (committed).
+    pub changes_asked: u64,
+    pub changes_made: u64,
+    /// Configuration entries masters wrote (changes and promotions).
+    pub config_entries: u64,
+    /// Masters that stepped down once their own removal was committed.
+    pub left: u64,
     /// Disks lost in a crash, learners' votes and promotions.
     pub wipes: u64,
     /// Of the disks lost, those found damaged and healed to a prefix (the
@@ -247,6 +260,10 @@ impl std::ops::AddAssign for Stats {
         self.promised += o.promised;
         self.uncommitted += o.uncommitted;
         self.wipes += o.wipes;
+        self.changes_asked += o.changes_asked;
+        self.changes_made += o.changes_made;
+        self.config_entries += o.config_entries;
+        self.left += o.left;
         self.damaged += o.damaged;
         self.learner_votes += o.learner_votes;
         self.promotions += o.promotions;
@@ -301,6 +318,10 @@ pub struct World {
     /// node stepped down in it.
     master_epoch: Option<Epoch>,
     invariants: Invariants,
+    /// Draws membership changes (see `Faults::changes`).
+    change_rng: SmallRng,
+    /// The request id of the next membership change.
+    next_change: u64,
 }
 
 /// Whether node `n` stored `entry` at `seq` durably: it holds it, or held
@@ -325,11 +346,22 @@ fn views(nodes: &[Node]) -> Vec<NodeView<'_>> {
 
 const STEP: Duration = Duration::from_millis(1);
 
+/// Seeds the generator of membership changes; also the first request id of
+/// a change (appends' ids are below it).
+const CHANGES: u64 = 1 << 40;
+
 impl World {
     /// A cluster for `seed`, with faults drawn from it.
     pub fn new(seed: u64, failover: bool) -> World {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let faults = Faults::draw(&mut rng, failover);
+        let mut faults = Faults::draw(&mut rng, failover);
+        // Membership changes come from a generator of their own, so that
+        // every other draw, and what the seeds kept as regression tests
+        // replay, is what it was before there were changes.
+        let mut own = SmallRng::seed_from_u64(seed ^ CHANGES);
+        if failover && faults.nodes >= 3 {
+            faults.changes = [0.0, 0.002, 0.01][own.gen_range(0..3)];
+        }
         World::with_faults(seed, faults)
     }
 
@@ -361,6 +393,8 @@ impl World {
             forging: false,
             master_epoch: None,
             invariants: Invariants::default(),
+            change_rng: SmallRng::seed_from_u64(seed ^ CHANGES ^ 1),
+            next_change: CHANGES,
         };
         for i in 0..n {
             world.nodes.push(Node {
@@ -465,6 +499,16 @@ impl World {
             committed: 0,
             base: Default::default(),
             learner: n.learner,
+            // As the node's storage finds them at start.
+            configs: (n.log.iter())
+                .filter(|e| e.is_config())
+                .map(|e| {
+                    (
+                        e.seq,
+                        Membership::decode(&e.message).expect("written by a master"),
+                    )
+                })
+                .collect(),
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -598,6 +642,24 @@ impl World {
                         self.close(conn);
                     }
                 }
+                Action::StartLink { peer, secondary } => {
+                    let n = &mut self.nodes[node];
+                    let to = secondary.0[1..].parse().expect("n<i>");
+                    if peer < n.links.len() {
+                        (n.links[peer], n.link_nodes[peer]) = (None, to);
+                    } else {
+                        n.links.push(None);
+                        n.link_nodes.push(to);
+                    }
+                }
+                Action::StopLink { peer } => {
+                    let conn = self.nodes[node].links.get(peer).copied().flatten();
+                    if let Some(conn) = conn {
+                        self.close(conn);
+                    }
+                    // A link never dials again once its member is gone.
+                    self.nodes[node].link_nodes[peer] = usize::MAX;
+                }
                 Action::Persist(entries) => self.persist(node, entries),
                 Action::CutLog { after, save, .. } => {
                     self.stats.log_cuts += 1;
@@ -653,6 +715,12 @@ impl World {
                         "seed {}: n{node} refused its master on conn {conn}: {reason}",
                         self.seed
                     );
+                    if std::env::var_os("REPLOG_CORE_DEBUG").is_some() {
+                        eprintln!(
+                            "{:?} n{node} refused master conn {conn}: {reason}",
+                            self.now
+                        );
+                    }
                     self.close(conn);
                 }
                 Action::RefuseStale { conn, epoch, .. } => {
@@ -689,9 +757,17 @@ impl World {
                         });
                     }
                 }
+                Action::LeftCluster { .. } => self.stats.left += 1,
                 Action::RefuseCandidate { conn, reason } => {
+                    // Honest only if the candidate is no voter here (a
+                    // node removed that does not know it yet).
+                    let candidate = self.vote_conns.get(&conn).map(|(c, _)| format!("n{c}"));
+                    let voter = |c: &String| {
+                        let core = self.nodes[node].core.as_ref().expect("refusing");
+                        core.members().is_voter(c)
+                    };
                     assert!(
-                        self.forged.contains(&conn),
+                        self.forged.contains(&conn) || !candidate.is_some_and(|c| voter(&c)),
                         "seed {}: n{node} refused a member's honest vote request: {reason}",
                         self.seed
                     );
@@ -702,8 +778,12 @@ impl World {
                     self.nodes[node].learner = false;
                 }
                 Action::Disregard { reason } => {
+                    // An answer from a node no longer a voter here, to an
+                    // election begun before that, is disregarded too.
+                    let changed = self.faults.changes > 0.0
+                        && (reason.contains("not a member") || reason.contains("not a voter"));
                     assert!(
-                        self.forging,
+                        self.forging || changed,
                         "seed {}: n{node} disregarded an honest input: {reason}",
                         self.seed
                     );
@@ -742,6 +822,9 @@ impl World {
                         event: Event::VoteAnswered(answer),
                     });
                 }
+                Action::Reply { req, result, .. } if req >= CHANGES => {
+                    self.changed(req, result);
+                }
                 Action::Reply { req, result, .. } => self.answer(node, req, result),
                 // The harness's clients do not ask for progress.
                 Action::Progress { .. } => panic!("seed {}: progress nobody asked for", self.seed),
@@ -753,6 +836,20 @@ impl World {
 
     /// A write: the entries must continue the log exactly.
     fn persist(&mut self, node: usize, entries: Vec<Entry>) {
+        for e in entries.iter().filter(|e| e.is_config()) {
+            // A master's own (a secondary's came from one).
+            if self.master_epoch == Some(e.epoch) {
+                self.stats.config_entries += 1;
+                let before = self.nodes[node].log.iter().rev().find(|b| b.is_config());
+                let holds = |id: &str| {
+                    let i: usize = id[1..].parse().expect("n<i>");
+                    before.is_some_and(|b| stored(&self.nodes[i], b.seq, b))
+                };
+                if let Err(e) = invariants::one_change_at_a_time::check(e, before, holds) {
+                    self.fail("one membership change at a time", e);
+                }
+            }
+        }
         let seed = self.seed;
         let n = &mut self.nodes[node];
         for e in entries {
@@ -809,21 +906,23 @@ impl World {
             return;
         }
         request.answer = Some(result.clone());
+        let (w, message, key) = (request.w, request.message.clone(), request.key.clone());
+        let concern = request.request.w;
         if let Some(seq) = invariants::promised_outcomes_hold::Check::promise(&result) {
             // Promised: the entry is the request's, durable where no
             // failover cuts it (a majority; a static master's own log), and
             // stays.
             self.stats.promised += 1;
-            let message = request.message.clone();
             let entry = self.nodes[node].log[(seq - 1) as usize].clone();
             assert_eq!(
                 entry.message, message,
                 "seed {seed}: request {req} promised as seq {seq}, which holds another message"
             );
             let durable_on = |n: &Node| stored(n, seq, &entry);
-            let holders = self.nodes.iter().filter(|n| durable_on(n)).count() as u32;
+            let voters = self.voters_of(node);
+            let holders = voters.iter().filter(|n| durable_on(n)).count() as u32;
             let settled = if self.faults.failover {
-                holders >= quorum::majority(self.faults.nodes)
+                holders >= quorum::majority(self.fewest_voters(node))
             } else {
                 durable_on(&self.nodes[node])
             };
@@ -846,18 +945,44 @@ impl World {
         };
         self.stats.acknowledged += 1;
         // Acknowledged ⇒ stored (synced) on w nodes, with this message.
-        let (w, message, key) = (request.w, request.message.clone(), request.key.clone());
         let entry = self.nodes[node].log[(seq - 1) as usize].clone();
         assert_eq!(
             entry.message, message,
             "seed {seed}: request {req} acknowledged as seq {seq}, which holds another message"
         );
-        let holders = self.nodes.iter().filter(|n| stored(n, seq, &entry)).count() as u32;
+        // Only voters count toward w: a learner member holding it does not.
+        // What `majority` and `all` come to depends on the voters when the
+        // master took the append: at least the fewer of the last two
+        // configurations'.
+        let voters = self.voters_of(node);
+        let fewest = self.fewest_voters(node);
+        let w = match concern {
+            WriteConcern::Nodes(_) => w,
+            WriteConcern::Majority => w.min(quorum::majority(fewest)),
+            WriteConcern::All => w.min(fewest as u32),
+        };
+        let holders = voters.iter().filter(|n| stored(n, seq, &entry)).count() as u32;
+        if holders < w && std::env::var_os("REPLOG_CORE_DEBUG").is_some() {
+            let core = self.nodes[node].core.as_ref().unwrap();
+            eprintln!(
+                "answering n{node} members {:?} health {:?}",
+                core.members(),
+                core.health(self.instant()).nodes
+            );
+            for e in self.nodes[node].log.iter().filter(|e| e.is_config()) {
+                eprintln!(
+                    "config {}: {:?}",
+                    e.seq,
+                    std::str::from_utf8(&e.message).unwrap()
+                );
+            }
+            eprintln!("request {req}: w {w}");
+        }
         assert!(
             holders >= w,
-            "seed {seed}: seq {seq} acknowledged for w={w} but synced on {holders} nodes"
+            "seed {seed}: seq {seq} acknowledged for w={w} but synced on {holders} voters"
         );
-        let majority = w >= quorum::majority(self.faults.nodes);
+        let majority = w >= quorum::majority(voters.len());
         // Without failover the master's log is the truth: every
         // acknowledgement is final, whatever its w.
         let lasting = majority || !self.faults.failover;
@@ -874,6 +999,40 @@ impl World {
             if let Err(e) = self.invariants.keys.acknowledged(&key, seq, lasting) {
                 self.fail("a keyed append appears at most once", e);
             }
+        }
+    }
+
+    /// The nodes that vote as master `node` answers: in its configuration
+    /// now, or in the one before it (a change the step wrote after the
+    /// answer was given).
+    fn voters_of(&self, node: usize) -> Vec<&Node> {
+        let seed = Membership::voters(&self.config(node).nodes);
+        let mut configs: Vec<Membership> = (self.nodes[node].log.iter())
+            .filter(|e| e.is_config())
+            .map(|e| Membership::decode(&e.message).expect("written by a master"))
+            .collect();
+        configs.insert(0, seed);
+        let recent = &configs[configs.len().saturating_sub(2)..];
+        (self.nodes.iter())
+            .filter(|n| recent.iter().any(|m| m.is_voter(&n.id)))
+            .collect()
+    }
+
+    /// The fewer voters of master `node`'s last two configurations.
+    fn fewest_voters(&self, node: usize) -> usize {
+        let configs: Vec<usize> = (self.nodes[node].log.iter())
+            .filter(|e| e.is_config())
+            .map(|e| {
+                Membership::decode(&e.message)
+                    .expect("written")
+                    .voter_count()
+            })
+            .collect();
+        let seed = self.faults.nodes;
+        match configs[..] {
+            [] => seed,
+            [one] => one.min(seed),
+            [.., a, b] => a.min(b),
         }
     }
 
@@ -988,7 +1147,8 @@ impl World {
             let links = self.nodes[master].links.clone();
             for (peer, conn) in links.iter().enumerate() {
                 let node = self.nodes[master].link_nodes[peer];
-                if conn.is_some()
+                if node == usize::MAX
+                    || conn.is_some()
                     || !self.up(node)
                     || self.blocked(master, node)
                     || !self.rng.gen_bool(0.2)
@@ -1204,6 +1364,9 @@ impl World {
             }
             if self.rng.gen_bool(self.faults.forge) {
                 self.forge();
+            }
+            if self.faults.changes > 0.0 && self.change_rng.gen_bool(self.faults.changes) {
+                self.change_members(false);
             }
             if self.rng.gen_bool(self.faults.partition) {
                 // The master, mostly: cut off from everyone for a while.
@@ -1467,6 +1630,7 @@ impl World {
             sync_fail: 0.0,
             forge: 0.0,
             wipe: 0.0,
+            changes: 0.0,
         };
         let mut w = World::with_faults(seed, faults);
         w.quiet_for(500);
@@ -1558,10 +1722,83 @@ impl World {
         for conn in conns {
             self.close(conn);
         }
-        for _ in 0..3000 {
+        for step in 0..3000 {
+            // Every node removed is added back, one at a time, so that the
+            // cluster ends with every node a member holding the log.
+            if self.faults.changes > 0.0 && step % 100 == 0 && step < 2000 {
+                self.change_members(true);
+            }
             self.advance(false);
         }
         self.check_quiet();
+    }
+
+    /// Asks the master (if a node is master) for a membership change: a
+    /// node no longer a member added back, or (unless only `add_back`) a
+    /// member removed, the master itself now and then, while at least
+    /// three voters would remain.
+    fn change_members(&mut self, add_back: bool) {
+        let n = self.faults.nodes;
+        let Some(master) =
+            (0..n).find(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.is_master()))
+        else {
+            return;
+        };
+        let members = self.nodes[master]
+            .core
+            .as_ref()
+            .expect("up")
+            .members()
+            .clone();
+        let outside: Vec<usize> = (0..n)
+            .filter(|i| members.get(&format!("n{i}")).is_none())
+            .collect();
+        let change = if let Some(&i) = outside
+            .first()
+            .filter(|_| add_back || self.change_rng.gen_bool(0.5))
+        {
+            MemberChange::Add {
+                id: format!("n{i}"),
+                addr: format!("n{i}:1"),
+            }
+        } else if !add_back && members.voter_count() > 3 {
+            let ids: Vec<String> = members.members().iter().map(|m| m.id.clone()).collect();
+            let id = if self.change_rng.gen_bool(0.25) {
+                format!("n{master}")
+            } else {
+                ids[self.change_rng.gen_range(0..ids.len())].clone()
+            };
+            MemberChange::Remove { id }
+        } else {
+            return;
+        };
+        let req = self.next_change;
+        self.next_change += 1;
+        self.stats.changes_asked += 1;
+        self.step_node(
+            master,
+            Event::ChangeMembers {
+                client: 0,
+                req,
+                change,
+            },
+        );
+    }
+
+    /// The answer to a membership change: made (its entry committed), or
+    /// refused for a reason a client is told.
+    fn changed(&mut self, req: u64, result: Result<Seq, AppendError>) {
+        match result {
+            Ok(_) => self.stats.changes_made += 1,
+            Err(
+                AppendError::BadRequest(_)
+                | AppendError::NotMaster { .. }
+                | AppendError::ShuttingDown { .. }
+                | AppendError::Uncommitted { .. }
+                | AppendError::Storage(_),
+            ) => {}
+            Err(other) => panic!("seed {}: change {req} answered {other:?}", self.seed),
+        }
     }
 
     /// After the quiet period: one master, every append answered, every
@@ -1604,6 +1841,21 @@ impl World {
             .filter(|n| n.core.as_ref().is_some_and(|c| c.is_master()))
             .collect();
         let [master] = masters[..] else {
+            if std::env::var_os("REPLOG_CORE_DEBUG").is_some() {
+                for n in &self.nodes {
+                    let c = n.core.as_ref().unwrap();
+                    eprintln!(
+                        "{}: term {:?} learner {} voter {} members {:?} last {:?} durable {}",
+                        n.id,
+                        c.term(),
+                        c.is_learner(),
+                        c.is_voter(),
+                        String::from_utf8_lossy(&c.members().entry(0, 0).message),
+                        n.log.last().map(|e| (e.epoch, e.seq)),
+                        n.durable
+                    );
+                }
+            }
             panic!(
                 "seed {seed}: {} masters after the quiet period",
                 masters.len()
@@ -1615,6 +1867,20 @@ impl World {
                 (&e.epoch, &e.message),
                 (epoch, message),
                 "seed {seed}: acknowledged seq {seq} changed"
+            );
+        }
+        // Every node removed was added back, and promoted once it caught up.
+        let members = master.core.as_ref().expect("master").members();
+        for n in &self.nodes {
+            assert!(
+                members.is_voter(&n.id),
+                "seed {seed}: {} is no voter after the quiet period: {:?}; it: {:?} {:?} log {:?}; master log {:?}",
+                n.id,
+                String::from_utf8_lossy(&members.entry(0, 0).message),
+                n.core.as_ref().map(|c| (c.is_master(), c.term(), c.stored())),
+                n.core.as_ref().map(|c| String::from_utf8_lossy(&c.members().entry(0, 0).message).into_owned()),
+                n.log.iter().map(|e| (e.epoch, e.seq, e.key.clone())).collect::<Vec<_>>(),
+                master.core.as_ref().map(|c| (c.committed(), c.health(self.instant()).nodes)),
             );
         }
         if let Err(e) = self.invariants.majority.check_final(&self.views()) {

@@ -41,42 +41,46 @@ impl Master {
     /// Nodes (master included) known to be reachable: neither Unhealthy nor
     /// still Connecting.
     pub fn reachable(&self, now: Instant) -> u32 {
-        1 + self
-            .peers
-            .iter()
-            .filter(|p| {
-                !matches!(
-                    self.status(p, now),
-                    PeerStatus::Unhealthy
-                        | PeerStatus::Connecting
-                        | PeerStatus::Refused
-                        | PeerStatus::Mismatch
-                )
-            })
-            .count() as u32
+        u32::from(self.me_voter())
+            + self
+                .peers
+                .iter()
+                .filter(|p| p.counts())
+                .filter(|p| {
+                    !matches!(
+                        self.status(p, now),
+                        PeerStatus::Unhealthy
+                            | PeerStatus::Connecting
+                            | PeerStatus::Refused
+                            | PeerStatus::Mismatch
+                    )
+                })
+                .count() as u32
     }
 
     /// Nodes (master included) heard from within `within`: whether the
     /// master still speaks for a majority (CheckQuorum).
     pub fn heard_within(&self, now: Instant, within: std::time::Duration) -> u32 {
-        1 + self
-            .peers
-            .iter()
-            // Only over a live connection: a node that refuses this master
-            // is heard from, but does not follow it.
-            .filter(|p| {
-                p.conn.is_some()
-                    && p.last_heard
-                        .is_some_and(|h| now.saturating_duration_since(h) < within)
-            })
-            .count() as u32
+        u32::from(self.me_voter())
+            + self
+                .peers
+                .iter()
+                .filter(|p| p.counts())
+                // Only over a live connection: a node that refuses this master
+                // is heard from, but does not follow it.
+                .filter(|p| {
+                    p.conn.is_some()
+                        && p.last_heard
+                            .is_some_and(|h| now.saturating_duration_since(h) < within)
+                })
+                .count() as u32
     }
 
     /// Secondaries still Connecting.
     pub(super) fn connecting(&self, now: Instant) -> u32 {
         self.peers
             .iter()
-            .filter(|p| self.status(p, now) == PeerStatus::Connecting)
+            .filter(|p| p.counts() && self.status(p, now) == PeerStatus::Connecting)
             .count() as u32
     }
 
@@ -113,11 +117,11 @@ impl Master {
             last_heard_ms: Some(0),
             detail: self.broken.clone().or_else(|| self.storage_trouble.clone()),
         }];
-        for p in &self.peers {
+        for p in self.peers.iter().filter(|p| !p.gone) {
             nodes.push(NodeHealth {
                 id: p.id.clone(),
                 addr: p.addr.clone(),
-                role: if p.learner {
+                role: if p.learner || !p.voter {
                     NodeRole::Learner
                 } else {
                     NodeRole::Secondary

@@ -35,6 +35,12 @@ pub struct MasterConfig {
     pub me: (String, String),
     /// Every secondary's id and address, in cluster order.
     pub secondaries: Vec<(String, String)>,
+    /// The members, the master included: who of them votes (counts toward
+    /// `w`, a majority and the commit mark).
+    pub members: crate::replication::membership::Membership,
+    /// The sequence number of the configuration entry `members` comes from
+    /// (0 for `--cluster`'s): a change waits until it is committed.
+    pub config_seq: Seq,
     /// Deadlines and backoff.
     pub timing: Timing,
     /// Largest message accepted, in bytes.
@@ -155,6 +161,16 @@ pub enum MasterEvent {
         /// It said it is a learner (`LearnerHeartbeatReply`).
         learner: bool,
     },
+    /// A client asks for a membership change: `next` is the membership it
+    /// makes (one change from the current one, checked by the caller).
+    ChangeMembers {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The membership asked for.
+        next: crate::replication::membership::Membership,
+    },
     /// Time passed.
     Tick,
 }
@@ -220,6 +236,21 @@ pub enum MasterAction {
         /// The silent connection.
         conn: ConnId,
     },
+    /// Start a link to a member just added (peer `peer`, listening at
+    /// `addr`), in this master's epoch.
+    StartLink {
+        /// Its index among the secondaries.
+        peer: usize,
+        /// Its id.
+        id: String,
+        /// Its address.
+        addr: String,
+    },
+    /// Stop the link to a member just removed.
+    StopLink {
+        /// Which secondary.
+        peer: usize,
+    },
     /// The secondary's log cannot be reconciled with this master's without
     /// destroying data: log the reason loudly and drop the connection.
     Diverged {
@@ -270,6 +301,11 @@ struct Peer {
     /// commit mark all the same, since an ack means it stored the entry
     /// and everything before it.
     learner: bool,
+    /// A voter of the members: it counts toward `w`, a majority and the
+    /// commit mark (a learner member only receives entries).
+    voter: bool,
+    /// No longer a member: nothing is sent to it, nothing it says counts.
+    gone: bool,
 }
 
 /// A client waiting for its entry to reach `w` nodes.
@@ -360,6 +396,9 @@ pub struct Master {
     held: VecDeque<Held>,
     /// Jitter source, seeded.
     rng: SmallRng,
+    /// A membership change asked for, waiting until one may be written
+    /// (see `members`).
+    change: Option<members::Change>,
 }
 
 /// An append past its checks, waiting to learn whether the master has a
@@ -397,28 +436,12 @@ impl Master {
     /// A master over a log in the given state of which only `stored` is
     /// known to be stored (a secondary taking over).
     pub fn resume(cfg: MasterConfig, log: LogState, stored: Seq, now: Instant) -> Self {
-        let peers = cfg
-            .secondaries
-            .iter()
-            .map(|(id, addr)| Peer {
-                id: id.clone(),
-                addr: addr.clone(),
-                conn: None,
-                connected_at: None,
-                acked: 0,
-                sent: 0,
-                max_sent: 0,
-                in_flight: VecDeque::new(),
-                last_heard: None,
-                last_ping: None,
-                retry_at: None,
-                attempt: 0,
-                refused: None,
-                learner: false,
-            })
+        let peers = (cfg.secondaries.iter())
+            .map(|(id, addr)| Peer::new(id, addr, cfg.members.is_voter(id)))
             .collect();
         let n = cfg.secondaries.len() + 1;
         Master {
+            change: None,
             rng: SmallRng::seed_from_u64(cfg.seed),
             epoch: log.epoch,
             last: log.last.seq,
@@ -451,9 +474,10 @@ impl Master {
         }
     }
 
-    /// Number of nodes in the cluster, master included.
+    /// Number of voters in the cluster, master included if it is one:
+    /// what `w`, a majority and the commit mark count.
     pub fn nodes(&self) -> usize {
-        self.peers.len() + 1
+        usize::from(self.me_voter()) + self.peers.iter().filter(|p| p.counts()).count()
     }
 
     /// Nodes needed for a quorum.
@@ -565,8 +589,10 @@ impl Master {
     pub fn step(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
         self.on_event(now, event, out);
         // Whatever the event changed (a secondary heard, time passed), held
-        // appends may now be admitted or refused.
+        // appends may now be admitted or refused, and a membership change
+        // written.
         self.admit_held(now, out);
+        self.write_change(out);
     }
 
     /// One handler per event (the `on_*` methods, by concern: storage
@@ -602,6 +628,9 @@ impl Master {
                 learner,
             } => self.on_heartbeat_reply(now, (peer, conn), (stored, learner), out),
             MasterEvent::Tick => self.tick(now, out),
+            MasterEvent::ChangeMembers { client, req, next } => {
+                self.change((client, req), next, out)
+            }
             MasterEvent::Compacted { base } => self.on_compacted(base, out),
         }
     }
@@ -622,6 +651,7 @@ impl Master {
             committed: self.committed,
             base: self.base,
             learner: false,
+            configs: Vec::new(),
         };
         (state, self.stored)
     }
@@ -720,9 +750,12 @@ impl Master {
 mod admission;
 mod delivery;
 mod liveness;
+mod members;
 mod peers;
 mod storage;
 mod waiters;
 
+#[cfg(test)]
+mod member_tests;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,24 @@
 //! Unit tests of the master's core: exact action lists.
 
 use super::*;
+use crate::replication::membership::Membership;
 use crate::wire::WriteConcern;
 use std::time::Duration;
 use MasterAction as A;
 use MasterEvent as E;
 
-fn master(secondaries: usize) -> (Master, Instant) {
+/// `cfg` with its master and secondaries all voters.
+pub(super) fn with_all_voters(cfg: MasterConfig) -> MasterConfig {
+    let nodes: Vec<(String, String)> = std::iter::once(cfg.me.clone())
+        .chain(cfg.secondaries.iter().cloned())
+        .collect();
+    MasterConfig {
+        members: Membership::voters(&nodes),
+        ..cfg
+    }
+}
+
+pub(super) fn master(secondaries: usize) -> (Master, Instant) {
     let cfg = MasterConfig {
         me: ("m".into(), "m:1".into()),
         secondaries: (0..secondaries)
@@ -19,7 +31,10 @@ fn master(secondaries: usize) -> (Master, Instant) {
         seed: 1,
         stored_means_synced: true,
         failover: false,
+        members: Membership::voters(&[]),
+        config_seq: 0,
     };
+    let cfg = with_all_voters(cfg);
     let state = LogState {
         epoch: 1,
         last: Position::default(),
@@ -29,6 +44,7 @@ fn master(secondaries: usize) -> (Master, Instant) {
         committed: 0,
         base: Default::default(),
         learner: false,
+        configs: Vec::new(),
     };
     let now = Instant::now();
     (Master::new(cfg, state, now), now)
@@ -36,7 +52,7 @@ fn master(secondaries: usize) -> (Master, Instant) {
 
 /// A master with one secondary ("s0"), the given window and batch, over a
 /// log in the given state.
-fn master_over(window: u64, batch: u64, state: LogState) -> Master {
+pub(super) fn master_over(window: u64, batch: u64, state: LogState) -> Master {
     let cfg = MasterConfig {
         me: ("m".into(), "m:1".into()),
         secondaries: vec![("s0".into(), "s0:1".into())],
@@ -47,23 +63,26 @@ fn master_over(window: u64, batch: u64, state: LogState) -> Master {
         seed: 1,
         stored_means_synced: true,
         failover: false,
+        members: Membership::voters(&[]),
+        config_seq: 0,
     };
+    let cfg = with_all_voters(cfg);
     Master::new(cfg, state, Instant::now())
 }
 
-fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
+pub(super) fn step(m: &mut Master, now: Instant, e: MasterEvent) -> Vec<MasterAction> {
     let mut out = Vec::new();
     m.step(now, e, &mut out);
     out
 }
 
-fn flush(m: &mut Master, now: Instant) -> Vec<MasterAction> {
+pub(super) fn flush(m: &mut Master, now: Instant) -> Vec<MasterAction> {
     let mut out = Vec::new();
     m.flush(now, &mut out);
     out
 }
 
-fn connect_all(m: &mut Master, now: Instant) {
+pub(super) fn connect_all(m: &mut Master, now: Instant) {
     for peer in 0..m.peers.len() {
         let out = step(
             m,
@@ -102,7 +121,7 @@ fn connect_all(m: &mut Master, now: Instant) {
 
 // Events and actions on the connections `connect_all` opens (peer i on
 // connection i + 10).
-fn ack_from(peer: usize, stored: Seq) -> MasterEvent {
+pub(super) fn ack_from(peer: usize, stored: Seq) -> MasterEvent {
     E::Ack {
         peer,
         conn: peer as u64 + 10,
@@ -110,7 +129,7 @@ fn ack_from(peer: usize, stored: Seq) -> MasterEvent {
     }
 }
 
-fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
+pub(super) fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
     E::HeartbeatReply {
         peer,
         conn: peer as u64 + 10,
@@ -119,7 +138,7 @@ fn heartbeat_reply(peer: usize, stored: Seq) -> MasterEvent {
     }
 }
 
-fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
+pub(super) fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
     A::SendEntries {
         peer,
         conn: peer as u64 + 10,
@@ -128,7 +147,7 @@ fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
     }
 }
 
-fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
+pub(super) fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
     E::Append(AppendRequest {
         client,
         req,
@@ -140,7 +159,7 @@ fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
     })
 }
 
-fn entry(seq: Seq, msg: &str) -> Entry {
+pub(super) fn entry(seq: Seq, msg: &str) -> Entry {
     Entry {
         epoch: 1,
         seq,
@@ -149,7 +168,7 @@ fn entry(seq: Seq, msg: &str) -> Entry {
     }
 }
 
-fn ok(client: u64, req: u64, seq: Seq) -> MasterAction {
+pub(super) fn ok(client: u64, req: u64, seq: Seq) -> MasterAction {
     A::Reply {
         client,
         req,
@@ -466,7 +485,10 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         seed: 1,
         stored_means_synced: true,
         failover: false,
+        members: Membership::voters(&[]),
+        config_seq: 0,
     };
+    let cfg = with_all_voters(cfg);
     // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
     let state = LogState {
         epoch: 3,
@@ -477,6 +499,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         committed: 0,
         base: Default::default(),
         learner: false,
+        configs: Vec::new(),
     };
     let mut m = Master::new(cfg, state, Instant::now());
     let now = Instant::now();
@@ -1415,6 +1438,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
         committed: 0,
         base: Default::default(),
         learner: false,
+        configs: Vec::new(),
     };
     let mut m = master_over(7, 3, state);
     let now = Instant::now();
@@ -1565,6 +1589,7 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         committed: 0,
         base: Default::default(),
         learner: false,
+        configs: Vec::new(),
     };
     let mut m = master_over(100, 100, state);
     let now = Instant::now();
@@ -1647,6 +1672,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         committed: 0,
         base,
         learner: false,
+        configs: Vec::new(),
     };
     let mut m = master_over(100, 100, state);
     // Everything retention deleted was committed.

@@ -51,7 +51,7 @@ impl Master {
             missing.extend(
                 self.peers
                     .iter()
-                    .filter(|p| p.acked < seq)
+                    .filter(|p| p.counts() && p.acked < seq)
                     .map(|p| p.id.clone()),
             );
             let waiter = self.waiters.get_mut(&id).expect("found above");
@@ -94,33 +94,34 @@ impl Master {
 
     /// How many nodes hold `seq`, master included (0 if the master does not).
     pub(super) fn stored_on(&self, seq: Seq) -> u32 {
-        let master = u32::from(self.stored >= seq);
-        master + self.peers.iter().filter(|p| p.acked >= seq).count() as u32
+        let master = u32::from(self.me_voter() && self.stored >= seq);
+        master
+            + (self.peers.iter())
+                .filter(|p| p.counts() && p.acked >= seq)
+                .count() as u32
     }
 
     /// Answers every waiter whose entry has reached its write concern.
     pub(super) fn release(&mut self, out: &mut Vec<MasterAction>) {
         // Still runs once the log is broken: `stored` no longer moves then,
         // so what completes is only what was stored before the failure.
-        let mut acked: Vec<Seq> = self.peers.iter().map(|p| p.acked).collect();
+        // What each voter holds, most first (the master, if it votes, as
+        // what it stored). Nothing is answered or committed beyond what
+        // the master itself stored: its log is where every answer is from.
+        let mut acked: Vec<Seq> = (self.peers.iter())
+            .filter(|p| p.counts())
+            .map(|p| p.acked)
+            .chain(self.me_voter().then_some(self.stored))
+            .collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
-        // On a majority: the master and majority-1 secondaries.
-        let majority = super::super::quorum::majority(self.nodes()) as usize;
-        let on_majority = if majority == 1 {
-            self.stored
-        } else {
-            self.stored.min(acked[majority - 2])
-        };
+        let voters = acked.len();
+        let majority = super::super::quorum::majority(voters) as usize;
+        let on_majority = acked.get(majority - 1).map_or(0, |s| self.stored.min(*s));
         if on_majority >= self.commit_floor {
             self.committed = self.committed.max(on_majority);
         }
-        for w in 1..=self.nodes() {
-            // The master must hold it, and w-1 secondaries.
-            let done_upto = if w == 1 {
-                self.stored
-            } else {
-                self.stored.min(acked[w - 2])
-            };
+        for w in 1..=voters.min(self.by_w.len()) {
+            let done_upto = self.stored.min(acked[w - 1]);
             let queue = &mut self.by_w[w - 1];
             while let Some(entry) = queue.first_entry() {
                 if *entry.key() > done_upto {

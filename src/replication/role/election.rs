@@ -116,7 +116,7 @@ impl Core {
             Role::Master(m) => {
                 let since = now.saturating_duration_since(self.ballot.master_since);
                 if since >= timeout
-                    && m.heard_within(now, timeout) < quorum::majority(self.cfg.nodes.len())
+                    && m.heard_within(now, timeout) < quorum::majority(self.voters())
                 {
                     self.ballot.leader = None;
                     self.ballot.heard(now, timeout);
@@ -139,7 +139,13 @@ impl Core {
                 if self.ballot.term == 0
                     && self.cfg.id != self.cfg.master
                     && self.unsure_of_epoch().is_none() => {}
-            Role::Secondary(_) if now >= self.ballot.election_at => {
+            // A learner member, or a node removed, never stands; as a
+            // learner unsure of the newest epoch it asks for pre-votes all
+            // the same, to learn the others' epochs, and goes no further.
+            Role::Secondary(_)
+                if now >= self.ballot.election_at
+                    && (self.may_stand() || self.unsure_of_epoch().is_some()) =>
+            {
                 self.start_election(now, true, out);
             }
             _ => {}
@@ -173,8 +179,13 @@ impl Core {
             });
             self.drop_stale_master(now, out);
         }
+        // Its own vote counts only if it is a voter of its configuration
+        // (a node standing while its own removal is not known committed
+        // does not count itself).
         let me = BTreeSet::from([self.cfg.id.clone()]);
-        let (granted, learners) = if self.learner {
+        let (granted, learners) = if !self.is_voter() {
+            (BTreeSet::new(), BTreeSet::new())
+        } else if self.learner {
             (BTreeSet::new(), me)
         } else {
             (me, BTreeSet::new())
@@ -189,7 +200,7 @@ impl Core {
             epoch,
             pre,
             last: self.last_position(),
-            peers: self.cfg.others(),
+            peers: self.other_voters(),
         });
         self.count_votes(now, out);
     }
@@ -200,11 +211,11 @@ impl Core {
         let Some(e) = &self.ballot.running else {
             return;
         };
-        if !e.won(self.cfg.nodes.len()) {
+        if !e.won(self.voters()) {
             return;
         }
         if e.pre {
-            if self.ballot.term == 0 && self.cfg.id != self.cfg.master {
+            if (self.ballot.term == 0 && self.cfg.id != self.cfg.master) || !self.may_stand() {
                 // It only asked to learn the others' epochs.
                 self.ballot.running = None;
                 return;
@@ -286,6 +297,10 @@ impl Core {
             last,
             pre,
         } = request;
+        // Whatever this node's configuration says of the candidate: the
+        // candidate counts votes by its own (Raft's rule; a node removed
+        // that does not know it is kept out by the lease below and by the
+        // log comparison, since its log lacks the entry removing it).
         // A vote goes only to a log at least as up to date as this one:
         // whoever is elected holds every entry a majority holds.
         let up_to_date = last >= self.last_position();
@@ -358,6 +373,10 @@ impl Core {
         }
         if term > self.ballot.term && !granted {
             return self.adopt(now, term, out);
+        }
+        // A yes counts only from a voter.
+        if !self.members.is_voter(&voter) {
+            return;
         }
         let Some(e) = &mut self.ballot.running else {
             return;

@@ -49,7 +49,7 @@ impl Core {
     /// others): it then knows the newest epoch, and refuses older masters
     /// as any node does.
     pub(super) fn unsure_of_epoch(&self) -> Option<String> {
-        let nodes = self.cfg.nodes.len();
+        let nodes = self.voters();
         let needed = (nodes + 1 - quorum::majority(nodes) as usize).min(nodes - 1);
         (self.learner && self.heard_from.len() < needed).then(|| {
             format!(

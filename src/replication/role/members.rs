@@ -10,18 +10,26 @@
 //! nor bring a stranger into an election. Everything refused here is said
 //! in one log line by the runtime.
 
-use super::{Action, Core, CoreConfig};
+use super::{Action, Core};
 use crate::entry::{Epoch, Position, EPOCH_LIMIT};
 
-impl CoreConfig {
-    /// Whether `id` is a member of the cluster.
-    pub(super) fn is_member(&self, id: &str) -> bool {
-        self.nodes.iter().any(|(n, _)| n == id)
+impl Core {
+    /// Whether `id` is a member now, was one in a configuration entry the
+    /// log holds, or was one in `--cluster`.
+    pub(super) fn ever_named(&self, id: &str) -> bool {
+        self.members.get(id).is_some()
+            || self.configs.iter().any(|(_, m)| m.get(id).is_some())
+            || self.cfg.nodes.iter().any(|(n, _)| n == id)
     }
 
-    /// The members' ids, for a refusal's sentence.
+    /// The members' ids (learners marked), for a refusal's sentence.
     fn member_list(&self) -> String {
-        let ids: Vec<&str> = self.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        let ids: Vec<String> = (self.members.members().iter())
+            .map(|m| match self.members.is_voter(&m.id) {
+                true => m.id.clone(),
+                false => format!("{} (learner)", m.id),
+            })
+            .collect();
         ids.join(", ")
     }
 }
@@ -37,12 +45,18 @@ pub(super) fn absurd_epoch(epoch: Epoch, what: &str) -> Option<String> {
 
 impl Core {
     /// Why node `who`, speaking for `epoch`, may not take part as `what`
-    /// ("a master connection", "a vote request"), if it may not.
+    /// ("a master connection", "a vote request"), if it may not: a node
+    /// neither the log nor `--cluster` ever named is a stranger. Whom the
+    /// log names but no longer counts (a learner, a node removed) is
+    /// answered as any node: a vote request is judged on its log and
+    /// epoch (the candidate counts by its own configuration), its answer
+    /// to one counts for nothing but its epoch (`on_vote_answered`), and
+    /// as a master it leads until its own removal is committed.
     pub(super) fn refusal(&self, who: &str, epoch: Epoch, what: &str) -> Option<String> {
-        if !self.cfg.is_member(who) {
+        if !self.ever_named(who) {
             return Some(format!(
                 "{what} from node '{who}', which is not a member of this cluster (members: {}), refused",
-                self.cfg.member_list()
+                self.member_list()
             ));
         }
         absurd_epoch(epoch, &format!("{what} from node '{who}'"))

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
+use super::membership::Membership;
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
 use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
@@ -65,15 +66,6 @@ impl CoreConfig {
             .find(|(n, _)| n == id)
             .map_or("", |(_, a)| a.as_str())
     }
-
-    /// Every node but this one, in cluster order: a master's secondaries.
-    fn others(&self) -> Vec<(String, String)> {
-        self.nodes
-            .iter()
-            .filter(|(n, _)| *n != self.id)
-            .cloned()
-            .collect()
-    }
 }
 
 /// Something that happened, fed to [`Core::step`].
@@ -81,6 +73,17 @@ impl CoreConfig {
 pub enum Event {
     /// A client wants a message appended.
     Append(AppendRequest),
+    /// A client asks for a membership change (answered as an append is:
+    /// with the configuration entry's sequence number once it is on a
+    /// majority of the new voters).
+    ChangeMembers {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The change.
+        change: super::MemberChange,
+    },
     /// A link to a secondary reported something (meant for a master).
     Link(MasterEvent),
     /// A master opened a replication connection to this node (and proved
@@ -237,6 +240,25 @@ pub enum Action {
     },
     /// This node is no longer master: close every link.
     StopLinks,
+    /// This node was removed from the cluster (a configuration entry
+    /// without it is committed): say so in the log.
+    LeftCluster {
+        /// The sentence.
+        reason: String,
+    },
+    /// A member was added: dial it too (as peer `peer`, the next index),
+    /// in the epoch of the links started last.
+    StartLink {
+        /// Its index among the secondaries.
+        peer: usize,
+        /// Its id and address.
+        secondary: (String, String),
+    },
+    /// A member was removed: close its link (its index stays taken).
+    StopLink {
+        /// Which secondary.
+        peer: usize,
+    },
     /// Append these consecutive entries to the local log (then report
     /// `Stored`).
     Persist(Vec<Entry>),
@@ -390,6 +412,10 @@ pub struct Core {
     /// Scratch buffers for the role cores' actions, reused.
     master_out: Vec<MasterAction>,
     secondary_out: Vec<SecondaryAction>,
+    /// The members this node acts on (see `config`).
+    members: Membership,
+    /// The configuration entries its log holds, in order.
+    configs: Vec<(Seq, Membership)>,
 }
 
 impl Core {
@@ -404,7 +430,12 @@ impl Core {
         use rand::SeedableRng;
         let term = log.epoch.max(log.last.epoch);
         let mut log = log;
-        if cfg.nodes.len() == 1 {
+        let configs = std::mem::take(&mut log.configs);
+        let members = match configs.last() {
+            Some((_, m)) => m.clone(),
+            None => Membership::voters(&cfg.nodes),
+        };
+        if members.voter_count() == 1 && members.is_voter(&cfg.id) {
             // Alone, whatever is stored is on a majority.
             log.committed = log.last.seq;
         }
@@ -429,6 +460,8 @@ impl Core {
             unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
             secondary_out: Vec::new(),
+            members,
+            configs,
         };
         let mut out = Vec::new();
         let stored = log.last.seq;
@@ -485,10 +518,12 @@ impl Core {
             }
         };
         log.epoch = epoch;
-        let peers = self.cfg.others();
+        let peers = self.others();
         let cfg = MasterConfig {
-            me: (self.cfg.id.clone(), self.cfg.addr(&self.cfg.id).to_string()),
+            me: (self.cfg.id.clone(), self.addr_of(&self.cfg.id).to_string()),
             secondaries: peers.clone(),
+            members: self.members.clone(),
+            config_seq: self.config_seq(),
             timing: self.cfg.timing,
             max_message_bytes: self.cfg.max_message_bytes,
             window: self.cfg.window,
@@ -538,12 +573,12 @@ impl Core {
     /// master of the current epoch ("" while none is known).
     fn master_addr(&self) -> &str {
         if !self.cfg.failover {
-            return self.cfg.addr(&self.cfg.master);
+            return self.addr_of(&self.cfg.master);
         }
         self.ballot
             .leader
             .as_deref()
-            .map_or("", |id| self.cfg.addr(id))
+            .map_or("", |id| self.addr_of(id))
     }
 
     /// The epoch: the master's own; on a secondary the newest it knows
@@ -610,10 +645,12 @@ impl Core {
 
     /// Feeds one event; the actions it causes are pushed to `out`.
     pub fn step(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        let start = out.len();
         self.step_event(now, event, out);
         if !self.unled.is_empty() {
             self.release_unled(now, out);
         }
+        self.track_configs(&out[start..]);
     }
 
     fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
@@ -638,6 +675,11 @@ impl Core {
                     }),
                 }),
             },
+            Event::ChangeMembers {
+                client,
+                req,
+                change,
+            } => self.change_members(now, (client, req), change, out),
             // A link's report reaches a node that is no longer master only
             // if it stepped down meanwhile: the link is gone, so is this.
             Event::Link(event) => self.master(now, event, out),
@@ -1030,8 +1072,22 @@ impl Core {
         m.step(now, event, &mut actions);
         let lost = m.lost_inherited();
         let spent = m.epoch_spent();
+        let removed = m.removed_and_committed();
         Self::master_actions(&mut self.generation, &mut actions, out);
         self.master_out = actions;
+        if removed && !spent {
+            // A change that removed this master is committed: the others
+            // elect one of them (it no longer counts, nor stands).
+            self.ballot.leader = None;
+            self.ballot.heard(now, self.cfg.timing.election_timeout);
+            out.push(Action::LeftCluster {
+                reason: format!(
+                    "node {} was removed from the cluster: it steps down and takes part no more (add it back with replog member add)",
+                    self.cfg.id
+                ),
+            });
+            return self.become_secondary(out);
+        }
         if spent {
             // Say in the cut's own log line what follows from it.
             let why = if self.cfg.failover {
@@ -1067,7 +1123,7 @@ impl Core {
             out.push(Action::StopLinks);
             out.push(Action::StartLinks {
                 epoch,
-                peers: self.cfg.others(),
+                peers: self.others(),
             });
         }
     }
@@ -1140,6 +1196,11 @@ impl Core {
                     to,
                 },
                 MasterAction::Send { peer, conn, frame } => Action::ToPeer { peer, conn, frame },
+                MasterAction::StartLink { peer, id, addr } => Action::StartLink {
+                    peer,
+                    secondary: (id, addr),
+                },
+                MasterAction::StopLink { peer } => Action::StopLink { peer },
                 MasterAction::Reply {
                     client,
                     req,
@@ -1215,11 +1276,11 @@ impl Core {
                 master_addr: self.master_addr().to_string(),
                 read_only: false,
                 reachable: 0,
-                needed: quorum::majority(cfg.nodes.len()),
+                needed: quorum::majority(self.voters()),
                 nodes: match &self.role {
                     Role::Secondary(s) => vec![NodeHealth {
                         id: cfg.id.clone(),
-                        addr: cfg.addr(&cfg.id).to_string(),
+                        addr: self.addr_of(&cfg.id).to_string(),
                         role: self.follower_role(),
                         status: s.status(),
                         acked: s.stored(),
@@ -1247,6 +1308,7 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
     }
 }
 
+mod config;
 mod election;
 mod learner;
 mod members;

@@ -51,6 +51,7 @@ fn log(last: Seq) -> LogState {
         committed: 0,
         base: Default::default(),
         learner: false,
+        configs: Vec::new(),
     }
 }
 
@@ -578,6 +579,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
 mod election;
 mod learner;
 mod members;
+mod membership;
 
 /// A connected secondary `peer` of a master whose log ends at `last`
 /// (epochs as in [`log`]).

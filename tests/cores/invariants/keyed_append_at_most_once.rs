@@ -36,7 +36,8 @@ impl Check {
         for n in nodes {
             let mut seen = HashMap::new();
             for e in n.log {
-                let Some(k) = e.key.as_deref().filter(|k| !k.is_empty()) else {
+                // Markers' and configuration entries' keys are the log's.
+                let Some(k) = e.key.as_deref().filter(|_| !e.is_control()) else {
                     continue;
                 };
                 if let Some(first) = seen.insert(k, e.seq) {
