@@ -219,6 +219,18 @@ impl Shared {
     }
 }
 
+/// The configuration entries of `log`, read: the membership the node acts
+/// on is the newest (`--cluster` without any).
+fn configs(log: &Log) -> anyhow::Result<Vec<(Seq, crate::replication::membership::Membership)>> {
+    (log.configs().into_iter())
+        .map(|(seq, text)| {
+            crate::replication::membership::Membership::decode(&text)
+                .map(|m| (seq, m))
+                .map_err(|e| anyhow::anyhow!("the configuration entry at seq {seq}: {e}"))
+        })
+        .collect()
+}
+
 /// Opens the log in `dir`, healing damage unless the configuration says
 /// why not (then the damage is refused, with what to do about it).
 fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
@@ -297,7 +309,7 @@ pub async fn run<N: Net>(
         committed: 0,
         base: log.base(),
         learner: identity.learner,
-        configs: Vec::new(),
+        configs: configs(&log)?,
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());

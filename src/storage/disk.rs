@@ -119,6 +119,10 @@ pub struct DiskLog {
     last_epoch: Epoch,
     /// First sequence number of every epoch present.
     epochs: Vec<(Epoch, Seq)>,
+    /// The configuration entries the log holds (and the newest at or
+    /// before the base, from `base.members`): few, one per membership
+    /// change, and needed at every start.
+    configs: Vec<(Seq, bytes::Bytes)>,
     /// The recorded epoch (the node's, with failover; the master's last
     /// one otherwise).
     epoch: Epoch,
@@ -237,6 +241,13 @@ pub(super) struct Record<'a> {
 }
 
 impl Record<'_> {
+    /// What it records, if it is a configuration entry
+    /// ([`Entry::is_config`]).
+    pub(super) fn config(&self) -> Option<bytes::Bytes> {
+        (self.key == Some(crate::entry::CONFIG_KEY))
+            .then(|| bytes::Bytes::copy_from_slice(self.message))
+    }
+
     fn to_entry(&self) -> Entry {
         Entry {
             epoch: self.epoch,
@@ -412,6 +423,7 @@ impl DiskLog {
             recent_cap: recent,
             last_epoch: 0,
             epochs: Vec::new(),
+            configs: read_base_members(dir)?.into_iter().collect(),
             epoch,
             vote,
             segment_bytes: segment_bytes.max(1),
@@ -577,6 +589,7 @@ impl DiskLog {
         for &(epoch, seq) in &found.epochs {
             self.index(epoch, seq);
         }
+        self.configs.extend(found.configs.iter().cloned());
         self.count = found.last.max(self.count);
         self.segments.push(Segment {
             first,
@@ -707,6 +720,9 @@ impl DiskLog {
         }
         for (e, start) in entries.iter().zip(&starts) {
             self.index(e.epoch, e.seq);
+            if e.is_config() {
+                self.configs.push((e.seq, e.message.clone()));
+            }
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
@@ -780,6 +796,15 @@ impl DiskLog {
         self.recent.truncate(keep);
         self.count = seq;
         self.epochs.retain(|(_, first)| *first <= seq);
+        // The newest configuration entry at or before the base stays: it
+        // is the membership from there on.
+        let base = self.base.seq;
+        let keep = self.configs.iter().rposition(|(s, _)| *s <= base);
+        let mut i = 0;
+        self.configs.retain(|(s, _)| {
+            i += 1;
+            *s <= seq && (*s > base || Some(i - 1) == keep)
+        });
         self.last_epoch = match seq {
             _ if seq == self.base.seq => self.base.epoch,
             _ => self
@@ -844,6 +869,10 @@ impl DiskLog {
             .filter(|(_, s)| *s <= through)
             .copied()
             .collect();
+        // The membership at the base outlives the entry recording it.
+        if let Some(config) = self.configs.iter().rev().find(|(s, _)| *s <= through) {
+            write_base_members(&self.dir, config)?;
+        }
         write_base(&self.dir, base, &begun)?;
         self.base = base;
         for seg in self.segments.drain(..deletable) {
@@ -872,6 +901,12 @@ impl DiskLog {
             ));
         }
         self.truncate_after(self.base.seq)?;
+        // What this node knew of the membership up to the new base stays
+        // (the master sends none with a reset).
+        self.configs.retain(|(s, _)| *s <= base.seq);
+        if let Some(config) = self.configs.last() {
+            write_base_members(&self.dir, config)?;
+        }
         write_base(&self.dir, base, epochs)?;
         self.base = base;
         self.count = base.seq;
@@ -1041,6 +1076,11 @@ impl DiskLog {
         self.epochs.clone()
     }
 
+    /// The configuration entries held (see the field).
+    pub(super) fn configs(&self) -> Vec<(Seq, bytes::Bytes)> {
+        self.configs.clone()
+    }
+
     pub(super) fn epoch(&self) -> Epoch {
         self.epoch
     }
@@ -1099,6 +1139,34 @@ fn read_base(dir: &Path) -> io::Result<(Position, Vec<(Epoch, Seq)>)> {
     let (seq, epoch) = pairs.next().ok_or_else(bad)??;
     let epochs = pairs.collect::<io::Result<Vec<_>>>()?;
     Ok((Position { epoch, seq }, epochs))
+}
+
+/// The `base.members` file: the newest configuration entry at or before
+/// the base (its sequence number on the first line, what it records
+/// after), once retention or a reset removed it from the segments.
+fn read_base_members(dir: &Path) -> io::Result<Option<(Seq, bytes::Bytes)>> {
+    let path = dir.join("base.members");
+    let text = match fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (seq, members) = text
+        .split_once('\n')
+        .and_then(|(seq, rest)| Some((seq.parse::<Seq>().ok()?, rest)))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} does not hold 'SEQ' then the members", path.display()),
+            )
+        })?;
+    Ok(Some((seq, bytes::Bytes::from(members.to_string()))))
+}
+
+/// Records the newest configuration entry at or before the base.
+fn write_base_members(dir: &Path, (seq, members): &(Seq, bytes::Bytes)) -> io::Result<()> {
+    let text = format!("{seq}\n{}", String::from_utf8_lossy(members));
+    replace_file(dir, "base.members", &text)
 }
 
 /// Records the base and the epochs begun up to it: a new file, synced,
@@ -1988,5 +2056,39 @@ mod tests {
         let last = *firsts(dir.path()).last().unwrap();
         tear(&dir.path().join(segment_name(last)), 2_501, 11);
         check(&written, 2_500, 2_500 - base as usize);
+    }
+
+    #[test]
+    fn configuration_entries_are_found_at_start_forgotten_when_cut_and_kept_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
+        let config = |seq: Seq, text: &str| Entry::config(1, seq, text.to_string().into());
+        for seq in 1..=200 {
+            let e = match seq {
+                50 => config(50, "voter a h:1\n"),
+                150 => config(150, "voter b h:2\n"),
+                _ => entry(seq),
+            };
+            log.append(&[e]).unwrap();
+        }
+        let both = vec![(50, "voter a h:1\n".into()), (150, "voter b h:2\n".into())];
+        assert_eq!(log.configs(), both);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
+        assert_eq!(log.configs(), both);
+        // Cut: the newer one is gone, after a restart too.
+        log.truncate_after(149).unwrap();
+        assert_eq!(log.configs(), both[..1]);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
+        assert_eq!(log.configs(), both[..1]);
+        // Retention deletes the segment holding it: it is kept beside the
+        // base, and found there at the next start.
+        assert!(log.delete_through(120).unwrap() > 0);
+        assert!(log.base.seq >= 50, "{:?}", log.base);
+        assert_eq!(log.configs(), both[..1]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 2_000).unwrap();
+        assert_eq!(log.configs(), both[..1]);
     }
 }

@@ -271,6 +271,19 @@ impl Log {
         }
     }
 
+    /// The configuration entries the log holds, in order, with what each
+    /// records (and, after retention or a reset, the newest before the
+    /// log's start).
+    pub fn configs(&self) -> Vec<(Seq, bytes::Bytes)> {
+        match self {
+            Log::Memory(m) => (m.entries.iter())
+                .filter(|e| e.is_config())
+                .map(|e| (e.seq, e.message.clone()))
+                .collect(),
+            Log::Disk(d) => d.configs(),
+        }
+    }
+
     /// First sequence number of every epoch in the log, in order.
     pub fn epochs(&self) -> Vec<(Epoch, Seq)> {
         match self {

@@ -46,6 +46,9 @@ pub(super) struct Scanned {
     pub(super) epochs: Vec<(Epoch, Seq)>,
     /// The file's length when a torn last write was found after `len`.
     pub(super) torn: Option<u64>,
+    /// Its configuration entries (few: one per membership change), with
+    /// what they record.
+    pub(super) configs: Vec<(Seq, bytes::Bytes)>,
 }
 
 impl Scanned {
@@ -140,6 +143,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
         sparse: Vec::new(),
         epochs: Vec::new(),
         torn: None,
+        configs: Vec::new(),
     };
     // Read in chunks: a segment is up to 64 MiB and the node's memory
     // should not peak at that at every start. `buf` holds the file from
@@ -166,6 +170,9 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                 }
                 if found.epochs.last().map(|(ep, _)| *ep) != Some(e.epoch) {
                     found.epochs.push((e.epoch, e.seq));
+                }
+                if let Some(members) = e.config() {
+                    found.configs.push((e.seq, members));
                 }
                 found.last = e.seq;
                 off += used as u64;
