@@ -193,6 +193,10 @@ pub fn load_token(path: &Path, flag: &str) -> Result<String, String> {
     Ok(token.to_string())
 }
 
+/// The id a client proves the cluster key under (see `ClusterKeys`): a
+/// client has no node id, and one proof made for a client is no node's.
+pub const CLIENT_OPENER: &str = "replog client";
+
 /// What a client connection may do, from its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access {
@@ -200,6 +204,9 @@ pub struct Access {
     pub append: bool,
     /// May list and ask for health.
     pub read: bool,
+    /// May change the membership: it may append, and, on a cluster with
+    /// a key, proved it holds the key.
+    pub members: bool,
 }
 
 /// What `token` allows on a node requiring `client` to append and `read`
@@ -234,6 +241,7 @@ pub fn client_access(
     Ok(Access {
         append,
         read: reads,
+        members: false,
     })
 }
 
@@ -321,7 +329,13 @@ mod tests {
     fn client_tokens_grant_appends_and_reads() {
         let w = "writer-token-0123456789";
         let r = "reader-token-0123456789";
-        let ok = |append, read| Ok(Access { append, read });
+        let ok = |append, read| {
+            Ok(Access {
+                append,
+                read,
+                members: false,
+            })
+        };
         // Nothing configured: everything, whatever is sent.
         assert_eq!(client_access(None, None, None, "n"), ok(true, true));
         assert_eq!(client_access(Some("x"), None, None, "n"), ok(true, true));

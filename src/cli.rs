@@ -128,6 +128,11 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// See and change the cluster's members.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
     /// Check that every node holds the same log: compares digests of ranges of each node's log and reports the first sequence number where two disagree, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not. Given one node, every node of its cluster is checked.
     Verify {
         /// The nodes to compare (comma-separated), or one node of the cluster (default 127.0.0.1:7001, or REPLOG_NODE).
@@ -165,6 +170,51 @@ pub enum Command {
     },
 }
 
+/// What `replog member` does.
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// List the members as the master sees them: id, address, whether it votes (a learner does not yet), status and how far behind it is.
+    List {
+        /// Node(s) to ask, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the master they name is asked.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// Print a JSON array of {"id", "addr", "voter", "master", "status", "lag"}.
+        #[arg(long)]
+        json: bool,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Add node ID, listening at HOST:PORT for other nodes: it joins as a learner, receives the log, and votes once the master promotes it (when it holds everything committed). Start the node with replogd --join (or with the cluster's --cluster list and its own line).
+    Add {
+        /// ID=HOST:PORT of the node to add.
+        member: String,
+        /// Node(s) of the cluster, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the change goes to the master.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
+        #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
+        cluster_key_file: Option<std::path::PathBuf>,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Remove node ID: it stops counting at once, and stops taking part. The master may remove itself: it steps down once the change is committed.
+    Remove {
+        /// Id of the node to remove.
+        id: String,
+        /// Node(s) of the cluster, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the change goes to the master.
+        #[arg(long, env = "REPLOG_NODES")]
+        node: Option<String>,
+        /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
+        #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
+        cluster_key_file: Option<std::path::PathBuf>,
+        /// Token and TLS, for clusters that require them.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
 /// How the CLI reaches a node: the client token, from `--token-file` or
 /// else the `REPLOG_TOKEN` environment variable (there is no flag for the
 /// token itself, so that it never shows in a process list); and TLS.
@@ -199,7 +249,11 @@ impl ConnArgs {
                 Some(crate::tls::client_connector(ca, identity).map_err(ClientError::Usage)?)
             }
         };
-        Ok(ConnectOptions { token, tls })
+        Ok(ConnectOptions {
+            token,
+            tls,
+            cluster_key: None,
+        })
     }
 }
 
@@ -373,6 +427,7 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             }
         },
+        Command::Member { command } => member(command).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -1362,4 +1417,32 @@ pub fn health_table(r: &HealthReport, ranges: &LogRanges) -> String {
         }
     }
     out
+}
+
+/// Runs `replog member ...`.
+async fn member(command: MemberCommand) -> Result<(), ClientError> {
+    use crate::member_cli::{add, list, remove, with_key};
+    match command {
+        MemberCommand::List { node, json, conn } => {
+            list(&node_list(node), json, &conn.options()?).await
+        }
+        MemberCommand::Add {
+            member,
+            node,
+            cluster_key_file,
+            conn,
+        } => {
+            let conn = with_key(conn.options()?, cluster_key_file)?;
+            add(&node_list(node), &member, &conn).await
+        }
+        MemberCommand::Remove {
+            id,
+            node,
+            cluster_key_file,
+            conn,
+        } => {
+            let conn = with_key(conn.options()?, cluster_key_file)?;
+            remove(&node_list(node), &id, &conn).await
+        }
+    }
 }

@@ -12,7 +12,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::entry::Seq;
 use crate::wire::{
-    AppendError, Frame, HealthReport, Hello, Role, Welcome, WriteConcern, PROTOCOL_VERSION,
+    AppendError, Frame, HealthReport, Hello, MemberChangeRequest, Role, Welcome, WriteConcern,
+    PROTOCOL_VERSION,
 };
 
 /// Largest frame a client accepts: generous, since a node's limit is set by
@@ -332,6 +333,9 @@ pub struct ConnectOptions {
     pub token: Option<String>,
     /// TLS, verifying nodes against a CA (`--tls-ca`).
     pub tls: Option<tokio_rustls::TlsConnector>,
+    /// The cluster key, proved in the handshake: membership changes on a
+    /// cluster with a key need it (`replog member --cluster-key-file`).
+    pub cluster_key: Option<crate::auth::ClusterKeys>,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -340,6 +344,7 @@ impl std::fmt::Debug for ConnectOptions {
         f.debug_struct("ConnectOptions")
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("tls", &self.tls.is_some())
+            .field("cluster_key", &self.cluster_key.is_some())
             .finish()
     }
 }
@@ -394,14 +399,15 @@ impl Client {
             addr: addr.to_string(),
             reason,
         };
+        let ours = crate::auth::nonce();
         let hello = Hello {
             version: PROTOCOL_VERSION,
             cluster: None,
             role: Role::Client,
-            nonce: None,
+            nonce: opts.cluster_key.as_ref().map(|_| ours),
             token: token.map(str::to_string),
         };
-        let (mut reader, writer, answer) = crate::net::dial::<N>(
+        let (mut reader, mut writer, mut answer) = crate::net::dial::<N>(
             addr,
             opts.tls.as_ref(),
             hello,
@@ -410,6 +416,18 @@ impl Client {
         )
         .await
         .map_err(|e| unreachable(e.to_string()))?;
+        // Holding the cluster key, the client proves it (with the newest
+        // key: a node holding two during a change accepts either).
+        if let (Some(keys), Some(Ok(Frame::Challenge { nonce, .. }))) = (&opts.cluster_key, &answer)
+        {
+            let proof = keys.opener_proof(0, nonce, &ours, crate::auth::CLIENT_OPENER);
+            futures_util::SinkExt::send(&mut writer, Frame::Proof { proof })
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            answer = tokio::time::timeout(CONNECT_TIMEOUT, reader.next())
+                .await
+                .map_err(|_| unreachable("no answer to the proof of the cluster key".into()))?;
+        }
         let welcome = match answer {
             Some(Ok(Frame::Welcome(w))) => w,
             Some(Ok(Frame::Refused { reason })) => {
@@ -645,6 +663,20 @@ impl Client {
             })
             .await;
         drop(unwatch);
+        match answer? {
+            Frame::Appended { seq, .. } => Ok(seq),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Asks for a membership change; answered with the configuration
+    /// entry's sequence number once it is on a majority of the new voters.
+    /// Only the master makes one (`AppendError::NotMaster` elsewhere).
+    pub async fn change_members(&self, change: MemberChangeRequest) -> Result<Seq, ClientError> {
+        let answer = self
+            .request(|req| Frame::MemberChange { req, change })
+            .await;
         match answer? {
             Frame::Appended { seq, .. } => Ok(seq),
             Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),

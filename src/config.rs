@@ -269,6 +269,10 @@ pub struct NodeConfig {
     pub failover: bool,
     /// What to do with a log found damaged at start (`--on-damage`).
     pub on_damage: OnDamage,
+    /// Joining a running cluster (`--join`): the nodes given. The node
+    /// knows no member until its first master sends it the log, and
+    /// `cluster` holds only itself.
+    pub join: Option<Vec<String>>,
 }
 
 /// Limits on what peers can make a node spend. Each is logged when it bites.
@@ -338,6 +342,7 @@ impl NodeConfig {
             // As replogd's --failover defaults.
             failover: true,
             on_damage: OnDamage::Heal,
+            join: None,
         }
     }
 

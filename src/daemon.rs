@@ -41,8 +41,16 @@ pub struct DaemonArgs {
     #[arg(long, env = "REPLOG_ID", required_unless_present = "dev")]
     pub id: Option<String>,
     /// Every node of the cluster: ID=HOST:PORT[,ID=HOST:PORT...], the same on every node.
-    #[arg(long, env = "REPLOG_CLUSTER", required_unless_present = "dev")]
+    #[arg(long, env = "REPLOG_CLUSTER", required_unless_present_any = ["dev", "join"], conflicts_with = "join")]
     pub cluster: Option<String>,
+    /// Join a running cluster instead of starting one: NODE[,NODE...] are nodes of it (for the log line that says whom to ask). The node knows no member until the cluster's master, once asked to (replog member add ID=ADDR, with this node's --listen address), sends it the log; it then is a learner until it holds everything committed. Needs --listen; the cluster's key, if it has one.
+    #[arg(
+        long,
+        env = "REPLOG_JOIN",
+        value_name = "NODE[,NODE...]",
+        requires = "listen"
+    )]
+    pub join: Option<String>,
     /// Directory of the log (with --dev: one subdirectory per node). Without it the log is kept in memory only.
     #[arg(long, env = "REPLOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -335,12 +343,23 @@ pub async fn run(args: DaemonArgs) -> i32 {
 
 async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let id = args.id.clone().expect("clap requires --id");
-    let cluster = Cluster::parse(
-        args.cluster.as_deref().expect("clap requires --cluster"),
-        args.master.as_deref(),
-    )
+    let cluster = match (&args.join, &args.listen) {
+        // Joining, the node lists only itself: the log will say the rest.
+        (Some(_), Some(listen)) => Cluster::parse(&format!("{id}={listen}"), None),
+        _ => Cluster::parse(
+            args.cluster
+                .as_deref()
+                .expect("clap requires --cluster or --join"),
+            args.master.as_deref(),
+        ),
+    }
     .map_err(anyhow::Error::msg)?;
     let mut cfg = args.node_config(&id, cluster, args.data_dir.clone());
+    cfg.join = args.join.as_ref().map(|nodes| {
+        let nodes: Vec<String> = nodes.split(',').map(|n| n.trim().to_string()).collect();
+        tracing::info!(node = %id, join = ?nodes, "joining a running cluster: this node takes part once its master adds it (replog member add {id}=<this node's --listen address>, on any node of it)");
+        nodes
+    });
     cfg.validate().map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.cluster_key_file {
         cfg.cluster_keys = Some(ClusterKeys::load(path).map_err(anyhow::Error::msg)?);

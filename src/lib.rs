@@ -24,7 +24,8 @@
 //! - [`verify`]: `replog verify`, comparing the nodes' logs by digests;
 //!   [`bench`]: `replog bench`, a load generator for any cluster.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
-//!   command lines (clap definitions shared with the man pages);
+//!   command lines (clap definitions shared with the man pages), with
+//!   [`member_cli`] for `replog member`;
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod entry;
+pub mod member_cli;
 pub mod net;
 pub mod node;
 pub mod replication;

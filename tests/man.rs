@@ -62,6 +62,9 @@ Shows the node and, on the master (or, asked of a secondary, as the master it fo
 \fBverify\fR [\-\-node ADDR[,ADDR...]] [\-\-json] [\-\-timeout DUR]
 Compares the logs of the nodes given (or, given one, of every node of its cluster) by digests of ranges, never copying entries, and prints the first sequence number where two nodes hold different entries, and which nodes hold which version, or that all agree up to the last entry every node holds. Exit 0 when they agree, 8 when they do not.
 .TP
+\fBmember\fR list [\-\-node ADDR[,ADDR...]] [\-\-json] | add ID=HOST:PORT | remove ID [\-\-node ADDR[,ADDR...]] [\-\-cluster\-key\-file PATH]
+Lists the members as the master sees them (id, address, voter or learner, status, lag); adds node ID, listening at HOST:PORT for other nodes, as a learner that the master promotes to a voter once it holds everything committed (start it with \fBreplogd \-\-join\fR); removes node ID, the master included (it steps down once the change is committed). One change at a time: another one is refused (exit 2) until the one before is committed. The answer comes once the change is on a majority of the new voters. On a cluster with a key, a change needs it (\fB\-\-cluster\-key\-file\fR, environment \fBREPLOG_CLUSTER_KEY_FILE\fR; exit 6 without).
+.TP
 \fBbench\fR [\-\-node ADDR[,ADDR...]] [\-\-connections C] [\-\-inflight K] [\-\-size B] [\-\-count N | \-\-duration D] [\-\-warmup D] [\-w W] [\-\-key\-every\-append] [\-\-fsync\-probe DIR] [\-\-json]
 Measures appends against the cluster's master: C connections (default 4) each keep K appends (default 64) of B bytes (default 100) in flight, for \-\-duration (default 10s) after \-\-warmup (default 2s), or for N appends. Prints appends per second, latency percentiles (p50, p90, p99, p99.9, max, from an HDR histogram) and every answer counted by outcome; a progress bar on standard error. Appends carry no request key unless \-\-key\-every\-append. With \-\-fsync\-probe DIR it also times fdatasync of a probe file in DIR, one fdatasync per node at once there (what a w=N append waits for when every node shares that disk) and a round trip to the master, and, for a serial run (\-\-connections 1 \-\-inflight 1), prints append p50 over the sum of the first and the last. docs/benchmarks.md reproduces its figures.
 .TP
@@ -76,6 +79,7 @@ REPLOG_NODES=10.0.0.1:7001,10.0.0.2:7001 replog append \-w majority "follows the
 replog list \-\-committed
 replog health
 replog verify
+replog member add n4=10.0.0.4:7001 \-\-cluster\-key\-file /etc/replog/cluster.key
 .fi
 .SH "SEE ALSO"
 \fBreplogd\fR(8)
@@ -86,7 +90,7 @@ SIGTERM or SIGINT: stop accepting, answer waiting appends ("shutting down", with
 .SH ENVIRONMENT
 Every flag can be set by the environment variable shown with it, so that one \fBEnvironmentFile=\fR serves the systemd template unit \fBreplogd@.service\fR. \fBRUST_LOG\fR filters the log (default info). Under systemd (\fBNOTIFY_SOCKET\fR), replogd sends READY=1 once its listener is bound and its log open, pings the watchdog (\fBWATCHDOG_USEC\fR) while its event loop runs, and sends STOPPING=1 on shutdown; logs go to journald.
 .SH "EXIT STATUS"
-0 after a clean shutdown; 1 when the node cannot start (a bad value, a port in use, a damaged log: the message names the file and offset); 2 for a command line clap cannot parse.
+0 after a clean shutdown; 1 when the node cannot start (a bad value, a port in use, a damaged log it may not heal, see \fB\-\-on\-damage\fR: the message names the file and offset); 2 for a command line clap cannot parse.
 .SH FILES
 .TP
 \fIDATA_DIR\fR/identity
@@ -101,6 +105,12 @@ entries this node held that a newly elected master did not (never on a majority)
 \fIDATA_DIR\fR/base
 once retention deleted segments or the node was reset: "SEQ EPOCH" of the entry before the first one kept, then an "EPOCH FIRST" line for each epoch begun up to it; written to a new file, synced and renamed before any segment is deleted.
 .TP
+\fIDATA_DIR\fR/base.members
+once retention or a reset removed it from the segments: the newest configuration entry at or before the base (its sequence number, then the members it records).
+.TP
+\fIDATA_DIR\fR/damaged/TIME\-SEQ/
+what a start set aside from a damaged log (\fB\-\-on\-damage heal\fR): the damaged segment as found, every later segment, an unfinished segment.next; never removed by replogd.
+.TP
 \fIDATA_DIR\fR/NNNNNNNNNNNNNNNNNNNN.log
 log segments, named by their first sequence number; records carry a length and a CRC32C.
 .TP
@@ -114,6 +124,7 @@ the next segment, prepared ahead; written to as soon as a segment is full, and r
 replogd \-\-dev
 replogd \-\-id 1 \-\-cluster 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \-\-cluster\-key\-file /etc/replog/cluster.key \-\-data\-dir /var/lib/replog/1
 replogd \-\-id 1 \-\-cluster ... \-\-failover off    # a static master
+replogd \-\-id 4 \-\-join 10.0.0.1:7001 \-\-listen 10.0.0.4:7001 \-\-cluster\-key\-file /etc/replog/cluster.key \-\-data\-dir /var/lib/replog/4
 systemctl enable \-\-now replogd@1
 .fi
 .SH "SEE ALSO"

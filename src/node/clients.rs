@@ -14,10 +14,11 @@ use tracing::{info, warn, Instrument};
 
 use super::connection::{frame_name, Reader, Writer};
 use super::{timeout_from_ms, Input, Shared};
+use crate::auth::Access;
 use crate::entry::Seq;
 use crate::net::{Coalesce, Credits, Outbox};
-use crate::replication::AppendRequest;
-use crate::wire::{AppendError, AppendItem, Frame, FrameError, Welcome};
+use crate::replication::{AppendRequest, ClientId, MemberChange};
+use crate::wire::{AppendError, AppendItem, Frame, FrameError, MemberChangeRequest, Welcome};
 
 /// Most entries in one `Listed` answer.
 const LIST_PAGE: u32 = 1000;
@@ -154,6 +155,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
                     | Frame::List { .. }
                     | Frame::Health { .. }
                     | Frame::Digest { .. }
+                    | Frame::MemberChange { .. }
             ) {
                 if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
                     warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
@@ -243,6 +245,11 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
                             }
                         }
                     });
+                }
+                Frame::MemberChange { req, change } => {
+                    if !change_members(shared, &outbox, (client, access), req, change).await {
+                        break;
+                    }
                 }
                 _ => unreachable!("checked above"),
             }
@@ -519,4 +526,36 @@ async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Pa
         outbox.send(answer).await;
         return;
     }
+}
+
+/// A membership change: handed to the core if this connection may ask for
+/// one, refused with the reason otherwise. False if the node stops.
+async fn change_members(
+    shared: &Shared,
+    outbox: &Outbox,
+    (client, access): (ClientId, Access),
+    req: u64,
+    change: MemberChangeRequest,
+) -> bool {
+    if !access.members {
+        let error = AppendError::Unauthorized(format!(
+            "node {} takes membership changes only from a client that may append and proves the cluster key: give replog --cluster-key-file (and the client token, if the cluster has one); nothing was changed",
+            shared.cfg.id
+        ));
+        outbox.offer(Frame::AppendFailed { req, error });
+        return true;
+    }
+    let change = match change {
+        MemberChangeRequest::Add { id, addr } => MemberChange::Add { id, addr },
+        MemberChangeRequest::Remove { id } => MemberChange::Remove { id },
+    };
+    to_node(
+        shared,
+        Input::ChangeMembers {
+            client,
+            req,
+            change,
+        },
+    )
+    .await
 }

@@ -36,6 +36,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{clients, Input, Shared};
+use crate::auth::Access;
 use crate::net::{BoxConn, Coalesce, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
 use crate::wire::{Frame, FrameCodec, Hello, Role, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
@@ -285,7 +286,8 @@ async fn serve(
                 cfg.client_token.as_deref(),
                 cfg.read_token.as_deref(),
                 &cfg.id,
-            );
+            )
+            .map(|access| member_access(access, cfg.cluster_keys.is_some(), hello.nonce.is_some()));
             match access {
                 Ok(access) => {
                     let peer = clients::Peer {
@@ -323,6 +325,16 @@ async fn serve(
     }
 }
 
+/// Whether a client may change the membership: one that may append, and,
+/// on a cluster with a key, proved it (its hello offered a nonce, and the
+/// handshake before this checked the proof).
+fn member_access(access: Access, keyed: bool, proved: bool) -> Access {
+    Access {
+        members: access.append && (!keyed || proved),
+        ..access
+    }
+}
+
 /// Another node (a master, a candidate) must show a certificate of the
 /// cluster's CA under TLS and prove the cluster key: returns whether it
 /// did; if not, it is refused with the reason, said in a (rate-limited)
@@ -338,6 +350,23 @@ async fn admit_node(
     let (what, throttle, id) = match &hello.role {
         Role::Master { id, .. } => ("a master connection", "refused-master", id.as_str()),
         Role::Candidate { id } => ("a vote request", "refused-candidate", id.as_str()),
+        // A client proves the key only if it offers to (see `prove`); a
+        // client has no certificate to show beyond what TLS checked.
+        Role::Client if hello.nonce.is_some() && shared.cfg.cluster_keys.is_some() => {
+            let reason = prove(shared, deadline, hello, reader, writer).await;
+            return match reason {
+                Ok(()) => true,
+                Err(reason) => {
+                    shared.metrics.refused("node_proof");
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        writer.send(Frame::Refused { reason }),
+                    )
+                    .await;
+                    false
+                }
+            };
+        }
         Role::Client => return true,
     };
     let proved = if cfg.tls.is_some() && !has_cert {
@@ -439,7 +468,10 @@ async fn prove(
         return Ok(());
     };
     let id = match &hello.role {
-        Role::Master { id, .. } | Role::Candidate { id } => id,
+        Role::Master { id, .. } | Role::Candidate { id } => id.as_str(),
+        // A client that offers a nonce proves the key too, to change the
+        // membership (`member_access`).
+        Role::Client if hello.nonce.is_some() => crate::auth::CLIENT_OPENER,
         Role::Client => return Ok(()),
     };
     // The reasons go back to a peer not yet proven: they name the flag, not
@@ -504,7 +536,10 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     {
         return Err(HelloRefusal::Other("a node must name its cluster".into()));
     }
-    if let Some(fp) = hello.cluster {
+    // With a log, the membership it records wins over --cluster (which
+    // only seeds a new cluster), and a node joining has none to compare.
+    let has_log = *shared.visible.borrow() > 0;
+    if let Some(fp) = hello.cluster.filter(|_| !has_log && cfg.join.is_none()) {
         if fp != cfg.cluster.fingerprint() {
             return Err(HelloRefusal::Mismatch(format!(
                 "node {} was started with a different --cluster list (or --master); start every node with the same one",
@@ -634,6 +669,7 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Nack { .. } => "Nack",
         Frame::HeartbeatReply { .. } => "HeartbeatReply",
         Frame::LearnerHeartbeatReply { .. } => "LearnerHeartbeatReply",
+        Frame::MemberChange { .. } => "MemberChange",
         Frame::Challenge { .. } => "Challenge",
         Frame::Proof { .. } => "Proof",
         Frame::Unauthorized { .. } => "Unauthorized",

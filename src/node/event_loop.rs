@@ -172,6 +172,18 @@ impl NodeLoop {
                 let _ = tx.send(self.core.health(now));
                 return;
             }
+            Input::ChangeMembers {
+                client,
+                req,
+                change,
+            } => {
+                info!(node = %self.shared.cfg.id, ?change, "a membership change is asked for");
+                Event::ChangeMembers {
+                    client,
+                    req,
+                    change,
+                }
+            }
             Input::Appends(requests) => {
                 for request in requests {
                     (self.appends).insert((request.client, request.req), (now, request.w));

@@ -112,6 +112,15 @@ pub(crate) enum Input {
     Appends(Vec<AppendRequest>),
     /// A client asks for the health report.
     Health { tx: oneshot::Sender<HealthReport> },
+    /// A client asks for a membership change.
+    ChangeMembers {
+        /// The client's connection, to answer on.
+        client: ClientId,
+        /// Its request id.
+        req: u64,
+        /// The change.
+        change: crate::replication::MemberChange,
+    },
     /// Something a link reported (master only).
     Link(MasterEvent),
     /// A master opened a replication connection and proved itself; the core
@@ -321,7 +330,11 @@ pub async fn run<N: Net>(
     let (core, mut start) = Core::new(
         CoreConfig {
             id: cfg.id.clone(),
-            nodes: cfg.cluster.nodes.clone(),
+            // Joining, it knows no member: its log will say.
+            nodes: match cfg.join {
+                Some(_) => Vec::new(),
+                None => cfg.cluster.nodes.clone(),
+            },
             master: cfg.cluster.master.clone(),
             timing: cfg.timing,
             max_message_bytes: cfg.max_message_bytes,

@@ -8,8 +8,8 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 /// Version of the protocol spoken by this build: what its clients say in
 /// their hello. Version 6 added the batch frames, `Appends` and `Answers`;
 /// version 7 the answer `AppendError::Uncommitted`; version 8 the role
-/// `NodeRole::Learner` in health reports.
-pub const PROTOCOL_VERSION: u32 = 8;
+/// `NodeRole::Learner` in health reports; version 9 `MemberChange`.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -327,6 +327,18 @@ pub enum Frame {
         stored: Seq,
     },
 
+    // ---- membership (version 9) ----
+    /// Add or remove a member (`replog member`), answered as an append is:
+    /// `Appended` with the configuration entry's sequence number once it
+    /// is on a majority of the new voters, or `AppendFailed`. On a cluster
+    /// with a key, only a connection that proved it may ask.
+    MemberChange {
+        /// Request id, echoed in the answer.
+        req: u64,
+        /// The change.
+        change: MemberChangeRequest,
+    },
+
     // ---- not a frame of the protocol: new frames go above ----
     /// A frame already encoded, length prefix included
     /// ([`super::FrameCodec::encode_once`]): written as it is, so that
@@ -509,6 +521,26 @@ pub struct Welcome {
     /// log is empty): retention deleted the entries before it. 1 if it
     /// deleted none.
     pub first: Seq,
+}
+
+/// A membership change, as a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChangeRequest {
+    /// Add node `id`, listening at `addr`, as a learner.
+    Add {
+        /// Its node id.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        id: String,
+        /// Where it listens for other nodes.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        addr: String,
+    },
+    /// Remove node `id`.
+    Remove {
+        /// Its node id.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        id: String,
+    },
 }
 
 /// The role of a node in its cluster.

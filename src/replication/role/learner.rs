@@ -50,6 +50,11 @@ impl Core {
     /// as any node does.
     pub(super) fn unsure_of_epoch(&self) -> Option<String> {
         let nodes = self.voters();
+        if nodes == 0 {
+            // Joining (`--join`): no member is known to ask; the first
+            // master that reaches it (proving the key) is its cluster's.
+            return None;
+        }
         let needed = (nodes + 1 - quorum::majority(nodes) as usize).min(nodes - 1);
         (self.learner && self.heard_from.len() < needed).then(|| {
             format!(

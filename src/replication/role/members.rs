@@ -53,7 +53,10 @@ impl Core {
     /// to one counts for nothing but its epoch (`on_vote_answered`), and
     /// as a master it leads until its own removal is committed.
     pub(super) fn refusal(&self, who: &str, epoch: Epoch, what: &str) -> Option<String> {
-        if !self.ever_named(who) {
+        // A node joining (`--join`) knows no member yet: it learns them
+        // from the log its first master sends.
+        let joining = self.members.members().is_empty() && self.configs.is_empty();
+        if !joining && !self.ever_named(who) {
             return Some(format!(
                 "{what} from node '{who}', which is not a member of this cluster (members: {}), refused",
                 self.member_list()
