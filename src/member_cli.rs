@@ -48,8 +48,37 @@ pub fn with_key(
     })
 }
 
-/// Sends `change` to the master of `nodes`, following one redirect.
+/// How long a change waits for a master (an election) or for the change
+/// before it to be committed.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends `change` to the master of `nodes`, waiting through an election or
+/// another change not yet committed, for up to [`WAIT`].
 async fn change_members(
+    nodes: &[String],
+    change: MemberChangeRequest,
+    conn: &ConnectOptions,
+) -> Result<u64, ClientError> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let result = change_once(nodes, change.clone(), conn).await;
+        let again = match &result {
+            // No master known (an election), or none reached.
+            Err(ClientError::Append(AppendError::NotMaster { .. }))
+            | Err(ClientError::Unreachable { .. })
+            | Err(ClientError::Lost { .. }) => true,
+            Err(ClientError::Append(AppendError::BadRequest(why))) => why.contains("under way"),
+            _ => false,
+        };
+        if !again || tokio::time::Instant::now() >= deadline {
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// One try of [`change_members`], following one redirect.
+async fn change_once(
     nodes: &[String],
     change: MemberChangeRequest,
     conn: &ConnectOptions,
@@ -70,7 +99,10 @@ async fn change_members(
                 let master = Client::connect_with(&master_addr, conn).await?;
                 return master.change_members(change).await;
             }
-            Err(e @ ClientError::Unreachable { .. }) => last = Some(e),
+            // A node that knows of no master (a node removed, one in an
+            // election): another listed node may.
+            Err(e @ ClientError::Append(AppendError::NotMaster { .. }))
+            | Err(e @ ClientError::Unreachable { .. }) => last = Some(e),
             other => return other,
         }
     }

@@ -68,11 +68,15 @@ fn members(nodes: &str) -> Option<Vec<(String, bool)>> {
     Some(members)
 }
 
+/// What a writer had acknowledged so far: (seq, message).
+type Acked = Arc<Mutex<Vec<(u64, String)>>>;
+
 /// Appends `w-<i>` with w=majority through every listed node until
-/// stopped; returns what was acknowledged, (seq, message).
-fn writer(nodes: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(u64, String)>> {
-    std::thread::spawn(move || {
-        let acked = Mutex::new(Vec::new());
+/// stopped, recording what was acknowledged.
+fn writer(nodes: String, stop: Arc<AtomicBool>) -> (std::thread::JoinHandle<()>, Acked) {
+    let acked: Acked = Arc::default();
+    let record = acked.clone();
+    let handle = std::thread::spawn(move || {
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
             i += 1;
@@ -92,7 +96,7 @@ fn writer(nodes: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(
             ];
             let (code, out, err) = replog(&args);
             match code {
-                0 => acked
+                0 => record
                     .lock()
                     .unwrap()
                     .push((out.trim().parse::<u64>().unwrap(), message)),
@@ -101,8 +105,26 @@ fn writer(nodes: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(
                 _ => panic!("writer: {message}: exit {code}: {out}{err}"),
             }
         }
-        acked.into_inner().unwrap()
-    })
+    });
+    (handle, acked)
+}
+
+/// Lets the writer get `n` more appends acknowledged, then stops it;
+/// returns everything it had acknowledged.
+fn stop_after(
+    writing: (std::thread::JoinHandle<()>, Acked),
+    stop: &AtomicBool,
+    n: usize,
+) -> Vec<(u64, String)> {
+    let (handle, acked) = writing;
+    let before = acked.lock().unwrap().len();
+    wait_until("the writer to go on", || {
+        (acked.lock().unwrap().len() >= before + n).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    acked
 }
 
 #[test]
@@ -145,9 +167,7 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
     // A few more appends after the change, then the writer stops.
     let (code, out, err) = replog(&["append", "-w", "majority", "--node", &all, "after"]);
     assert_eq!(code, 0, "{out}{err}");
-    stop.store(true, Ordering::Relaxed);
-    let acked = writing.join().unwrap();
-    assert!(acked.len() > 3, "{acked:?}");
+    let acked = stop_after(writing, &stop, 3);
 
     // Every acknowledged append is on every remaining node at its seq.
     let remaining = [c.addrs[1].clone(), c.addrs[2].clone(), n4.clone()];
@@ -210,4 +230,156 @@ fn c_key() -> (tempfile::TempDir,) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "membership-key-0123456789abcdef\n").unwrap();
     (dir,)
+}
+
+/// Grow 3 → 5 (two nodes join), shrink 5 → 3 by removing the master and
+/// another node, then kill the new master, all under a w=majority writer:
+/// every acknowledged append is on every node still up at its sequence
+/// number.
+#[test]
+fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    let first = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let n4 = format!("127.0.0.1:{}", free_port());
+    let n5 = format!("127.0.0.1:{}", free_port());
+    let all = format!("{first},{n4},{n5}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(all.clone(), stop.clone());
+    let path = |name: &str| c.dir.path().join(name);
+    let _n4 = join("n4", &n4, &c.addrs[1], &path("n4"), &path("n4.log"), &[]);
+    let _n5 = join("n5", &n5, &c.addrs[2], &path("n5"), &path("n5.log"), &[]);
+    let voters = |want: &[&str]| {
+        let want: Vec<(String, bool)> = want.iter().map(|id| (id.to_string(), true)).collect();
+        let all = all.clone();
+        move || (members(&all).as_ref() == Some(&want)).then_some(())
+    };
+    for (id, addr) in [("n4", &n4), ("n5", &n5)] {
+        let (code, out, err) = replog(&["member", "add", &format!("{id}={addr}"), "--node", &all]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    wait_until("five voters", voters(&["n1", "n2", "n3", "n4", "n5"]));
+    for id in ["n1", "n2"] {
+        let (code, out, err) = replog(&["member", "remove", id, "--node", &all]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    wait_until("three voters", voters(&["n3", "n4", "n5"]));
+    // Kill the new master; the two left elect one of them.
+    let rest = format!("{},{n4},{n5}", c.addrs[2]);
+    let master = wait_until("the new master", || {
+        let (code, out, _) = replog(&["member", "list", "--json", "--node", &rest]);
+        let list: serde_json::Value = serde_json::from_str(&out).ok()?;
+        let master = (list.as_array()?.iter()).find(|m| m["master"] == true)?;
+        (code == 0).then(|| master["id"].as_str().unwrap().to_string())
+    });
+    let survivors: Vec<String> = match master.as_str() {
+        "n3" => {
+            c.kill(2);
+            vec![n4.clone(), n5.clone()]
+        }
+        "n4" => {
+            drop(_n4);
+            vec![c.addrs[2].clone(), n5.clone()]
+        }
+        _ => {
+            drop(_n5);
+            vec![c.addrs[2].clone(), n4.clone()]
+        }
+    };
+    let (code, out, err) = replog(&[
+        "append",
+        "-w",
+        "majority",
+        "--node",
+        &survivors.join(","),
+        "--timeout",
+        "30s",
+        "after",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let acked = stop_after(writing, &stop, 3);
+    for addr in &survivors {
+        let list = wait_until(&format!("{addr} to hold 'after'"), || {
+            let (code, out, _) = replog(&["list", "--json", "--node", addr]);
+            let list: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let items: Vec<(u64, String)> = (list.as_array()?.iter())
+                .map(|m| {
+                    (
+                        m["seq"].as_u64().unwrap(),
+                        m["message"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            (code == 0 && items.iter().any(|(_, m)| m == "after")).then_some(items)
+        });
+        for (seq, message) in &acked {
+            assert!(
+                list.contains(&(*seq, message.clone())),
+                "{addr} lacks {message} at {seq}: {list:?}"
+            );
+        }
+    }
+}
+
+/// A dead node replaced by a new machine (new id, new address, empty
+/// disk) under a w=majority writer: add the new one, wait for it to vote,
+/// remove the dead one.
+#[test]
+fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    let first = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.kill(2);
+    let n4 = format!("127.0.0.1:{}", free_port());
+    let all = format!("{},{},{n4}", c.addrs[0], c.addrs[1]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(all.clone(), stop.clone());
+    let _n4 = join(
+        "n4",
+        &n4,
+        &c.addrs[0],
+        &c.dir.path().join("n4"),
+        &c.dir.path().join("n4.log"),
+        &[],
+    );
+    let (code, out, err) = replog(&["member", "add", &format!("n4={n4}"), "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("n4 to vote", || {
+        let m = members(&all)?;
+        m.contains(&("n4".to_string(), true)).then_some(())
+    });
+    let (code, out, err) = replog(&["member", "remove", "n3", "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    let want: Vec<(String, bool)> = ["n1", "n2", "n4"]
+        .iter()
+        .map(|id| (id.to_string(), true))
+        .collect();
+    wait_until("n1, n2 and n4", || {
+        (members(&all).as_ref() == Some(&want)).then_some(())
+    });
+    let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "after"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let acked = stop_after(writing, &stop, 3);
+    let (code, out, err) = replog(&["verify", "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = replog(&["list", "--json", "--node", &n4]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let items: Vec<(u64, String)> = (list.as_array().unwrap().iter())
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (seq, message) in &acked {
+        assert!(
+            items.contains(&(*seq, message.clone())),
+            "n4 lacks {message} at {seq}"
+        );
+    }
 }

@@ -23,9 +23,17 @@ fn config(seq: Seq, text: &str) -> MasterAction {
     ))
 }
 
-/// A master of m, s0 and s1 whose first entry ("a", w=2) is committed.
-fn with_committed_entry() -> (Master, Instant) {
+/// A master of m, s0 and s1, with elections (membership changes need
+/// them).
+fn elected() -> (Master, Instant) {
     let (mut m, now) = master(2);
+    m.cfg.failover = true;
+    (m, now)
+}
+
+/// [`elected`], its first entry ("a", w=2) committed.
+fn with_committed_entry() -> (Master, Instant) {
+    let (mut m, now) = elected();
     connect_all(&mut m, now);
     step(&mut m, now, append(7, 1, WriteConcern::Nodes(2), "a"));
     flush(&mut m, now);
@@ -92,7 +100,7 @@ fn a_member_is_added_as_a_learner_that_counts_only_once_promoted() {
 
 #[test]
 fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
-    let (mut m, now) = master(2);
+    let (mut m, now) = elected();
     connect_all(&mut m, now);
     // No entry of this epoch yet: its marker first, the change held.
     let next = m.members().without("s1").unwrap();
@@ -157,4 +165,37 @@ fn a_master_that_removes_itself_leads_until_the_change_is_committed() {
     assert!(!m.removed_and_committed());
     assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![ok(9, 1, 2)]);
     assert!(m.removed_and_committed());
+}
+
+#[test]
+fn a_configuration_entry_cut_by_a_failed_write_spends_the_epoch() {
+    let (mut m, now) = with_committed_entry();
+    let next = m.members().without("s1").unwrap();
+    step(&mut m, now, change(next));
+    assert_eq!(m.nodes(), 2);
+    assert!(!m.epoch_spent());
+    // The write of the change failed: the log holds seq 1 only. The
+    // master no longer acts on what its log holds, so it goes no further
+    // in this epoch (it steps down, with elections).
+    let cut = E::Unwritten {
+        after: 1,
+        reason: "disk full".into(),
+    };
+    let out = step(&mut m, now, cut);
+    assert!(m.epoch_spent(), "{out:?}");
+    // No promotion or change is written from the stale membership.
+    assert_eq!(step(&mut m, now, E::Tick), vec![]);
+}
+
+#[test]
+fn a_static_master_refuses_membership_changes() {
+    let (mut m, now) = master(2);
+    connect_all(&mut m, now);
+    let next = m.members().without("s1").unwrap();
+    let out = step(&mut m, now, change(next));
+    assert!(
+        matches!(&out[..], [A::Reply { result: Err(AppendError::BadRequest(why)), .. }] if why.contains("--failover on")),
+        "{out:?}"
+    );
+    assert_eq!(m.nodes(), 3);
 }

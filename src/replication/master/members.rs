@@ -62,9 +62,12 @@ impl Master {
         out: &mut Vec<MasterAction>,
     ) {
         let busy = self.change.is_some() || self.committed < self.cfg.config_seq;
-        if busy || self.broken.is_some() {
+        if busy || self.broken.is_some() || !self.cfg.failover {
             let why = match &self.broken {
                 Some(reason) => AppendError::Storage(reason.clone()),
+                None if !self.cfg.failover => AppendError::BadRequest(
+                    "membership changes need elections (--failover on): a static master's cluster keeps its --cluster list".into(),
+                ),
                 None => AppendError::BadRequest(
                     "another membership change is under way: try again once it is committed (replog member list shows it)".into(),
                 ),
@@ -148,15 +151,27 @@ impl Master {
         }
         for m in next.members() {
             let known = self.peers.iter().any(|p| p.id == m.id && !p.gone);
-            if m.id != self.cfg.me.0 && !known {
-                self.peers
-                    .push(Peer::new(&m.id, &m.addr, m.standing == Standing::Voter));
-                out.push(MasterAction::StartLink {
-                    peer: self.peers.len() - 1,
-                    id: m.id.clone(),
-                    addr: m.addr.clone(),
-                });
+            if m.id == self.cfg.me.0 || known {
+                continue;
             }
+            // A node added back takes its old slot (and link index): the
+            // peers stay as many as the ids ever members in this epoch.
+            let fresh = Peer::new(&m.id, &m.addr, m.standing == Standing::Voter);
+            let peer = match self.peers.iter().position(|p| p.id == m.id) {
+                Some(i) => {
+                    self.peers[i] = fresh;
+                    i
+                }
+                None => {
+                    self.peers.push(fresh);
+                    self.peers.len() - 1
+                }
+            };
+            out.push(MasterAction::StartLink {
+                peer,
+                id: m.id.clone(),
+                addr: m.addr.clone(),
+            });
         }
         self.cfg.members = next;
         self.cfg.config_seq = seq;

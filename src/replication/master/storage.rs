@@ -121,6 +121,14 @@ impl Master {
             self.epoch_spent = true;
             self.replicated = after;
         }
+        // A configuration entry it wrote is gone: the members it acts on
+        // (its peers' standing, their links) are no longer its log's. It
+        // does not undo them: the epoch is spent, and the master built
+        // next acts on what the log holds.
+        if self.cfg.config_seq > after {
+            self.epoch_spent = true;
+            self.change = None;
+        }
         // No secondary counts for an entry this log no longer holds: the
         // next entry at that seq is another one.
         for p in &mut self.peers {

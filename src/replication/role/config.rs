@@ -31,7 +31,6 @@ impl Core {
 
     /// Follows what `actions` do to the log's configuration entries.
     pub(super) fn track_configs(&mut self, actions: &[Action]) {
-        let before = self.config_seq();
         for action in actions {
             match action {
                 Action::Persist(entries) => {
@@ -48,12 +47,10 @@ impl Core {
                 _ => {}
             }
         }
-        if self.config_seq() != before || self.configs.is_empty() {
-            self.members = match self.configs.last() {
-                Some((_, m)) => m.clone(),
-                None => Membership::voters(&self.cfg.nodes),
-            };
-        }
+        self.members = match self.configs.last() {
+            Some((_, m)) => m.clone(),
+            None => Membership::voters(&self.cfg.nodes),
+        };
     }
 
     /// A client's membership change: made by the master, refused with the

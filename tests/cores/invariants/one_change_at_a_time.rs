@@ -1,7 +1,7 @@
 //! Never two majorities: a master writes a configuration entry only once
 //! the one before it in its log is committed, that is durable on a
-//! majority of the voters it names (Raft's changes of one server at a
-//! time). Two configurations one change apart share a voter in any two
+//! majority of the voters it names, and it changes one voter at most
+//! (Raft's changes of one server at a time). Two configurations one change apart share a voter in any two
 //! of their majorities; two changes apart they need not, and two masters
 //! could then be elected in one epoch.
 
@@ -26,6 +26,21 @@ pub fn check(
         .filter(|m| members.is_voter(&m.id))
         .map(|m| m.id.as_str())
         .collect();
+    // One change: the voters of the two differ by one node at most.
+    let next = Membership::decode(&new.message)
+        .map_err(|e| format!("configuration entry at seq {} unreadable: {e}", new.seq))?;
+    let changed = (members.members().iter().chain(next.members()))
+        .map(|m| m.id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|id| members.is_voter(id) != next.is_voter(id))
+        .count();
+    if changed > 1 {
+        return Err(format!(
+            "the configuration entry at seq {} changes {changed} voters from the one at seq {}",
+            new.seq, before.seq
+        ));
+    }
     let holding = voters.iter().filter(|id| holds(id)).count();
     let majority = quorum::majority(voters.len()) as usize;
     if holding < majority {
