@@ -584,7 +584,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__member__subcmd__add)
-            opts="-h --node --cluster-key-file --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-h --node --cluster-key-file --timeout --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +595,10 @@ _replog() {
                     return 0
                     ;;
                 --cluster-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -726,7 +730,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__member__subcmd__remove)
-            opts="-h --node --cluster-key-file --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-h --node --cluster-key-file --timeout --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -737,6 +741,10 @@ _replog() {
                     return 0
                     ;;
                 --cluster-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

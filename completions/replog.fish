@@ -91,6 +91,7 @@ complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_su
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l node -d 'Node(s) of the cluster, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the change goes to the master' -r
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l cluster-key-file -d 'The cluster key, for a cluster started with --cluster-key-file: a change needs it' -r -F
+complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l timeout -d 'How long to wait for a master (through an election) and for a change under way to be committed before this one is taken' -r
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F
@@ -98,6 +99,7 @@ complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_su
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l node -d 'Node(s) of the cluster, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the change goes to the master' -r
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l cluster-key-file -d 'The cluster key, for a cluster started with --cluster-key-file: a change needs it' -r -F
+complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l timeout -d 'How long to wait for a master (through an election) and for a change under way to be committed before this one is taken' -r
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l token-file -d 'File whose first line is the client token, for a cluster started with --client-token-file or --read-token-file (or set REPLOG_TOKEN to the token itself)' -r -F
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l tls-ca -d 'Use TLS, verifying the node\'s certificate against this CA (PEM): for a cluster started with --tls-ca' -r -F
 complete -c replog -n "__fish_replog_using_subcommand member; and __fish_seen_subcommand_from remove" -l tls-cert -d 'With --tls-ca: a client certificate (PEM) to present' -r -F

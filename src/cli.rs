@@ -195,6 +195,9 @@ pub enum MemberCommand {
         /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
         #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
         cluster_key_file: Option<std::path::PathBuf>,
+        /// How long to wait for a master (through an election) and for a change under way to be committed before this one is taken.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        timeout: Duration,
         /// Token and TLS, for clusters that require them.
         #[command(flatten)]
         conn: ConnArgs,
@@ -209,6 +212,9 @@ pub enum MemberCommand {
         /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
         #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
         cluster_key_file: Option<std::path::PathBuf>,
+        /// How long to wait for a master (through an election) and for a change under way to be committed before this one is taken.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        timeout: Duration,
         /// Token and TLS, for clusters that require them.
         #[command(flatten)]
         conn: ConnArgs,
@@ -1430,19 +1436,21 @@ async fn member(command: MemberCommand) -> Result<(), ClientError> {
             member,
             node,
             cluster_key_file,
+            timeout,
             conn,
         } => {
             let conn = with_key(conn.options()?, cluster_key_file)?;
-            add(&node_list(node), &member, &conn).await
+            add(&node_list(node), &member, &conn, timeout).await
         }
         MemberCommand::Remove {
             id,
             node,
             cluster_key_file,
+            timeout,
             conn,
         } => {
             let conn = with_key(conn.options()?, cluster_key_file)?;
-            remove(&node_list(node), &id, &conn).await
+            remove(&node_list(node), &id, &conn, timeout).await
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum ClientError {
         /// The request key to retry with.
         key: String,
     },
+    /// A membership change sent, and no answer within `--timeout`: it may
+    /// or may not be made.
+    #[error("the membership change may or may not be made: no answer came within --timeout, or the master stepped down before it was committed (a master cut off cannot commit it, and a new master may not hold it); see replog member list, and ask again if need be")]
+    ChangeUnanswered,
     /// The node refused the hello.
     #[error("{addr} refused the connection: {reason}")]
     Refused {
@@ -254,6 +258,7 @@ impl ClientError {
             ClientError::Unreachable { .. }
             | ClientError::Lost { .. }
             | ClientError::NoAnswer { .. }
+            | ClientError::ChangeUnanswered
             | ClientError::Rejected { .. } => 5,
             // May or may not be (or stay) in the log: retry with the key.
             ClientError::Append(

@@ -5,12 +5,18 @@
 //! proves it (`--cluster-key-file`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::client::{connect_master, Client, ClientError, ConnectOptions};
 use crate::wire::{AppendError, HealthReport, MemberChangeRequest, NodeRole};
 
 /// `replog member add ID=HOST:PORT`: prints what was done.
-pub async fn add(nodes: &[String], member: &str, conn: &ConnectOptions) -> Result<(), ClientError> {
+pub async fn add(
+    nodes: &[String],
+    member: &str,
+    conn: &ConnectOptions,
+    wait: Duration,
+) -> Result<(), ClientError> {
     let Some((id, addr)) = member.split_once('=') else {
         return Err(ClientError::Usage(format!(
             "'{member}' is not ID=HOST:PORT (example: replog member add n4=10.0.0.4:7001)"
@@ -20,15 +26,20 @@ pub async fn add(nodes: &[String], member: &str, conn: &ConnectOptions) -> Resul
         id: id.trim().to_string(),
         addr: addr.trim().to_string(),
     };
-    let seq = change_members(nodes, change, conn).await?;
+    let seq = change_members(nodes, change, conn, wait).await?;
     println!("added {id} as a learner (configuration entry {seq}): it votes once it holds everything committed");
     Ok(())
 }
 
 /// `replog member remove ID`: prints what was done.
-pub async fn remove(nodes: &[String], id: &str, conn: &ConnectOptions) -> Result<(), ClientError> {
+pub async fn remove(
+    nodes: &[String],
+    id: &str,
+    conn: &ConnectOptions,
+    wait: Duration,
+) -> Result<(), ClientError> {
     let change = MemberChangeRequest::Remove { id: id.to_string() };
-    let seq = change_members(nodes, change, conn).await?;
+    let seq = change_members(nodes, change, conn, wait).await?;
     println!("removed {id} (configuration entry {seq})");
     Ok(())
 }
@@ -48,32 +59,37 @@ pub fn with_key(
     })
 }
 
-/// How long a change waits for a master (an election) or for the change
-/// before it to be committed.
-const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Sends `change` to the master of `nodes`, waiting through an election or
-/// another change not yet committed, for up to [`WAIT`].
+/// another change not yet committed, for up to `wait`.
 async fn change_members(
     nodes: &[String],
     change: MemberChangeRequest,
     conn: &ConnectOptions,
+    wait: Duration,
 ) -> Result<u64, ClientError> {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let result = change_once(nodes, change.clone(), conn).await;
+        let attempt = change_once(nodes, change.clone(), conn);
+        let result = match tokio::time::timeout_at(deadline, attempt).await {
+            // Written, not known committed: an append's words would mislead.
+            Ok(Err(ClientError::Append(
+                AppendError::Uncommitted { .. } | AppendError::ShuttingDown { .. },
+            )))
+            | Ok(Err(ClientError::Lost { .. }))
+            | Err(_) => return Err(ClientError::ChangeUnanswered),
+            Ok(result) => result,
+        };
         let again = match &result {
             // No master known (an election), or none reached.
             Err(ClientError::Append(AppendError::NotMaster { .. }))
-            | Err(ClientError::Unreachable { .. })
-            | Err(ClientError::Lost { .. }) => true,
+            | Err(ClientError::Unreachable { .. }) => true,
             Err(ClientError::Append(AppendError::BadRequest(why))) => why.contains("under way"),
             _ => false,
         };
         if !again || tokio::time::Instant::now() >= deadline {
             return result;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
