@@ -68,6 +68,31 @@ fn members(nodes: &str) -> Option<Vec<(String, bool)>> {
     Some(members)
 }
 
+/// Waits until the node at `addr` lists "after", then checks that it holds
+/// every append in `acked` at its sequence number.
+fn holds_every(addr: &str, acked: &[(u64, String)]) {
+    let list = wait_until(&format!("{addr} to hold 'after'"), || {
+        let list = log_of(addr)?;
+        list.iter().any(|(_, m)| m == "after").then_some(list)
+    });
+    for (seq, message) in acked {
+        assert!(
+            list.contains(&(*seq, message.clone())),
+            "{addr} lacks {message} at {seq}: {list:?}"
+        );
+    }
+}
+
+/// The node at `addr`'s log as (seq, message), by `replog list --json`.
+fn log_of(addr: &str) -> Option<Vec<(u64, String)>> {
+    let (code, out, _) = replog(&["list", "--json", "--node", addr]);
+    let list: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let entries = (list.as_array()?.iter())
+        .map(|m| Some((m["seq"].as_u64()?, m["message"].as_str()?.to_string())))
+        .collect::<Option<Vec<_>>>()?;
+    (code == 0).then_some(entries)
+}
+
 /// What a writer had acknowledged so far: (seq, message).
 type Acked = Arc<Mutex<Vec<(u64, String)>>>;
 
@@ -172,25 +197,7 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
     // Every acknowledged append is on every remaining node at its seq.
     let remaining = [c.addrs[1].clone(), c.addrs[2].clone(), n4.clone()];
     for addr in &remaining {
-        let list = wait_until(&format!("{addr} to hold 'after'"), || {
-            let (code, out, _) = replog(&["list", "--json", "--node", addr]);
-            let list: serde_json::Value = serde_json::from_str(&out).ok()?;
-            let items: Vec<(u64, String)> = (list.as_array()?.iter())
-                .map(|m| {
-                    (
-                        m["seq"].as_u64().unwrap(),
-                        m["message"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            (code == 0 && items.iter().any(|(_, m)| m == "after")).then_some(items)
-        });
-        for (seq, message) in &acked {
-            assert!(
-                list.contains(&(*seq, message.clone())),
-                "{addr} lacks {message} at {seq}: {list:?}"
-            );
-        }
+        holds_every(addr, &acked);
     }
     let (code, out, err) = replog(&["verify", "--node", &remaining.join(",")]);
     assert_eq!(code, 0, "{out}{err}");
@@ -301,25 +308,7 @@ fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer(
     assert_eq!(code, 0, "{out}{err}");
     let acked = stop_after(writing, &stop, 3);
     for addr in &survivors {
-        let list = wait_until(&format!("{addr} to hold 'after'"), || {
-            let (code, out, _) = replog(&["list", "--json", "--node", addr]);
-            let list: serde_json::Value = serde_json::from_str(&out).ok()?;
-            let items: Vec<(u64, String)> = (list.as_array()?.iter())
-                .map(|m| {
-                    (
-                        m["seq"].as_u64().unwrap(),
-                        m["message"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            (code == 0 && items.iter().any(|(_, m)| m == "after")).then_some(items)
-        });
-        for (seq, message) in &acked {
-            assert!(
-                list.contains(&(*seq, message.clone())),
-                "{addr} lacks {message} at {seq}: {list:?}"
-            );
-        }
+        holds_every(addr, &acked);
     }
 }
 
@@ -366,20 +355,5 @@ fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
     let acked = stop_after(writing, &stop, 3);
     let (code, out, err) = replog(&["verify", "--node", &all]);
     assert_eq!(code, 0, "{out}{err}");
-    let (_, out, _) = replog(&["list", "--json", "--node", &n4]);
-    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let items: Vec<(u64, String)> = (list.as_array().unwrap().iter())
-        .map(|m| {
-            (
-                m["seq"].as_u64().unwrap(),
-                m["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    for (seq, message) in &acked {
-        assert!(
-            items.contains(&(*seq, message.clone())),
-            "n4 lacks {message} at {seq}"
-        );
-    }
+    holds_every(&n4, &acked);
 }
