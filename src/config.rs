@@ -34,6 +34,12 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// The cluster "fingerprint" a node sends in its hello once it acts on
+/// members its log records: there is no `--cluster` list to compare then,
+/// and the receiver does not (a real fingerprint is this by a chance of
+/// one in 2^64).
+pub const MEMBERS_FROM_LOG: u64 = 0;
+
 /// `--on-damage`: what a node does with a log it finds damaged at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnDamage {
@@ -308,7 +314,7 @@ impl NodeConfig {
     pub fn refuses_to_heal(&self) -> Option<&'static str> {
         if self.on_damage == OnDamage::Refuse {
             Some("--on-damage refuse")
-        } else if self.cluster.nodes.len() < 2 {
+        } else if self.cluster.nodes.len() < 2 && self.join.is_none() {
             Some("a node alone in its cluster has no other node to take what follows the damage from")
         } else if !self.failover && self.cluster.master == self.id {
             Some("under --failover off the master's log is the truth, and the secondaries would be cut to a healed one")

@@ -201,6 +201,29 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
     }
     let (code, out, err) = replog(&["verify", "--node", &remaining.join(",")]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // n3's disk is replaced, and it comes back with a --cluster list that
+    // matches no other node's (it names every member, and one more): the
+    // members come from the log now, the master's hello says so in place
+    // of its own list's fingerprint, and n3 takes it and catches up. (An
+    // empty node whose list does not name the master refuses it as a
+    // stranger: start such a node with --join.)
+    c.kill(2);
+    std::fs::remove_dir_all(c.data_dir(2)).unwrap();
+    let stale = format!("{},n4={n4},n9=127.0.0.1:1", c.cluster_arg);
+    let log3 = std::fs::File::create(c.dir.path().join("n3-again.log")).unwrap();
+    let n3 = Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n3", "--cluster", &stale])
+        .arg("--data-dir")
+        .arg(c.data_dir(2))
+        .args(FAST)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log3)
+        .spawn()
+        .unwrap();
+    let _n3 = Joiner(n3);
+    holds_every(&c.addrs[2], &acked);
 }
 
 #[test]

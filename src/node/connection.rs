@@ -539,7 +539,9 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     // With a log, the membership it records wins over --cluster (which
     // only seeds a new cluster), and a node joining has none to compare.
     let has_log = *shared.visible.borrow() > 0;
-    if let Some(fp) = hello.cluster.filter(|_| !has_log && cfg.join.is_none()) {
+    let compared =
+        |fp: &u64| *fp != crate::config::MEMBERS_FROM_LOG && !has_log && cfg.join.is_none();
+    if let Some(fp) = hello.cluster.filter(compared) {
         if fp != cfg.cluster.fingerprint() {
             return Err(HelloRefusal::Mismatch(format!(
                 "node {} was started with a different --cluster list (or --master); start every node with the same one",

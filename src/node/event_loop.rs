@@ -881,6 +881,10 @@ impl NodeLoop {
             *v = visible;
             changed
         });
+        (self.shared.members_from_log).store(
+            self.core.members_from_log(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let view = self.core.view();
         self.role_tx.send_if_modified(|v| {
             let changed = *v != view;

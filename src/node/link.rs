@@ -192,7 +192,16 @@ pub(super) async fn connect<N: Net>(
     let ours = crate::auth::nonce();
     let hello = Hello {
         version: NODE_PROTOCOL_VERSION,
-        cluster: Some(cfg.cluster.fingerprint()),
+        // A node acting on members its log records has no list to compare.
+        cluster: Some(
+            match shared
+                .members_from_log
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                true => crate::config::MEMBERS_FROM_LOG,
+                false => cfg.cluster.fingerprint(),
+            },
+        ),
         role,
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
         token: None,

@@ -194,6 +194,9 @@ pub(crate) struct Shared {
     /// Reads of the log run in place, not on a blocking thread: under a
     /// simulation ([`crate::net::Net::SIMULATED`]).
     pub reads_in_place: bool,
+    /// The core acts on members its log records (a change was made): the
+    /// hellos it sends say so, in place of its `--cluster` fingerprint.
+    pub members_from_log: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -386,6 +389,7 @@ pub async fn run<N: Net>(
         rounds: AtomicU64::new(0),
         metrics: Arc::new(metrics::Metrics::new(cfg.cluster.nodes.len())),
         reads_in_place: N::SIMULATED,
+        members_from_log: std::sync::atomic::AtomicBool::new(false),
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
