@@ -39,7 +39,7 @@ pub enum Command {
         /// Node(s) to send to, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE). A secondary redirects to the master; with several nodes the master is found, followed through failovers, and an append whose outcome is unknown is retried with the same key.
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
-        /// Write concern: nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
+        /// Write concern: voting nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
         #[arg(short = 'w', long = "write-concern", default_value = "1")]
         w: WriteConcern,
         /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if no failover can cut it (it is on a majority, or --failover off and the master stored it), 5 if not yet (a failover may still cut it: retry with the key printed).
@@ -173,7 +173,7 @@ pub enum Command {
 /// What `replog member` does.
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {
-    /// List the members as the master sees them: id, address, whether it votes (a learner does not yet), status and how far behind it is.
+    /// List the members as the master sees them: id, address, whether it votes ("learner": a member not yet promoted, or a voter back with an empty or healed disk that does not vote yet), status and how far behind it is; --json prints [{id, addr, voter, master, status, lag}].
     List {
         /// Node(s) to ask, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the master they name is asked.
         #[arg(long, env = "REPLOG_NODES")]
@@ -185,7 +185,7 @@ pub enum MemberCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Add node ID, listening at HOST:PORT for other nodes: it joins as a learner, receives the log, and votes once the master promotes it (when it holds everything committed). Start the node with replogd --join (or with the cluster's --cluster list and its own line).
+    /// Add node ID, listening at HOST:PORT for other nodes: it joins as a learner, receives the log, and votes once the master promotes it (when it holds everything committed). Start the node with replogd --join first.
     Add {
         /// ID=HOST:PORT of the node to add.
         member: String,
@@ -195,7 +195,7 @@ pub enum MemberCommand {
         /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
         #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
         cluster_key_file: Option<std::path::PathBuf>,
-        /// How long to wait for a master (through an election) and for a change under way to be committed before this one is taken.
+        /// How long to wait for a master (through an election), for a change under way to be committed before this one is taken, and for this one's answer; past it: exit 4 (no master), 2 (still under way) or 5 (sent, may or may not be made).
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         timeout: Duration,
         /// Token and TLS, for clusters that require them.
@@ -212,7 +212,7 @@ pub enum MemberCommand {
         /// The cluster key, for a cluster started with --cluster-key-file: a change needs it.
         #[arg(long, env = "REPLOG_CLUSTER_KEY_FILE", value_name = "PATH")]
         cluster_key_file: Option<std::path::PathBuf>,
-        /// How long to wait for a master (through an election) and for a change under way to be committed before this one is taken.
+        /// How long to wait for a master (through an election), for a change under way to be committed before this one is taken, and for this one's answer; past it: exit 4 (no master), 2 (still under way) or 5 (sent, may or may not be made).
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         timeout: Duration,
         /// Token and TLS, for clusters that require them.

@@ -46,7 +46,8 @@ pub enum OnDamage {
     /// Keep every record before the damage, move the rest to
     /// DATA_DIR/damaged/, and come back as a learner that takes what it
     /// lacks from the master (refused as with 'refuse' where no other node
-    /// can give it: a cluster of one, or the master under --failover off).
+    /// can give it: a node whose --cluster lists only itself and that did
+    /// not --join, or the master under --failover off).
     #[default]
     Heal,
     /// Stop, naming the file and the byte offset.
@@ -315,7 +316,7 @@ impl NodeConfig {
         if self.on_damage == OnDamage::Refuse {
             Some("--on-damage refuse")
         } else if self.cluster.nodes.len() < 2 && self.join.is_none() {
-            Some("a node alone in its cluster has no other node to take what follows the damage from")
+            Some("its --cluster lists no other node to take what follows the damage from")
         } else if !self.failover && self.cluster.master == self.id {
             Some("under --failover off the master's log is the truth, and the secondaries would be cut to a healed one")
         } else {
@@ -575,7 +576,11 @@ mod tests {
         cfg.on_damage = OnDamage::Refuse;
         assert_eq!(cfg.refuses_to_heal(), Some("--on-damage refuse"));
         let alone = NodeConfig::new("a", Cluster::parse("a=h:1", None).unwrap());
-        assert!(alone.refuses_to_heal().unwrap().contains("alone"));
+        assert!(alone.refuses_to_heal().unwrap().contains("no other node"));
+        // Joining, it lists only itself and heals all the same.
+        let mut joined = alone.clone();
+        joined.join = Some(vec!["b:1".into()]);
+        assert_eq!(joined.refuses_to_heal(), None);
         // Under --failover off the master refuses, its secondaries heal.
         let mut master = NodeConfig::new("a", three.clone());
         master.failover = false;

@@ -75,7 +75,7 @@ pub struct DaemonArgs {
     /// Whether a new master is elected when the master is lost: 'on' (a majority of voters elects one within seconds; a node back with an empty disk votes only once it holds everything committed) or 'off' (--master stays master; appends wait for it to come back).
     #[arg(long, env = "REPLOG_FAILOVER", value_enum, default_value_t = Failover::On)]
     pub failover: Failover,
-    /// What to do with a log found damaged at start (a checksum that does not match, a record out of place, a missing segment): 'heal' keeps every record before the damage, moves the rest to DATA_DIR/damaged/ and comes back as a learner that votes once it holds everything committed (refused as with 'refuse' in a cluster of one, and on the master under --failover off); 'refuse' stops, naming the file and the byte offset.
+    /// What to do with a log found damaged at start (a checksum that does not match, a record out of place, a missing segment): 'heal' keeps every record before the damage, moves the rest to DATA_DIR/damaged/ and comes back as a learner that votes once it holds everything committed (refused as with 'refuse' on a node whose --cluster lists only itself and that did not --join, and on the master under --failover off); 'refuse' stops, naming the file and the byte offset.
     #[arg(long, env = "REPLOG_ON_DAMAGE", value_enum, default_value_t = OnDamage::Heal)]
     pub on_damage: OnDamage,
     /// With failover: a secondary that hears nothing from the master for between this and twice this asks for votes; a master that hears from no majority for this long steps down.
