@@ -296,6 +296,15 @@ fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer(
         assert_eq!(code, 0, "{out}{err}");
     }
     wait_until("three voters", voters(&["n3", "n4", "n5"]));
+    // Each node removed holds its removal and says so.
+    for i in [0, 1] {
+        wait_until(&format!("n{} to say it was removed", i + 1), || {
+            let log = c.logs(i);
+            let said = log.contains("is no longer a member")
+                || log.contains("was removed from the cluster");
+            said.then_some(())
+        });
+    }
     // Kill the new master; the two left elect one of them.
     let rest = format!("{},{n4},{n5}", c.addrs[2]);
     let master = wait_until("the new master", || {

@@ -121,18 +121,15 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
     );
     flush(&mut m, now);
     step(&mut m, now, E::Stored { upto: 1 });
-    // The marker committed: the change is written, s1's link closed.
+    // The marker committed: the change is written. s1 counts no more, but
+    // is still sent the log, its own removal included.
     assert_eq!(
         step(&mut m, now, ack_from(0, 1)),
-        vec![
-            config(2, "voter m m:1\nvoter s0 s0:1\n"),
-            A::Reconnect { peer: 1, conn: 11 },
-            A::StopLink { peer: 1 }
-        ]
+        vec![config(2, "voter m m:1\nvoter s0 s0:1\n")]
     );
-    // Now two voters: w=3 is impossible, and s1 is gone from health.
+    assert_eq!(flush(&mut m, now), vec![sent(0, 2, 2), sent(1, 2, 2)]);
     assert_eq!(m.nodes(), 2);
-    assert_eq!(m.health(now).len(), 2);
+    assert_eq!(m.health(now)[2].role, NodeRole::Learner);
     let out = step(&mut m, now, append(7, 3, WriteConcern::Nodes(3), "x"));
     assert!(
         matches!(
@@ -144,9 +141,17 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
         ),
         "{out:?}"
     );
-    flush(&mut m, now);
     step(&mut m, now, E::Stored { upto: 2 });
-    assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![ok(9, 1, 2)]);
+    // Committed: answered, and s1's link closed; it is gone from health.
+    assert_eq!(
+        step(&mut m, now, ack_from(0, 2)),
+        vec![
+            ok(9, 1, 2),
+            A::Reconnect { peer: 1, conn: 11 },
+            A::StopLink { peer: 1 }
+        ]
+    );
+    assert_eq!(m.health(now).len(), 2);
 }
 
 #[test]

@@ -89,6 +89,7 @@ impl Master {
     /// promotes a learner that holds everything committed, if one does.
     /// Called after every event.
     pub(super) fn write_change(&mut self, out: &mut Vec<MasterAction>) {
+        self.drop_departed(out);
         if self.broken.is_some() || self.epoch_spent || self.committed < self.cfg.config_seq {
             return;
         }
@@ -120,12 +121,27 @@ impl Master {
         }
     }
 
+    /// Closes the links of members whose removal is now committed.
+    fn drop_departed(&mut self, out: &mut Vec<MasterAction>) {
+        let committed = self.committed;
+        for (peer, p) in self.peers.iter_mut().enumerate() {
+            if p.leaving.is_some_and(|seq| seq <= committed) {
+                p.leaving = None;
+                p.gone = true;
+                if let Some(conn) = p.conn.take() {
+                    out.push(MasterAction::Reconnect { peer, conn });
+                }
+                out.push(MasterAction::StopLink { peer });
+            }
+        }
+    }
+
     /// A learner member that holds everything committed, made a voter.
     fn promotion(&self) -> Option<Change> {
-        let ready = self
-            .peers
-            .iter()
-            .find(|p| !p.voter && !p.gone && p.conn.is_some() && p.acked >= self.committed)?;
+        let ready = self.peers.iter().find(|p| {
+            let member = !p.gone && p.leaving.is_none();
+            !p.voter && member && p.conn.is_some() && p.acked >= self.committed
+        })?;
         Some(Change {
             asked_by: None,
             next: self.cfg.members.promoted(&ready.id).ok()?,
@@ -136,15 +152,14 @@ impl Master {
     /// link, a removed one loses its link and stops counting, a promoted
     /// one starts counting.
     fn adopt(&mut self, next: Membership, seq: Seq, out: &mut Vec<MasterAction>) {
-        for (peer, p) in self.peers.iter_mut().enumerate() {
+        for p in self.peers.iter_mut() {
             match next.get(&p.id) {
                 Some(m) => p.voter = m.standing == Standing::Voter,
-                None if !p.gone => {
-                    p.gone = true;
-                    if let Some(conn) = p.conn.take() {
-                        out.push(MasterAction::Reconnect { peer, conn });
-                    }
-                    out.push(MasterAction::StopLink { peer });
+                // Removed: counts for nothing now, sent the log until the
+                // removal is committed (`drop_departed`).
+                None if !p.gone && p.leaving.is_none() => {
+                    p.voter = false;
+                    p.leaving = Some(seq);
                 }
                 None => {}
             }
@@ -238,6 +253,7 @@ impl Peer {
             learner: false,
             voter,
             gone: false,
+            leaving: None,
         }
     }
 }

@@ -306,6 +306,10 @@ struct Peer {
     voter: bool,
     /// No longer a member: nothing is sent to it, nothing it says counts.
     gone: bool,
+    /// Removed by the configuration entry at this seq, not yet committed:
+    /// it counts for nothing, and is still sent the log, so that it holds
+    /// its own removal (and says so) before its link is closed.
+    leaving: Option<Seq>,
 }
 
 /// A client waiting for its entry to reach `w` nodes.

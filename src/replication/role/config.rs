@@ -29,8 +29,10 @@ impl Core {
         self.configs.last().map_or(0, |(seq, _)| *seq)
     }
 
-    /// Follows what `actions` do to the log's configuration entries.
-    pub(super) fn track_configs(&mut self, actions: &[Action]) {
+    /// Follows what `actions` do to the log's configuration entries; on a
+    /// node that is not master, says so when an entry newly leaves it out.
+    pub(super) fn track_configs(&mut self, actions: &[Action]) -> Option<Action> {
+        let was_member = self.members.get(&self.cfg.id).is_some();
         for action in actions {
             match action {
                 Action::Persist(entries) => {
@@ -51,6 +53,14 @@ impl Core {
             Some((_, m)) => m.clone(),
             None => Membership::voters(&self.cfg.nodes),
         };
+        let left = was_member && self.members.get(&self.cfg.id).is_none();
+        (left && !matches!(self.role, Role::Master(_))).then(|| Action::LeftCluster {
+            reason: format!(
+                "node {} is no longer a member as of the configuration entry at seq {}: once that is committed it takes part no more (add it back with replog member add)",
+                self.cfg.id,
+                self.config_seq()
+            ),
+        })
     }
 
     /// A client's membership change: made by the master, refused with the

@@ -650,7 +650,9 @@ impl Core {
         if !self.unled.is_empty() {
             self.release_unled(now, out);
         }
-        self.track_configs(&out[start..]);
+        if let Some(left) = self.track_configs(&out[start..]) {
+            out.push(left);
+        }
     }
 
     fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
