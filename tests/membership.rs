@@ -96,6 +96,14 @@ fn log_of(addr: &str) -> Option<Vec<(u64, String)>> {
 /// What a writer had acknowledged so far: (seq, message).
 type Acked = Arc<Mutex<Vec<(u64, String)>>>;
 
+/// A probe for `wait_until`: whether the members `nodes` name are exactly
+/// `want`, every one a voter.
+fn voters_are(nodes: &str, want: &[&str]) -> impl FnMut() -> Option<()> {
+    let want: Vec<(String, bool)> = want.iter().map(|id| (id.to_string(), true)).collect();
+    let nodes = nodes.to_string();
+    move || (members(&nodes).as_ref() == Some(&want)).then_some(())
+}
+
 /// Appends `w-<i>` with w=majority through every listed node until
 /// stopped, recording what was acknowledged.
 fn writer(nodes: String, stop: Arc<AtomicBool>) -> (std::thread::JoinHandle<()>, Acked) {
@@ -172,11 +180,7 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("added n4 as a learner"), "{out}");
     // Promoted once it holds everything committed.
-    let voters = |want: &[&str]| {
-        let want: Vec<(String, bool)> = want.iter().map(|id| (id.to_string(), true)).collect();
-        let all = all.clone();
-        move || (members(&all).as_ref() == Some(&want)).then_some(())
-    };
+    let voters = |want: &[&str]| voters_are(&all, want);
     wait_until("n4 to be promoted", voters(&["n1", "n2", "n3", "n4"]));
 
     // The master (n1) removes itself: it steps down once that is committed,
@@ -281,11 +285,7 @@ fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer(
     let path = |name: &str| c.dir.path().join(name);
     let _n4 = join("n4", &n4, &c.addrs[1], &path("n4"), &path("n4.log"), &[]);
     let _n5 = join("n5", &n5, &c.addrs[2], &path("n5"), &path("n5.log"), &[]);
-    let voters = |want: &[&str]| {
-        let want: Vec<(String, bool)> = want.iter().map(|id| (id.to_string(), true)).collect();
-        let all = all.clone();
-        move || (members(&all).as_ref() == Some(&want)).then_some(())
-    };
+    let voters = |want: &[&str]| voters_are(&all, want);
     for (id, addr) in [("n4", &n4), ("n5", &n5)] {
         let (code, out, err) = replog(&["member", "add", &format!("{id}={addr}"), "--node", &all]);
         assert_eq!(code, 0, "{out}{err}");
@@ -375,13 +375,7 @@ fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
     });
     let (code, out, err) = replog(&["member", "remove", "n3", "--node", &all]);
     assert_eq!(code, 0, "{out}{err}");
-    let want: Vec<(String, bool)> = ["n1", "n2", "n4"]
-        .iter()
-        .map(|id| (id.to_string(), true))
-        .collect();
-    wait_until("n1, n2 and n4", || {
-        (members(&all).as_ref() == Some(&want)).then_some(())
-    });
+    wait_until("n1, n2 and n4", voters_are(&all, &["n1", "n2", "n4"]));
     let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "after"]);
     assert_eq!(code, 0, "{out}{err}");
     let acked = stop_after(writing, &stop, 3);
