@@ -233,7 +233,7 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
 #[test]
 fn a_change_on_a_cluster_with_a_key_needs_the_key() {
     let key = c_key();
-    let key_path = key.0.path().join("key");
+    let key_path = key.path().join("key");
     let key_flag = key_path.to_string_lossy().to_string();
     let mut c = Cluster::new(3, true, |_| {
         flags(&[FAST, &["--cluster-key-file", &key_flag][..]].concat())
@@ -260,10 +260,10 @@ fn a_change_on_a_cluster_with_a_key_needs_the_key() {
 }
 
 /// A directory holding a cluster key file named `key`.
-fn c_key() -> (tempfile::TempDir,) {
+fn c_key() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "membership-key-0123456789abcdef\n").unwrap();
-    (dir,)
+    dir
 }
 
 /// Grow 3 → 5 (two nodes join), shrink 5 → 3 by removing the master and

@@ -962,6 +962,8 @@ impl World {
             WriteConcern::All => w.min(fewest as u32),
         };
         let holders = voters.iter().filter(|n| stored(n, seq, &entry)).count() as u32;
+        // REPLOG_CORE_DEBUG=1 shows the members and configurations behind
+        // an acknowledgement short of w.
         if holders < w && std::env::var_os("REPLOG_CORE_DEBUG").is_some() {
             let core = self.nodes[node].core.as_ref().unwrap();
             eprintln!(
