@@ -383,3 +383,67 @@ fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
     assert_eq!(code, 0, "{out}{err}");
     holds_every(&n4, &acked);
 }
+
+/// A node down through a change, and behind the master's retention past
+/// the entry that records it, is reset when it comes back: the reset
+/// carries the members in force at its base, so it acts on the cluster's
+/// members and not on the older ones its own log (or `--cluster`) holds.
+#[test]
+fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base() {
+    let retention = ["--segment-bytes", "4096", "--retention-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &retention].concat()));
+    c.start_all();
+    let first = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.kill(2);
+    let n4 = format!("127.0.0.1:{}", free_port());
+    let all = format!("{},{},{n4}", c.addrs[0], c.addrs[1]);
+    let _n4 = join(
+        "n4",
+        &n4,
+        &c.addrs[0],
+        &c.dir.path().join("n4"),
+        &c.dir.path().join("n4.log"),
+        &retention,
+    );
+    let (code, out, err) = replog(&["member", "add", &format!("n4={n4}"), "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("n4 to vote", voters_are(&all, &["n1", "n2", "n3", "n4"]));
+    // The log grows well past retention without n3: the entries that
+    // record n4's addition and promotion are deleted on the master.
+    let (code, out, err) = replog(&[
+        "bench", "--node", &all, "-w", "majority", "--count", "2000", "--warmup", "0s",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("the master's retention to pass the changes", || {
+        let (_, out, _) = replog(&["verify", "--node", &all, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        (v["compared_from"].as_u64()? > 100).then_some(())
+    });
+    // n3 comes back: its log and its --cluster know three voters, the
+    // cluster four, so a majority is 3 and not 2.
+    c.start(2);
+    wait_until("n3 to be reset", || {
+        c.logs(2)
+            .contains("lacks entries its master has deleted by retention")
+            .then_some(())
+    });
+    let n3 = c.addrs[2].clone();
+    let needed = || {
+        let (_, out, _) = replog(&["health", "--node", &n3, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        v["needed"].as_u64()
+    };
+    wait_until("n3 to count four voters", || (needed()? == 3).then_some(()));
+    // And it keeps them past a restart (`base.members`).
+    c.kill(2);
+    c.start(2);
+    wait_until("n3 to count four voters again", || {
+        (needed()? == 3).then_some(())
+    });
+    let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "after"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = replog(&["verify", "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+}

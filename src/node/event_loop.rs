@@ -539,7 +539,11 @@ impl NodeLoop {
                         self.pending.extend(entries);
                     }
                 }
-                Action::ResetLog { base, epochs } => {
+                Action::ResetLog {
+                    base,
+                    epochs,
+                    configs,
+                } => {
                     warn!(
                         node = %self.shared.cfg.id,
                         base = base.seq,
@@ -550,7 +554,7 @@ impl NodeLoop {
                     self.tail.clear();
                     self.shared_sends.clear();
                     let mut log = self.shared.log.write();
-                    let result = log.reset(base, &epochs);
+                    let result = log.reset(base, &epochs, configs.as_deref());
                     self.visible_tx.send_if_modified(|v| {
                         let changed = *v != base.seq;
                         *v = base.seq;
@@ -611,6 +615,13 @@ impl NodeLoop {
                     }
                     if let Some((c, tx, version)) = &self.master {
                         if *c == conn {
+                            // A master of node version 8 or later is told
+                            // this node's before its welcome.
+                            if matches!(frame, Frame::Welcome(_)) && *version >= 8 {
+                                tx.offer(Frame::NodeVersion {
+                                    version: crate::wire::NODE_PROTOCOL_VERSION,
+                                });
+                            }
                             tx.offer(frame.for_node_version(*version));
                         }
                     }

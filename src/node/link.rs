@@ -68,7 +68,7 @@ pub(crate) async fn run<N: Net>(
             // Stopped while dialling (a static master's new epoch): this
             // hello spoke for the old epoch, and the new link is dialling.
             Ok(_) if cmds.is_closed() => return,
-            Ok((stream, welcome)) => {
+            Ok((stream, welcome, version)) => {
                 last_error.clear();
                 ever_connected = true;
                 let opened = tokio::time::Instant::now();
@@ -83,6 +83,7 @@ pub(crate) async fn run<N: Net>(
                         last: welcome.last,
                         stored: welcome.stored,
                         epochs: welcome.epochs,
+                        version,
                     }))
                     .await;
                 let reason = serve((peer, &id), conn, stream, &shared, &mut cmds).await;
@@ -182,7 +183,7 @@ pub(super) async fn connect<N: Net>(
     addr: &str,
     role: Role,
     deadline: Duration,
-) -> Result<((Reader, Writer), crate::wire::Welcome), HandshakeError> {
+) -> Result<((Reader, Writer), crate::wire::Welcome, u32), HandshakeError> {
     use HandshakeError::{Failed, Refused};
     let what = match role {
         Role::Master { .. } => "secondary",
@@ -236,7 +237,7 @@ pub(super) async fn connect<N: Net>(
                     .await
                     .map_err(|_| Failed("no answer to the proof".to_string()))?;
             }
-            Some(Ok(Frame::Welcome(_))) => {
+            Some(Ok(Frame::Welcome(_) | Frame::NodeVersion { .. })) => {
                 return Err(Refused(format!(
                     "{what} {peer_id} did not prove the cluster key: start it with --cluster-key-file (the same key as {key_file})"
                 )))
@@ -244,8 +245,16 @@ pub(super) async fn connect<N: Net>(
             _ => {}
         }
     }
+    // A node of version 8 or later says its own version before its welcome.
+    let mut version = 7;
+    if let Some(Ok(Frame::NodeVersion { version: v })) = answer {
+        version = v;
+        answer = tokio::time::timeout(deadline, reader.next())
+            .await
+            .map_err(|_| Failed("no welcome after the node's version".to_string()))?;
+    }
     match answer {
-        Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome)),
+        Some(Ok(Frame::Welcome(welcome))) => Ok(((reader, writer), welcome, version)),
         Some(Ok(Frame::Challenge { .. })) => Err(Refused(format!(
             "{what} {peer_id} requires the cluster key and this node has none: start it with --cluster-key-file"
         ))),

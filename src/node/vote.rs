@@ -22,7 +22,7 @@ pub(super) async fn ask<N: Net>(shared: Arc<Shared>, (id, addr): (String, String
         id: shared.cfg.id.clone(),
     };
     let answer = tokio::time::timeout(timeout, async {
-        let ((mut reader, mut writer), _) =
+        let ((mut reader, mut writer), _, _) =
             connect::<N>(&shared, &id, &addr, role, timeout).await?;
         writer
             .send(request)

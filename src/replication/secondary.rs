@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -66,6 +67,10 @@ pub enum SecondaryEvent {
         base: Position,
         /// The epochs begun up to `base`.
         epochs: Vec<(Epoch, Seq)>,
+        /// The configuration entries at or before `base` (the newest, or
+        /// none if the members never changed up to it), as sequence number
+        /// and message; `None` from a master too old to say.
+        configs: Option<Vec<(Seq, Bytes)>>,
     },
     /// Retention deleted the start of the local log: it begins after
     /// `base`.
@@ -127,6 +132,9 @@ pub enum SecondaryAction {
         base: Position,
         /// The epochs begun up to `base`.
         epochs: Vec<(Epoch, Seq)>,
+        /// The configuration entries at or before `base`, if the master
+        /// said (see the event).
+        configs: Option<Vec<(Seq, Bytes)>>,
     },
     /// Cut the local log after this sequence number.
     Truncate {
@@ -344,7 +352,12 @@ impl Secondary {
                 }
             }
             SecondaryEvent::Compacted { base } => self.base = base,
-            SecondaryEvent::Reset { conn, base, epochs } => {
+            SecondaryEvent::Reset {
+                conn,
+                base,
+                epochs,
+                configs,
+            } => {
                 if self.conn != Some(conn) {
                     return;
                 }
@@ -359,7 +372,11 @@ impl Secondary {
                 // deletes nothing else.
                 self.committed = base.seq;
                 self.base = base;
-                out.push(SecondaryAction::ResetLog { base, epochs });
+                out.push(SecondaryAction::ResetLog {
+                    base,
+                    epochs,
+                    configs,
+                });
             }
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
@@ -1133,16 +1150,19 @@ mod tests {
         // A new master connection that resets it: retention deleted 4..=10.
         step(&mut s, now, E::MasterConnected { conn: 2 });
         let base = Position { epoch: 1, seq: 10 };
+        let members = Some(vec![(7, Bytes::from("voter a a:1\n"))]);
         let reset = E::Reset {
             conn: 2,
             base,
             epochs: vec![(1, 1)],
+            configs: members.clone(),
         };
         assert_eq!(
             step(&mut s, now, reset),
             vec![A::ResetLog {
                 base,
-                epochs: vec![(1, 1)]
+                epochs: vec![(1, 1)],
+                configs: members,
             }]
         );
         assert_eq!((s.received(), s.stored(), s.committed()), (10, 10, 10));

@@ -893,7 +893,16 @@ impl DiskLog {
     /// empty segment below the base, which the next start deletes). A
     /// failure part-way leaves the log cut and at least one segment, so
     /// nothing panics; the caller stops trusting the log.
-    pub(super) fn reset(&mut self, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
+    ///
+    /// The membership at the base is the master's `configs` when it says
+    /// (they replace the node's own, which may be older or cut), else
+    /// what this node knew up to the base.
+    pub(super) fn reset(
+        &mut self,
+        base: Position,
+        epochs: &[(Epoch, Seq)],
+        configs: Option<&[(Seq, bytes::Bytes)]>,
+    ) -> io::Result<()> {
         if base.seq == Seq::MAX {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -901,11 +910,13 @@ impl DiskLog {
             ));
         }
         self.truncate_after(self.base.seq)?;
-        // What this node knew of the membership up to the new base stays
-        // (the master sends none with a reset).
-        self.configs.retain(|(s, _)| *s <= base.seq);
-        if let Some(config) = self.configs.last() {
-            write_base_members(&self.dir, config)?;
+        match configs {
+            Some(given) => self.configs = given.to_vec(),
+            None => self.configs.retain(|(s, _)| *s <= base.seq),
+        }
+        match self.configs.last() {
+            Some(config) => write_base_members(&self.dir, config)?,
+            None => remove_base_members(&self.dir)?,
         }
         write_base(&self.dir, base, epochs)?;
         self.base = base;
@@ -1169,6 +1180,15 @@ fn write_base_members(dir: &Path, (seq, members): &(Seq, bytes::Bytes)) -> io::R
     replace_file(dir, "base.members", &text)
 }
 
+/// Removes `base.members` (none of the log's configuration entries is at or
+/// before its base): the directory is synced by the caller's next step.
+fn remove_base_members(dir: &Path) -> io::Result<()> {
+    match fs::remove_file(dir.join("base.members")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Records the base and the epochs begun up to it: a new file, synced,
 /// renamed over the old one, the directory synced.
 fn write_base(dir: &Path, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
@@ -1355,7 +1375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = write(dir.path(), 30, 200);
         let base = Position { epoch: 9, seq: 100 };
-        log.reset(base, &[(1, 1), (9, 95)]).unwrap();
+        log.reset(base, &[(1, 1), (9, 95)], None).unwrap();
         assert_eq!((log.last(), all(&log)), (base, vec![]));
         let next = Entry {
             epoch: 9,
@@ -2059,7 +2079,8 @@ mod tests {
     }
 
     #[test]
-    fn configuration_entries_are_found_at_start_forgotten_when_cut_and_kept_past_retention() {
+    fn configuration_entries_are_found_at_start_forgotten_when_cut_and_kept_past_retention_and_resets(
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
         let config = |seq: Seq, text: &str| Entry::config(1, seq, text.to_string().into());
@@ -2088,7 +2109,23 @@ mod tests {
         assert!(log.base.seq >= 50, "{:?}", log.base);
         assert_eq!(log.configs(), both[..1]);
         drop(log);
-        let log = DiskLog::open(dir.path(), 2_000).unwrap();
+        let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
         assert_eq!(log.configs(), both[..1]);
+        // A reset with the master's members at its base: they replace the
+        // node's own, past a restart.
+        let base = Position { epoch: 1, seq: 300 };
+        let given = vec![(250, bytes::Bytes::from("voter c h:3\n"))];
+        log.reset(base, &[(1, 1)], Some(&given)).unwrap();
+        assert_eq!(log.configs(), given);
+        drop(log);
+        let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
+        assert_eq!(log.configs(), given);
+        // A master that says none were made: none, past a restart.
+        let base = Position { epoch: 1, seq: 400 };
+        log.reset(base, &[(1, 1)], Some(&[])).unwrap();
+        assert_eq!(log.configs(), vec![]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 2_000).unwrap();
+        assert_eq!(log.configs(), vec![]);
     }
 }

@@ -193,8 +193,15 @@ impl Log {
 
     /// Empties the log so that its next entry is `base.seq + 1`, with the
     /// epochs begun up to there (a node behind its master's retention
-    /// starts again from there).
-    pub fn reset(&mut self, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result<()> {
+    /// starts again from there). `configs`, when the master said, are the
+    /// configuration entries at or before the base (see `disk`); a log in
+    /// memory has none to keep past a restart.
+    pub fn reset(
+        &mut self,
+        base: Position,
+        epochs: &[(Epoch, Seq)],
+        configs: Option<&[(Seq, bytes::Bytes)]>,
+    ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
                 m.entries.clear();
@@ -202,7 +209,7 @@ impl Log {
                 m.base_epochs = epochs.to_vec();
                 Ok(())
             }
-            Log::Disk(d) => d.reset(base, epochs),
+            Log::Disk(d) => d.reset(base, epochs, configs),
         }
     }
 

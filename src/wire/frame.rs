@@ -24,8 +24,11 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 /// candidate saying 5 with a refusal instead). 7 added
 /// `LearnerHeartbeatReply`, by which a master learns which of its
 /// secondaries are learners; a master saying 6 or less is sent
-/// `HeartbeatReply` instead.
-pub const NODE_PROTOCOL_VERSION: u32 = 7;
+/// `HeartbeatReply` instead. 8 added `NodeVersion`, by which a node tells a
+/// master saying 8 or later its own version before its welcome, and
+/// `ResetMembers`, sent only to a secondary that said 8 or later: a reset
+/// that carries the membership at its base.
+pub const NODE_PROTOCOL_VERSION: u32 = 8;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +340,33 @@ pub enum Frame {
         req: u64,
         /// The change.
         change: MemberChangeRequest,
+    },
+
+    // ---- membership (node version 8) ----
+    /// A node's own node protocol version, sent to a master whose hello
+    /// said 8 or later, after the proof of the key and right before the
+    /// `Welcome`: the master then knows which frames the node reads.
+    NodeVersion {
+        /// The node's [`NODE_PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// `Reset`, with the membership in force at the base: the
+    /// configuration entries at or before it that the secondary can no
+    /// longer be sent (retention deleted them), so that it acts on the
+    /// cluster's members and not on older ones its log held. Sent only to
+    /// secondaries that said node version 8 or later.
+    ResetMembers {
+        /// The entry before the first the master holds.
+        base: Position,
+        /// The epochs begun up to `base` (first sequence number of each).
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        epochs: Vec<(Epoch, Seq)>,
+        /// The newest configuration entry at or before the base, as its
+        /// sequence number and message; none if the cluster's members
+        /// never changed up to it. (A list, of one at most, so that it is
+        /// read as `Listed`'s pairs are.)
+        #[serde(with = "super::bounded::listed")]
+        configs: Vec<(Seq, Bytes)>,
     },
 
     // ---- not a frame of the protocol: new frames go above ----

@@ -1214,6 +1214,7 @@ impl World {
                             last: w.last,
                             stored: w.stored,
                             epochs: w.epochs,
+                            version: replog::wire::NODE_PROTOCOL_VERSION,
                         }
                     }
                     // A frame that overtook the welcome: the master does not

@@ -66,6 +66,7 @@ fn a_member_is_added_as_a_learner_that_counts_only_once_promoted() {
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut m, now, s2);
     assert_eq!(

@@ -188,6 +188,7 @@ impl Master {
                 addr: m.addr.clone(),
             });
         }
+        self.cfg.configs.push((seq, next.clone()));
         self.cfg.members = next;
         self.cfg.config_seq = seq;
         let n = self.nodes().max(1);

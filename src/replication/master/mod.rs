@@ -41,6 +41,10 @@ pub struct MasterConfig {
     /// The sequence number of the configuration entry `members` comes from
     /// (0 for `--cluster`'s): a change waits until it is committed.
     pub config_seq: Seq,
+    /// The configuration entries of the log, in order, with the members
+    /// each records (the newest is `members`): a reset sends the one in
+    /// force at its base.
+    pub configs: Vec<(Seq, crate::replication::membership::Membership)>,
     /// Deadlines and backoff.
     pub timing: Timing,
     /// Largest message accepted, in bytes.
@@ -107,6 +111,9 @@ pub enum MasterEvent {
         stored: Seq,
         /// The first sequence number of each epoch in its log.
         epochs: Vec<(Epoch, Seq)>,
+        /// The node protocol version it said (`NodeVersion`; 7 if it said
+        /// none): which frames it reads.
+        version: u32,
     },
     /// A secondary answered the master's hello with a refusal (a wrong
     /// key, another configuration): it is up, but will not replicate.
@@ -614,7 +621,11 @@ impl Master {
                 last,
                 stored,
                 epochs,
-            } => self.on_peer_connected(now, peer, conn, (last, &epochs), stored, out),
+                version,
+            } => {
+                let theirs = (last, &epochs[..], version);
+                self.on_peer_connected(now, peer, conn, theirs, stored, out)
+            }
             MasterEvent::PeerRefused {
                 peer,
                 reason,
@@ -666,6 +677,12 @@ impl Master {
     /// one starts it again after the base.
     fn on_compacted(&mut self, base: Position, out: &mut Vec<MasterAction>) {
         self.base = base;
+        // Of the configuration entries at or before the base, only the
+        // newest is the members in force there.
+        let older = (self.cfg.configs.iter())
+            .take_while(|(s, _)| *s <= base.seq)
+            .count();
+        self.cfg.configs.drain(..older.saturating_sub(1));
         // Waiting for an entry that is gone: no node still lacking it can
         // be sent it (retention deletes only entries on a majority).
         let gone: Vec<u64> = (self.waiters.iter())

@@ -13,7 +13,7 @@ impl Master {
         now: Instant,
         peer: usize,
         conn: ConnId,
-        (last, epochs): (Position, &[(Epoch, Seq)]),
+        (last, epochs, version): (Position, &[(Epoch, Seq)], u32),
         stored: Seq,
         out: &mut Vec<MasterAction>,
     ) {
@@ -43,10 +43,11 @@ impl Master {
                 .filter(|(_, first)| *first <= base.seq)
                 .copied()
                 .collect();
-            frame = Frame::Reset { base, epochs };
+            frame = self.reset(base, epochs, version);
             agree = base.seq;
         }
-        let stored = if agree == self.base.seq && matches!(frame, Frame::Reset { .. }) {
+        let reset = matches!(frame, Frame::Reset { .. } | Frame::ResetMembers { .. });
+        let stored = if agree == self.base.seq && reset {
             agree
         } else {
             stored
@@ -67,6 +68,25 @@ impl Master {
         p.refused = None;
         out.push(MasterAction::Send { peer, conn, frame });
         self.release(out);
+    }
+
+    /// The frame that starts a secondary again after `base`: with the
+    /// members in force there for one that reads them (node version 8),
+    /// since it can no longer be sent the entry that records them.
+    fn reset(&self, base: Position, epochs: Vec<(Epoch, Seq)>, version: u32) -> Frame {
+        if version < 8 {
+            return Frame::Reset { base, epochs };
+        }
+        let configs = (self.cfg.configs.iter().rev())
+            .find(|(s, _)| *s <= base.seq)
+            .map(|(s, m)| (*s, m.encode()))
+            .into_iter()
+            .collect();
+        Frame::ResetMembers {
+            base,
+            epochs,
+            configs,
+        }
     }
 
     /// A secondary refused the hello (or its proof of the key, or its

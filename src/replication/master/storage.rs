@@ -129,6 +129,7 @@ impl Master {
             self.epoch_spent = true;
             self.change = None;
         }
+        self.cfg.configs.retain(|(s, _)| *s <= after);
         // No secondary counts for an entry this log no longer holds: the
         // next entry at that seq is another one.
         for p in &mut self.peers {

@@ -33,6 +33,7 @@ pub(super) fn master(secondaries: usize) -> (Master, Instant) {
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
+        configs: Vec::new(),
     };
     let cfg = with_all_voters(cfg);
     let state = LogState {
@@ -65,6 +66,8 @@ pub(super) fn master_over(window: u64, batch: u64, state: LogState) -> Master {
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
+        // As the role's core passes them (the members stay all voters).
+        configs: state.configs.clone(),
     };
     let cfg = with_all_voters(cfg);
     Master::new(cfg, state, Instant::now())
@@ -93,6 +96,7 @@ pub(super) fn connect_all(m: &mut Master, now: Instant) {
                 last: Position::default(),
                 stored: 0,
                 epochs: vec![],
+                version: crate::wire::NODE_PROTOCOL_VERSION,
             },
         );
         assert_eq!(
@@ -305,6 +309,7 @@ fn without_quorum_appends_are_refused_and_nothing_is_assigned() {
             last: Position::default(),
             stored: 0,
             epochs: vec![],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -487,6 +492,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
+        configs: Vec::new(),
     };
     let cfg = with_all_voters(cfg);
     // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
@@ -513,6 +519,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
             last: Position { epoch: 1, seq: 8 },
             stored: 8,
             epochs: vec![(1, 1)],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -544,6 +551,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
             last: Position { epoch: 2, seq: 7 },
             stored: 7,
             epochs: vec![(1, 1), (2, 6)],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -592,6 +600,7 @@ fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
             last: Position::default(),
             stored: 0,
             epochs: vec![],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -695,6 +704,7 @@ fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
         last: Position { epoch: 3, seq: 9 },
         stored: 9,
         epochs: vec![(3, 1)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     let out = step(&mut m, now, ahead);
     assert!(
@@ -709,6 +719,7 @@ fn a_secondary_ahead_of_a_master_that_lost_its_data_is_refused_not_cut() {
         last: Position { epoch: 1, seq: 2 },
         stored: 2,
         epochs: vec![(1, 1)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     assert!(matches!(
         &step(&mut m, now, longer)[..],
@@ -1042,6 +1053,7 @@ fn a_disconnected_secondary_is_sent_nothing_and_its_old_connection_is_ignored() 
             last: Position::default(),
             stored: 0,
             epochs: vec![],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -1356,6 +1368,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
                 last: Position::default(),
                 stored: 0,
                 epochs: vec![],
+                version: crate::wire::NODE_PROTOCOL_VERSION,
             },
         );
         step(&mut m, now, E::Tick);
@@ -1451,6 +1464,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
             last: Position::default(),
             stored: 0,
             epochs: vec![],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     assert_eq!(
@@ -1683,6 +1697,8 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         last: Position { epoch: 1, seq },
         stored: seq,
         epochs,
+        // Too old to be sent the members (see the next test).
+        version: 7,
     };
     // Its log ends at 3: entries 4 to 10 are gone here.
     let out = step(&mut m, now, connected(10, 3, vec![(1, 1)]));
@@ -1733,6 +1749,106 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_them() {
+    let now = Instant::now();
+    let three = |x: &str| {
+        Membership::voters(&[
+            ("m".into(), "m:1".into()),
+            ("s0".into(), "s0:1".into()),
+            (x.into(), format!("{x}:1")),
+        ])
+    };
+    let state = LogState {
+        epoch: 2,
+        last: Position { epoch: 2, seq: 20 },
+        epochs: vec![(1, 1), (2, 15)],
+        keys: KeyWindow::new(100, 21),
+        vote: None,
+        committed: 0,
+        base: Position { epoch: 1, seq: 10 },
+        learner: false,
+        configs: vec![(3, three("a")), (7, three("b")), (12, three("c"))],
+    };
+    let mut m = master_over(100, 100, state);
+    let connected = |conn, version| E::PeerConnected {
+        peer: 0,
+        conn,
+        last: Position { epoch: 1, seq: 2 },
+        stored: 2,
+        epochs: vec![(1, 1)],
+        version,
+    };
+    let reset_members = |conn, base, configs| A::Send {
+        peer: 0,
+        conn,
+        frame: Frame::ResetMembers {
+            base,
+            epochs: vec![(1, 1)],
+            configs,
+        },
+    };
+    // The entry at 7 is the members at base 10 (12 it will be sent).
+    let base = Position { epoch: 1, seq: 10 };
+    let out = step(&mut m, now, connected(10, 8));
+    assert_eq!(
+        out,
+        vec![reset_members(10, base, vec![(7, three("b").encode())])]
+    );
+    // Retention deletes through 14: the entry at 12 is the one in force.
+    step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 10 });
+    let base = Position { epoch: 1, seq: 14 };
+    step(&mut m, now, E::Compacted { base });
+    assert_eq!(
+        step(&mut m, now, connected(11, 8)),
+        vec![reset_members(11, base, vec![(12, three("c").encode())])]
+    );
+    assert_eq!(m.cfg.configs.len(), 1, "older ones are forgotten");
+}
+
+#[test]
+fn a_reset_before_any_change_says_the_members_never_changed() {
+    let now = Instant::now();
+    let base = Position { epoch: 1, seq: 10 };
+    let state = LogState {
+        epoch: 2,
+        last: Position { epoch: 1, seq: 20 },
+        epochs: vec![(1, 1)],
+        keys: KeyWindow::new(100, 21),
+        vote: None,
+        committed: 0,
+        base,
+        learner: false,
+        configs: Vec::new(),
+    };
+    let mut m = master_over(100, 100, state);
+    let out = step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 10,
+            last: Position::default(),
+            stored: 0,
+            epochs: vec![],
+            version: 8,
+        },
+    );
+    let expected = Frame::ResetMembers {
+        base,
+        epochs: vec![(1, 1)],
+        configs: vec![],
+    };
+    assert_eq!(
+        out,
+        vec![A::Send {
+            peer: 0,
+            conn: 10,
+            frame: expected
+        }]
+    );
 }
 
 #[test]

@@ -45,7 +45,16 @@ impl Core {
                     }
                 }
                 Action::CutLog { after, .. } => self.configs.retain(|(s, _)| s <= after),
-                Action::ResetLog { base, .. } => self.configs.retain(|(s, _)| *s <= base.seq),
+                Action::ResetLog { base, configs, .. } => match configs {
+                    // The master's word for what its log records up to the
+                    // base, which the node's own may not (cut, or older).
+                    Some(given) => {
+                        self.configs = (given.iter())
+                            .filter_map(|(s, m)| Some((*s, Membership::decode(m).ok()?)))
+                            .collect()
+                    }
+                    None => self.configs.retain(|(s, _)| *s <= base.seq),
+                },
                 _ => {}
             }
         }

@@ -13,6 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
 use super::membership::Membership;
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
@@ -270,6 +272,11 @@ pub enum Action {
         base: Position,
         /// The epochs begun up to `base`.
         epochs: Vec<(Epoch, Seq)>,
+        /// The configuration entries at or before `base` the master says
+        /// are the log's (the newest, or none): they replace the node's
+        /// own, which may be older or cut. `None` from a master too old to
+        /// say: the node's own at or before `base` stay.
+        configs: Option<Vec<(Seq, Bytes)>>,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
     /// be written beyond it). If cutting fails, report `StorageFailed`.
@@ -524,6 +531,7 @@ impl Core {
             secondaries: peers.clone(),
             members: self.members.clone(),
             config_seq: self.config_seq(),
+            configs: self.configs.clone(),
             timing: self.cfg.timing,
             max_message_bytes: self.cfg.max_message_bytes,
             window: self.cfg.window,
@@ -1023,7 +1031,9 @@ impl Core {
             SecondaryEvent::Entries { conn, entries } => {
                 (*conn, entries.iter().map(|e| e.epoch).max())
             }
-            SecondaryEvent::Reset { conn, base, epochs } => (
+            SecondaryEvent::Reset {
+                conn, base, epochs, ..
+            } => (
                 *conn,
                 epochs.iter().map(|(e, _)| *e).chain([base.epoch]).max(),
             ),
@@ -1139,9 +1149,17 @@ impl Core {
         for action in actions.drain(..) {
             out.push(match action {
                 SecondaryAction::Persist(entries) => Action::Persist(entries),
-                SecondaryAction::ResetLog { base, epochs } => {
+                SecondaryAction::ResetLog {
+                    base,
+                    epochs,
+                    configs,
+                } => {
                     self.generation += 1;
-                    Action::ResetLog { base, epochs }
+                    Action::ResetLog {
+                        base,
+                        epochs,
+                        configs,
+                    }
                 }
                 SecondaryAction::Truncate { after, diverged } => {
                     self.generation += 1;

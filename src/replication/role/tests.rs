@@ -243,6 +243,7 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     assert_eq!(
         step(&mut core, now, Event::Link(connected)),
@@ -302,6 +303,7 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
         last: Position { epoch: 1, seq: 5 },
         stored: 5,
         epochs: vec![(1, 1)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, Some("k"), 2));
@@ -397,6 +399,7 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
         last: Position { epoch: 4, seq: 1 },
         stored: 1,
         epochs: vec![(4, 1)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut core, now, Event::Link(connected));
     assert_eq!(
@@ -508,6 +511,7 @@ fn the_next_deadline_is_the_role_cores() {
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut master, now, Event::Link(connected));
     // The new connection's first heartbeat is due at once, the next one an
@@ -554,6 +558,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, None, 1));
@@ -591,6 +596,7 @@ fn connected(peer: usize, conn: ConnId, last: Seq) -> Event {
         last: state.last,
         stored: last,
         epochs: state.epochs,
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     })
 }
 
@@ -644,6 +650,7 @@ fn a_static_master_whose_failed_sync_cuts_sent_entries_goes_on_in_a_new_epoch() 
         last: Position { epoch: 3, seq: 8 },
         stored: 8,
         epochs: vec![(1, 1), (2, 6), (3, 8)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     });
     let out = step(&mut core, now, holding_old_eight);
     let mut eight = entry(4, 8);

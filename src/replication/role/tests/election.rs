@@ -297,6 +297,7 @@ fn a_master_that_hears_a_majority_stays() {
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut core, now, Event::Link(connected));
     let later = now + T - Duration::from_millis(1);
@@ -321,6 +322,7 @@ fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite()
         last: Position::default(),
         stored: 0,
         epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut core, now, Event::Link(connected));
     let out = step(&mut core, now, append(1, Some("k"), 3));
@@ -426,6 +428,7 @@ fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
         last: Position { epoch: 2, seq: 7 },
         stored: 7,
         epochs: vec![(1, 1), (2, 6)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut b, at, Event::Link(connected));
     step(&mut b, at, Event::Stored { gen: 0, upto: 8 });
@@ -489,6 +492,7 @@ fn a_master_elected_over_a_log_known_committed_writes_no_marker() {
         last: Position { epoch: 2, seq: 7 },
         stored: 7,
         epochs: vec![(1, 1), (2, 6)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut c, at, Event::Link(connected));
     let later = at + Timing::default().heartbeat_interval;
@@ -637,6 +641,7 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
         last: Position { epoch: 2, seq: 7 },
         stored: 7,
         epochs: vec![(1, 1), (2, 6)],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut b, at, Event::Link(connected));
     assert_eq!(step(&mut b, at, append(1, Some("k"), 2)), vec![]);

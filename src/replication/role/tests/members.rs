@@ -205,6 +205,7 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
         conn: 3,
         base: Position { epoch: 9, seq: 20 },
         epochs: vec![(1, 1)],
+        configs: None,
     };
     assert!(matches!(
         &step(&mut b, now, Event::FromMaster(reset))[..],

@@ -63,3 +63,59 @@ fn a_secondary_acts_on_a_configuration_entry_once_written_and_forgets_it_once_cu
     assert_eq!(c_view.members(), &without_c);
     assert!(!c_view.is_voter());
 }
+
+#[test]
+fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_base() {
+    let now = Instant::now();
+    // b's log holds a change its master never committed: c removed.
+    let (b, _) = Core::new(config("b"), log(0), now);
+    let without_c = b.members().without("c").unwrap();
+    let with_d = b.members().with_learner("d", "d:1").unwrap();
+    let state = LogState {
+        configs: vec![(2, without_c.clone())],
+        ..log(2)
+    };
+    let (mut b, _) = Core::new(config("b"), state, now);
+    assert_eq!(b.members(), &without_c);
+    let reset = |conn, configs| {
+        Event::FromMaster(SecondaryEvent::Reset {
+            conn,
+            base: Position { epoch: 1, seq: 10 },
+            epochs: vec![(1, 1)],
+            configs,
+        })
+    };
+    // The master says d was added at 6, in force at the base 10.
+    step(&mut b, now, opened(3));
+    let given = Some(vec![(6, with_d.encode())]);
+    let out = step(&mut b, now, reset(3, given.clone()));
+    assert_eq!(
+        out,
+        vec![Action::ResetLog {
+            base: Position { epoch: 1, seq: 10 },
+            epochs: vec![(1, 1)],
+            configs: given,
+        }]
+    );
+    assert_eq!(b.members(), &with_d);
+    // A master that says none was made: --cluster's members again.
+    step(&mut b, now, opened(4));
+    step(&mut b, now, reset(4, Some(vec![])));
+    assert_eq!(b.members().voter_count(), 3);
+    assert!(b.members().is_voter("c") && b.members().get("d").is_none());
+    // One too old to say: the node's own up to the base stay.
+    let state = LogState {
+        configs: vec![(2, without_c.clone()), (12, with_d.clone())],
+        ..log(12)
+    };
+    let (mut b, _) = Core::new(config("b"), state, now);
+    let opened2 = Event::MasterOpened {
+        conn: 5,
+        master: "a".into(),
+        epoch: 2,
+    };
+    step(&mut b, now, opened2);
+    let out = step(&mut b, now, reset(5, None));
+    assert!(matches!(&out[..], [Action::ResetLog { .. }]), "{out:?}");
+    assert_eq!(b.members(), &without_c);
+}
