@@ -4,7 +4,9 @@
 //! remove one and is cut off from everyone right after, while appends
 //! with w=majority go on on the other side; once it heals, every node
 //! that is a member holds every append acknowledged, at its sequence
-//! number, and the members agree.
+//! number, and the members agree. And a cluster split 2 | 2 (the master
+//! and a joining node apart from the other two voters) while the master is
+//! asked to add that node: nothing acknowledged lost, one master per epoch.
 
 mod common;
 
@@ -172,5 +174,183 @@ fn a_master_cut_off_while_removing_a_node_loses_nothing_a_majority_acknowledged(
         "n1 cut nothing: {members:?}\n{}",
         c.logs(0)
     );
+    drop(c);
+}
+
+/// Every "role changed" line of the nodes' logs that makes a node master:
+/// (epoch, node).
+fn masters_by_epoch(c: &Cluster, nodes: usize, more: &str) -> Vec<(u64, String)> {
+    let mut logs: Vec<String> = (0..nodes).map(|i| c.logs(i)).collect();
+    logs.push(more.to_string());
+    let mut found = Vec::new();
+    for line in logs.iter().flat_map(|l| l.lines()) {
+        if !line.contains("role changed") || !line.contains("role=master") {
+            continue;
+        }
+        let field = |name: &str| {
+            let at = line.find(&format!(" {name}="))? + name.len() + 2;
+            line[at..].split_whitespace().next().map(str::to_string)
+        };
+        if let (Some(epoch), Some(node)) = (field("epoch"), field("node")) {
+            found.push((epoch.parse().unwrap(), node));
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_per_epoch() {
+    if netns::skipped() {
+        return;
+    }
+    let net = Netns::new(4);
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("cluster.key");
+    std::fs::write(&key, "a-cluster-key-0123456789abcdef\n").unwrap();
+    let key = key.display().to_string();
+    let mut c = Cluster::in_netns(&net, 3, true, |_| {
+        let mut f = flags(FAST);
+        f.extend(["--cluster-key-file".into(), key.clone()]);
+        f
+    });
+    c.start_all();
+    let clients = net.clients();
+    let three = c.addrs.join(",");
+    let (code, out, err) = replog_in(
+        &net,
+        clients,
+        &["health", "--node", &three, "--wait", "30s", "--json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let health: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let master_addr = health["master"].as_str().unwrap().to_string();
+    let m = c.addrs.iter().position(|a| *a == master_addr).unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != m).collect();
+
+    // n4, a new machine, joins (a learner once added).
+    let n4 = format!("{}:7001", net.ip(3));
+    let n4_log_path = c.dir.path().join("n4.log");
+    let n4_log = std::fs::File::create(&n4_log_path).unwrap();
+    let mut n4_proc = net
+        .command(3, env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n4", "--join", &master_addr, "--listen", &n4])
+        .args(["--cluster-key-file", &key])
+        .arg("--data-dir")
+        .arg(c.dir.path().join("n4"))
+        .args(FAST)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(n4_log)
+        .spawn()
+        .unwrap();
+
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let mut append = |nodes: &str, message: &str| {
+        let args = [
+            "append",
+            "-w",
+            "majority",
+            "--timeout",
+            "30s",
+            "--node",
+            nodes,
+            message,
+        ];
+        let (code, out, err) = replog_in(&net, clients, &args);
+        assert_eq!(code, 0, "{message}: {out}{err}");
+        acked.push((out.trim().parse().unwrap(), message.to_string()));
+    };
+    for i in 1..=3 {
+        append(&three, &format!("before-{i}"));
+    }
+
+    // Split 2 | 2: the master and n4 on one side, the two other voters on
+    // the other; the master is asked at once to add n4.
+    net.cut_off(m, &others);
+    net.cut_off(3, &others);
+    let add = net.replog(
+        clients,
+        &[
+            "member",
+            "add",
+            &format!("n4={n4}"),
+            "--node",
+            &master_addr,
+            "--cluster-key-file",
+            &key,
+            "--timeout",
+            "3s",
+        ],
+    );
+    let added = add.wait_with_output().unwrap();
+    // The two voters are a majority of the three: they elect a master and
+    // appends go on there.
+    let theirs = format!("{},{}", c.addrs[others[0]], c.addrs[others[1]]);
+    for i in 1..=3 {
+        append(&theirs, &format!("during-{i}"));
+    }
+    net.heal(m);
+    net.heal(3);
+
+    // Healed: n4 is added (again, if the split cut the first add) and
+    // promoted; every append acknowledged is on all four, at its seq.
+    let all = format!("{three},{n4}");
+    let (code, out, err) = replog_in(
+        &net,
+        clients,
+        &[
+            "member",
+            "add",
+            &format!("n4={n4}"),
+            "--node",
+            &all,
+            "--cluster-key-file",
+            &key,
+        ],
+    );
+    // Made now, or made by the first add (then this one is refused: n4 is
+    // already a member).
+    assert!(
+        code == 0 || (code == 2 && err.contains("already")),
+        "{code}: {out}{err}"
+    );
+    wait_until("n4 to vote", || {
+        let ids = voters(&net, &all)?;
+        (ids.len() == 4).then_some(())
+    });
+    append(&all, "after");
+    for addr in c.addrs.iter().chain([&n4]) {
+        let log = wait_until(&format!("{addr} to hold 'after'"), || {
+            let log = log_of(&net, addr)?;
+            log.iter().any(|(_, m)| m == "after").then_some(log)
+        });
+        for a in &acked {
+            assert!(log.contains(a), "{addr} lacks {a:?}: {log:?}");
+        }
+    }
+    let (code, out, err) = replog_in(&net, clients, &["verify", "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    // What the first add was told matches what happened.
+    eprintln!("the add during the split was told: {added:?}");
+    match added.status.code() {
+        Some(0) => assert_eq!(code, 2, "a made change is not made twice"),
+        Some(4) | Some(5) => {}
+        other => panic!("the add during the split exited {other:?}: {added:?}"),
+    }
+    // One master per epoch, in every node's words.
+    let _ = n4_proc.kill();
+    let _ = n4_proc.wait();
+    let n4_words = std::fs::read_to_string(&n4_log_path).unwrap_or_default();
+    let masters = masters_by_epoch(&c, 3, &n4_words);
+    assert!(masters.len() >= 2, "a new master was elected: {masters:?}");
+    for pair in masters.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0,
+            "two masters of one epoch: {masters:?}"
+        );
+    }
     drop(c);
 }

@@ -169,6 +169,32 @@ impl Netns {
         }
     }
 
+    /// Cuts node `i` off from the nodes in `from` only: an IPv4 packet
+    /// between them, either way, is dropped silently; everything else
+    /// passes (clients, the other nodes, ARP). Undone by [`Netns::heal`].
+    pub fn cut_off(&self, i: usize, from: &[usize]) {
+        let ns = self.ns(i);
+        run("tc", &["-n", &ns, "qdisc", "add", "dev", "eth0", "clsact"]);
+        // The frame starts at its Ethernet header both ways; the IPv4
+        // source is at byte 26, the destination at 30.
+        for (way, at) in [("ingress", 26), ("egress", 30)] {
+            let ips: Vec<u32> = from.iter().map(|&j| self.ip_u32(j)).collect();
+            let program = drop_ipv4(at, &ips);
+            run(
+                "tc",
+                &[
+                    "-n", &ns, "filter", "add", "dev", "eth0", way, "bpf", "da", "bytecode",
+                    &program,
+                ],
+            );
+        }
+    }
+
+    fn ip_u32(&self, i: usize) -> u32 {
+        let ip: std::net::Ipv4Addr = self.ip(i).parse().unwrap();
+        u32::from(ip)
+    }
+
     /// Undoes [`Netns::isolate`].
     pub fn heal(&self, i: usize) {
         run(
@@ -176,6 +202,28 @@ impl Netns {
             &["-n", &self.ns(i), "qdisc", "del", "dev", "eth0", "clsact"],
         );
     }
+}
+
+/// A classic-BPF program, in `tc`'s `bytecode` form, that returns "shot"
+/// (2) for an IPv4 frame whose 32-bit word at byte `at` is one of `ips`,
+/// and "ok" (0) for any other frame.
+fn drop_ipv4(at: u32, ips: &[u32]) -> String {
+    let n = ips.len() as u32;
+    // ldh [12]; jeq #0x800 (else to "ok"); ld [at]; one jeq per address
+    // (a match jumps to "shot"); ret #2; ret #0.
+    let mut code = vec![(0x28, 0, 0, 12), (0x15, 0, n + 2, 0x800), (0x20, 0, 0, at)];
+    for (k, ip) in ips.iter().enumerate() {
+        let k = k as u32;
+        let jf = if k + 1 == n { 1 } else { 0 };
+        code.push((0x15, n - k - 1, jf, *ip));
+    }
+    code.push((0x06, 0, 0, 2));
+    code.push((0x06, 0, 0, 0));
+    let mut text = format!("{},", code.len());
+    for (op, jt, jf, k) in code {
+        text.push_str(&format!("{op} {jt} {jf} {k},"));
+    }
+    text
 }
 
 /// Removes what a test process killed before its clean-up (SIGKILL, a
