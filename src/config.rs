@@ -34,12 +34,6 @@ pub enum FsyncPolicy {
     Never,
 }
 
-/// The cluster "fingerprint" a node sends in its hello once it acts on
-/// members its log records: there is no `--cluster` list to compare then,
-/// and the receiver does not (a real fingerprint is this by a chance of
-/// one in 2^64).
-pub const MEMBERS_FROM_LOG: u64 = 0;
-
 /// `--on-damage`: what a node does with a log it finds damaged at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnDamage {

@@ -207,15 +207,14 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
     assert_eq!(code, 0, "{out}{err}");
 
     // n3's disk is replaced, and it comes back with a --cluster list that
-    // matches no other node's (it names every member, and one more): the
-    // members come from the log now, the master's hello says so in place
-    // of its own list's fingerprint, and n3 takes it and catches up. (An
-    // empty node whose list does not name the master refuses it as a
-    // stranger: start such a node with --join.)
+    // matches no other node's (it names every member, and one more). An
+    // empty data directory has no cluster id yet, so it compares lists
+    // and refuses the master, saying to start it with --join (a new
+    // cluster's nodes must all have the same list).
     c.kill(2);
     std::fs::remove_dir_all(c.data_dir(2)).unwrap();
     let stale = format!("{},n4={n4},n9=127.0.0.1:1", c.cluster_arg);
-    let log3 = std::fs::File::create(c.dir.path().join("n3-again.log")).unwrap();
+    let log3 = c.dir.path().join("n3-again.log");
     let n3 = Command::new(env!("CARGO_BIN_EXE_replogd"))
         .args(["--id", "n3", "--cluster", &stale])
         .arg("--data-dir")
@@ -223,10 +222,25 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
         .args(FAST)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log3)
+        .stderr(std::fs::File::create(&log3).unwrap())
         .spawn()
         .unwrap();
-    let _n3 = Joiner(n3);
+    let n3 = Joiner(n3);
+    wait_until("n3 to refuse the master, naming --join", || {
+        let said = std::fs::read_to_string(&log3).ok()?;
+        said.contains("start every node of a new cluster with the same one, and a node joining a running cluster (or replacing a lost disk) with --join NODE").then_some(())
+    });
+    drop(n3);
+    // Started with --join, it takes the master, and the cluster's id.
+    let members = remaining.join(",");
+    let _n3 = join(
+        "n3",
+        &c.addrs[2],
+        &members,
+        &c.data_dir(2),
+        &c.dir.path().join("n3-joined.log"),
+        &[],
+    );
     holds_every(&c.addrs[2], &acked);
 }
 
@@ -389,7 +403,7 @@ fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
 /// carries the members in force at its base, so it acts on the cluster's
 /// members and not on the older ones its own log (or `--cluster`) holds.
 #[test]
-fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base() {
+fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base_and_ignores_its_list() {
     let retention = ["--segment-bytes", "4096", "--retention-bytes", "16KiB"];
     let mut c = Cluster::new(3, true, |_| flags(&[FAST, &retention].concat()));
     c.start_all();
@@ -445,5 +459,53 @@ fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base() {
     let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "after"]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = replog(&["verify", "--node", &all]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A change was made: a --cluster list that now names n4 too is
+    // ignored, and said to be, once.
+    c.kill(1);
+    c.cluster_arg = format!("{},n4={n4}", c.cluster_arg);
+    c.start(1);
+    wait_until("n2 to say its --cluster is ignored", || {
+        let said = c.logs(1);
+        (said
+            .matches("is ignored: it only seeds a new cluster")
+            .count()
+            == 1)
+            .then_some(())
+    });
+    let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "later"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Before any change, every node acts on its own --cluster list, so a node
+/// restarted with another list than the cluster was started with is
+/// refused at start (its data directory records the cluster's id).
+#[test]
+fn a_node_restarted_with_another_list_before_any_change_refuses_to_start() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    let first = c.addrs.join(",");
+    let (code, out, err) = replog(&["append", "-w", "all", "--node", &first, "one"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.kill(2);
+    let list = format!("{},n4=127.0.0.1:1", c.cluster_arg);
+    let out = Command::new(env!("CARGO_BIN_EXE_replogd"))
+        .args(["--id", "n3", "--cluster", &list])
+        .arg("--data-dir")
+        .arg(c.data_dir(2))
+        .args(FAST)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is not the list this node's cluster was started with")
+            && err.contains("no membership change has been made"),
+        "{err}"
+    );
+    // With the list it was started with, it starts and catches up.
+    c.start(2);
+    let (code, out, err) = replog(&["append", "-w", "all", "--node", &first, "two"]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -177,6 +177,22 @@ fn a_master_cut_off_while_removing_a_node_loses_nothing_a_majority_acknowledged(
     drop(c);
 }
 
+/// A process started by hand, killed when dropped (a failing test too).
+struct Killed(std::process::Child);
+
+impl Killed {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Every "role changed" line of the nodes' logs that makes a node master:
 /// (epoch, node).
 fn masters_by_epoch(c: &Cluster, nodes: usize, more: &str) -> Vec<(u64, String)> {
@@ -233,7 +249,7 @@ fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_pe
     let n4 = format!("{}:7001", net.ip(3));
     let n4_log_path = c.dir.path().join("n4.log");
     let n4_log = std::fs::File::create(&n4_log_path).unwrap();
-    let mut n4_proc = net
+    let n4_proc = net
         .command(3, env!("CARGO_BIN_EXE_replogd"))
         .args(["--id", "n4", "--join", &master_addr, "--listen", &n4])
         .args(["--cluster-key-file", &key])
@@ -246,6 +262,7 @@ fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_pe
         .stderr(n4_log)
         .spawn()
         .unwrap();
+    let mut n4_proc = Killed(n4_proc);
 
     let mut acked: Vec<(u64, String)> = Vec::new();
     let mut append = |nodes: &str, message: &str| {
@@ -341,8 +358,7 @@ fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_pe
         other => panic!("the add during the split exited {other:?}: {added:?}"),
     }
     // One master per epoch, in every node's words.
-    let _ = n4_proc.kill();
-    let _ = n4_proc.wait();
+    n4_proc.stop();
     let n4_words = std::fs::read_to_string(&n4_log_path).unwrap_or_default();
     let masters = masters_by_epoch(&c, 3, &n4_words);
     assert!(masters.len() >= 2, "a new master was elected: {masters:?}");

@@ -115,6 +115,78 @@ async fn a_strangers_hello_at_the_last_epoch_is_refused_and_changes_nothing() {
     lines(2, "a master connection from node 'n3' claims epoch");
 }
 
+/// Copies directory `from` (and what it holds) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        match e.file_type().unwrap().is_dir() {
+            true => copy_dir(&e.path(), &target),
+            false => drop(std::fs::copy(e.path(), target).unwrap()),
+        }
+    }
+}
+
+/// Nodes of two clusters without a key, with the same ids: a data
+/// directory of cluster A started among cluster B's nodes (a wrong
+/// address, a reused machine) is refused by them and refuses them, since
+/// its directory records A's id; it keeps its log untouched. (A has made
+/// a membership change, so n3's `--cluster` is ignored.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_with_the_same_ids_is_refused_and_keeps_its_log() {
+    let mut a = Cluster::new(3, true, |_| flags(FAST));
+    a.start_all();
+    a.wait_healthy(&[1, 2]).await;
+    append(a.master(), "a-1", 3).await.unwrap();
+    // A makes a change, so that n3's --cluster is ignored when it starts
+    // among B's nodes (before any change it would refuse to start).
+    let all_a = a.addrs.join(",");
+    let (code, out, err) = replog(&["member", "add", "n9=127.0.0.1:1", "--node", &all_a]);
+    assert_eq!(code, 0, "{out}{err}");
+    append(a.master(), "a-2", 3).await.unwrap();
+    for i in 0..3 {
+        a.kill(i);
+    }
+    let mut b = Cluster::new(3, true, |_| flags(FAST));
+    copy_dir(&a.data_dir(2), &b.data_dir(2));
+    b.start_all();
+    // B's n1 and n2 are a majority: they elect a master and take appends.
+    let two = format!("{},{}", b.addrs[0], b.addrs[1]);
+    wait_until("cluster B to take an append", || {
+        let args = [
+            "append",
+            "-w",
+            "2",
+            "--key",
+            "b-1",
+            "--timeout",
+            "2s",
+            "--node",
+            &two,
+            "b-1",
+        ];
+        (replog(&args).0 == 0).then_some(())
+    });
+    wait_until("n3 to refuse B's master", || {
+        b.logs(2)
+            .contains("belongs to another cluster")
+            .then_some(())
+    });
+    let (code, out, err) = replog(&["append", "-w", "2", "--node", &two, "b-2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A's entry is all n3 holds; nothing of it was cut.
+    let client = Client::connect(&b.addrs[2]).await.unwrap();
+    let held: Vec<String> = (text(client.list_all(1).await.unwrap()).into_iter())
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(held, ["a-1", "a-2"], "{}", b.logs(2));
+    assert!(!b.data_dir(2).join("rollback").exists(), "{}", b.logs(2));
+    // B's master says why n3 does not replicate.
+    let (_, out, _) = replog(&["health", "--node", &two]);
+    assert!(out.contains("n3"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vote_requests_at_the_last_epoch_while_no_master_lives_are_refused() {
     let mut c = Cluster::new(3, true, |_| flags(FAST));

@@ -316,7 +316,7 @@ async fn serve(
         Role::Master { ref id, epoch } => {
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
-            let master = (id.clone(), epoch, hello.version);
+            let master = (id.clone(), epoch, hello.version, hello.cluster.unwrap_or(0));
             serve_master(reader, writer, addr, &shared, master).await
         }
         Role::Candidate { ref id } => {
@@ -539,18 +539,26 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     {
         return Err(HelloRefusal::Other("a node must name its cluster".into()));
     }
-    // With a log, the membership it records wins over --cluster (which
-    // only seeds a new cluster), and a node joining has none to compare.
-    let has_log = *shared.visible.borrow() > 0;
-    let compared =
-        |fp: &u64| *fp != crate::config::MEMBERS_FROM_LOG && !has_log && cfg.join.is_none();
-    if let Some(fp) = hello.cluster.filter(compared) {
-        if fp != cfg.cluster.fingerprint() {
+    // A node that knows its cluster's id takes only that cluster's nodes,
+    // whatever their --cluster lists now say (the members are in the log).
+    // One that does not yet is new: in a new cluster every node's list
+    // must be the same (the id will be its fingerprint); a node joining
+    // takes whichever cluster its first master names.
+    let ours = shared.cluster_id.load(std::sync::atomic::Ordering::Relaxed);
+    match (hello.cluster, ours) {
+        (Some(theirs), 0) if cfg.join.is_none() && theirs != cfg.cluster.fingerprint() => {
             return Err(HelloRefusal::Mismatch(format!(
-                "node {} was started with a different --cluster list (or --master); start every node with the same one",
+                "node {} has an empty data directory and was started with a different --cluster list (or --master): start every node of a new cluster with the same one, and a node joining a running cluster (or replacing a lost disk) with --join NODE",
                 cfg.id
             )));
         }
+        (Some(theirs), ours) if ours != 0 && theirs != ours => {
+            return Err(HelloRefusal::Other(format!(
+                "node {} belongs to another cluster (cluster id {ours:016x} in its data directory, {theirs:016x} in the hello): a node takes part only in the cluster its data directory belongs to",
+                cfg.id
+            )));
+        }
+        _ => {}
     }
     // Whether this node takes that master (its role, its epoch) is the
     // core's decision, once the master has proved itself.
@@ -562,7 +570,7 @@ async fn serve_master(
     writer: Writer,
     addr: SocketAddr,
     shared: &Arc<Shared>,
-    (master, epoch, version): (String, u64, u32),
+    (master, epoch, version, cluster): (String, u64, u32, u64),
 ) {
     let conn = shared.next_id();
     let (outbox, rx) = Outbox::new(REPLICATION_OUTBOX);
@@ -589,6 +597,7 @@ async fn serve_master(
         master,
         epoch,
         version,
+        cluster,
     })
     .await;
     while open {

@@ -53,6 +53,8 @@ pub(super) struct NodeLoop {
     pub(super) master: Option<(ConnId, Outbox, u32)>,
     /// A master connection the core is deciding on, during that step.
     pub(super) opening: Option<(ConnId, Outbox, u32)>,
+    /// The cluster id that master's hello named.
+    pub(super) opening_cluster: u64,
     /// A candidate's connection, during the step that answers it.
     pub(super) voter: Option<(ConnId, Outbox, u32)>,
     /// Where each client's answers go, and the protocol version it speaks.
@@ -198,6 +200,7 @@ impl NodeLoop {
                 master,
                 epoch,
                 version,
+                cluster,
             } => {
                 // The welcome tells the master where this log ends: write
                 // what is pending first, and take what that reports, so
@@ -210,6 +213,7 @@ impl NodeLoop {
                 // makes it the master's connection, replacing any older
                 // one; a refusal closes it and leaves the older one be.
                 self.opening = Some((conn, tx, version));
+                self.opening_cluster = cluster;
                 Event::MasterOpened {
                     conn,
                     master,
@@ -280,6 +284,19 @@ impl NodeLoop {
         self.step_as_input(now, event);
     }
 
+    /// Records the cluster this node belongs to, if it knew none: its
+    /// hellos name it from now on, and it takes only that cluster's nodes.
+    fn settle(&mut self, cluster: u64) {
+        if self.identity.cluster.is_some() || cluster == 0 {
+            return;
+        }
+        if let Err(e) = self.identity.settle(cluster) {
+            warn!(node = %self.shared.cfg.id, error = %e, "cannot record the cluster id in the data directory; it is learnt again after a restart");
+        }
+        (self.shared.cluster_id).store(cluster, std::sync::atomic::Ordering::Relaxed);
+        info!(node = %self.shared.cfg.id, cluster = format!("{cluster:016x}"), "this node belongs to cluster {cluster:016x}");
+    }
+
     /// Feeds the core an event that came from an input (or a tick), and says
     /// so if the node's role changed.
     fn step_as_input(&mut self, now: std::time::Instant, event: Event) {
@@ -288,6 +305,8 @@ impl NodeLoop {
         self.opening = None;
         self.voter = None;
         if self.core.is_master() != was_master {
+            // The first master of a new cluster names it after its list.
+            self.settle(self.shared.cfg.cluster.fingerprint());
             let (epoch, _, master) = self.core.term();
             let role = self.core.view().role;
             info!(node = %self.shared.cfg.id, %role, epoch, master = master.unwrap_or("unknown"), "role changed");
@@ -612,6 +631,7 @@ impl NodeLoop {
                         {
                             old.close();
                         }
+                        self.settle(self.opening_cluster);
                     }
                     if let Some((c, tx, version)) = &self.master {
                         if *c == conn {
@@ -892,10 +912,6 @@ impl NodeLoop {
             *v = visible;
             changed
         });
-        (self.shared.members_from_log).store(
-            self.core.members_from_log(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         let view = self.core.view();
         self.role_tx.send_if_modified(|v| {
             let changed = *v != view;

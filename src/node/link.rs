@@ -193,14 +193,12 @@ pub(super) async fn connect<N: Net>(
     let ours = crate::auth::nonce();
     let hello = Hello {
         version: NODE_PROTOCOL_VERSION,
-        // A node acting on members its log records has no list to compare.
+        // The cluster's id once this node knows it; until then (a new
+        // cluster) its --cluster list's fingerprint, which the id will be.
         cluster: Some(
-            match shared
-                .members_from_log
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                true => crate::config::MEMBERS_FROM_LOG,
-                false => cfg.cluster.fingerprint(),
+            match shared.cluster_id.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => cfg.cluster.fingerprint(),
+                id => id,
             },
         ),
         role,

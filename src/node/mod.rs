@@ -132,6 +132,9 @@ pub(crate) enum Input {
         epoch: Epoch,
         /// The node protocol version its hello said.
         version: u32,
+        /// The cluster its hello named: this node's from now on, if it
+        /// knew none and takes this master.
+        cluster: u64,
     },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),
@@ -194,9 +197,10 @@ pub(crate) struct Shared {
     /// Reads of the log run in place, not on a blocking thread: under a
     /// simulation ([`crate::net::Net::SIMULATED`]).
     pub reads_in_place: bool,
-    /// The core acts on members its log records (a change was made): the
-    /// hellos it sends say so, in place of its `--cluster` fingerprint.
-    pub members_from_log: std::sync::atomic::AtomicBool,
+    /// The id of the cluster this node belongs to (`storage::identity`),
+    /// 0 until known: its hellos name it, and it refuses a master or
+    /// candidate that names another.
+    pub cluster_id: AtomicU64,
 }
 
 impl Shared {
@@ -241,6 +245,34 @@ fn configs(log: &Log) -> anyhow::Result<Vec<(Seq, crate::replication::membership
                 .map_err(|e| anyhow::anyhow!("the configuration entry at seq {seq}: {e}"))
         })
         .collect()
+}
+
+/// Whether `--cluster` may be acted on, or is ignored, given the cluster
+/// id the data directory records and the configuration entries its log
+/// holds: the list only seeds a new cluster, so once a change is made it
+/// is ignored (said once), and before any change it must be the list the
+/// cluster was started with, since every node acts on its own.
+fn check_cluster_list(
+    cfg: &NodeConfig,
+    cluster: Option<u64>,
+    configs: &[(Seq, crate::replication::membership::Membership)],
+) -> anyhow::Result<()> {
+    let Some(id) = cluster.filter(|_| cfg.join.is_none()) else {
+        return Ok(());
+    };
+    if cfg.cluster.fingerprint() == id {
+        return Ok(());
+    }
+    match configs.last() {
+        None => Err(anyhow::anyhow!(
+            "--cluster {} is not the list this node's cluster was started with (cluster id {id:016x}, recorded in its data directory's identity file), and no membership change has been made, so every node still acts on that list: start it with the same --cluster (and --master) as every other node, and change the members with replog member",
+            cfg.cluster.list()
+        )),
+        Some((seq, _)) => {
+            info!(node = %cfg.id, "--cluster {} is ignored: it only seeds a new cluster, and the members are those the configuration entry at seq {seq} records (see replog member list)", cfg.cluster.list());
+            Ok(())
+        }
+    }
 }
 
 /// Opens the log in `dir`, healing damage unless the configuration says
@@ -300,15 +332,21 @@ pub async fn run<N: Net>(
     let last = log.last();
     // Who the data directory belongs to, and whether this is a new
     // incarnation (an empty log where none was, or a log in memory).
-    let identity = match &cfg.data_dir {
-        Some(dir) => crate::storage::identity::Identity::open(
-            dir,
-            &cfg.id,
-            last.seq == 0 && log.base().seq == 0,
-        )
-        .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
+    let empty = last.seq == 0 && log.base().seq == 0;
+    let mut identity = match &cfg.data_dir {
+        Some(dir) => crate::storage::identity::Identity::open(dir, &cfg.id, empty)
+            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
         None => crate::storage::identity::Identity::in_memory(&cfg.id),
     };
+    // A log of a release before cluster ids: its cluster was started with
+    // this --cluster list (every node's had to be the same).
+    if identity.cluster.is_none() && !empty && cfg.join.is_none() {
+        identity.settle(cfg.cluster.fingerprint()).map_err(|e| {
+            anyhow::anyhow!("cannot record the cluster id in the data directory: {e}")
+        })?;
+    }
+    let configs = configs(&log)?;
+    check_cluster_list(&cfg, identity.cluster, &configs)?;
     if identity.learner {
         info!(node = %cfg.id, incarnation = format!("{:016x}", identity.incarnation), "a new incarnation: this node votes only once it holds everything committed (a learner)");
     }
@@ -321,7 +359,7 @@ pub async fn run<N: Net>(
         committed: 0,
         base: log.base(),
         learner: identity.learner,
-        configs: configs(&log)?,
+        configs,
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
@@ -389,7 +427,7 @@ pub async fn run<N: Net>(
         rounds: AtomicU64::new(0),
         metrics: Arc::new(metrics::Metrics::new(cfg.cluster.nodes.len())),
         reads_in_place: N::SIMULATED,
-        members_from_log: std::sync::atomic::AtomicBool::new(false),
+        cluster_id: AtomicU64::new(identity.cluster.unwrap_or(0)),
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
@@ -444,6 +482,7 @@ pub async fn run<N: Net>(
         spawn_vote,
         master: None,
         opening: None,
+        opening_cluster: 0,
         voter: None,
         clients: foldhash::HashMap::default(),
         visible_tx,

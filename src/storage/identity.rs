@@ -11,9 +11,19 @@
 //! release without the file) keeps voting. A log kept in memory is a new
 //! incarnation at every start.
 //!
+//! It also holds, once known, the id of the cluster the directory belongs
+//! to: the fingerprint of the `--cluster` list the cluster was started
+//! with (as etcd derives its cluster id from its initial members), taken
+//! by a node of a new cluster when it first becomes master or takes one,
+//! by a node started with `--join` (or back with an empty directory) from
+//! the first master it takes, and by a log of an older release from its
+//! `--cluster` list. A node refuses a master or candidate that names
+//! another (`node::connection`).
+//!
 //! ```text
 //! node n2
 //! incarnation 4f3a9c0e5d2b7a18
+//! cluster 9c1e4b7d2a0f3e65
 //! learner
 //! ```
 
@@ -34,6 +44,8 @@ pub struct Identity {
     pub incarnation: u64,
     /// The node does not yet hold everything committed.
     pub learner: bool,
+    /// The cluster the directory belongs to, once known.
+    pub cluster: Option<u64>,
     /// Where it is kept (none for a log in memory).
     path: Option<PathBuf>,
 }
@@ -46,6 +58,7 @@ impl Identity {
             node: node.to_string(),
             incarnation: rand::random(),
             learner: true,
+            cluster: None,
             path: None,
         }
     }
@@ -74,6 +87,7 @@ impl Identity {
                     node: node.to_string(),
                     incarnation: rand::random(),
                     learner: empty,
+                    cluster: None,
                     path: Some(path),
                 };
                 identity.write()?;
@@ -94,6 +108,21 @@ impl Identity {
         };
         promoted.write()?;
         *self = promoted;
+        Ok(())
+    }
+
+    /// Records the cluster the directory belongs to, durably; once known
+    /// it never changes (a call with another id is ignored).
+    pub fn settle(&mut self, cluster: u64) -> io::Result<()> {
+        if self.cluster.is_some() {
+            return Ok(());
+        }
+        let settled = Identity {
+            cluster: Some(cluster),
+            ..self.clone()
+        };
+        settled.write()?;
+        *self = settled;
         Ok(())
     }
 
@@ -119,6 +148,9 @@ impl Identity {
             "node {}\nincarnation {:016x}\n",
             self.node, self.incarnation
         );
+        if let Some(cluster) = self.cluster {
+            text.push_str(&format!("cluster {cluster:016x}\n"));
+        }
         if self.learner {
             text.push_str("learner\n");
         }
@@ -133,7 +165,7 @@ fn parse(text: &str, path: PathBuf) -> io::Result<Identity> {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "{} is damaged (expected 'node ID', 'incarnation HEX' and maybe 'learner')",
+                "{} is damaged (expected 'node ID', 'incarnation HEX', maybe 'cluster HEX' and maybe 'learner')",
                 path.display()
             ),
         )
@@ -147,7 +179,16 @@ fn parse(text: &str, path: PathBuf) -> io::Result<Identity> {
         .and_then(|l| l.strip_prefix("incarnation "))
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .ok_or_else(bad)?;
-    let learner = match lines.next() {
+    let mut next = lines.next();
+    // Written by this release and later only.
+    let cluster = match next.and_then(|l| l.strip_prefix("cluster ")) {
+        Some(hex) => {
+            next = lines.next();
+            Some(u64::from_str_radix(hex, 16).map_err(|_| bad())?)
+        }
+        None => None,
+    };
+    let learner = match next {
         None => false,
         Some("learner") => true,
         Some(_) => return Err(bad()),
@@ -159,6 +200,7 @@ fn parse(text: &str, path: PathBuf) -> io::Result<Identity> {
         node: node.to_string(),
         incarnation,
         learner,
+        cluster,
         path: Some(path),
     })
 }
@@ -186,6 +228,31 @@ mod tests {
         let wiped = tempfile::tempdir().unwrap();
         let other = Identity::open(wiped.path(), "n2", true).unwrap();
         assert_ne!(other.incarnation, first.incarnation);
+    }
+
+    #[test]
+    fn the_cluster_once_known_is_kept_and_never_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut learner = Identity::open(dir.path(), "n2", true).unwrap();
+        assert_eq!(learner.cluster, None);
+        learner.settle(0x9c1e).unwrap();
+        learner.settle(0x1234).unwrap();
+        let again = Identity::open(dir.path(), "n2", false).unwrap();
+        assert_eq!((again.cluster, again.learner), (Some(0x9c1e), true));
+        // Kept by a promotion and by a renewal (a heal).
+        let mut again = again;
+        again.promote().unwrap();
+        again.renew().unwrap();
+        let after = Identity::open(dir.path(), "n2", false).unwrap();
+        assert_eq!((after.cluster, after.learner), (Some(0x9c1e), true));
+        assert_ne!(after.incarnation, learner.incarnation);
+        // A damaged line is refused.
+        std::fs::write(
+            dir.path().join(FILE),
+            "node n2\nincarnation 01\ncluster zz\n",
+        )
+        .unwrap();
+        assert!(Identity::open(dir.path(), "n2", false).is_err());
     }
 
     #[test]
