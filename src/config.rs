@@ -34,6 +34,13 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// The cluster a node names in its hello when it knows no cluster id and
+/// acts on members its log records (changes made under a release before
+/// cluster ids): it has no `--cluster` list to compare, and the receiver
+/// takes it as it did then (a real fingerprint is this by a chance of one
+/// in 2^64).
+pub const UNKNOWN_CLUSTER: u64 = 0;
+
 /// `--on-damage`: what a node does with a log it finds damaged at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnDamage {

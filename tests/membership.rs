@@ -475,6 +475,12 @@ fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base_and_ignor
     });
     let (code, out, err) = replog(&["append", "-w", "all", "--node", &all, "later"]);
     assert_eq!(code, 0, "{out}{err}");
+    let said = c.logs(1);
+    assert_eq!(
+        said.matches("is ignored: it only seeds").count(),
+        1,
+        "{said}"
+    );
 }
 
 /// Before any change, every node acts on its own --cluster list, so a node

@@ -183,8 +183,10 @@ async fn a_node_of_another_cluster_with_the_same_ids_is_refused_and_keeps_its_lo
     assert_eq!(held, ["a-1", "a-2"], "{}", b.logs(2));
     assert!(!b.data_dir(2).join("rollback").exists(), "{}", b.logs(2));
     // B's master says why n3 does not replicate.
-    let (_, out, _) = replog(&["health", "--node", &two]);
-    assert!(out.contains("n3"), "{out}");
+    wait_until("B's master to say why n3 refuses it", || {
+        let (_, out, _) = replog(&["health", "--node", &two, "--json"]);
+        out.contains("belongs to another cluster").then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@
 //!   the thread the node loop may share with the connections.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::{clients, Input, Shared};
 use crate::auth::Access;
+use crate::config::UNKNOWN_CLUSTER;
 use crate::entry::{Epoch, Position, Seq};
 use crate::net::{BoxConn, Coalesce, Net, Outbox};
 use crate::replication::membership::Membership;
@@ -236,10 +238,12 @@ async fn serve(
     };
     if let Err(refusal) = check_hello(&shared, &hello) {
         let reason = match &refusal {
-            HelloRefusal::Other(reason) | HelloRefusal::Mismatch(reason) => reason.clone(),
+            HelloRefusal::Other(reason)
+            | HelloRefusal::Mismatch(reason)
+            | HelloRefusal::Stranger(reason) => reason.clone(),
         };
         shared.metrics.refused(match refusal {
-            HelloRefusal::Mismatch(_) => "configuration_mismatch",
+            HelloRefusal::Mismatch(_) | HelloRefusal::Stranger(_) => "configuration_mismatch",
             HelloRefusal::Other(_) => "hello",
         });
         if let Some(more) = shared.throttle.allow("refused-hello") {
@@ -269,6 +273,13 @@ async fn serve(
                     cluster: cfg.cluster.list(),
                     master: cfg.cluster.master.clone(),
                 }
+            }
+            HelloRefusal::Stranger(reason) => {
+                let peer = (deadline, has_cert, addr);
+                if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
+                    return;
+                }
+                Frame::Refused { reason }
             }
             HelloRefusal::Other(reason) => Frame::Refused { reason },
         };
@@ -522,6 +533,9 @@ async fn prove(
 enum HelloRefusal {
     /// The caller's `--cluster` or `--master` differs from this node's.
     Mismatch(String),
+    /// The caller names another cluster's id: the reason is sent back
+    /// once it has proved itself (it names this node's id).
+    Stranger(String),
     /// Anything else: the reason sent back.
     Other(String),
 }
@@ -541,24 +555,34 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     }
     // A node that knows its cluster's id takes only that cluster's nodes,
     // whatever their --cluster lists now say (the members are in the log).
-    // One that does not yet is new: in a new cluster every node's list
-    // must be the same (the id will be its fingerprint); a node joining
-    // takes whichever cluster its first master names.
-    let ours = shared.cluster_id.load(std::sync::atomic::Ordering::Relaxed);
-    match (hello.cluster, ours) {
-        (Some(theirs), 0) if cfg.join.is_none() && theirs != cfg.cluster.fingerprint() => {
+    // One that does not is new: in a new cluster every node's list must be
+    // the same (the id will be its fingerprint); a node joining takes
+    // whichever cluster its first master names; and one whose members come
+    // from its log without an id (changes made under an older release)
+    // has no list to compare. A caller saying `UNKNOWN_CLUSTER` is such a
+    // node too.
+    let ours = shared.cluster_id.load(Ordering::Relaxed);
+    let from_log = shared.members_from_log.load(Ordering::Relaxed);
+    match hello.cluster {
+        Some(UNKNOWN_CLUSTER) | None => {}
+        Some(theirs) if ours != 0 && theirs != ours => {
+            return Err(HelloRefusal::Stranger(format!(
+                "node {} belongs to another cluster (cluster id {ours:016x} in its data directory, {theirs:016x} in the hello): a node takes part only in the cluster its data directory belongs to",
+                cfg.id
+            )));
+        }
+        Some(theirs)
+            if ours == 0
+                && !from_log
+                && cfg.join.is_none()
+                && theirs != cfg.cluster.fingerprint() =>
+        {
             return Err(HelloRefusal::Mismatch(format!(
                 "node {} has an empty data directory and was started with a different --cluster list (or --master): start every node of a new cluster with the same one, and a node joining a running cluster (or replacing a lost disk) with --join NODE",
                 cfg.id
             )));
         }
-        (Some(theirs), ours) if ours != 0 && theirs != ours => {
-            return Err(HelloRefusal::Other(format!(
-                "node {} belongs to another cluster (cluster id {ours:016x} in its data directory, {theirs:016x} in the hello): a node takes part only in the cluster its data directory belongs to",
-                cfg.id
-            )));
-        }
-        _ => {}
+        Some(_) => {}
     }
     // Whether this node takes that master (its role, its epoch) is the
     // core's decision, once the master has proved itself.

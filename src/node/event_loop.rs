@@ -287,11 +287,16 @@ impl NodeLoop {
     /// Records the cluster this node belongs to, if it knew none: its
     /// hellos name it from now on, and it takes only that cluster's nodes.
     fn settle(&mut self, cluster: u64) {
-        if self.identity.cluster.is_some() || cluster == 0 {
+        let known = self
+            .shared
+            .cluster_id
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if known != 0 || cluster == crate::config::UNKNOWN_CLUSTER {
             return;
         }
+        // Known from now on in any case; only a restart can forget it.
         if let Err(e) = self.identity.settle(cluster) {
-            warn!(node = %self.shared.cfg.id, error = %e, "cannot record the cluster id in the data directory; it is learnt again after a restart");
+            warn!(node = %self.shared.cfg.id, error = %e, "cannot record the cluster id in the data directory: this node knows it until it restarts");
         }
         (self.shared.cluster_id).store(cluster, std::sync::atomic::Ordering::Relaxed);
         info!(node = %self.shared.cfg.id, cluster = format!("{cluster:016x}"), "this node belongs to cluster {cluster:016x}");
@@ -305,8 +310,11 @@ impl NodeLoop {
         self.opening = None;
         self.voter = None;
         if self.core.is_master() != was_master {
-            // The first master of a new cluster names it after its list.
-            self.settle(self.shared.cfg.cluster.fingerprint());
+            // The first master of a new cluster names it after its list
+            // (which, with no change made, every node's is).
+            if self.shared.cfg.join.is_none() && !self.core.members_from_log() {
+                self.settle(self.shared.cfg.cluster.fingerprint());
+            }
             let (epoch, _, master) = self.core.term();
             let role = self.core.view().role;
             info!(node = %self.shared.cfg.id, %role, epoch, master = master.unwrap_or("unknown"), "role changed");
@@ -912,6 +920,10 @@ impl NodeLoop {
             *v = visible;
             changed
         });
+        (self.shared.members_from_log).store(
+            self.core.members_from_log(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let view = self.core.view();
         self.role_tx.send_if_modified(|v| {
             let changed = *v != view;

@@ -2,6 +2,7 @@
 //! keep exactly one connection open, redial with backoff when it fails or
 //! goes silent. What to send is decided by the core; this only carries it.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,14 +194,14 @@ pub(super) async fn connect<N: Net>(
     let ours = crate::auth::nonce();
     let hello = Hello {
         version: NODE_PROTOCOL_VERSION,
-        // The cluster's id once this node knows it; until then (a new
-        // cluster) its --cluster list's fingerprint, which the id will be.
-        cluster: Some(
-            match shared.cluster_id.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => cfg.cluster.fingerprint(),
-                id => id,
-            },
-        ),
+        // The cluster's id once this node knows it; until then its
+        // --cluster list's fingerprint (a new cluster's id will be that),
+        // or none to compare if its members come from its log.
+        cluster: Some(match shared.cluster_id.load(Relaxed) {
+            0 if shared.members_from_log.load(Relaxed) => crate::config::UNKNOWN_CLUSTER,
+            0 => cfg.cluster.fingerprint(),
+            id => id,
+        }),
         role,
         nonce: cfg.cluster_keys.as_ref().map(|_| ours),
         token: None,

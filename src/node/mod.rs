@@ -201,6 +201,9 @@ pub(crate) struct Shared {
     /// 0 until known: its hellos name it, and it refuses a master or
     /// candidate that names another.
     pub cluster_id: AtomicU64,
+    /// The core acts on members its log records (a change was made): a
+    /// node without a cluster id then names none in its hellos.
+    pub members_from_log: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -338,14 +341,15 @@ pub async fn run<N: Net>(
             .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
         None => crate::storage::identity::Identity::in_memory(&cfg.id),
     };
-    // A log of a release before cluster ids: its cluster was started with
-    // this --cluster list (every node's had to be the same).
-    if identity.cluster.is_none() && !empty && cfg.join.is_none() {
+    // A log of a release before cluster ids, with no change made: its
+    // cluster was started with this --cluster list (every node's had to be
+    // the same). After a change the lists may differ: no id is known.
+    let configs = configs(&log)?;
+    if identity.cluster.is_none() && !empty && cfg.join.is_none() && configs.is_empty() {
         identity.settle(cfg.cluster.fingerprint()).map_err(|e| {
             anyhow::anyhow!("cannot record the cluster id in the data directory: {e}")
         })?;
     }
-    let configs = configs(&log)?;
     check_cluster_list(&cfg, identity.cluster, &configs)?;
     if identity.learner {
         info!(node = %cfg.id, incarnation = format!("{:016x}", identity.incarnation), "a new incarnation: this node votes only once it holds everything committed (a learner)");
@@ -428,6 +432,7 @@ pub async fn run<N: Net>(
         metrics: Arc::new(metrics::Metrics::new(cfg.cluster.nodes.len())),
         reads_in_place: N::SIMULATED,
         cluster_id: AtomicU64::new(identity.cluster.unwrap_or(0)),
+        members_from_log: std::sync::atomic::AtomicBool::new(false),
     });
 
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {

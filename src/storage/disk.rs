@@ -910,6 +910,11 @@ impl DiskLog {
             ));
         }
         self.truncate_after(self.base.seq)?;
+        // The members before the base: a crash before the base is written
+        // leaves the old base with the new members, which the next reset
+        // (the node is still behind) writes again; the other order would
+        // leave the new base with the old members, and no reset to mend
+        // them.
         match configs {
             Some(given) => self.configs = given.to_vec(),
             None => self.configs.retain(|(s, _)| *s <= base.seq),

@@ -208,6 +208,7 @@ impl Netns {
 /// (2) for an IPv4 frame whose 32-bit word at byte `at` is one of `ips`,
 /// and "ok" (0) for any other frame.
 fn drop_ipv4(at: u32, ips: &[u32]) -> String {
+    assert!(!ips.is_empty(), "no address to drop");
     let n = ips.len() as u32;
     // ldh [12]; jeq #0x800 (else to "ok"); ld [at]; one jeq per address
     // (a match jumps to "shot"); ret #2; ret #0.

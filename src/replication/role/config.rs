@@ -100,6 +100,12 @@ impl Core {
         }
     }
 
+    /// Whether the members come from a configuration entry of the log
+    /// (a change was made) rather than from `--cluster`.
+    pub fn members_from_log(&self) -> bool {
+        !self.configs.is_empty()
+    }
+
     /// Whether this node votes.
     pub fn is_voter(&self) -> bool {
         self.members.is_voter(&self.cfg.id)
