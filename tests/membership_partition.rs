@@ -53,6 +53,30 @@ fn log_of(net: &Netns, addr: &str) -> Option<Vec<(u64, String)>> {
     (code == 0).then_some(entries)
 }
 
+/// `n` nodes with a cluster key (needed beyond loopback) in the first `n`
+/// namespaces of `net`, started and able to take appends: the key's
+/// directory (keep it), the key file's path, and the cluster.
+fn keyed_cluster(net: &Netns, n: usize) -> (tempfile::TempDir, String, Cluster) {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("cluster.key");
+    std::fs::write(&key, "a-cluster-key-0123456789abcdef\n").unwrap();
+    let key = key.display().to_string();
+    let mut c = Cluster::in_netns(net, n, true, |_| {
+        let mut f = flags(FAST);
+        f.extend(["--cluster-key-file".into(), key.clone()]);
+        f
+    });
+    c.start_all();
+    let all = c.addrs.join(",");
+    let (code, out, err) = replog_in(
+        net,
+        net.clients(),
+        &["health", "--node", &all, "--wait", "30s"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    (keys, key, c)
+}
+
 #[test]
 fn a_master_cut_off_while_removing_a_node_loses_nothing_a_majority_acknowledged() {
     if netns::skipped() {
@@ -60,24 +84,9 @@ fn a_master_cut_off_while_removing_a_node_loses_nothing_a_majority_acknowledged(
     }
     // Dropped last: the nodes must be gone before their namespaces.
     let net = Netns::new(4);
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("cluster.key");
-    std::fs::write(&key, "a-cluster-key-0123456789abcdef\n").unwrap();
-    let key = key.display().to_string();
-    let mut c = Cluster::in_netns(&net, 4, true, |_| {
-        let mut f = flags(FAST);
-        f.extend(["--cluster-key-file".into(), key.clone()]);
-        f
-    });
-    c.start_all();
+    let (_keys, key, c) = keyed_cluster(&net, 4);
     let clients = net.clients();
     let all = c.addrs.join(",");
-    let (code, out, err) = replog_in(
-        &net,
-        clients,
-        &["health", "--node", &c.addrs[0], "--wait", "30s"],
-    );
-    assert_eq!(code, 0, "{out}{err}");
     let mut acked: Vec<(u64, String)> = Vec::new();
     let mut append = |nodes: &str, message: &str| {
         let args = [
@@ -222,16 +231,7 @@ fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_pe
         return;
     }
     let net = Netns::new(4);
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("cluster.key");
-    std::fs::write(&key, "a-cluster-key-0123456789abcdef\n").unwrap();
-    let key = key.display().to_string();
-    let mut c = Cluster::in_netns(&net, 3, true, |_| {
-        let mut f = flags(FAST);
-        f.extend(["--cluster-key-file".into(), key.clone()]);
-        f
-    });
-    c.start_all();
+    let (_keys, key, c) = keyed_cluster(&net, 3);
     let clients = net.clients();
     let three = c.addrs.join(",");
     let (code, out, err) = replog_in(
