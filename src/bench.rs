@@ -313,11 +313,7 @@ pub async fn run(
                     }
                     match &result {
                         Ok(_) => ok += 1,
-                        Err(e) => {
-                            *local
-                                .entry(crate::cli::error_kind(e).to_string())
-                                .or_default() += 1
-                        }
+                        Err(e) => *local.entry(e.kind().to_string()).or_default() += 1,
                     }
                     if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
                         // The connection is gone: nothing more on it.

@@ -564,7 +564,7 @@ async fn show_waiting(mut seen: tokio::sync::watch::Receiver<Option<crate::clien
 /// number if the message is known to be in the master's log, the key to
 /// retry with, and the sentence.
 fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
-    let (kind, definite, seq) = error_facts(e);
+    let (kind, definite, seq) = e.facts();
     serde_json::json!({
         "error": kind,
         "definite": definite,
@@ -572,49 +572,6 @@ fn append_error_json(e: &ClientError, key: &str) -> serde_json::Value {
         "key": key,
         "reason": e.to_string(),
     })
-}
-
-/// A failed append's kind, as `append --json` and `bench` name it.
-pub(crate) fn error_kind(e: &ClientError) -> &'static str {
-    error_facts(e).0
-}
-
-/// A failed append's kind, whether it is definite (settled either way: not
-/// appended, or on a majority), and its sequence number if it is known to
-/// be in the master's log.
-fn error_facts(e: &ClientError) -> (&'static str, bool, Option<u64>) {
-    match e {
-        ClientError::Line { source, .. } | ClientError::Unsettled { source, .. } => {
-            error_facts(source)
-        }
-        ClientError::Append(AppendError::BadRequest(_)) => ("bad_request", true, None),
-        ClientError::Append(AppendError::KeyReused { .. }) => ("key_reused", true, None),
-        // On a majority: settled, it survives any failover.
-        ClientError::Append(AppendError::Deleted { seq, .. }) => ("deleted", true, Some(*seq)),
-        ClientError::Append(AppendError::TimedOut { seq, .. }) => ("timed_out", true, Some(*seq)),
-        ClientError::Append(AppendError::Uncommitted { seq, .. }) => {
-            ("uncommitted", false, Some(*seq))
-        }
-        ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
-        ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
-        ClientError::Append(AppendError::Storage(_)) => ("storage", true, None),
-        ClientError::Append(AppendError::ShuttingDown { seq }) => {
-            ("shutting_down", seq.is_some(), *seq)
-        }
-        ClientError::Append(AppendError::Unauthorized(_)) | ClientError::Unauthorized { .. } => {
-            ("unauthorized", true, None)
-        }
-        // Nothing was sent.
-        ClientError::Unreachable { .. } | ClientError::Refused { .. } => {
-            ("unreachable", true, None)
-        }
-        ClientError::BadAddress { .. } | ClientError::Usage(_) => ("usage", true, None),
-        ClientError::Lost { .. } | ClientError::NoAnswer { .. } | ClientError::Rejected { .. } => {
-            ("unknown_outcome", false, None)
-        }
-        ClientError::Interrupted { seq, .. } => ("interrupted", false, *seq),
-        _ => ("other", false, None),
-    }
 }
 
 /// Appends one message: to one node, following a redirect to the master

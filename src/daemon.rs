@@ -252,7 +252,7 @@ fn cancel_on_signals(token: CancellationToken) {
 /// Whether `addr` (`HOST:PORT`) can only be reached from this machine:
 /// every address it names is a loopback one (a name is looked up).
 async fn is_loopback(addr: &str) -> bool {
-    let host = crate::net::host_of(addr);
+    let host = crate::addr::host_of(addr);
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return ip.is_loopback();
     }

@@ -17,7 +17,7 @@
 //!   core's actions and decides nothing: the node loop, connections, the
 //!   master's links to secondaries, group commit.
 //! - [`net`]: the transport the runtime is generic over, and the frame
-//!   writer task.
+//!   writer task; [`addr`]: node addresses (`HOST:PORT`).
 //! - [`config`]: cluster list and node configuration, validated.
 //! - [`auth`]: the cluster key's challenge–response and client tokens;
 //!   [`tls`]: optional TLS (rustls) for every connection.
@@ -28,6 +28,7 @@
 //!   [`member_cli`] for `replog member`;
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 
+pub mod addr;
 pub mod auth;
 pub mod bench;
 pub mod cli;

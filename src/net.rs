@@ -30,13 +30,6 @@ pub trait Net: Send + Sync + 'static {
     const SIMULATED: bool = false;
 }
 
-/// The host of a `HOST:PORT` address, without the brackets of an IPv6
-/// literal (`[::1]:7001` → `::1`).
-pub fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 /// Any connected byte stream: plain TCP, TLS over TCP, an in-memory or a
 /// simulated stream. Connections travel boxed, so that one code path serves
 /// them all whatever a transport wraps around them.

@@ -69,7 +69,7 @@ fn roots(path: &Path) -> Result<RootCertStore, String> {
 /// The server name to verify a node's certificate against: the host of the
 /// address dialled (a DNS name or an IP address).
 pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
-    let host = crate::net::host_of(addr);
+    let host = crate::addr::host_of(addr);
     ServerName::try_from(host.to_string())
         .map_err(|e| format!("'{host}' cannot be checked against a certificate: {e}"))
 }

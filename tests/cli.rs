@@ -254,7 +254,7 @@ async fn verify_finds_a_secondary_whose_segment_was_edited_while_it_was_stopped(
         if e.seq == 17 {
             e.message = bytes::Bytes::from_static(b"forged");
         }
-        replog::storage::disk::encode_record(&e, &mut segment);
+        replog::storage::record::encode_record(&e, &mut segment);
     }
     std::fs::write(dir.join(format!("{:020}.log", 1)), segment).unwrap();
     c.start(2);

@@ -12,11 +12,11 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tracing::{info, warn, Instrument};
 
-use super::connection::{frame_name, Reader, Writer};
 use super::{timeout_from_ms, Input, Shared};
 use crate::auth::Access;
 use crate::entry::Seq;
 use crate::net::{Coalesce, Credits, Outbox};
+use crate::net::{FrameReader as Reader, FrameWriter as Writer};
 use crate::replication::{AppendRequest, ClientId, MemberChange};
 use crate::wire::{AppendError, AppendItem, Frame, FrameError, MemberChangeRequest, Welcome};
 
@@ -158,7 +158,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
                     | Frame::MemberChange { .. }
             ) {
                 if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
-                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame_name(&frame));
+                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame.name());
                 }
                 break;
             }

@@ -40,7 +40,7 @@ use super::{clients, Input, Shared};
 use crate::auth::Access;
 use crate::config::UNKNOWN_CLUSTER;
 use crate::entry::{Epoch, Position, Seq};
-use crate::net::{BoxConn, Coalesce, Net, Outbox};
+use crate::net::{BoxConn, Coalesce, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::membership::Membership;
 use crate::replication::secondary::SecondaryEvent;
 use crate::replication::ConnId;
@@ -186,9 +186,6 @@ fn handshakes() -> Option<&'static tokio::runtime::Handle> {
         .map(|runtime| runtime.handle())
 }
 
-pub(super) type Reader = FramedRead<tokio::io::ReadHalf<BoxConn>, FrameCodec>;
-pub(super) type Writer = FramedWrite<tokio::io::WriteHalf<BoxConn>, FrameCodec>;
-
 /// Serves one connection. `slot` is its place under `--max-connections`:
 /// held by client connections, given back by the master's replication
 /// connection (which must never be refused because clients are many).
@@ -216,7 +213,7 @@ async fn serve(
         Ok(Some(Ok(other))) => {
             shared.metrics.refused("bad_hello");
             if let Some(more) = shared.throttle.allow("no-hello") {
-                warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", frame_name(&other));
+                warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", other.name());
             }
             return;
         }
@@ -430,7 +427,7 @@ async fn serve_candidate(
     let (epoch, last, pre) = match tokio::time::timeout_at(deadline, reader.next()).await {
         Ok(Some(Ok(Frame::VoteRequest { epoch, last, pre }))) => (epoch, last, pre),
         Ok(Some(Ok(other))) => {
-            warn!(node = %shared.cfg.id, %candidate, "closing a candidate's connection: unexpected {}", frame_name(&other));
+            warn!(node = %shared.cfg.id, %candidate, "closing a candidate's connection: unexpected {}", other.name());
             return;
         }
         _ => return,
@@ -518,7 +515,7 @@ async fn prove(
         )),
         Ok(Some(Ok(other))) => Err(format!(
             "expected the node's proof of the cluster key, got {}",
-            frame_name(&other)
+            other.name()
         )),
         Ok(Some(Err(e))) => Err(format!("unreadable proof: {e}")),
         Ok(None) => Err("closed during the handshake".into()),
@@ -664,7 +661,7 @@ async fn serve_master(
                 SecondaryEvent::Heartbeat { conn, committed }
             }
             Some(Ok(other)) => {
-                warn!(node = %shared.cfg.id, "closing replication connection: unexpected {}", frame_name(&other));
+                warn!(node = %shared.cfg.id, "closing replication connection: unexpected {}", other.name());
                 break;
             }
             Some(Err(e)) => {
@@ -719,45 +716,4 @@ fn reset_event(
         epochs,
         configs,
     })
-}
-
-/// A frame's kind, for log lines (never its content, which may be large).
-pub(crate) fn frame_name(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Hello(_) => "Hello",
-        Frame::Welcome(_) => "Welcome",
-        Frame::Refused { .. } => "Refused",
-        Frame::Append { .. } => "Append",
-        Frame::List { .. } => "List",
-        Frame::Health { .. } => "Health",
-        Frame::Appended { .. } => "Appended",
-        Frame::AppendFailed { .. } => "AppendFailed",
-        Frame::Listed { .. } => "Listed",
-        Frame::HealthReport { .. } => "HealthReport",
-        Frame::Sync { .. } => "Sync",
-        Frame::Entries { .. } => "Entries",
-        Frame::Heartbeat { .. } => "Heartbeat",
-        Frame::VoteRequest { .. } => "VoteRequest",
-        Frame::VoteReply { .. } => "VoteReply",
-        Frame::LearnerVote { .. } => "LearnerVote",
-        Frame::NewerEpoch { .. } => "NewerEpoch",
-        Frame::Ack { .. } => "Ack",
-        Frame::Nack { .. } => "Nack",
-        Frame::HeartbeatReply { .. } => "HeartbeatReply",
-        Frame::LearnerHeartbeatReply { .. } => "LearnerHeartbeatReply",
-        Frame::MemberChange { .. } => "MemberChange",
-        Frame::Challenge { .. } => "Challenge",
-        Frame::Proof { .. } => "Proof",
-        Frame::Unauthorized { .. } => "Unauthorized",
-        Frame::Mismatch { .. } => "Mismatch",
-        Frame::Progress { .. } => "Progress",
-        Frame::Reset { .. } => "Reset",
-        Frame::ResetMembers { .. } => "ResetMembers",
-        Frame::NodeVersion { .. } => "NodeVersion",
-        Frame::Digest { .. } => "Digest",
-        Frame::Digests { .. } => "Digests",
-        Frame::Appends { .. } => "Appends",
-        Frame::Encoded(_) => "Encoded",
-        Frame::Answers { .. } => "Answers",
-    }
 }

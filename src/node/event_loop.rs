@@ -389,7 +389,7 @@ impl NodeLoop {
         // the buffer is kept: its capacity serves the next round.
         let is_written = match &written {
             Ok(_) => true,
-            Err(e) => crate::storage::disk::is_not_durable(e),
+            Err(e) => crate::storage::files::is_not_durable(e),
         };
         if is_written && self.core.is_master() {
             self.tail.push(&mut entries);
@@ -400,7 +400,7 @@ impl NodeLoop {
         self.pending.clear();
         let point = match written {
             Ok(point) => point,
-            Err(e) if crate::storage::disk::is_not_durable(&e) => {
+            Err(e) if crate::storage::files::is_not_durable(&e) => {
                 // Written, but a sync failed on the way (a roll still
                 // pending, made durable here before the next one).
                 // Under `always` that is a failed sync: cut back to what is

@@ -271,7 +271,7 @@ pub(super) async fn connect<N: Net>(
         }
         Some(Ok(other)) => Err(Failed(format!(
             "unexpected answer to hello: {}",
-            crate::node::frame_kind(&other)
+            other.name()
         ))),
         Some(Err(e)) => Err(Failed(e.to_string())),
         None => Err(Failed("closed during hello".into())),

@@ -81,7 +81,6 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 const MAX_INPUTS_PER_ROUND: usize = 1024;
 
 pub(crate) use crate::net::Outbox;
-pub(crate) use connection::frame_name as frame_kind;
 
 /// Inputs waiting for the loop on the control queue (links, syncer, the
 /// master's connection on a secondary).

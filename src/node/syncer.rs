@@ -132,7 +132,7 @@ pub(super) fn run(
     fault: Option<std::path::PathBuf>,
     metrics: Arc<super::metrics::Metrics>,
 ) {
-    use crate::storage::disk::{injected_fault, FaultOp};
+    use crate::storage::files::{injected_fault, FaultOp};
     loop {
         if !report && !queue.closed() {
             // Let writes gather: one sync per interval at most.

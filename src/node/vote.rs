@@ -59,7 +59,7 @@ pub(super) async fn ask<N: Net>(shared: Arc<Shared>, (id, addr): (String, String
         }),
         Ok(Err(HandshakeError::Stale { epoch, .. })) => Input::NewerEpoch { epoch },
         Ok(Ok(other)) => {
-            debug!(node = %shared.cfg.id, voter = %id, "unexpected answer to a vote request: {}", super::frame_kind(&other));
+            debug!(node = %shared.cfg.id, voter = %id, "unexpected answer to a vote request: {}", other.name());
             return;
         }
         Ok(Err(HandshakeError::Refused(reason) | HandshakeError::Mismatch(reason))) => {

@@ -22,7 +22,7 @@
 //! written): `base` is written and synced first, so a crash part-way leaves
 //! segments the next start recognises as below the base and deletes.
 //!
-//! A record is `len: u32 LE | crc32c: u32 LE | payload (len bytes)`, the
+//! A record (`record.rs`) is `len: u32 LE | crc32c: u32 LE | payload (len bytes)`, the
 //! checksum covering the length bytes and the payload. The payload is
 //! `epoch u64 | seq u64 | key_len u32 (u32::MAX = no key) | key | msg_len u32
 //! | msg`, all little-endian: a fixed format of its own, independent of the
@@ -40,37 +40,28 @@
 //! is removed with a warning; see `roll.rs`.) The segments are read
 //! by `recovery.rs`, several at once.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::damage::corrupt;
-use super::recovery::Scanned;
+use super::files::{
+    injected_fault, lock_dir, open_rw, replace_file, segment_firsts, segment_name, sync_dir,
+    FaultOp,
+};
+use super::record::{
+    decode_record, encode_record, record_need, refill, Decoded, Record, HEADER, READ_CHUNK,
+};
+use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, Position, Seq};
-
-pub(super) const HEADER: usize = 8;
-/// A record longer than this cannot be valid (messages are capped far lower).
-pub(super) const MAX_RECORD: usize = 512 * 1024 * 1024;
-const NO_KEY: u32 = u32::MAX;
-
-/// The index keeps the offset of every `STRIDE`-th entry of a segment
-/// (8 bytes per 256 entries: 0.3 MiB for ten million), and a lookup walks
-/// the record headers forward from there: at most `STRIDE - 1` small reads.
-pub(super) const STRIDE: u64 = 256;
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
 /// record headers from the sparse index for every batch (128 KiB).
 const RECENT: usize = 16 * 1024;
-
-/// Bytes read at once when recovering a segment.
-pub(super) const RECOVERY_CHUNK: u64 = 1024 * 1024;
-
-/// Bytes read at once when reading entries in order.
-pub(super) const READ_CHUNK: u64 = 256 * 1024;
 
 /// One segment file.
 #[derive(Debug)]
@@ -164,17 +155,6 @@ pub struct SegmentInfo {
     pub modified: std::time::SystemTime,
 }
 
-pub(super) fn segment_name(first: Seq) -> String {
-    format!("{first:020}.log")
-}
-
-/// The first sequence number of the segment file `name`, if it is one:
-/// exactly as [`segment_name`] writes it (a stray `7.log` is none of ours).
-pub(super) fn segment_first(name: &str) -> Option<Seq> {
-    let first = name.strip_suffix(".log")?.parse().ok()?;
-    (segment_name(first) == name).then_some(first)
-}
-
 /// A record that recovery checked and that no longer reads as it did: not
 /// [`super::damage::Damage`] (which says where the checked records end),
 /// since only a disk or a bug makes it, and healing must not act on it.
@@ -186,169 +166,6 @@ fn unreadable(path: &Path, offset: u64, what: &str) -> io::Error {
             path.display()
         ),
     )
-}
-
-/// The first sequence numbers of the segments in `dir`, in order.
-pub(super) fn segment_firsts(dir: &Path) -> io::Result<Vec<Seq>> {
-    let mut firsts = Vec::new();
-    for item in fs::read_dir(dir)? {
-        if let Some(first) = segment_first(&item?.file_name().to_string_lossy()) {
-            firsts.push(first);
-        }
-    }
-    firsts.sort_unstable();
-    Ok(firsts)
-}
-
-/// Encodes one entry as a record, appended to `buf`.
-pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; HEADER]);
-    buf.extend_from_slice(&e.epoch.to_le_bytes());
-    buf.extend_from_slice(&e.seq.to_le_bytes());
-    match &e.key {
-        Some(k) => {
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            buf.extend_from_slice(k.as_bytes());
-        }
-        None => buf.extend_from_slice(&NO_KEY.to_le_bytes()),
-    }
-    buf.extend_from_slice(&(e.message.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&e.message);
-    let len = (buf.len() - start - HEADER) as u32;
-    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &buf[start + HEADER..]);
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// What decoding the record at the start of `buf` found: the record
-/// borrowed from `buf` (nothing is copied until an entry is wanted).
-pub(super) enum Decoded<'a> {
-    /// A valid record of this many bytes.
-    Entry(Record<'a>, usize),
-    /// Not enough bytes for the record the header announces.
-    Incomplete,
-    /// Checksum or structure wrong.
-    Bad(&'static str),
-}
-
-/// A valid record, borrowed from the buffer it was read into.
-pub(super) struct Record<'a> {
-    pub(super) epoch: Epoch,
-    pub(super) seq: Seq,
-    key: Option<&'a str>,
-    message: &'a [u8],
-}
-
-impl Record<'_> {
-    /// What it records, if it is a configuration entry
-    /// ([`Entry::is_config`]).
-    pub(super) fn config(&self) -> Option<bytes::Bytes> {
-        (self.key == Some(crate::entry::CONFIG_KEY))
-            .then(|| bytes::Bytes::copy_from_slice(self.message))
-    }
-
-    fn to_entry(&self) -> Entry {
-        Entry {
-            epoch: self.epoch,
-            seq: self.seq,
-            key: self.key.map(str::to_string),
-            message: bytes::Bytes::copy_from_slice(self.message),
-        }
-    }
-}
-
-pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
-    if buf.len() < HEADER {
-        return Decoded::Incomplete;
-    }
-    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-    if len > MAX_RECORD {
-        return Decoded::Bad("impossible record length");
-    }
-    if buf.len() < HEADER + len {
-        return Decoded::Incomplete;
-    }
-    let payload = &buf[HEADER..HEADER + len];
-    if crc32c::crc32c_append(crc32c::crc32c(&buf[0..4]), payload) != crc {
-        return Decoded::Bad("checksum mismatch");
-    }
-    let mut p = payload;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        if p.len() < n {
-            return None;
-        }
-        let (a, b) = p.split_at(n);
-        p = b;
-        Some(a)
-    };
-    let parsed = (|| {
-        let epoch = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let key_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let key = if key_len == NO_KEY {
-            None
-        } else {
-            Some(std::str::from_utf8(take(key_len as usize)?).ok()?)
-        };
-        let msg_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let message = take(msg_len as usize)?;
-        Some(Record {
-            epoch,
-            seq,
-            key,
-            message,
-        })
-    })();
-    match parsed {
-        Some(r) if p.is_empty() => Decoded::Entry(r, HEADER + len),
-        _ => Decoded::Bad("record does not parse"),
-    }
-}
-
-pub(super) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-}
-
-/// Replaces `dir/name` with `text` so that a crash leaves either the old
-/// file or the new one: written to a new file, synced, renamed over the
-/// old one, and the directory synced.
-pub(super) fn replace_file(dir: &Path, name: &str, text: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
-}
-
-/// Locks the data directory `dir` for this process. One process per data
-/// directory: a second daemon writing the same segments would corrupt
-/// them. The lock goes with the file (and the process), so a crash never
-/// leaves it behind.
-pub(super) fn lock_dir(dir: &Path) -> io::Result<File> {
-    let lock = File::create(dir.join("lock"))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!(
-                "{} is in use by another process (another replogd?); give each node its own --data-dir",
-                dir.display()
-            ),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(e),
-    }
-}
-
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl DiskLog {
@@ -1204,42 +1021,6 @@ fn write_base(dir: &Path, base: Position, epochs: &[(Epoch, Seq)]) -> io::Result
     replace_file(dir, "base", &text)
 }
 
-/// The bytes the record starting `rest` takes, if its header is there and
-/// plausible; 0 if not known yet.
-pub(super) fn record_need(rest: &[u8]) -> u64 {
-    decode_len(rest)
-        .filter(|len| *len <= MAX_RECORD)
-        .map_or(0, |len| (HEADER + len) as u64)
-}
-
-/// Reads `want` bytes of `file` from `pos` into `buf` (never past `end`):
-/// a chunk for reading records in order, or a whole record larger than
-/// one. A record whose header was not in the buffer yet gets a chunk first,
-/// and its full length on the next refill.
-pub(super) fn refill(
-    file: &File,
-    pos: u64,
-    end: u64,
-    want: u64,
-    buf: &mut Vec<u8>,
-) -> io::Result<()> {
-    buf.resize(want.min(end - pos) as usize, 0);
-    file.read_exact_at(buf, pos)
-}
-
-/// Carried inside an `io::Error` from [`DiskLog::append`] when the entries
-/// were written but making them durable failed.
-#[derive(Debug)]
-pub struct NotDurable(pub String);
-
-impl std::fmt::Display for NotDurable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NotDurable {}
-
 /// Saves entries cut from the log (a divergent suffix) to
 /// `dir/rollback/<epoch>-<first>-<last>.log`, in the log's record format,
 /// durably; returns the file's path. An existing file of that name (the
@@ -1268,44 +1049,12 @@ pub fn write_rollback(
     Ok(path)
 }
 
-/// Whether an error from appending says the entries were written but may
-/// not be durable (rather than not written).
-pub fn is_not_durable(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<NotDurable>())
-}
-
-/// Which operation the testing aid's file is asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultOp {
-    /// Writing records.
-    Write,
-    /// fdatasync.
-    Sync,
-}
-
-/// The error a full disk gives, if the testing aid's file exists: for every
-/// operation, or only for syncs if the file holds the word `sync`.
-pub fn injected_fault(path: Option<&Path>, op: FaultOp) -> Option<io::Error> {
-    let path = path?;
-    let only = std::fs::read_to_string(path).ok()?;
-    (op == FaultOp::Sync || only.trim() != "sync").then(|| {
-        io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!(
-                "No space left on device (injected: {} exists)",
-                path.display()
-            ),
-        )
-    })
-}
-
-pub(super) fn decode_len(buf: &[u8]) -> Option<usize> {
-    (buf.len() >= 4).then(|| u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::files::is_not_durable;
+    use crate::storage::record::RECOVERY_CHUNK;
+    use std::fs::OpenOptions;
 
     fn entry(seq: Seq) -> Entry {
         Entry {

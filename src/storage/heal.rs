@@ -22,7 +22,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::damage::{damage_of, Damage};
-use super::disk::{lock_dir, segment_first, segment_firsts, segment_name, sync_dir};
+use super::files::{lock_dir, segment_first, segment_firsts, segment_name, sync_dir};
 use super::identity::Identity;
 use super::{roll, Log};
 use crate::entry::Seq;

@@ -155,7 +155,7 @@ impl Identity {
             text.push_str("learner\n");
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        super::disk::replace_file(dir, FILE, &text)
+        super::files::replace_file(dir, FILE, &text)
     }
 }
 

@@ -9,8 +9,10 @@
 pub mod damage;
 pub mod digest;
 pub mod disk;
+pub mod files;
 pub mod heal;
 pub mod identity;
+pub mod record;
 mod recovery;
 pub mod retention;
 pub mod roll;

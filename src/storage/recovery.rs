@@ -19,11 +19,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::damage::corrupt;
-use super::disk::{
-    decode_len, decode_record, open_rw, record_need, refill, segment_name, Decoded, HEADER,
-    MAX_RECORD, READ_CHUNK, RECOVERY_CHUNK, STRIDE,
+use super::files::{open_rw, segment_name};
+use super::record::{
+    decode_len, decode_record, record_need, refill, Decoded, HEADER, MAX_RECORD, READ_CHUNK,
+    RECOVERY_CHUNK,
 };
 use crate::entry::{Epoch, Seq};
+
+/// The index keeps the offset of every `STRIDE`-th entry of a segment
+/// (8 bytes per 256 entries: 0.3 MiB for ten million), and a lookup walks
+/// the record headers forward from there: at most `STRIDE - 1` small reads.
+pub(super) const STRIDE: u64 = 256;
 
 /// At most this many threads read segments (each with a buffer of
 /// [`RECOVERY_CHUNK`]).

@@ -35,7 +35,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::disk::{injected_fault, open_rw, sync_dir, FaultOp, NotDurable};
+use super::files::{injected_fault, open_rw, sync_dir, FaultOp, NotDurable};
 
 /// The file the next segment is written to until its roll is durable.
 pub const NEXT: &str = "segment.next";

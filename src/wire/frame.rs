@@ -705,6 +705,48 @@ pub enum AppendError {
 }
 
 impl Frame {
+    /// The frame's kind, for log lines (never its content, which may be
+    /// large).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Welcome(_) => "Welcome",
+            Frame::Refused { .. } => "Refused",
+            Frame::Append { .. } => "Append",
+            Frame::List { .. } => "List",
+            Frame::Health { .. } => "Health",
+            Frame::Appended { .. } => "Appended",
+            Frame::AppendFailed { .. } => "AppendFailed",
+            Frame::Listed { .. } => "Listed",
+            Frame::HealthReport { .. } => "HealthReport",
+            Frame::Sync { .. } => "Sync",
+            Frame::Entries { .. } => "Entries",
+            Frame::Heartbeat { .. } => "Heartbeat",
+            Frame::VoteRequest { .. } => "VoteRequest",
+            Frame::VoteReply { .. } => "VoteReply",
+            Frame::LearnerVote { .. } => "LearnerVote",
+            Frame::NewerEpoch { .. } => "NewerEpoch",
+            Frame::Ack { .. } => "Ack",
+            Frame::Nack { .. } => "Nack",
+            Frame::HeartbeatReply { .. } => "HeartbeatReply",
+            Frame::LearnerHeartbeatReply { .. } => "LearnerHeartbeatReply",
+            Frame::MemberChange { .. } => "MemberChange",
+            Frame::Challenge { .. } => "Challenge",
+            Frame::Proof { .. } => "Proof",
+            Frame::Unauthorized { .. } => "Unauthorized",
+            Frame::Mismatch { .. } => "Mismatch",
+            Frame::Progress { .. } => "Progress",
+            Frame::Reset { .. } => "Reset",
+            Frame::ResetMembers { .. } => "ResetMembers",
+            Frame::NodeVersion { .. } => "NodeVersion",
+            Frame::Digest { .. } => "Digest",
+            Frame::Digests { .. } => "Digests",
+            Frame::Appends { .. } => "Appends",
+            Frame::Encoded(_) => "Encoded",
+            Frame::Answers { .. } => "Answers",
+        }
+    }
+
     /// This frame as a node speaking node protocol `version` can decode it:
     /// a candidate older than version 6 knows no `LearnerVote`, and is
     /// refused instead (a learner's yes counts for little, and for nothing
