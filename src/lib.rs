@@ -8,7 +8,8 @@
 //! - [`replication`]: one node's core in either role (it decides roles,
 //!   quorum, health, read-only, what to send and when to answer) over the
 //!   master's and the secondary's state machines: events in, actions out,
-//!   time passed in.
+//!   time passed in (`tests/core_is_pure.rs` fails if it names the
+//!   runtime, the clock, the filesystem or the network).
 //!
 //! Around it:
 //! - [`storage`]: the log, in memory or on disk (segments, checksums,

@@ -15,7 +15,7 @@ use super::{ConnId, LogState};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{Frame, PeerStatus};
 
-/// Most bytes of entries (as [`crate::storage::entry_cost`] counts them)
+/// Most bytes of entries (as [`crate::wire::entry_cost`] counts them)
 /// held ahead of a gap. Past this, early entries are dropped. Within one
 /// TCP connection entries arrive in order and the master's window keeps far
 /// less than this in flight, so it only bounds memory against a misbehaving
@@ -515,13 +515,13 @@ impl Secondary {
                 accepted.push(entry);
                 // The gap may be filled now.
                 while let Some(next) = self.early.remove(&(self.received + 1)) {
-                    self.early_bytes -= crate::storage::entry_cost(&next);
+                    self.early_bytes -= crate::wire::entry_cost(&next);
                     self.received = next.seq;
                     accepted.push(next);
                 }
             } else {
                 gap = true;
-                let cost = crate::storage::entry_cost(&entry);
+                let cost = crate::wire::entry_cost(&entry);
                 if self.early_bytes + cost <= MAX_EARLY_BYTES
                     && !self.early.contains_key(&entry.seq)
                 {
@@ -1049,11 +1049,11 @@ mod tests {
     fn a_partly_drained_hold_counts_only_what_it_still_holds() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(3), e(5)]));
-        let held = crate::storage::entry_cost(&e(3)) + crate::storage::entry_cost(&e(5));
+        let held = crate::wire::entry_cost(&e(3)) + crate::wire::entry_cost(&e(5));
         assert_eq!(s.early_bytes, held);
         step(&mut s, now, batch(1, vec![e(1), e(2)]));
         assert_eq!(s.received(), 3);
-        assert_eq!(s.early_bytes, crate::storage::entry_cost(&e(5)));
+        assert_eq!(s.early_bytes, crate::wire::entry_cost(&e(5)));
     }
 
     #[test]

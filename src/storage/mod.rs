@@ -22,10 +22,7 @@ use std::path::Path;
 
 use crate::entry::{Entry, Epoch, Position, Seq};
 
-/// What an entry costs in a frame ([`crate::wire::cost_in_frame`]).
-pub fn entry_cost(e: &Entry) -> usize {
-    crate::wire::cost_in_frame(&e.message, e.key.as_deref())
-}
+pub use crate::wire::entry_cost;
 
 /// The first of `entries`, at most `max` of them and `max_bytes` by
 /// [`entry_cost`], and at least one if there is one (a lone entry larger

@@ -405,6 +405,13 @@ pub fn cost_in_frame(message: &[u8], key: Option<&str>) -> usize {
     message.len() + key.map_or(0, str::len) + 32
 }
 
+/// What an entry costs in a frame ([`cost_in_frame`]): what replication
+/// batches, reads of the log and the secondary's early entries are counted
+/// in.
+pub fn entry_cost(e: &Entry) -> usize {
+    cost_in_frame(&e.message, e.key.as_deref())
+}
+
 impl AppendItem {
     /// Bytes this append counts against a batch ([`cost_in_frame`]).
     pub fn cost(&self) -> usize {
