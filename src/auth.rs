@@ -56,13 +56,83 @@ impl std::fmt::Debug for ClusterKeys {
     }
 }
 
+/// Why a key or token file cannot be used: each names the flag to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file cannot be read.
+    #[error("{flag}: cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The flag that named it.
+        flag: String,
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        source: std::io::Error,
+    },
+    /// A key file must hold one key, or two during a key change.
+    #[error("--cluster-key-file: {} must hold one key, or two (the new one first, then the previous one) during a key change; it holds {count}", path.display())]
+    KeyCount {
+        /// Where the keys came from.
+        path: PathBuf,
+        /// How many it holds.
+        count: usize,
+    },
+    /// A key too short to be a secret.
+    #[error("--cluster-key-file: a key in {} is {len} bytes; use at least {MIN_KEY_BYTES} (for example: openssl rand -hex 32)", path.display())]
+    ShortKey {
+        /// Where the keys came from.
+        path: PathBuf,
+        /// Its length.
+        len: usize,
+    },
+    /// A token file with no token.
+    #[error("{flag}: {} holds no token", path.display())]
+    NoToken {
+        /// The flag that named it.
+        flag: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A token too short to be a secret.
+    #[error("{flag}: the token in {} is {len} bytes; use at least {MIN_KEY_BYTES} (for example: openssl rand -hex 32)", path.display())]
+    ShortToken {
+        /// The flag that named it.
+        flag: String,
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// Why a client's connection is refused for its token: the sentence sent
+/// back to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// A token that matches neither the client nor the read token.
+    #[error("node {node} does not accept the token given (--token-file or REPLOG_TOKEN): give the cluster's client or read token")]
+    Unknown {
+        /// The refusing node.
+        node: String,
+    },
+    /// No token where reading needs one.
+    #[error("node {node} requires a token to read: give one with --token-file (or REPLOG_TOKEN)")]
+    Required {
+        /// The refusing node.
+        node: String,
+    },
+}
+
 impl ClusterKeys {
     /// Reads a key file: one key per line, newest first, at most two (the
     /// second is the previous key, accepted during a rolling change).
     /// Blank lines and surrounding white space are ignored.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--cluster-key-file: cannot read {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Unreadable {
+            flag: "--cluster-key-file".into(),
+            path: path.to_path_buf(),
+            source,
+        })?;
         let keys: Vec<Vec<u8>> = text
             .lines()
             .map(str::trim)
@@ -73,19 +143,18 @@ impl ClusterKeys {
     }
 
     /// Keys given directly (`--dev` makes one up).
-    pub fn new(keys: Vec<Vec<u8>>, source: PathBuf) -> Result<Self, String> {
-        let at = source.display();
+    pub fn new(keys: Vec<Vec<u8>>, source: PathBuf) -> Result<Self, SecretError> {
         if keys.is_empty() || keys.len() > 2 {
-            return Err(format!(
-                "--cluster-key-file: {at} must hold one key, or two (the new one first, then the previous one) during a key change; it holds {}",
-                keys.len()
-            ));
+            return Err(SecretError::KeyCount {
+                path: source,
+                count: keys.len(),
+            });
         }
         if let Some(short) = keys.iter().find(|k| k.len() < MIN_KEY_BYTES) {
-            return Err(format!(
-                "--cluster-key-file: a key in {at} is {} bytes; use at least {MIN_KEY_BYTES} (for example: openssl rand -hex 32)",
-                short.len()
-            ));
+            return Err(SecretError::ShortKey {
+                path: source,
+                len: short.len(),
+            });
         }
         Ok(ClusterKeys { keys, source })
     }
@@ -175,20 +244,26 @@ fn mac(key: &[u8], label: &[u8], a: &Nonce, b: &Nonce, id: &str) -> Proof {
 
 /// Reads a token file: its first non-empty line, trimmed. `flag` names
 /// the flag in errors.
-pub fn load_token(path: &Path, flag: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{flag}: cannot read {}: {e}", path.display()))?;
+pub fn load_token(path: &Path, flag: &str) -> Result<String, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Unreadable {
+        flag: flag.into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
     let token = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .ok_or_else(|| format!("{flag}: {} holds no token", path.display()))?;
+        .ok_or_else(|| SecretError::NoToken {
+            flag: flag.into(),
+            path: path.to_path_buf(),
+        })?;
     if token.len() < MIN_KEY_BYTES {
-        return Err(format!(
-            "{flag}: the token in {} is {} bytes; use at least {MIN_KEY_BYTES} (for example: openssl rand -hex 32)",
-            path.display(),
-            token.len()
-        ));
+        return Err(SecretError::ShortToken {
+            flag: flag.into(),
+            path: path.to_path_buf(),
+            len: token.len(),
+        });
     }
     Ok(token.to_string())
 }
@@ -218,7 +293,7 @@ pub fn client_access(
     client: Option<&str>,
     read: Option<&str>,
     node: &str,
-) -> Result<Access, String> {
+) -> Result<Access, TokenRefusal> {
     let is = |expected: Option<&str>| match (token, expected) {
         (_, None) => true,
         (Some(t), Some(e)) => token_matches(t, e),
@@ -229,14 +304,10 @@ pub fn client_access(
     let configured = client.is_some() || read.is_some();
     let matches_one = (client.is_some() && append) || (read.is_some() && is(read));
     if token.is_some() && configured && !matches_one {
-        return Err(format!(
-            "node {node} does not accept the token given (--token-file or REPLOG_TOKEN): give the cluster's client or read token"
-        ));
+        return Err(TokenRefusal::Unknown { node: node.into() });
     }
     if !reads {
-        return Err(format!(
-            "node {node} requires a token to read: give one with --token-file (or REPLOG_TOKEN)"
-        ));
+        return Err(TokenRefusal::Required { node: node.into() });
     }
     Ok(Access {
         append,
@@ -344,6 +415,7 @@ mod tests {
         assert_eq!(client_access(Some(w), Some(w), None, "n"), ok(true, true));
         assert!(client_access(Some("bad"), Some(w), None, "n")
             .unwrap_err()
+            .to_string()
             .contains("--token-file"));
         // Both guarded: the client token reads too; the read token only reads.
         assert_eq!(
@@ -356,6 +428,7 @@ mod tests {
         );
         assert!(client_access(None, Some(w), Some(r), "n")
             .unwrap_err()
+            .to_string()
             .contains("requires a token to read"));
         assert!(client_access(Some("bad"), Some(w), Some(r), "n").is_err());
         // Only reads guarded.
@@ -390,11 +463,20 @@ mod tests {
         std::fs::write(&f, "\n  0123456789abcdef0123  \n").unwrap();
         assert!(ClusterKeys::load(&f).is_ok());
         std::fs::write(&f, "short\n").unwrap();
-        assert!(ClusterKeys::load(&f).unwrap_err().contains("at least 16"));
+        assert!(ClusterKeys::load(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 16"));
         std::fs::write(&f, "").unwrap();
-        assert!(ClusterKeys::load(&f).unwrap_err().contains("one key"));
+        assert!(ClusterKeys::load(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("one key"));
         std::fs::write(&f, "a123456789abcdef\nb123456789abcdef\nc123456789abcdef\n").unwrap();
-        assert!(ClusterKeys::load(&f).unwrap_err().contains("holds 3"));
+        assert!(ClusterKeys::load(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("holds 3"));
         assert!(format!("{:?}", keys(&["0123456789abcdef-sec"])).contains("1 key(s)"));
         assert!(!format!("{:?}", keys(&["0123456789abcdef-sec"])).contains("sec"));
         assert!(token_matches("s3cret", "s3cret"));

@@ -243,16 +243,20 @@ pub struct ConnArgs {
 impl ConnArgs {
     fn options(&self) -> Result<ConnectOptions, ClientError> {
         let token = match &self.token_file {
-            Some(path) => {
-                Some(crate::auth::load_token(path, "--token-file").map_err(ClientError::Usage)?)
-            }
+            Some(path) => Some(
+                crate::auth::load_token(path, "--token-file")
+                    .map_err(|e| ClientError::Usage(e.to_string()))?,
+            ),
             None => std::env::var("REPLOG_TOKEN").ok().filter(|t| !t.is_empty()),
         };
         let tls = match &self.tls_ca {
             None => None,
             Some(ca) => {
                 let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
-                Some(crate::tls::client_connector(ca, identity).map_err(ClientError::Usage)?)
+                Some(
+                    crate::tls::client_connector(ca, identity)
+                        .map_err(|e| ClientError::Usage(e.to_string()))?,
+                )
             }
         };
         Ok(ConnectOptions {

@@ -55,6 +55,73 @@ pub enum OnDamage {
     Refuse,
 }
 
+/// Why a `--cluster` list (or `--master`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterListError {
+    /// An entry that is not `ID=HOST:PORT`.
+    #[error("--cluster: '{item}' is not ID=HOST:PORT{}", if *example { " (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)" } else { "" })]
+    NotAnEntry {
+        /// The entry.
+        item: String,
+        /// Whether to show an example (no `=` at all).
+        example: bool,
+    },
+    /// Entries separated by spaces.
+    #[error("--cluster: '{item}' contains a space: separate the entries with commas (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)")]
+    Space {
+        /// The entry.
+        item: String,
+    },
+    /// A port that is not one.
+    #[error("--cluster: in '{item}', '{port}' is not a port (1 to 65535)")]
+    Port {
+        /// The entry.
+        item: String,
+        /// What stood for the port.
+        port: String,
+    },
+    /// An id given twice.
+    #[error("--cluster: node id '{id}' appears twice")]
+    TwiceId {
+        /// The id.
+        id: String,
+    },
+    /// An address given twice.
+    #[error("--cluster: address '{addr}' appears twice")]
+    TwiceAddr {
+        /// The address.
+        addr: String,
+    },
+    /// No entry.
+    #[error("--cluster: the list is empty; give at least this node as ID=HOST:PORT")]
+    Empty,
+    /// A master that is not in the list.
+    #[error("--master: '{id}' is not a node of --cluster")]
+    Master {
+        /// The id given.
+        id: String,
+    },
+}
+
+/// Why a size (`--segment-bytes`, `--retention-bytes`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number.
+    #[error("'{0}' is not a size (examples: 1048576, 512MiB, 10G)")]
+    NotASize(String),
+    /// A unit not known.
+    #[error("'{text}': unknown unit '{unit}' (use K, M, G or T)")]
+    Unit {
+        /// The size as given.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// More bytes than 64 bits count.
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+}
+
 /// The members of a cluster, as given to `--cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
@@ -67,48 +134,52 @@ pub struct Cluster {
 impl Cluster {
     /// Parses `ID=HOST:PORT[,ID=HOST:PORT...]`; the master defaults to the
     /// first node.
-    pub fn parse(list: &str, master: Option<&str>) -> Result<Cluster, String> {
+    pub fn parse(list: &str, master: Option<&str>) -> Result<Cluster, ClusterListError> {
         let mut nodes: Vec<(String, String)> = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((id, addr)) = item.split_once('=') else {
-                return Err(format!(
-                    "--cluster: '{item}' is not ID=HOST:PORT (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
-                ));
+                return Err(ClusterListError::NotAnEntry {
+                    item: item.into(),
+                    example: true,
+                });
             };
             let (id, addr) = (id.trim(), addr.trim());
             if item.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "--cluster: '{item}' contains a space: separate the entries with commas (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
-                ));
+                return Err(ClusterListError::Space { item: item.into() });
             }
             let Some((host, port)) = addr.rsplit_once(':') else {
-                return Err(format!("--cluster: '{item}' is not ID=HOST:PORT"));
+                return Err(ClusterListError::NotAnEntry {
+                    item: item.into(),
+                    example: false,
+                });
             };
             if id.is_empty() || host.is_empty() || host.contains('=') {
-                return Err(format!("--cluster: '{item}' is not ID=HOST:PORT"));
+                return Err(ClusterListError::NotAnEntry {
+                    item: item.into(),
+                    example: false,
+                });
             }
             if !matches!(port.parse::<u16>(), Ok(p) if p != 0) {
-                return Err(format!(
-                    "--cluster: in '{item}', '{port}' is not a port (1 to 65535)"
-                ));
+                return Err(ClusterListError::Port {
+                    item: item.into(),
+                    port: port.into(),
+                });
             }
             if nodes.iter().any(|(i, _)| i == id) {
-                return Err(format!("--cluster: node id '{id}' appears twice"));
+                return Err(ClusterListError::TwiceId { id: id.into() });
             }
             if nodes.iter().any(|(_, a)| a == addr) {
-                return Err(format!("--cluster: address '{addr}' appears twice"));
+                return Err(ClusterListError::TwiceAddr { addr: addr.into() });
             }
             nodes.push((id.to_string(), addr.to_string()));
         }
         if nodes.is_empty() {
-            return Err(
-                "--cluster: the list is empty; give at least this node as ID=HOST:PORT".into(),
-            );
+            return Err(ClusterListError::Empty);
         }
         let master = match master {
             Some(m) => {
                 if !nodes.iter().any(|(i, _)| i == m) {
-                    return Err(format!("--master: '{m}' is not a node of --cluster"));
+                    return Err(ClusterListError::Master { id: m.into() });
                 }
                 m.to_string()
             }
@@ -206,13 +277,13 @@ impl Cluster {
 
 /// Parses a size: a number of bytes, optionally with a unit (`K`, `M`, `G`,
 /// `T`, powers of 1024; `KiB`, `KB` and the like are read the same way).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(digits);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a size (examples: 1048576, 512MiB, 10G)"))?;
+        .map_err(|_| SizeError::NotASize(text.into()))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -220,14 +291,92 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         _ => {
-            return Err(format!(
-                "'{text}': unknown unit '{unit}' (use K, M, G or T)"
-            ))
+            return Err(SizeError::Unit {
+                text: text.into(),
+                unit: unit.into(),
+            })
         }
     };
     number
         .checked_mul(1 << shift)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| SizeError::TooLarge(text.into()))
+}
+
+/// Why a node's configuration is refused (what clap cannot check): each
+/// names the flags to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--id` is not one of `--cluster`'s.
+    #[error("--id: '{id}' is not in --cluster (its ids are {ids}); give this node's own id")]
+    NotInCluster {
+        /// The id given.
+        id: String,
+        /// The list's ids, comma-separated.
+        ids: String,
+    },
+    /// Retention deletes files, and a log in memory has none.
+    #[error("--retention-bytes and --retention-age delete segment files: give --data-dir")]
+    RetentionInMemory,
+    /// Segments smaller than a page.
+    #[error("--segment-bytes: {0} is too small; give at least 4096 (default 64MiB)")]
+    SegmentTooSmall(u64),
+    /// No heartbeat interval.
+    #[error("--heartbeat-interval: must be more than 0")]
+    ZeroHeartbeat,
+    /// Two deadlines in the wrong order.
+    #[error("{flag} ({}) {rule} {other} ({})", humantime::format_duration(*value), humantime::format_duration(*other_value))]
+    Order {
+        /// The deadline refused.
+        flag: &'static str,
+        /// Its value.
+        value: std::time::Duration,
+        /// How it must compare.
+        rule: &'static str,
+        /// The deadline it is compared with.
+        other: &'static str,
+        /// That one's value.
+        other_value: std::time::Duration,
+    },
+    /// An election timeout in which too few heartbeats fit.
+    #[error("--election-timeout ({}) must be at least twice --heartbeat-interval ({}); five times or more is usual", humantime::format_duration(*election_timeout), humantime::format_duration(*heartbeat_interval))]
+    ElectionTimeout {
+        /// `--election-timeout`.
+        election_timeout: std::time::Duration,
+        /// `--heartbeat-interval`.
+        heartbeat_interval: std::time::Duration,
+    },
+    /// Not a probability.
+    #[error("--fail-rate: {0} is not a probability between 0 and 1")]
+    FailRate(f64),
+    /// A limit out of its range.
+    #[error("{flag}: {value} is out of range; use {range}")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: u64,
+        /// The range allowed.
+        range: &'static str,
+    },
+    /// A connection deadline of 0.
+    #[error("--hello-timeout and --idle-timeout must be more than 0")]
+    ZeroTimeouts,
+}
+
+impl ConfigError {
+    fn order(
+        (flag, value): (&'static str, std::time::Duration),
+        rule: &'static str,
+        (other, other_value): (&'static str, std::time::Duration),
+    ) -> ConfigError {
+        ConfigError::Order {
+            flag,
+            value,
+            rule,
+            other,
+            other_value,
+        }
+    }
 }
 
 /// Everything one node needs to run.
@@ -355,94 +504,87 @@ impl NodeConfig {
     }
 
     /// Checks what clap cannot: membership and the order of the deadlines.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.addr(&self.id).is_none() {
             let ids: Vec<&str> = self.cluster.nodes.iter().map(|(i, _)| i.as_str()).collect();
-            return Err(format!(
-                "--id: '{}' is not in --cluster (its ids are {}); give this node's own id",
-                self.id,
-                ids.join(", ")
-            ));
+            return Err(ConfigError::NotInCluster {
+                id: self.id.clone(),
+                ids: ids.join(", "),
+            });
         }
         if self.retention.is_on() && self.data_dir.is_none() {
-            return Err(
-                "--retention-bytes and --retention-age delete segment files: give --data-dir"
-                    .into(),
-            );
+            return Err(ConfigError::RetentionInMemory);
         }
         if self.segment_bytes < 4096 {
-            return Err(format!(
-                "--segment-bytes: {} is too small; give at least 4096 (default 64MiB)",
-                self.segment_bytes
-            ));
+            return Err(ConfigError::SegmentTooSmall(self.segment_bytes));
         }
         let t = &self.timing;
         if t.heartbeat_interval.is_zero() {
-            return Err("--heartbeat-interval: must be more than 0".into());
+            return Err(ConfigError::ZeroHeartbeat);
         }
         if t.suspect_after <= t.heartbeat_interval {
-            return Err(format!(
-                "--suspect-after ({}) must be longer than --heartbeat-interval ({})",
-                humantime::format_duration(t.suspect_after),
-                humantime::format_duration(t.heartbeat_interval)
+            return Err(ConfigError::order(
+                ("--suspect-after", t.suspect_after),
+                "must be longer than",
+                ("--heartbeat-interval", t.heartbeat_interval),
             ));
         }
         if t.unhealthy_after < t.suspect_after {
-            return Err(format!(
-                "--unhealthy-after ({}) must not be shorter than --suspect-after ({})",
-                humantime::format_duration(t.unhealthy_after),
-                humantime::format_duration(t.suspect_after)
+            return Err(ConfigError::order(
+                ("--unhealthy-after", t.unhealthy_after),
+                "must not be shorter than",
+                ("--suspect-after", t.suspect_after),
             ));
         }
         // Several heartbeats must fit in an election timeout, or a healthy
         // master's followers would keep electing another.
         if self.failover && t.election_timeout < 2 * t.heartbeat_interval {
-            return Err(format!(
-                "--election-timeout ({}) must be at least twice --heartbeat-interval ({}); five times or more is usual",
-                humantime::format_duration(t.election_timeout),
-                humantime::format_duration(t.heartbeat_interval)
-            ));
+            return Err(ConfigError::ElectionTimeout {
+                election_timeout: t.election_timeout,
+                heartbeat_interval: t.heartbeat_interval,
+            });
         }
         if t.retry_max < t.retry_base {
-            return Err(format!(
-                "--retry-max ({}) must not be shorter than --retry-base ({})",
-                humantime::format_duration(t.retry_max),
-                humantime::format_duration(t.retry_base)
+            return Err(ConfigError::order(
+                ("--retry-max", t.retry_max),
+                "must not be shorter than",
+                ("--retry-base", t.retry_base),
             ));
         }
         if !(0.0..=1.0).contains(&self.fail_rate) {
-            return Err(format!(
-                "--fail-rate: {} is not a probability between 0 and 1",
-                self.fail_rate
-            ));
+            return Err(ConfigError::FailRate(self.fail_rate));
         }
         let l = &self.limits;
         if l.max_connections == 0 || l.max_connections > 1_000_000 {
-            return Err(format!(
-                "--max-connections: {} is out of range; use 1 to 1000000",
-                l.max_connections
-            ));
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-connections",
+                value: l.max_connections as u64,
+                range: "1 to 1000000",
+            });
         }
         if l.max_inflight == 0 || l.max_inflight > 1_000_000 {
-            return Err(format!(
-                "--max-inflight: {} is out of range; use 1 to 1000000",
-                l.max_inflight
-            ));
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-inflight",
+                value: l.max_inflight as u64,
+                range: "1 to 1000000",
+            });
         }
         if self.dedup_window == 0 || self.dedup_window > 100_000_000 {
-            return Err(format!(
-                "--dedup-window: {} is out of range; use 1 to 100000000 entries",
-                self.dedup_window
-            ));
+            return Err(ConfigError::OutOfRange {
+                flag: "--dedup-window",
+                value: self.dedup_window,
+                range: "1 to 100000000 entries",
+            });
         }
         if l.hello_timeout.is_zero() || l.idle_timeout.is_zero() {
-            return Err("--hello-timeout and --idle-timeout must be more than 0".into());
+            return Err(ConfigError::ZeroTimeouts);
         }
         if self.max_message_bytes == 0 || self.max_message_bytes > 256 * 1024 * 1024 {
-            return Err(format!(
-                "--max-message-bytes: {} is out of range; use 1 to 268435456",
-                self.max_message_bytes
-            ));
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-message-bytes",
+                value: self.max_message_bytes as u64,
+                range: "1 to 268435456",
+            });
         }
         Ok(())
     }
@@ -462,7 +604,7 @@ impl NodeConfig {
 mod tests {
     #[test]
     fn a_cluster_list_with_spaces_or_a_bad_entry_is_an_error_naming_the_entry() {
-        let err = Cluster::parse("1=a:1 2=b:2", None).unwrap_err();
+        let err = Cluster::parse("1=a:1 2=b:2", None).unwrap_err().to_string();
         assert_eq!(
             err,
             "--cluster: '1=a:1 2=b:2' contains a space: separate the entries with commas (example: --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002)"
@@ -471,20 +613,20 @@ mod tests {
         let c = Cluster::parse(" 1=a:1 , 2=b:2 ", None).unwrap();
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(
-            Cluster::parse("1=a:x", None).unwrap_err(),
+            Cluster::parse("1=a:x", None).unwrap_err().to_string(),
             "--cluster: in '1=a:x', 'x' is not a port (1 to 65535)"
         );
         assert_eq!(
-            Cluster::parse("1=a:70000", None).unwrap_err(),
+            Cluster::parse("1=a:70000", None).unwrap_err().to_string(),
             "--cluster: in '1=a:70000', '70000' is not a port (1 to 65535)"
         );
         assert_eq!(
-            Cluster::parse("1=a:0", None).unwrap_err(),
+            Cluster::parse("1=a:0", None).unwrap_err().to_string(),
             "--cluster: in '1=a:0', '0' is not a port (1 to 65535)"
         );
         for bad in ["1=:7001", "=a:1", "1=a", "1=a=b:1"] {
             assert_eq!(
-                Cluster::parse(bad, None).unwrap_err(),
+                Cluster::parse(bad, None).unwrap_err().to_string(),
                 format!("--cluster: '{bad}' is not ID=HOST:PORT"),
                 "{bad}"
             );
@@ -511,12 +653,15 @@ mod tests {
     fn cluster_errors_name_the_problem() {
         assert!(Cluster::parse("a=1.2.3.4:5,a=1.2.3.4:6", None)
             .unwrap_err()
+            .to_string()
             .contains("twice"));
         assert!(Cluster::parse("nonsense", None)
             .unwrap_err()
+            .to_string()
             .contains("ID=HOST:PORT"));
         assert!(Cluster::parse("a=h:1", Some("z"))
             .unwrap_err()
+            .to_string()
             .contains("--master"));
     }
 
@@ -524,7 +669,7 @@ mod tests {
     fn an_election_timeout_must_leave_room_for_heartbeats() {
         let mut cfg = NodeConfig::new("a", Cluster::parse("a=h:1,b=h:2", None).unwrap());
         cfg.timing.election_timeout = cfg.timing.heartbeat_interval;
-        let err = cfg.validate().unwrap_err();
+        let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("--election-timeout"), "{err}");
         // Without failover there are no elections to time.
         cfg.failover = false;
@@ -540,10 +685,17 @@ mod tests {
         assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
         assert_eq!(parse_bytes("10G"), Ok(10 << 30));
         assert_eq!(parse_bytes("3 kb"), Ok(3 << 10));
-        assert!(parse_bytes("ten").unwrap_err().contains("not a size"));
-        assert!(parse_bytes("5X").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("ten")
+            .unwrap_err()
+            .to_string()
+            .contains("not a size"));
+        assert!(parse_bytes("5X")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse_bytes("99999999999T")
             .unwrap_err()
+            .to_string()
             .contains("too large"));
     }
 

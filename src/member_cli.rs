@@ -50,7 +50,9 @@ pub fn with_key(
     path: Option<PathBuf>,
 ) -> Result<ConnectOptions, ClientError> {
     let cluster_key = match path {
-        Some(path) => Some(crate::auth::ClusterKeys::load(&path).map_err(ClientError::Usage)?),
+        Some(path) => Some(
+            crate::auth::ClusterKeys::load(&path).map_err(|e| ClientError::Usage(e.to_string()))?,
+        ),
         None => None,
     };
     Ok(ConnectOptions {

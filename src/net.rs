@@ -190,7 +190,7 @@ pub async fn dial<N: Net>(
     let stream: BoxConn = match tls {
         None => Box::new(stream),
         Some(tls) => {
-            let name = crate::tls::server_name(addr).map_err(unreachable)?;
+            let name = crate::tls::server_name(addr).map_err(|e| unreachable(e.to_string()))?;
             let tls_stream = tokio::time::timeout(deadline, tls.connect(name, stream))
                 .await
                 .map_err(|_| unreachable("the TLS handshake timed out".into()))?

@@ -315,7 +315,9 @@ async fn serve(
                     }
                     let _ = tokio::time::timeout(
                         Duration::from_millis(500),
-                        writer.send(Frame::Unauthorized { reason }),
+                        writer.send(Frame::Unauthorized {
+                            reason: reason.to_string(),
+                        }),
                     )
                     .await;
                 }
@@ -371,7 +373,9 @@ async fn admit_node(
                     shared.metrics.refused("node_proof");
                     let _ = tokio::time::timeout(
                         Duration::from_millis(500),
-                        writer.send(Frame::Refused { reason }),
+                        writer.send(Frame::Refused {
+                            reason: reason.to_string(),
+                        }),
                     )
                     .await;
                     false
@@ -383,10 +387,10 @@ async fn admit_node(
     let proved = if cfg.tls.is_some() && !has_cert {
         // Mutual TLS between nodes: the other node's certificate, which
         // the handshake already checked against the CA if offered.
-        Err(format!(
-            "node {} takes {what} only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)",
-            cfg.id
-        ))
+        Err(ProofRefusal::NoCertificate {
+            node: cfg.id.clone(),
+            what,
+        })
     } else {
         prove(shared, deadline, hello, reader, writer).await
     };
@@ -403,7 +407,9 @@ async fn admit_node(
     }
     let _ = tokio::time::timeout(
         Duration::from_millis(500),
-        writer.send(Frame::Refused { reason }),
+        writer.send(Frame::Refused {
+            reason: reason.to_string(),
+        }),
     )
     .await;
     false
@@ -473,7 +479,7 @@ async fn prove(
     hello: &Hello,
     reader: &mut Reader,
     writer: &mut Writer,
-) -> Result<(), String> {
+) -> Result<(), ProofRefusal> {
     let cfg = &shared.cfg;
     let Some(keys) = &cfg.cluster_keys else {
         return Ok(());
@@ -488,10 +494,10 @@ async fn prove(
     // The reasons go back to a peer not yet proven: they name the flag, not
     // this node's key file (which the local log line names).
     let Some(theirs) = hello.nonce else {
-        return Err(format!(
-            "node {} requires the cluster key, and node '{id}' offered none: start it with --cluster-key-file (the same key as every other node)",
-            cfg.id
-        ));
+        return Err(ProofRefusal::NoNonce {
+            node: cfg.id.clone(),
+            caller: id.into(),
+        });
     };
     let ours = crate::auth::nonce();
     let challenge = Frame::Challenge {
@@ -503,27 +509,66 @@ async fn prove(
     // the connection's start: an unproven peer holds its slot no longer.
     match tokio::time::timeout_at(deadline, writer.send(challenge)).await {
         Ok(Ok(())) => {}
-        _ => return Err("the node did not take the challenge".into()),
+        _ => return Err(ProofRefusal::ChallengeNotTaken),
     }
     match tokio::time::timeout_at(deadline, reader.next()).await {
         Ok(Some(Ok(Frame::Proof { proof }))) if keys.check_opener(&proof, &ours, &theirs, id) => {
             Ok(())
         }
-        Ok(Some(Ok(Frame::Proof { .. }))) => Err(format!(
-            "node '{id}' does not hold the cluster key of node {}: give every node the same --cluster-key-file",
-            cfg.id
-        )),
-        Ok(Some(Ok(other))) => Err(format!(
-            "expected the node's proof of the cluster key, got {}",
-            other.name()
-        )),
-        Ok(Some(Err(e))) => Err(format!("unreadable proof: {e}")),
-        Ok(None) => Err("closed during the handshake".into()),
-        Err(_) => Err(format!(
-            "no proof of the cluster key within {} (--hello-timeout)",
-            humantime::format_duration(limit)
-        )),
+        Ok(Some(Ok(Frame::Proof { .. }))) => Err(ProofRefusal::WrongKey {
+            node: cfg.id.clone(),
+            caller: id.into(),
+        }),
+        Ok(Some(Ok(other))) => Err(ProofRefusal::NotAProof(other.name())),
+        Ok(Some(Err(e))) => Err(ProofRefusal::Unreadable(e.to_string())),
+        Ok(None) => Err(ProofRefusal::Closed),
+        Err(_) => Err(ProofRefusal::TimedOut(limit)),
     }
+}
+
+/// Why a node (or a client offering to) did not prove the cluster key, or
+/// show a certificate: the sentence sent back to it.
+#[derive(Debug, thiserror::Error)]
+enum ProofRefusal {
+    /// With TLS, nodes must present a certificate of the cluster's CA.
+    #[error("node {node} takes {what} only with a TLS certificate of the cluster's CA (--tls-cert, --tls-key)")]
+    NoCertificate {
+        /// This node.
+        node: String,
+        /// What was asked for.
+        what: &'static str,
+    },
+    /// A hello without a nonce to a node that requires the key.
+    #[error("node {node} requires the cluster key, and node '{caller}' offered none: start it with --cluster-key-file (the same key as every other node)")]
+    NoNonce {
+        /// This node.
+        node: String,
+        /// Who called.
+        caller: String,
+    },
+    /// The challenge could not be sent.
+    #[error("the node did not take the challenge")]
+    ChallengeNotTaken,
+    /// A proof made with another key.
+    #[error("node '{caller}' does not hold the cluster key of node {node}: give every node the same --cluster-key-file")]
+    WrongKey {
+        /// This node.
+        node: String,
+        /// Who called.
+        caller: String,
+    },
+    /// Another frame where the proof was due.
+    #[error("expected the node's proof of the cluster key, got {0}")]
+    NotAProof(&'static str),
+    /// A frame that does not decode.
+    #[error("unreadable proof: {0}")]
+    Unreadable(String),
+    /// Closed before proving.
+    #[error("closed during the handshake")]
+    Closed,
+    /// No proof within the deadline.
+    #[error("no proof of the cluster key within {} (--hello-timeout)", humantime::format_duration(*.0))]
+    TimedOut(Duration),
 }
 
 /// Why a hello is refused.

@@ -313,7 +313,7 @@ pub async fn run<N: Net>(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Probe) + Send,
 ) -> anyhow::Result<()> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate()?;
     // The node loop may run on a thread of its own (`--threads N`): should
     // this future be dropped instead of awaited, the node must still stop.
     let shutdown = shutdown.child_token();

@@ -112,27 +112,52 @@ pub struct LogState {
     pub configs: Vec<(Seq, membership::Membership)>,
 }
 
+/// A log that names an epoch no election can reach, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImpossibleEpoch {
+    /// Entries of such an epoch: from a forged or corrupt frame.
+    #[error("its log holds entries of epoch {epoch}, which no election can reach (epochs stay below {limit}): they came from a forged or corrupt frame. Move the data directory aside and start the node again to have its log copied from the master; do this on a minority of the nodes only, since what a majority holds is the cluster's log")]
+    Entries {
+        /// The newest epoch of its entries.
+        epoch: Epoch,
+        /// [`crate::entry::EPOCH_LIMIT`].
+        limit: Epoch,
+    },
+    /// The `epoch` file records one: the entries are sound.
+    #[error("its file 'epoch' records epoch {epoch}, which no election can reach (epochs stay below {limit}): a forged frame, taken by an older release. The entries are sound: write {last} (the epoch of the last entry) into that file and start the node again; do not move the data directory aside")]
+    Record {
+        /// The epoch recorded.
+        epoch: Epoch,
+        /// [`crate::entry::EPOCH_LIMIT`].
+        limit: Epoch,
+        /// The epoch of the last entry, to write there instead.
+        last: Epoch,
+    },
+}
+
 impl LogState {
     /// Refuses a log whose epochs no election could have reached (taken
     /// from a forged frame by a release before such epochs were refused, or
     /// damaged), saying what to do: for a forged epoch record, which leaves
     /// the entries sound, not to throw the entries away.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ImpossibleEpoch> {
         let limit = crate::entry::EPOCH_LIMIT;
         let entries = (self.epochs.iter().map(|(e, _)| *e))
             .chain([self.last.epoch, self.base.epoch])
             .max()
             .unwrap_or_default();
         if entries >= limit {
-            return Err(format!(
-                "its log holds entries of epoch {entries}, which no election can reach (epochs stay below {limit}): they came from a forged or corrupt frame. Move the data directory aside and start the node again to have its log copied from the master; do this on a minority of the nodes only, since what a majority holds is the cluster's log"
-            ));
+            return Err(ImpossibleEpoch::Entries {
+                epoch: entries,
+                limit,
+            });
         }
         if self.epoch >= limit {
-            return Err(format!(
-                "its file 'epoch' records epoch {}, which no election can reach (epochs stay below {limit}): a forged frame, taken by an older release. The entries are sound: write {} (the epoch of the last entry) into that file and start the node again; do not move the data directory aside",
-                self.epoch, self.last.epoch
-            ));
+            return Err(ImpossibleEpoch::Record {
+                epoch: self.epoch,
+                limit,
+                last: self.last.epoch,
+            });
         }
         Ok(())
     }

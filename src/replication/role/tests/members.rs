@@ -27,7 +27,7 @@ fn epochs_stop_at_the_highest_an_election_can_reach() {
         epoch: u64::MAX,
         ..log(7)
     };
-    let err = record.check().unwrap_err();
+    let err = record.check().unwrap_err().to_string();
     assert!(
         err.contains(&format!("its file 'epoch' records epoch {}", u64::MAX))
             && err.contains("write 2 (the epoch of the last entry) into that file")
@@ -42,7 +42,7 @@ fn epochs_stop_at_the_highest_an_election_can_reach() {
         epochs: vec![(1, 1), (EPOCH_LIMIT, 6)],
         ..log(7)
     };
-    let err = entries.check().unwrap_err();
+    let err = entries.check().unwrap_err().to_string();
     assert!(
         err.contains(&format!("its log holds entries of epoch {EPOCH_LIMIT}"))
             && err.contains("on a minority of the nodes only"),
