@@ -39,11 +39,8 @@ use tracing::{debug, info, warn, Instrument};
 use super::{clients, Input, Shared};
 use crate::auth::Access;
 use crate::config::UNKNOWN_CLUSTER;
-use crate::entry::{Epoch, Position, Seq};
 use crate::net::{BoxConn, Coalesce, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
-use crate::replication::membership::Membership;
 use crate::replication::secondary::SecondaryEvent;
-use crate::replication::ConnId;
 use crate::wire::{Frame, FrameCodec, Hello, Role, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// Frames queued towards the master on a secondary's replication
@@ -681,25 +678,22 @@ async fn serve_master(
                 conn,
                 truncate_after,
             },
-            Some(Ok(Frame::Reset { base, epochs })) => {
-                match reset_event(conn, base, epochs, None) {
-                    Ok(event) => event,
-                    Err(why) => {
-                        warn!(node = %shared.cfg.id, "closing replication connection: {why}");
-                        break;
-                    }
-                }
-            }
+            // The core checks that a reset names a log (`role::frames`).
+            Some(Ok(Frame::Reset { base, epochs })) => SecondaryEvent::Reset {
+                conn,
+                base,
+                epochs,
+                configs: None,
+            },
             Some(Ok(Frame::ResetMembers {
                 base,
                 epochs,
                 configs,
-            })) => match reset_event(conn, base, epochs, Some(configs)) {
-                Ok(event) => event,
-                Err(why) => {
-                    warn!(node = %shared.cfg.id, "closing replication connection: {why}");
-                    break;
-                }
+            })) => SecondaryEvent::Reset {
+                conn,
+                base,
+                epochs,
+                configs: Some(configs),
             },
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {
@@ -728,37 +722,4 @@ async fn serve_master(
         .await;
     outbox.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
-}
-
-/// A master's reset, checked: epochs and their first seqs rising, none
-/// past the base, the last the base's own, and at most one configuration
-/// entry, at or before the base and readable: anything else is no log.
-fn reset_event(
-    conn: ConnId,
-    base: Position,
-    epochs: Vec<(Epoch, Seq)>,
-    configs: Option<Vec<(Seq, bytes::Bytes)>>,
-) -> Result<SecondaryEvent, &'static str> {
-    let rising = epochs
-        .windows(2)
-        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
-    let fits = epochs
-        .last()
-        .is_none_or(|&(e, s)| e == base.epoch && s <= base.seq);
-    if base.seq == u64::MAX || !rising || !fits {
-        return Err("a Reset to an impossible base");
-    }
-    let members = configs.as_deref().unwrap_or_default();
-    let readable = |(s, m): &(Seq, bytes::Bytes)| *s <= base.seq && Membership::decode(m).is_ok();
-    if members.len() > 1 || !members.iter().all(readable) {
-        return Err(
-            "a Reset with members that are not one readable configuration at or before its base",
-        );
-    }
-    Ok(SecondaryEvent::Reset {
-        conn,
-        base,
-        epochs,
-        configs,
-    })
 }

@@ -699,8 +699,8 @@ impl Core {
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
             Event::FromMaster(event) => {
-                if let Some((conn, newest)) = self.newer_than_master(&event) {
-                    return self.refuse_newer_epoch(now, conn, newest, out);
+                if let Some((conn, reason)) = self.impossible_frame(&event) {
+                    return self.refuse_master_frame(now, conn, reason, out);
                 }
                 // The master of this epoch spoke: no election for now.
                 let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
@@ -1018,49 +1018,6 @@ impl Core {
         self.secondary(now, SecondaryEvent::MasterConnected { conn }, out);
     }
 
-    /// The connection and the newest epoch of what the current master sent,
-    /// if it is newer than the master's own epoch: entries, or a reset's
-    /// epochs. A master writes only in its own epoch and older ones, so
-    /// that is a forged or corrupt frame. (What comes on another connection
-    /// is the secondary's to ignore.)
-    fn newer_than_master(&self, event: &SecondaryEvent) -> Option<(ConnId, Epoch)> {
-        let Role::Secondary(s) = &self.role else {
-            return None;
-        };
-        let (conn, newest) = match event {
-            SecondaryEvent::Entries { conn, entries } => {
-                (*conn, entries.iter().map(|e| e.epoch).max())
-            }
-            SecondaryEvent::Reset {
-                conn, base, epochs, ..
-            } => (
-                *conn,
-                epochs.iter().map(|(e, _)| *e).chain([base.epoch]).max(),
-            ),
-            _ => return None,
-        };
-        let newest = newest.filter(|e| *e > self.master_epoch)?;
-        (s.conn() == Some(conn)).then_some((conn, newest))
-    }
-
-    /// Refuses what the master sent on `conn`, of an epoch newer than its
-    /// own (see [`Core::newer_than_master`]): nothing of it is stored, the
-    /// connection is dropped, and the master dials again.
-    fn refuse_newer_epoch(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        newest: Epoch,
-        out: &mut Vec<Action>,
-    ) {
-        let reason = format!(
-            "the master of epoch {} sent epoch {newest}, newer than its own: a forged or corrupt frame, refused",
-            self.master_epoch
-        );
-        out.push(Action::RefuseMaster { conn, reason });
-        self.secondary(now, SecondaryEvent::MasterDisconnected { conn }, out);
-    }
-
     /// A storage event or a tick, for whichever role the node has.
     fn storage(
         &mut self,
@@ -1330,6 +1287,7 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
 
 mod config;
 mod election;
+mod frames;
 mod learner;
 mod members;
 

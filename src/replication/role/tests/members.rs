@@ -213,3 +213,54 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
     ));
     assert_eq!(b.stored(), 7);
 }
+
+#[test]
+fn a_reset_to_a_base_no_log_has_is_refused() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(config("b"), log(7), now);
+    let reset = |conn, epochs, configs| {
+        Event::FromMaster(SecondaryEvent::Reset {
+            conn,
+            base: Position { epoch: 2, seq: 20 },
+            epochs,
+            configs,
+        })
+    };
+    let refused = |out: Vec<Action>, conn: ConnId, why: &str| {
+        assert!(
+            matches!(&out[..], [Action::RefuseMaster { conn: c, reason }] if *c == conn && reason.contains(why)),
+            "{out:?}"
+        );
+    };
+    let members = Membership::voters(&[
+        ("a".into(), "a:1".into()),
+        ("b".into(), "b:1".into()),
+    ])
+    .encode();
+    // Epochs out of order, then one past the base.
+    step(&mut b, now, opened("a", 2));
+    let out = step(&mut b, now, reset(3, vec![(2, 1), (1, 5)], None));
+    refused(out, 3, "a Reset to an impossible base");
+    step(&mut b, now, opened("a", 2));
+    let out = step(&mut b, now, reset(3, vec![(1, 1), (2, 21)], None));
+    refused(out, 3, "a Reset to an impossible base");
+    // Two configurations, one after the base, one that does not read.
+    for configs in [
+        vec![(3, members.clone()), (9, members.clone())],
+        vec![(21, members.clone())],
+        vec![(3, bytes::Bytes::from("nonsense"))],
+    ] {
+        step(&mut b, now, opened("a", 2));
+        let out = step(&mut b, now, reset(3, vec![(1, 1), (2, 9)], Some(configs)));
+        refused(out, 3, "not one readable configuration");
+    }
+    assert_eq!(b.stored(), 7, "nothing was taken");
+    // A sound one is taken.
+    step(&mut b, now, opened("a", 2));
+    let out = step(
+        &mut b,
+        now,
+        reset(3, vec![(1, 1), (2, 9)], Some(vec![(3, members)])),
+    );
+    assert!(matches!(&out[..], [Action::ResetLog { .. }]), "{out:?}");
+}
