@@ -232,11 +232,8 @@ fn a_reset_to_a_base_no_log_has_is_refused() {
             "{out:?}"
         );
     };
-    let members = Membership::voters(&[
-        ("a".into(), "a:1".into()),
-        ("b".into(), "b:1".into()),
-    ])
-    .encode();
+    let members =
+        Membership::voters(&[("a".into(), "a:1".into()), ("b".into(), "b:1".into())]).encode();
     // Epochs out of order, then one past the base.
     step(&mut b, now, opened("a", 2));
     let out = step(&mut b, now, reset(3, vec![(2, 1), (1, 5)], None));

@@ -1,0 +1,109 @@
+//! `replog list`: a range of the log, or `--follow` its new entries.
+
+use std::time::Duration;
+
+use crate::client::{ClientError, ConnectOptions};
+
+use super::common::*;
+
+/// What `list` prints: the range, and how.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Listing {
+    pub(super) from: u64,
+    /// Last sequence number to print, if bounded.
+    pub(super) to: Option<u64>,
+    /// Most messages to print.
+    pub(super) max: Option<u64>,
+    pub(super) json: bool,
+    pub(super) follow: bool,
+    pub(super) committed: bool,
+}
+
+/// How long `list --follow` waits before reconnecting after losing its
+/// node (it then resumes after the last message it printed).
+pub(super) const FOLLOW_RECONNECT: Duration = Duration::from_millis(500);
+
+pub(super) async fn list(
+    nodes: &[String],
+    l: Listing,
+    conn: &ConnectOptions,
+) -> Result<(), ClientError> {
+    let mut client = connect_any(nodes, conn).await?;
+    let mut stdout = std::io::stdout().lock();
+    let mut next = l.from.max(1);
+    let first = client.welcome().first;
+    if next < first {
+        eprintln!(
+            "replog: entries before sequence number {first} were deleted by retention on {} (--retention-bytes, --retention-age); listing from {first}",
+            client.addr()
+        );
+        next = first;
+    }
+    let mut printed = 0u64;
+    let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
+    // A JSON array unless following (then one object per line, NDJSON).
+    let array = l.json && !l.follow;
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    loop {
+        if budget(printed) == 0 || l.to.is_some_and(|to| next > to) {
+            break;
+        }
+        let page_max = budget(printed).min(1000) as u32;
+        let (entries, _) = match client
+            .list_entries(next, page_max, l.follow, l.committed)
+            .await
+        {
+            Ok(page) => page,
+            // Following: the node restarted or went away; come back to it
+            // (or another listed node) and go on after the last message.
+            Err(e) if l.follow => {
+                eprintln!(
+                    "replog: {e}; reconnecting to resume after sequence number {}",
+                    next - 1
+                );
+                loop {
+                    tokio::time::sleep(FOLLOW_RECONNECT).await;
+                    if let Ok(c) = connect_any(nodes, conn).await {
+                        client = c;
+                        break;
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if entries.is_empty() && !l.follow {
+            break;
+        }
+        // One flush per page, not per line.
+        let mut page = Vec::new();
+        for (seq, message) in entries {
+            if l.to.is_some_and(|to| seq > to) || budget(printed) == 0 {
+                next = u64::MAX;
+                break;
+            }
+            next = seq + 1;
+            printed += 1;
+            if array {
+                items.push(entry_json(seq, &message));
+            } else if l.json {
+                page.extend_from_slice(entry_json(seq, &message).to_string().as_bytes());
+                page.push(b'\n');
+            } else {
+                page.extend_from_slice(&message);
+                page.push(b'\n');
+            }
+        }
+        if !page.is_empty() && !emit(&mut stdout, &page, || "the messages were read".into())? {
+            return Ok(()); // a closed pipe (| head) is not an error
+        }
+    }
+    if array {
+        emit(
+            &mut stdout,
+            format!("{}\n", serde_json::Value::Array(items)),
+            || "the messages were read".into(),
+        )?;
+    }
+    Ok(())
+}
