@@ -2,7 +2,10 @@
 //! (pipelined), each with a request key, retried through elections with
 //! the same key until it is settled or `--timeout` passes.
 
+use crate::wire::WriteConcern;
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -395,5 +398,70 @@ pub(super) async fn append_stdin(
         (Some(e), _) => Err(e),
         (None, Some(source)) => Err(ClientError::Input { appended, source }),
         (None, None) => Ok(()),
+    }
+}
+
+/// The arguments of `replog append` (see [`super::Command::Append`]).
+#[derive(Debug, clap::Args)]
+pub struct AppendArgs {
+    /// Node(s) to send to, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE). A secondary redirects to the master; with several nodes the master is found, followed through failovers, and an append whose outcome is unknown is retried with the same key.
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// Write concern: voting nodes (master included) that must store the message: a number, "majority" or "all". Only an append acknowledged with a majority (or more) is never lost when a new master is elected; one acknowledged by fewer nodes may be.
+    #[arg(short = 'w', long = "write-concern", default_value = "1")]
+    pub(super) w: WriteConcern,
+    /// Stop waiting after this long (e.g. 500ms, 5s), counted from the start (connecting included). A message the master took stays in its log: exit 3 if no failover can cut it (it is on a majority, or --failover off and the master stored it), 5 if not yet (a failover may still cut it: retry with the key printed).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(super) timeout: Option<Duration>,
+    /// Request key: an append retried with the same key (and message) returns the original sequence number while its entry is in the log (within --dedup-window); one a failover cut is appended again.
+    #[arg(long)]
+    pub(super) key: Option<String>,
+    /// With "-": messages are separated by NUL bytes instead of newlines, so a message may contain newlines.
+    #[arg(short = '0', long = "null-data")]
+    pub(super) null_data: bool,
+    /// Print one JSON object per message instead of sequence numbers: {"key": K, "seq": N} when appended, or {"definite": B, "error": KIND, "key": K, "reason": "...", "seq": N or null} when not, where definite is true when the outcome is settled (nothing was appended, or the message is on a majority at seq and survives any failover) and false when it may or may not be kept: retry with key K (the exit code is as without --json).
+    #[arg(long)]
+    pub(super) json: bool,
+    /// The message (stored byte for byte), or "-" to read one message per line of standard input.
+    pub(super) message: OsString,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog append`.
+pub(super) async fn run(args: AppendArgs) -> Result<(), ClientError> {
+    let AppendArgs {
+        node,
+        w,
+        timeout,
+        key,
+        null_data,
+        json,
+        message,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let node = node_list(node);
+            let opts = AppendOptions {
+                w,
+                key,
+                timeout,
+                progress: None,
+            };
+            let message = message.as_bytes();
+            if message == b"-" {
+                let separator = if null_data { b'\0' } else { b'\n' };
+                append_stdin(&node, opts, (separator, json), &conn).await
+            } else if null_data {
+                Err(ClientError::Usage(
+                    "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
+                ))
+            } else {
+                append_printed(&node, message, &opts, &conn, json).await
+            }
+        }
     }
 }

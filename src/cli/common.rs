@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-
 use crate::client::{Client, ClientError, ConnectOptions};
 
 /// How the CLI reaches a node: the client token, from `--token-file` or

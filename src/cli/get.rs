@@ -1,7 +1,7 @@
 //! `replog get`: one entry by its sequence number.
 
-
 use crate::client::{ClientError, ConnectOptions};
+use std::time::Duration;
 
 use super::common::*;
 
@@ -45,4 +45,46 @@ pub(super) async fn get(
         "the message was read".into()
     })
     .map(|_| ())
+}
+
+/// The arguments of `replog get` (see [`super::Command::Get`]).
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// The sequence number.
+    pub(super) seq: u64,
+    /// Print {"message": "...", "seq": N} ("message_base64" when not UTF-8).
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Only if the message is known to be on a majority of nodes.
+    #[arg(long)]
+    pub(super) committed: bool,
+    /// Give up (exit 5) if the node has not answered after this long, connecting included.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(super) timeout: Option<Duration>,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog get`.
+pub(super) async fn run(args: GetArgs) -> Result<(), ClientError> {
+    let GetArgs {
+        node,
+        seq,
+        json,
+        committed,
+        timeout,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let nodes = node_list(node);
+            let get = get(&nodes, seq, (json, committed), &conn);
+            within(from_now(timeout), &nodes.join(","), "", get).await
+        }
+    }
 }

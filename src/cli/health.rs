@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-
 use crate::client::{connect_master, find_master, Client, ClientError, ConnectOptions};
 use crate::wire::HealthReport;
 
@@ -304,4 +303,48 @@ pub fn health_table(r: &HealthReport, ranges: &LogRanges) -> String {
         }
     }
     out
+}
+
+/// The arguments of `replog health` (see [`super::Command::Health`]).
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// Node to ask (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Wait until the cluster can take appends (a master with a quorum), then print; give up after DUR if given (exit 4).
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, num_args = 0..=1, default_missing_value = "1000y")]
+    pub(super) wait: Option<Duration>,
+    /// Give up (exit 5) if the node has not answered after this long, connecting included.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "wait")]
+    pub(super) timeout: Option<Duration>,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog health`.
+pub(super) async fn run(args: HealthArgs) -> Result<(), ClientError> {
+    let HealthArgs {
+        node,
+        json,
+        wait,
+        timeout,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let nodes = node_list(node);
+            match wait {
+                Some(limit) => health_wait(&nodes, json, limit, &conn).await,
+                None => {
+                    let health = health(&nodes, json, &conn);
+                    within(from_now(timeout), &nodes.join(","), "", health).await
+                }
+            }
+        }
+    }
 }

@@ -107,3 +107,71 @@ pub(super) async fn list(
     }
     Ok(())
 }
+
+/// The arguments of `replog list` (see [`super::Command::List`]).
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Node to read from (default 127.0.0.1:7001, or REPLOG_NODE); of a comma-separated list, the first that answers.
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// First sequence number to print.
+    #[arg(long, default_value_t = 1)]
+    pub(super) from: u64,
+    /// Last sequence number to print.
+    #[arg(long)]
+    pub(super) to: Option<u64>,
+    /// Print at most this many messages.
+    #[arg(long)]
+    pub(super) max: Option<u64>,
+    /// Print a JSON array of {"message": "...", "seq": N} (with --follow, one such object per line); a message that is not UTF-8 comes as "message_base64".
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Keep printing messages as they become visible, like tail -f; if the node goes away, reconnect (to it or another listed node) and resume after the last message printed.
+    #[arg(long)]
+    pub(super) follow: bool,
+    /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
+    #[arg(long)]
+    pub(super) committed: bool,
+    /// Give up (exit 5) if the listing has not finished after this long, connecting included.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
+    pub(super) timeout: Option<Duration>,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog list`.
+pub(super) async fn run(args: ListArgs) -> Result<(), ClientError> {
+    let ListArgs {
+        node,
+        from,
+        to,
+        max,
+        json,
+        follow,
+        committed,
+        timeout,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let nodes = node_list(node);
+            let listing = Listing {
+                from,
+                to,
+                max,
+                json,
+                follow,
+                committed,
+            };
+            within(
+                from_now(timeout),
+                &nodes.join(","),
+                "",
+                list(&nodes, listing, &conn),
+            )
+            .await
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `replog verify`: every node's log compared by digests (`crate::verify`).
 
-
 use crate::client::{Client, ClientError, ConnectOptions};
+use std::time::Duration;
 
 use super::common::*;
 
@@ -62,5 +62,40 @@ pub(super) async fn verify(
             seq,
             groups: crate::verify::describe_groups(&groups),
         }),
+    }
+}
+
+/// The arguments of `replog verify` (see [`super::Command::Verify`]).
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The nodes to compare (comma-separated), or one node of the cluster (default 127.0.0.1:7001, or REPLOG_NODE).
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// Print {"agree": B, "agreed_upto": N, "compared_from": N, "first_difference": N or null, "groups": [[ID...]...], "nodes": [{"id","addr","last"}...]}.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Give up (exit 5) if the nodes have not answered after this long, connecting included.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(super) timeout: Option<Duration>,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog verify`.
+pub(super) async fn run(args: VerifyArgs) -> Result<(), ClientError> {
+    let VerifyArgs {
+        node,
+        json,
+        timeout,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let nodes = node_list(node);
+            let run = verify(&nodes, json, &conn);
+            within(from_now(timeout), &nodes.join(","), "", run).await
+        }
     }
 }

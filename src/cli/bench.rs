@@ -1,0 +1,52 @@
+//! `replog bench`: runs the load generator (`crate::bench`) and prints its
+//! report, as text or JSON.
+
+use super::common::*;
+use crate::client::ClientError;
+
+/// The arguments of `replog bench` (see [`super::Command::Bench`]).
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Node(s) of the cluster (default 127.0.0.1:7001, or REPLOG_NODE); connections go to its master.
+    #[arg(long, env = "REPLOG_NODES")]
+    pub(super) node: Option<String>,
+    /// What to run.
+    #[command(flatten)]
+    pub(super) opts: crate::bench::BenchOptions,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Token and TLS, for clusters that require them.
+    #[command(flatten)]
+    pub(super) conn: ConnArgs,
+}
+
+/// Runs `replog bench`.
+pub(super) async fn run(args: BenchArgs) -> Result<(), ClientError> {
+    let BenchArgs {
+        node,
+        opts,
+        json,
+        conn,
+    } = args;
+    match conn.options() {
+        Err(e) => Err(e),
+        Ok(conn) => {
+            let nodes = node_list(node);
+            match crate::bench::run(&nodes, &opts, !json, &conn).await {
+                Err(e) => Err(e),
+                Ok(report) => {
+                    let text = if json {
+                        format!("{}\n", serde_json::to_string(&report).expect("plain data"))
+                    } else {
+                        report.text(&opts)
+                    };
+                    emit(&mut std::io::stdout().lock(), text, || {
+                        "the benchmark ran".into()
+                    })
+                    .map(|_| ())
+                }
+            }
+        }
+    }
+}
