@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{link, syncer, Input, Outbox, Shared, LINK_QUEUE, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
+use super::{link, syncer, Input, Outbox, Shared, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
 
 /// How often retention looks at the log's segments.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -286,7 +286,7 @@ impl NodeLoop {
 
     /// Records the cluster this node belongs to, if it knew none: its
     /// hellos name it from now on, and it takes only that cluster's nodes.
-    fn settle(&mut self, cluster: u64) {
+    pub(super) fn settle(&mut self, cluster: u64) {
         let known = self
             .shared
             .cluster_id
@@ -349,7 +349,7 @@ impl NodeLoop {
     /// Cuts the log after `after`. The log is cut and the visible position
     /// lowered under one write lock, so a reader never sees one without the
     /// other (`truncate_after` syncs the cut itself).
-    fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
+    pub(super) fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
         self.tail.truncate_after(after);
         self.shared_sends.clear();
         let mut log = self.shared.log.write();
@@ -365,7 +365,7 @@ impl NodeLoop {
 
     /// Writes what is pending, hands it to the syncer (or reports it stored
     /// at once when there is nothing to wait for).
-    fn write_pending(&mut self) {
+    pub(super) fn write_pending(&mut self) {
         let mut entries = std::mem::take(&mut self.pending);
         if entries.is_empty() {
             return;
@@ -448,270 +448,41 @@ impl NodeLoop {
         let mut unrecorded = false;
         for action in actions.drain(..) {
             match action {
-                Action::RecordEpoch(epoch) => {
-                    if let Err(e) = self.record_epoch(epoch, None) {
-                        self.requeue.push_back(Input::StorageFailed(format!(
-                            "cannot record epoch {epoch}: {e}"
-                        )));
-                        unrecorded = true;
-                    }
+                Action::RecordEpoch(_)
+                | Action::RecordVote { .. }
+                | Action::RequestVotes { .. }
+                | Action::AnswerVote { .. }
+                | Action::RefuseCandidate { .. } => self.election_action(action, &mut unrecorded),
+                Action::StartLinks { .. }
+                | Action::StopLinks
+                | Action::StartLink { .. }
+                | Action::StopLink { .. }
+                | Action::ToPeer { .. }
+                | Action::Reconnect { .. }
+                | Action::Diverged { .. }
+                | Action::SendEntries { .. } => self.link_action(action),
+                Action::Persist(_) | Action::ResetLog { .. } | Action::CutLog { .. } => {
+                    self.log_action(action)
                 }
-                // Synchronously: nothing that follows (an answer to the
-                // candidate, a request for votes) may go out before it. A
-                // vote that cannot be recorded (a full disk) is not given,
-                // and the node goes on: the next election may find room.
-                Action::RecordVote { epoch, vote } => {
-                    if let Err(e) = self.record_epoch(epoch, vote.as_deref()) {
-                        if let Some(more) = self.shared.throttle.allow("vote-unrecorded") {
-                            error!(node = %self.shared.cfg.id, epoch, error = %e, suppressed = more,
-                                   "cannot record the epoch and vote: no vote is given or asked for until it can");
-                        }
-                        unrecorded = true;
-                    }
-                }
-                Action::RequestVotes { .. } | Action::AnswerVote { .. } if unrecorded => {}
-                Action::RequestVotes {
-                    epoch,
-                    pre,
-                    last,
-                    peers,
-                } => {
-                    info!(node = %self.shared.cfg.id, epoch, pre, "asking for votes");
-                    for peer in peers {
-                        (self.spawn_vote)(peer, Frame::VoteRequest { epoch, last, pre });
-                    }
-                }
-                Action::AnswerVote { conn, frame } => {
-                    if let Some((c, tx, version)) = self.voter.take() {
-                        if c == conn {
-                            tx.offer(frame.for_node_version(version));
-                            tx.close();
-                        }
-                    }
-                }
-                Action::RefuseCandidate { conn, reason } => {
-                    if let Some((c, tx, _)) = self.voter.take() {
-                        if c == conn {
-                            if let Some(more) = self.shared.throttle.allow("refused-vote") {
-                                warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a vote request");
-                            }
-                            tx.offer(Frame::Refused { reason });
-                            tx.close();
-                        }
-                    }
-                }
-                Action::Disregard { reason } => {
-                    if let Some(more) = self.shared.throttle.allow("disregarded") {
-                        warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "disregarded");
-                    }
-                }
-                // Should recording fail, the node votes now and is a
-                // learner again after a restart: the safe way round.
-                Action::Promoted => match self.identity.promote() {
-                    Ok(()) => {
-                        info!(node = %self.shared.cfg.id, "this node holds everything committed: it votes again")
-                    }
-                    Err(e) => {
-                        error!(node = %self.shared.cfg.id, error = %e, "cannot record that this node votes again; it will be a learner again after a restart")
-                    }
-                },
-                Action::RefuseStale {
-                    conn,
-                    epoch,
-                    reason,
-                } => {
-                    if let Some((_, tx, _)) = self.take_master_conn(conn) {
-                        warn!(node = %self.shared.cfg.id, %reason, "refusing a stale master");
-                        tx.offer(Frame::NewerEpoch { epoch, reason });
-                        tx.close();
-                    }
-                }
-                Action::StartLinks { epoch, peers } => {
-                    self.links.clear();
-                    self.link_epoch = epoch;
-                    for (peer, secondary) in peers.into_iter().enumerate() {
-                        let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                        self.links.push((secondary.0.clone(), tx));
-                        (self.spawn_link)(peer, secondary, epoch, rx);
-                    }
-                }
-                // Closing its queue ends a link.
-                Action::StopLinks => self.links.clear(),
-                Action::LeftCluster { reason } => warn!(node = %self.shared.cfg.id, "{reason}"),
-                Action::StartLink { peer, secondary } => {
-                    let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                    info!(node = %self.shared.cfg.id, peer = %secondary.0, addr = %secondary.1, "a member was added: dialling it");
-                    let entry = (secondary.0.clone(), tx);
-                    match self.links.get_mut(peer) {
-                        Some(slot) => *slot = entry,
-                        None => self.links.push(entry),
-                    }
-                    (self.spawn_link)(peer, secondary, self.link_epoch, rx);
-                }
-                Action::StopLink { peer } => {
-                    if let Some((id, tx)) = self.links.get_mut(peer) {
-                        info!(node = %self.shared.cfg.id, peer = %id, "a member was removed: closing its link");
-                        // A sender whose receiver is gone: the link's own
-                        // queue closes, which ends it.
-                        *tx = mpsc::channel(1).0;
-                    }
-                }
-                Action::Persist(entries) => {
-                    // A batch (a secondary's) is taken as it is; single
-                    // appends go into the buffer kept from round to round,
-                    // so that it is not given up for a one-entry vector.
-                    if self.pending.is_empty() && entries.len() >= self.pending.capacity() {
-                        self.pending = entries;
-                    } else {
-                        self.pending.extend(entries);
-                    }
-                }
-                Action::ResetLog {
-                    base,
-                    epochs,
-                    configs,
-                } => {
-                    warn!(
-                        node = %self.shared.cfg.id,
-                        base = base.seq,
-                        "this node lacks entries its master has deleted by retention (--retention-bytes, --retention-age): emptying its log, which starts again after sequence number {}; entries up to it are on a majority",
-                        base.seq
-                    );
-                    self.pending.clear();
-                    self.tail.clear();
-                    self.shared_sends.clear();
-                    let mut log = self.shared.log.write();
-                    let result = log.reset(base, &epochs, configs.as_deref());
-                    self.visible_tx.send_if_modified(|v| {
-                        let changed = *v != base.seq;
-                        *v = base.seq;
-                        changed
-                    });
-                    drop(log);
-                    if let Err(e) = result {
-                        self.requeue.push_back(Input::StorageFailed(format!(
-                            "emptying the log to start after {} failed: {e}",
-                            base.seq
-                        )));
-                    }
-                }
-                Action::CutLog { after, why, save } => {
-                    warn!(node = %self.shared.cfg.id, after, "{why}");
-                    self.pending.retain(|e| e.seq <= after);
-                    if save {
-                        self.write_pending();
-                        self.save_rollback(after);
-                    }
-                    if let Err(e) = self.cut_log(after) {
-                        self.requeue
-                            .push_back(Input::StorageFailed(format!("{why} failed: {e}")));
-                    }
-                }
-                Action::SendEntries {
-                    peer,
-                    conn,
-                    from,
-                    to,
-                } => {
-                    // Entries come from the tail or the log, which writing
-                    // fills: write this round's first.
-                    self.write_pending();
-                    self.send_entries(peer, conn, from, to);
-                }
-                Action::ToPeer { peer, conn, frame } => {
-                    self.to_link(peer, link::LinkCmd::Send(conn, frame));
-                }
-                Action::Reconnect { peer, conn } => {
-                    warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "reconnecting to the secondary: silent past --unhealthy-after, or behind what retention just deleted");
-                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
-                }
-                Action::Diverged { peer, conn, reason } => {
-                    error!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "{reason}");
-                    self.to_link(peer, link::LinkCmd::Reconnect(conn));
-                }
-                Action::ToMaster { conn, frame } => {
-                    if self.opening.as_ref().is_some_and(|(c, _, _)| *c == conn) {
-                        // Welcomed: this is the master's connection now. An
-                        // older one is closed, so that its master (deposed,
-                        // or reconnecting) hears it at once.
-                        if let Some((_, old, _)) =
-                            std::mem::replace(&mut self.master, self.opening.take())
-                        {
-                            old.close();
-                        }
-                        self.settle(self.opening_cluster);
-                    }
-                    if let Some((c, tx, version)) = &self.master {
-                        if *c == conn {
-                            // A master of node version 8 or later is told
-                            // this node's before its welcome.
-                            if matches!(frame, Frame::Welcome(_)) && *version >= 8 {
-                                tx.offer(Frame::NodeVersion {
-                                    version: crate::wire::NODE_PROTOCOL_VERSION,
-                                });
-                            }
-                            tx.offer(frame.for_node_version(*version));
-                        }
-                    }
-                }
-                Action::RefuseMaster { conn, reason } => {
-                    if let Some((_, tx, _)) = self.take_master_conn(conn) {
-                        if let Some(more) = self.shared.throttle.allow("refused-master-conn") {
-                            warn!(node = %self.shared.cfg.id, %reason, suppressed = more, "refusing a master connection");
-                        }
-                        tx.offer(Frame::Refused { reason });
-                        tx.close();
-                    }
-                }
-                Action::Progress {
-                    client,
-                    req,
-                    seq,
-                    needed,
-                    missing,
-                } => {
-                    if let Some((tx, _)) = self.clients.get(&client) {
-                        tx.offer_spare(Frame::Progress {
-                            req,
-                            seq,
-                            needed,
-                            missing,
-                        });
-                    }
-                }
-                Action::Reply {
-                    client,
-                    req,
-                    result,
-                } => {
-                    if let Some((arrived, w)) = self.appends.remove(&(client, req)) {
-                        let seconds = arrived.elapsed().as_secs_f64();
-                        let outcome = super::metrics::outcome_label(&result);
-                        self.shared.metrics.append(w, outcome, seconds);
-                    }
-                    if let Some((tx, version)) = self.clients.get(&client) {
-                        let frame = match result {
-                            Ok(seq) => Frame::Appended { req, seq },
-                            Err(error) => Frame::AppendFailed {
-                                req,
-                                error: error.for_version(*version),
-                            },
-                        };
-                        tx.offer(frame);
-                    }
+                Action::RefuseStale { .. }
+                | Action::ToMaster { .. }
+                | Action::RefuseMaster { .. } => self.master_action(action),
+                Action::Progress { .. } | Action::Reply { .. } => self.client_action(action),
+                Action::Disregard { .. } | Action::Promoted | Action::LeftCluster { .. } => {
+                    self.note_action(action)
                 }
             }
         }
     }
 
     /// Records the epoch and the vote in it, durably.
-    fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> std::io::Result<()> {
+    pub(super) fn record_epoch(&mut self, epoch: Epoch, vote: Option<&str>) -> std::io::Result<()> {
         self.shared.log.write().set_epoch(epoch, vote)
     }
 
     /// The master connection `conn` (being opened, or the live one), taken
     /// away to be refused.
-    fn take_master_conn(&mut self, conn: ConnId) -> Option<(ConnId, Outbox, u32)> {
+    pub(super) fn take_master_conn(&mut self, conn: ConnId) -> Option<(ConnId, Outbox, u32)> {
         if self.opening.as_ref().is_some_and(|(c, _, _)| *c == conn) {
             self.opening.take()
         } else if self.master.as_ref().is_some_and(|(c, _, _)| *c == conn) {
@@ -725,7 +496,7 @@ impl NodeLoop {
     /// to `DATA_DIR/rollback/<epoch>-<first>-<last>.log` in the log's own
     /// record format, and one line says where. What cannot be saved is
     /// said loudly, and cut anyway: the cluster's log wins.
-    fn save_rollback(&self, after: Seq) {
+    pub(super) fn save_rollback(&self, after: Seq) {
         let Some(dir) = &self.shared.cfg.data_dir else {
             return;
         };
@@ -765,7 +536,7 @@ impl NodeLoop {
     /// what is sent to a secondary, so a full queue is a stuck link task:
     /// said loudly, and the frame is dropped (the core resends after the
     /// link reconnects).
-    fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
+    pub(super) fn to_link(&self, peer: usize, cmd: link::LinkCmd) {
         let Some((id, link)) = self.links.get(peer) else {
             return;
         };
@@ -782,13 +553,13 @@ impl NodeLoop {
     }
 
     /// A secondary's id, for log lines (its index if links changed since).
-    fn peer_id(&self, peer: usize) -> String {
+    pub(super) fn peer_id(&self, peer: usize) -> String {
         self.links
             .get(peer)
             .map_or_else(|| peer.to_string(), |(id, _)| id.clone())
     }
 
-    fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
+    pub(super) fn send_entries(&mut self, peer: usize, conn: ConnId, from: Seq, to: Seq) {
         let shared = self
             .shared_sends
             .iter()

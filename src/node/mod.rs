@@ -37,6 +37,7 @@
 //! on a blocking thread (`Shared::read_log`) and stop at the *visible*
 //! sequence number the loop publishes.
 
+mod actions;
 mod clients;
 mod connection;
 mod event_loop;
