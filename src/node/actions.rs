@@ -5,7 +5,8 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::event_loop::NodeLoop;
-use super::{link, Input, LINK_QUEUE};
+use super::link;
+use super::shared::{Input, LINK_QUEUE};
 use crate::replication::role::Action;
 use crate::wire::Frame;
 

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tracing::{info, warn, Instrument};
 
-use super::{timeout_from_ms, Input, Shared};
+use super::shared::{timeout_from_ms, Input, Shared};
 use crate::auth::Access;
 use crate::entry::Seq;
 use crate::net::{Coalesce, Credits, Outbox};

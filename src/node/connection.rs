@@ -36,7 +36,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
-use super::{clients, Input, Shared};
+use super::clients;
+use super::shared::{Input, Shared};
 use crate::auth::Access;
 use crate::config::UNKNOWN_CLUSTER;
 use crate::net::{BoxConn, Coalesce, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};

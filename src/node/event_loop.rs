@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{link, syncer, Input, Outbox, Shared, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
+use super::shared::{Input, Outbox, Shared, MAX_INPUTS_PER_ROUND, MAX_SLEEP};
+use super::{link, syncer};
 
 /// How often retention looks at the log's segments.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Input, Shared};
+use super::shared::{Input, Shared};
 use crate::entry::Epoch;
 use crate::net::{Coalesce, DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::master::MasterEvent;

@@ -44,12 +44,16 @@ mod event_loop;
 mod link;
 mod log_lock;
 mod metrics;
+mod metrics_page;
+mod shared;
 mod syncer;
 mod tail;
 mod throttle;
 mod vote;
 
 use event_loop::{NodeLoop, SpawnLink, SpawnVote};
+pub(crate) use shared::Shared;
+use shared::{CONTROL_QUEUE, REQUEST_QUEUE};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,186 +61,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::config::{FsyncPolicy, NodeConfig};
-use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::entry::{Entry, Seq};
 use crate::net::Net;
 use crate::replication::keys::KeyWindow;
-use crate::replication::master::MasterEvent;
-use crate::replication::role::{Action, Core, CoreConfig, RoleView, VoteAnswer};
-use crate::replication::secondary::SecondaryEvent;
-use crate::replication::{AppendRequest, ClientId, ConnId, LogState};
+use crate::replication::role::{Action, Core, CoreConfig};
+use crate::replication::LogState;
 use crate::storage::Log;
-use crate::wire::HealthReport;
-
-/// How often the core is ticked: the resolution of every deadline.
-const MAX_SLEEP: Duration = Duration::from_secs(1);
-
-/// Most inputs handled before the loop writes, syncs and sends: the batch
-/// that turns many concurrent appends into one write and one frame.
-const MAX_INPUTS_PER_ROUND: usize = 1024;
-
-pub(crate) use crate::net::Outbox;
-
-/// Inputs waiting for the loop on the control queue (links, syncer, the
-/// master's connection on a secondary).
-const CONTROL_QUEUE: usize = 4096;
-
-/// Inputs waiting for the loop on the requests queue (client connections).
-const REQUEST_QUEUE: usize = 4096;
-
-/// Commands queued for one link. The core's window bounds what it sends to
-/// a secondary, so this fills only if the link task is stuck.
-const LINK_QUEUE: usize = 1024;
-
-/// What the node loop is told.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A client connection opened; answers go to `tx`.
-    ClientOpened {
-        client: ClientId,
-        tx: Outbox,
-        /// The protocol version its hello said: answers are given as it
-        /// can decode them.
-        version: u32,
-    },
-    /// A client connection closed.
-    ClientClosed { client: ClientId },
-    /// A client's appends, in the order it sent them (one `Append` frame,
-    /// or an `Appends` frame's worth).
-    Appends(Vec<AppendRequest>),
-    /// A client asks for the health report.
-    Health { tx: oneshot::Sender<HealthReport> },
-    /// A client asks for a membership change.
-    ChangeMembers {
-        /// The client's connection, to answer on.
-        client: ClientId,
-        /// Its request id.
-        req: u64,
-        /// The change.
-        change: crate::replication::MemberChange,
-    },
-    /// Something a link reported (master only).
-    Link(MasterEvent),
-    /// A master opened a replication connection and proved itself; the core
-    /// accepts or refuses it, and the welcome or refusal goes to `tx`.
-    MasterOpened {
-        conn: ConnId,
-        tx: Outbox,
-        master: String,
-        epoch: Epoch,
-        /// The node protocol version its hello said.
-        version: u32,
-        /// The cluster its hello named: this node's from now on, if it
-        /// knew none and takes this master.
-        cluster: u64,
-    },
-    /// Something the master sent (secondary only).
-    FromMaster(SecondaryEvent),
-    /// The syncer made everything up to `upto` durable. `gen` is the core's
-    /// log generation when the write was made (see `Event::Stored`).
-    Stored { gen: u64, upto: Seq },
-    /// A write failed (a full disk, say): the log holds nothing after
-    /// `after`. The log still works; what was not written does not exist.
-    Unwritten { after: Seq, reason: String },
-    /// The syncer could not make the log durable.
-    SyncFailed { reason: String },
-    /// The log failed in a way that cannot be undone.
-    StorageFailed(String),
-    /// A candidate asks for this node's vote; the answer goes to `tx`.
-    VoteRequested {
-        conn: ConnId,
-        tx: Outbox,
-        candidate: String,
-        epoch: Epoch,
-        last: Position,
-        pre: bool,
-        /// The version the candidate's hello said: the answer is given as
-        /// it can decode it.
-        version: u32,
-    },
-    /// A node answered this node's request for votes.
-    VoteAnswered(VoteAnswer),
-    /// A node refused this one's hello: it knows a newer epoch.
-    NewerEpoch { epoch: Epoch },
-}
-
-/// What every task of a node shares.
-pub(crate) struct Shared {
-    /// The configuration.
-    pub cfg: NodeConfig,
-    /// The log: written by the loop only, read by `list` handlers.
-    pub log: log_lock::SharedLog,
-    /// To the node loop, served first: replication and storage.
-    pub control: mpsc::Sender<Input>,
-    /// To the node loop: client requests.
-    pub requests: mpsc::Sender<Input>,
-    /// Rate limit of repeated warnings.
-    pub throttle: throttle::Throttle,
-    /// Last sequence number visible to readers.
-    pub visible: watch::Receiver<Seq>,
-    /// Last sequence number known to be on a majority and stored here.
-    pub committed: watch::Receiver<Seq>,
-    /// Cancelled when the node shuts down.
-    pub shutdown: CancellationToken,
-    /// Connection and client ids.
-    pub next_id: AtomicU64,
-    /// What the core says this node is, for the clients' welcome.
-    pub role: watch::Receiver<RoleView>,
-    /// Connection tasks, waited for at shutdown.
-    pub tracker: TaskTracker,
-    /// Rounds the node loop has completed: proof of life for the watchdog.
-    pub rounds: AtomicU64,
-    /// What `--metrics-listen` serves.
-    pub metrics: Arc<metrics::Metrics>,
-    /// Reads of the log run in place, not on a blocking thread: under a
-    /// simulation ([`crate::net::Net::SIMULATED`]).
-    pub reads_in_place: bool,
-    /// The id of the cluster this node belongs to (`storage::identity`),
-    /// 0 until known: its hellos name it, and it refuses a master or
-    /// candidate that names another.
-    pub cluster_id: AtomicU64,
-    /// The core acts on members its log records (a change was made): a
-    /// node without a cluster id then names none in its hellos.
-    pub members_from_log: std::sync::atomic::AtomicBool,
-}
-
-impl Shared {
-    /// A fresh id for a connection or client.
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Runs `read` on the log under its read lock, on a blocking thread: a
-    /// page read can wait on the disk, or on the node loop's write lock
-    /// while it writes, and it must not hold the runtime's thread meanwhile
-    /// (on one thread it would stop the node loop, every link and
-    /// connection; with N workers, N such reads would stop them). Under a
-    /// simulation it runs in place.
-    pub(crate) async fn read_log<T: Send + 'static>(
-        self: &Arc<Self>,
-        read: impl FnOnce(&Log) -> std::io::Result<T> + Send + 'static,
-    ) -> std::io::Result<T> {
-        if self.reads_in_place {
-            return read(&self.log.read());
-        }
-        let shared = self.clone();
-        let job = tokio::task::spawn_blocking(move || read(&shared.log.read()));
-        match job.await {
-            Ok(value) => value,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // The runtime is shutting down, and this read with it.
-            Err(e) => Err(std::io::Error::other(format!(
-                "the read was cancelled: {e}"
-            ))),
-        }
-    }
-}
 
 /// The configuration entries of `log`, read: the membership the node acts
 /// on is the newest (`--cluster` without any).
@@ -513,7 +350,7 @@ pub async fn run<N: Net>(
             anyhow::anyhow!("cannot listen for metrics on {addr} (--metrics-listen): {e}")
         })?;
         info!(node = %cfg.id, %addr, "serving metrics at http://{addr}/metrics");
-        tracker.spawn(metrics::serve(listener, shared.clone()).instrument(span.clone()));
+        tracker.spawn(metrics_page::serve(listener, shared.clone()).instrument(span.clone()));
     }
     let acceptor = tokio::spawn(
         connection::accept_loop::<N>(listener, shared.clone()).instrument(span.clone()),
@@ -617,9 +454,4 @@ impl Probe {
         }
         Ok(out)
     }
-}
-
-/// Milliseconds from a client's timeout field.
-pub(crate) fn timeout_from_ms(ms: Option<u64>) -> Option<Duration> {
-    ms.map(Duration::from_millis)
 }

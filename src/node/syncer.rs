@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Input;
+use super::shared::Input;
 use crate::entry::Seq;
 use crate::storage::roll::SyncPoint;
 

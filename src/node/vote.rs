@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tracing::{debug, warn};
 
 use super::link::{connect, HandshakeError};
-use super::{Input, Shared};
+use super::shared::{Input, Shared};
 use crate::net::Net;
 use crate::replication::role::VoteAnswer;
 use crate::wire::{Frame, Role};
