@@ -79,6 +79,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
     let limits = cfg.limits;
     let client = shared.next_id();
     let credits = Arc::new(Credits::new(limits.max_inflight, LIST_PAGES_IN_FLIGHT));
+    let writer_credits = credits.clone();
     // Room for every answer the credits allow, the welcome and a refusal:
     // the node loop's `offer` never finds it full unless this is a bug.
     let (outbox, rx) = Outbox::new(limits.max_inflight + 4);
@@ -88,14 +89,8 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
         Coalesce::Off
     };
     let writer_task = shared.tracker.spawn(
-        crate::net::write_frames(
-            writer,
-            rx,
-            addr.to_string(),
-            Some(credits.clone()),
-            coalesce,
-        )
-        .in_current_span(),
+        crate::net::write_frames(writer, rx, addr.to_string(), Some(writer_credits), coalesce)
+            .in_current_span(),
     );
     outbox.offer(Frame::Welcome(welcome(shared)));
     let opened = to_node(
@@ -108,154 +103,21 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
     )
     .await;
     // The requests, until the peer goes, misbehaves or the node stops.
+    let conn = Conn {
+        shared: shared.clone(),
+        outbox: outbox.clone(),
+        credits,
+        client,
+        addr,
+        access,
+        version,
+    };
     if opened {
-        loop {
-            let idle = credits.idle();
-            let frame = tokio::select! {
-                biased;
-                _ = shared.shutdown.cancelled() => break,
-                _ = outbox.closed() => {
-                    if let Some(more) = shared.throttle.allow("not-reading") {
-                        warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
-                    }
-                    break;
-                }
-                f = reader.next() => f,
-                _ = tokio::time::sleep(limits.idle_timeout), if idle => {
-                    if let Some(more) = shared.throttle.allow("idle") {
-                        info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
-                    }
-                    break;
-                }
-            };
-            let frame = match frame {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    if let Some(more) = shared.throttle.allow("bad-client-frame") {
-                        warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
-                    }
-                    // Say why before closing, so the client can tell a bad
-                    // request from a broken connection.
-                    let reason = match e {
-                        FrameError::TooLarge { .. } => format!(
-                        "{e}: this node accepts messages of up to {} bytes (--max-message-bytes)",
-                        cfg.max_message_bytes
-                    ),
-                        other => format!("unreadable request: {other}"),
-                    };
-                    outbox.offer(Frame::Refused { reason });
-                    break;
-                }
-                None => break,
-            };
-            if !matches!(
-                frame,
-                Frame::Append { .. }
-                    | Frame::Appends { .. }
-                    | Frame::List { .. }
-                    | Frame::Health { .. }
-                    | Frame::Digest { .. }
-                    | Frame::MemberChange { .. }
-            ) {
-                if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
-                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", frame.name());
-                }
+        while let Some(request) = conn.next_request(&mut reader).await {
+            if !conn.handle(request).await {
                 break;
-            }
-            // Appends take their credits one by one, as they are handed on.
-            let from = (client, addr, access);
-            let frame = match frame.into_append_item() {
-                Ok(item) => {
-                    if !take_appends(shared, &outbox, &credits, from, [item]).await {
-                        break;
-                    }
-                    continue;
-                }
-                Err(Frame::Appends { appends }) => {
-                    if !take_appends(shared, &outbox, &credits, from, appends).await {
-                        break;
-                    }
-                    continue;
-                }
-                Err(other) => other,
-            };
-            if !take_credit(shared, &outbox, &credits, addr).await {
-                break;
-            }
-            match frame {
-                Frame::List {
-                    req,
-                    from,
-                    max,
-                    wait,
-                    committed,
-                } => {
-                    let (shared2, outbox, credits) =
-                        (shared.clone(), outbox.clone(), credits.clone());
-                    // Its own task: a waiting list (follow) must not hold up the
-                    // other requests of this connection.
-                    shared.tracker.spawn(
-                        async move {
-                            let page = Page {
-                                req,
-                                from,
-                                max,
-                                wait,
-                                committed,
-                            };
-                            list(&shared2, &outbox, &credits, page).await;
-                        }
-                        .in_current_span(),
-                    );
-                }
-                Frame::Digest {
-                    req,
-                    from,
-                    to,
-                    step,
-                } => {
-                    let (shared2, outbox, credits) =
-                        (shared.clone(), outbox.clone(), credits.clone());
-                    // Its own task, like a list: a long read must not hold
-                    // up the connection's other requests. It takes a list
-                    // page's credit: one such read per connection at a time.
-                    shared.tracker.spawn(
-                        async move {
-                            if !page_credit(&shared2, &outbox, &credits).await {
-                                return;
-                            }
-                            let answer = digests(&shared2, req, (from, to), step).await;
-                            outbox.send(answer).await;
-                        }
-                        .in_current_span(),
-                    );
-                }
-                Frame::Health { req } => {
-                    let (otx, orx) = oneshot::channel();
-                    if !to_node(shared, Input::Health { tx: otx }).await {
-                        break;
-                    }
-                    let outbox = outbox.clone();
-                    shared.tracker.spawn(async move {
-                        tokio::select! {
-                            _ = outbox.closed() => {}
-                            report = orx => if let Ok(report) = report {
-                                let report = report.for_version(version);
-                                outbox.send(Frame::HealthReport { req, report }).await;
-                            }
-                        }
-                    });
-                }
-                Frame::MemberChange { req, change } => {
-                    if !change_members(shared, &outbox, (client, access), req, change).await {
-                        break;
-                    }
-                }
-                _ => unreachable!("checked above"),
             }
         }
-    }
-    if opened {
         // Must arrive, or the loop would keep this client's outbox.
         let _ = shared.requests.send(Input::ClientClosed { client }).await;
     }
@@ -263,6 +125,204 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
     // hold this task.
     outbox.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+}
+
+/// One client connection, as its request handlers see it.
+struct Conn {
+    shared: Arc<Shared>,
+    outbox: Outbox,
+    credits: Arc<Credits>,
+    client: ClientId,
+    addr: SocketAddr,
+    access: Access,
+    version: u32,
+}
+
+/// A client's request, one type each, as read from its frame.
+enum Request {
+    /// `Append` or `Appends`: taken one by one, each with its own credit.
+    Appends(Vec<AppendItem>),
+    /// `List`: a page of the log.
+    List(Page),
+    /// `Digest`: digests of ranges of the log (`replog verify`).
+    Digest {
+        req: u64,
+        range: (Seq, Seq),
+        step: u64,
+    },
+    /// `Health`: the node's report.
+    Health { req: u64 },
+    /// `MemberChange`: a membership change, for the master.
+    MemberChange {
+        req: u64,
+        change: MemberChangeRequest,
+    },
+}
+
+impl Conn {
+    /// The next request, or `None` once the connection is to close: the
+    /// peer went, sent what no client sends, does not read its answers or
+    /// stayed idle past `--idle-timeout`, or the node stops.
+    async fn next_request(&self, reader: &mut Reader) -> Option<Request> {
+        let (shared, addr) = (&self.shared, self.addr);
+        let limits = shared.cfg.limits;
+        let idle = self.credits.idle();
+        let frame = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return None,
+            _ = self.outbox.closed() => {
+                if let Some(more) = shared.throttle.allow("not-reading") {
+                    warn!(peer = %addr, suppressed = more, "closing client connection: it does not read its answers");
+                }
+                return None;
+            }
+            f = reader.next() => f,
+            _ = tokio::time::sleep(limits.idle_timeout), if idle => {
+                if let Some(more) = shared.throttle.allow("idle") {
+                    info!(peer = %addr, suppressed = more, "closing client connection idle for {} (--idle-timeout)", humantime::format_duration(limits.idle_timeout));
+                }
+                return None;
+            }
+        };
+        let frame = match frame? {
+            Ok(frame) => frame,
+            Err(e) => {
+                if let Some(more) = shared.throttle.allow("bad-client-frame") {
+                    warn!(peer = %addr, error = %e, suppressed = more, "closing client connection");
+                }
+                // Say why before closing, so the client can tell a bad
+                // request from a broken connection.
+                let reason = match e {
+                    FrameError::TooLarge { .. } => format!(
+                        "{e}: this node accepts messages of up to {} bytes (--max-message-bytes)",
+                        shared.cfg.max_message_bytes
+                    ),
+                    other => format!("unreadable request: {other}"),
+                };
+                self.outbox.offer(Frame::Refused { reason });
+                return None;
+            }
+        };
+        let request = match frame.into_append_item() {
+            Ok(item) => Request::Appends(vec![item]),
+            Err(Frame::Appends { appends }) => Request::Appends(appends),
+            Err(Frame::List {
+                req,
+                from,
+                max,
+                wait,
+                committed,
+            }) => Request::List(Page {
+                req,
+                from,
+                max,
+                wait,
+                committed,
+            }),
+            Err(Frame::Digest {
+                req,
+                from,
+                to,
+                step,
+            }) => Request::Digest {
+                req,
+                range: (from, to),
+                step,
+            },
+            Err(Frame::Health { req }) => Request::Health { req },
+            Err(Frame::MemberChange { req, change }) => Request::MemberChange { req, change },
+            Err(other) => {
+                if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
+                    warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", other.name());
+                }
+                return None;
+            }
+        };
+        Some(request)
+    }
+
+    /// Hands `request` to its handler; false if the connection is to
+    /// close. Appends take their credits one by one, as they are handed
+    /// on; every other request takes one credit.
+    async fn handle(&self, request: Request) -> bool {
+        let (shared, outbox, credits) = (&self.shared, &self.outbox, &self.credits);
+        if let Request::Appends(items) = request {
+            let from = (self.client, self.addr, self.access);
+            return take_appends(shared, outbox, credits, from, items).await;
+        }
+        if !take_credit(shared, outbox, credits, self.addr).await {
+            return false;
+        }
+        match request {
+            Request::Appends(_) => unreachable!("handled above"),
+            Request::List(page) => {
+                self.on_list(page);
+                true
+            }
+            Request::Digest { req, range, step } => {
+                self.on_digest(req, range, step);
+                true
+            }
+            Request::Health { req } => self.on_health(req).await,
+            Request::MemberChange { req, change } => {
+                change_members(shared, outbox, (self.client, self.access), req, change).await
+            }
+        }
+    }
+
+    /// A page of the log, in a task of its own: a waiting list (follow)
+    /// must not hold up the connection's other requests.
+    fn on_list(&self, page: Page) {
+        let (shared, outbox, credits) = (
+            self.shared.clone(),
+            self.outbox.clone(),
+            self.credits.clone(),
+        );
+        self.shared
+            .tracker
+            .spawn(async move { list(&shared, &outbox, &credits, page).await }.in_current_span());
+    }
+
+    /// Digests, in a task of its own like a list: a long read must not
+    /// hold up the connection's other requests. It takes a list page's
+    /// credit: one such read per connection at a time.
+    fn on_digest(&self, req: u64, range: (Seq, Seq), step: u64) {
+        let (shared, outbox, credits) = (
+            self.shared.clone(),
+            self.outbox.clone(),
+            self.credits.clone(),
+        );
+        self.shared.tracker.spawn(
+            async move {
+                if !page_credit(&shared, &outbox, &credits).await {
+                    return;
+                }
+                let answer = digests(&shared, req, range, step).await;
+                outbox.send(answer).await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// The node's health report, asked of the node loop and sent when it
+    /// comes (as this client's version reads it).
+    async fn on_health(&self, req: u64) -> bool {
+        let (otx, orx) = oneshot::channel();
+        if !to_node(&self.shared, Input::Health { tx: otx }).await {
+            return false;
+        }
+        let (outbox, version) = (self.outbox.clone(), self.version);
+        self.shared.tracker.spawn(async move {
+            tokio::select! {
+                _ = outbox.closed() => {}
+                report = orx => if let Ok(report) = report {
+                    let report = report.for_version(version);
+                    outbox.send(Frame::HealthReport { req, report }).await;
+                }
+            }
+        });
+        true
+    }
 }
 
 /// Takes one of the connection's `--max-inflight` credits for a request,
