@@ -8,7 +8,7 @@
 //! - [`replication`]: one node's core in either role (it decides roles,
 //!   quorum, health, read-only, what to send and when to answer) over the
 //!   master's and the secondary's state machines: events in, actions out,
-//!   time passed in (`tests/core_is_pure.rs` fails if it names the
+//!   time passed in (`tests/core_is_pure.rs` fails if its non-test code names the
 //!   runtime, the clock, the filesystem or the network).
 //!
 //! Around it:
@@ -23,7 +23,7 @@
 //! - [`auth`]: the cluster key's challenge–response and client tokens;
 //!   [`tls`]: optional TLS (rustls) for every connection.
 //! - [`verify`]: `replog verify`, comparing the nodes' logs by digests;
-//!   [`bench`]: `replog bench`, a load generator for any cluster.
+//!   [`bench`](mod@bench): `replog bench`, a load generator for any cluster.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
 //!   command lines (clap definitions shared with the man pages), with
 //!   [`member_cli`] for `replog member`;

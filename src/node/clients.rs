@@ -1,7 +1,8 @@
-//! A client's connection once its hello is accepted: appends go to the
-//! node loop (which answers them, or says where the master is), lists are
-//! read from the log here, a page at a time, and health is asked of the
-//! loop. Each request spends one of the connection's `--max-inflight`
+//! A client's connection once its hello is accepted: each frame is read
+//! into a `Request` and handed to its own handler. Appends go to the node
+//! loop (which answers them, or says where the master is), lists and
+//! digests are read from the log here, a page at a time, health is asked
+//! of the loop, and a membership change goes to it for the master. Each request spends one of the connection's `--max-inflight`
 //! credits until its answer is written.
 
 use std::net::SocketAddr;

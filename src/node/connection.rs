@@ -1,5 +1,6 @@
-//! Every accepted connection: where frames from clients (and, on a
-//! secondary, from the master) are decoded and dispatched.
+//! Every accepted connection: the hello checked and the cluster key
+//! proved, then handed on: a client to `clients`, on a secondary the
+//! master's replication connection served here, a candidate answered.
 //!
 //! A connection opens with a hello. Anything wrong — a first frame that is
 //! not a hello, another protocol version, another cluster, a frame over the

@@ -7,10 +7,7 @@
 //! log's size) is read at scrape time from the core's health report and
 //! the log, so it is never stale and costs nothing between scrapes.
 //!
-//! The HTTP side is deliberately small: one request per connection, a head
-//! of at most [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at
-//! most [`SCRAPES_IN_FLIGHT`] at once (more are closed unanswered), and
-//! only `GET /metrics` answered with metrics.
+//! The page itself is served by `metrics_page`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

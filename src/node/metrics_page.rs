@@ -1,6 +1,11 @@
 //! The `/metrics` page (`--metrics-listen`): a small HTTP responder with
 //! bounded requests, deadlines and scrapes in flight, serving what
 //! `metrics` encodes from the node loop's health report and the log.
+//!
+//! It is deliberately small: one request per connection, a head of at most
+//! [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at most
+//! [`SCRAPES_IN_FLIGHT`] at once (more are closed unanswered), and only
+//! `GET /metrics` answered with metrics.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,11 +18,19 @@
 //! and a peer whose outbox is full is not reading, so its connection is
 //! closed.
 //!
-//! - `connection`: every accepted connection: where a frame is decoded,
-//!   the hello checked and the cluster key proved, and on a secondary the
-//!   master's replication connection served.
-//! - `clients`: a client's connection: appends, lists, health.
-//! - `event_loop`: the node loop itself.
+//! - `shared`: what the tasks share: the loop's `Input`, `Shared`, the
+//!   queues' bounds.
+//! - `connection`: every accepted connection: the hello checked and the
+//!   cluster key proved, then handed on: to `clients`, or on a secondary
+//!   the master's replication connection served, or a candidate answered.
+//! - `clients`: a client's connection: each request read as a `Request`
+//!   and handed to its handler (appends, lists, digests, health,
+//!   membership changes).
+//! - `event_loop`: the node loop itself; `actions`: how it carries out
+//!   each kind of the core's actions.
+//! - `vote`: on a candidate, one task per voter asked.
+//! - `metrics` and `metrics_page`: the Prometheus figures, and the page
+//!   that serves them; `throttle`: log lines rate-limited.
 //! - `link`: on the master, one task per secondary that dials it, keeps one
 //!   connection open and redials with backoff.
 //! - `syncer`: calls `fdatasync` off the loop; one sync covers every entry

@@ -12,7 +12,10 @@
 //! - [`keys`]: the dedup window of request keys, compact.
 //! - [`quorum`]: majority and write-concern arithmetic.
 //! - [`role`]: one node's core in whichever role it has; where a role is
-//!   changed, a master connection accepted, and health reported from.
+//!   changed, a master connection accepted (and a frame no master sends
+//!   refused), and health reported from.
+//! - [`membership`]: the members, their standing, and a configuration
+//!   entry's text.
 //! - [`secondary`]: in-order storage, early entries held until the gap is
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 

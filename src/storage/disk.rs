@@ -1,5 +1,6 @@
 //! The on-disk log: segment files of checksummed records, a sparse
-//! in-memory index of where entries start, and crash recovery.
+//! in-memory index of where entries start, and what recovery (`recovery.rs`)
+//! found made into the log.
 //!
 //! Layout of a data directory:
 //!

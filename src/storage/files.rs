@@ -76,7 +76,7 @@ pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Carried inside an `io::Error` from [`DiskLog::append`] when the entries
+/// Carried inside an `io::Error` from `DiskLog::append` when the entries
 /// were written but making them durable failed.
 #[derive(Debug)]
 pub struct NotDurable(pub String);

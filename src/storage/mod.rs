@@ -2,7 +2,8 @@
 //!
 //! [`Log`] is the one type the runtime stores through. It is either kept in
 //! memory (`--data-dir` not given: tests and quick trials) or on disk as
-//! segment files of checksummed records (see [`disk`]). Writing and syncing
+//! segment files of checksummed records (see [`disk`], and [`record`] for
+//! a record's layout). Writing and syncing
 //! are separate steps so that one `fdatasync` can cover every entry written
 //! while the previous one ran (group commit, done by the runtime's syncer).
 

@@ -742,7 +742,7 @@ impl Master {
     /// The node is stopping (or stepping down): every waiting append is
     /// answered with its sequence number, as settled if its entry is
     /// known to be on a majority and as not settled otherwise
-    /// ([`Master::unsettled`]).
+    /// (`Master::unsettled`).
     pub fn shutdown(&mut self, out: &mut Vec<MasterAction>) {
         // Held appends were never given a sequence number: nothing stored.
         for a in self.held.drain(..) {
