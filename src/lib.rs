@@ -25,8 +25,8 @@
 //! - [`verify`]: `replog verify`, comparing the nodes' logs by digests;
 //!   [`bench`](mod@bench): `replog bench`, a load generator for any cluster.
 //! - [`client`]: the client library; [`cli`] and [`daemon`]: the two
-//!   command lines (clap definitions shared with the man pages), with
-//!   [`member_cli`] for `replog member`;
+//!   command lines (clap definitions shared with the man pages; the CLI
+//!   one file per subcommand);
 //!   [`systemd`]: readiness, watchdog and stopping notifications.
 
 pub mod addr;
@@ -37,7 +37,6 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod entry;
-pub mod member_cli;
 pub mod net;
 pub mod node;
 pub mod replication;

@@ -1,5 +1,5 @@
-//! `replog member`: dispatches to `list`, `add` and `remove`
-//! (`crate::member_cli`).
+//! `replog member`: its subcommands, dispatched to `list`, `add` and
+//! `remove` (`commands`).
 
 use std::time::Duration;
 
@@ -8,10 +8,12 @@ use clap::Subcommand;
 use crate::client::ClientError;
 
 use super::common::*;
+use commands::{add, list, remove, with_key};
+
+mod commands;
 
 /// Runs `replog member ...`.
 pub(super) async fn member(command: MemberCommand) -> Result<(), ClientError> {
-    use crate::member_cli::{add, list, remove, with_key};
     match command {
         MemberCommand::List { node, json, conn } => {
             list(&node_list(node), json, &conn.options()?).await
