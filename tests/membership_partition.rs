@@ -23,6 +23,24 @@ fn replog_in(net: &Netns, ns: usize, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Appends `message` with w=majority through `nodes`, from the clients'
+/// namespace; asserts it is acknowledged and returns (seq, message).
+fn append_majority(net: &Netns, nodes: &str, message: &str) -> (u64, String) {
+    let args = [
+        "append",
+        "-w",
+        "majority",
+        "--timeout",
+        "30s",
+        "--node",
+        nodes,
+        message,
+    ];
+    let (code, out, err) = replog_in(net, net.clients(), &args);
+    assert_eq!(code, 0, "{message}: {out}{err}");
+    (out.trim().parse().unwrap(), message.to_string())
+}
+
 /// The voters as the master named by `nodes` sees them.
 fn voters(net: &Netns, nodes: &str) -> Option<Vec<String>> {
     let (code, out, _) = replog_in(
@@ -88,21 +106,7 @@ fn a_master_cut_off_while_removing_a_node_loses_nothing_a_majority_acknowledged(
     let clients = net.clients();
     let all = c.addrs.join(",");
     let mut acked: Vec<(u64, String)> = Vec::new();
-    let mut append = |nodes: &str, message: &str| {
-        let args = [
-            "append",
-            "-w",
-            "majority",
-            "--timeout",
-            "30s",
-            "--node",
-            nodes,
-            message,
-        ];
-        let (code, out, err) = replog_in(&net, clients, &args);
-        assert_eq!(code, 0, "{message}: {out}{err}");
-        acked.push((out.trim().parse().unwrap(), message.to_string()));
-    };
+    let mut append = |nodes: &str, message: &str| acked.push(append_majority(&net, nodes, message));
     for i in 1..=3 {
         append(&all, &format!("before-{i}"));
     }
@@ -265,21 +269,7 @@ fn a_cluster_split_two_and_two_during_an_add_loses_nothing_and_has_one_master_pe
     let mut n4_proc = Killed(n4_proc);
 
     let mut acked: Vec<(u64, String)> = Vec::new();
-    let mut append = |nodes: &str, message: &str| {
-        let args = [
-            "append",
-            "-w",
-            "majority",
-            "--timeout",
-            "30s",
-            "--node",
-            nodes,
-            message,
-        ];
-        let (code, out, err) = replog_in(&net, clients, &args);
-        assert_eq!(code, 0, "{message}: {out}{err}");
-        acked.push((out.trim().parse().unwrap(), message.to_string()));
-    };
+    let mut append = |nodes: &str, message: &str| acked.push(append_majority(&net, nodes, message));
     for i in 1..=3 {
         append(&three, &format!("before-{i}"));
     }
