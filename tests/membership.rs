@@ -49,6 +49,17 @@ fn join(
     Joiner(child)
 }
 
+/// A cluster of `n` nodes on disk with the fast timings and `extra`
+/// flags, started and able to take appends.
+fn started(n: usize, extra: &[&str]) -> Cluster {
+    let mut c = Cluster::new(n, true, |_| flags(&[FAST, extra].concat()));
+    c.start_all();
+    let all = c.addrs.join(",");
+    let (code, out, err) = replog(&["health", "--node", &all, "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    c
+}
+
 /// The members as `replog member list --json` prints them: (id, voter).
 fn members(nodes: &str) -> Option<Vec<(String, bool)>> {
     let (code, out, _) = replog(&["member", "list", "--json", "--node", nodes]);
@@ -162,11 +173,8 @@ fn stop_after(
 
 #[test]
 fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writer() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
-    c.start_all();
+    let mut c = started(3, &[]);
     let first = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
     let n4 = format!("127.0.0.1:{}", free_port());
     let all = format!("{first},{n4}");
     let stop = Arc::new(AtomicBool::new(false));
@@ -249,13 +257,8 @@ fn a_change_on_a_cluster_with_a_key_needs_the_key() {
     let key = c_key();
     let key_path = key.path().join("key");
     let key_flag = key_path.to_string_lossy().to_string();
-    let mut c = Cluster::new(3, true, |_| {
-        flags(&[FAST, &["--cluster-key-file", &key_flag][..]].concat())
-    });
-    c.start_all();
+    let c = started(3, &["--cluster-key-file", &key_flag]);
     let nodes = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &nodes, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = replog(&["member", "remove", "n3", "--node", &nodes]);
     assert_eq!(code, 6, "{out}{err}");
     assert!(err.contains("proves the cluster key"), "{err}");
@@ -286,11 +289,8 @@ fn c_key() -> tempfile::TempDir {
 /// number.
 #[test]
 fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
-    c.start_all();
+    let mut c = started(3, &[]);
     let first = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
     let n4 = format!("127.0.0.1:{}", free_port());
     let n5 = format!("127.0.0.1:{}", free_port());
     let all = format!("{first},{n4},{n5}");
@@ -363,11 +363,7 @@ fn grow_to_five_shrink_to_three_and_lose_the_new_master_under_a_majority_writer(
 /// remove the dead one.
 #[test]
 fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
-    c.start_all();
-    let first = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let mut c = started(3, &[]);
     c.kill(2);
     let n4 = format!("127.0.0.1:{}", free_port());
     let all = format!("{},{},{n4}", c.addrs[0], c.addrs[1]);
@@ -405,11 +401,7 @@ fn a_dead_node_is_replaced_by_a_new_machine_under_a_majority_writer() {
 #[test]
 fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base_and_ignores_its_list() {
     let retention = ["--segment-bytes", "4096", "--retention-bytes", "16KiB"];
-    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &retention].concat()));
-    c.start_all();
-    let first = c.addrs.join(",");
-    let (code, out, err) = replog(&["health", "--node", &first, "--wait", "30s"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let mut c = started(3, &retention);
     c.kill(2);
     let n4 = format!("127.0.0.1:{}", free_port());
     let all = format!("{},{},{n4}", c.addrs[0], c.addrs[1]);
