@@ -8,6 +8,7 @@ use super::event_loop::NodeLoop;
 use super::link;
 use super::shared::{Input, LINK_QUEUE};
 use crate::replication::role::Action;
+use crate::replication::storage::StorageReport;
 use crate::wire::Frame;
 
 impl NodeLoop {
@@ -16,22 +17,20 @@ impl NodeLoop {
         match action {
             Action::RecordEpoch(epoch) => {
                 if let Err(e) = self.record_epoch(epoch, None) {
-                    self.requeue.push_back(Input::StorageFailed(format!(
-                        "cannot record epoch {epoch}: {e}"
-                    )));
+                    self.report(StorageReport::Failed {
+                        reason: format!("cannot record epoch {epoch}: {e}"),
+                    });
                     *unrecorded = true;
                 }
             }
             // Synchronously: nothing that follows (an answer to the
-            // candidate, a request for votes) may go out before it. A
-            // vote that cannot be recorded (a full disk) is not given,
-            // and the node goes on: the next election may find room.
+            // candidate, a request for votes) may go out before it, and
+            // none of it does if it fails. The core decides the rest.
             Action::RecordVote { epoch, vote } => {
                 if let Err(e) = self.record_epoch(epoch, vote.as_deref()) {
-                    if let Some(more) = self.shared.throttle.allow("vote-unrecorded") {
-                        error!(node = %self.shared.cfg.id, epoch, error = %e, suppressed = more,
-                               "cannot record the epoch and vote: no vote is given or asked for until it can");
-                    }
+                    let reason = e.to_string();
+                    self.requeue
+                        .push_back(Input::VoteUnrecorded { epoch, reason });
                     *unrecorded = true;
                 }
             }
@@ -120,6 +119,9 @@ impl NodeLoop {
                 warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "reconnecting to the secondary: silent past --unhealthy-after, or behind what retention just deleted");
                 self.to_link(peer, link::LinkCmd::Reconnect(conn));
             }
+            Action::Redial { peer, after } => {
+                self.to_link(peer, link::LinkCmd::Redial(after));
+            }
             Action::Diverged { peer, conn, reason } => {
                 error!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "{reason}");
                 self.to_link(peer, link::LinkCmd::Reconnect(conn));
@@ -164,10 +166,9 @@ impl NodeLoop {
                 });
                 drop(log);
                 if let Err(e) = result {
-                    self.requeue.push_back(Input::StorageFailed(format!(
-                        "emptying the log to start after {} failed: {e}",
-                        base.seq
-                    )));
+                    self.report(StorageReport::Failed {
+                        reason: format!("emptying the log to start after {} failed: {e}", base.seq),
+                    });
                 }
             }
             Action::CutLog { after, why, save } => {
@@ -178,8 +179,9 @@ impl NodeLoop {
                     self.save_rollback(after);
                 }
                 if let Err(e) = self.cut_log(after) {
-                    self.requeue
-                        .push_back(Input::StorageFailed(format!("{why} failed: {e}")));
+                    self.report(StorageReport::Failed {
+                        reason: format!("{why} failed: {e}"),
+                    });
                 }
             }
             _ => unreachable!("dispatched by run_actions"),

@@ -21,10 +21,10 @@ use super::{link, syncer};
 
 /// How often retention looks at the log's segments.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
-use crate::config::FsyncPolicy;
 use crate::entry::{Entry, Epoch, Seq};
 use crate::replication::role::{Action, Core, Event, RoleView, VoteRequest};
 use crate::replication::secondary::SecondaryEvent;
+use crate::replication::storage::StorageReport;
 use crate::replication::{ClientId, ConnId};
 use crate::wire::{Frame, WriteConcern};
 
@@ -75,8 +75,6 @@ pub(super) struct NodeLoop {
     pub(super) next_tick: std::time::Instant,
     /// When retention looks at the log's segments next.
     pub(super) retention_due: std::time::Instant,
-    /// The fsync policy.
-    pub(super) fsync: FsyncPolicy,
     /// Entries to persist, not yet written: written before anything is read
     /// back to be sent, and at the end of every round.
     pub(super) pending: Vec<Entry>,
@@ -229,7 +227,7 @@ impl NodeLoop {
                 }
                 Event::FromMaster(event)
             }
-            Input::Stored { gen, upto } => Event::Stored { gen, upto },
+            Input::Storage(report) => Event::Storage(self.storage_report(report)),
             Input::VoteRequested {
                 conn,
                 tx,
@@ -250,37 +248,7 @@ impl NodeLoop {
             }
             Input::VoteAnswered(answer) => Event::VoteAnswered(answer),
             Input::NewerEpoch { epoch } => Event::NewerEpoch { epoch },
-            Input::StorageFailed(reason) => {
-                error!(node = %self.shared.cfg.id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
-                Event::StorageFailed {
-                    reason: self.cannot_store(reason),
-                }
-            }
-            Input::Unwritten { after, reason } => {
-                // A write failed but the log works: the core forgets what
-                // was not written, and the next append simply tries again,
-                // so the node resumes by itself once the disk has room.
-                if let Some(more) = self.shared.throttle.allow("unwritten") {
-                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
-                           "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
-                }
-                // Entries not yet written are gone too, as the core
-                // forgets everything after `after`.
-                self.pending.retain(|e| e.seq <= after);
-                Event::Unwritten {
-                    after,
-                    reason: self.cannot_store(reason),
-                }
-            }
-            Input::SyncFailed { reason } => {
-                if let Some(more) = self.shared.throttle.allow("sync-failed") {
-                    error!(node = %self.shared.cfg.id, %reason, suppressed = more,
-                           "syncing the log failed");
-                }
-                Event::SyncFailed {
-                    reason: self.cannot_store(reason),
-                }
-            }
+            Input::VoteUnrecorded { epoch, reason } => Event::VoteUnrecorded { epoch, reason },
         };
         self.step_as_input(now, event);
     }
@@ -319,6 +287,46 @@ impl NodeLoop {
             let (epoch, _, master) = self.core.term();
             let role = self.core.view().role;
             info!(node = %self.shared.cfg.id, %role, epoch, master = master.unwrap_or("unknown"), "role changed");
+        }
+    }
+
+    /// Logs what went wrong with the local log (loudly for a failed log,
+    /// throttled for what the node retries) and names this node in the
+    /// reason the core passes on to clients and the master.
+    fn storage_report(&mut self, report: StorageReport) -> StorageReport {
+        let id = &self.shared.cfg.id;
+        match report {
+            StorageReport::Failed { reason } => {
+                error!(node = %id, %reason, "THE LOG FAILED: no further entry will be acknowledged by this node; fix the disk and restart it");
+                StorageReport::Failed {
+                    reason: self.cannot_store(reason),
+                }
+            }
+            StorageReport::Unwritten { after, reason } => {
+                // A write failed but the log works: the core forgets what
+                // was not written, and the next append simply tries again,
+                // so the node resumes by itself once the disk has room.
+                if let Some(more) = self.shared.throttle.allow("unwritten") {
+                    error!(node = %id, %reason, suppressed = more,
+                           "cannot store entries: nothing is acknowledged until a write succeeds; retried at every append (or resend)");
+                }
+                // Entries not yet written are gone too, as the core
+                // forgets everything after `after`.
+                self.pending.retain(|e| e.seq <= after);
+                StorageReport::Unwritten {
+                    after,
+                    reason: self.cannot_store(reason),
+                }
+            }
+            StorageReport::SyncFailed { reason } => {
+                if let Some(more) = self.shared.throttle.allow("sync-failed") {
+                    error!(node = %id, %reason, suppressed = more, "syncing the log failed");
+                }
+                StorageReport::SyncFailed {
+                    reason: self.cannot_store(reason),
+                }
+            }
+            written @ (StorageReport::Written { .. } | StorageReport::Synced { .. }) => written,
         }
     }
 
@@ -364,8 +372,8 @@ impl NodeLoop {
         result
     }
 
-    /// Writes what is pending, hands it to the syncer (or reports it stored
-    /// at once when there is nothing to wait for).
+    /// Writes what is pending, reports it written, and hands it to the
+    /// syncer.
     pub(super) fn write_pending(&mut self) {
         let mut entries = std::mem::take(&mut self.pending);
         if entries.is_empty() {
@@ -399,45 +407,40 @@ impl NodeLoop {
         }
         self.pending = entries;
         self.pending.clear();
+        let gen = self.core.generation();
         let point = match written {
             Ok(point) => point,
             Err(e) if crate::storage::files::is_not_durable(&e) => {
                 // Written, but a sync failed on the way (a roll still
-                // pending, made durable here before the next one).
-                // Under `always` that is a failed sync: cut back to what is
-                // durable. Otherwise the entries count once written.
-                self.requeue.push_back(Input::SyncFailed {
-                    reason: format!("{e}"),
-                });
-                if self.fsync != FsyncPolicy::Always {
-                    self.requeue.push_back(Input::Stored {
-                        gen: self.core.generation(),
-                        upto,
-                    });
-                }
+                // pending, made durable here before the next one). Both
+                // facts go to the core, the failure first: under `always`
+                // it cuts back to what is durable, otherwise the entries
+                // count once written.
+                let reason = format!("{e}");
+                self.report(StorageReport::SyncFailed { reason });
+                self.report(StorageReport::Written { gen, upto });
                 return;
             }
             Err(e) => {
                 // Whatever the failed write left is cut by the log itself:
                 // it holds exactly what it says.
                 let after = self.shared.log.read().last().seq;
-                self.requeue.push_back(Input::Unwritten {
-                    after,
-                    reason: format!("writing the log failed: {e}"),
-                });
+                let reason = format!("writing the log failed: {e}");
+                self.report(StorageReport::Unwritten { after, reason });
                 return;
             }
         };
+        self.report(StorageReport::Written { gen, upto });
+        // The syncer reports `Synced`; with none (`--fsync never`, a log
+        // in memory) the core counts what is written.
         if let (Some(tx), Some(point)) = (&self.sync_tx, point) {
-            tx.push(self.core.generation(), upto, point);
-            if self.fsync == FsyncPolicy::Always {
-                return; // the syncer reports Stored
-            }
+            tx.push(gen, upto, point);
         }
-        self.requeue.push_back(Input::Stored {
-            gen: self.core.generation(),
-            upto,
-        });
+    }
+
+    /// Queues a storage report for the core, after the input at hand.
+    pub(super) fn report(&mut self, report: StorageReport) {
+        self.requeue.push_back(Input::Storage(report));
     }
 
     /// Carries out the core's actions, in order.
@@ -460,6 +463,7 @@ impl NodeLoop {
                 | Action::StopLink { .. }
                 | Action::ToPeer { .. }
                 | Action::Reconnect { .. }
+                | Action::Redial { .. }
                 | Action::Diverged { .. }
                 | Action::SendEntries { .. } => self.link_action(action),
                 Action::Persist(_) | Action::ResetLog { .. } | Action::CutLog { .. } => {
@@ -590,9 +594,9 @@ impl NodeLoop {
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    self.requeue.push_back(Input::StorageFailed(format!(
-                        "reading the log to replicate failed: {e}"
-                    )));
+                    self.report(StorageReport::Failed {
+                        reason: format!("reading the log to replicate failed: {e}"),
+                    });
                     break;
                 }
             }
@@ -720,13 +724,7 @@ impl NodeLoop {
         }
         rx.close();
         while let Ok(input) = rx.try_recv() {
-            if matches!(
-                input,
-                Input::Stored { .. }
-                    | Input::StorageFailed(_)
-                    | Input::SyncFailed { .. }
-                    | Input::Unwritten { .. }
-            ) {
+            if matches!(input, Input::Storage(_)) {
                 self.handle(now, input);
             }
         }
@@ -750,9 +748,10 @@ impl NodeLoop {
             // satisfies (a broken core ignores this).
             Ok(()) => {
                 let gen = self.core.generation();
-                self.step(now, Event::Stored { gen, upto: last })
+                let upto = last;
+                self.step(now, Event::Storage(StorageReport::Synced { gen, upto }))
             }
-            Err(reason) => self.handle_one(now, Input::StorageFailed(reason)),
+            Err(reason) => self.handle_one(now, Input::Storage(StorageReport::Failed { reason })),
         }
         let mut actions = Vec::new();
         self.core.shutdown(&mut actions);

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
@@ -16,7 +14,8 @@ use super::shared::{Input, Shared};
 use crate::entry::Epoch;
 use crate::net::{Coalesce, DialError, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::master::MasterEvent;
-use crate::replication::{backoff, ConnId};
+use crate::replication::redial::LinkDown;
+use crate::replication::ConnId;
 use crate::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
 
 /// Frames queued for the writer of one replication connection: the core
@@ -34,6 +33,9 @@ pub(crate) enum LinkCmd {
     Send(ConnId, Frame),
     /// Connection `ConnId` went silent: drop it and dial again.
     Reconnect(ConnId),
+    /// The link is down: dial again after this long (the core's answer to
+    /// `LinkDown`).
+    Redial(Duration),
 }
 
 /// Runs the link to secondary `peer`, saying hello for `epoch`, until
@@ -46,17 +48,10 @@ pub(crate) async fn run<N: Net>(
     epoch: u64,
     shared: Arc<Shared>,
     mut cmds: mpsc::Receiver<LinkCmd>,
-    seed: u64,
 ) {
     let cfg = &shared.cfg;
     let timing = cfg.timing;
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut attempt: u32 = 0;
     let mut last_error = String::new();
-    // Until the first connection, the secondary is most likely just not
-    // listening yet (a cluster starting): dial again at the base delay
-    // instead of backing off, so it is reached promptly once it listens.
-    let mut ever_connected = false;
     loop {
         if shared.shutdown.is_cancelled() || cmds.is_closed() {
             return;
@@ -65,14 +60,12 @@ pub(crate) async fn run<N: Net>(
             id: cfg.id.clone(),
             epoch,
         };
-        match connect::<N>(&shared, &id, &addr, role, timing.unhealthy_after).await {
+        let down = match connect::<N>(&shared, &id, &addr, role, timing.unhealthy_after).await {
             // Stopped while dialling (a static master's new epoch): this
             // hello spoke for the old epoch, and the new link is dialling.
             Ok(_) if cmds.is_closed() => return,
             Ok((stream, welcome, version)) => {
                 last_error.clear();
-                ever_connected = true;
-                let opened = tokio::time::Instant::now();
                 let conn = shared.next_id();
                 info!(node = %cfg.id, peer = %id, %addr, conn, their_last = welcome.last.seq,
                       "replication connection open");
@@ -88,18 +81,12 @@ pub(crate) async fn run<N: Net>(
                     }))
                     .await;
                 let reason = serve((peer, &id), conn, stream, &shared, &mut cmds).await;
-                // The backoff starts over only after a connection that
-                // lasted: one dropped at once (a secondary the master refuses
-                // to replicate to, a flapping link) keeps backing off
-                // instead of being redialled many times a second.
-                if opened.elapsed() >= timing.unhealthy_after {
-                    attempt = 0;
-                }
                 info!(node = %cfg.id, peer = %id, conn, %reason, "replication connection closed");
                 let _ = shared
                     .control
                     .send(Input::Link(MasterEvent::PeerDisconnected { peer, conn }))
                     .await;
+                LinkDown::Closed
             }
             Err(e) => {
                 if let HandshakeError::Stale { epoch, .. } = &e {
@@ -110,14 +97,12 @@ pub(crate) async fn run<N: Net>(
                         .await;
                 }
                 let mismatch = matches!(e, HandshakeError::Mismatch(_));
-                let e = match e {
+                let (e, down) = match e {
                     HandshakeError::Refused(reason)
                     | HandshakeError::Mismatch(reason)
                     | HandshakeError::Stale { reason, .. } => {
                         // It answered: alive, but it will not take us (or we
-                        // will not take it). Back off from now on, as for any
-                        // reached secondary.
-                        ever_connected = true;
+                        // will not take it).
                         let _ = shared
                             .control
                             .send(Input::Link(MasterEvent::PeerRefused {
@@ -126,9 +111,9 @@ pub(crate) async fn run<N: Net>(
                                 mismatch,
                             }))
                             .await;
-                        format!("refused: {reason}")
+                        (format!("refused: {reason}"), LinkDown::Refused)
                     }
-                    HandshakeError::Failed(e) => e,
+                    HandshakeError::Failed(e) => (e, LinkDown::Unreachable),
                 };
                 // Say it once per streak, not at every retry.
                 if e != last_error {
@@ -137,23 +122,46 @@ pub(crate) async fn run<N: Net>(
                 } else {
                     debug!(peer = %id, "still cannot reach secondary");
                 }
+                down
             }
-        }
-        let cap = if ever_connected {
-            timing.retry_max
-        } else {
-            timing.retry_base
         };
-        let delay = backoff(timing.retry_base, cap, attempt, &mut rng);
-        attempt = attempt.saturating_add(1);
-        // Commands meanwhile are for connections that no longer exist.
-        let wake = tokio::time::Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(wake) => break,
-                cmd = cmds.recv() => if cmd.is_none() { return },
-            }
+        if !wait_to_redial(peer, down, &shared, &mut cmds).await {
+            return;
+        }
+    }
+}
+
+/// Tells the core the link is down and waits for its word on when to dial
+/// again (`LinkCmd::Redial`), then for that long. Other commands meanwhile
+/// are for connections that no longer exist. Returns false once the link
+/// is to stop (shutdown, or its queue closed).
+async fn wait_to_redial(
+    peer: usize,
+    down: LinkDown,
+    shared: &Shared,
+    cmds: &mut mpsc::Receiver<LinkCmd>,
+) -> bool {
+    let event = Input::Link(MasterEvent::LinkDown { peer, down });
+    if shared.control.send(event).await.is_err() {
+        return false;
+    }
+    // The answer comes within a round of the node loop; should it be
+    // dropped (a full queue), the longest delay the core could have said
+    // is waited instead.
+    let mut wake = tokio::time::Instant::now() + shared.cfg.timing.retry_max;
+    let mut told = false;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep_until(wake) => return true,
+            cmd = cmds.recv() => match cmd {
+                None => return false,
+                Some(LinkCmd::Redial(after)) if !told => {
+                    told = true;
+                    wake = tokio::time::Instant::now() + after;
+                }
+                Some(_) => {}
+            },
         }
     }
 }

@@ -80,6 +80,7 @@ use crate::entry::{Entry, Seq};
 use crate::net::Net;
 use crate::replication::keys::KeyWindow;
 use crate::replication::role::{Action, Core, CoreConfig};
+use crate::replication::storage::Durability;
 use crate::replication::LogState;
 use crate::storage::Log;
 
@@ -125,6 +126,16 @@ fn check_cluster_list(
 
 /// Opens the log in `dir`, healing damage unless the configuration says
 /// why not (then the damage is refused, with what to do about it).
+/// When the core counts an entry as stored: once synced under `--fsync
+/// always` on disk, once written otherwise (a log in memory has nothing to
+/// sync).
+fn durability(cfg: &NodeConfig) -> Durability {
+    match (&cfg.data_dir, cfg.fsync) {
+        (Some(_), FsyncPolicy::Always) => Durability::Synced,
+        _ => Durability::Written,
+    }
+}
+
 fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
     let refuses = cfg.refuses_to_heal();
     match crate::storage::heal::open(dir, cfg.segment_bytes, &cfg.id, refuses.is_none()) {
@@ -174,7 +185,7 @@ pub async fn run<N: Net>(
     log.set_fault_file(cfg.fail_storage_while.clone());
     if matches!(cfg.fsync, FsyncPolicy::Always | FsyncPolicy::Batch) {
         // The syncer below makes rolls durable: none waits on the loop.
-        log.defer_rolls(cfg.fsync == FsyncPolicy::Always);
+        log.defer_rolls(durability(&cfg) == Durability::Synced);
     }
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
     let last = log.last();
@@ -231,7 +242,7 @@ pub async fn run<N: Net>(
             window: crate::replication::WINDOW,
             batch: crate::replication::BATCH,
             seed,
-            stored_means_synced: cfg.fsync == FsyncPolicy::Always,
+            durability: durability(&cfg),
             replicate_delay: cfg.replicate_delay,
             fail_rate: cfg.fail_rate,
             authenticated: cfg.cluster_keys.is_some(),
@@ -283,7 +294,7 @@ pub async fn run<N: Net>(
     let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
         (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
             let queue = Arc::new(syncer::SyncQueue::default());
-            let report = cfg.fsync == FsyncPolicy::Always;
+            let gather = cfg.fsync == FsyncPolicy::Batch;
             let (queue2, inputs, fault, metrics, span) = (
                 queue.clone(),
                 control_tx.clone(),
@@ -293,7 +304,7 @@ pub async fn run<N: Net>(
             );
             let task = tokio::task::spawn_blocking(move || {
                 let _span = span.enter();
-                syncer::run(queue2, inputs, report, fault, metrics)
+                syncer::run(queue2, inputs, gather, fault, metrics)
             });
             (Some(queue), Some(task))
         }
@@ -304,16 +315,7 @@ pub async fn run<N: Net>(
         let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
         Box::new(move |peer, (id, addr), epoch, rx| {
             tracker.spawn(
-                link::run::<N>(
-                    peer,
-                    id,
-                    addr,
-                    epoch,
-                    shared.clone(),
-                    rx,
-                    seed ^ peer as u64,
-                )
-                .instrument(span.clone()),
+                link::run::<N>(peer, id, addr, epoch, shared.clone(), rx).instrument(span.clone()),
             );
         })
     };
@@ -342,7 +344,6 @@ pub async fn run<N: Net>(
         syncer,
         next_tick: Instant::now().into_std(),
         retention_due: Instant::now().into_std(),
-        fsync: cfg.fsync,
         pending: Vec::new(),
         tail: tail::Tail::default(),
         shared_sends: Vec::new(),

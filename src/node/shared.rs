@@ -16,6 +16,7 @@ use crate::entry::{Epoch, Position, Seq};
 use crate::replication::master::MasterEvent;
 use crate::replication::role::{RoleView, VoteAnswer};
 use crate::replication::secondary::SecondaryEvent;
+use crate::replication::storage::StorageReport;
 use crate::replication::{AppendRequest, ClientId, ConnId};
 use crate::storage::Log;
 use crate::wire::HealthReport;
@@ -84,16 +85,9 @@ pub(crate) enum Input {
     },
     /// Something the master sent (secondary only).
     FromMaster(SecondaryEvent),
-    /// The syncer made everything up to `upto` durable. `gen` is the core's
-    /// log generation when the write was made (see `Event::Stored`).
-    Stored { gen: u64, upto: Seq },
-    /// A write failed (a full disk, say): the log holds nothing after
-    /// `after`. The log still works; what was not written does not exist.
-    Unwritten { after: Seq, reason: String },
-    /// The syncer could not make the log durable.
-    SyncFailed { reason: String },
-    /// The log failed in a way that cannot be undone.
-    StorageFailed(String),
+    /// A fact about the local log, from the write path or the syncer: the
+    /// core decides what it means for acknowledgements.
+    Storage(StorageReport),
     /// A candidate asks for this node's vote; the answer goes to `tx`.
     VoteRequested {
         conn: ConnId,
@@ -110,6 +104,8 @@ pub(crate) enum Input {
     VoteAnswered(VoteAnswer),
     /// A node refused this one's hello: it knows a newer epoch.
     NewerEpoch { epoch: Epoch },
+    /// Recording a vote failed (see `Event::VoteUnrecorded`).
+    VoteUnrecorded { epoch: Epoch, reason: String },
 }
 
 /// What every task of a node shares.

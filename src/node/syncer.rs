@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::shared::Input;
 use crate::entry::Seq;
+use crate::replication::storage::StorageReport;
 use crate::storage::roll::SyncPoint;
 
 /// Shortest time between two syncs under `--fsync batch`.
@@ -30,7 +31,7 @@ const ORPHAN_CHECK: Duration = Duration::from_millis(500);
 /// What is written and not yet synced.
 #[derive(Debug)]
 struct Job {
-    /// Log generation of the newest write (see `Input::Stored`).
+    /// Log generation of the newest write (see `StorageReport::Synced`).
     gen: u64,
     /// Last sequence number written in that generation.
     upto: Seq,
@@ -122,19 +123,20 @@ impl SyncQueue {
 /// a write reaches `fdatasync` with one wake-up and its result reaches the
 /// node loop with one more, instead of hopping through an async task and
 /// a blocking task for every sync. Runs until the queue is closed and
-/// drained. With `report`, tells the loop what became durable (`--fsync
-/// always`); without, only syncs (`batch`, where the loop acknowledges
-/// after the write and this bounds what a power cut loses).
+/// drained. Tells the loop what became durable; the core decides what that
+/// means. With `gather` (`--fsync batch`), it lets writes gather between
+/// syncs, which bounds what a power cut loses rather than what an ack waits
+/// for.
 pub(super) fn run(
     queue: Arc<SyncQueue>,
     inputs: mpsc::Sender<Input>,
-    report: bool,
+    gather: bool,
     fault: Option<std::path::PathBuf>,
     metrics: Arc<super::metrics::Metrics>,
 ) {
     use crate::storage::files::{injected_fault, FaultOp};
     loop {
-        if !report && !queue.closed() {
+        if gather && !queue.closed() {
             // Let writes gather: one sync per interval at most.
             std::thread::sleep(BATCH_INTERVAL);
         }
@@ -161,13 +163,15 @@ pub(super) fn run(
                 Ok(())
             }));
         let input = match synced {
-            Ok(Ok(())) if report => Input::Stored { gen, upto },
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => Input::SyncFailed {
+            Ok(Ok(())) => StorageReport::Synced { gen, upto },
+            Ok(Err(e)) => StorageReport::SyncFailed {
                 reason: format!("fdatasync failed: {e}"),
             },
-            Err(_) => Input::StorageFailed("fdatasync panicked".into()),
+            Err(_) => StorageReport::Failed {
+                reason: "fdatasync panicked".into(),
+            },
         };
+        let input = Input::Storage(input);
         if inputs.blocking_send(input).is_err() {
             return;
         }
@@ -185,12 +189,12 @@ mod tests {
         // Closed: it returns.
         let queue = Arc::new(SyncQueue::default());
         queue.close();
-        run(queue, tx.clone(), true, None, metrics.clone());
+        run(queue, tx.clone(), false, None, metrics.clone());
         // Orphaned (the loop dropped its handle without closing): it
         // returns too, instead of keeping the runtime from shutting down.
         let queue = Arc::new(SyncQueue::default());
         let theirs = queue.clone();
-        let thread = std::thread::spawn(move || run(theirs, tx, true, None, metrics));
+        let thread = std::thread::spawn(move || run(theirs, tx, false, None, metrics));
         drop(queue);
         thread.join().unwrap();
     }
@@ -204,9 +208,11 @@ mod tests {
         queue.push(1, 5, point.clone());
         queue.push(2, 3, point);
         queue.close();
-        run(queue, tx, true, None, metrics);
+        run(queue, tx, false, None, metrics);
         match rx.try_recv() {
-            Ok(Input::Stored { gen, upto }) => assert_eq!((gen, upto), (2, 3)),
+            Ok(Input::Storage(StorageReport::Synced { gen, upto })) => {
+                assert_eq!((gen, upto), (2, 3))
+            }
             other => panic!("{other:?}"),
         }
     }

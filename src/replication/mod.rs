@@ -11,11 +11,15 @@
 //!   pipelining, retries with backoff, heartbeats, health and quorum.
 //! - [`keys`]: the dedup window of request keys, compact.
 //! - [`quorum`]: majority and write-concern arithmetic.
+//! - [`redial`]: when a master dials a secondary again after its link went
+//!   down.
 //! - [`role`]: one node's core in whichever role it has; where a role is
 //!   changed, a master connection accepted (and a frame no master sends
 //!   refused), and health reported from.
 //! - [`membership`]: the members, their standing, and a configuration
 //!   entry's text.
+//! - [`storage`]: what the local log reports, and when an entry counts as
+//!   stored (the `--fsync` rule, kept here so the runtime only reports).
 //! - [`secondary`]: in-order storage, early entries held until the gap is
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 
@@ -23,8 +27,10 @@ pub mod keys;
 pub mod master;
 pub mod membership;
 pub mod quorum;
+pub mod redial;
 pub mod role;
 pub mod secondary;
+pub mod storage;
 
 use std::time::Duration;
 

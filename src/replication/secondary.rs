@@ -11,6 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::keys::KeyWindow;
+use super::storage::{Durability, StorageReport};
 use super::{ConnId, LogState};
 use crate::entry::{Entry, Epoch, Position, Seq};
 use crate::wire::{Frame, PeerStatus};
@@ -33,9 +34,9 @@ pub struct SecondaryConfig {
     pub fail_rate: f64,
     /// Seed of the fail-rate draws.
     pub seed: u64,
-    /// Entries count as stored only once synced (`--fsync always`); see
-    /// `MasterConfig::stored_means_synced`.
-    pub stored_means_synced: bool,
+    /// When an entry counts as stored, so that it is acknowledged (see
+    /// `MasterConfig::durability`).
+    pub durability: Durability,
 }
 
 /// Something that happened, fed to [`Secondary::step`].
@@ -92,29 +93,9 @@ pub enum SecondaryEvent {
         /// The master's committed mark.
         committed: Seq,
     },
-    /// The local log has stored everything up to `upto`.
-    Stored {
-        /// Last sequence number stored.
-        upto: Seq,
-    },
-    /// Entries after `after` were not written, or not made durable and
-    /// have been cut. The log itself works: the master resends them.
-    Unwritten {
-        /// Last sequence number the log holds.
-        after: Seq,
-        /// The error, for the master's log.
-        reason: String,
-    },
-    /// A sync of the local log failed (see `MasterEvent::SyncFailed`).
-    SyncFailed {
-        /// The error, for the master's log.
-        reason: String,
-    },
-    /// The local log failed in a way that cannot be undone.
-    StorageFailed {
-        /// The error.
-        reason: String,
-    },
+    /// A fact about the local log; what it means for acks is this core's
+    /// [`Durability`].
+    Storage(StorageReport),
     /// Time passed.
     Tick,
 }
@@ -123,7 +104,7 @@ pub enum SecondaryEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecondaryAction {
     /// Append these consecutive entries to the local log (then report
-    /// `Stored`).
+    /// them written, and synced).
     Persist(Vec<Entry>),
     /// Empty the local log: it continues after `base`, with these epochs
     /// begun up to it (the master's retention deleted what it lacked).
@@ -410,81 +391,7 @@ impl Secondary {
                     });
                 }
             }
-            SecondaryEvent::Stored { upto } => {
-                if self.broken.is_some() {
-                    return;
-                }
-                let upto = upto.min(self.received);
-                if upto <= self.stored {
-                    return;
-                }
-                let before = self.stored;
-                self.stored = upto;
-                if let (Some(conn), true) = (self.conn, self.synced) {
-                    let fail =
-                        self.cfg.fail_rate > 0.0 && self.rng.gen_bool(self.cfg.fail_rate.min(1.0));
-                    let frame = if fail {
-                        // Stored, but answered as if it had failed: the master
-                        // resends from `before + 1`, and those duplicates
-                        // exercise deduplication and ordering.
-                        Frame::Nack {
-                            stored: before,
-                            reason: "simulated failure (--fail-rate)".into(),
-                        }
-                    } else {
-                        Frame::Ack {
-                            stored: self.stored,
-                        }
-                    };
-                    out.push(SecondaryAction::Send { conn, frame });
-                }
-            }
-            SecondaryEvent::Unwritten { after, reason } if after > self.received => {
-                // The log holds entries this core never handed it: a bug.
-                let reason = format!(
-                    "{reason}; the log holds seq {after} but only {} were received",
-                    self.received
-                );
-                self.step(now, SecondaryEvent::StorageFailed { reason }, out);
-            }
-            SecondaryEvent::Unwritten { after, reason } => {
-                self.received = self.received.min(after);
-                self.stored = self.stored.min(after);
-                self.forget_after(after);
-                self.clear_early();
-                self.delayed.clear();
-                // The master rewinds to `stored` and resends after a
-                // backoff; by then the disk may have room again.
-                if let (Some(conn), true) = (self.conn, self.synced) {
-                    let frame = Frame::Nack {
-                        stored: self.stored,
-                        reason,
-                    };
-                    out.push(SecondaryAction::Send { conn, frame });
-                }
-            }
-            SecondaryEvent::SyncFailed { reason } => {
-                if self.cfg.stored_means_synced {
-                    // What was not reported stored may be gone: cut back to
-                    // what was (and was acknowledged); the master resends.
-                    let after = self.stored;
-                    out.push(SecondaryAction::Truncate {
-                        after,
-                        diverged: false,
-                    });
-                    self.step(now, SecondaryEvent::Unwritten { after, reason }, out);
-                }
-            }
-            SecondaryEvent::StorageFailed { reason } => {
-                self.broken = Some(reason.clone());
-                if let Some(conn) = self.conn {
-                    let frame = Frame::Nack {
-                        stored: self.stored,
-                        reason,
-                    };
-                    out.push(SecondaryAction::Send { conn, frame });
-                }
-            }
+            SecondaryEvent::Storage(report) => self.on_storage(report, out),
             SecondaryEvent::Tick => {
                 while self.delayed.front().is_some_and(|(t, _)| *t <= now) {
                     let (_, entries) = self.delayed.pop_front().expect("checked");
@@ -493,6 +400,101 @@ impl Secondary {
                     }
                 }
             }
+        }
+    }
+
+    /// One handler per fact about the local log; `Written` and `Synced`
+    /// count as far as this core's durability rule says.
+    fn on_storage(&mut self, report: StorageReport, out: &mut Vec<SecondaryAction>) {
+        if let Some(upto) = self.cfg.durability.stored_upto(&report) {
+            return self.on_stored(upto, out);
+        }
+        match report {
+            StorageReport::Written { .. } | StorageReport::Synced { .. } => {}
+            StorageReport::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
+            StorageReport::SyncFailed { reason } => {
+                if self.cfg.durability == Durability::Synced {
+                    // What was not reported stored may be gone: cut back to
+                    // what was (and was acknowledged); the master resends.
+                    let after = self.stored;
+                    out.push(SecondaryAction::Truncate {
+                        after,
+                        diverged: false,
+                    });
+                    self.on_unwritten(after, reason, out);
+                }
+            }
+            StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
+        }
+    }
+
+    /// Everything up to `upto` counts as stored: acknowledged to the
+    /// master, cumulatively.
+    fn on_stored(&mut self, upto: Seq, out: &mut Vec<SecondaryAction>) {
+        if self.broken.is_some() {
+            return;
+        }
+        let upto = upto.min(self.received);
+        if upto <= self.stored {
+            return;
+        }
+        let before = self.stored;
+        self.stored = upto;
+        if let (Some(conn), true) = (self.conn, self.synced) {
+            let fail = self.cfg.fail_rate > 0.0 && self.rng.gen_bool(self.cfg.fail_rate.min(1.0));
+            let frame = if fail {
+                // Stored, but answered as if it had failed: the master
+                // resends from `before + 1`, and those duplicates
+                // exercise deduplication and ordering.
+                Frame::Nack {
+                    stored: before,
+                    reason: "simulated failure (--fail-rate)".into(),
+                }
+            } else {
+                Frame::Ack {
+                    stored: self.stored,
+                }
+            };
+            out.push(SecondaryAction::Send { conn, frame });
+        }
+    }
+
+    /// Nothing after `after` exists: forgotten, and the master told.
+    fn on_unwritten(&mut self, after: Seq, reason: String, out: &mut Vec<SecondaryAction>) {
+        if after > self.received {
+            // The log holds entries this core never handed it: a bug.
+            let reason = format!(
+                "{reason}; the log holds seq {after} but only {} were received",
+                self.received
+            );
+            return self.on_storage_failed(reason, out);
+        }
+        self.received = self.received.min(after);
+        self.stored = self.stored.min(after);
+        self.forget_after(after);
+        self.clear_early();
+        self.delayed.clear();
+        // The master rewinds to `stored` and resends after a backoff; by
+        // then the disk may have room again.
+        if let (Some(conn), true) = (self.conn, self.synced) {
+            let frame = Frame::Nack {
+                stored: self.stored,
+                reason,
+            };
+            out.push(SecondaryAction::Send { conn, frame });
+        }
+    }
+
+    /// The log failed for good: nothing more is acknowledged, and the
+    /// master is told why.
+    fn on_storage_failed(&mut self, reason: String, out: &mut Vec<SecondaryAction>) {
+        self.broken = Some(reason.clone());
+        if let Some(conn) = self.conn {
+            let frame = Frame::Nack {
+                stored: self.stored,
+                reason,
+            };
+            out.push(SecondaryAction::Send { conn, frame });
         }
     }
 
@@ -630,6 +632,33 @@ mod tests {
     }
 
     #[test]
+    fn a_write_is_acked_only_where_writing_counts_and_a_sync_is_acked_either_way() {
+        for durability in [Durability::Synced, Durability::Written] {
+            let cfg = SecondaryConfig {
+                durability,
+                ..SecondaryConfig::default()
+            };
+            let (mut s, now) = connected(cfg, 0);
+            let out = step(&mut s, now, batch(1, vec![e(1), e(2)]));
+            assert_eq!(out, vec![A::Persist(vec![e(1), e(2)])]);
+            let written = step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Written { gen: 0, upto: 2 }),
+            );
+            let synced = step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+            );
+            match durability {
+                Durability::Synced => assert_eq!((written, synced), (vec![], vec![ack(2)])),
+                Durability::Written => assert_eq!((written, synced), (vec![ack(2)], vec![])),
+            }
+        }
+    }
+
+    #[test]
     fn early_entries_are_held_up_to_a_byte_bound() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         let big = |seq| Entry {
@@ -656,14 +685,18 @@ mod tests {
     fn unwritten_entries_are_nacked_and_taken_again_when_resent() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-        step(&mut s, now, E::Stored { upto: 1 });
+        step(
+            &mut s,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+        );
         let out = step(
             &mut s,
             now,
-            E::Unwritten {
+            E::Storage(StorageReport::Unwritten {
                 after: 1,
                 reason: "disk full".into(),
-            },
+            }),
         );
         assert_eq!(
             out,
@@ -690,10 +723,10 @@ mod tests {
         let out = step(
             &mut s,
             now,
-            E::Unwritten {
+            E::Storage(StorageReport::Unwritten {
                 after: 5,
                 reason: "disk full".into(),
-            },
+            }),
         );
         let reason = "disk full; the log holds seq 5 but only 2 were received".to_string();
         assert_eq!(
@@ -720,18 +753,26 @@ mod tests {
     fn a_failed_sync_cuts_back_to_what_was_acked_when_stored_means_synced() {
         for synced in [true, false] {
             let cfg = SecondaryConfig {
-                stored_means_synced: synced,
+                durability: if synced {
+                    Durability::Synced
+                } else {
+                    Durability::Written
+                },
                 ..SecondaryConfig::default()
             };
             let (mut s, now) = connected(cfg, 0);
             step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-            step(&mut s, now, E::Stored { upto: 1 });
+            step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+            );
             let out = step(
                 &mut s,
                 now,
-                E::SyncFailed {
+                E::Storage(StorageReport::SyncFailed {
                     reason: "EIO".into(),
-                },
+                }),
             );
             if synced {
                 assert_eq!(
@@ -764,7 +805,11 @@ mod tests {
         assert_eq!(s.status(), PeerStatus::Healthy);
         step(&mut s, now, batch(1, vec![e(1), e(2)]));
         assert_eq!(s.lag(), 2, "received, not yet stored");
-        step(&mut s, now, E::Stored { upto: 2 });
+        step(
+            &mut s,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+        );
         assert_eq!(s.lag(), 0);
         step(&mut s, now, E::MasterDisconnected { conn: 1 });
         assert_eq!(s.status(), PeerStatus::Unhealthy);
@@ -777,7 +822,14 @@ mod tests {
             step(&mut s, now, batch(1, vec![e(1), e(2)])),
             vec![A::Persist(vec![e(1), e(2)])]
         );
-        assert_eq!(step(&mut s, now, E::Stored { upto: 2 }), vec![ack(2)]);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+            ),
+            vec![ack(2)]
+        );
         assert_eq!(s.stored(), 2);
     }
 
@@ -785,7 +837,11 @@ mod tests {
     fn duplicates_are_ignored_and_reacked() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2)]));
-        step(&mut s, now, E::Stored { upto: 2 });
+        step(
+            &mut s,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+        );
         assert_eq!(step(&mut s, now, batch(1, vec![e(1), e(2)])), vec![ack(2)]);
         // A batch overlapping the end persists only what is new.
         assert_eq!(
@@ -823,7 +879,14 @@ mod tests {
             vec![A::Persist(vec![e(2), e(3), e(4)])]
         );
         // Stored beyond what was received is clamped.
-        assert_eq!(step(&mut s, now, E::Stored { upto: 9 }), vec![ack(4)]);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: 9 })
+            ),
+            vec![ack(4)]
+        );
     }
 
     #[test]
@@ -940,7 +1003,11 @@ mod tests {
         };
         let (mut s, now) = connected(cfg, 0);
         step(&mut s, now, batch(1, vec![e(1)]));
-        let out = step(&mut s, now, E::Stored { upto: 1 });
+        let out = step(
+            &mut s,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+        );
         assert!(
             matches!(
                 &out[..],
@@ -983,7 +1050,14 @@ mod tests {
         );
         assert_eq!(s.received(), 0);
         // Stored while disconnected: recorded, acknowledged to nobody.
-        assert_eq!(step(&mut s, now, E::Stored { upto: 0 }), vec![]);
+        assert_eq!(
+            step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: 0 })
+            ),
+            vec![]
+        );
         step(&mut s, now, E::MasterConnected { conn: 2 });
         let sync = E::Sync {
             conn: 2,
@@ -1076,10 +1150,10 @@ mod tests {
         let out = step(
             &mut s,
             now,
-            E::Unwritten {
+            E::Storage(StorageReport::Unwritten {
                 after: 2,
                 reason: "sync failed".into(),
-            },
+            }),
         );
         assert_eq!(
             out,
@@ -1105,7 +1179,13 @@ mod tests {
         let (mut acks, mut nacks) = (0, 0);
         for seq in 1..=200 {
             step(&mut s, now, batch(1, vec![e(seq)]));
-            match step(&mut s, now, E::Stored { upto: seq }).as_slice() {
+            match step(
+                &mut s,
+                now,
+                E::Storage(StorageReport::Synced { gen: 0, upto: seq }),
+            )
+            .as_slice()
+            {
                 [A::Send {
                     frame: Frame::Ack { .. },
                     ..
@@ -1146,7 +1226,11 @@ mod tests {
     fn a_reset_empties_the_log_to_continue_after_the_masters_base() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-        step(&mut s, now, E::Stored { upto: 3 });
+        step(
+            &mut s,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 3 }),
+        );
         // A new master connection that resets it: retention deleted 4..=10.
         step(&mut s, now, E::MasterConnected { conn: 2 });
         let base = Position { epoch: 1, seq: 10 };

@@ -26,6 +26,7 @@ use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
 use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
 use replog::replication::secondary::SecondaryEvent;
+use replog::replication::storage::{Durability, StorageReport};
 use replog::replication::{quorum, AppendRequest, LogState, MemberChange, Timing};
 use replog::wire::{AppendError, Frame, WriteConcern};
 
@@ -441,7 +442,7 @@ impl World {
             window: 16,
             batch: 4,
             seed: self.seed ^ node as u64,
-            stored_means_synced: true,
+            durability: Durability::Synced,
             replicate_delay: Duration::ZERO,
             fail_rate: 0.0,
             authenticated: false,
@@ -688,6 +689,9 @@ impl World {
                     self.send(Deliver::ToSecondary { conn, frame });
                 }
                 Action::Reconnect { conn, .. } => self.close(conn),
+                // The world dials on its own schedule (`dial`): its
+                // links never report `LinkDown`, so this never comes.
+                Action::Redial { .. } => {}
                 Action::Diverged { conn, reason, .. } => {
                     panic!(
                         "seed {}: n{node} diverged on conn {conn}: {reason}",
@@ -1429,7 +1433,7 @@ impl World {
                         let reason = "EIO (simulated)".to_string();
                         let role = |n: &Node| n.core.as_ref().map(|c| (c.is_master(), c.epoch()));
                         let before = role(&self.nodes[node]);
-                        self.step_node(node, Event::SyncFailed { reason });
+                        self.step_node(node, Event::Storage(StorageReport::SyncFailed { reason }));
                         let after = role(&self.nodes[node]);
                         if before.is_some_and(|(m, _)| m) && after != before {
                             self.stats.spent_epochs += 1;
@@ -1441,7 +1445,7 @@ impl World {
                     if cuts == n.cuts {
                         n.durable = n.durable.max((upto as usize).min(n.log.len()));
                     }
-                    self.step_node(node, Event::Stored { gen, upto });
+                    self.step_node(node, Event::Storage(StorageReport::Synced { gen, upto }));
                 }
                 Happening::Append(request, tries) => self.append(request, tries),
             }

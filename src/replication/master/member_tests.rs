@@ -37,7 +37,11 @@ fn with_committed_entry() -> (Master, Instant) {
     connect_all(&mut m, now);
     step(&mut m, now, append(7, 1, WriteConcern::Nodes(2), "a"));
     flush(&mut m, now);
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![ok(7, 1, 1)]);
     (m, now)
 }
@@ -75,7 +79,14 @@ fn a_member_is_added_as_a_learner_that_counts_only_once_promoted() {
     );
     step(&mut m, now, append(7, 2, WriteConcern::Nodes(3), "b"));
     flush(&mut m, now);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 3 }), vec![]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 3 })
+        ),
+        vec![]
+    );
     // The learner holds it: not counted toward w=3, and not promoted while
     // the change that added it is not committed.
     assert_eq!(step(&mut m, now, ack_from(2, 3)), vec![]);
@@ -121,7 +132,11 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
         "{out:?}"
     );
     flush(&mut m, now);
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     // The marker committed: the change is written. s1 counts no more, but
     // is still sent the log, its own removal included.
     assert_eq!(
@@ -142,7 +157,11 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
         ),
         "{out:?}"
     );
-    step(&mut m, now, E::Stored { upto: 2 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+    );
     // Committed: answered, and s1's link closed; it is gone from health.
     assert_eq!(
         step(&mut m, now, ack_from(0, 2)),
@@ -166,7 +185,11 @@ fn a_master_that_removes_itself_leads_until_the_change_is_committed() {
     assert!(!m.removed_and_committed());
     flush(&mut m, now);
     // Its own copy no longer counts: s0 alone is not a majority of two.
-    step(&mut m, now, E::Stored { upto: 2 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+    );
     assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
     assert!(!m.removed_and_committed());
     assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![ok(9, 1, 2)]);
@@ -183,10 +206,10 @@ fn a_configuration_entry_cut_by_a_failed_write_spends_the_epoch() {
     // The write of the change failed: the log holds seq 1 only. The
     // master no longer acts on what its log holds, so it goes no further
     // in this epoch (it steps down, with elections).
-    let cut = E::Unwritten {
+    let cut = E::Storage(StorageReport::Unwritten {
         after: 1,
         reason: "disk full".into(),
-    };
+    });
     let out = step(&mut m, now, cut);
     assert!(m.epoch_spent(), "{out:?}");
     // No promotion or change is written from the stale membership.

@@ -255,6 +255,7 @@ impl Peer {
             voter,
             gone: false,
             leaving: None,
+            redial: Redial::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::keys::KeyWindow;
+use super::redial::{LinkDown, Redial};
+use super::storage::{Durability, StorageReport};
 pub use super::LogState;
 use super::{backoff, AppendRequest, ClientId, ConnId, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq};
@@ -55,10 +57,10 @@ pub struct MasterConfig {
     pub batch: u64,
     /// Seed of the jitter; fixed in tests, random in production.
     pub seed: u64,
-    /// Entries count as stored only once synced (`--fsync always`): a failed
-    /// sync then means the log is cut back to what was synced. Otherwise
-    /// entries count once written and a failed sync is only reported.
-    pub stored_means_synced: bool,
+    /// When an entry counts as stored (`--fsync`): only once synced, and a
+    /// failed sync cuts the log back to what was; or once written, and a
+    /// failed sync is only reported.
+    pub durability: Durability,
     /// Elections (`--failover on`): a secondary holding entries this
     /// master cut may be elected and keep them, so an append whose entry
     /// was cut after being sent is answered as indefinite, not as "not
@@ -71,34 +73,9 @@ pub struct MasterConfig {
 pub enum MasterEvent {
     /// A client wants a message appended.
     Append(AppendRequest),
-    /// The local log has stored everything up to `upto` under its policy.
-    Stored {
-        /// Last sequence number stored.
-        upto: Seq,
-    },
-    /// Entries after `after` were not written, or were written but not
-    /// made durable and have been cut: they do not exist. The log itself
-    /// works (a full disk, say): later appends try again.
-    Unwritten {
-        /// Last sequence number the log holds.
-        after: Seq,
-        /// The error, for clients.
-        reason: String,
-    },
-    /// A sync of the local log failed. After a failed fdatasync the kernel
-    /// may have dropped the written pages, and a later sync can report
-    /// success for data that is gone ("fsyncgate"), so what was not yet
-    /// reported stored must not be trusted.
-    SyncFailed {
-        /// The error, for clients and health.
-        reason: String,
-    },
-    /// The local log failed in a way that cannot be undone: nothing more
-    /// is acknowledged.
-    StorageFailed {
-        /// The error, for clients and the log.
-        reason: String,
-    },
+    /// A fact about the local log; what it means for acknowledgements is
+    /// this core's [`Durability`](crate::replication::storage::Durability).
+    Storage(StorageReport),
     /// A replication connection finished its handshake.
     PeerConnected {
         /// Index of the secondary in the cluster's secondaries.
@@ -136,6 +113,15 @@ pub enum MasterEvent {
         peer: usize,
         /// Connection id.
         conn: ConnId,
+    },
+    /// The link to a secondary is down (after `PeerDisconnected` or
+    /// `PeerRefused`, or a dial that reached nothing) and waits to be told
+    /// when to dial again (`Redial`).
+    LinkDown {
+        /// Which secondary.
+        peer: usize,
+        /// Why.
+        down: LinkDown,
     },
     /// A cumulative acknowledgement.
     Ack {
@@ -186,7 +172,7 @@ pub enum MasterEvent {
 /// [`Master::flush`], in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MasterAction {
-    /// Write this entry to the local log (then report `Stored`).
+    /// Write this entry to the local log (then report it written and synced).
     Persist(Entry),
     /// Send entries `from..=to`, read from the local log, to a secondary.
     SendEntries {
@@ -231,7 +217,7 @@ pub enum MasterAction {
         result: Result<Seq, AppendError>,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
-    /// be written beyond it). If cutting fails, report `StorageFailed`.
+    /// be written beyond it). If cutting fails, report `StorageReport::Failed`.
     CutLog {
         /// Last sequence number kept.
         after: Seq,
@@ -242,6 +228,13 @@ pub enum MasterAction {
         peer: usize,
         /// The silent connection.
         conn: ConnId,
+    },
+    /// Dial this secondary again after `after` (its link is down).
+    Redial {
+        /// Which secondary.
+        peer: usize,
+        /// How long to wait first.
+        after: std::time::Duration,
     },
     /// Start a link to a member just added (peer `peer`, listening at
     /// `addr`), in this master's epoch.
@@ -313,6 +306,8 @@ struct Peer {
     voter: bool,
     /// No longer a member: nothing is sent to it, nothing it says counts.
     gone: bool,
+    /// When its link dials again after going down.
+    redial: Redial,
     /// Removed by the configuration entry at this seq, not yet committed:
     /// it counts for nothing, and is still sent the log, so that it holds
     /// its own removal (and says so) before its link is closed.
@@ -611,10 +606,7 @@ impl Master {
     fn on_event(&mut self, now: Instant, event: MasterEvent, out: &mut Vec<MasterAction>) {
         match event {
             MasterEvent::Append(request) => self.append(now, request, out),
-            MasterEvent::Stored { upto } => self.on_stored(upto, out),
-            MasterEvent::Unwritten { after, reason } => self.on_unwritten(now, after, reason, out),
-            MasterEvent::SyncFailed { reason } => self.on_sync_failed(now, reason, out),
-            MasterEvent::StorageFailed { reason } => self.on_storage_failed(reason, out),
+            MasterEvent::Storage(report) => self.on_storage(report, out),
             MasterEvent::PeerConnected {
                 peer,
                 conn,
@@ -632,6 +624,7 @@ impl Master {
                 mismatch,
             } => self.on_peer_refused(now, peer, reason, mismatch),
             MasterEvent::PeerDisconnected { peer, conn } => self.on_peer_disconnected(peer, conn),
+            MasterEvent::LinkDown { peer, down } => self.on_link_down(now, peer, down, out),
             MasterEvent::Ack { peer, conn, stored } => self.on_ack(now, peer, conn, stored, out),
             MasterEvent::Nack {
                 peer, conn, stored, ..

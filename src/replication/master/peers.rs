@@ -55,6 +55,7 @@ impl Master {
         let p = &mut self.peers[peer];
         p.conn = Some(conn);
         p.connected_at = Some(now);
+        p.redial.opened(now);
         p.last_heard = Some(now);
         // A heartbeat at the next tick: the committed mark at once, which a
         // learner needs to know when it holds everything committed.
@@ -107,6 +108,23 @@ impl Master {
     }
 
     /// A replication connection closed or failed.
+    /// Its link is down and waits: how long is the redial policy's to say
+    /// (`redial.rs`). A member removed meanwhile is not dialled again (its
+    /// link is being stopped).
+    pub(super) fn on_link_down(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        down: LinkDown,
+        out: &mut Vec<MasterAction>,
+    ) {
+        let Some(p) = self.peers.get_mut(peer).filter(|p| !p.gone) else {
+            return;
+        };
+        let after = p.redial.next(now, down, &self.cfg.timing, &mut self.rng);
+        out.push(MasterAction::Redial { peer, after });
+    }
+
     pub(super) fn on_peer_disconnected(&mut self, peer: usize, conn: ConnId) {
         let p = &mut self.peers[peer];
         if p.conn == Some(conn) {

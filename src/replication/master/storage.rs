@@ -1,13 +1,25 @@
 //! What the local log reports: entries stored, writes that did not
 //! happen, failed syncs, and failures that cannot be undone.
 
-use std::time::Instant;
-
 use super::*;
 
 impl Master {
+    /// One handler per fact; `Written` and `Synced` count as far as this
+    /// core's durability rule says.
+    pub(super) fn on_storage(&mut self, report: StorageReport, out: &mut Vec<MasterAction>) {
+        if let Some(upto) = self.cfg.durability.stored_upto(&report) {
+            return self.on_stored(upto, out);
+        }
+        match report {
+            StorageReport::Written { .. } | StorageReport::Synced { .. } => {}
+            StorageReport::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
+            StorageReport::SyncFailed { reason } => self.on_sync_failed(reason, out),
+            StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
+        }
+    }
+
     /// The log has stored everything up to `upto` under its policy.
-    pub(super) fn on_stored(&mut self, upto: Seq, out: &mut Vec<MasterAction>) {
+    fn on_stored(&mut self, upto: Seq, out: &mut Vec<MasterAction>) {
         if self.broken.is_some() {
             return;
         }
@@ -20,19 +32,14 @@ impl Master {
 
     /// A sync failed: under `--fsync always` what was not yet stored may be
     /// gone, so the log is cut back to what is durable.
-    pub(super) fn on_sync_failed(
-        &mut self,
-        now: Instant,
-        reason: String,
-        out: &mut Vec<MasterAction>,
-    ) {
-        if self.cfg.stored_means_synced {
+    fn on_sync_failed(&mut self, reason: String, out: &mut Vec<MasterAction>) {
+        if self.cfg.durability == Durability::Synced {
             // None of the rest was acknowledged (the master counts only
             // what it synced); secondaries may hold some of it, which
             // `on_unwritten` deals with.
             let after = self.stored;
             out.push(MasterAction::CutLog { after });
-            self.on_unwritten(now, after, reason, out);
+            self.on_unwritten(after, reason, out);
         } else {
             // Already acknowledged on being written: they stay.
             self.storage_trouble = Some(reason);
@@ -41,7 +48,7 @@ impl Master {
 
     /// The log failed for good: nothing past what is already stored will
     /// ever count, so everyone still waiting on it is failed.
-    pub(super) fn on_storage_failed(&mut self, reason: String, out: &mut Vec<MasterAction>) {
+    fn on_storage_failed(&mut self, reason: String, out: &mut Vec<MasterAction>) {
         self.broken = Some(reason.clone());
         let ids: Vec<u64> = self.waiters.keys().copied().collect();
         for id in ids {
@@ -81,13 +88,7 @@ impl Master {
     /// epoch, whose handshakes cut them everywhere; with elections the
     /// master steps down, and a secondary holding them may be elected and
     /// keep them (`lost_entry` says what each waiter is told).
-    pub(super) fn on_unwritten(
-        &mut self,
-        now: Instant,
-        after: Seq,
-        reason: String,
-        out: &mut Vec<MasterAction>,
-    ) {
+    fn on_unwritten(&mut self, after: Seq, reason: String, out: &mut Vec<MasterAction>) {
         self.storage_trouble = Some(reason.clone());
         if after > self.last {
             // The log holds entries this core never assigned: a bug, and
@@ -96,7 +97,7 @@ impl Master {
                 "{reason}; the log holds seq {after} but only {} were assigned",
                 self.last
             );
-            return self.on_event(now, MasterEvent::StorageFailed { reason }, out);
+            return self.on_storage_failed(reason, out);
         }
         if after == self.last {
             return;

@@ -29,7 +29,7 @@ pub(super) fn master(secondaries: usize) -> (Master, Instant) {
         window: 1000,
         batch: 100,
         seed: 1,
-        stored_means_synced: true,
+        durability: Durability::Synced,
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
@@ -62,7 +62,7 @@ pub(super) fn master_over(window: u64, batch: u64, state: LogState) -> Master {
         window,
         batch,
         seed: 1,
-        stored_means_synced: true,
+        durability: Durability::Synced,
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
@@ -192,7 +192,14 @@ fn append_completes_at_exactly_the_wth_ack() {
     // runs (parallel replication)...
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
+        vec![]
+    );
     assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
 }
 
@@ -209,7 +216,11 @@ fn secondaries_acks_do_not_complete_an_append_before_the_master_has_synced_it() 
     assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![]);
     assert_eq!(m.committed(), 0);
     assert_eq!(
-        step(&mut m, now, E::Stored { upto: 2 }),
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+        ),
         vec![ok(7, 2, 2), ok(7, 1, 1)]
     );
     assert_eq!(m.committed(), 2);
@@ -220,7 +231,11 @@ fn acks_for_entries_never_sent_on_this_connection_do_not_count() {
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     // A stale ack (from before a reconnection, say) claims seq 1, which
     // was not sent on this connection yet: it must not count.
     let stale = ack_from(0, 1);
@@ -236,7 +251,11 @@ fn acks_out_of_order_across_secondaries_release_the_right_waiters() {
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
     step(&mut m, now, append(1, 3, WriteConcern::Nodes(2), "c"));
-    step(&mut m, now, E::Stored { upto: 3 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 3 }),
+    );
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 3), sent(1, 1, 3)]);
     // Secondary 1 is ahead of secondary 0.
     assert_eq!(
@@ -333,7 +352,14 @@ fn a_retried_key_gets_the_original_sequence_number() {
         })
     };
     assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
+        vec![ok(1, 1, 1)]
+    );
     assert_eq!(step(&mut m, now, keyed(2)), vec![ok(1, 2, 1)]);
     assert_eq!(m.last(), 1);
 }
@@ -353,7 +379,14 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
         })
     };
     assert_eq!(step(&mut m, now, keyed(1, "a")).len(), 1);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![ok(1, 1, 1)]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
+        vec![ok(1, 1, 1)]
+    );
     assert_eq!(
         step(&mut m, now, keyed(2, "b")),
         vec![A::Reply {
@@ -387,7 +420,11 @@ fn timeout_reports_the_sequence_number_and_the_entry_stays() {
             progress: false,
         });
         step(&mut m, now, ev);
-        step(&mut m, now, E::Stored { upto: 1 });
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+        );
         assert_eq!(
             step(&mut m, now + Duration::from_millis(50), E::Tick),
             vec![]
@@ -425,7 +462,11 @@ fn nack_rewinds_and_resends_after_backoff_or_at_once_on_heartbeat_reply() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
-    step(&mut m, now, E::Stored { upto: 2 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+    );
     flush(&mut m, now);
     step(
         &mut m,
@@ -488,7 +529,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         window: 1000,
         batch: 100,
         seed: 1,
-        stored_means_synced: true,
+        durability: Durability::Synced,
         failover: false,
         members: Membership::voters(&[]),
         config_seq: 0,
@@ -617,7 +658,14 @@ fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
             A::Persist(entry(2, "b")),
         ]
     );
-    assert_eq!(step(&mut m, t, E::Stored { upto: 2 }), vec![ok(1, 1, 1)]);
+    assert_eq!(
+        step(
+            &mut m,
+            t,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+        ),
+        vec![ok(1, 1, 1)]
+    );
     assert_eq!(
         m.health(t)[1..]
             .iter()
@@ -734,9 +782,9 @@ fn storage_failure_fails_waiters_and_refuses_new_appends() {
     let out = step(
         &mut m,
         now,
-        E::StorageFailed {
+        E::Storage(StorageReport::Failed {
             reason: "disk full".into(),
-        },
+        }),
     );
     assert_eq!(
         out,
@@ -747,7 +795,14 @@ fn storage_failure_fails_waiters_and_refuses_new_appends() {
         }]
     );
     // A late Stored must not acknowledge anything now.
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
+        vec![]
+    );
     let out = step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
     assert!(matches!(
         &out[..],
@@ -773,7 +828,11 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
         })
     };
     step(&mut m, now, keyed(1, "k1"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     step(&mut m, now, keyed(2, "k2"));
     step(&mut m, now, keyed(3, "k3"));
     let failed = |req| A::Reply {
@@ -787,10 +846,10 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
     let out = step(
         &mut m,
         now,
-        E::Unwritten {
+        E::Storage(StorageReport::Unwritten {
             after: 1,
             reason: "disk full".into(),
-        },
+        }),
     );
     assert_eq!(out, vec![failed(2), failed(3)]);
     assert_eq!((m.last(), m.stored()), (1, 1));
@@ -802,7 +861,14 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
         matches!(&out[..], [A::Persist(Entry { seq: 2, .. })]),
         "{out:?}"
     );
-    assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![ok(1, 4, 2)]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+        ),
+        vec![ok(1, 4, 2)]
+    );
     assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
     assert_eq!(step(&mut m, now, keyed(5, "k1")), vec![ok(1, 5, 1)]);
 }
@@ -811,16 +877,24 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
 fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_means() {
     for synced in [true, false] {
         let (mut m, now) = master(0);
-        m.cfg.stored_means_synced = synced;
+        m.cfg.durability = if synced {
+            Durability::Synced
+        } else {
+            Durability::Written
+        };
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
-        step(&mut m, now, E::Stored { upto: 1 });
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+        );
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
         let out = step(
             &mut m,
             now,
-            E::SyncFailed {
+            E::Storage(StorageReport::SyncFailed {
                 reason: "EIO".into(),
-            },
+            }),
         );
         if synced {
             assert_eq!(
@@ -852,7 +926,11 @@ fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_defi
         m.cfg.failover = failover;
         connect_all(&mut m, now);
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-        step(&mut m, now, E::Stored { upto: 1 });
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+        );
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
         // Seq 2 goes out while the master's sync runs, and the secondary
         // syncs it...
@@ -864,9 +942,9 @@ fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_defi
         let out = step(
             &mut m,
             now,
-            E::SyncFailed {
+            E::Storage(StorageReport::SyncFailed {
                 reason: "EIO".into(),
-            },
+            }),
         );
         let answer = if failover {
             // It steps down; the secondary holding seq 2 may be elected.
@@ -914,9 +992,9 @@ fn with_elections_only_a_cut_entry_that_was_sent_is_answered_indefinite() {
     let out = step(
         &mut m,
         now,
-        E::SyncFailed {
+        E::Storage(StorageReport::SyncFailed {
             reason: "EIO".into(),
-        },
+        }),
     );
     assert_eq!(
         out,
@@ -945,15 +1023,19 @@ fn a_failed_sync_that_cuts_only_unsent_entries_does_not_spend_the_epoch() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
     // Seq 2 is written but not flushed yet when the sync fails.
     let out = step(
         &mut m,
         now,
-        E::SyncFailed {
+        E::Storage(StorageReport::SyncFailed {
             reason: "EIO".into(),
-        },
+        }),
     );
     assert_eq!(out[0], A::CutLog { after: 1 });
     assert!(!m.epoch_spent());
@@ -970,13 +1052,17 @@ fn a_broken_log_sends_only_what_it_stored_before_failing() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
-    step(&mut m, now, E::Stored { upto: 1 });
     step(
         &mut m,
         now,
-        E::StorageFailed {
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Failed {
             reason: "EIO".into(),
-        },
+        }),
     );
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
 }
@@ -1021,7 +1107,11 @@ fn window_limits_what_is_in_flight() {
     for i in 0..5 {
         step(&mut m, now, append(1, i, WriteConcern::Nodes(1), "x"));
     }
-    step(&mut m, now, E::Stored { upto: 5 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 5 }),
+    );
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2), sent(0, 3, 3)]);
     step(&mut m, now, ack_from(0, 2));
     assert_eq!(flush(&mut m, now), vec![sent(0, 4, 5)]);
@@ -1032,7 +1122,11 @@ fn a_disconnected_secondary_is_sent_nothing_and_its_old_connection_is_ignored() 
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     // A disconnection of another connection changes nothing.
     step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 99 });
     assert_eq!(m.health(now)[1].status, PeerStatus::Healthy);
@@ -1129,15 +1223,19 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
     assert!(!m.broken());
     let out = step(
         &mut m,
         now,
-        E::StorageFailed {
+        E::Storage(StorageReport::Failed {
             reason: "EIO".into(),
-        },
+        }),
     );
     assert_eq!(
         out,
@@ -1152,7 +1250,14 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![ok(1, 1, 1)]);
     // Nothing moves `stored` any more.
-    assert_eq!(step(&mut m, now, E::Stored { upto: 2 }), vec![]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+        ),
+        vec![]
+    );
     assert_eq!(m.stored(), 1);
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
 }
@@ -1168,9 +1273,9 @@ fn with_elections_a_broken_logs_waiters_already_sent_are_told_indefinite() {
     let out = step(
         &mut m,
         now,
-        E::StorageFailed {
+        E::Storage(StorageReport::Failed {
             reason: "EIO".into(),
-        },
+        }),
     );
     let mut out = out;
     out.sort_by_key(|a| match a {
@@ -1201,7 +1306,11 @@ fn after_three_failures_in_a_row_a_heartbeat_reply_no_longer_cuts_the_backoff() 
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     flush(&mut m, now);
     let nack = E::Nack {
         peer: 0,
@@ -1229,7 +1338,11 @@ fn a_tick_during_the_backoff_keeps_it_and_one_after_it_ends_it() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     flush(&mut m, now);
     step(
         &mut m,
@@ -1320,7 +1433,11 @@ fn a_timed_out_append_says_how_many_nodes_hold_it_and_is_promised_only_on_a_majo
     };
     step(&mut m, now, timed(1, 3));
     step(&mut m, now, timed(2, 3));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     flush(&mut m, now);
     step(&mut m, now, ack_from(1, 1));
     let out = step(&mut m, now + Duration::from_millis(10), E::Tick);
@@ -1378,7 +1495,11 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
         // Seq 1 is on the master and one secondary, a majority of three;
         // seq 2 only on the master (where a static master's log is the
         // truth); seq 3 nowhere yet.
-        step(&mut m, now, E::Stored { upto: 2 });
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+        );
         flush(&mut m, now);
         step(&mut m, now, ack_from(0, 1));
         let mut out = Vec::new();
@@ -1529,7 +1650,11 @@ fn the_backoff_ends_at_its_instant_even_without_a_tick() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     flush(&mut m, now);
     let nack = E::Nack {
         peer: 0,
@@ -1554,10 +1679,10 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
     let out = step(
         &mut m,
         now,
-        E::Unwritten {
+        E::Storage(StorageReport::Unwritten {
             after: 2,
             reason: reason(),
-        },
+        }),
     );
     assert_eq!(out, vec![]);
     assert!(!m.broken());
@@ -1566,10 +1691,10 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
     let out = step(
         &mut m,
         now,
-        E::Unwritten {
+        E::Storage(StorageReport::Unwritten {
             after: 1,
             reason: reason(),
-        },
+        }),
     );
     assert_eq!(
         out,
@@ -1585,9 +1710,17 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
     // Trouble is shown until something new is stored; a report of
     // nothing new does not clear it.
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
-    step(&mut m, now, E::Stored { upto: 0 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 0 }),
+    );
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
 }
 
@@ -1610,18 +1743,18 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
     step(
         &mut m,
         now,
-        E::Unwritten {
+        E::Storage(StorageReport::Unwritten {
             after: 4,
             reason: "x".into(),
-        },
+        }),
     );
     step(
         &mut m,
         now,
-        E::Unwritten {
+        E::Storage(StorageReport::Unwritten {
             after: 3,
             reason: "x".into(),
-        },
+        }),
     );
     let (state, stored) = m.into_log_state();
     assert_eq!(state.epochs, vec![(1, 1)]);
@@ -1655,7 +1788,11 @@ fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_c
     // One that did not ask is never told.
     let out = step(&mut m, now, asking(2, false));
     assert!(!out.iter().any(|a| matches!(a, A::Progress { req: 2, .. })));
-    let out = step(&mut m, now, E::Stored { upto: 2 });
+    let out = step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
+    );
     assert_eq!(out.last(), Some(&told(1, 2, &["s0", "s1"])));
     flush(&mut m, now);
     let out = step(&mut m, now, ack_from(1, 2));
@@ -1856,7 +1993,11 @@ fn a_waiter_for_an_entry_retention_deletes_is_told_it_will_never_reach_w() {
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(7, 1, WriteConcern::All, "a"));
-    step(&mut m, now, E::Stored { upto: 1 });
+    step(
+        &mut m,
+        now,
+        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     flush(&mut m, now);
     // On a majority, not on all: committed, still waiting.
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
@@ -1908,7 +2049,14 @@ fn a_secondary_that_answers_heartbeats_as_a_learner_is_shown_as_one_and_still_co
     // everything before it.
     step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a"));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
-    assert_eq!(step(&mut m, now, E::Stored { upto: 1 }), vec![]);
+    assert_eq!(
+        step(
+            &mut m,
+            now,
+            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
+        vec![]
+    );
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
     assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
     // Promoted, it answers as a voter again.
@@ -1929,4 +2077,31 @@ fn a_key_starting_with_a_nul_byte_is_the_logs_own_and_refused() {
         matches!(&out[..], [A::Reply { result: Err(AppendError::BadRequest(why)), .. }] if why.contains("NUL")),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_link_that_is_down_is_told_when_to_dial_again() {
+    let (mut m, now) = master(2);
+    let base = Timing::default().retry_base;
+    let down = |peer, down| E::LinkDown { peer, down };
+    let redial = |peer, after| vec![A::Redial { peer, after }];
+    // Never reached: dialled again at the base delay, however often.
+    for _ in 0..5 {
+        assert_eq!(
+            step(&mut m, now, down(0, LinkDown::Unreachable)),
+            redial(0, base)
+        );
+    }
+    // Refused: the delay grows past the base (drawn with jitter).
+    let delays: Vec<std::time::Duration> = (0..10)
+        .map(
+            |_| match &step(&mut m, now, down(1, LinkDown::Refused))[..] {
+                [A::Redial { peer: 1, after }] => *after,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert!(delays.iter().any(|d| *d > 4 * base), "{delays:?}");
+    // No such secondary: nothing to dial.
+    assert_eq!(step(&mut m, now, down(7, LinkDown::Closed)), vec![]);
 }

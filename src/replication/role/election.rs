@@ -350,6 +350,41 @@ impl Core {
         out.push(Action::AnswerVote { conn, frame });
     }
 
+    /// Recording this node's vote in `epoch` failed, so the runtime sent
+    /// nothing that relied on it. The vote is taken back: nobody was told
+    /// of it, and the disk does not hold it, so the next request in this
+    /// epoch may be granted (and recorded) afresh. An election it runs in
+    /// `epoch` stops, and a master it made steps down: its epoch is not
+    /// recorded, so a restart could vote in it again. The next election
+    /// tries again, by when the disk may have room.
+    pub(super) fn on_vote_unrecorded(
+        &mut self,
+        epoch: Epoch,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
+        if self.ballot.term != epoch {
+            return; // a newer epoch was recorded since
+        }
+        self.ballot.vote = None;
+        if self
+            .ballot
+            .running
+            .as_ref()
+            .is_some_and(|e| e.epoch == epoch)
+        {
+            self.ballot.running = None;
+        }
+        if self.ballot.leader.as_deref() == Some(self.cfg.id.as_str()) {
+            self.ballot.leader = None;
+            self.become_secondary(out);
+        }
+        let reason = format!(
+            "cannot record epoch {epoch} and this node's vote in it ({reason}): no vote is given or asked for until it can be"
+        );
+        Self::disregard(reason, out);
+    }
+
     /// A voter answered.
     pub(super) fn on_vote_answered(
         &mut self,

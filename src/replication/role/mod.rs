@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::master::{Master, MasterAction, MasterConfig, MasterEvent};
 use super::membership::Membership;
 use super::secondary::{Secondary, SecondaryAction, SecondaryConfig, SecondaryEvent};
+use super::storage::{Durability, StorageReport};
 use super::{quorum, AppendRequest, ClientId, ConnId, LogState, Timing};
 use crate::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use crate::wire::{AppendError, Frame, HealthReport, NodeHealth, NodeRole, Welcome};
@@ -45,8 +46,8 @@ pub struct CoreConfig {
     pub batch: u64,
     /// Seed of the jitter and of the testing aids' draws.
     pub seed: u64,
-    /// Entries count as stored only once synced (`--fsync always`).
-    pub stored_means_synced: bool,
+    /// When an entry counts as stored (`--fsync`), in either role.
+    pub durability: Durability,
     /// `--replicate-delay` (a testing aid, on a secondary).
     pub replicate_delay: Duration,
     /// `--fail-rate` (a testing aid, on a secondary).
@@ -100,33 +101,10 @@ pub enum Event {
     },
     /// The master sent something (meant for a secondary).
     FromMaster(SecondaryEvent),
-    /// The local log has stored everything up to `upto` under its policy.
-    /// `gen` is [`Core::generation`] when the write was made: a report
-    /// about writes from before a cut says nothing about what was written
-    /// after it, and is ignored.
-    Stored {
-        /// The core's log generation at the write.
-        gen: u64,
-        /// Last sequence number stored.
-        upto: Seq,
-    },
-    /// Entries after `after` were not written (see `MasterEvent::Unwritten`).
-    Unwritten {
-        /// Last sequence number the log holds.
-        after: Seq,
-        /// The error.
-        reason: String,
-    },
-    /// A sync of the local log failed (see `MasterEvent::SyncFailed`).
-    SyncFailed {
-        /// The error.
-        reason: String,
-    },
-    /// The local log failed in a way that cannot be undone.
-    StorageFailed {
-        /// The error.
-        reason: String,
-    },
+    /// A fact about the local log, passed to whichever role this node
+    /// has. A report about a write from before a cut (another log
+    /// generation) is ignored.
+    Storage(StorageReport),
     /// Time passed.
     Tick,
     /// Retention deleted the start of the local log: it now begins after
@@ -145,6 +123,15 @@ pub enum Event {
     },
     /// A node answered this node's vote request.
     VoteAnswered(VoteAnswer),
+    /// Recording the epoch and vote of a `RecordVote` failed (a full
+    /// disk): the runtime carried out none of the answers and vote requests
+    /// that followed it in that batch.
+    VoteUnrecorded {
+        /// The epoch of the `RecordVote`.
+        epoch: Epoch,
+        /// The error.
+        reason: String,
+    },
     /// A node refused this one's hello because it knows a newer epoch.
     NewerEpoch {
         /// That epoch.
@@ -189,7 +176,10 @@ pub enum Action {
     /// Record `epoch` as the log's newest before anything of it is written.
     RecordEpoch(Epoch),
     /// Record the node's epoch and its vote in it durably, before anything
-    /// that follows (an answer to a candidate, a request for votes).
+    /// that follows (an answer to a candidate, a request for votes). What
+    /// follows relies on it: if it cannot be recorded, carry out none of
+    /// the `AnswerVote` and `RequestVotes` after it in this batch, and
+    /// report `VoteUnrecorded`.
     RecordVote {
         /// The epoch.
         epoch: Epoch,
@@ -261,12 +251,13 @@ pub enum Action {
         /// Which secondary.
         peer: usize,
     },
-    /// Append these consecutive entries to the local log (then report
-    /// `Stored`).
+    /// Append these consecutive entries to the local log, then report
+    /// them `Written`, and `Synced` once a sync covers them (tagged with
+    /// [`Core::generation`]).
     Persist(Vec<Entry>),
     /// Empty the local log, which continues after `base` with these epochs
     /// begun up to it (the master's retention deleted what it lacked); say
-    /// so loudly. If that fails, report `StorageFailed`.
+    /// so loudly. If that fails, report `StorageReport::Failed`.
     ResetLog {
         /// The entry before the next one.
         base: Position,
@@ -279,7 +270,7 @@ pub enum Action {
         configs: Option<Vec<(Seq, Bytes)>>,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
-    /// be written beyond it). If cutting fails, report `StorageFailed`.
+    /// be written beyond it). If cutting fails, report `StorageReport::Failed`.
     CutLog {
         /// Last sequence number kept.
         after: Seq,
@@ -316,6 +307,14 @@ pub enum Action {
         peer: usize,
         /// The silent connection.
         conn: ConnId,
+    },
+    /// Dial this secondary again after `after`: its link is down and
+    /// waits for this.
+    Redial {
+        /// Which secondary.
+        peer: usize,
+        /// How long to wait first.
+        after: Duration,
     },
     /// The secondary's log cannot be reconciled with this master's without
     /// destroying data: log the reason loudly and drop the connection.
@@ -492,7 +491,7 @@ impl Core {
             replicate_delay: self.cfg.replicate_delay,
             fail_rate: self.cfg.fail_rate,
             seed: self.cfg.seed,
-            stored_means_synced: self.cfg.stored_means_synced,
+            durability: self.cfg.durability,
         }
     }
 
@@ -537,7 +536,7 @@ impl Core {
             window: self.cfg.window,
             batch: self.cfg.batch,
             seed: self.cfg.seed,
-            stored_means_synced: self.cfg.stored_means_synced,
+            durability: self.cfg.durability,
             failover: self.cfg.failover,
         };
         if !self.cfg.failover {
@@ -554,7 +553,8 @@ impl Core {
     }
 
     /// The log's generation: bumped by every cut this core asks for. The
-    /// runtime tags each write with it and hands it back in `Stored`.
+    /// runtime tags each write with it and hands it back in its storage
+    /// reports.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -738,6 +738,11 @@ impl Core {
                     out.push(Action::AnswerVote { conn, frame });
                 }
             }
+            Event::VoteUnrecorded { epoch, reason } => {
+                if self.cfg.failover {
+                    self.on_vote_unrecorded(epoch, reason, out);
+                }
+            }
             Event::VoteAnswered(answer) => {
                 if self.cfg.failover {
                     self.on_vote_answered(now, answer, out);
@@ -750,47 +755,15 @@ impl Core {
                     self.adopt(now, epoch, out);
                 }
             }
-            // Stale: written before a cut.
-            Event::Stored { gen, .. } if gen != self.generation => {}
-            Event::Stored { upto, .. } => self.storage(
-                now,
-                MasterEvent::Stored { upto },
-                SecondaryEvent::Stored { upto },
-                out,
-            ),
-            Event::Unwritten { after, reason } => self.storage(
-                now,
-                MasterEvent::Unwritten {
-                    after,
-                    reason: reason.clone(),
-                },
-                SecondaryEvent::Unwritten { after, reason },
-                out,
-            ),
-            Event::SyncFailed { reason } => self.storage(
-                now,
-                MasterEvent::SyncFailed {
-                    reason: reason.clone(),
-                },
-                SecondaryEvent::SyncFailed { reason },
-                out,
-            ),
-            Event::StorageFailed { reason } => self.storage(
-                now,
-                MasterEvent::StorageFailed {
-                    reason: reason.clone(),
-                },
-                SecondaryEvent::StorageFailed { reason },
-                out,
-            ),
-            Event::Compacted { base } => self.storage(
+            Event::Storage(report) => self.on_storage(now, report, out),
+            Event::Compacted { base } => self.both(
                 now,
                 MasterEvent::Compacted { base },
                 SecondaryEvent::Compacted { base },
                 out,
             ),
             Event::Tick => {
-                self.storage(now, MasterEvent::Tick, SecondaryEvent::Tick, out);
+                self.both(now, MasterEvent::Tick, SecondaryEvent::Tick, out);
                 if self.cfg.failover {
                     self.tick_election(now, out);
                 }
@@ -1019,7 +992,25 @@ impl Core {
     }
 
     /// A storage event or a tick, for whichever role the node has.
-    fn storage(
+    /// A storage report for the role this node has; `Unwritten` and the
+    /// failures are about the log as it is, a write report about the
+    /// generation it names.
+    fn on_storage(&mut self, now: Instant, report: StorageReport, out: &mut Vec<Action>) {
+        if report
+            .generation()
+            .is_some_and(|gen| gen != self.generation)
+        {
+            return; // stale: written before a cut
+        }
+        match self.role {
+            Role::Master(_) => self.master(now, MasterEvent::Storage(report), out),
+            Role::Secondary(_) => self.secondary(now, SecondaryEvent::Storage(report), out),
+            Role::Changing => {}
+        }
+    }
+
+    /// An event both roles take (time passed, retention moved the base).
+    fn both(
         &mut self,
         now: Instant,
         as_master: MasterEvent,
@@ -1209,6 +1200,7 @@ impl Core {
                     missing,
                 },
                 MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
+                MasterAction::Redial { peer, after } => Action::Redial { peer, after },
                 MasterAction::Diverged { peer, conn, reason } => {
                     Action::Diverged { peer, conn, reason }
                 }

@@ -21,7 +21,7 @@ fn config(id: &str) -> CoreConfig {
         window: 100,
         batch: 10,
         seed: 1,
-        stored_means_synced: true,
+        durability: Durability::Synced,
         replicate_delay: Duration::ZERO,
         fail_rate: 0.0,
         authenticated: true,
@@ -182,7 +182,11 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
         vec![Action::Persist(vec![entry(3, 8)])]
     );
     assert_eq!(
-        step(&mut core, now, Event::Stored { gen: 0, upto: 8 }),
+        step(
+            &mut core,
+            now,
+            Event::Storage(StorageReport::Synced { gen: 0, upto: 8 })
+        ),
         vec![Action::ToMaster {
             conn: 3,
             frame: Frame::Ack { stored: 8 }
@@ -233,6 +237,50 @@ fn a_master_connection_is_refused_by_a_master_from_another_node_or_from_an_old_e
 }
 
 #[test]
+fn a_master_answers_on_a_write_only_where_writing_counts_and_ignores_an_old_generation() {
+    for durability in [Durability::Synced, Durability::Written] {
+        let now = Instant::now();
+        let cfg = CoreConfig {
+            durability,
+            ..config("a")
+        };
+        let (mut core, _) = Core::new(cfg, log(0), now);
+        // Appends are taken with a quorum: one secondary makes two of three.
+        let connected = MasterEvent::PeerConnected {
+            peer: 0,
+            conn: 1,
+            last: Position::default(),
+            stored: 0,
+            epochs: vec![],
+            version: crate::wire::NODE_PROTOCOL_VERSION,
+        };
+        step(&mut core, now, Event::Link(connected));
+        let out = step(&mut core, now, append(1, None, 1));
+        assert!(matches!(out.as_slice(), [Action::Persist(_)]), "{out:?}");
+        let report = |gen, synced| {
+            let (gen, upto) = (gen, 1);
+            Event::Storage(match synced {
+                true => StorageReport::Synced { gen, upto },
+                false => StorageReport::Written { gen, upto },
+            })
+        };
+        // A report about another generation's write says nothing.
+        assert_eq!(step(&mut core, now, report(5, true)), vec![]);
+        let written = step(&mut core, now, report(0, false));
+        let synced = step(&mut core, now, report(0, true));
+        let answer = vec![Action::Reply {
+            client: 7,
+            req: 1,
+            result: Ok(1),
+        }];
+        match durability {
+            Durability::Synced => assert_eq!((written, synced), (vec![], answer)),
+            Durability::Written => assert_eq!((written, synced), (answer, vec![])),
+        }
+    }
+}
+
+#[test]
 fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     let now = Instant::now();
     let (mut core, _) = Core::new(config("a"), log(0), now);
@@ -261,7 +309,11 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     };
     assert_eq!((batch.len(), batch[0].seq, batch[0].epoch), (1, 1, 2));
     assert_eq!(
-        step(&mut core, now, Event::Stored { gen: 0, upto: 1 }),
+        step(
+            &mut core,
+            now,
+            Event::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
         vec![Action::Reply {
             client: 7,
             req: 1,
@@ -273,9 +325,9 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     let out = step(
         &mut core,
         now,
-        Event::SyncFailed {
+        Event::Storage(StorageReport::SyncFailed {
             reason: "EIO".into(),
-        },
+        }),
     );
     assert_eq!(
         out,
@@ -307,7 +359,11 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, Some("k"), 2));
-    step(&mut core, now, Event::Stored { gen: 0, upto: 6 });
+    step(
+        &mut core,
+        now,
+        Event::Storage(StorageReport::Synced { gen: 0, upto: 6 }),
+    );
     let mut out = Vec::new();
     core.become_secondary(&mut out);
     assert_eq!(
@@ -371,7 +427,11 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
         entries: vec![keyed],
     };
     step(&mut core, now, Event::FromMaster(entries));
-    step(&mut core, now, Event::Stored { gen: 0, upto: 1 });
+    step(
+        &mut core,
+        now,
+        Event::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
+    );
     let mut out = Vec::new();
     core.become_master(now, &mut out);
     assert_eq!(
@@ -488,12 +548,20 @@ fn a_stored_report_from_before_a_cut_is_ignored() {
     assert_eq!(core.generation(), 1);
     // The syncer's report of the old write of 1..=2 says nothing now.
     assert_eq!(
-        step(&mut core, now, Event::Stored { gen: 0, upto: 2 }),
+        step(
+            &mut core,
+            now,
+            Event::Storage(StorageReport::Synced { gen: 0, upto: 2 })
+        ),
         vec![]
     );
     assert_eq!(core.stored(), 0);
     assert_eq!(
-        step(&mut core, now, Event::Stored { gen: 1, upto: 1 }),
+        step(
+            &mut core,
+            now,
+            Event::Storage(StorageReport::Synced { gen: 1, upto: 1 })
+        ),
         vec![Action::ToMaster {
             conn: 4,
             frame: Frame::Ack { stored: 1 }
@@ -563,9 +631,9 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, None, 1));
     for generation in 1..=2 {
-        let failed = Event::SyncFailed {
+        let failed = Event::Storage(StorageReport::SyncFailed {
             reason: "EIO".into(),
-        };
+        });
         let out = step(&mut core, now, failed);
         assert!(matches!(
             out.as_slice(),
@@ -575,7 +643,11 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
     }
     // A report from before the cuts: ignored.
     assert_eq!(
-        step(&mut core, now, Event::Stored { gen: 0, upto: 1 }),
+        step(
+            &mut core,
+            now,
+            Event::Storage(StorageReport::Synced { gen: 0, upto: 1 })
+        ),
         vec![]
     );
     assert_eq!(core.stored(), 0);
@@ -610,9 +682,9 @@ fn a_static_master_whose_failed_sync_cuts_sent_entries_goes_on_in_a_new_epoch() 
     let mut out = Vec::new();
     core.flush(now, &mut out);
     assert_eq!(out.len(), 2, "seq 8 sent to both before it is synced");
-    let failed = Event::SyncFailed {
+    let failed = Event::Storage(StorageReport::SyncFailed {
         reason: "EIO".into(),
-    };
+    });
     let out = step(&mut core, now, failed);
     assert_eq!(
         out,
@@ -684,9 +756,9 @@ fn an_elected_master_whose_failed_sync_cuts_sent_entries_steps_down() {
     let mut out = Vec::new();
     core.flush(now, &mut out);
     assert!(!out.is_empty(), "entries sent before they are synced");
-    let failed = Event::SyncFailed {
+    let failed = Event::Storage(StorageReport::SyncFailed {
         reason: "EIO".into(),
-    };
+    });
     let out = step(&mut core, now, failed);
     assert!(!core.is_master(), "{out:?}");
     assert!(out.contains(&Action::StopLinks), "{out:?}");

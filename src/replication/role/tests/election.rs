@@ -189,6 +189,62 @@ fn a_voter_grants_one_vote_per_epoch_recorded_before_it_answers() {
 }
 
 #[test]
+fn a_vote_that_cannot_be_recorded_is_taken_back_and_an_election_on_it_stops() {
+    let now = Instant::now();
+    let unrecorded = |epoch| Event::VoteUnrecorded {
+        epoch,
+        reason: "ENOSPC".into(),
+    };
+    let said = |epoch| {
+        vec![Action::Disregard {
+            reason: format!("cannot record epoch {epoch} and this node's vote in it (ENOSPC): no vote is given or asked for until it can be"),
+        }]
+    };
+    // A voter: the candidate was never answered, so another may be.
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let last = Position { epoch: 2, seq: 7 };
+    let out = step(&mut b, now, asked("a", 3, last, false));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(step(&mut b, now, unrecorded(3)), said(3));
+    assert_eq!(
+        step(&mut b, now, asked("c", 3, last, false)),
+        vec![
+            Action::RecordVote {
+                epoch: 3,
+                vote: Some("c".into())
+            },
+            reply(3, 3, true, false)
+        ]
+    );
+    // A report about an older epoch changes nothing.
+    assert_eq!(step(&mut b, now, unrecorded(2)), vec![]);
+    // A candidate: its requests were not sent, and late yeses elect
+    // nobody.
+    let (mut a, _) = Core::new(fconfig("a"), fresh(), now);
+    step(&mut a, now, Event::Tick);
+    let out = step(&mut a, now, answer("b", 1, 0, true, true));
+    assert!(
+        matches!(out[0], Action::RecordVote { epoch: 1, .. }),
+        "{out:?}"
+    );
+    assert_eq!(step(&mut a, now, unrecorded(1)), said(1));
+    assert_eq!(step(&mut a, now, answer("c", 1, 1, true, false)), vec![]);
+    assert!(!a.is_master());
+    // A node alone is elected in the same batch: it steps down.
+    let alone = CoreConfig {
+        nodes: vec![("a".into(), "a:1".into())],
+        ..fconfig("a")
+    };
+    let (mut a, _) = Core::new(alone, fresh(), now);
+    step(&mut a, now, Event::Tick);
+    assert!(a.is_master());
+    let mut expected = vec![Action::StopLinks];
+    expected.extend(said(1));
+    assert_eq!(step(&mut a, now, unrecorded(1)), expected);
+    assert!(!a.is_master());
+}
+
+#[test]
 fn a_voter_refuses_a_log_less_up_to_date_than_its_own() {
     let now = Instant::now();
     let (mut b, _) = Core::new(fconfig("b"), log(7), now);
@@ -431,7 +487,11 @@ fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
         version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut b, at, Event::Link(connected));
-    step(&mut b, at, Event::Stored { gen: 0, upto: 8 });
+    step(
+        &mut b,
+        at,
+        Event::Storage(StorageReport::Synced { gen: 0, upto: 8 }),
+    );
     let mut sent = Vec::new();
     b.flush(at, &mut sent);
     assert!(sent.contains(&Action::SendEntries {
@@ -599,10 +659,10 @@ fn an_elected_master_that_loses_entries_it_took_over_steps_down() {
     let out = step(
         &mut b,
         at,
-        Event::Unwritten {
+        Event::Storage(StorageReport::Unwritten {
             after: 5,
             reason: "EIO".into(),
-        },
+        }),
     );
     assert!(out.contains(&Action::StopLinks), "{out:?}");
     assert!(!b.is_master());
@@ -629,10 +689,10 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
         out.last(),
         Some(&Action::Persist(vec![Entry::marker(3, 8)]))
     );
-    let cut = Event::Unwritten {
+    let cut = Event::Storage(StorageReport::Unwritten {
         after: 7,
         reason: "ENOSPC".into(),
-    };
+    });
     step(&mut b, at, cut);
     assert!(b.is_master(), "nothing it took over was lost");
     let connected = MasterEvent::PeerConnected {
@@ -650,7 +710,11 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
         out.contains(&Action::Persist(vec![Entry::marker(3, 8)])),
         "{out:?}"
     );
-    step(&mut b, at, Event::Stored { gen: 0, upto: 8 });
+    step(
+        &mut b,
+        at,
+        Event::Storage(StorageReport::Synced { gen: 0, upto: 8 }),
+    );
     let mut sent = Vec::new();
     b.flush(at, &mut sent);
     let ack = MasterEvent::Ack {
