@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use replog::client::{AppendOptions, Client};
-use replog::config::{Cluster, FsyncPolicy, NodeConfig};
+use replog::node::config::{Cluster, FsyncPolicy, NodeConfig};
 use replog::wire::WriteConcern;
 use tokio_util::sync::CancellationToken;
 

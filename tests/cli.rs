@@ -245,7 +245,8 @@ async fn verify_finds_a_secondary_whose_segment_was_edited_while_it_was_stopped(
     c.kill(2);
     let dir = c.data_dir(2);
     let entries = {
-        let log = replog::storage::Log::open(&dir, replog::config::DEFAULT_SEGMENT_BYTES).unwrap();
+        let log =
+            replog::storage::Log::open(&dir, replog::node::config::DEFAULT_SEGMENT_BYTES).unwrap();
         log.read(1, u64::MAX, usize::MAX, usize::MAX).unwrap()
     };
     assert_eq!(entries.len(), 30);

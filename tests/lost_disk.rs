@@ -101,8 +101,8 @@ fn a_data_directory_of_another_node_is_refused_at_start() {
 /// over a real connection, and a version-6 one gets the `LearnerVote`.
 #[test]
 fn a_learner_answers_an_old_candidate_with_a_no_and_a_new_one_with_a_learners_yes() {
-    use replog::config::Cluster as ClusterList;
     use replog::entry::Position;
+    use replog::node::config::Cluster as ClusterList;
     use replog::wire::{Frame, Hello, Role};
     use std::io::Write;
 

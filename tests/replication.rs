@@ -379,7 +379,7 @@ async fn output_failures_and_bad_addresses_get_clear_exit_codes() {
 /// is never redialled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_stale_master_does_not_disturb_the_live_masters_connection() {
-    use replog::config::Cluster as ClusterList;
+    use replog::node::config::Cluster as ClusterList;
     use replog::wire::{Frame, Hello, Role, PROTOCOL_VERSION};
 
     // Default timings: silent past 3 s means redialled.

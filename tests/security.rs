@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::*;
 use replog::client::Client;
-use replog::config::Cluster as ClusterList;
 use replog::entry::Entry;
+use replog::node::config::Cluster as ClusterList;
 use replog::wire::{Frame, Hello, PeerStatus, Role, PROTOCOL_VERSION};
 
 fn writer_opts() -> replog::client::ConnectOptions {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use replog::client::{AppendOptions, Client, ClientError, ConnectOptions};
-use replog::config::{Cluster, NodeConfig};
 use replog::net::Net;
+use replog::node::config::{Cluster, NodeConfig};
 use replog::node::Probe;
 use replog::replication::Timing;
 use replog::wire::{AppendError, WriteConcern};

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::*;
 use replog::client::Client;
-use replog::config::Cluster as ClusterList;
 use replog::entry::{Position, EPOCH_LIMIT};
+use replog::node::config::Cluster as ClusterList;
 use replog::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
 
 /// A node's hello (a master's or a candidate's) naming `c`'s cluster, as a

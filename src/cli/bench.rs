@@ -1,4 +1,4 @@
-//! `replog bench`: runs the load generator (`crate::bench`) and prints its
+//! `replog bench`: runs the load generator (`crate::client::bench`) and prints its
 //! report, as text or JSON.
 
 use super::common::*;
@@ -12,7 +12,7 @@ pub struct BenchArgs {
     pub(super) node: Option<String>,
     /// What to run.
     #[command(flatten)]
-    pub(super) opts: crate::bench::BenchOptions,
+    pub(super) opts: crate::client::bench::BenchOptions,
     /// Print the report as JSON.
     #[arg(long)]
     pub(super) json: bool,
@@ -33,7 +33,7 @@ pub(super) async fn run(args: BenchArgs) -> Result<(), ClientError> {
         Err(e) => Err(e),
         Ok(conn) => {
             let nodes = node_list(node);
-            match crate::bench::run(&nodes, &opts, !json, &conn).await {
+            match crate::client::bench::run(&nodes, &opts, !json, &conn).await {
                 Err(e) => Err(e),
                 Ok(report) => {
                     let text = if json {

@@ -1,4 +1,4 @@
-//! `replog verify`: every node's log compared by digests (`crate::verify`).
+//! `replog verify`: every node's log compared by digests (`crate::client::verify`).
 
 use crate::client::{Client, ClientError, ConnectOptions};
 use std::time::Duration;
@@ -11,11 +11,11 @@ pub(super) async fn verify(
     json: bool,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    let addrs = crate::verify::nodes_to_check(nodes, conn).await?;
+    let addrs = crate::client::verify::nodes_to_check(nodes, conn).await?;
     let clients =
         futures_util::future::try_join_all(addrs.iter().map(|a| Client::connect_with(a, conn)))
             .await?;
-    let v = crate::verify::verify(&clients).await?;
+    let v = crate::client::verify::verify(&clients).await?;
     let groups: Vec<Vec<String>> = v.difference.iter().flat_map(|d| d.1.clone()).collect();
     let text = if json {
         let value = serde_json::json!({
@@ -43,7 +43,7 @@ pub(super) async fn verify(
             ),
             Some((seq, _)) => format!(
                 "the nodes DISAGREE at sequence number {seq}: {}; {} to {} agree\n",
-                crate::verify::describe_groups(&groups),
+                crate::client::verify::describe_groups(&groups),
                 v.compared_from,
                 v.agreed_upto
             ),
@@ -60,7 +60,7 @@ pub(super) async fn verify(
         None => Ok(()),
         Some((seq, _)) => Err(ClientError::Diverged {
             seq,
-            groups: crate::verify::describe_groups(&groups),
+            groups: crate::client::verify::describe_groups(&groups),
         }),
     }
 }

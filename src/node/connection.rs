@@ -38,9 +38,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
 use super::clients;
+use super::config::UNKNOWN_CLUSTER;
 use super::shared::{Input, Shared};
 use crate::auth::Access;
-use crate::config::UNKNOWN_CLUSTER;
 use crate::net::{BoxConn, Coalesce, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
 use crate::wire::{Frame, FrameCodec, Hello, Role, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};

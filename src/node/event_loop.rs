@@ -260,7 +260,7 @@ impl NodeLoop {
             .shared
             .cluster_id
             .load(std::sync::atomic::Ordering::Relaxed);
-        if known != 0 || cluster == crate::config::UNKNOWN_CLUSTER {
+        if known != 0 || cluster == super::config::UNKNOWN_CLUSTER {
             return;
         }
         // Known from now on in any case; only a restart can forget it.

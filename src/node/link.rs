@@ -206,7 +206,7 @@ pub(super) async fn connect<N: Net>(
         // --cluster list's fingerprint (a new cluster's id will be that),
         // or none to compare if its members come from its log.
         cluster: Some(match shared.cluster_id.load(Relaxed) {
-            0 if shared.members_from_log.load(Relaxed) => crate::config::UNKNOWN_CLUSTER,
+            0 if shared.members_from_log.load(Relaxed) => super::config::UNKNOWN_CLUSTER,
             0 => cfg.cluster.fingerprint(),
             id => id,
         }),
@@ -267,7 +267,7 @@ pub(super) async fn connect<N: Net>(
         ))),
         Some(Ok(Frame::Refused { reason })) => Err(Refused(reason)),
         Some(Ok(Frame::Mismatch { cluster, master })) => Err(HandshakeError::Mismatch(
-            match crate::config::Cluster::parse(&cluster, Some(&master)) {
+            match super::config::Cluster::parse(&cluster, Some(&master)) {
                 Ok(theirs) => cfg.cluster.difference(peer_id, &theirs),
                 Err(e) => format!(
                     "{what} {peer_id} was started with another --cluster or --master, which this node cannot read ({e}); start every node with the same ones"

@@ -47,6 +47,7 @@
 
 mod actions;
 mod clients;
+pub mod config;
 mod connection;
 mod event_loop;
 mod link;
@@ -75,7 +76,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use crate::config::{FsyncPolicy, NodeConfig};
 use crate::entry::{Entry, Seq};
 use crate::net::Net;
 use crate::replication::keys::KeyWindow;
@@ -83,6 +83,7 @@ use crate::replication::role::{Action, Core, CoreConfig};
 use crate::replication::storage::Durability;
 use crate::replication::LogState;
 use crate::storage::Log;
+use config::{FsyncPolicy, NodeConfig};
 
 /// The configuration entries of `log`, read: the membership the node acts
 /// on is the newest (`--cluster` without any).
@@ -144,7 +145,7 @@ fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
             (Some(_), Some(why)) => Err(anyhow::anyhow!(
                 "cannot open the log in {}: {e}; the log will not be opened ({why}: no data is skipped silently). Restore this node's data directory from a replica{}",
                 dir.display(),
-                if cfg.on_damage == crate::config::OnDamage::Refuse {
+                if cfg.on_damage == config::OnDamage::Refuse {
                     ", or start the node with --on-damage heal to set the damage aside and take the rest from the master"
                 } else {
                     ""

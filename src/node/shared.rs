@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::config::NodeConfig;
 use super::{log_lock, metrics, throttle};
-use crate::config::NodeConfig;
 use crate::entry::{Epoch, Position, Seq};
 use crate::replication::master::MasterEvent;
 use crate::replication::role::{RoleView, VoteAnswer};

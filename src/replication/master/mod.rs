@@ -74,7 +74,7 @@ pub enum MasterEvent {
     /// A client wants a message appended.
     Append(AppendRequest),
     /// A fact about the local log; what it means for acknowledgements is
-    /// this core's [`Durability`](crate::replication::storage::Durability).
+    /// this core's [`Durability`].
     Storage(StorageReport),
     /// A replication connection finished its handshake.
     PeerConnected {

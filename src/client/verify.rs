@@ -10,7 +10,8 @@
 
 use futures_util::future::try_join_all;
 
-use crate::client::{Client, ClientError, ConnectOptions};
+use super::connection::{Client, ConnectOptions};
+use super::error::ClientError;
 use crate::entry::Seq;
 use crate::storage::digest::{MAX_DIGESTS, MAX_DIGEST_ENTRIES};
 use crate::wire::NodeRole;

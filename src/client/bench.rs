@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::{connect_master, Client, ClientError, ConnectOptions};
+use super::connection::{connect_master, Client, ConnectOptions};
+use super::error::ClientError;
 use crate::wire::WriteConcern;
 
 /// What to run (the flags of `replog bench`).

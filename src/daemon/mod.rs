@@ -1,5 +1,8 @@
 //! The `replogd` command line: its clap definition (also used for the man
-//! page), logging, systemd notification, signals, and `--dev`.
+//! page), logging, signals, and `--dev`; systemd notification in
+//! [`systemd`].
+
+pub mod systemd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::ClusterKeys;
-use crate::config::{
+use crate::net::Tcp;
+use crate::node::config::{
     Cluster, Failover, FsyncPolicy, Limits, NodeConfig, OnDamage, DEFAULT_MAX_MESSAGE_BYTES,
 };
-use crate::net::Tcp;
 use crate::replication::Timing;
 
 /// The replog daemon: one node of a replicated log cluster.
@@ -127,13 +130,13 @@ pub struct DaemonArgs {
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
     /// Retention: delete the oldest whole log segments while the log would still hold at least this much without them (e.g. 10GiB). A secondary missing what was deleted starts again from the first entry kept, with a warning. Needs --data-dir.
-    #[arg(long, env = "REPLOG_RETENTION_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes)]
+    #[arg(long, env = "REPLOG_RETENTION_BYTES", value_name = "SIZE", value_parser = crate::node::config::parse_bytes)]
     pub retention_bytes: Option<u64>,
     /// Retention: delete log segments last written longer ago than this (e.g. 7d), unless a secondary the master hears from still needs them. Only entries known to be on a majority are ever deleted. Needs --data-dir.
     #[arg(long, env = "REPLOG_RETENTION_AGE", value_name = "DUR", value_parser = humantime::parse_duration)]
     pub retention_age: Option<Duration>,
     /// Roll to a new log segment past this size; retention deletes whole segments.
-    #[arg(long, env = "REPLOG_SEGMENT_BYTES", value_name = "SIZE", value_parser = crate::config::parse_bytes, default_value = "64MiB")]
+    #[arg(long, env = "REPLOG_SEGMENT_BYTES", value_name = "SIZE", value_parser = crate::node::config::parse_bytes, default_value = "64MiB")]
     pub segment_bytes: u64,
     /// Threads that run connections. With 1, the default, the node loop and every connection share one thread, which is the fastest here: no append crosses threads except to the syncer. More lets TLS encryption and frame decoding of many clients use more cores (handshakes always run on a thread of their own); the node loop then runs on a thread of its own.
     #[arg(long, env = "REPLOG_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -396,15 +399,15 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
         }
     })?;
     info!(node = %id, %listen, "listening");
-    let watchdog = crate::systemd::Watchdog::from_env();
+    let watchdog = systemd::Watchdog::from_env();
     let result = crate::node::run::<Tcp>(cfg, listener, shutdown.clone(), move |probe| {
-        crate::systemd::ready();
+        systemd::ready();
         if let Some(w) = watchdog {
             w.spawn(probe, shutdown);
         }
     })
     .await;
-    crate::systemd::stopping();
+    systemd::stopping();
     result
 }
 
@@ -482,7 +485,7 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
     );
     println!("  replog health{node}");
     println!("Ctrl-C stops the cluster.");
-    crate::systemd::ready();
+    systemd::ready();
     // In the order they finish: a node that fails stops the others at
     // once, whichever it is, and its reason is the one given.
     let mut result = Ok(());
