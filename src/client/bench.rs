@@ -207,57 +207,12 @@ pub async fn run(
         let node = &nodes[i % nodes.len()];
         clients.push(Arc::new(connect_master(node, conn).await?));
     }
-    let (fsync_probe, together) = match &opts.fsync_probe {
-        Some(dir) => {
-            let files = clients[0].health().await?.nodes.len().max(1);
-            let probed = probe_fsync(dir, 200)
-                .and_then(|alone| Ok((alone, probe_fsync_together(dir, files, 200)?)));
-            let (alone, at_once) = probed.map_err(|e| {
-                ClientError::Usage(format!(
-                    "--fsync-probe {}: cannot time fdatasync there: {e}",
-                    dir.display()
-                ))
-            })?;
-            (Some(alone), Some((files, at_once)))
-        }
-        None => (None, None),
-    };
-    let round_trip = if opts.fsync_probe.is_some() {
-        let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
-        for _ in 0..200 {
-            let start = Instant::now();
-            clients[0].health().await?;
-            let _ = h.record(start.elapsed().as_micros() as u64);
-        }
-        Some(h)
-    } else {
-        None
-    };
-
+    let probes = Probes::take(&clients[0], opts).await?;
     let message = bytes::Bytes::from(vec![b'x'; opts.size]);
     let started = Instant::now();
     let measure_from = started + opts.warmup;
     let stop_at = opts.count.is_none().then(|| measure_from + opts.duration);
-    let issued = Arc::new(AtomicU64::new(0));
-    let answered = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let outcomes: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let measured = Arc::new(AtomicU64::new(0));
-    let first_measured = Arc::new(Mutex::new(None::<Instant>));
-    let last_answer = Arc::new(Mutex::new(started));
-
-    let bar = progress.then(|| {
-        let bar = match opts.count {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new((opts.warmup + opts.duration).as_secs().max(1)),
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {msg} ({elapsed}/{duration})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-
+    let tally = Tally::new(started);
     // The workers keep their counts to themselves and share them rarely:
     // the generator runs on the cores it measures, and every cache line
     // its workers fight over is time taken from the cluster.
@@ -271,149 +226,290 @@ pub async fn run(
         ));
         histograms.push(shared_h.clone());
         for _ in 0..inflight {
-            let client: Arc<Client> = client.clone();
-            let message = message.clone();
-            let (issued, answered, stop, outcomes, measured) = (
-                issued.clone(),
-                answered.clone(),
-                stop.clone(),
-                outcomes.clone(),
-                measured.clone(),
-            );
-            let (first_measured, last_answer) = (first_measured.clone(), last_answer.clone());
-            let shared_h = shared_h.clone();
-            let (w, keyed, count) = (opts.w, opts.key_every_append, opts.count);
-            tasks.push(tokio::spawn(async move {
-                let mut latencies: Vec<u64> = Vec::with_capacity(LATENCY_CHUNK);
-                let record = |latencies: &mut Vec<u64>| {
-                    let mut h = shared_h.lock().expect("lock");
-                    for l in latencies.drain(..) {
-                        let _ = h.record(l);
-                    }
-                };
-                let mut local: BTreeMap<String, u64> = BTreeMap::new();
-                let (mut ok, mut ok_measured, mut unpublished) = (0u64, 0u64, 0u64);
-                let (mut first, mut last) = (None::<Instant>, None::<Instant>);
-                loop {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Some(c) = count {
-                        if issued.fetch_add(1, Ordering::Relaxed) >= c {
-                            break;
-                        }
-                    }
-                    let key = keyed.then(crate::client::new_key);
-                    let start = Instant::now();
-                    let result = client.append_bytes(message.clone(), key, w, None).await;
-                    let now = Instant::now();
-                    unpublished += 1;
-                    if unpublished == 64 {
-                        answered.fetch_add(unpublished, Ordering::Relaxed);
-                        unpublished = 0;
-                    }
-                    match &result {
-                        Ok(_) => ok += 1,
-                        Err(e) => *local.entry(e.kind().to_string()).or_default() += 1,
-                    }
-                    if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
-                        // The connection is gone: nothing more on it.
-                        break;
-                    }
-                    if result.is_ok() && start >= measure_from {
-                        latencies.push(now.duration_since(start).as_micros() as u64);
-                        if latencies.len() == LATENCY_CHUNK {
-                            record(&mut latencies);
-                        }
-                        ok_measured += 1;
-                        first = Some(first.map_or(start, |f| f.min(start)));
-                        last = Some(last.map_or(now, |l| l.max(now)));
-                    }
-                }
-                record(&mut latencies);
-                answered.fetch_add(unpublished, Ordering::Relaxed);
-                measured.fetch_add(ok_measured, Ordering::Relaxed);
-                if let Some(first) = first {
-                    let mut earliest = first_measured.lock().expect("lock");
-                    *earliest = Some(earliest.map_or(first, |e| e.min(first)));
-                }
-                if let Some(last) = last {
-                    let mut latest = last_answer.lock().expect("lock");
-                    *latest = (*latest).max(last);
-                }
-                let mut all = outcomes.lock().expect("lock");
-                if ok > 0 {
-                    *all.entry("ok".to_string()).or_default() += ok;
-                }
-                for (k, v) in local {
-                    *all.entry(k).or_default() += v;
-                }
-            }));
+            let worker = Worker {
+                client: client.clone(),
+                message: message.clone(),
+                tally: tally.clone(),
+                histogram: shared_h.clone(),
+                w: opts.w,
+                keyed: opts.key_every_append,
+                count: opts.count,
+                measure_from,
+            };
+            tasks.push(tokio::spawn(worker.run()));
         }
     }
-
-    // The clock: stops the workers at the deadline, moves the bar.
-    loop {
-        let done = tasks.iter().all(|t| t.is_finished());
-        let now = Instant::now();
-        if let Some(bar) = &bar {
-            match opts.count {
-                Some(_) => bar.set_position(answered.load(Ordering::Relaxed)),
-                None => bar.set_position(now.duration_since(started).as_secs()),
-            }
-            bar.set_message(format!("{} appends", answered.load(Ordering::Relaxed)));
-        }
-        if done {
-            break;
-        }
-        if stop_at.is_some_and(|s| now >= s) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let bar = progress.then(|| progress_bar(opts));
+    tally.clock(&tasks, bar, opts.count, stop_at).await;
     for t in tasks {
         let _ = t.await;
     }
-
     let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
     for shared_h in histograms {
         h.add(&*shared_h.lock().expect("lock"))
             .expect("same bounds");
     }
-    let first = first_measured.lock().expect("lock").unwrap_or(measure_from);
-    let last = *last_answer.lock().expect("lock");
-    let seconds = last
-        .saturating_duration_since(first)
-        .as_secs_f64()
-        .max(1e-9);
-    let ok_measured = measured.load(Ordering::Relaxed);
-    let latency = Latency::of(&h);
-    let fsync = fsync_probe.as_ref().map(Latency::of);
-    let trip = round_trip.as_ref().map(Latency::of);
     // Only a serial run waits for exactly one sync and one trip at a time.
     let serial = connections * inflight == 1;
-    let ratio = match (fsync, trip) {
-        (Some(f), Some(t)) if serial && f.p50 + t.p50 > 0 => {
-            Some(latency.p50 as f64 / (f.p50 + t.p50) as f64)
+    Ok(tally.report(&h, measure_from, probes, serial))
+}
+
+/// What `--fsync-probe` measures before the run: a fdatasync alone and of
+/// several files at once where the nodes keep their logs, and a round trip
+/// to the master.
+#[derive(Default)]
+struct Probes {
+    fsync: Option<Histogram<u64>>,
+    together: Option<(usize, Histogram<u64>)>,
+    round_trip: Option<Histogram<u64>>,
+}
+
+impl Probes {
+    async fn take(client: &Client, opts: &BenchOptions) -> Result<Probes, ClientError> {
+        let Some(dir) = &opts.fsync_probe else {
+            return Ok(Probes::default());
+        };
+        let files = client.health().await?.nodes.len().max(1);
+        let probed = probe_fsync(dir, 200)
+            .and_then(|alone| Ok((alone, probe_fsync_together(dir, files, 200)?)));
+        let (alone, at_once) = probed.map_err(|e| {
+            ClientError::Usage(format!(
+                "--fsync-probe {}: cannot time fdatasync there: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut trip = Histogram::<u64>::new(3).expect("3 significant digits");
+        for _ in 0..200 {
+            let start = Instant::now();
+            client.health().await?;
+            let _ = trip.record(start.elapsed().as_micros() as u64);
         }
-        _ => None,
+        Ok(Probes {
+            fsync: Some(alone),
+            together: Some((files, at_once)),
+            round_trip: Some(trip),
+        })
+    }
+}
+
+fn progress_bar(opts: &BenchOptions) -> indicatif::ProgressBar {
+    let bar = match opts.count {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new((opts.warmup + opts.duration).as_secs().max(1)),
     };
-    let outcomes = outcomes.lock().expect("lock").clone();
-    Ok(BenchReport {
-        measured: ok_measured,
-        seconds,
-        appends_per_second: ok_measured as f64 / seconds,
-        latency_us: latency,
-        outcomes,
-        fsync_probe_us: fsync,
-        round_trip_us: trip,
-        fsync_together_us: together.as_ref().map(|(_, h)| Latency::of(h)),
-        fsync_together: together.as_ref().map(|(files, _)| *files),
-        p50_over_fsync_and_round_trip: ratio,
-    })
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {msg} ({elapsed}/{duration})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// What the workers share: each counter its own allocation, touched
+/// rarely (see `run`).
+#[derive(Clone)]
+struct Tally {
+    started: Instant,
+    issued: Arc<AtomicU64>,
+    answered: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    outcomes: Arc<Mutex<BTreeMap<String, u64>>>,
+    measured: Arc<AtomicU64>,
+    first_measured: Arc<Mutex<Option<Instant>>>,
+    last_answer: Arc<Mutex<Instant>>,
+}
+
+impl Tally {
+    fn new(started: Instant) -> Tally {
+        Tally {
+            started,
+            issued: Arc::default(),
+            answered: Arc::default(),
+            stop: Arc::default(),
+            outcomes: Arc::default(),
+            measured: Arc::default(),
+            first_measured: Arc::default(),
+            last_answer: Arc::new(Mutex::new(started)),
+        }
+    }
+
+    /// The clock: stops the workers at the deadline, moves the bar.
+    async fn clock(
+        &self,
+        tasks: &[tokio::task::JoinHandle<()>],
+        bar: Option<indicatif::ProgressBar>,
+        count: Option<u64>,
+        stop_at: Option<Instant>,
+    ) {
+        loop {
+            let done = tasks.iter().all(|t| t.is_finished());
+            let now = Instant::now();
+            if let Some(bar) = &bar {
+                match count {
+                    Some(_) => bar.set_position(self.answered.load(Ordering::Relaxed)),
+                    None => bar.set_position(now.duration_since(self.started).as_secs()),
+                }
+                bar.set_message(format!("{} appends", self.answered.load(Ordering::Relaxed)));
+            }
+            if done {
+                break;
+            }
+            if stop_at.is_some_and(|s| now >= s) {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// The figures, once every worker is done.
+    fn report(
+        &self,
+        h: &Histogram<u64>,
+        measure_from: Instant,
+        probes: Probes,
+        serial: bool,
+    ) -> BenchReport {
+        let first = self
+            .first_measured
+            .lock()
+            .expect("lock")
+            .unwrap_or(measure_from);
+        let last = *self.last_answer.lock().expect("lock");
+        let seconds = last
+            .saturating_duration_since(first)
+            .as_secs_f64()
+            .max(1e-9);
+        let ok_measured = self.measured.load(Ordering::Relaxed);
+        let latency = Latency::of(h);
+        let fsync = probes.fsync.as_ref().map(Latency::of);
+        let trip = probes.round_trip.as_ref().map(Latency::of);
+        let ratio = match (fsync, trip) {
+            (Some(f), Some(t)) if serial && f.p50 + t.p50 > 0 => {
+                Some(latency.p50 as f64 / (f.p50 + t.p50) as f64)
+            }
+            _ => None,
+        };
+        let outcomes = self.outcomes.lock().expect("lock").clone();
+        BenchReport {
+            measured: ok_measured,
+            seconds,
+            appends_per_second: ok_measured as f64 / seconds,
+            latency_us: latency,
+            outcomes,
+            fsync_probe_us: fsync,
+            round_trip_us: trip,
+            fsync_together_us: probes.together.as_ref().map(|(_, h)| Latency::of(h)),
+            fsync_together: probes.together.as_ref().map(|(files, _)| *files),
+            p50_over_fsync_and_round_trip: ratio,
+        }
+    }
+}
+
+/// One of `--inflight` appenders on one connection: one append at a time.
+struct Worker {
+    client: Arc<Client>,
+    message: bytes::Bytes,
+    tally: Tally,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    w: WriteConcern,
+    keyed: bool,
+    count: Option<u64>,
+    measure_from: Instant,
+}
+
+/// What one worker counted, shared with the others once it is done.
+#[derive(Default)]
+struct Counts {
+    ok: u64,
+    ok_measured: u64,
+    unpublished: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    failed: BTreeMap<String, u64>,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut latencies: Vec<u64> = Vec::with_capacity(LATENCY_CHUNK);
+        let mut counts = Counts::default();
+        let tally = &self.tally;
+        loop {
+            if tally.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(c) = self.count {
+                if tally.issued.fetch_add(1, Ordering::Relaxed) >= c {
+                    break;
+                }
+            }
+            let key = self.keyed.then(crate::client::new_key);
+            let start = Instant::now();
+            let result = (self.client)
+                .append_bytes(self.message.clone(), key, self.w, None)
+                .await;
+            let now = Instant::now();
+            counts.unpublished += 1;
+            if counts.unpublished == 64 {
+                tally
+                    .answered
+                    .fetch_add(counts.unpublished, Ordering::Relaxed);
+                counts.unpublished = 0;
+            }
+            match &result {
+                Ok(_) => counts.ok += 1,
+                Err(e) => *counts.failed.entry(e.kind().to_string()).or_default() += 1,
+            }
+            if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
+                // The connection is gone: nothing more on it.
+                break;
+            }
+            if result.is_ok() && start >= self.measure_from {
+                latencies.push(now.duration_since(start).as_micros() as u64);
+                if latencies.len() == LATENCY_CHUNK {
+                    self.record(&mut latencies);
+                }
+                counts.ok_measured += 1;
+                counts.first = Some(counts.first.map_or(start, |f| f.min(start)));
+                counts.last = Some(counts.last.map_or(now, |l| l.max(now)));
+            }
+        }
+        self.record(&mut latencies);
+        self.publish(counts);
+    }
+
+    fn record(&self, latencies: &mut Vec<u64>) {
+        let mut h = self.histogram.lock().expect("lock");
+        for l in latencies.drain(..) {
+            let _ = h.record(l);
+        }
+    }
+
+    fn publish(&self, counts: Counts) {
+        let tally = &self.tally;
+        tally
+            .answered
+            .fetch_add(counts.unpublished, Ordering::Relaxed);
+        tally
+            .measured
+            .fetch_add(counts.ok_measured, Ordering::Relaxed);
+        if let Some(first) = counts.first {
+            let mut earliest = tally.first_measured.lock().expect("lock");
+            *earliest = Some(earliest.map_or(first, |e| e.min(first)));
+        }
+        if let Some(last) = counts.last {
+            let mut latest = tally.last_answer.lock().expect("lock");
+            *latest = (*latest).max(last);
+        }
+        let mut all = tally.outcomes.lock().expect("lock");
+        if counts.ok > 0 {
+            *all.entry("ok".to_string()).or_default() += counts.ok;
+        }
+        for (k, v) in counts.failed {
+            *all.entry(k).or_default() += v;
+        }
+    }
 }
 
 impl BenchReport {

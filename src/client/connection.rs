@@ -28,6 +28,105 @@ const CLIENT_QUEUE: usize = 1024;
 /// How long connecting and the hello may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The node's answer to the hello (and to the key's proof): its welcome,
+/// or why there is none.
+fn welcome_in(
+    addr: &str,
+    answer: Option<Result<Frame, crate::wire::FrameError>>,
+) -> Result<Welcome, ClientError> {
+    let unreachable = |reason: String| ClientError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let welcome = match answer {
+        Some(Ok(Frame::Welcome(w))) => w,
+        Some(Ok(Frame::Refused { reason })) => {
+            return Err(ClientError::Refused {
+                addr: addr.to_string(),
+                reason,
+            })
+        }
+        Some(Ok(Frame::Unauthorized { reason })) => {
+            return Err(ClientError::Unauthorized {
+                addr: addr.to_string(),
+                reason,
+            })
+        }
+        Some(Ok(other)) => {
+            return Err(ClientError::Protocol {
+                addr: addr.to_string(),
+                what: format!("unexpected answer to hello: {other:?}"),
+            })
+        }
+        Some(Err(e)) => return Err(unreachable(e.to_string())),
+        None => return Err(unreachable("closed during hello".into())),
+    };
+    Ok(welcome)
+}
+
+/// Reads the node's answers and hands each to the request waiting for it
+/// (progress to whoever watches it), until the connection ends; then every
+/// waiter left learns it by its sender being dropped.
+async fn read_answers(mut reader: crate::net::FrameReader, pending: Pending, watching: Watching) {
+    while let Some(Ok(frame)) = reader.next().await {
+        if let Frame::Progress {
+            req,
+            seq,
+            needed,
+            missing,
+        } = frame
+        {
+            if let Some(tx) = watching.lock().expect("watching lock").get(&req) {
+                tx.send_replace(Some(Progress {
+                    seq,
+                    needed,
+                    missing,
+                }));
+            }
+            continue;
+        }
+        if let Frame::Refused { .. } = &frame {
+            // Said just before the node closes: every request in
+            // flight gets the reason.
+            let waiters = pending.lock().expect("pending lock").take();
+            for (_, w) in waiters.into_iter().flatten() {
+                let _ = w.send(frame.clone());
+            }
+            return;
+        }
+        if let Frame::Answers { answers } = frame {
+            // Several appends answered at once: each waiter gets
+            // its own answer, as if it had come alone.
+            let mut pending = pending.lock().expect("pending lock");
+            for answer in answers {
+                let waiter = pending.as_mut().and_then(|p| p.remove(&answer.req));
+                if let Some(w) = waiter {
+                    let _ = w.send(answer.into());
+                }
+            }
+            continue;
+        }
+        let req = match &frame {
+            Frame::Appended { req, .. }
+            | Frame::AppendFailed { req, .. }
+            | Frame::Listed { req, .. }
+            | Frame::Digests { req, .. }
+            | Frame::HealthReport { req, .. } => *req,
+            _ => continue,
+        };
+        let waiter = pending
+            .lock()
+            .expect("pending lock")
+            .as_mut()
+            .and_then(|p| p.remove(&req));
+        if let Some(w) = waiter {
+            let _ = w.send(frame);
+        }
+    }
+    // Gone: every waiter learns it by its sender being dropped.
+    pending.lock().expect("pending lock").take();
+}
+
 /// Options of one append.
 #[derive(Debug, Clone)]
 pub struct AppendOptions {
@@ -188,29 +287,7 @@ impl Client {
                 .await
                 .map_err(|_| unreachable("no answer to the proof of the cluster key".into()))?;
         }
-        let welcome = match answer {
-            Some(Ok(Frame::Welcome(w))) => w,
-            Some(Ok(Frame::Refused { reason })) => {
-                return Err(ClientError::Refused {
-                    addr: addr.to_string(),
-                    reason,
-                })
-            }
-            Some(Ok(Frame::Unauthorized { reason })) => {
-                return Err(ClientError::Unauthorized {
-                    addr: addr.to_string(),
-                    reason,
-                })
-            }
-            Some(Ok(other)) => {
-                return Err(ClientError::Protocol {
-                    addr: addr.to_string(),
-                    what: format!("unexpected answer to hello: {other:?}"),
-                })
-            }
-            Some(Err(e)) => return Err(unreachable(e.to_string())),
-            None => return Err(unreachable("closed during hello".into())),
-        };
+        let welcome = welcome_in(addr, answer)?;
 
         let pending: Pending = Arc::new(Mutex::new(Some(foldhash::HashMap::default())));
         let (tx, rx) = crate::net::Outbox::new(CLIENT_QUEUE);
@@ -229,65 +306,7 @@ impl Client {
         let pending2 = pending.clone();
         let watching: Watching = Arc::default();
         let watching2 = watching.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = reader.next().await {
-                if let Frame::Progress {
-                    req,
-                    seq,
-                    needed,
-                    missing,
-                } = frame
-                {
-                    if let Some(tx) = watching2.lock().expect("watching lock").get(&req) {
-                        tx.send_replace(Some(Progress {
-                            seq,
-                            needed,
-                            missing,
-                        }));
-                    }
-                    continue;
-                }
-                if let Frame::Refused { .. } = &frame {
-                    // Said just before the node closes: every request in
-                    // flight gets the reason.
-                    let waiters = pending2.lock().expect("pending lock").take();
-                    for (_, w) in waiters.into_iter().flatten() {
-                        let _ = w.send(frame.clone());
-                    }
-                    return;
-                }
-                if let Frame::Answers { answers } = frame {
-                    // Several appends answered at once: each waiter gets
-                    // its own answer, as if it had come alone.
-                    let mut pending = pending2.lock().expect("pending lock");
-                    for answer in answers {
-                        let waiter = pending.as_mut().and_then(|p| p.remove(&answer.req));
-                        if let Some(w) = waiter {
-                            let _ = w.send(answer.into());
-                        }
-                    }
-                    continue;
-                }
-                let req = match &frame {
-                    Frame::Appended { req, .. }
-                    | Frame::AppendFailed { req, .. }
-                    | Frame::Listed { req, .. }
-                    | Frame::Digests { req, .. }
-                    | Frame::HealthReport { req, .. } => *req,
-                    _ => continue,
-                };
-                let waiter = pending2
-                    .lock()
-                    .expect("pending lock")
-                    .as_mut()
-                    .and_then(|p| p.remove(&req));
-                if let Some(w) = waiter {
-                    let _ = w.send(frame);
-                }
-            }
-            // Gone: every waiter learns it by its sender being dropped.
-            pending2.lock().expect("pending lock").take();
-        });
+        tokio::spawn(read_answers(reader, pending2, watching2));
         Ok(Client {
             addr: addr.to_string(),
             opts: opts.clone(),

@@ -203,84 +203,12 @@ async fn serve(
 
     let hello_timeout = cfg.limits.hello_timeout;
     let deadline = tokio::time::Instant::now() + hello_timeout;
-    let first = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
-        f = tokio::time::timeout_at(deadline, reader.next()) => f,
-    };
-    let hello = match first {
-        Ok(Some(Ok(Frame::Hello(hello)))) => hello,
-        Ok(Some(Ok(other))) => {
-            shared.metrics.refused("bad_hello");
-            if let Some(more) = shared.throttle.allow("no-hello") {
-                warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", other.name());
-            }
-            return;
-        }
-        Ok(Some(Err(e))) => {
-            shared.metrics.refused("bad_hello");
-            if let Some(more) = shared.throttle.allow("bad-hello") {
-                warn!(peer = %addr, error = %e, suppressed = more, "closing connection: bad bytes before hello");
-            }
-            return;
-        }
-        Ok(None) => return,
-        Err(_) => {
-            shared.metrics.refused("hello_timeout");
-            if let Some(more) = shared.throttle.allow("hello-timeout") {
-                warn!(peer = %addr, suppressed = more, "closing connection: no hello within {} (--hello-timeout)", humantime::format_duration(hello_timeout));
-            }
-            return;
-        }
+    let Some(hello) = read_hello(&shared, &mut reader, addr, deadline).await else {
+        return;
     };
     if let Err(refusal) = check_hello(&shared, &hello) {
-        let reason = match &refusal {
-            HelloRefusal::Other(reason)
-            | HelloRefusal::Mismatch(reason)
-            | HelloRefusal::Stranger(reason) => reason.clone(),
-        };
-        shared.metrics.refused(match refusal {
-            HelloRefusal::Mismatch(_) | HelloRefusal::Stranger(_) => "configuration_mismatch",
-            HelloRefusal::Other(_) => "hello",
-        });
-        if let Some(more) = shared.throttle.allow("refused-hello") {
-            warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
-        }
-        let answer = match refusal {
-            // Never this node's cluster list to a client, nor to anyone
-            // who cannot prove anything while clients need a token to see
-            // the cluster's addresses.
-            HelloRefusal::Mismatch(reason)
-                if hello.role == Role::Client
-                    || (cfg.cluster_keys.is_none()
-                        && cfg.tls.is_none()
-                        && (cfg.client_token.is_some() || cfg.read_token.is_some())) =>
-            {
-                Frame::Refused { reason }
-            }
-            // Another node's configuration differs: once it has proved
-            // itself a node of this cluster (key, certificate), it is told
-            // this node's, so that its `health` can say what differs.
-            HelloRefusal::Mismatch(_) => {
-                let peer = (deadline, has_cert, addr);
-                if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
-                    return;
-                }
-                Frame::Mismatch {
-                    cluster: cfg.cluster.list(),
-                    master: cfg.cluster.master.clone(),
-                }
-            }
-            HelloRefusal::Stranger(reason) => {
-                let peer = (deadline, has_cert, addr);
-                if !admit_node(&shared, peer, &hello, &mut reader, &mut writer).await {
-                    return;
-                }
-                Frame::Refused { reason }
-            }
-            HelloRefusal::Other(reason) => Frame::Refused { reason },
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(500), writer.send(answer)).await;
-        return;
+        let peer = (deadline, has_cert, addr);
+        return refuse_hello(&shared, refusal, &hello, peer, (&mut reader, &mut writer)).await;
     }
 
     // A master or a candidate proves itself before anything else is read
@@ -290,38 +218,7 @@ async fn serve(
         return;
     }
     match hello.role {
-        Role::Client => {
-            let access = crate::auth::client_access(
-                hello.token.as_deref(),
-                cfg.client_token.as_deref(),
-                cfg.read_token.as_deref(),
-                &cfg.id,
-            )
-            .map(|access| member_access(access, cfg.cluster_keys.is_some(), hello.nonce.is_some()));
-            match access {
-                Ok(access) => {
-                    let peer = clients::Peer {
-                        addr,
-                        access,
-                        version: hello.version,
-                    };
-                    clients::serve(reader, writer, peer, &shared).await
-                }
-                Err(reason) => {
-                    shared.metrics.refused("client_token");
-                    if let Some(more) = shared.throttle.allow("unauthorized-client") {
-                        warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
-                    }
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(500),
-                        writer.send(Frame::Unauthorized {
-                            reason: reason.to_string(),
-                        }),
-                    )
-                    .await;
-                }
-            }
-        }
+        Role::Client => serve_client(reader, writer, addr, &shared, &hello).await,
         Role::Master { ref id, epoch } => {
             drop(slot);
             info!(node = %cfg.id, master = %id, epoch, peer = %addr, "master connected");
@@ -333,6 +230,146 @@ async fn serve(
             drop(slot);
             let candidate = (id.clone(), hello.version);
             serve_candidate(reader, writer, addr, &shared, candidate, deadline).await
+        }
+    }
+}
+
+/// The connection's first frame, which must be a hello within
+/// `--hello-timeout`; `None` (said in the log, counted) if it is not.
+async fn read_hello(
+    shared: &Shared,
+    reader: &mut Reader,
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Option<Hello> {
+    let hello_timeout = shared.cfg.limits.hello_timeout;
+    let first = tokio::select! {
+        _ = shared.shutdown.cancelled() => return None,
+        f = tokio::time::timeout_at(deadline, reader.next()) => f,
+    };
+    match first {
+        Ok(Some(Ok(Frame::Hello(hello)))) => Some(hello),
+        Ok(Some(Ok(other))) => {
+            shared.metrics.refused("bad_hello");
+            if let Some(more) = shared.throttle.allow("no-hello") {
+                warn!(peer = %addr, suppressed = more, "closing connection: first frame was not a hello ({})", other.name());
+            }
+            None
+        }
+        Ok(Some(Err(e))) => {
+            shared.metrics.refused("bad_hello");
+            if let Some(more) = shared.throttle.allow("bad-hello") {
+                warn!(peer = %addr, error = %e, suppressed = more, "closing connection: bad bytes before hello");
+            }
+            None
+        }
+        Ok(None) => None,
+        Err(_) => {
+            shared.metrics.refused("hello_timeout");
+            if let Some(more) = shared.throttle.allow("hello-timeout") {
+                warn!(peer = %addr, suppressed = more, "closing connection: no hello within {} (--hello-timeout)", humantime::format_duration(hello_timeout));
+            }
+            None
+        }
+    }
+}
+
+/// Refuses a hello, saying why (a node of this cluster whose
+/// configuration differs, once it has proved itself, is told this node's).
+async fn refuse_hello(
+    shared: &Shared,
+    refusal: HelloRefusal,
+    hello: &Hello,
+    peer: (tokio::time::Instant, bool, SocketAddr),
+    (reader, writer): (&mut Reader, &mut Writer),
+) {
+    let cfg = &shared.cfg;
+    let addr = peer.2;
+    let reason = match &refusal {
+        HelloRefusal::Other(reason)
+        | HelloRefusal::Mismatch(reason)
+        | HelloRefusal::Stranger(reason) => reason.clone(),
+    };
+    shared.metrics.refused(match refusal {
+        HelloRefusal::Mismatch(_) | HelloRefusal::Stranger(_) => "configuration_mismatch",
+        HelloRefusal::Other(_) => "hello",
+    });
+    if let Some(more) = shared.throttle.allow("refused-hello") {
+        warn!(peer = %addr, %reason, suppressed = more, "refusing connection");
+    }
+    let answer = match refusal {
+        // Never this node's cluster list to a client, nor to anyone
+        // who cannot prove anything while clients need a token to see
+        // the cluster's addresses.
+        HelloRefusal::Mismatch(reason)
+            if hello.role == Role::Client
+                || (cfg.cluster_keys.is_none()
+                    && cfg.tls.is_none()
+                    && (cfg.client_token.is_some() || cfg.read_token.is_some())) =>
+        {
+            Frame::Refused { reason }
+        }
+        // Another node's configuration differs: once it has proved
+        // itself a node of this cluster (key, certificate), it is told
+        // this node's, so that its `health` can say what differs.
+        HelloRefusal::Mismatch(_) => {
+            if !admit_node(shared, peer, hello, reader, writer).await {
+                return;
+            }
+            Frame::Mismatch {
+                cluster: cfg.cluster.list(),
+                master: cfg.cluster.master.clone(),
+            }
+        }
+        HelloRefusal::Stranger(reason) => {
+            if !admit_node(shared, peer, hello, reader, writer).await {
+                return;
+            }
+            Frame::Refused { reason }
+        }
+        HelloRefusal::Other(reason) => Frame::Refused { reason },
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), writer.send(answer)).await;
+}
+
+/// A client's connection: its token gives its access, and its requests
+/// are served (`clients.rs`); a wrong or missing token is told so.
+async fn serve_client(
+    reader: Reader,
+    mut writer: Writer,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    hello: &Hello,
+) {
+    let cfg = &shared.cfg;
+    let access = crate::auth::client_access(
+        hello.token.as_deref(),
+        cfg.client_token.as_deref(),
+        cfg.read_token.as_deref(),
+        &cfg.id,
+    )
+    .map(|access| member_access(access, cfg.cluster_keys.is_some(), hello.nonce.is_some()));
+    match access {
+        Ok(access) => {
+            let peer = clients::Peer {
+                addr,
+                access,
+                version: hello.version,
+            };
+            clients::serve(reader, writer, peer, shared).await
+        }
+        Err(reason) => {
+            shared.metrics.refused("client_token");
+            if let Some(more) = shared.throttle.allow("unauthorized-client") {
+                warn!(peer = %addr, %reason, suppressed = more, "refusing a client");
+            }
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                writer.send(Frame::Unauthorized {
+                    reason: reason.to_string(),
+                }),
+            )
+            .await;
         }
     }
 }

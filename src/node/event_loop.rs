@@ -102,6 +102,52 @@ pub(super) struct NodeLoop {
 }
 
 impl NodeLoop {
+    /// A loop with nothing yet in flight: what it shares with the tasks,
+    /// the core and the node's identity; how it starts links and vote
+    /// requests; the watches it publishes on; the syncer it feeds.
+    pub(super) fn new(
+        (shared, core, identity): (Arc<Shared>, Core, crate::storage::identity::Identity),
+        (spawn_link, spawn_vote): (SpawnLink, SpawnVote),
+        (visible_tx, committed_tx, role_tx): (
+            watch::Sender<Seq>,
+            watch::Sender<Seq>,
+            watch::Sender<RoleView>,
+        ),
+        (sync_tx, syncer): (
+            Option<Arc<syncer::SyncQueue>>,
+            Option<tokio::task::JoinHandle<()>>,
+        ),
+    ) -> NodeLoop {
+        let now = Instant::now().into_std();
+        NodeLoop {
+            shared,
+            core,
+            links: Vec::new(),
+            link_epoch: 0,
+            spawn_link,
+            spawn_vote,
+            master: None,
+            opening: None,
+            opening_cluster: 0,
+            voter: None,
+            clients: HashMap::default(),
+            visible_tx,
+            committed_tx,
+            role_tx,
+            sync_tx,
+            syncer,
+            next_tick: now,
+            retention_due: now,
+            pending: Vec::new(),
+            tail: super::tail::Tail::default(),
+            shared_sends: Vec::new(),
+            actions: Vec::new(),
+            requeue: VecDeque::new(),
+            appends: HashMap::default(),
+            identity,
+        }
+    }
+
     pub(super) async fn run(
         &mut self,
         mut control: mpsc::Receiver<Input>,

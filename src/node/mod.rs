@@ -64,7 +64,6 @@ use event_loop::{NodeLoop, SpawnLink, SpawnVote};
 pub(crate) use shared::Shared;
 use shared::{CONTROL_QUEUE, REQUEST_QUEUE};
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,90 +178,10 @@ pub async fn run<N: Net>(
     // Every line this node logs, from any of its tasks, names it: several
     // nodes share one process under --dev and in tests.
     let span = tracing::info_span!("node", id = %cfg.id);
-    let mut log = match &cfg.data_dir {
-        Some(dir) => open_log(&cfg, dir)?,
-        None => Log::memory(),
-    };
-    log.set_fault_file(cfg.fail_storage_while.clone());
-    if matches!(cfg.fsync, FsyncPolicy::Always | FsyncPolicy::Batch) {
-        // The syncer below makes rolls durable: none waits on the loop.
-        log.defer_rolls(durability(&cfg) == Durability::Synced);
-    }
     let seed = cfg.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
-    let last = log.last();
-    // Who the data directory belongs to, and whether this is a new
-    // incarnation (an empty log where none was, or a log in memory).
-    let empty = last.seq == 0 && log.base().seq == 0;
-    let mut identity = match &cfg.data_dir {
-        Some(dir) => crate::storage::identity::Identity::open(dir, &cfg.id, empty)
-            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
-        None => crate::storage::identity::Identity::in_memory(&cfg.id),
-    };
-    // A log of a release before cluster ids, with no change made: its
-    // cluster was started with this --cluster list (every node's had to be
-    // the same). After a change the lists may differ: no id is known.
-    let configs = configs(&log)?;
-    if identity.cluster.is_none() && !empty && cfg.join.is_none() && configs.is_empty() {
-        identity.settle(cfg.cluster.fingerprint()).map_err(|e| {
-            anyhow::anyhow!("cannot record the cluster id in the data directory: {e}")
-        })?;
-    }
-    check_cluster_list(&cfg, identity.cluster, &configs)?;
-    if identity.learner {
-        info!(node = %cfg.id, incarnation = format!("{:016x}", identity.incarnation), "a new incarnation: this node votes only once it holds everything committed (a learner)");
-    }
-    let state = LogState {
-        epoch: log.epoch(),
-        last,
-        epochs: log.epochs(),
-        keys: recent_keys(&log, cfg.dedup_window)?,
-        vote: log.vote().map(str::to_string),
-        committed: 0,
-        base: log.base(),
-        learner: identity.learner,
-        configs,
-    };
-    state.check().map_err(|e| {
-        let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
-        anyhow::anyhow!(
-            "cannot start on {}: {e}",
-            dir.as_deref().unwrap_or("this log")
-        )
-    })?;
-    let (core, mut start) = Core::new(
-        CoreConfig {
-            id: cfg.id.clone(),
-            // Joining, it knows no member: its log will say.
-            nodes: match cfg.join {
-                Some(_) => Vec::new(),
-                None => cfg.cluster.nodes.clone(),
-            },
-            master: cfg.cluster.master.clone(),
-            timing: cfg.timing,
-            max_message_bytes: cfg.max_message_bytes,
-            window: crate::replication::WINDOW,
-            batch: crate::replication::BATCH,
-            seed,
-            durability: durability(&cfg),
-            replicate_delay: cfg.replicate_delay,
-            fail_rate: cfg.fail_rate,
-            authenticated: cfg.cluster_keys.is_some(),
-            encrypted: cfg.tls.is_some(),
-            failover: cfg.failover,
-        },
-        state,
-        Instant::now().into_std(),
-    );
-    // A new epoch is recorded before any entry of it is written, so that
-    // entries of an earlier run that never became durable can be told
-    // apart from this run's; at start, failing to is failing to start.
-    for action in &start {
-        if let Action::RecordEpoch(epoch) = action {
-            log.set_epoch(*epoch, None)
-                .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
-        }
-    }
-    start.retain(|a| !matches!(a, Action::RecordEpoch(_)));
+    let (mut log, identity, state) = open_storage(&cfg)?;
+    let last = state.last;
+    let (core, mut start) = start_core(&cfg, &mut log, state, seed)?;
     let view = core.view();
     info!(node = %cfg.id, role = ?view.role, last = last.seq, epoch = core.epoch(), "log open");
 
@@ -292,67 +211,15 @@ pub async fn run<N: Net>(
         members_from_log: std::sync::atomic::AtomicBool::new(false),
     });
 
-    let (sync_tx, syncer) = match (sync_point, cfg.fsync) {
-        (Some(_), FsyncPolicy::Always | FsyncPolicy::Batch) => {
-            let queue = Arc::new(syncer::SyncQueue::default());
-            let gather = cfg.fsync == FsyncPolicy::Batch;
-            let (queue2, inputs, fault, metrics, span) = (
-                queue.clone(),
-                control_tx.clone(),
-                cfg.fail_storage_while.clone(),
-                shared.metrics.clone(),
-                span.clone(),
-            );
-            let task = tokio::task::spawn_blocking(move || {
-                let _span = span.enter();
-                syncer::run(queue2, inputs, gather, fault, metrics)
-            });
-            (Some(queue), Some(task))
-        }
-        _ => (None, None),
-    };
+    let (sync_tx, syncer) = start_syncer(&cfg, sync_point.is_some(), &shared, &span);
 
-    let spawn_link: SpawnLink = {
-        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
-        Box::new(move |peer, (id, addr), epoch, rx| {
-            tracker.spawn(
-                link::run::<N>(peer, id, addr, epoch, shared.clone(), rx).instrument(span.clone()),
-            );
-        })
-    };
-    let spawn_vote: SpawnVote = {
-        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
-        Box::new(move |peer, request| {
-            tracker.spawn(vote::ask::<N>(shared.clone(), peer, request).instrument(span.clone()));
-        })
-    };
-    let mut node = NodeLoop {
-        shared: shared.clone(),
-        core,
-        links: Vec::new(),
-        link_epoch: 0,
-        spawn_link,
-        spawn_vote,
-        master: None,
-        opening: None,
-        opening_cluster: 0,
-        voter: None,
-        clients: foldhash::HashMap::default(),
-        visible_tx,
-        committed_tx,
-        role_tx,
-        sync_tx,
-        syncer,
-        next_tick: Instant::now().into_std(),
-        retention_due: Instant::now().into_std(),
-        pending: Vec::new(),
-        tail: tail::Tail::default(),
-        shared_sends: Vec::new(),
-        actions: Vec::new(),
-        requeue: VecDeque::new(),
-        appends: foldhash::HashMap::default(),
-        identity,
-    };
+    let (spawn_link, spawn_vote) = spawners::<N>(&shared, &tracker, &span);
+    let mut node = NodeLoop::new(
+        (shared.clone(), core, identity),
+        (spawn_link, spawn_vote),
+        (visible_tx, committed_tx, role_tx),
+        (sync_tx, syncer),
+    );
     node.run_actions(&mut start);
 
     if let Some(addr) = cfg.metrics_listen {
@@ -368,6 +235,184 @@ pub async fn run<N: Net>(
     on_ready(Probe {
         shared: shared.clone(),
     });
+    let finished = run_loop(node, control_rx, requests_rx, span).await;
+    acceptor.abort();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not close within 3s of shutdown");
+    }
+    info!(node = %cfg.id, "stopped");
+    finished
+}
+
+/// Opens the log and the node's identity, and reads from them what the
+/// core starts from; refuses a cluster list that contradicts the log.
+fn open_storage(
+    cfg: &NodeConfig,
+) -> anyhow::Result<(Log, crate::storage::identity::Identity, LogState)> {
+    let mut log = match &cfg.data_dir {
+        Some(dir) => open_log(cfg, dir)?,
+        None => Log::memory(),
+    };
+    log.set_fault_file(cfg.fail_storage_while.clone());
+    if matches!(cfg.fsync, FsyncPolicy::Always | FsyncPolicy::Batch) {
+        // The syncer below makes rolls durable: none waits on the loop.
+        log.defer_rolls(durability(cfg) == Durability::Synced);
+    }
+    let last = log.last();
+    // Who the data directory belongs to, and whether this is a new
+    // incarnation (an empty log where none was, or a log in memory).
+    let empty = last.seq == 0 && log.base().seq == 0;
+    let mut identity = match &cfg.data_dir {
+        Some(dir) => crate::storage::identity::Identity::open(dir, &cfg.id, empty)
+            .map_err(|e| anyhow::anyhow!("cannot start on {}: {e}", dir.display()))?,
+        None => crate::storage::identity::Identity::in_memory(&cfg.id),
+    };
+    // A log of a release before cluster ids, with no change made: its
+    // cluster was started with this --cluster list (every node's had to be
+    // the same). After a change the lists may differ: no id is known.
+    let configs = configs(&log)?;
+    if identity.cluster.is_none() && !empty && cfg.join.is_none() && configs.is_empty() {
+        identity.settle(cfg.cluster.fingerprint()).map_err(|e| {
+            anyhow::anyhow!("cannot record the cluster id in the data directory: {e}")
+        })?;
+    }
+    check_cluster_list(cfg, identity.cluster, &configs)?;
+    if identity.learner {
+        info!(node = %cfg.id, incarnation = format!("{:016x}", identity.incarnation), "a new incarnation: this node votes only once it holds everything committed (a learner)");
+    }
+    let state = LogState {
+        epoch: log.epoch(),
+        last,
+        epochs: log.epochs(),
+        keys: recent_keys(&log, cfg.dedup_window)?,
+        vote: log.vote().map(str::to_string),
+        committed: 0,
+        base: log.base(),
+        learner: identity.learner,
+        configs,
+    };
+    state.check().map_err(|e| {
+        let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
+        anyhow::anyhow!(
+            "cannot start on {}: {e}",
+            dir.as_deref().unwrap_or("this log")
+        )
+    })?;
+    Ok((log, identity, state))
+}
+
+/// Builds the core over `state`, and records the new epoch it starts in
+/// before anything else happens: the actions left to carry out.
+fn start_core(
+    cfg: &NodeConfig,
+    log: &mut Log,
+    state: LogState,
+    seed: u64,
+) -> anyhow::Result<(Core, Vec<Action>)> {
+    let (core, mut start) = Core::new(
+        CoreConfig {
+            id: cfg.id.clone(),
+            // Joining, it knows no member: its log will say.
+            nodes: match cfg.join {
+                Some(_) => Vec::new(),
+                None => cfg.cluster.nodes.clone(),
+            },
+            master: cfg.cluster.master.clone(),
+            timing: cfg.timing,
+            max_message_bytes: cfg.max_message_bytes,
+            window: crate::replication::WINDOW,
+            batch: crate::replication::BATCH,
+            seed,
+            durability: durability(cfg),
+            replicate_delay: cfg.replicate_delay,
+            fail_rate: cfg.fail_rate,
+            authenticated: cfg.cluster_keys.is_some(),
+            encrypted: cfg.tls.is_some(),
+            failover: cfg.failover,
+        },
+        state,
+        Instant::now().into_std(),
+    );
+    // A new epoch is recorded before any entry of it is written, so that
+    // entries of an earlier run that never became durable can be told
+    // apart from this run's; at start, failing to is failing to start.
+    for action in &start {
+        if let Action::RecordEpoch(epoch) = action {
+            log.set_epoch(*epoch, None)
+                .map_err(|e| anyhow::anyhow!("cannot record the new epoch: {e}"))?;
+        }
+    }
+    start.retain(|a| !matches!(a, Action::RecordEpoch(_)));
+    Ok((core, start))
+}
+
+/// Starts the syncer (`--fsync always` and `batch`, on disk): a thread of
+/// its own that reports to the loop what became durable.
+fn start_syncer(
+    cfg: &NodeConfig,
+    on_disk: bool,
+    shared: &Arc<Shared>,
+    span: &tracing::Span,
+) -> (
+    Option<Arc<syncer::SyncQueue>>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    match (on_disk, cfg.fsync) {
+        (true, FsyncPolicy::Always | FsyncPolicy::Batch) => {
+            let queue = Arc::new(syncer::SyncQueue::default());
+            let gather = cfg.fsync == FsyncPolicy::Batch;
+            let (queue2, inputs, fault, metrics, span) = (
+                queue.clone(),
+                shared.control.clone(),
+                cfg.fail_storage_while.clone(),
+                shared.metrics.clone(),
+                span.clone(),
+            );
+            let task = tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                syncer::run(queue2, inputs, gather, fault, metrics)
+            });
+            (Some(queue), Some(task))
+        }
+        _ => (None, None),
+    }
+}
+
+/// How the node loop starts a link to a secondary and a vote request: as
+/// tasks of the node, in its span.
+fn spawners<N: Net>(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    span: &tracing::Span,
+) -> (SpawnLink, SpawnVote) {
+    let spawn_link: SpawnLink = {
+        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
+        Box::new(move |peer, (id, addr), epoch, rx| {
+            tracker.spawn(
+                link::run::<N>(peer, id, addr, epoch, shared.clone(), rx).instrument(span.clone()),
+            );
+        })
+    };
+    let spawn_vote: SpawnVote = {
+        let (shared, tracker, span) = (shared.clone(), tracker.clone(), span.clone());
+        Box::new(move |peer, request| {
+            tracker.spawn(vote::ask::<N>(shared.clone(), peer, request).instrument(span.clone()));
+        })
+    };
+    (spawn_link, spawn_vote)
+}
+
+/// Runs the node loop until it stops.
+async fn run_loop(
+    mut node: NodeLoop,
+    control_rx: mpsc::Receiver<shared::Input>,
+    requests_rx: mpsc::Receiver<shared::Input>,
+    span: tracing::Span,
+) -> anyhow::Result<()> {
     // Where the node loop runs follows the runtime. On a current-thread
     // runtime (replogd's default, `--threads 1`, and a simulation's host)
     // it runs in place, beside the connections and links: handing a frame
@@ -384,7 +429,7 @@ pub async fn run<N: Net>(
     // timers and channels, and what it spawns runs on the workers.
     let runtime = tokio::runtime::Handle::current();
     let run = async move { node.run(control_rx, requests_rx).await }.instrument(span.clone());
-    let finished = match runtime.runtime_flavor() {
+    match runtime.runtime_flavor() {
         tokio::runtime::RuntimeFlavor::CurrentThread => {
             run.await;
             Ok(())
@@ -395,17 +440,7 @@ pub async fn run<N: Net>(
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(anyhow::anyhow!("the node loop did not finish: {e}")),
         },
-    };
-    acceptor.abort();
-    tracker.close();
-    if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("some connections did not close within 3s of shutdown");
     }
-    info!(node = %cfg.id, "stopped");
-    finished
 }
 
 /// The dedup window as the log leaves it: the keys of its newest `window`
