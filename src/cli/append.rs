@@ -212,56 +212,70 @@ pub(super) async fn append_keyed(
                 other => other?,
             }
         }
-        _ => {
-            let mut hint = None;
-            // Once an append may have been stored, giving up is indefinite:
-            // say so, with the key to retry with.
-            let mut sent = false;
-            loop {
-                let finding = find_master(nodes, conn, &mut hint, deadline);
-                let limit = opts.timeout.zip(deadline);
-                let client =
-                    match within(limit, &nodes.join(","), "; nothing was sent", finding).await {
-                        Ok(client) => client,
-                        Err(_) if sent => {
-                            return Err(ClientError::NoAnswer {
-                                addr: nodes.join(","),
-                                key: key.clone(),
-                            })
-                        }
-                        Err(e) => return Err(e),
-                    };
-                let addr = client.addr().to_string();
-                match send(client, addr).await {
-                    Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
-                        hint = Some(master_addr).filter(|m| !m.is_empty());
-                    }
-                    // The master stepped down or went away with the append
-                    // in flight: it may or may not be stored (or, if it is
-                    // on a majority, the new master still has to bring it
-                    // to `w`). The same key makes the retry safe (within
-                    // the dedup window), and waits for the entry if kept.
-                    Err(
-                        e @ (ClientError::Append(
-                            AppendError::ShuttingDown { .. }
-                            | AppendError::Uncommitted {
-                                timed_out: false, ..
-                            },
-                        )
-                        | ClientError::Lost { .. }),
-                    ) => {
-                        sent = true;
-                        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                            return Err(e);
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    other => break other?,
-                }
-            }
-        }
+        _ => follow_master(nodes, opts, conn, (deadline, &key), send).await?,
     };
     Ok(seq)
+}
+
+/// An append to a cluster of several nodes: the master is found (again
+/// after a failover), and an append whose outcome is unknown is retried
+/// with the same key until `deadline`.
+async fn follow_master<F, A>(
+    nodes: &[String],
+    opts: &AppendOptions,
+    conn: &ConnectOptions,
+    (deadline, key): (Option<tokio::time::Instant>, &str),
+    send: F,
+) -> Result<u64, ClientError>
+where
+    F: Fn(Client, String) -> A,
+    A: std::future::Future<Output = Result<u64, ClientError>>,
+{
+    let mut hint = None;
+    // Once an append may have been stored, giving up is indefinite:
+    // say so, with the key to retry with.
+    let mut sent = false;
+    loop {
+        let finding = find_master(nodes, conn, &mut hint, deadline);
+        let limit = opts.timeout.zip(deadline);
+        let client = match within(limit, &nodes.join(","), "; nothing was sent", finding).await {
+            Ok(client) => client,
+            Err(_) if sent => {
+                return Err(ClientError::NoAnswer {
+                    addr: nodes.join(","),
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let addr = client.addr().to_string();
+        match send(client, addr).await {
+            Err(ClientError::Append(AppendError::NotMaster { master_addr })) => {
+                hint = Some(master_addr).filter(|m| !m.is_empty());
+            }
+            // The master stepped down or went away with the append
+            // in flight: it may or may not be stored (or, if it is
+            // on a majority, the new master still has to bring it
+            // to `w`). The same key makes the retry safe (within
+            // the dedup window), and waits for the entry if kept.
+            Err(
+                e @ (ClientError::Append(
+                    AppendError::ShuttingDown { .. }
+                    | AppendError::Uncommitted {
+                        timed_out: false, ..
+                    },
+                )
+                | ClientError::Lost { .. }),
+            ) => {
+                sent = true;
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    }
 }
 
 /// How long past `--timeout` an append waits for the master's own answer
@@ -284,8 +298,71 @@ pub(super) async fn append_stdin(
             find_master(nodes, conn, &mut None, deadline).await?
         }
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
-    // Standard input is read on a blocking thread: messages flow as they come.
+    let mut rx = read_messages(separator);
+    let mut answers = Answers {
+        stdout: std::io::stdout().lock(),
+        json,
+        first_error: None,
+        input_open: true,
+        appended: 0,
+        progress: spinner(),
+    };
+    let mut in_flight = FuturesOrdered::new();
+    let mut line_no: u64 = 0;
+    let mut read_error: Option<std::io::Error> = None;
+    loop {
+        tokio::select! {
+            line = rx.recv(), if answers.input_open && in_flight.len() < PIPELINE && answers.first_error.is_none() => {
+                match line {
+                    Some(Err(e)) => {
+                        answers.input_open = false;
+                        read_error = Some(e);
+                    }
+                    Some(Ok(line)) => {
+                        let client = client.clone();
+                        let mut opts = opts.clone();
+                        // Each line is its own message with its own key: a
+                        // given --key becomes KEY-1, KEY-2, ... by line.
+                        line_no += 1;
+                        // Chosen here, so that --json can print it.
+                        opts.key = Some(opts.key.as_ref().map_or_else(crate::client::new_key, |k| format!("{k}-{line_no}")));
+                        let n = line_no;
+                        in_flight.push_back(async move {
+                            let key = opts.key.clone().unwrap_or_default();
+                            let result = client.append(&line, &opts).await;
+                            (n, key.clone(), result.map_err(|e| with_key(e, key)))
+                        });
+                    }
+                    None => answers.input_open = false,
+                }
+            }
+            Some((line, key, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                answers.take(line, key, result);
+            }
+            else => break,
+        }
+        if (!answers.input_open || answers.first_error.is_some()) && in_flight.is_empty() {
+            break;
+        }
+    }
+    if let Some(bar) = answers.progress {
+        bar.finish_and_clear();
+    }
+    let _ = answers.stdout.flush();
+    match (answers.first_error, read_error) {
+        (Some(e), _) => Err(e),
+        (None, Some(source)) => Err(ClientError::Input {
+            appended: answers.appended,
+            source,
+        }),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Reads standard input on a blocking thread, one message per `separator`,
+/// so that messages flow as they come; a read error ends it.
+fn read_messages(separator: u8) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIPELINE);
     std::thread::spawn(move || {
         let mut input = std::io::stdin().lock();
         loop {
@@ -307,97 +384,74 @@ pub(super) async fn append_stdin(
             }
         }
     });
-    let progress = std::io::stderr().is_terminal().then(|| {
+    rx
+}
+
+/// A spinner on standard error, if it is a terminal.
+fn spinner() -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {human_pos} appended in {elapsed}")
                 .expect("valid template"),
         );
         bar
-    });
-    let mut in_flight = FuturesOrdered::new();
-    let mut stdout = std::io::stdout().lock();
-    let mut first_error: Option<ClientError> = None;
-    let mut input_open = true;
-    let mut line_no: u64 = 0;
-    let mut appended: u64 = 0;
-    let mut read_error: Option<std::io::Error> = None;
-    loop {
-        tokio::select! {
-            line = rx.recv(), if input_open && in_flight.len() < PIPELINE && first_error.is_none() => {
-                match line {
-                    Some(Err(e)) => {
-                        input_open = false;
-                        read_error = Some(e);
-                    }
-                    Some(Ok(line)) => {
-                        let client = client.clone();
-                        let mut opts = opts.clone();
-                        // Each line is its own message with its own key: a
-                        // given --key becomes KEY-1, KEY-2, ... by line.
-                        line_no += 1;
-                        // Chosen here, so that --json can print it.
-                        opts.key = Some(opts.key.as_ref().map_or_else(crate::client::new_key, |k| format!("{k}-{line_no}")));
-                        let n = line_no;
-                        in_flight.push_back(async move {
-                            let key = opts.key.clone().unwrap_or_default();
-                            let result = client.append(&line, &opts).await;
-                            (n, key.clone(), result.map_err(|e| with_key(e, key)))
-                        });
-                    }
-                    None => input_open = false,
+    })
+}
+
+/// Where the answers to `append` from standard input go, in input order.
+struct Answers<'a> {
+    stdout: std::io::StdoutLock<'a>,
+    json: bool,
+    first_error: Option<ClientError>,
+    /// Lines are still taken.
+    input_open: bool,
+    appended: u64,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Answers<'_> {
+    /// Standard output holds the sequence numbers of the lines before the
+    /// first failure, one per line, so that it still lines up with the
+    /// input. What was in flight behind the failure is reported on
+    /// standard error, line by line.
+    fn take(&mut self, line: u64, key: String, result: Result<u64, ClientError>) {
+        match (result, self.first_error.is_some()) {
+            (Ok(seq), false) => {
+                self.appended += 1;
+                let text = if self.json {
+                    format!("{}\n", serde_json::json!({"key": key, "seq": seq}))
+                } else {
+                    format!("{seq}\n")
+                };
+                let written = emit(&mut self.stdout, text, || {
+                    format!("line {line} was appended as sequence number {seq}")
+                });
+                match written {
+                    Ok(true) => {}
+                    // Nobody reads the numbers any more: stop taking lines.
+                    Ok(false) => self.input_open = false,
+                    Err(e) => self.first_error = Some(e),
+                }
+                if let Some(bar) = &self.progress {
+                    bar.inc(1);
                 }
             }
-            Some((line, key, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                // Standard output holds the sequence numbers of the lines
-                // before the first failure, one per line, so that it still
-                // lines up with the input. What was in flight behind the
-                // failure is reported on standard error, line by line.
-                match (result, first_error.is_some()) {
-                    (Ok(seq), false) => {
-                        appended += 1;
-                        let text = if json {
-                            format!("{}\n", serde_json::json!({"key": key, "seq": seq}))
-                        } else {
-                            format!("{seq}\n")
-                        };
-                        let written = emit(&mut stdout, text, || {
-                            format!("line {line} was appended as sequence number {seq}")
-                        });
-                        match written {
-                            Ok(true) => {}
-                            // Nobody reads the numbers any more: stop taking lines.
-                            Ok(false) => input_open = false,
-                            Err(e) => first_error = Some(e),
-                        }
-                        if let Some(bar) = &progress { bar.inc(1); }
-                    }
-                    (Ok(seq), true) => eprintln!("replog: line {line} was appended as sequence number {seq}"),
-                    (Err(e), false) => {
-                        if json {
-                            let _ = emit(&mut stdout, format!("{}\n", append_error_json(&e, &key)), || {
-                                format!("line {line} failed")
-                            });
-                        }
-                        first_error = Some(ClientError::Line { line, source: Box::new(e) });
-                    }
-                    (Err(e), true) => eprintln!("replog: line {line}: {e}"),
-                }
+            (Ok(seq), true) => {
+                eprintln!("replog: line {line} was appended as sequence number {seq}")
             }
-            else => break,
+            (Err(e), false) => {
+                if self.json {
+                    let text = format!("{}\n", append_error_json(&e, &key));
+                    let _ = emit(&mut self.stdout, text, || format!("line {line} failed"));
+                }
+                self.first_error = Some(ClientError::Line {
+                    line,
+                    source: Box::new(e),
+                });
+            }
+            (Err(e), true) => eprintln!("replog: line {line}: {e}"),
         }
-        if (!input_open || first_error.is_some()) && in_flight.is_empty() {
-            break;
-        }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    let _ = stdout.flush();
-    match (first_error, read_error) {
-        (Some(e), _) => Err(e),
-        (None, Some(source)) => Err(ClientError::Input { appended, source }),
-        (None, None) => Ok(()),
     }
 }
 

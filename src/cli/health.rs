@@ -216,6 +216,7 @@ pub fn health_json(r: &HealthReport, ranges: &LogRanges) -> serde_json::Value {
 }
 
 /// The health report as an aligned table for people.
+// One line or column after another, as they appear on the screen.
 pub fn health_table(r: &HealthReport, ranges: &LogRanges) -> String {
     let mut out = format!("node {} ({}), stored up to {}", r.node, r.role, r.stored);
     if r.role == crate::wire::NodeRole::Master {

@@ -56,6 +56,8 @@ pub async fn nodes_to_check(
 }
 
 /// Compares the logs of `clients`, one per node.
+// The comparison's steps in order (ranges, digests of the common part,
+// narrowing a difference down to its first entry), each using the last.
 pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
     let nodes: Vec<(String, String, Seq)> = clients
         .iter()

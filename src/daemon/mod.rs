@@ -411,6 +411,11 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     result
 }
 
+/// `replogd --dev`: a whole cluster of `--nodes` nodes in this process, on
+/// ports from `--base-port`, with their logs under `--data-dir` if given
+/// (in memory otherwise).
+// Its set-up in the order it happens (checks, addresses, configurations,
+// the nodes started, the summary printed): read top to bottom.
 async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 64 {
         anyhow::bail!("--nodes: {} is out of range; use 1 to 64", args.nodes);

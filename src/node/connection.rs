@@ -667,6 +667,9 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
     Ok(())
 }
 
+/// Serves the master's replication connection: its frames to the core (as
+/// the secondary's events), the core's answers back.
+// One arm per frame a master sends, in one loop with the answers' writer.
 async fn serve_master(
     mut reader: Reader,
     writer: Writer,

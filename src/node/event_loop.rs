@@ -200,6 +200,9 @@ impl NodeLoop {
         }
     }
 
+    /// One input: turned into the core's event (with what the loop keeps
+    /// about it: a connection's outbox, a voter's), then stepped.
+    // One arm per kind of input.
     fn handle_one(&mut self, now: std::time::Instant, input: Input) {
         let event = match input {
             Input::ClientOpened {

@@ -41,6 +41,8 @@ pub(crate) enum LinkCmd {
 /// Runs the link to secondary `peer`, saying hello for `epoch`, until
 /// shutdown or until its command queue is closed (the node is no longer
 /// master).
+// Dial, serve, report and wait, in one loop: each outcome of the dial is
+// an arm that says what the core is told.
 pub(crate) async fn run<N: Net>(
     peer: usize,
     id: String,
@@ -186,6 +188,8 @@ pub(super) enum HandshakeError {
 
 /// Dials another node as `role` (a master, a candidate), says hello,
 /// proves the cluster key and waits for the welcome.
+// The handshake's steps in the order they cross the wire (dial, hello,
+// challenge, proof, version, welcome), each with its refusal.
 pub(super) async fn connect<N: Net>(
     shared: &Shared,
     peer_id: &str,

@@ -91,6 +91,8 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     /// The metrics of a node of a cluster of `nodes`.
+    // Long by nature: one registration after another, each with its help
+    // text, the catalogue of what a node exposes read in one place.
     pub(crate) fn new(nodes: usize) -> Self {
         let w_labels = (0..=nodes)
             .map(|n| match n {

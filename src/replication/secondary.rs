@@ -310,55 +310,14 @@ impl Secondary {
             SecondaryEvent::Sync {
                 conn,
                 truncate_after,
-            } => {
-                if self.conn != Some(conn) {
-                    return;
-                }
-                self.clear_early();
-                self.delayed.clear();
-                self.synced = true;
-                if let Some(after) = truncate_after {
-                    if after < self.received {
-                        self.received = after;
-                        self.forget_after(after);
-                        self.stored = self.stored.min(after);
-                        // Never above what this master holds (a mark heard
-                        // from a deposed master counts for nothing here).
-                        self.committed = self.committed.min(after);
-                        out.push(SecondaryAction::Truncate {
-                            after,
-                            diverged: true,
-                        });
-                    }
-                }
-            }
+            } => self.on_sync(conn, truncate_after, out),
             SecondaryEvent::Compacted { base } => self.base = base,
             SecondaryEvent::Reset {
                 conn,
                 base,
                 epochs,
                 configs,
-            } => {
-                if self.conn != Some(conn) {
-                    return;
-                }
-                self.clear_early();
-                self.delayed.clear();
-                self.synced = true;
-                self.received = base.seq;
-                self.stored = base.seq;
-                self.keys.restart(base.seq + 1);
-                self.epochs = epochs.clone();
-                // Everything up to the base is on a majority: the master
-                // deletes nothing else.
-                self.committed = base.seq;
-                self.base = base;
-                out.push(SecondaryAction::ResetLog {
-                    base,
-                    epochs,
-                    configs,
-                });
-            }
+            } => self.on_reset(conn, base, epochs, configs, out),
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
                     return;
@@ -401,6 +360,67 @@ impl Secondary {
                 }
             }
         }
+    }
+
+    /// The master says where replication resumes: what is past
+    /// `truncate_after` is cut, and entries may come.
+    fn on_sync(
+        &mut self,
+        conn: ConnId,
+        truncate_after: Option<Seq>,
+        out: &mut Vec<SecondaryAction>,
+    ) {
+        if self.conn != Some(conn) {
+            return;
+        }
+        self.clear_early();
+        self.delayed.clear();
+        self.synced = true;
+        if let Some(after) = truncate_after {
+            if after < self.received {
+                self.received = after;
+                self.forget_after(after);
+                self.stored = self.stored.min(after);
+                // Never above what this master holds (a mark heard
+                // from a deposed master counts for nothing here).
+                self.committed = self.committed.min(after);
+                out.push(SecondaryAction::Truncate {
+                    after,
+                    diverged: true,
+                });
+            }
+        }
+    }
+
+    /// The master's retention deleted what this log lacks: it starts
+    /// again after `base`, with the epochs and configuration given.
+    fn on_reset(
+        &mut self,
+        conn: ConnId,
+        base: Position,
+        epochs: Vec<(Epoch, Seq)>,
+        configs: Option<Vec<(Seq, Bytes)>>,
+        out: &mut Vec<SecondaryAction>,
+    ) {
+        if self.conn != Some(conn) {
+            return;
+        }
+        self.clear_early();
+        self.delayed.clear();
+        self.synced = true;
+        self.received = base.seq;
+        self.stored = base.seq;
+        self.keys.restart(base.seq + 1);
+        self.epochs = epochs.clone();
+        // Everything up to the base is on a majority: the master
+        // deletes nothing else.
+        self.committed = base.seq;
+        self.base = base;
+        out.push(SecondaryAction::ResetLog {
+            base,
+            epochs,
+            configs,
+        });
     }
 
     /// One handler per fact about the local log; `Written` and `Synced`

@@ -134,6 +134,8 @@ pub(super) fn scan_next(path: &Path, first: Seq) -> io::Result<Scanned> {
 
 /// Reads one segment whose first record must be `first`, checking every
 /// record. Only the last segment may end in a torn write (recorded, not cut).
+// One loop over the records, with each way a record can be wrong beside
+// the check that finds it: split, the cases would lose their order.
 fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
     // Sequence numbers start at 1: a segment named 0 is not one of ours.
     let Some(before) = first.checked_sub(1) else {

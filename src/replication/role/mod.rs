@@ -665,26 +665,7 @@ impl Core {
 
     fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
         match event {
-            Event::Append(request) => match &self.role {
-                Role::Master(_) => self.master(now, MasterEvent::Append(request), out),
-                // No master known (an election, or a new cluster starting):
-                // held until one is, rather than refused at once.
-                _ if self.cfg.failover
-                    && self.ballot.leader.is_none()
-                    && self.unled.len() < MAX_UNLED =>
-                {
-                    let wait = 2 * self.cfg.timing.election_timeout;
-                    let wait = request.timeout.map_or(wait, |t| t.min(wait));
-                    self.unled.push_back((now + wait, request));
-                }
-                _ => out.push(Action::Reply {
-                    client: request.client,
-                    req: request.req,
-                    result: Err(AppendError::NotMaster {
-                        master_addr: self.master_addr().to_string(),
-                    }),
-                }),
-            },
+            Event::Append(request) => self.on_append(now, request, out),
             Event::ChangeMembers {
                 client,
                 req,
@@ -698,46 +679,8 @@ impl Core {
                 master,
                 epoch,
             } => self.on_master_opened(now, conn, master, epoch, out),
-            Event::FromMaster(event) => {
-                if let Some((conn, reason)) = self.impossible_frame(&event) {
-                    return self.refuse_master_frame(now, conn, reason, out);
-                }
-                // The master of this epoch spoke: no election for now.
-                let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
-                if self.cfg.failover && current {
-                    self.ballot.heard(now, self.cfg.timing.election_timeout);
-                }
-                let heartbeat = match event {
-                    SecondaryEvent::Heartbeat { conn, committed } => Some((conn, committed)),
-                    _ => None,
-                };
-                self.secondary(now, event, out);
-                if let Some(heartbeat) = heartbeat {
-                    self.catch_up(heartbeat, out);
-                }
-            }
-            Event::VoteRequested { conn, request } => {
-                let VoteRequest {
-                    candidate,
-                    epoch,
-                    last,
-                    ..
-                } = &request;
-                if let Some(reason) = self.candidate_refusal(candidate, *epoch, *last) {
-                    out.push(Action::RefuseCandidate { conn, reason });
-                } else if self.cfg.failover {
-                    self.on_vote_requested(now, conn, request, out);
-                } else {
-                    // A static master: there are no elections to vote in.
-                    let frame = Frame::VoteReply {
-                        epoch: request.epoch,
-                        term: self.epoch(),
-                        granted: false,
-                        pre: request.pre,
-                    };
-                    out.push(Action::AnswerVote { conn, frame });
-                }
-            }
+            Event::FromMaster(event) => self.on_from_master(now, event, out),
+            Event::VoteRequested { conn, request } => self.on_vote_asked(now, conn, request, out),
             Event::VoteUnrecorded { epoch, reason } => {
                 if self.cfg.failover {
                     self.on_vote_unrecorded(epoch, reason, out);
@@ -768,6 +711,84 @@ impl Core {
                     self.tick_election(now, out);
                 }
             }
+        }
+    }
+
+    /// An append: the master takes it; with no master known during an
+    /// election it is held a while; otherwise it is told where the master
+    /// is.
+    fn on_append(&mut self, now: Instant, request: AppendRequest, out: &mut Vec<Action>) {
+        match &self.role {
+            Role::Master(_) => self.master(now, MasterEvent::Append(request), out),
+            // No master known (an election, or a new cluster starting):
+            // held until one is, rather than refused at once.
+            _ if self.cfg.failover
+                && self.ballot.leader.is_none()
+                && self.unled.len() < MAX_UNLED =>
+            {
+                let wait = 2 * self.cfg.timing.election_timeout;
+                let wait = request.timeout.map_or(wait, |t| t.min(wait));
+                self.unled.push_back((now + wait, request));
+            }
+            _ => out.push(Action::Reply {
+                client: request.client,
+                req: request.req,
+                result: Err(AppendError::NotMaster {
+                    master_addr: self.master_addr().to_string(),
+                }),
+            }),
+        }
+    }
+
+    /// A frame from the master (for the secondary's core), unless it is
+    /// one no master sends; hearing the current master puts elections off.
+    fn on_from_master(&mut self, now: Instant, event: SecondaryEvent, out: &mut Vec<Action>) {
+        if let Some((conn, reason)) = self.impossible_frame(&event) {
+            return self.refuse_master_frame(now, conn, reason, out);
+        }
+        // The master of this epoch spoke: no election for now.
+        let current = matches!(&self.role, Role::Secondary(s) if s.conn().is_some() && s.conn() == from_conn(&event));
+        if self.cfg.failover && current {
+            self.ballot.heard(now, self.cfg.timing.election_timeout);
+        }
+        let heartbeat = match event {
+            SecondaryEvent::Heartbeat { conn, committed } => Some((conn, committed)),
+            _ => None,
+        };
+        self.secondary(now, event, out);
+        if let Some(heartbeat) = heartbeat {
+            self.catch_up(heartbeat, out);
+        }
+    }
+
+    /// A candidate asks: refused if it may not stand, answered by the
+    /// election rules, or told no by a static master.
+    fn on_vote_asked(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        request: VoteRequest,
+        out: &mut Vec<Action>,
+    ) {
+        let VoteRequest {
+            candidate,
+            epoch,
+            last,
+            ..
+        } = &request;
+        if let Some(reason) = self.candidate_refusal(candidate, *epoch, *last) {
+            out.push(Action::RefuseCandidate { conn, reason });
+        } else if self.cfg.failover {
+            self.on_vote_requested(now, conn, request, out);
+        } else {
+            // A static master: there are no elections to vote in.
+            let frame = Frame::VoteReply {
+                epoch: request.epoch,
+                term: self.epoch(),
+                granted: false,
+                pre: request.pre,
+            };
+            out.push(Action::AnswerVote { conn, frame });
         }
     }
 
