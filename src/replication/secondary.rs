@@ -362,6 +362,18 @@ impl Secondary {
         }
     }
 
+    /// A Sync or Reset on connection `conn`, if it is the live one: what
+    /// came before it is dropped, and entries are taken from now on.
+    fn start_over(&mut self, conn: ConnId) -> bool {
+        if self.conn != Some(conn) {
+            return false;
+        }
+        self.clear_early();
+        self.delayed.clear();
+        self.synced = true;
+        true
+    }
+
     /// The master says where replication resumes: what is past
     /// `truncate_after` is cut, and entries may come.
     fn on_sync(
@@ -370,12 +382,9 @@ impl Secondary {
         truncate_after: Option<Seq>,
         out: &mut Vec<SecondaryAction>,
     ) {
-        if self.conn != Some(conn) {
+        if !self.start_over(conn) {
             return;
         }
-        self.clear_early();
-        self.delayed.clear();
-        self.synced = true;
         if let Some(after) = truncate_after {
             if after < self.received {
                 self.received = after;
@@ -402,12 +411,9 @@ impl Secondary {
         configs: Option<Vec<(Seq, Bytes)>>,
         out: &mut Vec<SecondaryAction>,
     ) {
-        if self.conn != Some(conn) {
+        if !self.start_over(conn) {
             return;
         }
-        self.clear_early();
-        self.delayed.clear();
-        self.synced = true;
         self.received = base.seq;
         self.stored = base.seq;
         self.keys.restart(base.seq + 1);
@@ -644,6 +650,11 @@ mod tests {
         (s, now)
     }
 
+    /// The local log reports everything up to `upto` synced.
+    fn synced(upto: Seq) -> SecondaryEvent {
+        E::Storage(StorageReport::Synced { gen: 0, upto })
+    }
+
     fn ack(stored: Seq) -> SecondaryAction {
         A::Send {
             conn: 1,
@@ -666,11 +677,7 @@ mod tests {
                 now,
                 E::Storage(StorageReport::Written { gen: 0, upto: 2 }),
             );
-            let synced = step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-            );
+            let synced = step(&mut s, now, synced(2));
             match durability {
                 Durability::Synced => assert_eq!((written, synced), (vec![], vec![ack(2)])),
                 Durability::Written => assert_eq!((written, synced), (vec![ack(2)], vec![])),
@@ -705,11 +712,7 @@ mod tests {
     fn unwritten_entries_are_nacked_and_taken_again_when_resent() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-        step(
-            &mut s,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-        );
+        step(&mut s, now, synced(1));
         let out = step(
             &mut s,
             now,
@@ -771,9 +774,9 @@ mod tests {
 
     #[test]
     fn a_failed_sync_cuts_back_to_what_was_acked_when_stored_means_synced() {
-        for synced in [true, false] {
+        for only_synced in [true, false] {
             let cfg = SecondaryConfig {
-                durability: if synced {
+                durability: if only_synced {
                     Durability::Synced
                 } else {
                     Durability::Written
@@ -782,11 +785,7 @@ mod tests {
             };
             let (mut s, now) = connected(cfg, 0);
             step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-            step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-            );
+            step(&mut s, now, synced(1));
             let out = step(
                 &mut s,
                 now,
@@ -794,7 +793,7 @@ mod tests {
                     reason: "EIO".into(),
                 }),
             );
-            if synced {
+            if only_synced {
                 assert_eq!(
                     out,
                     vec![
@@ -825,11 +824,7 @@ mod tests {
         assert_eq!(s.status(), PeerStatus::Healthy);
         step(&mut s, now, batch(1, vec![e(1), e(2)]));
         assert_eq!(s.lag(), 2, "received, not yet stored");
-        step(
-            &mut s,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-        );
+        step(&mut s, now, synced(2));
         assert_eq!(s.lag(), 0);
         step(&mut s, now, E::MasterDisconnected { conn: 1 });
         assert_eq!(s.status(), PeerStatus::Unhealthy);
@@ -842,14 +837,7 @@ mod tests {
             step(&mut s, now, batch(1, vec![e(1), e(2)])),
             vec![A::Persist(vec![e(1), e(2)])]
         );
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-            ),
-            vec![ack(2)]
-        );
+        assert_eq!(step(&mut s, now, synced(2)), vec![ack(2)]);
         assert_eq!(s.stored(), 2);
     }
 
@@ -857,11 +845,7 @@ mod tests {
     fn duplicates_are_ignored_and_reacked() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2)]));
-        step(
-            &mut s,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-        );
+        step(&mut s, now, synced(2));
         assert_eq!(step(&mut s, now, batch(1, vec![e(1), e(2)])), vec![ack(2)]);
         // A batch overlapping the end persists only what is new.
         assert_eq!(
@@ -899,14 +883,7 @@ mod tests {
             vec![A::Persist(vec![e(2), e(3), e(4)])]
         );
         // Stored beyond what was received is clamped.
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: 9 })
-            ),
-            vec![ack(4)]
-        );
+        assert_eq!(step(&mut s, now, synced(9)), vec![ack(4)]);
     }
 
     #[test]
@@ -1023,11 +1000,7 @@ mod tests {
         };
         let (mut s, now) = connected(cfg, 0);
         step(&mut s, now, batch(1, vec![e(1)]));
-        let out = step(
-            &mut s,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-        );
+        let out = step(&mut s, now, synced(1));
         assert!(
             matches!(
                 &out[..],
@@ -1070,14 +1043,7 @@ mod tests {
         );
         assert_eq!(s.received(), 0);
         // Stored while disconnected: recorded, acknowledged to nobody.
-        assert_eq!(
-            step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: 0 })
-            ),
-            vec![]
-        );
+        assert_eq!(step(&mut s, now, synced(0)), vec![]);
         step(&mut s, now, E::MasterConnected { conn: 2 });
         let sync = E::Sync {
             conn: 2,
@@ -1199,13 +1165,7 @@ mod tests {
         let (mut acks, mut nacks) = (0, 0);
         for seq in 1..=200 {
             step(&mut s, now, batch(1, vec![e(seq)]));
-            match step(
-                &mut s,
-                now,
-                E::Storage(StorageReport::Synced { gen: 0, upto: seq }),
-            )
-            .as_slice()
-            {
+            match step(&mut s, now, synced(seq)).as_slice() {
                 [A::Send {
                     frame: Frame::Ack { .. },
                     ..
@@ -1246,11 +1206,7 @@ mod tests {
     fn a_reset_empties_the_log_to_continue_after_the_masters_base() {
         let (mut s, now) = connected(SecondaryConfig::default(), 0);
         step(&mut s, now, batch(1, vec![e(1), e(2), e(3)]));
-        step(
-            &mut s,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 3 }),
-        );
+        step(&mut s, now, synced(3));
         // A new master connection that resets it: retention deleted 4..=10.
         step(&mut s, now, E::MasterConnected { conn: 2 });
         let base = Position { epoch: 1, seq: 10 };

@@ -1,6 +1,6 @@
 //! Unit tests of membership changes on the master: exact action lists.
 
-use super::tests::{ack_from, append, connect_all, flush, master, ok, sent, step};
+use super::tests::{ack_from, append, connect_all, flush, master, ok, sent, step, synced};
 use super::*;
 use crate::replication::membership::Membership;
 use crate::wire::WriteConcern;
@@ -37,11 +37,7 @@ fn with_committed_entry() -> (Master, Instant) {
     connect_all(&mut m, now);
     step(&mut m, now, append(7, 1, WriteConcern::Nodes(2), "a"));
     flush(&mut m, now);
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![ok(7, 1, 1)]);
     (m, now)
 }
@@ -79,14 +75,7 @@ fn a_member_is_added_as_a_learner_that_counts_only_once_promoted() {
     );
     step(&mut m, now, append(7, 2, WriteConcern::Nodes(3), "b"));
     flush(&mut m, now);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 3 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut m, now, synced(3)), vec![]);
     // The learner holds it: not counted toward w=3, and not promoted while
     // the change that added it is not committed.
     assert_eq!(step(&mut m, now, ack_from(2, 3)), vec![]);
@@ -132,11 +121,7 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
         "{out:?}"
     );
     flush(&mut m, now);
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     // The marker committed: the change is written. s1 counts no more, but
     // is still sent the log, its own removal included.
     assert_eq!(
@@ -157,11 +142,7 @@ fn one_change_at_a_time_and_only_once_this_epoch_has_a_committed_entry() {
         ),
         "{out:?}"
     );
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-    );
+    step(&mut m, now, synced(2));
     // Committed: answered, and s1's link closed; it is gone from health.
     assert_eq!(
         step(&mut m, now, ack_from(0, 2)),
@@ -185,11 +166,7 @@ fn a_master_that_removes_itself_leads_until_the_change_is_committed() {
     assert!(!m.removed_and_committed());
     flush(&mut m, now);
     // Its own copy no longer counts: s0 alone is not a majority of two.
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-    );
+    step(&mut m, now, synced(2));
     assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
     assert!(!m.removed_and_committed());
     assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![ok(9, 1, 2)]);

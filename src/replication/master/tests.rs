@@ -18,6 +18,11 @@ pub(super) fn with_all_voters(cfg: MasterConfig) -> MasterConfig {
     }
 }
 
+/// The local log reports everything up to `upto` synced.
+pub(super) fn synced(upto: Seq) -> MasterEvent {
+    E::Storage(StorageReport::Synced { gen: 0, upto })
+}
+
 pub(super) fn master(secondaries: usize) -> (Master, Instant) {
     let cfg = MasterConfig {
         me: ("m".into(), "m:1".into()),
@@ -192,14 +197,7 @@ fn append_completes_at_exactly_the_wth_ack() {
     // runs (parallel replication)...
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut m, now, synced(1)), vec![]);
     assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
 }
 
@@ -215,14 +213,7 @@ fn secondaries_acks_do_not_complete_an_append_before_the_master_has_synced_it() 
     assert_eq!(step(&mut m, now, ack_from(0, 2)), vec![]);
     assert_eq!(step(&mut m, now, ack_from(1, 2)), vec![]);
     assert_eq!(m.committed(), 0);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-        ),
-        vec![ok(7, 2, 2), ok(7, 1, 1)]
-    );
+    assert_eq!(step(&mut m, now, synced(2)), vec![ok(7, 2, 2), ok(7, 1, 1)]);
     assert_eq!(m.committed(), 2);
 }
 
@@ -231,11 +222,7 @@ fn acks_for_entries_never_sent_on_this_connection_do_not_count() {
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     // A stale ack (from before a reconnection, say) claims seq 1, which
     // was not sent on this connection yet: it must not count.
     let stale = ack_from(0, 1);
@@ -251,11 +238,7 @@ fn acks_out_of_order_across_secondaries_release_the_right_waiters() {
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(3), "b"));
     step(&mut m, now, append(1, 3, WriteConcern::Nodes(2), "c"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 3 }),
-    );
+    step(&mut m, now, synced(3));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 3), sent(1, 1, 3)]);
     // Secondary 1 is ahead of secondary 0.
     assert_eq!(
@@ -352,14 +335,7 @@ fn a_retried_key_gets_the_original_sequence_number() {
         })
     };
     assert_eq!(step(&mut m, now, keyed(1)).len(), 1);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![ok(1, 1, 1)]
-    );
+    assert_eq!(step(&mut m, now, synced(1)), vec![ok(1, 1, 1)]);
     assert_eq!(step(&mut m, now, keyed(2)), vec![ok(1, 2, 1)]);
     assert_eq!(m.last(), 1);
 }
@@ -379,14 +355,7 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
         })
     };
     assert_eq!(step(&mut m, now, keyed(1, "a")).len(), 1);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![ok(1, 1, 1)]
-    );
+    assert_eq!(step(&mut m, now, synced(1)), vec![ok(1, 1, 1)]);
     assert_eq!(
         step(&mut m, now, keyed(2, "b")),
         vec![A::Reply {
@@ -420,11 +389,7 @@ fn timeout_reports_the_sequence_number_and_the_entry_stays() {
             progress: false,
         });
         step(&mut m, now, ev);
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-        );
+        step(&mut m, now, synced(1));
         assert_eq!(
             step(&mut m, now + Duration::from_millis(50), E::Tick),
             vec![]
@@ -462,11 +427,7 @@ fn nack_rewinds_and_resends_after_backoff_or_at_once_on_heartbeat_reply() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-    );
+    step(&mut m, now, synced(2));
     flush(&mut m, now);
     step(
         &mut m,
@@ -658,14 +619,7 @@ fn at_start_appends_wait_for_connecting_secondaries_instead_of_being_refused() {
             A::Persist(entry(2, "b")),
         ]
     );
-    assert_eq!(
-        step(
-            &mut m,
-            t,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-        ),
-        vec![ok(1, 1, 1)]
-    );
+    assert_eq!(step(&mut m, t, synced(2)), vec![ok(1, 1, 1)]);
     assert_eq!(
         m.health(t)[1..]
             .iter()
@@ -795,14 +749,7 @@ fn storage_failure_fails_waiters_and_refuses_new_appends() {
         }]
     );
     // A late Stored must not acknowledge anything now.
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut m, now, synced(1)), vec![]);
     let out = step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
     assert!(matches!(
         &out[..],
@@ -828,11 +775,7 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
         })
     };
     step(&mut m, now, keyed(1, "k1"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     step(&mut m, now, keyed(2, "k2"));
     step(&mut m, now, keyed(3, "k3"));
     let failed = |req| A::Reply {
@@ -861,33 +804,22 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
         matches!(&out[..], [A::Persist(Entry { seq: 2, .. })]),
         "{out:?}"
     );
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-        ),
-        vec![ok(1, 4, 2)]
-    );
+    assert_eq!(step(&mut m, now, synced(2)), vec![ok(1, 4, 2)]);
     assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
     assert_eq!(step(&mut m, now, keyed(5, "k1")), vec![ok(1, 5, 1)]);
 }
 
 #[test]
 fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_means() {
-    for synced in [true, false] {
+    for only_synced in [true, false] {
         let (mut m, now) = master(0);
-        m.cfg.durability = if synced {
+        m.cfg.durability = if only_synced {
             Durability::Synced
         } else {
             Durability::Written
         };
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(1), "a"));
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-        );
+        step(&mut m, now, synced(1));
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(1), "b"));
         let out = step(
             &mut m,
@@ -896,7 +828,7 @@ fn a_failed_sync_cuts_back_to_what_is_durable_only_when_that_is_what_stored_mean
                 reason: "EIO".into(),
             }),
         );
-        if synced {
+        if only_synced {
             assert_eq!(
                 out,
                 vec![
@@ -926,11 +858,7 @@ fn a_failed_sync_after_sending_spends_the_epoch_and_says_whether_the_cut_is_defi
         m.cfg.failover = failover;
         connect_all(&mut m, now);
         step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-        );
+        step(&mut m, now, synced(1));
         step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
         // Seq 2 goes out while the master's sync runs, and the secondary
         // syncs it...
@@ -1023,11 +951,7 @@ fn a_failed_sync_that_cuts_only_unsent_entries_does_not_spend_the_epoch() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
     // Seq 2 is written but not flushed yet when the sync fails.
     let out = step(
@@ -1052,11 +976,7 @@ fn a_broken_log_sends_only_what_it_stored_before_failing() {
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     step(
         &mut m,
         now,
@@ -1107,11 +1027,7 @@ fn window_limits_what_is_in_flight() {
     for i in 0..5 {
         step(&mut m, now, append(1, i, WriteConcern::Nodes(1), "x"));
     }
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 5 }),
-    );
+    step(&mut m, now, synced(5));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 2), sent(0, 3, 3)]);
     step(&mut m, now, ack_from(0, 2));
     assert_eq!(flush(&mut m, now), vec![sent(0, 4, 5)]);
@@ -1122,11 +1038,7 @@ fn a_disconnected_secondary_is_sent_nothing_and_its_old_connection_is_ignored() 
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     // A disconnection of another connection changes nothing.
     step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 99 });
     assert_eq!(m.health(now)[1].status, PeerStatus::Healthy);
@@ -1223,11 +1135,7 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     step(&mut m, now, append(1, 2, WriteConcern::Nodes(2), "b"));
     assert!(!m.broken());
     let out = step(
@@ -1250,14 +1158,7 @@ fn a_storage_failure_answers_only_waiters_not_yet_stored_and_those_stored_comple
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1)]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![ok(1, 1, 1)]);
     // Nothing moves `stored` any more.
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut m, now, synced(2)), vec![]);
     assert_eq!(m.stored(), 1);
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
 }
@@ -1306,11 +1207,7 @@ fn after_three_failures_in_a_row_a_heartbeat_reply_no_longer_cuts_the_backoff() 
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     flush(&mut m, now);
     let nack = E::Nack {
         peer: 0,
@@ -1338,11 +1235,7 @@ fn a_tick_during_the_backoff_keeps_it_and_one_after_it_ends_it() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     flush(&mut m, now);
     step(
         &mut m,
@@ -1433,11 +1326,7 @@ fn a_timed_out_append_says_how_many_nodes_hold_it_and_is_promised_only_on_a_majo
     };
     step(&mut m, now, timed(1, 3));
     step(&mut m, now, timed(2, 3));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     flush(&mut m, now);
     step(&mut m, now, ack_from(1, 1));
     let out = step(&mut m, now + Duration::from_millis(10), E::Tick);
@@ -1495,11 +1384,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
         // Seq 1 is on the master and one secondary, a majority of three;
         // seq 2 only on the master (where a static master's log is the
         // truth); seq 3 nowhere yet.
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-        );
+        step(&mut m, now, synced(2));
         flush(&mut m, now);
         step(&mut m, now, ack_from(0, 1));
         let mut out = Vec::new();
@@ -1650,11 +1535,7 @@ fn the_backoff_ends_at_its_instant_even_without_a_tick() {
     let (mut m, now) = master(1);
     connect_all(&mut m, now);
     step(&mut m, now, append(1, 1, WriteConcern::Nodes(2), "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     flush(&mut m, now);
     let nack = E::Nack {
         peer: 0,
@@ -1710,17 +1591,9 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
     // Trouble is shown until something new is stored; a report of
     // nothing new does not clear it.
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 0 }),
-    );
+    step(&mut m, now, synced(0));
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     assert_eq!(m.health(now)[0].status, PeerStatus::Healthy);
 }
 
@@ -1788,11 +1661,7 @@ fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_c
     // One that did not ask is never told.
     let out = step(&mut m, now, asking(2, false));
     assert!(!out.iter().any(|a| matches!(a, A::Progress { req: 2, .. })));
-    let out = step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 2 }),
-    );
+    let out = step(&mut m, now, synced(2));
     assert_eq!(out.last(), Some(&told(1, 2, &["s0", "s1"])));
     flush(&mut m, now);
     let out = step(&mut m, now, ack_from(1, 2));
@@ -1993,11 +1862,7 @@ fn a_waiter_for_an_entry_retention_deletes_is_told_it_will_never_reach_w() {
     let (mut m, now) = master(2);
     connect_all(&mut m, now);
     step(&mut m, now, append(7, 1, WriteConcern::All, "a"));
-    step(
-        &mut m,
-        now,
-        E::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut m, now, synced(1));
     flush(&mut m, now);
     // On a majority, not on all: committed, still waiting.
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
@@ -2049,14 +1914,7 @@ fn a_secondary_that_answers_heartbeats_as_a_learner_is_shown_as_one_and_still_co
     // everything before it.
     step(&mut m, now, append(7, 1, WriteConcern::Nodes(3), "a"));
     assert_eq!(flush(&mut m, now), vec![sent(0, 1, 1), sent(1, 1, 1)]);
-    assert_eq!(
-        step(
-            &mut m,
-            now,
-            E::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut m, now, synced(1)), vec![]);
     assert_eq!(step(&mut m, now, ack_from(0, 1)), vec![]);
     assert_eq!(step(&mut m, now, ack_from(1, 1)), vec![ok(7, 1, 1)]);
     // Promoted, it answers as a voter again.

@@ -55,6 +55,25 @@ fn log(last: Seq) -> LogState {
     }
 }
 
+/// The local log reports everything up to `upto` synced, written in log
+/// generation `gen`.
+fn synced(gen: u64, upto: Seq) -> Event {
+    Event::Storage(StorageReport::Synced { gen, upto })
+}
+
+/// One secondary connects to master `core`: with it, two of three.
+fn connect_one(core: &mut Core, now: Instant) -> Vec<Action> {
+    let connected = MasterEvent::PeerConnected {
+        peer: 0,
+        conn: 1,
+        last: Position::default(),
+        stored: 0,
+        epochs: vec![],
+        version: crate::wire::NODE_PROTOCOL_VERSION,
+    };
+    step(core, now, Event::Link(connected))
+}
+
 fn step(core: &mut Core, now: Instant, event: Event) -> Vec<Action> {
     let mut out = Vec::new();
     core.step(now, event, &mut out);
@@ -182,11 +201,7 @@ fn a_master_connection_is_welcomed_with_the_secondarys_position() {
         vec![Action::Persist(vec![entry(3, 8)])]
     );
     assert_eq!(
-        step(
-            &mut core,
-            now,
-            Event::Storage(StorageReport::Synced { gen: 0, upto: 8 })
-        ),
+        step(&mut core, now, synced(0, 8)),
         vec![Action::ToMaster {
             conn: 3,
             frame: Frame::Ack { stored: 8 }
@@ -246,15 +261,7 @@ fn a_master_answers_on_a_write_only_where_writing_counts_and_ignores_an_old_gene
         };
         let (mut core, _) = Core::new(cfg, log(0), now);
         // Appends are taken with a quorum: one secondary makes two of three.
-        let connected = MasterEvent::PeerConnected {
-            peer: 0,
-            conn: 1,
-            last: Position::default(),
-            stored: 0,
-            epochs: vec![],
-            version: crate::wire::NODE_PROTOCOL_VERSION,
-        };
-        step(&mut core, now, Event::Link(connected));
+        connect_one(&mut core, now);
         let out = step(&mut core, now, append(1, None, 1));
         assert!(matches!(out.as_slice(), [Action::Persist(_)]), "{out:?}");
         let report = |gen, synced| {
@@ -285,16 +292,8 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     let now = Instant::now();
     let (mut core, _) = Core::new(config("a"), log(0), now);
     // Quorum: one secondary connected makes two of three.
-    let connected = MasterEvent::PeerConnected {
-        peer: 0,
-        conn: 1,
-        last: Position::default(),
-        stored: 0,
-        epochs: vec![],
-        version: crate::wire::NODE_PROTOCOL_VERSION,
-    };
     assert_eq!(
-        step(&mut core, now, Event::Link(connected)),
+        connect_one(&mut core, now),
         vec![Action::ToPeer {
             peer: 0,
             conn: 1,
@@ -309,11 +308,7 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
     };
     assert_eq!((batch.len(), batch[0].seq, batch[0].epoch), (1, 1, 2));
     assert_eq!(
-        step(
-            &mut core,
-            now,
-            Event::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
+        step(&mut core, now, synced(0, 1)),
         vec![Action::Reply {
             client: 7,
             req: 1,
@@ -359,11 +354,7 @@ fn stepping_down_answers_waiters_as_indefinite_stops_links_and_cuts_nothing() {
     };
     step(&mut core, now, Event::Link(connected));
     step(&mut core, now, append(1, Some("k"), 2));
-    step(
-        &mut core,
-        now,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 6 }),
-    );
+    step(&mut core, now, synced(0, 6));
     let mut out = Vec::new();
     core.become_secondary(&mut out);
     assert_eq!(
@@ -427,11 +418,7 @@ fn taking_over_drops_the_masters_connection_and_starts_a_newer_epoch_keeping_key
         entries: vec![keyed],
     };
     step(&mut core, now, Event::FromMaster(entries));
-    step(
-        &mut core,
-        now,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 1 }),
-    );
+    step(&mut core, now, synced(0, 1));
     let mut out = Vec::new();
     core.become_master(now, &mut out);
     assert_eq!(
@@ -547,21 +534,10 @@ fn a_stored_report_from_before_a_cut_is_ignored() {
     assert!(matches!(out.as_slice(), [Action::CutLog { after: 1, .. }]));
     assert_eq!(core.generation(), 1);
     // The syncer's report of the old write of 1..=2 says nothing now.
-    assert_eq!(
-        step(
-            &mut core,
-            now,
-            Event::Storage(StorageReport::Synced { gen: 0, upto: 2 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut core, now, synced(0, 2)), vec![]);
     assert_eq!(core.stored(), 0);
     assert_eq!(
-        step(
-            &mut core,
-            now,
-            Event::Storage(StorageReport::Synced { gen: 1, upto: 1 })
-        ),
+        step(&mut core, now, synced(1, 1)),
         vec![Action::ToMaster {
             conn: 4,
             frame: Frame::Ack { stored: 1 }
@@ -620,15 +596,7 @@ fn the_next_deadline_is_the_role_cores() {
 fn every_cut_a_master_asks_for_starts_a_new_generation() {
     let now = Instant::now();
     let (mut core, _) = Core::new(config("a"), log(0), now);
-    let connected = MasterEvent::PeerConnected {
-        peer: 0,
-        conn: 1,
-        last: Position::default(),
-        stored: 0,
-        epochs: vec![],
-        version: crate::wire::NODE_PROTOCOL_VERSION,
-    };
-    step(&mut core, now, Event::Link(connected));
+    connect_one(&mut core, now);
     step(&mut core, now, append(1, None, 1));
     for generation in 1..=2 {
         let failed = Event::Storage(StorageReport::SyncFailed {
@@ -642,14 +610,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
         assert_eq!(core.generation(), generation);
     }
     // A report from before the cuts: ignored.
-    assert_eq!(
-        step(
-            &mut core,
-            now,
-            Event::Storage(StorageReport::Synced { gen: 0, upto: 1 })
-        ),
-        vec![]
-    );
+    assert_eq!(step(&mut core, now, synced(0, 1)), vec![]);
     assert_eq!(core.stored(), 0);
 }
 

@@ -487,11 +487,7 @@ fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
         version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     step(&mut b, at, Event::Link(connected));
-    step(
-        &mut b,
-        at,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 8 }),
-    );
+    step(&mut b, at, synced(0, 8));
     let mut sent = Vec::new();
     b.flush(at, &mut sent);
     assert!(sent.contains(&Action::SendEntries {
@@ -710,11 +706,7 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
         out.contains(&Action::Persist(vec![Entry::marker(3, 8)])),
         "{out:?}"
     );
-    step(
-        &mut b,
-        at,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 8 }),
-    );
+    step(&mut b, at, synced(0, 8));
     let mut sent = Vec::new();
     b.flush(at, &mut sent);
     let ack = MasterEvent::Ack {

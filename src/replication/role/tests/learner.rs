@@ -222,11 +222,7 @@ fn a_learner_votes_again_once_it_holds_everything_committed() {
     let entries = (1..=3).map(|s| entry(5, s)).chain([entry(6, 4)]).collect();
     let entries = SecondaryEvent::Entries { conn: 3, entries };
     step(&mut b, now, Event::FromMaster(entries));
-    step(
-        &mut b,
-        now,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 4 }),
-    );
+    step(&mut b, now, synced(0, 4));
     // Committed up to an entry of an older epoch: it cannot know that is
     // all (the new master's own entry is not known committed yet).
     let out = step(&mut b, now, heartbeat(3));
@@ -353,11 +349,7 @@ fn a_learner_says_so_in_its_answers_to_heartbeats_and_in_health_until_promoted()
     let entries = (1..=3).map(|s| entry(5, s)).chain([entry(6, 4)]).collect();
     let entries = SecondaryEvent::Entries { conn: 3, entries };
     step(&mut b, now, Event::FromMaster(entries));
-    step(
-        &mut b,
-        now,
-        Event::Storage(StorageReport::Synced { gen: 0, upto: 4 }),
-    );
+    step(&mut b, now, synced(0, 4));
     assert_eq!(b.health(now).role, NodeRole::Learner);
     assert_eq!(b.health(now).nodes[0].role, NodeRole::Learner);
     let heartbeat = |committed| Event::FromMaster(SecondaryEvent::Heartbeat { conn: 3, committed });
