@@ -28,6 +28,10 @@ impl NodeLoop {
             // none of it does if it fails. The core decides the rest.
             Action::RecordVote { epoch, vote } => {
                 if let Err(e) = self.record_epoch(epoch, vote.as_deref()) {
+                    if let Some(more) = self.shared.throttle.allow("vote-unrecorded") {
+                        error!(node = %self.shared.cfg.id, epoch, error = %e, suppressed = more,
+                               "cannot record the epoch and vote: no vote is given or asked for until it can");
+                    }
                     let reason = e.to_string();
                     self.requeue
                         .push_back(Input::VoteUnrecorded { epoch, reason });
@@ -119,8 +123,8 @@ impl NodeLoop {
                 warn!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "reconnecting to the secondary: silent past --unhealthy-after, or behind what retention just deleted");
                 self.to_link(peer, link::LinkCmd::Reconnect(conn));
             }
-            Action::Redial { peer, after } => {
-                self.to_link(peer, link::LinkCmd::Redial(after));
+            Action::Redial { peer, link, after } => {
+                self.to_link(peer, link::LinkCmd::Redial(link, after));
             }
             Action::Diverged { peer, conn, reason } => {
                 error!(node = %self.shared.cfg.id, peer = %self.peer_id(peer), "{reason}");

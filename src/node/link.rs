@@ -1,6 +1,8 @@
 //! The master's side of replication to one secondary: dial it, say hello,
-//! keep exactly one connection open, redial with backoff when it fails or
-//! goes silent. What to send is decided by the core; this only carries it.
+//! keep exactly one connection open, and when it fails or goes silent,
+//! report it down and dial again when the core says (its backoff is
+//! `replication/redial.rs`). What to send is decided by the core; this
+//! only carries it.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -33,9 +35,9 @@ pub(crate) enum LinkCmd {
     Send(ConnId, Frame),
     /// Connection `ConnId` went silent: drop it and dial again.
     Reconnect(ConnId),
-    /// The link is down: dial again after this long (the core's answer to
-    /// `LinkDown`).
-    Redial(Duration),
+    /// Link `u64` is down: dial again after this long (the core's answer
+    /// to its `LinkDown`).
+    Redial(u64, Duration),
 }
 
 /// Runs the link to secondary `peer`, saying hello for `epoch`, until
@@ -54,6 +56,9 @@ pub(crate) async fn run<N: Net>(
     let cfg = &shared.cfg;
     let timing = cfg.timing;
     let mut last_error = String::new();
+    // This link's id, unique in the node: the core's answers to its
+    // reports name it.
+    let link = shared.next_id();
     loop {
         if shared.shutdown.is_cancelled() || cmds.is_closed() {
             return;
@@ -127,7 +132,7 @@ pub(crate) async fn run<N: Net>(
                 down
             }
         };
-        if !wait_to_redial(peer, down, &shared, &mut cmds).await {
+        if !wait_to_redial((peer, link), down, &shared, &mut cmds).await {
             return;
         }
     }
@@ -138,12 +143,16 @@ pub(crate) async fn run<N: Net>(
 /// are for connections that no longer exist. Returns false once the link
 /// is to stop (shutdown, or its queue closed).
 async fn wait_to_redial(
-    peer: usize,
+    (peer, link): (usize, u64),
     down: LinkDown,
     shared: &Shared,
     cmds: &mut mpsc::Receiver<LinkCmd>,
 ) -> bool {
-    let event = Input::Link(MasterEvent::LinkDown { peer, down });
+    // A stopped link says nothing: its slot may be another link's now.
+    if cmds.is_closed() {
+        return false;
+    }
+    let event = Input::Link(MasterEvent::LinkDown { peer, link, down });
     if shared.control.send(event).await.is_err() {
         return false;
     }
@@ -158,7 +167,7 @@ async fn wait_to_redial(
             _ = tokio::time::sleep_until(wake) => return true,
             cmd = cmds.recv() => match cmd {
                 None => return false,
-                Some(LinkCmd::Redial(after)) if !told => {
+                Some(LinkCmd::Redial(to, after)) if to == link && !told => {
                     told = true;
                     wake = tokio::time::Instant::now() + after;
                 }

@@ -32,7 +32,8 @@
 //! - `metrics` and `metrics_page`: the Prometheus figures, and the page
 //!   that serves them; `throttle`: log lines rate-limited.
 //! - `link`: on the master, one task per secondary that dials it, keeps one
-//!   connection open and redials with backoff.
+//!   connection open and dials again when the core says.
+//! - `config`: the cluster list and the node's settings, validated.
 //! - `syncer`: calls `fdatasync` off the loop; one sync covers every entry
 //!   written while the previous one ran (group commit); it also makes
 //!   segment rolls durable.
@@ -124,8 +125,6 @@ fn check_cluster_list(
     }
 }
 
-/// Opens the log in `dir`, healing damage unless the configuration says
-/// why not (then the damage is refused, with what to do about it).
 /// When the core counts an entry as stored: once synced under `--fsync
 /// always` on disk, once written otherwise (a log in memory has nothing to
 /// sync).
@@ -136,6 +135,8 @@ fn durability(cfg: &NodeConfig) -> Durability {
     }
 }
 
+/// Opens the log in `dir`, healing damage unless the configuration says
+/// why not (then the damage is refused, with what to do about it).
 fn open_log(cfg: &NodeConfig, dir: &std::path::Path) -> anyhow::Result<Log> {
     let refuses = cfg.refuses_to_heal();
     match crate::storage::heal::open(dir, cfg.segment_bytes, &cfg.id, refuses.is_none()) {

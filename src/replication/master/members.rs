@@ -256,6 +256,7 @@ impl Peer {
             gone: false,
             leaving: None,
             redial: Redial::default(),
+            link: 0,
         }
     }
 }

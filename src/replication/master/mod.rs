@@ -120,6 +120,10 @@ pub enum MasterEvent {
     LinkDown {
         /// Which secondary.
         peer: usize,
+        /// Which link to it (a link stopped for a new one may report too):
+        /// echoed in `Redial`, and a report from an older link than one
+        /// already heard is ignored.
+        link: u64,
         /// Why.
         down: LinkDown,
     },
@@ -233,6 +237,8 @@ pub enum MasterAction {
     Redial {
         /// Which secondary.
         peer: usize,
+        /// The link that reported down.
+        link: u64,
         /// How long to wait first.
         after: std::time::Duration,
     },
@@ -308,6 +314,8 @@ struct Peer {
     gone: bool,
     /// When its link dials again after going down.
     redial: Redial,
+    /// The newest link to it that reported down.
+    link: u64,
     /// Removed by the configuration entry at this seq, not yet committed:
     /// it counts for nothing, and is still sent the log, so that it holds
     /// its own removal (and says so) before its link is closed.
@@ -549,6 +557,8 @@ impl Master {
             p.connected_at = None;
             p.last_heard = None;
             p.refused = None;
+            // New links dial afresh, as at a master's start.
+            p.redial = Redial::default();
         }
     }
 
@@ -624,7 +634,9 @@ impl Master {
                 mismatch,
             } => self.on_peer_refused(now, peer, reason, mismatch),
             MasterEvent::PeerDisconnected { peer, conn } => self.on_peer_disconnected(peer, conn),
-            MasterEvent::LinkDown { peer, down } => self.on_link_down(now, peer, down, out),
+            MasterEvent::LinkDown { peer, link, down } => {
+                self.on_link_down(now, (peer, link), down, out)
+            }
             MasterEvent::Ack { peer, conn, stored } => self.on_ack(now, peer, conn, stored, out),
             MasterEvent::Nack {
                 peer, conn, stored, ..

@@ -107,24 +107,28 @@ impl Master {
         }
     }
 
-    /// A replication connection closed or failed.
     /// Its link is down and waits: how long is the redial policy's to say
     /// (`redial.rs`). A member removed meanwhile is not dialled again (its
     /// link is being stopped).
     pub(super) fn on_link_down(
         &mut self,
         now: Instant,
-        peer: usize,
+        (peer, link): (usize, u64),
         down: LinkDown,
         out: &mut Vec<MasterAction>,
     ) {
         let Some(p) = self.peers.get_mut(peer).filter(|p| !p.gone) else {
             return;
         };
+        if link < p.link {
+            return; // a stopped link's: its redial state is not this one's
+        }
+        p.link = link;
         let after = p.redial.next(now, down, &self.cfg.timing, &mut self.rng);
-        out.push(MasterAction::Redial { peer, after });
+        out.push(MasterAction::Redial { peer, link, after });
     }
 
+    /// A replication connection closed or failed.
     pub(super) fn on_peer_disconnected(&mut self, peer: usize, conn: ConnId) {
         let p = &mut self.peers[peer];
         if p.conn == Some(conn) {

@@ -1941,25 +1941,38 @@ fn a_key_starting_with_a_nul_byte_is_the_logs_own_and_refused() {
 fn a_link_that_is_down_is_told_when_to_dial_again() {
     let (mut m, now) = master(2);
     let base = Timing::default().retry_base;
-    let down = |peer, down| E::LinkDown { peer, down };
-    let redial = |peer, after| vec![A::Redial { peer, after }];
+    let down = |peer, link, down| E::LinkDown { peer, link, down };
+    let redial = |peer, link, after| vec![A::Redial { peer, link, after }];
     // Never reached: dialled again at the base delay, however often.
     for _ in 0..5 {
         assert_eq!(
-            step(&mut m, now, down(0, LinkDown::Unreachable)),
-            redial(0, base)
+            step(&mut m, now, down(0, 3, LinkDown::Unreachable)),
+            redial(0, 3, base)
         );
     }
     // Refused: the delay grows past the base (drawn with jitter).
-    let delays: Vec<std::time::Duration> = (0..10)
-        .map(
-            |_| match &step(&mut m, now, down(1, LinkDown::Refused))[..] {
-                [A::Redial { peer: 1, after }] => *after,
+    let refused = |m: &mut Master| -> Vec<std::time::Duration> {
+        (0..10)
+            .map(|_| match &step(m, now, down(1, 4, LinkDown::Refused))[..] {
+                [A::Redial {
+                    peer: 1,
+                    link: 4,
+                    after,
+                }] => *after,
                 other => panic!("{other:?}"),
-            },
-        )
-        .collect();
+            })
+            .collect()
+    };
+    let delays = refused(&mut m);
     assert!(delays.iter().any(|d| *d > 4 * base), "{delays:?}");
+    // A link stopped for a newer one is not answered.
+    assert_eq!(step(&mut m, now, down(1, 2, LinkDown::Unreachable)), vec![]);
     // No such secondary: nothing to dial.
-    assert_eq!(step(&mut m, now, down(7, LinkDown::Closed)), vec![]);
+    assert_eq!(step(&mut m, now, down(7, 5, LinkDown::Closed)), vec![]);
+    // A static master's new epoch starts new links: they dial afresh.
+    m.start_epoch(2, now);
+    assert_eq!(
+        step(&mut m, now, down(1, 6, LinkDown::Unreachable)),
+        redial(1, 6, base)
+    );
 }

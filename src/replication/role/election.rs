@@ -351,9 +351,10 @@ impl Core {
     }
 
     /// Recording this node's vote in `epoch` failed, so the runtime sent
-    /// nothing that relied on it. The vote is taken back: nobody was told
-    /// of it, and the disk does not hold it, so the next request in this
-    /// epoch may be granted (and recorded) afresh. An election it runs in
+    /// no answer or request that relied on it. A vote for a candidate is
+    /// taken back: nobody was told of it, and the disk does not hold it,
+    /// so the next request in this epoch may be granted (and recorded)
+    /// afresh. A vote given by taking a master stays. An election it runs in
     /// `epoch` stops, and a master it made steps down: its epoch is not
     /// recorded, so a restart could vote in it again. The next election
     /// tries again, by when the disk may have room.
@@ -366,7 +367,15 @@ impl Core {
         if self.ballot.term != epoch {
             return; // a newer epoch was recorded since
         }
-        self.ballot.vote = None;
+        // A vote given by taking a master was acted on (it was welcomed):
+        // it stays, in memory at least, so that no other node gets this
+        // node's vote in this epoch.
+        let took_master = self.ballot.leader.is_some()
+            && self.ballot.leader != Some(self.cfg.id.clone())
+            && self.ballot.leader == self.ballot.vote;
+        if !took_master {
+            self.ballot.vote = None;
+        }
         if self
             .ballot
             .running

@@ -313,6 +313,8 @@ pub enum Action {
     Redial {
         /// Which secondary.
         peer: usize,
+        /// The link that reported down: only it takes this.
+        link: u64,
         /// How long to wait first.
         after: Duration,
     },
@@ -1012,7 +1014,6 @@ impl Core {
         self.secondary(now, SecondaryEvent::MasterConnected { conn }, out);
     }
 
-    /// A storage event or a tick, for whichever role the node has.
     /// A storage report for the role this node has; `Unwritten` and the
     /// failures are about the log as it is, a write report about the
     /// generation it names.
@@ -1221,7 +1222,7 @@ impl Core {
                     missing,
                 },
                 MasterAction::Reconnect { peer, conn } => Action::Reconnect { peer, conn },
-                MasterAction::Redial { peer, after } => Action::Redial { peer, after },
+                MasterAction::Redial { peer, link, after } => Action::Redial { peer, link, after },
                 MasterAction::Diverged { peer, conn, reason } => {
                     Action::Diverged { peer, conn, reason }
                 }

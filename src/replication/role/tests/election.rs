@@ -218,6 +218,24 @@ fn a_vote_that_cannot_be_recorded_is_taken_back_and_an_election_on_it_stops() {
     );
     // A report about an older epoch changes nothing.
     assert_eq!(step(&mut b, now, unrecorded(2)), vec![]);
+    // A vote given by taking a master was acted on: it stays, and no
+    // other candidate gets this node's vote in that epoch.
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    let opened = Event::MasterOpened {
+        conn: 9,
+        master: "a".into(),
+        epoch: 3,
+    };
+    let out = step(&mut b, now, opened);
+    assert!(
+        matches!(out[0], Action::RecordVote { epoch: 3, .. }),
+        "{out:?}"
+    );
+    assert_eq!(step(&mut b, now, unrecorded(3)), said(3));
+    assert_eq!(
+        step(&mut b, now, asked("c", 3, last, false)),
+        vec![reply(3, 3, false, false)]
+    );
     // A candidate: its requests were not sent, and late yeses elect
     // nobody.
     let (mut a, _) = Core::new(fconfig("a"), fresh(), now);
