@@ -316,6 +316,9 @@ fn a_master_persists_an_append_and_answers_it_once_stored_on_w_nodes() {
         }]
     );
     assert_eq!(core.stored(), 1);
+    // Retention keeps what the connected secondary still lacks (it holds
+    // nothing) and what is not known committed (nothing is: w=1).
+    assert_eq!(core.retention_marks(now), (1, 0));
     // Storage events reach the master's core: a failed sync cuts back.
     let out = step(
         &mut core,

@@ -741,3 +741,43 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
         }]
     );
 }
+
+#[test]
+fn an_append_with_no_master_known_is_held_until_its_wait_is_over() {
+    let now = Instant::now();
+    let (mut b, _) = Core::new(fconfig("b"), log(7), now);
+    // No master known: held, not refused.
+    assert_eq!(step(&mut b, now, append(1, None, 1)), vec![]);
+    let replies = |out: Vec<Action>| -> Vec<Action> {
+        out.into_iter()
+            .filter(|a| matches!(a, Action::Reply { .. }))
+            .collect()
+    };
+    let wait = 2 * Timing::default().election_timeout;
+    assert_eq!(replies(step(&mut b, now + wait / 2, Event::Tick)), vec![]);
+    // At its deadline it is over.
+    let later = now + wait;
+    assert_eq!(
+        replies(step(&mut b, later, Event::Tick)),
+        vec![Action::Reply {
+            client: 7,
+            req: 1,
+            result: Err(AppendError::NotMaster {
+                master_addr: String::new()
+            }),
+        }]
+    );
+    // Held appends are bounded: past the bound, refused at once.
+    let (mut c, _) = Core::new(fconfig("c"), log(7), now);
+    for req in 0..super::super::MAX_UNLED as u64 {
+        assert_eq!(step(&mut c, now, append(req, None, 1)), vec![]);
+    }
+    let out = step(&mut c, now, append(9999, None, 1));
+    assert!(
+        matches!(out.as_slice(), [Action::Reply { req: 9999, .. }]),
+        "{out:?}"
+    );
+    // A secondary's retention keeps what is not known committed, and
+    // nothing for secondaries (it has none).
+    assert_eq!(b.retention_marks(later), (Seq::MAX, 0));
+}

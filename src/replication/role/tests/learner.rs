@@ -376,3 +376,44 @@ fn a_learner_says_so_in_its_answers_to_heartbeats_and_in_health_until_promoted()
         Frame::HeartbeatReply { stored: 4 }
     );
 }
+
+#[test]
+fn a_learner_takes_a_master_once_it_has_heard_from_one_node_of_every_majority() {
+    let now = Instant::now();
+    // Five voters: a majority of three may have elected a master without
+    // it, so it must hear from 5 - 3 + 1 = 3 of the 4 others.
+    let five = CoreConfig {
+        nodes: ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|id| (id.to_string(), format!("{id}:1")))
+            .collect(),
+        ..fconfig("e")
+    };
+    let (mut e, _) = Core::new(
+        five,
+        LogState {
+            epoch: 1,
+            ..wiped()
+        },
+        now,
+    );
+    e.heard_from.extend(["a".to_string(), "b".to_string()]);
+    assert!(e.unsure_of_epoch().is_some());
+    e.heard_from.insert("c".to_string());
+    assert_eq!(e.unsure_of_epoch(), None);
+    // Alone, there is nobody to hear from, and nobody could have elected
+    // a master without it.
+    let alone = CoreConfig {
+        nodes: vec![("e".into(), "e:1".into())],
+        ..fconfig("e")
+    };
+    let (e, _) = Core::new(
+        alone,
+        LogState {
+            epoch: 1,
+            ..wiped()
+        },
+        now,
+    );
+    assert_eq!(e.unsure_of_epoch(), None);
+}

@@ -119,3 +119,19 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
     assert!(matches!(&out[..], [Action::ResetLog { .. }]), "{out:?}");
     assert_eq!(b.members(), &without_c);
 }
+
+#[test]
+fn a_core_says_whether_its_members_come_from_its_log_and_from_which_entry() {
+    let now = Instant::now();
+    let (b, _) = Core::new(config("b"), log(2), now);
+    assert!(!b.members_from_log());
+    assert_eq!(b.config_seq(), 0);
+    let without_c = b.members().without("c").unwrap();
+    let state = LogState {
+        configs: vec![(2, without_c)],
+        ..log(2)
+    };
+    let (b, _) = Core::new(config("b"), state, now);
+    assert!(b.members_from_log());
+    assert_eq!(b.config_seq(), 2);
+}
