@@ -713,6 +713,15 @@ mod tests {
             .contains("it lists the same nodes in another order"));
     }
 
+    /// The worked example of `docs/protocol.md` §2.
+    #[test]
+    fn the_fingerprint_is_the_one_the_protocol_doc_computes() {
+        let c = Cluster::parse("1=127.0.0.1:7001,2=127.0.0.1:7002", Some("1")).unwrap();
+        assert_eq!(c.fingerprint(), 0x7D7D_8140_F26A_D5F3);
+        let doc = include_str!("../../docs/protocol.md");
+        assert!(doc.contains("`0x7D7D8140F26AD5F3`"));
+    }
+
     #[test]
     fn fingerprint_differs_with_membership() {
         let a = Cluster::parse("a=h:1,b=h:2", None).unwrap();

@@ -390,6 +390,58 @@ mod tests {
         );
     }
 
+    /// §6 of `docs/protocol.md`: frames of the example exchange, as the
+    /// doc writes them (length prefix, `|`, payload), are what the codec
+    /// makes.
+    #[test]
+    fn the_example_exchange_encodes_as_the_protocol_doc_shows() {
+        use crate::wire::{Hello, Role, WriteConcern};
+        let doc = include_str!("../../docs/protocol.md");
+        let mut codec = FrameCodec::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut line = |f: Frame| {
+            let mut buf = BytesMut::new();
+            codec.encode(f, &mut buf).unwrap();
+            let hex: Vec<String> = buf.iter().map(|b| format!("{b:02X}")).collect();
+            format!("{} | {}", hex[..4].join(" "), hex[4..].join(" "))
+        };
+        let hello = |version, cluster, role| {
+            Frame::Hello(Hello {
+                version,
+                cluster,
+                role,
+                nonce: None,
+                token: None,
+            })
+        };
+        // The cluster's fingerprint, as §2 computes it.
+        let fp = 0x7D7D_8140_F26A_D5F3;
+        let master = Role::Master {
+            id: "1".into(),
+            epoch: 1,
+        };
+        let append = Frame::Append {
+            req: 1,
+            key: Some("5f0c3a9e7b2d4c18a6f0e9d2b1c47ae1".into()),
+            w: WriteConcern::Nodes(2),
+            timeout_ms: None,
+            message: bytes::Bytes::from_static(b"hello"),
+            progress: true,
+        };
+        let append_hex = "03 01 01 20 35 66 30 63 33 61 39 65 37 62 32 64 34 \
+            63 31 38 61 36 66 30 65 39 64 32 62 31 63 34 37 61 \
+            65 31 00 02 00 05 68 65 6C 6C 6F 01";
+        assert_eq!(line(append), format!("00 00 00 2E | {append_hex}"));
+        for frame in [
+            hello(9, None, Role::Client),
+            hello(8, Some(fp), master),
+            Frame::Ack { stored: 1 },
+            Frame::Appended { req: 1, seq: 1 },
+        ] {
+            let shown = line(frame);
+            assert!(doc.contains(&shown), "docs/protocol.md lacks {shown}");
+        }
+    }
+
     #[test]
     fn oversized_length_prefix_is_refused_without_buffering() {
         let mut codec = FrameCodec::new(1024);
