@@ -37,9 +37,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn, Instrument};
 
-use super::clients;
 use super::config::UNKNOWN_CLUSTER;
 use super::shared::{Input, Shared};
+use super::{clients, requests};
 use crate::auth::Access;
 use crate::net::{BoxConn, Coalesce, FrameReader as Reader, FrameWriter as Writer, Net, Outbox};
 use crate::replication::secondary::SecondaryEvent;
@@ -462,7 +462,7 @@ async fn serve_candidate(
     (candidate, version): (String, u32),
     deadline: tokio::time::Instant,
 ) {
-    let welcome = clients::welcome(shared);
+    let welcome = requests::welcome(shared);
     if writer.send(Frame::Welcome(welcome)).await.is_err() {
         return;
     }

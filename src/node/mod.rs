@@ -26,6 +26,9 @@
 //! - `clients`: a client's connection: each request read as a `Request`
 //!   and handed to its handler (appends, lists, digests, health,
 //!   membership changes).
+//! - `requests`: what those handlers do, whatever the front end: appends
+//!   and membership changes handed to the loop, list pages and digests
+//!   read from the log, under the connection's credits.
 //! - `event_loop`: the node loop itself; `actions`: how it carries out
 //!   each kind of the core's actions.
 //! - `vote`: on a candidate, one task per voter asked.
@@ -55,6 +58,7 @@ mod link;
 mod log_lock;
 mod metrics;
 mod metrics_page;
+mod requests;
 mod shared;
 mod syncer;
 mod tail;
