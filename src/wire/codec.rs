@@ -431,6 +431,43 @@ mod tests {
             63 31 38 61 36 66 30 65 39 64 32 62 31 63 34 37 61 \
             65 31 00 02 00 05 68 65 6C 6C 6F 01";
         assert_eq!(line(append), format!("00 00 00 2E | {append_hex}"));
+        // §3's HealthReport of a one-node master, as the doc spells it.
+        let addr = "127.0.0.1:7001".to_string();
+        let report = crate::wire::HealthReport {
+            node: "1".into(),
+            role: crate::wire::NodeRole::Master,
+            epoch: 1,
+            stored: 1,
+            master_addr: addr.clone(),
+            read_only: false,
+            reachable: 1,
+            needed: 1,
+            nodes: vec![crate::wire::NodeHealth {
+                id: "1".into(),
+                addr,
+                role: crate::wire::NodeRole::Master,
+                status: crate::wire::PeerStatus::Healthy,
+                acked: 1,
+                lag: 0,
+                last_heard_ms: Some(0),
+                detail: None,
+            }],
+            authenticated: false,
+            encrypted: false,
+        };
+        let addr_hex = "0E 31 32 37 2E 30 2E 30 2E 31 3A 37 30 30 31";
+        let shown = "09 02 | 01 31 | 00 | 01 | 01 | 0E \"127.0.0.1:7001\" | 00 | 01 | 01 | 01 | \
+            01 31 | 0E \"127.0.0.1:7001\" | 00 | 00 | 01 | 00 | 01 00 | 00 | 00 | 00";
+        let expected = shown
+            .replace('"', "")
+            .replace("0E 127.0.0.1:7001", addr_hex)
+            .replace(" |", "");
+        let got = line(Frame::HealthReport { req: 2, report });
+        assert_eq!(got, format!("00 00 00 34 | {expected}"));
+        assert!(
+            doc.contains("sends the 52-byte payload `09 02 | 01 31 | 00 | 01 | 01 | 0E"),
+            "docs/protocol.md §3 changed: update this test"
+        );
         for frame in [
             hello(9, None, Role::Client),
             hello(8, Some(fp), master),
