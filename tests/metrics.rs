@@ -114,6 +114,33 @@ async fn a_scrape_shows_appends_fsyncs_the_log_and_every_secondary() {
     .await;
     let (status, body) = get(&metrics, "/other");
     assert_eq!(status, "HTTP/1.1 404 Not Found", "{body}");
+    // Another method, a head too large, and bytes that are no HTTP get
+    // an answer that says so, or a closed connection, never metrics.
+    let raw = |request: Vec<u8>| {
+        let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+        let _ = s.write_all(&request);
+        let mut text = Vec::new();
+        let _ = s.read_to_end(&mut text);
+        String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let post = format!("POST /metrics HTTP/1.1\r\nHost: {metrics}\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(raw(post.into_bytes()), "HTTP/1.1 405 Method Not Allowed");
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    assert_eq!(
+        raw(huge.into_bytes()),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    let garbage = raw(b"\x16\x03\x01 not http at all\r\n\r\n".to_vec());
+    assert!(!garbage.contains("200"), "{garbage}");
+    let (status, _) = get(&metrics, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK", "the page still answers");
 
     // Every metric the README lists and the dashboard draws is served.
     let (_, body) = get(&metrics, "/metrics");
