@@ -495,27 +495,23 @@ pub(super) async fn run(args: AppendArgs) -> Result<(), ClientError> {
         message,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let node = node_list(node);
-            let opts = AppendOptions {
-                w,
-                key,
-                timeout,
-                progress: None,
-            };
-            let message = message.as_bytes();
-            if message == b"-" {
-                let separator = if null_data { b'\0' } else { b'\n' };
-                append_stdin(&node, opts, (separator, json), &conn).await
-            } else if null_data {
-                Err(ClientError::Usage(
-                    "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
-                ))
-            } else {
-                append_printed(&node, message, &opts, &conn, json).await
-            }
-        }
+    let conn = conn.options()?;
+    let node = node_list(node);
+    let opts = AppendOptions {
+        w,
+        key,
+        timeout,
+        progress: None,
+    };
+    let message = message.as_bytes();
+    if message == b"-" {
+        let separator = if null_data { b'\0' } else { b'\n' };
+        append_stdin(&node, opts, (separator, json), &conn).await
+    } else if null_data {
+        Err(ClientError::Usage(
+            "--null-data (-0) applies to messages read from standard input: give \"-\" as the message".into(),
+        ))
+    } else {
+        append_printed(&node, message, &opts, &conn, json).await
     }
 }

@@ -29,24 +29,16 @@ pub(super) async fn run(args: BenchArgs) -> Result<(), ClientError> {
         json,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let nodes = node_list(node);
-            match crate::client::bench::run(&nodes, &opts, !json, &conn).await {
-                Err(e) => Err(e),
-                Ok(report) => {
-                    let text = if json {
-                        format!("{}\n", serde_json::to_string(&report).expect("plain data"))
-                    } else {
-                        report.text(&opts)
-                    };
-                    emit(&mut std::io::stdout().lock(), text, || {
-                        "the benchmark ran".into()
-                    })
-                    .map(|_| ())
-                }
-            }
-        }
-    }
+    let conn = conn.options()?;
+    let nodes = node_list(node);
+    let report = crate::client::bench::run(&nodes, &opts, !json, &conn).await?;
+    let text = if json {
+        format!("{}\n", serde_json::to_string(&report).expect("plain data"))
+    } else {
+        report.text(&opts)
+    };
+    emit(&mut std::io::stdout().lock(), text, || {
+        "the benchmark ran".into()
+    })
+    .map(|_| ())
 }

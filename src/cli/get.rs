@@ -79,12 +79,8 @@ pub(super) async fn run(args: GetArgs) -> Result<(), ClientError> {
         timeout,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let nodes = node_list(node);
-            let get = get(&nodes, seq, (json, committed), &conn);
-            within(from_now(timeout), &nodes.join(","), "", get).await
-        }
-    }
+    let conn = conn.options()?;
+    let nodes = node_list(node);
+    let get = get(&nodes, seq, (json, committed), &conn);
+    within(from_now(timeout), &nodes.join(","), "", get).await
 }

@@ -335,17 +335,13 @@ pub(super) async fn run(args: HealthArgs) -> Result<(), ClientError> {
         timeout,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let nodes = node_list(node);
-            match wait {
-                Some(limit) => health_wait(&nodes, json, limit, &conn).await,
-                None => {
-                    let health = health(&nodes, json, &conn);
-                    within(from_now(timeout), &nodes.join(","), "", health).await
-                }
-            }
+    let conn = conn.options()?;
+    let nodes = node_list(node);
+    match wait {
+        Some(limit) => health_wait(&nodes, json, limit, &conn).await,
+        None => {
+            let health = health(&nodes, json, &conn);
+            within(from_now(timeout), &nodes.join(","), "", health).await
         }
     }
 }

@@ -153,25 +153,21 @@ pub(super) async fn run(args: ListArgs) -> Result<(), ClientError> {
         timeout,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let nodes = node_list(node);
-            let listing = Listing {
-                from,
-                to,
-                max,
-                json,
-                follow,
-                committed,
-            };
-            within(
-                from_now(timeout),
-                &nodes.join(","),
-                "",
-                list(&nodes, listing, &conn),
-            )
-            .await
-        }
-    }
+    let conn = conn.options()?;
+    let nodes = node_list(node);
+    let listing = Listing {
+        from,
+        to,
+        max,
+        json,
+        follow,
+        committed,
+    };
+    within(
+        from_now(timeout),
+        &nodes.join(","),
+        "",
+        list(&nodes, listing, &conn),
+    )
+    .await
 }

@@ -90,12 +90,8 @@ pub(super) async fn run(args: VerifyArgs) -> Result<(), ClientError> {
         timeout,
         conn,
     } = args;
-    match conn.options() {
-        Err(e) => Err(e),
-        Ok(conn) => {
-            let nodes = node_list(node);
-            let run = verify(&nodes, json, &conn);
-            within(from_now(timeout), &nodes.join(","), "", run).await
-        }
-    }
+    let conn = conn.options()?;
+    let nodes = node_list(node);
+    let run = verify(&nodes, json, &conn);
+    within(from_now(timeout), &nodes.join(","), "", run).await
 }

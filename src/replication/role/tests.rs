@@ -552,15 +552,7 @@ fn a_stored_report_from_before_a_cut_is_ignored() {
 fn the_next_deadline_is_the_role_cores() {
     let now = Instant::now();
     let (mut master, _) = Core::new(config("a"), log(0), now);
-    let connected = MasterEvent::PeerConnected {
-        peer: 0,
-        conn: 1,
-        last: Position::default(),
-        stored: 0,
-        epochs: vec![],
-        version: crate::wire::NODE_PROTOCOL_VERSION,
-    };
-    step(&mut master, now, Event::Link(connected));
+    connect_one(&mut master, now);
     // The new connection's first heartbeat is due at once, the next one an
     // interval later.
     assert_eq!(master.poll_timeout(now), Some(now));
