@@ -24,7 +24,9 @@
 //! - [`cli`]: the `replog` command line, one file per subcommand.
 //!
 //! What both sides share:
-//! - [`entry`]: entries, sequence numbers, epochs and positions.
+//! - [`entry`]: entries, sequence numbers, epochs and positions;
+//!   [`json`]: the JSON shapes of entries and health reports, which the CLI
+//!   prints and the HTTP API answers with.
 //! - [`wire`]: the frames and the length-delimited bincode codec (the only
 //!   module that knows bincode).
 //! - [`net`]: the transport, generic for the simulations, and the frame
@@ -46,6 +48,7 @@ pub mod client;
 pub mod addr;
 pub mod auth;
 pub mod entry;
+pub mod json;
 pub mod net;
 pub mod tls;
 pub mod wire;

@@ -302,6 +302,19 @@ pub struct OutboxReceiver {
     close: tokio_util::sync::CancellationToken,
 }
 
+impl OutboxReceiver {
+    /// The next queued frame; `None` once the outbox is closed and what was
+    /// queued before has been taken. For a reader that is not a socket
+    /// writer (the HTTP front end routes answers to its requests).
+    pub async fn recv(&mut self) -> Option<crate::wire::Frame> {
+        tokio::select! {
+            biased;
+            frame = self.rx.recv() => frame,
+            _ = self.close.cancelled() => self.rx.try_recv().ok(),
+        }
+    }
+}
+
 /// What a client connection may have outstanding; answers give their
 /// credit back once they are written to the socket, not when queued, so a
 /// peer that does not read runs out of credit and stops being read.

@@ -136,16 +136,3 @@ pub(super) async fn within<T>(
 pub(super) fn from_now(timeout: Option<Duration>) -> Option<(Duration, tokio::time::Instant)> {
     timeout.map(|t| (t, tokio::time::Instant::now() + t))
 }
-
-/// One entry as `list --json` prints it: `message` when the bytes are UTF-8,
-/// `message_base64` (standard alphabet, padded) when they are not.
-pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
-    match std::str::from_utf8(message) {
-        Ok(text) => serde_json::json!({"seq": seq, "message": text}),
-        Err(_) => {
-            use base64::Engine;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(message);
-            serde_json::json!({"seq": seq, "message_base64": b64})
-        }
-    }
-}

@@ -1,6 +1,7 @@
 //! `replog get`: one entry by its sequence number.
 
 use crate::client::{ClientError, ConnectOptions};
+use crate::json::entry_json;
 use std::time::Duration;
 
 use super::common::*;

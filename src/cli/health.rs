@@ -1,10 +1,10 @@
 //! `replog health`: the master's report as a table or JSON, its verdict
 //! (exit 4 or 7), and `--wait` until the cluster takes appends.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::client::{connect_master, find_master, Client, ClientError, ConnectOptions};
+use crate::json::{health_json, LogRanges};
 use crate::wire::HealthReport;
 
 use super::common::*;
@@ -168,12 +168,9 @@ pub(super) async fn health_wait(
     }
 }
 
-/// The health report as the JSON object `health --json` prints.
-/// Each node's first and last sequence number, by id, as the node itself
-/// says in its welcome (asked of every node a report lists, at once, for
-/// at most a second; a node that does not answer is left out).
-pub type LogRanges = HashMap<String, (u64, u64)>;
-
+/// Each node's first and last sequence number, as the node itself says in
+/// its welcome (asked of every node the report lists, at once, for at most a
+/// second; a node that does not answer is left out).
 pub(super) async fn log_ranges(r: &HealthReport, conn: &ConnectOptions) -> LogRanges {
     let asks = r.nodes.iter().map(|n| async move {
         let connecting = Client::connect_with(&n.addr, conn);
@@ -186,33 +183,6 @@ pub(super) async fn log_ranges(r: &HealthReport, conn: &ConnectOptions) -> LogRa
         .into_iter()
         .flatten()
         .collect()
-}
-
-pub fn health_json(r: &HealthReport, ranges: &LogRanges) -> serde_json::Value {
-    serde_json::json!({
-        "node": r.node,
-        "role": r.role.to_string(),
-        "epoch": r.epoch,
-        "stored": r.stored,
-        "master": r.master_addr,
-        "read_only": r.read_only,
-        "reachable": r.reachable,
-        "needed": r.needed,
-        "authenticated": r.authenticated,
-        "encrypted": r.encrypted,
-        "nodes": r.nodes.iter().map(|n| serde_json::json!({
-            "id": n.id,
-            "addr": n.addr,
-            "role": n.role.to_string(),
-            "status": n.status.to_string(),
-            "acked": n.acked,
-            "lag": n.lag,
-            "last_heard_ms": n.last_heard_ms,
-            "detail": n.detail,
-            "first": ranges.get(&n.id).map(|r| r.0),
-            "last": ranges.get(&n.id).map(|r| r.1),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// The health report as an aligned table for people.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::client::{ClientError, ConnectOptions};
+use crate::json::entry_json;
 
 use super::common::*;
 

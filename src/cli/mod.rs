@@ -12,10 +12,11 @@ mod list;
 mod member;
 mod verify;
 
+pub use crate::json::{entry_json, health_json, LogRanges};
 pub use append::append_one;
+pub use common::ConnArgs;
 use common::*;
-pub use common::{entry_json, ConnArgs};
-pub use health::{health_json, health_table, LogRanges};
+pub use health::health_table;
 use member::{member, MemberCommand};
 
 /// The replog client: append to, read from and check a replog cluster.

@@ -333,6 +333,11 @@ impl Client {
         &self.opts
     }
 
+    /// Whether the connection is gone: a request now fails at once, unsent.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().expect("pending lock").is_none()
+    }
+
     async fn request(&self, make: impl FnOnce(u64) -> Frame) -> Result<Frame, ClientError> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (otx, orx) = oneshot::channel();

@@ -144,6 +144,9 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics; off unless given. Under --dev, node i serves on ADDR's port + i - 1.
     #[arg(long, env = "REPLOG_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the HTTP API (POST/GET /messages, GET /health, /v1/...; docs/http.md) at ADDR, over TLS when --tls-cert is given; off unless given. Under --dev it is on: node i serves on ADDR's port + i - 1, by default --base-port + 1000 + i - 1 (8001, 8002, ...).
+    #[arg(long, env = "REPLOG_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
     /// Testing aid: while this file exists, writes and syncs of the log fail as if the disk were full (only syncs if it holds the word "sync").
     #[arg(long, env = "REPLOG_FAIL_STORAGE_WHILE", value_name = "PATH")]
     pub fail_storage_while: Option<PathBuf>,
@@ -189,6 +192,7 @@ impl DaemonArgs {
         cfg.fail_rate = self.fail_rate;
         cfg.dedup_window = self.dedup_window;
         cfg.metrics_listen = self.metrics_listen;
+        cfg.http_listen = self.http_listen;
         cfg.segment_bytes = self.segment_bytes;
         cfg.retention = crate::storage::retention::Retention {
             bytes: self.retention_bytes,
@@ -411,6 +415,37 @@ async fn run_node(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Res
     result
 }
 
+/// Node `i`'s address (from 0) under `--dev`: `addr` with its port + i.
+fn nth_port(
+    addr: Option<std::net::SocketAddr>,
+    i: usize,
+    flag: &str,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(mut addr) = addr else {
+        return Ok(None);
+    };
+    let port = addr.port() as usize + i;
+    let port =
+        u16::try_from(port).map_err(|_| anyhow::anyhow!("{flag}: port {port} is out of range"))?;
+    addr.set_port(port);
+    Ok(Some(addr))
+}
+
+/// The first dev node's HTTP address: `--http-listen`, or 127.0.0.1 on
+/// `--base-port` + 1000.
+fn dev_http(args: &DaemonArgs) -> anyhow::Result<std::net::SocketAddr> {
+    if let Some(addr) = args.http_listen {
+        return Ok(addr);
+    }
+    let port = u16::try_from(args.base_port as usize + 1000).map_err(|_| {
+        anyhow::anyhow!(
+            "--base-port: {} leaves no room for the HTTP ports 1000 above it; give --http-listen",
+            args.base_port
+        )
+    })?;
+    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 /// `replogd --dev`: a whole cluster of `--nodes` nodes in this process, on
 /// ports from `--base-port`, with their logs under `--data-dir` if given
 /// (in memory otherwise).
@@ -447,12 +482,8 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         let dir = args.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
         let mut cfg = args.node_config(id, cluster.clone(), dir);
         // One address per node: node i on the given port + i - 1.
-        if let Some(addr) = &mut cfg.metrics_listen {
-            let port = addr.port() as usize + i;
-            let port = u16::try_from(port)
-                .map_err(|_| anyhow::anyhow!("--metrics-listen: port {port} is out of range"))?;
-            addr.set_port(port);
-        }
+        cfg.metrics_listen = nth_port(cfg.metrics_listen, i, "--metrics-listen")?;
+        cfg.http_listen = nth_port(Some(dev_http(args)?), i, "--http-listen")?;
         cfg.cluster_keys = Some(keys.clone());
         cfg.tls = tls.clone();
         tasks.spawn(crate::node::run::<Tcp>(
@@ -489,6 +520,13 @@ async fn run_dev(args: &DaemonArgs, shutdown: CancellationToken) -> anyhow::Resu
         args.base_port as usize + args.nodes - 1
     );
     println!("  replog health{node}");
+    let http = dev_http(args)?;
+    println!(
+        "  curl -d '{{\"message\": \"hi\", \"w\": {}}}' http://{http}/messages   # the HTTP API on ports {}..{}",
+        args.nodes,
+        http.port(),
+        http.port() as usize + args.nodes - 1
+    );
     println!("Ctrl-C stops the cluster.");
     systemd::ready();
     // In the order they finish: a node that fails stops the others at

@@ -411,6 +411,8 @@ pub struct NodeConfig {
     pub retention: crate::storage::retention::Retention,
     /// Where Prometheus metrics are served (`--metrics-listen`), if at all.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where the HTTP API is served (`--http-listen`), if at all.
+    pub http_listen: Option<std::net::SocketAddr>,
     /// Testing aid: while this file exists, the log's writes and syncs fail
     /// as if the disk were full.
     pub fail_storage_while: Option<PathBuf>,
@@ -490,6 +492,7 @@ impl NodeConfig {
             limits: Limits::default(),
             dedup_window: crate::replication::keys::DEFAULT_DEDUP_WINDOW,
             metrics_listen: None,
+            http_listen: None,
             retention: Default::default(),
             fail_storage_while: None,
             cluster_keys: None,

@@ -168,7 +168,7 @@ async fn open<N: Net>(
 /// The runtime TLS handshakes run on: one thread, started at the first
 /// handshake, shared by every node of the process. `None` if it cannot be
 /// started (no thread to be had): handshakes then run in place.
-fn handshakes() -> Option<&'static tokio::runtime::Handle> {
+pub(super) fn handshakes() -> Option<&'static tokio::runtime::Handle> {
     static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
         std::sync::OnceLock::new();
     RUNTIME

@@ -54,10 +54,10 @@ mod clients;
 pub mod config;
 mod connection;
 mod event_loop;
+mod http;
 mod link;
 mod log_lock;
 mod metrics;
-mod metrics_page;
 mod requests;
 mod shared;
 mod syncer;
@@ -232,7 +232,15 @@ pub async fn run<N: Net>(
             anyhow::anyhow!("cannot listen for metrics on {addr} (--metrics-listen): {e}")
         })?;
         info!(node = %cfg.id, %addr, "serving metrics at http://{addr}/metrics");
-        tracker.spawn(metrics_page::serve(listener, shared.clone()).instrument(span.clone()));
+        tracker.spawn(http::metrics_page::serve(listener, shared.clone()).instrument(span.clone()));
+    }
+    if let Some(addr) = cfg.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen for HTTP on {addr} (--http-listen): {e}")
+        })?;
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        info!(node = %cfg.id, %addr, "serving the HTTP API at {scheme}://{addr}/");
+        tracker.spawn(http::serve(listener, shared.clone()).instrument(span.clone()));
     }
     let acceptor = tokio::spawn(
         connection::accept_loop::<N>(listener, shared.clone()).instrument(span.clone()),

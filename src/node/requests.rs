@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::shared::{timeout_from_ms, Input, Shared};
@@ -263,20 +264,13 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
     // Nothing before the base is left (retention): a list from below it
     // starts after it (the CLI says so), and waits there if it follows.
     let mut from = from.max(shared.log.ends().base.seq + 1);
-    let mut mark_rx = if committed {
-        shared.committed.clone()
-    } else {
-        shared.visible.clone()
-    };
+    let mut mark = mark_of(shared, committed);
     let mut permit = false;
     loop {
         if wait {
-            while *mark_rx.borrow_and_update() < from {
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => return,
-                    _ = outbox.closed() => return,
-                    changed = mark_rx.changed() => if changed.is_err() { return },
-                }
+            tokio::select! {
+                _ = outbox.closed() => return,
+                waited = wait_for(shared, &mut mark, from) => if !waited { return },
             }
         }
         if !permit {
@@ -285,17 +279,7 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
             }
             permit = true;
         }
-        // The mark is read under the log's lock: the loop changes both
-        // under the write lock (a truncation lowers it), so they agree here.
-        let mark = mark_rx.clone();
-        let max = max.clamp(1, LIST_PAGE) as usize;
-        let read = shared
-            .read_log(move |log| {
-                let visible = *mark.borrow();
-                Ok((visible, log.read(from, visible, max, LIST_PAGE_BYTES)?))
-            })
-            .await;
-        let answer = match read {
+        let answer = match read_page(shared, &mark, from, Seq::MAX, max as usize).await {
             Ok((visible, entries)) => {
                 let last = entries.last().map(|e| e.seq);
                 let shown: Vec<_> = entries
@@ -324,6 +308,49 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
         outbox.send(answer).await;
         return;
     }
+}
+
+/// The mark a reader reads up to: what is visible, or (`committed`) what
+/// is on a majority, which no failover removes.
+pub(super) fn mark_of(shared: &Shared, committed: bool) -> watch::Receiver<Seq> {
+    if committed {
+        shared.committed.clone()
+    } else {
+        shared.visible.clone()
+    }
+}
+
+/// Waits until `mark` reaches `from`; false if the node stops first.
+pub(super) async fn wait_for(shared: &Shared, mark: &mut watch::Receiver<Seq>, from: Seq) -> bool {
+    while *mark.borrow_and_update() < from {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return false,
+            changed = mark.changed() => if changed.is_err() { return false },
+        }
+    }
+    true
+}
+
+/// Reads up to `max` entries (at most [`LIST_PAGE`], and
+/// [`LIST_PAGE_BYTES`] of messages, at least one entry) from `from` up to
+/// `mark` and `to`, epoch markers included; with the mark as read. The mark
+/// is read under the log's lock: the loop changes both under the write
+/// lock (a truncation lowers it), so they agree.
+pub(super) async fn read_page(
+    shared: &Arc<Shared>,
+    mark: &watch::Receiver<Seq>,
+    from: Seq,
+    to: Seq,
+    max: usize,
+) -> std::io::Result<(Seq, Vec<crate::entry::Entry>)> {
+    let mark = mark.clone();
+    let max = max.clamp(1, LIST_PAGE as usize);
+    shared
+        .read_log(move |log| {
+            let upto = *mark.borrow();
+            Ok((upto, log.read(from, upto.min(to), max, LIST_PAGE_BYTES)?))
+        })
+        .await
 }
 
 /// A membership change: handed to the core if this connection may ask for

@@ -2,7 +2,7 @@
 //! router, bounded as the hand-written responder it replaces was: one
 //! request per connection (no keep-alive), a head of at most
 //! [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at most
-//! [`SCRAPES_IN_FLIGHT`] at once (more are closed unanswered), and only
+//! [`SCRAPES_IN_FLIGHT`] at once (more are answered 503 unread), and only
 //! `GET /metrics` answered with metrics.
 
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
-use tracing::{debug, warn};
+use tokio::sync::oneshot;
 
-use super::metrics::LogFigures;
-use super::shared::{Input, Shared};
+use super::super::metrics::LogFigures;
+use super::super::shared::{Input, Shared};
+use super::server::ServeLimits;
 
 /// Largest request head read (hyper's smallest read buffer: a longer head
 /// is answered 431).
@@ -88,41 +88,18 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 }
 
 /// Serves scrapes on `listener` until the node stops.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(SCRAPES_IN_FLIGHT));
-    let service = hyper_util::service::TowerToHyperService::new(router(shared.clone()));
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "cannot accept a metrics connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!(peer = %addr, "too many scrapes at once: closing one");
-            continue;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(REQUEST_TIMEOUT)
-                .max_buf_size(MAX_REQUEST_BYTES)
-                .keep_alive(false);
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // A scraper that does not read its answer gives its slot back.
-            let serving = http.serve_connection(io, service);
-            match tokio::time::timeout(2 * REQUEST_TIMEOUT, serving).await {
-                Ok(Err(e)) => debug!(peer = %addr, error = %e, "metrics request failed"),
-                Err(_) => debug!(peer = %addr, "metrics request timed out"),
-                Ok(Ok(())) => {}
-            }
-        });
-    }
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let limits = ServeLimits {
+        name: "metrics",
+        max_connections: SCRAPES_IN_FLIGHT,
+        max_head_bytes: MAX_REQUEST_BYTES,
+        head_timeout: REQUEST_TIMEOUT,
+        keep_alive: false,
+        // A scraper that does not read its answer gives its slot back.
+        max_life: Some(2 * REQUEST_TIMEOUT),
+        // The page has always been plain HTTP, for Prometheus as it is
+        // usually configured.
+        tls: false,
+    };
+    super::server::serve(listener, shared.clone(), router(shared), limits).await
 }

@@ -1,0 +1,53 @@
+//! The JSON shapes the CLI prints and the HTTP API answers with, kept in
+//! one place so that `replog list --json` and `GET /v1/messages` agree.
+
+use std::collections::HashMap;
+
+use crate::wire::HealthReport;
+
+/// One entry as `list --json` prints it: `message` when the bytes are UTF-8,
+/// `message_base64` (standard alphabet, padded) when they are not.
+pub fn entry_json(seq: u64, message: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(message) {
+        Ok(text) => serde_json::json!({"seq": seq, "message": text}),
+        Err(_) => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(message);
+            serde_json::json!({"seq": seq, "message_base64": b64})
+        }
+    }
+}
+
+/// Each node's first and last sequence number, by id, as each node says
+/// of itself (a node not asked, or that did not answer, is left out).
+pub type LogRanges = HashMap<String, (u64, u64)>;
+
+/// The health report as the JSON object `health --json` prints and `GET
+/// /v1/health` answers (`ranges` may be empty: a node left out has no
+/// `first` and `last`).
+pub fn health_json(r: &HealthReport, ranges: &LogRanges) -> serde_json::Value {
+    serde_json::json!({
+        "node": r.node,
+        "role": r.role.to_string(),
+        "epoch": r.epoch,
+        "stored": r.stored,
+        "master": r.master_addr,
+        "read_only": r.read_only,
+        "reachable": r.reachable,
+        "needed": r.needed,
+        "authenticated": r.authenticated,
+        "encrypted": r.encrypted,
+        "nodes": r.nodes.iter().map(|n| serde_json::json!({
+            "id": n.id,
+            "addr": n.addr,
+            "role": n.role.to_string(),
+            "status": n.status.to_string(),
+            "acked": n.acked,
+            "lag": n.lag,
+            "last_heard_ms": n.last_heard_ms,
+            "detail": n.detail,
+            "first": ranges.get(&n.id).map(|r| r.0),
+            "last": ranges.get(&n.id).map(|r| r.1),
+        })).collect::<Vec<_>>(),
+    })
+}
