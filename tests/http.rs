@@ -331,7 +331,7 @@ fn a_follow_stream_sees_new_messages_and_events_resume_after_the_last_id() {
     let mut events = connect(&http[2]);
     write!(
         events,
-        "GET /v1/messages?follow=true HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: 1\r\n\r\n"
+        "GET /v1/messages?follow=true&from=1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: 1\r\n\r\n"
     )
     .unwrap();
     read_until(&mut events, "text/event-stream");

@@ -19,6 +19,10 @@ use super::super::shared::Shared;
 use crate::entry::Seq;
 use crate::json::entry_json;
 
+/// How long a followed event stream may stay silent before a comment is
+/// sent on it.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How the entries are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -109,10 +113,22 @@ impl Listing {
                 self.done = true;
                 return self.closing().map(Ok);
             }
-            if self.follow && !wait_for(&self.shared, &mut self.mark, self.next).await {
-                // The node stops: the listing ends as if complete.
-                self.done = true;
-                return self.closing().map(Ok);
+            if self.follow {
+                let waiting = wait_for(&self.shared, &mut self.mark, self.next);
+                match tokio::time::timeout(KEEP_ALIVE, waiting).await {
+                    Ok(true) => {}
+                    // The node stops: the listing ends as if complete.
+                    Ok(false) => {
+                        self.done = true;
+                        return self.closing().map(Ok);
+                    }
+                    // A comment line, which event readers skip, so that a
+                    // proxy in between does not close a quiet stream.
+                    Err(_) if self.format == Format::Events => {
+                        return Some(Ok(Bytes::from_static(b": keep-alive\n\n")));
+                    }
+                    Err(_) => continue,
+                }
             }
             let max = self.left.min(u64::from(u32::MAX)) as usize;
             let entries = match read_page(&self.shared, &self.mark, self.next, self.to, max).await {

@@ -97,7 +97,7 @@ impl Api {
     /// token missing where reads need one, 403 for one that matches none.
     fn access(&self, headers: &HeaderMap) -> Result<Access, Problem> {
         let cfg = &self.shared.cfg;
-        let token = bearer(headers)?;
+        let token = bearer(headers);
         crate::auth::client_access(
             token,
             cfg.client_token.as_deref(),
@@ -123,7 +123,7 @@ impl Api {
         if self.access(headers)?.append {
             return Ok(());
         }
-        let (status, what) = match bearer(headers)? {
+        let (status, what) = match bearer(headers) {
             None => (StatusCode::UNAUTHORIZED, "requires the client token to append: give it as the header Authorization: Bearer TOKEN"),
             Some(_) => (StatusCode::FORBIDDEN, "takes appends only with the client token, and this token may only read"),
         };
@@ -139,11 +139,11 @@ impl Api {
     /// with the same key.
     async fn append(&self, item: AppendItem) -> Result<Seq, Problem> {
         let key = item.key.clone().unwrap_or_default();
-        let answer = self
-            .session
-            .append(item.clone())
-            .await
-            .map_err(|_| Problem::stopping())?;
+        let answer = match self.session.append(item.clone()).await {
+            Ok(answer) => answer,
+            Err(session::Stopping::NotHanded) => return Err(Problem::stopping()),
+            Err(session::Stopping::Unanswered) => return Err(Problem::unanswered(&key)),
+        };
         match answer {
             Ok(seq) => Ok(seq),
             Err(AppendError::NotMaster { master_addr }) if !master_addr.is_empty() => self
@@ -207,18 +207,15 @@ impl Api {
 }
 
 /// The token of an `Authorization: Bearer` header, if there is one.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    // Another scheme (Basic, from a proxy in front) carries no token of
+    // ours: as if none were given, which a node with tokens refuses with
+    // a sentence that says how to give one.
     let value = value.to_str().unwrap_or_default();
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
-        _ => Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the Authorization header must be Bearer TOKEN",
-        )),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+        _ => None,
     }
 }
 

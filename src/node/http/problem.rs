@@ -64,6 +64,15 @@ impl Problem {
         self
     }
 
+    /// `other()` in place of this problem if this is a 413.
+    pub(crate) fn if_too_large(self, other: impl FnOnce() -> Problem) -> Problem {
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            other()
+        } else {
+            self
+        }
+    }
+
     /// The status this answers with.
     #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
@@ -152,6 +161,24 @@ impl Problem {
             ))
             .with("key", key),
         }
+    }
+
+    /// 504: the node stopped after the append was handed to its loop and
+    /// before the answer: it may or may not be stored.
+    pub(crate) fn unanswered(key: &str) -> Problem {
+        unsettled(None, "unknown_outcome", format!(
+            "this node stopped before the append was answered; the message may or may not have been stored: retry with the same message and the header Idempotency-Key: {key}, on another node"
+        ))
+        .with("key", key)
+    }
+
+    /// 400 for a request that appends nothing (a read).
+    pub(crate) fn bad_query(why: impl std::fmt::Display) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("bad request: {why}"),
+        )
     }
 
     /// 503: the node is stopping.

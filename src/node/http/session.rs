@@ -36,9 +36,14 @@ pub(crate) struct Session {
     places: Arc<Semaphore>,
 }
 
-/// Why an append got no answer from the core.
+/// Why an append got no answer from the core: the node stops.
 #[derive(Debug)]
-pub(crate) struct Stopping;
+pub(crate) enum Stopping {
+    /// Before the append was handed to the node loop: nothing was done.
+    NotHanded,
+    /// After: it may or may not be stored.
+    Unanswered,
+}
 
 impl Session {
     /// Registers a client with the node loop and starts routing its answers;
@@ -88,8 +93,8 @@ impl Session {
     /// (its sequence number or why not).
     pub(crate) async fn append(&self, item: AppendItem) -> Result<Answer, Stopping> {
         let place = tokio::select! {
-            _ = self.shared.shutdown.cancelled() => return Err(Stopping),
-            p = self.places.clone().acquire_owned() => p.map_err(|_| Stopping)?,
+            _ = self.shared.shutdown.cancelled() => return Err(Stopping::NotHanded),
+            p = self.places.clone().acquire_owned() => p.map_err(|_| Stopping::NotHanded)?,
         };
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -113,9 +118,9 @@ impl Session {
             progress: false,
         };
         if !to_node(&self.shared, Input::Appends(vec![request])).await {
-            return Err(Stopping);
+            return Err(Stopping::NotHanded);
         }
-        rx.await.map_err(|_| Stopping)
+        rx.await.map_err(|_| Stopping::Unanswered)
     }
 }
 

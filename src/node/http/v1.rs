@@ -35,8 +35,8 @@ use super::Api;
 use crate::json::{entry_json, health_json, LogRanges};
 use crate::wire::{AppendItem, WriteConcern};
 
-/// Bytes of JSON around a message's text: its escapes and base64 cost more,
-/// and `w`, `timeout` and the field names a little.
+/// Bytes of JSON around a message, beyond twice its size (base64 costs a
+/// third more; `w`, `timeout` and the field names a little).
 const JSON_OVERHEAD: usize = 4096;
 
 /// The versioned routes.
@@ -100,8 +100,19 @@ pub(super) async fn json_item(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<AppendItem, Problem> {
-    let limit = api.shared.cfg.max_message_bytes / 3 * 4 + JSON_OVERHEAD;
-    let bytes = api.body(body, limit).await?;
+    // Twice the message: room for base64 and ordinary escaping, while a
+    // connection still holds at most a few times --max-message-bytes. A
+    // text escaped beyond that (control characters) is told to come as
+    // raw bytes: its own size is not what is refused.
+    let limit = api.shared.cfg.max_message_bytes * 2 + JSON_OVERHEAD;
+    let bytes = api.body(body, limit).await.map_err(|p| p.if_too_large(|| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the JSON body is over {limit} bytes, more than a message of --max-message-bytes ({}) needs even as base64; nothing was appended: send a large message as raw bytes (Content-Type: application/octet-stream)", api.shared.cfg.max_message_bytes),
+        )
+        .with("max_message_bytes", api.shared.cfg.max_message_bytes)
+    }))?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request(format!("the body is not JSON ({e})")))?;
     if !value.is_object() {
@@ -218,7 +229,7 @@ async fn list(
     }
     let Query(p) = match params {
         Ok(p) => p,
-        Err(e) => return Problem::bad_request(e.body_text()).into_response(),
+        Err(e) => return Problem::bad_query(e.body_text()).into_response(),
     };
     let accept = headers
         .get(header::ACCEPT)
@@ -237,13 +248,15 @@ async fn list(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let from = match (p.from, p.after.or(last_event)) {
-        (Some(_), Some(_)) if p.after.is_some() => {
-            return Problem::bad_request("give from or after, not both").into_response()
+    // An event stream reconnects to the URL it opened with: the id it
+    // had reached wins over that URL's from or after.
+    let from = match (last_event, p.after, p.from) {
+        (Some(last), _, _) => last.saturating_add(1),
+        (None, Some(_), Some(_)) => {
+            return Problem::bad_query("give from or after, not both").into_response()
         }
-        (Some(from), _) => from,
-        (None, Some(after)) => after.saturating_add(1),
-        (None, None) => 1,
+        (None, Some(after), None) => after.saturating_add(1),
+        (None, None, from) => from.unwrap_or(1),
     };
     let range = Range {
         from,
@@ -273,8 +286,7 @@ async fn get_one(
         return p.into_response();
     }
     let Ok(Path(seq)) = seq else {
-        return Problem::bad_request("the sequence number must be a whole number from 1")
-            .into_response();
+        return Problem::bad_query("the sequence number must be a whole number").into_response();
     };
     let mark = api.shared.visible.clone();
     let read = super::super::requests::read_page(&api.shared, &mark, seq, seq, 1).await;
