@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// A CA, and a certificate it signed for 127.0.0.1, written as PEM files
 /// (`ca.pem`, `node.pem`, `node.key`) in `dir`.
@@ -17,12 +17,19 @@ fn make_pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: with rcgen's default name on both, OpenSSL (curl)
+    // takes the node's certificate for a self-signed one.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("replog test CA {name}"));
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let mut params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("replog test node {name}"));
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     let path = |f: &str| dir.join(format!("{name}-{f}"));
     std::fs::write(path("ca.pem"), ca.pem()).unwrap();
     std::fs::write(path("node.pem"), cert.pem()).unwrap();
@@ -146,4 +153,91 @@ async fn a_tls_cluster_replicates_and_serves_the_cli_over_tls_only() {
             Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
         }
     }
+}
+
+/// `curl` with `args`: (exit code, stdout).
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// With `--tls-cert`, the HTTP API speaks HTTPS with the node's certificate
+/// and nothing else, and a secondary forwards over TLS.
+#[test]
+fn the_http_api_of_a_tls_node_speaks_https_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_pki(dir.path(), "good");
+    let cluster_key = dir.path().join("cluster.key");
+    std::fs::write(&cluster_key, "tls-cluster-key-0123456789\n").unwrap();
+    let http: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let s = |p: &PathBuf| p.display().to_string();
+    let h = http.clone();
+    let mut c = Cluster::new(3, false, |i| {
+        let mut f = flags(FAST);
+        f.extend(
+            [
+                "--tls-cert",
+                &s(&cert),
+                "--tls-key",
+                &s(&key),
+                "--tls-ca",
+                &s(&ca),
+                "--cluster-key-file",
+                &s(&cluster_key),
+                "--http-listen",
+                &h[i],
+            ]
+            .map(String::from),
+        );
+        f
+    });
+    c.start_all();
+    let ca = s(&ca);
+    let post = |node: &str, body: &str| {
+        let url = format!("https://{node}/messages");
+        curl(&["--cacert", &ca, "-d", body, &url])
+    };
+    wait_until("the master to take appends over HTTPS", || {
+        let url = format!("https://{}/health", http[0]);
+        let (_, out) = curl(&["--cacert", &ca, &url]);
+        out.contains("\"accepting_appends\":true").then_some(())
+    });
+    assert_eq!(
+        post(&http[0], r#"{"message":"a","w":3}"#),
+        (0, r#"{"seq":1}"#.into())
+    );
+    // A secondary hands it to the master over TLS, presenting its certificate.
+    assert_eq!(
+        post(&http[1], r#"{"message":"b","w":3}"#),
+        (0, r#"{"seq":2}"#.into())
+    );
+    let url = format!("https://{}/messages", http[2]);
+    assert_eq!(
+        curl(&["--cacert", &ca, &url]),
+        (0, r#"{"messages":["a","b"]}"#.into())
+    );
+    // Plain HTTP to the same port gets no answer.
+    let (code, out) = curl(&[
+        "-d",
+        r#"{"message":"c"}"#,
+        &format!("http://{}/messages", http[0]),
+    ]);
+    assert!(
+        code != 0 && !out.contains("seq"),
+        "plain HTTP was answered: {code} {out}"
+    );
+    // Nor does a client that does not trust the node's CA.
+    let (code, _) = curl(&[
+        "-d",
+        r#"{"message":"c"}"#,
+        &format!("https://{}/messages", http[0]),
+    ]);
+    assert_ne!(code, 0);
 }
