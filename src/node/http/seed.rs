@@ -18,10 +18,10 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::api::{accepting_appends, Api};
 use super::listing::{self, Format, Range};
 use super::problem::{json_answer, Problem};
-use super::Api;
-use crate::wire::{HealthReport, WriteConcern};
+use crate::wire::HealthReport;
 
 /// The seed's routes.
 pub(super) fn routes() -> Router<Arc<Api>> {
@@ -41,7 +41,7 @@ async fn append(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
 /// Reads the JSON body, appends it, and gives its sequence number.
 async fn append_json(api: &Api, headers: &HeaderMap, body: Body) -> Result<u64, Problem> {
     api.may_append(headers)?;
-    let item = super::v1::json_item(api, headers, body).await?;
+    let item = super::append_body::json_item(api, headers, body).await?;
     api.append(item).await
 }
 
@@ -74,16 +74,17 @@ async fn health(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 
 /// The seed's health: the cluster as the master sees it (this node's own
 /// view if it is the master, or if the master cannot be asked).
-pub(super) fn seed_health(own: &HealthReport, master: Option<&HealthReport>) -> Value {
+fn seed_health(own: &HealthReport, master: Option<&HealthReport>) -> Value {
     let view = master.unwrap_or(own);
     let is_master = view.role == crate::wire::NodeRole::Master;
+    let accepting = accepting_appends(own, master);
     json!({
         "node": own.node,
         "role": own.role.to_string(),
         "epoch": view.epoch.max(own.epoch),
         "master": if is_master { Value::from(view.node.clone()) } else { Value::Null },
         "master_addr": if own.master_addr.is_empty() { Value::Null } else { Value::from(own.master_addr.clone()) },
-        "accepting_appends": is_master && !view.read_only && view.reachable >= view.needed,
+        "accepting_appends": accepting,
         "nodes": view.nodes.iter().map(|n| json!({
             "id": n.id,
             "addr": n.addr,
@@ -91,12 +92,4 @@ pub(super) fn seed_health(own: &HealthReport, master: Option<&HealthReport>) -> 
             "status": n.status.to_string(),
         })).collect::<Vec<_>>(),
     })
-}
-
-/// The write concern of a JSON body's `w`, 1 if absent.
-pub(super) fn w_of(body: &Value) -> Result<WriteConcern, Problem> {
-    match body.get("w") {
-        None | Some(Value::Null) => Ok(WriteConcern::Nodes(1)),
-        Some(w) => super::write_concern(w),
-    }
 }

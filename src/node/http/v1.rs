@@ -1,5 +1,5 @@
 //! The versioned API, `/v1/...`:
-//! - `POST /v1/messages`: the body is the message (`application/octet-stream`,
+//! - `POST /v1/messages` (its body read in `append_body`): the body is the message (`application/octet-stream`,
 //!   or any type but JSON), or JSON `{"message": "..."}` /
 //!   `{"message_base64": "..."}` as `list --json` prints them; `w` and
 //!   `timeout` as query parameters (or JSON fields), the request key as the
@@ -16,7 +16,6 @@
 //! - `GET /v1/members`: the members as the master sees them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -24,20 +23,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use base64::Engine;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api::{accepting_appends, Api};
+use super::append_body;
 use super::listing::{self, Format, Range};
 use super::problem::{json_answer, Problem};
-use super::Api;
 use crate::json::{entry_json, health_json, LogRanges};
-use crate::wire::{AppendItem, WriteConcern};
-
-/// Bytes of JSON around a message, beyond twice its size (base64 costs a
-/// third more; `w`, `timeout` and the field names a little).
-const JSON_OVERHEAD: usize = 4096;
 
 /// The versioned routes.
 pub(super) fn routes() -> Router<Arc<Api>> {
@@ -65,18 +58,18 @@ async fn append(
     let appended = async {
         api.may_append(&headers)?;
         let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
-        let mut item = if is_json(&headers) {
-            json_item(&api, &headers, body).await?
+        let mut item = if append_body::is_json(&headers) {
+            append_body::json_item(&api, &headers, body).await?
         } else {
             let max = api.shared.cfg.max_message_bytes;
             let message = api.body(body, max).await?;
-            new_item(&headers, message)?
+            append_body::new_item(&headers, message)?
         };
         if let Some(w) = &params.w {
             item.w = w.parse().map_err(Problem::bad_request)?;
         }
         if let Some(t) = &params.timeout {
-            item.timeout_ms = Some(timeout_ms(t)?);
+            item.timeout_ms = Some(append_body::timeout_ms(t)?);
         }
         let seq = api.append(item).await?;
         Ok::<_, Problem>(seq)
@@ -91,120 +84,6 @@ async fn append(
         }
         Err(p) => p.into_response(),
     }
-}
-
-/// An append's item from a JSON body: `message` (text) or `message_base64`,
-/// `w` and `timeout` if given. The seed's `POST /messages` reads the same.
-pub(super) async fn json_item(
-    api: &Api,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<AppendItem, Problem> {
-    // Twice the message: room for base64 and ordinary escaping, while a
-    // connection still holds at most a few times --max-message-bytes. A
-    // text escaped beyond that (control characters) is told to come as
-    // raw bytes: its own size is not what is refused.
-    let limit = api.shared.cfg.max_message_bytes * 2 + JSON_OVERHEAD;
-    let bytes = api.body(body, limit).await.map_err(|p| p.if_too_large(|| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the JSON body is over {limit} bytes, more than a message of --max-message-bytes ({}) needs even as base64; nothing was appended: send a large message as raw bytes (Content-Type: application/octet-stream)", api.shared.cfg.max_message_bytes),
-        )
-        .with("max_message_bytes", api.shared.cfg.max_message_bytes)
-    }))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request(format!("the body is not JSON ({e})")))?;
-    if !value.is_object() {
-        return Err(Problem::bad_request(
-            "the body must be a JSON object such as {\"message\": \"...\", \"w\": 2}",
-        ));
-    }
-    let message = match (value.get("message"), value.get("message_base64")) {
-        (Some(Value::String(text)), None) => Bytes::from(text.clone()),
-        (None, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map(Bytes::from)
-            .map_err(|e| Problem::bad_request(format!("\"message_base64\" is not base64 ({e})")))?,
-        (Some(_), Some(_)) => {
-            return Err(Problem::bad_request(
-                "give \"message\" or \"message_base64\", not both",
-            ))
-        }
-        (None, None) => {
-            return Err(Problem::bad_request(
-                "the body has no \"message\": send {\"message\": \"...\"}",
-            ))
-        }
-        _ => {
-            return Err(Problem::bad_request(
-                "\"message\" must be a string (use \"message_base64\" for bytes)",
-            ))
-        }
-    };
-    let max = api.shared.cfg.max_message_bytes;
-    if message.len() > max {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the message is {} bytes, over this node's limit of {max} bytes (--max-message-bytes); nothing was appended", message.len()),
-        )
-        .with("max_message_bytes", max));
-    }
-    let mut item = new_item(headers, message)?;
-    item.w = super::seed::w_of(&value)?;
-    match value.get("timeout") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(t)) => item.timeout_ms = Some(timeout_ms(t)?),
-        Some(other) => {
-            return Err(Problem::bad_request(format!(
-                "\"timeout\": {other} is not a duration: give one such as \"5s\" or \"500ms\""
-            )))
-        }
-    }
-    Ok(item)
-}
-
-/// An item of `message`, w=1, keyed by the `Idempotency-Key` header or a
-/// key made up here, so that every append can be retried safely.
-fn new_item(headers: &HeaderMap, message: Bytes) -> Result<AppendItem, Problem> {
-    let key = match headers.get("idempotency-key") {
-        Some(k) => k
-            .to_str()
-            .map_err(|_| Problem::bad_request("the Idempotency-Key header is not text"))?
-            .to_string(),
-        None => crate::client::new_key(),
-    };
-    Ok(AppendItem {
-        req: 0,
-        key: Some(key),
-        w: WriteConcern::Nodes(1),
-        timeout_ms: None,
-        message,
-        progress: false,
-    })
-}
-
-/// A timeout as `--timeout` takes it (`5s`, `500ms`), in milliseconds.
-fn timeout_ms(text: &str) -> Result<u64, Problem> {
-    humantime::parse_duration(text)
-        .map(|d: Duration| d.as_millis().min(u128::from(u64::MAX)) as u64)
-        .map_err(|e| {
-            Problem::bad_request(format!(
-                "timeout '{text}' is not a duration ({e}): give one such as 5s or 500ms"
-            ))
-        })
-}
-
-/// Whether the body says it is JSON.
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            let t = t.split(';').next().unwrap_or_default().trim();
-            t.eq_ignore_ascii_case("application/json") || t.ends_with("+json")
-        })
 }
 
 /// Query parameters of a listing.
@@ -348,8 +227,7 @@ async fn health(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let ends = api.shared.log.ends();
     let ranges: LogRanges = [(own.node.clone(), (ends.base.seq + 1, ends.last.seq))].into();
     let mut value = health_json(&own, &ranges);
-    value["accepting_appends"] =
-        super::seed::seed_health(&own, master.as_ref())["accepting_appends"].clone();
+    value["accepting_appends"] = accepting_appends(&own, master.as_ref()).into();
     if own.role.follows() {
         value["master_report"] = master
             .as_ref()
