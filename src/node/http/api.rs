@@ -22,6 +22,8 @@ pub(crate) struct Api {
     pub(super) shared: Arc<Shared>,
     pub(super) session: Arc<session::Session>,
     pub(super) forward: forward::Forwarder,
+    /// What encoded answers may hold at once.
+    pub(super) budget: super::budget::Budget,
 }
 
 impl Api {
@@ -123,6 +125,10 @@ impl Api {
             )
             .with("max_message_bytes", max)
         };
+        // Said to be too large (Content-Length): refused before waiting.
+        if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+            return Err(too_large());
+        }
         let wait = self.shared.cfg.limits.hello_timeout;
         match tokio::time::timeout(wait, axum::body::to_bytes(body, limit)).await {
             Ok(Ok(bytes)) => Ok(bytes),

@@ -46,7 +46,9 @@ pub(super) async fn json_item(
             "the body must be a JSON object such as {\"message\": \"...\", \"w\": 2}",
         ));
     }
-    let message = match (value.get("message"), value.get("message_base64")) {
+    // A field given as null counts as absent, as for `w` and `timeout`.
+    let field = |name| value.get(name).filter(|v| !v.is_null());
+    let message = match (field("message"), field("message_base64")) {
         (Some(Value::String(text)), None) => Bytes::from(text.clone()),
         (None, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
             .decode(b64)
@@ -62,9 +64,14 @@ pub(super) async fn json_item(
                 "the body has no \"message\": send {\"message\": \"...\"}",
             ))
         }
-        _ => {
+        (Some(_), None) => {
             return Err(Problem::bad_request(
                 "\"message\" must be a string (use \"message_base64\" for bytes)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Problem::bad_request(
+                "\"message_base64\" must be a string of base64",
             ))
         }
     };
@@ -97,7 +104,11 @@ pub(super) fn new_item(headers: &HeaderMap, message: Bytes) -> Result<AppendItem
     let key = match headers.get("idempotency-key") {
         Some(k) => k
             .to_str()
-            .map_err(|_| Problem::bad_request("the Idempotency-Key header is not text"))?
+            .map_err(|_| {
+                Problem::bad_request(
+                    "the Idempotency-Key header must be printable ASCII (encode other text, as hex for example)",
+                )
+            })?
             .to_string(),
         None => crate::client::new_key(),
     };

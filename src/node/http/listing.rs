@@ -4,9 +4,10 @@
 //! entries, one JSON entry per line (NDJSON), or server-sent events.
 //!
 //! The next page is read only once hyper has taken the previous one for
-//! the socket: a client that reads slowly holds one page in memory, as a
-//! binary `list --follow` does with its page credit, and a client that
-//! goes away drops the listing.
+//! the socket: a client that reads slowly holds one page, as a binary
+//! `list --follow` does with its page credit, and a client that goes away
+//! drops the listing. Pages are encoded off the runtime's thread, and what
+//! they hold encoded counts against the node's HTTP budget (`budget.rs`).
 
 use std::sync::Arc;
 
@@ -16,8 +17,9 @@ use tokio::sync::watch;
 
 use super::super::requests::{mark_of, read_page, wait_for};
 use super::super::shared::Shared;
+use super::budget::{json_bound, Budget};
 use crate::entry::Seq;
-use crate::json::entry_json;
+use crate::json::{entry_json, write_entry_json};
 
 /// How long a followed event stream may stay silent before a comment is
 /// sent on it.
@@ -64,12 +66,14 @@ struct Listing {
     format: Format,
     /// Entries written so far (for the separators).
     written: u64,
+    /// What the encoded pages may hold.
+    budget: Budget,
     /// The closing bytes are written.
     done: bool,
 }
 
 /// The body listing `range` in `format`.
-pub(crate) fn body(shared: Arc<Shared>, range: Range, format: Format) -> Body {
+pub(crate) fn body(shared: Arc<Shared>, budget: Budget, range: Range, format: Format) -> Body {
     let mark = mark_of(&shared, range.committed);
     // Nothing before the base is left (retention): a listing from below it
     // starts after it.
@@ -88,6 +92,7 @@ pub(crate) fn body(shared: Arc<Shared>, range: Range, format: Format) -> Body {
         follow: range.follow,
         format,
         written: 0,
+        budget,
         done: false,
     };
     let opening = match format {
@@ -149,54 +154,21 @@ impl Listing {
                 return self.closing().map(Ok);
             };
             self.next = last + 1;
-            let mut out = Vec::new();
-            for e in entries.iter().filter(|e| !e.is_control()) {
+            let mut shown = Vec::new();
+            for e in entries.into_iter().filter(|e| !e.is_control()) {
                 if self.left == 0 {
                     self.next = e.seq;
                     break;
                 }
                 self.left -= 1;
-                self.push(&mut out, e.seq, &e.message);
+                shown.push((e.seq, e.message));
             }
-            if !out.is_empty() {
-                return Some(Ok(Bytes::from(out)));
+            if shown.is_empty() {
+                continue;
             }
-        }
-    }
-
-    /// Appends one entry in the listing's format.
-    fn push(&mut self, out: &mut Vec<u8>, seq: Seq, message: &[u8]) {
-        let separator = self.written > 0;
-        self.written += 1;
-        match self.format {
-            Format::Seed => {
-                if separator {
-                    out.push(b',');
-                }
-                let item = match std::str::from_utf8(message) {
-                    Ok(text) => serde_json::Value::from(text),
-                    Err(_) => {
-                        let mut object = entry_json(seq, message);
-                        object.as_object_mut().map(|o| o.remove("seq"));
-                        object
-                    }
-                };
-                out.extend_from_slice(item.to_string().as_bytes());
-            }
-            Format::Object => {
-                if separator {
-                    out.push(b',');
-                }
-                out.extend_from_slice(entry_json(seq, message).to_string().as_bytes());
-            }
-            Format::Ndjson => {
-                out.extend_from_slice(entry_json(seq, message).to_string().as_bytes());
-                out.push(b'\n');
-            }
-            Format::Events => {
-                let data = entry_json(seq, message).to_string();
-                out.extend_from_slice(format!("id: {seq}\ndata: {data}\n\n").as_bytes());
-            }
+            let first = self.written == 0;
+            self.written += shown.len() as u64;
+            return Some(encode_page(&self.budget, self.format, first, shown).await);
         }
     }
 
@@ -206,6 +178,67 @@ impl Listing {
             Format::Seed => Some(Bytes::from_static(b"]}")),
             Format::Object => Some(Bytes::from(format!("],\"next\":{}}}", self.next))),
             Format::Ndjson | Format::Events => None,
+        }
+    }
+}
+
+/// `entries` in `format` (`first`: nothing was written before them), as
+/// bytes that hold their share of `budget` until written. Encoded on a
+/// blocking thread: a page may be megabytes of JSON (a message of NUL bytes
+/// grows sixfold), which must not hold the thread the node loop runs on.
+async fn encode_page(
+    budget: &Budget,
+    format: Format,
+    first: bool,
+    entries: Vec<(Seq, Bytes)>,
+) -> std::io::Result<Bytes> {
+    let bound = entries.iter().map(|(_, m)| json_bound(m.len())).sum();
+    let share = budget
+        .reserve(bound)
+        .await
+        .ok_or_else(|| std::io::Error::other("the node is stopping"))?;
+    let encoding = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (i, (seq, message)) in entries.iter().enumerate() {
+            push(&mut out, format, first && i == 0, *seq, message);
+        }
+        out
+    });
+    let out = encoding.await.map_err(std::io::Error::other)?;
+    Ok(Budget::hold(share, out))
+}
+
+/// Appends one entry in `format` (`first`: no separator before it).
+fn push(out: &mut Vec<u8>, format: Format, first: bool, seq: Seq, message: &[u8]) {
+    match format {
+        Format::Seed => {
+            if !first {
+                out.push(b',');
+            }
+            match std::str::from_utf8(message) {
+                // Writing into a Vec cannot fail.
+                Ok(text) => drop(serde_json::to_writer(&mut *out, text)),
+                Err(_) => {
+                    let mut object = entry_json(seq, message);
+                    object.as_object_mut().map(|o| o.remove("seq"));
+                    out.extend_from_slice(object.to_string().as_bytes());
+                }
+            }
+        }
+        Format::Object => {
+            if !first {
+                out.push(b',');
+            }
+            write_entry_json(out, seq, message);
+        }
+        Format::Ndjson => {
+            write_entry_json(out, seq, message);
+            out.push(b'\n');
+        }
+        Format::Events => {
+            out.extend_from_slice(format!("id: {seq}\ndata: ").as_bytes());
+            write_entry_json(out, seq, message);
+            out.extend_from_slice(b"\n\n");
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   are, and their answers routed back;
 //! - `forward`: what a node that is not the master asks the master;
 //! - `listing`: a listing of the log as a body, a page at a time;
+//! - `budget`: the encoded bytes all HTTP answers hold at once;
 //! - `problem`: every error as one status and one JSON object.
 //!
 //! A request calls what the binary protocol's handlers call
@@ -22,6 +23,7 @@
 
 mod api;
 mod append_body;
+mod budget;
 mod forward;
 mod listing;
 pub(super) mod metrics_page;
@@ -63,6 +65,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         forward: forward::Forwarder::new(&shared.cfg),
         shared: shared.clone(),
         session,
+        budget: budget::Budget::new(),
     });
     let router = Router::new()
         .merge(seed::routes())

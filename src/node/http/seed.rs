@@ -57,7 +57,7 @@ async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         committed: false,
         follow: false,
     };
-    let body = listing::body(api.shared.clone(), range, Format::Seed);
+    let body = listing::body(api.shared.clone(), api.budget.clone(), range, Format::Seed);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

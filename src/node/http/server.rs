@@ -8,12 +8,17 @@
 //!   `head_timeout`, which is also how long a keep-alive connection may sit
 //!   idle between requests (hyper starts the timer as soon as it waits for
 //!   a head): a slowloris holds a slot for that long and no more;
-//! - a TLS handshake within `head_timeout`, on the node's handshake thread.
+//! - a TLS handshake within `head_timeout`, on the node's handshake thread;
+//! - an answer the client does not read: once the socket takes no byte for
+//!   `head_timeout`, the connection is closed (`Stalls`), so that a reader
+//!   that never reads gives back its slot and what its answer holds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use std::future::Future;
+
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -160,6 +165,7 @@ where
         .header_read_timeout(limits.head_timeout)
         .max_buf_size(limits.max_head_bytes)
         .keep_alive(limits.keep_alive);
+    let io = Stalls::new(io, limits.head_timeout);
     let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
@@ -175,5 +181,98 @@ where
     };
     if let Err(e) = result {
         debug!(error = %e, "{} connection ended", limits.name);
+    }
+}
+
+/// A stream whose writes fail once the peer has taken no byte for `limit`:
+/// hyper then ends the connection.
+struct Stalls<IO> {
+    io: IO,
+    limit: Duration,
+    /// Since when writes have waited, as a timer; `None` while they go.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> Stalls<IO> {
+    fn new(io: IO, limit: Duration) -> Self {
+        Stalls {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a write that returned `poll` means: the peer's stall counted,
+    /// or ended.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        poll: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing of its answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stalls<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stalls<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -28,9 +28,10 @@ use serde_json::{json, Value};
 
 use super::api::{accepting_appends, Api};
 use super::append_body;
+use super::budget::{json_bound, Budget};
 use super::listing::{self, Format, Range};
 use super::problem::{json_answer, Problem};
-use crate::json::{entry_json, health_json, LogRanges};
+use crate::json::{health_json, LogRanges};
 
 /// The versioned routes.
 pub(super) fn routes() -> Router<Arc<Api>> {
@@ -121,21 +122,28 @@ async fn list(
     } else {
         (Format::Object, "application/json")
     };
-    // Resumed after the last seq the client had: `after`, or an event
-    // stream's Last-Event-ID.
+    // An event stream resumes after the last id it had: a reconnecting
+    // EventSource sends the URL it first opened, and the id wins over that
+    // URL's from or after. Other listings go by the URL alone.
     let last_event = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    // An event stream reconnects to the URL it opened with: the id it
-    // had reached wins over that URL's from or after.
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|_| format == Format::Events);
+    let after = |seq: u64| {
+        seq.checked_add(1).ok_or_else(|| {
+            Problem::bad_query(format!("after={seq}: no sequence number follows it"))
+        })
+    };
     let from = match (last_event, p.after, p.from) {
-        (Some(last), _, _) => last.saturating_add(1),
-        (None, Some(_), Some(_)) => {
-            return Problem::bad_query("give from or after, not both").into_response()
-        }
-        (None, Some(after), None) => after.saturating_add(1),
-        (None, None, from) => from.unwrap_or(1),
+        (Some(last), _, _) => after(last),
+        (None, Some(_), Some(_)) => Err(Problem::bad_query("give from or after, not both")),
+        (None, Some(seq), None) => after(seq),
+        (None, None, from) => Ok(from.unwrap_or(1)),
+    };
+    let from = match from {
+        Ok(from) => from,
+        Err(p) => return p.into_response(),
     };
     let range = Range {
         from,
@@ -144,7 +152,7 @@ async fn list(
         committed: p.committed.unwrap_or(false),
         follow: p.follow.unwrap_or(false),
     };
-    let body = listing::body(api.shared.clone(), range, format);
+    let body = listing::body(api.shared.clone(), api.budget.clone(), range, format);
     let mut r = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     if format == Format::Events {
         r.headers_mut().insert(
@@ -191,7 +199,7 @@ async fn get_one(
                 let kind = [(header::CONTENT_TYPE, "application/octet-stream")];
                 (kind, e.message).into_response()
             } else {
-                json_answer(StatusCode::OK, entry_json(e.seq, &e.message))
+                entry_answer(&api, e.seq, e.message).await
             }
         }
         Some(_) => Problem::new(
@@ -212,6 +220,26 @@ async fn get_one(
             format!("there is no message at sequence number {seq} on this node (yet): it holds up to {}", *api.shared.visible.borrow()),
         )
         .into_response(),
+    }
+}
+
+/// One entry as JSON, encoded off the runtime's thread under the budget
+/// (a large message may be megabytes of JSON).
+async fn entry_answer(api: &Api, seq: u64, message: bytes::Bytes) -> Response {
+    let Some(share) = api.budget.reserve(json_bound(message.len())).await else {
+        return Problem::stopping().into_response();
+    };
+    let encoding = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        crate::json::write_entry_json(&mut out, seq, &message);
+        out
+    });
+    match encoding.await {
+        Ok(out) => {
+            let kind = [(header::CONTENT_TYPE, "application/json")];
+            (kind, Budget::hold(share, out)).into_response()
+        }
+        Err(_) => Problem::stopping().into_response(),
     }
 }
 
