@@ -174,7 +174,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__bench)
-            opts="-w -h --node --connections --inflight --size --count --duration --warmup --write-concern --key-every-append --fsync-probe --json --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-w -h --node --connections --inflight --size --count --duration --warmup --write-concern --key-every-append --fsync-probe --readers --json --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +217,10 @@ _replog() {
                     return 0
                     ;;
                 --fsync-probe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --readers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 
 use super::connection::{connect_master, Client, ConnectOptions};
 use super::error::ClientError;
+use super::followers::{AckTimes, Followers};
 use crate::wire::WriteConcern;
 
 /// What to run (the flags of `replog bench`).
@@ -49,6 +50,9 @@ pub struct BenchOptions {
     /// Also time fdatasync of a probe file in DIR (give a directory on the data directory's filesystem), one fdatasync per node at once there (what a w=N append waits for when every node shares that disk), and a round trip to the master; for a serial run (--connections 1 --inflight 1), print append p50 over the sum of the first and the last.
     #[arg(long, value_name = "DIR")]
     pub fsync_probe: Option<PathBuf>,
+    /// Also run this many followers on the master beside the writers, each reading every new committed message as `replog list --follow --committed` does; the report adds what they read per second and how long after an append's answer they saw it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub readers: usize,
 }
 
 /// Latency percentiles, in microseconds.
@@ -108,6 +112,20 @@ pub struct BenchReport {
     /// serial append comes to the one sync and one trip it must wait for
     /// (only for a serial run: one connection, one in flight).
     pub p50_over_fsync_and_round_trip: Option<f64>,
+    /// What `--readers` followers did, if any ran.
+    pub readers: Option<ReadersReport>,
+}
+
+/// What the `--readers` followers did in the measured period.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadersReport {
+    /// How many followed.
+    pub followers: usize,
+    /// Messages they received per second, all together.
+    pub messages_per_second: f64,
+    /// From an append's answer to a follower receiving it, microseconds
+    /// (0 when the follower saw it first).
+    pub seen_after_answer_us: Latency,
 }
 
 /// Times `n` fdatasyncs of a small write to a file in `dir`.
@@ -209,8 +227,17 @@ pub async fn run(
     }
     let probes = Probes::take(&clients[0], opts).await?;
     let message = bytes::Bytes::from(vec![b'x'; opts.size]);
+    let mut readers = Vec::with_capacity(opts.readers);
+    for _ in 0..opts.readers {
+        readers.push(connect_master(&nodes[0], conn).await?);
+    }
     let started = Instant::now();
     let measure_from = started + opts.warmup;
+    let acks = (opts.readers > 0).then(|| Arc::new(AckTimes::new(started)));
+    let followers = acks.as_ref().map(|acks| {
+        let from = clients[0].welcome().last.seq + 1;
+        Followers::start(readers, from, acks.clone(), measure_from)
+    });
     let stop_at = opts.count.is_none().then(|| measure_from + opts.duration);
     let tally = Tally::new(started);
     // The workers keep their counts to themselves and share them rarely:
@@ -235,6 +262,7 @@ pub async fn run(
                 keyed: opts.key_every_append,
                 count: opts.count,
                 measure_from,
+                acks: acks.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -244,6 +272,9 @@ pub async fn run(
     for t in tasks {
         let _ = t.await;
     }
+    if let Some(f) = &followers {
+        f.stop();
+    }
     let mut h = Histogram::<u64>::new(3).expect("3 significant digits");
     for shared_h in histograms {
         h.add(&*shared_h.lock().expect("lock"))
@@ -251,7 +282,13 @@ pub async fn run(
     }
     // Only a serial run waits for exactly one sync and one trip at a time.
     let serial = connections * inflight == 1;
-    Ok(tally.report(&h, measure_from, probes, serial))
+    let mut report = tally.report(&h, measure_from, probes, serial);
+    report.readers = followers.map(|f| ReadersReport {
+        followers: opts.readers,
+        messages_per_second: f.read.load(Ordering::Relaxed) as f64 / report.seconds,
+        seen_after_answer_us: Latency::of(&f.lag.lock().expect("lock")),
+    });
+    Ok(report)
 }
 
 /// What `--fsync-probe` measures before the run: a fdatasync alone and of
@@ -403,6 +440,7 @@ impl Tally {
             fsync_together_us: probes.together.as_ref().map(|(_, h)| Latency::of(h)),
             fsync_together: probes.together.as_ref().map(|(files, _)| *files),
             p50_over_fsync_and_round_trip: ratio,
+            readers: None,
         }
     }
 }
@@ -417,6 +455,8 @@ struct Worker {
     keyed: bool,
     count: Option<u64>,
     measure_from: Instant,
+    /// Where answers are noted for `--readers`, if any run.
+    acks: Option<Arc<AckTimes>>,
 }
 
 /// What one worker counted, shared with the others once it is done.
@@ -458,7 +498,12 @@ impl Worker {
                 counts.unpublished = 0;
             }
             match &result {
-                Ok(_) => counts.ok += 1,
+                Ok(seq) => {
+                    counts.ok += 1;
+                    if let Some(acks) = &self.acks {
+                        acks.answered(*seq, now);
+                    }
+                }
                 Err(e) => *counts.failed.entry(e.kind().to_string()).or_default() += 1,
             }
             if let Err(ClientError::Lost { .. } | ClientError::Rejected { .. }) = result {
@@ -572,6 +617,17 @@ impl BenchReport {
         if let Some(r) = self.p50_over_fsync_and_round_trip {
             out.push_str(&format!(
                 "append p50 / (fdatasync p50 + round trip p50) = {r:.2}\n"
+            ));
+        }
+        if let Some(r) = &self.readers {
+            let l = r.seen_after_answer_us;
+            out.push_str(&format!(
+                "readers: {} follower(s) read {:.0} messages/s; seen after the append's answer: p50 {}  p99 {}  max {}\n",
+                r.followers,
+                r.messages_per_second,
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.max)
             ));
         }
         out

@@ -5,12 +5,14 @@
 //!   flight on it; finding the master.
 //! - [`error`]: what a request can fail with ([`ClientError`]), its exit
 //!   code and `--json` kind.
-//! - [`bench`](mod@bench): the load generator behind `replog bench`.
+//! - [`bench`](mod@bench): the load generator behind `replog bench`, and
+//!   `followers`, its `--readers`.
 //! - [`verify`]: every node's log compared by digests (`replog verify`).
 
 pub mod bench;
 pub mod connection;
 pub mod error;
+mod followers;
 pub mod verify;
 
 pub use connection::{
