@@ -430,3 +430,48 @@ async fn a_refused_stale_master_does_not_disturb_the_live_masters_connection() {
     );
     c.wait_converged(&[1, 2], n as usize).await;
 }
+
+/// Readers near the end of the log are served from the entries kept in
+/// memory (the tail), and still only up to the mark they asked for: with
+/// both secondaries paused, an entry the master stored alone is listed,
+/// but not by a committed listing or a committed follow, until the
+/// secondaries store it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_served_from_memory_stops_at_the_commit_mark() {
+    let mut c = Cluster::new(3, false, |_| flags(STATIC));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let m = c.master().to_string();
+    assert_eq!(append(&m, "on all", 3).await.unwrap(), 1);
+    c.signal(1, "STOP");
+    c.signal(2, "STOP");
+    assert_eq!(append(&m, "on the master alone", 1).await.unwrap(), 2);
+    let client = Client::connect(&m).await.unwrap();
+    let (visible, _) = client.list_entries(1, 1000, false, false).await.unwrap();
+    assert_eq!(
+        text(visible),
+        [(1, "on all".into()), (2, "on the master alone".into())]
+    );
+    let (committed, mark) = client.list_entries(1, 1000, false, true).await.unwrap();
+    assert_eq!(
+        (text(committed), mark),
+        (vec![(1, "on all".to_string())], 1)
+    );
+    // A committed follow from 2 waits for the commit, then gets it.
+    let following = tokio::spawn({
+        let client = client.clone();
+        async move { client.list_entries(2, 1000, true, true).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !following.is_finished(),
+        "a committed follow must wait for the commit"
+    );
+    c.signal(1, "CONT");
+    c.signal(2, "CONT");
+    let (entries, mark) = following.await.unwrap().unwrap();
+    assert_eq!(
+        (text(entries), mark),
+        (vec![(2, "on the master alone".to_string())], 2)
+    );
+}

@@ -159,7 +159,7 @@ impl NodeLoop {
                     base.seq
                 );
                 self.pending.clear();
-                self.tail.clear();
+                self.shared.tail().clear();
                 self.shared_sends.clear();
                 let mut log = self.shared.log.write();
                 let result = log.reset(base, &epochs, configs.as_deref());

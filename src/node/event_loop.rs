@@ -78,9 +78,6 @@ pub(super) struct NodeLoop {
     /// Entries to persist, not yet written: written before anything is read
     /// back to be sent, and at the end of every round.
     pub(super) pending: Vec<Entry>,
-    /// The newest entries written, while master: sent to secondaries
-    /// without reading them back from the log.
-    pub(super) tail: super::tail::Tail,
     /// Ranges of entries (`from..=to`) that more than one secondary is
     /// sent in the actions being carried out, with their frames once
     /// encoded: encoded once, written to each as the same bytes. Noted
@@ -139,7 +136,6 @@ impl NodeLoop {
             next_tick: now,
             retention_due: now,
             pending: Vec::new(),
-            tail: super::tail::Tail::default(),
             shared_sends: Vec::new(),
             actions: Vec::new(),
             requeue: VecDeque::new(),
@@ -408,7 +404,7 @@ impl NodeLoop {
     /// lowered under one write lock, so a reader never sees one without the
     /// other (`truncate_after` syncs the cut itself).
     pub(super) fn cut_log(&mut self, after: Seq) -> std::io::Result<()> {
-        self.tail.truncate_after(after);
+        self.shared.tail().truncate_after(after);
         self.shared_sends.clear();
         let mut log = self.shared.log.write();
         let result = log.truncate_after(after);
@@ -443,16 +439,17 @@ impl NodeLoop {
         self.shared
             .metrics
             .log_write(started.elapsed().as_secs_f64());
-        // What was written joins the tail (a master's, which sends it on);
-        // the buffer is kept: its capacity serves the next round.
+        // What was written joins the tail: a master sends it on, and
+        // readers near the end of the log on any node are served from it.
+        // The buffer is kept: its capacity serves the next round.
         let is_written = match &written {
             Ok(_) => true,
             Err(e) => crate::storage::files::is_not_durable(e),
         };
-        if is_written && self.core.is_master() {
-            self.tail.push(&mut entries);
+        if is_written {
+            self.shared.tail().push(&mut entries);
         } else {
-            self.tail.clear();
+            self.shared.tail().clear();
         }
         self.pending = entries;
         self.pending.clear();
@@ -632,7 +629,8 @@ impl NodeLoop {
         while next <= to {
             // What the master just wrote is in the tail; a secondary
             // catching up is served from the log.
-            let read = match self.tail.read(next, to, batch, max_bytes) {
+            let from_tail = self.shared.tail().read(next, to, batch, max_bytes);
+            let read = match from_tail {
                 Some(entries) => Ok(entries),
                 None => self.shared.log.read().read(next, to, batch, max_bytes),
             };
@@ -699,7 +697,7 @@ impl NodeLoop {
             Ok(n) => {
                 let base = log.base();
                 drop(log);
-                self.tail.drop_through(base.seq);
+                self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
                 self.step(now, Event::Compacted { base });
@@ -710,7 +708,7 @@ impl NodeLoop {
                 let base = log.base();
                 drop(log);
                 warn!(error = %e, "retention could not delete old segments; will try again");
-                self.tail.drop_through(base.seq);
+                self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 if base != before {
                     self.step(now, Event::Compacted { base });

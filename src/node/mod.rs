@@ -214,6 +214,7 @@ pub async fn run<N: Net>(
         reads_in_place: N::SIMULATED,
         cluster_id: AtomicU64::new(identity.cluster.unwrap_or(0)),
         members_from_log: std::sync::atomic::AtomicBool::new(false),
+        tail: Default::default(),
     });
 
     let (sync_tx, syncer) = start_syncer(&cfg, sync_point.is_some(), &shared, &span);

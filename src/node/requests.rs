@@ -333,9 +333,18 @@ pub(super) async fn wait_for(shared: &Shared, mark: &mut watch::Receiver<Seq>, f
 
 /// Reads up to `max` entries (at most [`LIST_PAGE`], and
 /// [`LIST_PAGE_BYTES`] of messages, at least one entry) from `from` up to
-/// `mark` and `to`, epoch markers included; with the mark as read. The mark
-/// is read under the log's lock: the loop changes both under the write
-/// lock (a truncation lowers it), so they agree.
+/// `mark` and `to`, epoch markers included; with the mark as read.
+///
+/// From the tail in memory when it holds `from`: no lock of the log, no
+/// blocking thread, no record decoded, so that readers following the end
+/// of the log cost the writers little. The mark is read under the tail's
+/// lock, and the loop changes the tail before it raises a mark over what it
+/// wrote and before it cuts the log (a cut empties the tail past the cut
+/// first, a reset empties it): an entry read so is in the log.
+///
+/// Otherwise from the log, the mark read under the log's lock: the loop
+/// changes both under the write lock (a truncation lowers it), so they
+/// agree.
 pub(super) async fn read_page(
     shared: &Arc<Shared>,
     mark: &watch::Receiver<Seq>,
@@ -343,8 +352,15 @@ pub(super) async fn read_page(
     to: Seq,
     max: usize,
 ) -> std::io::Result<(Seq, Vec<crate::entry::Entry>)> {
-    let mark = mark.clone();
     let max = max.clamp(1, LIST_PAGE as usize);
+    {
+        let tail = shared.tail();
+        let upto = *mark.borrow();
+        if let Some(entries) = tail.read(from, upto.min(to), max, LIST_PAGE_BYTES) {
+            return Ok((upto, entries));
+        }
+    }
+    let mark = mark.clone();
     shared
         .read_log(move |log| {
             let upto = *mark.borrow();

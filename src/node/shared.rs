@@ -146,12 +146,24 @@ pub(crate) struct Shared {
     /// The core acts on members its log records (a change was made): a
     /// node without a cluster id then names none in its hellos.
     pub members_from_log: std::sync::atomic::AtomicBool,
+    /// The newest entries written, in memory: the master sends them to
+    /// secondaries, and readers near the end of the log are served from
+    /// them without the log's lock or a read of the disk. Changed by the
+    /// node loop only, each change made so that a reader that holds this
+    /// lock and reads a mark never takes an entry the log does not hold up
+    /// to that mark (`requests::read_page`).
+    pub tail: std::sync::Mutex<super::tail::Tail>,
 }
 
 impl Shared {
     /// A fresh id for a connection or client.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The tail, locked (held for a copy of its entries' handles at most).
+    pub(crate) fn tail(&self) -> std::sync::MutexGuard<'_, super::tail::Tail> {
+        self.tail.lock().expect("tail lock")
     }
 
     /// Runs `read` on the log under its read lock, on a blocking thread: a

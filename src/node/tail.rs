@@ -1,11 +1,13 @@
 //! The newest entries written to the log, kept in memory.
 //!
-//! A master sends every entry to its secondaries right after writing it.
+//! A master sends every entry to its secondaries right after writing it,
+//! and readers that follow the log want it as soon as it is visible.
 //! Reading each round back from the log (a read of the page cache, a CRC
-//! check and a copy of every message) once per secondary is work for
-//! nothing: the entries were in memory a moment before. The tail keeps
-//! them, messages shared (`Bytes`), bounded in count and bytes; a
-//! secondary further behind is served from the log as before.
+//! check and a copy of every message) once per secondary and per reader is
+//! work for nothing: the entries were in memory a moment before. The tail
+//! keeps them on every node, messages shared (`Bytes`), bounded in count
+//! and bytes; a secondary or reader further behind is served from the log
+//! as before.
 //!
 //! It follows the log: what a cut removes, a reset empties, or retention
 //! deletes is dropped from the tail too, so it never holds an entry the
@@ -24,7 +26,7 @@ const MAX_BYTES: usize = 1024 * 1024;
 
 /// Consecutive entries, the newest written.
 #[derive(Debug, Default)]
-pub(super) struct Tail {
+pub(crate) struct Tail {
     /// In sequence order, without gaps.
     entries: VecDeque<Entry>,
     /// Their cost ([`entry_cost`]), summed.
@@ -34,7 +36,7 @@ pub(super) struct Tail {
 impl Tail {
     /// Takes the entries just written (leaving `written` empty). Entries
     /// that do not follow the tail replace it.
-    pub(super) fn push(&mut self, written: &mut Vec<Entry>) {
+    pub(crate) fn push(&mut self, written: &mut Vec<Entry>) {
         let follows = match (self.entries.back(), written.first()) {
             (Some(last), Some(first)) => first.seq == last.seq + 1,
             _ => true,
@@ -57,7 +59,7 @@ impl Tail {
     /// Entries `from..=upto`, at most `max` of them and `max_bytes` by
     /// their cost (at least one), if the tail holds `from`; `None` if it
     /// does not (read the log instead).
-    pub(super) fn read(
+    pub(crate) fn read(
         &self,
         from: Seq,
         upto: Seq,
@@ -77,7 +79,7 @@ impl Tail {
     }
 
     /// Drops the entries after `seq` (a cut of the log).
-    pub(super) fn truncate_after(&mut self, seq: Seq) {
+    pub(crate) fn truncate_after(&mut self, seq: Seq) {
         while self.entries.back().is_some_and(|e| e.seq > seq) {
             let e = self.entries.pop_back().expect("checked");
             self.bytes -= entry_cost(&e);
@@ -85,7 +87,7 @@ impl Tail {
     }
 
     /// Drops the entries up to `seq` (retention deleted them).
-    pub(super) fn drop_through(&mut self, seq: Seq) {
+    pub(crate) fn drop_through(&mut self, seq: Seq) {
         while self.entries.front().is_some_and(|e| e.seq <= seq) {
             let e = self.entries.pop_front().expect("checked");
             self.bytes -= entry_cost(&e);
@@ -93,7 +95,7 @@ impl Tail {
     }
 
     /// Drops everything (the log was reset).
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
     }
