@@ -480,8 +480,8 @@ fn a_node_reset_past_a_change_acts_on_the_members_in_force_at_its_base_and_ignor
 /// refused at start (its data directory records the cluster's id).
 #[test]
 fn a_node_restarted_with_another_list_before_any_change_refuses_to_start() {
-    let mut c = Cluster::new(3, true, |_| flags(FAST));
-    c.start_all();
+    // Able to take appends first: spawned is not yet listening.
+    let mut c = started(3, &[]);
     let first = c.addrs.join(",");
     let (code, out, err) = replog(&["append", "-w", "all", "--node", &first, "one"]);
     assert_eq!(code, 0, "{out}{err}");
