@@ -236,6 +236,15 @@ fn each_outcome_has_its_status_and_a_json_body() {
         r.body_mut().read_json::<Value>().unwrap()["max_message_bytes"],
         1000
     );
+    // A Content-Length over the limit is refused before any body comes
+    // (waiting for it would be a 408 after --hello-timeout, 5 s).
+    let mut s = TcpStream::connect(m.as_str()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let head = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer client-secret-0123456789\r\nContent-Type: application/octet-stream\r\nContent-Length: 99999999\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 12];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
     // Raw bytes within the limit: stored as given, read back as base64.
     let mut r = agent()
         .post(format!("http://{m}/v1/messages?w=3"))
@@ -346,6 +355,16 @@ fn a_follow_stream_sees_new_messages_and_events_resume_after_the_last_id() {
         "id: 2\ndata: {\"message\":\"two\",\"seq\":2}\n\n",
     );
     assert!(!seen.contains("\"one\""), "resumed after 1: {seen}");
+    // Only an event stream resumes by Last-Event-ID: a JSON listing goes by
+    // its URL.
+    let plain = get(m, "/v1/messages?from=1&to=1", &[("Last-Event-ID", "1")]);
+    assert_eq!(
+        plain,
+        (
+            200,
+            json!({"messages": [{"message": "one", "seq": 1}], "next": 2})
+        )
+    );
 }
 
 /// Sends `bytes` on a fresh connection; what comes back before it closes
