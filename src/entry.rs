@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 /// A sequence number. The first entry is 1; 0 means "nothing yet".
 pub type Seq = u64;
 
+/// A log's id in the cluster: 0 is the log named `default`, which always
+/// exists (and which every entry written before logs had names belongs to).
+pub type LogId = u32;
+
+/// The log named `default`.
+pub const DEFAULT_LOG: LogId = 0;
+
 /// A master epoch. The master starts a new one every time it starts, so an
 /// entry's `(epoch, seq)` names it uniquely across master restarts.
 pub type Epoch = u64;
@@ -27,13 +34,28 @@ pub fn next_epoch(epoch: Epoch) -> Option<Epoch> {
 /// with a NUL byte are the log's own.
 pub const CONFIG_KEY: &str = "\0config";
 
-/// One message in the log.
+/// One entry of the replicated log: a message of one of the cluster's
+/// logs, or one of the entries the replicated log keeps for itself
+/// ([`Entry::is_control`]).
+///
+/// Two numbers place it. `seq` is its position in the replicated log,
+/// which every entry takes (markers and configuration entries too):
+/// replication, elections, the commit mark and retention count in it.
+/// `number` is a message's number in its log (`log`), which only that
+/// log's messages take, so that a reader of one log sees 1, 2, 3, ...
+/// without gaps; a control entry has number 0. Both are fixed by the master
+/// that writes the entry and replicated with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Epoch of the master that assigned `seq`.
     pub epoch: Epoch,
-    /// Position in the log, from 1, without gaps.
+    /// Position in the replicated log, from 1, without gaps.
     pub seq: Seq,
+    /// The log a message belongs to ([`DEFAULT_LOG`] for a control entry).
+    pub log: LogId,
+    /// A message's number in its log, from 1, without gaps; 0 for a
+    /// control entry.
+    pub number: Seq,
     /// The client's request key, kept so that a retried append is answered
     /// with this entry instead of creating a second one.
     #[serde(deserialize_with = "crate::wire::bounded::opt_string::deserialize")]
@@ -54,8 +76,27 @@ impl Entry {
         Entry {
             epoch,
             seq,
+            log: DEFAULT_LOG,
+            number: 0,
             key: Some(String::new()),
             message: Bytes::new(),
+        }
+    }
+
+    /// A message: `message` as number `number` of log `log`, at `seq`.
+    pub fn message(
+        (epoch, seq): (Epoch, Seq),
+        (log, number): (LogId, Seq),
+        key: Option<String>,
+        message: Bytes,
+    ) -> Entry {
+        Entry {
+            epoch,
+            seq,
+            log,
+            number,
+            key,
+            message,
         }
     }
 
@@ -73,6 +114,8 @@ impl Entry {
         Entry {
             epoch,
             seq,
+            log: DEFAULT_LOG,
+            number: 0,
             key: Some(CONFIG_KEY.to_string()),
             message: members,
         }

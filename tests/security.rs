@@ -63,6 +63,8 @@ fn forged(seq: u64) -> Frame {
         entries: vec![Entry {
             epoch: 1 << 40,
             seq,
+            log: replog::entry::DEFAULT_LOG,
+            number: seq,
             key: None,
             message: "forged".into(),
         }],

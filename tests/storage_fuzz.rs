@@ -34,6 +34,8 @@ fn real_segment(rng: &mut SmallRng, n: u64) -> Vec<u8> {
             .map(|seq| Entry {
                 epoch: 1 + seq / 5,
                 seq,
+                log: (seq % 3) as u32,
+                number: seq,
                 key: rng.gen_bool(0.5).then(|| format!("k{seq}")),
                 message: (0..rng.gen_range(0..30))
                     .map(|_| rng.gen::<u8>())

@@ -4,7 +4,8 @@
 //! line and change nothing (an older release welcomed the hello, and every
 //! node then asked for votes in an epoch that wrapped to 0, forever). And a
 //! node without a key refuses to start beyond loopback unless told
-//! `--insecure`.
+//! `--insecure`. A master of an older node protocol, whose entries carry no
+//! log and number, is refused as well.
 
 mod common;
 
@@ -21,8 +22,13 @@ use replog::wire::{Frame, Hello, Role, NODE_PROTOCOL_VERSION};
 /// A node's hello (a master's or a candidate's) naming `c`'s cluster, as a
 /// client written from docs/protocol.md would send it.
 fn node_hello(c: &Cluster, role: Role) -> Vec<u8> {
+    node_hello_of(c, role, NODE_PROTOCOL_VERSION)
+}
+
+/// [`node_hello`] saying node protocol `version`.
+fn node_hello_of(c: &Cluster, role: Role, version: u32) -> Vec<u8> {
     framed(&Frame::Hello(Hello {
-        version: NODE_PROTOCOL_VERSION,
+        version,
         cluster: Some(
             ClusterList::parse(&c.cluster_arg, None)
                 .unwrap()
@@ -292,4 +298,26 @@ fn an_insecure_node_beyond_loopback_starts_and_says_so() {
     let log = c.logs(0);
     assert!(log.contains("THIS CLUSTER IS UNAUTHENTICATED"), "{log}");
     drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_of_an_older_node_protocol_is_refused_and_changes_nothing() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let seq = append(c.master(), "before", 3).await.unwrap();
+    let epoch = c.wait_up(0).await.epoch;
+    // A member, at the next epoch, but speaking node protocol 8: its
+    // entries would carry no log and number.
+    let older = Role::Master {
+        id: "n1".into(),
+        epoch: epoch + 1,
+    };
+    let reason = refused(&c, 1, node_hello_of(&c, older, 8), None);
+    assert!(
+        reason.contains("takes entries only from a master of 9 or later; upgrade the master"),
+        "{reason}"
+    );
+    assert_eq!(append(c.master(), "after", 3).await.unwrap(), seq + 1);
+    assert_eq!(c.wait_up(1).await.epoch, epoch, "node 1 moved epoch");
 }

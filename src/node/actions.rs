@@ -151,6 +151,7 @@ impl NodeLoop {
                 base,
                 epochs,
                 configs,
+                numbers,
             } => {
                 warn!(
                     node = %self.shared.cfg.id,
@@ -162,7 +163,7 @@ impl NodeLoop {
                 self.shared.tail().clear();
                 self.shared_sends.clear();
                 let mut log = self.shared.log.write();
-                let result = log.reset(base, &epochs, configs.as_deref());
+                let result = log.reset(base, &epochs, configs.as_deref(), &numbers);
                 self.visible_tx.send_if_modified(|v| {
                     let changed = *v != base.seq;
                     *v = base.seq;
@@ -187,6 +188,7 @@ impl NodeLoop {
                         reason: format!("{why} failed: {e}"),
                     });
                 }
+                self.report(StorageReport::Numbers { pairs: Vec::new() });
             }
             _ => unreachable!("dispatched by run_actions"),
         }

@@ -627,6 +627,17 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
             hello.version, cfg.id
         )));
     }
+    if matches!(hello.role, Role::Master { .. })
+        && hello.version < crate::wire::OLDEST_REPLICATION_VERSION
+    {
+        return Err(HelloRefusal::Other(format!(
+            "a master of node protocol {} sends entries without their log and number: node {} (node protocol {}) takes entries only from a master of {} or later; upgrade the master",
+            hello.version,
+            cfg.id,
+            crate::wire::NODE_PROTOCOL_VERSION,
+            crate::wire::OLDEST_REPLICATION_VERSION
+        )));
+    }
     if matches!(hello.role, Role::Master { .. } | Role::Candidate { .. }) && hello.cluster.is_none()
     {
         return Err(HelloRefusal::Other("a node must name its cluster".into()));
@@ -721,21 +732,26 @@ async fn serve_master(
                 truncate_after,
             },
             // The core checks that a reset names a log (`role::frames`).
+            // Only a master older than this node's version sends a reset
+            // without numbers, and none is accepted (`check_master`).
             Some(Ok(Frame::Reset { base, epochs })) => SecondaryEvent::Reset {
                 conn,
                 base,
                 epochs,
                 configs: None,
+                numbers: Vec::new(),
             },
             Some(Ok(Frame::ResetMembers {
                 base,
                 epochs,
                 configs,
+                numbers,
             })) => SecondaryEvent::Reset {
                 conn,
                 base,
                 epochs,
                 configs: Some(configs),
+                numbers,
             },
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {

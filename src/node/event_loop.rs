@@ -371,6 +371,20 @@ impl NodeLoop {
                     reason: self.cannot_store(reason),
                 }
             }
+            // The numbers as the log holds them now, with what is still
+            // to be written: read here, when the core takes the report,
+            // and not when it was queued, since the core may have taken
+            // entries since.
+            StorageReport::Numbers { .. } => {
+                let mut last: std::collections::BTreeMap<_, _> =
+                    self.shared.log.read().numbers().into_iter().collect();
+                for e in self.pending.iter().filter(|e| !e.is_control()) {
+                    last.insert(e.log, e.number);
+                }
+                StorageReport::Numbers {
+                    pairs: last.into_iter().collect(),
+                }
+            }
             written @ (StorageReport::Written { .. } | StorageReport::Synced { .. }) => written,
         }
     }
@@ -473,6 +487,8 @@ impl NodeLoop {
                 let after = self.shared.log.read().last().seq;
                 let reason = format!("writing the log failed: {e}");
                 self.report(StorageReport::Unwritten { after, reason });
+                // A secondary forgets the numbers of what was not written.
+                self.report(StorageReport::Numbers { pairs: Vec::new() });
                 return;
             }
         };
@@ -695,23 +711,23 @@ impl NodeLoop {
         match log.delete_through(through) {
             Ok(0) => {}
             Ok(n) => {
-                let base = log.base();
+                let (base, numbers) = (log.base(), log.numbers_at_base());
                 drop(log);
                 self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
-                self.step(now, Event::Compacted { base });
+                self.step(now, Event::Compacted { base, numbers });
             }
             Err(e) => {
                 // The base may have moved before the failure: the core
                 // must know where the log starts.
-                let base = log.base();
+                let (base, numbers) = (log.base(), log.numbers_at_base());
                 drop(log);
                 warn!(error = %e, "retention could not delete old segments; will try again");
                 self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 if base != before {
-                    self.step(now, Event::Compacted { base });
+                    self.step(now, Event::Compacted { base, numbers });
                 }
             }
         }

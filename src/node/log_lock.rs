@@ -104,6 +104,8 @@ mod tests {
         let entry = |seq| Entry {
             epoch: 2,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: None,
             message: "m".into(),
         };

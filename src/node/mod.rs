@@ -308,6 +308,7 @@ fn open_storage(
         base: log.base(),
         learner: identity.learner,
         configs,
+        numbers: crate::replication::numbers::Numbers::known(log.numbers(), log.numbers_at_base()),
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());

@@ -109,6 +109,8 @@ mod tests {
         Entry {
             epoch: 1,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: None,
             message: vec![b'x'; len].into(),
         }

@@ -10,6 +10,8 @@
 //! - [`master`]: sequence numbers, write concern, per-secondary delivery with
 //!   pipelining, retries with backoff, heartbeats, health and quorum.
 //! - [`keys`]: the dedup window of request keys, compact.
+//! - [`numbers`]: each log's last message number, and the master's numbers
+//!   taken back by a cut.
 //! - [`quorum`]: majority and write-concern arithmetic.
 //! - [`redial`]: when a master dials a secondary again after its link went
 //!   down.
@@ -26,6 +28,7 @@
 pub mod keys;
 pub mod master;
 pub mod membership;
+pub mod numbers;
 pub mod quorum;
 pub mod redial;
 pub mod role;
@@ -119,6 +122,8 @@ pub struct LogState {
     /// membership each records (`membership`): the node acts on the last,
     /// or on `--cluster` without any.
     pub configs: Vec<(Seq, membership::Membership)>,
+    /// Each log's last message number, ending at `last`.
+    pub numbers: numbers::Numbers,
 }
 
 /// A log that names an epoch no election can reach, and what to do.

@@ -11,10 +11,19 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::keys::KeyWindow;
+use super::numbers::Numbers;
 use super::storage::{Durability, StorageReport};
 use super::{ConnId, LogState};
-use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::entry::{Entry, Epoch, LogId, Position, Seq};
 use crate::wire::{Frame, PeerStatus};
+
+/// What a reset says of the log at its base: the epochs begun, the
+/// configuration entries (if the master said) and each log's last number.
+type ResetFacts = (
+    Vec<(Epoch, Seq)>,
+    Option<Vec<(Seq, Bytes)>>,
+    Vec<(LogId, Seq)>,
+);
 
 /// Most bytes of entries (as [`crate::wire::entry_cost`] counts them)
 /// held ahead of a gap. Past this, early entries are dropped. Within one
@@ -72,12 +81,16 @@ pub enum SecondaryEvent {
         /// none if the members never changed up to it), as sequence number
         /// and message; `None` from a master too old to say.
         configs: Option<Vec<(Seq, Bytes)>>,
+        /// Each log's last message number at `base`.
+        numbers: Vec<(LogId, Seq)>,
     },
     /// Retention deleted the start of the local log: it begins after
     /// `base`.
     Compacted {
         /// The entry before the first one held.
         base: Position,
+        /// Each log's last message number at `base`.
+        numbers: Vec<(LogId, Seq)>,
     },
     /// A batch of entries from the master.
     Entries {
@@ -116,6 +129,8 @@ pub enum SecondaryAction {
         /// The configuration entries at or before `base`, if the master
         /// said (see the event).
         configs: Option<Vec<(Seq, Bytes)>>,
+        /// Each log's last message number at `base`.
+        numbers: Vec<(LogId, Seq)>,
     },
     /// Cut the local log after this sequence number.
     Truncate {
@@ -160,6 +175,9 @@ pub struct Secondary {
     /// Request keys of the newest entries: not used while this node is a
     /// secondary, kept so that it can dedup as soon as it is master.
     keys: KeyWindow,
+    /// Each log's last message number, for the same reason; unknown from
+    /// a cut until the runtime reports them.
+    numbers: Numbers,
     /// The newest epoch recorded in the log when this core was built.
     epoch: Epoch,
     /// First sequence number of each epoch the log holds, in order: what
@@ -196,6 +214,7 @@ impl Secondary {
             synced: false,
             broken: None,
             keys: log.keys,
+            numbers: log.numbers,
             epoch: log.epoch,
             epochs: log.epochs,
             committed: log.committed.max(log.base.seq),
@@ -217,6 +236,7 @@ impl Secondary {
             base: self.base,
             learner: false,
             configs: Vec::new(),
+            numbers: self.numbers,
         };
         (state, self.stored)
     }
@@ -229,9 +249,11 @@ impl Secondary {
         }
     }
 
-    /// Forgets everything after `after`: keys and epochs of entries cut.
+    /// Forgets everything after `after`: keys and epochs of entries cut,
+    /// and the numbers until the runtime reports them as the cut left them.
     fn forget_after(&mut self, after: Seq) {
         self.keys.truncate_after(after);
+        self.numbers.forget();
         while self.epochs.last().is_some_and(|(_, first)| *first > after) {
             self.epochs.pop();
         }
@@ -311,13 +333,17 @@ impl Secondary {
                 conn,
                 truncate_after,
             } => self.on_sync(conn, truncate_after, out),
-            SecondaryEvent::Compacted { base } => self.base = base,
+            SecondaryEvent::Compacted { base, numbers } => {
+                self.base = base;
+                self.numbers.compacted(numbers);
+            }
             SecondaryEvent::Reset {
                 conn,
                 base,
                 epochs,
                 configs,
-            } => self.on_reset(conn, base, epochs, configs, out),
+                numbers,
+            } => self.on_reset(conn, base, (epochs, configs, numbers), out),
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
                     return;
@@ -407,8 +433,7 @@ impl Secondary {
         &mut self,
         conn: ConnId,
         base: Position,
-        epochs: Vec<(Epoch, Seq)>,
-        configs: Option<Vec<(Seq, Bytes)>>,
+        (epochs, configs, numbers): ResetFacts,
         out: &mut Vec<SecondaryAction>,
     ) {
         if !self.start_over(conn) {
@@ -417,6 +442,7 @@ impl Secondary {
         self.received = base.seq;
         self.stored = base.seq;
         self.keys.restart(base.seq + 1);
+        self.numbers.reset(numbers.clone());
         self.epochs = epochs.clone();
         // Everything up to the base is on a majority: the master
         // deletes nothing else.
@@ -426,6 +452,7 @@ impl Secondary {
             base,
             epochs,
             configs,
+            numbers,
         });
     }
 
@@ -451,6 +478,7 @@ impl Secondary {
                 }
             }
             StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
+            StorageReport::Numbers { pairs } => self.numbers.set_last(pairs),
         }
     }
 
@@ -561,6 +589,7 @@ impl Secondary {
         if !accepted.is_empty() {
             for e in &accepted {
                 self.keys.push(e.seq, e.key.as_deref(), &e.message);
+                self.numbers.note(e);
                 if self.epochs.last().map(|(epoch, _)| *epoch) != Some(e.epoch) {
                     self.epochs.push((e.epoch, e.seq));
                 }
@@ -597,6 +626,8 @@ mod tests {
         Entry {
             epoch: 1,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: None,
             message: format!("m{seq}").into(),
         }
@@ -626,6 +657,7 @@ mod tests {
             base: Default::default(),
             learner: false,
             configs: Vec::new(),
+            numbers: Default::default(),
         };
         let mut s = Secondary::new(cfg, log);
         let now = Instant::now();
@@ -1216,6 +1248,7 @@ mod tests {
             base,
             epochs: vec![(1, 1)],
             configs: members.clone(),
+            numbers: Vec::new(),
         };
         assert_eq!(
             step(&mut s, now, reset),
@@ -1223,6 +1256,7 @@ mod tests {
                 base,
                 epochs: vec![(1, 1)],
                 configs: members,
+                numbers: Vec::new(),
             }]
         );
         assert_eq!((s.received(), s.stored(), s.committed()), (10, 10, 10));

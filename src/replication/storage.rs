@@ -73,6 +73,15 @@ pub enum StorageReport {
         /// The error, for clients and health.
         reason: String,
     },
+    /// The log was cut or reset as this node's core asked
+    /// (`CutLog`, `ResetLog`): each log's last message number in it now,
+    /// as the runtime reads them from the log (with what it has yet to
+    /// write) when it hands the report over, since a cut may take back
+    /// numbers the core no longer knows. See `super::numbers`.
+    Numbers {
+        /// `(log, last number)` of every log that has had a message.
+        pairs: Vec<(crate::entry::LogId, Seq)>,
+    },
     /// The local log failed in a way that cannot be undone: nothing more
     /// is acknowledged.
     Failed {

@@ -3,7 +3,7 @@
 //! the first sequence number where two nodes disagree.
 //!
 //! A range's digest is SHA-256 over each entry's sequence number, epoch,
-//! key and message (lengths included, so no two different entries feed
+//! log and number in it, key and message (lengths included, so no two different entries feed
 //! the same bytes), truncated to 128 bits: far more than enough to tell
 //! two logs apart, and no node can pick entries that collide.
 
@@ -50,6 +50,8 @@ impl RangeDigests {
         self.next = Some(e.seq + 1);
         self.hasher.update(e.seq.to_le_bytes());
         self.hasher.update(e.epoch.to_le_bytes());
+        self.hasher.update(e.log.to_le_bytes());
+        self.hasher.update(e.number.to_le_bytes());
         match &e.key {
             None => self.hasher.update([0]),
             Some(k) => {
@@ -102,6 +104,8 @@ mod tests {
         Entry {
             epoch: 1,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: key.map(String::from),
             message: bytes::Bytes::from_static(message.as_bytes()),
         }
@@ -124,10 +128,16 @@ mod tests {
         assert_eq!((da[0] == db[0], da[1] == db[1]), (true, true));
         assert_ne!(da[2], db[2]);
         assert_eq!(da[3], db[3]);
-        // The epoch, the key and where bytes fall between fields count too.
+        // The epoch, the log, the number, the key and where bytes fall
+        // between fields count too.
         let mut c = a.clone();
         c[0].epoch = 2;
         assert_ne!(digests(&c, 10), digests(&a, 10));
+        let (mut l, mut n) = (a.clone(), a.clone());
+        l[0].log = 1;
+        n[0].number = 7;
+        assert_ne!(digests(&l, 10), digests(&a, 10));
+        assert_ne!(digests(&n, 10), digests(&a, 10));
         let mut k = a.clone();
         k[0].key = Some(String::new());
         assert_ne!(digests(&k, 10), digests(&a, 10));

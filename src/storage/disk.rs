@@ -52,12 +52,13 @@ use super::files::{
     injected_fault, lock_dir, open_rw, replace_file, segment_firsts, segment_name, sync_dir,
     FaultOp,
 };
+use super::numbering::{last_numbers, read_base_numbers, write_base_numbers, SegmentNumbers};
 use super::record::{
     decode_record, encode_record, record_need, refill, Decoded, Record, HEADER, READ_CHUNK,
 };
 use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
-use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::entry::{Entry, Epoch, LogId, Position, Seq};
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
@@ -77,6 +78,8 @@ struct Segment {
     len: u64,
     /// Offset of entry `first + i * STRIDE` at index `i`.
     sparse: Vec<u64>,
+    /// The message numbers of each log it holds.
+    numbers: SegmentNumbers,
 }
 
 impl Segment {
@@ -88,6 +91,7 @@ impl Segment {
             file: Arc::new(file),
             len: 0,
             sparse: Vec::new(),
+            numbers: SegmentNumbers::default(),
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct DiskLog {
     /// The entry just before the first one held: (0, 0) until retention
     /// deletes a segment or the log is reset to start later.
     base: Position,
+    /// Each log's last message number at the base (`base.numbers`).
+    at_base: Vec<(LogId, Seq)>,
     /// The roll to the last segment, while it is not yet durable
     /// (`roll.rs`): at most one.
     roll: Option<Arc<Roll>>,
@@ -247,6 +253,7 @@ impl DiskLog {
             segment_bytes: segment_bytes.max(1),
             fault: None,
             base,
+            at_base: read_base_numbers(dir)?,
             roll: None,
             prepared: Prepared::default(),
             defer_rolls: false,
@@ -415,6 +422,7 @@ impl DiskLog {
             file: Arc::new(found.file),
             len: found.len,
             sparse: found.sparse,
+            numbers: found.numbers,
         });
         Ok(())
     }
@@ -536,6 +544,8 @@ impl DiskLog {
                 seg.sparse.push(base + start);
             }
         }
+        let seg = self.segments.last_mut().expect("one segment");
+        entries.iter().for_each(|e| seg.numbers.note(e));
         for (e, start) in entries.iter().zip(&starts) {
             self.index(e.epoch, e.seq);
             if e.is_config() {
@@ -581,6 +591,11 @@ impl DiskLog {
             si -= 1;
             cut = self.segments[si].len;
         }
+        // The numbers of the messages cut from the segment that stays,
+        // read before it is cut (a cut removes what no majority holds:
+        // few entries, as a rule).
+        let removed = self.read_all(seq + 1, self.segment_last(si))?;
+        self.segments[si].numbers.cut(&removed);
         // Drop whole segments after that. The newest may still be pending
         // its roll: abandoned, it is never named.
         while self.segments.len() > si + 1 {
@@ -687,12 +702,19 @@ impl DiskLog {
             .filter(|(_, s)| *s <= through)
             .copied()
             .collect();
-        // The membership at the base outlives the entry recording it.
+        // The membership at the base outlives the entry recording it, and
+        // so do each log's numbers.
         if let Some(config) = self.configs.iter().rev().find(|(s, _)| *s <= through) {
             write_base_members(&self.dir, config)?;
         }
+        let at_base = last_numbers(
+            &self.at_base,
+            self.segments[..deletable].iter().map(|s| &s.numbers),
+        );
+        write_base_numbers(&self.dir, &at_base)?;
         write_base(&self.dir, base, &begun)?;
         self.base = base;
+        self.at_base = at_base;
         for seg in self.segments.drain(..deletable) {
             fs::remove_file(&seg.path)?;
         }
@@ -720,6 +742,7 @@ impl DiskLog {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
+        numbers: &[(LogId, Seq)],
     ) -> io::Result<()> {
         if base.seq == Seq::MAX {
             return Err(io::Error::new(
@@ -741,8 +764,10 @@ impl DiskLog {
             Some(config) => write_base_members(&self.dir, config)?,
             None => remove_base_members(&self.dir)?,
         }
+        write_base_numbers(&self.dir, numbers)?;
         write_base(&self.dir, base, epochs)?;
         self.base = base;
+        self.at_base = numbers.to_vec();
         self.count = base.seq;
         self.last_epoch = base.epoch;
         self.epochs = epochs.to_vec();
@@ -753,7 +778,38 @@ impl DiskLog {
         seg.path = path;
         seg.first = base.seq + 1;
         seg.sparse.clear();
+        seg.numbers = SegmentNumbers::default();
         sync_dir(&self.dir)
+    }
+
+    /// Each log's last message number.
+    pub(super) fn numbers(&self) -> Vec<(LogId, Seq)> {
+        last_numbers(&self.at_base, self.segments.iter().map(|s| &s.numbers))
+    }
+
+    /// Each log's last message number at the base.
+    pub(super) fn numbers_at_base(&self) -> Vec<(LogId, Seq)> {
+        self.at_base.clone()
+    }
+
+    /// The last sequence number segment `i` holds.
+    fn segment_last(&self, i: usize) -> Seq {
+        self.segments
+            .get(i + 1)
+            .map_or(self.count, |next| next.first - 1)
+    }
+
+    /// Every entry `from..=upto`, read a page at a time.
+    fn read_all(&self, from: Seq, upto: Seq) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut next = from;
+        while next <= upto {
+            let page = self.read(next, upto, usize::MAX, 4 << 20)?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            out.extend(page);
+        }
+        Ok(out)
     }
 
     pub(super) fn bytes(&self) -> u64 {
@@ -1061,6 +1117,8 @@ mod tests {
         Entry {
             epoch: 1 + seq / 10,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: seq.is_multiple_of(2).then(|| format!("key-{seq}")),
             message: format!("message {seq} {}", "x".repeat(seq as usize % 7)).into(),
         }
@@ -1125,16 +1183,82 @@ mod tests {
         assert_eq!(log.last(), Position { epoch: 7, seq: 60 });
     }
 
+    /// Entries 1..=n: a marker every tenth, the rest messages of logs 0
+    /// and 3 in turn, numbered in each log from 1.
+    fn two_logs(n: Seq) -> Vec<Entry> {
+        let mut last = [0, 0];
+        (1..=n)
+            .map(|seq| {
+                if seq % 10 == 1 {
+                    return Entry::marker(1, seq);
+                }
+                let i = (seq % 2) as usize;
+                last[i] += 1;
+                let message = format!("m{seq}").into();
+                Entry::message((1, seq), ([0, 3][i], last[i]), None, message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_logs_last_number_follows_cuts_retention_resets_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 200).unwrap();
+        let entries = two_logs(60);
+        entries.chunks(5).for_each(|c| log.append(c).unwrap());
+        let numbers_at = |seq: Seq| {
+            let mut last = std::collections::BTreeMap::new();
+            for e in entries[..seq as usize].iter().filter(|e| !e.is_control()) {
+                last.insert(e.log, e.number);
+            }
+            last.into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(log.numbers(), numbers_at(60));
+        assert!(log.segments().unwrap().len() > 3);
+        // A cut inside a segment, and one that drops whole segments.
+        log.truncate_after(57).unwrap();
+        assert_eq!(log.numbers(), numbers_at(57));
+        log.truncate_after(44).unwrap();
+        assert_eq!(log.numbers(), numbers_at(44));
+        // What comes after a cut takes the numbers back.
+        entries[44..50]
+            .chunks(3)
+            .for_each(|c| log.append(c).unwrap());
+        assert_eq!(log.numbers(), numbers_at(50));
+        // Retention records the numbers at the base.
+        let through = log.segments().unwrap()[1].last;
+        log.delete_through(through).unwrap();
+        assert_eq!(log.numbers_at_base(), numbers_at(through));
+        assert_eq!(log.numbers(), numbers_at(50));
+        drop(log);
+        // A restart finds them all again.
+        let mut log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(log.numbers_at_base(), numbers_at(through));
+        assert_eq!(log.numbers(), numbers_at(50));
+        // A reset takes the master's, past a restart.
+        let base = Position { epoch: 1, seq: 90 };
+        log.reset(base, &[(1, 1)], None, &[(0, 40), (3, 39)])
+            .unwrap();
+        assert_eq!(log.numbers(), vec![(0, 40), (3, 39)]);
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(log.numbers(), vec![(0, 40), (3, 39)]);
+        assert_eq!(log.numbers_at_base(), vec![(0, 40), (3, 39)]);
+    }
+
     #[test]
     fn a_reset_log_starts_after_its_base_and_a_crash_midway_is_finished_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = write(dir.path(), 30, 200);
         let base = Position { epoch: 9, seq: 100 };
-        log.reset(base, &[(1, 1), (9, 95)], None).unwrap();
+        log.reset(base, &[(1, 1), (9, 95)], None, &[(0, 70)])
+            .unwrap();
         assert_eq!((log.last(), all(&log)), (base, vec![]));
         let next = Entry {
             epoch: 9,
             seq: 101,
+            log: crate::entry::DEFAULT_LOG,
+            number: 101,
             key: None,
             message: "after".into(),
         };
@@ -1870,14 +1994,14 @@ mod tests {
         // node's own, past a restart.
         let base = Position { epoch: 1, seq: 300 };
         let given = vec![(250, bytes::Bytes::from("voter c h:3\n"))];
-        log.reset(base, &[(1, 1)], Some(&given)).unwrap();
+        log.reset(base, &[(1, 1)], Some(&given), &[]).unwrap();
         assert_eq!(log.configs(), given);
         drop(log);
         let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
         assert_eq!(log.configs(), given);
         // A master that says none were made: none, past a restart.
         let base = Position { epoch: 1, seq: 400 };
-        log.reset(base, &[(1, 1)], Some(&[])).unwrap();
+        log.reset(base, &[(1, 1)], Some(&[]), &[]).unwrap();
         assert_eq!(log.configs(), vec![]);
         drop(log);
         let log = DiskLog::open(dir.path(), 2_000).unwrap();

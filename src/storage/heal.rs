@@ -175,6 +175,8 @@ mod tests {
     fn entry(seq: Seq) -> Entry {
         Entry {
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             epoch: 1,
             message: format!("m{seq}").into(),
             key: None,

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod files;
 pub mod heal;
 pub mod identity;
+mod numbering;
 pub mod record;
 mod recovery;
 pub mod retention;
@@ -21,7 +22,7 @@ pub mod roll;
 use std::io;
 use std::path::Path;
 
-use crate::entry::{Entry, Epoch, Position, Seq};
+use crate::entry::{Entry, Epoch, LogId, Position, Seq};
 
 pub use crate::wire::entry_cost;
 
@@ -65,6 +66,8 @@ pub struct MemoryLog {
     base: Position,
     /// The epochs begun up to `base`.
     base_epochs: Vec<(Epoch, Seq)>,
+    /// Each log's last message number at `base`.
+    base_numbers: Vec<(LogId, Seq)>,
     /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
     epoch: Epoch,
     /// The vote recorded with it.
@@ -201,15 +204,40 @@ impl Log {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
+        numbers: &[(LogId, Seq)],
     ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
                 m.entries.clear();
                 m.base = base;
                 m.base_epochs = epochs.to_vec();
+                m.base_numbers = numbers.to_vec();
                 Ok(())
             }
-            Log::Disk(d) => d.reset(base, epochs, configs),
+            Log::Disk(d) => d.reset(base, epochs, configs, numbers),
+        }
+    }
+
+    /// Each log's last message number, for every log that has had one.
+    pub fn numbers(&self) -> Vec<(LogId, Seq)> {
+        match self {
+            Log::Memory(m) => {
+                let mut last: std::collections::BTreeMap<LogId, Seq> =
+                    m.base_numbers.iter().copied().collect();
+                for e in m.entries.iter().filter(|e| !e.is_control()) {
+                    last.insert(e.log, e.number);
+                }
+                last.into_iter().collect()
+            }
+            Log::Disk(d) => d.numbers(),
+        }
+    }
+
+    /// Each log's last message number at the base.
+    pub fn numbers_at_base(&self) -> Vec<(LogId, Seq)> {
+        match self {
+            Log::Memory(m) => m.base_numbers.clone(),
+            Log::Disk(d) => d.numbers_at_base(),
         }
     }
 
@@ -373,6 +401,8 @@ mod tests {
         Entry {
             epoch: 1,
             seq,
+            log: crate::entry::DEFAULT_LOG,
+            number: seq,
             key: None,
             message: bytes::Bytes::from_static(b"m"),
         }

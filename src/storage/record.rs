@@ -4,19 +4,38 @@
 //!
 //! A record is an 8-byte header (the payload's length, then a CRC32C of
 //! the length and the payload), then the payload: epoch, seq, the key's
-//! length (`u32::MAX` for none) and bytes, the message's length and bytes,
-//! all little-endian.
+//! field and bytes, then the log and the number, then the message's length
+//! and bytes, all little-endian.
+//!
+//! The key's field is [`EXTENDED`] plus the key's length ([`EXTENDED_NO_KEY`]
+//! for none), and the log (u32) and the message's number in it (u64)
+//! follow the key. Records written before logs had names have no such bit:
+//! the field is the key's length, or `u32::MAX` for none, and nothing
+//! follows the key but the message; such a record is read as a message of
+//! the default log whose number is its sequence number (which is what a
+//! client was told then), or as a control entry. So a data directory of an
+//! older release is read in place, and its messages keep their numbers.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::entry::{Entry, Epoch, Seq};
+use crate::entry::{Entry, Epoch, LogId, Seq, DEFAULT_LOG};
 
 pub(super) const HEADER: usize = 8;
 /// A record longer than this cannot be valid (messages are capped far lower).
 pub(super) const MAX_RECORD: usize = 512 * 1024 * 1024;
-const NO_KEY: u32 = u32::MAX;
+/// The key's field of a record written before logs had names, for no key.
+const LEGACY_NO_KEY: u32 = u32::MAX;
+
+/// The two top bits of the key's field that mark a record carrying its log
+/// and number (a record of an older release has `00` there, a key's length
+/// being far smaller, or `11`, no key).
+const EXTENDED: u32 = 0x8000_0000;
+const EXTENDED_MASK: u32 = 0xC000_0000;
+
+/// The key's field of a record with its log and number and no key.
+const EXTENDED_NO_KEY: u32 = EXTENDED | 0x3FFF_FFFF;
 
 /// Bytes read at once when recovering a segment.
 pub(super) const RECOVERY_CHUNK: u64 = 1024 * 1024;
@@ -32,11 +51,13 @@ pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&e.seq.to_le_bytes());
     match &e.key {
         Some(k) => {
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&(EXTENDED | k.len() as u32).to_le_bytes());
             buf.extend_from_slice(k.as_bytes());
         }
-        None => buf.extend_from_slice(&NO_KEY.to_le_bytes()),
+        None => buf.extend_from_slice(&EXTENDED_NO_KEY.to_le_bytes()),
     }
+    buf.extend_from_slice(&e.log.to_le_bytes());
+    buf.extend_from_slice(&e.number.to_le_bytes());
     buf.extend_from_slice(&(e.message.len() as u32).to_le_bytes());
     buf.extend_from_slice(&e.message);
     let len = (buf.len() - start - HEADER) as u32;
@@ -61,6 +82,8 @@ pub(super) struct Record<'a> {
     pub(super) epoch: Epoch,
     pub(super) seq: Seq,
     pub(super) key: Option<&'a str>,
+    pub(super) log: LogId,
+    pub(super) number: Seq,
     pub(super) message: &'a [u8],
 }
 
@@ -72,10 +95,17 @@ impl Record<'_> {
             .then(|| bytes::Bytes::copy_from_slice(self.message))
     }
 
+    /// Whether it is a control entry ([`Entry::is_control`]).
+    pub(super) fn is_control(&self) -> bool {
+        self.key == Some("") || self.key == Some(crate::entry::CONFIG_KEY)
+    }
+
     pub(super) fn to_entry(&self) -> Entry {
         Entry {
             epoch: self.epoch,
             seq: self.seq,
+            log: self.log,
+            number: self.number,
             key: self.key.map(str::to_string),
             message: bytes::Bytes::copy_from_slice(self.message),
         }
@@ -110,11 +140,23 @@ pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
     let parsed = (|| {
         let epoch = u64::from_le_bytes(take(8)?.try_into().ok()?);
         let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let key_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let key = if key_len == NO_KEY {
-            None
+        let field = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let extended = field & EXTENDED_MASK == EXTENDED;
+        let key = match field {
+            LEGACY_NO_KEY | EXTENDED_NO_KEY => None,
+            _ => {
+                let len = if extended { field & !EXTENDED } else { field };
+                Some(std::str::from_utf8(take(len as usize)?).ok()?)
+            }
+        };
+        let (log, number) = if extended {
+            let log = u32::from_le_bytes(take(4)?.try_into().ok()?);
+            (log, u64::from_le_bytes(take(8)?.try_into().ok()?))
         } else {
-            Some(std::str::from_utf8(take(key_len as usize)?).ok()?)
+            // Written before logs had names: a message of the default log
+            // numbered by its position, or a control entry.
+            let control = key == Some("") || key == Some(crate::entry::CONFIG_KEY);
+            (DEFAULT_LOG, if control { 0 } else { seq })
         };
         let msg_len = u32::from_le_bytes(take(4)?.try_into().ok()?);
         let message = take(msg_len as usize)?;
@@ -122,6 +164,8 @@ pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
             epoch,
             seq,
             key,
+            log,
+            number,
             message,
         })
     })();
@@ -156,4 +200,64 @@ pub(super) fn refill(
 
 pub(super) fn decode_len(buf: &[u8]) -> Option<usize> {
     (buf.len() >= 4).then(|| u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::CONFIG_KEY;
+
+    /// A record as a release before logs had names wrote it.
+    fn legacy_record(epoch: Epoch, seq: Seq, key: Option<&str>, message: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&epoch.to_le_bytes());
+        payload.extend_from_slice(&seq.to_le_bytes());
+        match key {
+            Some(k) => {
+                payload.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                payload.extend_from_slice(k.as_bytes());
+            }
+            None => payload.extend_from_slice(&LEGACY_NO_KEY.to_le_bytes()),
+        }
+        payload.extend_from_slice(&(message.len() as u32).to_le_bytes());
+        payload.extend_from_slice(message);
+        let len = (payload.len() as u32).to_le_bytes();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &payload);
+        [&len[..], &crc.to_le_bytes()[..], &payload[..]].concat()
+    }
+
+    fn decoded(buf: &[u8]) -> Entry {
+        match decode_record(buf) {
+            Decoded::Entry(r, used) => {
+                assert_eq!(used, buf.len());
+                r.to_entry()
+            }
+            _ => panic!("does not decode"),
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_its_log_and_number_with_or_without_a_key() {
+        for key in [None, Some("k".to_string()), Some(String::new())] {
+            let e = Entry::message((3, 40), (7, 12), key, "hello".into());
+            let mut buf = Vec::new();
+            encode_record(&e, &mut buf);
+            assert_eq!(decoded(&buf), e);
+        }
+    }
+
+    #[test]
+    fn a_record_of_an_older_release_is_a_default_log_message_numbered_by_its_seq() {
+        let old = decoded(&legacy_record(2, 9, Some("k"), b"m"));
+        assert_eq!((old.log, old.number, old.key.as_deref()), (0, 9, Some("k")));
+        let keyless = decoded(&legacy_record(2, 10, None, b"m"));
+        assert_eq!((keyless.log, keyless.number, keyless.key), (0, 10, None));
+        // Control entries take no number.
+        let marker = decoded(&legacy_record(2, 11, Some(""), b""));
+        assert!(marker.is_marker());
+        assert_eq!(marker.number, 0);
+        let config = decoded(&legacy_record(2, 12, Some(CONFIG_KEY), b"voter a a:1\n"));
+        assert!(config.is_config());
+        assert_eq!(config.number, 0);
+    }
 }

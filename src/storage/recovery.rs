@@ -55,6 +55,8 @@ pub(super) struct Scanned {
     /// Its configuration entries (few: one per membership change), with
     /// what they record.
     pub(super) configs: Vec<(Seq, bytes::Bytes)>,
+    /// The message numbers of each log it holds.
+    pub(super) numbers: super::numbering::SegmentNumbers,
 }
 
 impl Scanned {
@@ -152,6 +154,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
         epochs: Vec::new(),
         torn: None,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     // Read in chunks: a segment is up to 64 MiB and the node's memory
     // should not peak at that at every start. `buf` holds the file from
@@ -181,6 +184,9 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                 }
                 if let Some(members) = e.config() {
                     found.configs.push((e.seq, members));
+                }
+                if !e.is_control() {
+                    found.numbers.note_number(e.log, e.number);
                 }
                 found.last = e.seq;
                 off += used as u64;

@@ -220,6 +220,8 @@ mod tests {
                 .map(|seq| Entry {
                     epoch: 2,
                     seq,
+                    log: crate::entry::DEFAULT_LOG,
+                    number: seq,
                     key: (seq == 2).then(|| "k".to_string()),
                     message: vec![seq as u8; 40].into(),
                 })
@@ -286,6 +288,8 @@ mod tests {
             entries: vec![Entry {
                 epoch: 1,
                 seq: 7,
+                log: crate::entry::DEFAULT_LOG,
+                number: 7,
                 key: Some("k".into()),
                 message: bytes::Bytes::from_static(b"h\xffllo\n\0"),
             }],

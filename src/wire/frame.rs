@@ -27,8 +27,16 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 /// `HeartbeatReply` instead. 8 added `NodeVersion`, by which a node tells a
 /// master saying 8 or later its own version before its welcome, and
 /// `ResetMembers`, sent only to a secondary that said 8 or later: a reset
-/// that carries the membership at its base.
-pub const NODE_PROTOCOL_VERSION: u32 = 8;
+/// that carries the membership at its base. 9 gave every entry its log and
+/// its number in that log (`Entry`, and `ResetMembers` the numbers at its
+/// base): entries are not read alike by older nodes, so nodes of 9 or later
+/// replicate only with each other ([`OLDEST_REPLICATION_VERSION`]), while
+/// elections still span both.
+pub const NODE_PROTOCOL_VERSION: u32 = 9;
+
+/// The oldest node version a master replicates to, and a secondary takes
+/// entries from: the first whose entries carry their log and number.
+pub const OLDEST_REPLICATION_VERSION: u32 = 9;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,6 +375,9 @@ pub enum Frame {
         /// read as `Listed`'s pairs are.)
         #[serde(with = "super::bounded::listed")]
         configs: Vec<(Seq, Bytes)>,
+        /// Each log's last message number at the base (node version 9).
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        numbers: Vec<(crate::entry::LogId, Seq)>,
     },
 
     // ---- not a frame of the protocol: new frames go above ----

@@ -26,6 +26,8 @@ pub fn entry(rng: &mut SmallRng) -> Entry {
     Entry {
         epoch: rng.gen_range(0..4),
         seq: rng.gen_range(0..1 << 20),
+        log: rng.gen_range(0..3),
+        number: rng.gen_range(0..1 << 20),
         key: rng.gen_bool(0.5).then(|| text(rng)),
         message: blob(rng),
     }

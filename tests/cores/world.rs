@@ -24,6 +24,7 @@ use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
+use replog::replication::numbers::Numbers;
 use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
 use replog::replication::secondary::SecondaryEvent;
 use replog::replication::storage::{Durability, StorageReport};
@@ -510,6 +511,7 @@ impl World {
                     )
                 })
                 .collect(),
+            numbers: Numbers::known(numbers_of(&n.log), Vec::new()),
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -604,6 +606,18 @@ impl World {
     }
 
     fn run_actions(&mut self, node: usize, actions: Vec<Action>) {
+        // A cut is followed by a report of the numbers the log holds after
+        // it, taken once this batch's actions are carried out, as the node
+        // loop takes it after the input at hand.
+        let cut = actions.iter().any(|a| matches!(a, Action::CutLog { .. }));
+        self.carry_out(node, actions);
+        if cut && self.nodes[node].core.is_some() {
+            let pairs = numbers_of(&self.nodes[node].log);
+            self.step_node(node, Event::Storage(StorageReport::Numbers { pairs }));
+        }
+    }
+
+    fn carry_out(&mut self, node: usize, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::RecordEpoch(epoch) => {
@@ -1080,6 +1094,9 @@ impl World {
             }
             if let Err(e) = invariants::keyed_append_at_most_once::Check::check(&views) {
                 failures.push(("a keyed append appears at most once", e));
+            }
+            if let Err(e) = invariants::numbers_gapless::check(&views) {
+                failures.push(("every log's messages are numbered without gaps", e));
             }
         }
         drop(views);
@@ -1907,4 +1924,13 @@ impl World {
             );
         }
     }
+}
+
+/// Each log's last message number in `log`, as a node's storage reports it.
+fn numbers_of(log: &[Entry]) -> Vec<(u32, Seq)> {
+    let mut last = std::collections::BTreeMap::new();
+    for e in log.iter().filter(|e| !e.is_control()) {
+        last.insert(e.log, e.number);
+    }
+    last.into_iter().collect()
 }

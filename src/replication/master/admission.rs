@@ -115,14 +115,18 @@ impl Master {
                 })
             }
             None => match self.quorum(now) {
+                // Numbers a cut took back are reported by the runtime.
+                Quorum::Known if !self.numbers.is_known() => return self.held.push_back(a),
                 Quorum::Known => {
                     let seq = self.next_seq(a.request.key.as_deref(), &a.request.message);
-                    out.push(MasterAction::Persist(Entry {
-                        epoch: self.epoch,
-                        seq,
-                        key: a.request.key.clone(),
-                        message: a.request.message.clone(),
-                    }));
+                    let log = crate::entry::DEFAULT_LOG;
+                    let entry = Entry::message(
+                        (self.epoch, seq),
+                        (log, self.numbers.assign(log)),
+                        a.request.key.clone(),
+                        a.request.message.clone(),
+                    );
+                    out.push(MasterAction::Persist(entry));
                     seq
                 }
                 Quorum::Unknown => return self.held.push_back(a),

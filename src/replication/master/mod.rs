@@ -15,6 +15,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::keys::KeyWindow;
+use super::numbers::Numbers;
 use super::redial::{LinkDown, Redial};
 use super::storage::{Durability, StorageReport};
 pub use super::LogState;
@@ -106,6 +107,8 @@ pub enum MasterEvent {
     Compacted {
         /// The entry before the first one held.
         base: Position,
+        /// Each log's last message number at `base`.
+        numbers: Vec<(crate::entry::LogId, Seq)>,
     },
     /// A replication connection closed or failed.
     PeerDisconnected {
@@ -258,7 +261,8 @@ pub enum MasterAction {
         peer: usize,
     },
     /// The secondary's log cannot be reconciled with this master's without
-    /// destroying data: log the reason loudly and drop the connection.
+    /// destroying data, or the secondary runs a release that cannot take
+    /// its entries: log the reason loudly and drop the connection.
     Diverged {
         /// Which secondary.
         peer: usize,
@@ -355,6 +359,10 @@ pub struct Master {
     /// Request key -> sequence number of the newest entries, for
     /// exactly-once appends (within the dedup window).
     keys: KeyWindow,
+    /// Each log's last message number: a message takes the next of its
+    /// log's. Unknown after a cut until the runtime reports them (appends
+    /// are held meanwhile).
+    numbers: Numbers,
     /// The secondaries.
     peers: Vec<Peer>,
     /// Waiting appends by id.
@@ -462,6 +470,7 @@ impl Master {
             stored: stored.min(log.last.seq),
             epochs: log.epochs,
             keys: log.keys,
+            numbers: log.numbers,
             peers,
             // Looked up for every ack: a fast hasher (randomly seeded).
             waiters: foldhash::HashMap::default(),
@@ -651,7 +660,10 @@ impl Master {
             MasterEvent::ChangeMembers { client, req, next } => {
                 self.change((client, req), next, out)
             }
-            MasterEvent::Compacted { base } => self.on_compacted(base, out),
+            MasterEvent::Compacted { base, numbers } => {
+                self.numbers.compacted(numbers);
+                self.on_compacted(base, out)
+            }
         }
     }
 
@@ -672,6 +684,7 @@ impl Master {
             base: self.base,
             learner: false,
             configs: Vec::new(),
+            numbers: self.numbers,
         };
         (state, self.stored)
     }

@@ -31,6 +31,17 @@ impl Master {
             self.peers[peer].last_heard = Some(now);
             return out.push(MasterAction::Diverged { peer, conn, reason });
         }
+        // An older node reads entries without their log and number: what
+        // it would store is not this log.
+        if version < crate::wire::OLDEST_REPLICATION_VERSION {
+            let reason = format!(
+                "secondary {} runs an older replog (node protocol {version}), whose entries carry no log and number: this master (node protocol {}) does not replicate to it; upgrade it",
+                self.peers[peer].id,
+                crate::wire::NODE_PROTOCOL_VERSION
+            );
+            self.peers[peer].last_heard = Some(now);
+            return out.push(MasterAction::Diverged { peer, conn, reason });
+        }
         let mut agree = super::super::common_prefix(&self.epochs, self.last, epochs, last.seq);
         let truncate_after = (agree < last.seq).then_some(agree);
         let mut frame = Frame::Sync { truncate_after };
@@ -43,7 +54,7 @@ impl Master {
                 .filter(|(_, first)| *first <= base.seq)
                 .copied()
                 .collect();
-            frame = self.reset(base, epochs, version);
+            frame = self.reset(base, epochs);
             agree = base.seq;
         }
         let reset = matches!(frame, Frame::Reset { .. } | Frame::ResetMembers { .. });
@@ -72,12 +83,9 @@ impl Master {
     }
 
     /// The frame that starts a secondary again after `base`: with the
-    /// members in force there for one that reads them (node version 8),
-    /// since it can no longer be sent the entry that records them.
-    fn reset(&self, base: Position, epochs: Vec<(Epoch, Seq)>, version: u32) -> Frame {
-        if version < 8 {
-            return Frame::Reset { base, epochs };
-        }
+    /// members in force there, since it can no longer be sent the entry
+    /// that records them, and each log's last number there.
+    fn reset(&self, base: Position, epochs: Vec<(Epoch, Seq)>) -> Frame {
         let configs = (self.cfg.configs.iter().rev())
             .find(|(s, _)| *s <= base.seq)
             .map(|(s, m)| (*s, m.encode()))
@@ -87,6 +95,7 @@ impl Master {
             base,
             epochs,
             configs,
+            numbers: self.numbers.at_base().to_vec(),
         }
     }
 

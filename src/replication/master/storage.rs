@@ -15,6 +15,7 @@ impl Master {
             StorageReport::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
             StorageReport::SyncFailed { reason } => self.on_sync_failed(reason, out),
             StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
+            StorageReport::Numbers { pairs } => self.numbers.set_last(pairs),
         }
     }
 
@@ -142,6 +143,9 @@ impl Master {
         // Stale ids left in `by_w` and `deadlines` find no waiter and are
         // skipped.
         self.keys.truncate_after(after);
+        // The numbers of the messages cut are taken back: the runtime
+        // reports the log's as the cut left them, and appends wait for it.
+        self.numbers.forget();
         self.epochs.retain(|(_, first)| *first <= after);
         self.last = after;
         self.stored = self.stored.min(after);

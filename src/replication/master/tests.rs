@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::replication::membership::Membership;
+use crate::replication::numbers::Numbers;
 use crate::wire::WriteConcern;
 use std::time::Duration;
 use MasterAction as A;
@@ -51,6 +52,7 @@ pub(super) fn master(secondaries: usize) -> (Master, Instant) {
         base: Default::default(),
         learner: false,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     let now = Instant::now();
     (Master::new(cfg, state, now), now)
@@ -168,10 +170,19 @@ pub(super) fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> Maste
     })
 }
 
+/// The log's report of its numbers after a cut.
+pub(super) fn numbers(pairs: &[(crate::entry::LogId, Seq)]) -> MasterEvent {
+    E::Storage(StorageReport::Numbers {
+        pairs: pairs.to_vec(),
+    })
+}
+
 pub(super) fn entry(seq: Seq, msg: &str) -> Entry {
     Entry {
         epoch: 1,
         seq,
+        log: crate::entry::DEFAULT_LOG,
+        number: seq,
         key: None,
         message: bytes::Bytes::copy_from_slice(msg.as_bytes()),
     }
@@ -508,6 +519,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
         base: Default::default(),
         learner: false,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     let mut m = Master::new(cfg, state, Instant::now());
     let now = Instant::now();
@@ -797,11 +809,20 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
     assert_eq!(out, vec![failed(2), failed(3)]);
     assert_eq!((m.last(), m.stored()), (1, 1));
     assert_eq!(m.health(now)[0].status, PeerStatus::Unhealthy);
-    // Not broken: the next append tries again and takes seq 2; its key
-    // was forgotten with the entry, and k1 still names entry 1.
-    let out = step(&mut m, now, keyed(4, "k2"));
+    // Not broken: the next append tries again and takes seq 2 (and
+    // message number 2, once the log says 1 is its last); its key was
+    // forgotten with the entry, and k1 still names entry 1.
+    assert_eq!(step(&mut m, now, keyed(4, "k2")), vec![]);
+    let out = step(&mut m, now, numbers(&[(0, 1)]));
     assert!(
-        matches!(&out[..], [A::Persist(Entry { seq: 2, .. })]),
+        matches!(
+            &out[..],
+            [A::Persist(Entry {
+                seq: 2,
+                number: 2,
+                ..
+            })]
+        ),
         "{out:?}"
     );
     assert_eq!(step(&mut m, now, synced(2)), vec![ok(1, 4, 2)]);
@@ -963,9 +984,14 @@ fn a_failed_sync_that_cuts_only_unsent_entries_does_not_spend_the_epoch() {
     );
     assert_eq!(out[0], A::CutLog { after: 1 });
     assert!(!m.epoch_spent());
-    // Seq 2 is reused in the same epoch: no other node ever had it.
+    // Seq 2 is reused in the same epoch: no other node ever had it. So is
+    // number 2, once the log says what it holds.
     assert_eq!(
         step(&mut m, now, append(1, 3, WriteConcern::Nodes(1), "c")),
+        vec![]
+    );
+    assert_eq!(
+        step(&mut m, now, numbers(&[(0, 1)])),
         vec![A::Persist(entry(2, "c"))]
     );
 }
@@ -1458,6 +1484,7 @@ fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
         base: Default::default(),
         learner: false,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     let mut m = master_over(7, 3, state);
     let now = Instant::now();
@@ -1610,6 +1637,7 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
         base: Default::default(),
         learner: false,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     let mut m = master_over(100, 100, state);
     let now = Instant::now();
@@ -1680,6 +1708,37 @@ fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_c
 }
 
 #[test]
+fn a_secondary_of_an_older_node_protocol_is_not_replicated_to() {
+    let (mut m, now) = master(1);
+    let out = step(
+        &mut m,
+        now,
+        E::PeerConnected {
+            peer: 0,
+            conn: 10,
+            last: Position::default(),
+            stored: 0,
+            epochs: vec![],
+            version: 8,
+        },
+    );
+    let [A::Diverged {
+        peer: 0,
+        conn: 10,
+        reason,
+    }] = &out[..]
+    else {
+        panic!("{out:?}");
+    };
+    assert!(
+        reason.contains("runs an older replog (node protocol 8)"),
+        "{reason}"
+    );
+    // Nothing is sent to it.
+    assert_eq!(flush(&mut m, now), vec![]);
+}
+
+#[test]
 fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
     let now = Instant::now();
     let base = Position { epoch: 1, seq: 10 };
@@ -1693,6 +1752,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         base,
         learner: false,
         configs: Vec::new(),
+        numbers: Numbers::known([(0, 15)], vec![(0, 8)]),
     };
     let mut m = master_over(100, 100, state);
     // Everything retention deleted was committed.
@@ -1703,8 +1763,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         last: Position { epoch: 1, seq },
         stored: seq,
         epochs,
-        // Too old to be sent the members (see the next test).
-        version: 7,
+        version: crate::wire::NODE_PROTOCOL_VERSION,
     };
     // Its log ends at 3: entries 4 to 10 are gone here.
     let out = step(&mut m, now, connected(10, 3, vec![(1, 1)]));
@@ -1713,9 +1772,11 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         vec![A::Send {
             peer: 0,
             conn: 10,
-            frame: Frame::Reset {
+            frame: Frame::ResetMembers {
                 base,
-                epochs: vec![(1, 1)]
+                epochs: vec![(1, 1)],
+                configs: vec![],
+                numbers: vec![(0, 8)],
             }
         }]
     );
@@ -1741,6 +1802,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         now,
         E::Compacted {
             base: Position { epoch: 2, seq: 16 },
+            numbers: vec![(0, 13)],
         },
     );
     assert_eq!(out, vec![A::Reconnect { peer: 0, conn: 11 }]);
@@ -1748,12 +1810,13 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
     assert!(matches!(
         &out[0],
         A::Send {
-            frame: Frame::Reset {
+            frame: Frame::ResetMembers {
                 base: Position { epoch: 2, seq: 16 },
+                numbers,
                 ..
             },
             ..
-        }
+        } if numbers == &vec![(0, 13)]
     ));
 }
 
@@ -1777,6 +1840,7 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
         base: Position { epoch: 1, seq: 10 },
         learner: false,
         configs: vec![(3, three("a")), (7, three("b")), (12, three("c"))],
+        numbers: Default::default(),
     };
     let mut m = master_over(100, 100, state);
     let connected = |conn, version| E::PeerConnected {
@@ -1794,11 +1858,16 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
             base,
             epochs: vec![(1, 1)],
             configs,
+            numbers: Vec::new(),
         },
     };
     // The entry at 7 is the members at base 10 (12 it will be sent).
     let base = Position { epoch: 1, seq: 10 };
-    let out = step(&mut m, now, connected(10, 8));
+    let out = step(
+        &mut m,
+        now,
+        connected(10, crate::wire::NODE_PROTOCOL_VERSION),
+    );
     assert_eq!(
         out,
         vec![reset_members(10, base, vec![(7, three("b").encode())])]
@@ -1806,9 +1875,20 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
     // Retention deletes through 14: the entry at 12 is the one in force.
     step(&mut m, now, E::PeerDisconnected { peer: 0, conn: 10 });
     let base = Position { epoch: 1, seq: 14 };
-    step(&mut m, now, E::Compacted { base });
+    step(
+        &mut m,
+        now,
+        E::Compacted {
+            base,
+            numbers: Vec::new(),
+        },
+    );
     assert_eq!(
-        step(&mut m, now, connected(11, 8)),
+        step(
+            &mut m,
+            now,
+            connected(11, crate::wire::NODE_PROTOCOL_VERSION)
+        ),
         vec![reset_members(11, base, vec![(12, three("c").encode())])]
     );
     assert_eq!(m.cfg.configs.len(), 1, "older ones are forgotten");
@@ -1828,6 +1908,7 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
         base,
         learner: false,
         configs: Vec::new(),
+        numbers: Default::default(),
     };
     let mut m = master_over(100, 100, state);
     let out = step(
@@ -1839,13 +1920,14 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
             last: Position::default(),
             stored: 0,
             epochs: vec![],
-            version: 8,
+            version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
     let expected = Frame::ResetMembers {
         base,
         epochs: vec![(1, 1)],
         configs: vec![],
+        numbers: Vec::new(),
     };
     assert_eq!(
         out,
@@ -1871,6 +1953,7 @@ fn a_waiter_for_an_entry_retention_deletes_is_told_it_will_never_reach_w() {
         now,
         E::Compacted {
             base: Position { epoch: 1, seq: 1 },
+            numbers: Vec::new(),
         },
     );
     assert_eq!(

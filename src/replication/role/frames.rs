@@ -27,6 +27,7 @@ impl Core {
             base,
             epochs,
             configs,
+            ..
         } = event
         else {
             return None;

@@ -112,6 +112,8 @@ pub enum Event {
     Compacted {
         /// The entry before the first one held.
         base: Position,
+        /// Each log's last message number at `base`.
+        numbers: Vec<(crate::entry::LogId, Seq)>,
     },
     /// A candidate asks for this node's vote (or pre-vote); answered with
     /// `AnswerVote` on `conn`.
@@ -268,6 +270,9 @@ pub enum Action {
         /// own, which may be older or cut. `None` from a master too old to
         /// say: the node's own at or before `base` stay.
         configs: Option<Vec<(Seq, Bytes)>>,
+        /// Each log's last message number at `base`: then report the
+        /// numbers (`StorageReport::Numbers`), as after a cut.
+        numbers: Vec<(crate::entry::LogId, Seq)>,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
     /// be written beyond it). If cutting fails, report `StorageReport::Failed`.
@@ -701,10 +706,13 @@ impl Core {
                 }
             }
             Event::Storage(report) => self.on_storage(now, report, out),
-            Event::Compacted { base } => self.both(
+            Event::Compacted { base, numbers } => self.both(
                 now,
-                MasterEvent::Compacted { base },
-                SecondaryEvent::Compacted { base },
+                MasterEvent::Compacted {
+                    base,
+                    numbers: numbers.clone(),
+                },
+                SecondaryEvent::Compacted { base, numbers },
                 out,
             ),
             Event::Tick => {
@@ -1123,12 +1131,14 @@ impl Core {
                     base,
                     epochs,
                     configs,
+                    numbers,
                 } => {
                     self.generation += 1;
                     Action::ResetLog {
                         base,
                         epochs,
                         configs,
+                        numbers,
                     }
                 }
                 SecondaryAction::Truncate { after, diverged } => {

@@ -30,7 +30,9 @@ fn config(id: &str) -> CoreConfig {
     }
 }
 
-/// A log of `last` entries, 1..=5 of epoch 1 and the rest of epoch 2.
+/// A log of `last` entries, 1..=5 of epoch 1 and the rest of epoch 2,
+/// each a message of the default log numbered as its sequence number (as
+/// a log of a release before logs had names reads).
 fn log(last: Seq) -> LogState {
     let mut epochs = Vec::new();
     if last >= 1 {
@@ -52,6 +54,10 @@ fn log(last: Seq) -> LogState {
         base: Default::default(),
         learner: false,
         configs: Vec::new(),
+        numbers: crate::replication::numbers::Numbers::known(
+            [(crate::entry::DEFAULT_LOG, last)],
+            Vec::new(),
+        ),
     }
 }
 
@@ -96,6 +102,8 @@ fn entry(epoch: Epoch, seq: Seq) -> Entry {
     Entry {
         epoch,
         seq,
+        log: crate::entry::DEFAULT_LOG,
+        number: seq,
         key: None,
         message: bytes::Bytes::from_static(b"x"),
     }
@@ -667,8 +675,13 @@ fn a_static_master_whose_failed_sync_cuts_sent_entries_goes_on_in_a_new_epoch() 
     );
     assert!(core.is_master());
     assert_eq!(core.epoch(), 4);
-    // Until a secondary is back, an append waits (it is not refused).
+    // Until a secondary is back, an append waits (it is not refused); so
+    // it would until the log reports its numbers as cut.
     assert_eq!(step(&mut core, now, append(2, None, 1)), vec![]);
+    let numbers = StorageReport::Numbers {
+        pairs: vec![(crate::entry::DEFAULT_LOG, 7)],
+    };
+    assert_eq!(step(&mut core, now, Event::Storage(numbers)), vec![]);
     // A secondary that holds the cut seq 8 (of epoch 3) is told to cut it
     // by its handshake; the waiting append then takes seq 8 again, in the
     // new epoch.

@@ -8,6 +8,7 @@ mod kept;
 pub mod keyed_append_at_most_once;
 pub mod log_matching;
 pub mod majority_acked_never_lost;
+pub mod numbers_gapless;
 pub mod one_change_at_a_time;
 pub mod one_master_per_epoch;
 pub mod promised_outcomes_hold;

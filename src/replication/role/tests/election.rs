@@ -405,6 +405,8 @@ fn a_master_told_of_a_newer_epoch_steps_down_and_answers_waiters_as_indefinite()
         vec![Action::Persist(vec![Entry {
             epoch: 1,
             seq: 1,
+            log: crate::entry::DEFAULT_LOG,
+            number: 1,
             key: Some("k".into()),
             message: bytes::Bytes::from_static(b"m"),
         }])]

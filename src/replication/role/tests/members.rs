@@ -206,6 +206,7 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
         base: Position { epoch: 9, seq: 20 },
         epochs: vec![(1, 1)],
         configs: None,
+        numbers: Vec::new(),
     };
     assert!(matches!(
         &step(&mut b, now, Event::FromMaster(reset))[..],
@@ -224,6 +225,7 @@ fn a_reset_to_a_base_no_log_has_is_refused() {
             base: Position { epoch: 2, seq: 20 },
             epochs,
             configs,
+            numbers: Vec::new(),
         })
     };
     let refused = |out: Vec<Action>, conn: ConnId, why: &str| {

@@ -83,6 +83,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             base: Position { epoch: 1, seq: 10 },
             epochs: vec![(1, 1)],
             configs,
+            numbers: Vec::new(),
         })
     };
     // The master says d was added at 6, in force at the base 10.
@@ -95,6 +96,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             base: Position { epoch: 1, seq: 10 },
             epochs: vec![(1, 1)],
             configs: given,
+            numbers: Vec::new(),
         }]
     );
     assert_eq!(b.members(), &with_d);

@@ -1,0 +1,151 @@
+//! Which message numbers of which log each segment holds, and each log's
+//! last number at the base: how the log on disk knows every log's last
+//! number after a cut, a reset or retention (see
+//! `crate::replication::numbers` for why numbers are separate from
+//! sequence numbers).
+//!
+//! A segment keeps, for each log with a message in it, the first and last
+//! number it holds: a few bytes per log and segment, whatever the number of
+//! messages. The base's numbers are recorded in the `base.numbers` file
+//! when retention deletes segments or a reset empties the log, since the
+//! segments that said them are gone.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use crate::entry::{Entry, LogId, Seq};
+
+/// The numbers of each log's messages in one segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct SegmentNumbers {
+    /// Log -> (first number, last number) held.
+    logs: BTreeMap<LogId, (Seq, Seq)>,
+}
+
+impl SegmentNumbers {
+    /// An entry written to (or found in) the segment, in order.
+    pub(super) fn note(&mut self, e: &Entry) {
+        if e.is_control() {
+            return;
+        }
+        self.note_number(e.log, e.number);
+    }
+
+    /// A message of `log` numbered `number`, in order.
+    pub(super) fn note_number(&mut self, log: LogId, number: Seq) {
+        self.logs
+            .entry(log)
+            .and_modify(|(_, last)| *last = number)
+            .or_insert((number, number));
+    }
+
+    /// The segment was cut: `removed` are the messages cut from it (its
+    /// last ones), whose numbers it no longer holds.
+    pub(super) fn cut(&mut self, removed: &[Entry]) {
+        for e in removed.iter().filter(|e| !e.is_control()) {
+            if let Some((first, last)) = self.logs.get_mut(&e.log) {
+                if e.number <= *first {
+                    self.logs.remove(&e.log);
+                } else if e.number <= *last {
+                    *last = e.number - 1;
+                }
+            }
+        }
+    }
+
+    /// Each log's last number in the segment.
+    pub(super) fn lasts(&self) -> impl Iterator<Item = (LogId, Seq)> + '_ {
+        self.logs.iter().map(|(log, (_, last))| (*log, *last))
+    }
+}
+
+/// Each log's last number: `at_base`, then what each segment, oldest
+/// first, holds after it.
+pub(super) fn last_numbers<'a>(
+    at_base: &[(LogId, Seq)],
+    segments: impl Iterator<Item = &'a SegmentNumbers>,
+) -> Vec<(LogId, Seq)> {
+    let mut last: BTreeMap<LogId, Seq> = at_base.iter().copied().collect();
+    for s in segments {
+        last.extend(s.lasts());
+    }
+    last.into_iter().collect()
+}
+
+/// The `base.numbers` file: a `LOG NUMBER` line for each log that had a
+/// message at or before the base. No file: none had.
+pub(super) fn read_base_numbers(dir: &Path) -> io::Result<Vec<(LogId, Seq)>> {
+    let path = dir.join("base.numbers");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let parse = |line: &str| {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some(log), Some(n), None) => Some((log.parse().ok()?, n.parse().ok()?)),
+            _ => None,
+        }
+    };
+    text.lines()
+        .map(|line| {
+            parse(line).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not hold 'LOG NUMBER' lines", path.display()),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Records each log's last number at the base: a new file, synced, renamed
+/// over the old one (the directory is synced by the caller's next step).
+pub(super) fn write_base_numbers(dir: &Path, numbers: &[(LogId, Seq)]) -> io::Result<()> {
+    let text: String = numbers.iter().map(|(l, n)| format!("{l} {n}\n")).collect();
+    super::files::replace_file(dir, "base.numbers", &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: Seq, log: LogId, number: Seq) -> Entry {
+        Entry::message((1, seq), (log, number), None, bytes::Bytes::new())
+    }
+
+    #[test]
+    fn a_segment_knows_each_logs_numbers_through_cuts() {
+        let mut s = SegmentNumbers::default();
+        let entries = [msg(1, 0, 7), msg(2, 3, 1), msg(4, 0, 8), msg(5, 3, 2)];
+        s.note(&Entry::marker(1, 3));
+        entries.iter().for_each(|e| s.note(e));
+        assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 8), (3, 2)]);
+        s.cut(&entries[2..]);
+        assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 7), (3, 1)]);
+        s.cut(&entries[1..2]);
+        assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 7)]);
+        let later = SegmentNumbers {
+            logs: [(3, (1, 4))].into(),
+        };
+        assert_eq!(
+            last_numbers(&[(0, 2), (9, 9)], [&s, &later].into_iter()),
+            vec![(0, 7), (3, 4), (9, 9)]
+        );
+    }
+
+    #[test]
+    fn the_base_numbers_are_written_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_base_numbers(dir.path()).unwrap(), vec![]);
+        write_base_numbers(dir.path(), &[(0, 12), (4, 1)]).unwrap();
+        assert_eq!(
+            read_base_numbers(dir.path()).unwrap(),
+            vec![(0, 12), (4, 1)]
+        );
+        std::fs::write(dir.path().join("base.numbers"), "0 x\n").unwrap();
+        assert!(read_base_numbers(dir.path()).is_err());
+    }
+}
