@@ -399,14 +399,14 @@ async fn retention_deletes_old_segments_and_a_secondary_behind_it_starts_again_f
     let (code, out, err) = replog(&["list", "--node", &node, "--from", "1", "--max", "1"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("entries before sequence number") && err.contains("deleted by retention"),
+        err.contains("messages before sequence number") && err.contains("deleted by retention"),
         "{err}"
     );
     assert!(out.starts_with("message number"), "{out}");
     let (code, _, err) = replog(&["get", "--node", &node, "1"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("retention deleted the entries before"),
+        err.contains("retention deleted the messages before"),
         "{err}"
     );
 

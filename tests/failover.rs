@@ -2,7 +2,8 @@
 //! parallel load, or killed and its disk wiped, or paused past the election
 //! timeout; a new master is elected and takes appends, and once the old
 //! one is back every append acknowledged with w=majority is on every node,
-//! in one log.
+//! in one log, numbered without a gap (the new epochs' markers take no
+//! number).
 
 mod common;
 
@@ -103,6 +104,14 @@ async fn check_converged(c: &Cluster, acked: &HashMap<String, u64>) {
     })
     .await;
     let log = &lists[0];
+    // Every election wrote an epoch marker, which takes no number: the
+    // messages are numbered 1, 2, 3, ... without a gap.
+    let numbers: Vec<u64> = log.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        numbers,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "a gap in the numbers"
+    );
     let by_msg: HashMap<&str, u64> = log.iter().map(|(s, m)| (m.as_str(), *s)).collect();
     assert_eq!(by_msg.len(), log.len(), "a message appears twice: {log:?}");
     for (msg, seq) in acked {

@@ -212,6 +212,7 @@ fn check(o: &Observed, disk_losses: u32, failover: bool) -> bool {
         };
         let entries = probe.entries().unwrap();
         let mut seen = HashSet::new();
+        let mut number = 0;
         for (k, e) in entries.iter().enumerate() {
             assert_eq!(
                 e.seq,
@@ -220,6 +221,11 @@ fn check(o: &Observed, disk_losses: u32, failover: bool) -> bool {
                 NODES[i],
                 k + 1
             );
+            // Messages are numbered without gaps; control entries not.
+            if !e.is_control() {
+                number += 1;
+                assert_eq!(e.number, number, "node {} numbers {e:?}", NODES[i]);
+            }
             assert!(
                 e.is_marker() || seen.insert(e.message.clone()),
                 "node {} shows {:?} twice",
@@ -255,7 +261,9 @@ fn check(o: &Observed, disk_losses: u32, failover: bool) -> bool {
         let holders = present
             .iter()
             .filter(|l| {
-                l.get(ack.seq as usize - 1)
+                // An answer names the message's number in its log.
+                l.iter()
+                    .find(|e| !e.is_control() && e.number == ack.seq)
                     .is_some_and(|e| e.message == ack.message.as_bytes())
             })
             .count() as u32;

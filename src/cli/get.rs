@@ -15,16 +15,18 @@ pub(super) async fn get(
 ) -> Result<(), ClientError> {
     let client = connect_any(nodes, conn).await?;
     let (entries, visible) = client.list_entries(seq, 1, false, committed).await?;
+    // The node answers with the first message from `seq` on: numbers have
+    // no gaps, so a later one means retention deleted `seq`.
+    let first = entries.first().map(|(s, _)| *s);
     let Some((_, message)) = entries.into_iter().find(|(s, _)| *s == seq) else {
         let what = if committed { "committed" } else { "stored" };
-        let first = client.welcome().first;
-        let why = if seq != 0 && seq < first {
+        let why = if let (Some(first), true) = (first, seq != 0) {
             format!(
-                "retention deleted the entries before {first} on {} (--retention-bytes, --retention-age)",
+                "retention deleted the messages before {first} on {} (--retention-bytes, --retention-age)",
                 client.addr()
             )
-        } else if seq == 0 || seq <= visible {
-            format!("{seq} holds no message (sequence numbers start at 1, and an epoch marker holds one without a message)")
+        } else if seq == 0 {
+            "sequence numbers start at 1".to_string()
         } else {
             format!("{} has {what} only up to {visible}", client.addr())
         };

@@ -32,14 +32,9 @@ pub(super) async fn list(
     let mut client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
     let mut next = l.from.max(1);
-    let first = client.welcome().first;
-    if next < first {
-        eprintln!(
-            "replog: entries before sequence number {first} were deleted by retention on {} (--retention-bytes, --retention-age); listing from {first}",
-            client.addr()
-        );
-        next = first;
-    }
+    // Numbers have no gaps: a first page that starts later than asked
+    // starts where retention left the log.
+    let mut asked = Some(next);
     let mut printed = 0u64;
     let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
     // A JSON array unless following (then one object per line, NDJSON).
@@ -73,6 +68,14 @@ pub(super) async fn list(
             }
             Err(e) => return Err(e),
         };
+        if let (Some(from), Some((first, _))) = (asked.take(), entries.first()) {
+            if *first > from {
+                eprintln!(
+                    "replog: messages before sequence number {first} were deleted by retention on {} (--retention-bytes, --retention-age); listing from {first}",
+                    client.addr()
+                );
+            }
+        }
         if entries.is_empty() && !l.follow {
             break;
         }

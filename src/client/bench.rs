@@ -234,10 +234,19 @@ pub async fn run(
     let started = Instant::now();
     let measure_from = started + opts.warmup;
     let acks = (opts.readers > 0).then(|| Arc::new(AckTimes::new(started)));
-    let followers = acks.as_ref().map(|acks| {
-        let from = clients[0].welcome().last.seq + 1;
-        Followers::start(readers, from, acks.clone(), measure_from)
-    });
+    let followers = match &acks {
+        Some(acks) => {
+            // After the last message there is now.
+            let (_, visible) = clients[0].list_entries(u64::MAX, 1, false, false).await?;
+            Some(Followers::start(
+                readers,
+                visible + 1,
+                acks.clone(),
+                measure_from,
+            ))
+        }
+        None => None,
+    };
     let stop_at = opts.count.is_none().then(|| measure_from + opts.duration);
     let tally = Tally::new(started);
     // The workers keep their counts to themselves and share them rarely:

@@ -126,7 +126,7 @@ pub struct DaemonArgs {
     /// TLS: the CA (PEM) every node's certificate chains to; a client certificate, when offered, must chain to it too.
     #[arg(long, env = "REPLOG_TLS_CA", value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
-    /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 24 bytes).
+    /// Entries whose request keys are remembered: a retry with the same key after this many newer entries may append a second copy (each remembered entry costs about 32 bytes).
     #[arg(long, env = "REPLOG_DEDUP_WINDOW", default_value_t = crate::replication::keys::DEFAULT_DEDUP_WINDOW)]
     pub dedup_window: u64,
     /// Retention: delete the oldest whole log segments while the log would still hold at least this much without them (e.g. 10GiB). A secondary missing what was deleted starts again from the first entry kept, with a warning. Needs --data-dir.

@@ -160,7 +160,7 @@ impl NodeLoop {
                     base.seq
                 );
                 self.pending.clear();
-                self.shared.tail().clear();
+                self.shared.tail().restart(numbers.iter().copied());
                 self.shared_sends.clear();
                 let mut log = self.shared.log.write();
                 let result = log.reset(base, &epochs, configs.as_deref(), &numbers);

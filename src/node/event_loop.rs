@@ -463,7 +463,8 @@ impl NodeLoop {
         if is_written {
             self.shared.tail().push(&mut entries);
         } else {
-            self.shared.tail().clear();
+            let numbers = self.shared.log.read().numbers();
+            self.shared.tail().restart(numbers);
         }
         self.pending = entries;
         self.pending.clear();

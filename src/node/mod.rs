@@ -197,6 +197,10 @@ pub async fn run<N: Net>(
     let (role_tx, role_rx) = watch::channel(view);
     let tracker = TaskTracker::new();
     let sync_point = log.sync_point();
+    // Readers near the end of the log are served from the tail, which
+    // starts empty after what the log holds.
+    let mut tail = tail::Tail::default();
+    tail.restart(log.numbers());
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         log: log_lock::SharedLog::new(log),
@@ -214,7 +218,7 @@ pub async fn run<N: Net>(
         reads_in_place: N::SIMULATED,
         cluster_id: AtomicU64::new(identity.cluster.unwrap_or(0)),
         members_from_log: std::sync::atomic::AtomicBool::new(false),
-        tail: Default::default(),
+        tail: std::sync::Mutex::new(tail),
     });
 
     let (sync_tx, syncer) = start_syncer(&cfg, sync_point.is_some(), &shared, &span);

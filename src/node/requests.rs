@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::shared::{timeout_from_ms, Input, Shared};
 use crate::auth::Access;
-use crate::entry::Seq;
+use crate::entry::{LogId, Seq};
 use crate::net::{Credits, Outbox};
 use crate::replication::{AppendRequest, ClientId, MemberChange};
 use crate::wire::{AppendError, AppendItem, Frame, MemberChangeRequest, Welcome};
@@ -249,10 +249,11 @@ pub(super) struct Page {
     pub(super) committed: bool,
 }
 
-/// Answers one `List`: waits (with `wait`) until something at `from` is
-/// visible (or committed), then reads one page, at most [`LIST_PAGE_BYTES`]
-/// of messages, once the connection's previous page has been written.
-/// Epoch markers are not shown, and a page of markers only is read past.
+/// Answers one `List` (of the default log): waits (with `wait`) until
+/// message `from` is visible (or committed), then reads one page, at most
+/// [`LIST_PAGE_BYTES`] of messages, once the connection's previous page has
+/// been written. A list from below the first message held (retention)
+/// starts at it; the CLI says so.
 pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Page) {
     let Page {
         req,
@@ -261,53 +262,31 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
         wait,
         committed,
     } = page;
-    // Nothing before the base is left (retention): a list from below it
-    // starts after it (the CLI says so), and waits there if it follows.
-    let mut from = from.max(shared.log.ends().base.seq + 1);
+    let log = crate::entry::DEFAULT_LOG;
     let mut mark = mark_of(shared, committed);
-    let mut permit = false;
-    loop {
-        if wait {
-            tokio::select! {
-                _ = outbox.closed() => return,
-                waited = wait_for(shared, &mut mark, from) => if !waited { return },
-            }
+    if wait {
+        tokio::select! {
+            _ = outbox.closed() => return,
+            waited = wait_for(shared, log, &mut mark, from) => if !waited { return },
         }
-        if !permit {
-            if !page_credit(shared, outbox, credits).await {
-                return;
-            }
-            permit = true;
-        }
-        let answer = match read_page(shared, &mark, from, Seq::MAX, max as usize).await {
-            Ok((visible, entries)) => {
-                let last = entries.last().map(|e| e.seq);
-                let shown: Vec<_> = entries
-                    .into_iter()
-                    .filter(|e| !e.is_control())
-                    .map(|e| (e.seq, e.message))
-                    .collect();
-                // A page of markers only: read on (waiting, if asked to).
-                if let (Some(last), true) = (last, shown.is_empty()) {
-                    from = last + 1;
-                    continue;
-                }
-                Frame::Listed {
-                    req,
-                    entries: shown,
-                    visible,
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot read the log for a list");
-                Frame::Refused {
-                    reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
-                }
-            }
-        };
-        outbox.send(answer).await;
+    }
+    if !page_credit(shared, outbox, credits).await {
         return;
     }
+    let answer = match read_page(shared, log, &mark, from, max as usize).await {
+        Ok((visible, entries)) => Frame::Listed {
+            req,
+            entries: entries.into_iter().map(|e| (e.number, e.message)).collect(),
+            visible,
+        },
+        Err(e) => {
+            warn!(error = %e, "cannot read the log for a list");
+            Frame::Refused {
+                reason: format!("node {} cannot read its log: {e}", shared.cfg.id),
+            }
+        }
+    };
+    outbox.send(answer).await;
 }
 
 /// The mark a reader reads up to: what is visible, or (`committed`) what
@@ -320,51 +299,76 @@ pub(super) fn mark_of(shared: &Shared, committed: bool) -> watch::Receiver<Seq> 
     }
 }
 
-/// Waits until `mark` reaches `from`; false if the node stops first.
-pub(super) async fn wait_for(shared: &Shared, mark: &mut watch::Receiver<Seq>, from: Seq) -> bool {
-    while *mark.borrow_and_update() < from {
+/// Waits until message `from` of `log` is within `mark`; false if the node
+/// stops first.
+pub(super) async fn wait_for(
+    shared: &Arc<Shared>,
+    log: LogId,
+    mark: &mut watch::Receiver<Seq>,
+    from: Seq,
+) -> bool {
+    loop {
+        let upto = *mark.borrow_and_update();
+        // A log that cannot be read is for the read that follows to say.
+        if number_at(shared, log, upto).await.is_none_or(|n| n >= from) {
+            return true;
+        }
         tokio::select! {
             _ = shared.shutdown.cancelled() => return false,
             changed = mark.changed() => if changed.is_err() { return false },
         }
     }
-    true
 }
 
-/// Reads up to `max` entries (at most [`LIST_PAGE`], and
-/// [`LIST_PAGE_BYTES`] of messages, at least one entry) from `from` up to
-/// `mark` and `to`, epoch markers included; with the mark as read.
+/// The last message number of `log` at or before sequence number `upto`:
+/// from the tail when it knows, else from the log; `None` if the log cannot
+/// be read.
+pub(super) async fn number_at(shared: &Arc<Shared>, log: LogId, upto: Seq) -> Option<Seq> {
+    if let Some(n) = shared.tail().number_at(log, upto) {
+        return Some(n);
+    }
+    shared.read_log(move |l| l.number_at(log, upto)).await.ok()
+}
+
+/// Reads up to `max` messages of `log` (at most [`LIST_PAGE`], and
+/// [`LIST_PAGE_BYTES`] of messages, at least one) from number `from`, none
+/// past `mark`; with `log`'s last number within the mark as read.
 ///
-/// From the tail in memory when it holds `from`: no lock of the log, no
-/// blocking thread, no record decoded, so that readers following the end
-/// of the log cost the writers little. The mark is read under the tail's
-/// lock, and the loop changes the tail before it raises a mark over what it
-/// wrote and before it cuts the log (a cut empties the tail past the cut
-/// first, a reset empties it): an entry read so is in the log.
+/// From the tail in memory when it holds every message from `from` on: no
+/// lock of the log, no blocking thread, no record decoded, so that readers
+/// following the end of the log cost the writers little. The mark is read
+/// under the tail's lock, and the loop changes the tail before it raises a
+/// mark over what it wrote and before it cuts the log (a cut empties the
+/// tail past the cut first, a reset empties it): an entry read so is in the
+/// log.
 ///
 /// Otherwise from the log, the mark read under the log's lock: the loop
 /// changes both under the write lock (a truncation lowers it), so they
 /// agree.
 pub(super) async fn read_page(
     shared: &Arc<Shared>,
+    log: LogId,
     mark: &watch::Receiver<Seq>,
     from: Seq,
-    to: Seq,
     max: usize,
 ) -> std::io::Result<(Seq, Vec<crate::entry::Entry>)> {
-    let max = max.clamp(1, LIST_PAGE as usize);
+    let limits = (max.clamp(1, LIST_PAGE as usize), LIST_PAGE_BYTES);
     {
         let tail = shared.tail();
         let upto = *mark.borrow();
-        if let Some(entries) = tail.read(from, upto.min(to), max, LIST_PAGE_BYTES) {
-            return Ok((upto, entries));
+        if let (Some(entries), Some(visible)) = (
+            tail.read_messages(log, from, upto, limits),
+            tail.number_at(log, upto),
+        ) {
+            return Ok((visible, entries));
         }
     }
     let mark = mark.clone();
     shared
-        .read_log(move |log| {
+        .read_log(move |l| {
             let upto = *mark.borrow();
-            Ok((upto, log.read(from, upto.min(to), max, LIST_PAGE_BYTES)?))
+            let entries = l.read_messages(log, from, upto, limits)?;
+            Ok((l.number_at(log, upto)?, entries))
         })
         .await
 }

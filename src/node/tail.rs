@@ -13,9 +13,9 @@
 //! deletes is dropped from the tail too, so it never holds an entry the
 //! log does not.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-use crate::entry::{Entry, Seq};
+use crate::entry::{Entry, LogId, Seq};
 use crate::storage::{entry_cost, take_batch};
 
 /// Most entries kept.
@@ -31,6 +31,11 @@ pub(crate) struct Tail {
     entries: VecDeque<Entry>,
     /// Their cost ([`entry_cost`]), summed.
     bytes: usize,
+    /// Each log's last message number before the first entry held, so
+    /// that a reader of one log knows whether the tail holds everything it
+    /// wants from a number on; `None` until the runtime says
+    /// ([`Tail::restart`]).
+    before: Option<BTreeMap<LogId, Seq>>,
 }
 
 impl Tail {
@@ -42,7 +47,9 @@ impl Tail {
             _ => true,
         };
         if !follows {
-            self.clear();
+            self.entries.clear();
+            self.bytes = 0;
+            self.before = None;
         }
         for e in written.drain(..) {
             self.bytes += entry_cost(&e);
@@ -52,8 +59,63 @@ impl Tail {
             let Some(e) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= entry_cost(&e);
+            self.forget(&e);
         }
+    }
+
+    /// An entry leaves the front.
+    fn forget(&mut self, e: &Entry) {
+        self.bytes -= entry_cost(e);
+        if let (Some(before), false) = (self.before.as_mut(), e.is_control()) {
+            before.insert(e.log, e.number);
+        }
+    }
+
+    /// Up to `max` messages of `log` from number `from` (at most
+    /// `max_bytes` by their cost, at least one), none after sequence number
+    /// `upto`, if the tail holds every message of that log from `from` on
+    /// that the log does; `None` if it may not (read the log instead).
+    pub(crate) fn read_messages(
+        &self,
+        log: LogId,
+        from: Seq,
+        upto: Seq,
+        (max, max_bytes): (usize, usize),
+    ) -> Option<Vec<Entry>> {
+        let before = self.before.as_ref()?.get(&log).copied().unwrap_or(0);
+        if from <= before {
+            return None;
+        }
+        // A follower at the end wants what comes after the last message:
+        // look from the back for the first one it wants.
+        let start = self
+            .entries
+            .iter()
+            .rposition(|e| e.log == log && !e.is_control() && e.number < from)
+            .map_or(0, |i| i + 1);
+        let held = self.entries.range(start..);
+        Some(take_batch(
+            held.take_while(|e| e.seq <= upto)
+                .filter(|e| e.log == log && !e.is_control()),
+            max,
+            max_bytes,
+        ))
+    }
+
+    /// The last message number of `log` at or before sequence number
+    /// `seq`, if the tail knows it (`seq` is not before its first entry).
+    pub(crate) fn number_at(&self, log: LogId, seq: Seq) -> Option<Seq> {
+        let before = self.before.as_ref()?;
+        let first = self.entries.front().map_or(Seq::MAX, |e| e.seq);
+        let last = self.entries.back().map_or(0, |e| e.seq);
+        if seq + 1 < first && !self.entries.is_empty() {
+            return None;
+        }
+        let held = (self.entries.iter().rev())
+            .skip_while(|e| e.seq > seq.min(last))
+            .find(|e| e.log == log && !e.is_control())
+            .map(|e| e.number);
+        held.or_else(|| Some(before.get(&log).copied().unwrap_or(0)))
     }
 
     /// Entries `from..=upto`, at most `max` of them and `max_bytes` by
@@ -90,14 +152,16 @@ impl Tail {
     pub(crate) fn drop_through(&mut self, seq: Seq) {
         while self.entries.front().is_some_and(|e| e.seq <= seq) {
             let e = self.entries.pop_front().expect("checked");
-            self.bytes -= entry_cost(&e);
+            self.forget(&e);
         }
     }
 
-    /// Drops everything (the log was reset).
-    pub(crate) fn clear(&mut self) {
+    /// Drops everything (the log was reset, or a write failed); the log
+    /// then ends with `numbers`, each log's last message number.
+    pub(crate) fn restart(&mut self, numbers: impl IntoIterator<Item = (LogId, Seq)>) {
         self.entries.clear();
         self.bytes = 0;
+        self.before = Some(numbers.into_iter().collect());
     }
 }
 
@@ -151,8 +215,59 @@ mod tests {
         t.push(&mut vec![e(100, 1)]);
         assert_eq!(seqs(t.read(5, 5, 100, usize::MAX)), None);
         assert_eq!(seqs(t.read(100, 100, 100, usize::MAX)), Some(vec![100]));
-        t.clear();
+        t.restart([]);
         assert_eq!(seqs(t.read(100, 100, 100, usize::MAX)), None);
+    }
+
+    /// Message `number` of `log` at `seq`.
+    fn m(seq: Seq, log: LogId, number: Seq) -> Entry {
+        Entry::message((1, seq), (log, number), None, "m".into())
+    }
+
+    fn numbers(v: Option<Vec<Entry>>) -> Option<Vec<Seq>> {
+        v.map(|v| v.iter().map(|e| e.number).collect())
+    }
+
+    #[test]
+    fn serves_a_log_from_a_number_only_when_it_holds_everything_from_there() {
+        let mut t = Tail::default();
+        let all = (usize::MAX, usize::MAX);
+        // Unknown numbers before the tail: nothing is served from it.
+        t.push(&mut vec![m(1, 0, 1)]);
+        assert_eq!(t.read_messages(0, 1, 10, all), None);
+        assert_eq!(t.number_at(0, 1), None);
+        // Logs 0 and 5 after 20 entries: log 0 had 12, log 5 had 3.
+        t.restart([(0, 12), (5, 3)]);
+        t.push(&mut vec![
+            m(21, 0, 13),
+            Entry::marker(2, 22),
+            m(23, 5, 4),
+            m(24, 0, 14),
+            m(25, 0, 15),
+        ]);
+        assert_eq!(
+            numbers(t.read_messages(0, 13, 25, all)),
+            Some(vec![13, 14, 15])
+        );
+        assert_eq!(numbers(t.read_messages(0, 14, 24, all)), Some(vec![14]));
+        assert_eq!(numbers(t.read_messages(5, 4, 25, all)), Some(vec![4]));
+        // Past the end (a follower): nothing yet, from the tail.
+        assert_eq!(numbers(t.read_messages(0, 16, 25, all)), Some(vec![]));
+        assert_eq!(numbers(t.read_messages(9, 1, 25, all)), Some(vec![]));
+        // Before the tail: read the log.
+        assert_eq!(t.read_messages(0, 12, 25, all), None);
+        // The last number within a mark.
+        assert_eq!(t.number_at(0, 25), Some(15));
+        assert_eq!(t.number_at(0, 23), Some(13));
+        assert_eq!(t.number_at(5, 22), Some(3));
+        assert_eq!(t.number_at(0, 20), Some(12), "just before the tail");
+        assert_eq!(t.number_at(0, 19), None);
+        assert_eq!(t.number_at(9, 25), Some(0));
+        // What leaves the front is remembered as before it.
+        t.drop_through(23);
+        assert_eq!(t.read_messages(5, 4, 25, all), None);
+        assert_eq!(numbers(t.read_messages(5, 5, 25, all)), Some(vec![]));
+        assert_eq!(t.number_at(5, 25), Some(4));
     }
 
     #[test]

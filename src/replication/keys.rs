@@ -13,7 +13,8 @@
 //! SipHashes, so no client can craft a collision without the node's secret
 //! keys) and a 32-bit digest (CRC32C) of its message, kept in a ring indexed by
 //! sequence number, with an open-addressing table of 4-byte slots pointing
-//! into it: about 24 bytes an entry. Two different keys colliding in a
+//! into it, and the entry's message number (what a retry is answered
+//! with): about 32 bytes an entry. Two different keys colliding in a
 //! window of a million is a chance of about 1e-17.
 //!
 //! The message digest tells a retry (same key, same message: answered with
@@ -60,6 +61,9 @@ pub struct KeyWindow {
     /// Fingerprint of every entry from `base` on (`NONE` for no key): the
     /// key's in [`KEY_BITS`], the message's digest below.
     fps: VecDeque<u128>,
+    /// The message number of every entry from `base` on (0 for a control
+    /// entry): what a retry is told.
+    numbers: VecDeque<Seq>,
     /// Open addressing, linear probing: `seq - origin + 1`, or `EMPTY`.
     /// Its length is a power of two, at least twice the keys in it.
     slots: Vec<u32>,
@@ -88,6 +92,7 @@ impl KeyWindow {
             window,
             base: next,
             fps: VecDeque::with_capacity(expected),
+            numbers: VecDeque::with_capacity(expected),
             slots: vec![EMPTY; (expected * 2).next_power_of_two().max(16)],
             keyed: 0,
             origin: next,
@@ -130,6 +135,12 @@ impl KeyWindow {
         self.fps[(seq - self.base) as usize]
     }
 
+    /// The message number of entry `seq`, if it is within the window.
+    pub fn number(&self, seq: Seq) -> Option<Seq> {
+        let i = seq.checked_sub(self.base)?;
+        self.numbers.get(i as usize).copied()
+    }
+
     /// The entry that `key` named, if it is within the window.
     pub fn get(&self, key: &str) -> Option<Seq> {
         self.find(self.fingerprint(key))
@@ -165,10 +176,11 @@ impl KeyWindow {
         }
     }
 
-    /// Records entry `seq` (which must be [`KeyWindow::next`]), its key and
-    /// its message, forgetting the oldest entry once the window is full. A
-    /// key already in the window keeps naming its first entry.
-    pub fn push(&mut self, seq: Seq, key: Option<&str>, message: &[u8]) {
+    /// Records entry `seq` (which must be [`KeyWindow::next`]), its message
+    /// number, its key and its message, forgetting the oldest entry once
+    /// the window is full. A key already in the window keeps naming its
+    /// first entry.
+    pub fn push(&mut self, (seq, number): (Seq, Seq), key: Option<&str>, message: &[u8]) {
         assert_eq!(seq, self.next(), "the key window takes entries in order");
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
@@ -193,6 +205,7 @@ impl KeyWindow {
             self.rebuild(self.slots.len() * 2);
         }
         self.fps.push_back(fp);
+        self.numbers.push_back(number);
         if fp != NONE {
             self.place(fp, seq);
             self.keyed += 1;
@@ -204,6 +217,7 @@ impl KeyWindow {
                 self.remove(fp, oldest);
             }
             self.fps.pop_front();
+            self.numbers.pop_front();
             self.base += 1;
         }
     }
@@ -211,6 +225,7 @@ impl KeyWindow {
     /// Forgets everything: the next entry is `next` (a log started again).
     pub fn restart(&mut self, next: Seq) {
         self.fps.clear();
+        self.numbers.clear();
         self.slots.iter_mut().for_each(|s| *s = EMPTY);
         self.keyed = 0;
         self.base = next;
@@ -226,6 +241,7 @@ impl KeyWindow {
                 self.remove(fp, last);
             }
             self.fps.pop_back();
+            self.numbers.pop_back();
         }
         if self.fps.is_empty() && seq + 1 < self.base {
             // Cut below the window: it starts again after the cut.
@@ -290,7 +306,7 @@ impl KeyWindow {
 
     /// Bytes this window holds, roughly (for tests and the benchmarks).
     pub fn memory(&self) -> usize {
-        self.fps.capacity() * 16 + self.slots.capacity() * 4
+        self.fps.capacity() * 16 + self.numbers.capacity() * 8 + self.slots.capacity() * 4
     }
 }
 
@@ -303,26 +319,26 @@ mod tests {
     #[test]
     fn keys_name_their_first_entry_until_they_leave_the_window() {
         let mut w = KeyWindow::new(3, 1);
-        w.push(1, Some("a"), b"m");
-        w.push(2, None, b"m");
-        w.push(3, Some("b"), b"m");
+        w.push((1, 0), Some("a"), b"m");
+        w.push((2, 0), None, b"m");
+        w.push((3, 0), Some("b"), b"m");
         assert_eq!(
             (w.get("a"), w.get("b"), w.get("c")),
             (Some(1), Some(3), None)
         );
         // A repeated key keeps naming the first entry.
-        w.push(4, Some("b"), b"m");
+        w.push((4, 0), Some("b"), b"m");
         assert_eq!(w.get("b"), Some(3));
         // Entry 1 left the window: its key is forgotten.
         assert_eq!(w.get("a"), None);
-        w.push(5, Some("c"), b"m");
-        w.push(6, None, b"m");
+        w.push((5, 0), Some("c"), b"m");
+        w.push((6, 0), None, b"m");
         assert_eq!(w.get("b"), None, "entry 3 left the window");
         assert_eq!(w.get("c"), Some(5));
         w.truncate_after(4);
         assert_eq!(w.get("c"), None, "cut entries' keys are forgotten");
         assert_eq!(w.next(), 5);
-        w.push(5, Some("c"), b"m");
+        w.push((5, 0), Some("c"), b"m");
         assert_eq!(w.get("c"), Some(5));
     }
 
@@ -351,7 +367,7 @@ mod tests {
                 let key = rng
                     .gen_bool(0.8)
                     .then(|| format!("k{}", rng.gen_range(0..1500)));
-                w.push(next, key.as_deref(), b"m");
+                w.push((next, 0), key.as_deref(), b"m");
                 // The table stays at most half full: probes stay short and
                 // always find an empty slot.
                 assert!(w.slots.len() >= 2 * w.keyed, "step {step}");
@@ -375,21 +391,44 @@ mod tests {
     }
 
     #[test]
-    fn a_million_keys_fit_in_about_24_bytes_each() {
+    fn a_million_keys_fit_in_about_32_bytes_each() {
         let mut w = KeyWindow::new(DEFAULT_DEDUP_WINDOW, 1);
         for seq in 1..=1_200_000u64 {
-            w.push(seq, Some(&format!("{seq:032x}")), b"m");
+            w.push((seq, 0), Some(&format!("{seq:032x}")), b"m");
         }
         assert_eq!(w.get(&format!("{:032x}", 1_200_000)), Some(1_200_000));
         assert_eq!(w.get(&format!("{:032x}", 200_001)), Some(200_001));
         assert_eq!(w.get(&format!("{:032x}", 200_000)), None);
-        assert!(w.memory() <= 26 << 20, "{} bytes", w.memory());
-        // And no less than the ring and table it counts.
+        assert!(w.memory() <= 34 << 20, "{} bytes", w.memory());
+        // And no less than the rings and table it counts.
         assert!(
-            w.memory() >= 16 * 1_000_000 + 4 * 2_000_000,
+            w.memory() >= (16 + 8) * 1_000_000 + 4 * 2_000_000,
             "{}",
             w.memory()
         );
+    }
+
+    #[test]
+    fn each_entry_keeps_its_message_number_through_cuts_and_the_window() {
+        let mut w = KeyWindow::new(3, 1);
+        w.push((1, 0), Some(""), b"");
+        w.push((2, 1), Some("a"), b"m");
+        w.push((3, 2), None, b"m");
+        assert_eq!(
+            (w.number(1), w.number(2), w.number(3)),
+            (Some(0), Some(1), Some(2))
+        );
+        w.truncate_after(2);
+        assert_eq!(w.number(3), None);
+        w.push((3, 7), Some("b"), b"m");
+        w.push((4, 8), Some("c"), b"m");
+        // Out of the window: forgotten with its key.
+        assert_eq!(
+            (w.number(1), w.number(2), w.number(4)),
+            (None, Some(1), Some(8))
+        );
+        w.restart(10);
+        assert_eq!(w.number(4), None);
     }
 
     #[test]
@@ -406,9 +445,9 @@ mod tests {
     #[test]
     fn a_key_tells_a_retry_from_a_reuse_for_another_message() {
         let mut w = KeyWindow::new(10, 1);
-        w.push(1, Some("a"), b"first");
-        w.push(2, None, b"first");
-        w.push(3, Some("b"), b"");
+        w.push((1, 0), Some("a"), b"first");
+        w.push((2, 0), None, b"first");
+        w.push((3, 0), Some("b"), b"");
         assert_eq!(w.lookup("a", b"first"), Some(Known::Same(1)));
         assert_eq!(w.lookup("a", b"second"), Some(Known::Different(1)));
         assert_eq!(w.lookup("b", b""), Some(Known::Same(3)));
@@ -417,7 +456,11 @@ mod tests {
         // The digest does not change where a key is found: after growth
         // and removals every key is still there, with its own message.
         for seq in 4..=10u64 {
-            w.push(seq, Some(&format!("k{seq}")), format!("m{seq}").as_bytes());
+            w.push(
+                (seq, 0),
+                Some(&format!("k{seq}")),
+                format!("m{seq}").as_bytes(),
+            );
         }
         for seq in 4..=10u64 {
             let (k, m) = (format!("k{seq}"), format!("m{seq}"));
@@ -425,7 +468,7 @@ mod tests {
             assert_eq!(w.lookup(&k, b"m"), Some(Known::Different(seq)));
         }
         assert_eq!(w.get("a"), Some(1));
-        w.push(11, Some("z"), b"m");
+        w.push((11, 0), Some("z"), b"m");
         assert_eq!(w.get("a"), None, "entry 1 left the window");
     }
 
@@ -433,14 +476,14 @@ mod tests {
     fn a_cut_below_the_window_starts_it_again_after_the_cut() {
         let mut w = KeyWindow::new(3, 1);
         for seq in 1..=6 {
-            w.push(seq, Some(&format!("k{seq}")), b"m");
+            w.push((seq, 0), Some(&format!("k{seq}")), b"m");
         }
         w.truncate_after(1);
         assert_eq!(w.next(), 2);
         for seq in 1..=6 {
             assert_eq!(w.get(&format!("k{seq}")), None);
         }
-        w.push(2, Some("k4"), b"m");
+        w.push((2, 0), Some("k4"), b"m");
         assert_eq!(w.get("k4"), Some(2));
         // A cut at or above what the window holds changes nothing, empty
         // or not.
@@ -449,7 +492,7 @@ mod tests {
         let mut empty = KeyWindow::new(3, 5);
         empty.truncate_after(10);
         assert_eq!(empty.next(), 5);
-        empty.push(5, Some("x"), b"m");
+        empty.push((5, 0), Some("x"), b"m");
         assert_eq!(empty.get("x"), Some(5));
     }
 
@@ -457,8 +500,8 @@ mod tests {
     fn slot_numbers_that_would_overflow_rebuild_the_table_from_the_window() {
         let base = 1u64 << 40;
         let mut w = KeyWindow::new(4, base);
-        w.push(base, Some("a"), b"m");
-        w.push(base + 1, Some("b"), b"m");
+        w.push((base, 0), Some("a"), b"m");
+        w.push((base + 1, 0), Some("b"), b"m");
         // As if four billion entries had passed since the table's origin:
         // slots counted from that far back.
         let far = base - (u32::MAX as u64 - 4);
@@ -470,11 +513,11 @@ mod tests {
         }
         assert_eq!((w.get("a"), w.get("b")), (Some(base), Some(base + 1)));
         // Slot number u32::MAX - 1 still fits: no rebuild.
-        w.push(base + 2, None, b"m");
+        w.push((base + 2, 0), None, b"m");
         assert_eq!(w.origin, far);
         // The next would be u32::MAX: the table is rebuilt, counting from
         // the window's first entry.
-        w.push(base + 3, Some("c"), b"m");
+        w.push((base + 3, 0), Some("c"), b"m");
         assert_eq!(w.origin, base);
         assert_eq!(
             (w.get("a"), w.get("b"), w.get("c")),

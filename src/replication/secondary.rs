@@ -588,7 +588,8 @@ impl Secondary {
         }
         if !accepted.is_empty() {
             for e in &accepted {
-                self.keys.push(e.seq, e.key.as_deref(), &e.message);
+                self.keys
+                    .push((e.seq, e.number), e.key.as_deref(), &e.message);
                 self.numbers.note(e);
                 if self.epochs.last().map(|(epoch, _)| *epoch) != Some(e.epoch) {
                     self.epochs.push((e.epoch, e.seq));

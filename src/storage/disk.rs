@@ -782,6 +782,86 @@ impl DiskLog {
         sync_dir(&self.dir)
     }
 
+    /// The first message number of `log` the log holds (0 if none).
+    pub(super) fn first_number(&self, log: LogId) -> Seq {
+        (self.segments.iter())
+            .find_map(|s| s.numbers.range(log))
+            .map_or(0, |r| r.first)
+    }
+
+    /// Up to `max` messages of `log` from number `from` (at most
+    /// `max_bytes` by their cost, at least one), none after `upto` (a
+    /// sequence number): read from the mark before `from` on, the other
+    /// logs' entries passed over.
+    pub(super) fn read_messages(
+        &self,
+        log: LogId,
+        from: Seq,
+        upto: Seq,
+        (max, max_bytes): (usize, usize),
+    ) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let Some(range) = (self.segments.iter())
+            .filter_map(|s| s.numbers.range(log))
+            .find(|r| r.last >= from)
+        else {
+            return Ok(out);
+        };
+        let start = range.start_for(from.max(range.first));
+        let mut bytes = 0usize;
+        self.walk(start, upto, |_, _, r| {
+            if r.log != log || r.number < from || r.is_control() {
+                return true;
+            }
+            let e = r.to_entry();
+            let cost = super::entry_cost(&e);
+            if !out.is_empty() && bytes + cost > max_bytes {
+                return false;
+            }
+            bytes += cost;
+            out.push(e);
+            out.len() < max
+        })?;
+        Ok(out)
+    }
+
+    /// The last message number of `log` at or before sequence number
+    /// `seq` (0 if it had none by then).
+    pub(super) fn number_at(&self, log: LogId, seq: Seq) -> io::Result<Seq> {
+        let before = |i: usize| {
+            let at_base = self
+                .at_base
+                .iter()
+                .find(|(l, _)| *l == log)
+                .map(|(_, n)| *n);
+            (self.segments[..i].iter().rev())
+                .find_map(|s| s.numbers.range(log).map(|r| r.last))
+                .or(at_base)
+                .unwrap_or(0)
+        };
+        let seq = seq.min(self.count);
+        if seq <= self.base.seq {
+            return Ok(self
+                .at_base
+                .iter()
+                .find(|(l, _)| *l == log)
+                .map_or(0, |(_, n)| *n));
+        }
+        let i = self.segment_of(seq);
+        let Some((mut number, start)) =
+            (self.segments[i].numbers.range(log)).and_then(|r| r.start_before(seq))
+        else {
+            return Ok(before(i));
+        };
+        self.walk(start, seq, |_, _, r| {
+            if r.log == log && !r.is_control() {
+                number = r.number;
+            }
+            true
+        })?;
+        Ok(number)
+    }
+
     /// Each log's last message number.
     pub(super) fn numbers(&self) -> Vec<(LogId, Seq)> {
         last_numbers(&self.at_base, self.segments.iter().map(|s| &s.numbers))
@@ -883,16 +963,18 @@ impl DiskLog {
         Ok(out)
     }
 
-    /// Calls `visit(seq, key, message)` for entries `from..=upto` in order,
-    /// borrowing them from the read buffer (nothing is copied), until it
-    /// returns false.
+    /// Calls `visit((seq, number), key, message)` for entries `from..=upto`
+    /// in order, borrowing them from the read buffer (nothing is copied),
+    /// until it returns false.
     pub(super) fn scan(
         &self,
         from: Seq,
         upto: Seq,
-        mut visit: impl FnMut(Seq, Option<&str>, &[u8]) -> bool,
+        mut visit: impl FnMut((Seq, Seq), Option<&str>, &[u8]) -> bool,
     ) -> io::Result<()> {
-        self.walk(from, upto, |key, message, r| visit(r.seq, key, message))
+        self.walk(from, upto, |key, message, r| {
+            visit((r.seq, r.number), key, message)
+        })
     }
 
     /// The records `from..=upto` in order, each checked, handed to `visit`

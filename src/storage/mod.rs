@@ -233,6 +233,59 @@ impl Log {
         }
     }
 
+    /// The first message number of `log` held (0 if none).
+    pub fn first_number(&self, log: LogId) -> Seq {
+        match self {
+            Log::Memory(m) => (m.entries.iter())
+                .find(|e| e.log == log && !e.is_control())
+                .map_or(0, |e| e.number),
+            Log::Disk(d) => d.first_number(log),
+        }
+    }
+
+    /// Up to `max` messages of `log` from number `from` on (at most
+    /// `max_bytes` by [`entry_cost`], at least one), none after sequence
+    /// number `upto`.
+    pub fn read_messages(
+        &self,
+        log: LogId,
+        from: Seq,
+        upto: Seq,
+        (max, max_bytes): (usize, usize),
+    ) -> io::Result<Vec<Entry>> {
+        match self {
+            Log::Memory(m) => Ok(take_batch(
+                (m.entries.iter())
+                    .take_while(|e| e.seq <= upto)
+                    .filter(|e| e.log == log && !e.is_control() && e.number >= from),
+                max,
+                max_bytes,
+            )),
+            Log::Disk(d) => d.read_messages(log, from, upto, (max, max_bytes)),
+        }
+    }
+
+    /// The last message number of `log` at or before sequence number
+    /// `seq` (0 if none by then).
+    pub fn number_at(&self, log: LogId, seq: Seq) -> io::Result<Seq> {
+        match self {
+            Log::Memory(m) => {
+                let held = (m.entries.iter().rev())
+                    .filter(|e| e.seq <= seq && e.log == log && !e.is_control())
+                    .map(|e| e.number)
+                    .next();
+                let at_base = || {
+                    m.base_numbers
+                        .iter()
+                        .find(|(l, _)| *l == log)
+                        .map(|(_, n)| *n)
+                };
+                Ok(held.or_else(at_base).unwrap_or(0))
+            }
+            Log::Disk(d) => d.number_at(log, seq),
+        }
+    }
+
     /// Each log's last message number at the base.
     pub fn numbers_at_base(&self) -> Vec<(LogId, Seq)> {
         match self {
@@ -278,14 +331,14 @@ impl Log {
         }
     }
 
-    /// Calls `visit(seq, key, message)` for the entries `from..=upto` in
-    /// order, without copying them, until it returns false (recovery's
+    /// Calls `visit((seq, number), key, message)` for the entries
+    /// `from..=upto` in order, without copying them, until it returns false (recovery's
     /// rebuild of the dedup window reads a million entries this way).
     pub fn scan(
         &self,
         from: Seq,
         upto: Seq,
-        mut visit: impl FnMut(Seq, Option<&str>, &[u8]) -> bool,
+        mut visit: impl FnMut((Seq, Seq), Option<&str>, &[u8]) -> bool,
     ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
@@ -296,7 +349,7 @@ impl Log {
                 }
                 let at = |seq: Seq| (seq - m.base.seq) as usize;
                 for e in &m.entries[at(from) - 1..at(upto)] {
-                    if !visit(e.seq, e.key.as_deref(), &e.message) {
+                    if !visit((e.seq, e.number), e.key.as_deref(), &e.message) {
                         break;
                     }
                 }

@@ -16,47 +16,90 @@ use std::path::Path;
 
 use crate::entry::{Entry, LogId, Seq};
 
+/// Messages of a log between two marks: a segment remembers where every
+/// this many messages of each log are, so that finding a message by its
+/// number reads at most this many of that log's messages.
+pub(super) const MARK_EVERY: u64 = 128;
+
+/// One log's messages in one segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct LogRange {
+    /// The first number held.
+    pub(super) first: Seq,
+    /// The last number held.
+    pub(super) last: Seq,
+    /// `(number, seq)` of the first message held and of one at least every
+    /// [`MARK_EVERY`] numbers after it, in order.
+    pub(super) marks: Vec<(Seq, Seq)>,
+}
+
+impl LogRange {
+    /// Where to start reading for message `number` (held here): the seq of
+    /// the last mark at or before it.
+    pub(super) fn start_for(&self, number: Seq) -> Seq {
+        let i = self.marks.partition_point(|(n, _)| *n <= number);
+        self.marks[i.saturating_sub(1)].1
+    }
+
+    /// Where to start reading for the last message at or before `seq`:
+    /// the last mark at or before it, if there is one.
+    pub(super) fn start_before(&self, seq: Seq) -> Option<(Seq, Seq)> {
+        let i = self.marks.partition_point(|(_, s)| *s <= seq);
+        i.checked_sub(1).map(|i| self.marks[i])
+    }
+}
+
 /// The numbers of each log's messages in one segment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct SegmentNumbers {
-    /// Log -> (first number, last number) held.
-    logs: BTreeMap<LogId, (Seq, Seq)>,
+    /// Log -> its messages here.
+    logs: BTreeMap<LogId, LogRange>,
 }
 
 impl SegmentNumbers {
     /// An entry written to (or found in) the segment, in order.
     pub(super) fn note(&mut self, e: &Entry) {
-        if e.is_control() {
-            return;
+        if !e.is_control() {
+            self.note_message(e.log, e.number, e.seq);
         }
-        self.note_number(e.log, e.number);
     }
 
-    /// A message of `log` numbered `number`, in order.
-    pub(super) fn note_number(&mut self, log: LogId, number: Seq) {
-        self.logs
-            .entry(log)
-            .and_modify(|(_, last)| *last = number)
-            .or_insert((number, number));
+    /// Message `number` of `log`, at `seq`, in order.
+    pub(super) fn note_message(&mut self, log: LogId, number: Seq, seq: Seq) {
+        let r = self.logs.entry(log).or_insert_with(|| LogRange {
+            first: number,
+            last: number,
+            marks: Vec::new(),
+        });
+        r.last = number;
+        if r.marks.last().is_none_or(|(n, _)| number >= n + MARK_EVERY) {
+            r.marks.push((number, seq));
+        }
     }
 
     /// The segment was cut: `removed` are the messages cut from it (its
     /// last ones), whose numbers it no longer holds.
     pub(super) fn cut(&mut self, removed: &[Entry]) {
         for e in removed.iter().filter(|e| !e.is_control()) {
-            if let Some((first, last)) = self.logs.get_mut(&e.log) {
-                if e.number <= *first {
+            if let Some(r) = self.logs.get_mut(&e.log) {
+                if e.number <= r.first {
                     self.logs.remove(&e.log);
-                } else if e.number <= *last {
-                    *last = e.number - 1;
+                } else if e.number <= r.last {
+                    r.last = e.number - 1;
+                    r.marks.retain(|(n, _)| *n < e.number);
                 }
             }
         }
     }
 
+    /// `log`'s messages here, if it has any.
+    pub(super) fn range(&self, log: LogId) -> Option<&LogRange> {
+        self.logs.get(&log)
+    }
+
     /// Each log's last number in the segment.
     pub(super) fn lasts(&self) -> impl Iterator<Item = (LogId, Seq)> + '_ {
-        self.logs.iter().map(|(log, (_, last))| (*log, *last))
+        self.logs.iter().map(|(log, r)| (*log, r.last))
     }
 }
 
@@ -112,6 +155,25 @@ pub(super) fn write_base_numbers(dir: &Path, numbers: &[(LogId, Seq)]) -> io::Re
 mod tests {
     use super::*;
 
+    #[test]
+    fn marks_bound_what_is_read_to_find_a_message() {
+        let mut s = SegmentNumbers::default();
+        // Log 1's messages at every third seq from 1000.
+        for n in 1..=1000 {
+            s.note_message(1, n, 1000 + 3 * n);
+        }
+        let r = s.range(1).unwrap();
+        assert_eq!(r.marks.len(), 8);
+        for n in [1, 127, 128, 129, 500, 1000] {
+            let start = r.start_for(n);
+            assert!(start <= 1000 + 3 * n, "{n}: {start}");
+            assert!(1000 + 3 * n - start < 3 * MARK_EVERY, "{n}: {start}");
+        }
+        assert_eq!(r.start_before(1002), None);
+        assert_eq!(r.start_before(1003), Some((1, 1003)));
+        assert_eq!(r.start_before(5000), Some((897, 1000 + 3 * 897)));
+    }
+
     fn msg(seq: Seq, log: LogId, number: Seq) -> Entry {
         Entry::message((1, seq), (log, number), None, bytes::Bytes::new())
     }
@@ -127,9 +189,8 @@ mod tests {
         assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 7), (3, 1)]);
         s.cut(&entries[1..2]);
         assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 7)]);
-        let later = SegmentNumbers {
-            logs: [(3, (1, 4))].into(),
-        };
+        let mut later = SegmentNumbers::default();
+        (1..=4).for_each(|n| later.note_message(3, n, 100 + n));
         assert_eq!(
             last_numbers(&[(0, 2), (9, 9)], [&s, &later].into_iter()),
             vec![(0, 7), (3, 4), (9, 9)]

@@ -186,7 +186,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                     found.configs.push((e.seq, members));
                 }
                 if !e.is_control() {
-                    found.numbers.note_number(e.log, e.number);
+                    found.numbers.note_message(e.log, e.number, e.seq);
                 }
                 found.last = e.seq;
                 off += used as u64;

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
+use replog::entry::{Entry, Epoch, Position, Seq, DEFAULT_LOG, EPOCH_LIMIT};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
@@ -483,7 +483,7 @@ impl World {
         let mut keys = KeyWindow::new(1 << 16, 1);
         let mut epochs: Vec<(Epoch, Seq)> = Vec::new();
         for e in &n.log {
-            keys.push(e.seq, e.key.as_deref(), &e.message);
+            keys.push((e.seq, e.number), e.key.as_deref(), &e.message);
             if epochs.last().map(|(x, _)| *x) != Some(e.epoch) {
                 epochs.push((e.epoch, e.seq));
             }
@@ -910,6 +910,40 @@ impl World {
         );
     }
 
+    /// `result`, whose numbers are messages' numbers in the default log
+    /// (what clients are told), with each turned into the message's
+    /// sequence number in `node`'s log, which must hold it.
+    fn positions(
+        &self,
+        node: usize,
+        req: u64,
+        result: Result<Seq, AppendError>,
+    ) -> Result<Seq, AppendError> {
+        let seq_of = |number: Seq| {
+            let log = &self.nodes[node].log;
+            let found = (log.iter().rev())
+                .find(|e| !e.is_control() && e.log == DEFAULT_LOG && e.number == number)
+                .map(|e| e.seq);
+            found.unwrap_or_else(|| {
+                panic!(
+                    "seed {}: request {req} answered with message number {number}, which n{node}'s log does not hold",
+                    self.seed
+                )
+            })
+        };
+        match result {
+            Ok(n) => Ok(seq_of(n)),
+            Err(AppendError::TimedOut { seq, stored_on }) => Err(AppendError::TimedOut {
+                seq: seq_of(seq),
+                stored_on,
+            }),
+            Err(AppendError::ShuttingDown { seq: Some(n) }) => Err(AppendError::ShuttingDown {
+                seq: Some(seq_of(n)),
+            }),
+            other => other,
+        }
+    }
+
     fn answer(&mut self, node: usize, req: u64, result: Result<Seq, AppendError>) {
         let seed = self.seed;
         let request = self.requests.get_mut(&req).expect("a request we made");
@@ -926,6 +960,9 @@ impl World {
         request.answer = Some(result.clone());
         let (w, message, key) = (request.w, request.message.clone(), request.key.clone());
         let concern = request.request.w;
+        // Clients are told a message's number in its log; the checks below
+        // look at where it is in the replicated log.
+        let result = self.positions(node, req, result);
         if let Some(seq) = invariants::promised_outcomes_hold::Check::promise(&result) {
             // Promised: the entry is the request's, durable where no
             // failover cuts it (a majority; a static master's own log), and

@@ -15,10 +15,11 @@ use axum::body::Body;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::super::requests::{mark_of, read_page, wait_for};
+use super::super::requests::{mark_of, number_at, read_page, wait_for};
 use super::super::shared::Shared;
 use super::budget::{json_bound, Budget};
 use crate::entry::Seq;
+use crate::entry::DEFAULT_LOG;
 use crate::json::{entry_json, write_entry_json};
 
 /// How long a followed event stream may stay silent before a comment is
@@ -60,7 +61,9 @@ struct Listing {
     shared: Arc<Shared>,
     mark: watch::Receiver<Seq>,
     next: Seq,
-    to: Seq,
+    /// The last number to list: a listing that does not follow lists
+    /// what is visible when it starts, found at its first page.
+    to: Option<Seq>,
     left: u64,
     follow: bool,
     format: Format,
@@ -75,13 +78,13 @@ struct Listing {
 /// The body listing `range` in `format`.
 pub(crate) fn body(shared: Arc<Shared>, budget: Budget, range: Range, format: Format) -> Body {
     let mark = mark_of(&shared, range.committed);
-    // Nothing before the base is left (retention): a listing from below it
-    // starts after it.
-    let next = range.from.max(shared.log.ends().base.seq + 1);
+    // Nothing before the first message held is left (retention): a
+    // listing from below it starts at it.
+    let next = range.from.max(1);
     let to = match (range.to, range.follow) {
-        (Some(to), _) => to,
-        (None, true) => Seq::MAX,
-        (None, false) => *mark.borrow(),
+        (Some(to), _) => Some(to),
+        (None, true) => Some(Seq::MAX),
+        (None, false) => None,
     };
     let listing = Listing {
         shared,
@@ -114,12 +117,20 @@ impl Listing {
             if self.done {
                 return None;
             }
-            if self.left == 0 || self.next > self.to {
+            let to = match self.to {
+                Some(to) => to,
+                None => {
+                    let upto = *self.mark.borrow();
+                    let visible = number_at(&self.shared, DEFAULT_LOG, upto).await;
+                    *self.to.insert(visible.unwrap_or(Seq::MAX))
+                }
+            };
+            if self.left == 0 || self.next > to {
                 self.done = true;
                 return self.closing().map(Ok);
             }
             if self.follow {
-                let waiting = wait_for(&self.shared, &mut self.mark, self.next);
+                let waiting = wait_for(&self.shared, DEFAULT_LOG, &mut self.mark, self.next);
                 match tokio::time::timeout(KEEP_ALIVE, waiting).await {
                     Ok(true) => {}
                     // The node stops: the listing ends as if complete.
@@ -136,7 +147,8 @@ impl Listing {
                 }
             }
             let max = self.left.min(u64::from(u32::MAX)) as usize;
-            let entries = match read_page(&self.shared, &self.mark, self.next, self.to, max).await {
+            let read = read_page(&self.shared, DEFAULT_LOG, &self.mark, self.next, max).await;
+            let entries = match read {
                 Ok((_, entries)) => entries,
                 Err(e) => {
                     // The status is sent: the body breaks off, and the
@@ -145,7 +157,8 @@ impl Listing {
                     return Some(Err(e));
                 }
             };
-            let Some(last) = entries.last().map(|e| e.seq) else {
+            let entries: Vec<_> = entries.into_iter().filter(|e| e.number <= to).collect();
+            let Some(last) = entries.last().map(|e| e.number) else {
                 // Nothing more up to the mark (a cut, or the end).
                 if self.follow {
                     continue;
@@ -155,13 +168,13 @@ impl Listing {
             };
             self.next = last + 1;
             let mut shown = Vec::new();
-            for e in entries.into_iter().filter(|e| !e.is_control()) {
+            for e in entries {
                 if self.left == 0 {
-                    self.next = e.seq;
+                    self.next = e.number;
                     break;
                 }
                 self.left -= 1;
-                shown.push((e.seq, e.message));
+                shown.push((e.number, e.message));
             }
             if shown.is_empty() {
                 continue;

@@ -175,10 +175,11 @@ async fn get_one(
     let Ok(Path(seq)) = seq else {
         return Problem::bad_query("the sequence number must be a whole number").into_response();
     };
+    let log = crate::entry::DEFAULT_LOG;
     let mark = api.shared.visible.clone();
-    let read = super::super::requests::read_page(&api.shared, &mark, seq, seq, 1).await;
-    let entry = match read {
-        Ok((_, entries)) => entries.into_iter().find(|e| e.seq == seq),
+    let read = super::super::requests::read_page(&api.shared, log, &mark, seq, 1).await;
+    let (entry, visible) = match read {
+        Ok((visible, entries)) => (entries.into_iter().find(|e| e.number == seq), visible),
         Err(e) => {
             return Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -188,9 +189,9 @@ async fn get_one(
             .into_response()
         }
     };
-    let base = api.shared.log.ends().base.seq;
+    let first = (api.shared.read_log(move |l| Ok(l.first_number(log))).await).unwrap_or_default();
     match entry {
-        Some(e) if !e.is_control() => {
+        Some(e) => {
             let raw = headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
@@ -199,25 +200,19 @@ async fn get_one(
                 let kind = [(header::CONTENT_TYPE, "application/octet-stream")];
                 (kind, e.message).into_response()
             } else {
-                entry_answer(&api, e.seq, e.message).await
+                entry_answer(&api, e.number, e.message).await
             }
         }
-        Some(_) => Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_a_message",
-            format!("sequence number {seq} holds an epoch marker, not a message"),
-        )
-        .into_response(),
-        None if seq <= base && seq > 0 => Problem::new(
+        None if seq < first && seq > 0 => Problem::new(
             StatusCode::NOT_FOUND,
             "deleted",
-            format!("sequence number {seq} was deleted by retention; this node's log starts at {}", base + 1),
+            format!("sequence number {seq} was deleted by retention; this node's log starts at {first}"),
         )
         .into_response(),
         None => Problem::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("there is no message at sequence number {seq} on this node (yet): it holds up to {}", *api.shared.visible.borrow()),
+            format!("there is no message at sequence number {seq} on this node (yet): it holds up to {visible}"),
         )
         .into_response(),
     }

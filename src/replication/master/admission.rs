@@ -77,12 +77,16 @@ impl Master {
         }
     }
 
-    /// Assigns a sequence number (or finds the original one for a known
-    /// key), holds the append while quorum is unknown, or refuses it.
+    /// Assigns a sequence number and a message number (or finds the
+    /// original ones for a known key), holds the append while quorum is
+    /// unknown, or refuses it.
     pub(super) fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
         let known =
             (a.request.key.as_deref()).and_then(|k| self.keys.lookup(k, &a.request.message));
-        let seq = match known {
+        // What the client is told of an entry already in the log: its
+        // number (the key window keeps them with the keys).
+        let shown = |seq| self.keys.number(seq).unwrap_or(seq);
+        let (seq, shown) = match known {
             // A retry of an entry retention deleted: it is on a majority;
             // whether it reached `w` was answered the first time, and it
             // never will now if it had not (a node reset past it does not
@@ -90,10 +94,10 @@ impl Master {
             Some(Known::Same(seq)) if seq <= self.base.seq => {
                 let majority = crate::replication::quorum::majority(self.nodes());
                 let result = if a.w <= majority {
-                    Ok(seq)
+                    Ok(shown(seq))
                 } else {
                     Err(AppendError::Deleted {
-                        seq,
+                        seq: shown(seq),
                         stored_on: majority,
                     })
                 };
@@ -104,30 +108,32 @@ impl Master {
                 });
             }
             // A retry: answer with the original entry once it reaches `w`.
-            Some(Known::Same(seq)) => seq,
+            Some(Known::Same(seq)) => (seq, shown(seq)),
             // The key names another message's entry: appending this one
             // would lose it, answering with that entry would lie.
             Some(Known::Different(seq)) => {
                 return out.push(MasterAction::Reply {
                     client: a.request.client,
                     req: a.request.req,
-                    result: Err(AppendError::KeyReused { seq }),
+                    result: Err(AppendError::KeyReused { seq: shown(seq) }),
                 })
             }
             None => match self.quorum(now) {
                 // Numbers a cut took back are reported by the runtime.
                 Quorum::Known if !self.numbers.is_known() => return self.held.push_back(a),
                 Quorum::Known => {
-                    let seq = self.next_seq(a.request.key.as_deref(), &a.request.message);
                     let log = crate::entry::DEFAULT_LOG;
+                    let number = self.numbers.assign(log);
+                    let key = a.request.key.as_deref();
+                    let seq = self.next_seq(number, key, &a.request.message);
                     let entry = Entry::message(
                         (self.epoch, seq),
-                        (log, self.numbers.assign(log)),
+                        (log, number),
                         a.request.key.clone(),
                         a.request.message.clone(),
                     );
                     out.push(MasterAction::Persist(entry));
-                    seq
+                    (seq, number)
                 }
                 Quorum::Unknown => return self.held.push_back(a),
                 Quorum::Lost => return out.push(self.refusal(now, &a)),
@@ -142,6 +148,7 @@ impl Master {
                 client: a.request.client,
                 req: a.request.req,
                 seq,
+                shown,
                 w: a.w,
                 told: None,
             },

@@ -112,7 +112,7 @@ impl Master {
         let Some(change) = self.change.take() else {
             return;
         };
-        let seq = self.next_seq(Some(crate::entry::CONFIG_KEY), &[]);
+        let seq = self.next_seq(0, Some(crate::entry::CONFIG_KEY), &[]);
         out.push(MasterAction::Persist(change.next.entry(self.epoch, seq)));
         self.adopt(change.next, seq, out);
         if let Some((client, req)) = change.asked_by {
@@ -204,7 +204,7 @@ impl Master {
                 out.push(MasterAction::Reply {
                     client: w.client,
                     req: w.req,
-                    result: Err(self.unsettled(w.seq, false)),
+                    result: Err(self.unsettled((w.seq, w.shown), false)),
                 });
             }
         }
@@ -222,6 +222,7 @@ impl Master {
                 client,
                 req,
                 seq,
+                shown: seq,
                 w,
                 told: None,
             },

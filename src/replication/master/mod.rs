@@ -331,7 +331,11 @@ struct Peer {
 struct Waiter {
     client: ClientId,
     req: u64,
+    /// Where its entry is in the log.
     seq: Seq,
+    /// What the client is told: a message's number in its log (a
+    /// configuration entry's `seq`, having none).
+    shown: Seq,
     /// Nodes it needs, master included.
     w: u32,
     /// For an append that asked for progress: on how many nodes it was
@@ -591,7 +595,7 @@ impl Master {
     /// Writes the epoch's marker as the next entry; entries of older epochs
     /// count from it on.
     pub(super) fn write_marker(&mut self, out: &mut Vec<MasterAction>) {
-        let seq = self.next_seq(None, &[]);
+        let seq = self.next_seq(0, None, &[]);
         self.commit_floor = seq;
         out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
     }
@@ -599,14 +603,14 @@ impl Master {
     /// The next sequence number, for an entry of this epoch with `key` and
     /// `message`: recorded in the epochs and the dedup window. Any entry of
     /// this epoch does what a due marker would.
-    pub(super) fn next_seq(&mut self, key: Option<&str>, message: &[u8]) -> Seq {
+    pub(super) fn next_seq(&mut self, number: Seq, key: Option<&str>, message: &[u8]) -> Seq {
         self.marker_due = false;
         self.last += 1;
         let seq = self.last;
         if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
             self.epochs.push((self.epoch, seq));
         }
-        self.keys.push(seq, key, message);
+        self.keys.push((seq, number), key, message);
         seq
     }
 
@@ -717,10 +721,10 @@ impl Master {
             // Everything deleted was on a majority: enough for w up to it
             // (a waiter may only have been held by the commit floor).
             let result = if w.w <= majority {
-                Ok(w.seq)
+                Ok(w.shown)
             } else {
                 Err(AppendError::Deleted {
-                    seq: w.seq,
+                    seq: w.shown,
                     stored_on: self.stored_on(w.seq).max(majority),
                 })
             };
@@ -776,7 +780,7 @@ impl Master {
             out.push(MasterAction::Reply {
                 client: w.client,
                 req: w.req,
-                result: Err(self.unsettled(w.seq, false)),
+                result: Err(self.unsettled((w.seq, w.shown), false)),
             });
         }
         for q in &mut self.by_w {

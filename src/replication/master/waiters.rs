@@ -19,7 +19,7 @@ impl Master {
                 out.push(MasterAction::Reply {
                     client: waiter.client,
                     req: waiter.req,
-                    result: Err(self.unsettled(waiter.seq, true)),
+                    result: Err(self.unsettled((waiter.seq, waiter.shown), true)),
                 });
             }
         }
@@ -43,7 +43,7 @@ impl Master {
             if waiter.told == Some(on) {
                 continue;
             }
-            let seq = waiter.seq;
+            let (seq, shown) = (waiter.seq, waiter.shown);
             let mut missing = Vec::new();
             if self.stored < seq {
                 missing.push(self.cfg.me.0.clone());
@@ -59,15 +59,16 @@ impl Master {
             out.push(MasterAction::Progress {
                 client: waiter.client,
                 req: waiter.req,
-                seq,
+                seq: shown,
                 needed: waiter.w.saturating_sub(on),
                 missing,
             });
         }
     }
 
-    /// The answer to an append whose entry is in the log at `seq` but has
-    /// not reached its write concern, when the wait ends: its timeout
+    /// The answer to an append whose entry is in the log at `seq`, and
+    /// which the client knows as `shown`, but has not reached its write
+    /// concern, when the wait ends: its timeout
     /// (`timed_out`), or this master stopping or stepping down.
     ///
     /// Only an entry no failover can cut is promised: one known to be on a
@@ -78,14 +79,17 @@ impl Master {
     /// by a failover that elects a node without it, and is `Uncommitted`:
     /// the client cannot know, and retries with the same key (which waits
     /// for this entry if it is kept, and appends it again if it was cut).
-    pub(super) fn unsettled(&self, seq: Seq, timed_out: bool) -> AppendError {
+    pub(super) fn unsettled(&self, (seq, shown): (Seq, Seq), timed_out: bool) -> AppendError {
         let stored_on = self.stored_on(seq);
         let settled = seq <= self.committed || (!self.cfg.failover && seq <= self.stored);
         match (settled, timed_out) {
-            (true, true) => AppendError::TimedOut { seq, stored_on },
-            (true, false) => AppendError::ShuttingDown { seq: Some(seq) },
+            (true, true) => AppendError::TimedOut {
+                seq: shown,
+                stored_on,
+            },
+            (true, false) => AppendError::ShuttingDown { seq: Some(shown) },
             (false, _) => AppendError::Uncommitted {
-                seq,
+                seq: shown,
                 stored_on,
                 timed_out,
             },
@@ -133,7 +137,7 @@ impl Master {
                         out.push(MasterAction::Reply {
                             client: waiter.client,
                             req: waiter.req,
-                            result: Ok(waiter.seq),
+                            result: Ok(waiter.shown),
                         });
                     }
                 }
