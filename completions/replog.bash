@@ -37,6 +37,9 @@ _replog() {
             replog,list)
                 cmd="replog__subcmd__list"
                 ;;
+            replog,log)
+                cmd="replog__subcmd__log"
+                ;;
             replog,member)
                 cmd="replog__subcmd__member"
                 ;;
@@ -64,11 +67,23 @@ _replog() {
             replog__subcmd__help,list)
                 cmd="replog__subcmd__help__subcmd__list"
                 ;;
+            replog__subcmd__help,log)
+                cmd="replog__subcmd__help__subcmd__log"
+                ;;
             replog__subcmd__help,member)
                 cmd="replog__subcmd__help__subcmd__member"
                 ;;
             replog__subcmd__help,verify)
                 cmd="replog__subcmd__help__subcmd__verify"
+                ;;
+            replog__subcmd__help__subcmd__log,create)
+                cmd="replog__subcmd__help__subcmd__log__subcmd__create"
+                ;;
+            replog__subcmd__help__subcmd__log,delete)
+                cmd="replog__subcmd__help__subcmd__log__subcmd__delete"
+                ;;
+            replog__subcmd__help__subcmd__log,list)
+                cmd="replog__subcmd__help__subcmd__log__subcmd__list"
                 ;;
             replog__subcmd__help__subcmd__member,add)
                 cmd="replog__subcmd__help__subcmd__member__subcmd__add"
@@ -78,6 +93,30 @@ _replog() {
                 ;;
             replog__subcmd__help__subcmd__member,remove)
                 cmd="replog__subcmd__help__subcmd__member__subcmd__remove"
+                ;;
+            replog__subcmd__log,create)
+                cmd="replog__subcmd__log__subcmd__create"
+                ;;
+            replog__subcmd__log,delete)
+                cmd="replog__subcmd__log__subcmd__delete"
+                ;;
+            replog__subcmd__log,help)
+                cmd="replog__subcmd__log__subcmd__help"
+                ;;
+            replog__subcmd__log,list)
+                cmd="replog__subcmd__log__subcmd__list"
+                ;;
+            replog__subcmd__log__subcmd__help,create)
+                cmd="replog__subcmd__log__subcmd__help__subcmd__create"
+                ;;
+            replog__subcmd__log__subcmd__help,delete)
+                cmd="replog__subcmd__log__subcmd__help__subcmd__delete"
+                ;;
+            replog__subcmd__log__subcmd__help,help)
+                cmd="replog__subcmd__log__subcmd__help__subcmd__help"
+                ;;
+            replog__subcmd__log__subcmd__help,list)
+                cmd="replog__subcmd__log__subcmd__help__subcmd__list"
                 ;;
             replog__subcmd__member,add)
                 cmd="replog__subcmd__member__subcmd__add"
@@ -110,7 +149,7 @@ _replog() {
 
     case "${cmd}" in
         replog)
-            opts="-h -V --help --version append list get health member verify bench completions help"
+            opts="-h -V --help --version append list get health log member verify bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,7 +163,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__append)
-            opts="-w -0 -h --node --write-concern --timeout --key --null-data --json --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-w -0 -h --node --write-concern --timeout --key --null-data --json --log --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +186,10 @@ _replog() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -174,7 +217,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__bench)
-            opts="-w -h --node --connections --inflight --size --count --duration --warmup --write-concern --key-every-append --fsync-probe --readers --json --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-w -h --node --connections --inflight --size --count --duration --warmup --write-concern --key-every-append --fsync-probe --readers --json --log --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +267,10 @@ _replog() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -262,7 +309,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__get)
-            opts="-h --node --json --committed --timeout --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-h --node --json --committed --timeout --log --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,6 +320,10 @@ _replog() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -342,7 +393,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__help)
-            opts="append list get health member verify bench completions help"
+            opts="append list get health log member verify bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,6 +504,62 @@ _replog() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        replog__subcmd__help__subcmd__log)
+            opts="create list delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__help__subcmd__log__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__help__subcmd__log__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__help__subcmd__log__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         replog__subcmd__help__subcmd__member)
             opts="list add remove"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -524,7 +631,7 @@ _replog() {
             return 0
             ;;
         replog__subcmd__list)
-            opts="-h --node --from --to --max --json --follow --committed --timeout --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-h --node --from --to --max --json --follow --committed --timeout --log --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -547,6 +654,204 @@ _replog() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log)
+            opts="-h --help create list delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__create)
+            opts="-h --node --timeout --token-file --tls-ca --tls-cert --tls-key --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__delete)
+            opts="-h --node --timeout --token-file --tls-ca --tls-cert --tls-key --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__help)
+            opts="create list delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        replog__subcmd__log__subcmd__list)
+            opts="-h --node --json --token-file --tls-ca --tls-cert --tls-key --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -126,10 +126,14 @@ impl Entry {
         self.key.as_deref() == Some(CONFIG_KEY)
     }
 
-    /// Whether the log keeps this entry for itself (a marker or a
-    /// configuration entry): `list` leaves it out.
+    /// Whether the log keeps this entry for itself (a marker, a
+    /// configuration entry, a catalog entry: an empty key or one that
+    /// starts with a NUL byte, which no client can send): it takes no
+    /// message number, and `list` leaves it out.
     pub fn is_control(&self) -> bool {
-        self.is_marker() || self.is_config()
+        self.key
+            .as_deref()
+            .is_some_and(|k| k.is_empty() || k.starts_with('\0'))
     }
 }
 

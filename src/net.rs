@@ -369,9 +369,10 @@ enum Answer {
 fn answer_kind(frame: &crate::wire::Frame) -> Answer {
     use crate::wire::Frame;
     match frame {
-        Frame::Appended { .. } | Frame::AppendFailed { .. } | Frame::HealthReport { .. } => {
-            Answer::Requests(1)
-        }
+        Frame::Appended { .. }
+        | Frame::AppendFailed { .. }
+        | Frame::HealthReport { .. }
+        | Frame::LogsListed { .. } => Answer::Requests(1),
         Frame::Answers { answers } => Answer::Requests(answers.len()),
         Frame::Listed { .. } | Frame::Digests { .. } => Answer::ListPage,
         _ => Answer::None,

@@ -95,7 +95,11 @@ fn holds_every(addr: &str, acked: &[(u64, String)]) {
     // The configuration entries (and the markers of new masters) took no
     // number: the messages run 1, 2, 3, ... without a gap.
     let numbers: Vec<u64> = list.iter().map(|(s, _)| *s).collect();
-    assert_eq!(numbers, (1..=list.len() as u64).collect::<Vec<_>>(), "{addr}");
+    assert_eq!(
+        numbers,
+        (1..=list.len() as u64).collect::<Vec<_>>(),
+        "{addr}"
+    );
 }
 
 /// The node at `addr`'s log as (seq, message), by `replog list --json`.

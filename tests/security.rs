@@ -22,6 +22,7 @@ fn writer_opts() -> replog::client::ConnectOptions {
         token: Some("writer-token-0123456789".into()),
         tls: None,
         cluster_key: None,
+        log: None,
     }
 }
 

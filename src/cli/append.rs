@@ -478,6 +478,9 @@ pub struct AppendArgs {
     pub(super) json: bool,
     /// The message (stored byte for byte), or "-" to read one message per line of standard input.
     pub(super) message: OsString,
+    /// The log.
+    #[command(flatten)]
+    pub(super) log: LogArg,
     /// Token and TLS, for clusters that require them.
     #[command(flatten)]
     pub(super) conn: ConnArgs,
@@ -493,9 +496,10 @@ pub(super) async fn run(args: AppendArgs) -> Result<(), ClientError> {
         null_data,
         json,
         message,
+        log,
         conn,
     } = args;
-    let conn = conn.options()?;
+    let conn = log.on(conn.options()?)?;
     let node = node_list(node);
     let opts = AppendOptions {
         w,

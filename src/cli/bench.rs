@@ -16,6 +16,9 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// The log.
+    #[command(flatten)]
+    pub(super) log: LogArg,
     /// Token and TLS, for clusters that require them.
     #[command(flatten)]
     pub(super) conn: ConnArgs,
@@ -27,9 +30,10 @@ pub(super) async fn run(args: BenchArgs) -> Result<(), ClientError> {
         node,
         opts,
         json,
+        log,
         conn,
     } = args;
-    let conn = conn.options()?;
+    let conn = log.on(conn.options()?)?;
     let nodes = node_list(node);
     let report = crate::client::bench::run(&nodes, &opts, !json, &conn).await?;
     let text = if json {

@@ -26,6 +26,26 @@ pub struct ConnArgs {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
+/// The log a command appends to or reads: `--log NAME`, or `REPLOG_LOG`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArg {
+    /// The log to append to or read (replog log list shows them); default: the log named default.
+    #[arg(long, env = "REPLOG_LOG", value_name = "NAME")]
+    pub log: Option<String>,
+}
+
+impl LogArg {
+    /// `conn` for this log; a name no log can have is a usage error.
+    pub(super) fn on(&self, mut conn: ConnectOptions) -> Result<ConnectOptions, ClientError> {
+        if let Some(log) = &self.log {
+            crate::replication::catalog::check_name(log)
+                .map_err(|e| ClientError::Usage(format!("--log: {e}")))?;
+        }
+        conn.log = self.log.clone();
+        Ok(conn)
+    }
+}
+
 impl ConnArgs {
     pub(super) fn options(&self) -> Result<ConnectOptions, ClientError> {
         let token = match &self.token_file {
@@ -49,6 +69,7 @@ impl ConnArgs {
             token,
             tls,
             cluster_key: None,
+            log: None,
         })
     }
 }

@@ -67,6 +67,9 @@ pub struct GetArgs {
     /// Give up (exit 5) if the node has not answered after this long, connecting included.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(super) timeout: Option<Duration>,
+    /// The log.
+    #[command(flatten)]
+    pub(super) log: LogArg,
     /// Token and TLS, for clusters that require them.
     #[command(flatten)]
     pub(super) conn: ConnArgs,
@@ -80,9 +83,10 @@ pub(super) async fn run(args: GetArgs) -> Result<(), ClientError> {
         json,
         committed,
         timeout,
+        log,
         conn,
     } = args;
-    let conn = conn.options()?;
+    let conn = log.on(conn.options()?)?;
     let nodes = node_list(node);
     let get = get(&nodes, seq, (json, committed), &conn);
     within(from_now(timeout), &nodes.join(","), "", get).await

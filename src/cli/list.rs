@@ -139,6 +139,9 @@ pub struct ListArgs {
     /// Give up (exit 5) if the listing has not finished after this long, connecting included.
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
     pub(super) timeout: Option<Duration>,
+    /// The log.
+    #[command(flatten)]
+    pub(super) log: LogArg,
     /// Token and TLS, for clusters that require them.
     #[command(flatten)]
     pub(super) conn: ConnArgs,
@@ -155,9 +158,10 @@ pub(super) async fn run(args: ListArgs) -> Result<(), ClientError> {
         follow,
         committed,
         timeout,
+        log,
         conn,
     } = args;
-    let conn = conn.options()?;
+    let conn = log.on(conn.options()?)?;
     let nodes = node_list(node);
     let listing = Listing {
         from,

@@ -9,6 +9,7 @@ mod common;
 mod get;
 mod health;
 mod list;
+mod log;
 mod member;
 mod verify;
 
@@ -43,6 +44,11 @@ pub enum Command {
     Get(get::GetArgs),
     /// Show the health of a node and, on the master, of every secondary. Exit 0 when every node shown is healthy, 4 when the master is read-only (appends are refused), 7 when appends are taken but some node is not healthy. With --wait, exit 0 as soon as appends are taken.
     Health(health::HealthArgs),
+    /// Create, list and delete the cluster's named logs (append, list, get and bench take --log NAME).
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
     /// See and change the cluster's members.
     Member {
         #[command(subcommand)]
@@ -69,6 +75,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Verify(args) => verify::run(args).await,
         Command::Health(args) => health::run(args).await,
         Command::Member { command } => member(command).await,
+        Command::Log { command } => log::run(command).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -12,8 +12,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::entry::Seq;
 use crate::wire::{
-    AppendError, Frame, HealthReport, Hello, MemberChangeRequest, Role, Welcome, WriteConcern,
-    PROTOCOL_VERSION,
+    AppendError, Frame, HealthReport, Hello, LogChangeRequest, LogStatus, MemberChangeRequest,
+    Role, Welcome, WriteConcern, PROTOCOL_VERSION,
 };
 
 use super::error::ClientError;
@@ -111,7 +111,8 @@ async fn read_answers(mut reader: crate::net::FrameReader, pending: Pending, wat
             | Frame::AppendFailed { req, .. }
             | Frame::Listed { req, .. }
             | Frame::Digests { req, .. }
-            | Frame::HealthReport { req, .. } => *req,
+            | Frame::HealthReport { req, .. }
+            | Frame::LogsListed { req, .. } => *req,
             _ => continue,
         };
         let waiter = pending
@@ -195,6 +196,9 @@ pub struct ConnectOptions {
     /// The cluster key, proved in the handshake: membership changes on a
     /// cluster with a key need it (`replog member --cluster-key-file`).
     pub cluster_key: Option<crate::auth::ClusterKeys>,
+    /// The log appends and lists are for (`--log`, `REPLOG_LOG`): `None`
+    /// or `default` for the log named default.
+    pub log: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -204,6 +208,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("tls", &self.tls.is_some())
             .field("cluster_key", &self.cluster_key.is_some())
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -307,7 +312,7 @@ impl Client {
         let watching: Watching = Arc::default();
         let watching2 = watching.clone();
         tokio::spawn(read_answers(reader, pending2, watching2));
-        Ok(Client {
+        let client = Client {
             addr: addr.to_string(),
             opts: opts.clone(),
             welcome,
@@ -315,7 +320,42 @@ impl Client {
             pending,
             next_req: Arc::new(AtomicU64::new(1)),
             watching,
-        })
+        };
+        match opts.log.as_deref() {
+            None | Some(crate::replication::catalog::DEFAULT_NAME) => {}
+            Some(log) => client.use_log(log).await?,
+        }
+        Ok(client)
+    }
+
+    /// Makes `log` the log this connection's appends and lists are for
+    /// (`NoSuchLog` if there is none of that name on the node).
+    pub async fn use_log(&self, log: &str) -> Result<(), ClientError> {
+        let log = log.to_string();
+        match self.request(|req| Frame::UseLog { req, log }).await? {
+            Frame::Appended { .. } => Ok(()),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Creates or deletes a log; answered, once a majority holds the
+    /// change, with its position in the replicated log.
+    pub async fn change_logs(&self, change: LogChangeRequest) -> Result<Seq, ClientError> {
+        match self.request(|req| Frame::LogChange { req, change }).await? {
+            Frame::Appended { seq, .. } => Ok(seq),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Every log the node knows, `default` first, with the first message
+    /// it holds and the last visible one.
+    pub async fn list_logs(&self) -> Result<Vec<LogStatus>, ClientError> {
+        match self.request(|req| Frame::ListLogs { req }).await? {
+            Frame::LogsListed { logs, .. } => Ok(logs),
+            other => Err(self.protocol(other)),
+        }
     }
 
     /// What the node said when the connection opened.
@@ -502,6 +542,8 @@ impl Client {
             Frame::Listed {
                 entries, visible, ..
             } => Ok((entries, visible)),
+            // The connection's log was deleted.
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
             other => Err(self.protocol(other)),
         }
     }

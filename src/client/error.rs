@@ -204,6 +204,12 @@ fn describe(e: &AppendError) -> String {
         AppendError::ShuttingDown { seq: None } => {
             "the master is shutting down or stepped down (a failover); the message may or may not have been stored: retry with the same --key".into()
         }
+        AppendError::NoSuchLog { log } => format!(
+            "there is no log named {log}; nothing was done: create it with replog log create {log} (replog log list shows the logs)"
+        ),
+        AppendError::LogExists { log } => {
+            format!("a log named {log} exists already; nothing was created")
+        }
     }
 }
 
@@ -243,6 +249,8 @@ impl ClientError {
                 AppendError::ShuttingDown { seq: None } | AppendError::Uncommitted { .. },
             ) => 5,
             ClientError::Degraded { .. } => 7,
+            // Definite, nothing done; as `get` of a message that is not.
+            ClientError::Append(AppendError::NoSuchLog { .. } | AppendError::LogExists { .. }) => 1,
             ClientError::Diverged { .. } => 8,
             // As a shell reports a command ended by SIGINT.
             ClientError::Interrupted { .. } => 130,
@@ -276,6 +284,8 @@ impl ClientError {
             ClientError::Append(AppendError::Refused { .. }) => ("refused", true, None),
             ClientError::Append(AppendError::NotMaster { .. }) => ("no_master", true, None),
             ClientError::Append(AppendError::Storage(_)) => ("storage", true, None),
+            ClientError::Append(AppendError::NoSuchLog { .. }) => ("no_such_log", true, None),
+            ClientError::Append(AppendError::LogExists { .. }) => ("log_exists", true, None),
             ClientError::Append(AppendError::ShuttingDown { seq }) => {
                 ("shutting_down", seq.is_some(), *seq)
             }

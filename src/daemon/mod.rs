@@ -96,6 +96,9 @@ pub struct DaemonArgs {
     /// Most open connections (clients, and connections before their hello); more are refused with a reason.
     #[arg(long, env = "REPLOG_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
+    /// Most named logs besides default (replog log create); more are refused with the reason. Give every node the same.
+    #[arg(long, env = "REPLOG_MAX_LOGS", default_value_t = Limits::default().max_logs)]
+    pub max_logs: usize,
     /// Most unanswered requests per client connection; past it the connection is not read until answers go out.
     #[arg(long, env = "REPLOG_MAX_INFLIGHT", default_value_t = Limits::default().max_inflight)]
     pub max_inflight: usize,
@@ -204,6 +207,7 @@ impl DaemonArgs {
             max_inflight: self.max_inflight,
             hello_timeout: self.hello_timeout,
             idle_timeout: self.idle_timeout,
+            max_logs: self.max_logs,
         };
         cfg
     }

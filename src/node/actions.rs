@@ -152,6 +152,7 @@ impl NodeLoop {
                 epochs,
                 configs,
                 numbers,
+                logs,
             } => {
                 warn!(
                     node = %self.shared.cfg.id,
@@ -163,7 +164,7 @@ impl NodeLoop {
                 self.shared.tail().restart(numbers.iter().copied());
                 self.shared_sends.clear();
                 let mut log = self.shared.log.write();
-                let result = log.reset(base, &epochs, configs.as_deref(), &numbers);
+                let result = log.reset(base, &epochs, configs.as_deref(), (&numbers, &logs));
                 self.visible_tx.send_if_modified(|v| {
                     let changed = *v != base.seq;
                     *v = base.seq;

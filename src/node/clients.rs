@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use tracing::{info, warn, Instrument};
 
 use super::requests::{
-    change_members, digests, list, page_credit, take_appends, take_credit, to_node, welcome, Page,
-    LIST_PAGES_IN_FLIGHT,
+    change_logs, change_members, digests, list, list_logs, page_credit, take_appends, take_credit,
+    to_node, welcome, Page, LIST_PAGES_IN_FLIGHT,
 };
 use super::shared::{Input, Shared};
 use crate::auth::Access;
@@ -24,7 +24,9 @@ use crate::entry::Seq;
 use crate::net::{Coalesce, Credits, Outbox};
 use crate::net::{FrameReader as Reader, FrameWriter as Writer};
 use crate::replication::ClientId;
-use crate::wire::{AppendItem, Frame, FrameError, MemberChangeRequest};
+use crate::wire::{
+    AppendError, AppendItem, Frame, FrameError, LogChangeRequest, MemberChangeRequest,
+};
 
 /// Who is on the other end of a client connection.
 pub(super) struct Peer {
@@ -79,6 +81,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
         addr,
         access,
         version,
+        log: std::sync::atomic::AtomicU32::new(crate::entry::DEFAULT_LOG),
     };
     if opened {
         while let Some(request) = conn.next_request(&mut reader).await {
@@ -104,6 +107,8 @@ struct Conn {
     addr: SocketAddr,
     access: Access,
     version: u32,
+    /// The log its appends and lists are for (`UseLog`).
+    log: std::sync::atomic::AtomicU32,
 }
 
 /// A client's request, one type each, as read from its frame.
@@ -125,6 +130,12 @@ enum Request {
         req: u64,
         change: MemberChangeRequest,
     },
+    /// `UseLog`: the log this connection's appends and lists are for.
+    UseLog { req: u64, log: String },
+    /// `LogChange`: a log created or deleted, for the master.
+    LogChange { req: u64, change: LogChangeRequest },
+    /// `ListLogs`: the logs this node knows.
+    ListLogs { req: u64 },
 }
 
 impl Conn {
@@ -182,6 +193,8 @@ impl Conn {
                 committed,
             }) => Request::List(Page {
                 req,
+                // The connection's, set when it is handled.
+                log: crate::entry::DEFAULT_LOG,
                 from,
                 max,
                 wait,
@@ -199,6 +212,9 @@ impl Conn {
             },
             Err(Frame::Health { req }) => Request::Health { req },
             Err(Frame::MemberChange { req, change }) => Request::MemberChange { req, change },
+            Err(Frame::UseLog { req, log }) => Request::UseLog { req, log },
+            Err(Frame::LogChange { req, change }) => Request::LogChange { req, change },
+            Err(Frame::ListLogs { req }) => Request::ListLogs { req },
             Err(other) => {
                 if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
                     warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", other.name());
@@ -216,15 +232,48 @@ impl Conn {
         let (shared, outbox, credits) = (&self.shared, &self.outbox, &self.credits);
         if let Request::Appends(items) = request {
             let from = (self.client, self.addr, self.access);
-            return take_appends(shared, outbox, credits, from, items).await;
+            let log = self.log.load(std::sync::atomic::Ordering::Relaxed);
+            return take_appends(shared, outbox, credits, from, (log, items)).await;
         }
         if !take_credit(shared, outbox, credits, self.addr).await {
             return false;
         }
         match request {
             Request::Appends(_) => unreachable!("handled above"),
-            Request::List(page) => {
+            Request::List(mut page) => {
+                page.log = self.log.load(std::sync::atomic::Ordering::Relaxed);
+                if !shared.logs().exists(page.log) {
+                    let error = AppendError::NoSuchLog {
+                        log: format!("with id {} (it was deleted)", page.log),
+                    };
+                    outbox.offer(Frame::AppendFailed {
+                        req: page.req,
+                        error,
+                    });
+                    return true;
+                }
                 self.on_list(page);
+                true
+            }
+            Request::UseLog { req, log } => {
+                let answer = match shared.log_id(&log) {
+                    Some(id) => {
+                        self.log.store(id, std::sync::atomic::Ordering::Relaxed);
+                        Frame::Appended { req, seq: 0 }
+                    }
+                    None => Frame::AppendFailed {
+                        req,
+                        error: AppendError::NoSuchLog { log }.for_version(self.version),
+                    },
+                };
+                outbox.offer(answer);
+                true
+            }
+            Request::LogChange { req, change } => {
+                change_logs(shared, outbox, (self.client, self.access), req, change).await
+            }
+            Request::ListLogs { req } => {
+                self.on_list_logs(req);
                 true
             }
             Request::Digest { req, range, step } => {
@@ -236,6 +285,18 @@ impl Conn {
                 change_members(shared, outbox, (self.client, self.access), req, change).await
             }
         }
+    }
+
+    /// The logs and where each starts and ends, read in a task of its own.
+    fn on_list_logs(&self, req: u64) {
+        let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+        self.shared.tracker.spawn(
+            async move {
+                let logs = list_logs(&shared).await;
+                outbox.send(Frame::LogsListed { req, logs }).await;
+            }
+            .in_current_span(),
+        );
     }
 
     /// A page of the log, in a task of its own: a waiting list (follow)

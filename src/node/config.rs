@@ -448,6 +448,9 @@ pub struct Limits {
     /// A client connection with nothing in flight that sends nothing for
     /// this long is closed.
     pub idle_timeout: Duration,
+    /// Most named logs besides `default` (`--max-logs`): a creation past
+    /// it is refused with the reason.
+    pub max_logs: usize,
 }
 
 impl Default for Limits {
@@ -457,6 +460,7 @@ impl Default for Limits {
             max_inflight: 1024,
             hello_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
+            max_logs: 1024,
         }
     }
 }
@@ -563,6 +567,13 @@ impl NodeConfig {
                 flag: "--max-connections",
                 value: l.max_connections as u64,
                 range: "1 to 1000000",
+            });
+        }
+        if l.max_logs > 1_000_000 {
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-logs",
+                value: l.max_logs as u64,
+                range: "0 to 1000000",
             });
         }
         if l.max_inflight == 0 || l.max_inflight > 1_000_000 {

@@ -740,18 +740,21 @@ async fn serve_master(
                 epochs,
                 configs: None,
                 numbers: Vec::new(),
+                logs: bytes::Bytes::new(),
             },
             Some(Ok(Frame::ResetMembers {
                 base,
                 epochs,
                 configs,
                 numbers,
+                logs,
             })) => SecondaryEvent::Reset {
                 conn,
                 base,
                 epochs,
                 configs: Some(configs),
                 numbers,
+                logs,
             },
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {

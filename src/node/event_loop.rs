@@ -84,6 +84,8 @@ pub(super) struct NodeLoop {
     /// anew for each list of actions, and emptied by a cut, a reset or
     /// retention.
     pub(super) shared_sends: Vec<(Seq, Seq, Option<Vec<Frame>>)>,
+    /// The version of the named logs last copied to `Shared::logs`.
+    pub(super) logs_version: u64,
     /// Scratch action buffer, reused.
     pub(super) actions: Vec<Action>,
     /// Inputs the loop generated for itself (stored without a syncer).
@@ -137,6 +139,7 @@ impl NodeLoop {
             retention_due: now,
             pending: Vec::new(),
             shared_sends: Vec::new(),
+            logs_version: 0,
             actions: Vec::new(),
             requeue: VecDeque::new(),
             appends: HashMap::default(),
@@ -225,6 +228,18 @@ impl NodeLoop {
             } => {
                 info!(node = %self.shared.cfg.id, ?change, "a membership change is asked for");
                 Event::ChangeMembers {
+                    client,
+                    req,
+                    change,
+                }
+            }
+            Input::ChangeLogs {
+                client,
+                req,
+                change,
+            } => {
+                info!(node = %self.shared.cfg.id, ?change, "a log change is asked for");
+                Event::ChangeLogs {
                     client,
                     req,
                     change,
@@ -410,6 +425,12 @@ impl NodeLoop {
     fn step(&mut self, now: std::time::Instant, event: Event) {
         let mut actions = std::mem::take(&mut self.actions);
         self.core.step(now, event, &mut actions);
+        if self.core.logs_version() != self.logs_version {
+            // Before any answer of this step goes out: a client told its
+            // log was created finds it.
+            self.logs_version = self.core.logs_version();
+            *self.shared.logs.write().expect("logs lock") = Arc::new(self.core.logs().clone());
+        }
         self.run_actions(&mut actions);
         self.actions = actions;
     }

@@ -253,6 +253,8 @@ pub(crate) fn outcome_label(result: &Result<u64, AppendError>) -> &'static str {
         Err(AppendError::ShuttingDown { .. }) => "shutting_down",
         Err(AppendError::Uncommitted { .. }) => "uncommitted",
         Err(AppendError::Unauthorized(_)) => "unauthorized",
+        Err(AppendError::NoSuchLog { .. }) => "no_such_log",
+        Err(AppendError::LogExists { .. }) => "log_exists",
     }
 }
 

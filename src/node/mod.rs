@@ -219,6 +219,7 @@ pub async fn run<N: Net>(
         cluster_id: AtomicU64::new(identity.cluster.unwrap_or(0)),
         members_from_log: std::sync::atomic::AtomicBool::new(false),
         tail: std::sync::Mutex::new(tail),
+        logs: std::sync::RwLock::new(Arc::new(core.logs().clone())),
     });
 
     let (sync_tx, syncer) = start_syncer(&cfg, sync_point.is_some(), &shared, &span);
@@ -313,6 +314,7 @@ fn open_storage(
         learner: identity.learner,
         configs,
         numbers: crate::replication::numbers::Numbers::known(log.numbers(), log.numbers_at_base()),
+        catalog: log.catalog(),
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
@@ -335,6 +337,7 @@ fn start_core(
     let (core, mut start) = Core::new(
         CoreConfig {
             id: cfg.id.clone(),
+            max_logs: cfg.limits.max_logs,
             // Joining, it knows no member: its log will say.
             nodes: match cfg.join {
                 Some(_) => Vec::new(),

@@ -14,8 +14,11 @@ use super::shared::{timeout_from_ms, Input, Shared};
 use crate::auth::Access;
 use crate::entry::{LogId, Seq};
 use crate::net::{Credits, Outbox};
+use crate::replication::role::LogChange;
 use crate::replication::{AppendRequest, ClientId, MemberChange};
-use crate::wire::{AppendError, AppendItem, Frame, MemberChangeRequest, Welcome};
+use crate::wire::{
+    AppendError, AppendItem, Frame, LogChangeRequest, LogStatus, MemberChangeRequest, Welcome,
+};
 
 /// Most entries in one `Listed` answer.
 const LIST_PAGE: u32 = 1000;
@@ -111,7 +114,10 @@ pub(super) async fn take_appends(
         SocketAddr,
         crate::auth::Access,
     ),
-    appends: impl IntoIterator<Item = AppendItem, IntoIter: ExactSizeIterator>,
+    (log, appends): (
+        LogId,
+        impl IntoIterator<Item = AppendItem, IntoIter: ExactSizeIterator>,
+    ),
 ) -> bool {
     let appends = appends.into_iter();
     let mut batch = Vec::with_capacity(appends.len());
@@ -141,6 +147,7 @@ pub(super) async fn take_appends(
         batch.push(AppendRequest {
             client,
             req: item.req,
+            log,
             key: item.key,
             w: item.w,
             timeout: timeout_from_ms(item.timeout_ms),
@@ -243,6 +250,8 @@ pub(super) async fn page_credit(shared: &Shared, outbox: &Outbox, credits: &Cred
 /// One `List` request.
 pub(super) struct Page {
     pub(super) req: u64,
+    /// The log (the connection's, `UseLog`).
+    pub(super) log: LogId,
     pub(super) from: u64,
     pub(super) max: u32,
     pub(super) wait: bool,
@@ -257,12 +266,12 @@ pub(super) struct Page {
 pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credits, page: Page) {
     let Page {
         req,
+        log,
         from,
         max,
         wait,
         committed,
     } = page;
-    let log = crate::entry::DEFAULT_LOG;
     let mut mark = mark_of(shared, committed);
     if wait {
         tokio::select! {
@@ -371,6 +380,62 @@ pub(super) async fn read_page(
             Ok((l.number_at(log, upto)?, entries))
         })
         .await
+}
+
+/// A log created or deleted: handed to the core if this connection may
+/// append, refused with the reason otherwise. False if the node stops.
+pub(super) async fn change_logs(
+    shared: &Shared,
+    outbox: &Outbox,
+    (client, access): (ClientId, Access),
+    req: u64,
+    change: LogChangeRequest,
+) -> bool {
+    if !access.append {
+        let error = AppendError::Unauthorized(format!(
+            "node {} creates and deletes logs only for a client that may append: give the client token with --token-file (or REPLOG_TOKEN); nothing was changed",
+            shared.cfg.id
+        ));
+        outbox.offer(Frame::AppendFailed { req, error });
+        return true;
+    }
+    let change = match change {
+        LogChangeRequest::Create { name } => LogChange::Create(name),
+        LogChangeRequest::Delete { name } => LogChange::Delete(name),
+    };
+    to_node(
+        shared,
+        Input::ChangeLogs {
+            client,
+            req,
+            change,
+        },
+    )
+    .await
+}
+
+/// Every log this node knows, `default` first, with the first message it
+/// holds and the last visible one.
+pub(super) async fn list_logs(shared: &Arc<Shared>) -> Vec<LogStatus> {
+    let logs = shared.logs();
+    let upto = *shared.visible.borrow();
+    let read = shared
+        .read_log(move |l| {
+            (logs.all().into_iter())
+                .map(|(name, id)| {
+                    Ok(LogStatus {
+                        name,
+                        first: l.first_number(id),
+                        last: l.number_at(id, upto)?,
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await;
+    read.unwrap_or_else(|e| {
+        warn!(error = %e, "cannot read the log for a list of logs");
+        Vec::new()
+    })
 }
 
 /// A membership change: handed to the core if this connection may ask for

@@ -68,6 +68,15 @@ pub(crate) enum Input {
         /// The change.
         change: crate::replication::MemberChange,
     },
+    /// A client asks for a log to be created or deleted.
+    ChangeLogs {
+        /// The client's connection, to answer on.
+        client: ClientId,
+        /// Its request id.
+        req: u64,
+        /// The change.
+        change: crate::replication::role::LogChange,
+    },
     /// Something a link reported (master only).
     Link(MasterEvent),
     /// A master opened a replication connection and proved itself; the core
@@ -153,12 +162,27 @@ pub(crate) struct Shared {
     /// lock and reads a mark never takes an entry the log does not hold up
     /// to that mark (`requests::read_page`).
     pub tail: std::sync::Mutex<super::tail::Tail>,
+    /// The named logs the core acts on, copied by the node loop whenever
+    /// they change: a request names a log, and is taken for that log's id
+    /// (the core refuses it if the log is gone by then).
+    pub logs: std::sync::RwLock<Arc<crate::replication::catalog::Logs>>,
 }
 
 impl Shared {
     /// A fresh id for a connection or client.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The id of the log named `name`, if it exists (as the core last
+    /// said).
+    pub(crate) fn log_id(&self, name: &str) -> Option<crate::entry::LogId> {
+        self.logs.read().expect("logs lock").id_of(name)
+    }
+
+    /// The named logs (as the core last said).
+    pub(crate) fn logs(&self) -> Arc<crate::replication::catalog::Logs> {
+        self.logs.read().expect("logs lock").clone()
     }
 
     /// The tail, locked (held for a copy of its entries' handles at most).

@@ -27,7 +27,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
-use crate::entry::Seq;
+use crate::entry::{LogId, Seq};
 
 /// Default window: entries whose keys are remembered.
 pub const DEFAULT_DEDUP_WINDOW: u64 = 1_000_000;
@@ -105,10 +105,11 @@ impl KeyWindow {
         self.base + self.fps.len() as u64
     }
 
-    /// The key's part of a fingerprint (low 32 bits zero, never `NONE`).
-    fn fingerprint(&self, key: &str) -> u128 {
-        let a = self.hashers.0.hash_one(key) as u128;
-        let b = self.hashers.1.hash_one(key) as u128;
+    /// The key's part of a fingerprint (low 32 bits zero, never `NONE`):
+    /// of the key and its log, since each log has keys of its own.
+    fn fingerprint(&self, log: LogId, key: &str) -> u128 {
+        let a = self.hashers.0.hash_one((log, key)) as u128;
+        let b = self.hashers.1.hash_one((log, key)) as u128;
         (((a << 64) | b) & KEY_BITS).max(1 << 32)
     }
 
@@ -142,15 +143,15 @@ impl KeyWindow {
     }
 
     /// The entry that `key` named, if it is within the window.
-    pub fn get(&self, key: &str) -> Option<Seq> {
-        self.find(self.fingerprint(key))
+    pub fn get(&self, log: LogId, key: &str) -> Option<Seq> {
+        self.find(self.fingerprint(log, key))
     }
 
     /// The entry that `key` named, if it is within the window, and whether
     /// it was appended with `message` (a retry) or with another (a reused
     /// key).
-    pub fn lookup(&self, key: &str, message: &[u8]) -> Option<Known> {
-        let seq = self.find(self.fingerprint(key))?;
+    pub fn lookup(&self, log: LogId, key: &str, message: &[u8]) -> Option<Known> {
+        let seq = self.find(self.fingerprint(log, key))?;
         Some(if self.fp_at(seq) & !KEY_BITS == self.digest(message) {
             Known::Same(seq)
         } else {
@@ -180,7 +181,12 @@ impl KeyWindow {
     /// number, its key and its message, forgetting the oldest entry once
     /// the window is full. A key already in the window keeps naming its
     /// first entry.
-    pub fn push(&mut self, (seq, number): (Seq, Seq), key: Option<&str>, message: &[u8]) {
+    pub fn push(
+        &mut self,
+        (seq, log, number): (Seq, LogId, Seq),
+        key: Option<&str>,
+        message: &[u8],
+    ) {
         assert_eq!(seq, self.next(), "the key window takes entries in order");
         if seq - self.origin + 1 >= u32::MAX as u64 {
             self.rebuild(self.slots.len());
@@ -190,7 +196,7 @@ impl KeyWindow {
         // neither is a client's key.
         let key = key.filter(|k| !k.is_empty() && !k.starts_with('\0'));
         // One fingerprint per key: hashing is the costly part of a push.
-        let fp = match key.map(|k| self.fingerprint(k)) {
+        let fp = match key.map(|k| self.fingerprint(log, k)) {
             Some(fp) if self.find(fp).is_none() => fp,
             _ => NONE,
         };
@@ -319,27 +325,27 @@ mod tests {
     #[test]
     fn keys_name_their_first_entry_until_they_leave_the_window() {
         let mut w = KeyWindow::new(3, 1);
-        w.push((1, 0), Some("a"), b"m");
-        w.push((2, 0), None, b"m");
-        w.push((3, 0), Some("b"), b"m");
+        w.push((1, 0, 0), Some("a"), b"m");
+        w.push((2, 0, 0), None, b"m");
+        w.push((3, 0, 0), Some("b"), b"m");
         assert_eq!(
-            (w.get("a"), w.get("b"), w.get("c")),
+            (w.get(0, "a"), w.get(0, "b"), w.get(0, "c")),
             (Some(1), Some(3), None)
         );
         // A repeated key keeps naming the first entry.
-        w.push((4, 0), Some("b"), b"m");
-        assert_eq!(w.get("b"), Some(3));
+        w.push((4, 0, 0), Some("b"), b"m");
+        assert_eq!(w.get(0, "b"), Some(3));
         // Entry 1 left the window: its key is forgotten.
-        assert_eq!(w.get("a"), None);
-        w.push((5, 0), Some("c"), b"m");
-        w.push((6, 0), None, b"m");
-        assert_eq!(w.get("b"), None, "entry 3 left the window");
-        assert_eq!(w.get("c"), Some(5));
+        assert_eq!(w.get(0, "a"), None);
+        w.push((5, 0, 0), Some("c"), b"m");
+        w.push((6, 0, 0), None, b"m");
+        assert_eq!(w.get(0, "b"), None, "entry 3 left the window");
+        assert_eq!(w.get(0, "c"), Some(5));
         w.truncate_after(4);
-        assert_eq!(w.get("c"), None, "cut entries' keys are forgotten");
+        assert_eq!(w.get(0, "c"), None, "cut entries' keys are forgotten");
         assert_eq!(w.next(), 5);
-        w.push((5, 0), Some("c"), b"m");
-        assert_eq!(w.get("c"), Some(5));
+        w.push((5, 0, 0), Some("c"), b"m");
+        assert_eq!(w.get(0, "c"), Some(5));
     }
 
     /// The same rules with a plain map and the key each entry recorded.
@@ -367,7 +373,7 @@ mod tests {
                 let key = rng
                     .gen_bool(0.8)
                     .then(|| format!("k{}", rng.gen_range(0..1500)));
-                w.push((next, 0), key.as_deref(), b"m");
+                w.push((next, 0, 0), key.as_deref(), b"m");
                 // The table stays at most half full: probes stay short and
                 // always find an empty slot.
                 assert!(w.slots.len() >= 2 * w.keyed, "step {step}");
@@ -385,7 +391,7 @@ mod tests {
             }
             for probe in 0..8u64 {
                 let k = format!("k{}", (step * 31 + probe * 197) % 1500);
-                assert_eq!(w.get(&k), m.map.get(&k).copied(), "step {step}: {k}");
+                assert_eq!(w.get(0, &k), m.map.get(&k).copied(), "step {step}: {k}");
             }
         }
     }
@@ -394,11 +400,11 @@ mod tests {
     fn a_million_keys_fit_in_about_32_bytes_each() {
         let mut w = KeyWindow::new(DEFAULT_DEDUP_WINDOW, 1);
         for seq in 1..=1_200_000u64 {
-            w.push((seq, 0), Some(&format!("{seq:032x}")), b"m");
+            w.push((seq, 0, 0), Some(&format!("{seq:032x}")), b"m");
         }
-        assert_eq!(w.get(&format!("{:032x}", 1_200_000)), Some(1_200_000));
-        assert_eq!(w.get(&format!("{:032x}", 200_001)), Some(200_001));
-        assert_eq!(w.get(&format!("{:032x}", 200_000)), None);
+        assert_eq!(w.get(0, &format!("{:032x}", 1_200_000)), Some(1_200_000));
+        assert_eq!(w.get(0, &format!("{:032x}", 200_001)), Some(200_001));
+        assert_eq!(w.get(0, &format!("{:032x}", 200_000)), None);
         assert!(w.memory() <= 34 << 20, "{} bytes", w.memory());
         // And no less than the rings and table it counts.
         assert!(
@@ -411,17 +417,17 @@ mod tests {
     #[test]
     fn each_entry_keeps_its_message_number_through_cuts_and_the_window() {
         let mut w = KeyWindow::new(3, 1);
-        w.push((1, 0), Some(""), b"");
-        w.push((2, 1), Some("a"), b"m");
-        w.push((3, 2), None, b"m");
+        w.push((1, 0, 0), Some(""), b"");
+        w.push((2, 0, 1), Some("a"), b"m");
+        w.push((3, 0, 2), None, b"m");
         assert_eq!(
             (w.number(1), w.number(2), w.number(3)),
             (Some(0), Some(1), Some(2))
         );
         w.truncate_after(2);
         assert_eq!(w.number(3), None);
-        w.push((3, 7), Some("b"), b"m");
-        w.push((4, 8), Some("c"), b"m");
+        w.push((3, 0, 7), Some("b"), b"m");
+        w.push((4, 0, 8), Some("c"), b"m");
         // Out of the window: forgotten with its key.
         assert_eq!(
             (w.number(1), w.number(2), w.number(4)),
@@ -434,74 +440,78 @@ mod tests {
     #[test]
     fn a_fingerprint_is_both_secret_hashes_side_by_side() {
         let w = KeyWindow::new(10, 1);
-        let fp = w.fingerprint("some key");
-        assert_eq!((fp >> 64) as u64, w.hashers.0.hash_one("some key"));
+        let fp = w.fingerprint(0, "some key");
+        assert_eq!((fp >> 64) as u64, w.hashers.0.hash_one((0u32, "some key")));
         // The low 32 bits are left for the message's digest.
-        assert_eq!(fp as u64, w.hashers.1.hash_one("some key") & !0xffff_ffff);
-        // Another window has other secrets.
-        assert_ne!(KeyWindow::new(10, 1).fingerprint("some key"), fp);
+        assert_eq!(
+            fp as u64,
+            w.hashers.1.hash_one((0u32, "some key")) & !0xffff_ffff
+        );
+        // Another window has other secrets, and another log other keys.
+        assert_ne!(KeyWindow::new(10, 1).fingerprint(0, "some key"), fp);
+        assert_ne!(w.fingerprint(1, "some key"), fp);
     }
 
     #[test]
     fn a_key_tells_a_retry_from_a_reuse_for_another_message() {
         let mut w = KeyWindow::new(10, 1);
-        w.push((1, 0), Some("a"), b"first");
-        w.push((2, 0), None, b"first");
-        w.push((3, 0), Some("b"), b"");
-        assert_eq!(w.lookup("a", b"first"), Some(Known::Same(1)));
-        assert_eq!(w.lookup("a", b"second"), Some(Known::Different(1)));
-        assert_eq!(w.lookup("b", b""), Some(Known::Same(3)));
-        assert_eq!(w.lookup("b", b"x"), Some(Known::Different(3)));
-        assert_eq!(w.lookup("c", b"first"), None);
+        w.push((1, 0, 0), Some("a"), b"first");
+        w.push((2, 0, 0), None, b"first");
+        w.push((3, 0, 0), Some("b"), b"");
+        assert_eq!(w.lookup(0, "a", b"first"), Some(Known::Same(1)));
+        assert_eq!(w.lookup(0, "a", b"second"), Some(Known::Different(1)));
+        assert_eq!(w.lookup(0, "b", b""), Some(Known::Same(3)));
+        assert_eq!(w.lookup(0, "b", b"x"), Some(Known::Different(3)));
+        assert_eq!(w.lookup(0, "c", b"first"), None);
         // The digest does not change where a key is found: after growth
         // and removals every key is still there, with its own message.
         for seq in 4..=10u64 {
             w.push(
-                (seq, 0),
+                (seq, 0, 0),
                 Some(&format!("k{seq}")),
                 format!("m{seq}").as_bytes(),
             );
         }
         for seq in 4..=10u64 {
             let (k, m) = (format!("k{seq}"), format!("m{seq}"));
-            assert_eq!(w.lookup(&k, m.as_bytes()), Some(Known::Same(seq)));
-            assert_eq!(w.lookup(&k, b"m"), Some(Known::Different(seq)));
+            assert_eq!(w.lookup(0, &k, m.as_bytes()), Some(Known::Same(seq)));
+            assert_eq!(w.lookup(0, &k, b"m"), Some(Known::Different(seq)));
         }
-        assert_eq!(w.get("a"), Some(1));
-        w.push((11, 0), Some("z"), b"m");
-        assert_eq!(w.get("a"), None, "entry 1 left the window");
+        assert_eq!(w.get(0, "a"), Some(1));
+        w.push((11, 0, 0), Some("z"), b"m");
+        assert_eq!(w.get(0, "a"), None, "entry 1 left the window");
     }
 
     #[test]
     fn a_cut_below_the_window_starts_it_again_after_the_cut() {
         let mut w = KeyWindow::new(3, 1);
         for seq in 1..=6 {
-            w.push((seq, 0), Some(&format!("k{seq}")), b"m");
+            w.push((seq, 0, 0), Some(&format!("k{seq}")), b"m");
         }
         w.truncate_after(1);
         assert_eq!(w.next(), 2);
         for seq in 1..=6 {
-            assert_eq!(w.get(&format!("k{seq}")), None);
+            assert_eq!(w.get(0, &format!("k{seq}")), None);
         }
-        w.push((2, 0), Some("k4"), b"m");
-        assert_eq!(w.get("k4"), Some(2));
+        w.push((2, 0, 0), Some("k4"), b"m");
+        assert_eq!(w.get(0, "k4"), Some(2));
         // A cut at or above what the window holds changes nothing, empty
         // or not.
         w.truncate_after(5);
-        assert_eq!((w.next(), w.get("k4")), (3, Some(2)));
+        assert_eq!((w.next(), w.get(0, "k4")), (3, Some(2)));
         let mut empty = KeyWindow::new(3, 5);
         empty.truncate_after(10);
         assert_eq!(empty.next(), 5);
-        empty.push((5, 0), Some("x"), b"m");
-        assert_eq!(empty.get("x"), Some(5));
+        empty.push((5, 0, 0), Some("x"), b"m");
+        assert_eq!(empty.get(0, "x"), Some(5));
     }
 
     #[test]
     fn slot_numbers_that_would_overflow_rebuild_the_table_from_the_window() {
         let base = 1u64 << 40;
         let mut w = KeyWindow::new(4, base);
-        w.push((base, 0), Some("a"), b"m");
-        w.push((base + 1, 0), Some("b"), b"m");
+        w.push((base, 0, 0), Some("a"), b"m");
+        w.push((base + 1, 0, 0), Some("b"), b"m");
         // As if four billion entries had passed since the table's origin:
         // slots counted from that far back.
         let far = base - (u32::MAX as u64 - 4);
@@ -511,16 +521,16 @@ mod tests {
             let fp = w.fps[k];
             w.place(fp, w.base + k as u64);
         }
-        assert_eq!((w.get("a"), w.get("b")), (Some(base), Some(base + 1)));
+        assert_eq!((w.get(0, "a"), w.get(0, "b")), (Some(base), Some(base + 1)));
         // Slot number u32::MAX - 1 still fits: no rebuild.
-        w.push((base + 2, 0), None, b"m");
+        w.push((base + 2, 0, 0), None, b"m");
         assert_eq!(w.origin, far);
         // The next would be u32::MAX: the table is rebuilt, counting from
         // the window's first entry.
-        w.push((base + 3, 0), Some("c"), b"m");
+        w.push((base + 3, 0, 0), Some("c"), b"m");
         assert_eq!(w.origin, base);
         assert_eq!(
-            (w.get("a"), w.get("b"), w.get("c")),
+            (w.get(0, "a"), w.get(0, "b"), w.get(0, "c")),
             (Some(base), Some(base + 1), Some(base + 3))
         );
     }

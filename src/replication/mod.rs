@@ -9,6 +9,8 @@
 //!
 //! - [`master`]: sequence numbers, write concern, per-secondary delivery with
 //!   pipelining, retries with backoff, heartbeats, health and quorum.
+//! - [`catalog`]: the cluster's named logs, created and deleted by entries
+//!   of the replicated log.
 //! - [`keys`]: the dedup window of request keys, compact.
 //! - [`numbers`]: each log's last message number, and the master's numbers
 //!   taken back by a cut.
@@ -25,6 +27,7 @@
 //! - [`secondary`]: in-order storage, early entries held until the gap is
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 
+pub mod catalog;
 pub mod keys;
 pub mod master;
 pub mod membership;
@@ -49,6 +52,9 @@ pub struct AppendRequest {
     pub client: ClientId,
     /// Request id to answer with.
     pub req: u64,
+    /// The log it is for (resolved from its name by the node that took
+    /// it; the core refuses it if that log does not exist any more).
+    pub log: crate::entry::LogId,
     /// Idempotency key.
     pub key: Option<String>,
     /// Write concern.
@@ -124,6 +130,8 @@ pub struct LogState {
     pub configs: Vec<(Seq, membership::Membership)>,
     /// Each log's last message number, ending at `last`.
     pub numbers: numbers::Numbers,
+    /// The named logs: at the base, and the catalog entries after it.
+    pub catalog: catalog::Catalog,
 }
 
 /// A log that names an epoch no election can reach, and what to do.

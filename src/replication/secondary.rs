@@ -23,6 +23,7 @@ type ResetFacts = (
     Vec<(Epoch, Seq)>,
     Option<Vec<(Seq, Bytes)>>,
     Vec<(LogId, Seq)>,
+    Bytes,
 );
 
 /// Most bytes of entries (as [`crate::wire::entry_cost`] counts them)
@@ -83,6 +84,8 @@ pub enum SecondaryEvent {
         configs: Option<Vec<(Seq, Bytes)>>,
         /// Each log's last message number at `base`.
         numbers: Vec<(LogId, Seq)>,
+        /// The named logs at `base` (`catalog::Logs`' text).
+        logs: Bytes,
     },
     /// Retention deleted the start of the local log: it begins after
     /// `base`.
@@ -131,6 +134,8 @@ pub enum SecondaryAction {
         configs: Option<Vec<(Seq, Bytes)>>,
         /// Each log's last message number at `base`.
         numbers: Vec<(LogId, Seq)>,
+        /// The named logs at `base`.
+        logs: Bytes,
     },
     /// Cut the local log after this sequence number.
     Truncate {
@@ -237,6 +242,8 @@ impl Secondary {
             learner: false,
             configs: Vec::new(),
             numbers: self.numbers,
+            // The role's core keeps the catalog (`role::catalog`).
+            catalog: Default::default(),
         };
         (state, self.stored)
     }
@@ -343,7 +350,8 @@ impl Secondary {
                 epochs,
                 configs,
                 numbers,
-            } => self.on_reset(conn, base, (epochs, configs, numbers), out),
+                logs,
+            } => self.on_reset(conn, base, (epochs, configs, numbers, logs), out),
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
                     return;
@@ -433,7 +441,7 @@ impl Secondary {
         &mut self,
         conn: ConnId,
         base: Position,
-        (epochs, configs, numbers): ResetFacts,
+        (epochs, configs, numbers, logs): ResetFacts,
         out: &mut Vec<SecondaryAction>,
     ) {
         if !self.start_over(conn) {
@@ -453,6 +461,7 @@ impl Secondary {
             epochs,
             configs,
             numbers,
+            logs,
         });
     }
 
@@ -589,7 +598,7 @@ impl Secondary {
         if !accepted.is_empty() {
             for e in &accepted {
                 self.keys
-                    .push((e.seq, e.number), e.key.as_deref(), &e.message);
+                    .push((e.seq, e.log, e.number), e.key.as_deref(), &e.message);
                 self.numbers.note(e);
                 if self.epochs.last().map(|(epoch, _)| *epoch) != Some(e.epoch) {
                     self.epochs.push((e.epoch, e.seq));
@@ -646,6 +655,7 @@ mod tests {
 
     fn connected(cfg: SecondaryConfig, last: Seq) -> (Secondary, Instant) {
         let log = LogState {
+            catalog: Default::default(),
             epoch: 1,
             last: Position {
                 epoch: if last == 0 { 0 } else { 1 },
@@ -1250,6 +1260,7 @@ mod tests {
             epochs: vec![(1, 1)],
             configs: members.clone(),
             numbers: Vec::new(),
+            logs: bytes::Bytes::new(),
         };
         assert_eq!(
             step(&mut s, now, reset),
@@ -1258,6 +1269,7 @@ mod tests {
                 epochs: vec![(1, 1)],
                 configs: members,
                 numbers: Vec::new(),
+                logs: bytes::Bytes::new(),
             }]
         );
         assert_eq!((s.received(), s.stored(), s.committed()), (10, 10, 10));

@@ -134,6 +134,9 @@ pub struct DiskLog {
     base: Position,
     /// Each log's last message number at the base (`base.numbers`).
     at_base: Vec<(LogId, Seq)>,
+    /// The catalog entries the log holds (few: one per log created or
+    /// deleted), and the named logs at the base (`base.logs`).
+    catalog: (Vec<(Seq, bytes::Bytes)>, bytes::Bytes),
     /// The roll to the last segment, while it is not yet durable
     /// (`roll.rs`): at most one.
     roll: Option<Arc<Roll>>,
@@ -254,6 +257,7 @@ impl DiskLog {
             fault: None,
             base,
             at_base: read_base_numbers(dir)?,
+            catalog: (Vec::new(), read_base_logs(dir)?),
             roll: None,
             prepared: Prepared::default(),
             defer_rolls: false,
@@ -415,6 +419,7 @@ impl DiskLog {
             self.index(epoch, seq);
         }
         self.configs.extend(found.configs.iter().cloned());
+        self.catalog.0.extend(found.catalog.iter().cloned());
         self.count = found.last.max(self.count);
         self.segments.push(Segment {
             first,
@@ -551,6 +556,9 @@ impl DiskLog {
             if e.is_config() {
                 self.configs.push((e.seq, e.message.clone()));
             }
+            if e.key.as_deref() == Some(crate::replication::catalog::CATALOG_KEY) {
+                self.catalog.0.push((e.seq, e.message.clone()));
+            }
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
@@ -629,6 +637,7 @@ impl DiskLog {
         self.recent.truncate(keep);
         self.count = seq;
         self.epochs.retain(|(_, first)| *first <= seq);
+        self.catalog.0.retain(|(s, _)| *s <= seq);
         // The newest configuration entry at or before the base stays: it
         // is the membership from there on.
         let base = self.base.seq;
@@ -712,9 +721,22 @@ impl DiskLog {
             self.segments[..deletable].iter().map(|s| &s.numbers),
         );
         write_base_numbers(&self.dir, &at_base)?;
+        // The catalog entries deleted are the base's catalog now.
+        let gone = self.catalog.0.partition_point(|(s, _)| *s <= through);
+        let logs_at_base = if gone > 0 {
+            let logs = self.catalog_at(through);
+            write_base_logs(&self.dir, &logs)?;
+            Some(logs)
+        } else {
+            None
+        };
         write_base(&self.dir, base, &begun)?;
         self.base = base;
         self.at_base = at_base;
+        if let Some(logs) = logs_at_base {
+            self.catalog.0.drain(..gone);
+            self.catalog.1 = logs;
+        }
         for seg in self.segments.drain(..deletable) {
             fs::remove_file(&seg.path)?;
         }
@@ -742,7 +764,7 @@ impl DiskLog {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
-        numbers: &[(LogId, Seq)],
+        (numbers, logs): (&[(LogId, Seq)], &bytes::Bytes),
     ) -> io::Result<()> {
         if base.seq == Seq::MAX {
             return Err(io::Error::new(
@@ -765,9 +787,11 @@ impl DiskLog {
             None => remove_base_members(&self.dir)?,
         }
         write_base_numbers(&self.dir, numbers)?;
+        write_base_logs(&self.dir, logs)?;
         write_base(&self.dir, base, epochs)?;
         self.base = base;
         self.at_base = numbers.to_vec();
+        self.catalog = (Vec::new(), logs.clone());
         self.count = base.seq;
         self.last_epoch = base.epoch;
         self.epochs = epochs.to_vec();
@@ -963,17 +987,17 @@ impl DiskLog {
         Ok(out)
     }
 
-    /// Calls `visit((seq, number), key, message)` for entries `from..=upto`
+    /// Calls `visit((seq, log, number), key, message)` for entries `from..=upto`
     /// in order, borrowing them from the read buffer (nothing is copied),
     /// until it returns false.
     pub(super) fn scan(
         &self,
         from: Seq,
         upto: Seq,
-        mut visit: impl FnMut((Seq, Seq), Option<&str>, &[u8]) -> bool,
+        mut visit: impl FnMut((Seq, LogId, Seq), Option<&str>, &[u8]) -> bool,
     ) -> io::Result<()> {
         self.walk(from, upto, |key, message, r| {
-            visit((r.seq, r.number), key, message)
+            visit((r.seq, r.log, r.number), key, message)
         })
     }
 
@@ -1051,6 +1075,23 @@ impl DiskLog {
     /// The configuration entries held (see the field).
     pub(super) fn configs(&self) -> Vec<(Seq, bytes::Bytes)> {
         self.configs.clone()
+    }
+
+    /// The named logs at the base and the catalog entries held.
+    pub(super) fn catalog(&self) -> (bytes::Bytes, Vec<(Seq, bytes::Bytes)>) {
+        (self.catalog.1.clone(), self.catalog.0.clone())
+    }
+
+    /// The named logs' text (`catalog::Logs`) as of `seq`: the base's,
+    /// with the catalog entries up to `seq` applied.
+    fn catalog_at(&self, seq: Seq) -> bytes::Bytes {
+        use crate::replication::catalog::{Change, Logs};
+        let mut logs = Logs::decode(&self.catalog.1).unwrap_or_default();
+        let held = self.catalog.0.iter().take_while(|(s, _)| *s <= seq);
+        for change in held.filter_map(|(_, m)| Change::decode(m).ok()) {
+            logs.apply(&change);
+        }
+        logs.encode()
     }
 
     pub(super) fn epoch(&self) -> Epoch {
@@ -1148,6 +1189,30 @@ fn remove_base_members(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The `base.logs` file: the named logs at the base, as
+/// `catalog::Logs::encode` writes them (checked when read); none if there
+/// is no file.
+fn read_base_logs(dir: &Path) -> io::Result<bytes::Bytes> {
+    let path = dir.join("base.logs");
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(bytes::Bytes::new()),
+        Err(e) => return Err(e),
+    };
+    crate::replication::catalog::Logs::decode(&text).map_err(|why| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} does not hold the named logs: {why}", path.display()),
+        )
+    })?;
+    Ok(text.into())
+}
+
+/// Records the named logs at the base.
+fn write_base_logs(dir: &Path, logs: &bytes::Bytes) -> io::Result<()> {
+    replace_file(dir, "base.logs", &String::from_utf8_lossy(logs))
 }
 
 /// Records the base and the epochs begun up to it: a new file, synced,
@@ -1319,13 +1384,16 @@ mod tests {
         assert_eq!(log.numbers(), numbers_at(50));
         // A reset takes the master's, past a restart.
         let base = Position { epoch: 1, seq: 90 };
-        log.reset(base, &[(1, 1)], None, &[(0, 40), (3, 39)])
+        let logs = bytes::Bytes::from("2\n2 orders\n");
+        log.reset(base, &[(1, 1)], None, (&[(0, 40), (3, 39)], &logs))
             .unwrap();
         assert_eq!(log.numbers(), vec![(0, 40), (3, 39)]);
         drop(log);
         let log = DiskLog::open(dir.path(), 200).unwrap();
         assert_eq!(log.numbers(), vec![(0, 40), (3, 39)]);
         assert_eq!(log.numbers_at_base(), vec![(0, 40), (3, 39)]);
+        // And the named logs at its base.
+        assert_eq!(log.catalog(), (logs, vec![]));
     }
 
     #[test]
@@ -1333,8 +1401,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = write(dir.path(), 30, 200);
         let base = Position { epoch: 9, seq: 100 };
-        log.reset(base, &[(1, 1), (9, 95)], None, &[(0, 70)])
-            .unwrap();
+        log.reset(
+            base,
+            &[(1, 1), (9, 95)],
+            None,
+            (&[(0, 70)], &bytes::Bytes::new()),
+        )
+        .unwrap();
         assert_eq!((log.last(), all(&log)), (base, vec![]));
         let next = Entry {
             epoch: 9,
@@ -2076,14 +2149,16 @@ mod tests {
         // node's own, past a restart.
         let base = Position { epoch: 1, seq: 300 };
         let given = vec![(250, bytes::Bytes::from("voter c h:3\n"))];
-        log.reset(base, &[(1, 1)], Some(&given), &[]).unwrap();
+        log.reset(base, &[(1, 1)], Some(&given), (&[], &bytes::Bytes::new()))
+            .unwrap();
         assert_eq!(log.configs(), given);
         drop(log);
         let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
         assert_eq!(log.configs(), given);
         // A master that says none were made: none, past a restart.
         let base = Position { epoch: 1, seq: 400 };
-        log.reset(base, &[(1, 1)], Some(&[]), &[]).unwrap();
+        log.reset(base, &[(1, 1)], Some(&[]), (&[], &bytes::Bytes::new()))
+            .unwrap();
         assert_eq!(log.configs(), vec![]);
         drop(log);
         let log = DiskLog::open(dir.path(), 2_000).unwrap();

@@ -68,6 +68,8 @@ pub struct MemoryLog {
     base_epochs: Vec<(Epoch, Seq)>,
     /// Each log's last message number at `base`.
     base_numbers: Vec<(LogId, Seq)>,
+    /// The named logs at `base`.
+    base_logs: bytes::Bytes,
     /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
     epoch: Epoch,
     /// The vote recorded with it.
@@ -204,7 +206,7 @@ impl Log {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
-        numbers: &[(LogId, Seq)],
+        (numbers, logs): (&[(LogId, Seq)], &bytes::Bytes),
     ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
@@ -212,10 +214,32 @@ impl Log {
                 m.base = base;
                 m.base_epochs = epochs.to_vec();
                 m.base_numbers = numbers.to_vec();
+                m.base_logs = logs.clone();
                 Ok(())
             }
-            Log::Disk(d) => d.reset(base, epochs, configs, numbers),
+            Log::Disk(d) => d.reset(base, epochs, configs, (numbers, logs)),
         }
+    }
+
+    /// The named logs the log records: at its base, and the catalog
+    /// entries after it (unreadable ones, which no master writes, left
+    /// out).
+    pub fn catalog(&self) -> crate::replication::catalog::Catalog {
+        use crate::replication::catalog::{Catalog, Change, Logs, CATALOG_KEY};
+        let (at_base, changes) = match self {
+            Log::Memory(m) => {
+                let changes = (m.entries.iter())
+                    .filter(|e| e.key.as_deref() == Some(CATALOG_KEY))
+                    .map(|e| (e.seq, e.message.clone()))
+                    .collect();
+                (m.base_logs.clone(), changes)
+            }
+            Log::Disk(d) => d.catalog(),
+        };
+        let changes = (changes.into_iter())
+            .filter_map(|(s, m)| Some((s, Change::decode(&m).ok()?)))
+            .collect();
+        Catalog::new(Logs::decode(&at_base).unwrap_or_default(), changes)
     }
 
     /// Each log's last message number, for every log that has had one.
@@ -331,14 +355,14 @@ impl Log {
         }
     }
 
-    /// Calls `visit((seq, number), key, message)` for the entries
+    /// Calls `visit((seq, log, number), key, message)` for the entries
     /// `from..=upto` in order, without copying them, until it returns false (recovery's
     /// rebuild of the dedup window reads a million entries this way).
     pub fn scan(
         &self,
         from: Seq,
         upto: Seq,
-        mut visit: impl FnMut((Seq, Seq), Option<&str>, &[u8]) -> bool,
+        mut visit: impl FnMut((Seq, LogId, Seq), Option<&str>, &[u8]) -> bool,
     ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
@@ -349,7 +373,7 @@ impl Log {
                 }
                 let at = |seq: Seq| (seq - m.base.seq) as usize;
                 for e in &m.entries[at(from) - 1..at(upto)] {
-                    if !visit((e.seq, e.number), e.key.as_deref(), &e.message) {
+                    if !visit((e.seq, e.log, e.number), e.key.as_deref(), &e.message) {
                         break;
                     }
                 }

@@ -97,7 +97,8 @@ impl Record<'_> {
 
     /// Whether it is a control entry ([`Entry::is_control`]).
     pub(super) fn is_control(&self) -> bool {
-        self.key == Some("") || self.key == Some(crate::entry::CONFIG_KEY)
+        self.key
+            .is_some_and(|k| k.is_empty() || k.starts_with('\0'))
     }
 
     pub(super) fn to_entry(&self) -> Entry {

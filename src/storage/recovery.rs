@@ -57,6 +57,9 @@ pub(super) struct Scanned {
     pub(super) configs: Vec<(Seq, bytes::Bytes)>,
     /// The message numbers of each log it holds.
     pub(super) numbers: super::numbering::SegmentNumbers,
+    /// Its catalog entries (few: one per log created or deleted), with
+    /// what they record.
+    pub(super) catalog: Vec<(Seq, bytes::Bytes)>,
 }
 
 impl Scanned {
@@ -155,6 +158,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
         torn: None,
         configs: Vec::new(),
         numbers: Default::default(),
+        catalog: Vec::new(),
     };
     // Read in chunks: a segment is up to 64 MiB and the node's memory
     // should not peak at that at every start. `buf` holds the file from
@@ -187,6 +191,10 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                 }
                 if !e.is_control() {
                     found.numbers.note_message(e.log, e.number, e.seq);
+                } else if e.key == Some(crate::replication::catalog::CATALOG_KEY) {
+                    found
+                        .catalog
+                        .push((e.seq, bytes::Bytes::copy_from_slice(e.message)));
                 }
                 found.last = e.seq;
                 off += used as u64;

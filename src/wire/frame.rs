@@ -8,8 +8,10 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 /// Version of the protocol spoken by this build: what its clients say in
 /// their hello. Version 6 added the batch frames, `Appends` and `Answers`;
 /// version 7 the answer `AppendError::Uncommitted`; version 8 the role
-/// `NodeRole::Learner` in health reports; version 9 `MemberChange`.
-pub const PROTOCOL_VERSION: u32 = 9;
+/// `NodeRole::Learner` in health reports; version 9 `MemberChange`;
+/// version 10 the named logs (`UseLog`, `LogChange`, `ListLogs`, and the
+/// errors `NoSuchLog` and `LogExists`).
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -378,6 +380,45 @@ pub enum Frame {
         /// Each log's last message number at the base (node version 9).
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         numbers: Vec<(crate::entry::LogId, Seq)>,
+        /// The named logs at the base, as `base.logs` holds them (node
+        /// version 9).
+        #[serde(with = "super::bounded::bytes_field")]
+        logs: Bytes,
+    },
+
+    // ---- named logs (version 10) ----
+    /// The log this connection's appends and lists are for from now on
+    /// (every connection starts with `default`): answered `Appended` with
+    /// seq 0, or `AppendFailed` with `NoSuchLog` (and the connection's log
+    /// stays as it was).
+    UseLog {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// The log's name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        log: String,
+    },
+    /// Create or delete a log: answered as a `MemberChange` is, `Appended`
+    /// with the catalog entry's position once a majority holds it, or
+    /// `AppendFailed` saying why not.
+    LogChange {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// What to do.
+        change: LogChangeRequest,
+    },
+    /// The logs this node knows: answered `LogsListed`.
+    ListLogs {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+    },
+    /// Every log the node knows, `default` first.
+    LogsListed {
+        /// The request this answers.
+        req: u64,
+        /// The logs.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        logs: Vec<LogStatus>,
     },
 
     // ---- not a frame of the protocol: new frames go above ----
@@ -591,6 +632,35 @@ pub enum MemberChangeRequest {
     },
 }
 
+/// A log created or deleted, as a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogChangeRequest {
+    /// Create a log of this name.
+    Create {
+        /// Its name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        name: String,
+    },
+    /// Delete the log of this name.
+    Delete {
+        /// Its name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        name: String,
+    },
+}
+
+/// One log, as a node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStatus {
+    /// Its name.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
+    pub name: String,
+    /// The first message's sequence number held (0: none).
+    pub first: Seq,
+    /// The last visible message's sequence number (0: none yet).
+    pub last: Seq,
+}
+
 /// The role of a node in its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeRole {
@@ -720,6 +790,20 @@ pub enum AppendError {
         /// shut down or stepped down).
         timed_out: bool,
     },
+    /// Definite (version 10): no log of that name exists, so nothing was
+    /// appended (or deleted).
+    NoSuchLog {
+        /// The name asked for.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        log: String,
+    },
+    /// Definite (version 10): a log of that name exists already, so none
+    /// was created.
+    LogExists {
+        /// The name asked for.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        log: String,
+    },
 }
 
 impl Frame {
@@ -756,6 +840,10 @@ impl Frame {
             Frame::Progress { .. } => "Progress",
             Frame::Reset { .. } => "Reset",
             Frame::ResetMembers { .. } => "ResetMembers",
+            Frame::UseLog { .. } => "UseLog",
+            Frame::LogChange { .. } => "LogChange",
+            Frame::ListLogs { .. } => "ListLogs",
+            Frame::LogsListed { .. } => "LogsListed",
             Frame::NodeVersion { .. } => "NodeVersion",
             Frame::Digest { .. } => "Digest",
             Frame::Digests { .. } => "Digests",
@@ -794,6 +882,12 @@ impl AppendError {
         match self {
             AppendError::Uncommitted { .. } if version < 7 => {
                 AppendError::ShuttingDown { seq: None }
+            }
+            AppendError::NoSuchLog { log } if version < 10 => {
+                AppendError::BadRequest(format!("there is no log named {log}"))
+            }
+            AppendError::LogExists { log } if version < 10 => {
+                AppendError::BadRequest(format!("a log named {log} exists already"))
             }
             other => other,
         }

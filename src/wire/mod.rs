@@ -19,6 +19,7 @@ mod frame;
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use frame::{
     cost_in_frame, entry_cost, AppendAnswer, AppendError, AppendItem, Frame, HealthReport, Hello,
-    MemberChangeRequest, NodeHealth, NodeRole, PeerStatus, Role, Welcome, WriteConcern,
-    NODE_PROTOCOL_VERSION, OLDEST_PROTOCOL_VERSION, OLDEST_REPLICATION_VERSION, PROTOCOL_VERSION,
+    LogChangeRequest, LogStatus, MemberChangeRequest, NodeHealth, NodeRole, PeerStatus, Role,
+    Welcome, WriteConcern, NODE_PROTOCOL_VERSION, OLDEST_PROTOCOL_VERSION,
+    OLDEST_REPLICATION_VERSION, PROTOCOL_VERSION,
 };

@@ -20,7 +20,8 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use replog::entry::{Entry, Epoch, Position, Seq, DEFAULT_LOG, EPOCH_LIMIT};
+use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
+use replog::replication::catalog::{Catalog, Logs};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
@@ -426,6 +427,7 @@ impl World {
 
     fn config(&self, node: usize) -> CoreConfig {
         CoreConfig {
+            max_logs: 8,
             id: format!("n{node}"),
             nodes: (0..self.faults.nodes)
                 .map(|i| (format!("n{i}"), format!("n{i}:1")))
@@ -483,7 +485,7 @@ impl World {
         let mut keys = KeyWindow::new(1 << 16, 1);
         let mut epochs: Vec<(Epoch, Seq)> = Vec::new();
         for e in &n.log {
-            keys.push((e.seq, e.number), e.key.as_deref(), &e.message);
+            keys.push((e.seq, e.log, e.number), e.key.as_deref(), &e.message);
             if epochs.last().map(|(x, _)| *x) != Some(e.epoch) {
                 epochs.push((e.epoch, e.seq));
             }
@@ -512,6 +514,12 @@ impl World {
                 })
                 .collect(),
             numbers: Numbers::known(numbers_of(&n.log), Vec::new()),
+            // Every cluster has a second log, which a third of the appends
+            // go to (`log_of`), from the start.
+            catalog: Catalog::new(
+                Logs::decode(b"1\n1 orders\n").expect("a catalog"),
+                Vec::new(),
+            ),
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -919,10 +927,11 @@ impl World {
         req: u64,
         result: Result<Seq, AppendError>,
     ) -> Result<Seq, AppendError> {
+        let to = self.requests[&req].request.log;
         let seq_of = |number: Seq| {
             let log = &self.nodes[node].log;
             let found = (log.iter().rev())
-                .find(|e| !e.is_control() && e.log == DEFAULT_LOG && e.number == number)
+                .find(|e| !e.is_control() && e.log == to && e.number == number)
                 .map(|e| e.seq);
             found.unwrap_or_else(|| {
                 panic!(
@@ -1315,13 +1324,14 @@ impl World {
     fn issue_append(&mut self, req: u64) {
         let nodes = self.faults.nodes;
         let retry = req > 0 && self.rng.gen_bool(0.2);
-        let (key, message) = if retry {
+        // A retry goes to the log its first try went to.
+        let (key, message, log) = if retry {
             let earlier = self.rng.gen_range(0..req);
             let r = &self.requests[&earlier];
-            (r.key.clone(), r.message.clone())
+            (r.key.clone(), r.message.clone(), r.request.log)
         } else {
             let key = self.rng.gen_bool(0.7).then(|| format!("k{req}"));
-            (key, Bytes::from(format!("m{req}")))
+            (key, Bytes::from(format!("m{req}")), log_of(req))
         };
         let w = match self.rng.gen_range(0..4) {
             0 => WriteConcern::Majority,
@@ -1333,6 +1343,7 @@ impl World {
             .gen_bool(0.3)
             .then(|| Duration::from_millis(self.rng.gen_range(1..300)));
         let request = AppendRequest {
+            log,
             client: 1,
             req,
             key: key.clone(),
@@ -1736,6 +1747,7 @@ impl World {
         let message = Bytes::from(format!("m{req}"));
         let key = Some(format!("k{req}"));
         let request = AppendRequest {
+            log: log_of(req),
             client: 1,
             req,
             key: key.clone(),
@@ -1970,4 +1982,11 @@ fn numbers_of(log: &[Entry]) -> Vec<(u32, Seq)> {
         last.insert(e.log, e.number);
     }
     last.into_iter().collect()
+}
+
+/// The log request `req` appends to: every third goes to the second log,
+/// the rest to the default one (by its number, so that no schedule draws
+/// differently for it).
+fn log_of(req: u64) -> replog::entry::LogId {
+    u32::from(req.is_multiple_of(3))
 }

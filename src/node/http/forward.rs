@@ -28,6 +28,7 @@ impl Forwarder {
                 token: cfg.client_token.clone(),
                 tls: cfg.tls.as_ref().map(|t| t.connector.clone()),
                 cluster_key: None,
+                log: None,
             },
             master: Mutex::new(None),
         }

@@ -91,6 +91,16 @@ impl Problem {
                 format!("the Idempotency-Key {key} was already used for another message, now at sequence number {seq}; nothing was appended: give each message its own key (a retry must send the same message)"),
             )
             .with("seq", seq),
+            AppendError::NoSuchLog { log } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_such_log",
+                format!("there is no log named {log}; nothing was appended"),
+            ),
+            AppendError::LogExists { log } => Problem::new(
+                StatusCode::CONFLICT,
+                "log_exists",
+                format!("a log named {log} exists already"),
+            ),
             AppendError::Unauthorized(why) => Problem::new(
                 StatusCode::FORBIDDEN,
                 "unauthorized",

@@ -111,6 +111,7 @@ impl Session {
         let request = AppendRequest {
             client: self.client,
             req,
+            log: crate::entry::DEFAULT_LOG,
             key: item.key,
             w: item.w,
             timeout: timeout_from_ms(item.timeout_ms),

@@ -16,6 +16,7 @@ impl Master {
         let AppendRequest {
             client,
             req,
+            log: _,
             ref key,
             w,
             timeout,
@@ -81,8 +82,8 @@ impl Master {
     /// original ones for a known key), holds the append while quorum is
     /// unknown, or refuses it.
     pub(super) fn admit(&mut self, now: Instant, a: Held, out: &mut Vec<MasterAction>) {
-        let known =
-            (a.request.key.as_deref()).and_then(|k| self.keys.lookup(k, &a.request.message));
+        let known = (a.request.key.as_deref())
+            .and_then(|k| self.keys.lookup(a.request.log, k, &a.request.message));
         // What the client is told of an entry already in the log: its
         // number (the key window keeps them with the keys).
         let shown = |seq| self.keys.number(seq).unwrap_or(seq);
@@ -122,10 +123,10 @@ impl Master {
                 // Numbers a cut took back are reported by the runtime.
                 Quorum::Known if !self.numbers.is_known() => return self.held.push_back(a),
                 Quorum::Known => {
-                    let log = crate::entry::DEFAULT_LOG;
+                    let log = a.request.log;
                     let number = self.numbers.assign(log);
                     let key = a.request.key.as_deref();
-                    let seq = self.next_seq(number, key, &a.request.message);
+                    let seq = self.next_seq((log, number), key, &a.request.message);
                     let entry = Entry::message(
                         (self.epoch, seq),
                         (log, number),

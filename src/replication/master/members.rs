@@ -112,7 +112,7 @@ impl Master {
         let Some(change) = self.change.take() else {
             return;
         };
-        let seq = self.next_seq(0, Some(crate::entry::CONFIG_KEY), &[]);
+        let seq = self.next_seq((0, 0), Some(crate::entry::CONFIG_KEY), &[]);
         out.push(MasterAction::Persist(change.next.entry(self.epoch, seq)));
         self.adopt(change.next, seq, out);
         if let Some((client, req)) = change.asked_by {

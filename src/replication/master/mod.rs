@@ -171,6 +171,16 @@ pub enum MasterEvent {
         /// The membership asked for.
         next: crate::replication::membership::Membership,
     },
+    /// A client asks for a log to be created or deleted: `change` is the
+    /// catalog entry's, checked by the core against the catalog.
+    ChangeLogs {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The change.
+        change: crate::replication::catalog::Change,
+    },
     /// Time passed.
     Tick,
 }
@@ -367,6 +377,9 @@ pub struct Master {
     /// log's. Unknown after a cut until the runtime reports them (appends
     /// are held meanwhile).
     numbers: Numbers,
+    /// The named logs at the base, as a reset tells them (the core, which
+    /// follows the catalog, says: [`Master::set_logs_at_base`]).
+    logs_at_base: bytes::Bytes,
     /// The secondaries.
     peers: Vec<Peer>,
     /// Waiting appends by id.
@@ -475,6 +488,7 @@ impl Master {
             epochs: log.epochs,
             keys: log.keys,
             numbers: log.numbers,
+            logs_at_base: log.catalog.at_base().encode(),
             peers,
             // Looked up for every ack: a fast hasher (randomly seeded).
             waiters: foldhash::HashMap::default(),
@@ -499,6 +513,12 @@ impl Master {
             held: VecDeque::new(),
             cfg,
         }
+    }
+
+    /// The named logs at the log's base changed (retention moved it): a
+    /// reset tells a secondary these.
+    pub fn set_logs_at_base(&mut self, logs: bytes::Bytes) {
+        self.logs_at_base = logs;
     }
 
     /// Number of voters in the cluster, master included if it is one:
@@ -595,7 +615,7 @@ impl Master {
     /// Writes the epoch's marker as the next entry; entries of older epochs
     /// count from it on.
     pub(super) fn write_marker(&mut self, out: &mut Vec<MasterAction>) {
-        let seq = self.next_seq(0, None, &[]);
+        let seq = self.next_seq((0, 0), None, &[]);
         self.commit_floor = seq;
         out.push(MasterAction::Persist(Entry::marker(self.epoch, seq)));
     }
@@ -603,14 +623,19 @@ impl Master {
     /// The next sequence number, for an entry of this epoch with `key` and
     /// `message`: recorded in the epochs and the dedup window. Any entry of
     /// this epoch does what a due marker would.
-    pub(super) fn next_seq(&mut self, number: Seq, key: Option<&str>, message: &[u8]) -> Seq {
+    pub(super) fn next_seq(
+        &mut self,
+        (log, number): (crate::entry::LogId, Seq),
+        key: Option<&str>,
+        message: &[u8],
+    ) -> Seq {
         self.marker_due = false;
         self.last += 1;
         let seq = self.last;
         if self.epochs.last().map(|(e, _)| *e) != Some(self.epoch) {
             self.epochs.push((self.epoch, seq));
         }
-        self.keys.push((seq, number), key, message);
+        self.keys.push((seq, log, number), key, message);
         seq
     }
 
@@ -661,6 +686,11 @@ impl Master {
                 learner,
             } => self.on_heartbeat_reply(now, (peer, conn), (stored, learner), out),
             MasterEvent::Tick => self.tick(now, out),
+            MasterEvent::ChangeLogs {
+                client,
+                req,
+                change,
+            } => self.change_logs((client, req), change, out),
             MasterEvent::ChangeMembers { client, req, next } => {
                 self.change((client, req), next, out)
             }
@@ -689,6 +719,8 @@ impl Master {
             learner: false,
             configs: Vec::new(),
             numbers: self.numbers,
+            // The role's core keeps the catalog (`role::catalog`).
+            catalog: Default::default(),
         };
         (state, self.stored)
     }
@@ -793,6 +825,7 @@ impl Master {
 mod admission;
 mod delivery;
 mod liveness;
+mod logs;
 mod members;
 mod peers;
 mod storage;

@@ -96,6 +96,7 @@ impl Master {
             epochs,
             configs,
             numbers: self.numbers.at_base().to_vec(),
+            logs: self.logs_at_base.clone(),
         }
     }
 

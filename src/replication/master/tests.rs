@@ -43,6 +43,7 @@ pub(super) fn master(secondaries: usize) -> (Master, Instant) {
     };
     let cfg = with_all_voters(cfg);
     let state = LogState {
+        catalog: Default::default(),
         epoch: 1,
         last: Position::default(),
         epochs: Vec::new(),
@@ -160,6 +161,7 @@ pub(super) fn sent(peer: usize, from: Seq, to: Seq) -> MasterAction {
 
 pub(super) fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> MasterEvent {
     E::Append(AppendRequest {
+        log: crate::entry::DEFAULT_LOG,
         client,
         req,
         key: None,
@@ -336,6 +338,7 @@ fn a_retried_key_gets_the_original_sequence_number() {
     let (mut m, now) = master(0);
     let keyed = |req| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: Some("k".into()),
@@ -356,6 +359,7 @@ fn a_key_reused_for_another_message_is_refused_naming_its_entry() {
     let (mut m, now) = master(0);
     let keyed = |req, message: &'static str| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: Some("k".into()),
@@ -391,6 +395,7 @@ fn timeout_reports_the_sequence_number_and_the_entry_stays() {
         m.cfg.failover = failover;
         connect_all(&mut m, now);
         let ev = E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req: 1,
             key: None,
@@ -510,6 +515,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
     let cfg = with_all_voters(cfg);
     // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
     let state = LogState {
+        catalog: Default::default(),
         epoch: 3,
         last: Position { epoch: 2, seq: 7 },
         epochs: vec![(1, 1), (2, 6)],
@@ -668,6 +674,7 @@ fn a_secondary_that_refuses_the_hello_is_unhealthy_at_once_not_connecting() {
 fn held_appends_are_refused_once_the_start_up_period_passes_without_quorum() {
     let (mut m, now) = master(2);
     let with_timeout = E::Append(AppendRequest {
+        log: crate::entry::DEFAULT_LOG,
         client: 3,
         req: 1,
         key: None,
@@ -777,6 +784,7 @@ fn unwritten_entries_fail_their_waiters_and_their_numbers_are_reused() {
     let (mut m, now) = master(0);
     let keyed = |req, key: &str| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: Some(key.into()),
@@ -1019,6 +1027,7 @@ fn poll_timeout_names_the_next_instant_a_tick_has_work() {
     assert_eq!(m.poll_timeout(now), None, "nothing to do");
     // A held append: its own timeout, and the end of the start-up period.
     let held = E::Append(AppendRequest {
+        log: crate::entry::DEFAULT_LOG,
         client: 1,
         req: 1,
         key: None,
@@ -1291,6 +1300,7 @@ fn a_message_of_exactly_the_limit_and_a_key_of_exactly_the_limit_are_taken() {
     connect_all(&mut m, now);
     let request = |req, key: String, message: String| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: Some(key),
@@ -1341,6 +1351,7 @@ fn a_timed_out_append_says_how_many_nodes_hold_it_and_is_promised_only_on_a_majo
     connect_all(&mut m, now);
     let timed = |req, w| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: None,
@@ -1475,6 +1486,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
 #[test]
 fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
     let state = LogState {
+        catalog: Default::default(),
         epoch: 1,
         last: Position { epoch: 1, seq: 10 },
         epochs: vec![(1, 1)],
@@ -1628,6 +1640,7 @@ fn unwritten_at_the_last_entry_fails_nobody_and_one_before_fails_only_what_follo
 fn a_cut_forgets_the_epochs_that_began_after_it() {
     // 1..=3 of epoch 1, 4..=5 of epoch 2; this master runs epoch 3.
     let state = LogState {
+        catalog: Default::default(),
         epoch: 3,
         last: Position { epoch: 2, seq: 5 },
         epochs: vec![(1, 1), (2, 4)],
@@ -1668,6 +1681,7 @@ fn an_append_that_asks_for_progress_is_told_its_seq_and_who_is_missing_as_acks_c
     connect_all(&mut m, now);
     let asking = |req, progress| {
         E::Append(AppendRequest {
+            log: crate::entry::DEFAULT_LOG,
             client: 1,
             req,
             key: None,
@@ -1743,6 +1757,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
     let now = Instant::now();
     let base = Position { epoch: 1, seq: 10 };
     let state = LogState {
+        catalog: Default::default(),
         epoch: 2,
         last: Position { epoch: 2, seq: 20 },
         epochs: vec![(1, 1), (2, 15)],
@@ -1777,6 +1792,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
                 epochs: vec![(1, 1)],
                 configs: vec![],
                 numbers: vec![(0, 8)],
+                logs: crate::replication::catalog::Logs::default().encode(),
             }
         }]
     );
@@ -1831,6 +1847,7 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
         ])
     };
     let state = LogState {
+        catalog: Default::default(),
         epoch: 2,
         last: Position { epoch: 2, seq: 20 },
         epochs: vec![(1, 1), (2, 15)],
@@ -1859,6 +1876,7 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
             epochs: vec![(1, 1)],
             configs,
             numbers: Vec::new(),
+            logs: crate::replication::catalog::Logs::default().encode(),
         },
     };
     // The entry at 7 is the members at base 10 (12 it will be sent).
@@ -1899,6 +1917,7 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
     let now = Instant::now();
     let base = Position { epoch: 1, seq: 10 };
     let state = LogState {
+        catalog: Default::default(),
         epoch: 2,
         last: Position { epoch: 1, seq: 20 },
         epochs: vec![(1, 1)],
@@ -1928,6 +1947,7 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
         epochs: vec![(1, 1)],
         configs: vec![],
         numbers: Vec::new(),
+        logs: crate::replication::catalog::Logs::default().encode(),
     };
     assert_eq!(
         out,

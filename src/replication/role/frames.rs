@@ -27,13 +27,17 @@ impl Core {
             base,
             epochs,
             configs,
+            logs,
             ..
         } = event
         else {
             return None;
         };
         let current = matches!(&self.role, Role::Secondary(s) if s.conn() == Some(*conn));
-        let why = impossible_reset(*base, epochs, configs.as_deref())?;
+        let why = impossible_reset(*base, epochs, configs.as_deref()).or_else(|| {
+            let unreadable = crate::replication::catalog::Logs::decode(logs).is_err();
+            unreadable.then_some("a Reset whose catalog of logs is not readable, refused")
+        })?;
         current.then(|| (*conn, why.to_string()))
     }
 

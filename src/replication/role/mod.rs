@@ -32,6 +32,8 @@ const MAX_UNLED: usize = 4096;
 pub struct CoreConfig {
     /// This node's id.
     pub id: String,
+    /// Most logs besides `default` (`--max-logs`).
+    pub max_logs: usize,
     /// Every node's id and address, in cluster order (this one included).
     pub nodes: Vec<(String, String)>,
     /// The id of the master the cluster was configured with (`--master`).
@@ -86,6 +88,16 @@ pub enum Event {
         req: u64,
         /// The change.
         change: super::MemberChange,
+    },
+    /// A client asks for a log to be created or deleted (answered as a
+    /// membership change is).
+    ChangeLogs {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The change.
+        change: catalog::LogChange,
     },
     /// A link to a secondary reported something (meant for a master).
     Link(MasterEvent),
@@ -270,9 +282,10 @@ pub enum Action {
         /// own, which may be older or cut. `None` from a master too old to
         /// say: the node's own at or before `base` stay.
         configs: Option<Vec<(Seq, Bytes)>>,
-        /// Each log's last message number at `base`: then report the
-        /// numbers (`StorageReport::Numbers`), as after a cut.
+        /// Each log's last message number at `base`.
         numbers: Vec<(crate::entry::LogId, Seq)>,
+        /// The named logs at `base` (`catalog::Logs`' text, checked).
+        logs: Bytes,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
     /// be written beyond it). If cutting fails, report `StorageReport::Failed`.
@@ -429,6 +442,8 @@ pub struct Core {
     members: Membership,
     /// The configuration entries its log holds, in order.
     configs: Vec<(Seq, Membership)>,
+    /// The named logs its log records (see `catalog`).
+    catalog: crate::replication::catalog::Catalog,
 }
 
 impl Core {
@@ -444,6 +459,7 @@ impl Core {
         let term = log.epoch.max(log.last.epoch);
         let mut log = log;
         let configs = std::mem::take(&mut log.configs);
+        let catalog = std::mem::take(&mut log.catalog);
         let members = match configs.last() {
             Some((_, m)) => m.clone(),
             None => Membership::voters(&cfg.nodes),
@@ -475,6 +491,7 @@ impl Core {
             secondary_out: Vec::new(),
             members,
             configs,
+            catalog,
         };
         let mut out = Vec::new();
         let stored = log.last.seq;
@@ -551,6 +568,7 @@ impl Core {
         }
         out.push(Action::StartLinks { epoch, peers });
         let mut master = Master::resume(cfg, log, stored, now);
+        master.set_logs_at_base(self.catalog.at_base().encode());
         if self.cfg.failover {
             let mut actions = Vec::new();
             master.begin_epoch(&mut actions);
@@ -668,6 +686,7 @@ impl Core {
         if let Some(left) = self.track_configs(&out[start..]) {
             out.push(left);
         }
+        self.track_catalog(&out[start..]);
     }
 
     fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
@@ -678,6 +697,11 @@ impl Core {
                 req,
                 change,
             } => self.change_members(now, (client, req), change, out),
+            Event::ChangeLogs {
+                client,
+                req,
+                change,
+            } => self.change_logs(now, (client, req), change, out),
             // A link's report reaches a node that is no longer master only
             // if it stepped down meanwhile: the link is gone, so is this.
             Event::Link(event) => self.master(now, event, out),
@@ -706,15 +730,18 @@ impl Core {
                 }
             }
             Event::Storage(report) => self.on_storage(now, report, out),
-            Event::Compacted { base, numbers } => self.both(
-                now,
-                MasterEvent::Compacted {
-                    base,
-                    numbers: numbers.clone(),
-                },
-                SecondaryEvent::Compacted { base, numbers },
-                out,
-            ),
+            Event::Compacted { base, numbers } => {
+                self.catalog_compacted(base.seq);
+                self.both(
+                    now,
+                    MasterEvent::Compacted {
+                        base,
+                        numbers: numbers.clone(),
+                    },
+                    SecondaryEvent::Compacted { base, numbers },
+                    out,
+                )
+            }
             Event::Tick => {
                 self.both(now, MasterEvent::Tick, SecondaryEvent::Tick, out);
                 if self.cfg.failover {
@@ -724,12 +751,25 @@ impl Core {
         }
     }
 
+    /// An append this node takes as master: refused if its log does not
+    /// exist (any more), handed to the master's core otherwise.
+    fn hand_to_master(&mut self, now: Instant, request: AppendRequest, out: &mut Vec<Action>) {
+        match self.refuse_missing_log(request.log) {
+            Some(error) => out.push(Action::Reply {
+                client: request.client,
+                req: request.req,
+                result: Err(error),
+            }),
+            None => self.master(now, MasterEvent::Append(request), out),
+        }
+    }
+
     /// An append: the master takes it; with no master known during an
     /// election it is held a while; otherwise it is told where the master
     /// is.
     fn on_append(&mut self, now: Instant, request: AppendRequest, out: &mut Vec<Action>) {
         match &self.role {
-            Role::Master(_) => self.master(now, MasterEvent::Append(request), out),
+            Role::Master(_) => self.hand_to_master(now, request, out),
             // No master known (an election, or a new cluster starting):
             // held until one is, rather than refused at once.
             _ if self.cfg.failover
@@ -808,7 +848,7 @@ impl Core {
     fn release_unled(&mut self, now: Instant, out: &mut Vec<Action>) {
         if self.is_master() {
             for (_, request) in std::mem::take(&mut self.unled) {
-                self.master(now, MasterEvent::Append(request), out);
+                self.hand_to_master(now, request, out);
             }
             return;
         }
@@ -1132,6 +1172,7 @@ impl Core {
                     epochs,
                     configs,
                     numbers,
+                    logs,
                 } => {
                     self.generation += 1;
                     Action::ResetLog {
@@ -1139,6 +1180,7 @@ impl Core {
                         epochs,
                         configs,
                         numbers,
+                        logs,
                     }
                 }
                 SecondaryAction::Truncate { after, diverged } => {
@@ -1309,6 +1351,8 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
     }
 }
 
+mod catalog;
+pub use catalog::LogChange;
 mod config;
 mod election;
 mod frames;

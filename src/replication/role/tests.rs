@@ -9,6 +9,7 @@ use crate::wire::{PeerStatus, WriteConcern};
 
 fn config(id: &str) -> CoreConfig {
     CoreConfig {
+        max_logs: 8,
         id: id.into(),
         nodes: vec![
             ("a".into(), "a:1".into()),
@@ -42,6 +43,7 @@ fn log(last: Seq) -> LogState {
         epochs.push((2, 6));
     }
     LogState {
+        catalog: Default::default(),
         epoch: if last >= 6 { 2 } else { 1 },
         last: Position {
             epoch: epochs.last().map_or(0, |(e, _)| *e),
@@ -88,6 +90,7 @@ fn step(core: &mut Core, now: Instant, event: Event) -> Vec<Action> {
 
 fn append(req: u64, key: Option<&str>, w: u32) -> Event {
     Event::Append(AppendRequest {
+        log: crate::entry::DEFAULT_LOG,
         client: 7,
         req,
         key: key.map(String::from),

@@ -487,7 +487,9 @@ fn an_elected_master_counts_an_older_epochs_entry_only_with_its_own_marker() {
     let mut state = log(7);
     state.keys = KeyWindow::new(100, 1);
     for seq in 1..=7 {
-        state.keys.push((seq, seq), (seq == 7).then_some("k"), b"m");
+        state
+            .keys
+            .push((seq, 0, seq), (seq == 7).then_some("k"), b"m");
     }
     let (mut b, _) = Core::new(fconfig("b"), state, now);
     let at = b.poll_timeout(now).unwrap();
@@ -694,7 +696,9 @@ fn a_marker_cut_by_a_failed_write_is_written_again_at_the_next_tick() {
     let mut state = log(7);
     state.keys = KeyWindow::new(100, 1);
     for seq in 1..=7 {
-        state.keys.push((seq, seq), (seq == 7).then_some("k"), b"m");
+        state
+            .keys
+            .push((seq, 0, seq), (seq == 7).then_some("k"), b"m");
     }
     let (mut b, _) = Core::new(fconfig("b"), state, now);
     let at = b.poll_timeout(now).unwrap();

@@ -207,6 +207,7 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
         epochs: vec![(1, 1)],
         configs: None,
         numbers: Vec::new(),
+        logs: bytes::Bytes::new(),
     };
     assert!(matches!(
         &step(&mut b, now, Event::FromMaster(reset))[..],
@@ -226,6 +227,7 @@ fn a_reset_to_a_base_no_log_has_is_refused() {
             epochs,
             configs,
             numbers: Vec::new(),
+            logs: bytes::Bytes::new(),
         })
     };
     let refused = |out: Vec<Action>, conn: ConnId, why: &str| {

@@ -84,6 +84,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             epochs: vec![(1, 1)],
             configs,
             numbers: Vec::new(),
+            logs: bytes::Bytes::new(),
         })
     };
     // The master says d was added at 6, in force at the base 10.
@@ -97,6 +98,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             epochs: vec![(1, 1)],
             configs: given,
             numbers: Vec::new(),
+            logs: bytes::Bytes::new(),
         }]
     );
     assert_eq!(b.members(), &with_d);

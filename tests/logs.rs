@@ -1,0 +1,164 @@
+//! Named logs with real processes: logs written in parallel keep their own
+//! numbers, without a gap, on every node and through a failover; a deleted
+//! log is gone on every node; bad names, missing logs and the cap are
+//! refused with clear errors and change nothing.
+
+mod common;
+
+use common::*;
+
+/// `replog` with these arguments against `nodes`; panics unless it exits
+/// `code`; its standard output.
+fn run(code: i32, nodes: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--node", nodes]);
+    let (got, out, err) = replog(&all);
+    assert_eq!(got, code, "replog {args:?}: {out}{err}");
+    out
+}
+
+/// Node `addr`'s messages of `log` as (seq, message), if it answers.
+fn listed(addr: &str, log: &str) -> Option<Vec<(u64, String)>> {
+    let (code, out, _) = replog(&["list", "--log", log, "--json", "--node", addr]);
+    let list: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let list = (list.as_array()?.iter())
+        .map(|m| Some((m["seq"].as_u64()?, m["message"].as_str()?.to_string())))
+        .collect::<Option<Vec<_>>>()?;
+    (code == 0).then_some(list)
+}
+
+/// What `n` appends of `prefix`-numbered messages to `log` were answered.
+fn append_many(nodes: &str, log: &str, prefix: &str, range: std::ops::Range<u32>) -> Vec<u64> {
+    range
+        .map(|i| {
+            let msg = format!("{prefix}-{i}");
+            let out = run(0, nodes, &["append", "--log", log, "-w", "majority", &msg]);
+            out.trim().parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_logs_written_in_parallel_keep_their_own_numbers_on_every_node_through_a_failover() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(0, &nodes, &["log", "create", "orders"]);
+    run(0, &nodes, &["log", "create", "audit"]);
+    // Both logs and the default one at once, in three writers.
+    let writers = |from: u32, to: u32| {
+        let spawn = |log: &'static str| {
+            let nodes = nodes.clone();
+            std::thread::spawn(move || append_many(&nodes, log, log, from..to))
+        };
+        let handles = [spawn("orders"), spawn("audit"), spawn("default")];
+        handles.map(|h| h.join().unwrap())
+    };
+    let first = writers(0, 15);
+    for answered in &first {
+        assert_eq!(*answered, (1..=15).collect::<Vec<u64>>());
+    }
+    // The master dies: a new one, whose marker takes no number, goes on
+    // numbering each log where it was.
+    c.kill(0);
+    let second = writers(15, 30);
+    for answered in &second {
+        assert_eq!(*answered, (16..=30).collect::<Vec<u64>>());
+    }
+    c.start(0);
+    for log in ["orders", "audit", "default"] {
+        let want: Vec<(u64, String)> = (0..30).map(|i| (i + 1, format!("{log}-{i}"))).collect();
+        for addr in &c.addrs {
+            let got = wait_until(&format!("{addr} to hold {log}"), || {
+                listed(addr, log).filter(|got| got.len() == want.len())
+            });
+            assert_eq!(got, want, "{log} on {addr}");
+        }
+    }
+    // Every node agrees on the replicated log itself too.
+    run(0, &nodes, &["verify"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_log_is_gone_on_every_node_and_a_new_one_of_its_name_starts_at_one() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(0, &nodes, &["log", "create", "tmp"]);
+    append_many(&nodes, "tmp", "old", 0..5);
+    run(0, &nodes, &["log", "delete", "tmp"]);
+    for addr in &c.addrs {
+        let gone = wait_until(&format!("{addr} to lose tmp"), || {
+            let (code, _, err) = replog(&["list", "--log", "tmp", "--node", addr]);
+            (code == 1).then_some(err)
+        });
+        assert!(gone.contains("there is no log named tmp"), "{gone}");
+        assert!(!run(0, addr, &["log", "list"]).contains("tmp"));
+    }
+    // Appends to it are refused, saying so.
+    let (code, _, err) = replog(&["append", "--log", "tmp", "x", "--node", &nodes]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("there is no log named tmp"), "{err}");
+    // Past a restart, still gone; created again, a new log.
+    c.kill(2);
+    c.start(2);
+    c.wait_healthy(&[1, 2]).await;
+    run(0, &nodes, &["log", "create", "tmp"]);
+    assert_eq!(append_many(&nodes, "tmp", "new", 0..2), vec![1, 2]);
+    let want = vec![(1, "new-0".to_string()), (2, "new-1".to_string())];
+    for addr in &c.addrs {
+        let got = wait_until(&format!("{addr} to hold the new tmp"), || {
+            listed(addr, "tmp").filter(|got| got.len() == 2)
+        });
+        assert_eq!(got, want, "{addr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_missing_logs_and_the_cap_are_refused_and_change_nothing() {
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &["--max-logs", "2"]].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    let long = "n".repeat(201);
+    for bad in ["", &long, "a/b", "..", ".", "a\u{1}b", "a b", "tab\t"] {
+        let (code, out, err) = replog(&["log", "create", bad, "--node", &nodes]);
+        assert_eq!(code, 2, "{bad:?}: {out}{err}");
+        assert!(err.contains("log name"), "{bad:?}: {err}");
+        let (code, _, err) = replog(&["append", "--log", bad, "x", "--node", &nodes]);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    // Nothing was created.
+    let logs = run(0, &nodes, &["log", "list", "--json"]);
+    let logs: serde_json::Value = serde_json::from_str(&logs).unwrap();
+    assert_eq!(logs.as_array().unwrap().len(), 1, "{logs}");
+    // A missing log says so, and is not made by an append.
+    let (code, _, err) = replog(&["append", "--log", "missing", "x", "--node", &nodes]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("there is no log named missing"), "{err}");
+    let (code, _, err) = replog(&["get", "--log", "missing", "1", "--node", &nodes]);
+    assert_eq!(code, 1, "{err}");
+    // The cap: two logs besides default, then a clear refusal.
+    run(0, &nodes, &["log", "create", "a"]);
+    run(0, &nodes, &["log", "create", "b"]);
+    let (code, _, err) = replog(&["log", "create", "c", "--node", &nodes]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-logs"), "{err}");
+    // A name taken, and default, which always exists.
+    let (code, _, err) = replog(&["log", "create", "a", "--node", &nodes]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exists already"), "{err}");
+    let (code, _, err) = replog(&["log", "delete", "default", "--node", &nodes]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("always exists"), "{err}");
+    let logs = run(0, &nodes, &["log", "list"]);
+    assert!(
+        logs.contains("default")
+            && logs.contains("a ")
+            && logs.contains("b ")
+            && !logs.contains("c "),
+        "{logs}"
+    );
+}
