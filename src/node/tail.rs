@@ -63,6 +63,15 @@ impl Tail {
         }
     }
 
+    /// The index just after the entry at `seq` (or after the last held,
+    /// or 0 if `seq` is before the first): entries hold consecutive seqs.
+    fn index_after(&self, seq: Seq) -> usize {
+        let Some(first) = self.entries.front().map(|e| e.seq) else {
+            return 0;
+        };
+        (seq.saturating_add(1).saturating_sub(first) as usize).min(self.entries.len())
+    }
+
     /// An entry leaves the front.
     fn forget(&mut self, e: &Entry) {
         self.bytes -= entry_cost(e);
@@ -86,13 +95,13 @@ impl Tail {
         if from <= before {
             return None;
         }
-        // A follower at the end wants what comes after the last message:
-        // look from the back for the first one it wants.
-        let start = self
-            .entries
-            .iter()
-            .rposition(|e| e.log == log && !e.is_control() && e.number < from)
-            .map_or(0, |i| i + 1);
+        // A follower at the end wants what comes after the last message
+        // within the mark: look back from the mark (entries are held by
+        // consecutive seqs, so it is found by its index) for the last one
+        // it has.
+        let start = (self.entries.range(..self.index_after(upto)).rev())
+            .position(|e| e.log == log && !e.is_control() && e.number < from)
+            .map_or(0, |back| self.index_after(upto) - back);
         let held = self.entries.range(start..);
         Some(take_batch(
             held.take_while(|e| e.seq <= upto)
@@ -107,12 +116,10 @@ impl Tail {
     pub(crate) fn number_at(&self, log: LogId, seq: Seq) -> Option<Seq> {
         let before = self.before.as_ref()?;
         let first = self.entries.front().map_or(Seq::MAX, |e| e.seq);
-        let last = self.entries.back().map_or(0, |e| e.seq);
         if seq + 1 < first && !self.entries.is_empty() {
             return None;
         }
-        let held = (self.entries.iter().rev())
-            .skip_while(|e| e.seq > seq.min(last))
+        let held = (self.entries.range(..self.index_after(seq)).rev())
             .find(|e| e.log == log && !e.is_control())
             .map(|e| e.number);
         held.or_else(|| Some(before.get(&log).copied().unwrap_or(0)))
