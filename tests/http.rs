@@ -150,6 +150,97 @@ fn a_secondary_forwards_an_append_to_the_master_with_its_key() {
     }
 }
 
+/// A named log over HTTP: appended to through the master and through a
+/// secondary (which forwards it, on a connection for that log), listed and
+/// read by number on every node, numbered apart from the default log; a
+/// log that does not exist is 404, a name no log can have 400.
+#[test]
+fn a_named_log_is_appended_to_and_read_under_v1_logs() {
+    let (mut c, http) = http_cluster(3, &[]);
+    c.start_all();
+    wait_accepting(&http[0]);
+    let (code, out, err) = replog(&["log", "create", "orders", "--node", &c.addrs[0]]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        post(&http[0], json!({"message": "d1"})),
+        (201, json!({"seq": 1}))
+    );
+    let path = "/v1/logs/orders/messages";
+    let key = [("Idempotency-Key", "o-1")];
+    assert_eq!(
+        post_with(&http[0], path, json!({"message": "paid", "w": "all"}), &key),
+        (201, json!({"seq": 1}))
+    );
+    // Through a secondary, with w=all so every node holds both after.
+    let second = post_with(
+        &http[1],
+        path,
+        json!({"message": "shipped", "w": "all"}),
+        &[],
+    );
+    assert_eq!(second, (201, json!({"seq": 2})));
+    // The same key in the default log is another message: keys are a log's own.
+    assert_eq!(
+        post_with(
+            &http[2],
+            "/v1/messages",
+            json!({"message": "paid", "w": "all"}),
+            &key
+        ),
+        (201, json!({"seq": 2}))
+    );
+    for h in &http {
+        let (status, listed) = get(h, path, &[]);
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(
+            listed["messages"],
+            json!([{"message": "paid", "seq": 1}, {"message": "shipped", "seq": 2}]),
+            "{h}"
+        );
+        assert_eq!(
+            get(h, "/v1/logs/orders/messages/2", &[]).1["message"],
+            "shipped"
+        );
+        let (_, logs) = get(h, "/v1/logs", &[]);
+        assert_eq!(
+            logs["logs"],
+            json!([{"name": "default", "first": 1, "last": 2}, {"name": "orders", "first": 1, "last": 2}]),
+            "{h}"
+        );
+    }
+    let (status, answer) = post_with(
+        &http[1],
+        "/v1/logs/missing/messages",
+        json!({"message": "x"}),
+        &[],
+    );
+    assert_eq!(
+        (status, &answer["error"]),
+        (404, &json!("no_such_log")),
+        "{answer}"
+    );
+    let (status, answer) = get(&http[2], "/v1/logs/missing/messages", &[]);
+    assert_eq!(
+        (status, &answer["error"]),
+        (404, &json!("no_such_log")),
+        "{answer}"
+    );
+    let (status, answer) = get(&http[2], "/v1/logs/bad%20name/messages", &[]);
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("bad_request")),
+        "{answer}"
+    );
+    // Nothing was created by any of those.
+    assert_eq!(
+        get(&http[0], "/v1/logs", &[]).1["logs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 /// Each outcome has its status and a JSON body that names it.
 #[test]
 fn each_outcome_has_its_status_and_a_json_body() {

@@ -13,13 +13,19 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 
-/// A node started by hand (`--join`), killed when dropped.
-struct Joiner(Child);
+/// A node started by hand (`--join`), killed when dropped; if a test
+/// fails meanwhile, its log (the file its stderr went to, if any) is
+/// printed, as a cluster's nodes' logs are.
+struct Joiner(Child, Option<std::path::PathBuf>);
 
 impl Drop for Joiner {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let (true, Some(log)) = (std::thread::panicking(), &self.1) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!("---- {} ----\n{text}", log.display());
+        }
     }
 }
 
@@ -33,6 +39,7 @@ fn join(
     log: &std::path::Path,
     extra: &[&str],
 ) -> Joiner {
+    let path = log.to_path_buf();
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_replogd"))
         .args(["--id", id, "--join", join, "--listen", addr])
@@ -46,7 +53,7 @@ fn join(
         .stderr(log)
         .spawn()
         .unwrap();
-    Joiner(child)
+    Joiner(child, Some(path))
 }
 
 /// A cluster of `n` nodes on disk with the fast timings and `extra`
@@ -241,7 +248,7 @@ fn a_node_joins_as_a_learner_and_the_master_removes_itself_under_a_majority_writ
         .stderr(std::fs::File::create(&log3).unwrap())
         .spawn()
         .unwrap();
-    let n3 = Joiner(n3);
+    let n3 = Joiner(n3, Some(log3.clone()));
     wait_until("n3 to refuse the master, naming --join", || {
         let said = std::fs::read_to_string(&log3).ok()?;
         said.contains("start every node of a new cluster with the same one, and a node joining a running cluster (or replacing a lost disk) with --join NODE").then_some(())

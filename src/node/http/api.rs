@@ -68,12 +68,17 @@ impl Api {
         ))
     }
 
-    /// Appends `item` and waits for its write concern: handed to the node
+    /// Appends `item` to `log` (its id, and its name unless it is the
+    /// default log) and waits for its write concern: handed to the node
     /// loop, and on a node that is not the master, forwarded to the master
     /// with the same key.
-    pub(super) async fn append(&self, item: AppendItem) -> Result<Seq, Problem> {
+    pub(super) async fn append(
+        &self,
+        item: AppendItem,
+        (log, name): (crate::entry::LogId, Option<String>),
+    ) -> Result<Seq, Problem> {
         let key = item.key.clone().unwrap_or_default();
-        let answer = match self.session.append(item.clone()).await {
+        let answer = match self.session.append(item.clone(), log).await {
             Ok(answer) => answer,
             Err(session::Stopping::NotHanded) => return Err(Problem::stopping()),
             Err(session::Stopping::Unanswered) => return Err(Problem::unanswered(&key)),
@@ -82,7 +87,7 @@ impl Api {
             Ok(seq) => Ok(seq),
             Err(AppendError::NotMaster { master_addr }) if !master_addr.is_empty() => self
                 .forward
-                .append(&master_addr, item)
+                .append(&master_addr, item, name.as_deref())
                 .await
                 .map_err(|e| Problem::forwarded(e, &key)),
             Err(e) => Err(Problem::append(e, &key)),

@@ -14,10 +14,16 @@ use crate::wire::{AppendError, AppendItem, HealthReport};
 /// How long a connection to the master may take to open.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The connection to the master, made when first needed.
+/// Most connections to the master kept for named logs (each connection is
+/// for one log); past it they are made again as needed.
+const MAX_LOG_CONNECTIONS: usize = 16;
+
+/// The connection to the master, made when first needed; and one for each
+/// named log appended to lately.
 pub(crate) struct Forwarder {
     opts: ConnectOptions,
     master: Mutex<Option<Client>>,
+    logs: Mutex<std::collections::HashMap<String, Client>>,
 }
 
 impl Forwarder {
@@ -31,7 +37,36 @@ impl Forwarder {
                 log: None,
             },
             master: Mutex::new(None),
+            logs: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// A connection to `addr` for the named log `log`: the one kept if it
+    /// is there and open.
+    async fn client_for(&self, addr: &str, log: &str) -> Result<Client, ClientError> {
+        let mut kept = self.logs.lock().await;
+        if let Some(c) = kept.get(log).filter(|c| c.addr() == addr && !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let opts = ConnectOptions {
+            log: Some(log.to_string()),
+            ..self.opts.clone()
+        };
+        let client =
+            match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(addr, &opts)).await {
+                Ok(connected) => connected?,
+                Err(_) => {
+                    return Err(ClientError::Unreachable {
+                        addr: addr.into(),
+                        reason: format!("no welcome within {CONNECT_TIMEOUT:?}"),
+                    })
+                }
+            };
+        if kept.len() >= MAX_LOG_CONNECTIONS {
+            kept.clear();
+        }
+        kept.insert(log.to_string(), client.clone());
+        Ok(client)
     }
 
     /// A connection to `addr`: the one kept if it is there and open.
@@ -56,11 +91,19 @@ impl Forwarder {
 
     /// Sends `item` to the master at `addr`, and once more, with the same
     /// key, to the master that one names if it is no longer the master.
-    pub(crate) async fn append(&self, addr: &str, item: AppendItem) -> Result<Seq, ClientError> {
+    pub(crate) async fn append(
+        &self,
+        addr: &str,
+        item: AppendItem,
+        log: Option<&str>,
+    ) -> Result<Seq, ClientError> {
         let mut addr = addr.to_string();
         let mut tries = 2;
         loop {
-            let client = self.client(&addr).await?;
+            let client = match log {
+                Some(log) => self.client_for(&addr, log).await?,
+                None => self.client(&addr).await?,
+            };
             let sent = client
                 .append_bytes(
                     item.message.clone(),

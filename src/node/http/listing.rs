@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use super::super::requests::{mark_of, number_at, read_page, wait_for};
 use super::super::shared::Shared;
 use super::budget::{json_bound, Budget};
+use crate::entry::LogId;
 use crate::entry::Seq;
-use crate::entry::DEFAULT_LOG;
 use crate::json::{entry_json, write_entry_json};
 
 /// How long a followed event stream may stay silent before a comment is
@@ -43,6 +43,8 @@ pub(crate) enum Format {
 /// What to list.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Range {
+    /// The log.
+    pub log: LogId,
     /// First sequence number wanted.
     pub from: Seq,
     /// Last one wanted; `None`: up to the mark when the listing starts, or
@@ -59,6 +61,7 @@ pub(crate) struct Range {
 /// A listing in progress.
 struct Listing {
     shared: Arc<Shared>,
+    log: LogId,
     mark: watch::Receiver<Seq>,
     next: Seq,
     /// The last number to list: a listing that does not follow lists
@@ -88,6 +91,7 @@ pub(crate) fn body(shared: Arc<Shared>, budget: Budget, range: Range, format: Fo
     };
     let listing = Listing {
         shared,
+        log: range.log,
         mark,
         next,
         to,
@@ -121,7 +125,7 @@ impl Listing {
                 Some(to) => to,
                 None => {
                     let upto = *self.mark.borrow();
-                    let visible = number_at(&self.shared, DEFAULT_LOG, upto).await;
+                    let visible = number_at(&self.shared, self.log, upto).await;
                     *self.to.insert(visible.unwrap_or(Seq::MAX))
                 }
             };
@@ -130,7 +134,7 @@ impl Listing {
                 return self.closing().map(Ok);
             }
             if self.follow {
-                let waiting = wait_for(&self.shared, DEFAULT_LOG, &mut self.mark, self.next);
+                let waiting = wait_for(&self.shared, self.log, &mut self.mark, self.next);
                 match tokio::time::timeout(KEEP_ALIVE, waiting).await {
                     Ok(true) => {}
                     // The node stops: the listing ends as if complete.
@@ -147,7 +151,7 @@ impl Listing {
                 }
             }
             let max = self.left.min(u64::from(u32::MAX)) as usize;
-            let read = read_page(&self.shared, DEFAULT_LOG, &self.mark, self.next, max).await;
+            let read = read_page(&self.shared, self.log, &self.mark, self.next, max).await;
             let entries = match read {
                 Ok((_, entries)) => entries,
                 Err(e) => {

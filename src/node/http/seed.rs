@@ -42,7 +42,7 @@ async fn append(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
 async fn append_json(api: &Api, headers: &HeaderMap, body: Body) -> Result<u64, Problem> {
     api.may_append(headers)?;
     let item = super::append_body::json_item(api, headers, body).await?;
-    api.append(item).await
+    api.append(item, (crate::entry::DEFAULT_LOG, None)).await
 }
 
 /// `GET /messages`: everything visible, streamed a page at a time.
@@ -51,6 +51,7 @@ async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         return p.into_response();
     }
     let range = Range {
+        log: crate::entry::DEFAULT_LOG,
         from: 1,
         to: None,
         max: None,

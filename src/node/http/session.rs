@@ -91,7 +91,11 @@ impl Session {
 
     /// Hands one append to the node loop and waits for the core's answer
     /// (its sequence number or why not).
-    pub(crate) async fn append(&self, item: AppendItem) -> Result<Answer, Stopping> {
+    pub(crate) async fn append(
+        &self,
+        item: AppendItem,
+        log: crate::entry::LogId,
+    ) -> Result<Answer, Stopping> {
         let place = tokio::select! {
             _ = self.shared.shutdown.cancelled() => return Err(Stopping::NotHanded),
             p = self.places.clone().acquire_owned() => p.map_err(|_| Stopping::NotHanded)?,
@@ -111,7 +115,7 @@ impl Session {
         let request = AppendRequest {
             client: self.client,
             req,
-            log: crate::entry::DEFAULT_LOG,
+            log,
             key: item.key,
             w: item.w,
             timeout: timeout_from_ms(item.timeout_ms),

@@ -13,7 +13,11 @@
 //!   application/octet-stream`);
 //! - `GET /v1/health`: the node's report as `replog health --json` prints
 //!   it, with the master's when this node follows one;
-//! - `GET /v1/members`: the members as the master sees them.
+//! - `GET /v1/members`: the members as the master sees them;
+//! - `GET /v1/logs`: the named logs, with the first and last message each
+//!   holds; `/v1/logs/{log}/messages` and `/v1/logs/{log}/messages/{seq}`:
+//!   the three requests above on log `{log}` (`/v1/messages` is the log
+//!   named `default`'s).
 
 use std::sync::Arc;
 
@@ -31,7 +35,10 @@ use super::append_body;
 use super::budget::{json_bound, Budget};
 use super::listing::{self, Format, Range};
 use super::problem::{json_answer, Problem};
+use crate::entry::{LogId, DEFAULT_LOG};
 use crate::json::{health_json, LogRanges};
+use crate::replication::catalog::check_name;
+use crate::wire::AppendError;
 
 /// The versioned routes.
 pub(super) fn routes() -> Router<Arc<Api>> {
@@ -40,6 +47,67 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/v1/messages/{seq}", get(get_one))
         .route("/v1/health", get(health))
         .route("/v1/members", get(members))
+        .route("/v1/logs", get(logs))
+        .route("/v1/logs/{log}/messages", get(list_log).post(append_log))
+        .route("/v1/logs/{log}/messages/{seq}", get(get_one_log))
+}
+
+/// The log a request names: its id and name (the default log's for the
+/// routes that name none), or the problem to answer.
+fn named(api: &Api, name: Option<String>) -> Result<(LogId, Option<String>), Problem> {
+    let Some(name) = name else {
+        return Ok((DEFAULT_LOG, None));
+    };
+    check_name(&name).map_err(|e| Problem::bad_request(e.to_string()))?;
+    match api.shared.log_id(&name) {
+        Some(id) => Ok((id, Some(name))),
+        None => Err(Problem::append(AppendError::NoSuchLog { log: name }, "")),
+    }
+}
+
+/// `GET /v1/logs`.
+async fn logs(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    if let Err(p) = api.access(&headers) {
+        return p.into_response();
+    }
+    let logs: Vec<Value> = (super::super::requests::list_logs(&api.shared).await)
+        .into_iter()
+        .map(|l| json!({"name": l.name, "first": l.first, "last": l.last}))
+        .collect();
+    json_answer(StatusCode::OK, json!({ "logs": logs }))
+}
+
+/// `POST /v1/logs/{log}/messages`.
+async fn append_log(
+    State(api): State<Arc<Api>>,
+    Path(log): Path<String>,
+    params: Result<Query<AppendParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    append_to(api, Some(log), params, headers, body).await
+}
+
+/// `GET /v1/logs/{log}/messages`.
+async fn list_log(
+    State(api): State<Arc<Api>>,
+    Path(log): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    list_of(api, Some(log), params, headers).await
+}
+
+/// `GET /v1/logs/{log}/messages/{seq}`.
+async fn get_one_log(
+    State(api): State<Arc<Api>>,
+    path: Result<Path<(String, u64)>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Path((log, seq))) = path else {
+        return Problem::bad_query("the sequence number must be a whole number").into_response();
+    };
+    get_one_of(api, Some(log), seq, headers).await
 }
 
 /// Query parameters of an append.
@@ -56,8 +124,24 @@ async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    append_to(api, None, params, headers, body).await
+}
+
+/// An append to log `log` (the default log for `None`).
+async fn append_to(
+    api: Arc<Api>,
+    log: Option<String>,
+    params: Result<Query<AppendParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = match &log {
+        Some(name) => format!("/v1/logs/{name}/messages"),
+        None => "/v1/messages".to_string(),
+    };
     let appended = async {
         api.may_append(&headers)?;
+        let log = named(&api, log)?;
         let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
         let mut item = if append_body::is_json(&headers) {
             append_body::json_item(&api, &headers, body).await?
@@ -72,13 +156,13 @@ async fn append(
         if let Some(t) = &params.timeout {
             item.timeout_ms = Some(append_body::timeout_ms(t)?);
         }
-        let seq = api.append(item).await?;
+        let seq = api.append(item, log).await?;
         Ok::<_, Problem>(seq)
     };
     match appended.await {
         Ok(seq) => {
             let mut r = json_answer(StatusCode::CREATED, json!({ "seq": seq }));
-            if let Ok(location) = format!("/v1/messages/{seq}").parse() {
+            if let Ok(location) = format!("{path}/{seq}").parse() {
                 r.headers_mut().insert(header::LOCATION, location);
             }
             r
@@ -104,9 +188,23 @@ async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    list_of(api, None, params, headers).await
+}
+
+/// A listing of log `log` (the default log for `None`).
+async fn list_of(
+    api: Arc<Api>,
+    log: Option<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(p) = api.access(&headers) {
         return p.into_response();
     }
+    let log = match named(&api, log) {
+        Ok((id, _)) => id,
+        Err(p) => return p.into_response(),
+    };
     let Query(p) = match params {
         Ok(p) => p,
         Err(e) => return Problem::bad_query(e.body_text()).into_response(),
@@ -146,6 +244,7 @@ async fn list(
         Err(p) => return p.into_response(),
     };
     let range = Range {
+        log,
         from,
         to: p.to,
         max: p.max,
@@ -169,13 +268,21 @@ async fn get_one(
     seq: Result<Path<u64>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(p) = api.access(&headers) {
-        return p.into_response();
-    }
     let Ok(Path(seq)) = seq else {
         return Problem::bad_query("the sequence number must be a whole number").into_response();
     };
-    let log = crate::entry::DEFAULT_LOG;
+    get_one_of(api, None, seq, headers).await
+}
+
+/// Message `seq` of log `log` (the default log for `None`).
+async fn get_one_of(api: Arc<Api>, log: Option<String>, seq: u64, headers: HeaderMap) -> Response {
+    if let Err(p) = api.access(&headers) {
+        return p.into_response();
+    }
+    let log = match named(&api, log) {
+        Ok((id, _)) => id,
+        Err(p) => return p.into_response(),
+    };
     let mark = api.shared.visible.clone();
     let read = super::super::requests::read_page(&api.shared, log, &mark, seq, 1).await;
     let (entry, visible) = match read {
