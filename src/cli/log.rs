@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::change::{at_master, Change};
 use super::common::*;
-use crate::client::{connect_master, Client, ClientError, ConnectOptions};
+use crate::client::ClientError;
 use crate::replication::catalog::check_name;
-use crate::wire::{AppendError, LogChangeRequest};
+use crate::wire::LogChangeRequest;
 
 /// What `replog log` does.
 #[derive(Subcommand, Debug)]
@@ -65,7 +66,13 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
         } => {
             check_name(&name).map_err(|e| ClientError::Usage(e.to_string()))?;
             let change = LogChangeRequest::Create { name: name.clone() };
-            change_logs(&node_list(node), change, &conn.options()?, timeout).await?;
+            at_master(
+                &node_list(node),
+                Change::Logs(change),
+                &conn.options()?,
+                timeout,
+            )
+            .await?;
             say(format!("created log {name}\n"))
         }
         LogCommand::Delete {
@@ -76,7 +83,13 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
         } => {
             check_name(&name).map_err(|e| ClientError::Usage(e.to_string()))?;
             let change = LogChangeRequest::Delete { name: name.clone() };
-            change_logs(&node_list(node), change, &conn.options()?, timeout).await?;
+            at_master(
+                &node_list(node),
+                Change::Logs(change),
+                &conn.options()?,
+                timeout,
+            )
+            .await?;
             say(format!("deleted log {name}\n"))
         }
         LogCommand::List { node, json, conn } => {
@@ -109,67 +122,4 @@ fn say(text: String) -> Result<(), ClientError> {
         "the change was made".into()
     })
     .map(|_| ())
-}
-
-/// Sends `change` to the master of `nodes`, waiting through an election
-/// for up to `wait`.
-async fn change_logs(
-    nodes: &[String],
-    change: LogChangeRequest,
-    conn: &ConnectOptions,
-    wait: Duration,
-) -> Result<u64, ClientError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let attempt = change_once(nodes, change.clone(), conn);
-        let result = match tokio::time::timeout_at(deadline, attempt).await {
-            // Written, not known on a majority: it may or may not stay.
-            Ok(Err(ClientError::Append(
-                AppendError::Uncommitted { .. } | AppendError::ShuttingDown { .. },
-            )))
-            | Ok(Err(ClientError::Lost { .. }))
-            | Err(_) => return Err(ClientError::ChangeUnanswered),
-            Ok(result) => result,
-        };
-        // No master known (an election), or none reached: again.
-        let again = matches!(
-            &result,
-            Err(ClientError::Append(AppendError::NotMaster { .. }))
-                | Err(ClientError::Unreachable { .. })
-        );
-        if !again || tokio::time::Instant::now() >= deadline {
-            return result;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One try of [`change_logs`], following one redirect.
-async fn change_once(
-    nodes: &[String],
-    change: LogChangeRequest,
-    conn: &ConnectOptions,
-) -> Result<u64, ClientError> {
-    let mut last = None;
-    for addr in nodes {
-        let client = match connect_master(addr, conn).await {
-            Ok(c) => c,
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        match client.change_logs(change.clone()).await {
-            Err(ClientError::Append(AppendError::NotMaster { master_addr }))
-                if !master_addr.is_empty() =>
-            {
-                let master = Client::connect_with(&master_addr, conn).await?;
-                return master.change_logs(change).await;
-            }
-            Err(e @ ClientError::Append(AppendError::NotMaster { .. }))
-            | Err(e @ ClientError::Unreachable { .. }) => last = Some(e),
-            other => return other,
-        }
-    }
-    Err(last.unwrap_or_else(|| ClientError::Usage("no node given".into())))
 }

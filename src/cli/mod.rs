@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod append;
 mod bench;
+mod change;
 mod common;
 mod get;
 mod health;

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::{connect_master, Client, ClientError, ConnectOptions};
-use crate::wire::{AppendError, HealthReport, MemberChangeRequest, NodeRole};
+use super::super::change::{at_master, Change};
+use crate::client::{connect_master, ClientError, ConnectOptions};
+use crate::wire::{HealthReport, MemberChangeRequest, NodeRole};
 
 /// `replog member add ID=HOST:PORT`: prints what was done.
 pub async fn add(
@@ -26,7 +27,7 @@ pub async fn add(
         id: id.trim().to_string(),
         addr: addr.trim().to_string(),
     };
-    let seq = change_members(nodes, change, conn, wait).await?;
+    let seq = at_master(nodes, Change::Members(change), conn, wait).await?;
     println!("added {id} as a learner (configuration entry {seq}): it votes once it holds everything committed");
     Ok(())
 }
@@ -39,7 +40,7 @@ pub async fn remove(
     wait: Duration,
 ) -> Result<(), ClientError> {
     let change = MemberChangeRequest::Remove { id: id.to_string() };
-    let seq = change_members(nodes, change, conn, wait).await?;
+    let seq = at_master(nodes, Change::Members(change), conn, wait).await?;
     println!("removed {id} (configuration entry {seq})");
     Ok(())
 }
@@ -59,72 +60,6 @@ pub fn with_key(
         cluster_key,
         ..conn
     })
-}
-
-/// Sends `change` to the master of `nodes`, waiting through an election or
-/// another change not yet committed, for up to `wait`.
-async fn change_members(
-    nodes: &[String],
-    change: MemberChangeRequest,
-    conn: &ConnectOptions,
-    wait: Duration,
-) -> Result<u64, ClientError> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let attempt = change_once(nodes, change.clone(), conn);
-        let result = match tokio::time::timeout_at(deadline, attempt).await {
-            // Written, not known committed: an append's words would mislead.
-            Ok(Err(ClientError::Append(
-                AppendError::Uncommitted { .. } | AppendError::ShuttingDown { .. },
-            )))
-            | Ok(Err(ClientError::Lost { .. }))
-            | Err(_) => return Err(ClientError::ChangeUnanswered),
-            Ok(result) => result,
-        };
-        let again = match &result {
-            // No master known (an election), or none reached.
-            Err(ClientError::Append(AppendError::NotMaster { .. }))
-            | Err(ClientError::Unreachable { .. }) => true,
-            Err(ClientError::Append(AppendError::BadRequest(why))) => why.contains("under way"),
-            _ => false,
-        };
-        if !again || tokio::time::Instant::now() >= deadline {
-            return result;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One try of [`change_members`], following one redirect.
-async fn change_once(
-    nodes: &[String],
-    change: MemberChangeRequest,
-    conn: &ConnectOptions,
-) -> Result<u64, ClientError> {
-    let mut last = None;
-    for addr in nodes {
-        let client = match connect_master(addr, conn).await {
-            Ok(c) => c,
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        match client.change_members(change.clone()).await {
-            Err(ClientError::Append(AppendError::NotMaster { master_addr }))
-                if !master_addr.is_empty() =>
-            {
-                let master = Client::connect_with(&master_addr, conn).await?;
-                return master.change_members(change).await;
-            }
-            // A node that knows of no master (a node removed, one in an
-            // election): another listed node may.
-            Err(e @ ClientError::Append(AppendError::NotMaster { .. }))
-            | Err(e @ ClientError::Unreachable { .. }) => last = Some(e),
-            other => return other,
-        }
-    }
-    Err(last.unwrap_or_else(|| ClientError::Usage("no node given".into())))
 }
 
 /// `replog member list`: the members as the master sees them.
