@@ -162,3 +162,36 @@ async fn bad_names_missing_logs_and_the_cap_are_refused_and_change_nothing() {
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_names_its_log_by_name_so_a_log_created_again_is_the_new_one() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(0, &nodes, &["log", "create", "tmp"]);
+    let opts = replog::client::ConnectOptions {
+        log: Some("tmp".into()),
+        ..Default::default()
+    };
+    let client = replog::client::connect_master(&c.addrs[1], &opts)
+        .await
+        .unwrap();
+    let append = |m: &'static str| {
+        let client = client.clone();
+        async move { client.append(m, &Default::default()).await }
+    };
+    assert_eq!(append("a").await.unwrap(), 1);
+    assert_eq!(append("b").await.unwrap(), 2);
+    run(0, &nodes, &["log", "delete", "tmp"]);
+    let refused = append("c").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("there is no log named tmp"),
+        "{refused}"
+    );
+    run(0, &nodes, &["log", "create", "tmp"]);
+    // The same connection: the new log, from 1.
+    assert_eq!(append("d").await.unwrap(), 1);
+    let (entries, _) = client.list(1, 10, false).await.unwrap();
+    assert_eq!(text(entries), vec![(1, "d".to_string())]);
+}

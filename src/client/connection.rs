@@ -617,13 +617,22 @@ impl Client {
 /// (once). Returns a client connected to the master, or to the secondary if
 /// it knows of no master.
 pub async fn connect_master(addr: &str, opts: &ConnectOptions) -> Result<Client, ClientError> {
-    let client = Client::connect_with(addr, opts).await?;
-    if client.welcome().role == crate::wire::NodeRole::Master {
-        return Ok(client);
-    }
+    // The log is chosen on the master: a secondary still catching up may
+    // not know yet of a log just created.
+    let first = ConnectOptions {
+        log: None,
+        ..opts.clone()
+    };
+    let client = Client::connect_with(addr, &first).await?;
     let master = client.welcome().master_addr.clone();
-    if master.is_empty() {
-        // No master known yet (an election): the secondary it is.
+    if client.welcome().role == crate::wire::NodeRole::Master || master.is_empty() {
+        // The master; or no master known yet (an election): the secondary
+        // it is.
+        if let Some(log) = opts.log.as_deref() {
+            if log != crate::replication::catalog::DEFAULT_NAME {
+                client.use_log(log).await?;
+            }
+        }
         return Ok(client);
     }
     Client::connect_with(&master, opts).await

@@ -81,7 +81,7 @@ pub(super) async fn serve(mut reader: Reader, writer: Writer, peer: Peer, shared
         addr,
         access,
         version,
-        log: std::sync::atomic::AtomicU32::new(crate::entry::DEFAULT_LOG),
+        log: std::sync::Mutex::new(None),
     };
     if opened {
         while let Some(request) = conn.next_request(&mut reader).await {
@@ -107,8 +107,10 @@ struct Conn {
     addr: SocketAddr,
     access: Access,
     version: u32,
-    /// The log its appends and lists are for (`UseLog`).
-    log: std::sync::atomic::AtomicU32,
+    /// The name of the log its appends and lists are for (`UseLog`;
+    /// `None`: default), found again at each request, so that a log
+    /// deleted and created again under its name is the new one.
+    log: std::sync::Mutex<Option<String>>,
 }
 
 /// A client's request, one type each, as read from its frame.
@@ -232,8 +234,23 @@ impl Conn {
         let (shared, outbox, credits) = (&self.shared, &self.outbox, &self.credits);
         if let Request::Appends(items) = request {
             let from = (self.client, self.addr, self.access);
-            let log = self.log.load(std::sync::atomic::Ordering::Relaxed);
-            return take_appends(shared, outbox, credits, from, (log, items)).await;
+            return match self.log_id() {
+                Ok(log) => take_appends(shared, outbox, credits, from, (log, items)).await,
+                Err(error) => {
+                    // Each refused as it would be one by one.
+                    for item in items {
+                        if !take_credit(shared, outbox, credits, self.addr).await {
+                            return false;
+                        }
+                        let error = error.clone();
+                        outbox.offer(Frame::AppendFailed {
+                            req: item.req,
+                            error,
+                        });
+                    }
+                    true
+                }
+            };
         }
         if !take_credit(shared, outbox, credits, self.addr).await {
             return false;
@@ -241,24 +258,26 @@ impl Conn {
         match request {
             Request::Appends(_) => unreachable!("handled above"),
             Request::List(mut page) => {
-                page.log = self.log.load(std::sync::atomic::Ordering::Relaxed);
-                if !shared.logs().exists(page.log) {
-                    let error = AppendError::NoSuchLog {
-                        log: format!("with id {} (it was deleted)", page.log),
-                    };
-                    outbox.offer(Frame::AppendFailed {
-                        req: page.req,
-                        error,
-                    });
-                    return true;
+                match self.log_id() {
+                    Ok(log) => {
+                        page.log = log;
+                        self.on_list(page);
+                    }
+                    Err(error) => {
+                        outbox.offer(Frame::AppendFailed {
+                            req: page.req,
+                            error,
+                        });
+                    }
                 }
-                self.on_list(page);
                 true
             }
             Request::UseLog { req, log } => {
                 let answer = match shared.log_id(&log) {
-                    Some(id) => {
-                        self.log.store(id, std::sync::atomic::Ordering::Relaxed);
+                    Some(_) => {
+                        let name =
+                            (log != crate::replication::catalog::DEFAULT_NAME).then_some(log);
+                        *self.log.lock().expect("log lock") = name;
                         Frame::Appended { req, seq: 0 }
                     }
                     None => Frame::AppendFailed {
@@ -284,6 +303,19 @@ impl Conn {
             Request::MemberChange { req, change } => {
                 change_members(shared, outbox, (self.client, self.access), req, change).await
             }
+        }
+    }
+
+    /// The id of the connection's log now, or why there is none.
+    fn log_id(&self) -> Result<crate::entry::LogId, AppendError> {
+        match self.log.lock().expect("log lock").as_deref() {
+            None => Ok(crate::entry::DEFAULT_LOG),
+            Some(name) => (self.shared.log_id(name)).ok_or_else(|| {
+                AppendError::NoSuchLog {
+                    log: name.to_string(),
+                }
+                .for_version(self.version)
+            }),
         }
     }
 

@@ -90,6 +90,13 @@ impl Api {
                 .append(&master_addr, item, name.as_deref())
                 .await
                 .map_err(|e| Problem::forwarded(e, &key)),
+            // Named as the client named it (the core knows ids).
+            Err(AppendError::NoSuchLog { .. }) if name.is_some() => Err(Problem::append(
+                AppendError::NoSuchLog {
+                    log: name.unwrap_or_default(),
+                },
+                &key,
+            )),
             Err(e) => Err(Problem::append(e, &key)),
         }
     }

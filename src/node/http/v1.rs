@@ -141,7 +141,12 @@ async fn append_to(
     };
     let appended = async {
         api.may_append(&headers)?;
-        let log = named(&api, log)?;
+        // A node still catching up may not know yet of a log just created:
+        // its core then hands the append on to the master, which decides.
+        let log = match named(&api, log.clone()) {
+            Err(_) if log.as_deref().is_some_and(|n| check_name(n).is_ok()) => (LogId::MAX, log),
+            resolved => resolved?,
+        };
         let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
         let mut item = if append_body::is_json(&headers) {
             append_body::json_item(&api, &headers, body).await?
