@@ -354,6 +354,7 @@ impl Client {
     pub async fn list_logs(&self) -> Result<Vec<LogStatus>, ClientError> {
         match self.request(|req| Frame::ListLogs { req }).await? {
             Frame::LogsListed { logs, .. } => Ok(logs),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
             other => Err(self.protocol(other)),
         }
     }

@@ -324,8 +324,11 @@ impl Conn {
         let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
         self.shared.tracker.spawn(
             async move {
-                let logs = list_logs(&shared).await;
-                outbox.send(Frame::LogsListed { req, logs }).await;
+                let answer = match list_logs(&shared).await {
+                    Ok(logs) => Frame::LogsListed { req, logs },
+                    Err(error) => Frame::AppendFailed { req, error },
+                };
+                outbox.send(answer).await;
             }
             .in_current_span(),
         );

@@ -415,8 +415,8 @@ pub(super) async fn change_logs(
 }
 
 /// Every log this node knows, `default` first, with the first message it
-/// holds and the last visible one.
-pub(super) async fn list_logs(shared: &Arc<Shared>) -> Vec<LogStatus> {
+/// holds and the last visible one; or why the log cannot be read.
+pub(super) async fn list_logs(shared: &Arc<Shared>) -> Result<Vec<LogStatus>, AppendError> {
     let logs = shared.logs();
     let upto = *shared.visible.borrow();
     let read = shared
@@ -432,9 +432,9 @@ pub(super) async fn list_logs(shared: &Arc<Shared>) -> Vec<LogStatus> {
                 .collect::<std::io::Result<Vec<_>>>()
         })
         .await;
-    read.unwrap_or_else(|e| {
+    read.map_err(|e| {
         warn!(error = %e, "cannot read the log for a list of logs");
-        Vec::new()
+        AppendError::Storage(format!("node {} cannot read its log: {e}", shared.cfg.id))
     })
 }
 

@@ -70,8 +70,14 @@ async fn logs(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     if let Err(p) = api.access(&headers) {
         return p.into_response();
     }
-    let logs: Vec<Value> = (super::super::requests::list_logs(&api.shared).await)
-        .into_iter()
+    let logs = match super::super::requests::list_logs(&api.shared).await {
+        Ok(logs) => logs,
+        Err(AppendError::Storage(why)) => {
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage", why).into_response()
+        }
+        Err(e) => return Problem::append(e, "").into_response(),
+    };
+    let logs: Vec<Value> = (logs.into_iter())
         .map(|l| json!({"name": l.name, "first": l.first, "last": l.last}))
         .collect();
     json_answer(StatusCode::OK, json!({ "logs": logs }))
