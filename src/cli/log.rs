@@ -64,15 +64,8 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
             timeout,
             conn,
         } => {
-            check_name(&name).map_err(|e| ClientError::Usage(e.to_string()))?;
-            let change = LogChangeRequest::Create { name: name.clone() };
-            at_master(
-                &node_list(node),
-                Change::Logs(change),
-                &conn.options()?,
-                timeout,
-            )
-            .await?;
+            let create = LogChangeRequest::Create { name: name.clone() };
+            change(&name, create, (node, timeout, &conn)).await?;
             say(format!("created log {name}\n"))
         }
         LogCommand::Delete {
@@ -81,15 +74,8 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
             timeout,
             conn,
         } => {
-            check_name(&name).map_err(|e| ClientError::Usage(e.to_string()))?;
-            let change = LogChangeRequest::Delete { name: name.clone() };
-            at_master(
-                &node_list(node),
-                Change::Logs(change),
-                &conn.options()?,
-                timeout,
-            )
-            .await?;
+            let delete = LogChangeRequest::Delete { name: name.clone() };
+            change(&name, delete, (node, timeout, &conn)).await?;
             say(format!("deleted log {name}\n"))
         }
         LogCommand::List { node, json, conn } => {
@@ -114,6 +100,23 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
             say(text)
         }
     }
+}
+
+/// Makes `request` about log `name` at the master, once the name is one a
+/// log can have (a usage error otherwise: nothing is sent).
+async fn change(
+    name: &str,
+    request: LogChangeRequest,
+    (node, timeout, conn): (Option<String>, Duration, &ConnArgs),
+) -> Result<u64, ClientError> {
+    check_name(name).map_err(|e| ClientError::Usage(e.to_string()))?;
+    at_master(
+        &node_list(node),
+        Change::Logs(request),
+        &conn.options()?,
+        timeout,
+    )
+    .await
 }
 
 /// Prints `text` on standard output.

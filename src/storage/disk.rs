@@ -824,17 +824,33 @@ impl DiskLog {
         upto: Seq,
         (max, max_bytes): (usize, usize),
     ) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
         let Some(range) = (self.segments.iter())
             .filter_map(|s| s.numbers.range(log))
             .find(|r| r.last >= from)
         else {
-            return Ok(out);
+            return Ok(Vec::new());
         };
         let start = range.start_for(from.max(range.first));
+        self.collect((start, upto), (max, max_bytes), |r| {
+            r.log == log && r.number >= from && !r.is_control()
+        })
+    }
+
+    /// The entries `from..=upto` that `keep` takes, at most `max` of them
+    /// and `max_bytes` by their cost (at least one).
+    fn collect(
+        &self,
+        (from, upto): (Seq, Seq),
+        (max, max_bytes): (usize, usize),
+        keep: impl Fn(&Record<'_>) -> bool,
+    ) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
         let mut bytes = 0usize;
-        self.walk(start, upto, |_, _, r| {
-            if r.log != log || r.number < from || r.is_control() {
+        self.walk(from, upto, |_, _, r| {
+            if !keep(r) {
                 return true;
             }
             let e = r.to_entry();
@@ -969,22 +985,7 @@ impl DiskLog {
         max: usize,
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        if max == 0 {
-            return Ok(out);
-        }
-        let mut bytes = 0usize;
-        self.walk(from, upto, |_, _, r| {
-            let e = r.to_entry();
-            let cost = super::entry_cost(&e);
-            if !out.is_empty() && bytes + cost > max_bytes {
-                return false;
-            }
-            bytes += cost;
-            out.push(e);
-            out.len() < max
-        })?;
-        Ok(out)
+        self.collect((from, upto), (max, max_bytes), |_| true)
     }
 
     /// Calls `visit((seq, log, number), key, message)` for entries `from..=upto`
