@@ -307,15 +307,15 @@ async fn a_master_of_an_older_node_protocol_is_refused_and_changes_nothing() {
     c.wait_healthy(&[1, 2]).await;
     let seq = append(c.master(), "before", 3).await.unwrap();
     let epoch = c.wait_up(0).await.epoch;
-    // A member, at the next epoch, but speaking node protocol 8: its
-    // entries would carry no log and number.
+    // A member, at the next epoch, but speaking node protocol 9: it
+    // would not follow consumer groups.
     let older = Role::Master {
         id: "n1".into(),
         epoch: epoch + 1,
     };
-    let reason = refused(&c, 1, node_hello_of(&c, older, 8), None);
+    let reason = refused(&c, 1, node_hello_of(&c, older, 9), None);
     assert!(
-        reason.contains("takes entries only from a master of 9 or later; upgrade the master"),
+        reason.contains("takes entries only from a master of 10 or later; upgrade the master"),
         "{reason}"
     );
     assert_eq!(append(c.master(), "after", 3).await.unwrap(), seq + 1);

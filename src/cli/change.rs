@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::client::{connect_master, Client, ClientError, ConnectOptions};
-use crate::wire::{AppendError, LogChangeRequest, MemberChangeRequest};
+use crate::wire::{AppendError, GroupChangeRequest, LogChangeRequest, MemberChangeRequest};
 
 /// What to ask the master.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub(super) enum Change {
     Members(MemberChangeRequest),
     /// A log created or deleted.
     Logs(LogChangeRequest),
+    /// A consumer group's position set, or a group deleted.
+    Groups(GroupChangeRequest),
 }
 
 impl Change {
@@ -23,6 +25,7 @@ impl Change {
         match self {
             Change::Members(c) => client.change_members(c.clone()).await,
             Change::Logs(c) => client.change_logs(c.clone()).await,
+            Change::Groups(c) => client.change_groups(c.clone()).await,
         }
     }
 }

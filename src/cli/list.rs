@@ -6,9 +6,10 @@ use crate::client::{ClientError, ConnectOptions};
 use crate::json::entry_json;
 
 use super::common::*;
+use super::group::Consumer;
 
 /// What `list` prints: the range, and how.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Listing {
     pub(super) from: u64,
     /// Last sequence number to print, if bounded.
@@ -18,6 +19,9 @@ pub(super) struct Listing {
     pub(super) json: bool,
     pub(super) follow: bool,
     pub(super) committed: bool,
+    /// The consumer group to read as: from after its position, moved as
+    /// pages are printed.
+    pub(super) group: Option<String>,
 }
 
 /// How long `list --follow` waits before reconnecting after losing its
@@ -29,16 +33,24 @@ pub(super) async fn list(
     l: Listing,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
+    // A group reads what is committed only: what it has read never goes.
+    let mut consumer = l.group.clone().map(|g| Consumer::new(nodes, conn, g));
+    let from = match &mut consumer {
+        Some(c) => c.position().await? + 1,
+        None => l.from.max(1),
+    };
+    let committed = l.committed || consumer.is_some();
     let mut client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
-    let mut next = l.from.max(1);
+    let mut next = from;
     // Numbers have no gaps: a first page that starts later than asked
     // starts where retention left the log.
     let mut asked = Some(next);
     let mut printed = 0u64;
     let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
-    // A JSON array unless following (then one object per line, NDJSON).
-    let array = l.json && !l.follow;
+    // A JSON array unless following or committing pages as they are
+    // printed (then one object per line, NDJSON).
+    let array = l.json && !l.follow && consumer.is_none();
     let mut items: Vec<serde_json::Value> = Vec::new();
     loop {
         if budget(printed) == 0 || l.to.is_some_and(|to| next > to) {
@@ -46,7 +58,7 @@ pub(super) async fn list(
         }
         let page_max = budget(printed).min(1000) as u32;
         let (entries, _) = match client
-            .list_entries(next, page_max, l.follow, l.committed)
+            .list_entries(next, page_max, l.follow, committed)
             .await
         {
             Ok(page) => page,
@@ -81,12 +93,14 @@ pub(super) async fn list(
         }
         // One flush per page, not per line.
         let mut page = Vec::new();
+        let mut last = None;
         for (seq, message) in entries {
             if l.to.is_some_and(|to| seq > to) || budget(printed) == 0 {
                 next = u64::MAX;
                 break;
             }
             next = seq + 1;
+            last = Some(seq);
             printed += 1;
             if array {
                 items.push(entry_json(seq, &message));
@@ -100,6 +114,11 @@ pub(super) async fn list(
         }
         if !page.is_empty() && !emit(&mut stdout, &page, || "the messages were read".into())? {
             return Ok(()); // a closed pipe (| head) is not an error
+        }
+        // Printed: the group has read them. A consumer killed before this
+        // prints the page again; after it, never.
+        if let (Some(c), Some(last)) = (&mut consumer, last) {
+            c.commit(last).await?;
         }
     }
     if array {
@@ -119,7 +138,7 @@ pub struct ListArgs {
     #[arg(long, env = "REPLOG_NODES")]
     pub(super) node: Option<String>,
     /// First sequence number to print.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "group")]
     pub(super) from: u64,
     /// Last sequence number to print.
     #[arg(long)]
@@ -136,6 +155,9 @@ pub struct ListArgs {
     /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
     #[arg(long)]
     pub(super) committed: bool,
+    /// Read as consumer group GROUP: start after the group's position in the log (at 1 if it has none; replog group list shows them) and move it, on the master, as each page is printed, so that a consumer killed and started again prints at most its last page again and misses nothing. Only committed messages are read (as with --committed); with --json, one object per line.
+    #[arg(long, value_name = "GROUP")]
+    pub(super) group: Option<String>,
     /// Give up (exit 5) if the listing has not finished after this long, connecting included.
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "follow")]
     pub(super) timeout: Option<Duration>,
@@ -157,10 +179,14 @@ pub(super) async fn run(args: ListArgs) -> Result<(), ClientError> {
         json,
         follow,
         committed,
+        group,
         timeout,
         log,
         conn,
     } = args;
+    if let Some(g) = &group {
+        super::group::check_group(g)?;
+    }
     let conn = log.on(conn.options()?)?;
     let nodes = node_list(node);
     let listing = Listing {
@@ -170,6 +196,7 @@ pub(super) async fn run(args: ListArgs) -> Result<(), ClientError> {
         json,
         follow,
         committed,
+        group,
     };
     within(
         from_now(timeout),

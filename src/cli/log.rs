@@ -109,7 +109,7 @@ async fn change(
     request: LogChangeRequest,
     (node, timeout, conn): (Option<String>, Duration, &ConnArgs),
 ) -> Result<u64, ClientError> {
-    check_name(name).map_err(|e| ClientError::Usage(e.to_string()))?;
+    check_name(name).map_err(|e| ClientError::Usage(format!("log name: {e}")))?;
     at_master(
         &node_list(node),
         Change::Logs(request),

@@ -8,6 +8,7 @@ mod bench;
 mod change;
 mod common;
 mod get;
+mod group;
 mod health;
 mod list;
 mod log;
@@ -50,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: log::LogCommand,
     },
+    /// List, show, set and delete consumer groups' positions (replog list --group GROUP reads from after its group's position and moves it as it prints).
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
     /// See and change the cluster's members.
     Member {
         #[command(subcommand)]
@@ -77,6 +83,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Health(args) => health::run(args).await,
         Command::Member { command } => member(command).await,
         Command::Log { command } => log::run(command).await,
+        Command::Group { command } => group::run(command).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -12,8 +12,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::entry::Seq;
 use crate::wire::{
-    AppendError, Frame, HealthReport, Hello, LogChangeRequest, LogStatus, MemberChangeRequest,
-    Role, Welcome, WriteConcern, PROTOCOL_VERSION,
+    AppendError, Frame, GroupChangeRequest, GroupStatus, HealthReport, Hello, LogChangeRequest,
+    LogStatus, MemberChangeRequest, Role, Welcome, WriteConcern, PROTOCOL_VERSION,
 };
 
 use super::error::ClientError;
@@ -112,7 +112,8 @@ async fn read_answers(mut reader: crate::net::FrameReader, pending: Pending, wat
             | Frame::Listed { req, .. }
             | Frame::Digests { req, .. }
             | Frame::HealthReport { req, .. }
-            | Frame::LogsListed { req, .. } => *req,
+            | Frame::LogsListed { req, .. }
+            | Frame::GroupsListed { req, .. } => *req,
             _ => continue,
         };
         let waiter = pending
@@ -354,6 +355,32 @@ impl Client {
     pub async fn list_logs(&self) -> Result<Vec<LogStatus>, ClientError> {
         match self.request(|req| Frame::ListLogs { req }).await? {
             Frame::LogsListed { logs, .. } => Ok(logs),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// Sets a consumer group's position in a log, or deletes a group;
+    /// answered, once a majority holds the change, with its position in
+    /// the replicated log.
+    pub async fn change_groups(&self, change: GroupChangeRequest) -> Result<Seq, ClientError> {
+        match self
+            .request(|req| Frame::GroupChange { req, change })
+            .await?
+        {
+            Frame::Appended { seq, .. } => Ok(seq),
+            Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
+            other => Err(self.protocol(other)),
+        }
+    }
+
+    /// The consumer groups' positions the node knows (of `group`, or of
+    /// every group), by group then log, each with its log's last visible
+    /// message number.
+    pub async fn list_groups(&self, group: Option<&str>) -> Result<Vec<GroupStatus>, ClientError> {
+        let group = group.map(str::to_string);
+        match self.request(|req| Frame::ListGroups { req, group }).await? {
+            Frame::GroupsListed { groups, .. } => Ok(groups),
             Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
             other => Err(self.protocol(other)),
         }

@@ -210,6 +210,9 @@ fn describe(e: &AppendError) -> String {
         AppendError::LogExists { log } => {
             format!("a log named {log} exists already; nothing was created")
         }
+        AppendError::NoSuchGroup { group } => format!(
+            "no consumer group named {group} has a position; nothing was done (replog group list shows the groups)"
+        ),
     }
 }
 
@@ -250,7 +253,11 @@ impl ClientError {
             ) => 5,
             ClientError::Degraded { .. } => 7,
             // Definite, nothing done; as `get` of a message that is not.
-            ClientError::Append(AppendError::NoSuchLog { .. } | AppendError::LogExists { .. }) => 1,
+            ClientError::Append(
+                AppendError::NoSuchLog { .. }
+                | AppendError::LogExists { .. }
+                | AppendError::NoSuchGroup { .. },
+            ) => 1,
             ClientError::Diverged { .. } => 8,
             // As a shell reports a command ended by SIGINT.
             ClientError::Interrupted { .. } => 130,
@@ -286,6 +293,7 @@ impl ClientError {
             ClientError::Append(AppendError::Storage(_)) => ("storage", true, None),
             ClientError::Append(AppendError::NoSuchLog { .. }) => ("no_such_log", true, None),
             ClientError::Append(AppendError::LogExists { .. }) => ("log_exists", true, None),
+            ClientError::Append(AppendError::NoSuchGroup { .. }) => ("no_such_group", true, None),
             ClientError::Append(AppendError::ShuttingDown { seq }) => {
                 ("shutting_down", seq.is_some(), *seq)
             }

@@ -99,6 +99,9 @@ pub struct DaemonArgs {
     /// Most named logs besides default (replog log create); more are refused with the reason. Give every node the same.
     #[arg(long, env = "REPLOG_MAX_LOGS", default_value_t = Limits::default().max_logs)]
     pub max_logs: usize,
+    /// Most consumer group positions, a group counting once per log it reads (replog group); a commit past it is refused with the reason. Give every node the same.
+    #[arg(long, env = "REPLOG_MAX_GROUPS", default_value_t = Limits::default().max_groups)]
+    pub max_groups: usize,
     /// Most unanswered requests per client connection; past it the connection is not read until answers go out.
     #[arg(long, env = "REPLOG_MAX_INFLIGHT", default_value_t = Limits::default().max_inflight)]
     pub max_inflight: usize,
@@ -208,6 +211,7 @@ impl DaemonArgs {
             hello_timeout: self.hello_timeout,
             idle_timeout: self.idle_timeout,
             max_logs: self.max_logs,
+            max_groups: self.max_groups,
         };
         cfg
     }

@@ -153,6 +153,7 @@ impl NodeLoop {
                 configs,
                 numbers,
                 logs,
+                groups,
             } => {
                 warn!(
                     node = %self.shared.cfg.id,
@@ -164,7 +165,12 @@ impl NodeLoop {
                 self.shared.tail().restart(numbers.iter().copied());
                 self.shared_sends.clear();
                 let mut log = self.shared.log.write();
-                let result = log.reset(base, &epochs, configs.as_deref(), (&numbers, &logs));
+                let result = log.reset(
+                    base,
+                    &epochs,
+                    configs.as_deref(),
+                    (&numbers, &logs, &groups),
+                );
                 self.visible_tx.send_if_modified(|v| {
                     let changed = *v != base.seq;
                     *v = base.seq;
@@ -189,7 +195,10 @@ impl NodeLoop {
                         reason: format!("{why} failed: {e}"),
                     });
                 }
-                self.report(StorageReport::Numbers { pairs: Vec::new() });
+                self.report(StorageReport::Numbers {
+                    pairs: Vec::new(),
+                    groups: Default::default(),
+                });
             }
             _ => unreachable!("dispatched by run_actions"),
         }

@@ -138,6 +138,14 @@ enum Request {
     LogChange { req: u64, change: LogChangeRequest },
     /// `ListLogs`: the logs this node knows.
     ListLogs { req: u64 },
+    /// `GroupChange`: a group's position set, or a group deleted, for the
+    /// master.
+    GroupChange {
+        req: u64,
+        change: crate::wire::GroupChangeRequest,
+    },
+    /// `ListGroups`: the groups' positions this node knows.
+    ListGroups { req: u64, group: Option<String> },
 }
 
 impl Conn {
@@ -217,6 +225,8 @@ impl Conn {
             Err(Frame::UseLog { req, log }) => Request::UseLog { req, log },
             Err(Frame::LogChange { req, change }) => Request::LogChange { req, change },
             Err(Frame::ListLogs { req }) => Request::ListLogs { req },
+            Err(Frame::GroupChange { req, change }) => Request::GroupChange { req, change },
+            Err(Frame::ListGroups { req, group }) => Request::ListGroups { req, group },
             Err(other) => {
                 if let Some(more) = shared.throttle.allow("unexpected-client-frame") {
                     warn!(peer = %addr, suppressed = more, "closing client connection: unexpected {}", other.name());
@@ -295,6 +305,11 @@ impl Conn {
                 self.on_list_logs(req);
                 true
             }
+            Request::GroupChange { req, change } => {
+                let from = (self.client, self.access);
+                super::groups::change_groups(shared, outbox, from, req, change).await
+            }
+            Request::ListGroups { req, group } => self.on_list_groups(req, group).await,
             Request::Digest { req, range, step } => {
                 self.on_digest(req, range, step);
                 true
@@ -317,6 +332,27 @@ impl Conn {
                 .for_version(self.version)
             }),
         }
+    }
+
+    /// The groups' positions, of one group or of all. False if the node
+    /// stops.
+    async fn on_list_groups(&self, req: u64, group: Option<String>) -> bool {
+        if !self.access.read {
+            let error = AppendError::Unauthorized(format!(
+                "node {} shows groups only to a client that may read: give the client or read token with --token-file",
+                self.shared.cfg.id
+            ));
+            self.outbox.offer(Frame::AppendFailed { req, error });
+            return true;
+        }
+        let Some(answer) = super::groups::list_groups(&self.shared, group).await else {
+            return false;
+        };
+        self.outbox.offer(match answer {
+            Ok(groups) => Frame::GroupsListed { req, groups },
+            Err(error) => Frame::AppendFailed { req, error },
+        });
+        true
     }
 
     /// The logs and where each starts and ends, read in a task of its own.

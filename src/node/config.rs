@@ -451,6 +451,10 @@ pub struct Limits {
     /// Most named logs besides `default` (`--max-logs`): a creation past
     /// it is refused with the reason.
     pub max_logs: usize,
+    /// Most consumer group positions, a group counting once per log it
+    /// has read (`--max-groups`): a commit that would add one past it is
+    /// refused with the reason.
+    pub max_groups: usize,
 }
 
 impl Default for Limits {
@@ -461,6 +465,7 @@ impl Default for Limits {
             hello_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             max_logs: 1024,
+            max_groups: 4096,
         }
     }
 }
@@ -573,6 +578,13 @@ impl NodeConfig {
             return Err(ConfigError::OutOfRange {
                 flag: "--max-logs",
                 value: l.max_logs as u64,
+                range: "0 to 1000000",
+            });
+        }
+        if l.max_groups > 1_000_000 {
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-groups",
+                value: l.max_groups as u64,
                 range: "0 to 1000000",
             });
         }

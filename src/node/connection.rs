@@ -631,7 +631,7 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
         && hello.version < crate::wire::OLDEST_REPLICATION_VERSION
     {
         return Err(HelloRefusal::Other(format!(
-            "a master of node protocol {} sends entries without their log and number: node {} (node protocol {}) takes entries only from a master of {} or later; upgrade the master",
+            "a master of node protocol {} does not replicate what this node does (each log's numbers, consumer groups): node {} (node protocol {}) takes entries only from a master of {} or later; upgrade the master",
             hello.version,
             cfg.id,
             crate::wire::NODE_PROTOCOL_VERSION,
@@ -741,21 +741,27 @@ async fn serve_master(
                 configs: None,
                 numbers: Vec::new(),
                 logs: bytes::Bytes::new(),
+                groups: bytes::Bytes::new(),
             },
-            Some(Ok(Frame::ResetMembers {
-                base,
-                epochs,
-                configs,
-                numbers,
-                logs,
-            })) => SecondaryEvent::Reset {
-                conn,
-                base,
-                epochs,
-                configs: Some(configs),
-                numbers,
-                logs,
-            },
+            Some(Ok(Frame::ResetMembers(reset))) => {
+                let crate::wire::ResetAtBase {
+                    base,
+                    epochs,
+                    configs,
+                    numbers,
+                    logs,
+                    groups,
+                } = *reset;
+                SecondaryEvent::Reset {
+                    conn,
+                    base,
+                    epochs,
+                    configs: Some(configs),
+                    numbers,
+                    logs,
+                    groups,
+                }
+            }
             Some(Ok(Frame::Entries { entries })) => SecondaryEvent::Entries { conn, entries },
             Some(Ok(Frame::Heartbeat { committed })) => {
                 SecondaryEvent::Heartbeat { conn, committed }

@@ -221,6 +221,25 @@ impl NodeLoop {
                 let _ = tx.send(self.core.health(now));
                 return;
             }
+            Input::Groups { group, tx } => {
+                let positions = self.core.groups().map(|p| {
+                    (p.iter())
+                        .filter(|(g, _, _)| group.as_deref().is_none_or(|want| want == *g))
+                        .map(|(g, l, n)| (g.to_string(), l, n))
+                        .collect()
+                });
+                let _ = tx.send(positions);
+                return;
+            }
+            Input::ChangeGroups {
+                client,
+                req,
+                request,
+            } => Event::ChangeGroups {
+                client,
+                req,
+                request,
+            },
             Input::ChangeMembers {
                 client,
                 req,
@@ -386,18 +405,28 @@ impl NodeLoop {
                     reason: self.cannot_store(reason),
                 }
             }
-            // The numbers as the log holds them now, with what is still
-            // to be written: read here, when the core takes the report,
-            // and not when it was queued, since the core may have taken
-            // entries since.
+            // The numbers and positions as the log holds them now, with
+            // what is still to be written: read here, when the core takes
+            // the report, and not when it was queued, since the core may
+            // have taken entries since.
             StorageReport::Numbers { .. } => {
+                let log = self.shared.log.read();
                 let mut last: std::collections::BTreeMap<_, _> =
-                    self.shared.log.read().numbers().into_iter().collect();
-                for e in self.pending.iter().filter(|e| !e.is_control()) {
-                    last.insert(e.log, e.number);
+                    log.numbers().into_iter().collect();
+                let mut groups = log.groups();
+                drop(log);
+                for e in self.pending.iter() {
+                    if !e.is_control() {
+                        last.insert(e.log, e.number);
+                    } else if e.key.as_deref() == Some(crate::replication::groups::GROUP_KEY) {
+                        let mut delta = crate::replication::groups::Delta::default();
+                        delta.note(&e.message);
+                        groups.then(&delta);
+                    }
                 }
                 StorageReport::Numbers {
                     pairs: last.into_iter().collect(),
+                    groups,
                 }
             }
             written @ (StorageReport::Written { .. } | StorageReport::Synced { .. }) => written,
@@ -510,7 +539,10 @@ impl NodeLoop {
                 let reason = format!("writing the log failed: {e}");
                 self.report(StorageReport::Unwritten { after, reason });
                 // A secondary forgets the numbers of what was not written.
-                self.report(StorageReport::Numbers { pairs: Vec::new() });
+                self.report(StorageReport::Numbers {
+                    pairs: Vec::new(),
+                    groups: Default::default(),
+                });
                 return;
             }
         };
@@ -734,22 +766,38 @@ impl NodeLoop {
             Ok(0) => {}
             Ok(n) => {
                 let (base, numbers) = (log.base(), log.numbers_at_base());
+                let groups = log.groups_at_base();
                 drop(log);
                 self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 info!(node = %self.shared.cfg.id, segments = n, first = base.seq + 1, "retention deleted the oldest segment(s): the log now starts at sequence number {}", base.seq + 1);
-                self.step(now, Event::Compacted { base, numbers });
+                self.step(
+                    now,
+                    Event::Compacted {
+                        base,
+                        numbers,
+                        groups,
+                    },
+                );
             }
             Err(e) => {
                 // The base may have moved before the failure: the core
                 // must know where the log starts.
                 let (base, numbers) = (log.base(), log.numbers_at_base());
+                let groups = log.groups_at_base();
                 drop(log);
                 warn!(error = %e, "retention could not delete old segments; will try again");
                 self.shared.tail().drop_through(base.seq);
                 self.shared_sends.clear();
                 if base != before {
-                    self.step(now, Event::Compacted { base, numbers });
+                    self.step(
+                        now,
+                        Event::Compacted {
+                            base,
+                            numbers,
+                            groups,
+                        },
+                    );
                 }
             }
         }

@@ -255,6 +255,7 @@ pub(crate) fn outcome_label(result: &Result<u64, AppendError>) -> &'static str {
         Err(AppendError::Unauthorized(_)) => "unauthorized",
         Err(AppendError::NoSuchLog { .. }) => "no_such_log",
         Err(AppendError::LogExists { .. }) => "log_exists",
+        Err(AppendError::NoSuchGroup { .. }) => "no_such_group",
     }
 }
 

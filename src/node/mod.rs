@@ -54,6 +54,7 @@ mod clients;
 pub mod config;
 mod connection;
 mod event_loop;
+mod groups;
 mod http;
 mod link;
 mod log_lock;
@@ -315,6 +316,7 @@ fn open_storage(
         configs,
         numbers: crate::replication::numbers::Numbers::known(log.numbers(), log.numbers_at_base()),
         catalog: log.catalog(),
+        groups: crate::replication::groups::GroupState::known(log.groups(), log.groups_at_base()),
     };
     state.check().map_err(|e| {
         let dir = cfg.data_dir.as_ref().map(|d| d.display().to_string());
@@ -338,6 +340,7 @@ fn start_core(
         CoreConfig {
             id: cfg.id.clone(),
             max_logs: cfg.limits.max_logs,
+            max_groups: cfg.limits.max_groups,
             // Joining, it knows no member: its log will say.
             nodes: match cfg.join {
                 Some(_) => Vec::new(),

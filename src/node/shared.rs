@@ -77,6 +77,25 @@ pub(crate) enum Input {
         /// The change.
         change: crate::replication::role::LogChange,
     },
+    /// A client asks for a consumer group's position to be set, or a group
+    /// deleted.
+    ChangeGroups {
+        /// The client's connection, to answer on.
+        client: ClientId,
+        /// Its request id.
+        req: u64,
+        /// The request.
+        request: crate::replication::role::GroupRequest,
+    },
+    /// A client asks for the groups' positions (of one group, or of all):
+    /// `None` while the core does not know them (right after a cut).
+    Groups {
+        /// Only this group's.
+        group: Option<String>,
+        /// Where the answer goes: `(group, log, position)`.
+        #[allow(clippy::type_complexity)]
+        tx: oneshot::Sender<Option<Vec<(String, crate::entry::LogId, crate::entry::Seq)>>>,
+    },
     /// Something a link reported (master only).
     Link(MasterEvent),
     /// A master opened a replication connection and proved itself; the core

@@ -30,20 +30,20 @@ pub const DEFAULT_NAME: &str = "default";
 /// Longest log name, in bytes (Kafka allows 249 for a topic).
 pub const MAX_NAME_BYTES: usize = 200;
 
-/// Why a log name is refused.
+/// Why a log's or a consumer group's name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// Nothing.
-    #[error("a log name cannot be empty")]
+    #[error("a name cannot be empty")]
     Empty,
     /// Over [`MAX_NAME_BYTES`].
-    #[error("the log name is {0} bytes, over the {MAX_NAME_BYTES} allowed")]
+    #[error("the name is {0} bytes, over the {MAX_NAME_BYTES} allowed")]
     TooLong(usize),
     /// `.` or `..`, which name directories, not logs.
-    #[error("'{0}' cannot be a log name")]
+    #[error("'{0}' cannot be a name")]
     Dots(String),
     /// A character other than ASCII letters, digits, `.`, `_` and `-`.
-    #[error("the log name {0:?} holds {1:?}: use only ASCII letters, digits, '.', '_' and '-'")]
+    #[error("the name {0:?} holds {1:?}: use only ASCII letters, digits, '.', '_' and '-'")]
     Character(String, char),
 }
 
@@ -148,6 +148,14 @@ impl Logs {
             return Some(DEFAULT_LOG);
         }
         self.by_name.get(name).copied()
+    }
+
+    /// The name of log `id`, if it exists.
+    pub fn name_of(&self, id: LogId) -> Option<String> {
+        if id == DEFAULT_LOG {
+            return Some(DEFAULT_NAME.to_string());
+        }
+        (self.by_name.iter()).find_map(|(n, i)| (*i == id).then(|| n.clone()))
     }
 
     /// Whether log `id` exists.

@@ -28,6 +28,7 @@
 //!   filled, cumulative acks, the `--replicate-delay` and `--fail-rate` aids.
 
 pub mod catalog;
+pub mod groups;
 pub mod keys;
 pub mod master;
 pub mod membership;
@@ -132,6 +133,8 @@ pub struct LogState {
     pub numbers: numbers::Numbers,
     /// The named logs: at the base, and the catalog entries after it.
     pub catalog: catalog::Catalog,
+    /// The consumer groups' positions, and those at the base.
+    pub groups: groups::GroupState,
 }
 
 /// A log that names an epoch no election can reach, and what to do.

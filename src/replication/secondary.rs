@@ -24,6 +24,7 @@ type ResetFacts = (
     Option<Vec<(Seq, Bytes)>>,
     Vec<(LogId, Seq)>,
     Bytes,
+    Bytes,
 );
 
 /// Most bytes of entries (as [`crate::wire::entry_cost`] counts them)
@@ -86,6 +87,9 @@ pub enum SecondaryEvent {
         numbers: Vec<(LogId, Seq)>,
         /// The named logs at `base` (`catalog::Logs`' text).
         logs: Bytes,
+        /// The consumer groups' positions at `base` (`groups::Positions`'
+        /// text).
+        groups: Bytes,
     },
     /// Retention deleted the start of the local log: it begins after
     /// `base`.
@@ -136,6 +140,8 @@ pub enum SecondaryAction {
         numbers: Vec<(LogId, Seq)>,
         /// The named logs at `base`.
         logs: Bytes,
+        /// The consumer groups' positions at `base`.
+        groups: Bytes,
     },
     /// Cut the local log after this sequence number.
     Truncate {
@@ -244,6 +250,7 @@ impl Secondary {
             numbers: self.numbers,
             // The role's core keeps the catalog (`role::catalog`).
             catalog: Default::default(),
+            groups: Default::default(),
         };
         (state, self.stored)
     }
@@ -351,7 +358,8 @@ impl Secondary {
                 configs,
                 numbers,
                 logs,
-            } => self.on_reset(conn, base, (epochs, configs, numbers, logs), out),
+                groups,
+            } => self.on_reset(conn, base, (epochs, configs, numbers, logs, groups), out),
             SecondaryEvent::Entries { conn, entries } => {
                 if self.conn != Some(conn) || !self.synced {
                     return;
@@ -441,7 +449,7 @@ impl Secondary {
         &mut self,
         conn: ConnId,
         base: Position,
-        (epochs, configs, numbers, logs): ResetFacts,
+        (epochs, configs, numbers, logs, groups): ResetFacts,
         out: &mut Vec<SecondaryAction>,
     ) {
         if !self.start_over(conn) {
@@ -462,6 +470,7 @@ impl Secondary {
             configs,
             numbers,
             logs,
+            groups,
         });
     }
 
@@ -487,7 +496,7 @@ impl Secondary {
                 }
             }
             StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
-            StorageReport::Numbers { pairs } => self.numbers.set_last(pairs),
+            StorageReport::Numbers { pairs, .. } => self.numbers.set_last(pairs),
         }
     }
 
@@ -656,6 +665,7 @@ mod tests {
     fn connected(cfg: SecondaryConfig, last: Seq) -> (Secondary, Instant) {
         let log = LogState {
             catalog: Default::default(),
+            groups: Default::default(),
             epoch: 1,
             last: Position {
                 epoch: if last == 0 { 0 } else { 1 },
@@ -1261,6 +1271,7 @@ mod tests {
             configs: members.clone(),
             numbers: Vec::new(),
             logs: bytes::Bytes::new(),
+            groups: bytes::Bytes::new(),
         };
         assert_eq!(
             step(&mut s, now, reset),
@@ -1270,6 +1281,7 @@ mod tests {
                 configs: members,
                 numbers: Vec::new(),
                 logs: bytes::Bytes::new(),
+                groups: bytes::Bytes::new(),
             }]
         );
         assert_eq!((s.received(), s.stored(), s.committed()), (10, 10, 10));

@@ -75,12 +75,15 @@ pub enum StorageReport {
     },
     /// The log was cut or reset as this node's core asked
     /// (`CutLog`, `ResetLog`): each log's last message number in it now,
-    /// as the runtime reads them from the log (with what it has yet to
-    /// write) when it hands the report over, since a cut may take back
-    /// numbers the core no longer knows. See `super::numbers`.
+    /// and the consumer groups' positions, as the runtime reads them from
+    /// the log (with what it has yet to write) when it hands the report
+    /// over, since a cut may take back numbers and positions the core no
+    /// longer knows. See `super::numbers` and `super::groups`.
     Numbers {
         /// `(log, last number)` of every log that has had a message.
         pairs: Vec<(crate::entry::LogId, Seq)>,
+        /// The consumer groups' positions.
+        groups: super::groups::Positions,
     },
     /// The local log failed in a way that cannot be undone: nothing more
     /// is acknowledged.

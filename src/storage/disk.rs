@@ -59,6 +59,7 @@ use super::record::{
 use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, LogId, Position, Seq};
+use crate::replication::groups::{Delta, Positions, GROUP_KEY};
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
@@ -80,6 +81,8 @@ struct Segment {
     sparse: Vec<u64>,
     /// The message numbers of each log it holds.
     numbers: SegmentNumbers,
+    /// What its group entries did.
+    groups: Delta,
 }
 
 impl Segment {
@@ -92,6 +95,7 @@ impl Segment {
             len: 0,
             sparse: Vec::new(),
             numbers: SegmentNumbers::default(),
+            groups: Delta::default(),
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct DiskLog {
     /// The catalog entries the log holds (few: one per log created or
     /// deleted), and the named logs at the base (`base.logs`).
     catalog: (Vec<(Seq, bytes::Bytes)>, bytes::Bytes),
+    /// The consumer groups' positions at the base (`base.groups`).
+    groups_at_base: Positions,
     /// The roll to the last segment, while it is not yet durable
     /// (`roll.rs`): at most one.
     roll: Option<Arc<Roll>>,
@@ -258,6 +264,7 @@ impl DiskLog {
             base,
             at_base: read_base_numbers(dir)?,
             catalog: (Vec::new(), read_base_logs(dir)?),
+            groups_at_base: read_base_groups(dir)?,
             roll: None,
             prepared: Prepared::default(),
             defer_rolls: false,
@@ -428,6 +435,7 @@ impl DiskLog {
             len: found.len,
             sparse: found.sparse,
             numbers: found.numbers,
+            groups: found.groups,
         });
         Ok(())
     }
@@ -559,6 +567,10 @@ impl DiskLog {
             if e.key.as_deref() == Some(crate::replication::catalog::CATALOG_KEY) {
                 self.catalog.0.push((e.seq, e.message.clone()));
             }
+            if e.key.as_deref() == Some(GROUP_KEY) {
+                let seg = self.segments.last_mut().expect("one segment");
+                seg.groups.note(&e.message);
+            }
             self.remember(base + start);
         }
         if self.segments.last().expect("one segment").len >= self.segment_bytes {
@@ -638,6 +650,17 @@ impl DiskLog {
         self.count = seq;
         self.epochs.retain(|(_, first)| *first <= seq);
         self.catalog.0.retain(|(s, _)| *s <= seq);
+        // What the segment's group entries did is read again from those
+        // that stay (a cut is rare: a segment's read is affordable).
+        let first = self.segments.last().expect("one segment").first;
+        let mut groups = Delta::default();
+        self.walk(first, seq, |key, message, _| {
+            if key == Some(GROUP_KEY) {
+                groups.note(message);
+            }
+            true
+        })?;
+        self.segments.last_mut().expect("one segment").groups = groups;
         // The newest configuration entry at or before the base stays: it
         // is the membership from there on.
         let base = self.base.seq;
@@ -721,6 +744,15 @@ impl DiskLog {
             self.segments[..deletable].iter().map(|s| &s.numbers),
         );
         write_base_numbers(&self.dir, &at_base)?;
+        // So do the groups' positions (in the logs that exist there).
+        let mut groups_at_base = self.groups_at_base.clone();
+        for seg in &self.segments[..deletable] {
+            groups_at_base.then(&seg.groups);
+        }
+        let logs = crate::replication::catalog::Logs::decode(&self.catalog_at(through));
+        let logs = logs.unwrap_or_default();
+        groups_at_base.retain_logs(|l| logs.exists(l));
+        write_base_groups(&self.dir, &groups_at_base.encode())?;
         // The catalog entries deleted are the base's catalog now.
         let gone = self.catalog.0.partition_point(|(s, _)| *s <= through);
         let logs_at_base = if gone > 0 {
@@ -733,6 +765,7 @@ impl DiskLog {
         write_base(&self.dir, base, &begun)?;
         self.base = base;
         self.at_base = at_base;
+        self.groups_at_base = groups_at_base;
         if let Some(logs) = logs_at_base {
             self.catalog.0.drain(..gone);
             self.catalog.1 = logs;
@@ -764,7 +797,7 @@ impl DiskLog {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
-        (numbers, logs): (&[(LogId, Seq)], &bytes::Bytes),
+        (numbers, logs, groups): (&[(LogId, Seq)], &bytes::Bytes, &bytes::Bytes),
     ) -> io::Result<()> {
         if base.seq == Seq::MAX {
             return Err(io::Error::new(
@@ -788,10 +821,14 @@ impl DiskLog {
         }
         write_base_numbers(&self.dir, numbers)?;
         write_base_logs(&self.dir, logs)?;
+        let groups = Positions::decode(groups)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
+        write_base_groups(&self.dir, &groups.encode())?;
         write_base(&self.dir, base, epochs)?;
         self.base = base;
         self.at_base = numbers.to_vec();
         self.catalog = (Vec::new(), logs.clone());
+        self.groups_at_base = groups;
         self.count = base.seq;
         self.last_epoch = base.epoch;
         self.epochs = epochs.to_vec();
@@ -803,6 +840,7 @@ impl DiskLog {
         seg.first = base.seq + 1;
         seg.sparse.clear();
         seg.numbers = SegmentNumbers::default();
+        seg.groups = Delta::default();
         sync_dir(&self.dir)
     }
 
@@ -905,6 +943,19 @@ impl DiskLog {
     /// Each log's last message number.
     pub(super) fn numbers(&self) -> Vec<(LogId, Seq)> {
         last_numbers(&self.at_base, self.segments.iter().map(|s| &s.numbers))
+    }
+
+    /// The consumer groups' positions: those at the base, then what each
+    /// segment's group entries did.
+    pub(super) fn groups(&self) -> Positions {
+        let mut positions = self.groups_at_base.clone();
+        self.segments.iter().for_each(|s| positions.then(&s.groups));
+        positions
+    }
+
+    /// The consumer groups' positions at the base, as text.
+    pub(super) fn groups_at_base(&self) -> bytes::Bytes {
+        self.groups_at_base.encode()
     }
 
     /// Each log's last message number at the base.
@@ -1211,6 +1262,32 @@ fn read_base_logs(dir: &Path) -> io::Result<bytes::Bytes> {
     Ok(text.into())
 }
 
+/// The `base.groups` file: the consumer groups' positions at the base, as
+/// `groups::Positions::encode` writes them (checked when read); none if
+/// there is no file.
+fn read_base_groups(dir: &Path) -> io::Result<Positions> {
+    let path = dir.join("base.groups");
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Positions::default()),
+        Err(e) => return Err(e),
+    };
+    Positions::decode(&text).map_err(|why| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} does not hold the groups' positions: {why}",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Records the consumer groups' positions at the base.
+fn write_base_groups(dir: &Path, groups: &bytes::Bytes) -> io::Result<()> {
+    replace_file(dir, "base.groups", &String::from_utf8_lossy(groups))
+}
+
 /// Records the named logs at the base.
 fn write_base_logs(dir: &Path, logs: &bytes::Bytes) -> io::Result<()> {
     replace_file(dir, "base.logs", &String::from_utf8_lossy(logs))
@@ -1386,8 +1463,13 @@ mod tests {
         // A reset takes the master's, past a restart.
         let base = Position { epoch: 1, seq: 90 };
         let logs = bytes::Bytes::from("2\n2 orders\n");
-        log.reset(base, &[(1, 1)], None, (&[(0, 40), (3, 39)], &logs))
-            .unwrap();
+        log.reset(
+            base,
+            &[(1, 1)],
+            None,
+            (&[(0, 40), (3, 39)], &logs, &bytes::Bytes::new()),
+        )
+        .unwrap();
         assert_eq!(log.numbers(), vec![(0, 40), (3, 39)]);
         drop(log);
         let log = DiskLog::open(dir.path(), 200).unwrap();
@@ -1395,6 +1477,77 @@ mod tests {
         assert_eq!(log.numbers_at_base(), vec![(0, 40), (3, 39)]);
         // And the named logs at its base.
         assert_eq!(log.catalog(), (logs, vec![]));
+    }
+
+    /// Entries 1..=n: every third a group entry setting group `g{seq % 2}`
+    /// at `seq` in log 0 (and every 21st deleting `g1`), the rest messages.
+    fn with_groups(n: Seq) -> Vec<Entry> {
+        use crate::replication::groups::GroupChange;
+        (1..=n)
+            .map(|seq| match seq {
+                _ if seq % 21 == 0 => GroupChange::Delete { group: "g1".into() }.entry(1, seq),
+                _ if seq % 3 == 0 => GroupChange::Set {
+                    group: format!("g{}", seq % 2),
+                    log: 0,
+                    number: seq,
+                }
+                .entry(1, seq),
+                _ => Entry::message((1, seq), (0, seq), None, format!("m{seq}").into()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_positions_follow_cuts_retention_resets_and_restarts() {
+        use crate::replication::groups::{GroupChange, Positions};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 200).unwrap();
+        let entries = with_groups(60);
+        entries.chunks(5).for_each(|c| log.append(c).unwrap());
+        let positions_at = |seq: Seq| {
+            let mut p = Positions::default();
+            for e in &entries[..seq as usize] {
+                if let Ok(change) = GroupChange::decode(&e.message) {
+                    p.apply(&change);
+                }
+            }
+            p
+        };
+        assert_eq!(log.groups(), positions_at(60));
+        assert!(log.segments().unwrap().len() > 3);
+        // A cut inside a segment, and one that drops whole segments: the
+        // positions are those the entries kept leave.
+        log.truncate_after(58).unwrap();
+        assert_eq!(log.groups(), positions_at(58));
+        log.truncate_after(40).unwrap();
+        assert_eq!(log.groups(), positions_at(40));
+        assert_ne!(positions_at(40), positions_at(58), "the cut mattered");
+        entries[40..50]
+            .chunks(3)
+            .for_each(|c| log.append(c).unwrap());
+        assert_eq!(log.groups(), positions_at(50));
+        // Retention records the positions at the base.
+        let through = log.segments().unwrap()[1].last;
+        log.delete_through(through).unwrap();
+        assert_eq!(log.groups_at_base(), positions_at(through).encode());
+        assert_eq!(log.groups(), positions_at(50));
+        drop(log);
+        // A restart finds them all again.
+        let mut log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(log.groups(), positions_at(50));
+        // A reset takes the master's, past a restart.
+        let base = Position { epoch: 1, seq: 90 };
+        let groups = bytes::Bytes::from("billing 0 70\n");
+        let no_logs = bytes::Bytes::new();
+        log.reset(base, &[(1, 1)], None, (&[(0, 70)], &no_logs, &groups))
+            .unwrap();
+        drop(log);
+        let log = DiskLog::open(dir.path(), 200).unwrap();
+        assert_eq!(
+            log.groups().iter().collect::<Vec<_>>(),
+            [("billing", 0, 70)]
+        );
+        assert_eq!(log.groups_at_base(), groups);
     }
 
     #[test]
@@ -1406,7 +1559,7 @@ mod tests {
             base,
             &[(1, 1), (9, 95)],
             None,
-            (&[(0, 70)], &bytes::Bytes::new()),
+            (&[(0, 70)], &bytes::Bytes::new(), &bytes::Bytes::new()),
         )
         .unwrap();
         assert_eq!((log.last(), all(&log)), (base, vec![]));
@@ -2150,16 +2303,26 @@ mod tests {
         // node's own, past a restart.
         let base = Position { epoch: 1, seq: 300 };
         let given = vec![(250, bytes::Bytes::from("voter c h:3\n"))];
-        log.reset(base, &[(1, 1)], Some(&given), (&[], &bytes::Bytes::new()))
-            .unwrap();
+        log.reset(
+            base,
+            &[(1, 1)],
+            Some(&given),
+            (&[], &bytes::Bytes::new(), &bytes::Bytes::new()),
+        )
+        .unwrap();
         assert_eq!(log.configs(), given);
         drop(log);
         let mut log = DiskLog::open(dir.path(), 2_000).unwrap();
         assert_eq!(log.configs(), given);
         // A master that says none were made: none, past a restart.
         let base = Position { epoch: 1, seq: 400 };
-        log.reset(base, &[(1, 1)], Some(&[]), (&[], &bytes::Bytes::new()))
-            .unwrap();
+        log.reset(
+            base,
+            &[(1, 1)],
+            Some(&[]),
+            (&[], &bytes::Bytes::new(), &bytes::Bytes::new()),
+        )
+        .unwrap();
         assert_eq!(log.configs(), vec![]);
         drop(log);
         let log = DiskLog::open(dir.path(), 2_000).unwrap();

@@ -70,6 +70,8 @@ pub struct MemoryLog {
     base_numbers: Vec<(LogId, Seq)>,
     /// The named logs at `base`.
     base_logs: bytes::Bytes,
+    /// The consumer groups' positions at `base` (`groups::Positions`' text).
+    base_groups: bytes::Bytes,
     /// Epoch persisted by `set_epoch` (memory only: 0 after a restart).
     epoch: Epoch,
     /// The vote recorded with it.
@@ -206,7 +208,7 @@ impl Log {
         base: Position,
         epochs: &[(Epoch, Seq)],
         configs: Option<&[(Seq, bytes::Bytes)]>,
-        (numbers, logs): (&[(LogId, Seq)], &bytes::Bytes),
+        (numbers, logs, groups): (&[(LogId, Seq)], &bytes::Bytes, &bytes::Bytes),
     ) -> io::Result<()> {
         match self {
             Log::Memory(m) => {
@@ -215,9 +217,37 @@ impl Log {
                 m.base_epochs = epochs.to_vec();
                 m.base_numbers = numbers.to_vec();
                 m.base_logs = logs.clone();
+                m.base_groups = groups.clone();
                 Ok(())
             }
-            Log::Disk(d) => d.reset(base, epochs, configs, (numbers, logs)),
+            Log::Disk(d) => d.reset(base, epochs, configs, (numbers, logs, groups)),
+        }
+    }
+
+    /// The consumer groups' positions the log leaves: those at its base,
+    /// then what its group entries did.
+    pub fn groups(&self) -> crate::replication::groups::Positions {
+        use crate::replication::groups::{Delta, Positions, GROUP_KEY};
+        match self {
+            Log::Memory(m) => {
+                let mut positions = Positions::decode(&m.base_groups).unwrap_or_default();
+                let mut delta = Delta::default();
+                (m.entries.iter())
+                    .filter(|e| e.key.as_deref() == Some(GROUP_KEY))
+                    .for_each(|e| delta.note(&e.message));
+                positions.then(&delta);
+                positions
+            }
+            Log::Disk(d) => d.groups(),
+        }
+    }
+
+    /// The consumer groups' positions at the base (`groups::Positions`'
+    /// text), which a secondary reset to start there is sent.
+    pub fn groups_at_base(&self) -> bytes::Bytes {
+        match self {
+            Log::Memory(m) => m.base_groups.clone(),
+            Log::Disk(d) => d.groups_at_base(),
         }
     }
 

@@ -60,6 +60,8 @@ pub(super) struct Scanned {
     /// Its catalog entries (few: one per log created or deleted), with
     /// what they record.
     pub(super) catalog: Vec<(Seq, bytes::Bytes)>,
+    /// What its group entries did.
+    pub(super) groups: crate::replication::groups::Delta,
 }
 
 impl Scanned {
@@ -159,6 +161,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
         configs: Vec::new(),
         numbers: Default::default(),
         catalog: Vec::new(),
+        groups: Default::default(),
     };
     // Read in chunks: a segment is up to 64 MiB and the node's memory
     // should not peak at that at every start. `buf` holds the file from
@@ -195,6 +198,8 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                     found
                         .catalog
                         .push((e.seq, bytes::Bytes::copy_from_slice(e.message)));
+                } else if e.key == Some(crate::replication::groups::GROUP_KEY) {
+                    found.groups.note(e.message);
                 }
                 found.last = e.seq;
                 off += used as u64;

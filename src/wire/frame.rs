@@ -10,8 +10,10 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 /// version 7 the answer `AppendError::Uncommitted`; version 8 the role
 /// `NodeRole::Learner` in health reports; version 9 `MemberChange`;
 /// version 10 the named logs (`UseLog`, `LogChange`, `ListLogs`, and the
-/// errors `NoSuchLog` and `LogExists`).
-pub const PROTOCOL_VERSION: u32 = 10;
+/// errors `NoSuchLog` and `LogExists`); version 11 the consumer groups
+/// (`GroupChange`, `ListGroups`, `GroupsListed`, and the error
+/// `NoSuchGroup`).
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -33,12 +35,14 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 /// its number in that log (`Entry`, and `ResetMembers` the numbers at its
 /// base): entries are not read alike by older nodes, so nodes of 9 or later
 /// replicate only with each other ([`OLDEST_REPLICATION_VERSION`]), while
-/// elections still span both.
-pub const NODE_PROTOCOL_VERSION: u32 = 9;
+/// elections still span both. 10 added the consumer groups' positions at
+/// the base to `ResetMembers`, and group entries, which a node of 9 would
+/// keep but not follow: so nodes of 10 replicate only with each other.
+pub const NODE_PROTOCOL_VERSION: u32 = 10;
 
 /// The oldest node version a master replicates to, and a secondary takes
-/// entries from: the first whose entries carry their log and number.
-pub const OLDEST_REPLICATION_VERSION: u32 = 9;
+/// entries from: the first that follows consumer groups.
+pub const OLDEST_REPLICATION_VERSION: u32 = 10;
 
 /// Everything that can be sent on a replog connection, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -365,26 +369,7 @@ pub enum Frame {
     /// longer be sent (retention deleted them), so that it acts on the
     /// cluster's members and not on older ones its log held. Sent only to
     /// secondaries that said node version 8 or later.
-    ResetMembers {
-        /// The entry before the first the master holds.
-        base: Position,
-        /// The epochs begun up to `base` (first sequence number of each).
-        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
-        epochs: Vec<(Epoch, Seq)>,
-        /// The newest configuration entry at or before the base, as its
-        /// sequence number and message; none if the cluster's members
-        /// never changed up to it. (A list, of one at most, so that it is
-        /// read as `Listed`'s pairs are.)
-        #[serde(with = "super::bounded::listed")]
-        configs: Vec<(Seq, Bytes)>,
-        /// Each log's last message number at the base (node version 9).
-        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
-        numbers: Vec<(crate::entry::LogId, Seq)>,
-        /// The named logs at the base, as `base.logs` holds them (node
-        /// version 9).
-        #[serde(with = "super::bounded::bytes_field")]
-        logs: Bytes,
-    },
+    ResetMembers(Box<ResetAtBase>),
 
     // ---- named logs (version 10) ----
     /// The log this connection's appends and lists are for from now on
@@ -419,6 +404,34 @@ pub enum Frame {
         /// The logs.
         #[serde(deserialize_with = "super::bounded::vec::deserialize")]
         logs: Vec<LogStatus>,
+    },
+
+    // ---- consumer groups (version 11) ----
+    /// Set a consumer group's position in a log, or delete a group:
+    /// answered as a `LogChange` is, `Appended` with the group entry's
+    /// position once a majority holds it, or `AppendFailed` saying why not.
+    GroupChange {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// What to do.
+        change: GroupChangeRequest,
+    },
+    /// The consumer groups' positions this node knows (of one group, or of
+    /// all): answered `GroupsListed`.
+    ListGroups {
+        /// Chosen by the client; echoed in the answer.
+        req: u64,
+        /// Only this group's positions; `None`: every group's.
+        #[serde(deserialize_with = "super::bounded::opt_string::deserialize")]
+        group: Option<String>,
+    },
+    /// Consumer groups' positions, by group then log.
+    GroupsListed {
+        /// The request this answers.
+        req: u64,
+        /// The positions.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        groups: Vec<GroupStatus>,
     },
 
     // ---- not a frame of the protocol: new frames go above ----
@@ -649,6 +662,73 @@ pub enum LogChangeRequest {
     },
 }
 
+/// What a `ResetMembers` says of the base (boxed: the largest frame, kept
+/// out of every other frame's size; encoded as the fields in order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetAtBase {
+    /// The entry before the first the master holds.
+    pub base: Position,
+    /// The epochs begun up to `base` (first sequence number of each).
+    #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+    pub epochs: Vec<(Epoch, Seq)>,
+    /// The newest configuration entry at or before the base, as its
+    /// sequence number and message; none if the cluster's members
+    /// never changed up to it. (A list, of one at most, so that it is
+    /// read as `Listed`'s pairs are.)
+    #[serde(with = "super::bounded::listed")]
+    pub configs: Vec<(Seq, Bytes)>,
+    /// Each log's last message number at the base (node version 9).
+    #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+    pub numbers: Vec<(crate::entry::LogId, Seq)>,
+    /// The named logs at the base, as `base.logs` holds them (node
+    /// version 9).
+    #[serde(with = "super::bounded::bytes_field")]
+    pub logs: Bytes,
+    /// The consumer groups' positions at the base, as `base.groups`
+    /// holds them (node version 10).
+    #[serde(with = "super::bounded::bytes_field")]
+    pub groups: Bytes,
+}
+
+/// A consumer group's position set, or a group deleted, as a client asks
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupChangeRequest {
+    /// Group `group` has read log `log` up to message `number` (0: none).
+    Set {
+        /// The group's name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        group: String,
+        /// The log's name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        log: String,
+        /// The last message read.
+        number: Seq,
+    },
+    /// Delete group `group`, with its positions in every log.
+    Delete {
+        /// The group's name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        group: String,
+    },
+}
+
+/// One consumer group's position in one log, as a node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group's name.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
+    pub group: String,
+    /// The log's name.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
+    pub log: String,
+    /// The number of the last message the group has read (0: none).
+    pub position: Seq,
+    /// The log's last visible message number: the group lags by the
+    /// difference.
+    pub last: Seq,
+}
+
 /// One log, as a node holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogStatus {
@@ -804,6 +884,13 @@ pub enum AppendError {
         #[serde(deserialize_with = "super::bounded::string::deserialize")]
         log: String,
     },
+    /// Definite (version 11): no consumer group of that name has a
+    /// position, so none was deleted.
+    NoSuchGroup {
+        /// The name asked for.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        group: String,
+    },
 }
 
 impl Frame {
@@ -839,11 +926,14 @@ impl Frame {
             Frame::Mismatch { .. } => "Mismatch",
             Frame::Progress { .. } => "Progress",
             Frame::Reset { .. } => "Reset",
-            Frame::ResetMembers { .. } => "ResetMembers",
+            Frame::ResetMembers(_) => "ResetMembers",
             Frame::UseLog { .. } => "UseLog",
             Frame::LogChange { .. } => "LogChange",
             Frame::ListLogs { .. } => "ListLogs",
             Frame::LogsListed { .. } => "LogsListed",
+            Frame::GroupChange { .. } => "GroupChange",
+            Frame::ListGroups { .. } => "ListGroups",
+            Frame::GroupsListed { .. } => "GroupsListed",
             Frame::NodeVersion { .. } => "NodeVersion",
             Frame::Digest { .. } => "Digest",
             Frame::Digests { .. } => "Digests",
@@ -888,6 +978,9 @@ impl AppendError {
             }
             AppendError::LogExists { log } if version < 10 => {
                 AppendError::BadRequest(format!("a log named {log} exists already"))
+            }
+            AppendError::NoSuchGroup { group } if version < 11 => {
+                AppendError::BadRequest(format!("there is no group named {group}"))
             }
             other => other,
         }

@@ -8,8 +8,8 @@ use rand::Rng;
 use rand::RngCore;
 use replog::entry::{Entry, Position};
 use replog::wire::{
-    AppendAnswer, AppendError, Frame, FrameCodec, HealthReport, Hello, NodeHealth, NodeRole,
-    PeerStatus, Role, Welcome, WriteConcern,
+    AppendAnswer, AppendError, Frame, FrameCodec, GroupChangeRequest, GroupStatus, HealthReport,
+    Hello, NodeHealth, NodeRole, PeerStatus, Role, Welcome, WriteConcern,
 };
 
 pub fn text(rng: &mut SmallRng) -> String {
@@ -51,8 +51,11 @@ pub fn append(rng: &mut SmallRng) -> Frame {
 
 /// A random append error.
 pub fn append_error(rng: &mut SmallRng) -> AppendError {
-    match rng.gen_range(0..10) {
+    match rng.gen_range(0..13) {
         0 => AppendError::BadRequest(text(rng)),
+        10 => AppendError::NoSuchLog { log: text(rng) },
+        11 => AppendError::LogExists { log: text(rng) },
+        12 => AppendError::NoSuchGroup { group: text(rng) },
         1 => AppendError::TimedOut {
             seq: rng.gen(),
             stored_on: rng.gen(),
@@ -174,7 +177,39 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..14) {
+        12 => match rng.gen_range(0..20) {
+            14 => Frame::UseLog {
+                req: rng.gen(),
+                log: text(rng),
+            },
+            15 => Frame::ListLogs { req: rng.gen() },
+            16 => Frame::GroupChange {
+                req: rng.gen(),
+                change: if rng.gen_bool(0.5) {
+                    GroupChangeRequest::Set {
+                        group: text(rng),
+                        log: text(rng),
+                        number: rng.gen(),
+                    }
+                } else {
+                    GroupChangeRequest::Delete { group: text(rng) }
+                },
+            },
+            17 => Frame::ListGroups {
+                req: rng.gen(),
+                group: rng.gen_bool(0.5).then(|| text(rng)),
+            },
+            18 => Frame::GroupsListed {
+                req: rng.gen(),
+                groups: (0..rng.gen_range(0..4))
+                    .map(|_| GroupStatus {
+                        group: text(rng),
+                        log: text(rng),
+                        position: rng.gen(),
+                        last: rng.gen(),
+                    })
+                    .collect(),
+            },
             13 => Frame::LearnerVote {
                 epoch: rng.gen(),
                 term: rng.gen(),

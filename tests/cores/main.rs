@@ -84,6 +84,9 @@ fn the_schedules_inject_every_fault_they_claim() {
             "{stats:?}"
         );
         assert!(stats.sync_failures > 0 && stats.log_cuts > 0, "{stats:?}");
+        // Consumer groups' positions were set through the faults, and the
+        // cores followed them (`groups_follow_the_log`).
+        assert!(stats.groups_made > 50, "{stats:?}");
         // Strangers forged hellos, votes and epochs, and were refused.
         assert!(stats.forgeries > 0 && stats.refusals > 0, "{stats:?}");
         // Failed appends whose answers promised their entry.

@@ -22,11 +22,14 @@ use rand::{Rng, SeedableRng};
 
 use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use replog::replication::catalog::{Catalog, Logs};
+use replog::replication::groups::{GroupChange, GroupState, Positions, GROUP_KEY};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
 use replog::replication::numbers::Numbers;
-use replog::replication::role::{Action, Core, CoreConfig, Event, VoteAnswer, VoteRequest};
+use replog::replication::role::{
+    Action, Core, CoreConfig, Event, GroupRequest, VoteAnswer, VoteRequest,
+};
 use replog::replication::secondary::SecondaryEvent;
 use replog::replication::storage::{Durability, StorageReport};
 use replog::replication::{quorum, AppendRequest, LogState, MemberChange, Timing};
@@ -228,6 +231,9 @@ pub struct Stats {
     /// Membership changes asked for, and made (committed).
     pub changes_asked: u64,
     pub changes_made: u64,
+    /// Consumer groups' requests asked for, and made (committed).
+    pub groups_asked: u64,
+    pub groups_made: u64,
     /// Configuration entries masters wrote (changes and promotions).
     pub config_entries: u64,
     /// Masters that stepped down once their own removal was committed.
@@ -265,6 +271,8 @@ impl std::ops::AddAssign for Stats {
         self.wipes += o.wipes;
         self.changes_asked += o.changes_asked;
         self.changes_made += o.changes_made;
+        self.groups_asked += o.groups_asked;
+        self.groups_made += o.groups_made;
         self.config_entries += o.config_entries;
         self.left += o.left;
         self.damaged += o.damaged;
@@ -325,6 +333,10 @@ pub struct World {
     change_rng: SmallRng,
     /// The request id of the next membership change.
     next_change: u64,
+    /// Draws consumer groups' positions set and groups deleted.
+    group_rng: SmallRng,
+    /// The request ids of groups' requests (answered as changes are).
+    group_reqs: HashSet<u64>,
 }
 
 /// Whether node `n` stored `entry` at `seq` durably: it holds it, or held
@@ -352,6 +364,10 @@ const STEP: Duration = Duration::from_millis(1);
 /// Seeds the generator of membership changes; also the first request id of
 /// a change (appends' ids are below it).
 const CHANGES: u64 = 1 << 40;
+
+/// Seeds the draws of consumer groups' requests, which are answered as
+/// membership changes are (their ids come from the same count).
+const GROUPS: u64 = 1 << 41;
 
 impl World {
     /// A cluster for `seed`, with faults drawn from it.
@@ -398,6 +414,8 @@ impl World {
             invariants: Invariants::default(),
             change_rng: SmallRng::seed_from_u64(seed ^ CHANGES ^ 1),
             next_change: CHANGES,
+            group_rng: SmallRng::seed_from_u64(seed ^ GROUPS),
+            group_reqs: HashSet::new(),
         };
         for i in 0..n {
             world.nodes.push(Node {
@@ -428,6 +446,7 @@ impl World {
     fn config(&self, node: usize) -> CoreConfig {
         CoreConfig {
             max_logs: 8,
+            max_groups: 8,
             id: format!("n{node}"),
             nodes: (0..self.faults.nodes)
                 .map(|i| (format!("n{i}"), format!("n{i}:1")))
@@ -520,6 +539,8 @@ impl World {
                 Logs::decode(b"1\n1 orders\n").expect("a catalog"),
                 Vec::new(),
             ),
+            // As the node's storage reads them at start.
+            groups: GroupState::known(groups_of(&n.log), Bytes::new()),
         };
         let cfg = self.config(node);
         let (core, actions) = Core::new(cfg, state, self.instant());
@@ -621,7 +642,9 @@ impl World {
         self.carry_out(node, actions);
         if cut && self.nodes[node].core.is_some() {
             let pairs = numbers_of(&self.nodes[node].log);
-            self.step_node(node, Event::Storage(StorageReport::Numbers { pairs }));
+            let groups = groups_of(&self.nodes[node].log);
+            let report = StorageReport::Numbers { pairs, groups };
+            self.step_node(node, Event::Storage(report));
         }
     }
 
@@ -1135,6 +1158,9 @@ impl World {
             failures.push(("what an answer promises holds", e));
         }
         if self.now.as_millis().is_multiple_of(10) {
+            if let Err(e) = invariants::groups_follow_the_log::check(&views) {
+                failures.push(("a core's groups' positions are its log's", e));
+            }
             if let Err(e) = invariants::log_matching::check(&views) {
                 failures.push(("logs equal on their common prefix", e));
             }
@@ -1439,6 +1465,9 @@ impl World {
             }
             if self.faults.changes > 0.0 && self.change_rng.gen_bool(self.faults.changes) {
                 self.change_members(false);
+            }
+            if self.group_rng.gen_bool(0.01) {
+                self.change_groups();
             }
             if self.rng.gen_bool(self.faults.partition) {
                 // The master, mostly: cut off from everyone for a while.
@@ -1858,16 +1887,56 @@ impl World {
         );
     }
 
+    /// Asks the master (if a node is master) to set a consumer group's
+    /// position in one of the two logs, at most its last number there (a
+    /// request past it is refused), or now and then to delete a group.
+    fn change_groups(&mut self) {
+        let n = self.faults.nodes;
+        let Some(master) =
+            (0..n).find(|&i| self.nodes[i].core.as_ref().is_some_and(|c| c.is_master()))
+        else {
+            return;
+        };
+        let group = format!("g{}", self.group_rng.gen_range(0..3));
+        let request = if self.group_rng.gen_bool(0.1) {
+            GroupRequest::Delete(group)
+        } else {
+            let log = self.group_rng.gen_range(0..2u32);
+            let last = (numbers_of(&self.nodes[master].log).into_iter())
+                .find(|(l, _)| *l == log)
+                .map_or(0, |(_, n)| n);
+            GroupRequest::Set {
+                group,
+                log,
+                number: self.group_rng.gen_range(0..=last + 1),
+            }
+        };
+        let req = self.next_change;
+        self.next_change += 1;
+        self.stats.groups_asked += 1;
+        self.group_reqs.insert(req);
+        self.step_node(
+            master,
+            Event::ChangeGroups {
+                client: 0,
+                req,
+                request,
+            },
+        );
+    }
+
     /// The answer to a membership change: made (its entry committed), or
     /// refused for a reason a client is told.
     fn changed(&mut self, req: u64, result: Result<Seq, AppendError>) {
         match result {
+            Ok(_) if self.group_reqs.contains(&req) => self.stats.groups_made += 1,
             Ok(_) => self.stats.changes_made += 1,
             Err(
                 AppendError::BadRequest(_)
                 | AppendError::NotMaster { .. }
                 | AppendError::ShuttingDown { .. }
                 | AppendError::Uncommitted { .. }
+                | AppendError::NoSuchGroup { .. }
                 | AppendError::Storage(_),
             ) => {}
             Err(other) => panic!("seed {}: change {req} answered {other:?}", self.seed),
@@ -1976,6 +2045,16 @@ impl World {
 }
 
 /// Each log's last message number in `log`, as a node's storage reports it.
+/// The consumer groups' positions `log` leaves, as the node's storage
+/// reads them.
+pub fn groups_of(log: &[Entry]) -> Positions {
+    let mut positions = Positions::default();
+    for e in log.iter().filter(|e| e.key.as_deref() == Some(GROUP_KEY)) {
+        positions.apply(&GroupChange::decode(&e.message).expect("written by a master"));
+    }
+    positions
+}
+
 fn numbers_of(log: &[Entry]) -> Vec<(u32, Seq)> {
     let mut last = std::collections::BTreeMap::new();
     for e in log.iter().filter(|e| !e.is_control()) {

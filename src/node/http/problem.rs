@@ -101,6 +101,11 @@ impl Problem {
                 "log_exists",
                 format!("a log named {log} exists already"),
             ),
+            AppendError::NoSuchGroup { group } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_such_group",
+                format!("no consumer group named {group} has a position; nothing was done"),
+            ),
             AppendError::Unauthorized(why) => Problem::new(
                 StatusCode::FORBIDDEN,
                 "unauthorized",

@@ -58,7 +58,7 @@ fn named(api: &Api, name: Option<String>) -> Result<(LogId, Option<String>), Pro
     let Some(name) = name else {
         return Ok((DEFAULT_LOG, None));
     };
-    check_name(&name).map_err(|e| Problem::bad_request(e.to_string()))?;
+    check_name(&name).map_err(|e| Problem::bad_request(format!("log name: {e}")))?;
     match api.shared.log_id(&name) {
         Some(id) => Ok((id, Some(name))),
         None => Err(Problem::append(AppendError::NoSuchLog { log: name }, "")),

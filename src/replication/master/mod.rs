@@ -181,6 +181,16 @@ pub enum MasterEvent {
         /// The change.
         change: crate::replication::catalog::Change,
     },
+    /// A client asks for a consumer group's position to be set, or the
+    /// group deleted: `change` is the group entry's, checked by the core.
+    ChangeGroups {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The change.
+        change: crate::replication::groups::GroupChange,
+    },
     /// Time passed.
     Tick,
 }
@@ -380,6 +390,9 @@ pub struct Master {
     /// The named logs at the base, as a reset tells them (the core, which
     /// follows the catalog, says: [`Master::set_logs_at_base`]).
     logs_at_base: bytes::Bytes,
+    /// The consumer groups' positions at the base, as a reset tells them
+    /// (from the core: [`Master::set_groups_at_base`]).
+    groups_at_base: bytes::Bytes,
     /// The secondaries.
     peers: Vec<Peer>,
     /// Waiting appends by id.
@@ -489,6 +502,7 @@ impl Master {
             keys: log.keys,
             numbers: log.numbers,
             logs_at_base: log.catalog.at_base().encode(),
+            groups_at_base: log.groups.at_base().clone(),
             peers,
             // Looked up for every ack: a fast hasher (randomly seeded).
             waiters: foldhash::HashMap::default(),
@@ -519,6 +533,18 @@ impl Master {
     /// reset tells a secondary these.
     pub fn set_logs_at_base(&mut self, logs: bytes::Bytes) {
         self.logs_at_base = logs;
+    }
+
+    /// Log `log`'s last message number, unless a cut's numbers are not yet
+    /// reported.
+    pub fn last_number(&self, log: crate::entry::LogId) -> Option<Seq> {
+        self.numbers.is_known().then(|| self.numbers.last(log))
+    }
+
+    /// The consumer groups' positions at the log's base changed
+    /// (retention moved it): a reset tells a secondary these.
+    pub fn set_groups_at_base(&mut self, groups: bytes::Bytes) {
+        self.groups_at_base = groups;
     }
 
     /// Number of voters in the cluster, master included if it is one:
@@ -690,7 +716,12 @@ impl Master {
                 client,
                 req,
                 change,
-            } => self.change_logs((client, req), change, out),
+            } => self.write_control((client, req), change.entry(self.epoch, self.last + 1), out),
+            MasterEvent::ChangeGroups {
+                client,
+                req,
+                change,
+            } => self.write_control((client, req), change.entry(self.epoch, self.last + 1), out),
             MasterEvent::ChangeMembers { client, req, next } => {
                 self.change((client, req), next, out)
             }
@@ -721,6 +752,7 @@ impl Master {
             numbers: self.numbers,
             // The role's core keeps the catalog (`role::catalog`).
             catalog: Default::default(),
+            groups: Default::default(),
         };
         (state, self.stored)
     }

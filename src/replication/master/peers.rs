@@ -31,11 +31,12 @@ impl Master {
             self.peers[peer].last_heard = Some(now);
             return out.push(MasterAction::Diverged { peer, conn, reason });
         }
-        // An older node reads entries without their log and number: what
-        // it would store is not this log.
+        // An older node reads entries otherwise (without their log and
+        // number, or without following consumer groups): what it would
+        // store or act on is not this log.
         if version < crate::wire::OLDEST_REPLICATION_VERSION {
             let reason = format!(
-                "secondary {} runs an older replog (node protocol {version}), whose entries carry no log and number: this master (node protocol {}) does not replicate to it; upgrade it",
+                "secondary {} runs an older replog (node protocol {version}), which does not replicate what this one does (each log's numbers, consumer groups): this master (node protocol {}) does not replicate to it; upgrade it",
                 self.peers[peer].id,
                 crate::wire::NODE_PROTOCOL_VERSION
             );
@@ -57,7 +58,7 @@ impl Master {
             frame = self.reset(base, epochs);
             agree = base.seq;
         }
-        let reset = matches!(frame, Frame::Reset { .. } | Frame::ResetMembers { .. });
+        let reset = matches!(frame, Frame::Reset { .. } | Frame::ResetMembers(_));
         let stored = if agree == self.base.seq && reset {
             agree
         } else {
@@ -91,13 +92,14 @@ impl Master {
             .map(|(s, m)| (*s, m.encode()))
             .into_iter()
             .collect();
-        Frame::ResetMembers {
+        Frame::ResetMembers(Box::new(crate::wire::ResetAtBase {
             base,
             epochs,
             configs,
             numbers: self.numbers.at_base().to_vec(),
             logs: self.logs_at_base.clone(),
-        }
+            groups: self.groups_at_base.clone(),
+        }))
     }
 
     /// A secondary refused the hello (or its proof of the key, or its

@@ -15,7 +15,7 @@ impl Master {
             StorageReport::Unwritten { after, reason } => self.on_unwritten(after, reason, out),
             StorageReport::SyncFailed { reason } => self.on_sync_failed(reason, out),
             StorageReport::Failed { reason } => self.on_storage_failed(reason, out),
-            StorageReport::Numbers { pairs } => self.numbers.set_last(pairs),
+            StorageReport::Numbers { pairs, .. } => self.numbers.set_last(pairs),
         }
     }
 

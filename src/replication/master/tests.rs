@@ -44,6 +44,7 @@ pub(super) fn master(secondaries: usize) -> (Master, Instant) {
     let cfg = with_all_voters(cfg);
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 1,
         last: Position::default(),
         epochs: Vec::new(),
@@ -176,6 +177,7 @@ pub(super) fn append(client: u64, req: u64, w: WriteConcern, msg: &str) -> Maste
 pub(super) fn numbers(pairs: &[(crate::entry::LogId, Seq)]) -> MasterEvent {
     E::Storage(StorageReport::Numbers {
         pairs: pairs.to_vec(),
+        groups: Default::default(),
     })
 }
 
@@ -516,6 +518,7 @@ fn a_secondary_with_a_suffix_the_master_never_stored_is_cut_back() {
     // The log holds 1..=5 of epoch 1 and 6..=7 of epoch 2; this is epoch 3.
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 3,
         last: Position { epoch: 2, seq: 7 },
         epochs: vec![(1, 1), (2, 6)],
@@ -1487,6 +1490,7 @@ fn shutdown_answers_held_appends_without_and_waiters_with_their_sequence_number_
 fn flush_sends_in_batches_up_to_the_window_and_resumes_as_acks_come() {
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 1,
         last: Position { epoch: 1, seq: 10 },
         epochs: vec![(1, 1)],
@@ -1641,6 +1645,7 @@ fn a_cut_forgets_the_epochs_that_began_after_it() {
     // 1..=3 of epoch 1, 4..=5 of epoch 2; this master runs epoch 3.
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 3,
         last: Position { epoch: 2, seq: 5 },
         epochs: vec![(1, 1), (2, 4)],
@@ -1758,6 +1763,7 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
     let base = Position { epoch: 1, seq: 10 };
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 2,
         last: Position { epoch: 2, seq: 20 },
         epochs: vec![(1, 1), (2, 15)],
@@ -1787,13 +1793,14 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
         vec![A::Send {
             peer: 0,
             conn: 10,
-            frame: Frame::ResetMembers {
+            frame: Frame::ResetMembers(Box::new(crate::wire::ResetAtBase {
                 base,
                 epochs: vec![(1, 1)],
                 configs: vec![],
                 numbers: vec![(0, 8)],
                 logs: crate::replication::catalog::Logs::default().encode(),
-            }
+                groups: bytes::Bytes::new(),
+            }))
         }]
     );
     // Then it is sent everything after the base.
@@ -1826,13 +1833,9 @@ fn a_secondary_behind_the_masters_retention_is_reset_to_start_after_the_base() {
     assert!(matches!(
         &out[0],
         A::Send {
-            frame: Frame::ResetMembers {
-                base: Position { epoch: 2, seq: 16 },
-                numbers,
-                ..
-            },
+            frame: Frame::ResetMembers(reset),
             ..
-        } if numbers == &vec![(0, 13)]
+        } if reset.base == Position { epoch: 2, seq: 16 } && reset.numbers == vec![(0, 13)]
     ));
 }
 
@@ -1848,6 +1851,7 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
     };
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 2,
         last: Position { epoch: 2, seq: 20 },
         epochs: vec![(1, 1), (2, 15)],
@@ -1871,13 +1875,14 @@ fn a_reset_carries_the_members_in_force_at_its_base_to_a_secondary_that_reads_th
     let reset_members = |conn, base, configs| A::Send {
         peer: 0,
         conn,
-        frame: Frame::ResetMembers {
+        frame: Frame::ResetMembers(Box::new(crate::wire::ResetAtBase {
             base,
             epochs: vec![(1, 1)],
             configs,
             numbers: Vec::new(),
             logs: crate::replication::catalog::Logs::default().encode(),
-        },
+            groups: bytes::Bytes::new(),
+        })),
     };
     // The entry at 7 is the members at base 10 (12 it will be sent).
     let base = Position { epoch: 1, seq: 10 };
@@ -1918,6 +1923,7 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
     let base = Position { epoch: 1, seq: 10 };
     let state = LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: 2,
         last: Position { epoch: 1, seq: 20 },
         epochs: vec![(1, 1)],
@@ -1942,13 +1948,14 @@ fn a_reset_before_any_change_says_the_members_never_changed() {
             version: crate::wire::NODE_PROTOCOL_VERSION,
         },
     );
-    let expected = Frame::ResetMembers {
+    let expected = Frame::ResetMembers(Box::new(crate::wire::ResetAtBase {
         base,
         epochs: vec![(1, 1)],
         configs: vec![],
         numbers: Vec::new(),
         logs: crate::replication::catalog::Logs::default().encode(),
-    };
+        groups: bytes::Bytes::new(),
+    }));
     assert_eq!(
         out,
         vec![A::Send {

@@ -94,7 +94,8 @@ impl Core {
         let change = match change {
             LogChange::Create(name) => {
                 if let Err(e) = check_name(&name) {
-                    return out.push(reply(Err(AppendError::BadRequest(e.to_string()))));
+                    let why = format!("log name: {e}");
+                    return out.push(reply(Err(AppendError::BadRequest(why))));
                 }
                 if logs.id_of(&name).is_some() {
                     return out.push(reply(Err(AppendError::LogExists { log: name })));

@@ -28,16 +28,22 @@ impl Core {
             epochs,
             configs,
             logs,
+            groups,
             ..
         } = event
         else {
             return None;
         };
         let current = matches!(&self.role, Role::Secondary(s) if s.conn() == Some(*conn));
-        let why = impossible_reset(*base, epochs, configs.as_deref()).or_else(|| {
-            let unreadable = crate::replication::catalog::Logs::decode(logs).is_err();
-            unreadable.then_some("a Reset whose catalog of logs is not readable, refused")
-        })?;
+        let why = impossible_reset(*base, epochs, configs.as_deref())
+            .or_else(|| {
+                let unreadable = crate::replication::catalog::Logs::decode(logs).is_err();
+                unreadable.then_some("a Reset whose catalog of logs is not readable, refused")
+            })
+            .or_else(|| {
+                let unreadable = crate::replication::groups::Positions::decode(groups).is_err();
+                unreadable.then_some("a Reset whose groups' positions are not readable, refused")
+            })?;
         current.then(|| (*conn, why.to_string()))
     }
 

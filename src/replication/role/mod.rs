@@ -34,6 +34,9 @@ pub struct CoreConfig {
     pub id: String,
     /// Most logs besides `default` (`--max-logs`).
     pub max_logs: usize,
+    /// Most consumer group positions, a group counting once per log it
+    /// has read (`--max-groups`).
+    pub max_groups: usize,
     /// Every node's id and address, in cluster order (this one included).
     pub nodes: Vec<(String, String)>,
     /// The id of the master the cluster was configured with (`--master`).
@@ -99,6 +102,16 @@ pub enum Event {
         /// The change.
         change: catalog::LogChange,
     },
+    /// A client asks for a consumer group's position to be set, or a group
+    /// deleted (answered as a membership change is).
+    ChangeGroups {
+        /// Client connection.
+        client: ClientId,
+        /// Request id.
+        req: u64,
+        /// The request.
+        request: groups::GroupRequest,
+    },
     /// A link to a secondary reported something (meant for a master).
     Link(MasterEvent),
     /// A master opened a replication connection to this node (and proved
@@ -126,6 +139,9 @@ pub enum Event {
         base: Position,
         /// Each log's last message number at `base`.
         numbers: Vec<(crate::entry::LogId, Seq)>,
+        /// The consumer groups' positions at `base` (`groups::Positions`'
+        /// text).
+        groups: Bytes,
     },
     /// A candidate asks for this node's vote (or pre-vote); answered with
     /// `AnswerVote` on `conn`.
@@ -286,6 +302,9 @@ pub enum Action {
         numbers: Vec<(crate::entry::LogId, Seq)>,
         /// The named logs at `base` (`catalog::Logs`' text, checked).
         logs: Bytes,
+        /// The consumer groups' positions at `base` (`groups::Positions`'
+        /// text, checked).
+        groups: Bytes,
     },
     /// Cut the local log after `after` (and forget whatever was waiting to
     /// be written beyond it). If cutting fails, report `StorageReport::Failed`.
@@ -444,6 +463,8 @@ pub struct Core {
     configs: Vec<(Seq, Membership)>,
     /// The named logs its log records (see `catalog`).
     catalog: crate::replication::catalog::Catalog,
+    /// The consumer groups' positions its log leaves (see `groups`).
+    groups: crate::replication::groups::GroupState,
 }
 
 impl Core {
@@ -460,6 +481,7 @@ impl Core {
         let mut log = log;
         let configs = std::mem::take(&mut log.configs);
         let catalog = std::mem::take(&mut log.catalog);
+        let groups = std::mem::take(&mut log.groups);
         let members = match configs.last() {
             Some((_, m)) => m.clone(),
             None => Membership::voters(&cfg.nodes),
@@ -492,6 +514,7 @@ impl Core {
             members,
             configs,
             catalog,
+            groups,
         };
         let mut out = Vec::new();
         let stored = log.last.seq;
@@ -569,6 +592,7 @@ impl Core {
         out.push(Action::StartLinks { epoch, peers });
         let mut master = Master::resume(cfg, log, stored, now);
         master.set_logs_at_base(self.catalog.at_base().encode());
+        master.set_groups_at_base(self.groups.at_base().clone());
         if self.cfg.failover {
             let mut actions = Vec::new();
             master.begin_epoch(&mut actions);
@@ -687,6 +711,7 @@ impl Core {
             out.push(left);
         }
         self.track_catalog(&out[start..]);
+        self.track_groups(&out[start..]);
     }
 
     fn step_event(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
@@ -702,6 +727,11 @@ impl Core {
                 req,
                 change,
             } => self.change_logs(now, (client, req), change, out),
+            Event::ChangeGroups {
+                client,
+                req,
+                request,
+            } => self.change_groups(now, (client, req), request, out),
             // A link's report reaches a node that is no longer master only
             // if it stepped down meanwhile: the link is gone, so is this.
             Event::Link(event) => self.master(now, event, out),
@@ -730,8 +760,13 @@ impl Core {
                 }
             }
             Event::Storage(report) => self.on_storage(now, report, out),
-            Event::Compacted { base, numbers } => {
+            Event::Compacted {
+                base,
+                numbers,
+                groups,
+            } => {
                 self.catalog_compacted(base.seq);
+                self.groups_compacted(groups);
                 self.both(
                     now,
                     MasterEvent::Compacted {
@@ -1072,6 +1107,7 @@ impl Core {
         {
             return; // stale: written before a cut
         }
+        self.groups_reported(&report);
         match self.role {
             Role::Master(_) => self.master(now, MasterEvent::Storage(report), out),
             Role::Secondary(_) => self.secondary(now, SecondaryEvent::Storage(report), out),
@@ -1173,6 +1209,7 @@ impl Core {
                     configs,
                     numbers,
                     logs,
+                    groups,
                 } => {
                     self.generation += 1;
                     Action::ResetLog {
@@ -1181,6 +1218,7 @@ impl Core {
                         configs,
                         numbers,
                         logs,
+                        groups,
                     }
                 }
                 SecondaryAction::Truncate { after, diverged } => {
@@ -1353,6 +1391,8 @@ fn from_conn(event: &SecondaryEvent) -> Option<ConnId> {
 
 mod catalog;
 pub use catalog::LogChange;
+mod groups;
+pub use groups::GroupRequest;
 mod config;
 mod election;
 mod frames;

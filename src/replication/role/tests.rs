@@ -10,6 +10,7 @@ use crate::wire::{PeerStatus, WriteConcern};
 fn config(id: &str) -> CoreConfig {
     CoreConfig {
         max_logs: 8,
+        max_groups: 8,
         id: id.into(),
         nodes: vec![
             ("a".into(), "a:1".into()),
@@ -44,6 +45,7 @@ fn log(last: Seq) -> LogState {
     }
     LogState {
         catalog: Default::default(),
+        groups: Default::default(),
         epoch: if last >= 6 { 2 } else { 1 },
         last: Position {
             epoch: epochs.last().map_or(0, |(e, _)| *e),
@@ -621,6 +623,7 @@ fn every_cut_a_master_asks_for_starts_a_new_generation() {
 }
 
 mod election;
+mod groups;
 mod learner;
 mod members;
 mod membership;
@@ -683,6 +686,7 @@ fn a_static_master_whose_failed_sync_cuts_sent_entries_goes_on_in_a_new_epoch() 
     assert_eq!(step(&mut core, now, append(2, None, 1)), vec![]);
     let numbers = StorageReport::Numbers {
         pairs: vec![(crate::entry::DEFAULT_LOG, 7)],
+        groups: Default::default(),
     };
     assert_eq!(step(&mut core, now, Event::Storage(numbers)), vec![]);
     // A secondary that holds the cut seq 8 (of epoch 3) is told to cut it

@@ -4,6 +4,7 @@
 //! seed and the invariant when one fails.
 
 pub mod committed_never_goes_back;
+pub mod groups_follow_the_log;
 mod kept;
 pub mod keyed_append_at_most_once;
 pub mod log_matching;

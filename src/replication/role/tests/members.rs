@@ -208,6 +208,7 @@ fn entries_of_an_epoch_newer_than_their_masters_are_refused() {
         configs: None,
         numbers: Vec::new(),
         logs: bytes::Bytes::new(),
+        groups: bytes::Bytes::new(),
     };
     assert!(matches!(
         &step(&mut b, now, Event::FromMaster(reset))[..],
@@ -228,6 +229,7 @@ fn a_reset_to_a_base_no_log_has_is_refused() {
             configs,
             numbers: Vec::new(),
             logs: bytes::Bytes::new(),
+            groups: bytes::Bytes::new(),
         })
     };
     let refused = |out: Vec<Action>, conn: ConnId, why: &str| {

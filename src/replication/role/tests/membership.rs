@@ -85,6 +85,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             configs,
             numbers: Vec::new(),
             logs: bytes::Bytes::new(),
+            groups: bytes::Bytes::new(),
         })
     };
     // The master says d was added at 6, in force at the base 10.
@@ -99,6 +100,7 @@ fn a_reset_replaces_the_members_with_those_the_master_says_are_in_force_at_its_b
             configs: given,
             numbers: Vec::new(),
             logs: bytes::Bytes::new(),
+            groups: bytes::Bytes::new(),
         }]
     );
     assert_eq!(b.members(), &with_d);
