@@ -132,18 +132,19 @@ async fn a_consumer_killed_mid_stream_resumes_with_nothing_missed_and_at_most_on
             break;
         }
     }
+    // Its last page is committed once printed: the position reaches the
+    // end while it waits for more.
+    let done = wait_until("the second consumer's last commit", || {
+        let p = position(&nodes, "billing", "orders");
+        (p == total).then_some(p)
+    });
+    assert_eq!(done, total);
     second.kill().unwrap();
     second.wait().unwrap();
     assert_eq!(again, (committed + 1..=total).collect::<Vec<_>>());
     // Nothing missed; printed twice only what came after the position.
     let twice = last_printed - committed;
     assert!(twice <= PAGE, "{twice} printed twice");
-    // The position follows the second consumer's pages up to the end.
-    let done = wait_until("the second consumer's last commit", || {
-        let p = position(&nodes, "billing", "orders");
-        (p == total).then_some(p)
-    });
-    assert_eq!(done, total);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,13 +183,12 @@ async fn a_groups_position_survives_a_failover_and_a_restart_of_every_node() {
     run(0, &nodes, &["health", "--wait", "30s"]);
     assert_eq!(position(&nodes, "audit", "orders"), 20);
     assert_eq!(position(&nodes, "ops", "orders"), 42);
-    // And a consumer of the group goes on after it.
-    let read = run(
-        0,
-        &nodes,
-        &["list", "--log", "orders", "--group", "audit", "--max", "3"],
-    );
-    assert_eq!(read, "m21\nm22\nm23\n");
+    // And a consumer of the group goes on after it (following: a master
+    // just elected knows what is committed once its first entry is).
+    let args = [
+        "list", "--log", "orders", "--group", "audit", "--follow", "--max", "3",
+    ];
+    assert_eq!(run(0, &nodes, &args), "m21\nm22\nm23\n");
     let listed = run(0, &nodes, &["group", "list", "--json"]);
     let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
     let rows: Vec<(String, u64, u64)> = (rows.as_array().unwrap().iter())
@@ -235,6 +235,10 @@ async fn bad_names_positions_past_the_end_and_the_cap_are_refused_and_change_not
     run(0, &nodes, &["group", "set", "b", "--to", "2"]);
     let (code, _, err) = replog(&["group", "set", "c", "--to", "3", "--node", &nodes]);
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-groups"), "{err}");
+    // A new group's consumer is refused before it prints anything.
+    let (code, out, err) = replog(&["list", "--group", "c", "--node", &nodes]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
     assert!(err.contains("--max-groups"), "{err}");
     run(0, &nodes, &["group", "set", "a", "--to", "5"]);
     // A group with no position.

@@ -241,6 +241,95 @@ fn a_named_log_is_appended_to_and_read_under_v1_logs() {
     );
 }
 
+fn put_or_delete(method: &str, http: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("http://{http}{path}");
+    let sent = match (method, body) {
+        ("PUT", Some(body)) => agent().put(&url).send_json(body),
+        ("PUT", None) => agent().put(&url).send("not json"),
+        _ => agent().delete(&url).call(),
+    };
+    let Ok(mut r) = sent else {
+        return (0, Value::Null);
+    };
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_consumer_group_is_set_read_as_and_deleted_under_v1_groups() {
+    let (mut c, http) = http_cluster(3, &[]);
+    c.start_all();
+    wait_accepting(&http[0]);
+    let (code, out, err) = replog(&["log", "create", "orders", "--node", &c.addrs[0]]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = "/v1/logs/orders/messages";
+    for m in ["a", "b", "c", "d"] {
+        let (status, _) = post_with(&http[0], path, json!({"message": m, "w": "all"}), &[]);
+        assert_eq!(status, 201);
+    }
+    // Set through a secondary: handed on to the master.
+    let (status, set) = put_or_delete(
+        "PUT",
+        &http[1],
+        "/v1/groups/billing/logs/orders",
+        Some(json!({"position": 2})),
+    );
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        (&set["group"], &set["position"]),
+        (&json!("billing"), &json!(2))
+    );
+    // Every node knows it once it has the entry; read as the group there.
+    for h in &http {
+        let shown = wait_until(&format!("{h} to know billing"), || {
+            let (status, v) = get(h, "/v1/groups/billing", &[]);
+            (status == 200).then_some(v)
+        });
+        assert_eq!(
+            shown["logs"],
+            json!([{"group": "billing", "log": "orders", "position": 2, "last": 4, "lag": 2}]),
+            "{h}"
+        );
+        // Committed messages only: a secondary learns the mark with the
+        // master's next heartbeat.
+        let listed = wait_until(&format!("{h} to list as billing"), || {
+            let (status, listed) = get(h, &format!("{path}?group=billing"), &[]);
+            assert_eq!(status, 200, "{listed}");
+            let messages = listed["messages"].clone();
+            (messages.as_array()?.len() == 2).then_some(messages)
+        });
+        assert_eq!(
+            listed,
+            json!([{"message": "c", "seq": 3}, {"message": "d", "seq": 4}]),
+            "{h}"
+        );
+    }
+    let (_, all) = get(&http[2], "/v1/groups", &[]);
+    assert_eq!(all["groups"].as_array().map(Vec::len), Some(1), "{all}");
+    // Refusals: past the end, a missing log, a bad name or body, group with from.
+    let refused = |path: &str, body: Option<Value>| put_or_delete("PUT", &http[2], path, body);
+    let (status, v) = refused(
+        "/v1/groups/billing/logs/orders",
+        Some(json!({"position": 9})),
+    );
+    assert_eq!((status, &v["error"]), (400, &json!("bad_request")), "{v}");
+    let (status, v) = refused("/v1/groups/billing/logs/nope", Some(json!({"position": 0})));
+    assert_eq!((status, &v["error"]), (404, &json!("no_such_log")), "{v}");
+    let (status, v) = refused("/v1/groups/a%20b/logs/orders", Some(json!({"position": 0})));
+    assert_eq!((status, &v["error"]), (400, &json!("bad_request")), "{v}");
+    let (status, v) = refused("/v1/groups/billing/logs/orders", None);
+    assert_eq!((status, &v["error"]), (400, &json!("bad_request")), "{v}");
+    let (status, v) = get(&http[0], &format!("{path}?group=billing&from=1"), &[]);
+    assert_eq!((status, &v["error"]), (400, &json!("bad_request")), "{v}");
+    // Deleted: gone, and a second delete says there is none.
+    let (status, v) = put_or_delete("DELETE", &http[1], "/v1/groups/billing", None);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = put_or_delete("DELETE", &http[0], "/v1/groups/billing", None);
+    assert_eq!((status, &v["error"]), (404, &json!("no_such_group")), "{v}");
+    let (status, v) = get(&http[0], "/v1/groups/billing", &[]);
+    assert_eq!((status, &v["error"]), (404, &json!("no_such_group")), "{v}");
+}
+
 /// Each outcome has its status and a JSON body that names it.
 #[test]
 fn each_outcome_has_its_status_and_a_json_body() {

@@ -217,7 +217,9 @@ fn every_operation_of_the_openapi_document_is_served_with_a_status_it_lists() {
         let url = format!(
             "http://127.0.0.1:{}{}",
             cluster.base + 1000,
-            path.replace("{seq}", "1").replace("{log}", "default")
+            path.replace("{seq}", "1")
+                .replace("{log}", "default")
+                .replace("{group}", "openapi")
         );
         for method in ["get", "post", "put", "delete"] {
             let status = call(&agent, method, &url);

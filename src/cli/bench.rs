@@ -16,9 +16,9 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// The log.
-    #[command(flatten)]
-    pub(super) log: LogArg,
+    /// The log to append to (replog log list shows them), or several, comma-separated: connection i appends to the i-th, round the list (create them first with replog log create); default: the log named default.
+    #[arg(long, env = "REPLOG_LOG", value_name = "NAME[,NAME...]")]
+    pub(super) log: Option<String>,
     /// Token and TLS, for clusters that require them.
     #[command(flatten)]
     pub(super) conn: ConnArgs,
@@ -33,9 +33,17 @@ pub(super) async fn run(args: BenchArgs) -> Result<(), ClientError> {
         log,
         conn,
     } = args;
-    let conn = log.on(conn.options()?)?;
+    let conn = conn.options()?;
+    let logs: Vec<String> = (log.iter())
+        .flat_map(|l| l.split(','))
+        .map(|l| {
+            crate::replication::catalog::check_name(l)
+                .map(|()| l.to_string())
+                .map_err(|e| ClientError::Usage(format!("--log: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     let nodes = node_list(node);
-    let report = crate::client::bench::run(&nodes, &opts, !json, &conn).await?;
+    let report = crate::client::bench::run(&nodes, &opts, !json, (&conn, &logs)).await?;
     let text = if json {
         format!("{}\n", serde_json::to_string(&report).expect("plain data"))
     } else {

@@ -225,35 +225,46 @@ fn table(groups: &[GroupStatus], json: bool) -> String {
 }
 
 /// A group's position in one log, read and moved by a consumer
-/// (`list --group`) on a connection to the master kept from commit to
-/// commit, and found again through an election.
+/// (`list --group`), and the messages it reads, all on one connection to
+/// the master (which holds every committed position and message), kept
+/// from request to request and found again through an election.
 pub(super) struct Consumer {
     nodes: Vec<String>,
+    /// With the log: the connection reads it.
     conn: ConnectOptions,
     group: String,
     log: String,
+    /// How long to wait for a master before giving up; `None`: as long as
+    /// it takes (`--follow`).
+    wait: Option<Duration>,
     master: Option<Client>,
 }
 
 impl Consumer {
-    /// The consumer of `group` in the log `conn` names.
-    pub(super) fn new(nodes: &[String], conn: &ConnectOptions, group: String) -> Self {
+    /// The consumer of `group` in the log `conn` names; `follow`: it waits
+    /// for a master as long as it takes.
+    pub(super) fn new(
+        nodes: &[String],
+        conn: &ConnectOptions,
+        group: String,
+        follow: bool,
+    ) -> Self {
         let log = (conn.log.as_deref()).unwrap_or(crate::replication::catalog::DEFAULT_NAME);
         Consumer {
             nodes: nodes.to_vec(),
-            conn: ConnectOptions {
-                log: None,
-                ..conn.clone()
-            },
+            conn: conn.clone(),
             log: log.to_string(),
             group,
+            wait: (!follow).then_some(GROUP_WAIT),
             master: None,
         }
     }
 
-    /// The group's position in the log: the last message it has read (0:
-    /// none, or no such group yet).
-    pub(super) async fn position(&mut self) -> Result<u64, ClientError> {
+    /// The group's position in the log: the last message it has read. A
+    /// group with none yet is given one (0) before anything is read, so
+    /// that one the cluster cannot keep (`--max-groups`) is refused before
+    /// a message is printed.
+    pub(super) async fn start(&mut self) -> Result<u64, ClientError> {
         let (group, log) = (self.group.clone(), self.log.clone());
         let groups = self
             .retry(|c| {
@@ -261,9 +272,15 @@ impl Consumer {
                 async move { c.list_groups(Some(&group)).await }
             })
             .await?;
-        Ok((groups.iter())
-            .find(|g| g.log == log)
-            .map_or(0, |g| g.position))
+        match groups.iter().find(|g| g.log == log) {
+            Some(g) => Ok(g.position),
+            None => self.commit(0).await.map(|()| 0),
+        }
+    }
+
+    /// The connection to the master, to read the log from.
+    pub(super) async fn reader(&mut self) -> Result<Client, ClientError> {
+        self.retry(|c| async move { Ok(c) }).await
     }
 
     /// Moves the group's position to `number` (messages up to it are
@@ -286,40 +303,61 @@ impl Consumer {
 
     /// Does `request` on the master, again on a new connection (through an
     /// election) while the master is not known or did not answer, for up
-    /// to [`GROUP_WAIT`].
+    /// to the consumer's wait.
     async fn retry<T, F>(&mut self, request: impl Fn(Client) -> F) -> Result<T, ClientError>
     where
         F: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let deadline = tokio::time::Instant::now() + GROUP_WAIT;
+        let started = tokio::time::Instant::now();
+        let mut said = false;
         loop {
             let client = match self.master.take() {
-                Some(c) => c,
-                None => master(&self.nodes, &self.conn, GROUP_WAIT).await?,
+                Some(c) if !c.is_closed() => Ok(c),
+                _ => master(&self.nodes, &self.conn, GROUP_WAIT).await,
             };
-            let result = request(client.clone()).await;
-            let again = matches!(
-                &result,
-                Err(ClientError::Append(
-                    AppendError::NotMaster { .. }
-                        | AppendError::ShuttingDown { .. }
-                        | AppendError::Uncommitted { .. }
-                        | AppendError::Storage(_)
-                        | AppendError::Refused { .. }
-                ) | ClientError::Lost { .. }
-                    | ClientError::Unreachable { .. }
-                    | ClientError::NoAnswer { .. })
-            );
-            if !again {
-                self.master = Some(client);
+            let result = match client {
+                Ok(client) => {
+                    let result = request(client.clone()).await;
+                    if !again(&result) {
+                        self.master = Some(client);
+                        return result;
+                    }
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            if self.wait.is_some_and(|w| started.elapsed() >= w) {
                 return result;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return result;
+            if !said && self.wait.is_none() {
+                if let Err(e) = &result {
+                    eprintln!(
+                        "replog: {e}; waiting for a master to go on as group {}",
+                        self.group
+                    );
+                }
+                said = true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Whether a consumer's request failed for want of a master that answers:
+/// then it is made again (through an election).
+fn again<T>(result: &Result<T, ClientError>) -> bool {
+    matches!(
+        result,
+        Err(ClientError::Append(
+            AppendError::NotMaster { .. }
+                | AppendError::ShuttingDown { .. }
+                | AppendError::Uncommitted { .. }
+                | AppendError::Storage(_)
+                | AppendError::Refused { .. }
+        ) | ClientError::Lost { .. }
+            | ClientError::Unreachable { .. }
+            | ClientError::NoAnswer { .. })
+    )
 }
 
 /// Prints `text` on standard output.

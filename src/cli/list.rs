@@ -33,14 +33,14 @@ pub(super) async fn list(
     l: Listing,
     conn: &ConnectOptions,
 ) -> Result<(), ClientError> {
-    // A group reads what is committed only: what it has read never goes.
-    let mut consumer = l.group.clone().map(|g| Consumer::new(nodes, conn, g));
-    let from = match &mut consumer {
-        Some(c) => c.position().await? + 1,
-        None => l.from.max(1),
+    // A group reads what is committed only, on the master: what it has
+    // read never goes, and its position is never ahead of what it reads.
+    let mut consumer = (l.group.clone()).map(|g| Consumer::new(nodes, conn, g, l.follow));
+    let (from, mut client) = match &mut consumer {
+        Some(c) => (c.start().await? + 1, c.reader().await?),
+        None => (l.from.max(1), connect_any(nodes, conn).await?),
     };
     let committed = l.committed || consumer.is_some();
-    let mut client = connect_any(nodes, conn).await?;
     let mut stdout = std::io::stdout().lock();
     let mut next = from;
     // Numbers have no gaps: a first page that starts later than asked
@@ -69,6 +69,10 @@ pub(super) async fn list(
                     "replog: {e}; reconnecting to resume after sequence number {}",
                     next - 1
                 );
+                if let Some(c) = &mut consumer {
+                    client = c.reader().await?;
+                    continue;
+                }
                 loop {
                     tokio::time::sleep(FOLLOW_RECONNECT).await;
                     if let Ok(c) = connect_any(nodes, conn).await {
@@ -155,7 +159,7 @@ pub struct ListArgs {
     /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
     #[arg(long)]
     pub(super) committed: bool,
-    /// Read as consumer group GROUP: start after the group's position in the log (at 1 if it has none; replog group list shows them) and move it, on the master, as each page is printed, so that a consumer killed and started again prints at most its last page again and misses nothing. Only committed messages are read (as with --committed); with --json, one object per line.
+    /// Read as consumer group GROUP, from the master: start after the group's position in the log (replog group list shows them; a group with none is given 0 first, refused past the nodes' --max-groups before anything is printed) and move it as each page is printed, so that a consumer killed and started again prints at most its last page again and misses nothing. Only committed messages are read (as with --committed); with --json, one object per line. One consumer per group and log at a time.
     #[arg(long, value_name = "GROUP")]
     pub(super) group: Option<String>,
     /// Give up (exit 5) if the listing has not finished after this long, connecting included.

@@ -211,20 +211,40 @@ fn probe_fsync_together(
 const LATENCY_CHUNK: usize = 256;
 
 /// Runs the benchmark against the cluster of `nodes`, with a progress bar
-/// on standard error if `progress` (and it is a terminal).
+/// on standard error if `progress` (and it is a terminal). Connection `i`
+/// appends to `logs[i % logs.len()]`, or to `conn`'s log if none is given.
 pub async fn run(
     nodes: &[String],
     opts: &BenchOptions,
     progress: bool,
-    conn: &ConnectOptions,
+    (conn, logs): (&ConnectOptions, &[String]),
 ) -> Result<BenchReport, ClientError> {
     let connections = opts.connections.max(1);
     let inflight = opts.inflight.max(1);
     let mut clients = Vec::with_capacity(connections);
     for i in 0..connections {
         let node = &nodes[i % nodes.len()];
-        clients.push(Arc::new(connect_master(node, conn).await?));
+        let conn = match logs.get(i % logs.len().max(1)) {
+            Some(log) => ConnectOptions {
+                log: Some(log.clone()),
+                ..conn.clone()
+            },
+            None => conn.clone(),
+        };
+        clients.push(Arc::new(connect_master(node, &conn).await?));
     }
+    // Readers follow the first log.
+    let first;
+    let conn = match logs.first() {
+        Some(log) => {
+            first = ConnectOptions {
+                log: Some(log.clone()),
+                ..conn.clone()
+            };
+            &first
+        }
+        None => conn,
+    };
     let probes = Probes::take(&clients[0], opts).await?;
     let message = bytes::Bytes::from(vec![b'x'; opts.size]);
     let mut readers = Vec::with_capacity(opts.readers);

@@ -465,7 +465,7 @@ impl Default for Limits {
             hello_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             max_logs: 1024,
-            max_groups: 4096,
+            max_groups: 1024,
         }
     }
 }
@@ -615,9 +615,15 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The frame limit that follows from the message limit.
+    /// The frame limit that follows from the message limit, and from the
+    /// named logs and groups' positions a reset may carry (every name at
+    /// its longest).
     pub fn max_frame_bytes(&self) -> usize {
-        self.max_message_bytes + 64 * 1024
+        use crate::replication::catalog::MAX_NAME_BYTES;
+        // `ID NAME` and a log's last number; `GROUP LOG NUMBER`.
+        let (log, position) = (MAX_NAME_BYTES + 32, MAX_NAME_BYTES + 34);
+        let at_base = self.limits.max_logs * log + self.limits.max_groups * position;
+        self.max_message_bytes.max(at_base) + 64 * 1024
     }
 
     /// Whether this node is the master.

@@ -418,10 +418,10 @@ impl NodeLoop {
                 for e in self.pending.iter() {
                     if !e.is_control() {
                         last.insert(e.log, e.number);
-                    } else if e.key.as_deref() == Some(crate::replication::groups::GROUP_KEY) {
-                        let mut delta = crate::replication::groups::Delta::default();
-                        delta.note(&e.message);
-                        groups.then(&delta);
+                    } else if let Some(effect) =
+                        crate::replication::groups::effect(e.key.as_deref(), &e.message)
+                    {
+                        groups.take(&effect);
                     }
                 }
                 StorageReport::Numbers {

@@ -43,10 +43,7 @@ pub(super) async fn change_groups(
                 shared.cfg.id
             )));
         }
-        GroupChangeRequest::Set { group, log, number } => match shared.log_id(&log) {
-            Some(log) => GroupRequest::Set { group, log, number },
-            None => return refuse(AppendError::NoSuchLog { log }),
-        },
+        GroupChangeRequest::Set { group, log, number } => GroupRequest::Set { group, log, number },
         GroupChangeRequest::Delete { group } => GroupRequest::Delete(group),
     };
     to_node(

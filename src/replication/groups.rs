@@ -94,6 +94,31 @@ impl GroupChange {
     }
 }
 
+/// What an entry does to the positions: a group entry's change, or a
+/// catalog entry's deletion of a log, whose positions go with it (ids are
+/// never given again, so they could only be read by mistake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A group entry.
+    Change(GroupChange),
+    /// A catalog entry deleting log `0`.
+    LogDeleted(LogId),
+}
+
+/// What the entry of key `key` and message `message` does to the
+/// positions, if anything. An unreadable group or catalog entry does
+/// nothing (a master wrote it).
+pub fn effect(key: Option<&str>, message: &[u8]) -> Option<Effect> {
+    match key? {
+        GROUP_KEY => GroupChange::decode(message).ok().map(Effect::Change),
+        super::catalog::CATALOG_KEY => match super::catalog::Change::decode(message).ok()? {
+            super::catalog::Change::Delete { id, .. } => Some(Effect::LogDeleted(id)),
+            super::catalog::Change::Create { .. } => None,
+        },
+        _ => None,
+    }
+}
+
 /// Every group's position in each log it has one in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Positions {
@@ -102,6 +127,14 @@ pub struct Positions {
 }
 
 impl Positions {
+    /// Takes what an entry does, in the log's order.
+    pub fn take(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Change(change) => self.apply(change),
+            Effect::LogDeleted(log) => self.retain_logs(|l| l != *log),
+        }
+    }
+
     /// Takes a change, in the log's order.
     pub fn apply(&mut self, change: &GroupChange) {
         match change {
@@ -121,6 +154,9 @@ impl Positions {
     pub fn then(&mut self, delta: &Delta) {
         for group in &delta.deleted {
             self.groups.remove(group);
+        }
+        if !delta.deleted_logs.is_empty() {
+            self.retain_logs(|l| !delta.deleted_logs.contains(&l));
         }
         for (group, logs) in &delta.set.groups {
             let mine = self.groups.entry(group.clone()).or_default();
@@ -144,13 +180,12 @@ impl Positions {
             .flat_map(|(g, logs)| logs.iter().map(move |(l, n)| (g.as_str(), *l, *n)))
     }
 
-    /// How many positions there are in logs that `exists`.
-    pub fn count(&self, exists: impl Fn(LogId) -> bool) -> usize {
-        self.iter().filter(|(_, l, _)| exists(*l)).count()
+    /// How many positions there are.
+    pub fn count(&self) -> usize {
+        self.groups.values().map(BTreeMap::len).sum()
     }
 
-    /// Drops the positions in logs that no longer exist (ids are never
-    /// given again, so they could only be read by mistake).
+    /// Keeps only the positions in logs that `keep`.
     pub fn retain_logs(&mut self, exists: impl Fn(LogId) -> bool) {
         for logs in self.groups.values_mut() {
             logs.retain(|l, _| exists(*l));
@@ -183,29 +218,43 @@ impl Positions {
     }
 }
 
-/// What a stretch of group entries did (a segment's, on disk): the groups
-/// deleted, then the positions set after that, so that taking it after the
-/// positions before the stretch gives the positions after it. At most one
-/// position per group and log, whatever the number of entries.
+/// What a stretch of entries did to the positions (a segment's, on disk):
+/// the groups and logs deleted, then the positions set after that, so that
+/// taking it after the positions before the stretch gives the positions
+/// after it. At most one position per group and log, whatever the number
+/// of entries. (A position is never set in a log after its deletion: the
+/// master refuses it, and ids are never given again.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    /// Groups deleted in the stretch (and not set again after).
+    /// Groups deleted in the stretch.
     deleted: BTreeSet<String>,
+    /// Logs deleted in the stretch.
+    deleted_logs: BTreeSet<LogId>,
     /// Positions set in the stretch, after any deletion of their group.
     set: Positions,
 }
 
 impl Delta {
-    /// A group entry of the stretch, in order: an unreadable one is none
-    /// (the master wrote it).
-    pub fn note(&mut self, message: &[u8]) {
-        let Ok(change) = GroupChange::decode(message) else {
-            return;
-        };
-        if let GroupChange::Delete { group } = &change {
-            self.deleted.insert(group.clone());
+    /// What an entry of the stretch does, in order.
+    pub fn note(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Change(GroupChange::Delete { group }) => {
+                self.deleted.insert(group.clone());
+            }
+            Effect::LogDeleted(log) => {
+                self.deleted_logs.insert(*log);
+            }
+            Effect::Change(GroupChange::Set { .. }) => {}
         }
-        self.set.apply(&change);
+        self.set.take(effect);
+    }
+
+    /// The entry of key `key` and message `message`, if it does anything
+    /// to the positions ([`effect`]).
+    pub fn note_entry(&mut self, key: Option<&str>, message: &[u8]) {
+        if let Some(effect) = effect(key, message) {
+            self.note(&effect);
+        }
     }
 }
 
@@ -256,10 +305,10 @@ impl GroupState {
         self.version
     }
 
-    /// A group entry written to the log.
-    pub fn push(&mut self, change: &GroupChange) {
+    /// An entry written to the log that does something to the positions.
+    pub fn push(&mut self, effect: &Effect) {
         if let Some(p) = &mut self.positions {
-            p.apply(change);
+            p.take(effect);
             self.version += 1;
         }
     }
@@ -324,6 +373,46 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_logs_positions_go_with_it_directly_and_through_a_delta() {
+        use crate::replication::catalog::{Change, CATALOG_KEY};
+        let delete = |id| Change::Delete {
+            id,
+            name: format!("l{id}"),
+        };
+        let create = Change::Create {
+            id: 3,
+            name: "l3".into(),
+        };
+        let entries = [
+            (GROUP_KEY, set("a", 1, 5).encode()),
+            (GROUP_KEY, set("a", 2, 6).encode()),
+            (CATALOG_KEY, delete(1).encode()),
+            (CATALOG_KEY, create.encode()),
+            (GROUP_KEY, set("b", 3, 1).encode()),
+        ];
+        let mut before = Positions::default();
+        before.apply(&set("c", 1, 9));
+        let (mut direct, mut delta) = (before.clone(), Delta::default());
+        for (key, message) in &entries {
+            if let Some(e) = effect(Some(key), message) {
+                direct.take(&e);
+            }
+            delta.note_entry(Some(key), message);
+        }
+        let mut via = before;
+        via.then(&delta);
+        assert_eq!(via, direct);
+        assert_eq!(
+            direct.iter().collect::<Vec<_>>(),
+            [("a", 2, 6), ("b", 3, 1)]
+        );
+        // A log created takes no position; other keys do nothing.
+        assert_eq!(effect(Some(CATALOG_KEY), &create.encode()), None);
+        assert_eq!(effect(Some("k"), b"set a 1 1"), None);
+        assert_eq!(effect(None, b""), None);
+    }
+
+    #[test]
     fn positions_follow_sets_and_deletes_and_a_delta_gives_the_same() {
         let changes = [
             set("a", 0, 5),
@@ -340,7 +429,7 @@ mod tests {
         let mut delta = Delta::default();
         for c in &changes {
             direct.apply(c);
-            delta.note(&c.encode());
+            delta.note_entry(Some(GROUP_KEY), &c.encode());
         }
         let mut via = before.clone();
         via.then(&delta);
@@ -349,8 +438,7 @@ mod tests {
         assert_eq!(direct.get("a", 2), None);
         assert_eq!(direct.get("a", 0), Some(9));
         assert_eq!(direct.get("b", 1), Some(3));
-        assert_eq!(direct.count(|_| true), 3);
-        assert_eq!(direct.count(|l| l != 1), 2);
+        assert_eq!(direct.count(), 3);
         assert_eq!(Positions::decode(&direct.encode()), Ok(direct.clone()));
         direct.retain_logs(|l| l == 0);
         assert_eq!(

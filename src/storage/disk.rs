@@ -59,7 +59,7 @@ use super::record::{
 use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, LogId, Position, Seq};
-use crate::replication::groups::{Delta, Positions, GROUP_KEY};
+use crate::replication::groups::{Delta, Positions};
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
@@ -567,9 +567,9 @@ impl DiskLog {
             if e.key.as_deref() == Some(crate::replication::catalog::CATALOG_KEY) {
                 self.catalog.0.push((e.seq, e.message.clone()));
             }
-            if e.key.as_deref() == Some(GROUP_KEY) {
+            if e.is_control() {
                 let seg = self.segments.last_mut().expect("one segment");
-                seg.groups.note(&e.message);
+                seg.groups.note_entry(e.key.as_deref(), &e.message);
             }
             self.remember(base + start);
         }
@@ -654,9 +654,9 @@ impl DiskLog {
         // that stay (a cut is rare: a segment's read is affordable).
         let first = self.segments.last().expect("one segment").first;
         let mut groups = Delta::default();
-        self.walk(first, seq, |key, message, _| {
-            if key == Some(GROUP_KEY) {
-                groups.note(message);
+        self.walk(first, seq, |key, message, r| {
+            if r.is_control() {
+                groups.note_entry(key, message);
             }
             true
         })?;

@@ -227,14 +227,14 @@ impl Log {
     /// The consumer groups' positions the log leaves: those at its base,
     /// then what its group entries did.
     pub fn groups(&self) -> crate::replication::groups::Positions {
-        use crate::replication::groups::{Delta, Positions, GROUP_KEY};
+        use crate::replication::groups::{Delta, Positions};
         match self {
             Log::Memory(m) => {
                 let mut positions = Positions::decode(&m.base_groups).unwrap_or_default();
                 let mut delta = Delta::default();
                 (m.entries.iter())
-                    .filter(|e| e.key.as_deref() == Some(GROUP_KEY))
-                    .for_each(|e| delta.note(&e.message));
+                    .filter(|e| e.is_control())
+                    .for_each(|e| delta.note_entry(e.key.as_deref(), &e.message));
                 positions.then(&delta);
                 positions
             }

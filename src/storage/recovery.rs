@@ -194,12 +194,13 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                 }
                 if !e.is_control() {
                     found.numbers.note_message(e.log, e.number, e.seq);
-                } else if e.key == Some(crate::replication::catalog::CATALOG_KEY) {
-                    found
-                        .catalog
-                        .push((e.seq, bytes::Bytes::copy_from_slice(e.message)));
-                } else if e.key == Some(crate::replication::groups::GROUP_KEY) {
-                    found.groups.note(e.message);
+                } else {
+                    if e.key == Some(crate::replication::catalog::CATALOG_KEY) {
+                        found
+                            .catalog
+                            .push((e.seq, bytes::Bytes::copy_from_slice(e.message)));
+                    }
+                    found.groups.note_entry(e.key, e.message);
                 }
                 found.last = e.seq;
                 off += used as u64;

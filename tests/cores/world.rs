@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 
 use replog::entry::{Entry, Epoch, Position, Seq, EPOCH_LIMIT};
 use replog::replication::catalog::{Catalog, Logs};
-use replog::replication::groups::{GroupChange, GroupState, Positions, GROUP_KEY};
+use replog::replication::groups::{effect, GroupState, Positions};
 use replog::replication::keys::KeyWindow;
 use replog::replication::master::MasterEvent;
 use replog::replication::membership::Membership;
@@ -1907,7 +1907,7 @@ impl World {
                 .map_or(0, |(_, n)| n);
             GroupRequest::Set {
                 group,
-                log,
+                log: ["default", "orders"][log as usize].to_string(),
                 number: self.group_rng.gen_range(0..=last + 1),
             }
         };
@@ -2049,8 +2049,10 @@ impl World {
 /// reads them.
 pub fn groups_of(log: &[Entry]) -> Positions {
     let mut positions = Positions::default();
-    for e in log.iter().filter(|e| e.key.as_deref() == Some(GROUP_KEY)) {
-        positions.apply(&GroupChange::decode(&e.message).expect("written by a master"));
+    for e in log.iter().filter(|e| e.is_control()) {
+        if let Some(effect) = effect(e.key.as_deref(), &e.message) {
+            positions.take(&effect);
+        }
     }
     positions
 }

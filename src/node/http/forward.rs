@@ -1,5 +1,5 @@
-//! What a node that is not the master does with an append or a health
-//! question sent to its HTTP port: it asks the master itself, as a client of
+//! What a node that is not the master does with an append, a consumer
+//! group's change or a health question sent to its HTTP port: it asks the master itself, as a client of
 //! the binary protocol with the node's own client token and TLS, so that a
 //! plain `curl` needs no redirect handling. One connection to the master is
 //! kept and shared by every request (the protocol multiplexes them), and
@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::client::{Client, ClientError, ConnectOptions};
 use crate::entry::Seq;
-use crate::wire::{AppendError, AppendItem, HealthReport};
+use crate::wire::{AppendError, AppendItem, GroupChangeRequest, HealthReport};
 
 /// How long a connection to the master may take to open.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -111,6 +111,34 @@ impl Forwarder {
                     item.w,
                     item.timeout_ms.map(std::time::Duration::from_millis),
                 )
+                .await;
+            tries -= 1;
+            match sent {
+                Err(ClientError::Append(AppendError::NotMaster { master_addr }))
+                    if tries > 0 && !master_addr.is_empty() && master_addr != addr =>
+                {
+                    addr = master_addr;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends a consumer group's request to the master at `addr`, and once
+    /// more to the master that one names if it is no longer the master
+    /// (setting a position twice is the same as once).
+    pub(crate) async fn change_groups(
+        &self,
+        addr: &str,
+        change: GroupChangeRequest,
+    ) -> Result<Seq, ClientError> {
+        let mut addr = addr.to_string();
+        let mut tries = 2;
+        loop {
+            let sent = self
+                .client(&addr)
+                .await?
+                .change_groups(change.clone())
                 .await;
             tries -= 1;
             match sent {

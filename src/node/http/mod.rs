@@ -25,6 +25,7 @@ mod api;
 mod append_body;
 mod budget;
 mod forward;
+mod groups;
 mod listing;
 pub(super) mod metrics_page;
 mod problem;

@@ -96,6 +96,38 @@ impl Session {
         item: AppendItem,
         log: crate::entry::LogId,
     ) -> Result<Answer, Stopping> {
+        self.ask(|client, req| {
+            Input::Appends(vec![AppendRequest {
+                client,
+                req,
+                log,
+                key: item.key,
+                w: item.w,
+                timeout: timeout_from_ms(item.timeout_ms),
+                message: item.message,
+                progress: false,
+            }])
+        })
+        .await
+    }
+
+    /// Hands a consumer group's request to the node loop and waits for the
+    /// core's answer (the group entry's position, or why not).
+    pub(crate) async fn change_groups(
+        &self,
+        request: crate::replication::role::GroupRequest,
+    ) -> Result<Answer, Stopping> {
+        self.ask(|client, req| Input::ChangeGroups {
+            client,
+            req,
+            request,
+        })
+        .await
+    }
+
+    /// Hands the request `input` makes (for this client, with a request id
+    /// of its own) to the node loop and waits for the core's answer.
+    async fn ask(&self, input: impl FnOnce(ClientId, u64) -> Input) -> Result<Answer, Stopping> {
         let place = tokio::select! {
             _ = self.shared.shutdown.cancelled() => return Err(Stopping::NotHanded),
             p = self.places.clone().acquire_owned() => p.map_err(|_| Stopping::NotHanded)?,
@@ -112,17 +144,7 @@ impl Session {
             pending: &self.pending,
             req,
         };
-        let request = AppendRequest {
-            client: self.client,
-            req,
-            log,
-            key: item.key,
-            w: item.w,
-            timeout: timeout_from_ms(item.timeout_ms),
-            message: item.message,
-            progress: false,
-        };
-        if !to_node(&self.shared, Input::Appends(vec![request])).await {
+        if !to_node(&self.shared, input(self.client, req)).await {
             return Err(Stopping::NotHanded);
         }
         rx.await.map_err(|_| Stopping::Unanswered)

@@ -17,7 +17,9 @@
 //! - `GET /v1/logs`: the named logs, with the first and last message each
 //!   holds; `/v1/logs/{log}/messages` and `/v1/logs/{log}/messages/{seq}`:
 //!   the three requests above on log `{log}` (`/v1/messages` is the log
-//!   named `default`'s).
+//!   named `default`'s); a listing with `group=G` starts after consumer
+//!   group G's position and reads committed messages only;
+//! - `/v1/groups/...`: consumer groups (`groups`).
 
 use std::sync::Arc;
 
@@ -37,7 +39,7 @@ use super::listing::{self, Format, Range};
 use super::problem::{json_answer, Problem};
 use crate::entry::{LogId, DEFAULT_LOG};
 use crate::json::{health_json, LogRanges};
-use crate::replication::catalog::check_name;
+use crate::replication::catalog::{check_name, DEFAULT_NAME};
 use crate::wire::AppendError;
 
 /// The versioned routes.
@@ -50,6 +52,7 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/v1/logs", get(logs))
         .route("/v1/logs/{log}/messages", get(list_log).post(append_log))
         .route("/v1/logs/{log}/messages/{seq}", get(get_one_log))
+        .merge(super::groups::routes())
 }
 
 /// The log a request names: its id and name (the default log's for the
@@ -191,6 +194,7 @@ struct ListParams {
     max: Option<u64>,
     committed: Option<bool>,
     follow: Option<bool>,
+    group: Option<String>,
 }
 
 /// `GET /v1/messages`.
@@ -212,8 +216,8 @@ async fn list_of(
     if let Err(p) = api.access(&headers) {
         return p.into_response();
     }
-    let log = match named(&api, log) {
-        Ok((id, _)) => id,
+    let (log, name) = match named(&api, log) {
+        Ok(named) => named,
         Err(p) => return p.into_response(),
     };
     let Query(p) = match params {
@@ -244,11 +248,22 @@ async fn list_of(
             Problem::bad_query(format!("after={seq}: no sequence number follows it"))
         })
     };
-    let from = match (last_event, p.after, p.from) {
-        (Some(last), _, _) => after(last),
-        (None, Some(_), Some(_)) => Err(Problem::bad_query("give from or after, not both")),
-        (None, Some(seq), None) => after(seq),
-        (None, None, from) => Ok(from.unwrap_or(1)),
+    let from = match (last_event, p.after, p.from, &p.group) {
+        (Some(last), _, _, _) => after(last),
+        (None, Some(_), Some(_), _) => Err(Problem::bad_query("give from or after, not both")),
+        (None, None, None, Some(group)) => {
+            // As the group: after its position, as this node knows it.
+            let log_name = name.as_deref().unwrap_or(DEFAULT_NAME);
+            match super::groups::position_of(&api, group, log_name).await {
+                Ok(position) => after(position),
+                Err(p) => Err(p),
+            }
+        }
+        (None, _, _, Some(_)) => Err(Problem::bad_query(
+            "give group, or from or after, not both: a group starts after its position",
+        )),
+        (None, Some(seq), None, None) => after(seq),
+        (None, None, from, None) => Ok(from.unwrap_or(1)),
     };
     let from = match from {
         Ok(from) => from,
@@ -259,7 +274,8 @@ async fn list_of(
         from,
         to: p.to,
         max: p.max,
-        committed: p.committed.unwrap_or(false),
+        // A group reads what no failover cuts.
+        committed: p.committed.unwrap_or(false) || p.group.is_some(),
         follow: p.follow.unwrap_or(false),
     };
     let body = listing::body(api.shared.clone(), api.budget.clone(), range, format);

@@ -11,7 +11,11 @@
 //! (`Master::change`), written at the first moment it may be.
 //!
 //! A learner is promoted by the master itself, with a configuration entry,
-//! once it holds everything committed. The answer to the client that
+//! once it holds everything committed when it was first seen connected
+//! (the mark of that moment, kept: under a steady load the newest mark is
+//! always a little ahead of a secondary's acks, and a learner that had to
+//! catch up with the newest might never be promoted; a voter that lags a
+//! little is any Raft voter). The answer to the client that
 //! asked for a change comes once its entry is on a majority of the new
 //! voters, like an append with `w = majority`.
 
@@ -136,12 +140,20 @@ impl Master {
         }
     }
 
-    /// A learner member that holds everything committed, made a voter.
-    fn promotion(&self) -> Option<Change> {
-        let ready = self.peers.iter().find(|p| {
-            let member = !p.gone && p.leaving.is_none();
-            !p.voter && member && p.conn.is_some() && p.acked >= self.committed
-        })?;
+    /// A learner member that holds everything committed when it was first
+    /// seen connected, made a voter.
+    fn promotion(&mut self) -> Option<Change> {
+        let committed = self.committed;
+        let learners = (self.peers.iter_mut())
+            .filter(|p| !p.voter && !p.gone && p.leaving.is_none() && p.conn.is_some());
+        let mut ready = None;
+        for p in learners {
+            let mark = *p.promote_at.get_or_insert(committed);
+            if p.acked >= mark && ready.is_none() {
+                ready = Some(p.id.clone());
+            }
+        }
+        let ready = self.peers.iter().find(|p| Some(&p.id) == ready.as_ref())?;
         Some(Change {
             asked_by: None,
             next: self.cfg.members.promoted(&ready.id).ok()?,
@@ -256,6 +268,7 @@ impl Peer {
             voter,
             gone: false,
             leaving: None,
+            promote_at: None,
             redial: Redial::default(),
             link: 0,
         }

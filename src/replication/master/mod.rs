@@ -344,6 +344,9 @@ struct Peer {
     /// it counts for nothing, and is still sent the log, so that it holds
     /// its own removal (and says so) before its link is closed.
     leaving: Option<Seq>,
+    /// A learner member: the commit mark it is promoted once it has
+    /// stored (the first one seen while it is connected: see `members`).
+    promote_at: Option<Seq>,
 }
 
 /// A client waiting for its entry to reach `w` nodes.

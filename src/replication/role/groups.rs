@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use super::{Action, ClientId, Core, Role};
-use crate::entry::{LogId, Seq};
+use crate::entry::Seq;
 use crate::replication::catalog::check_name;
-use crate::replication::groups::{GroupChange, Positions, GROUP_KEY};
+use crate::replication::groups::{effect, GroupChange, Positions};
 use crate::replication::master::MasterEvent;
 use crate::replication::storage::StorageReport;
 use crate::wire::AppendError;
@@ -22,8 +22,9 @@ pub enum GroupRequest {
     Set {
         /// The group's name.
         group: String,
-        /// The log, by id (the node found it by name).
-        log: LogId,
+        /// The log's name (the core finds it: a node behind may not know
+        /// yet of a log just created, and is not the one to say).
+        log: String,
         /// The last message read; 0 to read the log from its start.
         number: Seq,
     },
@@ -49,12 +50,10 @@ impl Core {
         for action in actions {
             match action {
                 Action::Persist(entries) => {
-                    let group_entries =
-                        (entries.iter()).filter(|e| e.key.as_deref() == Some(GROUP_KEY));
-                    for e in group_entries {
-                        // The master wrote it: an unreadable one is none.
-                        if let Ok(change) = GroupChange::decode(&e.message) {
-                            self.groups.push(&change);
+                    let control = entries.iter().filter(|e| e.is_control());
+                    for e in control {
+                        if let Some(effect) = effect(e.key.as_deref(), &e.message) {
+                            self.groups.push(&effect);
                         }
                     }
                 }
@@ -134,16 +133,21 @@ impl Core {
                 true => Ok(GroupChange::Delete { group }),
                 false => Err(AppendError::NoSuchGroup { group }),
             },
-            GroupRequest::Set { group, log, number } => {
-                self.refuse_missing_log(log).map_or(Ok(()), Err)?;
+            GroupRequest::Set {
+                group,
+                log: name,
+                number,
+            } => {
+                let log = logs
+                    .id_of(&name)
+                    .ok_or(AppendError::NoSuchLog { log: name.clone() })?;
                 let last = m.last_number(log).ok_or_else(again)?;
                 if number > last {
-                    let name = logs.name_of(log).unwrap_or_default();
                     return Err(AppendError::BadRequest(format!(
                         "log {name} ends at message {last}: a group cannot have read it up to {number}"
                     )));
                 }
-                let count = positions.count(|l| logs.exists(l));
+                let count = positions.count();
                 if positions.get(&group, log).is_none() && count >= self.cfg.max_groups {
                     return Err(AppendError::BadRequest(format!(
                         "the cluster keeps {count} group positions, as many as --max-groups allows: delete a group (replog group delete), or raise --max-groups on every node"

@@ -9,13 +9,18 @@
 //! committed entry kept its disk). A master needs a majority of voters, or
 //! every node.
 //!
-//! A learner becomes a voter once it holds everything committed, which it
-//! knows once it has stored up to its master's committed mark and that
-//! mark covers everything committed: it falls on an entry of the master's
-//! own epoch (every older committed entry is then before it, by Raft's
-//! commit rule), or the master is of epoch 1, which has no older epoch.
-//! It also becomes one once elected. It records that it votes again before
-//! acting on it.
+//! A learner becomes a voter once it holds everything committed when it
+//! came back (all it may have acknowledged before it lost its disk; what
+//! it acknowledges since, it keeps), which it knows once it has stored up
+//! to a committed mark a master said since, and that mark covered
+//! everything committed then: it falls on an entry of that master's own
+//! epoch (every older committed entry is then before it, by Raft's commit
+//! rule), or the master is of epoch 1, which has no older epoch. The mark
+//! is the first one heard, kept until the learner has stored up to it:
+//! under a steady load the master's newest mark is always a little ahead
+//! of a secondary's log, and a learner that waited to catch up with the
+//! newest would never vote again. It also becomes a voter once elected. It
+//! records that it votes again before acting on it.
 //!
 //! Having forgotten its epoch too, a learner takes no master of an epoch
 //! past 1 before it has heard the newest epoch from enough other nodes
@@ -70,9 +75,9 @@ impl Core {
         self.learner
     }
 
-    /// After a master's heartbeat on `conn` saying `committed`: promotes
-    /// this learner if that was its current master and it holds everything
-    /// committed.
+    /// After a master's heartbeat on `conn` saying `committed`: the mark
+    /// this learner waits to store, if it has none and that was its current
+    /// master; then [`Core::caught_up`].
     pub(super) fn catch_up(
         &mut self,
         (conn, committed): (super::ConnId, Seq),
@@ -81,10 +86,24 @@ impl Core {
         let Role::Secondary(s) = &self.role else {
             return;
         };
-        let covers_all = self.master_epoch == 1
-            || super::super::last_epoch(s.epochs(), committed) == self.master_epoch;
-        let caught_up = s.conn() == Some(conn) && s.stored() >= committed && covers_all;
-        if self.learner && caught_up {
+        if self.learner && self.learner_mark.is_none() && s.conn() == Some(conn) {
+            self.learner_mark = Some((committed, self.master_epoch));
+        }
+        self.caught_up(out);
+    }
+
+    /// Promotes this learner if it has stored up to the committed mark it
+    /// waits for and that mark covered everything committed; forgets a
+    /// mark that did not (the next heartbeat gives another).
+    pub(super) fn caught_up(&mut self, out: &mut Vec<Action>) {
+        let (Role::Secondary(s), Some((mark, epoch))) = (&self.role, self.learner_mark) else {
+            return;
+        };
+        if !self.learner || s.stored() < mark {
+            return;
+        }
+        self.learner_mark = None;
+        if epoch == 1 || super::super::last_epoch(s.epochs(), mark) == epoch {
             self.promote(out);
         }
     }

@@ -448,6 +448,9 @@ pub struct Core {
     /// A new incarnation that does not yet hold everything committed (see
     /// `learner`).
     learner: bool,
+    /// The committed mark this learner waits to store, and the epoch of
+    /// the master that said it (see `learner`).
+    learner_mark: Option<(Seq, Epoch)>,
     /// The other nodes whose epochs this learner has heard since it
     /// started: it takes a master only once enough of them answered.
     heard_from: std::collections::BTreeSet<String>,
@@ -507,6 +510,7 @@ impl Core {
             ballot,
             master_epoch: 0,
             learner: log.learner,
+            learner_mark: None,
             heard_from: std::collections::BTreeSet::new(),
             unled: std::collections::VecDeque::new(),
             master_out: Vec::new(),
@@ -1110,7 +1114,10 @@ impl Core {
         self.groups_reported(&report);
         match self.role {
             Role::Master(_) => self.master(now, MasterEvent::Storage(report), out),
-            Role::Secondary(_) => self.secondary(now, SecondaryEvent::Storage(report), out),
+            Role::Secondary(_) => {
+                self.secondary(now, SecondaryEvent::Storage(report), out);
+                self.caught_up(out);
+            }
             Role::Changing => {}
         }
     }

@@ -12,7 +12,7 @@ fn set(req: u64, group: &str, number: Seq) -> Event {
         req,
         request: GroupRequest::Set {
             group: group.into(),
-            log: crate::entry::DEFAULT_LOG,
+            log: "default".into(),
             number,
         },
     }
@@ -96,7 +96,7 @@ fn a_request_the_master_cannot_make_is_refused_with_the_reason_and_writes_nothin
         req: 4,
         request: GroupRequest::Set {
             group: "g".into(),
-            log: 9,
+            log: "nope".into(),
             number: 0,
         },
     };
