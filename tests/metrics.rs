@@ -142,6 +142,38 @@ async fn a_scrape_shows_appends_fsyncs_the_log_and_every_secondary() {
     let (status, _) = get(&metrics, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK", "the page still answers");
 
+    // Each log's figures, and each group's position and lag.
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--node", &node]);
+        let (code, out, err) = replog(&all);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    };
+    run(&["log", "create", "orders"]);
+    run(&["append", "--log", "orders", "-w", "majority", "paid"]);
+    run(&["append", "--log", "orders", "-w", "majority", "shipped"]);
+    run(&["group", "set", "billing", "--log", "orders", "--to", "1"]);
+    let body = wait_for("the log's figures", || async {
+        let (_, body) = get(&metrics, "/metrics");
+        let last = "replog_log_last_number{log=\"orders\"}";
+        (sample(&body, last) == Some(2.0)).then_some(body)
+    })
+    .await;
+    let expect = |series: &str, value: f64| {
+        assert_eq!(sample(&body, series), Some(value), "{series} in\n{body}");
+    };
+    expect("replog_log_messages{log=\"orders\"}", 2.0);
+    expect("replog_log_message_bytes{log=\"orders\"}", 11.0);
+    expect("replog_log_messages{log=\"default\"}", 5.0);
+    expect(
+        "replog_group_position{group=\"billing\",log=\"orders\"}",
+        1.0,
+    );
+    expect(
+        "replog_group_lag_messages{group=\"billing\",log=\"orders\"}",
+        1.0,
+    );
+
     // Every metric the README lists and the dashboard draws is served.
     let (_, body) = get(&metrics, "/metrics");
     for file in ["README.md", "contrib/grafana-dashboard.json"] {

@@ -52,15 +52,26 @@ pub(super) async fn list(
     // printed (then one object per line, NDJSON).
     let array = l.json && !l.follow && consumer.is_none();
     let mut items: Vec<serde_json::Value> = Vec::new();
+    // The last message of the page a group printed, not yet committed.
+    let mut uncommitted: Option<u64> = None;
     loop {
         if budget(printed) == 0 || l.to.is_some_and(|to| next > to) {
             break;
         }
         let page_max = budget(printed).min(1000) as u32;
-        let (entries, _) = match client
-            .list_entries(next, page_max, l.follow, committed)
-            .await
-        {
+        let fetch = client.list_entries(next, page_max, l.follow, committed);
+        // A group's printed page is committed while the next is fetched,
+        // and before the next is printed: at most one page printed is ever
+        // not committed.
+        let fetched = match (&mut consumer, uncommitted.take()) {
+            (Some(c), Some(last)) => {
+                let (fetched, commit) = tokio::join!(fetch, c.commit(last));
+                commit?;
+                fetched
+            }
+            _ => fetch.await,
+        };
+        let (entries, _) = match fetched {
             Ok(page) => page,
             // Following: the node restarted or went away; come back to it
             // (or another listed node) and go on after the last message.
@@ -119,11 +130,12 @@ pub(super) async fn list(
         if !page.is_empty() && !emit(&mut stdout, &page, || "the messages were read".into())? {
             return Ok(()); // a closed pipe (| head) is not an error
         }
-        // Printed: the group has read them. A consumer killed before this
-        // prints the page again; after it, never.
-        if let (Some(c), Some(last)) = (&mut consumer, last) {
-            c.commit(last).await?;
-        }
+        // Printed: the group has read them. A consumer killed before the
+        // commit prints the page again; after it, never.
+        uncommitted = last.filter(|_| consumer.is_some());
+    }
+    if let (Some(c), Some(last)) = (&mut consumer, uncommitted) {
+        c.commit(last).await?;
     }
     if array {
         emit(

@@ -82,6 +82,8 @@ pub(crate) struct Metrics {
     peer_lag: Family<PeerLabels, Gauge>,
     peer_learner: Family<PeerLabels, Gauge>,
     peer_status: Family<PeerStatusLabels, Gauge>,
+    /// Each log's and group's figures.
+    pub(super) logs: super::log_metrics::LogMetrics,
 }
 
 /// Latencies from 50 µs to about 27 s.
@@ -213,7 +215,9 @@ impl Metrics {
             "On the master: 1 for each secondary's status",
             peer_status.clone(),
         );
+        let logs = super::log_metrics::LogMetrics::register(&mut registry);
         Metrics {
+            logs,
             registry,
             w_labels,
             appends,

@@ -58,6 +58,7 @@ mod groups;
 mod http;
 mod link;
 mod log_lock;
+mod log_metrics;
 mod metrics;
 mod requests;
 mod shared;

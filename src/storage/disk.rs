@@ -945,6 +945,14 @@ impl DiskLog {
         last_numbers(&self.at_base, self.segments.iter().map(|s| &s.numbers))
     }
 
+    /// The bytes of `log`'s messages the log holds.
+    pub(super) fn log_bytes(&self, log: LogId) -> u64 {
+        (self.segments.iter())
+            .filter_map(|s| s.numbers.range(log))
+            .map(|r| r.bytes)
+            .sum()
+    }
+
     /// The consumer groups' positions: those at the base, then what each
     /// segment's group entries did.
     pub(super) fn groups(&self) -> Positions {

@@ -348,6 +348,17 @@ impl Log {
         }
     }
 
+    /// The bytes of `log`'s messages the log holds.
+    pub fn log_bytes(&self, log: LogId) -> u64 {
+        match self {
+            Log::Memory(m) => (m.entries.iter())
+                .filter(|e| e.log == log && !e.is_control())
+                .map(|e| e.message.len() as u64)
+                .sum(),
+            Log::Disk(d) => d.log_bytes(log),
+        }
+    }
+
     /// Bytes the log takes: its records on disk, or its messages in memory.
     pub fn bytes(&self) -> u64 {
         match self {

@@ -31,6 +31,8 @@ pub(super) struct LogRange {
     /// `(number, seq)` of the first message held and of one at least every
     /// [`MARK_EVERY`] numbers after it, in order.
     pub(super) marks: Vec<(Seq, Seq)>,
+    /// The bytes of the messages held.
+    pub(super) bytes: u64,
 }
 
 impl LogRange {
@@ -60,18 +62,20 @@ impl SegmentNumbers {
     /// An entry written to (or found in) the segment, in order.
     pub(super) fn note(&mut self, e: &Entry) {
         if !e.is_control() {
-            self.note_message(e.log, e.number, e.seq);
+            self.note_message(e.log, e.number, e.seq, e.message.len() as u64);
         }
     }
 
-    /// Message `number` of `log`, at `seq`, in order.
-    pub(super) fn note_message(&mut self, log: LogId, number: Seq, seq: Seq) {
+    /// Message `number` of `log`, of `bytes` bytes, at `seq`, in order.
+    pub(super) fn note_message(&mut self, log: LogId, number: Seq, seq: Seq, bytes: u64) {
         let r = self.logs.entry(log).or_insert_with(|| LogRange {
             first: number,
             last: number,
             marks: Vec::new(),
+            bytes: 0,
         });
         r.last = number;
+        r.bytes += bytes;
         if r.marks.last().is_none_or(|(n, _)| number >= n + MARK_EVERY) {
             r.marks.push((number, seq));
         }
@@ -87,6 +91,7 @@ impl SegmentNumbers {
                 } else if e.number <= r.last {
                     r.last = e.number - 1;
                     r.marks.retain(|(n, _)| *n < e.number);
+                    r.bytes = r.bytes.saturating_sub(e.message.len() as u64);
                 }
             }
         }
@@ -160,7 +165,7 @@ mod tests {
         let mut s = SegmentNumbers::default();
         // Log 1's messages at every third seq from 1000.
         for n in 1..=1000 {
-            s.note_message(1, n, 1000 + 3 * n);
+            s.note_message(1, n, 1000 + 3 * n, 1);
         }
         let r = s.range(1).unwrap();
         assert_eq!(r.marks.len(), 8);
@@ -190,7 +195,7 @@ mod tests {
         s.cut(&entries[1..2]);
         assert_eq!(s.lasts().collect::<Vec<_>>(), vec![(0, 7)]);
         let mut later = SegmentNumbers::default();
-        (1..=4).for_each(|n| later.note_message(3, n, 100 + n));
+        (1..=4).for_each(|n| later.note_message(3, n, 100 + n, 1));
         assert_eq!(
             last_numbers(&[(0, 2), (9, 9)], [&s, &later].into_iter()),
             vec![(0, 7), (3, 4), (9, 9)]

@@ -193,7 +193,8 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                     found.configs.push((e.seq, members));
                 }
                 if !e.is_control() {
-                    found.numbers.note_message(e.log, e.number, e.seq);
+                    let bytes = e.message.len() as u64;
+                    found.numbers.note_message(e.log, e.number, e.seq, bytes);
                 } else {
                     if e.key == Some(crate::replication::catalog::CATALOG_KEY) {
                         found

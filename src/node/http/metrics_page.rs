@@ -15,6 +15,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::super::log_metrics::LogFigure;
 use super::super::metrics::LogFigures;
 use super::super::shared::{Input, Shared};
 use super::server::ServeLimits;
@@ -46,7 +47,36 @@ async fn render(shared: &Arc<Shared>) -> Option<String> {
         committed: *shared.committed.borrow(),
     };
     shared.metrics.set_state(&report, figures);
+    let (logs, groups) = tokio::join!(log_figures(shared), groups(shared));
+    shared.metrics.logs.set(&logs, &groups);
     Some(shared.metrics.encode())
+}
+
+/// Each log's figures, as this node holds it (none if it cannot be read).
+async fn log_figures(shared: &Arc<Shared>) -> Vec<LogFigure> {
+    let logs = shared.logs();
+    let upto = *shared.visible.borrow();
+    let read = shared.read_log(move |l| {
+        (logs.all().into_iter())
+            .map(|(name, id)| {
+                Ok(LogFigure {
+                    name,
+                    first: l.first_number(id),
+                    last: l.number_at(id, upto)?,
+                    bytes: l.log_bytes(id),
+                })
+            })
+            .collect()
+    });
+    read.await.unwrap_or_default()
+}
+
+/// The groups' positions this node knows (none if it cannot say now).
+async fn groups(shared: &Arc<Shared>) -> Vec<crate::wire::GroupStatus> {
+    match super::super::groups::list_groups(shared, None).await {
+        Some(Ok(groups)) => groups,
+        _ => Vec::new(),
+    }
 }
 
 /// The page's routes: `GET /metrics`; any other path is 404, any other
