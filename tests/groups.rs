@@ -205,6 +205,32 @@ async fn a_groups_position_survives_a_failover_and_a_restart_of_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_position_is_moved_by_someone_else_stops_and_leaves_it_moved() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    append_range(&nodes, "default", 1..=5);
+    let (mut running, mut seqs) = consumer(&nodes, "default", "g");
+    let first: Vec<u64> = seqs.by_ref().take(5).collect();
+    assert_eq!(first, vec![1, 2, 3, 4, 5]);
+    wait_until("the consumer's commit", || {
+        (position(&nodes, "g", "default") == 5).then_some(())
+    });
+    // An operator rewinds the group while it runs: the consumer's next
+    // commit finds the position moved, and it stops, saying so.
+    run(0, &nodes, &["group", "set", "g", "--to", "2"]);
+    append_range(&nodes, "default", 6..=6);
+    assert_eq!(seqs.next(), Some(6));
+    let status = running.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(position(&nodes, "g", "default"), 2, "the rewind stays");
+    // Started again, it goes on from the rewound position.
+    let args = ["list", "--group", "g", "--follow", "--max", "2"];
+    assert_eq!(run(0, &nodes, &args), "m3\nm4\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_names_positions_past_the_end_and_the_cap_are_refused_and_change_nothing() {
     let mut c = Cluster::new(3, true, |_| flags(&[FAST, &["--max-groups", "2"]].concat()));
     c.start_all();

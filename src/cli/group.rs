@@ -118,6 +118,7 @@ pub(super) async fn run(command: GroupCommand) -> Result<(), ClientError> {
                 group: group.clone(),
                 log: log_name.clone(),
                 number: to,
+                expect: None,
             };
             let opts = conn.options()?;
             at_master(&node_list(node), Change::Groups(set), &opts, timeout).await?;
@@ -238,6 +239,11 @@ pub(super) struct Consumer {
     /// it takes (`--follow`).
     wait: Option<Duration>,
     master: Option<Client>,
+    /// The position this consumer read or last committed: a commit is
+    /// made only from it, so that a move it did not make (another
+    /// consumer, `group set`, `group delete`) stops it rather than being
+    /// undone. `None` until it is known.
+    position: Option<u64>,
 }
 
 impl Consumer {
@@ -257,6 +263,7 @@ impl Consumer {
             group,
             wait: (!follow).then_some(GROUP_WAIT),
             master: None,
+            position: None,
         }
     }
 
@@ -273,7 +280,10 @@ impl Consumer {
             })
             .await?;
         match groups.iter().find(|g| g.log == log) {
-            Some(g) => Ok(g.position),
+            Some(g) => {
+                self.position = Some(g.position);
+                Ok(g.position)
+            }
             None => self.commit(0).await.map(|()| 0),
         }
     }
@@ -292,13 +302,15 @@ impl Consumer {
             group: self.group.clone(),
             log: self.log.clone(),
             number,
+            expect: self.position,
         };
         self.retry(|c| {
             let set = set.clone();
             async move { c.change_groups(set).await }
         })
-        .await
-        .map(|_| ())
+        .await?;
+        self.position = Some(number);
+        Ok(())
     }
 
     /// Does `request` on the master, again on a new connection (through an

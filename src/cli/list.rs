@@ -65,9 +65,20 @@ pub(super) async fn list(
         // not committed.
         let fetched = match (&mut consumer, uncommitted.take()) {
             (Some(c), Some(last)) => {
-                let (fetched, commit) = tokio::join!(fetch, c.commit(last));
-                commit?;
-                fetched
+                // A refused commit stops the consumer at once, whatever
+                // the fetch still waits for; otherwise both end.
+                let commit = c.commit(last);
+                tokio::pin!(fetch, commit);
+                tokio::select! {
+                    committed = &mut commit => {
+                        committed?;
+                        fetch.await
+                    }
+                    fetched = &mut fetch => {
+                        commit.await?;
+                        fetched
+                    }
+                }
             }
             _ => fetch.await,
         };
@@ -171,7 +182,7 @@ pub struct ListArgs {
     /// Only messages known to be stored on a majority of nodes: these are never lost by a failover (a plain list shows everything the node holds, which after a failover may lose messages acknowledged with w below a majority). A secondary learns the mark with the master's next heartbeat.
     #[arg(long)]
     pub(super) committed: bool,
-    /// Read as consumer group GROUP, from the master: start after the group's position in the log (replog group list shows them; a group with none is given 0 first, refused past the nodes' --max-groups before anything is printed) and move it as each page is printed, so that a consumer killed and started again prints at most its last page again and misses nothing. Only committed messages are read (as with --committed); with --json, one object per line. One consumer per group and log at a time.
+    /// Read as consumer group GROUP, from the master: start after the group's position in the log (replog group list shows them; a group with none is given 0 first, refused past the nodes' --max-groups before anything is printed) and move it as each page is printed, so that a consumer killed and started again prints at most its last page again and misses nothing. Only committed messages are read (as with --committed); with --json, one object per line. One consumer per group and log at a time: if anything else moves the position meanwhile (another consumer, group set, group delete), the next commit is refused and it stops (exit 2).
     #[arg(long, value_name = "GROUP")]
     pub(super) group: Option<String>,
     /// Give up (exit 5) if the listing has not finished after this long, connecting included.

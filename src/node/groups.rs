@@ -43,7 +43,17 @@ pub(super) async fn change_groups(
                 shared.cfg.id
             )));
         }
-        GroupChangeRequest::Set { group, log, number } => GroupRequest::Set { group, log, number },
+        GroupChangeRequest::Set {
+            group,
+            log,
+            number,
+            expect,
+        } => GroupRequest::Set {
+            group,
+            log,
+            number,
+            expect,
+        },
         GroupChangeRequest::Delete { group } => GroupRequest::Delete(group),
     };
     to_node(

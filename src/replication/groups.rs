@@ -256,6 +256,21 @@ impl Delta {
             self.note(&effect);
         }
     }
+
+    /// How many groups, logs and positions it remembers.
+    pub fn size(&self) -> usize {
+        self.deleted.len() + self.deleted_logs.len() + self.set.count()
+    }
+
+    /// Forgets the deletions of groups and logs that had no position
+    /// `before` the stretch: they only undid sets within it, which the
+    /// stretch's own positions already say. What is left is bounded by the
+    /// positions there were, whatever the number of groups set and deleted
+    /// in the stretch.
+    pub fn prune(&mut self, before: &Positions) {
+        self.deleted.retain(|g| before.has(g));
+        (self.deleted_logs).retain(|l| before.iter().any(|(_, log, _)| log == *l));
+    }
 }
 
 /// The positions a core acts on: those its log leaves, unknown from a cut

@@ -59,7 +59,7 @@ use super::record::{
 use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, LogId, Position, Seq};
-use crate::replication::groups::{Delta, Positions};
+use crate::replication::groups::{self, Delta, Effect, GroupChange, Positions};
 
 /// Entries whose offsets are kept exactly, newest first: replication and
 /// `--follow` read just behind the end of the log, and must not walk the
@@ -143,6 +143,9 @@ pub struct DiskLog {
     catalog: (Vec<(Seq, bytes::Bytes)>, bytes::Bytes),
     /// The consumer groups' positions at the base (`base.groups`).
     groups_at_base: Positions,
+    /// The positions before the last segment: a group or log deleted in
+    /// it that had none there is not remembered (`Delta::prune`).
+    groups_before_last: Positions,
     /// The roll to the last segment, while it is not yet durable
     /// (`roll.rs`): at most one.
     roll: Option<Arc<Roll>>,
@@ -265,6 +268,7 @@ impl DiskLog {
             at_base: read_base_numbers(dir)?,
             catalog: (Vec::new(), read_base_logs(dir)?),
             groups_at_base: read_base_groups(dir)?,
+            groups_before_last: Positions::default(),
             roll: None,
             prepared: Prepared::default(),
             defer_rolls: false,
@@ -284,6 +288,7 @@ impl DiskLog {
         if log.segments.is_empty() {
             log.new_segment(base.seq + 1)?;
         }
+        log.prune_groups();
         // Whatever survived is made durable before anything counts on it.
         log.segments.last().expect("one segment").file.sync_all()?;
         roll::prepare_ahead(dir, &log.prepared);
@@ -393,8 +398,25 @@ impl DiskLog {
             self.fault.clone(),
             self.retry_failed_rolls,
         )));
+        let before = &mut self.groups_before_last;
+        before.then(&self.segments.last().expect("one segment").groups);
         self.segments.push(Segment::empty(first, path, file));
         Ok(())
+    }
+
+    /// Each segment's group deletions cut to what the positions before it
+    /// had, and the positions before the last segment found again (at
+    /// start, and after a cut or a reset).
+    fn prune_groups(&mut self) {
+        let mut before = self.groups_at_base.clone();
+        let n = self.segments.len();
+        for (i, seg) in self.segments.iter_mut().enumerate() {
+            seg.groups.prune(&before);
+            if i + 1 < n {
+                before.then(&seg.groups);
+            }
+        }
+        self.groups_before_last = before;
     }
 
     /// Takes the next segment as recovery read it, once it is known to
@@ -567,9 +589,12 @@ impl DiskLog {
             if e.key.as_deref() == Some(crate::replication::catalog::CATALOG_KEY) {
                 self.catalog.0.push((e.seq, e.message.clone()));
             }
-            if e.is_control() {
+            if let Some(effect) = groups::effect(e.key.as_deref(), &e.message) {
                 let seg = self.segments.last_mut().expect("one segment");
-                seg.groups.note_entry(e.key.as_deref(), &e.message);
+                seg.groups.note(&effect);
+                if !matches!(effect, Effect::Change(GroupChange::Set { .. })) {
+                    seg.groups.prune(&self.groups_before_last);
+                }
             }
             self.remember(base + start);
         }
@@ -661,6 +686,7 @@ impl DiskLog {
             true
         })?;
         self.segments.last_mut().expect("one segment").groups = groups;
+        self.prune_groups();
         // The newest configuration entry at or before the base stays: it
         // is the membership from there on.
         let base = self.base.seq;
@@ -841,6 +867,7 @@ impl DiskLog {
         seg.sparse.clear();
         seg.numbers = SegmentNumbers::default();
         seg.groups = Delta::default();
+        self.groups_before_last = self.groups_at_base.clone();
         sync_dir(&self.dir)
     }
 
@@ -1503,6 +1530,46 @@ mod tests {
                 _ => Entry::message((1, seq), (0, seq), None, format!("m{seq}").into()),
             })
             .collect()
+    }
+
+    #[test]
+    fn groups_set_and_deleted_again_and_again_leave_nothing_behind() {
+        use crate::replication::groups::GroupChange;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLog::open(dir.path(), 4096).unwrap();
+        let keep = GroupChange::Set {
+            group: "kept".into(),
+            log: 0,
+            number: 0,
+        };
+        log.append(&[keep.entry(1, 1)]).unwrap();
+        // Two thousand groups, each set and deleted, over many segments:
+        // each remembers the one kept and its deletion at most.
+        let mut seq = 1;
+        for i in 0..2000 {
+            let group = format!("g-{i}");
+            let set = GroupChange::Set {
+                group: group.clone(),
+                log: 0,
+                number: 0,
+            };
+            let delete = GroupChange::Delete { group };
+            log.append(&[set.entry(1, seq + 1), delete.entry(1, seq + 2)])
+                .unwrap();
+            seq += 2;
+        }
+        assert!(log.segments.len() > 10);
+        assert!(log.segments.iter().all(|s| s.groups.size() <= 2));
+        let delete = GroupChange::Delete {
+            group: "kept".into(),
+        };
+        log.append(&[delete.entry(1, seq + 1)]).unwrap();
+        assert_eq!(log.groups(), Default::default());
+        // Read again at start: the same, each segment pruned.
+        drop(log);
+        let log = DiskLog::open(dir.path(), 4096).unwrap();
+        assert!(log.segments.iter().all(|s| s.groups.size() <= 2));
+        assert_eq!(log.groups(), Default::default());
     }
 
     #[test]

@@ -704,6 +704,10 @@ pub enum GroupChangeRequest {
         log: String,
         /// The last message read.
         number: Seq,
+        /// Set only if the position is this now (or `number` already: a
+        /// commit sent again): a consumer's commit, which must not undo a
+        /// move it did not make. `None`: whatever it is.
+        expect: Option<Seq>,
     },
     /// Delete group `group`, with its positions in every log.
     Delete {

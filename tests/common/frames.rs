@@ -190,6 +190,7 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
                         group: text(rng),
                         log: text(rng),
                         number: rng.gen(),
+                        expect: rng.gen_bool(0.5).then(|| rng.gen()),
                     }
                 } else {
                     GroupChangeRequest::Delete { group: text(rng) }

@@ -1909,6 +1909,7 @@ impl World {
                 group,
                 log: ["default", "orders"][log as usize].to_string(),
                 number: self.group_rng.gen_range(0..=last + 1),
+                expect: None,
             }
         };
         let req = self.next_change;

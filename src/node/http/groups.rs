@@ -77,20 +77,31 @@ async fn set(
         checked(&group)?;
         check_name(&log).map_err(|e| Problem::bad_query(format!("log name: {e}")))?;
         let body = api.body(body, 1024).await?;
-        let position = (serde_json::from_slice::<Value>(&body).ok())
-            .and_then(|v| v.get("position")?.as_u64())
-            .ok_or_else(|| {
-                Problem::bad_query("the body must be JSON {\"position\": N}, N a whole number")
-            })?;
+        let bad = || {
+            Problem::bad_query(
+                "the body must be JSON {\"position\": N}, or {\"position\": N, \"expect\": E}, N and E whole numbers",
+            )
+        };
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad())?;
+        let position = body
+            .get("position")
+            .and_then(Value::as_u64)
+            .ok_or_else(bad)?;
+        let expect = match body.get("expect") {
+            None => None,
+            Some(e) => Some(e.as_u64().ok_or_else(bad)?),
+        };
         let change = GroupChangeRequest::Set {
             group: group.clone(),
             log: log.clone(),
             number: position,
+            expect,
         };
         let request = GroupRequest::Set {
             group: group.clone(),
             log: log.clone(),
             number: position,
+            expect,
         };
         let seq = made(&api, request, change).await?;
         Ok(json!({ "group": group, "log": log, "position": position, "seq": seq }))

@@ -27,6 +27,9 @@ pub enum GroupRequest {
         log: String,
         /// The last message read; 0 to read the log from its start.
         number: Seq,
+        /// Set only if the position is this now, or `number` already
+        /// (see `GroupChangeRequest::Set`).
+        expect: Option<Seq>,
     },
     /// Delete group `group` and its positions in every log.
     Delete(String),
@@ -137,10 +140,19 @@ impl Core {
                 group,
                 log: name,
                 number,
+                expect,
             } => {
                 let log = logs
                     .id_of(&name)
                     .ok_or(AppendError::NoSuchLog { log: name.clone() })?;
+                let now = positions.get(&group, log);
+                if expect.is_some_and(|e| now != Some(e) && now != Some(number)) {
+                    let now = now.map_or("none".to_string(), |n| n.to_string());
+                    return Err(AppendError::BadRequest(format!(
+                        "group {group}'s position in log {name} is {now}, not {}: another consumer of the group, replog group set or replog group delete moved it (one consumer per group and log at a time)",
+                        expect.unwrap_or_default()
+                    )));
+                }
                 let last = m.last_number(log).ok_or_else(again)?;
                 if number > last {
                     return Err(AppendError::BadRequest(format!(

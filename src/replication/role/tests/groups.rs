@@ -14,6 +14,7 @@ fn set(req: u64, group: &str, number: Seq) -> Event {
             group: group.into(),
             log: "default".into(),
             number,
+            expect: None,
         },
     }
 }
@@ -98,6 +99,7 @@ fn a_request_the_master_cannot_make_is_refused_with_the_reason_and_writes_nothin
             group: "g".into(),
             log: "nope".into(),
             number: 0,
+            expect: None,
         },
     };
     let out = step(&mut core, now, missing_log);
@@ -214,4 +216,43 @@ fn a_secondary_sends_a_request_to_the_master_and_follows_positions_through_cuts(
     };
     step(&mut b, now, Event::Storage(report));
     assert_eq!(b.groups(), Some(&Positions::default()));
+}
+
+#[test]
+fn a_commit_that_expects_another_position_is_refused_and_one_sent_again_is_not() {
+    let now = Instant::now();
+    let mut core = master_with_one_message(now);
+    let commit = |req, number, expect| Event::ChangeGroups {
+        client: 7,
+        req,
+        request: GroupRequest::Set {
+            group: "g".into(),
+            log: "default".into(),
+            number,
+            expect,
+        },
+    };
+    // A consumer's first commit, from 0 (the group has none yet: refused).
+    let out = step(&mut core, now, commit(2, 1, Some(0)));
+    assert!(
+        matches!(&out[..], [Action::Reply { result: Err(AppendError::BadRequest(why)), .. }] if why.contains("is none, not 0")),
+        "{out:?}"
+    );
+    let out = step(&mut core, now, commit(3, 0, None));
+    assert!(matches!(&out[..], [Action::Persist(_)]), "{out:?}");
+    let out = step(&mut core, now, commit(4, 1, Some(0)));
+    assert!(matches!(&out[..], [Action::Persist(_)]), "{out:?}");
+    // Sent again (its answer lost): the position is already 1.
+    let out = step(&mut core, now, commit(5, 1, Some(0)));
+    assert!(matches!(&out[..], [Action::Persist(_)]), "{out:?}");
+    // Moved back by someone else (group set, no expectation)...
+    let out = step(&mut core, now, commit(6, 0, None));
+    assert!(matches!(&out[..], [Action::Persist(_)]), "{out:?}");
+    // ...the consumer's next commit, from 1, is refused with the reason.
+    let out = step(&mut core, now, commit(7, 1, Some(1)));
+    assert!(
+        matches!(&out[..], [Action::Reply { result: Err(AppendError::BadRequest(why)), .. }] if why.contains("is 0, not 1") && why.contains("one consumer per group")),
+        "{out:?}"
+    );
+    assert_eq!(core.groups().unwrap().get("g", 0), Some(0));
 }
