@@ -195,3 +195,35 @@ async fn a_connection_names_its_log_by_name_so_a_log_created_again_is_the_new_on
     let (entries, _) = client.list(1, 10, false).await.unwrap();
     assert_eq!(text(entries), vec![(1, "d".to_string())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_a_log_deleted_under_it_stops_saying_so() {
+    let mut c = Cluster::new(3, true, |_| flags(FAST));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(0, &nodes, &["log", "create", "tmp"]);
+    append_many(&nodes, "tmp", "m", 0..2);
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["list", "--log", "tmp", "--follow", "--node", &c.addrs[1]])
+        .env_remove("REPLOG_NODE")
+        .env_remove("REPLOG_NODES")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It has printed both and waits for more.
+    let mut out = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut line = String::new();
+    for want in ["m-0\n", "m-1\n"] {
+        line.clear();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, want);
+    }
+    run(0, &nodes, &["log", "delete", "tmp"]);
+    let status = wait_until("the follower to stop", || follower.try_wait().unwrap());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follower.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("there is no log named tmp"), "{err}");
+}

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::client::{ClientError, ConnectOptions};
 use crate::json::entry_json;
+use crate::wire::AppendError;
 
 use super::common::*;
 use super::group::Consumer;
@@ -86,7 +87,10 @@ pub(super) async fn list(
             Ok(page) => page,
             // Following: the node restarted or went away; come back to it
             // (or another listed node) and go on after the last message.
-            Err(e) if l.follow => {
+            // A log deleted is gone for good.
+            Err(e)
+                if l.follow && !matches!(e, ClientError::Append(AppendError::NoSuchLog { .. })) =>
+            {
                 eprintln!(
                     "replog: {e}; reconnecting to resume after sequence number {}",
                     next - 1

@@ -205,6 +205,7 @@ impl Conn {
                 req,
                 // The connection's, set when it is handled.
                 log: crate::entry::DEFAULT_LOG,
+                log_name: String::new(),
                 from,
                 max,
                 wait,
@@ -271,6 +272,8 @@ impl Conn {
                 match self.log_id() {
                     Ok(log) => {
                         page.log = log;
+                        page.log_name = (self.log.lock().expect("log lock").clone())
+                            .unwrap_or_else(|| crate::replication::catalog::DEFAULT_NAME.into());
                         self.on_list(page);
                     }
                     Err(error) => {

@@ -252,6 +252,8 @@ pub(super) struct Page {
     pub(super) req: u64,
     /// The log (the connection's, `UseLog`).
     pub(super) log: LogId,
+    /// Its name, to say it was deleted.
+    pub(super) log_name: String,
     pub(super) from: u64,
     pub(super) max: u32,
     pub(super) wait: bool,
@@ -267,6 +269,7 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
     let Page {
         req,
         log,
+        log_name,
         from,
         max,
         wait,
@@ -276,7 +279,16 @@ pub(super) async fn list(shared: &Arc<Shared>, outbox: &Outbox, credits: &Credit
     if wait {
         tokio::select! {
             _ = outbox.closed() => return,
-            waited = wait_for(shared, log, &mut mark, from) => if !waited { return },
+            waited = wait_for(shared, log, &mut mark, from) => match waited {
+                Waited::Ready => {}
+                Waited::Stopping => return,
+                // Said as the connection says it of a log it cannot find.
+                Waited::Gone => {
+                    let error = AppendError::NoSuchLog { log: log_name };
+                    outbox.send(Frame::AppendFailed { req, error }).await;
+                    return;
+                }
+            },
         }
     }
     if !page_credit(shared, outbox, credits).await {
@@ -308,23 +320,43 @@ pub(super) fn mark_of(shared: &Shared, committed: bool) -> watch::Receiver<Seq> 
     }
 }
 
-/// Waits until message `from` of `log` is within `mark`; false if the node
-/// stops first.
+/// How a wait for a message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waited {
+    /// The message is within the mark (or the log cannot be read, which
+    /// the read that follows says).
+    Ready,
+    /// The node stops.
+    Stopping,
+    /// The log was deleted: no message will come.
+    Gone,
+}
+
+/// Waits until message `from` of `log` is within `mark`, the node stops,
+/// or the log is deleted (looked at whenever the named logs change: the
+/// deletion is an entry, which moves the mark).
 pub(super) async fn wait_for(
     shared: &Arc<Shared>,
     log: LogId,
     mark: &mut watch::Receiver<Seq>,
     from: Seq,
-) -> bool {
+) -> Waited {
+    let mut logs = shared.logs();
     loop {
         let upto = *mark.borrow_and_update();
-        // A log that cannot be read is for the read that follows to say.
         if number_at(shared, log, upto).await.is_none_or(|n| n >= from) {
-            return true;
+            return Waited::Ready;
+        }
+        let now = shared.logs();
+        if !Arc::ptr_eq(&now, &logs) {
+            if !now.exists(log) {
+                return Waited::Gone;
+            }
+            logs = now;
         }
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return false,
-            changed = mark.changed() => if changed.is_err() { return false },
+            _ = shared.shutdown.cancelled() => return Waited::Stopping,
+            changed = mark.changed() => if changed.is_err() { return Waited::Stopping },
         }
     }
 }

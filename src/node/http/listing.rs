@@ -15,7 +15,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::super::requests::{mark_of, number_at, read_page, wait_for};
+use super::super::requests::{mark_of, number_at, read_page, wait_for, Waited};
 use super::super::shared::Shared;
 use super::budget::{json_bound, Budget};
 use crate::entry::LogId;
@@ -136,9 +136,10 @@ impl Listing {
             if self.follow {
                 let waiting = wait_for(&self.shared, self.log, &mut self.mark, self.next);
                 match tokio::time::timeout(KEEP_ALIVE, waiting).await {
-                    Ok(true) => {}
-                    // The node stops: the listing ends as if complete.
-                    Ok(false) => {
+                    Ok(Waited::Ready) => {}
+                    // The node stops, or the log was deleted: the listing
+                    // ends as if complete.
+                    Ok(Waited::Stopping | Waited::Gone) => {
                         self.done = true;
                         return self.closing().map(Ok);
                     }
