@@ -34,6 +34,9 @@ pub fn next_epoch(epoch: Epoch) -> Option<Epoch> {
 /// with a NUL byte are the log's own.
 pub const CONFIG_KEY: &str = "\0config";
 
+/// The key of a stripped entry ([`Entry::stripped`]).
+pub const STRIPPED_KEY: &str = "\0stripped";
+
 /// One entry of the replicated log: a message of one of the cluster's
 /// logs, or one of the entries the replicated log keeps for itself
 /// ([`Entry::is_control`]).
@@ -119,6 +122,27 @@ impl Entry {
             key: Some(CONFIG_KEY.to_string()),
             message: members,
         }
+    }
+
+    /// What is left of a message of a deleted log once compaction freed its
+    /// bytes: its place in the replicated log and nothing else, a control
+    /// entry that `list` does not show (key [`STRIPPED_KEY`], which no
+    /// client can send). Replication sends it as it is stored, so that a
+    /// node catching up holds every sequence number still.
+    pub fn stripped(epoch: Epoch, seq: Seq) -> Entry {
+        Entry {
+            epoch,
+            seq,
+            log: DEFAULT_LOG,
+            number: 0,
+            key: Some(STRIPPED_KEY.to_string()),
+            message: Bytes::new(),
+        }
+    }
+
+    /// Whether this is a stripped entry (see [`Entry::stripped`]).
+    pub fn is_stripped(&self) -> bool {
+        self.key.as_deref() == Some(STRIPPED_KEY)
     }
 
     /// Whether this is a configuration entry (see [`Entry::config`]).

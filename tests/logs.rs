@@ -227,3 +227,94 @@ async fn a_follower_of_a_log_deleted_under_it_stops_saying_so() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("there is no log named tmp"), "{err}");
 }
+
+/// `replog append` of each line of `lines` to `log` with `-w all`.
+fn append_lines(nodes: &str, log: &str, lines: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["append", "--log", log, "-w", "all", "--node", nodes, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "append to {log}: {err}");
+}
+
+/// The bytes of node `i`'s segment files.
+fn segment_bytes(c: &Cluster, i: usize) -> u64 {
+    (std::fs::read_dir(c.data_dir(i)).unwrap())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_logs_disk_space_is_freed_on_every_node_and_what_is_left_reads_and_verifies() {
+    let small = ["--segment-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(0, &nodes, &["log", "create", "big"]);
+    // 600 messages of 1,000 bytes, in the same segments as 80 small
+    // messages of the default log.
+    let mut kept = Vec::new();
+    for round in 0..4 {
+        let big: String = (0..150).map(|i| format!("{round}-{i:0>996}\n")).collect();
+        append_lines(&nodes, "big", &big);
+        let small: Vec<String> = (0..20).map(|i| format!("kept-{round}-{i}")).collect();
+        append_lines(&nodes, "default", &(small.join("\n") + "\n"));
+        kept.extend(small);
+    }
+    let want: Vec<(u64, String)> = (1..).zip(kept).collect();
+    let before: Vec<u64> = (0..3).map(|i| segment_bytes(&c, i)).collect();
+    assert!(before.iter().all(|b| *b > 600_000), "{before:?}");
+    run(0, &nodes, &["log", "delete", "big"]);
+    // Every node frees what the deleted log took in every segment but the
+    // one being written (at most 16 KiB).
+    for (i, before) in before.into_iter().enumerate() {
+        let left = wait_until(
+            &format!("n{} to free the deleted log's bytes", i + 1),
+            || Some(segment_bytes(&c, i)).filter(|b| *b < 60_000),
+        );
+        assert!(left < before / 10, "n{}: {left} of {before}", i + 1);
+        assert_eq!(listed(&c.addrs[i], "default").unwrap(), want);
+    }
+    run(0, &nodes, &["verify"]);
+    // A node back with an empty disk is sent what is left, every sequence
+    // number still there, and holds the same log.
+    c.kill(2);
+    std::fs::remove_dir_all(c.data_dir(2)).unwrap();
+    c.start(2);
+    let got = wait_until("n3 to catch up from an empty disk", || {
+        listed(&c.addrs[2], "default").filter(|got| got.len() == want.len())
+    });
+    assert_eq!(got, want);
+    wait_until("n3 to free what it was sent", || {
+        Some(segment_bytes(&c, 2)).filter(|b| *b < 60_000)
+    });
+    run(0, &nodes, &["verify"]);
+    // And past a restart of every node.
+    for i in 0..3 {
+        c.kill(i);
+    }
+    // Any of them may be elected: each shows what is committed once it is.
+    c.start_all();
+    for addr in &c.addrs {
+        let got = wait_until(&format!("{addr} to list default again"), || {
+            listed(addr, "default").filter(|got| got.len() == want.len())
+        });
+        assert_eq!(got, want, "{addr}");
+    }
+    run(0, &nodes, &["verify"]);
+}

@@ -221,6 +221,12 @@ impl NodeLoop {
                 let _ = tx.send(self.core.health(now));
                 return;
             }
+            Input::Compacted { copy, tx } => {
+                // Same entries, same positions: nothing the core or the
+                // tail holds changes.
+                let _ = tx.send(self.shared.log.write().install(*copy));
+                return;
+            }
             Input::Groups { group, tx } => {
                 let positions = self.core.groups().map(|p| {
                     (p.iter())

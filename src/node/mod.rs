@@ -51,6 +51,7 @@
 
 mod actions;
 mod clients;
+mod compactor;
 pub mod config;
 mod connection;
 mod event_loop;
@@ -234,6 +235,7 @@ pub async fn run<N: Net>(
         (sync_tx, syncer),
     );
     node.run_actions(&mut start);
+    tracker.spawn(compactor::run(shared.clone()).instrument(span.clone()));
 
     if let Some(addr) = cfg.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -179,12 +179,14 @@ pub(super) async fn digests(
     }
     let mut upto = covered(from, to, step, *shared.visible.borrow());
     let mut ranges = RangeDigests::new(step);
+    let logs = shared.logs();
     let mut next = from;
     let mut read_bytes = 0;
     while next <= upto {
         // Hashed where it is read, on a blocking thread: a request may
         // hash up to MAX_DIGEST_BYTES, which must not hold the runtime's
         // thread (and the node loop on it) meanwhile.
+        let logs = logs.clone();
         let read = shared
             .read_log(move |log| {
                 let page = log.read(next, upto, LIST_PAGE as usize, LIST_PAGE_BYTES)?;
@@ -197,7 +199,14 @@ pub(super) async fn digests(
                 let mut bytes = 0;
                 if last.is_some() {
                     for e in &page {
-                        ranges.push(e);
+                        // A deleted log's message is hashed as what
+                        // compaction leaves of it, whether or not this
+                        // node has compacted it yet.
+                        if !e.is_control() && !logs.exists(e.log) {
+                            ranges.push(&crate::entry::Entry::stripped(e.epoch, e.seq));
+                        } else {
+                            ranges.push(e);
+                        }
                         bytes += crate::storage::entry_cost(e);
                     }
                 }

@@ -134,6 +134,12 @@ pub(crate) enum Input {
     NewerEpoch { epoch: Epoch },
     /// Recording a vote failed (see `Event::VoteUnrecorded`).
     VoteUnrecorded { epoch: Epoch, reason: String },
+    /// The compactor made a segment's compacted copy: the loop, which alone
+    /// changes the log, puts it in place; the answer is the bytes freed.
+    Compacted {
+        copy: Box<crate::storage::compaction::Compacted>,
+        tx: oneshot::Sender<std::io::Result<u64>>,
+    },
 }
 
 /// What every task of a node shares.

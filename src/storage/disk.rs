@@ -47,6 +47,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::compaction;
 use super::damage::corrupt;
 use super::files::{
     injected_fault, lock_dir, open_rw, replace_file, segment_firsts, segment_name, sync_dir,
@@ -54,7 +55,8 @@ use super::files::{
 };
 use super::numbering::{last_numbers, read_base_numbers, write_base_numbers, SegmentNumbers};
 use super::record::{
-    decode_record, encode_record, record_need, refill, Decoded, Record, HEADER, READ_CHUNK,
+    decode_record, encode_record, read_at_most, record_need, record_span, refill, Decoded, Record,
+    HEADER, READ_CHUNK, RUN_BYTES,
 };
 use super::recovery::{Scanned, STRIDE};
 use super::roll::{self, Prepared, Roll, SyncPoint};
@@ -83,6 +85,10 @@ struct Segment {
     numbers: SegmentNumbers,
     /// What its group entries did.
     groups: Delta,
+    /// Stripped entries it holds one record each (see `compaction`).
+    loose: u64,
+    /// Whether a record of it stands for several entries (a run).
+    runs: bool,
 }
 
 impl Segment {
@@ -96,6 +102,8 @@ impl Segment {
             sparse: Vec::new(),
             numbers: SegmentNumbers::default(),
             groups: Delta::default(),
+            loose: 0,
+            runs: false,
         }
     }
 }
@@ -214,6 +222,7 @@ impl DiskLog {
     ) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
+        compaction::remove_leftovers(dir)?;
         // `EPOCH` or `EPOCH VOTE`: the node's epoch and whom it voted for.
         let (epoch, vote) = match fs::read_to_string(dir.join("epoch")) {
             Ok(s) => {
@@ -458,6 +467,8 @@ impl DiskLog {
             sparse: found.sparse,
             numbers: found.numbers,
             groups: found.groups,
+            loose: found.loose,
+            runs: found.runs,
         });
         Ok(())
     }
@@ -467,7 +478,11 @@ impl DiskLog {
     /// one wanted, by the records' lengths.
     fn find_recent(&mut self) -> io::Result<()> {
         self.recent.clear();
-        let want = (self.count - self.base.seq).min(self.recent_cap as u64);
+        // Not into a segment with runs, where records and entries are not
+        // one for one.
+        let after_runs = (self.segments.iter().rposition(|s| s.runs))
+            .map_or(self.base.seq, |i| self.segment_last(i));
+        let want = (self.count - after_runs).min(self.recent_cap as u64);
         if want == 0 {
             return Ok(());
         }
@@ -512,7 +527,7 @@ impl DiskLog {
 
     /// Keeps exact offsets for only the newest `n` entries (tests).
     #[cfg(test)]
-    fn set_recent_cap(&mut self, n: usize) {
+    pub(super) fn set_recent_cap(&mut self, n: usize) {
         self.recent_cap = n;
         while self.recent.len() > n {
             self.recent.pop_front();
@@ -581,6 +596,7 @@ impl DiskLog {
         }
         let seg = self.segments.last_mut().expect("one segment");
         entries.iter().for_each(|e| seg.numbers.note(e));
+        seg.loose += entries.iter().filter(|e| e.is_stripped()).count() as u64;
         for (e, start) in entries.iter().zip(&starts) {
             self.index(e.epoch, e.seq);
             if e.is_config() {
@@ -871,6 +887,64 @@ impl DiskLog {
         sync_dir(&self.dir)
     }
 
+    /// The oldest segment compaction has bytes to free in, if any: one no
+    /// longer written to, wholly at or before `committed`, that holds
+    /// messages of a log for which `gone` is true or stripped entries one
+    /// record each.
+    pub(super) fn compaction_job(
+        &self,
+        committed: Seq,
+        gone: &dyn Fn(LogId) -> bool,
+    ) -> Option<compaction::Job> {
+        let older = self.segments.len().saturating_sub(1);
+        (0..older)
+            .take_while(|&i| self.segment_last(i) <= committed)
+            .find(|&i| {
+                let s = &self.segments[i];
+                s.loose > 0 || s.numbers.lasts().any(|(log, _)| gone(log))
+            })
+            .map(|i| compaction::Job {
+                first: self.segments[i].first,
+                last: self.segment_last(i),
+                len: self.segments[i].len,
+                file: self.segments[i].file.clone(),
+                dir: self.dir.clone(),
+            })
+    }
+
+    /// Puts a compacted copy in its segment's place, if the segment is
+    /// still as it was when copied (a reset or retention may have removed
+    /// it meanwhile): the bytes freed.
+    pub(super) fn install(&mut self, c: compaction::Compacted) -> io::Result<u64> {
+        let copy = compaction::copy_path(&self.dir, c.first);
+        let older = self.segments.len().saturating_sub(1);
+        let Some(i) = (self.segments[..older].iter())
+            .position(|s| s.first == c.first && s.len == c.len_before)
+        else {
+            fs::remove_file(&copy)?;
+            return Ok(0);
+        };
+        let seg = &mut self.segments[i];
+        fs::rename(&copy, &seg.path)?;
+        sync_dir(&self.dir)?;
+        let found = c.scanned;
+        let freed = seg.len.saturating_sub(found.len);
+        seg.file = Arc::new(found.file);
+        seg.len = found.len;
+        seg.sparse = found.sparse;
+        seg.numbers = found.numbers;
+        seg.groups = found.groups;
+        seg.loose = found.loose;
+        seg.runs = found.runs;
+        // The newest offsets kept in it point into the old file.
+        let last = self.segment_last(i);
+        while self.count + 1 - (self.recent.len() as u64) <= last && !self.recent.is_empty() {
+            self.recent.pop_front();
+        }
+        self.prune_groups();
+        Ok(freed)
+    }
+
     /// The first message number of `log` the log holds (0 if none).
     pub(super) fn first_number(&self, log: LogId) -> Seq {
         (self.segments.iter())
@@ -1033,8 +1107,9 @@ impl DiskLog {
         self.segments.partition_point(|s| s.first <= seq) - 1
     }
 
-    /// Segment and byte offset of entry `seq` (1..=count): from the nearest
-    /// indexed entry before it, walk the record headers forward.
+    /// Segment and byte offset of the record holding entry `seq`
+    /// (1..=count): from the nearest indexed entry before it, walk the
+    /// record headers forward (a run of stripped entries is one record).
     fn offset_of(&self, seq: Seq) -> io::Result<(usize, u64)> {
         let si = self.segment_of(seq);
         let oldest_recent = self.count + 1 - self.recent.len() as u64;
@@ -1043,25 +1118,27 @@ impl DiskLog {
         }
         let seg = &self.segments[si];
         let k = (seq - seg.first) / STRIDE;
-        let mut at = seg.first + k * STRIDE;
-        let mut pos = *seg
-            .sparse
-            .get(k as usize)
-            .ok_or_else(|| unreadable(&seg.path, 0, &format!("no index entry for seq {at}")))?;
-        while at < seq {
-            let mut len = [0u8; 4];
-            seg.file.read_exact_at(&mut len, pos)?;
-            pos += (HEADER + u32::from_le_bytes(len) as usize) as u64;
-            if pos > seg.len {
+        let mut pos = *seg.sparse.get(k as usize).ok_or_else(|| {
+            let at = seg.first + k * STRIDE;
+            unreadable(&seg.path, 0, &format!("no index entry for seq {at}"))
+        })?;
+        loop {
+            let mut head = [0u8; RUN_BYTES as usize];
+            let got = read_at_most(&seg.file, &mut head, pos, seg.len)?;
+            let (len, last) = record_span(&head[..got])
+                .ok_or_else(|| unreadable(&seg.path, pos, "record header unreadable"))?;
+            if last >= seq {
+                return Ok((si, pos));
+            }
+            pos += (HEADER + len) as u64;
+            if pos >= seg.len {
                 return Err(unreadable(
                     &seg.path,
                     pos,
                     "record runs past the written end",
                 ));
             }
-            at += 1;
         }
-        Ok((si, pos))
     }
 
     pub(super) fn read(
@@ -1125,18 +1202,24 @@ impl DiskLog {
             };
             match decoded {
                 Decoded::Entry(r, used) => {
-                    if r.seq != seq {
+                    // A run may begin before `from`; any other record is
+                    // the entry expected next.
+                    if r.seq > seq || r.last() < seq || (r.count == 1 && r.seq != seq) {
                         return Err(unreadable(
                             &seg.path,
                             pos,
                             &format!("expected seq {seq}, found {}", r.seq),
                         ));
                     }
-                    if !visit(r.key, r.message, &r) {
-                        break;
+                    let through = r.last().min(upto);
+                    while seq <= through {
+                        let one = r.at(seq);
+                        if !visit(one.key, one.message, &one) {
+                            return Ok(());
+                        }
+                        seq += 1;
                     }
                     pos += used as u64;
-                    seq += 1;
                 }
                 Decoded::Incomplete if buf_at + (buf.len() as u64) < seg.len => {
                     let need = record_need(buf.get(rel..).unwrap_or(&[]));

@@ -7,6 +7,7 @@
 //! are separate steps so that one `fdatasync` can cover every entry written
 //! while the previous one ran (group commit, done by the runtime's syncer).
 
+pub mod compaction;
 pub mod damage;
 pub mod digest;
 pub mod disk;
@@ -186,6 +187,30 @@ impl Log {
         match self {
             Log::Memory(_) => Ok(Vec::new()),
             Log::Disk(d) => d.segments(),
+        }
+    }
+
+    /// The oldest segment compaction would free bytes in, and the logs that
+    /// existed at the `committed` mark (those whose messages it keeps):
+    /// none for a log in memory, which frees nothing.
+    pub fn compaction_job(
+        &self,
+        committed: Seq,
+    ) -> Option<(compaction::Job, crate::replication::catalog::Logs)> {
+        let Log::Disk(d) = self else { return None };
+        let mut catalog = self.catalog();
+        catalog.cut(committed);
+        let logs = catalog.logs().clone();
+        let job = d.compaction_job(committed, &|id| !logs.exists(id))?;
+        Some((job, logs))
+    }
+
+    /// Puts a compacted copy of a segment in its place (see
+    /// [`compaction`]): the bytes freed (0 if the segment went meanwhile).
+    pub fn install(&mut self, compacted: compaction::Compacted) -> io::Result<u64> {
+        match self {
+            Log::Memory(_) => Ok(0),
+            Log::Disk(d) => d.install(compacted),
         }
     }
 

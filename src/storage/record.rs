@@ -15,6 +15,12 @@
 //! the default log whose number is its sequence number (which is what a
 //! client was told then), or as a control entry. So a data directory of an
 //! older release is read in place, and its messages keep their numbers.
+//!
+//! A *run* ([`RUN`] in the key's field, then a count) stands for that many
+//! consecutive stripped entries of one epoch from its seq on
+//! ([`Entry::stripped`]): what compaction leaves of a deleted log's
+//! messages, so that their bytes are freed while every sequence number
+//! still reads.
 
 use std::fs::File;
 use std::io;
@@ -36,6 +42,13 @@ const EXTENDED_MASK: u32 = 0xC000_0000;
 
 /// The key's field of a record with its log and number and no key.
 const EXTENDED_NO_KEY: u32 = EXTENDED | 0x3FFF_FFFF;
+
+/// The key's field of a run of stripped entries (top bits `01`, which
+/// neither an older release nor [`EXTENDED`] writes); a u64 count follows.
+const RUN: u32 = 0x4000_0000;
+
+/// The bytes of a run record: header, epoch, seq, field and count.
+pub(super) const RUN_BYTES: u64 = (HEADER + 8 + 8 + 4 + 8) as u64;
 
 /// Bytes read at once when recovering a segment.
 pub(super) const RECOVERY_CHUNK: u64 = 1024 * 1024;
@@ -60,6 +73,23 @@ pub fn encode_record(e: &Entry, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&e.number.to_le_bytes());
     buf.extend_from_slice(&(e.message.len() as u32).to_le_bytes());
     buf.extend_from_slice(&e.message);
+    seal(buf, start);
+}
+
+/// Encodes a run of `count` stripped entries of `epoch` from `seq` on,
+/// appended to `buf`.
+pub(super) fn encode_run(epoch: Epoch, seq: Seq, count: u64, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; HEADER]);
+    buf.extend_from_slice(&epoch.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&RUN.to_le_bytes());
+    buf.extend_from_slice(&count.to_le_bytes());
+    seal(buf, start);
+}
+
+/// Writes the header of the record that starts at `start` in `buf`.
+fn seal(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - HEADER) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &buf[start + HEADER..]);
@@ -85,6 +115,11 @@ pub(super) struct Record<'a> {
     pub(super) log: LogId,
     pub(super) number: Seq,
     pub(super) message: &'a [u8],
+    /// The entries it stands for: 1, or a run's count (each a stripped
+    /// entry, the first at `seq`).
+    pub(super) count: u64,
+    /// Whether it is a run record (of any count, 1 included).
+    pub(super) run: bool,
 }
 
 impl Record<'_> {
@@ -93,6 +128,29 @@ impl Record<'_> {
     pub(super) fn config(&self) -> Option<bytes::Bytes> {
         (self.key == Some(crate::entry::CONFIG_KEY))
             .then(|| bytes::Bytes::copy_from_slice(self.message))
+    }
+
+    /// The last sequence number it stands for.
+    pub(super) fn last(&self) -> Seq {
+        self.seq + (self.count - 1)
+    }
+
+    /// Whether it is a stripped entry or a run of them.
+    pub(super) fn is_stripped(&self) -> bool {
+        self.key == Some(crate::entry::STRIPPED_KEY)
+    }
+
+    /// Entry `seq` of those it stands for (a run's; any other record is
+    /// one entry).
+    pub(super) fn at(&self, seq: Seq) -> Record<'_> {
+        Record {
+            seq,
+            count: 1,
+            run: false,
+            key: self.key,
+            message: self.message,
+            ..*self
+        }
     }
 
     /// Whether it is a control entry ([`Entry::is_control`]).
@@ -142,6 +200,22 @@ pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
         let epoch = u64::from_le_bytes(take(8)?.try_into().ok()?);
         let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
         let field = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        if field == RUN {
+            let count = u64::from_le_bytes(take(8)?.try_into().ok()?);
+            // A run stands for at least one entry and ends before the
+            // last sequence number there is.
+            seq.checked_add(count.checked_sub(1)?)?;
+            return Some(Record {
+                epoch,
+                seq,
+                key: Some(crate::entry::STRIPPED_KEY),
+                log: DEFAULT_LOG,
+                number: 0,
+                message: &[],
+                count,
+                run: true,
+            });
+        }
         let extended = field & EXTENDED_MASK == EXTENDED;
         let key = match field {
             LEGACY_NO_KEY | EXTENDED_NO_KEY => None,
@@ -168,6 +242,8 @@ pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
             log,
             number,
             message,
+            count: 1,
+            run: false,
         })
     })();
     match parsed {
@@ -197,6 +273,28 @@ pub(super) fn refill(
 ) -> io::Result<()> {
     buf.resize(want.min(end - pos) as usize, 0);
     file.read_exact_at(buf, pos)
+}
+
+/// Reads into `buf` from `pos`, never past `end`: how many bytes came.
+pub(super) fn read_at_most(file: &File, buf: &mut [u8], pos: u64, end: u64) -> io::Result<usize> {
+    let n = (buf.len() as u64).min(end.saturating_sub(pos)) as usize;
+    file.read_exact_at(&mut buf[..n], pos)?;
+    Ok(n)
+}
+
+/// The payload length and the last sequence number of the record whose
+/// first [`RUN_BYTES`] bytes (or fewer, at the end of a file) are `head`,
+/// read from its header alone: for records already checked.
+pub(super) fn record_span(head: &[u8]) -> Option<(usize, Seq)> {
+    let len = decode_len(head)?;
+    let word = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?));
+    let seq = word(HEADER + 8)?;
+    let field = u32::from_le_bytes(head.get(HEADER + 16..HEADER + 20)?.try_into().ok()?);
+    if field != RUN {
+        return Some((len, seq));
+    }
+    let count = word(HEADER + 20)?;
+    Some((len, seq.checked_add(count.checked_sub(1)?)?))
 }
 
 pub(super) fn decode_len(buf: &[u8]) -> Option<usize> {

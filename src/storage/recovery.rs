@@ -45,8 +45,14 @@ pub(super) struct Scanned {
     pub(super) len: u64,
     /// Sequence number of its last record (`first - 1` if it has none).
     pub(super) last: Seq,
-    /// Offset of every `STRIDE`-th record.
+    /// Offset of the record holding every `STRIDE`-th entry.
     pub(super) sparse: Vec<u64>,
+    /// Stripped entries it holds one record each (as replication brings
+    /// them), which compaction would join into runs.
+    pub(super) loose: u64,
+    /// Whether a record stands for several entries (a run of stripped
+    /// ones): the newest offsets (`DiskLog::recent`) are kept after it.
+    pub(super) runs: bool,
     /// `(epoch, seq)` of its first record and of every record whose epoch
     /// differs from the one before it.
     pub(super) epochs: Vec<(Epoch, Seq)>,
@@ -139,6 +145,13 @@ pub(super) fn scan_next(path: &Path, first: Seq) -> io::Result<Scanned> {
     scan_segment(path, first, true)
 }
 
+/// Reads a compacted copy of the segment starting at `first` (see
+/// `compaction`), checking every record: it is not the last segment, so it
+/// may not end in a torn write.
+pub(super) fn scan_copy(path: &Path, first: Seq) -> io::Result<Scanned> {
+    scan_segment(path, first, false)
+}
+
 /// Reads one segment whose first record must be `first`, checking every
 /// record. Only the last segment may end in a torn write (recorded, not cut).
 // One loop over the records, with each way a record can be wrong beside
@@ -156,6 +169,8 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
         len: 0,
         last: before,
         sparse: Vec::new(),
+        loose: 0,
+        runs: false,
         epochs: Vec::new(),
         torn: None,
         configs: Vec::new(),
@@ -183,9 +198,12 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                         &format!("expected seq {want}, found {}", e.seq),
                     ));
                 }
-                if (e.seq - first).is_multiple_of(STRIDE) {
+                // A run holds every indexed entry within it.
+                while first + found.sparse.len() as u64 * STRIDE <= e.last() {
                     found.sparse.push(off);
                 }
+                found.runs |= e.count > 1;
+                found.loose += u64::from(e.is_stripped() && !e.run);
                 if found.epochs.last().map(|(ep, _)| *ep) != Some(e.epoch) {
                     found.epochs.push((e.epoch, e.seq));
                 }
@@ -203,7 +221,7 @@ fn scan_segment(path: &Path, first: Seq, is_last: bool) -> io::Result<Scanned> {
                     }
                     found.groups.note_entry(e.key, e.message);
                 }
-                found.last = e.seq;
+                found.last = e.last();
                 off += used as u64;
             }
             Decoded::Incomplete if buf_end < file_len => {
