@@ -1071,12 +1071,20 @@ _replog() {
             return 0
             ;;
         replog__subcmd__log__subcmd__create)
-            opts="-h --node --timeout --token-file --tls-ca --tls-cert --tls-key --help"
+            opts="-h --retention-bytes --retention-age --node --timeout --token-file --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --retention-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retention-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --node)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

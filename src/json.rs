@@ -48,6 +48,21 @@ pub fn write_entry_json(out: &mut Vec<u8>, seq: u64, message: &[u8]) {
 /// of itself (a node not asked, or that did not answer, is left out).
 pub type LogRanges = HashMap<String, (u64, u64)>;
 
+/// A log in detail as `replog log list --json` and `GET /v1/logs` print it:
+/// `{"name", "first", "last", "bytes", "retention_bytes",
+/// "retention_age_secs"}`, the last two `null` for a log without a retention
+/// of its own.
+pub fn log_json(l: &crate::wire::LogDetail) -> serde_json::Value {
+    serde_json::json!({
+        "name": l.name,
+        "first": l.first,
+        "last": l.last,
+        "bytes": l.bytes,
+        "retention_bytes": l.retention_bytes,
+        "retention_age_secs": l.retention_age_secs,
+    })
+}
+
 /// The health report as the JSON object `health --json` prints and `GET
 /// /v1/health` answers (`ranges` may be empty: a node left out has no
 /// `first` and `last`).

@@ -372,7 +372,8 @@ fn answer_kind(frame: &crate::wire::Frame) -> Answer {
         Frame::Appended { .. }
         | Frame::AppendFailed { .. }
         | Frame::HealthReport { .. }
-        | Frame::LogsListed { .. } => Answer::Requests(1),
+        | Frame::LogsListed { .. }
+        | Frame::LogsDetailed { .. } => Answer::Requests(1),
         Frame::Answers { answers } => Answer::Requests(answers.len()),
         Frame::Listed { .. } | Frame::Digests { .. } => Answer::ListPage,
         _ => Answer::None,

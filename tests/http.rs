@@ -204,7 +204,12 @@ fn a_named_log_is_appended_to_and_read_under_v1_logs() {
         let (_, logs) = get(h, "/v1/logs", &[]);
         assert_eq!(
             logs["logs"],
-            json!([{"name": "default", "first": 1, "last": 2}, {"name": "orders", "first": 1, "last": 2}]),
+            json!([
+                {"name": "default", "first": 1, "last": 2, "bytes": 6,
+                 "retention_bytes": null, "retention_age_secs": null},
+                {"name": "orders", "first": 1, "last": 2, "bytes": 11,
+                 "retention_bytes": null, "retention_age_secs": null}
+            ]),
             "{h}"
         );
     }

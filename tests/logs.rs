@@ -318,3 +318,113 @@ async fn a_deleted_logs_disk_space_is_freed_on_every_node_and_what_is_left_reads
     }
     run(0, &nodes, &["verify"]);
 }
+
+/// Log `log` as node `addr` lists it: (first, last, bytes).
+fn log_row(addr: &str, log: &str) -> Option<(u64, u64, u64)> {
+    let out = run(0, addr, &["log", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let row = rows.as_array()?.iter().find(|r| r["name"] == log)?;
+    Some((
+        row["first"].as_u64()?,
+        row["last"].as_u64()?,
+        row["bytes"].as_u64()?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_own_retention_deletes_its_oldest_messages_on_every_node_and_no_other_logs() {
+    let small = ["--segment-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(
+        0,
+        &nodes,
+        &["log", "create", "short", "--retention-bytes", "50KiB"],
+    );
+    run(
+        0,
+        &nodes,
+        &["log", "create", "aged", "--retention-age", "1s"],
+    );
+    let listed_retention = run(0, &nodes, &["log", "list"]);
+    assert!(
+        listed_retention.contains("51200 bytes"),
+        "{listed_retention}"
+    );
+    assert!(listed_retention.contains("1s"), "{listed_retention}");
+    // 400 messages of 1,000 bytes to short and 20 to aged, in the same
+    // segments as 40 small messages of the default log.
+    let line = |round: u32, i: u32| format!("{round}-{i:0>996}");
+    let mut kept = Vec::new();
+    for round in 0..4 {
+        let short: String = (0..100).map(|i| line(round, i) + "\n").collect();
+        append_lines(&nodes, "short", &short);
+        let aged: String = (0..5).map(|i| line(round, i) + "\n").collect();
+        append_lines(&nodes, "aged", &aged);
+        let small: Vec<String> = (0..10).map(|i| format!("kept-{round}-{i}")).collect();
+        append_lines(&nodes, "default", &(small.join("\n") + "\n"));
+        kept.extend(small);
+    }
+    // Past a second, more of the default log fills the segment being
+    // written: aged's messages are all in segments older than a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let filler: String = (0..20).map(|i| format!("fill-{i:0>995}\n")).collect();
+    append_lines(&nodes, "default", &filler);
+    kept.extend((0..20).map(|i| format!("fill-{i:0>995}")));
+    let all_short: Vec<(u64, String)> = (1..)
+        .zip((0..4).flat_map(|r| (0..100).map(move |i| line(r, i))))
+        .collect();
+    for addr in &c.addrs {
+        // short keeps at least 50 KiB, a segment's share more at most,
+        // read on every node from the same first message, without a gap.
+        let (first, last, bytes) = wait_until(&format!("{addr} to trim short"), || {
+            log_row(addr, "short").filter(|(first, _, bytes)| *first > 1 && *bytes < 150_000)
+        });
+        assert_eq!(last, 400);
+        assert!(bytes >= 50 * 1024, "{addr}: short keeps {bytes} bytes");
+        let got = listed(addr, "short").unwrap();
+        assert_eq!(got, all_short[first as usize - 1..], "{addr}");
+        // aged keeps its last message only (it numbers the next).
+        let (_, last, _) = wait_until(&format!("{addr} to trim aged"), || {
+            log_row(addr, "aged").filter(|(first, _, _)| *first == 20)
+        });
+        assert_eq!(last, 20);
+        assert_eq!(listed(addr, "aged").unwrap(), vec![(20, line(3, 4))]);
+        // The default log has no retention of its own: all there.
+        let want: Vec<(u64, String)> = (1..).zip(kept.clone()).collect();
+        assert_eq!(listed(addr, "default").unwrap(), want, "{addr}");
+    }
+    // The bytes are freed on every node.
+    for i in 0..3 {
+        wait_until(&format!("n{} to free short's bytes", i + 1), || {
+            Some(segment_bytes(&c, i)).filter(|b| *b < 250_000)
+        });
+    }
+    run(0, &nodes, &["verify"]);
+    // A new consumer group starts at the first message kept, saying so.
+    let first = log_row(&c.addrs[0], "short").unwrap().0;
+    let (code, out, err) = replog(&["list", "--log", "short", "--group", "g", "--node", &nodes]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count() as u64, 401 - first, "{err}");
+    assert!(
+        err.contains(&format!(
+            "before sequence number {first} were deleted by retention"
+        )),
+        "{err}"
+    );
+    // A message trimmed is gone by number too; the next append goes on.
+    let (code, _, err) = replog(&["get", "--log", "aged", "1", "--node", &c.addrs[1]]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("retention deleted the messages before 20"),
+        "{err}"
+    );
+    let out = run(
+        0,
+        &nodes,
+        &["append", "--log", "aged", "-w", "all", "again"],
+    );
+    assert_eq!(out.trim(), "21");
+}

@@ -22,7 +22,7 @@ pub(super) async fn get(
         let what = if committed { "committed" } else { "stored" };
         let why = if let (Some(first), true) = (first, seq != 0) {
             format!(
-                "retention deleted the messages before {first} on {} (--retention-bytes, --retention-age)",
+                "retention deleted the messages before {first} on {} (the log's own retention, or the node's --retention-bytes, --retention-age)",
                 client.addr()
             )
         } else if seq == 0 {

@@ -113,7 +113,7 @@ pub(super) async fn list(
         if let (Some(from), Some((first, _))) = (asked.take(), entries.first()) {
             if *first > from {
                 eprintln!(
-                    "replog: messages before sequence number {first} were deleted by retention on {} (--retention-bytes, --retention-age); listing from {first}",
+                    "replog: messages before sequence number {first} were deleted by retention on {} (the log's own, or the node's --retention-bytes, --retention-age); listing from {first}",
                     client.addr()
                 );
             }

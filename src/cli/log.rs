@@ -8,7 +8,7 @@ use super::change::{at_master, Change};
 use super::common::*;
 use crate::client::ClientError;
 use crate::replication::catalog::check_name;
-use crate::wire::LogChangeRequest;
+use crate::wire::{LogChangeRequest, LogDetail};
 
 /// What `replog log` does.
 #[derive(Subcommand, Debug)]
@@ -17,6 +17,12 @@ pub enum LogCommand {
     Create {
         /// Its name.
         name: String,
+        /// Its own retention: the master deletes its oldest messages, a segment's share at a time, while it would still hold at least this much without them (e.g. 1GiB), on every node alike. Its last message always stays (it numbers the next).
+        #[arg(long, value_name = "SIZE", value_parser = crate::node::config::parse_bytes)]
+        retention_bytes: Option<u64>,
+        /// Its own retention: the master deletes its messages in segments last written longer ago than this (e.g. 7d), on every node alike. Its last message always stays (it numbers the next).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        retention_age: Option<Duration>,
         /// Node(s) of the cluster, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the change goes to the master.
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
@@ -27,12 +33,12 @@ pub enum LogCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// List the logs, default first: name, the first message held and the last visible one (0: none); --json prints [{name, first, last}].
+    /// List the logs, default first: name, the first message held and the last visible one (0: none), the bytes of its messages the node holds, and its own retention; --json prints [{name, first, last, bytes, retention_bytes, retention_age_secs}] (null: none).
     List {
         /// Node(s) to ask, comma-separated (default 127.0.0.1:7001, or REPLOG_NODE); the first that answers is asked.
         #[arg(long, env = "REPLOG_NODES")]
         node: Option<String>,
-        /// Print a JSON array of {"name", "first", "last"}.
+        /// Print a JSON array of {"name", "first", "last", "bytes", "retention_bytes", "retention_age_secs"}.
         #[arg(long)]
         json: bool,
         /// Token and TLS, for clusters that require them.
@@ -60,11 +66,20 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
     match command {
         LogCommand::Create {
             name,
+            retention_bytes,
+            retention_age,
             node,
             timeout,
             conn,
         } => {
-            let create = LogChangeRequest::Create { name: name.clone() };
+            let create = match (retention_bytes, retention_age) {
+                (None, None) => LogChangeRequest::Create { name: name.clone() },
+                (bytes, age) => LogChangeRequest::CreateRetained {
+                    name: name.clone(),
+                    retention_bytes: bytes,
+                    retention_age_secs: age.map(|a| a.as_secs().max(1)),
+                },
+            };
             change(&name, create, (node, timeout, &conn)).await?;
             say(format!("created log {name}\n"))
         }
@@ -80,26 +95,54 @@ pub(super) async fn run(command: LogCommand) -> Result<(), ClientError> {
         }
         LogCommand::List { node, json, conn } => {
             let client = connect_any(&node_list(node), &conn.options()?).await?;
-            let logs = client.list_logs().await?;
-            let text = if json {
-                let rows: Vec<serde_json::Value> = (logs.iter())
-                    .map(|l| serde_json::json!({"name": l.name, "first": l.first, "last": l.last}))
-                    .collect();
-                format!("{}\n", serde_json::Value::Array(rows))
+            let logs = client.list_logs_in_detail().await?;
+            say(if json {
+                as_json(&logs)
             } else {
-                let width = logs.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-                let mut text = format!("{:width$}  {:>10}  {:>10}\n", "NAME", "FIRST", "LAST");
-                for l in &logs {
-                    text.push_str(&format!(
-                        "{:width$}  {:>10}  {:>10}\n",
-                        l.name, l.first, l.last
-                    ));
-                }
-                text
-            };
-            say(text)
+                as_table(&logs)
+            })
         }
     }
+}
+
+/// The logs as a JSON array.
+fn as_json(logs: &[LogDetail]) -> String {
+    let rows: Vec<serde_json::Value> = logs.iter().map(crate::json::log_json).collect();
+    format!("{}\n", serde_json::Value::Array(rows))
+}
+
+/// The logs as a table: NAME FIRST LAST BYTES RETENTION ("-": none).
+fn as_table(logs: &[LogDetail]) -> String {
+    let rows: Vec<[String; 5]> = (logs.iter())
+        .map(|l| {
+            let retention = [
+                l.retention_bytes.map(|b| format!("{b} bytes")),
+                (l.retention_age_secs)
+                    .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string()),
+            ];
+            let retention: Vec<String> = retention.into_iter().flatten().collect();
+            [
+                l.name.clone(),
+                l.first.to_string(),
+                l.last.to_string(),
+                l.bytes.to_string(),
+                if retention.is_empty() {
+                    "-".into()
+                } else {
+                    retention.join(", ")
+                },
+            ]
+        })
+        .collect();
+    let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(4).max(4);
+    let line = |r: &[String; 5]| {
+        format!(
+            "{:width$}  {:>10}  {:>10}  {:>12}  {}\n",
+            r[0], r[1], r[2], r[3], r[4]
+        )
+    };
+    let header = ["NAME", "FIRST", "LAST", "BYTES", "RETENTION"].map(String::from);
+    std::iter::once(&header).chain(&rows).map(line).collect()
 }
 
 /// Makes `request` about log `name` at the master, once the name is one a

@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use crate::entry::Seq;
 use crate::wire::{
     AppendError, Frame, GroupChangeRequest, GroupStatus, HealthReport, Hello, LogChangeRequest,
-    LogStatus, MemberChangeRequest, Role, Welcome, WriteConcern, PROTOCOL_VERSION,
+    LogDetail, LogStatus, MemberChangeRequest, Role, Welcome, WriteConcern, PROTOCOL_VERSION,
 };
 
 use super::error::ClientError;
@@ -113,6 +113,7 @@ async fn read_answers(mut reader: crate::net::FrameReader, pending: Pending, wat
             | Frame::Digests { req, .. }
             | Frame::HealthReport { req, .. }
             | Frame::LogsListed { req, .. }
+            | Frame::LogsDetailed { req, .. }
             | Frame::GroupsListed { req, .. } => *req,
             _ => continue,
         };
@@ -353,8 +354,21 @@ impl Client {
     /// Every log the node knows, `default` first, with the first message
     /// it holds and the last visible one.
     pub async fn list_logs(&self) -> Result<Vec<LogStatus>, ClientError> {
+        Ok(self
+            .list_logs_in_detail()
+            .await?
+            .iter()
+            .map(LogDetail::status)
+            .collect())
+    }
+
+    /// Every log the node knows, `default` first, in detail: with its id,
+    /// the bytes of its messages the node holds and its own retention. (A
+    /// node answers `LogsDetailed` to a client of this version; one of an
+    /// older release refuses this client's hello.)
+    pub async fn list_logs_in_detail(&self) -> Result<Vec<LogDetail>, ClientError> {
         match self.request(|req| Frame::ListLogs { req }).await? {
-            Frame::LogsListed { logs, .. } => Ok(logs),
+            Frame::LogsDetailed { logs, .. } => Ok(logs),
             Frame::AppendFailed { error, .. } => Err(ClientError::Append(error)),
             other => Err(self.protocol(other)),
         }

@@ -60,10 +60,11 @@ const CATALOG_TRIES: usize = 25;
 
 /// Compares the logs of `clients`, one per node.
 ///
-/// A node hashes the messages of a log it knows deleted as stripped
-/// entries (compaction may have freed them, or not yet), so nodes are
-/// compared only while they know the same named logs: a deletion not yet
-/// on every node is waited for (a few seconds at most).
+/// A node hashes the messages of a log it knows deleted, and those a log's
+/// own retention trimmed, as stripped entries (compaction may have freed
+/// them, or not yet), so nodes are compared only while they know the same
+/// named logs and trims: a change not yet on every node is waited for (a
+/// few seconds at most).
 pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
     for _ in 0..CATALOG_TRIES {
         let before = named_logs(clients).await;
@@ -82,16 +83,26 @@ pub async fn verify(clients: &[Client]) -> Result<Verdict, ClientError> {
     }
     Err(ClientError::Protocol {
         addr: clients.iter().map(|c| c.addr()).collect::<Vec<_>>().join(","),
-        what: "the nodes' named logs differ or kept changing (a log created or deleted is not yet on every node): run verify again".into(),
+        what: "the nodes' named logs differ or kept changing (a log created, deleted or trimmed is not yet on every node): run verify again".into(),
     })
 }
 
-/// Each node's named logs (`None` for a node that cannot list them: an
-/// older release, which knows only `default`).
-async fn named_logs(clients: &[Client]) -> Vec<Option<Vec<String>>> {
-    let lists = futures_util::future::join_all(clients.iter().map(|c| c.list_logs())).await;
+/// A node's named logs: name, id and the last number trimmed.
+type NamedLogs = Vec<(String, u32, u64)>;
+
+/// Each node's named logs (`None` for a node that did not answer).
+async fn named_logs(clients: &[Client]) -> Vec<Option<NamedLogs>> {
+    let lists =
+        futures_util::future::join_all(clients.iter().map(|c| c.list_logs_in_detail())).await;
     (lists.into_iter())
-        .map(|l| l.ok().map(|l| l.into_iter().map(|s| s.name).collect()))
+        .map(|l| {
+            let logs = l.ok()?;
+            Some(
+                logs.into_iter()
+                    .map(|d| (d.name, d.id, d.trimmed))
+                    .collect(),
+            )
+        })
         .collect()
 }
 

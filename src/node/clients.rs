@@ -361,10 +361,15 @@ impl Conn {
     /// The logs and where each starts and ends, read in a task of its own.
     fn on_list_logs(&self, req: u64) {
         let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+        let version = self.version;
         self.shared.tracker.spawn(
             async move {
                 let answer = match list_logs(&shared).await {
-                    Ok(logs) => Frame::LogsListed { req, logs },
+                    Ok(logs) if version >= 12 => Frame::LogsDetailed { req, logs },
+                    Ok(logs) => Frame::LogsListed {
+                        req,
+                        logs: logs.iter().map(crate::wire::LogDetail::status).collect(),
+                    },
                     Err(error) => Frame::AppendFailed { req, error },
                 };
                 outbox.send(answer).await;

@@ -1,10 +1,11 @@
-//! The compactor: frees the disk space of deleted logs' messages, one old
-//! segment at a time, off the node loop (see `storage::compaction`).
+//! The compactor: frees the disk space of deleted logs' messages, and of
+//! those a log's own retention trimmed, one old segment at a time, off the
+//! node loop (see `storage::compaction`).
 //!
-//! Which segment, and which logs' messages go, is the storage's answer
-//! from the committed mark the core publishes: only logs deleted by a
-//! committed entry lose theirs, so a failover that cuts a deletion finds
-//! the log whole. The copy is made on a blocking thread; the node loop puts
+//! Which segment, and which messages go, is the storage's answer from the
+//! committed mark the core publishes: only a deletion or trim by a
+//! committed entry frees anything, so a failover that cuts one finds the
+//! messages whole. The copy is made on a blocking thread; the node loop puts
 //! it in place.
 
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             Ok(true) => Duration::ZERO,
             Ok(false) => LOOK_EVERY,
             Err(e) => {
-                warn!(error = %e, "compacting a segment of deleted logs failed; will try again in {}s", AFTER_FAILURE.as_secs());
+                warn!(error = %e, "compacting a segment failed; will try again in {}s", AFTER_FAILURE.as_secs());
                 AFTER_FAILURE
             }
         };
@@ -44,15 +45,28 @@ pub(super) async fn run(shared: Arc<Shared>) {
 /// Compacts the oldest segment there is something to free in: whether
 /// there was one.
 async fn compact_one(shared: &Arc<Shared>) -> anyhow::Result<bool> {
-    let committed = *shared.committed.borrow();
     let reader = shared.clone();
     let made = tokio::task::spawn_blocking(move || {
-        let job = reader.log.read().compaction_job(committed);
-        job.map(|(job, logs)| job.run(&|id| !logs.exists(id)))
-            .transpose()
+        // The mark read with the lock held: what it covers is in the log.
+        let log = reader.log.read();
+        let committed = *reader.committed.borrow();
+        let (job, logs) = match log.compaction_job(committed) {
+            Ok(found) => found,
+            Err(e) => anyhow::bail!("a catalog entry cannot be read ({e}): nothing is compacted"),
+        };
+        drop(log);
+        // Readers skip what committed trims deleted from now on.
+        let trims = logs.trims();
+        if **reader.floors.read().expect("floors lock") != trims {
+            *reader.floors.write().expect("floors lock") = Arc::new(trims);
+        }
+        let Some(job) = job else { return Ok(None) };
+        let dir = job.dir();
+        let copy = job.run(&|id, n| logs.deleted_or_trimmed(id, n))?;
+        Ok(Some((copy, dir)))
     })
     .await??;
-    let Some(copy) = made else {
+    let Some((copy, dir)) = made else {
         return Ok(false);
     };
     let (tx, rx) = oneshot::channel();
@@ -67,6 +81,7 @@ async fn compact_one(shared: &Arc<Shared>) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let freed = freed?;
+    tokio::task::spawn_blocking(move || crate::storage::compaction::settle(&dir)).await??;
     if freed > 0 {
         info!(
             bytes = freed,

@@ -75,6 +75,8 @@ pub(super) struct NodeLoop {
     pub(super) next_tick: std::time::Instant,
     /// When retention looks at the log's segments next.
     pub(super) retention_due: std::time::Instant,
+    /// When the logs' own retention is looked at next (master only).
+    pub(super) log_retention_due: std::time::Instant,
     /// Entries to persist, not yet written: written before anything is read
     /// back to be sent, and at the end of every round.
     pub(super) pending: Vec<Entry>,
@@ -137,6 +139,7 @@ impl NodeLoop {
             syncer,
             next_tick: now,
             retention_due: now,
+            log_retention_due: now,
             pending: Vec::new(),
             shared_sends: Vec::new(),
             logs_version: 0,
@@ -809,8 +812,43 @@ impl NodeLoop {
         }
     }
 
+    /// Asks the core (the master's) to trim the logs whose own retention
+    /// lets messages go: the plan is the storage's arithmetic over each
+    /// log's share of the segments; the core writes what it still may.
+    fn apply_log_retention(&mut self, now: std::time::Instant) {
+        if !self.core.is_master() || now < self.log_retention_due {
+            return;
+        }
+        self.log_retention_due = now + RETENTION_EVERY;
+        let retained = self.core.logs().retained();
+        if retained.is_empty() {
+            return;
+        }
+        let committed = self.core.committed();
+        let wall = std::time::SystemTime::now();
+        let mut trims = Vec::new();
+        for (id, retention, trimmed) in retained {
+            let shares = match self.shared.log.read().log_shares(id, committed) {
+                Ok(s) => s,
+                Err(e) => {
+                    return warn!(error = %e, "a log's retention cannot list the log's segments")
+                }
+            };
+            let limits = (retention.bytes, retention.age_secs.map(Duration::from_secs));
+            if let Some(through) =
+                crate::storage::retention::plan_log(&shares, limits, trimmed, wall)
+            {
+                trims.push((id, through));
+            }
+        }
+        if !trims.is_empty() {
+            self.step(now, Event::TrimLogs(trims));
+        }
+    }
+
     fn end_round(&mut self, now: std::time::Instant) {
         self.apply_retention(now);
+        self.apply_log_retention(now);
         self.write_pending();
         while let Some(input) = self.requeue.pop_front() {
             self.handle_one(now, input);

@@ -223,6 +223,7 @@ pub async fn run<N: Net>(
         members_from_log: std::sync::atomic::AtomicBool::new(false),
         tail: std::sync::Mutex::new(tail),
         logs: std::sync::RwLock::new(Arc::new(core.logs().clone())),
+        floors: Default::default(),
     });
 
     let (sync_tx, syncer) = start_syncer(&cfg, sync_point.is_some(), &shared, &span);

@@ -17,7 +17,7 @@ use crate::net::{Credits, Outbox};
 use crate::replication::role::LogChange;
 use crate::replication::{AppendRequest, ClientId, MemberChange};
 use crate::wire::{
-    AppendError, AppendItem, Frame, LogChangeRequest, LogStatus, MemberChangeRequest, Welcome,
+    AppendError, AppendItem, Frame, LogChangeRequest, LogDetail, MemberChangeRequest, Welcome,
 };
 
 /// Most entries in one `Listed` answer.
@@ -199,10 +199,10 @@ pub(super) async fn digests(
                 let mut bytes = 0;
                 if last.is_some() {
                     for e in &page {
-                        // A deleted log's message is hashed as what
-                        // compaction leaves of it, whether or not this
-                        // node has compacted it yet.
-                        if !e.is_control() && !logs.exists(e.log) {
+                        // A message of a deleted log, or one retention
+                        // deleted, is hashed as what compaction leaves of
+                        // it, whether or not this node has compacted it.
+                        if !e.is_control() && logs.deleted_or_trimmed(e.log, e.number) {
                             ranges.push(&crate::entry::Entry::stripped(e.epoch, e.seq));
                         } else {
                             ranges.push(e);
@@ -352,6 +352,8 @@ pub(super) async fn wait_for(
 ) -> Waited {
     let mut logs = shared.logs();
     loop {
+        // What the log's own retention deleted is not waited for.
+        let from = from.max(shared.floor(log) + 1);
         let upto = *mark.borrow_and_update();
         if number_at(shared, log, upto).await.is_none_or(|n| n >= from) {
             return Waited::Ready;
@@ -403,6 +405,9 @@ pub(super) async fn read_page(
     max: usize,
 ) -> std::io::Result<(Seq, Vec<crate::entry::Entry>)> {
     let limits = (max.clamp(1, LIST_PAGE as usize), LIST_PAGE_BYTES);
+    // What the log's own retention deleted is read on no node, compacted or
+    // not yet.
+    let from = from.max(shared.floor(log) + 1);
     {
         let tail = shared.tail();
         let upto = *mark.borrow();
@@ -441,7 +446,18 @@ pub(super) async fn change_logs(
         return true;
     }
     let change = match change {
-        LogChangeRequest::Create { name } => LogChange::Create(name),
+        LogChangeRequest::Create { name } => LogChange::Create(name, Default::default()),
+        LogChangeRequest::CreateRetained {
+            name,
+            retention_bytes,
+            retention_age_secs,
+        } => LogChange::Create(
+            name,
+            crate::replication::catalog::LogRetention {
+                bytes: retention_bytes,
+                age_secs: retention_age_secs,
+            },
+        ),
         LogChangeRequest::Delete { name } => LogChange::Delete(name),
     };
     to_node(
@@ -457,17 +473,27 @@ pub(super) async fn change_logs(
 
 /// Every log this node knows, `default` first, with the first message it
 /// holds and the last visible one; or why the log cannot be read.
-pub(super) async fn list_logs(shared: &Arc<Shared>) -> Result<Vec<LogStatus>, AppendError> {
+pub(super) async fn list_logs(shared: &Arc<Shared>) -> Result<Vec<LogDetail>, AppendError> {
     let logs = shared.logs();
+    let floors = shared.floors.read().expect("floors lock").clone();
     let upto = *shared.visible.borrow();
     let read = shared
         .read_log(move |l| {
             (logs.all().into_iter())
                 .map(|(name, id)| {
-                    Ok(LogStatus {
+                    let retention = logs.retention(id);
+                    Ok(LogDetail {
                         name,
-                        first: l.first_number(id),
+                        id,
+                        first: match l.first_number(id) {
+                            0 => 0,
+                            first => first.max(floors.get(&id).map_or(0, |f| f + 1)),
+                        },
                         last: l.number_at(id, upto)?,
+                        bytes: l.log_bytes(id),
+                        retention_bytes: retention.bytes,
+                        retention_age_secs: retention.age_secs,
+                        trimmed: logs.trimmed(id),
                     })
                 })
                 .collect::<std::io::Result<Vec<_>>>()

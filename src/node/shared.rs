@@ -191,6 +191,10 @@ pub(crate) struct Shared {
     /// they change: a request names a log, and is taken for that log's id
     /// (the core refuses it if the log is gone by then).
     pub logs: std::sync::RwLock<Arc<crate::replication::catalog::Logs>>,
+    /// Each log's last number deleted by its own retention, by trims at or
+    /// before the committed mark (published by the compactor): no reader
+    /// is given those messages, compacted or not yet.
+    pub floors: std::sync::RwLock<Arc<std::collections::BTreeMap<crate::entry::LogId, Seq>>>,
 }
 
 impl Shared {
@@ -206,6 +210,11 @@ impl Shared {
     }
 
     /// The named logs (as the core last said).
+    pub(crate) fn floor(&self, log: crate::entry::LogId) -> Seq {
+        let floors = self.floors.read().expect("floors lock");
+        floors.get(&log).copied().unwrap_or(0)
+    }
+
     pub(crate) fn logs(&self) -> Arc<crate::replication::catalog::Logs> {
         self.logs.read().expect("logs lock").clone()
     }

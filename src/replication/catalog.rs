@@ -3,9 +3,12 @@
 //! Every log but `default` is created and deleted by an entry of the
 //! replicated log, a *catalog entry* (key [`CATALOG_KEY`]), so that every
 //! node agrees on which logs exist and a failover keeps what was created.
-//! Its message is one line of text: `create ID NAME` or `delete ID NAME`.
-//! Ids are given in order and never again, so a log deleted and created
-//! again under its name is a new log, numbered from 1.
+//! Its message is one line of text: `create ID NAME`, followed by
+//! `bytes=B` and `age=SECONDS` for a log with its own retention, `delete ID
+//! NAME`, or `trim ID NAME N`: the master's retention deleted the log's
+//! messages up to number N (see [`Logs::trimmed`]). Ids are given in order
+//! and never again, so a log deleted and created again under its name is a
+//! new log, numbered from 1.
 //!
 //! A node acts on the catalog its log holds, committed or not, as it does
 //! on configuration entries: an append to a log created by an entry not yet
@@ -70,6 +73,53 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// A log's own retention (`replog log create --retention-bytes B
+/// --retention-age D`): what of its messages the master deletes, as a
+/// node's `--retention-*` do for the whole log on that node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Keep at least this many bytes of its messages, and no more than a
+    /// segment's worth beyond.
+    pub bytes: Option<u64>,
+    /// Delete its messages older than this many seconds.
+    pub age_secs: Option<u64>,
+}
+
+impl LogRetention {
+    /// Whether it deletes anything.
+    pub fn is_on(&self) -> bool {
+        self.bytes.is_some() || self.age_secs.is_some()
+    }
+
+    /// `" bytes=B age=S"`, each part only if set.
+    fn words(&self) -> String {
+        let mut w = String::new();
+        if let Some(b) = self.bytes {
+            w.push_str(&format!(" bytes={b}"));
+        }
+        if let Some(a) = self.age_secs {
+            w.push_str(&format!(" age={a}"));
+        }
+        w
+    }
+
+    /// Takes one `bytes=B` or `age=S` word; false for any other.
+    fn take(&mut self, word: &str) -> bool {
+        let number = |v: &str| v.parse::<u64>().ok();
+        match word.split_once('=') {
+            Some(("bytes", v)) if self.bytes.is_none() => {
+                self.bytes = number(v);
+                self.bytes.is_some()
+            }
+            Some(("age", v)) if self.age_secs.is_none() => {
+                self.age_secs = number(v);
+                self.age_secs.is_some()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// One catalog entry's change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -79,6 +129,8 @@ pub enum Change {
         id: LogId,
         /// Its name.
         name: String,
+        /// Its own retention (none: only the nodes' `--retention-*`).
+        retention: LogRetention,
     },
     /// Log `id`, named `name`, is deleted.
     Delete {
@@ -86,6 +138,16 @@ pub enum Change {
         id: LogId,
         /// Its name.
         name: String,
+    },
+    /// The master's retention deleted log `id`'s messages numbered up to
+    /// `through`.
+    Trim {
+        /// Its id.
+        id: LogId,
+        /// Its name.
+        name: String,
+        /// The last number deleted.
+        through: Seq,
     },
 }
 
@@ -104,11 +166,15 @@ impl Change {
 
     /// The entry's text.
     pub fn encode(&self) -> Bytes {
-        let (word, id, name) = match self {
-            Change::Create { id, name } => ("create", id, name),
-            Change::Delete { id, name } => ("delete", id, name),
-        };
-        Bytes::from(format!("{word} {id} {name}\n"))
+        Bytes::from(match self {
+            Change::Create {
+                id,
+                name,
+                retention,
+            } => format!("create {id} {name}{}\n", retention.words()),
+            Change::Delete { id, name } => format!("delete {id} {name}\n"),
+            Change::Trim { id, name, through } => format!("trim {id} {name} {through}\n"),
+        })
     }
 
     /// Reads what [`Change::encode`] wrote; refuses anything else.
@@ -116,18 +182,34 @@ impl Change {
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
         let line = text.strip_suffix('\n').unwrap_or(text);
         let mut words = line.split(' ');
-        let (word, id, name) = match (words.next(), words.next(), words.next(), words.next()) {
-            (Some(w), Some(id), Some(name), None) => (w, id, name),
-            _ => return Err(format!("'{line}' is not 'create|delete ID NAME'")),
+        let (word, id, name) = match (words.next(), words.next(), words.next()) {
+            (Some(w), Some(id), Some(name)) => (w, id, name),
+            _ => return Err(format!("'{line}' is not 'create|delete|trim ID NAME ...'")),
         };
+        let rest: Vec<&str> = words.collect();
         let id: LogId = id.parse().map_err(|_| format!("'{id}' is not a log id"))?;
         check_name(name).map_err(|e| e.to_string())?;
         let name = name.to_string();
-        match (word, id) {
-            (_, DEFAULT_LOG) => Err("log 0 is the default log's".to_string()),
-            ("create", _) => Ok(Change::Create { id, name }),
-            ("delete", _) => Ok(Change::Delete { id, name }),
-            _ => Err(format!("'{word}' is not create or delete")),
+        let bad = || format!("'{line}' is not a catalog change");
+        match (word, id, &rest[..]) {
+            (_, DEFAULT_LOG, _) => Err("log 0 is the default log's".to_string()),
+            ("create", _, words) => {
+                let mut retention = LogRetention::default();
+                if !words.iter().all(|w| retention.take(w)) {
+                    return Err(bad());
+                }
+                Ok(Change::Create {
+                    id,
+                    name,
+                    retention,
+                })
+            }
+            ("delete", _, []) => Ok(Change::Delete { id, name }),
+            ("trim", _, [n]) => {
+                let through = n.parse().map_err(|_| bad())?;
+                Ok(Change::Trim { id, name, through })
+            }
+            _ => Err(bad()),
         }
     }
 }
@@ -139,6 +221,9 @@ pub struct Logs {
     by_name: BTreeMap<String, LogId>,
     /// The last id given (0: none yet).
     last_id: LogId,
+    /// Each log's own retention, and the last number the master's retention
+    /// deleted of it, for logs that have either.
+    kept: BTreeMap<LogId, (LogRetention, Seq)>,
 }
 
 impl Logs {
@@ -180,28 +265,81 @@ impl Logs {
         self.by_name.len()
     }
 
+    /// Log `id`'s own retention.
+    pub fn retention(&self, id: LogId) -> LogRetention {
+        self.kept.get(&id).map(|k| k.0).unwrap_or_default()
+    }
+
+    /// The last number of log `id` the master's retention deleted (0:
+    /// none): its messages up to it are no longer read, on any node.
+    pub fn trimmed(&self, id: LogId) -> Seq {
+        self.kept.get(&id).map_or(0, |k| k.1)
+    }
+
+    /// Whether message `number` of log `id` is no longer read: its log was
+    /// deleted, or the master's retention deleted it.
+    pub fn deleted_or_trimmed(&self, id: LogId, number: Seq) -> bool {
+        !self.exists(id) || number <= self.trimmed(id)
+    }
+
+    /// The last number trimmed of each log with one.
+    pub fn trims(&self) -> BTreeMap<LogId, Seq> {
+        (self.kept.iter())
+            .filter(|(_, (_, t))| *t > 0)
+            .map(|(id, (_, t))| (*id, *t))
+            .collect()
+    }
+
+    /// The logs with their own retention: (id, retention, trimmed).
+    pub fn retained(&self) -> Vec<(LogId, LogRetention, Seq)> {
+        (self.kept.iter())
+            .filter(|(_, (r, _))| r.is_on())
+            .map(|(id, (r, t))| (*id, *r, *t))
+            .collect()
+    }
+
     /// Takes a change, in the log's order.
     pub fn apply(&mut self, change: &Change) {
         match change {
-            Change::Create { id, name } => {
+            Change::Create {
+                id,
+                name,
+                retention,
+            } => {
                 self.by_name.insert(name.clone(), *id);
                 self.last_id = self.last_id.max(*id);
+                if retention.is_on() {
+                    self.kept.insert(*id, (*retention, 0));
+                }
             }
             Change::Delete { id, name } => {
                 if self.by_name.get(name) == Some(id) {
                     self.by_name.remove(name);
+                    self.kept.remove(id);
                 }
                 self.last_id = self.last_id.max(*id);
+            }
+            Change::Trim { id, name, through } => {
+                if self.by_name.get(name) == Some(id) {
+                    let kept = self.kept.entry(*id).or_default();
+                    kept.1 = kept.1.max(*through);
+                }
             }
         }
     }
 
     /// The text of `base.logs` and of a reset's catalog: the last id
-    /// given, then `ID NAME` for each log.
+    /// given, then `ID NAME` for each log, followed by its retention's
+    /// words and `trimmed=N` if it has them.
     pub fn encode(&self) -> Bytes {
         let mut text = format!("{}\n", self.last_id);
         for (name, id) in &self.by_name {
-            text.push_str(&format!("{id} {name}\n"));
+            let (retention, trimmed) = self.kept.get(id).copied().unwrap_or_default();
+            text.push_str(&format!("{id} {name}{}", retention.words()));
+            if trimmed > 0 {
+                text.push_str(&format!(" trimmed={trimmed}"));
+            }
+            text.push('\n');
         }
         Bytes::from(text)
     }
@@ -219,13 +357,29 @@ impl Logs {
             .parse()
             .map_err(|_| format!("'{first}' is not a log id"))?;
         for line in lines {
-            let (id, name) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("'{line}' is not 'ID NAME'"))?;
+            let mut words = line.split(' ');
+            let (Some(id), Some(name)) = (words.next(), words.next()) else {
+                return Err(format!("'{line}' is not 'ID NAME'"));
+            };
             let id: LogId = id.parse().map_err(|_| format!("'{id}' is not a log id"))?;
             check_name(name).map_err(|e| e.to_string())?;
             if id == DEFAULT_LOG || id > logs.last_id {
                 return Err(format!("log id {id} was never given"));
+            }
+            let (mut retention, mut trimmed) = (LogRetention::default(), 0);
+            for w in words {
+                match w.strip_prefix("trimmed=").map(str::parse::<Seq>) {
+                    Some(Ok(n)) if trimmed == 0 => trimmed = n,
+                    None if retention.take(w) => {}
+                    _ => {
+                        return Err(format!(
+                            "'{line}' is not 'ID NAME [bytes=B] [age=S] [trimmed=N]'"
+                        ))
+                    }
+                }
+            }
+            if retention.is_on() || trimmed > 0 {
+                logs.kept.insert(id, (retention, trimmed));
             }
             logs.by_name.insert(name.to_string(), id);
         }
@@ -324,6 +478,7 @@ mod tests {
         Change::Create {
             id,
             name: name.into(),
+            retention: LogRetention::default(),
         }
     }
 
@@ -412,5 +567,95 @@ mod tests {
         assert_eq!(c.logs().all().len(), 3);
         assert!(Logs::decode(b"2\n3 x\n").is_err(), "an id never given");
         assert!(Logs::decode(b"2\n1 a/b\n").is_err());
+    }
+
+    #[test]
+    fn a_logs_own_retention_and_trims_are_read_back_followed_and_kept_at_the_base() {
+        let retention = LogRetention {
+            bytes: Some(1 << 20),
+            age_secs: Some(3600),
+        };
+        let created = Change::Create {
+            id: 4,
+            name: "short".into(),
+            retention,
+        };
+        assert_eq!(created.encode(), "create 4 short bytes=1048576 age=3600\n");
+        let trim = Change::Trim {
+            id: 4,
+            name: "short".into(),
+            through: 17,
+        };
+        for c in [created.clone(), trim.clone()] {
+            assert_eq!(Change::decode(&c.encode()), Ok(c));
+        }
+        for bad in [
+            "create 4 short bytes=x\n",
+            "create 4 short bytes=1 bytes=2\n",
+            "create 4 short size=1\n",
+            "trim 4 short\n",
+            "trim 4 short 1 2\n",
+            "delete 4 short 1\n",
+        ] {
+            assert!(Change::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let mut c = Catalog::default();
+        c.push(3, created);
+        c.push(5, create(5, "plain"));
+        c.push(8, trim);
+        // A trim goes forward only, and not for another log of its name.
+        c.push(
+            9,
+            Change::Trim {
+                id: 4,
+                name: "short".into(),
+                through: 9,
+            },
+        );
+        c.push(
+            10,
+            Change::Trim {
+                id: 5,
+                name: "short".into(),
+                through: 90,
+            },
+        );
+        let logs = c.logs();
+        assert_eq!((logs.retention(4), logs.trimmed(4)), (retention, 17));
+        assert_eq!(
+            (logs.retention(5), logs.trimmed(5)),
+            (LogRetention::default(), 0)
+        );
+        assert_eq!(logs.retained(), vec![(4, retention, 17)]);
+        assert!(logs.deleted_or_trimmed(4, 17) && !logs.deleted_or_trimmed(4, 18));
+        assert!(logs.deleted_or_trimmed(9, 1), "a log that does not exist");
+        // Kept at the base, and through a reset's text.
+        c.compacted(10);
+        let text = c.at_base().encode();
+        assert_eq!(Logs::decode(&text).as_ref(), Ok(c.at_base()));
+        assert!(
+            String::from_utf8_lossy(&text).contains("4 short bytes=1048576 age=3600 trimmed=17\n")
+        );
+        // A cut takes a trim back; a deletion takes the retention with it.
+        c.push(
+            12,
+            Change::Trim {
+                id: 4,
+                name: "short".into(),
+                through: 30,
+            },
+        );
+        c.cut(11);
+        assert_eq!(c.logs().trimmed(4), 17);
+        c.push(
+            13,
+            Change::Delete {
+                id: 4,
+                name: "short".into(),
+            },
+        );
+        assert_eq!(c.logs().retained(), vec![]);
+        assert!(Logs::decode(b"4\n4 short trimmed=x\n").is_err());
+        assert!(Logs::decode(b"4\n4 short colour=red\n").is_err());
     }
 }

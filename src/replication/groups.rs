@@ -113,7 +113,7 @@ pub fn effect(key: Option<&str>, message: &[u8]) -> Option<Effect> {
         GROUP_KEY => GroupChange::decode(message).ok().map(Effect::Change),
         super::catalog::CATALOG_KEY => match super::catalog::Change::decode(message).ok()? {
             super::catalog::Change::Delete { id, .. } => Some(Effect::LogDeleted(id)),
-            super::catalog::Change::Create { .. } => None,
+            super::catalog::Change::Create { .. } | super::catalog::Change::Trim { .. } => None,
         },
         _ => None,
     }
@@ -397,6 +397,7 @@ mod tests {
         let create = Change::Create {
             id: 3,
             name: "l3".into(),
+            retention: Default::default(),
         };
         let entries = [
             (GROUP_KEY, set("a", 1, 5).encode()),

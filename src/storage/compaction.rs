@@ -1,5 +1,6 @@
 //! Compaction: an old segment rewritten without the messages of deleted
-//! logs, so that deleting a log frees its disk space.
+//! logs, and those a log's own retention trimmed, so that deleting a log
+//! or trimming it frees its disk space.
 //!
 //! Logs share segments, so a deleted log's messages sit between other
 //! logs' entries. Compaction copies a segment record by record into a new
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::files::{open_rw, segment_name};
-use super::record::{decode_record, encode_run, record_need, refill, Decoded, READ_CHUNK};
+use super::record::{decode_record, encode_run, record_need, refill, Decoded, MAX_RUN, READ_CHUNK};
 use super::recovery::Scanned;
 use crate::entry::{Epoch, LogId, Seq};
 
@@ -45,6 +46,9 @@ pub struct Job {
     pub(super) file: Arc<File>,
     /// The data directory.
     pub(super) dir: PathBuf,
+    /// The log's count of cuts and resets when it was chosen: the copy is
+    /// put in place only if there was none since.
+    pub(super) generation: u64,
 }
 
 /// A segment's compacted copy, synced, to be put in its place.
@@ -54,6 +58,8 @@ pub struct Compacted {
     pub(super) first: Seq,
     /// Its length when the copy was made.
     pub(super) len_before: u64,
+    /// The log's count of cuts and resets then.
+    pub(super) generation: u64,
     /// The copy, read back as recovery reads a segment.
     pub(super) scanned: Scanned,
 }
@@ -75,9 +81,9 @@ pub(super) fn copy_path(dir: &Path, first: Seq) -> PathBuf {
 }
 
 impl Job {
-    /// Makes the copy: every record of the segment, the messages of logs
-    /// for which `gone` is true and stripped entries joined into runs.
-    pub fn run(self, gone: &dyn Fn(LogId) -> bool) -> io::Result<Compacted> {
+    /// Makes the copy: every record of the segment, the messages for which
+    /// `gone(log, number)` is true and stripped entries joined into runs.
+    pub fn run(self, gone: &dyn Fn(LogId, Seq) -> bool) -> io::Result<Compacted> {
         let path = copy_path(&self.dir, self.first);
         let made = self.copy(&path, gone).and_then(|()| {
             let scanned = super::recovery::scan_copy(&path, self.first)?;
@@ -93,6 +99,7 @@ impl Job {
             Ok(scanned) => Ok(Compacted {
                 first: self.first,
                 len_before: self.len,
+                generation: self.generation,
                 scanned,
             }),
             Err(e) => {
@@ -102,20 +109,22 @@ impl Job {
         }
     }
 
-    fn copy(&self, path: &Path, gone: &dyn Fn(LogId) -> bool) -> io::Result<()> {
+    fn copy(&self, path: &Path, gone: &dyn Fn(LogId, Seq) -> bool) -> io::Result<()> {
         let mut out = Copy {
             file: open_rw(path, true)?,
             buf: Vec::with_capacity(WRITE_CHUNK),
             run: None,
         };
         out.file.set_len(0)?;
+        // The copy is as old as the segment: retention by age goes by it.
+        let modified = self.file.metadata()?.modified()?;
         let mut buf: Vec<u8> = Vec::new();
         let (mut buf_at, mut pos) = (0u64, 0u64);
         while pos < self.len {
             let rel = (pos - buf_at) as usize;
             match decode_record(buf.get(rel..).unwrap_or(&[])) {
                 Decoded::Entry(r, used) => {
-                    if r.is_stripped() || (!r.is_control() && gone(r.log)) {
+                    if r.is_stripped() || (!r.is_control() && gone(r.log, r.number)) {
                         out.strip(r.epoch, r.seq, r.count)?;
                     } else {
                         out.keep(&buf[rel..rel + used])?;
@@ -138,8 +147,18 @@ impl Job {
                 }
             }
         }
-        out.finish()
+        out.finish(modified)
     }
+
+    /// The data directory, synced once the copy is in place.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+}
+
+/// Makes a copy put in place durable: its rename in `dir`.
+pub fn settle(dir: &Path) -> io::Result<()> {
+    super::files::sync_dir(dir)
 }
 
 /// The copy being written: records kept, and the run being joined.
@@ -153,7 +172,9 @@ struct Copy {
 impl Copy {
     fn strip(&mut self, epoch: Epoch, seq: Seq, count: u64) -> io::Result<()> {
         match &mut self.run {
-            Some((e, first, n)) if *e == epoch && *first + *n == seq => *n += count,
+            Some((e, first, n)) if *e == epoch && *first + *n == seq && *n + count <= MAX_RUN => {
+                *n += count
+            }
             _ => {
                 self.end_run()?;
                 self.run = Some((epoch, seq, count));
@@ -183,9 +204,10 @@ impl Copy {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self, modified: std::time::SystemTime) -> io::Result<()> {
         self.end_run()?;
         self.file.write_all(&self.buf)?;
+        self.file.set_modified(modified)?;
         self.file.sync_all()
     }
 }
@@ -225,7 +247,7 @@ mod tests {
         log
     }
 
-    fn compact_all(log: &mut DiskLog, gone: &dyn Fn(LogId) -> bool) -> (usize, u64) {
+    fn compact_all(log: &mut DiskLog, gone: &dyn Fn(LogId, Seq) -> bool) -> (usize, u64) {
         let (mut segments, mut freed) = (0, 0);
         while let Some(job) = log.compaction_job(log.last().seq, gone) {
             freed += log.install(job.run(gone).unwrap()).unwrap();
@@ -292,11 +314,11 @@ mod tests {
         assert!(log3 > 15_000, "{log3}");
         // Nothing to do while no log is gone but for the loose stripped
         // entries, which are joined into runs.
-        let (n, joined) = compact_all(&mut log, &|_| false);
+        let (n, joined) = compact_all(&mut log, &|_, _| false);
         assert!(n > 0 && joined > 0, "{n} segments, {joined} bytes");
         assert_eq!(log.read(1, 600, usize::MAX, usize::MAX).unwrap(), written);
 
-        let gone = |l: LogId| l == 3;
+        let gone = |l: LogId, _| l == 3;
         let (n, freed) = compact_all(&mut log, &gone);
         assert!(n > 5, "{n} segments compacted");
         // Every message of log 3 but those in the segment being written is
@@ -344,7 +366,7 @@ mod tests {
         let written = entries(300);
         let mut log = open(dir.path());
         log.append(&written).unwrap();
-        let gone = |l: LogId| l == 3;
+        let gone = |l: LogId, _| l == 3;
         let job = log.compaction_job(300, &gone).unwrap();
         let first = job.first;
         // Only what is committed is compacted.
@@ -368,5 +390,46 @@ mod tests {
         drop(log);
         let _log = open(dir.path());
         assert!(!copy_path(dir.path(), 1).exists());
+    }
+
+    #[test]
+    fn a_trimmed_logs_first_messages_go_and_a_cut_inside_a_run_keeps_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = entries(600);
+        let mut log = open(dir.path());
+        log.append(&written).unwrap();
+        // Log 5's messages up to number 100 go, and all of log 3's.
+        let gone = |l: LogId, n: Seq| l == 3 || (l == 5 && n <= 100);
+        compact_all(&mut log, &gone);
+        let last_first = log.segments().unwrap().last().unwrap().first;
+        let want: Vec<Entry> = (written.iter())
+            .map(
+                |e| match e.is_stripped() || (e.seq < last_first && gone(e.log, e.number)) {
+                    true => Entry::stripped(e.epoch, e.seq),
+                    false => e.clone(),
+                },
+            )
+            .collect();
+        assert_eq!(log.read(1, 600, usize::MAX, usize::MAX).unwrap(), want);
+        let five = log.read_messages(5, 1, 600, (1, usize::MAX)).unwrap();
+        assert_eq!(five[0].number, 101);
+        assert_eq!(log.first_number(5), 101);
+        assert_eq!(log.first_number(0), 1);
+        // A cut inside a run keeps the run's start, through a restart.
+        let run = (2..last_first)
+            .find(|&s| want[s as usize - 2].is_stripped() && want[s as usize - 1].is_stripped())
+            .expect("a run of two");
+        log.truncate_after(run - 1).unwrap();
+        assert_eq!(log.last().seq, run - 1);
+        assert_eq!(
+            log.read(1, run - 1, usize::MAX, usize::MAX).unwrap(),
+            want[..run as usize - 1]
+        );
+        log.append(&written[run as usize - 1..]).unwrap();
+        drop(log);
+        let log = open(dir.path());
+        let mut again = want[..run as usize - 1].to_vec();
+        again.extend_from_slice(&written[run as usize - 1..]);
+        assert_eq!(log.read(1, 600, usize::MAX, usize::MAX).unwrap(), again);
     }
 }

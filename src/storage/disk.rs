@@ -165,6 +165,9 @@ pub struct DiskLog {
     /// Whether a roll whose sync failed is tried again at the next sync
     /// (see [`DiskLog::defer_rolls`]).
     retry_failed_rolls: bool,
+    /// Counts cuts and resets: a compacted copy made before one is not
+    /// put in place.
+    generation: u64,
     /// Held (locked) for as long as the log is open.
     _lock: File,
 }
@@ -282,6 +285,7 @@ impl DiskLog {
             prepared: Prepared::default(),
             defer_rolls: false,
             retry_failed_rolls: true,
+            generation: 0,
             _lock: lock,
         };
         log.count = base.seq;
@@ -647,8 +651,11 @@ impl DiskLog {
         }
         // Where the cut falls; a segment it would leave empty goes whole
         // (a roll still pending is then abandoned rather than finished).
+        self.generation += 1;
         let (mut si, mut cut) = self.offset_of(seq + 1)?;
-        if cut == 0 && si > 0 {
+        // A run of stripped entries the cut falls inside stays, shortened.
+        let shortened = self.shortened_run(si, cut, seq)?;
+        if cut == 0 && si > 0 && shortened.is_none() {
             si -= 1;
             cut = self.segments[si].len;
         }
@@ -673,10 +680,16 @@ impl DiskLog {
         // A cut inside a segment still pending its roll needs its name.
         self.finish_roll()?;
         let seg = self.segments.last_mut().expect("one segment");
-        seg.file.set_len(cut)?;
+        let kept_run = shortened.as_ref().map_or(0, |r| r.len() as u64);
+        seg.file.set_len(cut + kept_run)?;
+        if let Some(run) = &shortened {
+            // Written over the longer run's own record, once what followed
+            // it is gone: a crash in between leaves the longer run last.
+            seg.file.write_all_at(run, cut)?;
+        }
         // From here the file is cut: the state below follows it even if
         // making the cut durable fails.
-        seg.len = cut;
+        seg.len = cut + kept_run;
         // Keep the index entries of the entries that stay.
         let kept = if seq >= seg.first {
             (seq - seg.first) / STRIDE + 1
@@ -728,6 +741,23 @@ impl DiskLog {
         self.base
     }
 
+    /// If the record at `pos` of segment `si` is a run that begins at or
+    /// before `seq`, the record of that run cut after `seq`.
+    fn shortened_run(&self, si: usize, pos: u64, seq: Seq) -> io::Result<Option<Vec<u8>>> {
+        let seg = &self.segments[si];
+        let mut head = [0u8; RUN_BYTES as usize];
+        let got = read_at_most(&seg.file, &mut head, pos, seg.len)?;
+        let Decoded::Entry(r, _) = decode_record(&head[..got]) else {
+            return Ok(None);
+        };
+        if !r.run || r.seq > seq {
+            return Ok(None);
+        }
+        let mut run = Vec::with_capacity(RUN_BYTES as usize);
+        super::record::encode_run(r.epoch, r.seq, seq + 1 - r.seq, &mut run);
+        Ok(Some(run))
+    }
+
     /// The segments, oldest first.
     pub(super) fn segments(&self) -> io::Result<Vec<SegmentInfo>> {
         let mut out = Vec::with_capacity(self.segments.len());
@@ -741,6 +771,30 @@ impl DiskLog {
                 last,
                 bytes: s.len,
                 modified: s.file.metadata()?.modified()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `log`'s messages in each segment holding any, oldest first, for its
+    /// own retention: a segment not written to and wholly at or before
+    /// `committed` is settled.
+    pub(super) fn log_shares(
+        &self,
+        log: LogId,
+        committed: Seq,
+    ) -> io::Result<Vec<super::retention::LogShare>> {
+        let older = self.segments.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for (i, s) in self.segments.iter().enumerate() {
+            let Some(r) = s.numbers.range(log) else {
+                continue;
+            };
+            out.push(super::retention::LogShare {
+                last: r.last,
+                bytes: r.bytes,
+                modified: s.file.metadata()?.modified()?,
+                settled: i < older && self.segment_last(i) <= committed,
             });
         }
         Ok(out)
@@ -883,25 +937,29 @@ impl DiskLog {
         seg.sparse.clear();
         seg.numbers = SegmentNumbers::default();
         seg.groups = Delta::default();
+        seg.loose = 0;
+        seg.runs = false;
+        self.generation += 1;
         self.groups_before_last = self.groups_at_base.clone();
         sync_dir(&self.dir)
     }
 
     /// The oldest segment compaction has bytes to free in, if any: one no
-    /// longer written to, wholly at or before `committed`, that holds
-    /// messages of a log for which `gone` is true or stripped entries one
-    /// record each.
+    /// longer written to, wholly at or before `committed`, that holds a
+    /// message for which `gone(log, number)` is true (it is asked of each
+    /// log's first there) or stripped entries one record each.
     pub(super) fn compaction_job(
         &self,
         committed: Seq,
-        gone: &dyn Fn(LogId) -> bool,
+        gone: &dyn Fn(LogId, Seq) -> bool,
     ) -> Option<compaction::Job> {
         let older = self.segments.len().saturating_sub(1);
         (0..older)
             .take_while(|&i| self.segment_last(i) <= committed)
             .find(|&i| {
-                let s = &self.segments[i];
-                s.loose > 0 || s.numbers.lasts().any(|(log, _)| gone(log))
+                let n = &self.segments[i].numbers;
+                self.segments[i].loose > 0
+                    || (n.lasts()).any(|(log, _)| n.range(log).is_some_and(|r| gone(log, r.first)))
             })
             .map(|i| compaction::Job {
                 first: self.segments[i].first,
@@ -909,6 +967,7 @@ impl DiskLog {
                 len: self.segments[i].len,
                 file: self.segments[i].file.clone(),
                 dir: self.dir.clone(),
+                generation: self.generation,
             })
     }
 
@@ -920,13 +979,15 @@ impl DiskLog {
         let older = self.segments.len().saturating_sub(1);
         let Some(i) = (self.segments[..older].iter())
             .position(|s| s.first == c.first && s.len == c.len_before)
+            .filter(|_| c.generation == self.generation)
         else {
             fs::remove_file(&copy)?;
             return Ok(0);
         };
         let seg = &mut self.segments[i];
+        // The directory is synced by the caller, off the node loop: until
+        // then a crash leaves the old file or the copy, the same entries.
         fs::rename(&copy, &seg.path)?;
-        sync_dir(&self.dir)?;
         let found = c.scanned;
         let freed = seg.len.saturating_sub(found.len);
         seg.file = Arc::new(found.file);

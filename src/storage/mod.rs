@@ -55,7 +55,7 @@ pub enum Log {
     /// Everything in a vector; lost when the process ends.
     Memory(MemoryLog),
     /// Segment files under a data directory.
-    Disk(disk::DiskLog),
+    Disk(Box<disk::DiskLog>),
 }
 
 /// A log kept in memory only.
@@ -87,7 +87,10 @@ impl Log {
 
     /// Opens (or creates) the log in `dir`, recovering from a crash.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Self> {
-        Ok(Log::Disk(disk::DiskLog::open(dir, segment_bytes)?))
+        Ok(Log::Disk(Box::new(disk::DiskLog::open(
+            dir,
+            segment_bytes,
+        )?)))
     }
 
     /// [`Log::open`], calling `before_cut` before a torn last record is cut
@@ -97,11 +100,11 @@ impl Log {
         segment_bytes: u64,
         before_cut: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<Self> {
-        Ok(Log::Disk(disk::DiskLog::open_with(
+        Ok(Log::Disk(Box::new(disk::DiskLog::open_with(
             dir,
             segment_bytes,
             before_cut,
-        )?))
+        )?)))
     }
 
     /// Appends consecutive entries; they are readable at once but not yet
@@ -190,19 +193,47 @@ impl Log {
         }
     }
 
-    /// The oldest segment compaction would free bytes in, and the logs that
-    /// existed at the `committed` mark (those whose messages it keeps):
-    /// none for a log in memory, which frees nothing.
+    /// The oldest segment compaction would free bytes in, and the logs as
+    /// the `committed` mark leaves them (whose deletions and trims say
+    /// which messages go): no segment for a log in memory, which frees
+    /// nothing, and an error while a catalog entry cannot be read
+    /// (compaction acts on the catalog as written, or not at all).
     pub fn compaction_job(
         &self,
         committed: Seq,
-    ) -> Option<(compaction::Job, crate::replication::catalog::Logs)> {
-        let Log::Disk(d) = self else { return None };
-        let mut catalog = self.catalog();
+    ) -> Result<(Option<compaction::Job>, crate::replication::catalog::Logs), String> {
+        use crate::replication::catalog::{Catalog, Change, Logs};
+        let (at_base, changes) = match self {
+            Log::Disk(d) => d.catalog(),
+            Log::Memory(m) => {
+                let changes = (m.entries.iter())
+                    .filter(|e| e.key.as_deref() == Some(crate::replication::catalog::CATALOG_KEY))
+                    .map(|e| (e.seq, e.message.clone()))
+                    .collect();
+                (m.base_logs.clone(), changes)
+            }
+        };
+        let at_base = Logs::decode(&at_base).map_err(|e| format!("base.logs: {e}"))?;
+        let changes = (changes.into_iter())
+            .map(|(s, m)| Ok((s, Change::decode(&m).map_err(|e| format!("seq {s}: {e}"))?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut catalog = Catalog::new(at_base, changes);
         catalog.cut(committed);
         let logs = catalog.logs().clone();
-        let job = d.compaction_job(committed, &|id| !logs.exists(id))?;
-        Some((job, logs))
+        let job = match self {
+            Log::Disk(d) => d.compaction_job(committed, &|id, n| logs.deleted_or_trimmed(id, n)),
+            Log::Memory(_) => None,
+        };
+        Ok((job, logs))
+    }
+
+    /// `log`'s messages in each segment holding any, oldest first, for its
+    /// own retention (none for a log in memory, which keeps them all).
+    pub fn log_shares(&self, log: LogId, committed: Seq) -> io::Result<Vec<retention::LogShare>> {
+        match self {
+            Log::Memory(_) => Ok(Vec::new()),
+            Log::Disk(d) => d.log_shares(log, committed),
+        }
     }
 
     /// Puts a compacted copy of a segment in its place (see

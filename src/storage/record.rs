@@ -47,6 +47,11 @@ const EXTENDED_NO_KEY: u32 = EXTENDED | 0x3FFF_FFFF;
 /// neither an older release nor [`EXTENDED`] writes); a u64 count follows.
 const RUN: u32 = 0x4000_0000;
 
+/// The most entries one run stands for: compaction starts a new run past
+/// it, and a record claiming more is damage (a segment's index holds an
+/// offset for every 256 entries of a run).
+pub(super) const MAX_RUN: u64 = 1 << 24;
+
 /// The bytes of a run record: header, epoch, seq, field and count.
 pub(super) const RUN_BYTES: u64 = (HEADER + 8 + 8 + 4 + 8) as u64;
 
@@ -202,8 +207,11 @@ pub(super) fn decode_record(buf: &[u8]) -> Decoded<'_> {
         let field = u32::from_le_bytes(take(4)?.try_into().ok()?);
         if field == RUN {
             let count = u64::from_le_bytes(take(8)?.try_into().ok()?);
-            // A run stands for at least one entry and ends before the
+            // A run stands for 1 to MAX_RUN entries and ends before the
             // last sequence number there is.
+            if count > MAX_RUN {
+                return None;
+            }
             seq.checked_add(count.checked_sub(1)?)?;
             return Some(Record {
                 epoch,
@@ -358,5 +366,32 @@ mod tests {
         let config = decoded(&legacy_record(2, 12, Some(CONFIG_KEY), b"voter a a:1\n"));
         assert!(config.is_config());
         assert_eq!(config.number, 0);
+    }
+
+    #[test]
+    fn a_run_stands_for_its_count_of_stripped_entries_and_a_wrong_count_is_damage() {
+        let mut buf = Vec::new();
+        encode_run(4, 100, 7, &mut buf);
+        assert_eq!(buf.len() as u64, RUN_BYTES);
+        match decode_record(&buf) {
+            Decoded::Entry(r, used) => {
+                assert_eq!(
+                    (r.seq, r.last(), r.count, r.run, used),
+                    (100, 106, 7, true, buf.len())
+                );
+                assert_eq!(r.at(103).to_entry(), Entry::stripped(4, 103));
+            }
+            _ => panic!("a run does not decode"),
+        }
+        assert_eq!(record_span(&buf), Some((buf.len() - HEADER, 106)));
+        for count in [0, MAX_RUN + 1, u64::MAX] {
+            let mut bad = Vec::new();
+            encode_run(4, 100, count, &mut bad);
+            assert!(matches!(decode_record(&bad), Decoded::Bad(_)), "{count}");
+        }
+        // A stripped entry written one record each is not a run.
+        let mut one = Vec::new();
+        encode_record(&Entry::stripped(4, 9), &mut one);
+        assert!(matches!(decode_record(&one), Decoded::Entry(r, _) if r.is_stripped() && !r.run));
     }
 }

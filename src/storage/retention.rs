@@ -12,6 +12,13 @@
 //!   D, unless a secondary the master hears from still needs entries in it;
 //!   then it stays until that secondary has them, or until the byte limit
 //!   takes it.
+//!
+//! A log's own retention (`replog log create --retention-*`, [`plan_log`])
+//! is decided by the master over its segments and written as a trim entry,
+//! so that every node stops reading the same messages; compaction then
+//! frees them on each node. It goes a segment's share of the log at a time,
+//! oldest first, never in the segment being written or past the committed
+//! mark, and never the log's last message (the master keeps that one).
 
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +75,54 @@ pub fn plan(
     through
 }
 
+/// One log's messages in one segment, for that log's own retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogShare {
+    /// The last number of the log's messages in the segment.
+    pub last: Seq,
+    /// The bytes of its messages there.
+    pub bytes: u64,
+    /// When the segment was last written.
+    pub modified: SystemTime,
+    /// Whether the segment may lose them: not the one being written, and
+    /// wholly at or before the committed mark.
+    pub settled: bool,
+}
+
+/// The last message number a log's own retention lets go, if past
+/// `trimmed` (what already went): `shares`, oldest first, are the segments
+/// holding its messages.
+pub fn plan_log(
+    shares: &[LogShare],
+    (bytes, age): (Option<u64>, Option<Duration>),
+    trimmed: Seq,
+    now: SystemTime,
+) -> Option<Seq> {
+    let mut total: u64 = shares.iter().map(|s| s.bytes).sum();
+    let mut through = None;
+    for s in shares {
+        if s.last <= trimmed {
+            // Gone already, if not yet compacted: it holds nothing.
+            total -= s.bytes;
+            continue;
+        }
+        if !s.settled {
+            break;
+        }
+        let by_bytes = bytes.is_some_and(|b| total - s.bytes >= b);
+        let by_age = age.is_some_and(|age| {
+            now.duration_since(s.modified)
+                .is_ok_and(|elapsed| elapsed > age)
+        });
+        if !(by_bytes || by_age) {
+            break;
+        }
+        through = Some(s.last);
+        total -= s.bytes;
+    }
+    through
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +160,35 @@ mod tests {
         // A limit is a limit: a secondary's need does not hold it back.
         assert_eq!(plan(&segs, &bytes(150), 5, 35, now), Some(20));
         assert_eq!(plan(&[], &bytes(0), 0, 35, now), None);
+    }
+
+    #[test]
+    fn a_logs_own_retention_lets_its_oldest_shares_go_never_an_unsettled_one() {
+        let now = SystemTime::now();
+        let share = |last, bytes, age_s, settled| LogShare {
+            last,
+            bytes,
+            modified: now - Duration::from_secs(age_s),
+            settled,
+        };
+        let shares = [
+            share(10, 100, 50, true),
+            share(20, 100, 40, true),
+            share(30, 100, 30, true),
+            share(35, 50, 0, false),
+        ];
+        let bytes = |b| (Some(b), None);
+        let age = |s| (None, Some(Duration::from_secs(s)));
+        assert_eq!(plan_log(&shares, bytes(150), 0, now), Some(20));
+        assert_eq!(plan_log(&shares, bytes(251), 0, now), None);
+        // The segment being written (or not yet committed) stops it.
+        assert_eq!(plan_log(&shares, bytes(0), 0, now), Some(30));
+        assert_eq!(plan_log(&shares, age(35), 0, now), Some(20));
+        // What is trimmed already counts for nothing and is not said again.
+        assert_eq!(plan_log(&shares, bytes(150), 20, now), None);
+        assert_eq!(plan_log(&shares, bytes(50), 10, now), Some(30));
+        assert_eq!(plan_log(&shares, (None, None), 0, now), None);
+        assert_eq!(plan_log(&[], bytes(0), 0, now), None);
     }
 
     #[test]

@@ -375,7 +375,7 @@ mod tests {
             codec.encode(f, &mut buf).unwrap();
             buf.to_vec()
         };
-        assert_eq!(PROTOCOL_VERSION, 11);
+        assert_eq!(PROTOCOL_VERSION, 12);
         let hello = Frame::Hello(Hello {
             version: 5,
             cluster: None,

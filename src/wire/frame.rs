@@ -12,8 +12,10 @@ use crate::entry::{Entry, Epoch, Position, Seq};
 /// version 10 the named logs (`UseLog`, `LogChange`, `ListLogs`, and the
 /// errors `NoSuchLog` and `LogExists`); version 11 the consumer groups
 /// (`GroupChange`, `ListGroups`, `GroupsListed`, and the error
-/// `NoSuchGroup`).
-pub const PROTOCOL_VERSION: u32 = 11;
+/// `NoSuchGroup`); version 12 a log's own retention
+/// (`LogChangeRequest::CreateRetained`) and `LogsDetailed`, the answer to
+/// `ListLogs` with each log's id, bytes and retention.
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// The oldest version a node still serves: a hello saying any version from
 /// this one to [`PROTOCOL_VERSION`] is accepted, and a peer is sent only the
@@ -37,8 +39,11 @@ pub const OLDEST_PROTOCOL_VERSION: u32 = 5;
 /// replicate only with each other ([`OLDEST_REPLICATION_VERSION`]), while
 /// elections still span both. 10 added the consumer groups' positions at
 /// the base to `ResetMembers`, and group entries, which a node of 9 would
-/// keep but not follow: so nodes of 10 replicate only with each other.
-pub const NODE_PROTOCOL_VERSION: u32 = 10;
+/// keep but not follow: so nodes of 10 replicate only with each other. 11
+/// reads a log's own retention and its trims (catalog entries a node of 10
+/// ignores): a master creates a log with a retention of its own only while
+/// every member is connected saying 11 or later.
+pub const NODE_PROTOCOL_VERSION: u32 = 11;
 
 /// The oldest node version a master replicates to, and a secondary takes
 /// entries from: the first that follows consumer groups.
@@ -434,6 +439,18 @@ pub enum Frame {
         groups: Vec<GroupStatus>,
     },
 
+    // ---- logs in detail (version 12) ----
+    /// Every log the node knows, `default` first, with its id, bytes and
+    /// retention: the answer to `ListLogs` for a client of version 12 or
+    /// later (older ones are answered `LogsListed`).
+    LogsDetailed {
+        /// The request this answers.
+        req: u64,
+        /// The logs.
+        #[serde(deserialize_with = "super::bounded::vec::deserialize")]
+        logs: Vec<LogDetail>,
+    },
+
     // ---- not a frame of the protocol: new frames go above ----
     /// A frame already encoded, length prefix included
     /// ([`super::FrameCodec::encode_once`]): written as it is, so that
@@ -660,6 +677,16 @@ pub enum LogChangeRequest {
         #[serde(deserialize_with = "super::bounded::string::deserialize")]
         name: String,
     },
+    /// Create a log of this name with its own retention (version 12).
+    CreateRetained {
+        /// Its name.
+        #[serde(deserialize_with = "super::bounded::string::deserialize")]
+        name: String,
+        /// Keep at least this many bytes of its messages.
+        retention_bytes: Option<u64>,
+        /// Delete its messages older than this many seconds.
+        retention_age_secs: Option<u64>,
+    },
 }
 
 /// What a `ResetMembers` says of the base (boxed: the largest frame, kept
@@ -731,6 +758,40 @@ pub struct GroupStatus {
     /// The log's last visible message number: the group lags by the
     /// difference.
     pub last: Seq,
+}
+
+/// One log, as a node holds it, in detail (version 12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDetail {
+    /// Its name.
+    #[serde(deserialize_with = "super::bounded::string::deserialize")]
+    pub name: String,
+    /// Its id (ids are never given twice: a log deleted and created again
+    /// under its name has a new one).
+    pub id: u32,
+    /// The first message's number held (0: none).
+    pub first: Seq,
+    /// The last visible message's number (0: none yet).
+    pub last: Seq,
+    /// The bytes of its messages this node holds.
+    pub bytes: u64,
+    /// Its own retention: at least this many bytes kept.
+    pub retention_bytes: Option<u64>,
+    /// Its own retention: messages older than this many seconds go.
+    pub retention_age_secs: Option<u64>,
+    /// The last number its own retention deleted (0: none).
+    pub trimmed: Seq,
+}
+
+impl LogDetail {
+    /// What a client of version 11 or older is told of it.
+    pub fn status(&self) -> LogStatus {
+        LogStatus {
+            name: self.name.clone(),
+            first: self.first,
+            last: self.last,
+        }
+    }
 }
 
 /// One log, as a node holds it.
@@ -938,6 +999,7 @@ impl Frame {
             Frame::GroupChange { .. } => "GroupChange",
             Frame::ListGroups { .. } => "ListGroups",
             Frame::GroupsListed { .. } => "GroupsListed",
+            Frame::LogsDetailed { .. } => "LogsDetailed",
             Frame::NodeVersion { .. } => "NodeVersion",
             Frame::Digest { .. } => "Digest",
             Frame::Digests { .. } => "Digests",

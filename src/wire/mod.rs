@@ -19,7 +19,7 @@ mod frame;
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use frame::{
     cost_in_frame, entry_cost, AppendAnswer, AppendError, AppendItem, Frame, GroupChangeRequest,
-    GroupStatus, HealthReport, Hello, LogChangeRequest, LogStatus, MemberChangeRequest, NodeHealth,
-    NodeRole, PeerStatus, ResetAtBase, Role, Welcome, WriteConcern, NODE_PROTOCOL_VERSION,
-    OLDEST_PROTOCOL_VERSION, OLDEST_REPLICATION_VERSION, PROTOCOL_VERSION,
+    GroupStatus, HealthReport, Hello, LogChangeRequest, LogDetail, LogStatus, MemberChangeRequest,
+    NodeHealth, NodeRole, PeerStatus, ResetAtBase, Role, Welcome, WriteConcern,
+    NODE_PROTOCOL_VERSION, OLDEST_PROTOCOL_VERSION, OLDEST_REPLICATION_VERSION, PROTOCOL_VERSION,
 };

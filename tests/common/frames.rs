@@ -9,7 +9,8 @@ use rand::RngCore;
 use replog::entry::{Entry, Position};
 use replog::wire::{
     AppendAnswer, AppendError, Frame, FrameCodec, GroupChangeRequest, GroupStatus, HealthReport,
-    Hello, NodeHealth, NodeRole, PeerStatus, Role, Welcome, WriteConcern,
+    Hello, LogChangeRequest, LogDetail, NodeHealth, NodeRole, PeerStatus, Role, Welcome,
+    WriteConcern,
 };
 
 pub fn text(rng: &mut SmallRng) -> String {
@@ -177,7 +178,30 @@ pub fn frame(rng: &mut SmallRng) -> Frame {
         11 => Frame::Entries {
             entries: (0..rng.gen_range(0..5)).map(|_| entry(rng)).collect(),
         },
-        12 => match rng.gen_range(0..20) {
+        12 => match rng.gen_range(0..22) {
+            19 => Frame::LogChange {
+                req: rng.gen(),
+                change: LogChangeRequest::CreateRetained {
+                    name: text(rng),
+                    retention_bytes: rng.gen_bool(0.5).then(|| rng.gen()),
+                    retention_age_secs: rng.gen_bool(0.5).then(|| rng.gen()),
+                },
+            },
+            20 => Frame::LogsDetailed {
+                req: rng.gen(),
+                logs: (0..rng.gen_range(0..4))
+                    .map(|_| LogDetail {
+                        name: text(rng),
+                        id: rng.gen(),
+                        first: rng.gen(),
+                        last: rng.gen(),
+                        bytes: rng.gen(),
+                        retention_bytes: rng.gen_bool(0.5).then(|| rng.gen()),
+                        retention_age_secs: rng.gen_bool(0.5).then(|| rng.gen()),
+                        trimmed: rng.gen(),
+                    })
+                    .collect(),
+            },
             14 => Frame::UseLog {
                 req: rng.gen(),
                 log: text(rng),

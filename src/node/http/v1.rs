@@ -80,9 +80,7 @@ async fn logs(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         }
         Err(e) => return Problem::append(e, "").into_response(),
     };
-    let logs: Vec<Value> = (logs.into_iter())
-        .map(|l| json!({"name": l.name, "first": l.first, "last": l.last}))
-        .collect();
+    let logs: Vec<Value> = logs.iter().map(crate::json::log_json).collect();
     json_answer(StatusCode::OK, json!({ "logs": logs }))
 }
 

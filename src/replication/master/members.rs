@@ -254,6 +254,7 @@ impl Peer {
             id: id.to_string(),
             addr: addr.to_string(),
             conn: None,
+            version: 0,
             connected_at: None,
             acked: 0,
             sent: 0,

@@ -181,6 +181,16 @@ pub enum MasterEvent {
         /// The change.
         change: crate::replication::catalog::Change,
     },
+    /// A log's own retention lets its messages go up to a number: `change`
+    /// is the trim entry's, checked by the core against the catalog. It is
+    /// written up to the log's last message but one (that one numbers the
+    /// next), if that still trims something, and answered to nobody.
+    Trim {
+        /// The change.
+        change: crate::replication::catalog::Change,
+        /// What the log has trimmed already.
+        trimmed: Seq,
+    },
     /// A client asks for a consumer group's position to be set, or the
     /// group deleted: `change` is the group entry's, checked by the core.
     ChangeGroups {
@@ -302,6 +312,8 @@ struct Peer {
     addr: String,
     /// The live replication connection, if any.
     conn: Option<ConnId>,
+    /// The node protocol version it said on that connection (0 before).
+    version: u32,
     /// When that connection was established.
     connected_at: Option<Instant>,
     /// Highest sequence number it acknowledged as stored.
@@ -725,6 +737,7 @@ impl Master {
                 req,
                 change,
             } => self.write_control((client, req), change.entry(self.epoch, self.last + 1), out),
+            MasterEvent::Trim { change, trimmed } => self.write_trim(change, trimmed, out),
             MasterEvent::ChangeMembers { client, req, next } => {
                 self.change((client, req), next, out)
             }

@@ -66,6 +66,7 @@ impl Master {
         };
         let p = &mut self.peers[peer];
         p.conn = Some(conn);
+        p.version = version;
         p.connected_at = Some(now);
         p.redial.opened(now);
         p.last_heard = Some(now);

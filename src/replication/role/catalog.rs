@@ -6,16 +6,22 @@
 use std::time::Instant;
 
 use super::{Action, ClientId, Core, Role};
-use crate::entry::LogId;
-use crate::replication::catalog::{check_name, Change, Logs, CATALOG_KEY, DEFAULT_NAME};
+use crate::entry::{LogId, Seq};
+use crate::replication::catalog::{
+    check_name, Change, LogRetention, Logs, CATALOG_KEY, DEFAULT_NAME,
+};
 use crate::replication::master::MasterEvent;
 use crate::wire::AppendError;
+
+/// The node protocol version that reads a log's own retention and its
+/// trims: a log with one is created only while every member speaks it.
+pub const RETENTION_NODE_VERSION: u32 = 11;
 
 /// A client's request about the named logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogChange {
-    /// Create a log of this name.
-    Create(String),
+    /// Create a log of this name, with its own retention (or none).
+    Create(String, LogRetention),
     /// Delete the log of this name.
     Delete(String),
 }
@@ -92,13 +98,24 @@ impl Core {
         }
         let logs = self.catalog.logs();
         let change = match change {
-            LogChange::Create(name) => {
+            LogChange::Create(name, retention) => {
                 if let Err(e) = check_name(&name) {
                     let why = format!("log name: {e}");
                     return out.push(reply(Err(AppendError::BadRequest(why))));
                 }
                 if logs.id_of(&name).is_some() {
                     return out.push(reply(Err(AppendError::LogExists { log: name })));
+                }
+                if let (true, Role::Master(m)) = (retention.is_on(), &self.role) {
+                    let behind = m.members_below(RETENTION_NODE_VERSION);
+                    if !behind.is_empty() {
+                        let msg = format!(
+                            "a log's own retention needs every node on a release that reads it (node protocol {RETENTION_NODE_VERSION}), and {} not connected to the master with one: upgrade or start {}, then create the log again; nothing was created",
+                            if behind.len() == 1 { "this one is" } else { "these are" },
+                            behind.join(", ")
+                        );
+                        return out.push(reply(Err(AppendError::BadRequest(msg))));
+                    }
                 }
                 if logs.count() >= self.cfg.max_logs {
                     let msg = format!(
@@ -110,6 +127,7 @@ impl Core {
                 Change::Create {
                     id: logs.next_id(),
                     name,
+                    retention,
                 }
             }
             LogChange::Delete(name) => match logs.id_of(&name) {
@@ -131,5 +149,34 @@ impl Core {
             },
             out,
         );
+    }
+
+    /// The runtime found that these logs' own retention lets their
+    /// messages go up to these numbers. The master writes a trim entry for
+    /// each log that still exists with a retention of its own, where the
+    /// number is past what is already trimmed and before the log's last
+    /// message (which numbers the next, so it always stays); nobody is
+    /// answered. Any other node does nothing: its own master decides.
+    pub(super) fn trim_logs(
+        &mut self,
+        now: Instant,
+        trims: Vec<(LogId, Seq)>,
+        out: &mut Vec<Action>,
+    ) {
+        if !matches!(self.role, Role::Master(_)) {
+            return;
+        }
+        for (id, through) in trims {
+            let logs = self.catalog.logs();
+            let Some(name) = logs.name_of(id) else {
+                continue;
+            };
+            if !logs.retention(id).is_on() || through <= logs.trimmed(id) {
+                continue;
+            }
+            let trimmed = logs.trimmed(id);
+            let change = Change::Trim { id, name, through };
+            self.master(now, MasterEvent::Trim { change, trimmed }, out);
+        }
     }
 }

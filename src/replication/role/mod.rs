@@ -102,6 +102,11 @@ pub enum Event {
         /// The change.
         change: catalog::LogChange,
     },
+    /// The runtime's arithmetic over the segments found that these logs'
+    /// own retention lets their messages go up to these numbers: the
+    /// master writes what it still may as trim entries (see
+    /// [`Core::trim_logs`]); any other node does nothing.
+    TrimLogs(Vec<(crate::entry::LogId, crate::entry::Seq)>),
     /// A client asks for a consumer group's position to be set, or a group
     /// deleted (answered as a membership change is).
     ChangeGroups {
@@ -731,6 +736,7 @@ impl Core {
                 req,
                 change,
             } => self.change_logs(now, (client, req), change, out),
+            Event::TrimLogs(trims) => self.trim_logs(now, trims, out),
             Event::ChangeGroups {
                 client,
                 req,

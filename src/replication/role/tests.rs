@@ -627,6 +627,7 @@ mod groups;
 mod learner;
 mod members;
 mod membership;
+mod retention;
 
 /// A connected secondary `peer` of a master whose log ends at `last`
 /// (epochs as in [`log`]).
