@@ -59,6 +59,7 @@ use super::record::{
     HEADER, READ_CHUNK, RUN_BYTES,
 };
 use super::recovery::{Scanned, STRIDE};
+use super::retention::SegmentInfo;
 use super::roll::{self, Prepared, Roll, SyncPoint};
 use crate::entry::{Entry, Epoch, LogId, Position, Seq};
 use crate::replication::groups::{self, Delta, Effect, GroupChange, Positions};
@@ -170,19 +171,6 @@ pub struct DiskLog {
     generation: u64,
     /// Held (locked) for as long as the log is open.
     _lock: File,
-}
-
-/// One segment, for retention.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentInfo {
-    /// Its first sequence number.
-    pub first: Seq,
-    /// Its last (`first - 1` when empty).
-    pub last: Seq,
-    /// Its size.
-    pub bytes: u64,
-    /// When it was last written.
-    pub modified: std::time::SystemTime,
 }
 
 /// A record that recovery checked and that no longer reads as it did: not

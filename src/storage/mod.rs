@@ -186,7 +186,7 @@ impl Log {
     }
 
     /// The segments, oldest first (none for a log in memory).
-    pub fn segments(&self) -> io::Result<Vec<disk::SegmentInfo>> {
+    pub fn segments(&self) -> io::Result<Vec<retention::SegmentInfo>> {
         match self {
             Log::Memory(_) => Ok(Vec::new()),
             Log::Disk(d) => d.segments(),

@@ -22,8 +22,20 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::disk::SegmentInfo;
 use crate::entry::Seq;
+
+/// One segment, for retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its first sequence number.
+    pub first: Seq,
+    /// Its last (`first - 1` when empty).
+    pub last: Seq,
+    /// Its size.
+    pub bytes: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+}
 
 /// The retention flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
