@@ -352,21 +352,9 @@ async fn a_waiting_append_shows_whom_it_waits_for_and_ctrl_c_prints_its_seq_and_
 
 /// Appends one message per line of `lines` through `append -`.
 fn append_lines(node: &str, w: &str, lines: &str) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_replog"))
-        .args(["append", "--node", node, "-w", w, "-"])
-        .env_remove("REPLOG_NODES")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let args = ["append", "--node", node, "-w", w, "-"];
+    let (code, _, err) = replog_with_input(&args, lines.as_bytes());
+    assert_eq!(code, 0, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,23 +71,10 @@ async fn a_full_disk_on_master_or_secondary_heals_by_itself_and_loses_nothing() 
     // Many appends in flight while syncs keep failing: several rounds of
     // assigned, written and cut entries, none acknowledged.
     let burst: String = (0..300).map(|i| format!("burst-{i}\n")).collect();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
-        .args(["append", "--node", c.master(), "-w", "1", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(burst.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty(), "nothing may be acknowledged");
+    let args = ["append", "--node", c.master(), "-w", "1", "-"];
+    let (code, out, _) = replog_with_input(&args, burst.as_bytes());
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "nothing may be acknowledged");
     std::fs::remove_file(full(0)).unwrap();
     append_ok(&mut acked, "3", "after-sync-failure".into());
     assert_eq!(acked.last().unwrap().0, 12);

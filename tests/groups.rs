@@ -25,24 +25,11 @@ fn run(code: i32, nodes: &str, args: &[&str]) -> String {
 /// command; each on a majority.
 fn append_range(nodes: &str, log: &str, range: std::ops::RangeInclusive<u64>) {
     let lines: String = range.map(|i| format!("m{i}\n")).collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_replog"))
-        .args([
-            "append", "-", "--log", log, "-w", "majority", "--node", nodes,
-        ])
-        .env_remove("REPLOG_NODE")
-        .env_remove("REPLOG_NODES")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "appending {log}");
+    let args = [
+        "append", "-", "--log", log, "-w", "majority", "--node", nodes,
+    ];
+    let (code, _, err) = replog_with_input(&args, lines.as_bytes());
+    assert_eq!(code, 0, "appending {log}: {err}");
 }
 
 /// `replog list --log LOG --group GROUP --follow --json` against `nodes`,

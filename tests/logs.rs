@@ -230,23 +230,9 @@ async fn a_follower_of_a_log_deleted_under_it_stops_saying_so() {
 
 /// `replog append` of each line of `lines` to `log` with `-w all`.
 fn append_lines(nodes: &str, log: &str, lines: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
-        .args(["append", "--log", log, "-w", "all", "--node", nodes, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "append to {log}: {err}");
+    let args = ["append", "--log", log, "-w", "all", "--node", nodes, "-"];
+    let (code, _, err) = replog_with_input(&args, lines.as_bytes());
+    assert_eq!(code, 0, "append to {log}: {err}");
 }
 
 /// The bytes of node `i`'s segment files.

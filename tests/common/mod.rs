@@ -345,6 +345,28 @@ pub async fn append(addr: &str, msg: &str, w: u32) -> Result<u64, ClientError> {
     .await
 }
 
+/// Runs the `replog` binary with `input` on its standard input; returns
+/// (exit code, stdout, stderr).
+pub fn replog_with_input(args: &[&str], input: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(args)
+        .env_remove("REPLOG_NODE")
+        .env_remove("REPLOG_NODES")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs the `replog` binary; returns (exit code, stdout, stderr).
 pub fn replog(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_replog"))
