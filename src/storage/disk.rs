@@ -650,7 +650,14 @@ impl DiskLog {
         // The numbers of the messages cut from the segment that stays,
         // read before it is cut (a cut removes what no majority holds:
         // few entries, as a rule).
-        let removed = self.read_all(seq + 1, self.segment_last(si))?;
+        let mut removed = Vec::new();
+        self.walk(seq + 1, self.segment_last(si), |_, _, r| {
+            // Messages only: a run of stripped entries may be millions.
+            if !r.is_control() {
+                removed.push(r.to_entry());
+            }
+            true
+        })?;
         self.segments[si].numbers.cut(&removed);
         // Drop whole segments after that. The newest may still be pending
         // its roll: abandoned, it is never named.
@@ -1126,19 +1133,6 @@ impl DiskLog {
         self.segments
             .get(i + 1)
             .map_or(self.count, |next| next.first - 1)
-    }
-
-    /// Every entry `from..=upto`, read a page at a time.
-    fn read_all(&self, from: Seq, upto: Seq) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        let mut next = from;
-        while next <= upto {
-            let page = self.read(next, upto, usize::MAX, 4 << 20)?;
-            let Some(last) = page.last() else { break };
-            next = last.seq + 1;
-            out.extend(page);
-        }
-        Ok(out)
     }
 
     pub(super) fn bytes(&self) -> u64 {
