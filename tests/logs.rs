@@ -414,3 +414,78 @@ async fn a_logs_own_retention_deletes_its_oldest_messages_on_every_node_and_no_o
     );
     assert_eq!(out.trim(), "21");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_logs_own_retention_says_what_it_missed_and_goes_on() {
+    let small = ["--segment-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    run(
+        0,
+        &nodes,
+        &["log", "create", "kept", "--retention-bytes", "20KiB"],
+    );
+    let lines = |from: u32, to: u32| -> String {
+        (from..=to)
+            .map(|i| format!("{i:04}-{:0>995}\n", 0))
+            .collect()
+    };
+    append_lines(&nodes, "kept", &lines(1, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_replog"))
+        .args(["list", "--log", "kept", "--follow", "--node", &c.addrs[0]])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let printed = || std::fs::read_to_string(&out).unwrap_or_default();
+    wait_until("the follower to print 1 to 10", || {
+        (printed().lines().count() == 10).then_some(())
+    });
+    // Paused, it falls behind: what it waits for comes (11 to 20), then
+    // the log's retention deletes far past it.
+    let pid = follower.id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(status.unwrap().success());
+    };
+    signal("-STOP");
+    append_lines(&nodes, "kept", &lines(11, 20));
+    append_lines(&nodes, "kept", &lines(21, 3000));
+    let first = wait_until("the master to trim kept past 21", || {
+        log_row(&c.addrs[0], "kept")
+            .map(|r| r.0)
+            .filter(|f| *f > 21)
+    });
+    signal("-CONT");
+    wait_until("the follower to print 3000", || {
+        printed().lines().last()?.starts_with("3000-").then_some(())
+    });
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    // Everything it was sent, in order, without a gap but the one it says:
+    // 1 to what it was sent before the trims (20, or less if it got 11 to
+    // 20 in more than one page), then from past the trims on.
+    let numbers: Vec<u64> = (printed().lines())
+        .map(|l| l[..4].parse().unwrap())
+        .collect();
+    let gap = (1..numbers.len())
+        .find(|&i| numbers[i] != numbers[i - 1] + 1)
+        .expect("a gap where retention deleted what it had not read");
+    let (before, resumed) = (numbers[gap - 1], numbers[gap]);
+    assert!(before >= 10 && resumed >= first, "{before} then {resumed}");
+    let want: Vec<u64> = (1..=before).chain(resumed..=3000).collect();
+    assert_eq!(numbers, want);
+    let said = std::fs::read_to_string(&err).unwrap();
+    let gone = format!(
+        "messages {} to {} were deleted by retention",
+        before + 1,
+        resumed - 1
+    );
+    assert!(said.contains(&gone), "{said}");
+}

@@ -44,9 +44,10 @@ pub(super) async fn list(
     let committed = l.committed || consumer.is_some();
     let mut stdout = std::io::stdout().lock();
     let mut next = from;
-    // Numbers have no gaps: a first page that starts later than asked
-    // starts where retention left the log.
-    let mut asked = Some(next);
+    // Numbers have no gaps: a page that starts later than the number asked
+    // for starts where retention left the log (before the first page, or
+    // while following, behind a reader that fell behind it).
+    let mut first_page = true;
     let mut printed = 0u64;
     let budget = |printed: u64| l.max.map_or(u64::MAX, |m| m.saturating_sub(printed));
     // A JSON array unless following or committing pages as they are
@@ -110,14 +111,19 @@ pub(super) async fn list(
             }
             Err(e) => return Err(e),
         };
-        if let (Some(from), Some((first, _))) = (asked.take(), entries.first()) {
-            if *first > from {
-                eprintln!(
-                    "replog: messages before sequence number {first} were deleted by retention on {} (the log's own, or the node's --retention-bytes, --retention-age); listing from {first}",
-                    client.addr()
-                );
-            }
+        match entries.first() {
+            Some((first, _)) if *first > next && first_page => eprintln!(
+                "replog: messages before sequence number {first} were deleted by retention on {} (the log's own, or the node's --retention-bytes, --retention-age); listing from {first}",
+                client.addr()
+            ),
+            Some((first, _)) if *first > next => eprintln!(
+                "replog: messages {next} to {} were deleted by retention on {} before they were read (the log's own, or the node's --retention-bytes, --retention-age); going on from {first}",
+                first - 1,
+                client.addr()
+            ),
+            _ => {}
         }
+        first_page &= entries.is_empty();
         if entries.is_empty() && !l.follow {
             break;
         }
