@@ -235,6 +235,17 @@ fn append_lines(nodes: &str, log: &str, lines: &str) {
     assert_eq!(code, 0, "append to {log}: {err}");
 }
 
+/// Three nodes rolling to a new segment every 16 KiB, healthy, and their
+/// addresses as `--node` takes them.
+async fn small_segments() -> (Cluster, String) {
+    let small = ["--segment-bytes", "16KiB"];
+    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
+    c.start_all();
+    c.wait_healthy(&[1, 2]).await;
+    let nodes = c.addrs.join(",");
+    (c, nodes)
+}
+
 /// The bytes of node `i`'s segment files.
 fn segment_bytes(c: &Cluster, i: usize) -> u64 {
     (std::fs::read_dir(c.data_dir(i)).unwrap())
@@ -246,11 +257,7 @@ fn segment_bytes(c: &Cluster, i: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_logs_disk_space_is_freed_on_every_node_and_what_is_left_reads_and_verifies() {
-    let small = ["--segment-bytes", "16KiB"];
-    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
-    c.start_all();
-    c.wait_healthy(&[1, 2]).await;
-    let nodes = c.addrs.join(",");
+    let (mut c, nodes) = small_segments().await;
     run(0, &nodes, &["log", "create", "big"]);
     // 600 messages of 1,000 bytes, in the same segments as 80 small
     // messages of the default log.
@@ -319,11 +326,7 @@ fn log_row(addr: &str, log: &str) -> Option<(u64, u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logs_own_retention_deletes_its_oldest_messages_on_every_node_and_no_other_logs() {
-    let small = ["--segment-bytes", "16KiB"];
-    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
-    c.start_all();
-    c.wait_healthy(&[1, 2]).await;
-    let nodes = c.addrs.join(",");
+    let (c, nodes) = small_segments().await;
     run(
         0,
         &nodes,
@@ -417,11 +420,7 @@ async fn a_logs_own_retention_deletes_its_oldest_messages_on_every_node_and_no_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_a_logs_own_retention_says_what_it_missed_and_goes_on() {
-    let small = ["--segment-bytes", "16KiB"];
-    let mut c = Cluster::new(3, true, |_| flags(&[FAST, &small[..]].concat()));
-    c.start_all();
-    c.wait_healthy(&[1, 2]).await;
-    let nodes = c.addrs.join(",");
+    let (c, nodes) = small_segments().await;
     run(
         0,
         &nodes,

@@ -85,7 +85,7 @@ async fn compact_one(shared: &Arc<Shared>) -> anyhow::Result<bool> {
     if freed > 0 {
         info!(
             bytes = freed,
-            "compaction freed the messages of deleted logs in a segment"
+            "compaction freed the messages of deleted logs, and those trimmed, in a segment"
         );
     }
     Ok(true)

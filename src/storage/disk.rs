@@ -93,6 +93,22 @@ struct Segment {
 }
 
 impl Segment {
+    /// The segment starting at `first`, at `path`, as recovery read it
+    /// (its file, or a compacted copy renamed to `path`).
+    fn scanned(first: Seq, path: PathBuf, found: Scanned) -> Self {
+        Segment {
+            first,
+            path,
+            file: Arc::new(found.file),
+            len: found.len,
+            sparse: found.sparse,
+            numbers: found.numbers,
+            groups: found.groups,
+            loose: found.loose,
+            runs: found.runs,
+        }
+    }
+
     /// A new segment with nothing written yet.
     fn empty(first: Seq, path: PathBuf, file: File) -> Self {
         Segment {
@@ -451,17 +467,8 @@ impl DiskLog {
         self.configs.extend(found.configs.iter().cloned());
         self.catalog.0.extend(found.catalog.iter().cloned());
         self.count = found.last.max(self.count);
-        self.segments.push(Segment {
-            first,
-            path: found.path,
-            file: Arc::new(found.file),
-            len: found.len,
-            sparse: found.sparse,
-            numbers: found.numbers,
-            groups: found.groups,
-            loose: found.loose,
-            runs: found.runs,
-        });
+        let path = found.path.clone();
+        self.segments.push(Segment::scanned(first, path, found));
         Ok(())
     }
 
@@ -983,15 +990,8 @@ impl DiskLog {
         // The directory is synced by the caller, off the node loop: until
         // then a crash leaves the old file or the copy, the same entries.
         fs::rename(&copy, &seg.path)?;
-        let found = c.scanned;
-        let freed = seg.len.saturating_sub(found.len);
-        seg.file = Arc::new(found.file);
-        seg.len = found.len;
-        seg.sparse = found.sparse;
-        seg.numbers = found.numbers;
-        seg.groups = found.groups;
-        seg.loose = found.loose;
-        seg.runs = found.runs;
+        let freed = seg.len.saturating_sub(c.scanned.len);
+        *seg = Segment::scanned(c.first, seg.path.clone(), c.scanned);
         // The newest offsets kept in it point into the old file.
         let last = self.segment_last(i);
         while self.count + 1 - (self.recent.len() as u64) <= last && !self.recent.is_empty() {
